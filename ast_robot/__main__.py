@@ -1,0 +1,5 @@
+import sys
+
+from ast_robot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""Environment (task + robot) configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ast_robot.config.schema import doc
+
+
+@dataclass
+class EnvConfig:
+    """Which simulated task to build and how it is observed and controlled."""
+
+    id: str = doc("ast_robot/ReachUR5e-v0", "Gymnasium id, `ast_robot/<Task><Robot>-v<N>`.")
+    robot_model: Literal["primitive", "menagerie"] = doc(
+        "primitive", "Robot model source: MJCF authored here from data sheets, or mujoco-menagerie (needs its files)."
+    )
+    control_hz: float = doc(25.0, "Policy/control rate (Hz); physics substeps fill each control period.", gt=0)
+    max_episode_steps: int = doc(50, "Episode length limit (control steps).", gt=0)
+    action_mode: Literal["ee_delta", "joint_delta"] = doc(
+        "ee_delta", "Action space: end-effector delta position (+ gripper) through IK, or joint position deltas."
+    )
+    max_ee_step: float = doc(0.05, "End-effector displacement for an action of 1.0 (m per control step).", gt=0)
+    max_joint_step: float = doc(0.1, "Joint displacement for an action of 1.0 (rad per control step).", gt=0)
+    camera: bool = doc(False, "Add a uint8 HxWx3 `camera` observation from the scene camera.")
+    camera_size: tuple[int, int] = doc((64, 64), "Camera image (height, width) in pixels.")
+    instruction: bool = doc(False, "Add a language `instruction` observation (bytes, padded).")
+    instruction_length: int = doc(64, "Maximum instruction length (bytes); longer ones are an error.", gt=0)
+    reward_type: Literal["sparse", "dense"] = doc("sparse", "Sparse (-1 until success, 0 after) or dense shaping.")
+    reward_scales: dict[str, float] = doc(
+        factory=dict, help="Scale per named reward term (term -> scale); unset terms use the task's defaults."
+    )
+    success_threshold: float = doc(0.05, "Success distance (m): end effector (reach) or object (pick-place).", gt=0)

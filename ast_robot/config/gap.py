@@ -1,0 +1,20 @@
+"""Reality-gap analysis and retuning configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ast_robot.config.schema import doc
+
+
+@dataclass
+class GapConfig:
+    """System identification and range retuning."""
+
+    cem_iterations: int = doc(8, "Cross-entropy-method iterations of the parameter fit.", gt=0)
+    cem_population: int = doc(32, "Candidates per CEM iteration.", gt=1)
+    cem_elite_fraction: float = doc(0.25, "Fraction of candidates kept as elites.", gt=0, lt=1)
+    range_width_sigmas: float = doc(2.0, "Retuned range half-width in posterior standard deviations.", gt=0)
+    min_relative_width: float = doc(0.05, "Smallest retuned half-width relative to the centre (never zero).", gt=0)
+    classifier_folds: int = doc(5, "Cross-validation folds of the sim-vs-real classifier.", ge=2)
+    confidence: float = doc(0.95, "Confidence level of reported intervals.", gt=0, lt=1)

@@ -1,0 +1,46 @@
+"""Significance model and gate configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ast_robot.config.schema import doc
+
+
+@dataclass
+class SignificanceConfig:
+    """How each sample's significance score in [0, 1] is made from named components."""
+
+    weights: dict[str, float] = doc(
+        {"loss": 1.0}, "Component name -> weight (loss, uncertainty, novelty, learning_value, physical)."
+    )
+    stale_scores: bool = doc(False, "Reuse a sample's score from when it was last seen (skips its forward pass).")
+    novelty_prototypes: int = doc(64, "Size of the bounded embedding memory of the novelty component.", gt=0)
+    stats_momentum: float = doc(0.99, "EMA momentum of the running loss statistics.", gt=0, lt=1)
+
+
+@dataclass
+class GateConfig:
+    """PI-controlled gate that keeps a target fraction of samples for the backward pass."""
+
+    enabled: bool = doc(True, "False trains on every sample (the ungated baseline).")
+    mode: Literal["logistic", "top_fraction"] = doc("logistic", "Soft logistic gate or hard top fraction.")
+    target_rate: float = doc(0.3, "Target fraction of samples kept (0, 1].", gt=0, le=1)
+    temperature: float = doc(0.1, "Logistic temperature (score units); 0 makes it a hard threshold.", ge=0)
+    hysteresis: float = doc(0.0, "Threshold lowered by this much for samples kept last time (score units).", ge=0)
+    initial_threshold: float = doc(0.5, "Starting threshold (score units).")
+    kp: float = doc(0.5, "Proportional gain (threshold per unit rate error).", ge=0)
+    ki: float = doc(0.05, "Integral gain (threshold per unit accumulated rate error).", ge=0)
+    ema: float = doc(0.9, "EMA factor of the measured activation rate.", ge=0, lt=1)
+    deadband: float = doc(0.005, "Rate errors smaller than this are ignored.", ge=0)
+    integral_limit: float = doc(5.0, "Clamp of the integral term (anti-windup).", gt=0)
+    threshold_min: float = doc(-1.0, "Lower bound of the threshold.")
+    threshold_max: float = doc(2.0, "Upper bound of the threshold.")
+    energy_budget: float | None = doc(None, "Optional cap on kept samples per 1,000 seen (None: no cap).")
+    min_keep: int = doc(1, "Keep at least this many samples per batch.", ge=0)
+    importance_weights: bool = doc(True, "Weight kept samples by 1/p so the gradient stays unbiased.")
+
+    def __post_init__(self) -> None:
+        if self.threshold_max <= self.threshold_min:
+            raise ValueError(f"threshold_max ({self.threshold_max}) must be > threshold_min ({self.threshold_min})")

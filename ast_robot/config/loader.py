@@ -1,0 +1,112 @@
+"""YAML load/save with `parent:` inheritance and dotted `--set key=value` overrides."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ast_robot.config.errors import ConfigError
+from ast_robot.config.schema import from_dict, to_dict
+from ast_robot.fileio import atomic_write_text
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-3`` as a float (YAML 1.1 insists on ``1.0e-3``)."""
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def safe_load(text: Any) -> Any:
+    """Parse YAML with the safe loader (no object construction from tags)."""
+    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML file and merge it over its `parent:` chain (parent paths are relative to the file)."""
+    path = Path(path).resolve()
+    if path in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path))
+        raise ConfigError("parent", str(path), "a parent chain without cycles", f"cyclic parent ({cycle}):")
+    if not path.is_file():
+        where = f" (parent of {_chain[-1]})" if _chain else ""
+        raise ConfigError("parent" if _chain else "<file>", str(path), f"an existing YAML file{where}", "missing file")
+    with path.open(encoding="utf-8") as fh:
+        try:
+            data = safe_load(fh)
+        except yaml.YAMLError as err:
+            raise ConfigError("<file>", str(path), f"valid YAML ({err})", "unparsable file") from err
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError("<root>", data, f"a mapping at the top of {path}")
+    parent = data.pop("parent", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError("parent", parent, "a relative or absolute path (string)")
+    base = read_yaml_tree(path.parent / parent, (*_chain, path))
+    return deep_merge(base, data)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` wins; nested mappings merge key by key; a changed `type:` replaces the whole mapping."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        old = out.get(key)
+        same_type = not isinstance(value, dict) or value.get("type", None) in (None, (old or {}).get("type"))
+        if isinstance(old, dict) and isinstance(value, dict) and same_type:
+            out[key] = deep_merge(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings; the value is parsed as YAML (`3e-4` -> float, `[1, 2]` -> list)."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--set", item, "KEY=VALUE with a dotted key, e.g. train.lr=3e-4")
+        try:
+            value = safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(parts[: i + 1]), child, "a mapping to set a sub-key in")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, cls: type | None = None) -> Any:
+    """Load an experiment (or any ``cls``) config from YAML with inheritance and overrides."""
+    if cls is None:
+        from ast_robot.config.experiment import ExperimentConfig
+
+        cls = ExperimentConfig
+    data = apply_overrides(read_yaml_tree(path), overrides or [])
+    return from_dict(cls, data)
+
+
+def dump_config(cfg: Any) -> str:
+    """The resolved config as YAML text (keys in field order)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False)
+
+
+def save_config(cfg: Any, path: str | Path, header: str = "") -> Path:
+    """Write the config atomically as YAML; ``header`` becomes leading comment lines."""
+    text = "".join(f"# {line}\n" for line in header.splitlines()) + dump_config(cfg)
+    return atomic_write_text(path, text)

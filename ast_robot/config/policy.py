@@ -1,0 +1,33 @@
+"""Policy network configuration (sparse-attention multimodal transformer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ast_robot.config.schema import doc
+
+
+@dataclass
+class PolicyConfig:
+    """Tokenizers, sparse transformer and heads of `SparseMultimodalPolicy`."""
+
+    type: Literal["sparse_multimodal", "mlp"] = doc("sparse_multimodal", "Network family.")
+    d_model: int = doc(64, "Token width (features).", gt=0)
+    n_layers: int = doc(2, "Transformer blocks.", gt=0)
+    n_heads: int = doc(4, "Attention heads; must divide d_model.", gt=0)
+    mlp_ratio: float = doc(2.0, "Hidden width of each block's MLP as a multiple of d_model.", gt=0)
+    dropout: float = doc(0.0, "Dropout probability.", ge=0, lt=1)
+    patch_size: int = doc(8, "Image patch side (pixels).", gt=0)
+    block_size: int = doc(16, "Attention block length (tokens) for block-sparse masks.", gt=0)
+    window_blocks: int = doc(1, "Local window: key blocks on each side of the query block.", ge=0)
+    top_k_blocks: int = doc(2, "Learned top-k key blocks per query block.", ge=0)
+    n_global: int = doc(2, "Global (summary) tokens that attend and are attended everywhere.", ge=0)
+    attention_backend: Literal["dense", "flex", "flash", "auto"] = doc("auto", "Attention implementation.")
+    auto_crossover_tokens: int = doc(2048, "`auto` uses dense attention below this length (tokens).", gt=0)
+    head: Literal["deterministic", "gaussian"] = doc("deterministic", "Behaviour-cloning action head.")
+    hidden_sizes: list[int] = doc([256, 256], "Hidden layer sizes of the `mlp` policy type.")
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")

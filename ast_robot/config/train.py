@@ -1,0 +1,73 @@
+"""Training configuration: common fields plus one variant per trainer (`type:` key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ast_robot.config.schema import Variant, doc, register_variant
+
+
+@dataclass
+class TrainConfig(Variant):
+    """Fields every trainer shares. `type:` picks the trainer (bc, sac, vision, language)."""
+
+    default_variant = "bc"
+
+    steps: int = doc(1000, "Optimizer steps (or env steps for RL).", gt=0)
+    batch_size: int = doc(64, "Samples per batch.", gt=0)
+    lr: float = doc(3e-4, "Learning rate.", gt=0)
+    weight_decay: float = doc(0.0, "AdamW weight decay.", ge=0)
+    grad_clip: float | None = doc(1.0, "Clip the global gradient norm to this (None: no clipping).")
+    grad_accum: int = doc(1, "Micro-batches accumulated per optimizer step.", gt=0)
+    amp: Literal["off", "bf16", "fp16"] = doc("off", "Mixed precision (fp16 only on CUDA).")
+    gated: bool = doc(False, "Use the significance model and gate to choose samples for the backward pass.")
+    gate_mode: Literal["forward_all", "stale_scores"] = doc(
+        "forward_all", "Score by a full forward pass, or from stale scores so skipped samples skip the forward too."
+    )
+    checkpoint_every: int = doc(0, "Checkpoint every N steps (0: only at the end).", ge=0)
+    log_every: int = doc(50, "Write scalars every N steps.", gt=0)
+    max_nonfinite_steps: int = doc(10, "Stop after this many steps with NaN/inf loss or gradients.", ge=0)
+    device: str = doc("auto", "`auto`, `cpu`, `cuda` or `cuda:N`.")
+
+
+@register_variant("bc")
+@dataclass
+class BCTrainConfig(TrainConfig):
+    """Behaviour cloning from scripted-expert demonstrations."""
+
+    demos: str = doc("", "Demonstration folder (written by `ast-robot demos collect`); empty: collect on the fly.")
+    n_demos: int = doc(200, "Demonstrations to collect when `demos` is empty.", gt=0)
+
+
+@register_variant("sac")
+@dataclass
+class SACTrainConfig(TrainConfig):
+    """Stable-Baselines3 SAC (+HER for goal-conditioned tasks) with optional gated replay."""
+
+    her: bool = doc(True, "Use HerReplayBuffer (goal relabelling).")
+    features: Literal["mlp", "sparse_attention"] = doc("mlp", "Features extractor of SB3's MultiInputPolicy.")
+    learning_starts: int = doc(1000, "Env steps of random actions before learning.", ge=0)
+    buffer_size: int = doc(1_000_000, "Replay buffer capacity (transitions).", gt=0)
+    gamma: float = doc(0.95, "Discount factor.", gt=0, le=1)
+    eval_episodes: int = doc(20, "Episodes per evaluation.", gt=0)
+
+
+@register_variant("vision")
+@dataclass
+class VisionTrainConfig(TrainConfig):
+    """Image classification (built-in data: scikit-learn's digits)."""
+
+    dataset: str = doc("digits", "`digits` or a folder of class subfolders of images.")
+    model: Literal["vit", "cnn"] = doc("vit", "Classifier: ViT built from the sparse transformer, or a small CNN.")
+    epochs: int = doc(10, "Passes over the training split.", gt=0)
+
+
+@register_variant("language")
+@dataclass
+class LanguageTrainConfig(TrainConfig):
+    """Byte-level causal language model (built-in corpus: the Python standard library's sources)."""
+
+    corpus: str = doc("stdlib", "`stdlib` or a folder of text files.")
+    context: int = doc(256, "Context length (bytes).", gt=0)
+    corpus_bytes: int = doc(2_000_000, "Bytes of corpus to use.", gt=0)

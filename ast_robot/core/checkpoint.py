@@ -1,0 +1,189 @@
+"""Self-describing, atomically written checkpoints.
+
+Layout: ``<run_dir>/ckpt-<step>/`` holding ``state.pt`` (weights, optimizer, scheduler, gate, RNG states,
+step, extra), ``config.yaml`` (the resolved experiment config) and ``meta.json`` (step, versions, time).
+The directory is written under a temporary name, fsynced and renamed, so a crash leaves either the whole
+checkpoint or none of it; ``latest`` (a text file with the directory name) is replaced atomically last.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ast_robot.fileio import atomic_write_json, atomic_write_text, fsync_dir
+
+STATE_FILE, CONFIG_FILE, META_FILE, LATEST_FILE = "state.pt", "config.yaml", "meta.json", "latest"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint. ``state`` maps names ('model', 'optimizer', ...) to state dicts."""
+
+    path: Path
+    step: int
+    state: dict[str, Any]
+    config_text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, cls: type | None = None) -> Any:
+        """The stored config, parsed and validated (as ExperimentConfig unless ``cls`` is given)."""
+        from ast_robot.config import from_dict
+        from ast_robot.config.experiment import ExperimentConfig
+        from ast_robot.config.loader import safe_load
+
+        return from_dict(cls or ExperimentConfig, safe_load(self.config_text) or {})
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy (legacy global) and torch RNG states, in a form `weights_only` loading accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": _py_state_to_tensor(random.getstate()),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }  # fmt: skip
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    random.setstate(_py_state_from_tensor(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    state: dict[str, Any],
+    config_text: str,
+    keep_last: int | None = None,
+) -> Path:
+    """Write ``run_dir/ckpt-<step>`` atomically and point ``latest`` at it.
+
+    ``state`` holds state dicts by name (model, optimizer, scheduler, gate, ...); RNG states are added.
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = run_dir / f"ckpt-{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=run_dir))
+    try:
+        payload = {**state, "rng": rng_state(), "step": step, "format_version": FORMAT_VERSION}
+        with (tmp / STATE_FILE).open("wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        atomic_write_text(tmp / CONFIG_FILE, config_text)
+        atomic_write_json(tmp / META_FILE, _meta(step))
+        fsync_dir(tmp)
+        if final.exists():  # re-saving the same step replaces it whole
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(run_dir)
+    atomic_write_text(run_dir / LATEST_FILE, final.name + "\n")
+    if keep_last:
+        for old in list_checkpoints(run_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary directories are ignored)."""
+    run_dir = Path(run_dir)
+    found = [p for p in run_dir.glob("ckpt-*") if p.is_dir() and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """Accept a checkpoint directory or a run directory (then use `latest`, else the newest)."""
+    path = Path(path)
+    if (path / STATE_FILE).is_file():
+        return path
+    latest = path / LATEST_FILE
+    if latest.is_file():
+        candidate = path / latest.read_text().strip()
+        if (candidate / STATE_FILE).is_file():
+            return candidate
+    found = list_checkpoints(path) if path.is_dir() else []
+    if not found:
+        raise FileNotFoundError(f"no checkpoint at {path}: expected a ckpt-<step>/ directory or a run directory")
+    return found[-1]
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code from the file)."""
+    path = resolve_checkpoint(path)
+    state = torch.load(path / STATE_FILE, map_location=map_location, weights_only=True)
+    version = state.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format_version {version!r} is not supported; expected {FORMAT_VERSION}")
+    import json
+
+    meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else {}
+    return Checkpoint(path, int(state["step"]), state, (path / CONFIG_FILE).read_text(encoding="utf-8"), meta)
+
+
+def check_config_compatible(stored: Any, current: Any, sections: tuple[str, ...] = ("policy",)) -> None:
+    """Raise if the named config sections differ (e.g. a checkpoint of another network shape)."""
+    from ast_robot.config import to_dict
+
+    diffs = []
+    for section in sections:
+        old, new = to_dict(getattr(stored, section)), to_dict(getattr(current, section))
+        diffs += [f"{section}.{k}: checkpoint has {old.get(k)!r}, config has {new.get(k)!r}"
+                  for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]  # fmt: skip
+    if diffs:
+        raise ValueError("checkpoint does not fit the config:\n  " + "\n  ".join(diffs))
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, Any], what: str = "model") -> None:
+    """``load_state_dict`` with an error that lists missing/unexpected/mis-shaped tensors."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(state)) if own[k].shape != state[k].shape]  # fmt: skip
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f"{what} checkpoint does not fit the network: missing={missing[:5]} unexpected={unexpected[:5]} "
+            f"shape mismatches={shapes[:5]}"
+        )
+    module.load_state_dict(state)
+
+
+def _meta(step: int) -> dict[str, Any]:
+    from ast_robot import __version__
+
+    return {"step": step, "format_version": FORMAT_VERSION, "ast_robot": __version__,
+            "torch": torch.__version__, "numpy": np.__version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+
+
+def _py_state_to_tensor(state: tuple) -> dict[str, Any]:
+    version, internal, gauss = state
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def _py_state_from_tensor(state: dict[str, Any]) -> tuple:
+    return (state["version"], tuple(int(v) for v in state["internal"].tolist()), state["gauss"])

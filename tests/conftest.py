@@ -1,0 +1,22 @@
+"""Shared test set-up: headless MuJoCo, loopback-only ROS 2 and one ROS domain per xdist worker."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+# No DDS traffic may leave loopback, in every process a test starts.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_index = int(_worker[2:]) if _worker.startswith("gw") and _worker[2:].isdigit() else 0
+# Distinct domains per worker keep parallel ROS tests apart (LOCALHOST allows 32 participants/domain).
+os.environ["ROS_DOMAIN_ID"] = str(40 + _index)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def repo_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1]
