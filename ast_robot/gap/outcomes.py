@@ -1,0 +1,364 @@
+"""The episode record: one per episode, shared by the sim evaluator, the ROS 2 outcome stream and the
+reality-gap analyzer.
+
+A record holds scalar outcomes (success, final error, ...) and the arrays needed for system
+identification (commanded actions, measured joint positions). Three wire forms exist:
+
+- ``to_json(record)`` / ``from_json(text)``: one JSON object with the arrays inline (nested lists).
+  This is what the ROS 2 node publishes as ``std_msgs/String`` on ``/ast/outcome``.
+- ``write_records(dir, records)`` / ``read_records(dir)``: a folder with ``records.jsonl`` (one
+  object per line, arrays left out) and ``arrays-<hash>.npz`` (the arrays, keyed by line index).
+  ``records.jsonl`` is renamed into place last, so a reader sees either the old set or the new one.
+
+Every record is validated on construction: a bad value raises :class:`RecordError` naming the field,
+the value and the reason. Unknown ``schema_version`` values are rejected the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ast_robot.fileio import atomic_write, atomic_write_text
+
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+SOURCES = ("sim", "real")
+RECORDS_FILE = "records.jsonl"
+ARRAY_FIELDS = ("actions", "joint_positions", "joint_targets")
+_SCALAR_META = (str, int, float, bool)
+
+
+class RecordError(ValueError):
+    """An episode record is invalid. Names the field, the bad value and the reason."""
+
+    def __init__(self, field_name: str, value: Any, reason: str, where: str = "") -> None:
+        self.field, self.value, self.reason, self.where = field_name, value, reason, where
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}episode record field {field_name!r}: {reason} (got {shown})")
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    """Contact forces between the robot and the world over one episode."""
+
+    max_force: float = 0.0  # largest contact normal force seen (N)
+    mean_force: float = 0.0  # mean over control steps with any contact (N)
+    contact_steps: int = 0  # control steps with at least one contact
+
+    def __post_init__(self) -> None:
+        _check_number("contact.max_force", self.max_force, low=0.0)
+        _check_number("contact.mean_force", self.mean_force, low=0.0)
+        _check_int("contact.contact_steps", self.contact_steps, low=0)
+        if self.mean_force > self.max_force + 1e-9:
+            raise RecordError(
+                "contact.mean_force", self.mean_force, f"must be <= max_force ({self.max_force})"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class EpisodeRecord:
+    """The outcome of one episode in simulation (`source="sim"`) or on a robot (`source="real"`).
+
+    Arrays (T control steps, A action dims, J joints):
+      actions:         (T, A) commanded policy actions, as sent
+      joint_positions: (T+1, J) measured joint positions (rad or m), initial state first
+      joint_targets:   (T, J) commanded joint position targets, or None if the controller had none
+    """
+
+    robot: str  # robot name, e.g. "ur5e", "fr3"
+    task: str  # task name, e.g. "reach", "pickplace"
+    seed: int  # episode seed (>= 0)
+    source: str  # "sim" or "real"
+    success: bool
+    final_error: float  # task error at the end of the episode (m)
+    time_to_success: float | None  # first success time (s); None exactly when success is False
+    path_length: float  # end-effector path length (m)
+    max_joint_velocity: float  # largest absolute joint velocity (rad/s)
+    control_dt: float  # time between control steps (s)
+    actions: np.ndarray
+    joint_positions: np.ndarray
+    joint_targets: np.ndarray | None = None
+    contact: ContactSummary = field(default_factory=ContactSummary)
+    randomization: Mapping[str, float] = field(default_factory=dict)  # name -> sampled value; {} for real
+    meta: Mapping[str, Any] = field(default_factory=dict)  # provenance: run dir, checkpoint, policy step...
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        _check_version(self.schema_version)
+        for name in ("robot", "task"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise RecordError(name, value, "must be a non-empty string")
+        _check_int("seed", self.seed, low=0)
+        if self.source not in SOURCES:
+            raise RecordError("source", self.source, f"must be one of {list(SOURCES)}")
+        if not isinstance(self.success, (bool, np.bool_)):
+            raise RecordError("success", self.success, "must be a boolean")
+        object.__setattr__(self, "success", bool(self.success))
+        self._check_scalars()
+        self._check_arrays()
+        object.__setattr__(self, "randomization", _check_randomization(self.randomization, self.source))
+        object.__setattr__(self, "meta", _check_meta(self.meta))
+        if not isinstance(self.contact, ContactSummary):
+            raise RecordError("contact", self.contact, "must be a ContactSummary")
+
+    def _check_scalars(self) -> None:
+        for name in ("final_error", "path_length", "max_joint_velocity"):
+            object.__setattr__(self, name, _check_number(name, getattr(self, name), low=0.0))
+        object.__setattr__(
+            self, "control_dt", _check_number("control_dt", self.control_dt, low=0.0, strict=True)
+        )
+        if self.success:
+            if self.time_to_success is None:
+                raise RecordError("time_to_success", None, "must be a number of seconds when success is true")
+            object.__setattr__(
+                self, "time_to_success", _check_number("time_to_success", self.time_to_success, low=0.0)
+            )
+        elif self.time_to_success is not None:
+            raise RecordError("time_to_success", self.time_to_success, "must be null when success is false")
+
+    def _check_arrays(self) -> None:
+        actions = _as_matrix("actions", self.actions)
+        joints = _as_matrix("joint_positions", self.joint_positions)
+        if actions.shape[0] < 1:
+            raise RecordError("actions", actions.shape, "needs at least one control step (shape (T>=1, A))")
+        if joints.shape[0] != actions.shape[0] + 1:
+            raise RecordError("joint_positions", joints.shape, f"must have T+1 = {actions.shape[0] + 1} rows "
+                              f"(initial state + one per action)")  # fmt: skip
+        object.__setattr__(self, "actions", actions)
+        object.__setattr__(self, "joint_positions", joints)
+        if self.joint_targets is not None:
+            targets = _as_matrix("joint_targets", self.joint_targets)
+            if targets.shape != (actions.shape[0], joints.shape[1]):
+                raise RecordError("joint_targets", targets.shape, f"must have shape (T, J) = "
+                                  f"{(actions.shape[0], joints.shape[1])}")  # fmt: skip
+            object.__setattr__(self, "joint_targets", targets)
+
+    @property
+    def steps(self) -> int:
+        """Number of control steps T."""
+        return int(self.actions.shape[0])
+
+    def to_dict(self, include_arrays: bool = True) -> dict[str, Any]:
+        """Plain JSON-ready dict (arrays as nested lists when ``include_arrays``)."""
+        out: dict[str, Any] = {"schema_version": self.schema_version, "robot": self.robot, "task": self.task,
+                               "seed": self.seed, "source": self.source, "success": self.success,
+                               "final_error": self.final_error, "time_to_success": self.time_to_success,
+                               "path_length": self.path_length, "max_joint_velocity": self.max_joint_velocity,
+                               "control_dt": self.control_dt,
+                               "contact": {"max_force": self.contact.max_force, "mean_force": self.contact.mean_force,
+                                           "contact_steps": self.contact.contact_steps},
+                               "randomization": dict(self.randomization), "meta": dict(self.meta)}  # fmt: skip
+        if include_arrays:
+            for name in ARRAY_FIELDS:
+                value = getattr(self, name)
+                out[name] = None if value is None else value.tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, arrays: Mapping[str, Any] | None = None) -> EpisodeRecord:
+        """Build and validate a record from a dict (arrays inline, or given separately in ``arrays``)."""
+        if not isinstance(data, dict):
+            raise RecordError("<record>", data, "must be a JSON object")
+        _check_version(data.get("schema_version", None))
+        known = set(_FIELD_NAMES)
+        if unknown := sorted(set(data) - known - {"arrays_file", "arrays_key"}):
+            raise RecordError(unknown[0], data[unknown[0]], f"unknown field; known fields: {sorted(known)}")
+        values = {**data, **(arrays or {})}
+        for name in ("actions", "joint_positions"):
+            if values.get(name) is None:
+                raise RecordError(name, None, "is required (array of shape (T, A) / (T+1, J))")
+        missing = [n for n in _REQUIRED if n not in values]
+        if missing:
+            raise RecordError(missing[0], None, "is required")
+        kwargs = {k: values[k] for k in _FIELD_NAMES if k in values}
+        kwargs["contact"] = _contact_from(values.get("contact", {}))
+        return cls(**kwargs)
+
+
+_FIELD_NAMES = ("schema_version", "robot", "task", "seed", "source", "success", "final_error", "time_to_success",
+                "path_length", "max_joint_velocity", "control_dt", "actions", "joint_positions", "joint_targets",
+                "contact", "randomization", "meta")  # fmt: skip
+_REQUIRED = ("robot", "task", "seed", "source", "success", "final_error", "time_to_success", "path_length",
+             "max_joint_velocity", "control_dt")  # fmt: skip
+
+
+def to_json(record: EpisodeRecord) -> str:
+    """One-line JSON with the arrays inline (the ROS 2 `/ast/outcome` message payload)."""
+    return json.dumps(record.to_dict(include_arrays=True), separators=(",", ":"), allow_nan=False)
+
+
+def from_json(text: str | bytes) -> EpisodeRecord:
+    """Parse and validate one record from :func:`to_json` output."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RecordError("<json>", str(text)[:80], f"is not valid JSON ({err})") from err
+    return EpisodeRecord.from_dict(data)
+
+
+def write_records(directory: str | Path, records: Iterable[EpisodeRecord]) -> Path:
+    """Write ``records.jsonl`` + ``arrays-<hash>.npz`` into ``directory`` atomically; returns the JSONL path.
+
+    The content-addressed array file is written first and the JSONL (which names it) is renamed into
+    place last; array files no longer named by the JSONL are removed afterwards.
+    """
+    records = list(records)
+    for i, rec in enumerate(records):
+        if not isinstance(rec, EpisodeRecord):
+            raise TypeError(f"records[{i}] must be an EpisodeRecord, got {type(rec).__name__}")
+    directory = Path(directory)
+    arrays: dict[str, np.ndarray] = {}
+    for i, rec in enumerate(records):
+        for name in ARRAY_FIELDS:
+            if getattr(rec, name) is not None:
+                arrays[f"{i}.{name}"] = getattr(rec, name)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    payload = buf.getvalue()
+    npz_name = f"arrays-{hashlib.sha256(payload).hexdigest()[:16]}.npz"
+    atomic_write(directory / npz_name, lambda fh: fh.write(payload))
+    lines = [json.dumps({**rec.to_dict(include_arrays=False), "arrays_file": npz_name, "arrays_key": str(i)},
+                        allow_nan=False) for i, rec in enumerate(records)]  # fmt: skip
+    path = atomic_write_text(directory / RECORDS_FILE, "".join(line + "\n" for line in lines))
+    for stale in directory.glob("arrays-*.npz"):
+        if stale.name != npz_name:
+            stale.unlink(missing_ok=True)
+    return path
+
+
+def read_records(directory: str | Path) -> list[EpisodeRecord]:
+    """Read and validate every record of a folder written by :func:`write_records`."""
+    directory = Path(directory)
+    path = directory / RECORDS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no episode records: {path} does not exist")
+    records: list[EpisodeRecord] = []
+    cache: dict[str, Any] = {}
+    try:
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                records.append(_parse_line(line, directory, cache, f"{path}:{lineno}"))
+    finally:
+        for npz in cache.values():
+            npz.close()
+    return records
+
+
+def _parse_line(line: str, directory: Path, cache: dict[str, Any], where: str) -> EpisodeRecord:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise RecordError("<json>", line[:80], f"is not valid JSON ({err})", where) from err
+    if not isinstance(data, dict):
+        raise RecordError("<record>", data, "must be a JSON object", where)
+    try:
+        arrays = _load_arrays(data, directory, cache)
+        return EpisodeRecord.from_dict(data, arrays)
+    except RecordError as err:
+        raise RecordError(err.field, err.value, err.reason, where) from err
+
+
+def _load_arrays(data: dict[str, Any], directory: Path, cache: dict[str, Any]) -> dict[str, Any]:
+    name, key = data.get("arrays_file"), data.get("arrays_key")
+    if name is None:  # arrays inline
+        return {}
+    if not isinstance(name, str) or "/" in name or not name.endswith(".npz"):
+        raise RecordError("arrays_file", name, "must be the name of an .npz file in the same folder")
+    if name not in cache:
+        if not (directory / name).is_file():
+            raise RecordError("arrays_file", name, f"names a missing file in {directory}")
+        cache[name] = np.load(directory / name, allow_pickle=False)
+    npz = cache[name]
+    out = {f: npz[f"{key}.{f}"] for f in ARRAY_FIELDS if f"{key}.{f}" in npz.files}
+    out.setdefault("joint_targets", None)
+    return out
+
+
+def _check_version(version: Any) -> None:
+    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+        raise RecordError(
+            "schema_version",
+            version,
+            f"unknown schema version; this ast_robot reads {list(SUPPORTED_VERSIONS)}",
+        )
+
+
+def _check_number(name: str, value: Any, low: float | None = None, strict: bool = False) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise RecordError(name, value, "must be a number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise RecordError(name, value, "must be finite")
+    if low is not None and (value <= low if strict else value < low):
+        raise RecordError(name, value, f"must be {'>' if strict else '>='} {low}")
+    return value
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise RecordError(name, value, "must be an integer")
+    if value < low:
+        raise RecordError(name, value, f"must be >= {low}")
+
+
+def _as_matrix(name: str, value: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise RecordError(name, value, "must be a 2-D array of numbers") from err
+    if arr.ndim != 2 or arr.shape[1] < 1:
+        raise RecordError(name, arr.shape, "must be a 2-D array (steps, dims) with dims >= 1")
+    if not np.isfinite(arr).all():
+        raise RecordError(name, "non-finite entries", "must hold only finite numbers")
+    arr.setflags(write=False)
+    return arr
+
+
+def _check_randomization(values: Any, source: str) -> dict[str, float]:
+    if not isinstance(values, Mapping):
+        raise RecordError("randomization", values, "must be a mapping name -> number")
+    if source == "real" and values:
+        raise RecordError(
+            "randomization", dict(values), "must be empty for real records (a robot's physics is unknown)"
+        )
+    out = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not name:
+            raise RecordError("randomization", name, "keys must be non-empty strings")
+        out[name] = _check_number(f"randomization.{name}", value)
+    return out
+
+
+def _check_meta(values: Any) -> dict[str, Any]:
+    if not isinstance(values, Mapping):
+        raise RecordError("meta", values, "must be a mapping name -> string/number/boolean")
+    for name, value in values.items():
+        if not isinstance(name, str) or not (value is None or isinstance(value, _SCALAR_META)):
+            raise RecordError(f"meta.{name}", value, "values must be strings, numbers, booleans or null")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecordError(f"meta.{name}", value, "must be finite")
+    return dict(values)
+
+
+def _contact_from(data: Any) -> ContactSummary:
+    if isinstance(data, ContactSummary):
+        return data
+    if not isinstance(data, dict):
+        raise RecordError("contact", data, "must be an object {max_force, mean_force, contact_steps}")
+    known = {"max_force", "mean_force", "contact_steps"}
+    if unknown := sorted(set(data) - known):
+        raise RecordError(f"contact.{unknown[0]}", data[unknown[0]], f"unknown field; known: {sorted(known)}")
+    return ContactSummary(**data)
