@@ -1,0 +1,26 @@
+"""Deployment without ROS: safety limits, the policy runner, input checks and episode bookkeeping.
+
+Import-light on purpose: nothing heavy (torch, mujoco) is imported until a submodule is used, and nothing
+here ever imports rclpy (the ROS 2 nodes in ``ast_robot_ros`` and ``ast_robot.twin.node`` are thin adapters).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SafetyLimits": "ast_robot.deploy.safety",
+    "SafetyMonitor": "ast_robot.deploy.safety",
+    "SafetyDecision": "ast_robot.deploy.safety",
+    "PolicyRunner": "ast_robot.deploy.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ast_robot.deploy' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,109 @@
+"""Checks of incoming robot messages, as plain Python values (the ROS node passes message fields in).
+
+Each check returns the cleaned value or raises :class:`Rejected` with a one-line reason the node logs.
+Joint states are matched by *name* (drivers may publish joints in any order and add extra joints such as
+gripper fingers); every joint the policy needs must be present exactly once, with a finite position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_JOINTS_IN_MESSAGE = 64  # more than any arm + hand publishes; bigger arrays are rejected unread
+IMAGE_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
+MAX_IMAGE_SIDE = 4096
+FUTURE_TOLERANCE_S = 0.5  # clock skew allowed between the robot's stamps and ours
+
+
+class Rejected(ValueError):
+    """An incoming message was refused; ``str(err)`` is the reason."""
+
+
+@dataclass(frozen=True)
+class JointReading:
+    """A validated joint state in the policy's joint order."""
+
+    positions: np.ndarray  # (J,) rad
+    velocities: np.ndarray | None  # (J,) rad/s when the message had a full velocity array
+    stamp_s: float  # the message's header stamp (s); 0.0 when the publisher left it empty
+
+
+class JointStateChecker:
+    """Validates `/joint_states` messages for one robot and remembers the last stamp (no going back)."""
+
+    def __init__(self, joint_names: Sequence[str]) -> None:
+        if not joint_names or len(set(joint_names)) != len(joint_names):
+            raise ValueError(f"joint_names: expected unique names, got {list(joint_names)!r}")
+        self.joint_names = tuple(joint_names)
+        self._last_stamp = -np.inf
+
+    def check(self, names: Sequence[str], positions: Sequence[float], velocities: Sequence[float],
+              stamp_s: float, now_s: float) -> JointReading:  # fmt: skip
+        """Return the reading in our joint order, or raise :class:`Rejected` saying why."""
+        names, pos = list(names), np.asarray(positions, dtype=np.float64).reshape(-1)
+        if len(names) > MAX_JOINTS_IN_MESSAGE or pos.size > MAX_JOINTS_IN_MESSAGE:
+            raise Rejected(f"joint state too large: {len(names)} names, {pos.size} positions "
+                           f"(at most {MAX_JOINTS_IN_MESSAGE})")  # fmt: skip
+        if len(names) != pos.size:
+            raise Rejected(f"joint state has {len(names)} names but {pos.size} positions")
+        if len(set(names)) != len(names):
+            raise Rejected(f"joint state repeats joint names: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        missing = [n for n in self.joint_names if n not in names]
+        if missing:
+            raise Rejected(f"joint state lacks joints {missing} (got {names[:8]})")
+        index = np.array([names.index(n) for n in self.joint_names])
+        q = pos[index]
+        if not np.all(np.isfinite(q)):
+            bad = [self.joint_names[i] for i in np.flatnonzero(~np.isfinite(q))]
+            raise Rejected(f"joint state has non-finite positions for {bad}")
+        self._check_stamp(stamp_s, now_s)
+        return JointReading(q, self._velocities(velocities, len(names), index), stamp_s)
+
+    def _check_stamp(self, stamp_s: float, now_s: float) -> None:
+        if not np.isfinite(stamp_s) or stamp_s < 0:
+            raise Rejected(f"joint state stamp {stamp_s!r} is not a valid time")
+        if stamp_s == 0.0:  # unstamped messages are accepted; ordering cannot be checked
+            return
+        if stamp_s > now_s + FUTURE_TOLERANCE_S:
+            raise Rejected(f"joint state stamp is {stamp_s - now_s:.3f} s in the future")
+        if stamp_s < self._last_stamp:
+            raise Rejected(f"joint state out of order: stamp {stamp_s:.6f} < last {self._last_stamp:.6f}")
+        self._last_stamp = stamp_s
+
+    @staticmethod
+    def _velocities(velocities: Sequence[float], n: int, index: np.ndarray) -> np.ndarray | None:
+        vel = np.asarray(velocities, dtype=np.float64).reshape(-1)
+        if vel.size != n:
+            return None
+        v = vel[index]
+        return v if np.all(np.isfinite(v)) else None
+
+
+def check_image(encoding: str, height: int, width: int, step: int, data: bytes | Sequence[int]) -> np.ndarray:
+    """A camera image as uint8 (H, W, 3) RGB, or :class:`Rejected` (unknown encoding, wrong sizes)."""
+    channels = IMAGE_ENCODINGS.get(encoding)
+    if channels is None:
+        raise Rejected(f"image encoding {encoding!r} not supported; allowed: {sorted(IMAGE_ENCODINGS)}")
+    if not (0 < height <= MAX_IMAGE_SIDE and 0 < width <= MAX_IMAGE_SIDE):
+        raise Rejected(f"image size {width}x{height} outside 1..{MAX_IMAGE_SIDE} pixels per side")
+    if step < width * channels:
+        raise Rejected(f"image step {step} < width*channels = {width * channels}")
+    buf = np.frombuffer(bytes(data), dtype=np.uint8)
+    if buf.size != step * height:
+        raise Rejected(f"image data has {buf.size} bytes, expected step*height = {step * height}")
+    img = buf.reshape(height, step)[:, : width * channels].reshape(height, width, channels)  # (H, W, C)
+    if encoding.startswith("bgr"):
+        img = img[:, :, 2::-1]
+    elif encoding == "mono8":
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[:, :, :3])
+
+
+def resize_nearest(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of (H, W, C) to (height, width, C): cheap and dependency-free."""
+    rows = (np.arange(height) * img.shape[0] // height).clip(0, img.shape[0] - 1)
+    cols = (np.arange(width) * img.shape[1] // width).clip(0, img.shape[1] - 1)
+    return img[rows][:, cols]
