@@ -30,16 +30,19 @@ class GateConfig:
     temperature: float = doc(0.1, "Logistic temperature (score units); 0 makes it a hard threshold.", ge=0)
     hysteresis: float = doc(0.0, "Threshold lowered by this much for samples kept last time (score units).", ge=0)
     initial_threshold: float = doc(0.5, "Starting threshold (score units).")
-    kp: float = doc(0.5, "Proportional gain (threshold per unit rate error).", ge=0)
-    ki: float = doc(0.05, "Integral gain (threshold per unit accumulated rate error).", ge=0)
-    ema: float = doc(0.9, "EMA factor of the measured activation rate.", ge=0, lt=1)
-    deadband: float = doc(0.005, "Rate errors smaller than this are ignored.", ge=0)
-    integral_limit: float = doc(5.0, "Clamp of the integral term (anti-windup).", gt=0)
+    kp: float = doc(0.3, "Proportional gain (threshold per unit rate error).", ge=0)
+    ki: float = doc(0.3, "Integral gain (threshold per unit accumulated rate error, per batch).", ge=0)
+    ema: float = doc(0.5, "EMA factor of the measured activation rate (weight of the old value).", ge=0, lt=1)
+    deadband: float = doc(0.002, "Rate errors smaller than this are ignored.", ge=0)
+    integral_limit: float = doc(5.0, "Clamp of the accumulated rate error (anti-windup); ki * limit bounds its effect.", gt=0)
     threshold_min: float = doc(-1.0, "Lower bound of the threshold.")
     threshold_max: float = doc(2.0, "Upper bound of the threshold.")
     energy_budget: float | None = doc(None, "Optional cap on kept samples per 1,000 seen (None: no cap).")
     min_keep: int = doc(1, "Keep at least this many samples per batch.", ge=0)
     importance_weights: bool = doc(True, "Weight kept samples by 1/p so the gradient stays unbiased.")
+    min_probability: float = doc(
+        0.02, "Floor of every sample's keep probability (logistic mode), so 1/p weights stay finite.", ge=0, lt=1
+    )
 
     def __post_init__(self) -> None:
         if self.threshold_max <= self.threshold_min:

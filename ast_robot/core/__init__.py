@@ -1,0 +1,1 @@
+"""Training core: significance model, PI-controlled gate, gated trainer, checkpoints, DDP helpers."""

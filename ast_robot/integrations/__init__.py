@@ -1,0 +1,1 @@
+"""Interop with optional third-party packages (imported lazily)."""
