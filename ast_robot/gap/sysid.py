@@ -1,0 +1,196 @@
+"""System identification: replay the real commanded actions in simulation and fit the randomized
+parameters to the real joint trajectories with the cross-entropy method (in the spirit of SimOpt).
+
+The simulator is any callable ``simulate(params, record) -> (T+1, J) joint positions`` that replays
+``record.actions`` (and ``record.joint_targets``) from ``record.joint_positions[0]`` under physical
+parameters ``params``; :mod:`ast_robot.gap.replay` builds the MuJoCo one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ast_robot.config.gap import GapConfig
+from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
+from ast_robot.gap.outcomes import EpisodeRecord
+
+Simulator = Callable[[Mapping[str, float], EpisodeRecord], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ParamSpace:
+    """The parameters to fit: nominal values, prior (randomization) ranges and the wider search box."""
+
+    names: tuple[str, ...]
+    nominal: tuple[float, ...]
+    prior_low: tuple[float, ...]
+    prior_high: tuple[float, ...]
+    search_low: tuple[float, ...]
+    search_high: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        if n == 0:
+            raise ValueError("system identification needs at least one randomized parameter; none given")
+        for name in ("nominal", "prior_low", "prior_high", "search_low", "search_high"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"ParamSpace.{name} must have {n} entries (one per name), got {getattr(self, name)}"
+                )
+        if any(h <= lo for lo, h in zip(self.search_low, self.search_high)):
+            raise ValueError(f"search box must have high > low, got {self.search_low} .. {self.search_high}")
+
+    def to_values(self, u: np.ndarray) -> np.ndarray:
+        """Unit-cube coordinates (..., P) -> parameter values (..., P)."""
+        lo, hi = np.asarray(self.search_low), np.asarray(self.search_high)
+        return lo + np.clip(u, 0.0, 1.0) * (hi - lo)
+
+    def to_unit(self, values: np.ndarray) -> np.ndarray:
+        lo, hi = np.asarray(self.search_low), np.asarray(self.search_high)
+        return (np.asarray(values, dtype=float) - lo) / (hi - lo)
+
+    def as_dict(self, values: np.ndarray) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.names, values)}
+
+
+def prior_bounds(dist: DistributionConfig) -> tuple[float, float, float]:
+    """(low, high, nominal) of one randomization distribution; normal uses mean +- 2 std."""
+    if dist.dist == "uniform":
+        return dist.low, dist.high, 0.5 * (dist.low + dist.high)
+    if dist.dist == "loguniform":
+        return dist.low, dist.high, float(np.sqrt(dist.low * dist.high))
+    if dist.dist == "normal":
+        return dist.mean - 2 * dist.std, dist.mean + 2 * dist.std, dist.mean
+    return dist.mean, dist.mean, dist.mean
+
+
+def space_from_randomization(cfg: RandomizationConfig, expansion: float,
+                             names: Sequence[str] | None = None) -> ParamSpace:  # fmt: skip
+    """The search space of the randomized parameters: each prior range widened ``expansion`` times."""
+    names = tuple(names) if names is not None else tuple(sorted(cfg.params))
+    unknown = [n for n in names if n not in cfg.params]
+    if unknown:
+        raise ValueError(f"parameters {unknown} are not randomized; randomized: {sorted(cfg.params)}")
+    rows = []
+    for n in names:
+        low, high, nominal = prior_bounds(cfg.params[n])
+        half = (
+            0.5 * expansion * max(high - low, 0.2 * max(abs(nominal), 1e-3))
+        )  # constants get +-10% x expansion
+        s_low, s_high = nominal - half, nominal + half
+        if cfg.params[n].mode == "scale":  # a zero scale would give massless bodies or dead actuators
+            s_low = max(s_low, 0.05)
+        elif low >= 0:  # a non-negative parameter (mass, damping, latency) stays non-negative
+            s_low = max(s_low, 0.0 if cfg.params[n].dist != "loguniform" else low / expansion)
+        rows.append((nominal, low, high, s_low, s_high))
+    cols = list(zip(*rows))
+    return ParamSpace(names, *(tuple(float(v) for v in c) for c in cols))
+
+
+def trajectory_loss(
+    simulate: Simulator, params: Mapping[str, float], records: Sequence[EpisodeRecord]
+) -> float:
+    """Mean squared joint-position error (rad^2) between simulated replays and the measured trajectories."""
+    errors = []
+    for rec in records:
+        sim = np.asarray(simulate(params, rec), dtype=float)
+        if sim.shape != rec.joint_positions.shape:
+            raise ValueError(f"simulate() returned shape {sim.shape}; expected {rec.joint_positions.shape} "
+                             f"(T+1 joint positions) for episode seed {rec.seed}")  # fmt: skip
+        errors.append(np.mean((sim - rec.joint_positions) ** 2))
+    return float(np.mean(errors))
+
+
+@dataclass(frozen=True)
+class SysIdResult:
+    """The fitted parameters (best CEM candidate, with the CEM's final spread) and how much each explains the discrepancy."""
+
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    nominal: tuple[float, ...]
+    prior_low: tuple[float, ...]
+    prior_high: tuple[float, ...]
+    loss_nominal: float  # rad^2 at the nominal parameters
+    loss_fit: float  # rad^2 at the fitted mean
+    attribution: tuple[float, ...]  # share of the explained discrepancy per parameter (sums to 1 or all 0)
+    ranking: tuple[str, ...]  # names, most explanatory first
+    history: tuple[float, ...]  # best loss after each CEM iteration
+    n_episodes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SysIdResult:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def estimate(self) -> dict[str, float]:
+        return dict(zip(self.names, self.mean))
+
+
+def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace, cfg: GapConfig | None = None,
+        seed: int = 0, progress: Callable[[int, float], None] | None = None) -> SysIdResult:  # fmt: skip
+    """Fit ``space``'s parameters to the real trajectories of ``records`` by CEM, then attribute the gap."""
+    cfg = cfg or GapConfig()
+    records = list(records)[: cfg.max_replay_episodes]
+    if not records:
+        raise ValueError("system identification needs at least one real episode with joint trajectories")
+    loss = lambda values: trajectory_loss(simulate, space.as_dict(values), records)  # noqa: E731
+    best_u, mean_u, cov_u, history = _cem(loss, space, cfg, np.random.default_rng(seed), progress)
+    fitted = space.to_values(best_u)
+    width = np.asarray(space.search_high) - np.asarray(space.search_low)
+    # uncertainty: the CEM's remaining search spread plus how far its mean sits from the best candidate
+    spread = width * (np.sqrt(np.diag(cov_u)) + np.abs(np.clip(mean_u, 0, 1) - best_u))
+    nominal = np.asarray(space.nominal)
+    l0, lf = loss(nominal), loss(fitted)
+    attribution = _attribution(loss, nominal, fitted, l0, lf)
+    order = np.argsort(-attribution, kind="stable")
+    return SysIdResult(space.names, tuple(fitted.tolist()), tuple(spread.tolist()), space.nominal, space.prior_low,
+                       space.prior_high, l0, lf, tuple(attribution.tolist()),
+                       tuple(space.names[i] for i in order), tuple(history), len(records))  # fmt: skip
+
+
+def _cem(loss: Callable[[np.ndarray], float], space: ParamSpace, cfg: GapConfig, rng: np.random.Generator,
+         progress: Callable[[int, float], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:  # fmt: skip
+    """Full-covariance CEM in the unit cube of the search box (a full covariance follows the ridges that
+    correlated parameters such as gain and damping make). Returns (best u, final mean, final cov, history)."""
+    p = len(space.names)
+    mean = np.clip(space.to_unit(space.nominal), 0.0, 1.0)  # start at the simulator's assumption
+    cov = np.eye(p) * 0.35**2  # broad: the truth may lie well outside the prior range
+    n_elite = max(2, int(round(cfg.cem_elite_fraction * cfg.cem_population)))
+    best_u, best, history = mean.copy(), loss(space.to_values(mean)), []
+    for it in range(cfg.cem_iterations):
+        u = np.clip(rng.multivariate_normal(mean, cov, cfg.cem_population), 0.0, 1.0)  # (N, P)
+        u[0] = best_u  # the best so far competes again, so the estimate never gets worse
+        losses = np.array([loss(space.to_values(row)) for row in u])
+        order = np.argsort(losses)
+        elites = u[order[:n_elite]]  # (E, P)
+        if losses[order[0]] < best:
+            best, best_u = float(losses[order[0]]), u[order[0]].copy()
+        centred = elites - elites.mean(axis=0)
+        mean = 0.8 * elites.mean(axis=0) + 0.2 * mean  # smoothed updates avoid premature collapse
+        cov = 0.8 * (centred.T @ centred) / n_elite + 0.2 * cov + np.eye(p) * 1e-4
+        history.append(best)
+        if progress is not None:
+            progress(it, best)
+    return best_u, mean, cov, history
+
+
+def _attribution(loss: Callable[[np.ndarray], float], nominal: np.ndarray, fitted: np.ndarray, l0: float,
+                 lf: float) -> np.ndarray:  # fmt: skip
+    """Per parameter: the loss removed by moving it alone to its fit, averaged with the loss added by
+    moving it alone back to nominal from the full fit; normalized to shares."""
+    scores = np.zeros(len(nominal))
+    for i in range(len(nominal)):
+        only = nominal.copy()
+        only[i] = fitted[i]
+        drop = fitted.copy()
+        drop[i] = nominal[i]
+        scores[i] = max(0.0, 0.5 * ((l0 - loss(only)) + (loss(drop) - lf)))
+    total = scores.sum()
+    return scores / total if total > 0 else scores
