@@ -1,0 +1,178 @@
+"""Stable-Baselines3 SAC with gated replay.
+
+Each gradient step samples a replay batch as SAC does, then scores every transition without gradients:
+the TD error (the critic and target forwards SAC needs anyway), the critics' disagreement, the novelty of
+the observation and, once real-robot data exists, a physical weight. Two gates act on those scores:
+
+- the *step gate* skips the whole gradient step when the batch's value is low (no backward, no
+  optimizer step, no target update);
+- the *sample gate* keeps a target fraction of the batch; only kept transitions are forwarded with
+  gradients and back-propagated, weighted by 1/p so the gradient stays an unbiased estimate.
+
+SB3 has no hook for this, so :meth:`GatedSAC.train` replaces ``SAC.train``; ``save``/``load`` work as for
+SAC (the gates and the significance model are saved with the model).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch as th
+import torch.nn.functional as F
+
+from ast_robot.config.gate import GateConfig, SignificanceConfig
+from ast_robot.core.gate import Gate
+from ast_robot.core.significance import ScoreInputs, SignificanceModel
+
+try:
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.utils import polyak_update
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError('gated SAC needs stable-baselines3: pip install "ast-robot[sb3]"') from err
+
+PhysicalWeightFn = Callable[[dict[str, np.ndarray] | np.ndarray], np.ndarray]
+
+
+def default_sample_gate() -> GateConfig:
+    return GateConfig(target_rate=0.5, min_keep=32, importance_weights=True)
+
+
+def default_step_gate() -> GateConfig:
+    return GateConfig(target_rate=0.5, min_keep=0, importance_weights=False, temperature=0.05)
+
+
+class GatedSAC(SAC):
+    """SAC whose gradient steps and transitions are chosen by significance (see the module docstring).
+
+    Extra arguments: ``sample_gate`` / ``step_gate`` (GateConfig), ``significance`` (SignificanceConfig
+    whose weights may name loss (TD error), uncertainty (critic disagreement), novelty and physical),
+    and ``physical_weight`` (observations -> weights in [0, 1] from the gap analyzer, or None).
+    """
+
+    def __init__(self, *args: Any, sample_gate: GateConfig | None = None, step_gate: GateConfig | None = None,
+                 significance: SignificanceConfig | None = None, physical_weight: PhysicalWeightFn | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
+        self.sample_gate_cfg = sample_gate or default_sample_gate()
+        self.step_gate_cfg = step_gate or default_step_gate()
+        self.significance_cfg = significance or SignificanceConfig(weights={"loss": 1.0, "uncertainty": 0.5})
+        self.physical_weight = physical_weight
+        self.gate_counts = {"steps_seen": 0, "steps_trained": 0, "transitions_seen": 0, "transitions_kept": 0}
+        super().__init__(*args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        # On `load`, the saved gates and significance model arrive through __dict__; keep them.
+        seed = int(self.seed or 0)
+        if getattr(self, "sample_gate", None) is None:
+            self.sample_gate = Gate(self.sample_gate_cfg, seed=seed)
+            self.step_gate = Gate(self.step_gate_cfg, seed=seed + 1)
+            self.significance = SignificanceModel(self.significance_cfg)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "physical_weight"]
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers += [self.ent_coef_optimizer]
+        self._update_learning_rate(optimizers)
+        logs: dict[str, list[float]] = {"actor_loss": [], "critic_loss": [], "ent_coef": [], "kept_fraction": []}
+        for _ in range(gradient_steps):
+            replay = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            self._gated_step(replay, logs)
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in logs.items():
+            if values:
+                self.logger.record(f"train/{key}", float(np.mean(values)))
+        for key, value in self.gate_counts.items():
+            self.logger.record(f"gate/{key}", value)
+
+    # ------------------------------------------------------------------------------------------ steps
+    def _gated_step(self, replay: Any, logs: dict[str, list[float]]) -> None:
+        n = replay.rewards.shape[0]
+        target_q, td_error, disagreement = self._score_signals(replay)
+        scores = self.significance.observe(ScoreInputs(
+            indices=th.arange(n), losses=td_error.cpu(), variance=disagreement.pow(2).cpu(),
+            embeddings=_flat_obs(replay.observations).cpu(), physical=self._physical(replay)))  # fmt: skip
+        self.gate_counts["steps_seen"] += 1
+        self.gate_counts["transitions_seen"] += n
+        step_keep, _ = self.step_gate(scores.mean().reshape(1))
+        if not bool(step_keep[0]):
+            return  # the whole batch is low-value: no backward, no optimizer step
+        keep, weights = self.sample_gate(scores)
+        idx = keep.nonzero().squeeze(1).to(self.device)
+        w = weights[keep].to(self.device).reshape(-1, 1)
+        w = w / w.mean()  # keep the loss scale of ungated SAC; relative 1/p weights stay unbiased
+        self.gate_counts["steps_trained"] += 1
+        self.gate_counts["transitions_kept"] += int(idx.numel())
+        logs["kept_fraction"].append(idx.numel() / n)
+        self._update(_index_obs(replay.observations, idx), replay.actions[idx], target_q[idx], w, logs)
+
+    @th.no_grad()
+    def _score_signals(self, replay: Any) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """SAC's target Q (B, 1), the TD error (B,) and the critics' disagreement (B,), without gradients."""
+        ent_coef = th.exp(self.log_ent_coef.detach()) if self.ent_coef_optimizer is not None else self.ent_coef_tensor
+        discounts = replay.discounts if getattr(replay, "discounts", None) is not None else self.gamma
+        next_actions, next_log_prob = self.actor.action_log_prob(replay.next_observations)
+        next_q = th.cat(self.critic_target(replay.next_observations, next_actions), dim=1)
+        next_q = th.min(next_q, dim=1, keepdim=True).values - ent_coef * next_log_prob.reshape(-1, 1)
+        target_q = replay.rewards + (1 - replay.dones) * discounts * next_q  # (B, 1)
+        current = th.cat(self.critic(replay.observations, replay.actions), dim=1)  # (B, n_critics)
+        td_error = (current - target_q).abs().mean(dim=1)
+        disagreement = current.std(dim=1) if current.shape[1] > 1 else th.zeros_like(td_error)
+        return target_q, td_error, disagreement
+
+    def _physical(self, replay: Any) -> th.Tensor | None:
+        if self.physical_weight is None:
+            return None
+        obs = {k: v.cpu().numpy() for k, v in replay.observations.items()} if isinstance(
+            replay.observations, dict) else replay.observations.cpu().numpy()  # fmt: skip
+        return th.as_tensor(np.asarray(self.physical_weight(obs), dtype=np.float32))
+
+    def _update(self, obs: Any, actions: th.Tensor, target_q: th.Tensor, w: th.Tensor,
+                logs: dict[str, list[float]]) -> None:  # fmt: skip
+        """One SAC update (entropy, critic, actor, target) on the kept transitions with weights ``w`` (K, 1)."""
+        actions_pi, log_prob = self.actor.action_log_prob(obs)
+        log_prob = log_prob.reshape(-1, 1)
+        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+            ent_coef = th.exp(self.log_ent_coef.detach())
+            ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach() * w).mean()
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+        else:
+            ent_coef = self.ent_coef_tensor
+        current_q = self.critic(obs, actions)
+        critic_loss = 0.5 * sum((w * F.mse_loss(q, target_q, reduction="none")).mean() for q in current_q)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+        q_pi = th.min(th.cat(self.critic(obs, actions_pi), dim=1), dim=1, keepdim=True).values
+        actor_loss = (w * (ent_coef * log_prob - q_pi)).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+        if self.gate_counts["steps_trained"] % self.target_update_interval == 0:
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+        logs["actor_loss"].append(actor_loss.item())
+        logs["critic_loss"].append(critic_loss.item())
+        logs["ent_coef"].append(float(ent_coef))
+
+
+_NON_STATE_KEYS = ("camera", "instruction")  # pixels and bytes say little about novelty of a state
+
+
+def _index_obs(obs: Any, idx: th.Tensor) -> Any:
+    return {k: v[idx] for k, v in obs.items()} if isinstance(obs, dict) else obs[idx]
+
+
+def _flat_obs(obs: Any) -> th.Tensor:
+    """(B, D) float view of the state part of (possibly dict) observations, for the novelty memory."""
+    if isinstance(obs, dict):
+        state = [v.reshape(v.shape[0], -1).float() for k, v in sorted(obs.items()) if k not in _NON_STATE_KEYS]
+        return th.cat(state, dim=1)
+    return obs.reshape(obs.shape[0], -1).float()
