@@ -105,7 +105,7 @@ def test_learning_value_predictor_correlates_with_gradient_norms():
         y = torch.randint(0, 5, (n,))
         return centers[y] + torch.randn(n, 10), y
 
-    for step in range(150):  # train the test model and, online, the predictor on measured grad norms
+    for _ in range(60):  # train the test model and, online, the predictor on measured grad norms
         x, y = batch()
         logits = net(x)
         losses = nn.functional.cross_entropy(logits, y, reduction="none")
