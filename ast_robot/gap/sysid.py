@@ -68,6 +68,25 @@ def prior_bounds(dist: DistributionConfig) -> tuple[float, float, float]:
     return dist.mean, dist.mean, dist.mean
 
 
+def lower_floor(name: str, dist: DistributionConfig, centre: float) -> float | None:
+    """Smallest value a fit or a retuned range may take: positive for scale factors (a zero scale gives
+    massless links or dead actuators), the parameter's minimum for absolute ones, None if unbounded.
+
+    The mode comes from the simulator's parameter table when ``name`` is in it, else from the config.
+    """
+    try:
+        from ast_robot.envs.randomization import PARAMS
+    except ImportError:  # the simulator is optional for analysis on other machines
+        PARAMS = {}
+    known = PARAMS.get(name)
+    scale = known.mode == "scale" if known is not None else dist.mode == "scale"
+    if scale or dist.dist == "loguniform":
+        return max(1e-3, 0.05 * abs(centre))
+    if known is not None:
+        return None if not np.isfinite(known.minimum) else float(known.minimum)
+    return 0.0 if prior_bounds(dist)[0] >= 0 else None
+
+
 def space_from_randomization(cfg: RandomizationConfig, expansion: float,
                              names: Sequence[str] | None = None) -> ParamSpace:  # fmt: skip
     """The search space of the randomized parameters: each prior range widened ``expansion`` times."""
@@ -82,10 +101,9 @@ def space_from_randomization(cfg: RandomizationConfig, expansion: float,
             0.5 * expansion * max(high - low, 0.2 * max(abs(nominal), 1e-3))
         )  # constants get +-10% x expansion
         s_low, s_high = nominal - half, nominal + half
-        if cfg.params[n].mode == "scale":  # a zero scale would give massless bodies or dead actuators
-            s_low = max(s_low, 0.05)
-        elif low >= 0:  # a non-negative parameter (mass, damping, latency) stays non-negative
-            s_low = max(s_low, 0.0 if cfg.params[n].dist != "loguniform" else low / expansion)
+        floor = lower_floor(n, cfg.params[n], nominal)
+        if floor is not None:
+            s_low = max(s_low, floor)
         rows.append((nominal, low, high, s_low, s_high))
     cols = list(zip(*rows))
     return ParamSpace(names, *(tuple(float(v) for v in c) for c in cols))

@@ -42,7 +42,7 @@ def _real_records(truth, n=4):
 
 
 RANDOMIZATION = RandomizationConfig(params={
-    "gain": DistributionConfig(dist="uniform", low=0.8, high=1.2),
+    "gain": DistributionConfig(dist="uniform", low=0.8, high=1.2, mode="scale"),
     "damping": DistributionConfig(dist="uniform", low=4.0, high=6.0),
     "friction": DistributionConfig(dist="uniform", low=0.5, high=1.5),
 })  # fmt: skip

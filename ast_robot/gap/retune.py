@@ -1,0 +1,77 @@
+"""Retuning: new randomization ranges centred on the system-identification posterior.
+
+Each fitted parameter gets a range ``centre +- max(k * std, min_relative_width * |centre|)``: wide where
+the fit is uncertain, narrow where it is sure, never of zero width. The result is written as a small
+experiment YAML with ``parent:`` pointing at the old config and the provenance as header comments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from ast_robot.config.experiment import ExperimentConfig
+from ast_robot.config.gap import GapConfig
+from ast_robot.config.loader import deep_merge, read_yaml_tree
+from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
+from ast_robot.config.schema import from_dict, to_dict
+from ast_robot.fileio import atomic_write_text
+from ast_robot.gap.sysid import SysIdResult, lower_floor
+
+_ABS_FLOOR = 1e-3  # smallest half-width in the parameter's unit, for centres at or near zero
+
+
+def retuned_distribution(
+    name: str, old: DistributionConfig, centre: float, std: float, cfg: GapConfig
+) -> DistributionConfig:
+    """One parameter's new distribution, same family where possible (constant becomes uniform)."""
+    half = max(cfg.range_width_sigmas * std, cfg.min_relative_width * abs(centre), _ABS_FLOOR)
+    low, high = centre - half, centre + half
+    floor = lower_floor(name, old, centre)
+    if floor is not None and low < floor:  # keep positive/non-negative parameters so; never zero width
+        low, high = floor, max(high, floor + 2 * _ABS_FLOOR)
+    if old.dist == "normal":
+        return dataclasses.replace(old, mean=centre, std=half / cfg.range_width_sigmas)
+    family = "loguniform" if old.dist == "loguniform" else "uniform"
+    return dataclasses.replace(old, dist=family, low=float(low), high=float(high), mean=float(centre))
+
+
+def retune(
+    randomization: RandomizationConfig, result: SysIdResult, cfg: GapConfig | None = None
+) -> RandomizationConfig:
+    """New ranges for every fitted parameter; parameters that were not fitted keep their distribution."""
+    cfg = cfg or GapConfig()
+    unknown = [n for n in result.names if n not in randomization.params]
+    if unknown:
+        raise ValueError(f"fitted parameters {unknown} are not in the randomization config "
+                         f"(randomized: {sorted(randomization.params)})")  # fmt: skip
+    params = dict(randomization.params)
+    for name, centre, std in zip(result.names, result.mean, result.std):
+        params[name] = retuned_distribution(name, params[name], centre, std, cfg)
+    return dataclasses.replace(randomization, params=params)
+
+
+def write_retuned_config(parent: str | Path, new: RandomizationConfig, out_path: str | Path,
+                         provenance: Mapping[str, str], name: str | None = None) -> Path:  # fmt: skip
+    """Write ``out_path``: ``parent:`` + the retuned ranges (+ ``name``), provenance in the header.
+
+    The merged result is validated as an ExperimentConfig before anything is written.
+    """
+    parent, out_path = Path(parent).resolve(), Path(out_path)
+    base = read_yaml_tree(parent)  # raises ConfigError for a missing or bad parent
+    old = from_dict(ExperimentConfig, base).randomization.params
+    changed = {n: to_dict(d) for n, d in new.params.items() if old.get(n) != d}  # the rest is inherited
+    data: dict = {"parent": os.path.relpath(parent, out_path.resolve().parent)}
+    if name is not None:
+        data["name"] = name
+    data["randomization"] = {"params": changed}
+    merged = deep_merge(base, {k: v for k, v in data.items() if k != "parent"})
+    from_dict(ExperimentConfig, merged)  # fail here, before writing, if the result is not a valid config
+    header = "Retuned randomization written by ast_robot.gap.retune.\n"
+    header += "".join(f"{k}: {v}\n" for k, v in provenance.items())
+    text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(data, sort_keys=False)
+    return atomic_write_text(out_path, text)

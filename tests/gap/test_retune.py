@@ -1,0 +1,82 @@
+"""Retuning: ranges centred on the fit, never zero width, the truth inside in a planted scenario."""
+
+from __future__ import annotations
+
+import pytest
+
+from ast_robot.config import ConfigError, load_config
+from ast_robot.config.gap import GapConfig
+from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
+from ast_robot.gap.retune import retune, write_retuned_config
+from ast_robot.gap.sysid import SysIdResult, fit, space_from_randomization
+from tests.gap import test_sysid as toy
+
+PARENT = """\
+name: toy
+randomization:
+  params:
+    gain: {dist: uniform, low: 0.8, high: 1.2}
+    damping: {dist: uniform, low: 4.0, high: 6.0, mode: absolute}
+    friction: {dist: normal, mean: 1.0, std: 0.1}
+"""
+
+
+def _result(names, mean, std):
+    n = len(names)
+    return SysIdResult(tuple(names), tuple(mean), tuple(std), (1.0,) * n, (0.8,) * n, (1.2,) * n, 1.0, 0.1,
+                       (1.0 / n,) * n, tuple(names), (0.1,), 2)  # fmt: skip
+
+
+@pytest.mark.parametrize("truth", [{"gain": 1.6, "damping": 5.0, "friction": 1.0},
+                                   {"gain": 1.0, "damping": 8.5, "friction": 1.0}])  # fmt: skip
+def test_retuned_range_contains_the_planted_truth(truth):
+    real = toy._real_records(truth)
+    cfg = GapConfig(cem_iterations=10)
+    res = fit(toy.toy_simulate, real, space_from_randomization(toy.RANDOMIZATION, 5.0), cfg, seed=2)
+    new = retune(toy.RANDOMIZATION, res, cfg)
+    for name in ("gain", "damping"):
+        d = new.params[name]
+        assert d.low <= truth[name] <= d.high, (name, d, res)
+    # the identified culprit got a narrower range than the unidentifiable friction (relative to centre)
+    g, f = new.params["gain"], new.params["friction"]
+    assert (g.high - g.low) / g.mean < (f.high - f.low) / f.mean
+
+
+def test_zero_uncertainty_never_gives_zero_width_and_keeps_scales_positive():
+    rand = RandomizationConfig(params={"gain": DistributionConfig(low=0.8, high=1.2, mode="scale"),
+                                       "offset": DistributionConfig(low=-0.1, high=0.1, mode="absolute")})  # fmt: skip
+    new = retune(rand, _result(["gain", "offset"], [1.5, 0.0], [0.0, 0.0]), GapConfig(min_relative_width=0.05))
+    assert new.params["gain"].low == pytest.approx(1.425) and new.params["gain"].high == pytest.approx(1.575)
+    assert new.params["offset"].high > new.params["offset"].low
+    wide = retune(rand, _result(["gain", "offset"], [0.3, 0.0], [1.0, 0.0]))
+    assert wide.params["gain"].low > 0 and wide.params["gain"].high == pytest.approx(2.3)
+
+
+def test_unknown_fitted_parameter_is_an_error():
+    with pytest.raises(ValueError, match=r"\['latency'\] are not in the randomization"):
+        retune(toy.RANDOMIZATION, _result(["latency"], [0.02], [0.0]))
+
+
+def test_written_config_has_parent_and_provenance_and_loads(tmp_path):
+    parent = tmp_path / "exp" / "toy.yaml"
+    parent.parent.mkdir()
+    parent.write_text(PARENT)
+    base = load_config(parent)
+    new = retune(base.randomization, _result(["gain", "friction"], [1.5, 1.2], [0.1, 0.3]))
+    out = write_retuned_config(parent, new, tmp_path / "round1" / "retuned.yaml",
+                               {"report": "round1/report.html", "real": "bags/run1"}, name="toy-r1")  # fmt: skip
+    text = out.read_text()
+    assert "# report: round1/report.html" in text and "parent: ../exp/toy.yaml" in text
+    assert "damping" not in text  # unchanged parameters are inherited, not repeated
+    cfg = load_config(out)
+    assert cfg.name == "toy-r1"
+    assert cfg.randomization.params["gain"].low == pytest.approx(1.3)
+    assert cfg.randomization.params["friction"].mean == pytest.approx(1.2)
+    assert cfg.randomization.params["damping"].high == 6.0
+
+
+def test_missing_parent_writes_nothing(tmp_path):
+    out = tmp_path / "retuned.yaml"
+    with pytest.raises(ConfigError, match="missing file"):
+        write_retuned_config(tmp_path / "nope.yaml", toy.RANDOMIZATION, out, {})
+    assert not out.exists()
