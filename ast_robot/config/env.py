@@ -32,3 +32,6 @@ class EnvConfig:
         factory=dict, help="Scale per named reward term (term -> scale); unset terms use the task's defaults."
     )
     success_threshold: float = doc(0.05, "Success distance (m): end effector (reach) or object (pick-place).", gt=0)
+    n_objects: int = doc(3, "Pick-and-place: coloured cubes on the table; one of them is the target.", ge=1, le=8)
+    n_pads: int = doc(2, "Pick-and-place: coloured place pads; one of them is the goal.", ge=1, le=4)
+    ik_iterations: int = doc(1, "Damped-least-squares iterations per control step (ee_delta actions).", ge=1)

@@ -17,8 +17,11 @@ class DistributionConfig:
     high: float = doc(1.0, "Upper bound (uniform/loguniform).")
     mean: float = doc(1.0, "Mean (normal) or the value (constant).")
     std: float = doc(0.0, "Standard deviation (normal).", ge=0)
-    mode: Literal["scale", "absolute"] = doc(
-        "scale", "`scale` multiplies the model's nominal value; `absolute` sets the value itself."
+    mode: Literal["scale", "absolute"] | None = doc(
+        None,
+        "`scale`: a factor on the model's nominal value; `absolute`: a value with a unit (kg, m, control "
+        "steps). Each parameter has one mode (table in ast_robot.envs.randomization); null means that mode, "
+        "a different one is an error.",
     )
 
     def __post_init__(self) -> None:

@@ -1,0 +1,145 @@
+"""Damped-least-squares inverse kinematics with joint limits, on a MjModel and a joint vector.
+
+No environment is needed: the solver owns a scratch ``MjData``, writes the arm joints into it, runs
+MuJoCo's kinematics and Jacobian of one site, and iterates
+
+    dq = J^T (J J^T + lambda^2 I)^-1 e  +  (I - J^+ J) k_null (q_rest - q)
+
+clipping ``q`` to the joint limits after every step. ``e`` stacks the position error (m) and, when a
+target orientation is given, the rotation-vector error (rad) times ``orientation_weight`` (m/rad).
+Simulation envs and the robot deployment both call it, so a policy trained through it sees the same
+mapping from end-effector deltas to joint targets on the real robot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IKResult:
+    """Solution of one :meth:`DLSIK.solve` call."""
+
+    q: np.ndarray  # (n,) joint positions within the limits (rad)
+    pos_error: float  # remaining position error (m)
+    rot_error: float  # remaining orientation error (rad); 0 without a target orientation
+    iterations: int
+    converged: bool
+
+
+class DLSIK:
+    """Damped least squares IK for ``site`` over ``joints`` (hinge or slide joints of ``model``)."""
+
+    def __init__(self, model: mujoco.MjModel, site: str, joints: Sequence[str], *, damping: float = 0.05,
+                 lower: Sequence[float] | None = None, upper: Sequence[float] | None = None,
+                 rest_qpos: Sequence[float] | None = None, nullspace_gain: float = 0.0,
+                 orientation_weight: float = 0.3, max_step: float = 0.2) -> None:  # fmt: skip
+        if damping <= 0:
+            raise ValueError(f"damping must be > 0, got {damping}")
+        if max_step <= 0:
+            raise ValueError(f"max_step must be > 0 rad, got {max_step}")
+        self.model = model
+        self.data = mujoco.MjData(model)  # scratch: never the simulation's own data
+        self.site_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, site)
+        if self.site_id < 0:
+            raise ValueError(f"site {site!r} is not in the model")
+        ids = [self._joint_id(name) for name in joints]
+        self.qadr = np.array([model.jnt_qposadr[i] for i in ids])
+        self.dofadr = np.array([model.jnt_dofadr[i] for i in ids])
+        self.lower = np.array(lower if lower is not None else model.jnt_range[ids, 0], dtype=float)
+        self.upper = np.array(upper if upper is not None else model.jnt_range[ids, 1], dtype=float)
+        self.rest = None if rest_qpos is None else np.asarray(rest_qpos, dtype=float)
+        self.damping, self.nullspace_gain = float(damping), float(nullspace_gain)
+        self.orientation_weight, self.max_step = float(orientation_weight), float(max_step)
+        self._jacp = np.zeros((3, model.nv))
+        self._jacr = np.zeros((3, model.nv))
+
+    def _joint_id(self, name: str) -> int:
+        jid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)
+        if jid < 0:
+            raise ValueError(f"joint {name!r} is not in the model")
+        if int(self.model.jnt_type[jid]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+            raise ValueError(f"joint {name!r} must be a hinge or slide joint for IK")
+        return jid
+
+    def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Site position (3,) and rotation matrix (3, 3) at joint positions ``q`` (n,)."""
+        self.data.qpos[self.qadr] = q
+        mujoco.mj_kinematics(self.model, self.data)
+        return self.data.site_xpos[self.site_id].copy(), self.data.site_xmat[self.site_id].reshape(3, 3).copy()
+
+    def solve(self, q0: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None,
+              max_iters: int = 50, tol: float = 1e-4, rot_tol: float = 1e-3) -> IKResult:  # fmt: skip
+        """Joint positions that bring the site to ``target_pos`` (3,) [and ``target_rot`` (3, 3)], from ``q0``."""
+        q = np.clip(np.asarray(q0, dtype=float), self.lower, self.upper)
+        target_pos = np.asarray(target_pos, dtype=float)
+        for it in range(max_iters + 1):
+            err, pos_err, rot_err = self._error(q, target_pos, target_rot)
+            if pos_err < tol and rot_err < rot_tol:
+                return IKResult(q, pos_err, rot_err, it, True)
+            if it == max_iters:
+                break
+            q = np.clip(q + self._step(q, err, target_rot is not None), self.lower, self.upper)
+        return IKResult(q, pos_err, rot_err, max_iters, False)
+
+    def step(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None) -> np.ndarray:
+        """One damped-least-squares iteration from ``q`` (n,): the cheap per-control-step update."""
+        q = np.clip(np.asarray(q, dtype=float), self.lower, self.upper)
+        err, _, _ = self._error(q, np.asarray(target_pos, dtype=float), target_rot)
+        return np.clip(q + self._step(q, err, target_rot is not None), self.lower, self.upper)
+
+    def _error(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None):
+        pos, rot = self.forward(q)
+        e_pos = target_pos - pos  # (3,)
+        if target_rot is None:
+            return e_pos, float(np.linalg.norm(e_pos)), 0.0
+        e_rot = rotation_error(target_rot, rot)  # (3,) world frame
+        err = np.concatenate([e_pos, self.orientation_weight * e_rot])  # (6,)
+        return err, float(np.linalg.norm(e_pos)), float(np.linalg.norm(e_rot))
+
+    def _step(self, q: np.ndarray, err: np.ndarray, with_rot: bool) -> np.ndarray:
+        mujoco.mj_comPos(self.model, self.data)  # cdof, needed by the Jacobian
+        mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr if with_rot else None, self.site_id)
+        jac = self._jacp[:, self.dofadr]  # (3, n)
+        if with_rot:
+            jac = np.vstack([jac, self.orientation_weight * self._jacr[:, self.dofadr]])  # (6, n)
+        jjt = jac @ jac.T + self.damping**2 * np.eye(jac.shape[0])
+        dq = jac.T @ np.linalg.solve(jjt, err)  # (n,)
+        if self.rest is not None and self.nullspace_gain > 0:
+            pinv = jac.T @ np.linalg.inv(jjt)  # damped pseudo-inverse (n, m)
+            dq += (np.eye(len(q)) - pinv @ jac) @ (self.nullspace_gain * (self.rest - q))
+        norm = np.linalg.norm(dq)
+        return dq * (self.max_step / norm) if norm > self.max_step else dq
+
+
+def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Rotation vector (3,), world frame, that turns ``current`` (3, 3) into ``target`` (3, 3)."""
+    r = target @ current.T
+    v = 0.5 * np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    s = np.linalg.norm(v)
+    c = np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)
+    if s < 1e-9:
+        return v if c > 0 else _axis_for_half_turn(r)
+    return v * (np.arctan2(s, c) / s)
+
+
+def _axis_for_half_turn(r: np.ndarray) -> np.ndarray:
+    # r = 2 a a^T - I for a half turn about unit axis a.
+    axis = np.sqrt(np.clip((np.diag(r) + 1.0) / 2.0, 0.0, None))
+    i = int(np.argmax(axis))
+    axis = (r[i] + np.eye(3)[i]) / (2.0 * axis[i])
+    return np.pi * axis / np.linalg.norm(axis)
+
+
+def for_robot(model: mujoco.MjModel, robot, **kwargs) -> DLSIK:
+    """A :class:`DLSIK` for a :class:`~ast_robot.envs.robots.RobotSpec`'s arm and TCP site.
+
+    Redundant arms (more than 6 joints) pull toward the home posture in the null space by default.
+    """
+    defaults = {"rest_qpos": robot.home_qpos, "nullspace_gain": 0.5 if robot.n_joints > 6 else 0.0}
+    return DLSIK(model, robot.ee_site, robot.joint_names, lower=robot.joint_lower, upper=robot.joint_upper,
+                 **{**defaults, **kwargs})  # fmt: skip

@@ -1,0 +1,248 @@
+"""The robot-env core shared by every task: physics stepping, action mapping, DR, observations, rewards.
+
+A task subclasses :class:`RobotEnv` and fills four hooks (``_reset_task``, ``_task_obs``,
+``_achieved_goal``, ``_instruction_text``); everything else (IK, latency queue, noise, camera, info) is here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from ast_robot.config import EnvConfig, RandomizationConfig, from_dict
+from ast_robot.deploy.ik import for_robot
+from ast_robot.envs import randomization as dr_lib
+from ast_robot.envs.robots import get_robot, load_model
+from ast_robot.envs.rewards import reward_scales, weighted_reward
+
+R_DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing down, fingers closing along world y
+WORKSPACE_LOW = np.array([0.2, -0.4, 0.0])  # TCP box (m, world); the table top is z = 0
+WORKSPACE_HIGH = np.array([0.75, 0.4, 0.5])
+
+
+def _as_config(cls: type, value: Any) -> Any:
+    if value is None:
+        return cls()
+    if isinstance(value, dict):
+        return from_dict(cls, value)
+    if not isinstance(value, cls):
+        raise TypeError(f"expected a {cls.__name__} or a dict, got {type(value).__name__}")
+    return value
+
+
+class RobotEnv(gym.Env):
+    """Goal-conditioned MuJoCo task for one robot; see the task classes for observation tables."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
+    task: ClassVar[str] = ""
+
+    def __init__(self, robot: str = "ur5e", config: EnvConfig | dict | None = None,
+                 randomization: RandomizationConfig | dict | None = None, render_mode: str | None = None) -> None:  # fmt: skip
+        self._init_args = {"robot": robot, "config": config, "randomization": randomization, "render_mode": render_mode}
+        self.cfg: EnvConfig = _as_config(EnvConfig, config)
+        self.rand_cfg: RandomizationConfig = _as_config(RandomizationConfig, randomization)
+        dr_lib.validate(self.rand_cfg)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.robot = get_robot(robot)
+        self.scales = reward_scales(self.cfg.reward_type, self.cfg.reward_scales)
+        self.model = load_model(robot, self.task, model=self.cfg.robot_model, **self._scene_options())
+        self.data = mujoco.MjData(self.model)
+        self.control_dt = 1.0 / self.cfg.control_hz
+        self.n_substeps = max(1, round(self.control_dt / self.model.opt.timestep))
+        self._nominal = dr_lib.nominal(self.model, self.robot)
+        self._ik = for_robot(self.model, self.robot)
+        self._index_model()
+        self.action_space = self._make_action_space()
+        self.observation_space = self._make_observation_space()
+        self._renderer = None
+        self.dr: dict[str, float] = {}
+        self._steps = 0
+
+    # ----- model indices and spaces ---------------------------------------------------------------
+    def _index_model(self) -> None:
+        m, r = self.model, self.robot
+        self._qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in r.joint_names])
+        self._vadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in r.joint_names])
+        self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in r.gripper_joints])
+        self._arm_act = np.array([m.actuator(a).id for a in r.actuator_names])
+        self._grip_act = m.actuator(r.gripper_actuator).id
+        self._site = m.site(r.ee_site).id
+        self._vel_step = np.array(r.velocity_limits) * self.control_dt  # max joint change per step (rad)
+        base = m.body(r.base_body).id
+        self._robot_geoms = {g for g in range(m.ngeom) if dr_lib.descends(m, m.geom_bodyid[g], base)}
+
+    def _make_action_space(self) -> gym.spaces.Box:
+        n = 3 if self.cfg.action_mode == "ee_delta" else self.robot.n_joints
+        return gym.spaces.Box(-1.0, 1.0, shape=(n + 1,), dtype=np.float32)
+
+    def _make_observation_space(self) -> gym.spaces.Dict:
+        self._obs_size = 2 * self.robot.n_joints + 7 + self._task_obs_size()
+        goal = gym.spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float64)
+        spaces = {"observation": gym.spaces.Box(-np.inf, np.inf, shape=(self._obs_size,), dtype=np.float64),
+                  "achieved_goal": goal, "desired_goal": goal}  # fmt: skip
+        if self.cfg.camera:
+            spaces["camera"] = gym.spaces.Box(0, 255, shape=(*self.cfg.camera_size, 3), dtype=np.uint8)
+        if self.cfg.instruction:
+            spaces["instruction"] = gym.spaces.Box(0, 255, shape=(self.cfg.instruction_length,), dtype=np.uint8)
+        return gym.spaces.Dict(spaces)
+
+    # ----- task hooks -------------------------------------------------------------------------------
+    def _scene_options(self) -> dict[str, Any]:
+        return {}
+
+    def _task_obs_size(self) -> int:
+        return 0
+
+    def _reset_task(self, rng: np.random.Generator) -> None:
+        raise NotImplementedError
+
+    def _task_obs(self, noise: float) -> np.ndarray:
+        return np.zeros(0)
+
+    def _achieved_goal(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _instruction_text(self) -> str:
+        return ""
+
+    # ----- gymnasium API ----------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        self.dr = dr_lib.sample(self.rand_cfg, rng)
+        dr_lib.apply(self.model, self.dr, self._nominal)
+        mujoco.mj_setConst(self.model, self.data)  # derived constants after mass/inertia changes
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[self._qadr] = self.robot.home_qpos
+        self.data.qpos[self._finger_qadr] = self.robot.gripper_width[1] / 2
+        self._reset_task(rng)
+        mujoco.mj_forward(self.model, self.data)
+        hold = np.concatenate([self.robot.home_qpos, [self.robot.gripper_width[1]]])
+        self.data.ctrl[self._arm_act], self.data.ctrl[self._grip_act] = hold[:-1], hold[-1]
+        self._queue = deque([hold] * int(self.dr.get("latency", 0)))  # commands in flight
+        self._target = hold.copy()
+        self._steps = 0
+        self._prev_ee = self.data.site_xpos[self._site].copy()
+        obs = self._get_obs()
+        return obs, self._info(obs)
+
+    def step(self, action: np.ndarray):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
+        noise = self.dr.get("action_noise", 0.0)
+        if noise > 0:
+            action = action + self.np_random.normal(0.0, noise, size=action.shape)
+        command = self._command(np.clip(action, -1.0, 1.0))
+        self._queue.append(command)
+        self._target = self._queue.popleft()  # delayed by `latency` control steps
+        self.data.ctrl[self._arm_act] = self._target[:-1]
+        self.data.ctrl[self._grip_act] = self._target[-1]
+        self._prev_ee = self.data.site_xpos[self._site].copy()
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        mujoco.mj_kinematics(self.model, self.data)  # positions of the state after the last substep
+        self._steps += 1
+        obs = self._get_obs()
+        info = self._info(obs)
+        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        return obs, reward, False, self._steps >= self.cfg.max_episode_steps, info
+
+    def _command(self, action: np.ndarray) -> np.ndarray:
+        """Arm joint targets (n,) + gripper width (1,) for a clipped action."""
+        q = self.data.qpos[self._qadr]
+        if self.cfg.action_mode == "ee_delta":
+            pos = self.data.site_xpos[self._site]
+            target = np.clip(pos + action[:3] * self.cfg.max_ee_step, WORKSPACE_LOW, WORKSPACE_HIGH)
+            q_t = q
+            for _ in range(self.cfg.ik_iterations):
+                q_t = self._ik.step(q_t, target, R_DOWN)
+        else:
+            q_t = q + action[:-1] * self.cfg.max_joint_step
+        q_t = q + np.clip(q_t - q, -self._vel_step, self._vel_step)  # joint speed limits of the data sheet
+        q_t = np.clip(q_t, self._ik.lower, self._ik.upper)
+        closed, opened = self.robot.gripper_width
+        width = closed + (action[-1] + 1.0) / 2.0 * (opened - closed)  # -1 closed, +1 open
+        return np.concatenate([q_t, [width]])
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        """Vectorized reward over leading batch dimensions: (..., 3), (..., 3) -> (...)."""
+        dist = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        return weighted_reward(dist, self.cfg.success_threshold, self.scales)
+
+    # ----- observations and info --------------------------------------------------------------------
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        noise = self.dr.get("proprio_noise", 0.0)
+        rng = self.np_random
+        qpos = self.data.qpos[self._qadr]
+        qvel = self.data.qvel[self._vadr]
+        ee = self.data.site_xpos[self._site]
+        ee_vel = (ee - self._prev_ee) / self.control_dt
+        width = self.data.qpos[self._finger_qadr].sum()
+        proprio = np.concatenate([qpos, qvel, ee, ee_vel, [width]])  # (2n + 7,)
+        if noise > 0:
+            proprio = proprio + rng.normal(0.0, noise, size=proprio.shape)
+        obj_noise = self.dr.get("object_pos_noise", 0.0)
+        obs = {"observation": np.concatenate([proprio, self._task_obs(obj_noise)]),
+               "achieved_goal": self._achieved_goal().copy(), "desired_goal": self.goal.copy()}  # fmt: skip
+        if self.cfg.camera:
+            obs["camera"] = self.render_camera()
+        if self.cfg.instruction:
+            obs["instruction"] = self._instruction_bytes.copy()
+        return obs
+
+    def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
+        dist = float(np.linalg.norm(self._achieved_goal() - self.goal))
+        return {"is_success": dist <= self.cfg.success_threshold, "distance": dist, "dr": dict(self.dr),
+                "ee_pos": self.data.site_xpos[self._site].copy(), "joint_positions": self.data.qpos[self._qadr].copy(),
+                "joint_velocities": self.data.qvel[self._vadr].copy(), "joint_targets": self._target[:-1].copy(),
+                "gripper_width": float(self.data.qpos[self._finger_qadr].sum()), "contact_force": self._contact_force()}  # fmt: skip
+
+    def _contact_force(self) -> float:
+        """Sum of contact normal forces (N) on the robot's geoms."""
+        total, wrench = 0.0, np.zeros(6)
+        for i in range(self.data.ncon):
+            con = self.data.contact[i]
+            if con.geom1 in self._robot_geoms or con.geom2 in self._robot_geoms:
+                mujoco.mj_contactForce(self.model, self.data, i, wrench)
+                total += abs(wrench[0])
+        return total
+
+    def _set_instruction(self, text: str) -> None:
+        raw = text.encode("utf-8")
+        if len(raw) > self.cfg.instruction_length:
+            raise ValueError(f"instruction {text!r} is {len(raw)} bytes; instruction_length is {self.cfg.instruction_length}")
+        self.instruction = text
+        self._instruction_bytes = np.zeros(self.cfg.instruction_length, dtype=np.uint8)
+        self._instruction_bytes[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+
+    # ----- rendering, pickling, closing -------------------------------------------------------------
+    def render_camera(self) -> np.ndarray:
+        """The scene camera's image (H, W, 3) uint8 at ``config.camera_size``."""
+        if self._renderer is None:
+            height, width = self.cfg.camera_size
+            self._renderer = mujoco.Renderer(self.model, height, width)
+        self._renderer.update_scene(self.data, camera="scene")
+        return self._renderer.render()
+
+    def render(self) -> np.ndarray | None:
+        return self.render_camera() if self.render_mode == "rgb_array" else None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_renderer", "_ik")}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._renderer = None
+        self._ik = for_robot(self.model, self.robot)
