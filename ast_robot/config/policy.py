@@ -25,7 +25,12 @@ class PolicyConfig:
     n_global: int = doc(2, "Global (summary) tokens that attend and are attended everywhere.", ge=0)
     attention_backend: Literal["dense", "flex", "flash", "auto"] = doc("auto", "Attention implementation.")
     auto_crossover_tokens: int = doc(2048, "`auto` uses dense attention below this length (tokens).", gt=0)
-    head: Literal["deterministic", "gaussian"] = doc("deterministic", "Behaviour-cloning action head.")
+    head: Literal["deterministic", "gaussian", "tanh_gaussian"] = doc(
+        "deterministic",
+        "Action head: `deterministic` (MSE), `gaussian` (NLL) or `tanh_gaussian` (the SAC actor, actions in (-1, 1)).",
+    )
+    n_critics: int = doc(0, "Q networks of the critic head (SAC uses 2); 0 builds no critic.", ge=0)
+    critic_hidden: int = doc(256, "Hidden width of each Q network (features).", gt=0)
     hidden_sizes: list[int] = doc([256, 256], "Hidden layer sizes of the `mlp` policy type.")
 
     def __post_init__(self) -> None:

@@ -1,0 +1,177 @@
+"""Policy networks with one API, chosen by ``policy.type`` (`sparse_multimodal`, `mlp`).
+
+Batches are dicts of tensors holding the observation keys (batched) plus ``action`` ``(B, A)``.
+
+- ``forward(batch) -> (loss, info)``: mean behaviour-cloning loss of the configured head.
+- ``per_sample_loss(batch) -> (B,)``: the same loss per sample (the gated trainer scores with it).
+- ``embed(batch) -> (B, F)``: the pooled summary features (the significance model's novelty uses them).
+- ``act(obs) -> np.ndarray``: one unbatched numpy observation in, one action out, no gradient.
+- ``actor(batch)`` / ``critic(batch, action)``: SAC's reparameterized actor and Q values.
+- ``save(path)`` / ``load(path)``: through `ast_robot.core.checkpoint`; the round trip gives identical actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ast_robot.config.policy import PolicyConfig
+from ast_robot.policies import encoders
+from ast_robot.policies.heads import HEADS, QCritic
+from ast_robot.policies.transformer import SparseTransformer
+from ast_robot.registry import Registry
+
+POLICIES: Registry = Registry("policy type")
+META_KEY = "policy_meta"
+
+
+class PolicyBase(nn.Module):
+    """Heads, losses, `act`, save/load; subclasses define `features` and `embed`."""
+
+    def __init__(self, cfg: PolicyConfig, obs_space: Any, action_dim: int, features: int) -> None:
+        super().__init__()
+        if not isinstance(action_dim, int) or isinstance(action_dim, bool) or action_dim < 1:
+            raise ValueError(f"action_dim must be a positive integer, got {action_dim!r}")
+        self.cfg, self.action_dim = cfg, action_dim
+        self.spec = obs_space if isinstance(obs_space, dict) else encoders.obs_spec_from_space(obs_space)
+        self.head = HEADS.get(cfg.head)(features, action_dim)
+        self.q = QCritic(features, action_dim, cfg.n_critics, cfg.critic_hidden) if cfg.n_critics else None
+
+    def embed(self, batch: Mapping[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def per_sample_loss(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Behaviour-cloning loss per sample ``(B,)``."""
+        if "action" not in batch:
+            raise ValueError(f"batch needs an 'action' entry for the loss; got keys {sorted(batch)}")
+        return self.head.loss(self.embed(batch), batch["action"].float())
+
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        losses = self.per_sample_loss(batch)  # (B,)
+        loss = losses.mean()
+        return loss, {"loss": float(loss.detach()), "loss_max": float(losses.detach().max())}
+
+    def actor(self, batch: Mapping[str, Tensor], deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """SAC actor: ``(action (B, A), log_prob (B,))``; needs ``head: tanh_gaussian``."""
+        if self.cfg.head != "tanh_gaussian":
+            raise ValueError(f"actor() needs policy.head 'tanh_gaussian', got {self.cfg.head!r}")
+        h = self.embed(batch)
+        if deterministic:
+            action = self.head.mode(h)
+            return action, self.head.log_prob(h, action)
+        return self.head.sample(h)
+
+    def critic(self, batch: Mapping[str, Tensor], action: Tensor) -> Tensor:
+        """Q values ``(B, n_critics)`` of ``action`` ``(B, A)``; needs ``n_critics > 0``."""
+        if self.q is None:
+            raise ValueError("critic() needs policy.n_critics > 0 (got 0)")
+        return self.q(self.embed(batch), action)
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The head's mode for one unbatched observation, in eval mode: float32 ``(A,)``."""
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            action = self.head.mode(self.embed(encoders.to_tensors(obs, self.spec, device)))  # (1, A)
+        finally:
+            self.train(was_training)
+        return action[0].cpu().numpy().astype(np.float32)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What `load` needs, for trainers that write their own checkpoints (merge into their state)."""
+        from ast_robot.config import to_dict
+
+        spec = {k: {"shape": list(shape), "dtype": dtype} for k, (shape, dtype) in self.spec.items()}
+        meta = {"config": to_dict(self.cfg), "obs_spec": spec, "action_dim": self.action_dim}
+        return {"model": self.state_dict(), META_KEY: meta}
+
+    def save(self, path: str | Path, step: int = 0) -> Path:
+        """Write a checkpoint under ``path`` (a run directory); returns the checkpoint directory."""
+        import yaml
+
+        from ast_robot.config import to_dict
+        from ast_robot.core.checkpoint import save_checkpoint
+
+        config_text = yaml.safe_dump({"policy": to_dict(self.cfg)}, sort_keys=False)
+        return save_checkpoint(path, step, self.checkpoint_state(), config_text)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> PolicyBase:
+        """Rebuild the policy a checkpoint describes (any registered type) and load its weights."""
+        from ast_robot.core.checkpoint import load_checkpoint, load_module_state
+
+        ckpt = load_checkpoint(path, map_location=map_location)
+        if META_KEY not in ckpt.state or "model" not in ckpt.state:
+            raise ValueError(f"{ckpt.path} holds no policy (expected {META_KEY!r} and 'model' entries)")
+        meta = ckpt.state[META_KEY]
+        from ast_robot.config import from_dict
+
+        cfg = from_dict(PolicyConfig, meta["config"], "policy")
+        spec = {k: (tuple(v["shape"]), v["dtype"]) for k, v in meta["obs_spec"].items()}
+        policy = build_policy(cfg, spec, int(meta["action_dim"]))
+        load_module_state(policy, ckpt.state["model"], "policy")
+        return policy
+
+
+@POLICIES.register("sparse_multimodal")
+class SparseMultimodalPolicy(PolicyBase):
+    """Tokens of every modality -> sparse transformer -> pooled summary -> heads."""
+
+    def __init__(self, cfg: PolicyConfig, obs_space: Any, action_dim: int) -> None:
+        super().__init__(cfg, obs_space, action_dim, cfg.d_model)
+        self.tokenizer = encoders.MultimodalTokenizer(self.spec, cfg.d_model, cfg.patch_size, cfg.n_global)
+        self.transformer = SparseTransformer.from_config(cfg)
+
+    def embed(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Mean of the summary (global) tokens, or of all tokens when there are none: ``(B, d_model)``."""
+        x = self.transformer(self.tokenizer(batch))  # (B, T, D)
+        n = self.tokenizer.n_summary
+        return x[:, :n].mean(1) if n else x.mean(1)
+
+
+@POLICIES.register("mlp")
+class MLPPolicy(PolicyBase):
+    """Baseline: concatenated vectors, an 8x8-pooled image and the instruction bytes -> MLP -> heads."""
+
+    def __init__(self, cfg: PolicyConfig, obs_space: Any, action_dim: int) -> None:
+        spec = obs_space if isinstance(obs_space, dict) else encoders.obs_spec_from_space(obs_space)
+        sizes = [cfg.hidden_sizes[-1] if cfg.hidden_sizes else 0]
+        super().__init__(cfg, spec, action_dim, sizes[0] or self._input_size(spec))
+        layers: list[nn.Module] = []
+        width = self._input_size(spec)
+        for hidden in cfg.hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.net = nn.Sequential(*layers)
+
+    @staticmethod
+    def _input_size(spec: encoders.ObsSpec) -> int:
+        size = sum(shape[0] for key, (shape, _) in spec.items() if key != encoders.IMAGE_KEY)
+        return size + (3 * 8 * 8 if encoders.IMAGE_KEY in spec else 0)
+
+    def embed(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The last hidden layer ``(B, hidden_sizes[-1])``."""
+        parts = []
+        for key in sorted(self.spec):
+            x = batch[key]
+            if key == encoders.IMAGE_KEY:
+                x = nn.functional.adaptive_avg_pool2d(encoders.prepare_image(x), 8).flatten(1)  # (B, 192)
+            elif key == encoders.TEXT_KEY:
+                x = x.float() / 255.0
+            parts.append(x.float())
+        return self.net(torch.cat(parts, -1))
+
+
+def build_policy(cfg: PolicyConfig, obs_space: Any, action_dim: int) -> PolicyBase:
+    """The policy class registered under ``cfg.type``."""
+    return POLICIES.get(cfg.type)(cfg, obs_space, action_dim)
+
+
+load_policy = PolicyBase.load

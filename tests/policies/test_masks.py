@@ -1,0 +1,98 @@
+"""Mask factories against dense boolean references written as plain loops."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ast_robot.policies import masks
+from ast_robot.policies.backends import SparsePlan
+
+
+def loop_mask(T: int, pred) -> torch.Tensor:
+    return torch.tensor([[bool(pred(q, kv)) for kv in range(T)] for q in range(T)])
+
+
+@pytest.mark.parametrize("T,bs,w", [(16, 4, 0), (19, 4, 1), (33, 8, 2)])
+def test_local_window_matches_loop(T, bs, w):
+    got = masks.dense_mask(masks.local_window(bs, w), 1, 1, T, T)[0, 0]
+    assert torch.equal(got, loop_mask(T, lambda q, kv: abs(q // bs - kv // bs) <= w))
+
+
+def test_global_causal_token_window_and_length():
+    T = 12
+    cases = [
+        (masks.global_tokens(3), lambda q, kv: q < 3 or kv < 3),
+        (masks.causal(), lambda q, kv: kv <= q),
+        (masks.token_window(2), lambda q, kv: abs(q - kv) <= 2),
+        (masks.key_length(7), lambda q, kv: kv < 7),
+    ]
+    for mod, pred in cases:
+        assert torch.equal(masks.dense_mask(mod, 1, 1, T, T)[0, 0], loop_mask(T, pred))
+
+
+def test_compose_and_or():
+    T, bs = 20, 4
+    mod = masks.and_masks(masks.or_masks(masks.local_window(bs, 0), masks.global_tokens(2)), masks.causal())
+    ref = loop_mask(T, lambda q, kv: (q // bs == kv // bs or q < 2 or kv < 2) and kv <= q)
+    assert torch.equal(masks.dense_mask(mod, 2, 3, T, T), ref.expand(2, 3, T, T))
+
+
+def test_selected_blocks_per_batch_and_head():
+    sel = torch.rand(2, 3, 4, 4) > 0.5
+    got = masks.dense_mask(masks.selected_blocks(sel, 5), 2, 3, 20, 20)
+    for b in range(2):
+        for h in range(3):
+            assert torch.equal(got[b, h], loop_mask(20, lambda q, kv: sel[b, h, q // 5, kv // 5]))
+
+
+def test_top_k_table_picks_highest_candidates():
+    scores = torch.tensor([[[5.0, 1.0, 4.0, 3.0], [0.0, 9.0, 8.0, 1.0]]])  # (1, nQb=2, nKVb=4)
+    exclude = torch.tensor([[True, False, False, False], [False, True, False, False]])
+    got = masks.top_k_table(scores, 2, exclude)
+    assert got.tolist() == [[[False, False, True, True], [False, False, True, True]]]
+    assert masks.top_k_table(scores, 0).sum() == 0
+    # fewer candidates than k: never picks an excluded block
+    assert masks.top_k_table(scores, 4, torch.ones(2, 4, dtype=torch.bool)).sum() == 0
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("T,bs,G", [(32, 8, 0), (37, 8, 3), (40, 8, 9)])
+def test_block_tables_match_token_mask(causal, T, bs, G):
+    """`any`/`full` per block agree with the token mask: what the FlexAttention BlockMask is built from."""
+    torch.manual_seed(T + G)
+    nb = -(-T // bs)
+    blocks = torch.rand(2, 2, nb, nb) > 0.6
+    if causal:
+        blocks &= masks.causal_table(nb, nb)[0]
+    plan = SparsePlan(blocks, bs, G, causal, T)
+    token = masks.dense_mask(plan.mask_mod(), 2, 2, nb * bs, nb * bs)  # padded grid, padding masked
+    per_block = token.view(2, 2, nb, bs, nb, bs)
+    any_, full = plan.tables()
+    assert torch.equal(any_, per_block.any(5).any(3))
+    assert torch.equal(full, per_block.all(5).all(3))
+    assert torch.equal(plan.dense(), token[..., :T, :T])
+
+
+def test_kv_lists_layout():
+    table = torch.tensor([[[[False, True, False, True], [True, False, False, False]]]])
+    num, idx = masks.to_kv_lists(table)
+    assert num.tolist() == [[[2, 1]]]
+    assert idx[0, 0, 0, :2].tolist() == [1, 3] and idx[0, 0, 1, 0].item() == 0
+    assert num.dtype == idx.dtype == torch.int32
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: masks.local_window(4, -1), "window_blocks must be an integer >= 0, got -1"),
+        (lambda: masks.local_window(0, 1), "block_size must be an integer >= 1"),
+        (lambda: masks.global_tokens(-2), "n_global"),
+        (lambda: masks.top_k_table(torch.zeros(2, 3), 4), r"top_k \(4\) must not exceed the number of key blocks \(3\)"),
+        (lambda: masks.selected_blocks(torch.zeros(2, 2), 4), "selection must be a bool tensor"),
+        (lambda: masks.and_masks(), "at least one"),
+    ],
+)
+def test_invalid_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
