@@ -7,6 +7,8 @@ The top-level `envs/` folder holds MJCF data; it is installed as `ast_robot.mjcf
 from setuptools import find_packages, setup
 
 setup(
-    packages=find_packages(include=["ast_robot", "ast_robot.*"]) + ["ast_robot.mjcf"],
-    package_dir={"ast_robot.mjcf": "envs"},
+    packages=find_packages(include=["ast_robot", "ast_robot.*"]) + ["ast_robot.mjcf", "ast_robot_ros"],
+    # The ROS 2 adapters (also an ament_python package under ros2_ws/) ship in the wheel too, so that
+    # `ast-robot deploy` runs them from the pip-installed rclpy wheels without colcon.
+    package_dir={"ast_robot.mjcf": "envs", "ast_robot_ros": "ros2_ws/src/ast_robot_ros/ast_robot_ros"},
 )

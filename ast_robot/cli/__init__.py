@@ -10,6 +10,8 @@ import sys
 SUBCOMMANDS: dict[str, str] = {
     "config": "ast_robot.cli.config_cmd",
     "demo": "ast_robot.cli.demo",
+    "deploy": "ast_robot.cli.deploy",
+    "twin": "ast_robot.cli.twin",
 }
 
 

@@ -18,8 +18,44 @@ class DeployConfig:
         "trajectory", "JointTrajectory to a trajectory controller, or Float64MultiArray to a forward controller."
     )
     max_joint_speed_scale: float = doc(0.5, "Fraction of the data-sheet joint speed allowed per step.", gt=0, le=1)
-    workspace_min: tuple[float, float, float] = doc((-0.9, -0.9, 0.0), "End-effector box lower corner (m, base frame).")
-    workspace_max: tuple[float, float, float] = doc((0.9, 0.9, 1.2), "End-effector box upper corner (m, base frame).")
+    workspace_min: tuple[float, float, float] = doc((-0.9, -0.9, 0.0), "End-effector box lower corner (m, mounting frame).")
+    workspace_max: tuple[float, float, float] = doc((0.9, 0.9, 1.2), "End-effector box upper corner (m, mounting frame).")
     watchdog_periods: float = doc(2.0, "Hold when no joint state arrived for this many control periods.", gt=0)
     episode_timeout_s: float = doc(10.0, "Episode time limit (s).", gt=0)
     episodes: int = doc(10, "Episodes per deployment round.", gt=0)
+
+
+@dataclass
+class RobotTopics:
+    """ROS 2 topic names of one robot's drivers (UR: ur_robot_driver; FR3: franka_ros2)."""
+
+    joint_states: str = doc("/joint_states", "sensor_msgs/JointState from the driver.")
+    trajectory: str = doc("/scaled_joint_trajectory_controller/joint_trajectory",
+                          "trajectory_msgs/JointTrajectory command topic.")  # fmt: skip
+    forward_position: str = doc("/forward_position_controller/commands",
+                                "std_msgs/Float64MultiArray command topic (forward position controller).")  # fmt: skip
+    safety_mode: str = doc("/io_and_status_controller/safety_mode",
+                           "std_msgs/UInt8 safety mode, UR numbering (1 = NORMAL, 3 = PROTECTIVE_STOP).")  # fmt: skip
+    camera: str = doc("/camera/image_raw", "sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8 or mono8).")
+    instruction: str = doc("/ast/instruction", "std_msgs/String language instruction.")
+    goal: str = doc("/ast/goal", "geometry_msgs/PoseStamped end-effector goal (position used, m, mounting frame = base_link).")
+    estop: str = doc("/ast/estop", "std_msgs/Bool e-stop: true holds position until false.")
+    outcome: str = doc("/ast/outcome", "std_msgs/String: one JSON episode record per episode.")
+
+
+@dataclass
+class RobotIOConfig:
+    """How one robot's drivers are wired: joint names, topics, command interface, rates.
+
+    Stored per robot as YAML in `configs/deploy/<robot>.yaml` (also installed by the ROS 2 package).
+    """
+
+    robot: Literal["ur5e", "fr3"] = doc("ur5e", "Robot model (limits and kinematics come from its spec).")
+    joint_names: list[str] = doc([], "Driver joint names in the spec's joint order; empty: the spec's names.")
+    command_interface: Literal["trajectory", "forward_position"] = doc(
+        "trajectory", "JointTrajectory (scaled joint trajectory controller) or Float64MultiArray (forward)."
+    )
+    joint_state_rate_hz: float = doc(500.0, "Rate at which the twin publishes /joint_states (Hz).", gt=0)
+    camera_rate_hz: float = doc(10.0, "Rate at which the twin publishes camera images (Hz; 0 = off).", ge=0)
+    camera_size: tuple[int, int] = doc((64, 64), "Twin camera image (height, width) in pixels.")
+    topics: RobotTopics = doc(factory=RobotTopics, help="Topic names.")

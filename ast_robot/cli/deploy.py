@@ -1,0 +1,40 @@
+"""`ast-robot deploy CHECKPOINT --robot ur5e`: run the policy node (lifecycle, auto-activated).
+
+CHECKPOINT is a policy checkpoint directory, or `scripted:reach` for the proportional reach controller
+(a baseline that exercises the deployment path without a trained policy).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ast_robot.cli.config_cmd import add_set_argument
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    parser = sub.add_parser(name, help="Run the ROS 2 policy node on a robot or the twin.")
+    parser.add_argument("checkpoint", help="Policy checkpoint directory, or 'scripted:reach'.")
+    parser.add_argument("--robot", default="ur5e", help="ur5e or fr3, or a robot YAML (configs/deploy/).")
+    parser.add_argument("--config", default=None, help="Experiment YAML whose `deploy:` section to use.")
+    add_set_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ast_robot.config import DeployConfig, load_config
+    from ast_robot.deploy.robot_io import load_robot_io
+
+    io = load_robot_io(args.robot)  # validate before starting ROS
+    if args.config:
+        cfg = load_config(args.config, args.overrides).deploy
+    else:
+        cfg = DeployConfig(robot=io.robot)
+        if args.overrides:
+            from ast_robot.config import apply_overrides, from_dict, to_dict
+
+            cfg = from_dict(DeployConfig, apply_overrides({"deploy": to_dict(cfg)}, args.overrides)["deploy"], "deploy")
+    try:
+        from ast_robot_ros.policy_node import run as run_node
+    except ImportError as err:
+        raise ImportError(f'deploy needs ROS 2 Python packages ({err}); pip install "ast-robot[ros]"') from err
+    return run_node(args.checkpoint, args.robot, cfg)

@@ -1,0 +1,31 @@
+"""`ast-robot twin --robot ur5e --hidden PARAMS.yaml`: run the MuJoCo twin behind the drivers' topics."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    parser = sub.add_parser(name, help="Run the simulated robot (twin) behind the drivers' ROS 2 topics.")
+    parser.add_argument("--robot", default="ur5e", help="ur5e or fr3, or a robot YAML (configs/deploy/).")
+    parser.add_argument("--hidden", default=None, help="YAML of hidden physical parameters (default: nominal).")
+    parser.add_argument("--rate", type=float, default=None, help="/joint_states rate (Hz); default from the YAML.")
+    parser.add_argument("--camera-rate", type=float, default=None, help="Camera rate (Hz; 0 = off).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the sensor noise.")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ast_robot.deploy.robot_io import load_robot_io
+    from ast_robot.twin.hidden import load_hidden
+
+    io = load_robot_io(args.robot)
+    for value, field in ((args.rate, "joint_state_rate_hz"), (args.camera_rate, "camera_rate_hz")):
+        if value is not None:
+            if not value >= 0 or (field == "joint_state_rate_hz" and value == 0):
+                raise ValueError(f"--{field}: expected a positive rate (Hz), got {value}")
+            setattr(io, field, value)
+    hidden = load_hidden(args.hidden)
+    from ast_robot.twin.node import main
+
+    return main(io, hidden, seed=args.seed)

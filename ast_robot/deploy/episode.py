@@ -1,0 +1,102 @@
+"""Episode bookkeeping on a robot: start/stop, timeout, success from the goal, and the outcome record.
+
+Each finished episode becomes one :class:`ast_robot.gap.outcomes.EpisodeRecord` with ``source="real"``
+(the twin counts as real: its physics is hidden from the learning side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class _Trace:
+    """What one episode accumulated, one row per control tick."""
+
+    start_s: float
+    seed: int
+    goal: np.ndarray  # (3,) m
+    q: list[np.ndarray] = field(default_factory=list)  # measured joints before each tick, then the last
+    targets: list[np.ndarray] = field(default_factory=list)  # commanded joint targets (J,)
+    actions: list[np.ndarray | None] = field(default_factory=list)  # policy actions (A,), None when held
+    ee: list[np.ndarray] = field(default_factory=list)  # end-effector positions (3,)
+    max_speed: float = 0.0  # rad/s
+    held: int = 0
+    success_s: float | None = None
+
+
+class EpisodeTracker:
+    """One episode at a time. :meth:`tick` returns a record when the episode ends (success or timeout)."""
+
+    def __init__(self, robot: str, task: str, control_dt: float, timeout_s: float,
+                 success_radius: float = 0.05, meta: dict[str, Any] | None = None) -> None:  # fmt: skip
+        if not control_dt > 0 or not timeout_s > 0 or not success_radius > 0:
+            raise ValueError(f"control_dt, timeout_s and success_radius must be > 0, got "
+                             f"{control_dt}, {timeout_s}, {success_radius}")  # fmt: skip
+        self.robot, self.task, self.control_dt, self.timeout_s = robot, task, control_dt, timeout_s
+        self.success_radius, self.meta = success_radius, dict(meta or {})
+        self._trace: _Trace | None = None
+        self.episodes = 0
+
+    @property
+    def active(self) -> bool:
+        return self._trace is not None
+
+    def start(self, now_s: float, goal: np.ndarray | None) -> str:
+        """Begin an episode; ValueError (with the reason) when one runs or no goal is set."""
+        if self._trace is not None:
+            raise ValueError("an episode is already running; stop it first")
+        if goal is None:
+            raise ValueError(f"no goal received yet; publish a goal before starting an episode")
+        self._trace = _Trace(start_s=now_s, seed=self.episodes, goal=np.array(goal, dtype=float))
+        return f"episode {self.episodes} started"
+
+    def tick(self, now_s: float, q: np.ndarray | None, dq: np.ndarray | None, ee: np.ndarray | None,
+             target: np.ndarray | None, action: np.ndarray | None) -> Any:  # fmt: skip
+        """Log one control tick; returns an EpisodeRecord when the episode ends here, else None."""
+        tr = self._trace
+        if tr is None or q is None or ee is None or target is None:
+            return None
+        tr.q.append(np.array(q, dtype=float))
+        tr.ee.append(np.array(ee, dtype=float))
+        tr.targets.append(np.array(target, dtype=float))
+        tr.actions.append(None if action is None else np.array(action, dtype=float))
+        tr.held += action is None
+        if dq is not None:
+            tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
+        if tr.success_s is None and np.linalg.norm(ee - tr.goal) < self.success_radius:
+            tr.success_s = now_s - tr.start_s
+            return self._finish(q, ee, "success")
+        if now_s - tr.start_s >= self.timeout_s:
+            return self._finish(q, ee, "timeout")
+        return None
+
+    def stop(self, q: np.ndarray | None, ee: np.ndarray | None, reason: str = "stopped") -> Any:
+        """End the running episode early; returns its record (None if it had no control tick)."""
+        if self._trace is None:
+            raise ValueError("no episode is running")
+        if not self._trace.targets or q is None or ee is None:
+            self._trace = None
+            return None
+        return self._finish(q, ee, reason)
+
+    def _finish(self, q: np.ndarray, ee: np.ndarray, reason: str) -> Any:
+        from ast_robot.gap.outcomes import EpisodeRecord
+
+        tr, self._trace = self._trace, None
+        self.episodes += 1
+        ees = np.array([*tr.ee, ee])  # (T+1, 3)
+        width = max((a.size for a in tr.actions if a is not None), default=3)
+        actions = np.array([np.zeros(width) if a is None else a for a in tr.actions])  # (T, A)
+        return EpisodeRecord(
+            robot=self.robot, task=self.task, seed=tr.seed, source="real", success=tr.success_s is not None,
+            final_error=float(np.linalg.norm(ee - tr.goal)), time_to_success=tr.success_s,
+            path_length=float(np.sum(np.linalg.norm(np.diff(ees, axis=0), axis=1))),
+            max_joint_velocity=tr.max_speed, control_dt=self.control_dt, actions=actions,
+            joint_positions=np.array([*tr.q, q]), joint_targets=np.array(tr.targets),
+            meta={**self.meta, "end_reason": reason, "held_steps": tr.held,
+                  "goal": ",".join(f"{v:.4f}" for v in tr.goal)},
+        )  # fmt: skip

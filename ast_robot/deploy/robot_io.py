@@ -1,0 +1,35 @@
+"""Loading a robot's driver wiring (joint names, topics, command interface) from `configs/deploy/`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ast_robot.config.deploy import RobotIOConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "deploy"
+
+
+def load_robot_io(robot_or_path: str | Path) -> RobotIOConfig:
+    """``"ur5e"``/``"fr3"`` (the YAML in configs/deploy/) or a path to such a YAML file.
+
+    Joint names default to the robot spec's and must name the same number of joints.
+    """
+    from ast_robot.config import from_dict, read_yaml_tree
+    from ast_robot.envs.robots import get_robot
+
+    text = str(robot_or_path)
+    path = Path(text) if text.endswith((".yaml", ".yml")) else CONFIG_DIR / f"{text}.yaml"
+    if not path.is_file():
+        if text.endswith((".yaml", ".yml")):
+            raise FileNotFoundError(f"robot config: {path} does not exist")
+        get_robot(text)  # an unknown robot name raises with the list of known ones
+        cfg = RobotIOConfig(robot=text)
+    else:
+        cfg = from_dict(RobotIOConfig, read_yaml_tree(path))
+    spec = get_robot(cfg.robot)
+    if not cfg.joint_names:
+        cfg.joint_names = list(spec.joint_names)
+    if len(cfg.joint_names) != spec.n_joints or len(set(cfg.joint_names)) != spec.n_joints:
+        raise ValueError(f"joint_names: expected {spec.n_joints} distinct names for {cfg.robot}, "
+                         f"got {cfg.joint_names}")  # fmt: skip
+    return cfg

@@ -1,0 +1,41 @@
+"""The twin's hidden physical parameters: how the stand-in "real" robot differs from the nominal model.
+
+Loaded from a YAML file given to the twin only (``ast-robot twin --hidden PARAMS.yaml``). Nothing in
+training or in ``ast_robot.gap`` reads this module or those files: they learn about the twin only through
+the outcomes it produces, as they would about a real arm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ast_robot.config.schema import doc, from_dict
+
+
+@dataclass
+class HiddenParams:
+    """Perturbations of the nominal MuJoCo model. Scales multiply the nominal value (1.0 = unchanged)."""
+
+    friction_scale: float = doc(1.0, "Scale of every geom's sliding friction.", gt=0)
+    mass_scale: float = doc(1.0, "Scale of the arm links' masses and inertias.", gt=0)
+    payload_kg: float = doc(0.0, "Extra mass at the tool (kg).", ge=0)
+    damping_scale: float = doc(1.0, "Scale of the arm joints' viscous damping.", gt=0)
+    frictionloss_add: float = doc(0.0, "Dry joint friction added to every arm joint (N m).", ge=0)
+    gain_scale: float = doc(1.0, "Scale of the position actuators' stiffness (kp).", gt=0)
+    latency_s: float = doc(0.0, "Delay between command receipt and the servo using it (s).", ge=0, le=1.0)
+    sensor_bias_rad: list[float] = doc([], "Bias added to published joint positions (rad): empty, one value "
+                                           "for all joints, or one per arm joint.")  # fmt: skip
+    joint_noise_rad: float = doc(0.0, "Std of Gaussian noise on published joint positions (rad).", ge=0)
+
+
+def load_hidden(path: str | Path | None) -> HiddenParams:
+    """Read hidden parameters from YAML (None: the nominal robot). Errors name the bad field."""
+    if path is None:
+        return HiddenParams()
+    from ast_robot.config.loader import read_yaml_tree
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"hidden parameters: {path} does not exist")
+    return from_dict(HiddenParams, read_yaml_tree(path))

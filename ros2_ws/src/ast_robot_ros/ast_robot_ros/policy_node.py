@@ -1,0 +1,224 @@
+"""The policy node: a lifecycle node over :class:`ast_robot.deploy.session.DeploymentSession`.
+
+configure: load the checkpoint, create subscriptions, publishers and services.
+activate: start the control timer. deactivate: stop it. cleanup: drop everything.
+
+Subscribes joint states, camera, instruction, goal (PoseStamped), e-stop (Bool) and the robot's safety
+mode (UInt8); publishes a JointTrajectory or Float64MultiArray command per control tick during an
+episode and one JSON outcome record per episode (std_msgs/String on ``/ast/outcome``). Services
+``/ast/start_episode`` and ``/ast/stop_episode`` (std_srvs/Trigger).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64MultiArray, String, UInt8
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from ast_robot.deploy.latency import LatencyStats
+from ast_robot_ros.convert import forward_command, stamp_seconds, trajectory_command
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+PARAMETERS = ("checkpoint", "robot", "control_hz", "episode_timeout_s", "max_joint_speed_scale", "watchdog_periods",
+              "workspace_min", "workspace_max")  # fmt: skip
+LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class PolicyNode(LifecycleNode):
+    """Thin adapter: ROS messages in, DeploymentSession calls, commands and outcomes out."""
+
+    def __init__(self, checkpoint: str = "", robot: str = "ur5e", deploy_cfg: Any = None,
+                 name: str = "ast_policy", **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(name, **kwargs)
+        from ast_robot.config import DeployConfig
+
+        cfg = deploy_cfg or DeployConfig(robot=robot)
+        self.declare_parameter("checkpoint", checkpoint)
+        self.declare_parameter("robot", robot)
+        self.declare_parameter("control_hz", float(cfg.control_hz))
+        self.declare_parameter("episode_timeout_s", float(cfg.episode_timeout_s))
+        self.declare_parameter("max_joint_speed_scale", float(cfg.max_joint_speed_scale))
+        self.declare_parameter("watchdog_periods", float(cfg.watchdog_periods))
+        self.declare_parameter("workspace_min", list(cfg.workspace_min))
+        self.declare_parameter("workspace_max", list(cfg.workspace_max))
+        self.session: Any = None
+        self.latency = LatencyStats()
+        self._timer: Any = None
+        self._handles: list[Any] = []
+        self._last_receipt = 0.0
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self.session, self.io = self._build_session()
+        except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        t = self.io.topics
+        self.pub_cmd = (self.create_publisher(JointTrajectory, t.trajectory, RELIABLE)
+                        if self.io.command_interface == "trajectory"
+                        else self.create_publisher(Float64MultiArray, t.forward_position, RELIABLE))  # fmt: skip
+        self.pub_outcome = self.create_publisher(String, t.outcome, LATCHED)
+        subs = [(JointState, t.joint_states, self._on_joint_state), (Image, t.camera, self._on_image),
+                (String, t.instruction, self._on_instruction), (PoseStamped, t.goal, self._on_goal),
+                (Bool, t.estop, self._on_estop), (UInt8, t.safety_mode, self._on_safety_mode)]  # fmt: skip
+        self._handles = [self.create_subscription(m, topic, cb, RELIABLE) for m, topic, cb in subs]
+        self._handles += [self.create_service(Trigger, "/ast/start_episode", self._on_start),
+                          self.create_service(Trigger, "/ast/stop_episode", self._on_stop)]  # fmt: skip
+        self.get_logger().info(f"configured: {self.io.robot}, {self.io.command_interface} on "
+                               f"{self.pub_cmd.topic_name}, {1 / self.period:.0f} Hz")  # fmt: skip
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._timer = self.create_timer(self.period, self._tick)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        for handle in self._handles:
+            (self.destroy_service if hasattr(handle, "srv_type") else self.destroy_subscription)(handle)
+        self.destroy_publisher(self.pub_cmd)
+        self.destroy_publisher(self.pub_outcome)
+        self._handles, self.session = [], None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def _build_session(self) -> tuple[Any, Any]:
+        from ast_robot.config import DeployConfig
+        from ast_robot.deploy.robot_io import load_robot_io
+        from ast_robot.deploy.runner import PolicyRunner
+        from ast_robot.deploy.session import DeploymentSession
+
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        io = load_robot_io(p["robot"])
+        cfg = DeployConfig(robot=io.robot, control_hz=p["control_hz"], command_interface=io.command_interface,
+                           max_joint_speed_scale=p["max_joint_speed_scale"], watchdog_periods=p["watchdog_periods"],
+                           workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
+                           episode_timeout_s=p["episode_timeout_s"])  # fmt: skip
+        if not cfg.control_hz > 0 or not cfg.episode_timeout_s > 0:
+            raise ValueError(f"control_hz and episode_timeout_s must be > 0, got {cfg.control_hz}, {cfg.episode_timeout_s}")
+        runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg)
+        self.period = 1.0 / cfg.control_hz
+        meta = {"checkpoint": str(p["checkpoint"]), "control_hz": cfg.control_hz}
+        return DeploymentSession(runner, io.joint_names, io.robot, timeout_s=cfg.episode_timeout_s, meta=meta), io
+
+    # ----- inputs -------------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        now = time.monotonic()
+        reason = self.session.on_joint_state(list(msg.name), msg.position, msg.velocity, stamp_seconds(msg.header.stamp),
+                                             now, self.get_clock().now().nanoseconds * 1e-9)  # fmt: skip
+        if reason is None:
+            self._last_receipt = now
+        else:
+            self.get_logger().warning(reason)
+
+    def _on_image(self, msg: Image) -> None:
+        self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data)))
+
+    def _on_instruction(self, msg: String) -> None:
+        self._warn(self.session.on_instruction(msg.data))
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        p = msg.pose.position
+        self._warn(self.session.on_goal((p.x, p.y, p.z)))
+
+    def _on_estop(self, msg: Bool) -> None:
+        hold = self.session.on_estop(msg.data, time.monotonic())
+        if hold is not None:
+            self._publish(hold)
+        self.get_logger().warning(f"e-stop {'ENGAGED: holding' if msg.data else 'released'}")
+
+    def _on_safety_mode(self, msg: UInt8) -> None:
+        self.session.on_safety_mode(int(msg.data))
+
+    def _warn(self, reason: str | None) -> None:
+        if reason is not None:
+            self.get_logger().warning(reason)
+
+    # ----- control ------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        start = time.monotonic()
+        out = self.session.tick(start)
+        if out.command is not None:
+            self._publish(out.command)
+            self.latency.record(start, self._last_receipt, time.monotonic())
+            if out.held:
+                self.get_logger().warning(f"holding: {'; '.join(out.reasons)}", throttle_duration_sec=1.0)
+        if out.record is not None:
+            self._publish_outcome(out.record)
+
+    def _publish(self, positions: Any) -> None:
+        if self.io.command_interface == "trajectory":
+            self.pub_cmd.publish(trajectory_command(self.io.joint_names, positions, self.period))
+        else:
+            self.pub_cmd.publish(forward_command(positions))
+
+    def _publish_outcome(self, record: Any) -> None:
+        from ast_robot.gap.outcomes import to_json
+
+        self.pub_outcome.publish(String(data=to_json(record)))
+        self.get_logger().info(f"episode {record.seed}: success={record.success} "
+                               f"final_error={record.final_error:.3f} m ({record.meta.get('end_reason')})")  # fmt: skip
+
+    def _on_start(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        try:
+            res.message, res.success = self.session.start_episode(time.monotonic()), True
+        except ValueError as err:
+            res.message, res.success = str(err), False
+        return res
+
+    def _on_stop(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        try:
+            record = self.session.stop_episode()
+        except ValueError as err:
+            res.message, res.success = str(err), False
+            return res
+        if record is not None:
+            self._publish_outcome(record)
+        res.message, res.success = "episode stopped", True
+        return res
+
+
+def run(checkpoint: str, robot: str, deploy_cfg: Any = None, args: list[str] | None = None) -> int:
+    """Init rclpy, configure + activate the node, spin until SIGINT/SIGTERM, shut down cleanly."""
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = PolicyNode(checkpoint, robot, deploy_cfg)
+    code = 0
+    try:
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            code = 1
+        else:
+            node.trigger_activate()
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+def main(args: list[str] | None = None) -> int:
+    """ros2 run entry point: parameters (checkpoint, robot, ...) come from the command line / launch."""
+    return run("", "ur5e", args=args)
