@@ -45,7 +45,9 @@ def test_retuned_range_contains_the_planted_truth(truth):
 def test_zero_uncertainty_never_gives_zero_width_and_keeps_scales_positive():
     rand = RandomizationConfig(params={"gain": DistributionConfig(low=0.8, high=1.2, mode="scale"),
                                        "offset": DistributionConfig(low=-0.1, high=0.1, mode="absolute")})  # fmt: skip
-    new = retune(rand, _result(["gain", "offset"], [1.5, 0.0], [0.0, 0.0]), GapConfig(min_relative_width=0.05))
+    new = retune(
+        rand, _result(["gain", "offset"], [1.5, 0.0], [0.0, 0.0]), GapConfig(min_relative_width=0.05)
+    )
     assert new.params["gain"].low == pytest.approx(1.425) and new.params["gain"].high == pytest.approx(1.575)
     assert new.params["offset"].high > new.params["offset"].low
     wide = retune(rand, _result(["gain", "offset"], [0.3, 0.0], [1.0, 0.0]))

@@ -37,7 +37,9 @@ def _real_records(truth, n=4):
         stub = make_record(seed=i, source="real", actions=actions, joint_positions=np.zeros((41, 2)),
                            joint_targets=None)  # fmt: skip
         joints = toy_simulate(truth, stub)
-        records.append(make_record(seed=i, source="real", actions=actions, joint_positions=joints, joint_targets=None))
+        records.append(
+            make_record(seed=i, source="real", actions=actions, joint_positions=joints, joint_targets=None)
+        )
     return records
 
 
