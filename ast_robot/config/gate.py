@@ -13,7 +13,7 @@ class SignificanceConfig:
     """How each sample's significance score in [0, 1] is made from named components."""
 
     weights: dict[str, float] = doc(
-        {"loss": 1.0}, "Component name -> weight (loss, uncertainty, novelty, learning_value, physical)."
+        {"loss": 1.0}, "Component name -> weight (loss, uncertainty, novelty, learning_value, physical, random)."
     )
     stale_scores: bool = doc(False, "Reuse a sample's score from when it was last seen (skips its forward pass).")
     novelty_prototypes: int = doc(64, "Size of the bounded embedding memory of the novelty component.", gt=0)

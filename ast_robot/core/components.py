@@ -175,3 +175,21 @@ class PhysicalComponent(Component):
         if bool(((w < 0) | (w > 1) | ~torch.isfinite(w)).any()):
             raise ValueError(f"ScoreInputs.physical must lie in [0, 1]; got min {w.min():.3g}, max {w.max():.3g}")
         return w
+
+
+@COMPONENTS.register("random")
+class RandomComponent(Component):
+    """Uniform random scores: the random-subset control of data-selection experiments (seeded)."""
+
+    def __init__(self, cfg: SignificanceConfig, seed: int = 0) -> None:
+        super().__init__(cfg)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def score(self, x: ScoreInputs) -> torch.Tensor:
+        return torch.rand(x.indices.shape[0], generator=self.generator)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])

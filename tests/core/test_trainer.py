@@ -1,0 +1,172 @@
+"""The gated trainer on a real (small) torch model: modes, counting, resume, AMP, accumulation, guards."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from ast_robot.config import from_dict
+from ast_robot.config.gate import GateConfig, SignificanceConfig
+from ast_robot.config.train import TrainConfig
+from ast_robot.core.callbacks import Callback, EvalCallback
+from ast_robot.core.data import TensorData
+from ast_robot.core.gate import Gate
+from ast_robot.core.significance import SignificanceModel
+from ast_robot.core.trainer import LossOutput, Trainer
+
+X = torch.randn(256, 8, generator=torch.Generator().manual_seed(0))
+Y = (X[:, 0] + X[:, 1] > 0).long()
+
+
+def ce_loss(model, batch):
+    logits = model(batch.inputs)
+    losses = nn.functional.cross_entropy(logits.float(), batch.targets, reduction="none")
+    return LossOutput(losses, logits, embeddings=batch.inputs, grad_target=logits)
+
+
+def make(mode: str = "off", steps: int = 20, seed: int = 0, loss_fn=ce_loss, model=None, callbacks=(), **train):
+    torch.manual_seed(seed)
+    model = model or nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2))
+    cfg = from_dict(TrainConfig, {"type": "vision", "steps": steps, "batch_size": 32, "lr": 1e-2,
+                                  "gate_mode": "forward_all" if mode == "off" else mode, **train})  # fmt: skip
+    weights = {"loss": 1.0, "uncertainty": 0.5, "novelty": 0.5, "learning_value": 0.5}
+    sig = SignificanceModel(SignificanceConfig(weights=weights, stale_scores=mode == "stale_scores"))
+    gate = None if mode == "off" else Gate(GateConfig(target_rate=0.3), seed=seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.9)
+    return Trainer(model, loss_fn, opt, TensorData(X, Y), cfg, significance=sig, gate=gate, scheduler=sched,
+                   callbacks=callbacks, seed=seed, show_progress=False)  # fmt: skip
+
+
+def params(trainer) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+
+
+@pytest.mark.parametrize("mode", ["off", "forward_all", "stale_scores"])
+def test_modes_count_forward_and_backward_samples_honestly(mode):
+    c = make(mode, steps=30).fit()
+    assert c.samples_seen == 30 * 32
+    if mode == "off":
+        assert c.forward_samples == c.backward_samples == c.samples_seen
+    elif mode == "forward_all":  # scoring forward of every sample + forward of the kept
+        assert c.forward_samples == c.samples_seen + c.backward_samples
+    else:  # skipped samples skip the forward too
+        assert c.forward_samples == c.backward_samples
+    if mode != "off":
+        assert 0.15 < c.kept_fraction < 0.45
+
+
+def test_gated_training_learns():
+    trainer = make("stale_scores", steps=150)
+    trainer.fit()
+    trainer.model.eval()
+    assert (trainer.model(X).argmax(1) == Y).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("mode", ["off", "stale_scores", "forward_all"])
+def test_checkpoint_resume_equals_uninterrupted_run(mode, tmp_path):
+    from ast_robot.config import ExperimentConfig
+    from ast_robot.runlog import RunDir
+
+    full = make(mode, steps=16)
+    full.fit()
+    first = make(mode, steps=16, checkpoint_every=8)
+    first.run = RunDir(ExperimentConfig(name="a"), root=tmp_path)
+    first.fit(steps=8)  # writes ckpt at step 8
+    torch.manual_seed(123)  # disturb the global RNG: resume must restore it
+    second = make(mode, steps=16, seed=5)
+    assert second.resume(tmp_path / "a") == 8
+    second.fit()
+    assert torch.equal(params(full), params(second))
+    assert full.counters.backward_samples == second.counters.backward_samples
+    if mode != "off":
+        assert full.gate.threshold == second.gate.threshold
+
+
+def test_grad_accumulation_matches_one_big_batch():
+    a, b = make(steps=5), make(steps=5, grad_accum=4)
+    a.model[2].p = b.model[2].p = 0.0  # no dropout: same math, different micro-batching
+    a.fit()
+    b.fit()
+    assert torch.allclose(params(a), params(b), atol=1e-5)
+
+
+def test_bf16_autocast_path_and_fp16_rejected_on_cpu():
+    trainer = make("forward_all", steps=10, amp="bf16")
+    c = trainer.fit()
+    assert c.nonfinite_steps == 0 and torch.isfinite(torch.tensor(c.last_loss))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="fp16.*CUDA"):
+            make(amp="fp16")
+
+
+def test_nonfinite_steps_are_skipped_counted_and_stop(caplog):
+    calls = {"n": 0}
+
+    def sometimes_nan(model, batch):
+        out = ce_loss(model, batch)
+        calls["n"] += 1
+        bad = calls["n"] % 3 == 0
+        return out._replace(losses=out.losses * (float("nan") if bad else 1.0))
+
+    trainer = make(steps=9, loss_fn=sometimes_nan, max_nonfinite_steps=5)
+    before = params(trainer)
+    with caplog.at_level(logging.WARNING):
+        c = trainer.fit()
+    assert c.nonfinite_steps == 3 and "non-finite" in caplog.text
+    assert torch.isfinite(params(trainer)).all() and not torch.equal(before, params(trainer))
+    with pytest.raises(FloatingPointError, match="max_nonfinite_steps"):
+        make(steps=20, loss_fn=sometimes_nan, max_nonfinite_steps=2).fit()
+
+
+class OomOver(nn.Module):
+    """Raises the real torch.OutOfMemoryError for micro-batches larger than ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.net = limit, nn.Linear(8, 2)
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (simulated for {x.shape[0]} samples)")
+        return self.net(x)
+
+
+def test_out_of_memory_halves_micro_batch_and_keeps_effective_batch(caplog):
+    with caplog.at_level(logging.WARNING):
+        torch.manual_seed(0)
+        oom = make(steps=5, model=OomOver(10))
+        oom.fit()
+    assert oom.accum == 4 and oom.counters.oom_halvings == 2 and "halving" in caplog.text
+    torch.manual_seed(0)
+    ref = make(steps=5, model=OomOver(1000), grad_accum=4)
+    ref.fit()
+    assert torch.allclose(params(oom), params(ref), atol=1e-6)  # same effective batch, same result
+
+
+def test_callbacks_stop_and_eval_records():
+    class StopAt(Callback):
+        def _on_step(self) -> bool:
+            return self.trainer.step < 7
+
+    def accuracy(model):
+        model.eval()
+        with torch.no_grad():
+            return {"acc": float((model(X).argmax(1) == Y).float().mean())}
+
+    evals = EvalCallback(accuracy, every=3)
+    trainer = make(steps=50, callbacks=[StopAt(), evals])
+    trainer.fit()
+    assert trainer.step == 7
+    assert [row["step"] for row in evals.history] == [3, 6, 7]
+    assert all(0 <= row["acc"] <= 1 for row in evals.history)
+
+
+def test_gate_without_significance_is_rejected():
+    m = nn.Linear(8, 2)
+    cfg = from_dict(TrainConfig, {"type": "vision", "steps": 1, "batch_size": 8})
+    with pytest.raises(ValueError, match="significance"):
+        Trainer(m, ce_loss, torch.optim.SGD(m.parameters(), 0.1), TensorData(X, Y), cfg, gate=Gate(GateConfig()))
