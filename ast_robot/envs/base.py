@@ -127,6 +127,8 @@ class RobotEnv(gym.Env):
         self.data.ctrl[self._arm_act], self.data.ctrl[self._grip_act] = hold[:-1], hold[-1]
         self._queue = deque([hold] * int(self.dr.get("latency", 0)))  # commands in flight
         self._target = hold.copy()
+        self._q_cmd = hold[:-1].copy()
+        self._ee_cmd = self.data.site_xpos[self._site].copy()
         self._steps = 0
         self._prev_ee = self.data.site_xpos[self._site].copy()
         obs = self._get_obs()
@@ -154,21 +156,28 @@ class RobotEnv(gym.Env):
         return obs, reward, False, self._steps >= self.cfg.max_episode_steps, info
 
     def _command(self, action: np.ndarray) -> np.ndarray:
-        """Arm joint targets (n,) + gripper width (1,) for a clipped action."""
-        q = self.data.qpos[self._qadr]
+        """Arm joint targets (n,) + gripper width (1,) for a clipped action.
+
+        Targets integrate from the previous command (not from the measured state), so a constant action
+        moves the arm at a constant speed instead of restarting a step response every control period;
+        the TCP target may lead the measured TCP by at most two full steps (anti-windup).
+        """
+        q_prev = self._q_cmd
         if self.cfg.action_mode == "ee_delta":
             pos = self.data.site_xpos[self._site]
-            target = np.clip(pos + action[:3] * self.cfg.max_ee_step, WORKSPACE_LOW, WORKSPACE_HIGH)
-            q_t = q
+            lead = 2.0 * self.cfg.max_ee_step
+            target = np.clip(self._ee_cmd + action[:3] * self.cfg.max_ee_step, WORKSPACE_LOW, WORKSPACE_HIGH)
+            self._ee_cmd = pos + np.clip(target - pos, -lead, lead)
+            q_t = q_prev
             for _ in range(self.cfg.ik_iterations):
-                q_t = self._ik.step(q_t, target, R_DOWN)
+                q_t = self._ik.step(q_t, self._ee_cmd, R_DOWN)
         else:
-            q_t = q + action[:-1] * self.cfg.max_joint_step
-        q_t = q + np.clip(q_t - q, -self._vel_step, self._vel_step)  # joint speed limits of the data sheet
-        q_t = np.clip(q_t, self._ik.lower, self._ik.upper)
+            q_t = q_prev + action[:-1] * self.cfg.max_joint_step
+        q_t = q_prev + np.clip(q_t - q_prev, -self._vel_step, self._vel_step)  # data-sheet joint speeds
+        self._q_cmd = np.clip(q_t, self._ik.lower, self._ik.upper)
         closed, opened = self.robot.gripper_width
         width = closed + (action[-1] + 1.0) / 2.0 * (opened - closed)  # -1 closed, +1 open
-        return np.concatenate([q_t, [width]])
+        return np.concatenate([self._q_cmd, [width]])
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
         """Vectorized reward over leading batch dimensions: (..., 3), (..., 3) -> (...)."""

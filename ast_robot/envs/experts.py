@@ -1,0 +1,99 @@
+"""Scripted experts: privileged controllers (they read the true simulator state) that make demonstrations.
+
+Both act in ``ee_delta`` mode: a proportional step toward a waypoint, clipped to the action box.
+``expert_for(env)`` picks the expert of the env's task; ``expert.reset()`` before every episode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ast_robot.registry import Registry
+
+EXPERTS: Registry[type] = Registry("expert")
+
+
+def _toward(env, target: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """TCP displacement action (3,) that moves toward ``target`` (3, m)."""
+    u = env.unwrapped
+    delta = target - u._ee_cmd  # relative to the commanded TCP: the arm's lag causes no overshoot
+    return np.clip(gain * delta / u.cfg.max_ee_step, -1.0, 1.0)
+
+
+@EXPERTS.register("reach")
+class ReachExpert:
+    """Straight line to the target with the gripper open."""
+
+    def __init__(self, env) -> None:
+        if env.unwrapped.cfg.action_mode != "ee_delta":
+            raise ValueError("the scripted experts need action_mode 'ee_delta'")
+        self.env = env
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        u = self.env.unwrapped
+        return np.concatenate([_toward(self.env, u.goal), [1.0]]).astype(np.float32)
+
+
+@EXPERTS.register("pickplace")
+class PickPlaceExpert(ReachExpert):
+    """Above the cube -> down -> close -> lift -> above the pad -> down -> open -> up."""
+
+    HOVER = 0.09  # height of the TCP above the table while carrying (m)
+    CLOSE_STEPS = 4  # control steps to wait while the fingers close
+
+    def reset(self) -> None:
+        self.phase, self.timer = "approach", 0
+
+    def act(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        u = self.env.unwrapped
+        tcp, cube, goal = u.data.site_xpos[u._site], u.object_pos(u.target_object).copy(), u.goal
+        grasp_z = u.half_size  # TCP at the centre of a cube resting on the table
+        step = getattr(self, f"_{self.phase}")
+        move, grip = step(tcp, cube, goal, grasp_z)
+        return np.concatenate([_toward(self.env, move, gain=1.0), [grip]]).astype(np.float32)
+
+    def _approach(self, tcp, cube, goal, grasp_z):
+        above = np.array([cube[0], cube[1], grasp_z + 0.05])
+        if np.linalg.norm(tcp[:2] - cube[:2]) < 0.012:
+            self.phase = "descend"
+        return above, 1.0
+
+    def _descend(self, tcp, cube, goal, grasp_z):
+        target = np.array([cube[0], cube[1], grasp_z])
+        if tcp[2] - grasp_z < 0.006:
+            self.phase = "close"
+        return target, 1.0
+
+    def _close(self, tcp, cube, goal, grasp_z):
+        self.timer += 1
+        if self.timer >= self.CLOSE_STEPS:
+            self.phase = "lift"
+        return np.array([cube[0], cube[1], grasp_z]), -1.0
+
+    def _lift(self, tcp, cube, goal, grasp_z):
+        if cube[2] > grasp_z + 0.03:
+            self.phase = "carry"
+        return np.array([tcp[0], tcp[1], self.HOVER]), -1.0
+
+    def _carry(self, tcp, cube, goal, grasp_z):
+        if cube[2] < 0.5 * grasp_z:  # dropped: start over
+            self.phase = "approach"
+        elif np.linalg.norm(cube[:2] - goal[:2]) < 0.015:
+            self.phase = "place"
+        return np.array([goal[0] + tcp[0] - cube[0], goal[1] + tcp[1] - cube[1], self.HOVER]), -1.0
+
+    def _place(self, tcp, cube, goal, grasp_z):
+        if cube[2] - goal[2] < 0.015:
+            self.phase = "release"
+        return np.array([tcp[0], tcp[1], goal[2] + tcp[2] - cube[2]]), -1.0
+
+    def _release(self, tcp, cube, goal, grasp_z):
+        return np.array([tcp[0], tcp[1], tcp[2] + 0.05]), 1.0
+
+
+def expert_for(env) -> ReachExpert:
+    """The scripted expert of ``env``'s task."""
+    return EXPERTS.get(env.unwrapped.task)(env)

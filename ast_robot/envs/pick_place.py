@@ -1,0 +1,96 @@
+"""Pick and place: put the named cube on the named pad (``ast_robot/PickPlace<Robot>-v0``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ast_robot.envs.base import RobotEnv
+from ast_robot.envs.instructions import COLOURS, PICK_PLACE_TEMPLATES, choose_colours, fill
+from ast_robot.envs.scene import OBJECT_HALF_SIZE
+
+AREA_LOW = np.array([0.35, -0.22])  # where objects and pads are placed (m, world x, y)
+AREA_HIGH = np.array([0.6, 0.22])
+MIN_SEPARATION = 0.09  # between any two objects/pads (m)
+
+
+class PickPlaceEnv(RobotEnv):
+    """``n_objects`` coloured cubes and ``n_pads`` coloured pads; one cube must go onto one pad.
+
+    Success: the target cube's centre within ``success_threshold`` (5 cm) of its resting position on the
+    target pad. Actions as in :class:`~ast_robot.envs.reach.ReachEnv` (TCP delta + gripper).
+
+    Observation ``observation`` (float64): the robot part of ReachEnv (2n + 7), then target cube position
+    (3, m), cube position relative to the TCP (3, m), cube linear velocity (3, m/s), and the positions of
+    the other cubes (3 each, m). Object positions carry the ``object_pos_noise`` randomization.
+    ``achieved_goal``: target cube position (3, m); ``desired_goal``: its place position (3, m).
+    ``instruction`` names the cube and pad colours. MJCF: bodies ``object{i}``, sites ``pad{j}``.
+    """
+
+    task = "pickplace"
+
+    def _scene_options(self) -> dict[str, Any]:
+        return {"n_objects": self.cfg.n_objects, "n_pads": self.cfg.n_pads}
+
+    def _task_obs_size(self) -> int:
+        return 9 + 3 * (self.cfg.n_objects - 1)
+
+    def _reset_task(self, rng: np.random.Generator) -> None:
+        n_obj, n_pad = self.cfg.n_objects, self.cfg.n_pads
+        spots = _separated_points(rng, n_obj + n_pad)
+        obj_colours, pad_colours = choose_colours(rng, n_obj), choose_colours(rng, n_pad)
+        self.half_size = OBJECT_HALF_SIZE * self.dr.get("object_size", 1.0)
+        self._obj_qadr = []
+        for i in range(n_obj):
+            body = self.model.body(f"object{i}")
+            adr = self.model.jnt_qposadr[body.jntadr[0]]
+            yaw = rng.uniform(-0.3, 0.3)
+            self.data.qpos[adr : adr + 7] = [*spots[i], self.half_size, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+            self.model.geom_rgba[self.model.geom(f"object{i}").id, :3] = COLOURS[obj_colours[i]]
+            self._obj_qadr.append(adr)
+        for j in range(n_pad):
+            site = self.model.site(f"pad{j}").id
+            self.model.site_pos[site, :2] = spots[n_obj + j]
+            self.model.site_rgba[site, :3] = COLOURS[pad_colours[j]]
+        self.target_object = int(rng.integers(n_obj))
+        self.target_pad = int(rng.integers(n_pad))
+        self.goal = np.array([*spots[n_obj + self.target_pad], self.half_size])
+        self._obj_vadr = self.model.jnt_dofadr[self.model.body(f"object{self.target_object}").jntadr[0]]
+        self._set_instruction(fill(PICK_PLACE_TEMPLATES, rng, object=obj_colours[self.target_object],
+                                   pad=pad_colours[self.target_pad]))  # fmt: skip
+
+    def object_pos(self, i: int) -> np.ndarray:
+        """Position (3, m, world) of cube ``i`` (a view into ``data.qpos``)."""
+        adr = self._obj_qadr[i]
+        return self.data.qpos[adr : adr + 3]
+
+    def _achieved_goal(self) -> np.ndarray:
+        return self.object_pos(self.target_object)
+
+    def _task_obs(self, noise: float) -> np.ndarray:
+        target = self.object_pos(self.target_object)
+        others = [self.object_pos(i) for i in range(self.cfg.n_objects) if i != self.target_object]
+        positions = np.concatenate([target, *others])  # (3 * n_objects,)
+        if noise > 0:
+            positions = positions + self.np_random.normal(0.0, noise, size=positions.shape)
+        rel = positions[:3] - self.data.site_xpos[self._site]
+        vel = self.data.qvel[self._obj_vadr : self._obj_vadr + 3]
+        return np.concatenate([positions[:3], rel, vel, positions[3:]])
+
+    def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
+        info = super()._info(obs)
+        info["target_object"], info["target_pad"] = self.target_object, self.target_pad
+        return info
+
+
+def _separated_points(rng: np.random.Generator, n: int, tries: int = 1000) -> np.ndarray:
+    """``n`` points (n, 2) in the placement area, pairwise at least ``MIN_SEPARATION`` apart."""
+    points: list[np.ndarray] = []
+    for _ in range(tries):
+        p = rng.uniform(AREA_LOW, AREA_HIGH)
+        if all(np.linalg.norm(p - q) >= MIN_SEPARATION for q in points):
+            points.append(p)
+            if len(points) == n:
+                return np.array(points)
+    raise ValueError(f"cannot place {n} objects and pads {MIN_SEPARATION} m apart in the table area; use fewer")
