@@ -10,8 +10,10 @@ import sys
 SUBCOMMANDS: dict[str, str] = {
     "config": "ast_robot.cli.config_cmd",
     "demo": "ast_robot.cli.demo",
+    "gap-report": "ast_robot.cli.gap_report",
     "deploy": "ast_robot.cli.deploy",
     "twin": "ast_robot.cli.twin",
+    "record": "ast_robot.cli.record",
 }
 
 

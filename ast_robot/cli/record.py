@@ -1,0 +1,33 @@
+"""`ast-robot record --out BAG`: write /ast/outcome records and /joint_states to a ROS 2 bag (rosbags)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ast_robot.deploy.bag import DEFAULT_TOPICS
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    parser = sub.add_parser(name, help="Record outcome records and joint states to an MCAP/sqlite3 bag.")
+    parser.add_argument("--out", required=True, help="New bag folder to create.")
+    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="Bag storage format.")
+    parser.add_argument("--duration", type=float, default=None, help="Stop after this many seconds.")
+    parser.add_argument("--no-joint-states", action="store_true", help="Record only /ast/outcome.")
+    parser.add_argument("--outcome-topic", default="/ast/outcome", help="Outcome topic.")
+    parser.add_argument("--joint-states-topic", default="/joint_states", help="Joint state topic.")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.duration is not None and not args.duration > 0:
+        raise ValueError(f"--duration: expected seconds > 0, got {args.duration}")
+    topics = {args.outcome_topic: DEFAULT_TOPICS["/ast/outcome"]}
+    if not args.no_joint_states:
+        topics[args.joint_states_topic] = DEFAULT_TOPICS["/joint_states"]
+    try:
+        from ast_robot_ros.recorder_node import run as record
+    except ImportError as err:
+        raise ImportError(f'record needs ROS 2 Python packages ({err}); pip install "ast-robot[ros]"') from err
+    counts = record(args.out, topics, args.storage, args.duration)
+    print(f"wrote {args.out}: " + ", ".join(f"{t}: {n} messages" for t, n in counts.items()))
+    return 0

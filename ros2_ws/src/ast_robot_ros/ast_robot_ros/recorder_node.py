@@ -1,0 +1,62 @@
+"""Recorder node: writes outcome records and joint states to a ROS 2 bag (rosbags), raw CDR in, CDR out."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+
+from ast_robot.deploy.bag import BagWriter
+
+_TYPES = {"std_msgs/msg/String": String, "sensor_msgs/msg/JointState": JointState}
+
+
+class RecorderNode(Node):
+    """Subscribes each topic of ``topics`` (topic -> 'pkg/msg/Type') with raw=True and writes the bytes."""
+
+    def __init__(self, out: str, topics: dict[str, str], storage: str = "mcap", name: str = "ast_recorder") -> None:
+        super().__init__(name)
+        self.bag = BagWriter(out, topics, storage)
+        for topic, msgtype in topics.items():
+            if msgtype not in _TYPES:
+                raise ValueError(f"topics[{topic!r}]: the recorder handles {sorted(_TYPES)}, not {msgtype!r}")
+            latched = msgtype == "std_msgs/msg/String"  # outcomes are published transient-local
+            qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)  # fmt: skip
+            self.create_subscription(_TYPES[msgtype], topic, self._writer_for(topic), qos, raw=True)
+
+    def _writer_for(self, topic: str) -> Any:
+        def write(cdr: bytes) -> None:
+            self.bag.write(topic, cdr, time.time_ns())
+
+        return write
+
+    def destroy_node(self) -> None:
+        self.bag.close()
+        super().destroy_node()
+
+
+def run(out: str, topics: dict[str, str], storage: str = "mcap", duration_s: float | None = None,
+        args: list[str] | None = None) -> dict[str, int]:  # fmt: skip
+    """Record until SIGINT/SIGTERM (or ``duration_s``); the bag is closed properly either way."""
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = RecorderNode(out, topics, storage)
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        counts = dict(node.bag.counts)
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return counts

@@ -1,0 +1,152 @@
+"""The policy node over loopback DDS: fuzzing, watchdog, e-stop, clean shutdown (test plays the robot)."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool
+
+from tests.ros.helpers import RELIABLE, UR5E_JOINTS, Proc, spin_for, ur5e_limits, wait_until
+from tests.ros.robot_double import RobotDouble
+
+PERIOD = 1 / 125
+FAR_GOAL = (-0.2, 0.5, 0.7)  # ~0.7 m from home: several seconds of motion at the default speed scale
+
+
+@pytest.fixture
+def node_proc(tmp_path):
+    proc = Proc(["deploy", "scripted:reach", "--robot", "ur5e"], tmp_path / "deploy.log")
+    yield proc
+    proc.stop()
+
+
+def assert_commands_safe(commands: list[tuple[float, np.ndarray]]) -> None:
+    lower, upper, step = ur5e_limits()
+    assert commands, "no commands were published"
+    qs = np.array([q for _, q in commands])  # (N, J)
+    assert np.all(np.isfinite(qs)), "non-finite command published"
+    assert np.all(qs >= lower - 1e-9) and np.all(qs <= upper + 1e-9), "command outside the joint limits"
+    assert np.all(np.abs(np.diff(qs, axis=0)) <= step + 1e-9), "command step beyond the velocity limit"
+
+
+def malformed_joint_states(rng: np.random.Generator, now: float) -> list[tuple[list[str], list[float], float, str]]:
+    """(names, positions, stamp, category) of hostile joint states; every one must be rejected."""
+    names, n = UR5E_JOINTS, len(UR5E_JOINTS)
+    bad = []
+    for k in range(100):
+        q = rng.normal(0, 1, n)
+        q[rng.integers(n)] = [math.nan, math.inf, -math.inf][k % 3]
+        bad.append((names, q.tolist(), now, "non-finite"))
+        bad.append((names, rng.normal(0, 1, rng.integers(0, n)).tolist(), now, "too few positions"))
+        bad.append((names + ["extra"], rng.normal(0, 1, n + 2).tolist(), now, "count mismatch"))
+        bad.append((["x_" + s for s in names], rng.normal(0, 1, n).tolist(), now, "unknown names"))
+        bad.append((names[:-1] + [names[0]], rng.normal(0, 1, n).tolist(), now, "repeated names"))
+        bad.append((names, rng.normal(0, 1, n).tolist(), now - 5.0 - k, "out-of-order stamp"))
+        bad.append((names, rng.normal(0, 1, n).tolist(), now + 60.0 + k, "future stamp"))
+        bad.append(([], [], now, "empty"))
+        bad.append(([f"j{i}" for i in range(200 + k)], [0.0] * (200 + k), now, "huge"))
+    return bad
+
+
+def malformed_images() -> list[Image]:
+    cases = [("yuv422", 8, 8, 16, 128), ("rgb8", 8, 8, 24, 100), ("rgb8", 0, 8, 24, 0), ("rgb8", 8, 8, 10, 80),
+             ("rgb8", 5000, 1, 3, 15000), ("32FC1", 4, 4, 16, 64), ("", 4, 4, 12, 48), ("bgr8", 4, 4, 12, 47)]  # fmt: skip
+    out = []
+    for k in range(13):
+        for enc, h, w, step, size in cases:
+            out.append(Image(encoding=enc, height=h, width=w, step=step, data=bytes(size)))
+    return out  # 104 images
+
+
+@pytest.mark.slow
+def test_fuzz_never_crashes_never_unsafe_and_logs_each_rejection(node_proc, probe):
+    robot = RobotDouble(probe)
+    pub_img = probe.create_publisher(Image, "/camera/image_raw", RELIABLE)
+    robot.wait_connected()
+    wait_until(probe, lambda: pub_img.get_subscription_count() > 0, 10.0, "camera subscription")
+    robot.begin_episode(FAR_GOAL)
+    rng = np.random.default_rng(0)
+    states, images = malformed_joint_states(rng, time.time()), malformed_images()
+    assert len(states) + len(images) >= 1000
+    robot.follow = False  # hostile positions below must not become the "measured" state
+    for i, (names, pos, stamp, _category) in enumerate(states):
+        robot.state()  # a valid state between hostile ones keeps the loop alive
+        robot.state(names, pos, stamp)
+        if i % 8 == 0:
+            pub_img.publish(images[(i // 8) % len(images)])
+        spin_for(probe, 0.002)
+    for img in images:
+        pub_img.publish(img)
+        spin_for(probe, 0.001)
+    robot.stream(0.5)
+    assert node_proc.alive(), node_proc.text()[-2000:]
+    assert_commands_safe(robot.commands)
+    assert node_proc.stop() == 0
+    log = node_proc.text()
+    n_js = log.count("joint_state rejected:")
+    n_img = log.count("image rejected:")
+    assert n_js >= 0.95 * len(states), f"{n_js} joint-state rejections logged for {len(states)} sent"
+    assert n_img >= 0.95 * (len(images) + len(states) // 8), f"{n_img} image rejections logged"
+    for reason in ("non-finite positions", "lacks joints", "names but", "repeats joint names", "out of order",
+                   "in the future", "too large", "encoding", "image data has"):  # fmt: skip
+        assert reason in log, f"no rejection logged with reason {reason!r}"
+    assert "Traceback" not in log
+
+
+def test_watchdog_holds_within_two_periods_after_state_stops(node_proc, probe):
+    robot = RobotDouble(probe)
+    robot.wait_connected()
+    robot.begin_episode(FAR_GOAL)
+    robot.stream(0.3)
+    moving = [q for _, q in robot.commands[-5:]]
+    assert any(not np.array_equal(a, b) for a, b in zip(moving, moving[1:])), "arm was not being driven"
+    last_state = time.monotonic()
+    n_before = len(robot.commands)
+    spin_for(probe, 0.3)  # no joint states any more
+    after = robot.commands[n_before:]
+    assert len(after) >= 10, "the node stopped publishing instead of holding"
+    held_from = next(i for i in range(1, len(after)) if np.array_equal(after[i][1], after[i - 1][1]))
+    first_hold_time = after[held_from - 1][0]  # the hold repeats this command
+    # The control tick that first sees an age > 2 periods publishes the hold: <= 3 periods after the last
+    # state, plus scheduling/DDS slack on a loaded 2-core machine.
+    assert first_hold_time - last_state <= 3 * PERIOD + 0.02, first_hold_time - last_state
+    assert all(np.array_equal(q, after[held_from][1]) for _, q in after[held_from:]), "moved while stale"
+    assert held_from <= 3, f"{held_from} moving commands after the state stopped"
+    assert "joint state stale" in node_proc.text()
+
+
+def test_estop_holds_within_one_period(node_proc, probe):
+    robot = RobotDouble(probe)
+    pub_estop = probe.create_publisher(Bool, "/ast/estop", RELIABLE)
+    robot.wait_connected()
+    wait_until(probe, lambda: pub_estop.get_subscription_count() > 0, 10.0, "e-stop subscription")
+    robot.begin_episode(FAR_GOAL)
+    robot.stream(0.3)
+    n_before = len(robot.commands)
+    t_estop = time.monotonic()
+    pub_estop.publish(Bool(data=True))
+    robot.stream(0.3)
+    after = robot.commands[n_before:]
+    hold = after[-1][1]
+    first = next(i for i, (_, q) in enumerate(after) if np.array_equal(q, hold))
+    assert after[first][0] - t_estop <= PERIOD + 0.01, after[first][0] - t_estop
+    assert first <= 1, f"{first} moving commands after the e-stop"
+    pub_estop.publish(Bool(data=False))
+    n_release = len(robot.commands)
+    robot.stream(0.3)
+    resumed = [q for _, q in robot.commands[n_release:]]
+    assert any(not np.array_equal(a, b) for a, b in zip(resumed, resumed[1:])), "did not resume after release"
+    assert_commands_safe(robot.commands)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_shuts_down_cleanly(node_proc, probe, sig):
+    robot = RobotDouble(probe)
+    robot.wait_connected()
+    assert node_proc.stop(sig) == 0
+    assert "Traceback" not in node_proc.text()
