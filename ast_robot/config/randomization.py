@@ -36,6 +36,10 @@ class RandomizationConfig:
     """Per-episode domain randomization. Every sampled value is reported in `info["dr"]`."""
 
     enabled: bool = doc(True, "Sample new parameters at every reset; false keeps the nominal model.")
+    preset: str = doc(
+        "", "Base parameter set: a name in configs/randomization/ (e.g. `default`) or a YAML path; `params` "
+        "here override single entries. Empty: only `params`."
+    )
     params: dict[str, DistributionConfig] = doc(
         factory=dict, help="Parameter name -> distribution. Names are checked by ast_robot.envs.randomization."
     )

@@ -26,3 +26,23 @@ def register_envs() -> None:
     for env_id, (entry_point, kwargs) in ENV_IDS.items():
         if env_id not in gymnasium.registry:
             gymnasium.register(id=env_id, entry_point=entry_point, kwargs=dict(kwargs))
+
+
+def make_env(env_cfg: Any = None, rand_cfg: Any = None, seed: int | None = None, **kwargs: Any):
+    """Build ``env_cfg.id`` from an :class:`~ast_robot.config.EnvConfig` and a RandomizationConfig.
+
+    The env is reset once with ``seed`` (so its RNG is seeded) and its action space seeded too;
+    ``kwargs`` go to ``gymnasium.make`` (e.g. ``render_mode``).
+    """
+    import gymnasium
+
+    from ast_robot.config import EnvConfig
+
+    env_cfg = env_cfg if env_cfg is not None else EnvConfig()
+    if env_cfg.id not in ENV_IDS:
+        raise ValueError(f"env.id {env_cfg.id!r} is unknown; known: {sorted(ENV_IDS)}")
+    register_envs()
+    env = gymnasium.make(env_cfg.id, config=env_cfg, randomization=rand_cfg, **kwargs)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    return env

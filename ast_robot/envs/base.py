@@ -44,7 +44,7 @@ class RobotEnv(gym.Env):
                  randomization: RandomizationConfig | dict | None = None, render_mode: str | None = None) -> None:  # fmt: skip
         self._init_args = {"robot": robot, "config": config, "randomization": randomization, "render_mode": render_mode}
         self.cfg: EnvConfig = _as_config(EnvConfig, config)
-        self.rand_cfg: RandomizationConfig = _as_config(RandomizationConfig, randomization)
+        self.rand_cfg: RandomizationConfig = dr_lib.resolve(_as_config(RandomizationConfig, randomization))
         dr_lib.validate(self.rand_cfg)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")

@@ -76,7 +76,8 @@ class PickPlaceExpert(ReachExpert):
     def _lift(self, tcp, cube, goal, grasp_z):
         if cube[2] > grasp_z + 0.03:
             self.phase = "carry"
-        return np.array([tcp[0], tcp[1], self.HOVER]), -1.0
+        cmd = self.env.unwrapped._ee_cmd
+        return np.array([cmd[0], cmd[1], self.HOVER]), -1.0
 
     def _carry(self, tcp, cube, goal, grasp_z):
         if cube[2] < 0.5 * grasp_z:  # dropped: start over
@@ -88,10 +89,10 @@ class PickPlaceExpert(ReachExpert):
     def _place(self, tcp, cube, goal, grasp_z):
         if cube[2] - goal[2] < 0.015:
             self.phase = "release"
-        return np.array([tcp[0], tcp[1], goal[2] + tcp[2] - cube[2]]), -1.0
+        return goal + tcp - cube, -1.0  # keep correcting x, y while going down
 
     def _release(self, tcp, cube, goal, grasp_z):
-        return np.array([tcp[0], tcp[1], tcp[2] + 0.05]), 1.0
+        return self.env.unwrapped._ee_cmd + np.array([0.0, 0.0, 0.05]), 1.0
 
 
 def expert_for(env) -> ReachExpert:

@@ -30,7 +30,9 @@ model; the env reads them from the same dict, which it reports as ``info["dr"]``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -56,6 +58,28 @@ PARAMS: dict[str, Param] = {
     "object_pos_noise": Param("absolute", 0.0),
     **{f"camera_{axis}": Param("absolute", -np.inf) for axis in "xyz"},
 }  # fmt: skip
+
+
+def configs_dir() -> Path:
+    """``configs/`` of the source tree (or ``$AST_ROBOT_CONFIGS``)."""
+    return Path(os.environ.get("AST_ROBOT_CONFIGS", Path(__file__).resolve().parents[2] / "configs"))
+
+
+def resolve(cfg: RandomizationConfig) -> RandomizationConfig:
+    """``cfg`` with its ``preset`` file's params merged under its own params (preset cleared)."""
+    if not cfg.preset:
+        return cfg
+    from ast_robot.config import from_dict
+    from ast_robot.config.loader import read_yaml_tree
+
+    path = Path(cfg.preset)
+    if path.suffix not in (".yaml", ".yml"):
+        path = configs_dir() / "randomization" / f"{cfg.preset}.yaml"
+    if not path.is_file():
+        raise ValueError(f"randomization.preset: {cfg.preset!r} not found (looked for {path})")
+    base = from_dict(RandomizationConfig, read_yaml_tree(path), "randomization")
+    base = resolve(base)
+    return RandomizationConfig(enabled=cfg.enabled, preset="", params={**base.params, **cfg.params})
 
 
 def validate(cfg: RandomizationConfig) -> None:
