@@ -1,0 +1,136 @@
+"""The "run gap report" job: read sim and real records, analyze, identify, retune, write the report.
+
+Everything is written into a temporary sibling of the output folder and renamed into place at the
+end, so a failure at any step (bad records, mismatched robots, empty real data) leaves no output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ast_robot.config.gap import GapConfig
+from ast_robot.gap.analyzer import GapReport, analyze
+from ast_robot.gap.bags import OUTCOME_TOPIC, load_episodes
+from ast_robot.gap.outcomes import EpisodeRecord
+from ast_robot.gap.report import Overlay, write_report
+from ast_robot.gap.sysid import Simulator, SysIdResult, fit, space_from_randomization
+from ast_robot.gap.weights import weights_from_posterior
+
+# Randomized parameters that change how the arm follows joint commands (the rest are visual, noise
+# or object-side and cannot be identified from joint trajectories).
+SYSID_PARAMS = ("actuator_gain", "actuator_force_limit", "armature", "friction", "frictionloss", "joint_damping",
+                "latency", "link_mass", "payload")  # fmt: skip
+
+
+@dataclass
+class GapOutputs:
+    report: GapReport
+    folder: Path
+    retuned_config: Path | None
+
+
+def check_env_matches(env_id: str, records: Sequence[EpisodeRecord]) -> None:
+    """The experiment's env id must name the records' task and robot (``ast_robot/ReachUR5e-v0``)."""
+    flat = env_id.lower().replace("_", "").replace("-", "")
+    r = records[0]
+    if r.task.lower().replace("_", "") not in flat or r.robot.lower() not in flat:
+        raise ValueError(f"mismatched robot/task: the config's env.id {env_id!r} does not match the records' "
+                         f"{r.robot}/{r.task}")  # fmt: skip
+
+
+def _prepare_out(out: Path) -> Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"output folder {out} exists and is not empty; choose a new --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+
+
+def _commit(tmp: Path, out: Path) -> None:
+    if out.exists():
+        out.rmdir()  # empty (checked before)
+    os.replace(tmp, out)
+
+
+def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, seed: int,
+              progress: Callable[[int, float], None] | None) -> tuple[SysIdResult | None, Simulator | None, str]:  # fmt: skip
+    """Fit the identifiable randomized parameters; returns (result, simulator, note when skipped)."""
+    names = [n for n in sorted(cfg.randomization.params) if n in SYSID_PARAMS]
+    usable = [r for r in real if r.joint_targets is not None]
+    if not names:
+        return None, None, f"no identifiable parameter is randomized (identifiable: {list(SYSID_PARAMS)})"
+    if not usable:
+        return None, None, "no real episode has joint_targets to replay"
+    if simulator is None:
+        from ast_robot.gap.replay import MujocoReplay
+
+        simulator = MujocoReplay(real[0].robot, real[0].task)
+    space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names)
+    return fit(simulator, usable, space, cfg.gap, seed=seed, progress=progress), simulator, ""
+
+
+def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, config: str | Path | None = None,
+               overrides: Sequence[str] = (), seed: int = 0, topic: str = OUTCOME_TOPIC,
+               simulator: Simulator | None = None,
+               progress: Callable[[int, float], None] | None = None) -> GapOutputs:  # fmt: skip
+    """Analyze sim records against real ones (bag or folder); with ``config``, also identify and retune."""
+    from ast_robot.config import load_config
+
+    sim, real = load_episodes(sim_dir, topic), load_episodes(real_path, topic)
+    cfg = load_config(config, list(overrides)) if config is not None else None
+    report = analyze(sim, real, cfg.gap if cfg else GapConfig(), seed)  # validates sides, robot and task
+    if cfg is not None:
+        check_env_matches(cfg.env.id, sim)
+    out = Path(out)
+    tmp = _prepare_out(out)
+    try:
+        report.provenance = {"sim": str(Path(sim_dir).resolve()), "real": str(Path(real_path).resolve()),
+                             "config": str(Path(config).resolve()) if config else "-",
+                             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": str(seed)}  # fmt: skip
+        retuned_path, retuned, overlay = _identify_and_retune(
+            cfg, config, report, real, simulator, seed, tmp, progress
+        )
+        write_report(tmp, report, sim, real, retuned, overlay)
+        _commit(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return GapOutputs(report, out, None if retuned_path is None else out / retuned_path.name)
+
+
+def _identify_and_retune(cfg, config, report: GapReport, real, simulator, seed: int, tmp: Path, progress):
+    if cfg is None:
+        report.provenance["sysid"] = "skipped: no --config (the randomization ranges to fit are in it)"
+        return None, None, None
+    result, simulator, note = run_sysid(cfg, real, simulator, seed, progress)
+    if result is None:
+        report.provenance["sysid"] = f"skipped: {note}"
+        return None, None, None
+    report.sysid = result
+    # the fit says where the real robot sits in parameter space: real failures happen there
+    fail_rate = 1.0 - report.success.real.value
+    scale = [max(sd, cfg.gap.min_relative_width * abs(m)) for m, sd in zip(result.mean, result.std)]
+    report.weights = weights_from_posterior(result.names, result.mean, scale, fail_rate)
+    from ast_robot.gap.retune import retune, write_retuned_config
+
+    new = retune(cfg.randomization, result, cfg.gap)
+    provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
+                  **{k: report.provenance[k] for k in ("sim", "real", "date")},
+                  "fit": ", ".join(f"{n}={v:.4g}" for n, v in result.estimate().items())}  # fmt: skip
+    path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned")
+    ranges = {n: _range(new.params[n]) for n in result.names}
+    rec = next(r for r in real if r.joint_targets is not None)
+    overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
+                      simulator(result.estimate(), rec), rec.control_dt)  # fmt: skip
+    return path, ranges, overlay
+
+
+def _range(dist) -> tuple[float, float]:
+    if dist.dist == "normal":
+        return dist.mean - 2 * dist.std, dist.mean + 2 * dist.std
+    return dist.low, dist.high

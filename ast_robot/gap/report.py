@@ -1,0 +1,127 @@
+"""The gap report: HTML and Markdown with the plots, plus machine-readable JSON beside them.
+
+``write_report(folder, ...)`` writes into an existing folder; the caller (``ast_robot.gap.pipeline``)
+gives it a temporary folder and renames it into place, so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ast_robot.fileio import atomic_write_json, atomic_write_text
+from ast_robot.gap import plots
+from ast_robot.gap.analyzer import GapReport
+from ast_robot.gap.outcomes import EpisodeRecord
+
+Table = tuple[str, list[str], list[list[str]]]  # (title, header, rows)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One real episode's measured joints and its replays, all (T+1, J), for the trajectory plot."""
+
+    real: np.ndarray
+    nominal: np.ndarray
+    fitted: np.ndarray
+    dt: float
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+def _num(x: Any) -> str:
+    return "-" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def tables(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None) -> list[Table]:
+    """Every table of the report, rendered the same way to HTML and Markdown."""
+    s = report.success
+    out: list[Table] = [("Success rate", ["", "rate", "interval", "episodes"], [
+        ["sim", _pct(s.sim.value), f"[{_pct(s.sim.low)}, {_pct(s.sim.high)}]", str(s.n_sim)],
+        ["real", _pct(s.real.value), f"[{_pct(s.real.low)}, {_pct(s.real.high)}]", str(s.n_real)],
+        ["gap (sim - real)", f"{s.gap.value:+.1%}", f"[{s.gap.low:+.1%}, {s.gap.high:+.1%}] (Newcombe)", ""],
+    ])]  # fmt: skip
+    rows = [[m.metric, _num(m.sim_mean), _num(m.real_mean), _num(m.ks_statistic), _num(m.ks_pvalue),
+             "-" if m.wasserstein is None else f"{m.wasserstein.value:.4g} [{m.wasserstein.low:.4g}, {m.wasserstein.high:.4g}]",
+             m.note] for m in report.metrics]  # fmt: skip
+    out.append(
+        (
+            "Distribution gaps",
+            ["metric", "sim mean", "real mean", "KS D", "KS p", "Wasserstein [CI]", "note"],
+            rows,
+        )
+    )
+    c = report.classifier
+    out.append(("Sim-vs-real classifier (held-out folds)", ["balanced accuracy", "folds", "note"],
+                [[_num(c.balanced_accuracy), str(c.folds), c.note or "0.5 means indistinguishable"]]))  # fmt: skip
+    if report.sysid is not None:
+        r = report.sysid
+        rows = [[n, f"[{r.prior_low[i]:.4g}, {r.prior_high[i]:.4g}]", f"{r.mean[i]:.4g} +- {r.std[i]:.2g}",
+                 _pct(r.attribution[i]), "-" if not retuned or n not in retuned else
+                 f"[{retuned[n][0]:.4g}, {retuned[n][1]:.4g}]"] for i, n in enumerate(r.names)]  # fmt: skip
+        rows.sort(key=lambda row: -float(row[3].rstrip("%")))
+        out.append((f"System identification ({r.n_episodes} real episodes; trajectory MSE {r.loss_nominal:.3g} -> "
+                    f"{r.loss_fit:.3g} rad^2)", ["parameter", "prior range", "fit", "explains", "retuned range"], rows))  # fmt: skip
+    if report.weights is not None:
+        w = report.weights
+        out.append(("Physical-feedback weights", ["parameter", "centre", "scale"],
+                    [[n, f"{c:.4g}", f"{sc:.3g}"] for n, c, sc in zip(w.names, w.centre, w.scale)]))  # fmt: skip
+    if report.provenance:
+        out.append(("Provenance", ["", ""], [[k, str(v)] for k, v in report.provenance.items()]))
+    return out
+
+
+def _markdown(title: str, tabs: list[Table], figures: list[Path]) -> str:
+    lines = [f"# {title}", ""]
+    for name, header, rows in tabs:
+        lines += [f"## {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+    lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
+    return "\n".join(lines) + "\n"
+
+
+def _html(title: str, tabs: list[Table], figures: list[Path]) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%;margin:1em 0}"
+             f"</style></head><body><h1>{e(title)}</h1>"]  # fmt: skip
+    for name, header, rows in tabs:
+        parts.append(f"<h2>{e(name)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+        parts.append("</table>")
+    parts += ["<h2>Figures</h2>"] + [f"<img src='{e(f.name)}' alt='{e(f.stem)}'>" for f in figures]
+    return "".join(parts) + "</body></html>\n"
+
+
+def write_report(folder: str | Path, report: GapReport, sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRecord],
+                 retuned: Mapping[str, tuple[float, float]] | None = None, overlay: Overlay | None = None) -> Path:  # fmt: skip
+    """Write figures, report.html, report.md, gap.json and weights.json into ``folder``; returns the HTML path."""
+    folder = Path(folder)
+    figures = [
+        plots.success_plot(report, folder / "success.png"),
+        plots.metrics_plot(sim, real, folder / "metrics.png"),
+    ]
+    if report.sysid is not None:
+        figures.append(plots.attribution_plot(report.sysid, folder / "attribution.png"))
+        figures.append(plots.posterior_plot(report.sysid, folder / "posterior.png", retuned))
+    if overlay is not None:
+        figures.append(
+            plots.overlay_plot(
+                overlay.real, overlay.nominal, overlay.fitted, overlay.dt, folder / "trajectories.png"
+            )
+        )
+    title = f"Reality gap: {report.robot} {report.task}"
+    tabs = tables(report, retuned)
+    atomic_write_json(folder / "gap.json", {**report.to_dict(), "retuned": retuned or {}})
+    if report.weights is not None:
+        atomic_write_json(folder / "weights.json", report.weights.to_dict())
+    atomic_write_text(folder / "report.md", _markdown(title, tabs, figures))
+    return atomic_write_text(folder / "report.html", _html(title, tabs, figures))
