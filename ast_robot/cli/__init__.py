@@ -10,6 +10,7 @@ import sys
 SUBCOMMANDS: dict[str, str] = {
     "config": "ast_robot.cli.config_cmd",
     "demo": "ast_robot.cli.demo",
+    "demos": "ast_robot.cli.demos",
     "gap-report": "ast_robot.cli.gap_report",
     "deploy": "ast_robot.cli.deploy",
     "twin": "ast_robot.cli.twin",
