@@ -29,10 +29,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides).deploy
     else:
         cfg = DeployConfig(robot=io.robot)
-        if args.overrides:
+        if args.overrides:  # keys are DeployConfig fields, e.g. --set control_hz=500
             from ast_robot.config import apply_overrides, from_dict, to_dict
 
-            cfg = from_dict(DeployConfig, apply_overrides({"deploy": to_dict(cfg)}, args.overrides)["deploy"], "deploy")
+            cfg = from_dict(DeployConfig, apply_overrides(to_dict(cfg), args.overrides), "deploy")
     try:
         from ast_robot_ros.policy_node import run as run_node
     except ImportError as err:

@@ -174,7 +174,7 @@ class SafetyMonitor:
         if self._s.positions is None:
             return self._count(SafetyDecision(None, True, ("no joint state received yet",)))
         reasons = self.hold_reasons(now_s)
-        candidate, problem = self._parse_target(target)
+        candidate, problem = (None, "") if reasons else self._parse_target(target)
         if problem:
             reasons.append(problem)
         if reasons:
