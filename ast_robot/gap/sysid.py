@@ -31,27 +31,48 @@ class ParamSpace:
     prior_high: tuple[float, ...]
     search_low: tuple[float, ...]
     search_high: tuple[float, ...]
+    log: tuple[bool, ...] = ()  # search in log space (scale factors: relative precision); () = none
 
     def __post_init__(self) -> None:
         n = len(self.names)
         if n == 0:
             raise ValueError("system identification needs at least one randomized parameter; none given")
-        for name in ("nominal", "prior_low", "prior_high", "search_low", "search_high"):
+        if not self.log:
+            object.__setattr__(self, "log", (False,) * n)
+        for name in ("nominal", "prior_low", "prior_high", "search_low", "search_high", "log"):
             if len(getattr(self, name)) != n:
                 raise ValueError(
                     f"ParamSpace.{name} must have {n} entries (one per name), got {getattr(self, name)}"
                 )
         if any(h <= lo for lo, h in zip(self.search_low, self.search_high)):
             raise ValueError(f"search box must have high > low, got {self.search_low} .. {self.search_high}")
+        if any(lg and lo <= 0 for lg, lo in zip(self.log, self.search_low)):
+            raise ValueError(f"log-space parameters need search_low > 0, got {self.search_low}")
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lg = np.asarray(self.log, dtype=bool)
+        lo, hi = np.asarray(self.search_low, dtype=float), np.asarray(self.search_high, dtype=float)
+        return (
+            np.where(lg, np.log(np.where(lg, lo, 1.0)), lo),
+            np.where(lg, np.log(np.where(lg, hi, 1.0)), hi),
+            lg,
+        )
+
+    def unit_to_values(self, u: np.ndarray) -> np.ndarray:
+        """Unit-cube coordinates (..., P) -> parameter values (..., P), without clipping."""
+        lo, hi, lg = self._bounds()
+        x = lo + np.asarray(u, dtype=float) * (hi - lo)
+        return np.where(lg, np.exp(x), x)
 
     def to_values(self, u: np.ndarray) -> np.ndarray:
-        """Unit-cube coordinates (..., P) -> parameter values (..., P)."""
-        lo, hi = np.asarray(self.search_low), np.asarray(self.search_high)
-        return lo + np.clip(u, 0.0, 1.0) * (hi - lo)
+        """Unit-cube coordinates (..., P), clipped to the search box -> parameter values (..., P)."""
+        return self.unit_to_values(np.clip(u, 0.0, 1.0))
 
     def to_unit(self, values: np.ndarray) -> np.ndarray:
-        lo, hi = np.asarray(self.search_low), np.asarray(self.search_high)
-        return (np.asarray(values, dtype=float) - lo) / (hi - lo)
+        lo, hi, lg = self._bounds()
+        v = np.asarray(values, dtype=float)
+        x = np.where(lg, np.log(np.where(lg, np.maximum(v, 1e-300), 1.0)), v)
+        return (x - lo) / (hi - lo)
 
     def as_dict(self, values: np.ndarray) -> dict[str, float]:
         return {n: float(v) for n, v in zip(self.names, values)}
@@ -74,17 +95,26 @@ def lower_floor(name: str, dist: DistributionConfig, centre: float) -> float | N
 
     The mode comes from the simulator's parameter table when ``name`` is in it, else from the config.
     """
-    try:
-        from ast_robot.envs.randomization import PARAMS
-    except ImportError:  # the simulator is optional for analysis on other machines
-        PARAMS = {}
-    known = PARAMS.get(name)
-    scale = known.mode == "scale" if known is not None else dist.mode == "scale"
-    if scale or dist.dist == "loguniform":
+    if _is_scale(name, dist) or dist.dist == "loguniform":
         return max(1e-3, 0.05 * abs(centre))
+    known = _simulator_params().get(name)
     if known is not None:
         return None if not np.isfinite(known.minimum) else float(known.minimum)
     return 0.0 if prior_bounds(dist)[0] >= 0 else None
+
+
+def _simulator_params() -> dict:
+    try:
+        from ast_robot.envs.randomization import PARAMS
+    except ImportError:  # the simulator is optional for analysis on other machines
+        return {}
+    return PARAMS
+
+
+def _is_scale(name: str, dist: DistributionConfig) -> bool:
+    """A multiplicative factor: from the simulator's parameter table, else from the config's mode."""
+    known = _simulator_params().get(name)
+    return known.mode == "scale" if known is not None else dist.mode == "scale"
 
 
 def space_from_randomization(cfg: RandomizationConfig, expansion: float,
@@ -101,12 +131,15 @@ def space_from_randomization(cfg: RandomizationConfig, expansion: float,
             0.5 * expansion * max(high - low, 0.2 * max(abs(nominal), 1e-3))
         )  # constants get +-10% x expansion
         s_low, s_high = nominal - half, nominal + half
+        log = _is_scale(n, cfg.params[n]) and nominal > 0
+        if log:  # a factor `expansion` either way of nominal, searched in log space
+            s_low, s_high = min(low, nominal / expansion), max(high, nominal * expansion)
         floor = lower_floor(n, cfg.params[n], nominal)
         if floor is not None:
             s_low = max(s_low, floor)
-        rows.append((nominal, low, high, s_low, s_high))
+        rows.append((nominal, low, high, s_low, s_high, log))
     cols = list(zip(*rows))
-    return ParamSpace(names, *(tuple(float(v) for v in c) for c in cols))
+    return ParamSpace(names, *(tuple(float(v) for v in c) for c in cols[:5]), log=tuple(cols[5]))
 
 
 def trajectory_loss(
@@ -161,9 +194,10 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
     loss = lambda values: trajectory_loss(simulate, space.as_dict(values), records)  # noqa: E731
     best_u, mean_u, cov_u, history = _cem(loss, space, cfg, np.random.default_rng(seed), progress)
     fitted = space.to_values(best_u)
-    width = np.asarray(space.search_high) - np.asarray(space.search_low)
-    # uncertainty: the CEM's remaining search spread plus how far its mean sits from the best candidate
-    spread = width * (np.sqrt(np.diag(cov_u)) + np.abs(np.clip(mean_u, 0, 1) - best_u))
+    # uncertainty: the CEM's remaining search spread plus how far its mean sits from the best candidate,
+    # mapped to parameter units around the best candidate (half the +-1 sd image)
+    sd_u = np.sqrt(np.diag(cov_u)) + np.abs(np.clip(mean_u, 0, 1) - best_u)
+    spread = 0.5 * (space.unit_to_values(best_u + sd_u) - space.unit_to_values(best_u - sd_u))
     nominal = np.asarray(space.nominal)
     l0, lf = loss(nominal), loss(fitted)
     attribution = _attribution(loss, nominal, fitted, l0, lf)

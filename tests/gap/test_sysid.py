@@ -54,7 +54,9 @@ def test_search_space_widens_the_prior_and_keeps_signs():
     space = space_from_randomization(RANDOMIZATION, expansion=5.0)
     assert space.names == ("damping", "friction", "gain")
     assert space.nominal == pytest.approx((5.0, 1.0, 1.0))
-    assert space.search_low[2] == pytest.approx(0.05) and space.search_high[2] == pytest.approx(2.0)
+    # scale factors: a factor 5 either way, searched in log space; absolute ones: the prior widened 5x
+    assert (space.search_low[2], space.search_high[2], space.log[2]) == pytest.approx((0.2, 5.0, True))
+    assert space.log == (False, True, True)  # damping has mode None and is not in the simulator table
     with pytest.raises(ValueError, match="not randomized"):
         space_from_randomization(RANDOMIZATION, 5.0, names=["latency"])
 
