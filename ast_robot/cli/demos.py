@@ -36,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes <= 0:
         raise ValueError(f"--episodes must be > 0, got {args.episodes}")
     env_cfg = EnvConfig(id=args.env, camera=args.camera, instruction=args.instruction)
-    rand = RandomizationConfig(enabled=False) if args.randomization == "none" else RandomizationConfig(preset=args.randomization)
+    rand = (
+        RandomizationConfig(enabled=False)
+        if args.randomization == "none"
+        else RandomizationConfig(preset=args.randomization)
+    )
     env = make_env(env_cfg, rand, seed=args.seed)
     expert = expert_for(env)
     files, successes, seed = [], 0, args.seed

@@ -13,6 +13,7 @@ mapping from end-effector deltas to joint targets on the real robot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,14 +56,19 @@ class DLSIK:
         self.rest = None if rest_qpos is None else np.asarray(rest_qpos, dtype=float)
         self.damping, self.nullspace_gain = float(damping), float(nullspace_gain)
         self.orientation_weight, self.max_step = float(orientation_weight), float(max_step)
-        self._jacp = np.zeros((3, model.nv))
-        self._jacr = np.zeros((3, model.nv))
+        self._jac = np.zeros((6, model.nv))  # rows: translational (3), rotational (3)
+        contiguous = np.array_equal(self.dofadr, np.arange(self.dofadr[0], self.dofadr[0] + len(ids)))
+        self._cols = slice(self.dofadr[0], self.dofadr[0] + len(ids)) if contiguous else self.dofadr
+        self._eye = {3: np.eye(3), 6: np.eye(6)}
 
     def _joint_id(self, name: str) -> int:
         jid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)
         if jid < 0:
             raise ValueError(f"joint {name!r} is not in the model")
-        if int(self.model.jnt_type[jid]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+        if int(self.model.jnt_type[jid]) not in (
+            int(mujoco.mjtJoint.mjJNT_HINGE),
+            int(mujoco.mjtJoint.mjJNT_SLIDE),
+        ):
             raise ValueError(f"joint {name!r} must be a hinge or slide joint for IK")
         return jid
 
@@ -70,7 +76,9 @@ class DLSIK:
         """Site position (3,) and rotation matrix (3, 3) at joint positions ``q`` (n,)."""
         self.data.qpos[self.qadr] = q
         mujoco.mj_kinematics(self.model, self.data)
-        return self.data.site_xpos[self.site_id].copy(), self.data.site_xmat[self.site_id].reshape(3, 3).copy()
+        return self.data.site_xpos[self.site_id].copy(), self.data.site_xmat[self.site_id].reshape(
+            3, 3
+        ).copy()
 
     def solve(self, q0: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None,
               max_iters: int = 50, tol: float = 1e-4, rot_tol: float = 1e-3) -> IKResult:  # fmt: skip
@@ -88,9 +96,9 @@ class DLSIK:
 
     def step(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None) -> np.ndarray:
         """One damped-least-squares iteration from ``q`` (n,): the cheap per-control-step update."""
-        q = np.clip(np.asarray(q, dtype=float), self.lower, self.upper)
+        q = np.minimum(np.maximum(np.asarray(q, dtype=float), self.lower), self.upper)
         err, _, _ = self._error(q, np.asarray(target_pos, dtype=float), target_rot)
-        return np.clip(q + self._step(q, err, target_rot is not None), self.lower, self.upper)
+        return np.minimum(np.maximum(q + self._step(q, err, target_rot is not None), self.lower), self.upper)
 
     def _error(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None):
         pos, rot = self.forward(q)
@@ -103,36 +111,29 @@ class DLSIK:
 
     def _step(self, q: np.ndarray, err: np.ndarray, with_rot: bool) -> np.ndarray:
         mujoco.mj_comPos(self.model, self.data)  # cdof, needed by the Jacobian
-        mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr if with_rot else None, self.site_id)
-        jac = self._jacp[:, self.dofadr]  # (3, n)
+        mujoco.mj_jacSite(self.model, self.data, self._jac[:3], self._jac[3:], self.site_id)
+        rows = 6 if with_rot else 3
+        jac = self._jac[:rows, self._cols]  # (m, n)
         if with_rot:
-            jac = np.vstack([jac, self.orientation_weight * self._jacr[:, self.dofadr]])  # (6, n)
-        jjt = jac @ jac.T + self.damping**2 * np.eye(jac.shape[0])
+            jac = jac * np.array([1.0, 1.0, 1.0, *(3 * [self.orientation_weight])])[:, None]
+        jjt = jac @ jac.T + self.damping**2 * self._eye[rows]
         dq = jac.T @ np.linalg.solve(jjt, err)  # (n,)
         if self.rest is not None and self.nullspace_gain > 0:
             pinv = jac.T @ np.linalg.inv(jjt)  # damped pseudo-inverse (n, m)
             dq += (np.eye(len(q)) - pinv @ jac) @ (self.nullspace_gain * (self.rest - q))
-        norm = np.linalg.norm(dq)
+        norm = math.sqrt(dq @ dq)
         return dq * (self.max_step / norm) if norm > self.max_step else dq
 
 
 def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """Rotation vector (3,), world frame, that turns ``current`` (3, 3) into ``target`` (3, 3)."""
-    r = target @ current.T
-    v = 0.5 * np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
-    s = np.linalg.norm(v)
-    c = np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)
-    if s < 1e-9:
-        return v if c > 0 else _axis_for_half_turn(r)
-    return v * (np.arctan2(s, c) / s)
-
-
-def _axis_for_half_turn(r: np.ndarray) -> np.ndarray:
-    # r = 2 a a^T - I for a half turn about unit axis a.
-    axis = np.sqrt(np.clip((np.diag(r) + 1.0) / 2.0, 0.0, None))
-    i = int(np.argmax(axis))
-    axis = (r[i] + np.eye(3)[i]) / (2.0 * axis[i])
-    return np.pi * axis / np.linalg.norm(axis)
+    """Rotation vector (3,), world frame, of the shortest turn from ``current`` (3, 3) to ``target`` (3, 3)."""
+    q_t, q_c, q_e, err = np.empty(4), np.empty(4), np.empty(4), np.empty(3)
+    mujoco.mju_mat2Quat(q_t, np.ascontiguousarray(target, dtype=float).ravel())
+    mujoco.mju_mat2Quat(q_c, np.ascontiguousarray(current, dtype=float).ravel())
+    mujoco.mju_negQuat(q_c, q_c)
+    mujoco.mju_mulQuat(q_e, q_t, q_c)  # target * current^-1: a turn expressed in the world frame
+    mujoco.mju_quat2Vel(err, q_e, 1.0)  # axis * angle, angle wrapped to [-pi, pi]
+    return err
 
 
 def for_robot(model: mujoco.MjModel, robot, **kwargs) -> DLSIK:

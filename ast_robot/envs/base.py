@@ -16,8 +16,8 @@ import numpy as np
 from ast_robot.config import EnvConfig, RandomizationConfig, from_dict
 from ast_robot.deploy.ik import for_robot
 from ast_robot.envs import randomization as dr_lib
-from ast_robot.envs.robots import get_robot, load_model
 from ast_robot.envs.rewards import reward_scales, weighted_reward
+from ast_robot.envs.robots import get_robot, load_model
 
 R_DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing down, fingers closing along world y
 WORKSPACE_LOW = np.array([0.2, -0.4, 0.0])  # TCP box (m, world); the table top is z = 0
@@ -42,7 +42,12 @@ class RobotEnv(gym.Env):
 
     def __init__(self, robot: str = "ur5e", config: EnvConfig | dict | None = None,
                  randomization: RandomizationConfig | dict | None = None, render_mode: str | None = None) -> None:  # fmt: skip
-        self._init_args = {"robot": robot, "config": config, "randomization": randomization, "render_mode": render_mode}
+        self._init_args = {
+            "robot": robot,
+            "config": config,
+            "randomization": randomization,
+            "render_mode": render_mode,
+        }
         self.cfg: EnvConfig = _as_config(EnvConfig, config)
         self.rand_cfg: RandomizationConfig = dr_lib.resolve(_as_config(RandomizationConfig, randomization))
         dr_lib.validate(self.rand_cfg)
@@ -89,7 +94,9 @@ class RobotEnv(gym.Env):
         if self.cfg.camera:
             spaces["camera"] = gym.spaces.Box(0, 255, shape=(*self.cfg.camera_size, 3), dtype=np.uint8)
         if self.cfg.instruction:
-            spaces["instruction"] = gym.spaces.Box(0, 255, shape=(self.cfg.instruction_length,), dtype=np.uint8)
+            spaces["instruction"] = gym.spaces.Box(
+                0, 255, shape=(self.cfg.instruction_length,), dtype=np.uint8
+            )
         return gym.spaces.Dict(spaces)
 
     # ----- task hooks -------------------------------------------------------------------------------
@@ -225,7 +232,9 @@ class RobotEnv(gym.Env):
     def _set_instruction(self, text: str) -> None:
         raw = text.encode("utf-8")
         if len(raw) > self.cfg.instruction_length:
-            raise ValueError(f"instruction {text!r} is {len(raw)} bytes; instruction_length is {self.cfg.instruction_length}")
+            raise ValueError(
+                f"instruction {text!r} is {len(raw)} bytes; instruction_length is {self.cfg.instruction_length}"
+            )
         self.instruction = text
         self._instruction_bytes = np.zeros(self.cfg.instruction_length, dtype=np.uint8)
         self._instruction_bytes[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)

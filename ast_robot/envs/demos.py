@@ -110,7 +110,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path} is not a demo folder: no meta.json")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(f"{meta_path}: format {meta.get('format')!r} v{meta.get('version')} is not {FORMAT} v{VERSION}")
+        raise ValueError(
+            f"{meta_path}: format {meta.get('format')!r} v{meta.get('version')} is not {FORMAT} v{VERSION}"
+        )
     return meta
 
 

@@ -46,7 +46,14 @@ class PickPlaceEnv(RobotEnv):
             body = self.model.body(f"object{i}")
             adr = self.model.jnt_qposadr[body.jntadr[0]]
             yaw = rng.uniform(-0.3, 0.3)
-            self.data.qpos[adr : adr + 7] = [*spots[i], self.half_size, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+            self.data.qpos[adr : adr + 7] = [
+                *spots[i],
+                self.half_size,
+                np.cos(yaw / 2),
+                0,
+                0,
+                np.sin(yaw / 2),
+            ]
             self.model.geom_rgba[self.model.geom(f"object{i}").id, :3] = COLOURS[obj_colours[i]]
             self._obj_qadr.append(adr)
         for j in range(n_pad):
@@ -93,4 +100,6 @@ def _separated_points(rng: np.random.Generator, n: int, tries: int = 1000) -> np
             points.append(p)
             if len(points) == n:
                 return np.array(points)
-    raise ValueError(f"cannot place {n} objects and pads {MIN_SEPARATION} m apart in the table area; use fewer")
+    raise ValueError(
+        f"cannot place {n} objects and pads {MIN_SEPARATION} m apart in the table area; use fewer"
+    )

@@ -86,7 +86,9 @@ def validate(cfg: RandomizationConfig) -> None:
     """Raise ValueError for unknown names, wrong modes and ranges outside a parameter's domain."""
     for name, dist in cfg.params.items():
         if name not in PARAMS:
-            raise ValueError(f"randomization.params.{name}: unknown parameter {name!r}; known: {sorted(PARAMS)}")
+            raise ValueError(
+                f"randomization.params.{name}: unknown parameter {name!r}; known: {sorted(PARAMS)}"
+            )
         param = PARAMS[name]
         if dist.mode is not None and dist.mode != param.mode:
             raise ValueError(f"randomization.params.{name}.mode: {dist.mode!r} is not allowed; "

@@ -96,7 +96,14 @@ UR5E = ROBOTS.register("ur5e")(
         joint_upper=(_TWO_PI, _TWO_PI, math.pi, _TWO_PI, _TWO_PI, _TWO_PI),
         velocity_limits=(math.pi,) * 6,  # 180 deg/s on every joint
         effort_limits=(150.0, 150.0, 150.0, 28.0, 28.0, 28.0),
-        home_qpos=(-0.3006, -1.6927, 1.9236, -1.8017, -1.571, -1.8712),  # TCP at (0.45, 0, 0.25), pointing down
+        home_qpos=(
+            -0.3006,
+            -1.6927,
+            1.9236,
+            -1.8017,
+            -1.571,
+            -1.8712,
+        ),  # TCP at (0.45, 0, 0.25), pointing down
         ee_site="tcp",
         flange_body="flange",
         base_body="base",
@@ -104,8 +111,14 @@ UR5E = ROBOTS.register("ur5e")(
         gripper_joints=("left_finger_joint", "right_finger_joint"),
         gripper_width=(0.0, 0.085),
         grip_force=100.0,
-        dh=((0.0, 0.1625, math.pi / 2), (-0.425, 0.0, 0.0), (-0.3922, 0.0, 0.0),
-            (0.0, 0.1333, math.pi / 2), (0.0, 0.0997, -math.pi / 2), (0.0, 0.0996, 0.0)),  # fmt: skip
+        dh=(
+            (0.0, 0.1625, math.pi / 2),
+            (-0.425, 0.0, 0.0),
+            (-0.3922, 0.0, 0.0),
+            (0.0, 0.1333, math.pi / 2),
+            (0.0, 0.0997, -math.pi / 2),
+            (0.0, 0.0996, 0.0),
+        ),  # fmt: skip
         dh_convention="standard",
         hardware_rate_hz=500.0,
     )
@@ -130,8 +143,15 @@ FR3 = ROBOTS.register("fr3")(
         gripper_joints=("fr3_finger_joint1", "fr3_finger_joint2"),
         gripper_width=(0.0, 0.08),
         grip_force=70.0,
-        dh=((0.0, 0.333, 0.0), (0.0, 0.0, -math.pi / 2), (0.0, 0.316, math.pi / 2), (0.0825, 0.0, math.pi / 2),
-            (-0.0825, 0.384, -math.pi / 2), (0.0, 0.0, math.pi / 2), (0.088, 0.0, math.pi / 2)),  # fmt: skip
+        dh=(
+            (0.0, 0.333, 0.0),
+            (0.0, 0.0, -math.pi / 2),
+            (0.0, 0.316, math.pi / 2),
+            (0.0825, 0.0, math.pi / 2),
+            (-0.0825, 0.384, -math.pi / 2),
+            (0.0, 0.0, math.pi / 2),
+            (0.088, 0.0, math.pi / 2),
+        ),  # fmt: skip
         dh_convention="modified",
         dh_flange_d=0.107,
         hardware_rate_hz=1000.0,

@@ -56,7 +56,9 @@ def _robot_file(robot: RobotSpec, model: str) -> Path:
         )
     path = Path(root) / _MENAGERIE[robot.name]
     if not path.is_file():
-        raise FileNotFoundError(f"MENAGERIE_ROOT={root} has no {_MENAGERIE[robot.name]} for robot {robot.name!r}")
+        raise FileNotFoundError(
+            f"MENAGERIE_ROOT={root} has no {_MENAGERIE[robot.name]} for robot {robot.name!r}"
+        )
     return path
 
 

@@ -55,4 +55,9 @@ def test_demo_folder_errors(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({"format": "other", "version": 1}))
     with pytest.raises(ValueError, match="is not ast_robot.demos v1"):
         load_demos(tmp_path)
-    assert main(["demos", "collect", "--env", "ast_robot/ReachUR5e-v0", "--episodes", "0", "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            ["demos", "collect", "--env", "ast_robot/ReachUR5e-v0", "--episodes", "0", "--out", str(tmp_path)]
+        )
+        == 2
+    )

@@ -54,7 +54,9 @@ def test_values_are_applied_to_the_model_and_restored():
     dof = model.joint("elbow_joint").dofadr[0]
     assert model.dof_damping[dof] == pytest.approx(3.0) and model.dof_armature[dof] == pytest.approx(0.15)
     act = model.actuator("shoulder_pan").id
-    assert model.actuator_gainprm[act, 0] == pytest.approx(1600) and model.actuator_biasprm[act, 1] == pytest.approx(-1600)
+    assert model.actuator_gainprm[act, 0] == pytest.approx(1600) and model.actuator_biasprm[
+        act, 1
+    ] == pytest.approx(-1600)
     assert model.actuator_forcerange[act, 1] == pytest.approx(135.0)
     assert model.actuator_forcerange[model.actuator("gripper").id, 1] == pytest.approx(110.0)
     assert model.geom_size[model.geom("object1").id, 0] == pytest.approx(0.022)
@@ -131,7 +133,11 @@ def test_bad_distributions_are_config_errors():
 
 
 def test_default_preset_is_valid_and_complete():
-    cfg = dr.resolve(RandomizationConfig(preset="default", params={"payload": DistributionConfig(dist="constant", mean=0.1)}))
+    cfg = dr.resolve(
+        RandomizationConfig(
+            preset="default", params={"payload": DistributionConfig(dist="constant", mean=0.1)}
+        )
+    )
     dr.validate(cfg)
     assert set(cfg.params) == set(dr.PARAMS)
     assert cfg.params["payload"].dist == "constant"  # local params override the preset
