@@ -38,6 +38,7 @@ class BCTrainConfig(TrainConfig):
 
     demos: str = doc("", "Demonstration folder (written by `ast-robot demos collect`); empty: collect on the fly.")
     n_demos: int = doc(200, "Demonstrations to collect when `demos` is empty.", gt=0)
+    eval_episodes: int = doc(50, "Randomized evaluation episodes after training.", gt=0)
 
 
 @register_variant("sac")
@@ -51,6 +52,8 @@ class SACTrainConfig(TrainConfig):
     buffer_size: int = doc(1_000_000, "Replay buffer capacity (transitions).", gt=0)
     gamma: float = doc(0.95, "Discount factor.", gt=0, le=1)
     eval_episodes: int = doc(20, "Episodes per evaluation.", gt=0)
+    eval_every: int = doc(1000, "Evaluate every N env steps (success, gradient steps, wall-clock).", gt=0)
+    step_gate_rate: float = doc(0.5, "Gated SAC: target fraction of gradient steps taken.", gt=0, le=1)
 
 
 @register_variant("vision")
@@ -60,7 +63,13 @@ class VisionTrainConfig(TrainConfig):
 
     dataset: str = doc("digits", "`digits` or a folder of class subfolders of images.")
     model: Literal["vit", "cnn"] = doc("vit", "Classifier: ViT built from the sparse transformer, or a small CNN.")
-    epochs: int = doc(10, "Passes over the training split.", gt=0)
+    epochs: int = doc(10, "Passes over the training split (sets the number of steps; `steps` is ignored).", gt=0)
+    image_size: int = doc(32, "Side (pixels) images from a folder are resized to; digits stay 8x8.", gt=0)
+    patch_size: int = doc(2, "ViT patch side (pixels); must divide the image side.", gt=0)
+    d_model: int = doc(64, "Width of the ViT / channels of the CNN's last layer.", gt=0)
+    n_layers: int = doc(2, "Transformer blocks of the ViT.", gt=0)
+    n_heads: int = doc(4, "Attention heads of the ViT (must divide d_model).", gt=0)
+    test_fraction: float = doc(0.2, "Held-out fraction for evaluation.", gt=0, lt=1)
 
 
 @register_variant("language")
@@ -71,3 +80,11 @@ class LanguageTrainConfig(TrainConfig):
     corpus: str = doc("stdlib", "`stdlib` or a folder of text files.")
     context: int = doc(256, "Context length (bytes).", gt=0)
     corpus_bytes: int = doc(2_000_000, "Bytes of corpus to use.", gt=0)
+    d_model: int = doc(128, "Transformer width.", gt=0)
+    n_layers: int = doc(2, "Transformer blocks.", gt=0)
+    n_heads: int = doc(4, "Attention heads (must divide d_model).", gt=0)
+    block_size: int = doc(32, "Attention block (tokens) of the sparse causal attention.", gt=0)
+    window_blocks: int = doc(2, "Local window (blocks) each query block attends to.", ge=0)
+    top_k_blocks: int = doc(1, "Extra key blocks chosen by the learned scorer per query block.", ge=0)
+    held_out_fraction: float = doc(0.1, "Fraction of corpus files held out for bits-per-byte evaluation.", gt=0, lt=1)
+    eval_windows: int = doc(128, "Held-out windows evaluated (0: all).", ge=0)

@@ -8,9 +8,12 @@ import torch
 
 
 class Batch(NamedTuple):
-    """A batch of samples; ``indices`` are dataset indices (stale scores and novelty are keyed by them)."""
+    """A batch of samples; ``indices`` are dataset indices (stale scores and novelty are keyed by them).
 
-    inputs: torch.Tensor  # (B, ...)
+    ``inputs`` is a tensor or, for multimodal data, a dict of tensors with the same leading dimension.
+    """
+
+    inputs: Any  # (B, ...) tensor or {name: (B, ...) tensor}
     targets: torch.Tensor  # (B, ...)
     indices: torch.Tensor  # (B,) long
 
@@ -20,18 +23,24 @@ class Batch(NamedTuple):
 
     def select(self, which: torch.Tensor) -> Batch:
         """Rows chosen by a (B,) bool mask or a 1-D index tensor."""
-        which = which.to(self.inputs.device)
-        return Batch(self.inputs[which], self.targets[which], self.indices[which.to(self.indices.device)])
+        which = which.to(self.targets.device)
+        inputs = _map(self.inputs, lambda t: t[which.to(t.device)])
+        return Batch(inputs, self.targets[which], self.indices[which.to(self.indices.device)])
 
     def split(self, chunks: int) -> list[Batch]:
         """At most ``chunks`` consecutive micro-batches of near-equal size (none empty)."""
         if self.size == 0:
             return []
         step = -(-self.size // max(1, chunks))
-        return [Batch(*(t[i : i + step] for t in self)) for i in range(0, self.size, step)]
+        return [Batch(*(_map(t, lambda x, i=i: x[i : i + step]) for t in self)) for i in range(0, self.size, step)]
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device, non_blocking=True) for t in self))
+        return Batch(*(_map(t, lambda x: x.to(device, non_blocking=True)) for t in self))
+
+
+def _map(value: Any, fn: Any) -> Any:
+    """Apply ``fn`` to a tensor or to every tensor of a dict."""
+    return {k: fn(v) for k, v in value.items()} if isinstance(value, dict) else fn(value)
 
 
 class Dataset(Protocol):

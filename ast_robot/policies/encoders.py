@@ -96,6 +96,12 @@ class MultimodalTokenizer(nn.Module):
         self.types = nn.Embedding(len(self.vector_keys) + 2, d_model)  # each vector key, text, image
         self.n_summary = n_summary
 
+    def num_tokens(self) -> int:
+        """Sequence length T this tokenizer produces."""
+        n = self.n_summary + len(self.vector_keys)
+        n += self.text.pos.shape[0] if self.text is not None else 0
+        return n + (self.image.rows.shape[0] * self.image.cols.shape[1] if self.image is not None else 0)
+
     def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
         B = obs[self.vector_keys[0]].shape[0] if self.vector_keys else next(iter(obs.values())).shape[0]
         parts = [self.summary.expand(B, -1, -1)]  # (B, S, D)
@@ -123,3 +129,35 @@ def to_tensors(obs: Mapping[str, np.ndarray | Tensor], spec: ObsSpec, device: to
         out[key] = t.to(device).unsqueeze(0)
     return out
 
+
+
+class ObsNormalizer(nn.Module):
+    """Standardizes the vector observations with statistics of the training data.
+
+    Joint angles (rad), positions (m) and velocities differ in scale by orders of magnitude; without
+    this a behaviour-cloning network learns the mean action first and the goal offset very slowly. The
+    statistics are buffers, so they travel with the weights in every checkpoint. Untouched (identity)
+    until :meth:`fit` is called.
+    """
+
+    def __init__(self, spec: ObsSpec) -> None:
+        super().__init__()
+        self.keys = sorted(k for k in spec if k not in (IMAGE_KEY, TEXT_KEY))
+        for key in self.keys:
+            size = spec[key][0][0]
+            self.register_buffer(f"mean_{key}", torch.zeros(size))
+            self.register_buffer(f"std_{key}", torch.ones(size))
+
+    @torch.no_grad()
+    def fit(self, data: Mapping[str, Tensor], min_std: float = 1e-2) -> None:
+        """Set mean and std per feature from ``data[key]`` ``(N, D)``; ``min_std`` keeps constants finite."""
+        for key in self.keys:
+            x = torch.as_tensor(data[key]).float()
+            getattr(self, f"mean_{key}").copy_(x.mean(0))
+            getattr(self, f"std_{key}").copy_(x.std(0).clamp_min(min_std))
+
+    def forward(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        out = dict(obs)
+        for key in self.keys:
+            out[key] = (obs[key].float() - getattr(self, f"mean_{key}")) / getattr(self, f"std_{key}")
+        return out

@@ -40,6 +40,7 @@ class PolicyBase(nn.Module):
         self.cfg, self.action_dim = cfg, action_dim
         self.spec = obs_space if isinstance(obs_space, dict) else encoders.obs_spec_from_space(obs_space)
         self.head = HEADS.get(cfg.head)(features, action_dim)
+        self.normalizer = encoders.ObsNormalizer(self.spec)  # identity until fit on training data
         self.q = QCritic(features, action_dim, cfg.n_critics, cfg.critic_hidden) if cfg.n_critics else None
 
     def embed(self, batch: Mapping[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
@@ -127,11 +128,11 @@ class SparseMultimodalPolicy(PolicyBase):
     def __init__(self, cfg: PolicyConfig, obs_space: Any, action_dim: int) -> None:
         super().__init__(cfg, obs_space, action_dim, cfg.d_model)
         self.tokenizer = encoders.MultimodalTokenizer(self.spec, cfg.d_model, cfg.patch_size, cfg.n_global)
-        self.transformer = SparseTransformer.from_config(cfg)
+        self.transformer = SparseTransformer.from_config(cfg, self.tokenizer.num_tokens())
 
     def embed(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Mean of the summary (global) tokens, or of all tokens when there are none: ``(B, d_model)``."""
-        x = self.transformer(self.tokenizer(batch))  # (B, T, D)
+        x = self.transformer(self.tokenizer(self.normalizer(batch)))  # (B, T, D)
         n = self.tokenizer.n_summary
         return x[:, :n].mean(1) if n else x.mean(1)
 
@@ -159,6 +160,7 @@ class MLPPolicy(PolicyBase):
     def embed(self, batch: Mapping[str, Tensor]) -> Tensor:
         """The last hidden layer ``(B, hidden_sizes[-1])``."""
         parts = []
+        batch = self.normalizer(batch)
         for key in sorted(self.spec):
             x = batch[key]
             if key == encoders.IMAGE_KEY:

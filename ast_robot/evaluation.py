@@ -1,0 +1,127 @@
+"""Roll a policy out in simulation and turn every episode into an episode record.
+
+``evaluate(env, act, episodes)`` runs seeded episodes under the env's randomization and returns the
+records (the schema of :mod:`ast_robot.gap.outcomes`), the success rate with its Wilson interval and the
+success broken down by randomized parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ast_robot.gap.outcomes import ContactSummary, EpisodeRecord
+from ast_robot.gap.stats import wilson_interval
+
+ActFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass
+class EvalResult:
+    """Records plus the summary a person reads first."""
+
+    records: list[EpisodeRecord]
+    success_rate: float
+    interval: tuple[float, float]  # Wilson interval of the success rate
+    breakdown: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"episodes": len(self.records), "success_rate": self.success_rate,
+                "ci_low": self.interval[0], "ci_high": self.interval[1], "breakdown": self.breakdown}  # fmt: skip
+
+
+def rollout(env: Any, act: ActFn, seed: int, meta: dict[str, Any] | None = None,
+            frames: list[np.ndarray] | None = None, reset: Callable[[], None] | None = None) -> EpisodeRecord:  # fmt: skip
+    """One episode from ``env.reset(seed=seed)`` to termination or truncation, as an EpisodeRecord.
+
+    ``reset`` is called after the env reset (e.g. a scripted expert's); ``frames`` collects camera images.
+    """
+    base = env.unwrapped
+    obs, info = env.reset(seed=seed)
+    if reset is not None:
+        reset()
+    actions, q, targets, forces, ee = [], [info["joint_positions"]], [], [], [info["ee_pos"]]
+    max_qvel, first_success, step, done = 0.0, None, 0, False
+    while not done:
+        action = np.asarray(act(obs), dtype=np.float64)
+        obs, _, terminated, truncated, info = env.step(action)
+        step += 1
+        done = terminated or truncated
+        actions.append(action)
+        q.append(info["joint_positions"])
+        targets.append(info["joint_targets"])
+        ee.append(info["ee_pos"])
+        forces.append(info["contact_force"])
+        max_qvel = max(max_qvel, float(np.abs(info["joint_velocities"]).max()))
+        if info["is_success"] and first_success is None:
+            first_success = step * base.control_dt
+        if frames is not None:
+            frames.append(base.render_camera())
+    return _record(base, seed, info, actions, q, targets, ee, forces, max_qvel, first_success, meta or {})
+
+
+def _record(base: Any, seed: int, info: dict[str, Any], actions: list, q: list, targets: list, ee: list,
+            forces: list, max_qvel: float, first_success: float | None, meta: dict[str, Any]) -> EpisodeRecord:  # fmt: skip
+    success = bool(info["is_success"])
+    forces_arr = np.asarray(forces, dtype=np.float64)
+    touching = forces_arr[forces_arr > 0]
+    contact = ContactSummary(max_force=float(forces_arr.max(initial=0.0)),
+                             mean_force=float(touching.mean()) if touching.size else 0.0,
+                             contact_steps=int(touching.size))  # fmt: skip
+    path = float(np.linalg.norm(np.diff(np.asarray(ee), axis=0), axis=1).sum())
+    return EpisodeRecord(
+        robot=base.robot.name, task=base.task, seed=int(seed), source="sim", success=success,
+        final_error=float(info["distance"]), time_to_success=(first_success or base.control_dt) if success else None,
+        path_length=path, max_joint_velocity=max_qvel, control_dt=float(base.control_dt),
+        actions=np.asarray(actions), joint_positions=np.asarray(q), joint_targets=np.asarray(targets),
+        contact=contact, randomization=dict(info["dr"]), meta=meta,
+    )  # fmt: skip
+
+
+def evaluate(env: Any, act: ActFn, episodes: int, seed: int = 0, meta: dict[str, Any] | None = None,
+             reset: Callable[[], None] | None = None, confidence: float = 0.95) -> EvalResult:  # fmt: skip
+    """Run ``episodes`` seeded episodes (seeds ``seed, seed+1, ...``) and summarise them."""
+    if episodes <= 0:
+        raise ValueError(f"episodes must be > 0, got {episodes}")
+    records = [rollout(env, act, seed + i, meta, reset=reset) for i in range(episodes)]
+    wins = sum(r.success for r in records)
+    interval = wilson_interval(wins, len(records), confidence)
+    return EvalResult(records, wins / len(records), (interval.low, interval.high), success_by_parameter(records))
+
+
+def success_by_parameter(records: list[EpisodeRecord], bins: int = 3) -> dict[str, list[dict[str, float]]]:
+    """For each randomized parameter: success rate in ``bins`` equal-count bins of its sampled values."""
+    names = sorted({k for r in records for k in r.randomization})
+    out: dict[str, list[dict[str, float]]] = {}
+    for name in names:
+        values = np.array([r.randomization.get(name, np.nan) for r in records], dtype=float)
+        wins = np.array([r.success for r in records], dtype=float)
+        ok = np.isfinite(values)
+        if ok.sum() < bins or np.ptp(values[ok]) == 0:
+            continue
+        edges = np.quantile(values[ok], np.linspace(0, 1, bins + 1))
+        which = np.clip(np.searchsorted(edges, values[ok], side="right") - 1, 0, bins - 1)
+        out[name] = [{"low": float(edges[b]), "high": float(edges[b + 1]), "episodes": int((which == b).sum()),
+                      "success_rate": float(wins[ok][which == b].mean()) if (which == b).any() else float("nan")}
+                     for b in range(bins)]  # fmt: skip
+    return out
+
+
+def save_video(env: Any, act: ActFn, seeds: list[int], path: str | Path, fps: int = 12,
+               reset: Callable[[], None] | None = None) -> Path:  # fmt: skip
+    """Render a few episodes with the scene camera into a GIF (imageio)."""
+    import imageio.v2 as imageio
+
+    frames: list[np.ndarray] = []
+    for seed in seeds:
+        rollout(env, act, seed, frames=frames, reset=reset)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.gif")
+    imageio.mimsave(tmp, frames, duration=1.0 / fps, loop=0)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,131 @@
+"""Reinforcement learning of the robot tasks with SB3 SAC (+ HerReplayBuffer) and gated replay.
+
+``train.gated: true`` trains :class:`~ast_robot.trainers.gated_sac.GatedSAC` (the sample gate uses the
+experiment's ``gate`` section; the step gate keeps ``train.step_gate_rate`` of the gradient steps);
+otherwise plain SB3 SAC with the same network, buffer and seed, the ungated baseline.
+A :class:`SuccessTracker` evaluates every ``train.eval_every`` env steps and records env steps,
+gradient steps and training wall-clock (evaluation time excluded) at each evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from ast_robot.trainers import TRAINERS
+
+
+def _sb3() -> Any:
+    try:
+        import stable_baselines3
+    except ImportError as err:
+        raise ImportError('SAC training needs stable-baselines3: pip install "ast-robot[sb3]"') from err
+    return stable_baselines3
+
+
+def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
+    """SAC or GatedSAC for the experiment (HER for goal-conditioned envs when ``train.her``)."""
+    sb3 = _sb3()
+    from stable_baselines3 import HerReplayBuffer
+
+    tc = cfg.train
+    kwargs: dict[str, Any] = dict(
+        learning_rate=tc.lr, batch_size=tc.batch_size, gamma=tc.gamma, learning_starts=tc.learning_starts,
+        buffer_size=min(tc.buffer_size, tc.steps), seed=cfg.seed, device="cpu" if tc.device == "auto" else tc.device,
+        policy_kwargs=_policy_kwargs(cfg), verbose=0,
+    )  # fmt: skip
+    if tc.her:
+        kwargs.update(replay_buffer_class=HerReplayBuffer,
+                      replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"})  # fmt: skip
+    if not tc.gated:
+        return sb3.SAC("MultiInputPolicy", env, **kwargs)
+    from ast_robot.config.gate import GateConfig
+    from ast_robot.trainers.gated_sac import GatedSAC
+
+    step_gate = GateConfig(target_rate=tc.step_gate_rate, min_keep=0, importance_weights=False, temperature=0.05)
+    return GatedSAC("MultiInputPolicy", env, sample_gate=cfg.gate, step_gate=step_gate,
+                    significance=cfg.significance, physical_weight=physical_weight, **kwargs)  # fmt: skip
+
+
+def _policy_kwargs(cfg: Any) -> dict[str, Any]:
+    if cfg.train.features == "mlp":
+        return {"net_arch": list(cfg.policy.hidden_sizes)}
+    from ast_robot.integrations.sb3 import SparseAttentionExtractor
+
+    return {"features_extractor_class": SparseAttentionExtractor,
+            "features_extractor_kwargs": {"policy_cfg": cfg.policy}, "net_arch": [256, 256]}  # fmt: skip
+
+
+def gradient_steps(model: Any) -> int:
+    """Gradient steps actually taken (GatedSAC skips some of SAC's scheduled updates)."""
+    counts = getattr(model, "gate_counts", None)
+    return int(counts["steps_trained"]) if counts is not None else int(model._n_updates)
+
+
+def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: float = 0.9, stop_at_target: bool = False):
+    """A SB3 callback that records success, env steps, gradient steps and training wall-clock."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from ast_robot.evaluation import evaluate
+
+    class SuccessTracker(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.history: list[dict[str, float]] = []
+            self.eval_seconds = 0.0
+            self.start = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps % every:
+                return True
+            tick = time.perf_counter()
+            train_wall = tick - self.start - self.eval_seconds  # evaluation time is not training time
+            act = lambda obs: self.model.predict(obs, deterministic=True)[0]  # noqa: E731
+            rate = evaluate(eval_env, act, episodes, seed=seed).success_rate
+            self.eval_seconds += time.perf_counter() - tick
+            self.history.append({"env_steps": self.num_timesteps, "gradient_steps": gradient_steps(self.model),
+                                 "train_wall_s": train_wall, "success_rate": rate})  # fmt: skip
+            self.logger.record("eval/success_rate", rate)
+            return not (stop_at_target and rate >= target)
+
+    return SuccessTracker()
+
+
+def first_reaching(history: list[dict[str, float]], target: float) -> dict[str, float] | None:
+    """The first evaluation row whose success rate reached ``target`` (None if none did)."""
+    return next((row for row in history if row["success_rate"] >= target), None)
+
+
+@TRAINERS.register("sac")
+def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False) -> dict[str, Any]:
+    """Train SAC or GatedSAC; returns final metrics and the evaluation history."""
+    from stable_baselines3.common.monitor import Monitor
+
+    from ast_robot.envs import make_env
+    from ast_robot.trainers.robot import SAC_FILE, evaluate_run
+
+    if resume:
+        raise ValueError("train.type 'sac' resumes from sac.zip through SB3; --resume is not supported for it")
+    tc = cfg.train
+    env = Monitor(make_env(cfg.env, cfg.randomization, seed=cfg.seed))
+    eval_env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1)
+    model = build_sac(cfg, env)
+    tracker = make_tracker(eval_env, tc.eval_every, tc.eval_episodes, seed=cfg.seed + 3_000_000,
+                           stop_at_target=stop_at_target)  # fmt: skip
+    model.learn(tc.steps, callback=tracker)
+    run_dir = Path(cfg.run_root) / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / SAC_FILE)
+    act = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+    metrics: dict[str, Any] = evaluate_run(cfg, run_dir, act, episodes=tc.eval_episodes, env=eval_env)
+    metrics.update(gradient_steps=gradient_steps(model), env_steps=model.num_timesteps, history=tracker.history,
+                   gate=dict(getattr(model, "gate_counts", {})))  # fmt: skip
+    env.close(), eval_env.close()
+    return metrics
+
+
+def with_overrides(cfg: Any, **train_fields: Any) -> Any:
+    """A copy of ``cfg`` with some ``train`` fields replaced (the benchmark's gated/ungated pairs)."""
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_fields))
