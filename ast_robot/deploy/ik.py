@@ -59,7 +59,7 @@ class DLSIK:
         self._jac = np.zeros((6, model.nv))  # rows: translational (3), rotational (3)
         contiguous = np.array_equal(self.dofadr, np.arange(self.dofadr[0], self.dofadr[0] + len(ids)))
         self._cols = slice(self.dofadr[0], self.dofadr[0] + len(ids)) if contiguous else self.dofadr
-        self._eye = {3: np.eye(3), 6: np.eye(6)}
+        self._row_weights = np.array([1.0, 1.0, 1.0, *(3 * [self.orientation_weight])])
 
     def _joint_id(self, name: str) -> int:
         jid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)
@@ -104,10 +104,10 @@ class DLSIK:
         pos, rot = self.forward(q)
         e_pos = target_pos - pos  # (3,)
         if target_rot is None:
-            return e_pos, float(np.linalg.norm(e_pos)), 0.0
+            return e_pos, math.sqrt(e_pos @ e_pos), 0.0
         e_rot = rotation_error(target_rot, rot)  # (3,) world frame
         err = np.concatenate([e_pos, self.orientation_weight * e_rot])  # (6,)
-        return err, float(np.linalg.norm(e_pos)), float(np.linalg.norm(e_rot))
+        return err, math.sqrt(e_pos @ e_pos), math.sqrt(e_rot @ e_rot)
 
     def _step(self, q: np.ndarray, err: np.ndarray, with_rot: bool) -> np.ndarray:
         mujoco.mj_comPos(self.model, self.data)  # cdof, needed by the Jacobian
@@ -115,14 +115,23 @@ class DLSIK:
         rows = 6 if with_rot else 3
         jac = self._jac[:rows, self._cols]  # (m, n)
         if with_rot:
-            jac = jac * np.array([1.0, 1.0, 1.0, *(3 * [self.orientation_weight])])[:, None]
-        jjt = jac @ jac.T + self.damping**2 * self._eye[rows]
-        dq = jac.T @ np.linalg.solve(jjt, err)  # (n,)
+            jac = jac * self._row_weights[:, None]
+        jjt = jac @ jac.T  # (m, m)
+        jjt.flat[:: rows + 1] += self.damping**2
+        mujoco.mju_cholFactor(jjt, 0.0)  # small SPD solves in C: numpy's solve costs more than the math
+        dq = jac.T @ self._chol_solve(jjt, err)  # (n,)
         if self.rest is not None and self.nullspace_gain > 0:
-            pinv = jac.T @ np.linalg.inv(jjt)  # damped pseudo-inverse (n, m)
-            dq += (np.eye(len(q)) - pinv @ jac) @ (self.nullspace_gain * (self.rest - q))
+            # (I - J^+ J) z with the damped pseudo-inverse J^+ = J^T (J J^T + lambda^2 I)^-1
+            z = self.nullspace_gain * (self.rest - q)
+            dq += z - jac.T @ self._chol_solve(jjt, jac @ z)
         norm = math.sqrt(dq @ dq)
         return dq * (self.max_step / norm) if norm > self.max_step else dq
+
+    @staticmethod
+    def _chol_solve(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        out = np.empty(rhs.shape[0])
+        mujoco.mju_cholSolve(out, factor, np.ascontiguousarray(rhs))
+        return out
 
 
 def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
