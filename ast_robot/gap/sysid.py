@@ -111,6 +111,17 @@ def _simulator_params() -> dict:
     return PARAMS
 
 
+def _snap_integers(space: ParamSpace, values: np.ndarray) -> np.ndarray:
+    """Round parameters the simulator treats as integers (latency in control steps): the fit reports
+    the value that was actually simulated."""
+    table = _simulator_params()
+    out = values.copy()
+    for i, name in enumerate(space.names):
+        if name in table and table[name].integer:
+            out[i] = float(np.round(out[i]))
+    return out
+
+
 def _is_scale(name: str, dist: DistributionConfig) -> bool:
     """A multiplicative factor: from the simulator's parameter table, else from the config's mode."""
     known = _simulator_params().get(name)
@@ -193,7 +204,7 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
         raise ValueError("system identification needs at least one real episode with joint trajectories")
     loss = lambda values: trajectory_loss(simulate, space.as_dict(values), records)  # noqa: E731
     best_u, mean_u, cov_u, history = _cem(loss, space, cfg, np.random.default_rng(seed), progress)
-    fitted = space.to_values(best_u)
+    fitted = _snap_integers(space, space.to_values(best_u))
     # uncertainty: the CEM's remaining search spread plus how far its mean sits from the best candidate,
     # mapped to parameter units around the best candidate (half the +-1 sd image)
     sd_u = np.sqrt(np.diag(cov_u)) + np.abs(np.clip(mean_u, 0, 1) - best_u)

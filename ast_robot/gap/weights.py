@@ -45,6 +45,16 @@ class PhysicalWeights:
         z = (theta - np.asarray(self.centre)) / np.asarray(self.scale)  # (N, P)
         return self.strength * np.exp(-0.5 * np.sum(z**2, axis=1))
 
+    def batch_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Weights from per-parameter columns (name -> (N,) values, e.g. stored ``info["dr"]`` of N
+        transitions); a parameter missing from ``columns`` counts as being at the centre."""
+        if not columns:
+            raise ValueError(f"columns must map parameter names {self.names} to (N,) arrays; got none")
+        n = len(np.asarray(next(iter(columns.values()))).reshape(-1))
+        theta = np.column_stack([np.asarray(columns[k], dtype=float).reshape(-1) if k in columns
+                                 else np.full(n, c) for k, c in zip(self.names, self.centre)])  # fmt: skip
+        return self.batch(theta)
+
     def __call__(self, dr: Mapping[str, float]) -> float:
         """Weight of one episode from its randomization values (``info["dr"]``); missing names count as centre."""
         row = [float(dr.get(n, c)) for n, c in zip(self.names, self.centre)]

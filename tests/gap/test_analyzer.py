@@ -104,3 +104,25 @@ def test_physical_weights_peak_where_real_failures_cluster():
     assert abs(w.centre[0] - 1.4) < 0.05
     assert w({"friction": 1.4}) > 0.45 > 0.01 > w({"friction": 0.6})
     assert np.allclose(w.batch(np.array([[1.4], [0.6]])), [w({"friction": 1.4}), w({"friction": 0.6})])
+
+
+def test_weights_round_trip_and_column_form():
+    from ast_robot.gap.weights import PhysicalWeights
+
+    w = PhysicalWeights(("friction", "payload"), (1.4, 0.5), (0.1, 0.2), 0.8, "test")
+    assert PhysicalWeights.from_dict(w.to_dict()) == w
+    cols = w.batch_columns({"friction": np.array([1.4, 1.0]), "payload": np.array([0.5, 0.5])})
+    assert cols == pytest.approx([0.8, 0.8 * np.exp(-0.5 * 16)])
+    assert w.batch_columns({"friction": np.array([1.4])}) == pytest.approx([0.8])  # payload at centre
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        PhysicalWeights(("a",), (1.0,), (0.0,), 0.5)
+    with pytest.raises(ValueError, match="strength must be in"):
+        PhysicalWeights(("a",), (1.0,), (1.0,), 1.5)
+
+
+def test_shipped_gap_defaults_load(repo_root):
+    from ast_robot.config import read_yaml_tree
+    from ast_robot.config.schema import from_dict
+
+    cfg = from_dict(GapConfig, read_yaml_tree(repo_root / "configs" / "gap" / "default.yaml"))
+    assert cfg == GapConfig()
