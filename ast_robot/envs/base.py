@@ -48,12 +48,6 @@ class RobotEnv(gym.Env):
 
     def __init__(self, robot: str = "ur5e", config: EnvConfig | dict | None = None,
                  randomization: RandomizationConfig | dict | None = None, render_mode: str | None = None) -> None:  # fmt: skip
-        self._init_args = {
-            "robot": robot,
-            "config": config,
-            "randomization": randomization,
-            "render_mode": render_mode,
-        }
         self.cfg: EnvConfig = _as_config(EnvConfig, config)
         self.rand_cfg: RandomizationConfig = dr_lib.resolve(_as_config(RandomizationConfig, randomization))
         dr_lib.validate(self.rand_cfg)
@@ -61,6 +55,9 @@ class RobotEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self.robot = get_robot(robot)
+        if self.cfg.robot_model != "primitive":
+            raise ValueError(f"env.robot_model {self.cfg.robot_model!r}: the envs need the primitive models (their "
+                             "sites and actuators); load menagerie arms with load_model(..., model='menagerie')")  # fmt: skip
         self.scales = reward_scales(self.cfg.reward_type, self.cfg.reward_scales)
         self.model = load_model(robot, self.task, model=self.cfg.robot_model, **self._scene_options())
         self.data = mujoco.MjData(self.model)
@@ -246,6 +243,16 @@ class RobotEnv(gym.Env):
         self.instruction = text
         self._instruction_bytes = np.zeros(self.cfg.instruction_length, dtype=np.uint8)
         self._instruction_bytes[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+
+    @property
+    def tcp_pos(self) -> np.ndarray:
+        """Measured TCP position (3, m, world)."""
+        return self.data.site_xpos[self._site]
+
+    @property
+    def tcp_command(self) -> np.ndarray:
+        """Commanded TCP position (3, m, world) that ee_delta actions integrate (see ``_command``)."""
+        return self._ee_cmd
 
     # ----- rendering, pickling, closing -------------------------------------------------------------
     def render_camera(self) -> np.ndarray:

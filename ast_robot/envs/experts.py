@@ -16,7 +16,7 @@ EXPERTS: Registry[type] = Registry("expert")
 def _toward(env, target: np.ndarray, gain: float = 1.0) -> np.ndarray:
     """TCP displacement action (3,) that moves toward ``target`` (3, m)."""
     u = env.unwrapped
-    delta = target - u._ee_cmd  # relative to the commanded TCP: the arm's lag causes no overshoot
+    delta = target - u.tcp_command  # relative to the commanded TCP: the arm's lag causes no overshoot
     return np.clip(gain * delta / u.cfg.max_ee_step, -1.0, 1.0)
 
 
@@ -49,7 +49,7 @@ class PickPlaceExpert(ReachExpert):
 
     def act(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
         u = self.env.unwrapped
-        tcp, cube, goal = u.data.site_xpos[u._site], u.object_pos(u.target_object).copy(), u.goal
+        tcp, cube, goal = u.tcp_pos, u.object_pos(u.target_object).copy(), u.goal
         grasp_z = u.half_size  # TCP at the centre of a cube resting on the table
         step = getattr(self, f"_{self.phase}")
         move, grip = step(tcp, cube, goal, grasp_z)
@@ -76,7 +76,7 @@ class PickPlaceExpert(ReachExpert):
     def _lift(self, tcp, cube, goal, grasp_z):
         if cube[2] > grasp_z + 0.03:
             self.phase = "carry"
-        cmd = self.env.unwrapped._ee_cmd
+        cmd = self.env.unwrapped.tcp_command
         return np.array([cmd[0], cmd[1], self.HOVER]), -1.0
 
     def _carry(self, tcp, cube, goal, grasp_z):
@@ -92,7 +92,7 @@ class PickPlaceExpert(ReachExpert):
         return goal + tcp - cube, -1.0  # keep correcting x, y while going down
 
     def _release(self, tcp, cube, goal, grasp_z):
-        return self.env.unwrapped._ee_cmd + np.array([0.0, 0.0, 0.05]), 1.0
+        return self.env.unwrapped.tcp_command + np.array([0.0, 0.0, 0.05]), 1.0
 
 
 def expert_for(env) -> ReachExpert:

@@ -156,3 +156,8 @@ def test_import_is_light():
 
     code = "import sys, ast_robot; assert 'mujoco' not in sys.modules and 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_menagerie_model_is_refused_by_envs_with_a_clear_message():
+    with pytest.raises(ValueError, match="need the primitive models"):
+        gym.make("ast_robot/ReachUR5e-v0", config={"robot_model": "menagerie"})
