@@ -74,38 +74,42 @@ class DLSIK:
 
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Site position (3,) and rotation matrix (3, 3) at joint positions ``q`` (n,)."""
+        self._kinematics(q)
+        xmat = self.data.site_xmat[self.site_id].reshape(3, 3)
+        return self.data.site_xpos[self.site_id].copy(), xmat.copy()
+
+    def _kinematics(self, q: np.ndarray) -> None:
         self.data.qpos[self.qadr] = q
         mujoco.mj_kinematics(self.model, self.data)
-        return self.data.site_xpos[self.site_id].copy(), self.data.site_xmat[self.site_id].reshape(
-            3, 3
-        ).copy()
 
     def solve(self, q0: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None,
               max_iters: int = 50, tol: float = 1e-4, rot_tol: float = 1e-3) -> IKResult:  # fmt: skip
         """Joint positions that bring the site to ``target_pos`` (3,) [and ``target_rot`` (3, 3)], from ``q0``."""
-        q = np.clip(np.asarray(q0, dtype=float), self.lower, self.upper)
-        target_pos = np.asarray(target_pos, dtype=float)
+        q = _clip(np.asarray(q0, dtype=float), self.lower, self.upper)
+        target_pos, target_quat = np.asarray(target_pos, dtype=float), _quat(target_rot)
         for it in range(max_iters + 1):
-            err, pos_err, rot_err = self._error(q, target_pos, target_rot)
+            err, pos_err, rot_err = self._error(q, target_pos, target_quat)
             if pos_err < tol and rot_err < rot_tol:
                 return IKResult(q, pos_err, rot_err, it, True)
             if it == max_iters:
                 break
-            q = np.clip(q + self._step(q, err, target_rot is not None), self.lower, self.upper)
+            q = _clip(q + self._step(q, err, target_quat is not None), self.lower, self.upper)
         return IKResult(q, pos_err, rot_err, max_iters, False)
 
     def step(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None) -> np.ndarray:
         """One damped-least-squares iteration from ``q`` (n,): the cheap per-control-step update."""
-        q = np.minimum(np.maximum(np.asarray(q, dtype=float), self.lower), self.upper)
-        err, _, _ = self._error(q, np.asarray(target_pos, dtype=float), target_rot)
-        return np.minimum(np.maximum(q + self._step(q, err, target_rot is not None), self.lower), self.upper)
+        q = _clip(np.asarray(q, dtype=float), self.lower, self.upper)
+        target_quat = _quat(target_rot)
+        err, _, _ = self._error(q, np.asarray(target_pos, dtype=float), target_quat)
+        return _clip(q + self._step(q, err, target_quat is not None), self.lower, self.upper)
 
-    def _error(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None):
-        pos, rot = self.forward(q)
-        e_pos = target_pos - pos  # (3,)
-        if target_rot is None:
+    def _error(self, q: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray | None):
+        """Stacked error (3,) or (6,), position error (m), orientation error (rad) at ``q``."""
+        self._kinematics(q)
+        e_pos = target_pos - self.data.site_xpos[self.site_id]  # (3,)
+        if target_quat is None:
             return e_pos, math.sqrt(e_pos @ e_pos), 0.0
-        e_rot = rotation_error(target_rot, rot)  # (3,) world frame
+        e_rot = _quat_error(target_quat, _quat(self.data.site_xmat[self.site_id]))  # (3,) world frame
         err = np.concatenate([e_pos, self.orientation_weight * e_rot])  # (6,)
         return err, math.sqrt(e_pos @ e_pos), math.sqrt(e_rot @ e_rot)
 
@@ -136,13 +140,28 @@ class DLSIK:
 
 def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Rotation vector (3,), world frame, of the shortest turn from ``current`` (3, 3) to ``target`` (3, 3)."""
-    q_t, q_c, q_e, err = np.empty(4), np.empty(4), np.empty(4), np.empty(3)
-    mujoco.mju_mat2Quat(q_t, np.ascontiguousarray(target, dtype=float).ravel())
-    mujoco.mju_mat2Quat(q_c, np.ascontiguousarray(current, dtype=float).ravel())
-    mujoco.mju_negQuat(q_c, q_c)
-    mujoco.mju_mulQuat(q_e, q_t, q_c)  # target * current^-1: a turn expressed in the world frame
-    mujoco.mju_quat2Vel(err, q_e, 1.0)  # axis * angle, angle wrapped to [-pi, pi]
+    return _quat_error(_quat(target), _quat(current))
+
+
+def _quat(rot: np.ndarray | None) -> np.ndarray | None:
+    """Unit quaternion (4,) of a rotation matrix given as (3, 3) or (9,)."""
+    if rot is None:
+        return None
+    quat = np.empty(4)
+    mujoco.mju_mat2Quat(quat, np.ascontiguousarray(rot, dtype=float).reshape(9))
+    return quat
+
+
+def _quat_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    inv, turn, err = np.empty(4), np.empty(4), np.empty(3)
+    mujoco.mju_negQuat(inv, current)
+    mujoco.mju_mulQuat(turn, target, inv)  # target * current^-1: a turn expressed in the world frame
+    mujoco.mju_quat2Vel(err, turn, 1.0)  # axis * angle, angle wrapped to [-pi, pi]
     return err
+
+
+def _clip(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(x, low), high)  # np.clip's dispatch costs more than the work here
 
 
 def for_robot(model: mujoco.MjModel, robot, **kwargs) -> DLSIK:

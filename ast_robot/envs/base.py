@@ -30,6 +30,14 @@ def _clip(x: np.ndarray, low: Any, high: Any) -> np.ndarray:
     return np.minimum(np.maximum(x, low), high)
 
 
+def _as_index(addresses: list[int]) -> slice | np.ndarray:
+    """A slice when the addresses are consecutive (views, no fancy-indexing copies), else an array."""
+    first = addresses[0]
+    if list(addresses) == list(range(first, first + len(addresses))):
+        return slice(first, first + len(addresses))
+    return np.array(addresses)
+
+
 def _as_config(cls: type, value: Any) -> Any:
     if value is None:
         return cls()
@@ -75,15 +83,15 @@ class RobotEnv(gym.Env):
     # ----- model indices and spaces ---------------------------------------------------------------
     def _index_model(self) -> None:
         m, r = self.model, self.robot
-        self._qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in r.joint_names])
-        self._vadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in r.joint_names])
+        self._qadr = _as_index([m.jnt_qposadr[m.joint(j).id] for j in r.joint_names])
+        self._vadr = _as_index([m.jnt_dofadr[m.joint(j).id] for j in r.joint_names])
         self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in r.gripper_joints])
         self._arm_act = np.array([m.actuator(a).id for a in r.actuator_names])
         self._grip_act = m.actuator(r.gripper_actuator).id
         self._site = m.site(r.ee_site).id
         self._vel_step = np.array(r.velocity_limits) * self.control_dt  # max joint change per step (rad)
         base = m.body(r.base_body).id
-        self._robot_geoms = {g for g in range(m.ngeom) if dr_lib.descends(m, m.geom_bodyid[g], base)}
+        self._is_robot_geom = np.array([dr_lib.descends(m, m.geom_bodyid[g], base) for g in range(m.ngeom)])
 
     def _make_action_space(self) -> gym.spaces.Box:
         n = 3 if self.cfg.action_mode == "ee_delta" else self.robot.n_joints
@@ -226,12 +234,13 @@ class RobotEnv(gym.Env):
 
     def _contact_force(self) -> float:
         """Sum of contact normal forces (N) on the robot's geoms."""
+        if self.data.ncon == 0:
+            return 0.0
+        on_robot = self._is_robot_geom[self.data.contact.geom].any(axis=1)  # (ncon,)
         total, wrench = 0.0, np.zeros(6)
-        for i in range(self.data.ncon):
-            con = self.data.contact[i]
-            if con.geom1 in self._robot_geoms or con.geom2 in self._robot_geoms:
-                mujoco.mj_contactForce(self.model, self.data, i, wrench)
-                total += abs(wrench[0])
+        for i in np.flatnonzero(on_robot):
+            mujoco.mj_contactForce(self.model, self.data, int(i), wrench)
+            total += abs(wrench[0])
         return total
 
     def _set_instruction(self, text: str) -> None:
