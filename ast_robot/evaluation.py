@@ -94,20 +94,24 @@ def evaluate(env: Any, act: ActFn, episodes: int, seed: int = 0, meta: dict[str,
 
 
 def success_by_parameter(records: list[EpisodeRecord], bins: int = 3) -> dict[str, list[dict[str, float]]]:
-    """For each randomized parameter: success rate in ``bins`` equal-count bins of its sampled values."""
+    """For each randomized parameter: success rate per value (discrete ones) or per equal-count bin."""
     names = sorted({k for r in records for k in r.randomization})
+    wins = np.array([r.success for r in records], dtype=float)
     out: dict[str, list[dict[str, float]]] = {}
     for name in names:
         values = np.array([r.randomization.get(name, np.nan) for r in records], dtype=float)
-        wins = np.array([r.success for r in records], dtype=float)
         ok = np.isfinite(values)
-        if ok.sum() < bins or np.ptp(values[ok]) == 0:
+        distinct = np.unique(values[ok])
+        if distinct.size < 2:
             continue
-        edges = np.quantile(values[ok], np.linspace(0, 1, bins + 1))
-        which = np.clip(np.searchsorted(edges, values[ok], side="right") - 1, 0, bins - 1)
-        out[name] = [{"low": float(edges[b]), "high": float(edges[b + 1]), "episodes": int((which == b).sum()),
-                      "success_rate": float(wins[ok][which == b].mean()) if (which == b).any() else float("nan")}
-                     for b in range(bins)]  # fmt: skip
+        if distinct.size <= bins:  # e.g. latency in whole control steps
+            groups = [(v, v, values == v) for v in distinct]
+        else:
+            edges = np.quantile(values[ok], np.linspace(0, 1, bins + 1))
+            which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
+            groups = [(edges[b], edges[b + 1], ok & (which == b)) for b in range(bins)]
+        out[name] = [{"low": float(lo), "high": float(hi), "episodes": int(m.sum()), "success_rate": float(wins[m].mean())}
+                     for lo, hi, m in groups if m.any()]  # fmt: skip
     return out
 
 

@@ -11,6 +11,7 @@ SUBCOMMANDS: dict[str, str] = {
     "config": "ast_robot.cli.config_cmd",
     "demo": "ast_robot.cli.demo",
     "demos": "ast_robot.cli.demos",
+    "eval": "ast_robot.cli.eval_cmd",
     "gap-report": "ast_robot.cli.gap_report",
     "deploy": "ast_robot.cli.deploy",
     "twin": "ast_robot.cli.twin",

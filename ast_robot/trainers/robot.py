@@ -121,3 +121,17 @@ def evaluate_run(cfg: Any, run_dir: Path, act: Any, episodes: int, env: Any = No
         save_video(env, act, [seed + i for i in range(video_episodes)], out / "episodes.gif")
     return {"success_rate": result.success_rate, "success_ci_low": result.interval[0],
             "success_ci_high": result.interval[1]}  # fmt: skip
+
+
+def load_actor(cfg: Any, run_dir: Path) -> Any:
+    """``act(obs) -> action`` of a run's trained policy (BC: ``policy/``; SAC: ``sac.zip``)."""
+    if (run_dir / SAC_FILE).is_file():
+        from ast_robot.trainers.robot_sac import _sb3
+
+        model = _sb3().SAC.load(run_dir / SAC_FILE, device="cpu", custom_objects={"physical_weight": None})
+        return lambda obs: model.predict(obs, deterministic=True)[0]
+    if (run_dir / POLICY_DIR).is_dir():
+        from ast_robot.policies.policy import PolicyBase
+
+        return PolicyBase.load(run_dir / POLICY_DIR).act
+    raise FileNotFoundError(f"{run_dir} holds no trained policy: expected {POLICY_DIR}/ (BC) or {SAC_FILE} (SAC)")
