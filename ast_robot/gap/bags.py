@@ -23,7 +23,12 @@ def _rosbags():
         from rosbags.typesys import Stores, get_typestore
     except ImportError as err:
         raise ImportError(_INSTALL) from err
-    return AnyReader, Writer, StoragePlugin, get_typestore(Stores.ROS2_HUMBLE)
+    return (
+        AnyReader,
+        Writer,
+        StoragePlugin,
+        get_typestore(Stores.ROS2_KILTED),
+    )  # the distro of the ROS 2 wheels
 
 
 def load_episodes(path: str | Path, topic: str = OUTCOME_TOPIC) -> list[EpisodeRecord]:

@@ -73,3 +73,20 @@ def test_bag_cut_off_before_its_metadata_was_written(tmp_path):
     (tmp_path / "bag" / "metadata.yaml").unlink()  # a recorder killed mid-run leaves no metadata
     with pytest.raises(ValueError, match="cannot read bag"):
         load_episodes(tmp_path / "bag")
+
+
+def test_reads_bags_from_the_deploy_recorder_with_other_topics(tmp_path):
+    """The recorder (ast_robot.deploy.bag, version-8 bags with /joint_states beside) and this reader agree."""
+    from rosbags.typesys import Stores, get_typestore
+
+    from ast_robot.deploy.bag import BagWriter
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    string = store.types["std_msgs/msg/String"]
+    recs = _real(2)
+    with BagWriter(tmp_path / "bag") as bag:
+        for i, rec in enumerate(recs):
+            bag.write(
+                OUTCOME_TOPIC, store.serialize_cdr(string(data=to_json(rec)), "std_msgs/msg/String"), 10 + i
+            )
+    assert [r.seed for r in load_episodes(tmp_path / "bag")] == [0, 1]
