@@ -21,7 +21,9 @@ class PolicyConfig:
     patch_size: int = doc(8, "Image patch side (pixels).", gt=0)
     block_size: int = doc(16, "Attention block length (tokens) for block-sparse masks.", gt=0)
     window_blocks: int = doc(1, "Local window: key blocks on each side of the query block.", ge=0)
-    top_k_blocks: int = doc(2, "Learned top-k key blocks per query block.", ge=0)
+    top_k_blocks: int = doc(
+        2, "Learned top-k key blocks per query block (the policy caps it at its sequence's block count).", ge=0
+    )
     n_global: int = doc(2, "Global (summary) tokens that attend and are attended everywhere.", ge=0)
     attention_backend: Literal["dense", "flex", "flash", "auto"] = doc("auto", "Attention implementation.")
     auto_crossover_tokens: int = doc(2048, "`auto` uses dense attention below this length (tokens).", gt=0)

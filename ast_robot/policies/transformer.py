@@ -39,8 +39,10 @@ class SparseTransformer(nn.Module):
         return self.norm(x)
 
     @classmethod
-    def from_config(cls, cfg) -> SparseTransformer:
-        """Build from a `PolicyConfig`."""
+    def from_config(cls, cfg, seq_len: int | None = None) -> SparseTransformer:
+        """Build from a `PolicyConfig`; with ``seq_len`` known, top-k is capped at the number of blocks
+        (a 5-token proprio-only sequence has one block, and top-k of it is the whole sequence anyway)."""
+        top_k = cfg.top_k_blocks if seq_len is None else min(cfg.top_k_blocks, -(-seq_len // cfg.block_size))
         return cls(cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.mlp_ratio, cfg.dropout, block_size=cfg.block_size,
-                   window_blocks=cfg.window_blocks, top_k_blocks=cfg.top_k_blocks, n_global=cfg.n_global,
+                   window_blocks=cfg.window_blocks, top_k_blocks=top_k, n_global=cfg.n_global,
                    backend=cfg.attention_backend, crossover=cfg.auto_crossover_tokens)  # fmt: skip

@@ -1,0 +1,141 @@
+"""Sparse attention: kernel speed and memory on a GPU, and the policy's `act()` latency on a CPU.
+
+GPU part (bf16, B=4, H=16, head dim 64, 128-token blocks; 256..32k tokens; 50-95% block sparsity):
+forward and forward+backward time and peak memory of dense SDPA (no mask), our `dense` reference (SDPA
+with the boolean mask, up to 4k tokens), the `flex` layer (scorer + block mask + compiled FlexAttention),
+the bare FlexAttention kernel on the same block mask, `auto`, and flash-attn's window where installed.
+CPU part: `SparseMultimodalPolicy.act()` p50/p99 on one thread at deployment size (64x64 image, 7 joints,
+16-byte instruction).
+
+    python bench/attention.py --part cpu                    # here (merges GPU rows already in the file)
+    python bench/attention.py --part gpu --out-dir DIR      # on the GPU machine: DIR/attention.json
+    python bench/attention.py --part cpu --merge DIR/attention.json   # combine both into bench/results
+
+Imports only torch, numpy and ast_robot.policies (the GPU machine has no MuJoCo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import RESULTS, goal, write_results  # noqa: E402
+
+NAME = "attention"
+LENGTHS = (256, 1024, 4096, 16384, 32768)
+SPARSITIES = (0.5, 0.75, 0.9, 0.95)
+BATCH, HEADS, HEAD_DIM, BLOCK = 4, 16, 64, 128
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["cpu", "gpu"], required=True)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--merge", type=Path, help="a GPU partial result to merge (with --part cpu)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script itself")
+    parser.add_argument("--notes", default="", help="free text stored with the results")
+    args = parser.parse_args(argv)
+    if args.part == "gpu":
+        from bench.attention_gpu import run_gpu
+
+        rows = run_gpu(quick=args.quick)
+    else:
+        rows = cpu_rows(quick=args.quick) + previous_gpu_rows(args.merge, args.out_dir)
+    write_results(NAME, rows, goals(rows), notes=args.notes, out_dir=args.out_dir)
+    print(json.dumps(goals(rows), indent=1))
+
+
+def previous_gpu_rows(merge: Path | None, out_dir: Path) -> list[dict[str, Any]]:
+    """GPU rows from ``merge`` (a fresh partial) or else from the last full result; tagged with their machine."""
+    source = merge or out_dir / f"{NAME}.json"
+    if not source.is_file():
+        return []
+    data = json.loads(source.read_text())
+    gpu_machine = data["machine"] if merge else None
+    rows = [r for r in data["rows"] if r.get("part") == "gpu"]
+    if gpu_machine:
+        for r in rows:
+            r["machine"] = f"{gpu_machine.get('gpu', '?')}, torch {gpu_machine.get('torch', '?')}, {data['date']}"
+    return rows
+
+
+def cpu_rows(quick: bool = False) -> list[dict[str, Any]]:
+    """`act()` latency, one thread, deployment-size observation."""
+    import time
+
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    from ast_robot.config import PolicyConfig
+    from ast_robot.policies.policy import build_policy
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    space = gym.spaces.Dict({
+        "observation": gym.spaces.Box(-np.inf, np.inf, (17,), np.float32),  # 7 q, 7 dq, 3 ee
+        "achieved_goal": gym.spaces.Box(-2, 2, (3,), np.float32),
+        "desired_goal": gym.spaces.Box(-2, 2, (3,), np.float32),
+        "camera": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8),
+        "instruction": gym.spaces.Box(0, 255, (16,), np.uint8),
+    })  # fmt: skip
+    space.seed(0)
+    rows = []
+    for policy_type in ("sparse_multimodal", "mlp"):
+        policy = build_policy(PolicyConfig(type=policy_type), space, 7)
+        obs = [space.sample() for _ in range(16)]
+        n = 50 if quick else 2000
+        for i in range(50):
+            policy.act(obs[i % 16])
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            policy.act(obs[i % 16])
+            times.append(time.perf_counter() - t0)
+        ms = np.asarray(times) * 1e3
+        rows.append({"part": "cpu", "what": f"act() {policy_type}", "calls": n, "threads": 1,
+                     "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+                     "max_ms": float(ms.max()), "params": sum(p.numel() for p in policy.parameters())})  # fmt: skip
+    return rows
+
+
+def _find(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+
+
+def _ratio(rows, length, sparsity, num_method, den_method, key) -> float | None:
+    num = _find(rows, part="gpu", tokens=length, target_sparsity=sparsity, method=num_method)
+    den = _find(rows, part="gpu", tokens=length, target_sparsity=sparsity, method=den_method)
+    if not num or not den or num[0].get(key) is None or den[0].get(key) is None:
+        return None
+    return num[0][key] / den[0][key]
+
+
+def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's goals, computed from the rows (None where a row is missing)."""
+    speedup = _ratio(rows, 32768, 0.95, "dense_sdpa", "flex", "fwd_bwd_ms")
+    kernel_speedup = _ratio(rows, 32768, 0.95, "dense_sdpa", "flex_kernel", "fwd_bwd_ms")
+    mem = _ratio(rows, 32768, 0.95, "flex", "dense_sdpa", "fwd_bwd_peak_mib")
+    short = [_ratio(rows, t, s, "auto", "dense", "fwd_bwd_ms") for t in (256, 1024) for s in SPARSITIES]
+    short_sdpa = [_ratio(rows, t, s, "auto", "dense_sdpa", "fwd_bwd_ms") for t in (256, 1024) for s in SPARSITIES]
+    agree = [r["max_abs_err"] for r in _find(rows, part="gpu", what="flex vs dense reference")]
+    act = _find(rows, part="cpu", what="act() sparse_multimodal")
+    worst = lambda xs: max(x for x in xs if x is not None) if any(x is not None for x in xs) else None  # noqa: E731
+    return [
+        goal("32k tokens, 95% sparse: dense SDPA / flex layer fwd+bwd time (x)", 12.0, speedup),
+        goal("32k tokens, 95% sparse: dense SDPA / bare flex kernel fwd+bwd time (x)", 12.0, kernel_speedup),
+        goal("<= 1k tokens: auto / dense reference fwd+bwd time, worst case", 1.05, worst(short), "<="),
+        goal("<= 1k tokens: auto / unmasked dense SDPA fwd+bwd time, worst case", 1.05, worst(short_sdpa), "<="),
+        goal("32k tokens, 95% sparse: flex layer / dense SDPA peak memory (x)", 1.2, mem, "<="),
+        goal("GPU bf16: flex vs dense reference, max abs error (outputs and grads)", 0.05, worst(agree), "<="),
+        goal("act() p99 latency, 1 CPU thread (ms)", 4.0, act[0]["p99_ms"] if act else None, "<="),
+    ]
+
+
+if __name__ == "__main__":
+    main()

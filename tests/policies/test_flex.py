@@ -1,0 +1,40 @@
+"""Compiled FlexAttention on CPU against the dense reference (forward only: FlexAttention has no CPU
+backward; the GPU gradient check is recorded by bench/attention.py). Compiling costs ~30 s per shape, so
+one module-scoped fixture compiles once and every check reuses that shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ast_robot.policies.attention import SparseAttentionCore
+
+pytestmark = pytest.mark.slow
+SHAPE = (1, 2, 100, 16)  # B, H, T (not a whole number of 16-token blocks), D
+
+
+@pytest.fixture(scope="module")
+def core():
+    torch.manual_seed(0)
+    # Compile under the thread count the tests run with (conftest): dynamo guards on it, and a changed
+    # count recompiles (a trap for deployments that call torch.set_num_threads after warm-up).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    core = SparseAttentionCore(16, block_size=16, window_blocks=1, top_k_blocks=2, n_global=3, backend="flex")
+    with torch.no_grad():
+        core(*(torch.randn(SHAPE) for _ in range(3)))  # compiles
+    yield core
+    torch.set_num_threads(threads)
+
+
+def test_flex_matches_dense_without_recompiling(core):
+    for seed in range(3):  # new inputs -> new top-k selections -> new block masks, same compiled kernel
+        torch.manual_seed(seed + 1)
+        q, k, v = (torch.randn(SHAPE) for _ in range(3))
+        with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True):
+            flex = core(q, k, v, backend="flex")
+        assert core.last_backend == "flex"
+        with torch.no_grad():
+            dense = core(q, k, v, backend="dense")
+        torch.testing.assert_close(flex, dense, atol=1e-5, rtol=1e-5)
+        assert 0.1 < core.plan(q, k, v)[0].block_sparsity() < 0.9  # a mask that actually skips blocks
