@@ -32,12 +32,13 @@ class EpisodeTracker:
     """One episode at a time. :meth:`tick` returns a record when the episode ends (success or timeout)."""
 
     def __init__(self, robot: str, task: str, control_dt: float, timeout_s: float,
-                 success_radius: float = 0.05, meta: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 success_radius: float = 0.05, meta: dict[str, Any] | None = None,
+                 end_on_success: bool = True) -> None:  # fmt: skip
         if not control_dt > 0 or not timeout_s > 0 or not success_radius > 0:
             raise ValueError(f"control_dt, timeout_s and success_radius must be > 0, got "
                              f"{control_dt}, {timeout_s}, {success_radius}")  # fmt: skip
         self.robot, self.task, self.control_dt, self.timeout_s = robot, task, control_dt, timeout_s
-        self.success_radius, self.meta = success_radius, dict(meta or {})
+        self.success_radius, self.meta, self.end_on_success = success_radius, dict(meta or {}), end_on_success
         self._trace: _Trace | None = None
         self.episodes = 0
 
@@ -45,12 +46,17 @@ class EpisodeTracker:
     def active(self) -> bool:
         return self._trace is not None
 
+    def set_goal(self, goal: np.ndarray) -> None:
+        """Move the running episode's goal (a tracking task); the final error is measured to the latest one."""
+        if self._trace is not None:
+            self._trace.goal = np.array(goal, dtype=float)
+
     def start(self, now_s: float, goal: np.ndarray | None) -> str:
         """Begin an episode; ValueError (with the reason) when one runs or no goal is set."""
         if self._trace is not None:
             raise ValueError("an episode is already running; stop it first")
         if goal is None:
-            raise ValueError(f"no goal received yet; publish a goal before starting an episode")
+            raise ValueError("no goal received yet; publish a goal before starting an episode")
         self._trace = _Trace(start_s=now_s, seed=self.episodes, goal=np.array(goal, dtype=float))
         return f"episode {self.episodes} started"
 
@@ -69,7 +75,8 @@ class EpisodeTracker:
             tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
         if tr.success_s is None and np.linalg.norm(ee - tr.goal) < self.success_radius:
             tr.success_s = now_s - tr.start_s
-            return self._finish(q, ee, "success")
+            if self.end_on_success:
+                return self._finish(q, ee, "success")
         if now_s - tr.start_s >= self.timeout_s:
             return self._finish(q, ee, "timeout")
         return None

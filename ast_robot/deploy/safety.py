@@ -131,13 +131,14 @@ class SafetyMonitor:
         self._s.positions, self._s.received_s = q, float(received_s)
 
     def set_estop(self, engaged: bool) -> None:
-        """Engage (True) or release (False) the e-stop. Releasing restarts from the measured state."""
-        if self._s.estop and not engaged:
-            self.reset_reference()
+        """Engage (True) or release (False) the e-stop. Motion resumes from the held command."""
         self._s.estop = bool(engaged)
 
     def set_safety_mode(self, normal: bool, detail: str = "") -> None:
-        """The robot's own safety state (e.g. UR safety mode); anything but normal makes us hold."""
+        """The robot's own safety state (e.g. UR safety mode); anything but normal makes us hold.
+
+        The robot stopped on its own, so on return to normal motion restarts from the measured state.
+        """
         if not self._s.safety_normal and normal:
             self.reset_reference()
         self._s.safety_normal, self._s.safety_detail = bool(normal), detail

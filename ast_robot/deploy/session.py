@@ -34,10 +34,11 @@ class DeploymentSession:
     """Policy runner + input checks + episodes. Times are monotonic seconds supplied by the caller."""
 
     def __init__(self, runner: PolicyRunner, joint_names: list[str], robot: str, task: str = "reach",
-                 timeout_s: float = 10.0, meta: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 timeout_s: float = 10.0, meta: dict[str, Any] | None = None, end_on_success: bool = True) -> None:  # fmt: skip
         self.runner = runner
         self.checker = JointStateChecker(joint_names)
-        self.episodes = EpisodeTracker(robot, task, runner.limits.period_s, timeout_s, meta=meta)
+        self.episodes = EpisodeTracker(robot, task, runner.limits.period_s, timeout_s, meta=meta,
+                                       end_on_success=end_on_success)  # fmt: skip
         self.rejections: Counter[str] = Counter()
         self._dq: np.ndarray | None = None
 
@@ -66,11 +67,12 @@ class DeploymentSession:
             self.runner.set_goal(xyz)
         except (TypeError, ValueError) as err:
             return self._reject("goal", err)
+        self.episodes.set_goal(self.runner.goal)
         return None
 
     def on_instruction(self, text: str) -> str | None:
         if not isinstance(text, str) or len(text) > 4096:
-            return self._reject("instruction", ValueError(f"instruction must be a string of <= 4096 chars"))
+            return self._reject("instruction", ValueError("instruction must be a string of <= 4096 chars"))
         self.runner.set_instruction(text)
         return None
 

@@ -125,6 +125,9 @@ def spin_node(node: Node) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # a signal during start-up invalidates the context mid-call: still a clean stop
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         if rclpy.ok():

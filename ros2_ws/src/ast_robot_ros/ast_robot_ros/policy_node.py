@@ -27,7 +27,8 @@ from ast_robot.deploy.latency import LatencyStats
 from ast_robot_ros.convert import forward_command, stamp_seconds, trajectory_command
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-PARAMETERS = ("checkpoint", "robot", "control_hz", "episode_timeout_s", "max_joint_speed_scale", "watchdog_periods",
+LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)  # joint states: only the newest matters
+PARAMETERS = ("checkpoint", "robot", "control_hz", "episode_timeout_s", "end_on_success", "max_joint_speed_scale", "watchdog_periods",
               "workspace_min", "workspace_max")  # fmt: skip
 LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -45,6 +46,7 @@ class PolicyNode(LifecycleNode):
         self.declare_parameter("robot", robot)
         self.declare_parameter("control_hz", float(cfg.control_hz))
         self.declare_parameter("episode_timeout_s", float(cfg.episode_timeout_s))
+        self.declare_parameter("end_on_success", bool(cfg.end_on_success))
         self.declare_parameter("max_joint_speed_scale", float(cfg.max_joint_speed_scale))
         self.declare_parameter("watchdog_periods", float(cfg.watchdog_periods))
         self.declare_parameter("workspace_min", list(cfg.workspace_min))
@@ -70,7 +72,8 @@ class PolicyNode(LifecycleNode):
         subs = [(JointState, t.joint_states, self._on_joint_state), (Image, t.camera, self._on_image),
                 (String, t.instruction, self._on_instruction), (PoseStamped, t.goal, self._on_goal),
                 (Bool, t.estop, self._on_estop), (UInt8, t.safety_mode, self._on_safety_mode)]  # fmt: skip
-        self._handles = [self.create_subscription(m, topic, cb, RELIABLE) for m, topic, cb in subs]
+        self._handles = [self.create_subscription(m, topic, cb, LATEST if m is JointState else RELIABLE)
+                         for m, topic, cb in subs]  # fmt: skip
         self._handles += [self.create_service(Trigger, "/ast/start_episode", self._on_start),
                           self.create_service(Trigger, "/ast/stop_episode", self._on_stop)]  # fmt: skip
         self.get_logger().info(f"configured: {self.io.robot}, {self.io.command_interface} on "
@@ -101,6 +104,12 @@ class PolicyNode(LifecycleNode):
             self._timer = None
         return TransitionCallbackReturn.SUCCESS
 
+    def log_summary(self) -> None:
+        """One line with the rejection counts (each rejection was also logged on its own)."""
+        if self.session is not None:
+            counts = {k: self.session.rejections.get(k, 0) for k in ("joint_state", "image", "goal", "instruction")}
+            self.get_logger().info("rejected messages: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+
     def _build_session(self) -> tuple[Any, Any]:
         from ast_robot.config import DeployConfig
         from ast_robot.deploy.robot_io import load_robot_io
@@ -112,13 +121,15 @@ class PolicyNode(LifecycleNode):
         cfg = DeployConfig(robot=io.robot, control_hz=p["control_hz"], command_interface=io.command_interface,
                            max_joint_speed_scale=p["max_joint_speed_scale"], watchdog_periods=p["watchdog_periods"],
                            workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
-                           episode_timeout_s=p["episode_timeout_s"])  # fmt: skip
+                           episode_timeout_s=p["episode_timeout_s"], end_on_success=p["end_on_success"])  # fmt: skip
         if not cfg.control_hz > 0 or not cfg.episode_timeout_s > 0:
             raise ValueError(f"control_hz and episode_timeout_s must be > 0, got {cfg.control_hz}, {cfg.episode_timeout_s}")
         runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg)
         self.period = 1.0 / cfg.control_hz
         meta = {"checkpoint": str(p["checkpoint"]), "control_hz": cfg.control_hz}
-        return DeploymentSession(runner, io.joint_names, io.robot, timeout_s=cfg.episode_timeout_s, meta=meta), io
+        session = DeploymentSession(runner, io.joint_names, io.robot, timeout_s=cfg.episode_timeout_s, meta=meta,
+                                    end_on_success=cfg.end_on_success)  # fmt: skip
+        return session, io
 
     # ----- inputs -------------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
@@ -212,7 +223,11 @@ def run(checkpoint: str, robot: str, deploy_cfg: Any = None, args: list[str] | N
             rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # a signal during start-up invalidates the context mid-call: still a clean stop
+        if rclpy.ok():
+            raise
     finally:
+        node.log_summary()
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

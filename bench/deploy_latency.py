@@ -1,0 +1,143 @@
+"""Policy node + twin on loopback: control-loop latency, missed cycles and CPU at 125 Hz (and 500 Hz).
+
+The twin runs in its own process (as a robot would), publishing /joint_states at 500 Hz. The policy node
+(lifecycle, scripted reach controller, JointTrajectory commands) runs in this process so its own timing
+record can be read: latency = command publication - receipt of the joint state it used (monotonic clock,
+inside the node), missed cycles = control periods without a tick. The goal moves on a circle so the arm
+is driven for the whole run (`end_on_success: false`).
+
+    .venv/bin/python bench/deploy_latency.py            # 60 s at 125 Hz, then 60 s at 500 Hz
+    .venv/bin/python bench/deploy_latency.py --duration 10 --rates 125
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", "61")
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from bench.common import goal, write_results  # noqa: E402
+
+CENTRE, RADIUS, GOAL_PERIOD_S = (0.4, 0.0, 0.35), 0.1, 8.0  # circle the goal follows (m, m, s per turn)
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def circle_goal(t: float) -> tuple[float, float, float]:
+    a = 2 * math.pi * t / GOAL_PERIOD_S
+    return CENTRE[0] + RADIUS * math.cos(a), CENTRE[1] + RADIUS * math.sin(a), CENTRE[2]
+
+
+def run_rate(rate_hz: float, duration_s: float) -> dict:
+    """One run: fresh twin process, in-process policy node at ``rate_hz`` for ``duration_s``."""
+    import rclpy
+    from ast_robot_ros.policy_node import PolicyNode
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.executors import SingleThreadedExecutor
+
+    from ast_robot.config import DeployConfig
+
+    log = Path(f"/tmp/deploy_latency_twin_{int(rate_hz)}.log").open("wb")
+    twin = subprocess.Popen([sys.executable, "-m", "ast_robot", "twin", "--robot", "ur5e", "--rate", "500",
+                             "--camera-rate", "0"], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    rclpy.init()
+    cfg = DeployConfig(control_hz=rate_hz, episode_timeout_s=duration_s + 30.0, end_on_success=False)
+    node = PolicyNode("scripted:reach", "ur5e", cfg)
+    client = rclpy.create_node("bench_client")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    executor.add_node(client)
+    pub_goal = client.create_publisher(PoseStamped, "/ast/goal", 10)
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        _wait(executor, lambda: node.session.runner.safety.measured is not None, 30.0, "twin joint states")
+        _publish_goal(pub_goal, circle_goal(0.0))
+        _wait(executor, lambda: node.session.runner.goal is not None, 10.0, "goal")
+        node.session.start_episode(time.monotonic())
+        node.latency.reset()
+        cpu0, twin0, t0 = self_cpu_s(), proc_cpu_s(twin.pid), time.monotonic()
+        next_goal = t0
+        while time.monotonic() - t0 < duration_s:
+            if time.monotonic() >= next_goal:
+                _publish_goal(pub_goal, circle_goal(time.monotonic() - t0))
+                next_goal += 0.05
+            executor.spin_once(timeout_sec=0.01)
+        wall = time.monotonic() - t0
+        cpu_node, cpu_twin = self_cpu_s() - cpu0, proc_cpu_s(twin.pid) - twin0
+        summary = node.latency.summary(1.0 / rate_hz)
+        held = node.session.runner.safety.counters
+    finally:
+        node.destroy_node()
+        client.destroy_node()
+        rclpy.shutdown()
+        twin.terminate()
+        twin.wait(15)
+        log.close()
+    stops = Path(log.name).read_text(errors="replace").count("protective stop")
+    return {"control_hz": rate_hz, "duration_s": round(wall, 1), **summary,
+            "node_cpu_pct_of_core": 100 * cpu_node / wall, "twin_cpu_pct_of_core": 100 * cpu_twin / wall,
+            "held_ticks": sum(v for k, v in held.items() if not k.startswith("clamped")),
+            "twin_protective_stops": stops}  # fmt: skip
+
+
+def _publish_goal(pub, xyz) -> None:
+    from geometry_msgs.msg import PoseStamped
+
+    msg = PoseStamped()
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = xyz
+    pub.publish(msg)
+
+
+def _wait(executor, predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        executor.spin_once(timeout_sec=0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="Seconds per rate.")
+    parser.add_argument("--rates", type=float, nargs="+", default=[125.0, 500.0], help="Control rates (Hz).")
+    parser.add_argument("--notes", default="", help="Free text stored with the results (e.g. machine load).")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    rows = [run_rate(rate, args.duration) for rate in args.rates]
+    for row in rows:
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+    goals = []
+    for row in rows:
+        tag = f"{row['control_hz']:.0f} Hz"
+        stretch = " (stretch)" if row["control_hz"] > 125 else ""
+        goals.append(goal(f"p99 joint-state receipt -> command publish, {tag}{stretch} (ms)", 8.0,
+                          row["latency_p99_ms"], "<="))  # fmt: skip
+        goals.append(goal(f"missed control cycles, {tag}{stretch}", 0, row["missed_cycles"], "<="))
+    notes = (f"Shared 2-core machine: 1-min load average {load_before:.2f} before the run (other engineers' jobs). "
+             "Node + client in one process, twin (500 Hz joint states, no camera) in another. " + args.notes)  # fmt: skip
+    path = write_results("deploy_latency", rows, goals, notes)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
