@@ -10,6 +10,7 @@ import sys
 SUBCOMMANDS: dict[str, str] = {
     "config": "ast_robot.cli.config_cmd",
     "demo": "ast_robot.cli.demo",
+    "train": "ast_robot.cli.train",
     "demos": "ast_robot.cli.demos",
     "eval": "ast_robot.cli.eval_cmd",
     "gap-report": "ast_robot.cli.gap_report",

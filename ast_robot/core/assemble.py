@@ -1,0 +1,72 @@
+"""Wire an ``ExperimentConfig`` into a :class:`Trainer`: optimizer, schedule, significance, gate, run dir.
+
+Task adapters (vision, language, robot BC) supply only the model, the per-sample loss, the data and an
+evaluation function; everything else comes from the config here, the same way for every task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ast_robot.core.callbacks import Callback, EvalCallback
+from ast_robot.core.data import Dataset
+from ast_robot.core.gate import Gate
+from ast_robot.core.precision import resolve_device
+from ast_robot.core.significance import SignificanceModel
+from ast_robot.core.trainer import LossFn, Trainer
+
+Evaluate = Callable[[nn.Module], dict[str, float]]
+
+
+def cosine_with_warmup(optimizer: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 10% of the peak at ``steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *, steps: int,
+                  evaluate: Evaluate | None = None, eval_every: int = 0, callbacks: Sequence[Callback] = (),
+                  run: Any = "auto", rank: int = 0, world: int = 1, show_progress: bool = True) -> Trainer:  # fmt: skip
+    """A Trainer for experiment ``cfg`` (its ``train``, ``gate`` and ``significance`` sections).
+
+    ``run="auto"`` makes ``<run_root>/<name>/`` (TensorBoard, checkpoints); None writes nothing.
+    """
+    from ast_robot.config import dump_config
+    from ast_robot.runlog import RunDir
+
+    tc = dataclasses.replace(cfg.train, steps=steps)
+    model = model.to(resolve_device(tc.device))
+    gate = significance = None
+    if tc.gated and cfg.gate.enabled:
+        significance = SignificanceModel(cfg.significance)
+        gate = Gate(cfg.gate, seed=cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = cosine_with_warmup(optimizer, steps, warmup=max(1, steps // 20))
+    cbs = list(callbacks)
+    if evaluate is not None:
+        cbs.append(EvalCallback(evaluate, every=eval_every or max(1, steps // 10)))
+    if run == "auto":
+        run = RunDir(cfg) if rank == 0 else None
+    return Trainer(model, loss_fn, optimizer, data, tc, significance=significance, gate=gate,
+                   scheduler=scheduler, callbacks=cbs, run=run, config_text=dump_config(cfg), seed=cfg.seed,
+                   rank=rank, world=world, show_progress=show_progress)  # fmt: skip
+
+
+def eval_history(trainer: Trainer) -> list[dict[str, float]]:
+    """Rows recorded by the trainer's EvalCallback (empty without one)."""
+    for cb in trainer.callback.callbacks:
+        if isinstance(cb, EvalCallback):
+            return cb.history
+    return []
