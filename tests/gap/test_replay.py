@@ -73,3 +73,20 @@ def test_records_without_targets_or_of_another_robot_are_refused(sim):
         sim({}, other)
     with pytest.raises(ValueError, match="unknown randomization parameter"):
         sim({"gravity": 1.0}, rec)
+
+
+def test_replay_reproduces_the_training_env(sim):
+    """Replaying a sim episode with its own randomization values gives the env's joint trajectory."""
+    from ast_robot.config import EnvConfig
+    from ast_robot.envs import make_env
+    from ast_robot.envs.experts import expert_for
+    from ast_robot.evaluation import evaluate
+
+    rand = RandomizationConfig(params={"actuator_gain": DistributionConfig(low=0.7, high=1.3),
+                                       "link_mass": DistributionConfig(low=0.8, high=1.2),
+                                       "payload": DistributionConfig(low=0.0, high=1.0)})  # fmt: skip
+    env = make_env(EnvConfig(), rand, seed=0)
+    expert = expert_for(env)
+    for rec in evaluate(env, expert.act, 2, seed=0).records:
+        assert np.abs(sim(rec.randomization, rec) - rec.joint_positions).max() < 1e-3
+        assert np.abs(sim({}, rec) - rec.joint_positions).max() > 3e-3  # the parameters are visible
