@@ -1,0 +1,92 @@
+"""Episode driver: the operator's side of a deployment, as a node.
+
+For each goal it (optionally) resets the twin, publishes the goal, starts an episode through the policy
+node's Trigger service and waits for the episode's outcome record on /ast/outcome. On a real robot the
+reset step is left out (a person or a homing routine puts the arm back).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class EpisodeDriver(Node):
+    """Publishes goals, triggers episodes and collects the outcome records (as JSON dicts)."""
+
+    def __init__(self, goal_topic: str, outcome_topic: str, reset_service: str | None) -> None:
+        super().__init__("ast_episode_driver")
+        self.outcomes: list[dict[str, Any]] = []
+        self.goal_pub = self.create_publisher(PoseStamped, goal_topic, RELIABLE)
+        self.create_subscription(String, outcome_topic, lambda m: self.outcomes.append(json.loads(m.data)), LATCHED)
+        self.start = self.create_client(Trigger, "/ast/start_episode")
+        self.reset = self.create_client(Trigger, reset_service) if reset_service else None
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Wait for discovery: the policy node's goal subscription and services (never a fixed sleep)."""
+        deadline = time.monotonic() + timeout_s
+        clients = [c for c in (self.start, self.reset) if c is not None]
+        while time.monotonic() < deadline:
+            if self.goal_pub.get_subscription_count() > 0 and all(c.service_is_ready() for c in clients):
+                return
+            rclpy.spin_once(self, timeout_sec=0.05)
+        raise TimeoutError(f"policy node / twin not discovered within {timeout_s:.0f} s")
+
+    def call(self, client: Any, timeout_s: float = 10.0) -> Any:
+        future = client.call_async(Trigger.Request())
+        rclpy.spin_until_future_complete(self, future, timeout_sec=timeout_s)
+        if not future.done():
+            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout_s} s")
+        return future.result()
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(self, timeout_sec=0.01)
+
+    def run_episode(self, goal: Sequence[float], timeout_s: float) -> dict[str, Any]:
+        if self.reset is not None and not self.call(self.reset).success:
+            raise RuntimeError("the twin refused to reset")
+        msg = PoseStamped()
+        msg.header.frame_id = "base"
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in goal)
+        msg.pose.orientation.w = 1.0
+        self.goal_pub.publish(msg)
+        self.spin_for(0.2)  # the node sees the goal and post-reset joint states before the episode starts
+        count = len(self.outcomes)
+        res = self.call(self.start)
+        if not res.success:
+            raise RuntimeError(f"start_episode refused: {res.message}")
+        deadline = time.monotonic() + timeout_s
+        while len(self.outcomes) <= count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no outcome within {timeout_s} s of starting the episode")
+            rclpy.spin_once(self, timeout_sec=0.05)
+        return self.outcomes[count]
+
+
+def run(goals: Sequence[Sequence[float]], goal_topic: str = "/ast/goal", outcome_topic: str = "/ast/outcome",
+        reset_service: str | None = "/twin/reset", episode_timeout_s: float = 30.0,
+        discovery_timeout_s: float = 30.0) -> list[dict[str, Any]]:  # fmt: skip
+    """Run one episode per goal and return the outcome records in order."""
+    rclpy.init()
+    node = EpisodeDriver(goal_topic, outcome_topic, reset_service)
+    try:
+        node.wait_ready(discovery_timeout_s)
+        return [node.run_episode(goal, episode_timeout_s) for goal in goals]
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
