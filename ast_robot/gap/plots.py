@@ -57,10 +57,15 @@ def metrics_plot(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRecord], pa
         if both.size == 0:
             ax.text(0.5, 0.5, "no values", ha="center", transform=ax.transAxes)
         else:
-            bins = np.linspace(both.min(), both.max() + 1e-9, 20)
-            ax.hist(s, bins=bins, density=True, alpha=0.6, color=SIM_COLOUR, label="sim")
-            ax.hist(r, bins=bins, density=True, alpha=0.6, color=REAL_COLOUR, label="real")
+            lo, hi = both.min(), both.max()
+            pad = max(0.05 * abs(lo), 1e-3) if hi - lo < 1e-9 else 0.0  # a constant metric gets a visible bin
+            bins = np.linspace(lo - pad, hi + pad, 20)
+            for values, colour, label in ((s, SIM_COLOUR, "sim"), (r, REAL_COLOUR, "real")):
+                if values.size:  # fractions, not densities: comparable for any sample size and bin width
+                    ax.hist(values, bins=bins, weights=np.full(values.size, 1.0 / values.size), alpha=0.6,
+                            color=colour, label=label)  # fmt: skip
         ax.set_xlabel(f"{metric} ({unit})")
+    axes[0].set_ylabel("fraction of episodes")
     axes[0].legend()
     return _save(fig, path)
 
