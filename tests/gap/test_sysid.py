@@ -80,3 +80,24 @@ def test_simulator_with_the_wrong_shape_is_a_clear_error():
     real = _real_records({"gain": 1.0, "damping": 5.0, "friction": 1.0}, n=1)
     with pytest.raises(ValueError, match=r"simulate\(\) returned shape"):
         trajectory_loss(lambda p, r: np.zeros((3, 2)), {"gain": 1.0}, real)
+
+
+def test_integer_parameters_are_reported_as_simulated():
+    """Latency is whole control steps in the simulator: the fit reports the rounded value it simulated."""
+
+    def delayed(params, record):
+        shifted = dict(params, gain=1.0, damping=5.0)
+        k = int(round(params["latency"]))
+        acts = np.vstack([np.zeros((k, record.actions.shape[1])), record.actions])[: record.steps]
+        return toy_simulate(shifted, type(record).from_dict(record.to_dict(include_arrays=False),
+                                                            {"actions": acts, "joint_positions": record.joint_positions}))  # fmt: skip
+
+    real = _real_records({"gain": 1.0, "damping": 5.0, "friction": 1.0}, n=2)
+    real = [type(r).from_dict(r.to_dict(include_arrays=False), {"actions": r.actions, "joint_positions": delayed({"latency": 2.0}, r)})
+            for r in real]  # fmt: skip
+    rand = RandomizationConfig(params={"latency": DistributionConfig(low=0.0, high=1.0)})
+    res = fit(
+        delayed, real, space_from_randomization(rand, 5.0), GapConfig(cem_iterations=6, cem_population=16)
+    )
+    assert res.estimate() == {"latency": 2.0}
+    assert res.loss_fit == pytest.approx(0.0, abs=1e-12)
