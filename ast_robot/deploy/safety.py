@@ -153,6 +153,11 @@ class SafetyMonitor:
         return None if self._s.positions is None else self._s.positions.copy()
 
     @property
+    def reference(self) -> np.ndarray | None:
+        """Where the next command starts from: the last command sent, else the measured joints."""
+        return None if self._s.positions is None else self._reference()
+
+    @property
     def counters(self) -> dict[str, int]:
         """How often each reason fired since construction (for logs and tests)."""
         return dict(self._s.counters)

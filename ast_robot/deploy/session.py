@@ -92,7 +92,7 @@ class DeploymentSession:
         if self.runner.safety.measured is None:
             raise ValueError("no joint state received yet")
         message = self.episodes.start(now_s, self.runner.goal)
-        self.runner.safety.reset_reference()
+        self.runner.reset()
         return message
 
     def stop_episode(self) -> Any:

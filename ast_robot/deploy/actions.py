@@ -1,0 +1,65 @@
+"""Policy actions -> joint targets, and robot state -> policy observation, as the reach environments do.
+
+A policy trained in ``ast_robot.envs`` must see the same observation layout and have its actions mean the
+same thing on the robot. The environments step at ``EnvConfig.control_hz`` (25 Hz) with
+``max_ee_step`` metres per step; deployment ticks faster (125 Hz), so each tick moves the TCP target by
+the same *speed*: ``max_ee_step * env_hz / control_hz`` per tick. Orientation is held pointing down
+(``R_DOWN``) and the TCP target may lead the measured TCP by at most two steps (the envs' anti-windup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+class EEDeltaAction:
+    """Action (3 TCP deltas in [-1, 1] + gripper) -> arm joint targets through the shared DLS IK."""
+
+    def __init__(self, solver: Any, step_m: float, workspace: tuple[np.ndarray, np.ndarray],
+                 orientation: np.ndarray | None, ik_iterations: int = 1) -> None:  # fmt: skip
+        if not step_m > 0:
+            raise ValueError(f"step_m: expected a positive TCP step (m per tick), got {step_m}")
+        self.solver, self.step_m, self.iterations = solver, step_m, ik_iterations
+        self.low, self.high = (np.asarray(w, dtype=float) for w in workspace)
+        self.orientation = orientation
+        self.ee_cmd: np.ndarray | None = None  # integrated TCP target (3,) m
+
+    def reset(self) -> None:
+        self.ee_cmd = None
+
+    def __call__(self, action: np.ndarray, q_ref: np.ndarray) -> np.ndarray:
+        """``q_ref`` (J,): the previous command (or measured joints); returns joint targets (J,)."""
+        if action.ndim != 1 or action.size < 3 or not np.all(np.isfinite(action[:3])):
+            raise ValueError(f"action: expected >= 3 finite values (TCP deltas [+ gripper]), got {action.tolist()}")
+        pos, _ = self.solver.forward(q_ref)  # (3,) m
+        base = pos if self.ee_cmd is None else self.ee_cmd
+        target = np.clip(base + np.clip(action[:3], -1.0, 1.0) * self.step_m, self.low, self.high)
+        lead = 2.0 * self.step_m
+        self.ee_cmd = pos + np.clip(target - pos, -lead, lead)
+        q = np.asarray(q_ref, dtype=float)
+        for _ in range(self.iterations):
+            q = self.solver.step(q, self.ee_cmd, self.orientation)
+        return q
+
+
+class ObservationBuilder:
+    """``observation`` = [q (J), dq (J), tcp (3), tcp velocity (3), gripper width (1)], as in the envs."""
+
+    def __init__(self, ee_position: Callable[[np.ndarray], np.ndarray], gripper_width: float) -> None:
+        self.ee_position, self.gripper_width = ee_position, float(gripper_width)
+        self._prev: tuple[float, np.ndarray] | None = None  # (time s, tcp (3,))
+
+    def reset(self) -> None:
+        self._prev = None
+
+    def __call__(self, q: np.ndarray, dq: np.ndarray, now_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(observation (2J+7,) float64, tcp (3,) m)."""
+        ee = np.asarray(self.ee_position(q), dtype=float)
+        vel = np.zeros(3)
+        if self._prev is not None and now_s > self._prev[0]:
+            vel = (ee - self._prev[1]) / (now_s - self._prev[0])
+        self._prev = (now_s, ee)
+        return np.concatenate([q, dq, ee, vel, [self.gripper_width]]), ee

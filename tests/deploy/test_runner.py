@@ -1,0 +1,116 @@
+"""PolicyRunner and DeploymentSession in closed loop with the MuJoCo twin (no ROS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ast_robot.config import DeployConfig
+from ast_robot.deploy.runner import PolicyRunner, ReachController, load_policy
+from ast_robot.deploy.session import DeploymentSession
+from ast_robot.gap.outcomes import EpisodeRecord, from_json, to_json
+from ast_robot.twin.sim import TwinSim
+
+PERIOD = 1 / 125
+
+
+class BadPolicy:
+    def __init__(self, out):
+        self.out = out
+
+    def act(self, obs):
+        if isinstance(self.out, Exception):
+            raise self.out
+        return self.out
+
+
+def closed_loop(session: DeploymentSession, sim: TwinSim, ticks: int):
+    """Drive ``sim`` from ``session`` like the node would; returns (commands, records)."""
+    commands, records = [], []
+    names = list(sim.joint_names)
+    for _ in range(ticks):
+        q, dq, _ = sim.joint_state()
+        assert session.on_joint_state(names, q, dq, 0.0, sim.time, sim.time) is None
+        out = session.tick(sim.time)
+        if out.command is not None:
+            commands.append(out.command)
+            sim.command_trajectory(names, [(out.command, PERIOD)])
+        if out.record is not None:
+            records.append(out.record)
+        sim.step_to(sim.time + PERIOD)
+    return np.array(commands), records
+
+
+@pytest.fixture(scope="module")
+def runner_and_sim():
+    return PolicyRunner.for_robot(ReachController(), "ur5e", DeployConfig()), TwinSim("ur5e")
+
+
+def test_scripted_reach_succeeds_and_makes_a_valid_record(runner_and_sim):
+    runner, sim = runner_and_sim
+    sim.reset()
+    session = DeploymentSession(runner, list(sim.joint_names), "ur5e", timeout_s=3.0, meta={"checkpoint": "x"})
+    goal = np.array([0.35, -0.1, 0.3])
+    assert session.on_goal(goal) is None
+    q, dq, _ = sim.joint_state()
+    session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)
+    session.start_episode(sim.time)
+    commands, records = closed_loop(session, sim, 400)
+    assert len(records) == 1
+    rec = records[0]
+    assert rec.success and rec.final_error < 0.05 and rec.meta["end_reason"] == "success"
+    assert rec.actions.shape == (rec.steps, 4) and rec.joint_positions.shape == (rec.steps + 1, 6)
+    assert from_json(to_json(rec)).to_dict() == rec.to_dict()
+    lim = runner.limits
+    assert np.all(np.abs(np.diff(commands, axis=0)) <= lim.max_step + 1e-12)
+    assert np.linalg.norm(sim.ee_position() - goal) < 0.05
+
+
+def test_timeout_record_and_stop(runner_and_sim):
+    runner, sim = runner_and_sim
+    sim.reset()
+    session = DeploymentSession(runner, list(sim.joint_names), "ur5e", timeout_s=0.2)
+    session.on_goal([2.0, 0.0, 0.3])  # out of reach: the episode times out
+    q, dq, _ = sim.joint_state()
+    session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)
+    with pytest.raises(ValueError, match="no episode is running"):
+        session.stop_episode()
+    session.start_episode(sim.time)
+    with pytest.raises(ValueError, match="already running"):
+        session.start_episode(sim.time)
+    _, records = closed_loop(session, sim, 40)
+    assert len(records) == 1 and not records[0].success and records[0].meta["end_reason"] == "timeout"
+    assert isinstance(records[0], EpisodeRecord)
+
+
+@pytest.mark.parametrize("out", [np.array([np.nan, 0, 0, 0]), np.zeros(1), RuntimeError("boom"), "text"])
+def test_broken_policy_outputs_become_holds(runner_and_sim, out):
+    _, sim = runner_and_sim
+    sim.reset()
+    runner = PolicyRunner.for_robot(BadPolicy(out), "ur5e", DeployConfig())
+    q, dq, _ = sim.joint_state()
+    runner.observe_joint_state(q, dq, 0.0)
+    runner.set_goal([0.4, 0.0, 0.3])
+    result = runner.step(0.001)
+    assert result.decision.held and result.decision.reasons
+    np.testing.assert_allclose(result.decision.positions, q)
+
+
+def test_inputs_are_rejected_with_reasons(runner_and_sim):
+    runner, sim = runner_and_sim
+    session = DeploymentSession(runner, list(sim.joint_names), "ur5e")
+    assert "goal rejected" in session.on_goal([np.nan, 0, 0])
+    assert "joint_state rejected" in session.on_joint_state(["a"], [0.0], [], 0.0, 0.0, 0.0)
+    assert "image rejected" in session.on_image("rgb8", 2, 2, 6, b"\0" * 5)
+    assert session.on_image("rgb8", 128, 96, 288, bytes(128 * 288)) is None
+    assert runner.camera.shape == (64, 64, 3)
+    assert session.rejections == {"goal": 1, "joint_state": 1, "image": 1}
+    assert session.tick(0.0).command is None  # no episode: the policy does not drive the robot
+
+
+def test_load_policy_errors():
+    assert isinstance(load_policy("scripted:reach"), ReachController)
+    with pytest.raises(FileNotFoundError, match="scripted:reach"):
+        load_policy("/no/such/checkpoint")
+    with pytest.raises(TypeError, match="act"):
+        PolicyRunner(object(), None, None, None)
