@@ -254,6 +254,11 @@ class RobotEnv(gym.Env):
         self._instruction_bytes[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
 
     @property
+    def instruction_length(self) -> int:
+        """Length (bytes) of the zero-padded ``instruction`` observation."""
+        return self.cfg.instruction_length
+
+    @property
     def tcp_pos(self) -> np.ndarray:
         """Measured TCP position (3, m, world)."""
         return self.data.site_xpos[self._site]

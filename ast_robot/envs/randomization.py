@@ -42,6 +42,8 @@ from ast_robot.config.randomization import DistributionConfig, RandomizationConf
 
 @dataclass(frozen=True)
 class Param:
+    """How one randomization parameter is interpreted and bounded."""
+
     mode: str  # "scale" or "absolute"
     minimum: float  # smallest valid value (sampled values are clipped here; bounds below are errors)
     integer: bool = False
