@@ -22,8 +22,15 @@ def run(args: argparse.Namespace) -> int:
     from ast_robot.config import load_config
     from ast_robot.trainers import TRAINERS
 
+    from ast_robot.core import distributed
+
     cfg = load_config(args.config, args.overrides)
     train = TRAINERS.get(cfg.train.type_name)
-    metrics = train(cfg, args.resume, show_progress=not args.no_progress)
-    print(json.dumps({"run": f"{cfg.run_root}/{cfg.name}", **metrics}, indent=1))
+    info = distributed.init_distributed(cfg.train.device)  # no-op unless started by torchrun
+    try:
+        metrics = train(cfg, args.resume, show_progress=not args.no_progress and info.is_main)
+    finally:
+        distributed.cleanup()
+    if info.is_main:
+        print(json.dumps({"run": f"{cfg.run_root}/{cfg.name}", "world_size": info.world, **metrics}, indent=1))
     return 0

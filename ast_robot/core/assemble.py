@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ast_robot.core import distributed
 from ast_robot.core.callbacks import Callback, EvalCallback
 from ast_robot.core.data import Dataset
 from ast_robot.core.gate import Gate
@@ -38,30 +39,39 @@ def cosine_with_warmup(optimizer: torch.optim.Optimizer, steps: int, warmup: int
 
 def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *, steps: int,
                   evaluate: Evaluate | None = None, eval_every: int = 0, callbacks: Sequence[Callback] = (),
-                  run: Any = "auto", rank: int = 0, world: int = 1, show_progress: bool = True) -> Trainer:  # fmt: skip
+                  run: Any = "auto", show_progress: bool = True) -> Trainer:  # fmt: skip
     """A Trainer for experiment ``cfg`` (its ``train``, ``gate`` and ``significance`` sections).
 
-    ``run="auto"`` makes ``<run_root>/<name>/`` (TensorBoard, checkpoints); None writes nothing.
+    ``run="auto"`` makes ``<run_root>/<name>/`` (TensorBoard, checkpoints) on rank 0; None writes nothing.
+    Under torchrun (after :func:`distributed.init_distributed`) the model is wrapped in DDP, each rank reads
+    its own slice of every global batch and the gate's counts are all-reduced.
     """
     from ast_robot.config import dump_config
     from ast_robot.runlog import RunDir
 
     tc = dataclasses.replace(cfg.train, steps=steps)
-    model = model.to(resolve_device(tc.device))
+    info = distributed.current()
+    if info.world > 1 and tc.device == "auto" and torch.cuda.is_available():
+        model = model.to(torch.device("cuda", info.local_rank))
+    else:
+        model = model.to(resolve_device(tc.device))
+    model = distributed.wrap_model(model, info)
     gate = significance = None
     if tc.gated and cfg.gate.enabled:
         significance = SignificanceModel(cfg.significance)
-        gate = Gate(cfg.gate, seed=cfg.seed)
+        gate = Gate(cfg.gate, seed=cfg.seed + info.rank)  # own draws per rank, one shared threshold
+        if info.world > 1:
+            distributed.share_gate(gate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = cosine_with_warmup(optimizer, steps, warmup=max(1, steps // 20))
     cbs = list(callbacks)
     if evaluate is not None:
         cbs.append(EvalCallback(evaluate, every=eval_every or max(1, steps // 10)))
     if run == "auto":
-        run = RunDir(cfg) if rank == 0 else None
+        run = RunDir(cfg) if info.is_main else None
     return Trainer(model, loss_fn, optimizer, data, tc, significance=significance, gate=gate,
                    scheduler=scheduler, callbacks=cbs, run=run, config_text=dump_config(cfg), seed=cfg.seed,
-                   rank=rank, world=world, show_progress=show_progress)  # fmt: skip
+                   rank=info.rank, world=info.world, show_progress=show_progress)  # fmt: skip
 
 
 def eval_history(trainer: Trainer) -> list[dict[str, float]]:

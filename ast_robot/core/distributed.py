@@ -1,0 +1,86 @@
+"""Data-parallel training through PyTorch DDP, launched with ``torchrun --nproc_per_node=N ...``.
+
+Gloo on CPU, NCCL on GPUs. Every rank reads its own slice of each global batch (``EpochSampler``); the
+gate's (kept, seen) counts are all-reduced before each PI update, so every rank moves its threshold by
+the same amount from the same global activation rate and all ranks share one threshold.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ast_robot.core.gate import Gate
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits: rank, world size and the device it should use."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1), else return a single-process info."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device != "cpu"
+    if not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return DistInfo(rank, world, local_rank)
+
+
+def current() -> DistInfo:
+    """The process group's view (single process when none is initialized)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return DistInfo()
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def allreduce_counts(counts: torch.Tensor) -> torch.Tensor:
+    """Sum a small tensor of counts over all ranks (on the backend's device) and return it on the CPU."""
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    buf = counts.to(device=device, dtype=torch.float64)
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    return buf.cpu()
+
+
+def share_gate(gate: Gate) -> Gate:
+    """Make ``gate`` control on the global activation rate of all ranks."""
+    gate.reduce_counts = allreduce_counts
+    return gate
+
+
+def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
+    """``DistributedDataParallel(model)`` when more than one process runs, else ``model`` itself."""
+    if info.world <= 1:
+        return model
+    device_ids = [info.local_rank] if next(model.parameters()).is_cuda else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def broadcast_parameters(model: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank (DDP does this on wrap; also for plain modules)."""
+    if current().world <= 1:
+        return
+    for t in list(model.parameters()) + list(model.buffers()):
+        dist.broadcast(t.data, src=0)
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
