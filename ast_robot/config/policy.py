@@ -22,11 +22,20 @@ class PolicyConfig:
     block_size: int = doc(16, "Attention block length (tokens) for block-sparse masks.", gt=0)
     window_blocks: int = doc(1, "Local window: key blocks on each side of the query block.", ge=0)
     top_k_blocks: int = doc(
-        2, "Learned top-k key blocks per query block (the policy caps it at its sequence's block count).", ge=0
+        2,
+        "Learned top-k key blocks per query block (the policy caps it at its sequence's block count).",
+        ge=0,
     )
     n_global: int = doc(2, "Global (summary) tokens that attend and are attended everywhere.", ge=0)
-    attention_backend: Literal["dense", "flex", "flash", "auto"] = doc("auto", "Attention implementation.")
-    auto_crossover_tokens: int = doc(2048, "`auto` uses dense attention below this length (tokens).", gt=0)
+    attention_backend: Literal["dense", "flex", "flash", "full", "auto"] = doc(
+        "auto",
+        "Attention kernel: `dense` (masked SDPA, the sparse reference), `flex` (block-sparse FlexAttention), "
+        "`flash` (flash-attn window), `full` (unmasked SDPA, no sparsity), `auto` (`full` below the crossover, "
+        "sparse above).",
+    )
+    auto_crossover_tokens: int = doc(
+        2048, "`auto` runs full (unmasked) attention below this sequence length (tokens).", gt=0
+    )
     head: Literal["deterministic", "gaussian", "tanh_gaussian"] = doc(
         "deterministic",
         "Action head: `deterministic` (MSE), `gaussian` (NLL) or `tanh_gaussian` (the SAC actor, actions in (-1, 1)).",

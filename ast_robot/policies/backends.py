@@ -31,13 +31,16 @@ class SparsePlan:
     causal: bool
     length: int
     token_window: int | None = None  # set: a token-level sliding window of this radius instead of blocks
+    lists: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # precomputed FlexAttention block lists
 
     def mask_mod(self) -> masks.MaskMod:
         """The token-level mask this plan stands for."""
         if self.token_window is not None:
             window = masks.token_window(self.token_window)
             return masks.and_masks(window, masks.causal()) if self.causal else window
-        allowed = masks.or_masks(masks.selected_blocks(self.blocks, self.block_size), masks.global_tokens(self.n_global))
+        allowed = masks.or_masks(
+            masks.selected_blocks(self.blocks, self.block_size), masks.global_tokens(self.n_global)
+        )
         parts = [allowed, masks.key_length(self.length)]
         if self.causal:
             parts.append(masks.causal())
@@ -73,7 +76,7 @@ def dense_attention(q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan) -> Tensor
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_flex():
     """One compiled FlexAttention for the process: a per-call `torch.compile` would recompile each time
     and, past the recompile limit, silently fall back to the slow unfused path (FACTS.md)."""
@@ -82,13 +85,36 @@ def compiled_flex():
     return torch.compile(flex_attention, dynamic=False)
 
 
+def selection_lists(scores: Tensor, window: Tensor, allowed: Tensor, top_k: int, n_global: int, block_size: int,
+                    length: int, causal: bool) -> tuple[Tensor, ...]:  # fmt: skip
+    """Top-k + window block table and FlexAttention's block lists, as one pure tensor function (so that
+    it can be compiled into a few fused kernels: eager, it is ~50 small launches per layer).
+
+    Returns ``(blocks, num, idx, full_num, full_idx)``; ``blocks`` is bool ``(B, H, nQb, nKVb)``."""
+    picked = masks.top_k_table(scores.float(), top_k, exclude=window | ~allowed)
+    blocks = (picked | window) & allowed
+    any_, full = masks.block_tables(blocks, n_global, block_size, length, causal)
+    num, idx = masks.to_kv_lists(any_ & ~full)  # partial blocks: the kernel applies mask_mod there
+    full_num, full_idx = masks.to_kv_lists(full)
+    return blocks, num, idx, full_num, full_idx
+
+
+@functools.cache
+def compiled_selection():
+    """`selection_lists` compiled once per process (static shapes; one graph per sequence length)."""
+    return torch.compile(selection_lists, dynamic=False)
+
+
 def build_block_mask(plan: SparsePlan, padded_len: int):
     """A FlexAttention `BlockMask` straight from the block tables (no evaluation of every token pair)."""
     from torch.nn.attention.flex_attention import BlockMask
 
-    any_, full = plan.tables()
-    num, idx = masks.to_kv_lists(any_ & ~full)  # partial blocks: the kernel applies mask_mod there
-    full_num, full_idx = masks.to_kv_lists(full)
+    if plan.lists is not None:
+        num, idx, full_num, full_idx = plan.lists
+    else:
+        any_, full = plan.tables()
+        num, idx = masks.to_kv_lists(any_ & ~full)  # partial blocks: the kernel applies mask_mod there
+        full_num, full_idx = masks.to_kv_lists(full)
     return BlockMask.from_kv_blocks(num, idx, full_num, full_idx, BLOCK_SIZE=plan.block_size,
                                     mask_mod=plan.mask_mod(), seq_lengths=(padded_len, padded_len))  # fmt: skip
 

@@ -128,7 +128,9 @@ def dense_mask(mask_mod: MaskMod, batch: int, heads: int, q_len: int, kv_len: in
 
 
 # --------------------------------------------------------------------------------------- block form
-def window_table(n_q_blocks: int, n_kv_blocks: int, window_blocks: int, device: torch.device | str = "cpu") -> Tensor:
+def window_table(
+    n_q_blocks: int, n_kv_blocks: int, window_blocks: int, device: torch.device | str = "cpu"
+) -> Tensor:
     """Bool ``(nQb, nKVb)``: block pairs inside the local band."""
     _check_int("window_blocks", window_blocks, 0)
     qb = torch.arange(n_q_blocks, device=device).view(-1, 1)
@@ -136,7 +138,9 @@ def window_table(n_q_blocks: int, n_kv_blocks: int, window_blocks: int, device: 
     return (qb - kb).abs() <= window_blocks
 
 
-def causal_table(n_q_blocks: int, n_kv_blocks: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+def causal_table(
+    n_q_blocks: int, n_kv_blocks: int, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
     """``(allowed, diagonal)`` bool ``(nQb, nKVb)``: blocks at/before the query block, and the diagonal
     ones, which are only partly allowed token by token."""
     qb = torch.arange(n_q_blocks, device=device).view(-1, 1)

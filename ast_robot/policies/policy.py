@@ -75,14 +75,19 @@ class PolicyBase(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The head's mode for one unbatched observation, in eval mode: float32 ``(A,)``."""
+        """The head's mode for one unbatched observation, in eval mode: float32 ``(A,)``.
+
+        A policy in training mode is switched to eval for the call and back (a module-tree walk that
+        costs ~0.5 ms on a CPU); deployments should call ``.eval()`` once (``load`` returns it so)."""
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         try:
             device = next(self.parameters()).device
             action = self.head.mode(self.embed(encoders.to_tensors(obs, self.spec, device)))  # (1, A)
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
         return action[0].cpu().numpy().astype(np.float32)
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -105,7 +110,7 @@ class PolicyBase(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> PolicyBase:
-        """Rebuild the policy a checkpoint describes (any registered type) and load its weights."""
+        """Rebuild the policy a checkpoint describes (any registered type), load its weights; eval mode."""
         from ast_robot.core.checkpoint import load_checkpoint, load_module_state
 
         ckpt = load_checkpoint(path, map_location=map_location)
@@ -118,7 +123,7 @@ class PolicyBase(nn.Module):
         spec = {k: (tuple(v["shape"]), v["dtype"]) for k, v in meta["obs_spec"].items()}
         policy = build_policy(cfg, spec, int(meta["action_dim"]))
         load_module_state(policy, ckpt.state["model"], "policy")
-        return policy
+        return policy.eval()
 
 
 @POLICIES.register("sparse_multimodal")

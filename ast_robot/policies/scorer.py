@@ -22,10 +22,32 @@ def pool_blocks(x: Tensor, block_size: int) -> Tensor:
     B, H, T, D = x.shape
     n_blocks = -(-T // block_size)
     pad = n_blocks * block_size - T
+    if not pad:  # a view, no copy of the (possibly 32k-token) input
+        return x.view(B, H, n_blocks, block_size, D).mean(3)
     summed = F.pad(x, (0, 0, 0, pad)).view(B, H, n_blocks, block_size, D).sum(3)  # (B, H, nb, D)
     counts = torch.full((n_blocks,), float(block_size), device=x.device, dtype=x.dtype)
     counts[-1] = block_size - pad
     return summed / counts.view(1, 1, -1, 1)
+
+
+def chunked_attention(
+    q: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, chunk: int = 1024
+) -> Tensor:
+    """SDPA of many queries ``(B, H, T, D)`` over few keys ``(B, H, K, D)``, with the queries split into
+    chunks folded into the head dimension: flash-style backward kernels parallelize over key blocks, and
+    with a few hundred keys a single long query loop per block would leave most of a GPU idle."""
+    B, H, T, D = q.shape
+    n = T // chunk
+    if n < 2 or T % chunk:
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+    K = keys.shape[2]
+    fold = lambda t: t.unsqueeze(2).expand(B, H, n, K, D).reshape(B, H * n, K, D)  # noqa: E731
+    if mask is not None:  # (T, K) -> (1, H * n, chunk, K), matching the folded queries
+        mask = mask.view(1, 1, n, chunk, K).expand(1, H, n, chunk, K).reshape(1, H * n, chunk, K)
+    out = F.scaled_dot_product_attention(
+        q.reshape(B, H * n, chunk, D), fold(keys), fold(values), attn_mask=mask
+    )
+    return out.view(B, H, T, D)
 
 
 class BlockScorer(nn.Module):
@@ -39,7 +61,9 @@ class BlockScorer(nn.Module):
         # attend somewhere (an attention sink) instead of producing NaN.
         self.null_kv = nn.Parameter(torch.zeros(2, head_dim))
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, block_size: int, causal: bool) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, q: Tensor, k: Tensor, v: Tensor, block_size: int, causal: bool
+    ) -> tuple[Tensor, Tensor]:
         """``q, k, v``: ``(B, H, T, D)``. Returns block scores ``(B, H, nQb, nKVb)`` and the compressed
         branch output ``(B, H, T, D)``."""
         B, H, T, D = q.shape
@@ -54,5 +78,5 @@ class BlockScorer(nn.Module):
             t = torch.arange(T, device=q.device).view(-1, 1)
             end = (torch.arange(kc.shape[2], device=q.device) + 1) * block_size - 1
             mask = torch.cat([torch.ones(T, 1, dtype=torch.bool, device=q.device), end.view(1, -1) <= t], 1)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, T, D)
+        out = chunked_attention(q, keys, values, mask)  # (B, H, T, D)
         return scores, out

@@ -16,7 +16,9 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = SparseAttention(d_model, n_heads, **attn_kwargs)
         self.norm2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model), nn.Dropout(dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model), nn.Dropout(dropout)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -30,7 +32,9 @@ class SparseTransformer(nn.Module):
     def __init__(self, d_model: int, n_layers: int, n_heads: int, mlp_ratio: float = 2.0, dropout: float = 0.0,
                  **attn_kwargs) -> None:  # fmt: skip
         super().__init__()
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, mlp_ratio, dropout, **attn_kwargs) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(
+            Block(d_model, n_heads, mlp_ratio, dropout, **attn_kwargs) for _ in range(n_layers)
+        )
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -40,9 +44,13 @@ class SparseTransformer(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, seq_len: int | None = None) -> SparseTransformer:
-        """Build from a `PolicyConfig`; with ``seq_len`` known, top-k is capped at the number of blocks
-        (a 5-token proprio-only sequence has one block, and top-k of it is the whole sequence anyway)."""
+        """Build from a `PolicyConfig`. With ``seq_len`` known (a policy's sequence has a fixed length),
+        `auto` resolves once: `full` attention below the crossover (no scorer parameters left unused),
+        and top-k is capped at the number of blocks (a 5-token proprio-only sequence has one block)."""
         top_k = cfg.top_k_blocks if seq_len is None else min(cfg.top_k_blocks, -(-seq_len // cfg.block_size))
+        backend = cfg.attention_backend
+        if backend == "auto" and seq_len is not None and seq_len < cfg.auto_crossover_tokens:
+            backend = "full"
         return cls(cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.mlp_ratio, cfg.dropout, block_size=cfg.block_size,
                    window_blocks=cfg.window_blocks, top_k_blocks=top_k, n_global=cfg.n_global,
-                   backend=cfg.attention_backend, crossover=cfg.auto_crossover_tokens)  # fmt: skip
+                   backend=backend, crossover=cfg.auto_crossover_tokens)  # fmt: skip

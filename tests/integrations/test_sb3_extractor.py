@@ -68,7 +68,9 @@ def test_sac_runs_and_trains_the_extractor(tmp_path):
     critic_before = model.critic.features_extractor.tokenizer.summary.detach().clone()
     model.learn(total_timesteps=160)
     moved = [n for n, p in extractor.named_parameters() if not torch.equal(p, before[n])]
-    assert any(n.startswith("transformer.") for n in moved) and any(n.startswith("tokenizer.image") for n in moved)
+    assert any(n.startswith("transformer.") for n in moved) and any(
+        n.startswith("tokenizer.image") for n in moved
+    )
     assert not torch.equal(model.critic.features_extractor.tokenizer.summary, critic_before)
     obs, _ = PointGoalEnv().reset(seed=1)
     action, _ = model.predict(obs, deterministic=True)

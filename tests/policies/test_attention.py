@@ -41,14 +41,20 @@ def test_plan_selects_window_plus_top_k_blocks():
     plan, compressed = core.plan(q, k, v)
     per_row = plan.blocks.sum(-1)  # window of 3 (2 at the ends) + 2 chosen
     assert per_row[..., 1:-1].eq(5).all() and per_row[..., [0, -1]].eq(4).all()
-    assert compressed.shape == q.shape and plan.block_sparsity() == pytest.approx(1 - per_row.sum().item() / (2 * 2 * 100))
+    assert compressed.shape == q.shape and plan.block_sparsity() == pytest.approx(
+        1 - per_row.sum().item() / (2 * 2 * 100)
+    )
 
 
 def test_scorer_receives_gradient():
     torch.manual_seed(2)
     layer = SparseAttention(16, 2, block_size=4, window_blocks=0, top_k_blocks=1, backend="dense")
     layer(torch.randn(3, 24, 16)).square().mean().backward()
-    for p in (layer.core.scorer.k_compress.weight, layer.core.scorer.v_compress.weight, layer.core.gate.weight):
+    for p in (
+        layer.core.scorer.k_compress.weight,
+        layer.core.scorer.v_compress.weight,
+        layer.core.gate.weight,
+    ):
         assert p.grad is not None and p.grad.abs().sum() > 0 and torch.isfinite(p.grad).all()
 
 
@@ -85,25 +91,41 @@ def test_scorer_learns_to_select_the_informative_block():
 
 
 def test_auto_dispatch():
-    assert choose_backend("auto", 100, 2048) == "dense"
+    assert choose_backend("auto", 100, 2048) == "full"
     assert choose_backend("auto", 4096, 2048) == "flex"
     assert choose_backend("auto", 4096, 2048, flex_ok=False) == "dense"  # CPU training
     assert choose_backend("dense", 10**6, 2048) == "dense"
     layer = SparseAttention(16, 2, block_size=4, backend="auto", crossover=64)
     layer(torch.randn(1, 20, 16))
+    assert layer.core.last_backend == "full"
+    layer(torch.randn(1, 64, 16))  # at the crossover: sparse (the dense reference, since CPU + grad)
     assert layer.core.last_backend == "dense"
+
+
+def test_full_backend_is_plain_attention_without_scorer():
+    torch.manual_seed(4)
+    core = SparseAttentionCore(8, backend="full", causal=True)
+    assert core.scorer is None and not list(core.parameters())
+    q, k, v = (torch.randn(2, 2, 30, 8) for _ in range(3))
+    causal = torch.ones(30, 30, dtype=torch.bool).tril()
+    torch.testing.assert_close(core(q, k, v), naive_attention(q, k, v, causal))
+    with pytest.raises(ValueError, match="built with backend 'full'"):
+        core(q, k, v, backend="dense")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_shapes_and_dtypes(dtype):
-    layer = SparseAttention(32, 4, block_size=8, window_blocks=1, top_k_blocks=1, n_global=2).to(dtype)
+    layer = SparseAttention(32, 4, block_size=8, window_blocks=1, top_k_blocks=1, n_global=2, backend="dense")
+    layer = layer.to(dtype)
     out = layer(torch.randn(2, 45, 32, dtype=dtype))
     assert out.shape == (2, 45, 32) and out.dtype == dtype and torch.isfinite(out).all()
 
 
-def test_causal_output_ignores_the_future():
+@pytest.mark.parametrize("backend", ["dense", "full"])
+def test_causal_output_ignores_the_future(backend):
     torch.manual_seed(3)
-    layer = SparseAttention(16, 2, block_size=4, window_blocks=1, top_k_blocks=1, n_global=1, causal=True)
+    layer = SparseAttention(16, 2, block_size=4, window_blocks=1, top_k_blocks=1, n_global=1, causal=True,
+                            backend=backend)  # fmt: skip
     x = torch.randn(1, 32, 16)
     y = x.clone()
     y[:, 20:] = torch.randn(1, 12, 16)
@@ -115,7 +137,10 @@ def test_causal_output_ignores_the_future():
     [
         ({"window_blocks": -1}, "window_blocks must be an integer >= 0, got -1"),
         ({"block_size": 0}, "block_size must be an integer >= 1"),
-        ({"backend": "sparse"}, r"attention backend must be one of \['dense', 'flex', 'flash', 'auto'\], got 'sparse'"),
+        (
+            {"backend": "sparse"},
+            r"attention backend must be one of \['dense', 'flex', 'flash', 'full', 'auto'\], got 'sparse'",
+        ),
         ({"backend": "flash", "top_k_blocks": 2}, "flash' supports only a plain window"),
     ],
 )
@@ -127,7 +152,7 @@ def test_invalid_settings(kwargs, match):
 def test_head_dim_and_top_k_errors():
     with pytest.raises(ValueError, match=r"d_model \(30\) must be divisible by n_heads \(4\)"):
         SparseAttention(30, 4)
-    layer = SparseAttention(16, 2, block_size=8, top_k_blocks=3)
+    layer = SparseAttention(16, 2, block_size=8, top_k_blocks=3, backend="dense")
     with pytest.raises(ValueError, match=r"top_k_blocks \(3\) exceeds the number of key blocks \(2\)"):
         layer(torch.randn(1, 16, 16))
 

@@ -43,7 +43,7 @@ def test_selected_blocks_per_batch_and_head():
     got = masks.dense_mask(masks.selected_blocks(sel, 5), 2, 3, 20, 20)
     for b in range(2):
         for h in range(3):
-            assert torch.equal(got[b, h], loop_mask(20, lambda q, kv: sel[b, h, q // 5, kv // 5]))
+            assert torch.equal(got[b, h], loop_mask(20, lambda q, kv, b=b, h=h: sel[b, h, q // 5, kv // 5]))
 
 
 def test_top_k_table_picks_highest_candidates():
@@ -88,7 +88,10 @@ def test_kv_lists_layout():
         (lambda: masks.local_window(4, -1), "window_blocks must be an integer >= 0, got -1"),
         (lambda: masks.local_window(0, 1), "block_size must be an integer >= 1"),
         (lambda: masks.global_tokens(-2), "n_global"),
-        (lambda: masks.top_k_table(torch.zeros(2, 3), 4), r"top_k \(4\) must not exceed the number of key blocks \(3\)"),
+        (
+            lambda: masks.top_k_table(torch.zeros(2, 3), 4),
+            r"top_k \(4\) must not exceed the number of key blocks \(3\)",
+        ),
         (lambda: masks.selected_blocks(torch.zeros(2, 2), 4), "selection must be a bool tensor"),
         (lambda: masks.and_masks(), "at least one"),
     ],

@@ -23,11 +23,25 @@ def test_losses_shapes_and_gradients(space, policy_type, head):
     loss, info = policy(batch)
     assert per_sample.shape == (5,) and torch.isfinite(per_sample).all()
     torch.testing.assert_close(loss, per_sample.mean())
-    assert info["loss"] == pytest.approx(loss.item()) and info["loss_max"] == pytest.approx(per_sample.max().item())
+    assert info["loss"] == pytest.approx(loss.item()) and info["loss_max"] == pytest.approx(
+        per_sample.max().item()
+    )
     loss.backward()
     no_grad = [n for n, p in policy.named_parameters() if p.grad is None and not n.startswith("q.")]
     assert not no_grad, f"parameters without gradient: {no_grad}"
     assert policy.embed(batch).shape == (5, policy.head.out.in_features)
+
+
+def test_short_sequences_use_full_attention_and_sparse_layers_learn(space):
+    """`auto` resolves to full attention for the ~85-token policy sequence (no scorer built); with the
+    sparse reference forced, the block scorer of every layer receives gradient through the policy loss."""
+    auto = SparseMultimodalPolicy(PolicyConfig(), space, 7)
+    assert all(block.attn.core.backend == "full" for block in auto.transformer.blocks)
+    sparse = SparseMultimodalPolicy(PolicyConfig(attention_backend="dense", block_size=8), space, 7)
+    sparse(make_batch(space, 3))[0].backward()
+    for block in sparse.transformer.blocks:
+        assert block.attn.core.last_backend == "dense"
+        assert block.attn.core.scorer.k_compress.weight.grad.abs().sum() > 0
 
 
 def test_bc_training_reduces_loss_on_a_learnable_mapping():
