@@ -48,8 +48,10 @@ class Gate:
 
     # ----------------------------------------------------------------------------------------- decisions
     @torch.no_grad()
-    def __call__(self, scores: torch.Tensor, was_kept: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decide for a batch. ``scores``: (B,) in score units; ``was_kept``: (B,) bool, for hysteresis.
+    def __call__(self, scores: torch.Tensor, was_kept: torch.Tensor | None = None,
+                 force: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Decide for a batch. ``scores``: (B,) in score units; ``was_kept``: (B,) bool, for hysteresis;
+        ``force``: (B,) bool, samples kept regardless (e.g. never scored yet), outside the rate control.
 
         Returns ``keep`` (B,) bool and ``weights`` (B,) float (1/p for kept samples with importance
         weighting on, else 1; 0 for dropped samples).
@@ -59,6 +61,24 @@ class Gate:
         if not self.cfg.enabled:
             return torch.ones_like(scores, dtype=torch.bool), torch.ones_like(scores, dtype=torch.float32)
         scores = scores.detach().float().cpu()
+        if force is None or not bool(force.any()):
+            keep, prob = self._decide(scores, was_kept)
+        else:
+            force = force.cpu().bool()
+            keep, prob = force.clone(), torch.ones_like(scores)
+            rest = ~force
+            if bool(rest.any()):
+                keep[rest], prob[rest] = self._decide(scores[rest], None if was_kept is None else was_kept.cpu()[rest])
+            else:
+                self._update(0, 0)  # every rank joins the count reduction, even with nothing to decide
+        if self.cfg.importance_weights:
+            weights = torch.where(keep, 1.0 / prob.clamp_min(1e-12), torch.zeros_like(prob))
+        else:
+            weights = keep.float()
+        return keep, weights
+
+    def _decide(self, scores: torch.Tensor, was_kept: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gate, budget, minimum keep and one controller step on (B,) scores; returns (keep, p)."""
         if self.cfg.mode == "top_fraction":
             keep, prob = self._top_fraction(scores)
         else:
@@ -66,11 +86,7 @@ class Gate:
         keep, prob = self._apply_budget(scores, keep, prob)
         keep, prob = self._apply_min_keep(scores, keep, prob)
         self._update(int(keep.sum()), scores.numel())
-        if self.cfg.importance_weights:
-            weights = torch.where(keep, 1.0 / prob.clamp_min(1e-12), torch.zeros_like(prob))
-        else:
-            weights = keep.float()
-        return keep, weights
+        return keep, prob
 
     gate = __call__
 
@@ -130,7 +146,9 @@ class Gate:
             kept, seen = (int(v) for v in self.reduce_counts(torch.tensor([kept, seen], dtype=torch.float64)))
         self.kept += kept
         self.seen += seen
-        self.last_rate = kept / max(seen, 1)
+        if seen == 0:
+            return
+        self.last_rate = kept / seen
         if self.cfg.mode == "top_fraction":
             return
         c = self.cfg

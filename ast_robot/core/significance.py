@@ -165,6 +165,12 @@ class StaleScores(nn.Module):
         self._grow(int(indices.max()) if indices.numel() else -1)
         return self.scores[indices].clone(), self.kept[indices].clone()
 
+    def is_seen(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: whether each sample has a stored score."""
+        indices = indices.cpu()
+        self._grow(int(indices.max()) if indices.numel() else -1)
+        return self.seen[indices].clone()
+
     def store(self, indices: torch.Tensor, scores: torch.Tensor) -> None:
         indices = indices.cpu()
         self._grow(int(indices.max()) if indices.numel() else -1)

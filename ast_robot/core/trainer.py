@@ -155,12 +155,12 @@ class Trainer:
             return torch.ones(batch.size, dtype=torch.bool), torch.ones(batch.size)
         if self.cfg.gate_mode == "stale_scores":
             scores, was_kept = self.significance.stale.lookup(batch.indices)
-        else:
-            with torch.no_grad(), autocast(self.cfg.amp, self.device):
-                out = self.loss_fn(self.model, batch)
-            self.counters.forward_samples += batch.size
-            scores, was_kept = self.significance.score(score_inputs(batch, out)), None
-        return self.gate(scores, was_kept)
+            unseen = ~self.significance.stale.is_seen(batch.indices)  # no score yet: keep, outside rate control
+            return self.gate(scores, was_kept, force=unseen)
+        with torch.no_grad(), autocast(self.cfg.amp, self.device):
+            out = self.loss_fn(self.model, batch)
+        self.counters.forward_samples += batch.size
+        return self.gate(self.significance.score(score_inputs(batch, out)))
 
     # ------------------------------------------------------------------------------------------ backward
     def _backward(self, kept: Batch, weights: torch.Tensor, n: int):
@@ -292,7 +292,7 @@ class Trainer:
 
     def resume(self, path: Any) -> int:
         """Restore everything from a checkpoint (weights, optimizer, gate, RNGs, data position)."""
-        loaded = ckpt.load_checkpoint(path, map_location=self.device)
+        loaded = ckpt.load_checkpoint(path, map_location="cpu")  # RNG states must stay on the CPU
         self.load_state_dict(loaded.state)
         ckpt.set_rng_state(loaded.state["rng"])
         self.step = loaded.step
