@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ast_robot.deploy.safety import SafetyDecision, SafetyLimits, SafetyMonitor
+from ast_robot.deploy.scheduler import PolicyScheduler
 
 
 class Policy(Protocol):
@@ -47,10 +48,15 @@ class PolicyRunner:
     """Turns observations into safe joint commands. Accepts any object with ``act(obs) -> action``."""
 
     def __init__(self, policy: Policy, limits: SafetyLimits, action_map: ActionMap, observe: ObsBuilder,
-                 ee_position: Callable[[np.ndarray], np.ndarray] | None = None) -> None:  # fmt: skip
+                 ee_position: Callable[[np.ndarray], np.ndarray] | None = None, policy_period_s: float | None = None,
+                 synchronous: bool = True) -> None:  # fmt: skip
+        """``policy_period_s``: how often the policy is asked (default: every tick); ``synchronous=False``
+        runs it in a worker thread so slow inference never delays a tick (see :mod:`.scheduler`)."""
         if not callable(getattr(policy, "act", None)):
             raise TypeError(f"policy: expected an object with act(obs), got {type(policy).__name__}")
         self.policy, self.action_map, self.observe, self.ee_position = policy, action_map, observe, ee_position
+        period = policy_period_s or limits.period_s
+        self.scheduler = PolicyScheduler(policy, period, 3 * period, synchronous)
         self.safety = SafetyMonitor(limits, ee_position)
         self.goal: np.ndarray | None = None
         self.camera: np.ndarray | None = None
@@ -81,7 +87,7 @@ class PolicyRunner:
     def reset(self) -> None:
         """Start of an episode: forget integrated targets and velocity history."""
         self.safety.reset_reference()
-        for part in (self.action_map, self.observe):
+        for part in (self.action_map, self.observe, self.scheduler):
             if hasattr(part, "reset"):
                 part.reset()
 
@@ -107,7 +113,9 @@ class PolicyRunner:
             return StepResult(self.safety.filter(None, now_s), None, None if q is None else self.ee_at(q))
         obs = self.observation(now_s)
         try:
-            action = np.asarray(self.policy.act(obs), dtype=np.float64).reshape(-1)
+            action = self.scheduler.action(obs, now_s)
+            if action is None:
+                return StepResult(self.safety.hold("no recent policy action"), None, obs["achieved_goal"])
             target = self.action_map(action, self.safety.reference)
         except Exception as err:  # noqa: BLE001 - a policy or IK failure must become a hold, not a crash
             return StepResult(self.safety.hold(f"policy failed: {type(err).__name__}: {err}"), None, None)
@@ -118,8 +126,12 @@ class PolicyRunner:
         return np.zeros(3) if self.ee_position is None else np.asarray(self.ee_position(q), dtype=float)
 
     @classmethod
-    def for_robot(cls, policy: Policy, robot: str, cfg: Any, env_cfg: Any = None) -> PolicyRunner:
-        """A runner with the robot's data-sheet limits, MuJoCo kinematics and the envs' action semantics."""
+    def for_robot(cls, policy: Policy, robot: str, cfg: Any, env_cfg: Any = None, synchronous: bool = True) -> PolicyRunner:
+        """A runner with the robot's data-sheet limits, MuJoCo kinematics and the envs' action semantics.
+
+        The policy is asked at the envs' control rate (the rate it was trained at); each command tick
+        moves the TCP target by its share of the latest action.
+        """
         from ast_robot.config import EnvConfig
         from ast_robot.deploy.actions import EEDeltaAction, ObservationBuilder
         from ast_robot.deploy.ik import for_robot as ik_for_robot
@@ -135,12 +147,13 @@ class PolicyRunner:
         action_map = EEDeltaAction(ik_for_robot(model, spec), step, (WORKSPACE_LOW, WORKSPACE_HIGH), R_DOWN,
                                    env.ik_iterations)  # fmt: skip
         observe = ObservationBuilder(kin.ee_position, spec.gripper_width[1])
-        return cls(policy, SafetyLimits.from_robot(spec, cfg), action_map, observe, kin.ee_position)
+        return cls(policy, SafetyLimits.from_robot(spec, cfg), action_map, observe, kin.ee_position,
+                   policy_period_s=1.0 / env.control_hz, synchronous=synchronous)  # fmt: skip
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, robot: str, cfg: Any) -> PolicyRunner:
-        """Load a policy with :func:`load_policy` and build :meth:`for_robot`."""
-        return cls.for_robot(load_policy(path), robot, cfg)
+    def from_checkpoint(cls, path: str | Path, robot: str, cfg: Any, synchronous: bool = False) -> PolicyRunner:
+        """Load a policy with :func:`load_policy` and build :meth:`for_robot` (asynchronous inference)."""
+        return cls.for_robot(load_policy(path), robot, cfg, synchronous=synchronous)
 
 
 class ReachController:
@@ -165,6 +178,9 @@ def load_policy(spec: str | Path) -> Policy:
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint: {path} does not exist (or use 'scripted:reach')")
+    import torch
+
     from ast_robot.policies.policy import SparseMultimodalPolicy
 
+    torch.set_num_threads(1)  # one core for inference: predictable latency beside the control loop
     return SparseMultimodalPolicy.load(path)

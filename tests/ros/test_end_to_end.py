@@ -64,3 +64,67 @@ def test_episodes_on_twin_are_streamed_and_recorded(probe, tmp_path):
         msgs = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)]
     assert len(msgs) > 100 and list(msgs[-1].name)[0] == "shoulder_pan_joint"
     assert np.all(np.isfinite(np.array([m.position for m in msgs])))
+
+
+class Recording:
+    """Wraps a policy and keeps every (observation, action) pair: behaviour-cloning data."""
+
+    def __init__(self, policy):
+        self.policy, self.samples = policy, []
+
+    def act(self, obs):
+        action = self.policy.act(obs)
+        self.samples.append(({k: np.array(v) for k, v in obs.items()}, np.array(action)))
+        return action
+
+
+def train_tiny_checkpoint(out_dir) -> str:
+    """Behaviour-clone the scripted controller on the twin (no ROS) into a tiny SparseMultimodalPolicy."""
+    import torch
+
+    from ast_robot.config import DeployConfig, PolicyConfig
+    from ast_robot.deploy.runner import PolicyRunner, ReachController
+    from ast_robot.deploy.session import DeploymentSession
+    from ast_robot.policies.policy import build_policy
+    from ast_robot.twin.sim import TwinSim
+    from tests.deploy.test_runner import closed_loop
+
+    torch.set_num_threads(1)  # the test machine is shared: don't fight for cores
+    teacher = Recording(ReachController())
+    runner = PolicyRunner.for_robot(teacher, "ur5e", DeployConfig())
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        sim = TwinSim("ur5e")
+        session = DeploymentSession(runner, list(sim.joint_names), "ur5e", timeout_s=1.0)
+        session.on_goal(rng.uniform([0.3, -0.25, 0.1], [0.55, 0.25, 0.4]))
+        q, dq, _ = sim.joint_state()
+        session.on_joint_state(list(sim.joint_names), q, dq, 0.0, 0.0, 0.0)
+        session.start_episode(0.0)
+        closed_loop(session, sim, 130)
+    obs0 = teacher.samples[0][0]
+    spec = {k: (v.shape, "float64") for k, v in obs0.items()}
+    torch.manual_seed(0)
+    policy = build_policy(PolicyConfig(d_model=32, n_layers=1, n_heads=2, attention_backend="dense"), spec, 4)
+    batch = {k: torch.tensor(np.stack([o[k] for o, _ in teacher.samples])) for k in spec}
+    batch["action"] = torch.tensor(np.stack([a for _, a in teacher.samples]), dtype=torch.float32)
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    for _ in range(100):
+        loss, _ = policy(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * batch["action"].var(0).sum().item(), loss.item()  # it learned something
+    return str(policy.save(out_dir, step=100))
+
+
+@pytest.mark.slow
+def test_tiny_trained_checkpoint_runs_episodes_on_the_twin(probe, tmp_path):
+    from ast_robot.gap.bags import read_outcome_bag
+
+    checkpoint = train_tiny_checkpoint(tmp_path / "run")
+    outcomes, bag = run_episodes(probe, checkpoint, tmp_path)
+    assert len(outcomes) == len(GOALS)
+    records = read_outcome_bag(bag)
+    assert [r.meta["checkpoint"] for r in records] == [checkpoint] * len(GOALS)
+    assert all(r.actions.shape[1] == 4 and r.steps > 0 for r in records)
+    print("tiny checkpoint on the twin:", [(r.success, round(r.final_error, 3)) for r in records])

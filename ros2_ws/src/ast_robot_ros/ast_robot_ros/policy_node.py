@@ -104,6 +104,11 @@ class PolicyNode(LifecycleNode):
             self._timer = None
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        if self.session is not None:
+            self.session.runner.scheduler.close()
+        super().destroy_node()
+
     def log_summary(self) -> None:
         """One line with the rejection counts (each rejection was also logged on its own)."""
         if self.session is not None:
