@@ -15,10 +15,20 @@ class GapConfig:
     cem_population: int = doc(32, "Candidates per CEM iteration.", gt=1)
     cem_elite_fraction: float = doc(0.25, "Fraction of candidates kept as elites.", gt=0, lt=1)
     range_width_sigmas: float = doc(2.0, "Retuned range half-width in posterior standard deviations.", gt=0)
-    min_relative_width: float = doc(0.05, "Smallest retuned half-width relative to the centre (never zero).", gt=0)
+    min_relative_width: float = doc(
+        0.05, "Smallest retuned half-width relative to the centre (never zero).", gt=0
+    )
     search_expansion: float = doc(
         5.0, "System identification searches the prior range widened by this factor about its centre.", ge=1
     )
-    max_replay_episodes: int = doc(8, "Real episodes replayed in simulation per candidate (the first N).", gt=0)
+    screen_tolerance: float = doc(
+        1e-4,
+        "Parameters that move the simulated joints less than this (rad RMS) across the whole search "
+        "box are reported as not identifiable and left out of the fit.",
+        ge=0,
+    )
+    max_replay_episodes: int = doc(
+        8, "Real episodes replayed in simulation per candidate (the first N).", gt=0
+    )
     classifier_folds: int = doc(5, "Cross-validation folds of the sim-vs-real classifier.", ge=2)
     confidence: float = doc(0.95, "Confidence level of reported intervals.", gt=0, lt=1)

@@ -19,7 +19,7 @@ from ast_robot.gap.analyzer import GapReport, analyze
 from ast_robot.gap.bags import OUTCOME_TOPIC, load_episodes
 from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.report import Overlay, write_report
-from ast_robot.gap.sysid import Simulator, SysIdResult, fit, space_from_randomization
+from ast_robot.gap.sysid import NotIdentifiable, Simulator, SysIdResult, fit, space_from_randomization
 from ast_robot.gap.weights import weights_from_posterior
 
 # Randomized parameters that change how the arm follows joint commands (the rest are visual, noise
@@ -71,7 +71,10 @@ def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, s
 
         simulator = MujocoReplay(real[0].robot, real[0].task)
     space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names)
-    return fit(simulator, usable, space, cfg.gap, seed=seed, progress=progress), simulator, ""
+    try:
+        return fit(simulator, usable, space, cfg.gap, seed=seed, progress=progress), simulator, ""
+    except NotIdentifiable as err:
+        return None, None, str(err)
 
 
 def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, config: str | Path | None = None,
@@ -83,6 +86,10 @@ def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, conf
 
     sim, real = load_episodes(sim_dir, topic), load_episodes(real_path, topic)
     cfg = load_config(config, list(overrides)) if config is not None else None
+    if cfg is not None:  # a `preset:` names its parameters in another file: fit and retune the merged set
+        from ast_robot.envs.randomization import resolve
+
+        cfg.randomization = resolve(cfg.randomization)
     report = analyze(sim, real, cfg.gap if cfg else GapConfig(), seed)  # validates sides, robot and task
     if cfg is not None:
         check_env_matches(cfg.env.id, sim)

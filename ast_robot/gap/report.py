@@ -67,6 +67,9 @@ def tables(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None)
                  _pct(r.attribution[i]), "-" if not retuned or n not in retuned else
                  f"[{retuned[n][0]:.4g}, {retuned[n][1]:.4g}]"] for i, n in enumerate(r.names)]  # fmt: skip
         rows.sort(key=lambda row: -float(row[3].rstrip("%")))
+        rows += [
+            [n, "", "not identifiable from these episodes (kept as is)", "-", "-"] for n in r.unobservable
+        ]
         out.append((f"System identification ({r.n_episodes} real episodes; trajectory MSE {r.loss_nominal:.3g} -> "
                     f"{r.loss_fit:.3g} rad^2)", ["parameter", "prior range", "fit", "explains", "retuned range"], rows))  # fmt: skip
     if report.weights is not None:

@@ -21,6 +21,10 @@ from ast_robot.gap.outcomes import EpisodeRecord
 Simulator = Callable[[Mapping[str, float], EpisodeRecord], np.ndarray]
 
 
+class NotIdentifiable(ValueError):
+    """No parameter changes the simulated trajectories measurably: nothing can be fitted."""
+
+
 @dataclass(frozen=True)
 class ParamSpace:
     """The parameters to fit: nominal values, prior (randomization) ranges and the wider search box."""
@@ -73,6 +77,16 @@ class ParamSpace:
         v = np.asarray(values, dtype=float)
         x = np.where(lg, np.log(np.where(lg, np.maximum(v, 1e-300), 1.0)), v)
         return (x - lo) / (hi - lo)
+
+    def subset(self, names: Sequence[str]) -> ParamSpace:
+        """The same space restricted to ``names`` (kept in this space's order)."""
+        idx = [i for i, n in enumerate(self.names) if n in set(names)]
+        if not idx:
+            raise NotIdentifiable(f"none of the parameters {list(self.names)} changes the simulated joint trajectories "
+                             f"measurably; nothing can be fitted from these episodes")  # fmt: skip
+        pick = lambda values: tuple(values[i] for i in idx)  # noqa: E731
+        return ParamSpace(pick(self.names), pick(self.nominal), pick(self.prior_low), pick(self.prior_high),
+                          pick(self.search_low), pick(self.search_high), pick(self.log))  # fmt: skip
 
     def as_dict(self, values: np.ndarray) -> dict[str, float]:
         return {n: float(v) for n, v in zip(self.names, values)}
@@ -183,6 +197,7 @@ class SysIdResult:
     ranking: tuple[str, ...]  # names, most explanatory first
     history: tuple[float, ...]  # best loss after each CEM iteration
     n_episodes: int
+    unobservable: tuple[str, ...] = ()  # screened out: they barely change the simulated trajectories
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,7 +217,10 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
     records = list(records)[: cfg.max_replay_episodes]
     if not records:
         raise ValueError("system identification needs at least one real episode with joint trajectories")
-    loss = lambda values: trajectory_loss(simulate, space.as_dict(values), records)  # noqa: E731
+    keep = observable(simulate, records, space, cfg.screen_tolerance)
+    fixed = {n: v for n, v in zip(space.names, space.nominal) if n not in keep}  # held at the prior centre
+    full, space = space, space.subset(keep)
+    loss = lambda values: trajectory_loss(simulate, {**fixed, **space.as_dict(values)}, records)  # noqa: E731
     best_u, mean_u, cov_u, history = _cem(loss, space, cfg, np.random.default_rng(seed), progress)
     fitted = _snap_integers(space, space.to_values(best_u))
     # uncertainty: the CEM's remaining search spread plus how far its mean sits from the best candidate,
@@ -215,7 +233,27 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
     order = np.argsort(-attribution, kind="stable")
     return SysIdResult(space.names, tuple(fitted.tolist()), tuple(spread.tolist()), space.nominal, space.prior_low,
                        space.prior_high, l0, lf, tuple(attribution.tolist()),
-                       tuple(space.names[i] for i in order), tuple(history), len(records))  # fmt: skip
+                       tuple(space.names[i] for i in order), tuple(history), len(records),
+                       tuple(n for n in full.names if n not in keep))  # fmt: skip
+
+
+def observable(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace,
+               tolerance: float) -> tuple[str, ...]:  # fmt: skip
+    """Names whose value, moved alone to either end of the search box, changes the simulated joint
+    trajectories by more than ``tolerance`` rad RMS; the others cannot be fitted from these data."""
+    nominal = np.asarray(space.nominal)
+    base = [np.asarray(simulate(space.as_dict(nominal), r)) for r in records]
+    keep = []
+    for i, name in enumerate(space.names):
+        change = 0.0
+        for end in (space.search_low[i], space.search_high[i]):
+            values = nominal.copy()
+            values[i] = end
+            sims = [np.asarray(simulate(space.as_dict(values), r)) for r in records]
+            change = max(change, float(np.sqrt(np.mean([np.mean((a - b) ** 2) for a, b in zip(sims, base)]))))
+        if change > tolerance:
+            keep.append(name)
+    return tuple(keep)
 
 
 def _cem(loss: Callable[[np.ndarray], float], space: ParamSpace, cfg: GapConfig, rng: np.random.Generator,
