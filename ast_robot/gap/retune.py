@@ -63,7 +63,7 @@ def write_retuned_config(parent: str | Path, new: RandomizationConfig, out_path:
     """
     parent, out_path = Path(parent).resolve(), Path(out_path)
     base = read_yaml_tree(parent)  # raises ConfigError for a missing or bad parent
-    old = from_dict(ExperimentConfig, base).randomization.params
+    old = _resolved(from_dict(ExperimentConfig, base).randomization).params
     changed = {n: to_dict(d) for n, d in new.params.items() if old.get(n) != d}  # the rest is inherited
     data: dict = {"parent": os.path.relpath(parent, out_path.resolve().parent)}
     if name is not None:
@@ -75,3 +75,12 @@ def write_retuned_config(parent: str | Path, new: RandomizationConfig, out_path:
     header += "".join(f"{k}: {v}\n" for k, v in provenance.items())
     text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(data, sort_keys=False)
     return atomic_write_text(out_path, text)
+
+
+def _resolved(cfg: RandomizationConfig) -> RandomizationConfig:
+    """The parent's ranges with its ``preset:`` merged in, so only what really changed is written."""
+    if not getattr(cfg, "preset", ""):
+        return cfg
+    from ast_robot.envs.randomization import resolve
+
+    return resolve(cfg)

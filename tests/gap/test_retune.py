@@ -82,3 +82,19 @@ def test_missing_parent_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="missing file"):
         write_retuned_config(tmp_path / "nope.yaml", toy.RANDOMIZATION, out, {})
     assert not out.exists()
+
+
+def test_parent_with_a_preset_writes_only_the_changed_ranges(tmp_path, repo_root):
+    from ast_robot.envs.randomization import resolve
+
+    parent = tmp_path / "exp.yaml"
+    parent.write_text(
+        f"name: p\nrandomization:\n  preset: {repo_root / 'configs' / 'randomization' / 'default.yaml'}\n"
+    )
+    base = resolve(load_config(parent).randomization)
+    new = retune(base, _result(["actuator_gain"], [0.6], [0.02]))
+    out = write_retuned_config(parent, new, tmp_path / "r.yaml", {"report": "x"})
+    assert "actuator_gain" in out.read_text() and "link_mass" not in out.read_text()
+    merged = resolve(load_config(out).randomization)
+    assert merged.params["actuator_gain"].high == pytest.approx(0.64)
+    assert merged.params["link_mass"] == base.params["link_mass"]
