@@ -25,6 +25,10 @@ class TrainConfig(Variant):
     gate_mode: Literal["forward_all", "stale_scores"] = doc(
         "forward_all", "Score by a full forward pass, or from stale scores so skipped samples skip the forward too."
     )
+    gate_batch: Literal["draw", "kept"] = doc(
+        "draw", "`draw`: the gate keeps a fraction of each batch_size draw; `kept`: draw batch_size / target_rate "
+        "so about batch_size are kept (InfoBatch-style: fewer full-size steps per epoch)."
+    )
     checkpoint_every: int = doc(0, "Checkpoint every N steps (0: only at the end).", ge=0)
     log_every: int = doc(50, "Write scalars every N steps.", gt=0)
     max_nonfinite_steps: int = doc(10, "Stop after this many steps with NaN/inf loss or gradients.", ge=0)

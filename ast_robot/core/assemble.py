@@ -37,6 +37,14 @@ def cosine_with_warmup(optimizer: torch.optim.Optimizer, steps: int, warmup: int
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def draw_batch_size(cfg: Any) -> int:
+    """Samples drawn per step: ``batch_size``, or ``batch_size / target_rate`` with ``gate_batch: kept``."""
+    tc = cfg.train
+    if tc.gated and cfg.gate.enabled and tc.gate_batch == "kept":
+        return math.ceil(tc.batch_size / cfg.gate.target_rate)
+    return tc.batch_size
+
+
 def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *, steps: int,
                   evaluate: Evaluate | None = None, eval_every: int = 0, callbacks: Sequence[Callback] = (),
                   run: Any = "auto", show_progress: bool = True) -> Trainer:  # fmt: skip
@@ -49,7 +57,7 @@ def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *,
     from ast_robot.config import dump_config
     from ast_robot.runlog import RunDir
 
-    tc = dataclasses.replace(cfg.train, steps=steps)
+    tc = dataclasses.replace(cfg.train, steps=steps, batch_size=draw_batch_size(cfg))
     info = distributed.current()
     if info.world > 1 and tc.device == "auto" and torch.cuda.is_available():
         model = model.to(torch.device("cuda", info.local_rank))

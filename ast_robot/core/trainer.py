@@ -106,6 +106,8 @@ class Trainer:
         self.step = 0
         self.counters = Counters()
         self.is_main = rank == 0
+        # Per-sample gradient norms feed only the learning-value predictor; skip the bookkeeping otherwise.
+        self._wants_grad_norms = self.gated and "learning_value" in significance.components
 
     # ------------------------------------------------------------------------------------------ loop
     def fit(self, steps: int | None = None) -> Counters:
@@ -188,7 +190,7 @@ class Trainer:
         for i, (chunk, w) in enumerate(zip(chunks, w_parts)):
             with self._no_sync(i < len(chunks) - 1), autocast(self.cfg.amp, self.device):
                 out = self.loss_fn(self.model, chunk)
-                if out.grad_target is not None and out.grad_target.requires_grad:
+                if self._wants_grad_norms and out.grad_target is not None and out.grad_target.requires_grad:
                     out.grad_target.retain_grad()
                 loss = (w * out.losses.float()).sum() / n  # unbiased estimate of the batch mean loss
             (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -204,7 +206,7 @@ class Trainer:
 
     def _grad_norms(self, out: LossOutput, w: torch.Tensor, n: int) -> torch.Tensor | None:
         """(b,) per-sample gradient norm w.r.t. ``grad_target``, undoing the 1/p weight and 1/n."""
-        g = None if out.grad_target is None else out.grad_target.grad
+        g = out.grad_target.grad if self._wants_grad_norms and out.grad_target is not None else None
         if g is None:
             return None
         scale = self.scaler.get_scale() if self.scaler else 1.0

@@ -163,7 +163,9 @@ def prepare(cfg: Any) -> tuple[nn.Module, VisionData, int]:
     tc = cfg.train
     torch.manual_seed(cfg.seed)
     data = split_data(*load_images(tc.dataset, tc.image_size), tc.test_fraction, cfg.seed)
-    steps = tc.epochs * max(1, len(data.train) // tc.batch_size)
+    from ast_robot.core.assemble import draw_batch_size
+
+    steps = tc.epochs * max(1, len(data.train) // draw_batch_size(cfg))
     return build_model(tc, data), data, steps
 
 
