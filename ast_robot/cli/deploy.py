@@ -24,7 +24,12 @@ def run(args: argparse.Namespace) -> int:
     from ast_robot.config import DeployConfig, load_config
     from ast_robot.deploy.robot_io import load_robot_io
 
+    from pathlib import Path
+
     io = load_robot_io(args.robot)  # validate before starting ROS
+    if args.checkpoint != "scripted:reach" and not Path(args.checkpoint).exists():
+        raise FileNotFoundError(f"checkpoint: {args.checkpoint} does not exist (a checkpoint directory or "
+                                f"'scripted:reach')")  # fmt: skip
     if args.config:
         cfg = load_config(args.config, args.overrides).deploy
     else:

@@ -19,6 +19,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if Path(args.out).exists():
+        raise ValueError(f"--out: {args.out} exists already; a bag needs a new folder")
     if args.duration is not None and not args.duration > 0:
         raise ValueError(f"--duration: expected seconds > 0, got {args.duration}")
     topics = {args.outcome_topic: DEFAULT_TOPICS["/ast/outcome"]}

@@ -14,6 +14,11 @@ _EXPORTS = {
     "SafetyMonitor": "ast_robot.deploy.safety",
     "SafetyDecision": "ast_robot.deploy.safety",
     "PolicyRunner": "ast_robot.deploy.runner",
+    "ReachController": "ast_robot.deploy.runner",
+    "load_policy": "ast_robot.deploy.runner",
+    "DeploymentSession": "ast_robot.deploy.session",
+    "EpisodeTracker": "ast_robot.deploy.episode",
+    "load_robot_io": "ast_robot.deploy.robot_io",
 }
 
 

@@ -187,6 +187,14 @@ class SafetyMonitor:
             return self._count(SafetyDecision(self._hold_position(), True, tuple(reasons)))
         return self._count(self._limit(candidate))
 
+    def segment_time(self, command: np.ndarray) -> float:
+        """Time (s) to give a trajectory point so that no joint needs more than the allowed speed to
+        reach it from the *measured* position: at least one period, longer when the robot lags behind."""
+        if self._s.positions is None:
+            return self.limits.period_s
+        speed = self.limits.max_step / self.limits.period_s  # (J,) rad/s
+        return max(self.limits.period_s, float(np.max(np.abs(command - self._s.positions) / speed)))
+
     def hold(self, reason: str) -> SafetyDecision:
         """A hold decision for an external reason (e.g. the policy raised). None before any state."""
         if self._s.positions is None:

@@ -150,3 +150,11 @@ def test_observe_state_rejects_garbage():
         mon.observe_state([np.nan] * J, 0.0)
     with pytest.raises(ValueError, match="expected 6 values"):
         mon.observe_state([0.0] * 3, 0.0)
+
+
+def test_segment_time_keeps_the_speed_from_the_measured_position():
+    mon = fresh_monitor()
+    assert mon.segment_time(STEP * 0.5) == pytest.approx(PERIOD)
+    far = np.zeros(J)
+    far[0] = 10 * STEP[0]  # the robot lags ten steps behind this command
+    assert mon.segment_time(far) == pytest.approx(10 * PERIOD)

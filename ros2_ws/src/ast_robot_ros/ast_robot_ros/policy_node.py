@@ -183,7 +183,8 @@ class PolicyNode(LifecycleNode):
 
     def _publish(self, positions: Any) -> None:
         if self.io.command_interface == "trajectory":
-            self.pub_cmd.publish(trajectory_command(self.io.joint_names, positions, self.period))
+            duration = self.session.runner.safety.segment_time(positions)  # never faster than allowed
+            self.pub_cmd.publish(trajectory_command(self.io.joint_names, positions, duration))
         else:
             self.pub_cmd.publish(forward_command(positions))
 
