@@ -65,7 +65,9 @@ def write_retuned_config(parent: str | Path, new: RandomizationConfig, out_path:
     base = read_yaml_tree(parent)  # raises ConfigError for a missing or bad parent
     old = _resolved(from_dict(ExperimentConfig, base).randomization).params
     changed = {n: to_dict(d) for n, d in new.params.items() if old.get(n) != d}  # the rest is inherited
-    data: dict = {"parent": os.path.relpath(parent, out_path.resolve().parent)}
+    here = out_path.resolve().parent
+    shared = os.path.commonpath([parent, here]) != here.anchor  # same tree: keep the pair movable together
+    data: dict = {"parent": os.path.relpath(parent, here) if shared else str(parent)}
     if name is not None:
         data["name"] = name
     data["randomization"] = {"params": changed}

@@ -193,7 +193,7 @@ class SysIdResult:
     prior_high: tuple[float, ...]
     loss_nominal: float  # rad^2 at the nominal parameters
     loss_fit: float  # rad^2 at the fitted mean
-    attribution: tuple[float, ...]  # share of the explained discrepancy per parameter (sums to 1 or all 0)
+    attribution: tuple[float, ...]  # share of the discrepancy outside the prior ranges (sums to 1 or all 0)
     ranking: tuple[str, ...]  # names, most explanatory first
     history: tuple[float, ...]  # best loss after each CEM iteration
     n_episodes: int
@@ -229,7 +229,13 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
     spread = 0.5 * (space.unit_to_values(best_u + sd_u) - space.unit_to_values(best_u - sd_u))
     nominal = np.asarray(space.nominal)
     l0, lf = loss(nominal), loss(fitted)
-    attribution = _attribution(loss, nominal, fitted, l0, lf)
+    # The gap is what training did not cover: attribute against the closest values inside the prior
+    # ranges, so a parameter whose fit lies inside its range gets no share; if every fit is inside,
+    # fall back to attributing against the prior centres.
+    covered = np.clip(fitted, space.prior_low, space.prior_high)
+    attribution = _attribution(loss, covered, fitted, loss(covered), lf)
+    if not attribution.any():
+        attribution = _attribution(loss, nominal, fitted, l0, lf)
     order = np.argsort(-attribution, kind="stable")
     return SysIdResult(space.names, tuple(fitted.tolist()), tuple(spread.tolist()), space.nominal, space.prior_low,
                        space.prior_high, l0, lf, tuple(attribution.tolist()),
@@ -284,8 +290,8 @@ def _cem(loss: Callable[[np.ndarray], float], space: ParamSpace, cfg: GapConfig,
 
 def _attribution(loss: Callable[[np.ndarray], float], nominal: np.ndarray, fitted: np.ndarray, l0: float,
                  lf: float) -> np.ndarray:  # fmt: skip
-    """Per parameter: the loss removed by moving it alone to its fit, averaged with the loss added by
-    moving it alone back to nominal from the full fit; normalized to shares."""
+    """Per parameter: the loss removed by moving it alone from ``nominal`` (a baseline) to its fit,
+    averaged with the loss added by moving it alone back from the full fit; normalized to shares."""
     scores = np.zeros(len(nominal))
     for i in range(len(nominal)):
         only = nominal.copy()
