@@ -8,7 +8,7 @@ randomized parameters with ast_robot.gap.sysid (MuJoCo replay, default GapConfig
 Issue 8 goal measured here: a true culprit ranked first in >= 90% of trials with its value estimated
 within 15%. (The loop goals of bench/sim2real.py need training and are not measured here.)
 
-    MUJOCO_GL=egl .venv/bin/python bench/gap_sysid.py [--seeds 3] [--episodes 6]
+    MUJOCO_GL=egl .venv/bin/python bench/gap_sysid.py [--seeds 3] [--episodes 4] [--workers 2]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -98,19 +99,31 @@ def trial(sim: MujocoReplay, scenario: tuple, seed: int, episodes: int, cfg: Gap
             "fit": {n: round(v, 4) for n, v in est.items()}}  # fmt: skip
 
 
+_SIM: MujocoReplay | None = None
+
+
+def _run(job: tuple[int, int, int]) -> dict:
+    """One trial in a worker process (each worker loads its own replay model once)."""
+    global _SIM
+    if _SIM is None:
+        _SIM = MujocoReplay("ur5e", "reach")
+    index, seed, episodes = job
+    return trial(_SIM, SCENARIOS[index], seed, episodes, GapConfig())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--episodes", type=int, default=6, help="Real (twin) episodes per trial.")
+    parser.add_argument("--episodes", type=int, default=4, help="Real (twin) episodes per trial.")
+    parser.add_argument("--workers", type=int, default=2, help="Trials run in parallel processes.")
     args = parser.parse_args()
     cfg = GapConfig()
-    sim = MujocoReplay("ur5e", "reach")
+    jobs = [(i, seed, args.episodes) for i in range(len(SCENARIOS)) for seed in range(args.seeds)]
     rows = []
-    for scenario in SCENARIOS:
-        for seed in range(args.seeds):
-            rows.append(trial(sim, scenario, seed, args.episodes, cfg))
-            r = rows[-1]
-            print(f"{r['scenario']:<28} seed {seed}: first={r['ranked_first']:<14} est={r['estimate']:<8} "
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        for r in pool.map(_run, jobs):
+            rows.append(r)
+            print(f"{r['scenario']:<28} seed {r['seed']}: first={r['ranked_first']:<14} est={r['estimate']:<8} "
                   f"truth={r['truth']} ok={r['ok']} inside={r['retuned_contains_truth']} ({r['fit_s']} s)", flush=True)  # fmt: skip
     ok = float(np.mean([r["ok"] for r in rows]))
     inside = float(np.mean([r["retuned_contains_truth"] for r in rows]))
@@ -125,7 +138,7 @@ def main() -> None:
              "inertia, and the twin puts its payload on the gravity-compensated flange body while the env's "
              "payload body is not compensated. Friction is not among the culprits: a reach arm in free space "
              "makes no contact, so joint trajectories carry no information about it. Other helpers were using "
-             "the 2 cores during the run (see loadavg), so fit_s is inflated.")  # fmt: skip
+             f"the 2 cores during the run (see loadavg; {args.workers} trials ran in parallel), so fit_s is inflated.")  # fmt: skip
     path = write_results("gap_sysid", rows, goals, notes)
     print(f"wrote {path}; culprit first and within 15%: {ok:.0%}; retuned range contains truth: {inside:.0%}")
 
