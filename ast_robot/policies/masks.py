@@ -12,6 +12,7 @@ slower than dense (FACTS.md).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
 import torch
@@ -89,32 +90,27 @@ def selected_blocks(selection: Tensor, block_size: int) -> MaskMod:
     return mask_mod
 
 
-def and_masks(*mods: MaskMod) -> MaskMod:
-    """Intersection of mask_mods (all must allow the pair)."""
+def _combine(mods: tuple[MaskMod, ...], op: Callable[[Tensor, Tensor], Tensor], name: str) -> MaskMod:
     if not mods:
-        raise ValueError("and_masks needs at least one mask_mod")
+        raise ValueError(f"{name} needs at least one mask_mod")
 
     def mask_mod(b: Tensor, h: Tensor, q: Tensor, kv: Tensor) -> Tensor:
         out = mods[0](b, h, q, kv)
         for mod in mods[1:]:
-            out = out & mod(b, h, q, kv)
+            out = op(out, mod(b, h, q, kv))
         return out
 
     return mask_mod
+
+
+def and_masks(*mods: MaskMod) -> MaskMod:
+    """Intersection of mask_mods (all must allow the pair)."""
+    return _combine(mods, operator.and_, "and_masks")
 
 
 def or_masks(*mods: MaskMod) -> MaskMod:
     """Union of mask_mods (any may allow the pair)."""
-    if not mods:
-        raise ValueError("or_masks needs at least one mask_mod")
-
-    def mask_mod(b: Tensor, h: Tensor, q: Tensor, kv: Tensor) -> Tensor:
-        out = mods[0](b, h, q, kv)
-        for mod in mods[1:]:
-            out = out | mod(b, h, q, kv)
-        return out
-
-    return mask_mod
+    return _combine(mods, operator.or_, "or_masks")
 
 
 def dense_mask(mask_mod: MaskMod, batch: int, heads: int, q_len: int, kv_len: int,

@@ -137,3 +137,18 @@ def test_config_rejects_bad_values():
         from_dict(PolicyConfig, {"head": "beta"})
     with pytest.raises(ConfigError, match="divisible"):
         from_dict(PolicyConfig, {"d_model": 30, "n_heads": 4})
+
+
+def test_fitted_normalizer_travels_with_the_checkpoint(tmp_path, space):
+    torch.manual_seed(5)
+    policy = SparseMultimodalPolicy(PolicyConfig(), space, 7)
+    data = make_batch(space, 64)
+    data["observation"] = data["observation"] * 10 + 3  # far from unit scale
+    policy.normalizer.fit(data)
+    normed = policy.normalizer(data)["observation"]
+    assert normed.mean(0).abs().max() < 1e-4 and (normed.std(0) - 1).abs().max() < 1e-3
+    policy.save(tmp_path)
+    loaded = load_policy(tmp_path)
+    torch.testing.assert_close(loaded.normalizer.mean_observation, policy.normalizer.mean_observation)
+    obs = space.sample()
+    np.testing.assert_array_equal(loaded.act(obs), policy.act(obs))
