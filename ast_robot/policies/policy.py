@@ -83,12 +83,32 @@ class PolicyBase(nn.Module):
         if was_training:
             self.eval()
         try:
-            device = next(self.parameters()).device
-            action = self.head.mode(self.embed(encoders.to_tensors(obs, self.spec, device)))  # (1, A)
+            batch = encoders.to_tensors(obs, self.spec, next(self.parameters()).device)
+            frozen = self.__dict__.get("_frozen")
+            action = frozen(batch) if frozen is not None else self.head.mode(self.embed(batch))  # (1, A)
         finally:
             if was_training:
                 self.train()
         return action[0].cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def optimize_for_inference(self) -> PolicyBase:
+        """Trace and freeze ``head.mode(embed(obs))`` for one observation, which `act` then uses (about
+        half the CPU time of eager `act` at deployment size). The frozen graph holds a copy of the current
+        weights: ``train()`` drops it, and after any other weight change call this again. Returns self."""
+        self.eval()
+        device = next(self.parameters()).device
+        example = {k: torch.zeros(shape, dtype=getattr(torch, dtype), device=device).unsqueeze(0)
+                   for k, (shape, dtype) in self.spec.items()}  # fmt: skip
+        frozen = torch.jit.freeze(torch.jit.trace(_ActGraph(self), (example,), strict=False).eval())
+        torch.testing.assert_close(frozen(example), self.head.mode(self.embed(example)), atol=1e-5, rtol=1e-5)
+        self.__dict__["_frozen"] = frozen  # outside _modules: not a submodule, not in the state dict
+        return self
+
+    def train(self, mode: bool = True) -> PolicyBase:
+        if mode:
+            self.__dict__.pop("_frozen", None)  # its weights would go stale while training
+        return super().train(mode)
 
     def checkpoint_state(self) -> dict[str, Any]:
         """What `load` needs, for trainers that write their own checkpoints (merge into their state)."""
@@ -174,6 +194,17 @@ class MLPPolicy(PolicyBase):
                 x = x.float() / 255.0
             parts.append(x.float())
         return self.net(torch.cat(parts, -1))
+
+
+class _ActGraph(nn.Module):
+    """``obs -> action mode``, the function `optimize_for_inference` traces."""
+
+    def __init__(self, policy: PolicyBase) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: dict[str, Tensor]) -> Tensor:
+        return self.policy.head.mode(self.policy.embed(obs))
 
 
 def build_policy(cfg: PolicyConfig, obs_space: Any, action_dim: int) -> PolicyBase:

@@ -152,3 +152,17 @@ def test_fitted_normalizer_travels_with_the_checkpoint(tmp_path, space):
     torch.testing.assert_close(loaded.normalizer.mean_observation, policy.normalizer.mean_observation)
     obs = space.sample()
     np.testing.assert_array_equal(loaded.act(obs), policy.act(obs))
+
+
+@pytest.mark.parametrize("policy_type", TYPES)
+def test_optimized_act_matches_eager_and_is_dropped_by_train(space, policy_type):
+    torch.manual_seed(6)
+    policy = build_policy(PolicyConfig(type=policy_type), space, 7).eval()
+    observations = [space.sample() for _ in range(3)]
+    eager = [policy.act(o) for o in observations]
+    assert policy.optimize_for_inference() is policy and "_frozen" in policy.__dict__
+    assert "_frozen" not in str(list(policy.state_dict()))
+    for o, a in zip(observations, eager):
+        np.testing.assert_allclose(policy.act(o), a, atol=1e-5)
+    policy.train()
+    assert "_frozen" not in policy.__dict__
