@@ -94,6 +94,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--name", default="sim_throughput", help="Result file name (bench/results/<name>.json)."
+    )
+    parser.add_argument("--out-dir", default=None, help="Folder for the results (default bench/results).")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     rows = [measure_env(env_id, args.steps, args.repeats) for env_id in IDS]
@@ -109,13 +113,16 @@ def main() -> None:
         goals.append(goal(f"{name}: env steps/s with 64x64 camera", 100, row["env_steps_per_s_camera64"]))
         if "Reach" in name:
             goals.append(goal(f"{name}: env steps/s per core, no rendering", 1500, row["env_steps_per_s"]))
+    cores = os.cpu_count() or 1
     notes = (f"One process (one core) per measurement; best of {args.repeats} interleaved repeats. "
-             f"1-min load average {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end, on a 2-core machine "
-             "shared with other jobs: absolute rates are lower than on an idle machine; the physics fraction "
-             "compares rates taken under the same load. The env step adds Python work around the 20 physics "
-             "substeps (one damped-least-squares IK iteration, observation and info assembly); with a "
-             "contact-free reach model the physics is cheap, so that fixed cost is a large fraction.")  # fmt: skip
-    print(write_results("sim_throughput", rows, goals, notes))
+             f"1-min load average {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end, on a {cores}-core "
+             "machine: a load above the core count means other jobs shared the cores and absolute rates are "
+             "lower than on an idle machine; the physics fraction compares rates taken under the same load. "
+             "The env step adds Python work around the 20 physics substeps (one damped-least-squares IK "
+             "iteration, observation and info assembly); with a contact-free reach model the physics is "
+             "cheap, so that fixed cost is a large fraction.")  # fmt: skip
+    out_dir = Path(args.out_dir) if args.out_dir else None
+    print(write_results(args.name, rows, goals, notes, out_dir=out_dir))
 
 
 if __name__ == "__main__":
