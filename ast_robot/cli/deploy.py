@@ -21,10 +21,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ast_robot.config import DeployConfig, load_config
     from ast_robot.deploy.robot_io import load_robot_io
-
-    from pathlib import Path
 
     io = load_robot_io(args.robot)  # validate before starting ROS
     if args.checkpoint != "scripted:reach" and not Path(args.checkpoint).exists():

@@ -91,6 +91,8 @@ class DeploymentSession:
         """Start an episode (ValueError saying why not)."""
         if self.runner.safety.measured is None:
             raise ValueError("no joint state received yet")
+        if reasons := self.runner.safety.hold_reasons(now_s):
+            raise ValueError(f"cannot start an episode while holding: {'; '.join(reasons)}")
         message = self.episodes.start(now_s, self.runner.goal)
         self.runner.reset()
         return message

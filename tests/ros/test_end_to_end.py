@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from tests.ros.helpers import LATCHED, Proc, call, spin_for, wait_until
-from tests.ros.robot_double import RobotDouble
+from tests.ros.robot_double import HOME, RobotDouble
 
 GOALS = [(0.35, -0.1, 0.35), (0.3, 0.25, 0.4), (0.45, 0.05, 0.3)]
 
@@ -27,11 +28,20 @@ def run_episodes(probe, policy: str, tmp_path, hidden: str | None = None) -> tup
         robot = RobotDouble(probe)  # only its goal publisher and services are used: the twin is the robot
         robot.wait_connected()
         reset = probe.create_client(Trigger, "/twin/reset")
+        states: list = []
+        probe.create_subscription(JointState, "/joint_states", lambda m: states.append(np.array(m.position)), 1)
         for k, goal in enumerate(GOALS):
             assert call(probe, reset, Trigger.Request()).success
+            states.clear()
+            wait_until(probe, lambda: states and np.abs(states[-1] - HOME).max() < 0.01, 10.0, "twin at home")
             robot.goal(goal)
-            spin_for(probe, 0.2)  # the node must see post-reset joint states before the episode starts
+            spin_for(probe, 0.2)  # the node sees post-reset states too (same publisher)
             res = call(probe, robot.start, Trigger.Request())
+            for _ in range(20):  # a loaded machine can leave the state briefly stale: the node refuses
+                if res.success:
+                    break
+                spin_for(probe, 0.1)
+                res = call(probe, robot.start, Trigger.Request())
             assert res.success, res.message
             wait_until(probe, lambda k=k: len(outcomes) > k, 15.0, f"outcome of episode {k}")
         spin_for(probe, 0.5)  # let the recorder receive the last outcome
