@@ -62,8 +62,12 @@ def run_arm(task: str, arm: str, args: argparse.Namespace) -> dict:
     else:
         from ast_robot.trainers import language as mod
 
+        from ast_robot.core.assemble import draw_batch_size
+
         model, train, held = mod.prepare(cfg)
-        steps, evaluate, loss_fn = cfg.train.steps, mod.make_bits_per_byte(held), mod.lm_loss
+        # Same samples drawn (epochs) in every arm: larger gated draws mean proportionally fewer steps.
+        steps = round(cfg.train.steps * cfg.train.batch_size / draw_batch_size(cfg))
+        evaluate, loss_fn = mod.make_bits_per_byte(held), mod.lm_loss
     trainer = build_trainer(cfg, model, loss_fn, train, steps=steps, evaluate=evaluate,
                             eval_every=max(1, steps // args.evals), run=None, show_progress=False)  # fmt: skip
     start = time.perf_counter()
@@ -118,11 +122,11 @@ def main() -> None:
     parser.add_argument("--min-probability", type=float, default=0.02)
     parser.add_argument("--gate-batch", default="kept", choices=["kept", "draw"],
                         help="kept: draw batch/target so gated steps keep ~batch samples (fewer steps per epoch)")
-    parser.add_argument("--epochs", type=int, default=30, help="vision epochs")
-    parser.add_argument("--lr", type=float, default=3e-3, help="vision learning rate")
+    parser.add_argument("--epochs", type=int, default=40, help="vision epochs")
+    parser.add_argument("--lr", type=float, default=1e-2, help="vision learning rate")
     parser.add_argument("--vision-model", default="cnn", choices=["cnn", "vit"])
     parser.add_argument("--lm-steps", type=int, default=600)
-    parser.add_argument("--lm-bytes", type=int, default=1_000_000)
+    parser.add_argument("--lm-bytes", type=int, default=300_000)
     parser.add_argument("--evals", type=int, default=30, help="evaluations per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on shared cores)")
