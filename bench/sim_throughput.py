@@ -58,18 +58,20 @@ def raw_rate(env: gym.Env, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def measure_env(env_id: str, steps: int, repeats: int) -> dict:
+def measure_env(env_id: str, steps: int, repeats: int, with_camera: bool = True) -> dict:
     plain = gym.make(env_id)
-    camera = gym.make(env_id, config={"camera": True})
+    camera = gym.make(env_id, config={"camera": True}) if with_camera else None
     n_sub = plain.unwrapped.n_substeps
     raw, fast, cam = [], [], []
     for r in range(repeats):  # interleaved; the best of each is the least disturbed by other processes
         raw.append(raw_rate(plain, steps * n_sub // 2))
         fast.append(env_rate(plain, steps, seed=r))
-        cam.append(env_rate(camera, max(100, steps // 4), seed=r))
-    camera.close()
+        if camera is not None:
+            cam.append(env_rate(camera, max(100, steps // 4), seed=r))
+    if camera is not None:
+        camera.close()
     row = {"env": env_id, "substeps": n_sub, "raw_mj_step_per_s": max(raw), "env_steps_per_s": max(fast),
-           "env_steps_per_s_camera64": max(cam)}  # fmt: skip
+           "env_steps_per_s_camera64": max(cam) if cam else None}  # fmt: skip
     row["physics_fraction"] = row["env_steps_per_s"] * n_sub / row["raw_mj_step_per_s"]
     return row
 
@@ -94,13 +96,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-camera", action="store_true", help="Skip the camera runs (no OpenGL).")
     parser.add_argument(
         "--name", default="sim_throughput", help="Result file name (bench/results/<name>.json)."
     )
     parser.add_argument("--out-dir", default=None, help="Folder for the results (default bench/results).")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    rows = [measure_env(env_id, args.steps, args.repeats) for env_id in IDS]
+    rows = [measure_env(env_id, args.steps, args.repeats, not args.no_camera) for env_id in IDS]
     for workers in (1, 2):
         rows.append({"env": f"ast_robot/ReachUR5e-v0 AsyncVectorEnv x{workers}",
                      "env_steps_per_s": vector_rate(workers, args.steps // 2)})  # fmt: skip
