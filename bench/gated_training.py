@@ -60,9 +60,8 @@ def run_arm(task: str, arm: str, args: argparse.Namespace) -> dict:
         model, data, steps = mod.prepare(cfg)
         train, evaluate, loss_fn = data.train, mod.make_accuracy(data.test_x, data.test_y), mod.classification_loss
     else:
-        from ast_robot.trainers import language as mod
-
         from ast_robot.core.assemble import draw_batch_size
+        from ast_robot.trainers import language as mod
 
         model, train, held = mod.prepare(cfg)
         # Same samples drawn (epochs) in every arm: larger gated draws mean proportionally fewer steps.

@@ -20,9 +20,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ast_robot.config import load_config
-    from ast_robot.trainers import TRAINERS
-
     from ast_robot.core import distributed
+    from ast_robot.trainers import TRAINERS
 
     cfg = load_config(args.config, args.overrides)
     train = TRAINERS.get(cfg.train.type_name)
