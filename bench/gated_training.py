@@ -43,7 +43,7 @@ def arm_config(task: str, arm: str, args: argparse.Namespace):
     weights = {"random": 1.0} if arm == "random" else {"loss": 1.0, "uncertainty": 0.5} if task == "vision" else {"loss": 1.0}
     data = {"name": f"bench_{task}_{arm}", "seed": args.seed, "run_root": args.run_root,
             "train": {**train, "gated": arm != "baseline", "gate_mode": "stale_scores", "log_every": 1000,
-                      "gate_batch": args.gate_batch},
+                      "gate_batch": args.gate_batch, "gate_anneal": args.anneal},
             "significance": {"weights": weights, "stale_scores": True},
             "gate": {"target_rate": args.target, "min_probability": args.min_probability}}  # fmt: skip
     return from_dict(ExperimentConfig, data)
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--min-probability", type=float, default=0.02)
     parser.add_argument("--gate-batch", default="kept", choices=["kept", "draw"],
                         help="kept: draw batch/target so gated steps keep ~batch samples (fewer steps per epoch)")
+    parser.add_argument("--anneal", type=float, default=0.0, help="fraction of final steps trained ungated")
     parser.add_argument("--epochs", type=int, default=40, help="vision epochs")
     parser.add_argument("--lr", type=float, default=1e-2, help="vision learning rate")
     parser.add_argument("--vision-model", default="cnn", choices=["cnn", "vit"])

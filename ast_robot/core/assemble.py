@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ast_robot.core import distributed
-from ast_robot.core.callbacks import Callback, EvalCallback
+from ast_robot.core.callbacks import Callback, EvalCallback, GateAnneal
 from ast_robot.core.data import Dataset
 from ast_robot.core.gate import Gate
 from ast_robot.core.precision import resolve_device
@@ -73,6 +73,8 @@ def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *,
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = cosine_with_warmup(optimizer, steps, warmup=max(1, steps // 20))
     cbs = list(callbacks)
+    if gate is not None and tc.gate_anneal > 0:
+        cbs.append(GateAnneal(tc.gate_anneal))
     if evaluate is not None:
         cbs.append(EvalCallback(evaluate, every=eval_every or max(1, steps // 10)))
     if run == "auto":

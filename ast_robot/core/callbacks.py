@@ -102,3 +102,24 @@ class CallbackList(Callback):
     def _on_training_end(self) -> None:
         for cb in self.callbacks:
             cb.on_training_end()
+
+
+class GateAnneal(Callback):
+    """Train ungated for the last ``fraction`` of the steps (InfoBatch's annealing): the final steps see
+    every drawn sample, which removes the residual bias of selection near convergence. Counted honestly:
+    the annealed steps forward and backward everything they draw."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__()
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"train.gate_anneal: {fraction!r}; expected a fraction in [0, 1)")
+        self.fraction = fraction
+
+    def _on_training_start(self) -> None:
+        self._on_step()  # a run resumed inside the annealing phase starts ungated
+
+    def _on_step(self) -> bool:
+        trainer = self.trainer
+        if trainer.gated and trainer.step >= (1.0 - self.fraction) * trainer.cfg.steps:
+            trainer.gated = False
+        return True
