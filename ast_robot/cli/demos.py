@@ -9,6 +9,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    """Register `demos collect` and its options."""
     parser = sub.add_parser(name, help="Scripted-expert demonstrations.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     collect = actions.add_parser("collect", help="Roll out the scripted expert and write episodes.")
@@ -25,11 +26,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Collect ``--episodes`` demonstrations into ``--out`` and write their ``meta.json``."""
     from rich.console import Console
 
     from ast_robot.config import EnvConfig, RandomizationConfig, to_dict
     from ast_robot.envs import make_env
-    from ast_robot.envs.demos import run_episode, write_episode, write_meta
+    from ast_robot.envs.demos import write_meta
     from ast_robot.envs.experts import expert_for
     from ast_robot.runlog import progress
 
@@ -42,23 +44,31 @@ def run(args: argparse.Namespace) -> int:
         else RandomizationConfig(preset=args.randomization)
     )
     env = make_env(env_cfg, rand, seed=args.seed)
-    expert = expert_for(env)
-    files, successes, seed = [], 0, args.seed
     with progress(f"demos {args.env}", args.episodes) as advance:
-        while len(files) < args.episodes:
-            episode = run_episode(env, expert, seed)
-            seed += 1
-            successes += bool(episode["success"])
-            if args.only_success and not episode["success"]:
-                continue
-            name = f"episode_{len(files):05d}.npz"
-            write_episode(f"{args.out}/{name}", episode)
-            files.append(name)
-            advance(success_rate=successes / (seed - args.seed))
+        files, successes, tried = _collect(env, expert_for(env), args, advance)
     env.close()
-    tried = seed - args.seed
     write_meta(args.out, {"env_id": args.env, "env_config": to_dict(env_cfg), "randomization": to_dict(env.unwrapped.rand_cfg),
                           "seed": args.seed, "episodes": len(files), "attempts": tried, "successes": successes,
                           "success_rate": successes / tried, "files": files})  # fmt: skip
     Console().print(f"wrote {len(files)} episodes to {args.out} (expert success {successes}/{tried})")
     return 0
+
+
+def _collect(env, expert, args: argparse.Namespace, advance) -> tuple[list[str], int, int]:
+    """Run episodes from seed ``args.seed`` on; returns (file names, successes, attempts)."""
+    from ast_robot.envs.demos import run_episode, write_episode
+
+    files, successes, tried = [], 0, 0
+    while len(files) < args.episodes:
+        if tried >= 10 * args.episodes:  # --only-success with a failing expert must not loop forever
+            raise ValueError(f"--only-success: only {len(files)} successes in {tried} episodes; giving up")
+        episode = run_episode(env, expert, args.seed + tried)
+        tried += 1
+        successes += bool(episode["success"])
+        if args.only_success and not episode["success"]:
+            continue
+        name = f"episode_{len(files):05d}.npz"
+        write_episode(f"{args.out}/{name}", episode)
+        files.append(name)
+        advance(success_rate=successes / tried)
+    return files, successes, tried

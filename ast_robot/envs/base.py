@@ -131,6 +131,7 @@ class RobotEnv(gym.Env):
 
     # ----- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """New episode: sample and apply randomization, home the arm, let the task place goal and objects."""
         super().reset(seed=seed)
         rng = self.np_random
         self.dr = dr_lib.sample(self.rand_cfg, rng)
@@ -153,6 +154,7 @@ class RobotEnv(gym.Env):
         return obs, self._info(obs)
 
     def step(self, action: np.ndarray):
+        """Apply one action for ``n_substeps`` physics steps; returns (obs, reward, False, truncated, info)."""
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
