@@ -20,7 +20,8 @@ class RobotDouble:
     """Publishes /joint_states from ``q`` and records every command with its receipt time."""
 
     def __init__(self, node: Any) -> None:
-        self.node, self.q, self.follow = node, HOME.copy(), True
+        self.node, self.q, self.follow, self.auto = node, HOME.copy(), True, True
+        node.create_timer(1 / 250, lambda: self.auto and self.state())  # a driver streams while we spin
         self.commands: list[tuple[float, np.ndarray]] = []
         self.pub_js = node.create_publisher(JointState, "/joint_states", RELIABLE)
         self.pub_goal = node.create_publisher(PoseStamped, "/ast/goal", RELIABLE)
@@ -51,12 +52,10 @@ class RobotDouble:
         msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in xyz)
         self.pub_goal.publish(msg)
 
-    def stream(self, seconds: float, rate_hz: float = 250.0) -> None:
-        """Publish valid states at ``rate_hz`` for ``seconds`` while spinning."""
-        end, period = time.monotonic() + seconds, 1.0 / rate_hz
-        while time.monotonic() < end:
-            self.state()
-            spin_for(self.node, period)
+    def stream(self, seconds: float) -> None:
+        """Spin for ``seconds``; the timer publishes valid states at 250 Hz while ``auto`` is on."""
+        self.auto = True
+        spin_for(self.node, seconds)
 
     def begin_episode(self, goal=(0.3, 0.3, 0.45)) -> None:
         if self.stop.service_is_ready():
