@@ -134,9 +134,11 @@ def main() -> None:
              "mse_at_truth is the replay error with the twin's true perturbation written in randomization terms: "
              "0 means the training simulator can reproduce the twin exactly; > 0 means the twin's perturbation "
              "is not the same physics as the randomization parameter of that name (then no fit can be exact). "
-             "Known cause: the arm links have MuJoCo gravity compensation (gravcomp=1), so link mass only changes "
-             "inertia, and the twin puts its payload on the gravity-compensated flange body while the env's "
-             "payload body is not compensated. Friction is not among the culprits: a reach arm in free space "
+             "Known cause (ast_robot/twin/physics.py apply_hidden): the twin scales link masses but keeps full "
+             "gravity compensation (gravcomp=1), so its mass change only shows as inertia, while the env's "
+             "link_mass divides gravcomp by the scale (the controller compensates the nominal weight); and the "
+             "twin adds its payload to the gravity-compensated flange body, while the env's payload body is not "
+             "compensated. Friction is not among the culprits: a reach arm in free space "
              "makes no contact, so joint trajectories carry no information about it. Other helpers were using "
              f"the 2 cores during the run (see loadavg; {args.workers} trials ran in parallel), so fit_s is inflated.")  # fmt: skip
     path = write_results("gap_sysid", rows, goals, notes)
