@@ -189,11 +189,14 @@ class SafetyMonitor:
 
     def segment_time(self, command: np.ndarray) -> float:
         """Time (s) to give a trajectory point so that no joint needs more than the allowed speed to
-        reach it from the *measured* position: at least one period, longer when the robot lags behind."""
+        reach it from the *measured* position: at least two periods (commands that arrive bunched,
+        as DDS on a busy machine delivers them, then still imply at most the allowed speed), longer
+        when the robot lags behind."""
+        floor = 2.0 * self.limits.period_s
         if self._s.positions is None:
-            return self.limits.period_s
+            return floor
         speed = self.limits.max_step / self.limits.period_s  # (J,) rad/s
-        return max(self.limits.period_s, float(np.max(np.abs(command - self._s.positions) / speed)))
+        return max(floor, float(np.max(np.abs(command - self._s.positions) / speed)))
 
     def hold(self, reason: str) -> SafetyDecision:
         """A hold decision for an external reason (e.g. the policy raised). None before any state."""

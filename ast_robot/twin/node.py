@@ -53,6 +53,7 @@ class TwinNode(Node):
         if io.camera_rate_hz > 0:
             self.create_timer(1.0 / io.camera_rate_hz, self._publish_camera)
         self._last_mode = -1
+        self._reset_stamp = 0.0  # ROS time (s) of the last /twin/reset
 
     # ----- physics + state ---------------------------------------------------------------------
     def _tick(self) -> None:
@@ -85,6 +86,9 @@ class TwinNode(Node):
 
     # ----- commands -----------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        if 0 < stamp < self._reset_stamp:  # sent before /twin/reset teleported the arm: stale, drop it
+            return
         points = [(list(p.positions), p.time_from_start.sec + p.time_from_start.nanosec * 1e-9) for p in msg.points]
         self._command(lambda: self.sim.command_trajectory(list(msg.joint_names), points))
 
@@ -103,6 +107,7 @@ class TwinNode(Node):
     def _on_reset(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         self.sim.reset()
         self._t0 = time.monotonic()
+        self._reset_stamp = self.get_clock().now().nanoseconds * 1e-9
         res.success, res.message = True, "twin reset to the home position"
         return res
 

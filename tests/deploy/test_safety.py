@@ -154,7 +154,7 @@ def test_observe_state_rejects_garbage():
 
 def test_segment_time_keeps_the_speed_from_the_measured_position():
     mon = fresh_monitor()
-    assert mon.segment_time(STEP * 0.5) == pytest.approx(PERIOD)
+    assert mon.segment_time(STEP * 0.5) == pytest.approx(2 * PERIOD)
     far = np.zeros(J)
     far[0] = 10 * STEP[0]  # the robot lags ten steps behind this command
     assert mon.segment_time(far) == pytest.approx(10 * PERIOD)

@@ -56,6 +56,19 @@ class EpisodeDriver(Node):
         while time.monotonic() < end:
             rclpy.spin_once(self, timeout_sec=0.01)
 
+    def start_episode(self, retry_s: float = 3.0) -> None:
+        """Call start; a refusal while the node holds (e.g. one late joint state on a loaded machine) is
+        retried until ``retry_s`` has passed, as an operator would press start again."""
+        deadline = time.monotonic() + retry_s
+        while True:
+            res = self.call(self.start)
+            if res.success:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"start_episode refused: {res.message}")
+            self.get_logger().info(f"start refused ({res.message}); retrying")
+            self.spin_for(0.1)
+
     def run_episode(self, goal: Sequence[float], timeout_s: float) -> dict[str, Any]:
         if self.reset is not None and not self.call(self.reset).success:
             raise RuntimeError("the twin refused to reset")
@@ -66,9 +79,7 @@ class EpisodeDriver(Node):
         self.goal_pub.publish(msg)
         self.spin_for(0.2)  # the node sees the goal and post-reset joint states before the episode starts
         count = len(self.outcomes)
-        res = self.call(self.start)
-        if not res.success:
-            raise RuntimeError(f"start_episode refused: {res.message}")
+        self.start_episode()
         deadline = time.monotonic() + timeout_s
         while len(self.outcomes) <= count:
             if time.monotonic() > deadline:

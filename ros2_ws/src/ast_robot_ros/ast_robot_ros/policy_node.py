@@ -184,7 +184,9 @@ class PolicyNode(LifecycleNode):
     def _publish(self, positions: Any) -> None:
         if self.io.command_interface == "trajectory":
             duration = self.session.runner.safety.segment_time(positions)  # never faster than allowed
-            self.pub_cmd.publish(trajectory_command(self.io.joint_names, positions, duration))
+            msg = trajectory_command(self.io.joint_names, positions, duration)
+            msg.header.stamp = self.get_clock().now().to_msg()  # when it was sent (the twin drops pre-reset ones)
+            self.pub_cmd.publish(msg)
         else:
             self.pub_cmd.publish(forward_command(positions))
 
