@@ -146,8 +146,11 @@ def main() -> None:
     load = __import__("os").getloadavg()
     notes = (f"torch threads={args.threads}; vision model={args.vision_model}, {args.epochs} epochs; language "
              f"{args.lm_steps} steps on {args.lm_bytes} corpus bytes; target rate {args.target}; "
-             f"loadavg at end {load[0]:.1f} (other engineers share this machine: wall-clock ratios are noisier "
-             f"than on a quiet one).{' QUICK smoke run, not a measurement.' if args.quick else ''}")  # fmt: skip
+             f"loadavg at end {load[0]:.1f} on {__import__('os').cpu_count()} cores (a loadavg near or above the "
+             f"core count means other work shared the CPU and wall-clock ratios are noisier). Speed-ups compare "
+             f"training seconds (evaluation excluded) at the first evaluation reaching the target quality; "
+             f"`seconds_to_within_0.5` uses baseline final - 0.5 point (vision) or + 0.5 % (language) for every "
+             f"arm.{' QUICK smoke run, not a measurement.' if args.quick else ''}")  # fmt: skip
     print(write_results(args.name, rows, goals, notes))
 
 
