@@ -29,20 +29,28 @@ def main(out_dir: str, steps: int, mode: str) -> None:
         "significance": {"weights": {"loss": 1.0, "uncertainty": 0.5}, "stale_scores": mode == "stale_scores"},
         "gate": {"target_rate": 0.3}})  # fmt: skip
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(512, 6, generator=g)
+    x = torch.randn(128, 6, generator=g)  # small: stale mode gates only samples already seen once
     y = (x[:, 0] * x[:, 1] > 0).long()
     torch.manual_seed(100 + info.rank)  # different init per rank: DDP must broadcast rank 0's weights
     model = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 2))
     trainer = build_trainer(cfg, model, loss_fn, TensorData(x, y), steps=steps, run=None, show_progress=False)
     indices = [trainer.sampler.next().tolist() for _ in range(2)]
     trainer.sampler.load_state_dict({"epoch": 0, "position": 0, "seed": cfg.seed})
+    local = {"gate_seen": 0}  # what this rank alone handed to the gate, before the all-reduce
+    reduce = trainer.gate.reduce_counts
+
+    def spy(counts):
+        local["gate_seen"] += int(counts[1])
+        return reduce(counts)
+
+    trainer.gate.reduce_counts = spy
     thresholds = []
     for _ in range(steps):
         trainer.train_step(trainer.data.get(trainer.sampler.next()))
         thresholds.append(trainer.gate.threshold)
     params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).tolist()
     result = {"rank": info.rank, "world": info.world, "thresholds": thresholds, "params": params,
-              "gate_seen": trainer.gate.seen, "local_seen": trainer.counters.samples_seen,
+              "gate_seen": trainer.gate.seen, "local_gate_seen": local["gate_seen"], "local_seen": trainer.counters.samples_seen,
               "local_kept": trainer.counters.backward_samples, "first_indices": indices}  # fmt: skip
     with open(f"{out_dir}/rank{info.rank}.json", "w") as fh:
         json.dump(result, fh)
