@@ -29,6 +29,9 @@ class TrainConfig(Variant):
         "draw", "`draw`: the gate keeps a fraction of each batch_size draw; `kept`: draw batch_size / target_rate "
         "so about batch_size are kept (InfoBatch-style: fewer full-size steps per epoch)."
     )
+    activation_checkpointing: bool = doc(
+        False, "Recompute transformer blocks in the backward pass instead of storing activations (less memory)."
+    )
     gate_anneal: float = doc(0.0, "Fraction of the final steps trained ungated (InfoBatch-style annealing).", ge=0, lt=1)
     checkpoint_every: int = doc(0, "Checkpoint every N steps (0: only at the end).", ge=0)
     log_every: int = doc(50, "Write scalars every N steps.", gt=0)

@@ -42,3 +42,12 @@ def make_scaler(amp: str, device: torch.device) -> torch.amp.GradScaler | None:
 def is_oom(err: BaseException) -> bool:
     """True for a CUDA (or any device) out-of-memory error."""
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def run_blocks(blocks: Any, x: torch.Tensor, checkpoint: bool) -> torch.Tensor:
+    """Apply ``blocks`` in order; with ``checkpoint`` (and grad enabled) recompute each in the backward pass."""
+    from torch.utils.checkpoint import checkpoint as recompute
+
+    for block in blocks:
+        x = recompute(block, x, use_reentrant=False) if checkpoint and torch.is_grad_enabled() else block(x)
+    return x

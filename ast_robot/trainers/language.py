@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ast_robot.core.data import Batch, TensorData
+from ast_robot.core.precision import run_blocks
 from ast_robot.core.trainer import LossOutput
 from ast_robot.trainers import TRAINERS
 
@@ -90,10 +91,12 @@ class ByteLM(nn.Module):
         self.encoder = SparseTransformer(d_model, n_layers, n_heads, block_size=block_size, causal=True,
                                          window_blocks=window_blocks, top_k_blocks=top_k, backend="dense")  # fmt: skip
         self.head = nn.Linear(d_model, 256)
+        self.checkpointing = False  # activation checkpointing of the transformer blocks
 
     def forward(self, tokens: torch.Tensor, with_features: bool = False) -> Any:
         T = tokens.shape[1]
-        h = self.encoder(self.embed(tokens.long()) + self.pos[:, :T])  # (B, T, D)
+        h = run_blocks(self.encoder.blocks, self.embed(tokens.long()) + self.pos[:, :T], self.checkpointing)
+        h = self.encoder.norm(h)  # (B, T, D)
         logits = self.head(h)  # (B, T, 256)
         return (logits, h.mean(1)) if with_features else logits
 
@@ -136,6 +139,7 @@ def prepare(cfg: Any) -> tuple[nn.Module, TensorData, torch.Tensor]:
     if tc.eval_windows:
         held = held[torch.randperm(held.shape[0], generator=torch.Generator().manual_seed(cfg.seed))[: tc.eval_windows]]
     model = ByteLM(tc.context, tc.d_model, tc.n_layers, tc.n_heads, tc.block_size, tc.window_blocks, tc.top_k_blocks)
+    model.checkpointing = tc.activation_checkpointing
     return model, TensorData(train[:, :-1], train[:, 1:]), held
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ast_robot.core.data import Batch, TensorData
+from ast_robot.core.precision import run_blocks
 from ast_robot.core.trainer import LossOutput
 from ast_robot.trainers import TRAINERS
 
@@ -111,13 +112,15 @@ class ViT(nn.Module):
         self.encoder = SparseTransformer(d_model, n_layers, n_heads, block_size=block, window_blocks=1,
                                          top_k_blocks=1, n_global=1, backend="dense")  # fmt: skip
         self.head = nn.Linear(d_model, n_classes)
+        self.checkpointing = False  # activation checkpointing of the transformer blocks
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
         p = self.patch
         patches = x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(B, -1, C * p * p)  # (B, N, Cpp)
         tokens = torch.cat([self.cls.expand(B, -1, -1), self.embed(patches)], dim=1) + self.pos  # (B, N+1, D)
-        return self.encoder(tokens)[:, 0]  # (B, D): the class token
+        h = run_blocks(self.encoder.blocks, tokens, self.checkpointing)  # (B, N+1, D)
+        return self.encoder.norm(h)[:, 0]  # (B, D): the class token
 
     def forward(self, x: torch.Tensor, with_features: bool = False) -> Any:
         emb = self.features(x)
@@ -128,7 +131,9 @@ def build_model(tc: Any, data: VisionData) -> nn.Module:
     _, C, H, W = data.train.inputs.shape
     if tc.model == "cnn":
         return CNN(C, data.n_classes, tc.d_model)
-    return ViT(H, C, data.n_classes, tc.patch_size, tc.d_model, tc.n_layers, tc.n_heads)
+    vit = ViT(H, C, data.n_classes, tc.patch_size, tc.d_model, tc.n_layers, tc.n_heads)
+    vit.checkpointing = tc.activation_checkpointing
+    return vit
 
 
 def classification_loss(model: nn.Module, batch: Batch) -> LossOutput:
