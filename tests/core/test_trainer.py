@@ -173,3 +173,31 @@ def test_gate_without_significance_is_rejected():
     cfg = from_dict(TrainConfig, {"type": "vision", "steps": 1, "batch_size": 8})
     with pytest.raises(ValueError, match="significance"):
         Trainer(m, ce_loss, torch.optim.SGD(m.parameters(), 0.1), TensorData(X, Y), cfg, gate=Gate(GateConfig()))
+
+
+def test_gate_anneal_and_kept_batch_sizing():
+    from ast_robot.config import ExperimentConfig
+    from ast_robot.core.assemble import build_trainer, draw_batch_size
+
+    cfg = from_dict(ExperimentConfig, {"train": {"type": "vision", "batch_size": 16, "gated": True,
+                                                 "gate_mode": "stale_scores", "gate_batch": "kept",
+                                                 "gate_anneal": 0.5, "device": "cpu"},
+                                       "significance": {"stale_scores": True}, "gate": {"target_rate": 0.25}})  # fmt: skip
+    assert draw_batch_size(cfg) == 64  # 16 kept of 64 drawn at a 25% rate
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    trainer = build_trainer(cfg, model, ce_loss, TensorData(X, Y), steps=20, run=None, show_progress=False)
+    trainer.fit(steps=10)  # epochs 1-2.5: first epoch forced (unseen), then gated
+    gated_part = trainer.counters.backward_samples
+    assert gated_part < 10 * 64
+    trainer.fit()  # the last half is annealed: every drawn sample is trained on
+    assert not trainer.gated
+    assert trainer.counters.backward_samples - gated_part == 10 * 64
+
+
+def test_hysteresis_favours_samples_kept_last_time():
+    scores = torch.full((20_000,), 0.5)
+    gate = Gate(GateConfig(hysteresis=0.1, kp=0.0, ki=0.0, initial_threshold=0.55), seed=0)
+    was_kept = torch.arange(20_000) % 2 == 0
+    keep, _ = gate(scores, was_kept)
+    assert keep[was_kept].float().mean() > keep[~was_kept].float().mean() + 0.2
