@@ -37,7 +37,7 @@ def success_plot(report: GapReport, path: Path) -> Path:
     rates = [report.success.sim, report.success.real]
     for i, (iv, colour) in enumerate(zip(rates, (SIM_COLOUR, REAL_COLOUR))):
         ax.bar(i, iv.value, color=colour, width=0.6)
-        ax.errorbar(i, iv.value, yerr=[[iv.value - iv.low], [iv.high - iv.value]], color="k", capsize=6)
+        ax.errorbar(i, iv.value, yerr=[[max(0.0, iv.value - iv.low)], [max(0.0, iv.high - iv.value)]], color="k", capsize=6)
         ax.text(i, min(iv.high + 0.03, 1.02), f"{iv.value:.0%}", ha="center")
     ax.set_xticks([0, 1], [f"sim (n={report.success.n_sim})", f"real (n={report.success.n_real})"])
     ax.set_ylim(0, 1.1)
