@@ -26,6 +26,7 @@ def run_episodes(probe, policy: str, tmp_path, hidden: str | None = None) -> tup
     try:
         probe.create_subscription(String, "/ast/outcome", lambda m: outcomes.append(json.loads(m.data)), LATCHED)
         robot = RobotDouble(probe)  # only its goal publisher and services are used: the twin is the robot
+        robot.auto = robot.follow = False  # a second /joint_states stream would feed the node fake states
         robot.wait_connected()
         reset = probe.create_client(Trigger, "/twin/reset")
         states: list = []
@@ -62,9 +63,9 @@ def test_episodes_on_twin_are_streamed_and_recorded(probe, tmp_path):
     assert len(outcomes) == len(GOALS)
     records = [EpisodeRecord.from_dict(o) for o in outcomes]
     assert all(r.source == "real" and r.robot == "ur5e" and r.schema_version == 1 for r in records)
-    # All goals are reachable; on this overloaded shared machine the twin has occasionally gone into a
-    # protective stop (wrist overspeed) in one episode, which the node then holds through (see the report).
-    assert sum(r.success for r in records) >= 2, [(r.success, r.final_error, r.meta) for r in records]  # the twin is reachable
+    # Every goal is reachable. (The protective stops once seen here came from the test's robot double also
+    # publishing /joint_states: the node then saw the commanded positions as measured ones.)
+    assert all(r.success for r in records), [(r.success, r.final_error, r.meta) for r in records]
     for rec, goal in zip(records, GOALS):
         assert rec.meta["goal"] == ",".join(f"{v:.4f}" for v in goal)
         assert rec.joint_positions.shape == (rec.steps + 1, 6) and rec.joint_targets.shape == (rec.steps, 6)
