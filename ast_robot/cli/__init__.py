@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, str] = {
     "deploy": "ast_robot.cli.deploy",
     "twin": "ast_robot.cli.twin",
     "record": "ast_robot.cli.record",
+    "episodes": "ast_robot.cli.episodes",
+    "sim2real": "ast_robot.cli.sim2real",
 }
 
 

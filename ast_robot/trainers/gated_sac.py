@@ -15,7 +15,8 @@ SAC (the gates and the significance model are saved with the model).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch as th

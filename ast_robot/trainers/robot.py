@@ -20,39 +20,51 @@ from ast_robot.core.trainer import LossOutput
 from ast_robot.trainers import TRAINERS
 
 POLICY_DIR, SAC_FILE, EVAL_DIR = "policy", "sac.zip", "eval"
+PHYSICAL_KEY = "_physical"  # per-sample real-robot feedback weight, carried beside the observations
 
 
 # ----------------------------------------------------------------------------------------- BC data
 class DemoData:
     """Demonstration steps as a dataset: inputs are dicts of observation tensors, targets the actions."""
 
-    def __init__(self, obs: dict[str, np.ndarray], actions: np.ndarray) -> None:
+    def __init__(self, obs: dict[str, np.ndarray], actions: np.ndarray, physical: np.ndarray | None = None) -> None:
         if len(actions) == 0:
             raise ValueError("no demonstration steps: the demonstrations are empty")
         self.obs = {k: torch.as_tensor(v) for k, v in obs.items()}
         self.actions = torch.as_tensor(actions, dtype=torch.float32)
+        self.physical = None if physical is None else torch.as_tensor(physical, dtype=torch.float32)
 
     @classmethod
-    def from_episodes(cls, episodes: list[Any], keys: list[str], only_success: bool = True) -> DemoData:
-        """Step t of every (successful) episode: observation at t -> action at t."""
+    def from_episodes(cls, episodes: list[Any], keys: list[str], only_success: bool = True,
+                      physical_weight: Any = None) -> DemoData:  # fmt: skip
+        """Step t of every (successful) episode: observation at t -> action at t.
+
+        ``physical_weight(dr) -> [0, 1]`` (from the gap analyzer) weights each episode's steps by how
+        close its randomization values lie to where the real robot fails.
+        """
         chosen = [e for e in episodes if e.success or not only_success]
         if not chosen:
             raise ValueError(f"none of the {len(episodes)} demonstrations succeeded; nothing to clone")
         obs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-        actions = []
+        actions, physical = [], []
         for ep in chosen:
             steps = len(ep)
             for k in keys:
                 value = ep.arrays[k]
                 obs[k].append(np.repeat(value[None], steps, 0) if k == "instruction" else value[:steps])
             actions.append(ep.arrays["action"])
-        return cls({k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(actions))
+            physical.append(np.full(steps, physical_weight(ep.dr) if physical_weight else np.nan))
+        weights = np.concatenate(physical) if physical_weight else None
+        return cls({k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(actions), weights)
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
     def get(self, indices: torch.Tensor) -> Batch:
-        return Batch({k: v[indices] for k, v in self.obs.items()}, self.actions[indices], indices.long())
+        inputs = {k: v[indices] for k, v in self.obs.items()}
+        if self.physical is not None:
+            inputs[PHYSICAL_KEY] = self.physical[indices]
+        return Batch(inputs, self.actions[indices], indices.long())
 
 
 def collect_episodes(env: Any, n: int, seed: int) -> list[Any]:
@@ -66,14 +78,21 @@ def collect_episodes(env: Any, n: int, seed: int) -> list[Any]:
 
 def bc_loss(model: Any, batch: Batch) -> LossOutput:
     """Per-sample BC loss; the pooled features double as the novelty embedding (one forward)."""
-    h = model.embed(batch.inputs)  # (B, F)
-    return LossOutput(losses=model.head.loss(h, batch.targets.float()), embeddings=h)
+    obs = {k: v for k, v in batch.inputs.items() if k != PHYSICAL_KEY}
+    h = model.embed(obs)  # (B, F)
+    return LossOutput(losses=model.head.loss(h, batch.targets.float()), embeddings=h,
+                      physical=batch.inputs.get(PHYSICAL_KEY))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- BC
 @TRAINERS.register("bc")
-def train_bc(cfg: Any, resume: str | None = None) -> dict[str, float]:
-    """Behaviour cloning of the configured policy from scripted-expert demonstrations."""
+def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None = None,
+             physical_weight: Any = None) -> dict[str, float]:  # fmt: skip
+    """Behaviour cloning of the configured policy from scripted-expert demonstrations.
+
+    ``init_from`` fine-tunes a policy checkpoint; ``physical_weight(dr) -> [0, 1]`` feeds the
+    significance model's ``physical`` component (real-robot feedback from the gap analyzer).
+    """
     from ast_robot.core.assemble import build_trainer
     from ast_robot.envs import make_env
     from ast_robot.envs.demos import load_demos
@@ -85,22 +104,36 @@ def train_bc(cfg: Any, resume: str | None = None) -> dict[str, float]:
         episodes = load_demos(cfg.train.demos)
     else:
         episodes = collect_episodes(env, cfg.train.n_demos, seed=cfg.seed + 1_000_000)
-    data = DemoData.from_episodes(episodes, keys)
+    data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight)
     torch.manual_seed(cfg.seed)
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
-    policy.normalizer.fit(data.obs)
+    if init_from is not None:
+        from ast_robot.core.checkpoint import load_module_state
+        from ast_robot.policies.policy import PolicyBase
+
+        load_module_state(policy, PolicyBase.load(init_from).state_dict(), "policy")
+    else:
+        policy.normalizer.fit(data.obs)
     trainer = build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps)
     if resume:
         trainer.resume(resume)
     start = time.perf_counter()
     counters = trainer.fit()
     run_dir = Path(cfg.run_root) / cfg.name
-    policy.save(run_dir / POLICY_DIR, step=trainer.step)
+    save_policy(policy, run_dir / POLICY_DIR, trainer.step, cfg)
     metrics = {**counters.summary(), "train_wall_s": time.perf_counter() - start, "demo_steps": len(data),
                "demos": len(episodes)}  # fmt: skip
     metrics.update(evaluate_run(cfg, run_dir, policy.act, episodes=cfg.train.eval_episodes, env=env))
     env.close()
     return metrics
+
+
+def save_policy(policy: Any, path: Path, step: int, cfg: Any) -> Path:
+    """The policy checkpoint with the whole experiment config (deployment reads the env's action scale)."""
+    from ast_robot.config import dump_config
+    from ast_robot.core.checkpoint import save_checkpoint
+
+    return save_checkpoint(path, step, policy.checkpoint_state(), dump_config(cfg))
 
 
 def evaluate_run(cfg: Any, run_dir: Path, act: Any, episodes: int, env: Any = None,

@@ -35,8 +35,26 @@ def test_config_show_bad_value_names_field(repo_root):
     assert "Traceback" not in out.stderr
 
 
-def test_demo_runs_end_to_end(repo_root, tmp_path):
-    out = ast_robot("demo", str(repo_root / "configs/experiments/demo.yaml"), "--out", str(tmp_path), cwd=repo_root)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "demo finished" in out.stdout
-    assert (tmp_path / "demo" / "config.yaml").is_file()
+def test_every_subcommand_has_help():
+    for name in SUBCOMMANDS:
+        out = ast_robot(name, "--help")
+        assert out.returncode == 0, (name, out.stderr)
+        assert "usage: ast-robot " + name in out.stdout
+
+
+def test_demo_runs_the_loop_end_to_end_on_a_tiny_budget(repo_root, tmp_path):
+    """`make demo` in miniature: BC -> sim eval -> twin over loopback DDS -> bag -> gap report -> retune."""
+    tiny = ["train.steps=20", "train.n_demos=4", "train.eval_episodes=4", "gap.cem_iterations=2",
+            "gap.cem_population=8", "gap.max_replay_episodes=2"]  # fmt: skip
+    args = ["demo", str(repo_root / "configs/experiments/demo.yaml"), "--out", str(tmp_path), "--rounds", "2",
+            "--real-episodes", "3", *(x for o in tiny for x in ("--set", o))]  # fmt: skip
+    out = ast_robot(*args, cwd=repo_root)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "round 0: sim" in out.stdout and "round 1: sim" in out.stdout and "demo finished" in out.stdout
+    for r in (0, 1):
+        folder = tmp_path / "demo" / f"round{r}"
+        assert (folder / "gap" / "report.html").is_file()
+        assert (folder / "real_bag" / "metadata.yaml").is_file()
+        assert (folder / "policy" / "latest").is_file()
+    retuned = tmp_path / "demo" / "round0" / "gap" / "retuned.yaml"
+    assert retuned.is_file() and "parent:" in retuned.read_text()

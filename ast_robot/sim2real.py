@@ -1,0 +1,146 @@
+"""The sim-to-real loop: train -> evaluate in sim -> deploy on the twin (or a robot) -> record -> analyze
+-> retune -> fine-tune -> repeat, keeping every round's folder.
+
+Round ``r`` lives in ``<run_root>/<name>/round<r>/``: the trained policy (``policy/``), the simulated
+episode records (``eval/``), the deployment's bag (``real_bag/``, MCAP) and records (``real/``), process logs
+(``logs/``) and the gap report with the retuned config (``gap/``). The next round trains on the retuned
+config, starting from this round's policy, with the physical-feedback weights in the significance model.
+
+The ROS 2 side runs as child processes (`ast-robot twin`, `ast-robot deploy`, `ast-robot record`,
+`ast-robot episodes`) on loopback only; nothing here imports rclpy or reads the twin's hidden parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ast_robot.config import load_config
+
+
+@dataclass
+class RoundResult:
+    """One round's headline numbers (success rates in [0, 1]; the gap is sim minus real)."""
+
+    round: int
+    sim_success: float
+    real_success: float
+    gap: float
+    gap_low: float
+    gap_high: float
+    top_parameter: str
+    folder: Path
+    retuned_config: Path | None
+
+    def line(self) -> str:
+        return (f"round {self.round}: sim {self.sim_success:.0%}  real {self.real_success:.0%}  gap "
+                f"{100 * self.gap:+.0f} points (95% CI {100 * self.gap_low:+.0f}..{100 * self.gap_high:+.0f})"
+                f"  top parameter: {self.top_parameter}")  # fmt: skip
+
+
+class RosProcesses:
+    """`ast-robot` subcommands as children in one ROS domain, loopback only; stopped with SIGINT."""
+
+    def __init__(self, logs: Path, domain: int) -> None:
+        self.logs, self.procs = logs, []
+        logs.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain),
+                        MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), PYTHONUNBUFFERED="1")  # fmt: skip
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = (self.logs / f"{name}.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "ast_robot", *args], stdout=log, stderr=subprocess.STDOUT,
+                                env=self.env)  # fmt: skip
+        self.procs.append((name, proc, log))
+        return proc
+
+    def run(self, name: str, *args: str, timeout: float) -> None:
+        """Run a subcommand to completion; a failure raises with the tail of its log."""
+        proc = self.start(name, *args)
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        if code != 0:
+            raise RuntimeError(f"`ast-robot {' '.join(args)}` failed ({code}):\n{self.tail(name)}")
+
+    def tail(self, name: str, chars: int = 3000) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-chars:]
+
+    def stop_all(self) -> None:
+        for _, proc, _ in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for _, proc, log in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str | None, episodes: int, seed: int,
+                   folder: Path, domain: int) -> tuple[Path, Path]:  # fmt: skip
+    """Twin + policy node + recorder; drive ``episodes`` episodes. Returns (bag, records folder).
+
+    ``config`` is the ``--config PATH [--set k=v ...]`` of the experiment whose ``deploy`` section to use.
+    """
+    bag, records = folder / "real_bag", folder / "real"  # no ".bag" suffix: rosbags reads that as ROS 1
+    ros = RosProcesses(folder / "logs", domain)
+    try:
+        ros.start("twin", "twin", "--robot", robot, *(["--hidden", hidden] if hidden else []))
+        ros.start("deploy", "deploy", str(policy_dir), "--robot", robot, *config)
+        ros.start("record", "record", "--out", str(bag))
+        ros.run("episodes", "episodes", "--n", str(episodes), "--seed", str(seed), "--out", str(records),
+                timeout=120 + 30 * episodes)  # fmt: skip
+    finally:
+        ros.stop_all()
+    return bag, records
+
+
+def run_round(cfg_path: Path, r: int, root: Path, args: Any, init_from: Path | None, weights: Any) -> tuple[RoundResult, Any]:
+    """One round; returns its result and the physical-feedback weights for the next round."""
+    from ast_robot.gap.pipeline import gap_report
+    from ast_robot.trainers.robot import EVAL_DIR, POLICY_DIR, train_bc
+
+    cfg = load_config(cfg_path, list(args.overrides))
+    folder = root / f"round{r}"
+    cfg = dataclasses.replace(cfg, name=folder.name, run_root=str(root), seed=cfg.seed + r)
+    train_bc(cfg, init_from=init_from, physical_weight=weights)
+    config = ["--config", str(cfg_path), *(x for o in args.overrides for x in ("--set", o))]
+    bag, _ = deploy_on_twin(folder / POLICY_DIR, config, cfg.deploy.robot, args.hidden, args.real_episodes,
+                            seed=1000 + r, folder=folder, domain=args.domain)  # fmt: skip
+    out = gap_report(folder / EVAL_DIR, bag, folder / "gap", config=cfg_path, overrides=list(args.overrides),
+                     seed=cfg.seed)  # fmt: skip
+    rep = out.report
+    top = rep.sysid.ranking[0] if rep.sysid is not None and rep.sysid.ranking else "-"
+    s = rep.success
+    result = RoundResult(r, s.sim.value, s.real.value, s.gap.value, s.gap.low, s.gap.high, top, folder,
+                         out.retuned_config)  # fmt: skip
+    return result, rep.weights
+
+
+def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
+    """Run ``args.rounds`` rounds from ``config``; prints the gap per round."""
+    base = load_config(config, list(args.overrides))
+    root = Path(args.out or base.run_root) / base.name
+    cfg_path, init_from, weights, results = Path(config), None, None, []
+    for r in range(args.rounds):
+        console.rule(f"sim2real round {r}")
+        result, weights = run_round(cfg_path, r, root, args, init_from, weights)
+        results.append(result)
+        console.print(result.line())
+        if result.retuned_config is None:
+            console.print("no retuned config (system identification skipped); the next round reuses this one")
+        else:
+            cfg_path = result.retuned_config
+        init_from = result.folder / "policy"
+    return results
