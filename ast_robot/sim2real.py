@@ -37,6 +37,8 @@ class RoundResult:
     top_parameter: str
     folder: Path
     retuned_config: Path | None
+    estimate: dict[str, float] = dataclasses.field(default_factory=dict)  # fitted parameters (sysid)
+    train_samples: float = 0.0  # samples this round's training forwarded (the core trainer's count)
 
     def line(self) -> str:
         return (f"round {self.round}: sim {self.sim_success:.0%}  real {self.real_success:.0%}  gap "
@@ -114,7 +116,7 @@ def run_round(cfg_path: Path, r: int, root: Path, args: Any, init_from: Path | N
     cfg = load_config(cfg_path, list(args.overrides))
     folder = root / f"round{r}"
     cfg = dataclasses.replace(cfg, name=folder.name, run_root=str(root), seed=cfg.seed + r)
-    train_bc(cfg, init_from=init_from, physical_weight=weights)
+    metrics = train_bc(cfg, init_from=init_from, physical_weight=weights)
     config = ["--config", str(cfg_path), *(x for o in args.overrides for x in ("--set", o))]
     bag, _ = deploy_on_twin(folder / POLICY_DIR, config, cfg.deploy.robot, args.hidden, args.real_episodes,
                             seed=1000 + r, folder=folder, domain=args.domain)  # fmt: skip
@@ -123,19 +125,26 @@ def run_round(cfg_path: Path, r: int, root: Path, args: Any, init_from: Path | N
     rep = out.report
     top = rep.sysid.ranking[0] if rep.sysid is not None and rep.sysid.ranking else "-"
     s = rep.success
+    estimate = rep.sysid.estimate() if rep.sysid is not None else {}
     result = RoundResult(r, s.sim.value, s.real.value, s.gap.value, s.gap.low, s.gap.high, top, folder,
-                         out.retuned_config)  # fmt: skip
+                         out.retuned_config, estimate, metrics.get("forward_samples", 0.0))  # fmt: skip
     return result, rep.weights
 
 
 def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
-    """Run ``args.rounds`` rounds from ``config``; prints the gap per round."""
+    """Run ``args.rounds`` rounds from ``config``; prints the gap per round.
+
+    ``args.physical_feedback`` (default True) passes the analyzer's physical-feedback weights to the next
+    round's significance model; False fine-tunes on the retuned ranges alone (the ablation).
+    """
+    use_weights = getattr(args, "physical_feedback", True)
     base = load_config(config, list(args.overrides))
     root = Path(args.out or base.run_root) / base.name
     cfg_path, init_from, weights, results = Path(config), None, None, []
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")
         result, weights = run_round(cfg_path, r, root, args, init_from, weights)
+        weights = weights if use_weights else None
         results.append(result)
         console.print(result.line())
         if result.retuned_config is None:
