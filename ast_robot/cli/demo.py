@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ast_robot.cli.config_cmd import add_set_argument
+from ast_robot.cli.sim2real import add_loop_arguments
 
 DEFAULT_CONFIG = "configs/experiments/demo.yaml"
 DEFAULT_HIDDEN = "configs/twin/demo_hidden.yaml"
@@ -19,12 +19,7 @@ DEFAULT_HIDDEN = "configs/twin/demo_hidden.yaml"
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser = sub.add_parser(name, help="Run the sim -> learn -> deploy-on-twin -> gap loop on small defaults.")
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="Experiment YAML.")
-    parser.add_argument("--hidden", default=DEFAULT_HIDDEN, help="Twin hidden parameters YAML.")
-    parser.add_argument("--rounds", type=int, default=2, help="Rounds of the loop.")
-    parser.add_argument("--real-episodes", type=int, default=10, help="Episodes on the twin per round.")
-    parser.add_argument("--domain", type=int, default=None, help="ROS_DOMAIN_ID of the loop's processes.")
-    parser.add_argument("--out", default=None, help="Run root (default: the config's run_root).")
-    add_set_argument(parser)
+    add_loop_arguments(parser, hidden=DEFAULT_HIDDEN)
     parser.set_defaults(func=run)
 
 
