@@ -56,7 +56,7 @@ def progress(description: str, total: int | None, enabled: bool = True) -> Itera
         Progress,
         TaskProgressColumn,
         TextColumn,
-        TimeElapsedColumn,  # fmt: skip
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ast_robot.config import load_config
+from ast_robot.trainers.robot import POLICY_DIR
 
 
 @dataclass
@@ -111,7 +112,7 @@ def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str 
 def run_round(cfg_path: Path, r: int, root: Path, args: Any, init_from: Path | None, weights: Any) -> tuple[RoundResult, Any]:
     """One round; returns its result and the physical-feedback weights for the next round."""
     from ast_robot.gap.pipeline import gap_report
-    from ast_robot.trainers.robot import EVAL_DIR, POLICY_DIR, train_bc
+    from ast_robot.trainers.robot import EVAL_DIR, train_bc
 
     cfg = load_config(cfg_path, list(args.overrides))
     folder = root / f"round{r}"
@@ -151,5 +152,5 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
             console.print("no retuned config (system identification skipped); the next round reuses this one")
         else:
             cfg_path = result.retuned_config
-        init_from = result.folder / "policy"
+        init_from = result.folder / POLICY_DIR
     return results

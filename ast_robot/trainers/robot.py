@@ -53,8 +53,9 @@ class DemoData:
                 value = ep.arrays[k]
                 obs[k].append(np.repeat(value[None], steps, 0) if k == "instruction" else value[:steps])
             actions.append(ep.arrays["action"])
-            physical.append(np.full(steps, physical_weight(ep.dr) if physical_weight else np.nan))
-        weights = np.concatenate(physical) if physical_weight else None
+            if physical_weight is not None:
+                physical.append(np.full(steps, physical_weight(ep.dr)))
+        weights = np.concatenate(physical) if physical else None
         return cls({k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(actions), weights)
 
     def __len__(self) -> int:

@@ -19,8 +19,9 @@ HOME = np.array([-0.3006, -1.6927, 1.9236, -1.8017, -1.571, -1.8712])
 class RobotDouble:
     """Publishes /joint_states from ``q`` and records every command with its receipt time."""
 
-    def __init__(self, node: Any) -> None:
-        self.node, self.q, self.follow, self.auto = node, HOME.copy(), True, True
+    def __init__(self, node: Any, streaming: bool = True) -> None:
+        """``streaming=False``: publish no joint states (a real robot, e.g. the twin, already does)."""
+        self.node, self.q, self.follow, self.auto = node, HOME.copy(), streaming, streaming
         node.create_timer(1 / 250, lambda: self.auto and self.state())  # a driver streams while we spin
         self.commands: list[tuple[float, np.ndarray]] = []
         self.pub_js = node.create_publisher(JointState, "/joint_states", RELIABLE)

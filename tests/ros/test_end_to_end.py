@@ -25,8 +25,9 @@ def run_episodes(probe, policy: str, tmp_path, hidden: str | None = None) -> tup
     outcomes: list[dict] = []
     try:
         probe.create_subscription(String, "/ast/outcome", lambda m: outcomes.append(json.loads(m.data)), LATCHED)
-        robot = RobotDouble(probe)  # only its goal publisher and services are used: the twin is the robot
-        robot.auto = robot.follow = False  # a second /joint_states stream would feed the node fake states
+        # Only its goal publisher and services are used: the twin is the robot, and a second /joint_states
+        # stream would feed the node fake states.
+        robot = RobotDouble(probe, streaming=False)
         robot.wait_connected()
         reset = probe.create_client(Trigger, "/twin/reset")
         states: list = []
