@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ast_robot.config.gap import GapConfig  # noqa: E402
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig  # noqa: E402
 from ast_robot.gap.outcomes import EpisodeRecord  # noqa: E402
+from ast_robot.gap.pipeline import search_ceilings  # noqa: E402
 from ast_robot.gap.replay import MujocoReplay  # noqa: E402
 from ast_robot.gap.retune import retune  # noqa: E402
 from ast_robot.gap.sysid import fit, space_from_randomization, trajectory_loss  # noqa: E402
@@ -82,7 +83,7 @@ def twin_episodes(hidden: dict, seed: int, n: int, steps: int = 50) -> list[Epis
 def trial(sim: MujocoReplay, scenario: tuple, seed: int, episodes: int, cfg: GapConfig) -> dict:
     name, hidden, truth = scenario
     real = twin_episodes(hidden, seed, episodes)
-    space = space_from_randomization(INITIAL, cfg.search_expansion)
+    space = space_from_randomization(INITIAL, cfg.search_expansion, ceilings=search_ceilings("ur5e"))
     start = time.perf_counter()
     res = fit(sim, real, space, cfg, seed=seed)
     wall = time.perf_counter() - start

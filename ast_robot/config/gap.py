@@ -14,6 +14,9 @@ class GapConfig:
     cem_iterations: int = doc(8, "Cross-entropy-method iterations of the parameter fit.", gt=0)
     cem_population: int = doc(32, "Candidates per CEM iteration.", gt=1)
     cem_elite_fraction: float = doc(0.25, "Fraction of candidates kept as elites.", gt=0, lt=1)
+    polish_evaluations: int = doc(
+        60, "Least-squares refinement of the CEM's best fit: most residual evaluations (0 = off).", ge=0
+    )
     range_width_sigmas: float = doc(2.0, "Retuned range half-width in posterior standard deviations.", gt=0)
     min_relative_width: float = doc(
         0.05, "Smallest retuned half-width relative to the centre (never zero).", gt=0

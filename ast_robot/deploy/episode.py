@@ -96,11 +96,15 @@ class EpisodeTracker:
         tr, self._trace = self._trace, None
         self.episodes += 1
         ees = np.array([*tr.ee, ee])  # (T+1, 3)
+        final_error = float(np.linalg.norm(ee - tr.goal))
+        # An episode that runs to its timeout is judged at its end, as the simulator judges its episodes;
+        # one that ends on success is judged by reaching the goal at all.
+        success = tr.success_s is not None and (self.end_on_success or final_error < self.success_radius)
         width = max((a.size for a in tr.actions if a is not None), default=3)
         actions = np.array([np.zeros(width) if a is None else a for a in tr.actions])  # (T, A)
         return EpisodeRecord(
-            robot=self.robot, task=self.task, seed=tr.seed, source="real", success=tr.success_s is not None,
-            final_error=float(np.linalg.norm(ee - tr.goal)), time_to_success=tr.success_s,
+            robot=self.robot, task=self.task, seed=tr.seed, source="real", success=success,
+            final_error=final_error, time_to_success=tr.success_s if success else None,
             path_length=float(np.sum(np.linalg.norm(np.diff(ees, axis=0), axis=1))),
             max_joint_velocity=tr.max_speed, control_dt=self.control_dt, actions=actions,
             joint_positions=np.array([*tr.q, q]), joint_targets=np.array(tr.targets),

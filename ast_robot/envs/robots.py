@@ -46,6 +46,7 @@ class RobotSpec:
     dh_convention: Literal["standard", "modified"]
     dh_flange_d: float = 0.0  # extra translation along the last z axis to the flange (m)
     hardware_rate_hz: float = 500.0  # the real controller's cycle
+    rated_payload_kg: float = 0.0  # data-sheet payload (kg): the heaviest tool system identification considers
 
     @property
     def n_joints(self) -> int:
@@ -121,6 +122,7 @@ UR5E = ROBOTS.register("ur5e")(
         ),  # fmt: skip
         dh_convention="standard",
         hardware_rate_hz=500.0,
+        rated_payload_kg=5.0,  # UR5e data sheet
     )
 )
 
@@ -155,6 +157,7 @@ FR3 = ROBOTS.register("fr3")(
         dh_convention="modified",
         dh_flange_d=0.107,
         hardware_rate_hz=1000.0,
+        rated_payload_kg=3.0,  # Franka FR3 data sheet
     )
 )
 

@@ -57,6 +57,13 @@ def _commit(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
+def search_ceilings(robot: str) -> dict[str, float]:
+    """Values the fit must be able to reach whatever the training ranges were: the rated payload."""
+    from ast_robot.envs.robots import get_robot
+
+    return {"payload": get_robot(robot).rated_payload_kg}
+
+
 def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, seed: int,
               progress: Callable[[int, float], None] | None) -> tuple[SysIdResult | None, Simulator | None, str]:  # fmt: skip
     """Fit the identifiable randomized parameters; returns (result, simulator, note when skipped)."""
@@ -70,7 +77,7 @@ def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, s
         from ast_robot.gap.replay import MujocoReplay
 
         simulator = MujocoReplay(real[0].robot, real[0].task)
-    space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names)
+    space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names, search_ceilings(real[0].robot))
     try:
         return fit(simulator, usable, space, cfg.gap, seed=seed, progress=progress), simulator, ""
     except NotIdentifiable as err:

@@ -2,10 +2,19 @@
 
 ``MujocoReplay(robot, task)(params, record)`` puts the nominal arm at the record's first measured joint
 positions, applies the randomization ``params`` through ``ast_robot.envs.randomization.apply``, and
-drives the position actuators with the record's commanded joint targets (delayed by ``latency``
-control steps), returning the simulated joint positions at every control step, shape (T+1, J).
-Replaying the joint targets rather than the policy actions keeps the fit about the arm's physics,
-not the policy or the IK.
+drives the position actuators with the record's commanded joint targets, returning the simulated joint
+positions at every control step, shape (T+1, J). Replaying the joint targets rather than the policy
+actions keeps the fit about the arm's physics, not the policy or the IK.
+
+The replay reproduces how the targets reached the arm:
+
+- ``latency`` is in *environment* control steps (``env_dt``, 40 ms at 25 Hz), as the randomization
+  samples it, whatever rate the record was taken at (a deployed episode ticks at 125 Hz);
+- a record whose ``meta["command_interface"]`` is ``"trajectory"`` (the policy node driving a joint
+  trajectory controller) gets the driver's semantics: each target is a one-point trajectory reached
+  after its segment time (the safety filter's: at least two periods, longer when the arm lags), starting
+  from the current setpoint; the next target replaces it. Other records step the setpoint to each target
+  (forward position controller, and the environments themselves).
 """
 
 from __future__ import annotations
@@ -14,20 +23,25 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ast_robot.config.deploy import DeployConfig
 from ast_robot.gap.outcomes import EpisodeRecord
+
+ENV_DT = 0.04  # s: the environments' default control period (EnvConfig.control_hz = 25)
 
 
 class MujocoReplay:
     """A reusable replay simulator for one robot and task (the model is loaded once)."""
 
-    def __init__(self, robot: str, task: str = "reach") -> None:
+    def __init__(self, robot: str, task: str = "reach", env_dt: float = ENV_DT) -> None:
         import mujoco
 
         from ast_robot.envs import randomization as dr
         from ast_robot.envs.robots import get_robot, load_model
 
+        if not env_dt > 0:
+            raise ValueError(f"env_dt must be a positive control period (s), got {env_dt!r}")
         self._mj, self._dr = mujoco, dr
-        self.robot, self.task = robot, task
+        self.robot, self.task, self.env_dt = robot, task, float(env_dt)
         self.spec = get_robot(robot)
         self.model = load_model(robot, task)
         self.data = mujoco.MjData(self.model)
@@ -44,18 +58,55 @@ class MujocoReplay:
                 f"unknown randomization parameter(s) {unknown}; known: {sorted(self._dr.PARAMS)}"
             )
         self._dr.apply(self.model, dict(params), self.nominal)
-        latency = int(round(float(params.get("latency", 0.0))))
+        h = self.model.opt.timestep
+        substeps = max(1, int(round(record.control_dt / h)))
+        delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))  # physics steps
+        ctrl = self.setpoints(record, substeps, delay)  # (T * substeps, J)
         q0 = record.joint_positions[0]
         self._reset(q0)
-        substeps = max(1, int(round(record.control_dt / self.model.opt.timestep)))
         out = np.empty_like(record.joint_positions)  # (T+1, J)
         out[0] = q0
         for t in range(record.steps):
-            k = t - latency  # a delayed command: the arm holds its start until the first one arrives
-            self.data.ctrl[self.act] = record.joint_targets[k] if k >= 0 else q0
-            self._mj.mj_step(self.model, self.data, nstep=substeps)
+            for i in range(t * substeps, (t + 1) * substeps):
+                self.data.ctrl[self.act] = ctrl[i]
+                self._mj.mj_step(self.model, self.data)
             out[t + 1] = self.data.qpos[self.qadr]
         return out
+
+    def setpoints(self, record: EpisodeRecord, substeps: int, delay: int) -> np.ndarray:
+        """The position setpoint (T * substeps, J) during each physics step: target k arrives ``delay``
+        physics steps after tick k; before the first arrives the arm holds its start."""
+        targets, q0 = record.joint_targets, record.joint_positions[0]
+        n = record.steps * substeps
+        seg = self._segment_steps(record, substeps)  # (T,) physics steps to reach each target; 0: a step
+        out = np.empty((n, q0.size))
+        out[: min(delay, n)] = q0
+        start = q0.copy()
+        for k in range(record.steps):
+            a = k * substeps + delay  # physics step at which target k arrives
+            if a >= n:
+                break
+            b = min(n, a + substeps)  # target k+1 arrives here and replaces it
+            if seg[k] <= 0:
+                out[a:b] = targets[k]
+            else:
+                frac = np.minimum(1.0, np.arange(b - a + 1) / seg[k])[:, None]  # (b-a+1, 1)
+                ramp = start + (targets[k] - start) * frac
+                out[a:b], start = ramp[:-1], ramp[-1]
+                continue
+            start = targets[k].copy()
+        return out
+
+    def _segment_steps(self, record: EpisodeRecord, substeps: int) -> np.ndarray:
+        """Per tick, the trajectory segment time in physics steps (0 for a forward position command):
+        as the policy node's safety filter sets it, from the measured position at that tick."""
+        if record.meta.get("command_interface") != "trajectory":
+            return np.zeros(record.steps)
+        scale = float(record.meta.get("max_joint_speed_scale", DeployConfig().max_joint_speed_scale))
+        speed = np.asarray(self.spec.velocity_limits) * scale  # (J,) rad/s
+        gap = np.abs(record.joint_targets - record.joint_positions[:-1])  # (T, J) rad
+        seconds = np.maximum(2.0 * record.control_dt, np.max(gap / speed, axis=1))
+        return seconds / self.model.opt.timestep
 
     def _reset(self, q0: np.ndarray) -> None:
         self._mj.mj_resetData(self.model, self.data)

@@ -136,15 +136,66 @@ def _snap_integers(space: ParamSpace, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _residuals(simulate: Simulator, params: Mapping[str, float], records: Sequence[EpisodeRecord]) -> np.ndarray:
+    """Joint-position errors of every record, weighted so their sum of squares is the trajectory loss."""
+    parts = [(np.asarray(simulate(params, r), dtype=float) - r.joint_positions).ravel() for r in records]
+    return np.concatenate([p / np.sqrt(p.size * len(parts)) for p in parts])
+
+
+def _polish(residuals: Callable[[np.ndarray], np.ndarray], loss: Callable[[np.ndarray], float], space: ParamSpace,
+            values: np.ndarray, evaluations: int) -> np.ndarray:  # fmt: skip
+    """Refine the continuous parameters of the CEM's best candidate by bounded least squares (the CEM
+    finds the basin; Gauss-Newton steps then find its bottom precisely). Integers stay where they are."""
+    free = [i for i, n in enumerate(space.names) if not _is_integer(n)]
+    if not free or evaluations <= 0:
+        return values
+    from scipy.optimize import least_squares
+
+    unit = np.clip(space.to_unit(values), 0.0, 1.0)
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        u = unit.copy()
+        u[free] = x
+        return residuals(space.to_values(u))
+
+    res = least_squares(fun, unit[free], bounds=(0.0, 1.0), diff_step=1e-3, max_nfev=evaluations)
+    u = unit.copy()
+    u[free] = res.x
+    polished = space.to_values(u)
+    return polished if loss(polished) < loss(values) else values
+
+
+def _refine_integers(loss: Callable[[np.ndarray], float], space: ParamSpace, values: np.ndarray) -> np.ndarray:
+    """Try each integer parameter one step either way of the fit: the CEM moves in a continuous cube,
+    where a neighbouring delay may sit behind a ridge of compensating gain and damping."""
+    best, best_loss = values, loss(values)
+    for i, name in enumerate(space.names):
+        if not _is_integer(name):
+            continue
+        for step in (-1.0, 1.0):
+            trial = best.copy()
+            trial[i] += step
+            if space.search_low[i] <= trial[i] <= space.search_high[i] and (t := loss(trial)) < best_loss:
+                best, best_loss = trial, t
+    return best
+
+
+def _is_integer(name: str) -> bool:
+    known = _simulator_params().get(name)
+    return bool(known is not None and known.integer)
+
+
 def _is_scale(name: str, dist: DistributionConfig) -> bool:
     """A multiplicative factor: from the simulator's parameter table, else from the config's mode."""
     known = _simulator_params().get(name)
     return known.mode == "scale" if known is not None else dist.mode == "scale"
 
 
-def space_from_randomization(cfg: RandomizationConfig, expansion: float,
-                             names: Sequence[str] | None = None) -> ParamSpace:  # fmt: skip
-    """The search space of the randomized parameters: each prior range widened ``expansion`` times."""
+def space_from_randomization(cfg: RandomizationConfig, expansion: float, names: Sequence[str] | None = None,
+                             ceilings: Mapping[str, float] | None = None) -> ParamSpace:  # fmt: skip
+    """The search space of the randomized parameters: each prior range widened ``expansion`` times, and
+    reaching at least ``ceilings[name]`` (e.g. the robot's rated payload: a real tool may weigh that much
+    even when training assumed a light one)."""
     names = tuple(names) if names is not None else tuple(sorted(cfg.params))
     unknown = [n for n in names if n not in cfg.params]
     if unknown:
@@ -159,6 +210,9 @@ def space_from_randomization(cfg: RandomizationConfig, expansion: float,
         log = _is_scale(n, cfg.params[n]) and nominal > 0
         if log:  # a factor `expansion` either way of nominal, searched in log space
             s_low, s_high = min(low, nominal / expansion), max(high, nominal * expansion)
+        if _is_integer(n):  # a delay the prior never covered can still be found: reach `expansion` steps past it
+            s_high = max(s_high, high + expansion)
+        s_high = max(s_high, (ceilings or {}).get(n, s_high))
         floor = lower_floor(n, cfg.params[n], nominal)
         if floor is not None:
             s_low = max(s_low, floor)
@@ -222,7 +276,9 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
     full, space = space, space.subset(keep)
     loss = lambda values: trajectory_loss(simulate, {**fixed, **space.as_dict(values)}, records)  # noqa: E731
     best_u, mean_u, cov_u, history = _cem(loss, space, cfg, np.random.default_rng(seed), progress)
-    fitted = _snap_integers(space, space.to_values(best_u))
+    fitted = _refine_integers(loss, space, _snap_integers(space, space.to_values(best_u)))
+    residuals = lambda values: _residuals(simulate, {**fixed, **space.as_dict(values)}, records)  # noqa: E731
+    fitted = _polish(residuals, loss, space, fitted, cfg.polish_evaluations)
     # uncertainty: the CEM's remaining search spread plus how far its mean sits from the best candidate,
     # mapped to parameter units around the best candidate (half the +-1 sd image)
     sd_u = np.sqrt(np.diag(cov_u)) + np.abs(np.clip(mean_u, 0, 1) - best_u)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ast_robot.twin.hidden import HiddenParams
 
-PAYLOAD_RADIUS = 0.04  # m: the payload is modelled as a solid sphere at the flange
+PAYLOAD_RADIUS = 0.04  # m: the payload is modelled as a solid sphere held at the TCP
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,19 @@ def apply_hidden(model: Any, spec: Any, hidden: HiddenParams) -> None:
 
     idx = arm_indices(model, spec)
     model.geom_friction[:, 0] *= hidden.friction_scale
+    # The robot's controller compensates gravity with its *nominal* model (gravcomp is a fraction of
+    # each body's weight): heavier links and an undeclared payload sag, as on a real arm.
     model.body_mass[idx.bodies] *= hidden.mass_scale
     model.body_inertia[idx.bodies] *= hidden.mass_scale
-    if hidden.payload_kg > 0:
+    model.body_gravcomp[idx.bodies] /= hidden.mass_scale
+    if hidden.payload_kg > 0:  # an object held at the TCP (the model's `payload` body), else at the flange
+        body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "payload")
+        body = idx.flange if body < 0 else body
         inertia = 0.4 * hidden.payload_kg * PAYLOAD_RADIUS**2  # solid sphere about its centre
-        model.body_mass[idx.flange] += hidden.payload_kg
-        model.body_inertia[idx.flange] += inertia
+        compensated = model.body_gravcomp[body] * model.body_mass[body]  # kg the controller carries
+        model.body_mass[body] += hidden.payload_kg
+        model.body_inertia[body] += inertia
+        model.body_gravcomp[body] = compensated / model.body_mass[body]
     model.dof_damping[idx.dof] *= hidden.damping_scale
     model.dof_frictionloss[idx.dof] += hidden.frictionloss_add
     # Position servo: force = kp * ctrl - kp * q - kv * qdot, so kp sits in gainprm[0] and -kp in biasprm[1].

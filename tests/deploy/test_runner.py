@@ -114,3 +114,18 @@ def test_load_policy_errors():
         load_policy("/no/such/checkpoint")
     with pytest.raises(TypeError, match="act"):
         PolicyRunner(object(), None, None, None)
+
+
+def test_episode_run_to_its_timeout_is_judged_at_its_end():
+    """With end_on_success off, passing through the goal is not success: the final error decides, as in sim."""
+    from ast_robot.deploy.episode import EpisodeTracker
+
+    goal, q = np.zeros(3), np.zeros(6)
+    for end_on_success, last_ee, success in ((False, [0.2, 0, 0], False), (False, [0.01, 0, 0], True)):
+        tracker = EpisodeTracker("ur5e", "reach", 0.008, 0.024, end_on_success=end_on_success)
+        tracker.start(0.0, goal)
+        records = [tracker.tick(t, q, None, np.array(ee, dtype=float), q, None)
+                   for t, ee in ((0.0, [0.01, 0, 0]), (0.008, [0.1, 0, 0]), (0.024, last_ee))]  # fmt: skip
+        rec = records[-1]
+        assert records[:2] == [None, None] and rec.meta["end_reason"] == "timeout"
+        assert rec.success is success and (rec.time_to_success is not None) is success

@@ -78,11 +78,18 @@ def test_hidden_parameters_change_the_model_and_the_behaviour():
     hidden = HiddenParams(friction_scale=2.0, mass_scale=1.5, payload_kg=2.0, damping_scale=3.0, gain_scale=0.5,
                           latency_s=0.05, sensor_bias_rad=[0.01])  # fmt: skip
     nominal, twin = TwinSim("ur5e"), TwinSim("ur5e", hidden)
-    a, b = nominal.idx.act[0], nominal.idx.flange
+    a, b, p = nominal.idx.act[0], nominal.idx.flange, nominal.model.body("payload").id
     assert twin.model.actuator_gainprm[a, 0] == pytest.approx(0.5 * nominal.model.actuator_gainprm[a, 0])
-    assert twin.model.body_mass[b] == pytest.approx(1.5 * nominal.model.body_mass[b] + 2.0)
+    assert twin.model.body_mass[b] == pytest.approx(1.5 * nominal.model.body_mass[b])
+    assert twin.model.body_mass[p] == pytest.approx(2.0)  # held at the TCP
     assert twin.model.geom_friction[0, 0] == pytest.approx(2.0 * nominal.model.geom_friction[0, 0])
+    # the controller still compensates only the nominal weight: the extra mass and the payload sag
+    carried = lambda sim: sim.model.body_gravcomp[sim.idx.bodies] * sim.model.body_mass[sim.idx.bodies]  # noqa: E731
+    np.testing.assert_allclose(carried(twin), carried(nominal))
     np.testing.assert_allclose(twin.joint_state()[0] - twin.true_positions(), 0.01)  # sensor bias
+    twin.step_to(1.0)
+    assert np.max(np.abs(twin.true_positions() - nominal.true_positions())) > 1e-3  # sagged, uncommanded
+    twin = TwinSim("ur5e", HiddenParams(latency_s=0.05))
     q = twin.true_positions()
     twin.command_positions(q + 0.05)
     twin.step_to(0.04)

@@ -131,7 +131,8 @@ class PolicyNode(LifecycleNode):
             raise ValueError(f"control_hz and episode_timeout_s must be > 0, got {cfg.control_hz}, {cfg.episode_timeout_s}")
         runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg)
         self.period = 1.0 / cfg.control_hz
-        meta = {"checkpoint": str(p["checkpoint"]), "control_hz": cfg.control_hz}
+        meta = {"checkpoint": str(p["checkpoint"]), "control_hz": cfg.control_hz,  # how commands reached the arm:
+                "command_interface": cfg.command_interface, "max_joint_speed_scale": cfg.max_joint_speed_scale}
         session = DeploymentSession(runner, io.joint_names, io.robot, timeout_s=cfg.episode_timeout_s, meta=meta,
                                     end_on_success=cfg.end_on_success)  # fmt: skip
         return session, io
