@@ -23,6 +23,7 @@ from ast_robot.envs.robots import get_robot, load_model
 R_DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing down, fingers closing along world y
 WORKSPACE_LOW = np.array([0.2, -0.4, 0.0])  # TCP box (m, world); the table top is z = 0
 WORKSPACE_HIGH = np.array([0.75, 0.4, 0.5])
+_NO_TASK_OBS = np.zeros(0)  # tasks without observations of their own
 
 
 def _clip(x: np.ndarray, low: Any, high: Any) -> np.ndarray:
@@ -74,6 +75,7 @@ class RobotEnv(gym.Env):
         self._nominal = dr_lib.nominal(self.model, self.robot)
         self._ik = for_robot(self.model, self.robot)
         self._index_model()
+        self._bind_views()
         self.action_space = self._make_action_space()
         self.observation_space = self._make_observation_space()
         self._renderer = None
@@ -85,13 +87,30 @@ class RobotEnv(gym.Env):
         m, r = self.model, self.robot
         self._qadr = _as_index([m.jnt_qposadr[m.joint(j).id] for j in r.joint_names])
         self._vadr = _as_index([m.jnt_dofadr[m.joint(j).id] for j in r.joint_names])
-        self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in r.gripper_joints])
-        self._arm_act = np.array([m.actuator(a).id for a in r.actuator_names])
-        self._grip_act = m.actuator(r.gripper_actuator).id
+        self._finger_qadr = _as_index([m.jnt_qposadr[m.joint(j).id] for j in r.gripper_joints])
+        # ctrl entries of the arm joints, then the gripper: one write of the (n + 1,) command
+        self._ctrl_idx = _as_index(
+            [*(m.actuator(a).id for a in r.actuator_names), m.actuator(r.gripper_actuator).id]
+        )
         self._site = m.site(r.ee_site).id
         self._vel_step = np.array(r.velocity_limits) * self.control_dt  # max joint change per step (rad)
+        self._neg_vel_step = -self._vel_step
         base = m.body(r.base_body).id
         self._is_robot_geom = np.array([dr_lib.descends(m, m.geom_bodyid[g], base) for g in range(m.ngeom)])
+
+    def _bind_views(self) -> None:
+        """Views into ``self.data`` read at every step: building a view costs as much as the math on it.
+
+        MjData keeps its buffers for its whole life; pickling copies views apart, so ``__setstate__``
+        binds them again.
+        """
+        assert isinstance(self._qadr, slice) and isinstance(self._vadr, slice), (
+            "arm joints must be consecutive"
+        )
+        d = self.data
+        self._qpos, self._qvel, self._ctrl = d.qpos, d.qvel, d.ctrl
+        self._tcp = d.site_xpos[self._site]  # (3,) m, world
+        self._arm_qpos, self._arm_qvel = d.qpos[self._qadr], d.qvel[self._vadr]
 
     def _make_action_space(self) -> gym.spaces.Box:
         n = 3 if self.cfg.action_mode == "ee_delta" else self.robot.n_joints
@@ -121,7 +140,7 @@ class RobotEnv(gym.Env):
         raise NotImplementedError
 
     def _task_obs(self, noise: float) -> np.ndarray:
-        return np.zeros(0)
+        return _NO_TASK_OBS
 
     def _achieved_goal(self) -> np.ndarray:
         raise NotImplementedError
@@ -143,15 +162,15 @@ class RobotEnv(gym.Env):
         self._reset_task(rng)
         mujoco.mj_forward(self.model, self.data)
         hold = np.concatenate([self.robot.home_qpos, [self.robot.gripper_width[1]]])
-        self.data.ctrl[self._arm_act], self.data.ctrl[self._grip_act] = hold[:-1], hold[-1]
+        self._ctrl[self._ctrl_idx] = hold
         self._queue = deque([hold] * int(self.dr.get("latency", 0)))  # commands in flight
         self._target = hold.copy()
         self._q_cmd = hold[:-1].copy()
-        self._ee_cmd = self.data.site_xpos[self._site].copy()
+        self._ee_cmd = self._tcp.copy()
         self._steps = 0
-        self._prev_ee = self.data.site_xpos[self._site].copy()
+        self._prev_ee = self._tcp.copy()
         obs = self._get_obs()
-        return obs, self._info(obs)
+        return obs, self._info(obs, self._goal_distance())
 
     def step(self, action: np.ndarray):
         """Apply one action for ``n_substeps`` physics steps; returns (obs, reward, False, truncated, info)."""
@@ -164,15 +183,16 @@ class RobotEnv(gym.Env):
         command = self._command(_clip(action, -1.0, 1.0))
         self._queue.append(command)
         self._target = self._queue.popleft()  # delayed by `latency` control steps
-        self.data.ctrl[self._arm_act] = self._target[:-1]
-        self.data.ctrl[self._grip_act] = self._target[-1]
-        self._prev_ee = self.data.site_xpos[self._site].copy()
+        self._ctrl[self._ctrl_idx] = self._target
+        self._prev_ee[:] = self._tcp
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
         mujoco.mj_kinematics(self.model, self.data)  # positions of the state after the last substep
         self._steps += 1
         obs = self._get_obs()
-        info = self._info(obs)
-        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        dist = self._goal_distance()
+        info = self._info(obs, dist)
+        # = compute_reward(obs["achieved_goal"], obs["desired_goal"], info), on a float instead of arrays
+        reward = float(weighted_reward(dist, self.cfg.success_threshold, self.scales))
         return obs, reward, False, self._steps >= self.cfg.max_episode_steps, info
 
     def _command(self, action: np.ndarray) -> np.ndarray:
@@ -184,7 +204,7 @@ class RobotEnv(gym.Env):
         """
         q_prev = self._q_cmd
         if self.cfg.action_mode == "ee_delta":
-            pos = self.data.site_xpos[self._site]
+            pos = self._tcp
             lead = 2.0 * self.cfg.max_ee_step
             target = _clip(self._ee_cmd + action[:3] * self.cfg.max_ee_step, WORKSPACE_LOW, WORKSPACE_HIGH)
             self._ee_cmd = pos + _clip(target - pos, -lead, lead)
@@ -193,14 +213,17 @@ class RobotEnv(gym.Env):
                 q_t = self._ik.step(q_t, self._ee_cmd, R_DOWN)
         else:
             q_t = q_prev + action[:-1] * self.cfg.max_joint_step
-        q_t = q_prev + _clip(q_t - q_prev, -self._vel_step, self._vel_step)  # data-sheet joint speeds
+        q_t = q_prev + _clip(q_t - q_prev, self._neg_vel_step, self._vel_step)  # data-sheet joint speeds
         self._q_cmd = _clip(q_t, self._ik.lower, self._ik.upper)
         closed, opened = self.robot.gripper_width
         width = closed + (action[-1] + 1.0) / 2.0 * (opened - closed)  # -1 closed, +1 open
         return np.concatenate([self._q_cmd, [width]])
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
-        """Vectorized reward over leading batch dimensions: (..., 3), (..., 3) -> (...)."""
+        """Vectorized reward over leading batch dimensions: (..., 3), (..., 3) -> (...).
+
+        ``step`` computes the same reward from ``_goal_distance`` (same float operations, no arrays).
+        """
         diff = np.asarray(achieved_goal) - np.asarray(desired_goal)  # (..., 3)
         dist = np.sqrt((diff * diff).sum(axis=-1))  # (...,)
         return weighted_reward(dist, self.cfg.success_threshold, self.scales)
@@ -208,17 +231,15 @@ class RobotEnv(gym.Env):
     # ----- observations and info --------------------------------------------------------------------
     def _get_obs(self) -> dict[str, np.ndarray]:
         noise = self.dr.get("proprio_noise", 0.0)
-        rng = self.np_random
-        qpos = self.data.qpos[self._qadr]
-        qvel = self.data.qvel[self._vadr]
-        ee = self.data.site_xpos[self._site]
+        ee = self._tcp
         ee_vel = (ee - self._prev_ee) / self.control_dt
-        width = self.data.qpos[self._finger_qadr].sum()
-        proprio = np.concatenate([qpos, qvel, ee, ee_vel, [width]])  # (2n + 7,)
+        proprio = np.concatenate(
+            [self._arm_qpos, self._arm_qvel, ee, ee_vel, [self._gripper_width()]]
+        )  # (2n + 7,)
         if noise > 0:
-            proprio = proprio + rng.normal(0.0, noise, size=proprio.shape)
-        obj_noise = self.dr.get("object_pos_noise", 0.0)
-        obs = {"observation": np.concatenate([proprio, self._task_obs(obj_noise)]),
+            proprio = proprio + self.np_random.normal(0.0, noise, size=proprio.shape)
+        task = self._task_obs(self.dr.get("object_pos_noise", 0.0))  # after the proprio draw: fixed RNG order
+        obs = {"observation": np.concatenate([proprio, task]) if task.size else proprio,
                "achieved_goal": self._achieved_goal().copy(), "desired_goal": self.goal.copy()}  # fmt: skip
         if self.cfg.camera:
             obs["camera"] = self.render_camera()
@@ -226,13 +247,22 @@ class RobotEnv(gym.Env):
             obs["instruction"] = self._instruction_bytes.copy()
         return obs
 
-    def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
-        diff = self._achieved_goal() - self.goal
-        dist = math.sqrt(diff @ diff)
+    def _gripper_width(self) -> float:
+        """Finger opening (m): the sum of both finger joints, as a float (two numbers: no array sum)."""
+        left, right = self._qpos[self._finger_qadr].tolist()
+        return left + right
+
+    def _goal_distance(self) -> float:
+        """Distance (m) from the achieved to the desired goal, the same float operations as compute_reward."""
+        (ax, ay, az), (gx, gy, gz) = self._achieved_goal().tolist(), self.goal.tolist()
+        dx, dy, dz = ax - gx, ay - gy, az - gz
+        return math.sqrt(dx * dx + dy * dy + dz * dz)
+
+    def _info(self, obs: dict[str, np.ndarray], dist: float) -> dict[str, Any]:
         return {"is_success": dist <= self.cfg.success_threshold, "distance": dist, "dr": dict(self.dr),
-                "ee_pos": self.data.site_xpos[self._site].copy(), "joint_positions": self.data.qpos[self._qadr].copy(),
-                "joint_velocities": self.data.qvel[self._vadr].copy(), "joint_targets": self._target[:-1].copy(),
-                "gripper_width": float(self.data.qpos[self._finger_qadr].sum()), "contact_force": self._contact_force()}  # fmt: skip
+                "ee_pos": self._tcp.copy(), "joint_positions": self._arm_qpos.copy(),
+                "joint_velocities": self._arm_qvel.copy(), "joint_targets": self._target[:-1].copy(),
+                "gripper_width": self._gripper_width(), "contact_force": self._contact_force()}  # fmt: skip
 
     def _contact_force(self) -> float:
         """Sum of contact normal forces (N) on the robot's geoms."""
@@ -263,7 +293,7 @@ class RobotEnv(gym.Env):
     @property
     def tcp_pos(self) -> np.ndarray:
         """Measured TCP position (3, m, world)."""
-        return self.data.site_xpos[self._site]
+        return self._tcp
 
     @property
     def tcp_command(self) -> np.ndarray:
@@ -288,10 +318,11 @@ class RobotEnv(gym.Env):
             self._renderer = None
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_renderer", "_ik")}
-        return state
+        views = ("_qpos", "_qvel", "_ctrl", "_tcp", "_arm_qpos", "_arm_qvel")
+        return {k: v for k, v in self.__dict__.items() if k not in ("_renderer", "_ik", *views)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._renderer = None
         self._ik = for_robot(self.model, self.robot)
+        self._bind_views()

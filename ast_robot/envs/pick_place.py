@@ -85,8 +85,8 @@ class PickPlaceEnv(RobotEnv):
         vel = self.data.qvel[self._obj_vadr : self._obj_vadr + 3]
         return np.concatenate([positions[:3], rel, vel, positions[3:]])
 
-    def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
-        info = super()._info(obs)
+    def _info(self, obs: dict[str, np.ndarray], dist: float) -> dict[str, Any]:
+        info = super()._info(obs, dist)
         info["target_object"], info["target_pad"] = self.target_object, self.target_pad
         return info
 

@@ -31,8 +31,13 @@ def reward_scales(reward_type: str, overrides: dict[str, float]) -> dict[str, fl
     return {**DEFAULT_SCALES[reward_type], **{k: float(v) for k, v in overrides.items()}}
 
 
-def weighted_reward(dist: np.ndarray, threshold: float, scales: dict[str, float]) -> np.ndarray:
-    """Reward for goal distances ``dist`` (...,) in m -> (...,) float64."""
+def weighted_reward(
+    dist: np.ndarray | float, threshold: float, scales: dict[str, float]
+) -> np.ndarray | float:
+    """Reward for goal distances ``dist`` (...,) in m -> (...,) float64; a float gives a float."""
+    if isinstance(dist, float):  # one env step: the same IEEE operations without array overhead
+        success = 1.0 if dist <= threshold else 0.0
+        return -scales["time"] + scales["success"] * success - scales["distance"] * dist
     dist = np.asarray(dist, dtype=np.float64)
     success = (dist <= threshold).astype(np.float64)
     return -scales["time"] + scales["success"] * success - scales["distance"] * dist

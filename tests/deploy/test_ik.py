@@ -60,6 +60,20 @@ def test_works_from_model_and_vector_without_touching_sim_data():
     assert np.array_equal(sim.qpos, before)
 
 
+def test_pickled_solver_gives_the_same_steps():
+    # the solver keeps views into its scratch data and buffers; unpickling must bind them again
+    import pickle
+
+    robot = get_robot("fr3")
+    ik = for_robot(load_model("fr3"), robot)
+    clone = pickle.loads(pickle.dumps(ik))
+    q, target, rot = np.array(robot.home_qpos), np.array([0.5, 0.1, 0.2]), np.diag([1.0, -1.0, -1.0])
+    for _ in range(3):
+        q_a, q_b = ik.step(q, target, rot), clone.step(q, target, rot)
+        assert np.array_equal(q_a, q_b) and not np.array_equal(q_a, q)
+        q = q_a
+
+
 def test_rotation_error_is_the_rotation_vector():
     angle, axis = 0.7, np.array([0.0, 0.6, 0.8])
     rot = np.zeros(9)

@@ -89,19 +89,23 @@ def test_instruction_names_the_target():
         assert colour in text
 
 
+@pytest.mark.parametrize("env_id", ["ast_robot/ReachUR5e-v0", "ast_robot/PickPlaceFR3-v0"])
 @pytest.mark.parametrize("reward_type", ["sparse", "dense"])
-def test_compute_reward_is_vectorized_and_matches_step(reward_type):
-    env = gym.make("ast_robot/ReachUR5e-v0", config={"reward_type": reward_type})
+def test_compute_reward_is_vectorized_and_matches_step(env_id, reward_type):
+    # step computes its reward from a float distance; relabelling with compute_reward must give the same bits
+    env = gym.make(env_id, config={"reward_type": reward_type})
     obs, _ = env.reset(seed=1)
     achieved, desired, rewards = [], [], []
     for _ in range(10):
         obs, reward, *_, info = env.step(env.action_space.sample())
         assert isinstance(reward, float)
+        assert env.unwrapped.compute_reward(obs["achieved_goal"], obs["desired_goal"], info) == reward
+        assert info["distance"] == np.sqrt(np.sum((obs["achieved_goal"] - obs["desired_goal"]) ** 2))
         achieved.append(obs["achieved_goal"])
         desired.append(obs["desired_goal"])
         rewards.append(reward)
     batch = env.unwrapped.compute_reward(np.array(achieved), np.array(desired), [{}] * 10)
-    np.testing.assert_allclose(batch, rewards)
+    assert batch.tolist() == rewards
     assert batch.shape == (10,)
 
 
