@@ -58,7 +58,6 @@ class DLSIK:
         self.orientation_weight, self.max_step = float(orientation_weight), float(max_step)
         self._qidx = _as_index(self.qadr)
         self._cols = _as_index(self.dofadr)
-        self._row_weights = np.array([1.0, 1.0, 1.0, *(3 * [self.orientation_weight])])[:, None]  # (6, 1)
         # lambda^2 I for 3 (position) and 6 (pose) rows; adding it whole is cheaper than indexing the diagonal
         self._damping_eye = {rows: self.damping**2 * np.eye(rows) for rows in (3, 6)}
         self._jac = np.zeros((6, model.nv))  # rows: translational (3), rotational (3)
@@ -158,9 +157,9 @@ class DLSIK:
         mujoco.mj_comPos(self.model, self.data)  # cdof, needed by the Jacobian
         mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, self.site_id)
         rows = err.shape[0]
-        jac = (
-            self._jac[:, self._cols] * self._row_weights if rows == 6 else self._jac[:3, self._cols]
-        )  # (m, n)
+        if rows == 6:
+            self._jacr *= self.orientation_weight  # rotation rows in the units of the weighted error
+        jac = self._jac[:rows, self._cols]  # (m, n)
         jjt = jac @ jac.T  # (m, m)
         jjt += self._damping_eye[rows]
         mujoco.mju_cholFactor(jjt, 0.0)  # small SPD solves in C: numpy's solve costs more than the math

@@ -97,6 +97,7 @@ class RobotEnv(gym.Env):
         self._neg_vel_step = -self._vel_step
         base = m.body(r.base_body).id
         self._is_robot_geom = np.array([dr_lib.descends(m, m.geom_bodyid[g], base) for g in range(m.ngeom)])
+        self._wrench = np.zeros(6)  # mj_contactForce output (normal force first)
 
     def _bind_views(self) -> None:
         """Views into ``self.data`` read at every step: building a view costs as much as the math on it.
@@ -268,10 +269,11 @@ class RobotEnv(gym.Env):
         """Sum of contact normal forces (N) on the robot's geoms."""
         if self.data.ncon == 0:
             return 0.0
-        on_robot = self._is_robot_geom[self.data.contact.geom].any(axis=1)  # (ncon,)
-        total, wrench = 0.0, np.zeros(6)
-        for i in np.flatnonzero(on_robot):
-            mujoco.mj_contactForce(self.model, self.data, int(i), wrench)
+        # flat (contact, side) hits // 2 = contact index; dict.fromkeys drops a second hit on the same contact
+        hits = np.flatnonzero(self._is_robot_geom[self.data.contact.geom]) // 2
+        total, wrench = 0.0, self._wrench
+        for i in dict.fromkeys(hits.tolist()):
+            mujoco.mj_contactForce(self.model, self.data, i, wrench)
             total += abs(wrench[0])
         return total
 

@@ -64,6 +64,9 @@ class PickPlaceEnv(RobotEnv):
         self.target_pad = int(rng.integers(n_pad))
         self.goal = np.array([*spots[n_obj + self.target_pad], self.half_size])
         self._obj_vadr = self.model.jnt_dofadr[self.model.body(f"object{self.target_object}").jntadr[0]]
+        # qpos entries of the observed positions: the target cube first, then the others (one gather per step)
+        order = [self.target_object, *(i for i in range(n_obj) if i != self.target_object)]
+        self._obs_pos_idx = np.array([self._obj_qadr[i] + k for i in order for k in range(3)])
         self._set_instruction(fill(PICK_PLACE_TEMPLATES, rng, object=obj_colours[self.target_object],
                                    pad=pad_colours[self.target_pad]))  # fmt: skip
 
@@ -76,9 +79,7 @@ class PickPlaceEnv(RobotEnv):
         return self.object_pos(self.target_object)
 
     def _task_obs(self, noise: float) -> np.ndarray:
-        target = self.object_pos(self.target_object)
-        others = [self.object_pos(i) for i in range(self.cfg.n_objects) if i != self.target_object]
-        positions = np.concatenate([target, *others])  # (3 * n_objects,)
+        positions = self.data.qpos[self._obs_pos_idx]  # (3 * n_objects,) target cube first
         if noise > 0:
             positions = positions + self.np_random.normal(0.0, noise, size=positions.shape)
         rel = positions[:3] - self.data.site_xpos[self._site]
