@@ -96,7 +96,7 @@ class RobotEnv(gym.Env):
         self._vel_step = np.array(r.velocity_limits) * self.control_dt  # max joint change per step (rad)
         self._neg_vel_step = -self._vel_step
         base = m.body(r.base_body).id
-        self._is_robot_geom = np.array([dr_lib.descends(m, m.geom_bodyid[g], base) for g in range(m.ngeom)])
+        self._is_robot_geom = [dr_lib.descends(m, m.geom_bodyid[g], base) for g in range(m.ngeom)]
         self._wrench = np.zeros(6)  # mj_contactForce output (normal force first)
 
     def _bind_views(self) -> None:
@@ -269,10 +269,11 @@ class RobotEnv(gym.Env):
         """Sum of contact normal forces (N) on the robot's geoms."""
         if self.data.ncon == 0:
             return 0.0
-        # flat (contact, side) hits // 2 = contact index; dict.fromkeys drops a second hit on the same contact
-        hits = np.flatnonzero(self._is_robot_geom[self.data.contact.geom]) // 2
+        robot = self._is_robot_geom  # a list: a dozen contacts cost less in Python than in numpy indexing
         total, wrench = 0.0, self._wrench
-        for i in dict.fromkeys(hits.tolist()):
+        for i, (geom1, geom2) in enumerate(self.data.contact.geom.tolist()):
+            if not (robot[geom1] or robot[geom2]):
+                continue
             mujoco.mj_contactForce(self.model, self.data, i, wrench)
             total += abs(wrench[0])
         return total

@@ -79,11 +79,11 @@ class PickPlaceEnv(RobotEnv):
         return self.object_pos(self.target_object)
 
     def _task_obs(self, noise: float) -> np.ndarray:
-        positions = self.data.qpos[self._obs_pos_idx]  # (3 * n_objects,) target cube first
+        positions = self._qpos[self._obs_pos_idx]  # (3 * n_objects,) target cube first
         if noise > 0:
             positions = positions + self.np_random.normal(0.0, noise, size=positions.shape)
-        rel = positions[:3] - self.data.site_xpos[self._site]
-        vel = self.data.qvel[self._obj_vadr : self._obj_vadr + 3]
+        rel = positions[:3] - self._tcp
+        vel = self._qvel[self._obj_vadr : self._obj_vadr + 3]
         return np.concatenate([positions[:3], rel, vel, positions[3:]])
 
     def _info(self, obs: dict[str, np.ndarray], dist: float) -> dict[str, Any]:
