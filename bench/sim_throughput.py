@@ -34,6 +34,14 @@ IDS = (
     "ast_robot/PickPlaceUR5e-v0",
     "ast_robot/PickPlaceFR3-v0",
 )
+# Rows: label -> (env id, env config). The joint_delta row runs no IK: beside ReachUR5e it shows the IK's share.
+CASES = {
+    **{env_id: (env_id, {}) for env_id in IDS},
+    "ast_robot/ReachUR5e-v0 joint_delta actions (no IK)": (
+        "ast_robot/ReachUR5e-v0",
+        {"action_mode": "joint_delta"},
+    ),
+}
 
 
 def _timed(fn: Callable[[], object]) -> dict[str, float]:
@@ -68,28 +76,33 @@ def raw_window(env: gym.Env, data: mujoco.MjData, steps: int) -> dict[str, float
     return {clock: steps / seconds for clock, seconds in _timed(run).items()}
 
 
-def measure_envs(env_ids: tuple[str, ...], windows: int, window: int, with_camera: bool = True) -> list[dict]:
-    """One result row per env: raw physics, plain env and camera env rates.
+def measure_envs(
+    cases: dict[str, tuple[str, dict]], windows: int, window: int, with_camera: bool = True
+) -> list[dict]:
+    """One result row per case (label -> env id, env config): raw physics, plain env and camera env rates.
 
     Env steps and raw physics alternate in windows of equal work (``window`` env steps, then
     ``window * substeps`` mj_steps from the state the env reached), so load from other processes falls on
     both alike, and the envs take turns window by window, so a burst of load cannot spoil one env's
-    figures. The best window of each is the least disturbed; the medians show the spread.
+    figures. The best window of each is the least disturbed; the medians show the spread. The camera is
+    measured for the registered ids with their default config.
     """
-    plain = {env_id: gym.make(env_id) for env_id in env_ids}
-    camera = {env_id: gym.make(env_id, config={"camera": True}) for env_id in env_ids} if with_camera else {}
-    data = {env_id: mujoco.MjData(env.unwrapped.model) for env_id, env in plain.items()}
-    raw, fast, cam = ({env_id: [] for env_id in env_ids} for _ in range(3))
+    plain = {label: gym.make(env_id, config=cfg) for label, (env_id, cfg) in cases.items()}
+    camera = {label: gym.make(env_id, config={"camera": True})
+              for label, (env_id, cfg) in cases.items() if with_camera and not cfg}  # fmt: skip
+    data = {label: mujoco.MjData(env.unwrapped.model) for label, env in plain.items()}
+    raw, fast, cam = ({label: [] for label in cases} for _ in range(3))
     for w in range(windows):
-        for env_id, env in plain.items():
-            fast[env_id].append(env_window(env, window, seed=w))
-            raw[env_id].append(raw_window(env, data[env_id], window * env.unwrapped.n_substeps))
-            if env_id in camera and w % 8 == 0:  # rendering is far slower than physics: fewer windows
-                cam[env_id].append(env_window(camera[env_id], window, seed=w))
+        for label, env in plain.items():
+            fast[label].append(env_window(env, window, seed=w))
+            raw[label].append(raw_window(env, data[label], window * env.unwrapped.n_substeps))
+            if label in camera and w % 8 == 0:  # rendering is far slower than physics: fewer windows
+                cam[label].append(env_window(camera[label], window, seed=w))
     for env in camera.values():
         env.close()
-    return [_row(env_id, plain[env_id].unwrapped.n_substeps, raw[env_id], fast[env_id], cam[env_id])
-            for env_id in env_ids]  # fmt: skip
+    return [
+        _row(label, plain[label].unwrapped.n_substeps, raw[label], fast[label], cam[label]) for label in cases
+    ]
 
 
 def _row(env_id: str, n_sub: int, raw: list[dict], fast: list[dict], cam: list[dict]) -> dict:
@@ -134,7 +147,7 @@ def main() -> None:
     parser.add_argument("--out-dir", default=None, help="Folder for the results (default bench/results).")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    rows = measure_envs(IDS, args.windows, args.window, not args.no_camera)
+    rows = measure_envs(CASES, args.windows, args.window, not args.no_camera)
     for workers in (1, 2):
         rows.append({"env": f"ast_robot/ReachUR5e-v0 AsyncVectorEnv x{workers}",
                      "env_steps_per_s_wall": vector_rate(workers, args.vector_steps)})  # fmt: skip
@@ -162,7 +175,9 @@ def main() -> None:
              "machine: a load above the core count means other jobs shared the cores and absolute rates are "
              "lower than on an idle machine; the physics fraction compares rates taken under the same load. "
              "overhead_us_per_step is the env step's time beyond its physics: one damped-least-squares IK "
-             "iteration, action mapping, observation, reward and info assembly in Python.")  # fmt: skip
+             "iteration, action mapping, observation, reward and info assembly in Python. The joint_delta row "
+             "is ReachUR5e with joint-position-delta actions, which run no IK: beside the ReachUR5e row it shows "
+             "the IK's share of that overhead.")  # fmt: skip
     out_dir = Path(args.out_dir) if args.out_dir else None
     print(write_results(args.name, rows, goals, notes, out_dir=out_dir))
 
