@@ -140,9 +140,10 @@ class DLSIK:
         return self._rot_quat
 
     def _error(self, q: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray | None) -> np.ndarray:
-        """Stacked error at ``q``: position (3,) m, then the weighted rotation vector (3,) with a target
-        orientation. A view of a reused buffer, valid until the next call; ``_rot_err`` holds the unweighted
-        rotation error (rad)."""
+        """Stacked error at ``q``: position (3,) m [+ weighted rotation vector (3,) with a target orientation].
+
+        A view of a reused buffer, valid until the next call; ``_rot_err`` keeps the unweighted rotation (rad).
+        """
         self._kinematics(q)
         np.subtract(target_pos, self._site_xpos, out=self._err_pos)
         if target_quat is None:
