@@ -17,6 +17,15 @@ class GapConfig:
     polish_evaluations: int = doc(
         60, "Least-squares refinement of the CEM's best fit: most residual evaluations (0 = off).", ge=0
     )
+    deployment_latency_steps: float = doc(
+        1.0,
+        "Closed-loop delay (env control steps) that deploying through the policy node adds on top of the arm's "
+        "own latency, added to the retuned latency range when the real records come from a deployment. The "
+        "replay fits the arm from the commanded joint targets and cannot see it: asynchronous inference acts "
+        "a tick late and each action is spread over the env period. Measured on the twin: real success with a "
+        "hidden latency of L steps matched the simulator's at L + 1 (bench/results/sim2real.md).",
+        ge=0,
+    )
     range_width_sigmas: float = doc(2.0, "Retuned range half-width in posterior standard deviations.", gt=0)
     min_relative_width: float = doc(
         0.05, "Smallest retuned half-width relative to the centre (never zero).", gt=0

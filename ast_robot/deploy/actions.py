@@ -4,7 +4,9 @@ A policy trained in ``ast_robot.envs`` must see the same observation layout and 
 same thing on the robot. The environments step at ``EnvConfig.control_hz`` (25 Hz) with
 ``max_ee_step`` metres per step; deployment ticks faster (125 Hz), so each tick moves the TCP target by
 the same *speed*: ``max_ee_step * env_hz / control_hz`` per tick. Orientation is held pointing down
-(``R_DOWN``) and the TCP target may lead the measured TCP by at most two steps (the envs' anti-windup).
+(``R_DOWN``) and the TCP target may lead the measured TCP by at most ``lead_m`` metres: the envs'
+anti-windup of two *environment* steps, the same distance at any tick rate (two ticks' worth would
+starve a soft or delayed arm of the lead it gets in training).
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ class EEDeltaAction:
     """Action (3 TCP deltas in [-1, 1] + gripper) -> arm joint targets through the shared DLS IK."""
 
     def __init__(self, solver: Any, step_m: float, workspace: tuple[np.ndarray, np.ndarray],
-                 orientation: np.ndarray | None, ik_iterations: int = 1) -> None:  # fmt: skip
+                 orientation: np.ndarray | None, ik_iterations: int = 1, lead_m: float | None = None) -> None:  # fmt: skip
         if not step_m > 0:
             raise ValueError(f"step_m: expected a positive TCP step (m per tick), got {step_m}")
+        self.lead_m = 2.0 * step_m if lead_m is None else float(lead_m)
+        if not self.lead_m >= step_m:
+            raise ValueError(f"lead_m: the TCP target must be allowed to lead by at least one step ({step_m} m), "
+                             f"got {lead_m}")  # fmt: skip
         self.solver, self.step_m, self.iterations = solver, step_m, ik_iterations
         self.low, self.high = (np.asarray(w, dtype=float) for w in workspace)
         self.orientation = orientation
@@ -30,15 +36,16 @@ class EEDeltaAction:
     def reset(self) -> None:
         self.ee_cmd = None
 
-    def __call__(self, action: np.ndarray, q_ref: np.ndarray) -> np.ndarray:
-        """``q_ref`` (J,): the previous command (or measured joints); returns joint targets (J,)."""
+    def __call__(self, action: np.ndarray, q_ref: np.ndarray, q_measured: np.ndarray | None = None) -> np.ndarray:
+        """``q_ref`` (J,): the previous command (or measured joints), where the IK starts; ``q_measured``
+        (J,): the measured joints, about whose TCP the lead is limited (default ``q_ref``). Returns joint
+        targets (J,)."""
         if action.ndim != 1 or action.size < 3 or not np.all(np.isfinite(action[:3])):
             raise ValueError(f"action: expected >= 3 finite values (TCP deltas [+ gripper]), got {action.tolist()}")
-        pos, _ = self.solver.forward(q_ref)  # (3,) m
+        pos, _ = self.solver.forward(q_ref if q_measured is None else q_measured)  # (3,) m
         base = pos if self.ee_cmd is None else self.ee_cmd
         target = np.clip(base + np.clip(action[:3], -1.0, 1.0) * self.step_m, self.low, self.high)
-        lead = 2.0 * self.step_m
-        self.ee_cmd = pos + np.clip(target - pos, -lead, lead)
+        self.ee_cmd = pos + np.clip(target - pos, -self.lead_m, self.lead_m)
         q = np.asarray(q_ref, dtype=float)
         for _ in range(self.iterations):
             q = self.solver.step(q, self.ee_cmd, self.orientation)

@@ -22,14 +22,15 @@ class Policy(Protocol):
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
-ActionMap = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (action (A,), q_ref (J,)) -> joint target (J,)
+# (action (A,), q_ref (J,) the last command, q_measured (J,)) -> joint target (J,)
+ActionMap = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 ObsBuilder = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]  # -> (observation, tcp)
 
 
 def joint_delta_map(max_delta: float) -> ActionMap:
     """Actions in [-1, 1] are joint position deltas scaled by ``max_delta`` (rad per tick)."""
 
-    def apply(action: np.ndarray, q: np.ndarray) -> np.ndarray:
+    def apply(action: np.ndarray, q: np.ndarray, _measured: np.ndarray | None = None) -> np.ndarray:
         return q + np.clip(action[: q.size], -1.0, 1.0) * max_delta
 
     return apply
@@ -116,7 +117,7 @@ class PolicyRunner:
             action = self.scheduler.action(obs, now_s)
             if action is None:
                 return StepResult(self.safety.hold("no recent policy action"), None, obs["achieved_goal"])
-            target = self.action_map(action, self.safety.reference)
+            target = self.action_map(action, self.safety.reference, self.safety.measured)
         except Exception as err:  # noqa: BLE001 - a policy or IK failure must become a hold, not a crash
             return StepResult(self.safety.hold(f"policy failed: {type(err).__name__}: {err}"), None, None)
         return StepResult(self.safety.filter(target, now_s), action, obs["achieved_goal"])
@@ -145,7 +146,7 @@ class PolicyRunner:
         kin = ArmKinematics(model, spec.joint_names, spec.ee_site)
         step = env.max_ee_step * env.control_hz / cfg.control_hz  # same TCP speed at the faster tick
         action_map = EEDeltaAction(ik_for_robot(model, spec), step, (WORKSPACE_LOW, WORKSPACE_HIGH), R_DOWN,
-                                   env.ik_iterations)  # fmt: skip
+                                   env.ik_iterations, lead_m=2.0 * env.max_ee_step)  # the envs' anti-windup  # fmt: skip
         observe = ObservationBuilder(kin.ee_position, spec.gripper_width[1])
         return cls(policy, SafetyLimits.from_robot(spec, cfg), action_map, observe, kin.ee_position,
                    policy_period_s=1.0 / env.control_hz, synchronous=synchronous)  # fmt: skip

@@ -132,7 +132,12 @@ def _identify_and_retune(cfg, config, report: GapReport, real, simulator, seed: 
     report.weights = weights_from_posterior(result.names, result.mean, scale, fail_rate)
     from ast_robot.gap.retune import retune, write_retuned_config
 
-    new = retune(cfg.randomization, result, cfg.gap)
+    deployed = any("command_interface" in r.meta for r in real)  # through the policy node, not a replay
+    offsets = {"latency": cfg.gap.deployment_latency_steps} if deployed else {}
+    new = retune(cfg.randomization, result, cfg.gap, offsets)
+    if offsets:
+        report.provenance["retune"] = (f"latency range = fitted arm latency + {offsets['latency']:g} step(s) "
+                                       f"the deployment pipeline adds (gap.deployment_latency_steps)")  # fmt: skip
     provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
                   **{k: report.provenance[k] for k in ("sim", "real", "date")},
                   "fit": ", ".join(f"{n}={v:.4g}" for n, v in result.estimate().items())}  # fmt: skip

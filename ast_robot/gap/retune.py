@@ -41,17 +41,21 @@ def retuned_distribution(
 
 
 def retune(
-    randomization: RandomizationConfig, result: SysIdResult, cfg: GapConfig | None = None
+    randomization: RandomizationConfig, result: SysIdResult, cfg: GapConfig | None = None,
+    offsets: Mapping[str, float] | None = None,
 ) -> RandomizationConfig:
-    """New ranges for every fitted parameter; parameters that were not fitted keep their distribution."""
-    cfg = cfg or GapConfig()
+    """New ranges for every fitted parameter; parameters that were not fitted keep their distribution.
+
+    ``offsets[name]`` is added to a fitted centre (what the deployment adds beyond the fitted physics,
+    e.g. the policy node's own delay on top of the arm's latency)."""
+    cfg, offsets = cfg or GapConfig(), offsets or {}
     unknown = [n for n in result.names if n not in randomization.params]
     if unknown:
         raise ValueError(f"fitted parameters {unknown} are not in the randomization config "
                          f"(randomized: {sorted(randomization.params)})")  # fmt: skip
     params = dict(randomization.params)
     for name, centre, std in zip(result.names, result.mean, result.std):
-        params[name] = retuned_distribution(name, params[name], centre, std, cfg)
+        params[name] = retuned_distribution(name, params[name], centre + offsets.get(name, 0.0), std, cfg)
     return dataclasses.replace(randomization, params=params)
 
 

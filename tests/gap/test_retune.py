@@ -98,3 +98,14 @@ def test_parent_with_a_preset_writes_only_the_changed_ranges(tmp_path, repo_root
     merged = resolve(load_config(out).randomization)
     assert merged.params["actuator_gain"].high == pytest.approx(0.64)
     assert merged.params["link_mass"] == base.params["link_mass"]
+
+
+def test_offsets_shift_a_fitted_centre_and_nothing_else():
+    """The deployment's own delay is added to the fitted arm latency; other parameters are untouched."""
+    rand = RandomizationConfig(params={"latency": DistributionConfig(low=0.0, high=1.49),
+                                       "gain": DistributionConfig(low=0.8, high=1.2)})  # fmt: skip
+    res = _result(["latency", "gain"], [3.0, 0.5], [0.1, 0.02])
+    plain, shifted = retune(rand, res), retune(rand, res, offsets={"latency": 1.0})
+    assert shifted.params["latency"].low == pytest.approx(plain.params["latency"].low + 1.0)
+    assert shifted.params["latency"].high == pytest.approx(plain.params["latency"].high + 1.0)
+    assert shifted.params["gain"] == plain.params["gain"]
