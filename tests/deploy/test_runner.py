@@ -129,3 +129,19 @@ def test_episode_run_to_its_timeout_is_judged_at_its_end():
         rec = records[-1]
         assert records[:2] == [None, None] and rec.meta["end_reason"] == "timeout"
         assert rec.success is success and (rec.time_to_success is not None) is success
+
+
+def test_tcp_target_leads_the_measured_tcp_by_at_most_two_env_steps():
+    """A stuck arm: the integrated TCP target stops two env steps (2 x max_ee_step) ahead of where the arm
+    is, as in the envs, whatever the tick rate, instead of running away from it."""
+    from ast_robot.config import EnvConfig
+
+    runner = PolicyRunner.for_robot(ReachController(), "ur5e", DeployConfig())
+    amap, lead = runner.action_map, 2 * EnvConfig().max_ee_step
+    q_home = TwinSim("ur5e").true_positions()
+    start = amap.solver.forward(q_home)[0]
+    q_ref = q_home
+    for _ in range(60):  # 60 ticks of "move +x at full speed" = 12 env steps
+        q_ref = amap(np.array([1.0, 0.0, 0.0, 1.0]), q_ref, q_home)
+    ahead = amap.ee_cmd - start
+    assert ahead[0] == pytest.approx(lead) and np.allclose(ahead[1:], 0.0)
