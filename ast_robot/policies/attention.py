@@ -2,9 +2,10 @@
 key blocks, with interchangeable kernels (`dense` reference, `flex`, `flash`, `full`, `auto`).
 
 Per layer: the :class:`~ast_robot.policies.scorer.BlockScorer` ranks key blocks and produces a
-compressed-attention output; the chosen blocks (window + top-k) plus global tokens go to the backend
-kernel; a learned per-token gate mixes the two outputs. The sparse backends (`dense`, `flex`, `flash`)
-differ only in the kernel, so they agree with the dense reference up to dtype tolerance.
+compressed-attention output per query block; the chosen blocks (window + top-k) plus global tokens go to
+the backend kernel; the compressed output, scaled by a learned per-block gate, is added to every token of
+its query block. The sparse backends (`dense`, `flex`, `flash`) differ only in the kernel, so they agree
+with the dense reference up to dtype tolerance.
 
 `full` is plain attention over every pair (SDPA without a mask, no scorer). `auto` runs `full` below the
 crossover length, where block sparsity costs more than it saves (the selection alone is ~1-5 ms of
@@ -15,13 +16,15 @@ its (fixed) sequence is shorter than the crossover, so that no parameter goes un
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ast_robot.policies import masks
-from ast_robot.policies.backends import BACKENDS, SparsePlan, compiled_selection, selection_lists
-from ast_robot.policies.scorer import BlockScorer
+from ast_robot.policies.backends import BACKENDS, SparsePlan, pick_blocks
+from ast_robot.policies.scorer import BlockScorer, score_blocks
 
 BACKEND_NAMES = ("dense", "flex", "flash", "full", "auto")
 
@@ -39,12 +42,43 @@ def choose_backend(backend: str, length: int, crossover: int, flex_ok: bool = Tr
     return "flex" if flex_ok else "dense"
 
 
+def add_per_block(x: Tensor, c: Tensor, block_size: int) -> Tensor:
+    """``(B, H, T, D)`` tokens plus one ``(B, H, nb, D)`` vector per block of ``block_size`` tokens.
+
+    Through views the add is one full-size pass: backward hands ``x`` its gradient unchanged (no copy)
+    and reduces it per block for ``c``, and nothing full-size is kept for backward."""
+    B, H, T, D = x.shape
+    nb, bs = c.shape[2], block_size
+    if T == nb * bs:  # views only: no copy of the full-size tensor besides the output
+        return (x.view(B, H, nb, bs, D) + c.unsqueeze(3)).view(B, H, T, D)
+    return x + c.repeat_interleave(bs, 2)[:, :, :T]  # a ragged last block (short sequences)
+
+
+def score(q: Tensor, k: Tensor, v: Tensor, scorer_params: tuple[Tensor, ...], gate: tuple[Tensor, Tensor],
+          exclude: Tensor, block_size: int, causal: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The scorer and gate as one pure tensor function: ``(compressed, candidates)``, the gated
+    compressed-branch output per query block ``(B, H, nQb, D)`` and the block scores ``(B, H, nQb, nKVb)``,
+    ``-inf`` where top-k may not pick (detached: selection is not differentiable)."""
+    qb, scores, compressed = score_blocks(q, k, v, scorer_params, block_size, causal)
+    compressed = torch.sigmoid(F.linear(qb, *gate)) * compressed  # (B, H, nQb, D)
+    return compressed, scores.detach().masked_fill(exclude, float("-inf"))
+
+
+@functools.cache
+def compiled(fn):
+    """``fn`` compiled once per process with static shapes (one graph per sequence length and grad mode;
+    dynamic shapes failed inside Inductor on the pooling views). On a GPU the ~50 small eager launches of
+    a layer's plan left the GPU waiting for the host before FlexAttention could start. ``top_k`` stays
+    out of the compiled graphs (the top-k runs between them), so it costs no recompiles."""
+    return torch.compile(fn, dynamic=False)
+
+
 class SparseAttentionCore(nn.Module):
     """Block selection + kernel on per-head tensors ``(B, H, T, D) -> (B, H, T, D)``."""
 
     def __init__(self, head_dim: int, block_size: int = 16, window_blocks: int = 1, top_k_blocks: int = 2,
                  n_global: int = 0, causal: bool = False, backend: str = "auto", crossover: int = 2048,
-                 compile_selection: bool = False) -> None:  # fmt: skip
+                 compile_plan: bool | None = None) -> None:  # fmt: skip
         super().__init__()
         masks._check_int("block_size", block_size, 1)
         masks._check_int("window_blocks", window_blocks, 0)
@@ -59,56 +93,81 @@ class SparseAttentionCore(nn.Module):
         self.n_global, self.causal, self.backend, self.crossover = n_global, causal, backend, crossover
         sparse = backend != "full"
         self.scorer = BlockScorer(head_dim) if sparse else None
-        self.gate = nn.Linear(head_dim, 2) if sparse else None  # per-token weights of (selected, compressed)
-        self.compile_selection = compile_selection  # fuse the block selection with torch.compile (GPU)
-        self.last_backend = ""  # the kernel the latest call used (for logs and tests)
+        self.gate = (
+            nn.Linear(head_dim, 1) if sparse else None
+        )  # per query block: weight of the compressed branch
+        self.compile_plan = (
+            compile_plan  # compile `score`/`flex_lists`; None: on CUDA only (a CPU compile ~30 s)
+        )
+        self._last = [""]  # a list, not an attribute: nn.Module.__setattr__ costs ~2 us per call
         self._tables: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}
 
-    def plan(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[SparsePlan, Tensor]:
-        """The block selection for these inputs and the compressed-branch output ``(B, H, T, D)``."""
+    @property
+    def last_backend(self) -> str:
+        """The kernel the latest call used (for logs and tests)."""
+        return self._last[0]
+
+    def plan(self, q: Tensor, k: Tensor, v: Tensor, backend: str = "dense") -> tuple[SparsePlan, Tensor]:
+        """The block selection for these inputs (with FlexAttention's block lists when ``backend`` is
+        `flex`) and the gated compressed-branch output per query block ``(B, H, nQb, D)``."""
         T = q.shape[2]
         n_blocks = -(-T // self.block_size)
         if self.top_k > n_blocks:
             raise ValueError(f"top_k_blocks ({self.top_k}) exceeds the number of key blocks ({n_blocks}) of a "
                              f"{T}-token sequence with block_size {self.block_size}")  # fmt: skip
-        scores, compressed = self.scorer(
-            q, k, v, self.block_size, self.causal
-        )  # (B, H, nb, nb), (B, H, T, D)
-        window, allowed = self._static_tables(n_blocks, q.device)
-        select = compiled_selection() if self.compile_selection else selection_lists
-        blocks, *lists = select(scores.detach(), window, allowed, self.top_k, self.n_global, self.block_size, T,
-                                self.causal)  # fmt: skip
-        token_window = self.window_blocks * self.block_size if self.backend == "flash" else None
-        plan = SparsePlan(blocks, self.block_size, self.n_global, self.causal, T, token_window, tuple(lists))
+        compile_plan = q.is_cuda if self.compile_plan is None else self.compile_plan
+        base, exclude = self._static_tables(n_blocks, q.device)
+        compressed, candidates = (compiled(score) if compile_plan else score)(
+            q,
+            k,
+            v,
+            self.scorer.params(),
+            (self.gate.weight, self.gate.bias),
+            exclude,
+            self.block_size,
+            self.causal,
+        )
+        blocks = pick_blocks(candidates, base, self.top_k)
+        lists = None
+        if backend == "flex":
+            with torch.no_grad():  # one compiled graph whatever the grad mode
+                lists = (compiled(masks.flex_lists) if compile_plan else masks.flex_lists)(
+                    blocks, self.n_global, self.block_size, T, self.causal
+                )
+        token_window = self.window_blocks * self.block_size if backend == "flash" else None
+        plan = SparsePlan(blocks, self.block_size, self.n_global, self.causal, T, token_window, lists)
         return plan, compressed
 
     def _static_tables(self, n_blocks: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        """Window and causal block tables, built once per (length, device): they do not depend on data."""
+        """``(base, exclude)`` bool ``(nQb, nKVb)``, built once per (length, device) since they do not depend
+        on data: the allowed window blocks, and the blocks top-k may not pick (window or disallowed)."""
         key = (n_blocks, str(device))
         if key not in self._tables:
             window = masks.window_table(n_blocks, n_blocks, self.window_blocks, device)
             allowed = (
                 masks.causal_table(n_blocks, n_blocks, device)[0] if self.causal else torch.ones_like(window)
             )
-            self._tables[key] = (window, allowed)
+            self._tables[key] = (window & allowed, window | ~allowed)
         return self._tables[key]
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, backend: str | None = None) -> Tensor:
+        backend = backend or self.backend
+        if backend == "full" or (backend == "auto" and q.shape[2] < self.crossover):
+            # Below the crossover: plain SDPA and nothing else (no scorer, no mask, no extra kernel).
+            self._last[0] = "full"
+            if self.causal:
+                return F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
+            return F.scaled_dot_product_attention(q, k, v)
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        name = choose_backend(
-            backend or self.backend, q.shape[2], self.crossover, q.is_cuda or not needs_grad
-        )
-        self.last_backend = name
-        if name == "full":
-            return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, H, T, D)
+        name = choose_backend(backend, q.shape[2], self.crossover, q.is_cuda or not needs_grad)
+        self._last[0] = name
         if self.scorer is None:
             raise ValueError(
                 f"this layer was built with backend 'full' (no block scorer); it cannot run {name!r}"
             )
-        plan, compressed = self.plan(q, k, v)
+        plan, compressed = self.plan(q, k, v, name)
         selected = BACKENDS.get(name)(q, k, v, plan)  # (B, H, T, D)
-        g = torch.sigmoid(self.gate(q))  # (B, H, T, 2)
-        return g[..., :1] * selected + g[..., 1:] * compressed
+        return add_per_block(selected, compressed, self.block_size)
 
 
 class SparseAttention(nn.Module):

@@ -31,7 +31,7 @@ class SparsePlan:
     causal: bool
     length: int
     token_window: int | None = None  # set: a token-level sliding window of this radius instead of blocks
-    lists: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # precomputed FlexAttention block lists
+    lists: tuple[Tensor, ...] | None = None  # precomputed FlexAttention block lists (masks.flex_lists)
 
     def mask_mod(self) -> masks.MaskMod:
         """The token-level mask this plan stands for."""
@@ -85,38 +85,67 @@ def compiled_flex():
     return torch.compile(flex_attention, dynamic=False)
 
 
-def selection_lists(scores: Tensor, window: Tensor, allowed: Tensor, top_k: int, n_global: int, block_size: int,
-                    length: int, causal: bool) -> tuple[Tensor, ...]:  # fmt: skip
-    """Top-k + window block table and FlexAttention's block lists, as one pure tensor function (so that
-    it can be compiled into a few fused kernels: eager, it is ~50 small launches per layer).
-
-    Returns ``(blocks, num, idx, full_num, full_idx)``; ``blocks`` is bool ``(B, H, nQb, nKVb)``."""
-    picked = masks.top_k_table(scores.float(), top_k, exclude=window | ~allowed)
-    blocks = (picked | window) & allowed
-    any_, full = masks.block_tables(blocks, n_global, block_size, length, causal)
-    num, idx = masks.to_kv_lists(any_ & ~full)  # partial blocks: the kernel applies mask_mod there
-    full_num, full_idx = masks.to_kv_lists(full)
-    return blocks, num, idx, full_num, full_idx
+# Kernel tiles per GPU (compute capability). On an H200 (bf16, head dim 64, 128-token blocks, 32k tokens,
+# 95% sparse) Inductor's autotuning put the backward at 64x64 tiles, 4 warps, 3 stages 5% ahead of its
+# sm90 default (64/128, 8 warps); the forward default (128x128, 4 warps) was best; TMA loads were slower.
+FLEX_TILES: dict[tuple[int, int], dict[str, int]] = {
+    (9, 0): {"bwd_BLOCK_M1": 64, "bwd_BLOCK_N1": 64, "bwd_BLOCK_M2": 64, "bwd_BLOCK_N2": 64, "bwd_num_warps": 4,
+             "bwd_num_stages": 3},
+}  # fmt: skip
 
 
 @functools.cache
-def compiled_selection():
-    """`selection_lists` compiled once per process (static shapes; one graph per sequence length)."""
-    return torch.compile(selection_lists, dynamic=False)
+def flex_kernel_options(device: torch.device, whole_blocks: bool) -> dict[str, object]:
+    """FlexAttention kernel options for ``device``. With ``whole_blocks`` (no partial block anywhere) every
+    query row has an allowed key in each block the kernel visits, so it may skip its masked-row guard;
+    with partial blocks a row can be wholly masked in the first block visited, and skipping the guard
+    turned that into NaN (seen on an H200 with global tokens)."""
+    options: dict[str, object] = {"ROWS_GUARANTEED_SAFE": whole_blocks}
+    if device.type == "cuda":
+        options.update(FLEX_TILES.get(torch.cuda.get_device_capability(device), {}))
+    return options
+
+
+def flex_call(q: Tensor, k: Tensor, v: Tensor, block_mask, whole_blocks: bool = False) -> Tensor:
+    """The compiled FlexAttention kernel with our kernel options (what the bench times as the bare kernel)."""
+    options = flex_kernel_options(q.device, whole_blocks)
+    # Raise instead of silently dropping to the unfused path if shapes keep changing.
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        return compiled_flex()(q, k, v, block_mask=block_mask, kernel_options=options)
+
+
+def select_blocks(scores: Tensor, base: Tensor, exclude: Tensor, top_k: int) -> Tensor:
+    """Bool ``(B, H, nQb, nKVb)``: ``base`` (the allowed local window, static) plus the ``top_k``
+    best-scoring blocks outside ``exclude`` (window and disallowed blocks). Equals
+    ``(masks.top_k_table(scores, top_k, exclude) | window) & allowed``, in fewer kernels."""
+    return pick_blocks(scores.masked_fill(exclude, float("-inf")), base, top_k)
+
+
+def pick_blocks(candidates: Tensor, base: Tensor, top_k: int) -> Tensor:
+    """:func:`select_blocks` on scores that are already ``-inf`` outside the candidates."""
+    if top_k == 0:
+        return base.expand(candidates.shape).clone()
+    values, idx = candidates.topk(top_k, dim=-1)  # (B, H, nQb, k)
+    # Rows with fewer than top_k candidates (early causal rows) pick -inf entries, which are no
+    # candidates: point those at the diagonal block, which `base` always holds.
+    diagonal = torch.arange(candidates.shape[-2], device=candidates.device).view(-1, 1)
+    idx = torch.where(values > float("-inf"), idx, diagonal)
+    return base.expand(candidates.shape).clone().scatter_(-1, idx, True)
 
 
 def build_block_mask(plan: SparsePlan, padded_len: int):
-    """A FlexAttention `BlockMask` straight from the block tables (no evaluation of every token pair)."""
-    from torch.nn.attention.flex_attention import BlockMask
+    """A FlexAttention `BlockMask` straight from the block lists (no evaluation of every token pair, and
+    no dense tables rebuilt from the lists as ``BlockMask.from_kv_blocks`` does to transpose them)."""
+    from torch.nn.attention.flex_attention import BlockMask, noop_mask
 
-    if plan.lists is not None:
-        num, idx, full_num, full_idx = plan.lists
-    else:
-        any_, full = plan.tables()
-        num, idx = masks.to_kv_lists(any_ & ~full)  # partial blocks: the kernel applies mask_mod there
-        full_num, full_idx = masks.to_kv_lists(full)
-    return BlockMask.from_kv_blocks(num, idx, full_num, full_idx, BLOCK_SIZE=plan.block_size,
-                                    mask_mod=plan.mask_mod(), seq_lengths=(padded_len, padded_len))  # fmt: skip
+    lists = plan.lists
+    if lists is None:
+        lists = masks.flex_lists(plan.blocks, plan.n_global, plan.block_size, plan.length, plan.causal)
+    partial = masks.has_partial_blocks(plan.n_global, plan.block_size, plan.length, plan.causal)
+    names = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "q_num_blocks", "q_indices",
+             "full_q_num_blocks", "full_q_indices")  # fmt: skip
+    return BlockMask(seq_lengths=(padded_len, padded_len), BLOCK_SIZE=(plan.block_size, plan.block_size),
+                     mask_mod=plan.mask_mod() if partial else noop_mask, **dict(zip(names, lists)))  # fmt: skip
 
 
 @BACKENDS.register("flex")
@@ -128,11 +157,9 @@ def flex_attention(q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan) -> Tensor:
     pad = -T % plan.block_size
     if pad:
         q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
-    block_mask = build_block_mask(plan, T + pad)
-    # Raise instead of silently dropping to the unfused path if shapes keep changing.
-    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
-        out = compiled_flex()(q, k, v, block_mask=block_mask)  # (B, H, T + pad, D)
-    return out[:, :, :T]
+    whole = not masks.has_partial_blocks(plan.n_global, plan.block_size, plan.length, plan.causal)
+    out = flex_call(q, k, v, build_block_mask(plan, T + pad), whole)  # (B, H, T + pad, D)
+    return out[:, :, :T] if pad else out
 
 
 @BACKENDS.register("flash")

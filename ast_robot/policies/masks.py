@@ -196,7 +196,38 @@ def block_tables(blocks: Tensor, n_global: int, block_size: int, length: int,
 
 def to_kv_lists(table: Tensor) -> tuple[Tensor, Tensor]:
     """``(num_blocks, indices)`` int32 in FlexAttention's layout: per query block, the count of chosen
-    key blocks and their indices first (the rest of the row is padding)."""
+    key blocks and their indices first, ascending (the rest of the row is zero padding).
+
+    Each chosen block's slot is its running count in the row (a cumsum), and one scatter writes it: on
+    an H200 a stable argsort of the (4, 16, 256, 256) table took ~0.2 ms, most of the block selection."""
+    n = table.shape[-1]
     num = table.sum(-1, dtype=torch.int32)  # (B, H, nQb)
-    idx = torch.argsort(table.to(torch.int8), dim=-1, descending=True, stable=True).to(torch.int32)
-    return num, idx
+    slot = torch.where(table, table.cumsum(-1) - 1, n)  # unchosen blocks go to a spare last column
+    cols = torch.arange(n, dtype=torch.int32, device=table.device).expand(table.shape)
+    idx = torch.zeros((*table.shape[:-1], n + 1), dtype=torch.int32, device=table.device)
+    return num, idx.scatter_(-1, slot, cols)[..., :n].contiguous()
+
+
+def has_partial_blocks(n_global: int, block_size: int, length: int, causal: bool) -> bool:
+    """Whether some chosen block can be only partly allowed token by token (global tokens, the causal
+    diagonal, key padding). Without them every chosen block is whole and no mask_mod is needed."""
+    return n_global > 0 or causal or length % block_size != 0
+
+
+def flex_lists(
+    blocks: Tensor, n_global: int, block_size: int, length: int, causal: bool
+) -> tuple[Tensor, ...]:
+    """The eight block lists of a FlexAttention ``BlockMask``, in its constructor's order: ``(kv_num,
+    kv_idx, full_kv_num, full_kv_idx, q_num, q_idx, full_q_num, full_q_idx)``; the ``q`` lists are the
+    transposed tables the backward pass walks. Built from the tables directly, which is cheaper than
+    letting ``BlockMask.from_kv_blocks`` rebuild dense tables from the lists to transpose them; without
+    partial blocks (:func:`has_partial_blocks`) their lists are empty and need no sorting."""
+    if has_partial_blocks(n_global, block_size, length, causal):
+        any_, full = block_tables(blocks, n_global, block_size, length, causal)
+        partial = any_ & ~full
+        kv, q = to_kv_lists(partial), to_kv_lists(partial.transpose(-1, -2))
+    else:
+        full = blocks
+        empty = torch.zeros(blocks.shape, dtype=torch.int32, device=blocks.device)
+        kv = q = (empty[..., 0].contiguous(), empty)
+    return (*kv, *to_kv_lists(full), *q, *to_kv_lists(full.transpose(-1, -2)))

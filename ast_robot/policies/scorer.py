@@ -1,15 +1,19 @@
-"""Learned block scorer: a compressed-attention branch whose scores also rank the key blocks (NSA-style).
+"""Learned block scorer: a compressed-attention branch whose logits also rank the key blocks (NSA-style).
 
 Each key block is mean-pooled and passed through learned projections into one compressed key and value.
-Every query token attends over the compressed keys (an O(T * T/block) branch that runs through SDPA, so
-it never materializes its probabilities); its output is mixed into the layer's output, which is how the
-projections receive gradient. The same compressed keys, scored against mean-pooled query blocks, rank
-the key blocks for top-k selection, so what the branch learns to attend to is what gets selected.
+Each query block (its mean-pooled query) attends over the compressed keys; the logits of that attention
+are exactly the scores that rank the key blocks for top-k selection, so what the branch learns to attend
+to is what gets selected. The branch's output, one vector per query block, is added to the layer's output
+through a learned gate, which is how the projections receive gradient.
+
+The branch reads the pooled queries, keys and values *detached*, as DeepSeek's sparse attention trains its
+indexer: the scorer learns from the loss but does not train the layer's q/k/v through this side path.
+That keeps it off the long-sequence cost: gradients through the pooling would be three extra full-size
+(B, H, T, D) gradient tensors written and summed per layer (about 1 ms and 2-3 such tensors of peak
+memory at 32k tokens on an H100), for a branch whose own work is O((T/block)^2).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -30,24 +34,31 @@ def pool_blocks(x: Tensor, block_size: int) -> Tensor:
     return summed / counts.view(1, 1, -1, 1)
 
 
-def chunked_attention(
-    q: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, chunk: int = 1024
-) -> Tensor:
-    """SDPA of many queries ``(B, H, T, D)`` over few keys ``(B, H, K, D)``, with the queries split into
-    chunks folded into the head dimension: flash-style backward kernels parallelize over key blocks, and
-    with a few hundred keys a single long query loop per block would leave most of a GPU idle."""
-    B, H, T, D = q.shape
-    n = T // chunk
-    if n < 2 or T % chunk:
-        return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-    K = keys.shape[2]
-    fold = lambda t: t.unsqueeze(2).expand(B, H, n, K, D).reshape(B, H * n, K, D)  # noqa: E731
-    if mask is not None:  # (T, K) -> (1, H * n, chunk, K), matching the folded queries
-        mask = mask.view(1, 1, n, chunk, K).expand(1, H, n, chunk, K).reshape(1, H * n, chunk, K)
-    out = F.scaled_dot_product_attention(
-        q.reshape(B, H * n, chunk, D), fold(keys), fold(values), attn_mask=mask
-    )
-    return out.view(B, H, T, D)
+def past_blocks(n_blocks: int, device: torch.device) -> Tensor:
+    """Bool ``(nQb, 1 + nKVb)``: under causality a query block sees the null slot and the key blocks that
+    lie wholly before it (a block's own compressed key summarizes tokens after some of its queries)."""
+    qb = torch.arange(n_blocks, device=device).view(-1, 1)
+    kb = torch.arange(-1, n_blocks, device=device).view(1, -1)  # -1: the null slot
+    return kb < qb
+
+
+def score_blocks(q: Tensor, k: Tensor, v: Tensor, params: tuple[Tensor, ...], block_size: int,
+                 causal: bool) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """``q, k, v``: ``(B, H, T, D)``; ``params``: :meth:`BlockScorer.params` (a pure function of tensors,
+    so that one compiled graph serves every layer). Returns the pooled queries ``(B, H, nb, D)``, the
+    block scores ``(B, H, nQb, nKVb)`` and the compressed-branch output per query block ``(B, H, nQb, D)``."""
+    k_w, k_b, v_w, v_b, null_kv = params
+    D = q.shape[-1]
+    qb = pool_blocks(q.detach(), block_size)  # (B, H, nb, D)
+    kc = F.linear(pool_blocks(k.detach(), block_size), k_w, k_b)  # (B, H, nb, D)
+    vc = F.linear(pool_blocks(v.detach(), block_size), v_w, v_b)  # (B, H, nb, D)
+    null = null_kv.to(q.dtype).view(2, 1, 1, 1, D).expand(2, *kc.shape[:2], 1, D)
+    keys, values = torch.cat([null[0], kc], 2), torch.cat([null[1], vc], 2)  # (B, H, 1 + nb, D)
+    logits = qb @ keys.transpose(-1, -2) * D**-0.5  # (B, H, nQb, 1 + nKVb)
+    if causal:
+        logits = logits.masked_fill(~past_blocks(qb.shape[2], q.device), float("-inf"))
+    out = logits.softmax(-1, dtype=torch.float32).to(q.dtype) @ values  # (B, H, nQb, D)
+    return qb, logits[..., 1:], out
 
 
 class BlockScorer(nn.Module):
@@ -57,26 +68,15 @@ class BlockScorer(nn.Module):
         super().__init__()
         self.k_compress = nn.Linear(head_dim, head_dim)
         self.v_compress = nn.Linear(head_dim, head_dim)
-        # Keys/values of one always-visible null slot: lets causal rows with no complete past block
-        # attend somewhere (an attention sink) instead of producing NaN.
+        # Key and value of one always-visible null slot: lets causal query blocks with no complete past
+        # block attend somewhere (an attention sink) instead of producing NaN.
         self.null_kv = nn.Parameter(torch.zeros(2, head_dim))
 
-    def forward(
-        self, q: Tensor, k: Tensor, v: Tensor, block_size: int, causal: bool
-    ) -> tuple[Tensor, Tensor]:
-        """``q, k, v``: ``(B, H, T, D)``. Returns block scores ``(B, H, nQb, nKVb)`` and the compressed
-        branch output ``(B, H, T, D)``."""
-        B, H, T, D = q.shape
-        kc = self.k_compress(pool_blocks(k, block_size))  # (B, H, nKVb, D)
-        vc = self.v_compress(pool_blocks(v, block_size))  # (B, H, nKVb, D)
-        scores = pool_blocks(q, block_size) @ kc.transpose(-1, -2) / math.sqrt(D)  # (B, H, nQb, nKVb)
-        null_k = self.null_kv[0].to(k.dtype).expand(B, H, 1, D)
-        null_v = self.null_kv[1].to(v.dtype).expand(B, H, 1, D)
-        keys, values = torch.cat([null_k, kc], 2), torch.cat([null_v, vc], 2)  # (B, H, 1 + nKVb, D)
-        mask = None
-        if causal:  # a token sees a compressed block only once the whole block lies in its past
-            t = torch.arange(T, device=q.device).view(-1, 1)
-            end = (torch.arange(kc.shape[2], device=q.device) + 1) * block_size - 1
-            mask = torch.cat([torch.ones(T, 1, dtype=torch.bool, device=q.device), end.view(1, -1) <= t], 1)
-        out = chunked_attention(q, keys, values, mask)  # (B, H, T, D)
-        return scores, out
+    def params(self) -> tuple[Tensor, ...]:
+        """The parameters in :func:`score_blocks`' order."""
+        return (self.k_compress.weight, self.k_compress.bias, self.v_compress.weight, self.v_compress.bias,
+                self.null_kv)  # fmt: skip
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, block_size: int, causal: bool) -> tuple[Tensor, ...]:
+        """See :func:`score_blocks`."""
+        return score_blocks(q, k, v, self.params(), block_size, causal)

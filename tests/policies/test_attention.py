@@ -41,9 +41,8 @@ def test_plan_selects_window_plus_top_k_blocks():
     plan, compressed = core.plan(q, k, v)
     per_row = plan.blocks.sum(-1)  # window of 3 (2 at the ends) + 2 chosen
     assert per_row[..., 1:-1].eq(5).all() and per_row[..., [0, -1]].eq(4).all()
-    assert compressed.shape == q.shape and plan.block_sparsity() == pytest.approx(
-        1 - per_row.sum().item() / (2 * 2 * 100)
-    )
+    assert compressed.shape == (2, 2, 10, 8)  # one vector per query block
+    assert plan.block_sparsity() == pytest.approx(1 - per_row.sum().item() / (2 * 2 * 100))
 
 
 def test_scorer_receives_gradient():

@@ -6,11 +6,18 @@ import pytest
 import torch
 
 from ast_robot.policies import masks
-from ast_robot.policies.backends import SparsePlan
+from ast_robot.policies.backends import SparsePlan, build_block_mask, select_blocks
 
 
 def loop_mask(T: int, pred) -> torch.Tensor:
     return torch.tensor([[bool(pred(q, kv)) for kv in range(T)] for q in range(T)])
+
+
+def lists_to_table(num: torch.Tensor, idx: torch.Tensor, n_cols: int) -> torch.Tensor:
+    """Inverse of `masks.to_kv_lists`: the bool table the first ``num`` indices of each row mark."""
+    valid = torch.arange(idx.shape[-1], device=idx.device) < num.unsqueeze(-1)
+    table = torch.zeros((*idx.shape[:-1], n_cols + 1), dtype=torch.bool, device=idx.device)
+    return table.scatter_(-1, torch.where(valid, idx, n_cols).long(), True)[..., :n_cols]
 
 
 @pytest.mark.parametrize("T,bs,w", [(16, 4, 0), (19, 4, 1), (33, 8, 2)])
@@ -72,6 +79,43 @@ def test_block_tables_match_token_mask(causal, T, bs, G):
     assert torch.equal(any_, per_block.any(5).any(3))
     assert torch.equal(full, per_block.all(5).all(3))
     assert torch.equal(plan.dense(), token[..., :T, :T])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_select_blocks_matches_top_k_table(causal):
+    torch.manual_seed(5)
+    nb, w, k = 9, 1, 3
+    window = masks.window_table(nb, nb, w)
+    allowed = masks.causal_table(nb, nb)[0] if causal else torch.ones(nb, nb, dtype=torch.bool)
+    scores = torch.randn(2, 3, nb, nb)
+    got = select_blocks(scores, window & allowed, window | ~allowed, k)
+    ref = (masks.top_k_table(scores, k, exclude=window | ~allowed) | window) & allowed
+    assert torch.equal(got, ref)  # causal rows 0-3 have fewer than k candidates
+
+
+@pytest.mark.parametrize("G,causal,T", [(0, False, 64), (3, False, 64), (2, True, 61)])
+def test_block_mask_lists_are_the_tables_and_their_transposes(G, causal, T):
+    """Our BlockMask's kv lists reproduce the block tables; its q lists (what backward walks) are the
+    transposes, as ``BlockMask.from_kv_blocks`` would compute them."""
+    from torch.nn.attention.flex_attention import _transpose_ordered
+
+    torch.manual_seed(G + T)
+    bs, nb = 8, 8
+    blocks = (torch.rand(2, 2, nb, nb) > 0.6) | torch.eye(nb, dtype=torch.bool)
+    if causal:
+        blocks &= masks.causal_table(nb, nb)[0]
+    plan = SparsePlan(blocks, bs, G, causal, T)
+    bm = build_block_mask(plan, nb * bs)
+    any_, full = plan.tables()
+    partial = any_ & ~full
+    dense = lambda num, idx: lists_to_table(num, idx, nb)  # noqa: E731
+    assert torch.equal(dense(bm.kv_num_blocks, bm.kv_indices), partial)
+    assert torch.equal(dense(bm.full_kv_num_blocks, bm.full_kv_indices), full)
+    for kv, q in (((bm.kv_num_blocks, bm.kv_indices), (bm.q_num_blocks, bm.q_indices)),
+                  ((bm.full_kv_num_blocks, bm.full_kv_indices), (bm.full_q_num_blocks, bm.full_q_indices))):  # fmt: skip
+        ref_num, ref_idx = _transpose_ordered(*kv)
+        assert torch.equal(q[0], ref_num)
+        assert torch.equal(dense(*q), dense(ref_num, ref_idx))
 
 
 def test_kv_lists_layout():
