@@ -162,7 +162,9 @@ def load_actor(cfg: Any, run_dir: Path) -> Any:
     if (run_dir / SAC_FILE).is_file():
         from ast_robot.trainers.robot_sac import _sb3
 
-        model = _sb3().SAC.load(run_dir / SAC_FILE, device="cpu", custom_objects={"physical_weight": None})
+        # Acting needs no replay buffer, and HER's cannot be rebuilt without an env: load with a plain one.
+        no_buffer = {"physical_weight": None, "replay_buffer_class": None, "replay_buffer_kwargs": {}}
+        model = _sb3().SAC.load(run_dir / SAC_FILE, device="cpu", custom_objects=no_buffer)
         return lambda obs: model.predict(obs, deterministic=True)[0]
     if (run_dir / POLICY_DIR).is_dir():
         from ast_robot.policies.policy import PolicyBase

@@ -92,6 +92,13 @@ def test_gated_sac_her_trains_on_reach(tmp_path):
     assert len(metrics["history"]) == 1 and metrics["history"][0]["env_steps"] == 400
     assert (tmp_path / "sac" / "sac.zip").is_file()
     assert len(read_records(tmp_path / "sac" / EVAL_DIR)) == 2
+    # the saved HER model loads for acting without an env (as `ast-robot eval` loads it)
+    from ast_robot.envs import make_env
+
+    obs, _ = make_env(cfg.env, cfg.randomization, seed=5).reset(seed=5)
+    act = load_actor(cfg, tmp_path / "sac")
+    np.testing.assert_array_equal(act(obs), act(obs))
+    assert act(obs).shape == (4,)
 
 
 def test_unknown_env_id_is_a_clear_error(tmp_path):
