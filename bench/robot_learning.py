@@ -1,0 +1,337 @@
+"""Robot learning (issue 6, deliverable 4): SAC+HER on reach, gated vs ungated replay, BC on pick-place.
+
+Parts (``--parts``, all by default):
+
+* ``reach_sac``: Reach UR5e and Reach FR3 under the default randomization, SB3 SAC+HER (ungated, MLP
+  256x256), ``--env-steps`` env steps, then the saved ``sac.zip`` reloaded (as `ast-robot eval` does) and
+  evaluated on ``--final-episodes`` held-out randomized episodes with a 95% Wilson interval. Goal >= 0.95.
+* ``gated``: Reach UR5e (``--gated-robots``), ungated vs gated SAC+HER (vs a random-score gate, the honest
+  control), same network, buffer and seed, run side by side (one process per arm, one core each). Every
+  ``--eval-every`` env steps ``--eval-episodes`` fixed randomized episodes; the training wall-clock
+  (evaluation excluded) and the gradient steps at the first evaluation >= 90% success are compared.
+  Goals: gated <= 0.7x the ungated wall-clock and <= 50% of its gradient steps.
+* ``pickplace_bc``: PickPlace UR5e and FR3, behaviour cloning of the sparse multimodal policy (state +
+  64x64 camera + instruction) from ``--demos`` scripted-expert demonstrations (successful ones kept),
+  ungated and gated; evaluated on ``--final-episodes`` held-out randomized episodes. Goal >= 0.8 each.
+
+Jobs run in ``--jobs`` worker processes (default 2, one torch thread each), the gated pairs first so
+their arms share the machine alike. Results are rewritten after every finished job, so an interrupted run
+keeps what it measured; ``--merge`` combines result files of parts run separately (later files and this
+run's jobs win for the same job).
+
+    MUJOCO_GL=egl .venv/bin/python bench/robot_learning.py                      # all parts (~25 min, 2 cores)
+    MUJOCO_GL=egl .venv/bin/python bench/robot_learning.py --smoke --jobs 1     # tiny budgets: checks the script
+    .venv/bin/python bench/robot_learning.py --parts gated --name robot_learning_gated
+    .venv/bin/python bench/robot_learning.py --merge bench/results/robot_learning_gated.json \\
+        bench/results/robot_learning_bc.json                                    # -> robot_learning.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from bench.common import goal, write_results  # noqa: E402
+
+BASE_YAML = ROOT / "configs/experiments/base.yaml"
+PARTS = ("reach_sac", "gated", "pickplace_bc")
+ROBOTS = {"ur5e": "UR5e", "fr3": "FR3"}  # config name -> env id spelling
+SAC_ARMS = ("ungated", "gated", "random")
+BC_ARMS = ("ungated", "gated")
+REACHED = 0.9  # success rate that counts as "reached" for the time-to-success comparison
+# Significance of each SAC arm: TD error + critic disagreement, or uniform noise (same gates, same rates).
+SAC_WEIGHTS = {"gated": "{loss: 1.0, uncertainty: 0.5}", "random": "{random: 1.0}"}
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "sac" (reach) or "bc" (pick-place)
+    robot: str  # "ur5e" or "fr3"
+    arm: str  # "ungated", "gated" or "random"
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.robot}/{self.arm}"
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """Jobs of the chosen parts, the gated pairs first (timed side by side), each job once."""
+    jobs: list[Job] = []
+    if "gated" in args.parts:
+        jobs += [Job("sac", robot, arm) for robot in args.gated_robots for arm in args.gated_arms]
+    if "reach_sac" in args.parts:
+        jobs += [Job("sac", robot, "ungated") for robot in ROBOTS]
+    if "pickplace_bc" in args.parts:
+        jobs += [Job("bc", robot, arm) for robot in ROBOTS for arm in BC_ARMS]
+    return list(dict.fromkeys(jobs))  # reach_sac's ungated UR5e run is the gated part's baseline
+
+
+# ------------------------------------------------------------------------------------------- configs
+def sac_config(job: Job, args: argparse.Namespace) -> Any:
+    """SB3 SAC+HER on Reach<robot> (base.yaml: default randomization, 50 steps at 25 Hz, sparse reward)."""
+    from ast_robot.config import load_config
+
+    gated = job.arm != "ungated"
+    overrides = [
+        f"name=sac_{job.robot}_{job.arm}", f"run_root={args.run_root}", f"seed={args.seed}",
+        f"env.id=ast_robot/Reach{ROBOTS[job.robot]}-v0", "train.type=sac", "train.her=true", "train.features=mlp",
+        "policy.hidden_sizes=[256, 256]", f"train.steps={args.env_steps}", f"train.batch_size={args.sac_batch}",
+        "train.lr=3e-4", f"train.learning_starts={args.learning_starts}", f"train.eval_every={args.eval_every}",
+        f"train.eval_episodes={args.eval_episodes}", "train.device=cpu", f"train.gated={str(gated).lower()}",
+        f"train.step_gate_rate={args.step_rate}", f"gate.target_rate={args.sample_rate}",
+    ]  # fmt: skip
+    if gated:
+        overrides.append(f"significance.weights={SAC_WEIGHTS[job.arm]}")
+    return load_config(BASE_YAML, overrides)
+
+
+def bc_config(job: Job, args: argparse.Namespace) -> Any:
+    """BC of the sparse multimodal policy on PickPlace<robot> with camera and instruction observations."""
+    from ast_robot.config import load_config
+
+    overrides = [
+        f"name=bc_{job.robot}_{job.arm}", f"run_root={args.run_root}", f"seed={args.seed}",
+        f"env.id=ast_robot/PickPlace{ROBOTS[job.robot]}-v0", "env.camera=true", "env.instruction=true",
+        "train.type=bc", f"train.steps={args.bc_steps}", "train.batch_size=64", "train.lr=1e-3",
+        f"train.n_demos={args.demos}", f"train.eval_episodes={args.final_episodes}", "train.device=cpu",
+        f"train.gated={str(job.arm == 'gated').lower()}", "train.log_every=100000",
+        "significance.weights={loss: 1.0, novelty: 0.5}", f"gate.target_rate={args.bc_gate_rate}",
+    ]  # fmt: skip
+    return load_config(BASE_YAML, overrides)
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+def run_job(job: Job, args: argparse.Namespace) -> dict[str, Any]:
+    """Train and evaluate one job in this (worker) process; returns its result row."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    load_start, start = os.getloadavg()[0], time.perf_counter()
+    row = run_sac(job, args) if job.kind == "sac" else run_bc(job, args)
+    return {"key": job.key, "task": "reach" if job.kind == "sac" else "pickplace", "robot": job.robot,
+            "arm": job.arm, **row, "job_wall_s": round(time.perf_counter() - start, 1),
+            "loadavg_start": round(load_start, 2), "loadavg_end": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
+    from ast_robot.trainers import TRAINERS
+    from ast_robot.trainers.robot import evaluate_run, load_actor
+    from ast_robot.trainers.robot_sac import first_reaching
+
+    cfg = sac_config(job, args)
+    metrics = TRAINERS.get("sac")(cfg, None)
+    run_dir = Path(cfg.run_root) / cfg.name
+    # The saved model, reloaded as `ast-robot eval` does: the figure is that of the artefact users get.
+    final = evaluate_run(cfg, run_dir, load_actor(cfg, run_dir), episodes=args.final_episodes)
+    history = metrics["history"]
+    hit = first_reaching(history, REACHED) or {}
+    gate = metrics["gate"]
+    return {"env_steps": metrics["env_steps"], "gradient_steps": metrics["gradient_steps"],
+            "train_wall_s": round(history[-1]["train_wall_s"], 1) if history else None,
+            "success": final["success_rate"], "ci_low": round(final["success_ci_low"], 3),
+            "ci_high": round(final["success_ci_high"], 3), "final_episodes": args.final_episodes,
+            "env_steps_to_90": hit.get("env_steps"), "gradient_steps_to_90": hit.get("gradient_steps"),
+            "wall_s_to_90": round(hit["train_wall_s"], 1) if hit else None,
+            "step_rate": round(gate["steps_trained"] / gate["steps_seen"], 3) if gate else None,
+            "sample_rate": round(gate["transitions_kept"] / max(1, gate["steps_trained"] * args.sac_batch), 3)
+            if gate else None,
+            "history": [[h["env_steps"], h["gradient_steps"], round(h["train_wall_s"], 1), h["success_rate"]]
+                        for h in history]}  # fmt: skip
+
+
+def run_bc(job: Job, args: argparse.Namespace) -> dict[str, Any]:
+    from ast_robot.trainers import TRAINERS
+
+    m = TRAINERS.get("bc")(bc_config(job, args), None)
+    return {"demos": int(m["demos"]), "demo_steps": int(m["demo_steps"]), "bc_steps": args.bc_steps,
+            "train_wall_s": round(m["train_wall_s"], 1), "last_loss": round(m["last_loss"], 4),
+            "backward_fraction": round(m["backward_samples"] / m["samples_seen"], 3),
+            "success": m["success_rate"], "ci_low": round(m["success_ci_low"], 3),
+            "ci_high": round(m["success_ci_high"], 3), "final_episodes": args.final_episodes}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- goals
+def ratio_goal(name: str, target: float, gated: float | None, ungated: float | None) -> dict[str, Any]:
+    """gated / ungated at the first 90% evaluation, as a ``<=`` goal."""
+    if gated is not None and ungated:
+        return goal(name, target, round(gated / ungated, 3), "<=")
+    out = goal(name, target, None, "<=")
+    if ungated and gated is None:
+        out["met"] = False  # the gated arm never reached 90%: a failure, not a missing measurement
+    return out
+
+
+def goals_from(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every goal of the issue from the rows measured so far (measured None where a job is missing)."""
+    success = lambda key: rows.get(key, {}).get("success")  # noqa: E731
+    goals = [goal(f"Reach{ROBOTS[r]}: SAC+HER success after training", 0.95, success(f"sac/{r}/ungated"))
+             for r in ROBOTS]  # fmt: skip
+    gated_robots = sorted(
+        {key.split("/")[1] for key in rows if key.startswith("sac/") and key.endswith("/gated")}
+    )
+    for r in gated_robots or ["ur5e"]:
+        u, g = rows.get(f"sac/{r}/ungated", {}), rows.get(f"sac/{r}/gated", {})
+        goals.append(ratio_goal(f"Reach{ROBOTS[r]}: gated/ungated training wall-clock to 90% success", 0.7,
+                                g.get("wall_s_to_90"), u.get("wall_s_to_90")))  # fmt: skip
+        goals.append(ratio_goal(f"Reach{ROBOTS[r]}: gated/ungated gradient steps to 90% success", 0.5,
+                                g.get("gradient_steps_to_90"), u.get("gradient_steps_to_90")))  # fmt: skip
+    goals += [goal(f"PickPlace{ROBOTS[r]}: BC success ({arm})", 0.8, success(f"bc/{r}/{arm}"))
+              for r in ROBOTS for arm in BC_ARMS]  # fmt: skip
+    return goals
+
+
+# ------------------------------------------------------------------------------------------- results
+def read_parts(paths: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Rows of earlier result files (later files win per job); note lines: each file's source and budget lines."""
+    rows: dict[str, dict[str, Any]] = {}
+    notes = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for row in data["rows"]:
+            rows[row["key"]] = {**row, "source": Path(path).name}
+        m = data["machine"]
+        notes.append(f"{Path(path).name}: {data['date']}, `{data['command']}`, {m['cpu']} x{m['cores']}, "
+                     f"loadavg at write {m['loadavg_1min']:.2f}")  # fmt: skip
+        notes += [
+            line[2:] for line in data["notes"].split("\n\n") if line.startswith("- ")
+        ]  # its own sources
+    return rows, list(dict.fromkeys(notes))
+
+
+def budget_note(args: argparse.Namespace) -> str:
+    return (
+        f"budgets: parts {','.join(args.parts) or 'none'}; SAC {args.env_steps} env steps per run, batch "
+        f"{args.sac_batch}, learning_starts {args.learning_starts}, evaluation every {args.eval_every} env steps "
+        f"on {args.eval_episodes} fixed randomized episodes; gated SAC: step gate {args.step_rate}, sample gate "
+        f"{args.sample_rate}; BC {args.bc_steps} steps from {args.demos} demos, gate {args.bc_gate_rate}; final "
+        f"evaluation {args.final_episodes} held-out episodes; {args.jobs} worker processes x {args.threads} torch "
+        f"thread(s); seed {args.seed}.{' SMOKE run: tiny budgets, not a measurement.' if args.smoke else ''}"
+    )
+
+
+NOTES = (
+    "Rows: one per job (key = kind/robot/arm). Reach success is the point estimate over `final_episodes` "
+    "held-out episodes of the reloaded sac.zip; ci_low/ci_high its 95% Wilson interval. *_to_90: at the first "
+    "periodic evaluation with >= 90% success (None: never within the budget); wall_s is training wall-clock "
+    "with evaluation time excluded, in a process that shared the 2 cores with one other job; gradient steps "
+    "are the updates actually taken (the gated arms skip steps whose batch scores low). The `random` arm "
+    "uses the same gates fed uniform random scores. history: [env steps, gradient steps, train wall s, "
+    "success]. There are no configs/experiments/reach_*.yaml or pickplace_*_bc.yaml in the repository; the "
+    "bench builds each run from configs/experiments/base.yaml plus the overrides in sac_config / bc_config."
+)
+
+
+def save(args: argparse.Namespace, rows: dict[str, dict[str, Any]], part_notes: list[str]) -> Path:
+    ordered = sorted(rows.values(), key=lambda r: r["key"])
+    load = os.getloadavg()
+    lines = list(part_notes)
+    if args.parts:  # a pure merge ran nothing: its budgets are those of the merged files' lines
+        lines.append(f"{budget_note(args)} loadavg at write {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} (1/5/15 min) "
+                     f"on {os.cpu_count()} cores.")  # fmt: skip
+    notes = "\n\n".join([NOTES, *(f"- {line}" for line in lines)])
+    return write_results(args.name, ordered, goals_from(rows), notes, out_dir=args.out_dir)
+
+
+def run_jobs(args: argparse.Namespace, rows: dict[str, dict[str, Any]], part_notes: list[str]) -> None:
+    """Run the planned jobs in worker processes; results are rewritten after each finished job."""
+    jobs = plan(args)
+    print(f"{len(jobs)} jobs: {[j.key for j in jobs]}", flush=True)
+    # spawn: fresh interpreters (no forked MuJoCo/EGL state); one job per process frees its memory (camera demos).
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = {pool.submit(run_job, job, args): job for job in jobs}
+        for future in as_completed(futures):
+            row = future.result()
+            rows[row["key"]] = row
+            print({k: v for k, v in row.items() if k != "history"}, flush=True)
+            print(save(args, rows, part_notes), flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", default=None, help=f"comma list of {PARTS} (default: all; none with --merge)")
+    p.add_argument(
+        "--gated-robots", default="ur5e", help="robots of the gated part (comma list of ur5e, fr3)"
+    )
+    p.add_argument(
+        "--gated-arms", default=",".join(SAC_ARMS), help=f"arms of the gated part, from {SAC_ARMS}"
+    )
+    p.add_argument("--env-steps", type=int, default=20_000, help="SAC env steps per run")
+    p.add_argument("--learning-starts", type=int, default=1000, help="SAC env steps of random actions first")
+    p.add_argument("--sac-batch", type=int, default=256, help="SAC replay batch (SB3's default)")
+    p.add_argument(
+        "--step-rate", type=float, default=0.4, help="gated SAC: target fraction of gradient steps"
+    )
+    p.add_argument(
+        "--sample-rate", type=float, default=0.5, help="gated SAC: target fraction of a batch kept"
+    )
+    p.add_argument("--eval-every", type=int, default=1000, help="SAC: evaluate every N env steps")
+    p.add_argument("--eval-episodes", type=int, default=30, help="SAC: episodes per periodic evaluation")
+    p.add_argument("--bc-steps", type=int, default=3000, help="BC optimizer steps")
+    p.add_argument("--demos", type=int, default=500, help="expert demonstrations collected per BC run")
+    p.add_argument(
+        "--bc-gate-rate", type=float, default=0.5, help="gated BC: target fraction of samples kept"
+    )
+    p.add_argument(
+        "--final-episodes", type=int, default=100, help="held-out episodes of each final evaluation"
+    )
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (one job each at a time)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-root", default="/tmp/ast_robot_bench/robot_learning")
+    p.add_argument(
+        "--merge", nargs="*", default=[], help="result files whose rows to merge (later files win)"
+    )
+    p.add_argument(
+        "--smoke", action="store_true", help="tiny budgets: checks the script end to end, not the claims"
+    )
+    p.add_argument("--name", default="robot_learning", help="result name: <out-dir>/<name>.json")
+    p.add_argument("--out-dir", type=Path, default=None, help="folder of the results (default bench/results)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.env_steps, args.learning_starts, args.eval_every, args.eval_episodes = 400, 200, 200, 2
+        args.bc_steps, args.demos, args.final_episodes = 10, 3, 2
+    args.parts = _choices("--parts", args.parts, PARTS, default=() if args.merge else PARTS)
+    args.gated_robots = _choices("--gated-robots", args.gated_robots, tuple(ROBOTS))
+    args.gated_arms = _choices("--gated-arms", args.gated_arms, SAC_ARMS)
+    return args
+
+
+def _choices(
+    flag: str, text: str | None, allowed: tuple[str, ...], default: tuple[str, ...] = ()
+) -> list[str]:
+    if text is None:
+        return list(default)
+    items = [t for t in text.split(",") if t]
+    bad = [t for t in items if t not in allowed]
+    if bad:
+        raise SystemExit(f"{flag}: unknown {bad}; choose from {list(allowed)}")
+    return items
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)  # the workers' setting, so the recorded machine shows it
+    rows, part_notes = read_parts(args.merge)
+    if args.parts:
+        run_jobs(args, rows, part_notes)
+    else:
+        print(save(args, rows, part_notes))
+
+
+if __name__ == "__main__":
+    main()
