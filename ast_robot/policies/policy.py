@@ -73,7 +73,7 @@ class PolicyBase(nn.Module):
             raise ValueError("critic() needs policy.n_critics > 0 (got 0)")
         return self.q(self.embed(batch), action)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # not no_grad: no version counters or view tracking on the per-step tensors
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """The head's mode for one unbatched observation, in eval mode: float32 ``(A,)``.
 

@@ -101,6 +101,22 @@ def test_auto_dispatch():
     assert layer.core.last_backend == "dense"
 
 
+def test_auto_below_crossover_runs_nothing_but_sdpa(monkeypatch):
+    layer = SparseAttention(16, 2, block_size=4, backend="auto", crossover=64)
+    monkeypatch.setattr(layer.core, "plan", lambda *a, **k: pytest.fail("auto planned a short sequence"))
+    layer(torch.randn(1, 20, 16)).sum().backward()
+    assert layer.core.last_backend == "full"
+    assert all(p.grad is None for p in layer.core.parameters())  # scorer and gate untouched
+
+
+def test_rows_guard_is_skipped_only_without_partial_blocks():
+    from ast_robot.policies.backends import flex_kernel_options
+
+    cpu = torch.device("cpu")
+    assert flex_kernel_options(cpu, True)["ROWS_GUARANTEED_SAFE"] is True
+    assert flex_kernel_options(cpu, False)["ROWS_GUARANTEED_SAFE"] is False  # NaN on an H200 otherwise
+
+
 def test_full_backend_is_plain_attention_without_scorer():
     torch.manual_seed(4)
     core = SparseAttentionCore(8, backend="full", causal=True)
