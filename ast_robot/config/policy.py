@@ -36,8 +36,8 @@ class PolicyConfig:
     auto_crossover_tokens: int = doc(
         2048,
         "`auto` runs full (unmasked) attention below this sequence length (tokens). Measure it on the device in "
-        "use with bench/attention.py: on an H100 (bf16) our flex layer lost to dense SDPA at 4k tokens at every "
-        "sparsity and won from 16k at >= 75% block sparsity.",
+        "use with bench/attention.py: on an H200 (bf16) our flex layer lost to dense SDPA at 4k tokens at every "
+        "sparsity and won from 16k tokens at 50% block sparsity and above (an H100 run agreed on the crossover).",
         gt=0,
     )
     head: Literal["deterministic", "gaussian", "tanh_gaussian"] = doc(
