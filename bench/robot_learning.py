@@ -233,6 +233,15 @@ NOTES = (
 )
 
 
+def side_by_side(rows: dict[str, dict[str, Any]]) -> str:
+    """One readable line of the SAC arms at their first evaluation >= 90% (not a "- " line: never re-merged)."""
+    cells = [f"{r['key']}: " + (f"{r['env_steps_to_90']} env steps, {r['gradient_steps_to_90']} gradient steps, "
+                                f"{r['wall_s_to_90']} s" if r.get("wall_s_to_90") is not None else
+                                f"not reached in {r['env_steps']} env steps") + f", final success {r['success']}"
+             for r in sorted(rows.values(), key=lambda r: r["key"]) if r["task"] == "reach"]  # fmt: skip
+    return "Side by side, at the first evaluation >= 90% success: " + "; ".join(cells) + "." if cells else ""
+
+
 def save(args: argparse.Namespace, rows: dict[str, dict[str, Any]], part_notes: list[str]) -> Path:
     ordered = sorted(rows.values(), key=lambda r: r["key"])
     load = os.getloadavg()
@@ -240,7 +249,7 @@ def save(args: argparse.Namespace, rows: dict[str, dict[str, Any]], part_notes: 
     if args.parts:  # a pure merge ran nothing: its budgets are those of the merged files' lines
         lines.append(f"{budget_note(args)} loadavg at write {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} (1/5/15 min) "
                      f"on {os.cpu_count()} cores.")  # fmt: skip
-    notes = "\n\n".join([NOTES, *(f"- {line}" for line in lines)])
+    notes = "\n\n".join([NOTES, side_by_side(rows), *(f"- {line}" for line in lines)])
     return write_results(args.name, ordered, goals_from(rows), notes, out_dir=args.out_dir)
 
 
