@@ -249,6 +249,8 @@ def save(args: argparse.Namespace, rows: dict[str, dict[str, Any]], part_notes: 
     if args.parts:  # a pure merge ran nothing: its budgets are those of the merged files' lines
         lines.append(f"{budget_note(args)} loadavg at write {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} (1/5/15 min) "
                      f"on {os.cpu_count()} cores.")  # fmt: skip
+    if args.note:
+        lines.append(f"note: {args.note}")
     notes = "\n\n".join([NOTES, side_by_side(rows), *(f"- {line}" for line in lines)])
     return write_results(args.name, ordered, goals_from(rows), notes, out_dir=args.out_dir)
 
@@ -308,6 +310,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--smoke", action="store_true", help="tiny budgets: checks the script end to end, not the claims"
     )
+    p.add_argument("--note", default="", help="a line for the notes (e.g. which jobs were stopped and why)")
     p.add_argument("--name", default="robot_learning", help="result name: <out-dir>/<name>.json")
     p.add_argument("--out-dir", type=Path, default=None, help="folder of the results (default bench/results)")
     args = p.parse_args(argv)
