@@ -1,7 +1,8 @@
 """Learned block scorer: a compressed-attention branch whose logits also rank the key blocks (NSA-style).
 
 Each key block is mean-pooled and passed through learned projections into one compressed key and value.
-Each query block (its mean-pooled query) attends over the compressed keys; the logits of that attention
+Each query block (its mean-pooled query; under causality the previous block's, so that nothing a token
+computes depends on later tokens of its own block) attends over the compressed keys; the logits of that attention
 are exactly the scores that rank the key blocks for top-k selection, so what the branch learns to attend
 to is what gets selected. The branch's output, one vector per query block, is added to the layer's output
 through a learned gate, which is how the projections receive gradient.
@@ -50,6 +51,8 @@ def score_blocks(q: Tensor, k: Tensor, v: Tensor, params: tuple[Tensor, ...], bl
     k_w, k_b, v_w, v_b, null_kv = params
     D = q.shape[-1]
     qb = pool_blocks(q.detach(), block_size)  # (B, H, nb, D)
+    if causal:  # a block's own pooled query mixes in its later tokens: rank and gate with the previous block's
+        qb = F.pad(qb, (0, 0, 1, 0))[:, :, :-1]  # block 0 gets a zero query (it sees only the null slot)
     kc = F.linear(pool_blocks(k.detach(), block_size), k_w, k_b)  # (B, H, nb, D)
     vc = F.linear(pool_blocks(v.detach(), block_size), v_w, v_b)  # (B, H, nb, D)
     null = null_kv.to(q.dtype).view(2, 1, 1, 1, D).expand(2, *kc.shape[:2], 1, D)

@@ -88,7 +88,7 @@ def bc_loss(model: Any, batch: Batch) -> LossOutput:
 # ----------------------------------------------------------------------------------------- BC
 @TRAINERS.register("bc")
 def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None = None,
-             physical_weight: Any = None) -> dict[str, float]:  # fmt: skip
+             physical_weight: Any = None, show_progress: bool = True) -> dict[str, float]:  # fmt: skip
     """Behaviour cloning of the configured policy from scripted-expert demonstrations.
 
     ``init_from`` fine-tunes a policy checkpoint; ``physical_weight(dr) -> [0, 1]`` feeds the
@@ -115,7 +115,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
         load_module_state(policy, PolicyBase.load(init_from).state_dict(), "policy")
     else:
         policy.normalizer.fit(data.obs)
-    trainer = build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps)
+    trainer = build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps, show_progress=show_progress)
     if resume:
         trainer.resume(resume)
     start = time.perf_counter()

@@ -99,7 +99,8 @@ def first_reaching(history: list[dict[str, float]], target: float) -> dict[str, 
 
 
 @TRAINERS.register("sac")
-def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False) -> dict[str, Any]:
+def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
+              show_progress: bool = True) -> dict[str, Any]:
     """Train SAC or GatedSAC; returns final metrics and the evaluation history."""
     from stable_baselines3.common.monitor import Monitor
 
@@ -114,7 +115,7 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False)
     model = build_sac(cfg, env)
     tracker = make_tracker(eval_env, tc.eval_every, tc.eval_episodes, seed=cfg.seed + 3_000_000,
                            stop_at_target=stop_at_target)  # fmt: skip
-    model.learn(tc.steps, callback=tracker)
+    model.learn(tc.steps, callback=tracker)  # show_progress is accepted for the CLI; SB3's bar needs tqdm
     run_dir = Path(cfg.run_root) / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / SAC_FILE)
