@@ -1,5 +1,6 @@
 """System identification: replay the real commanded actions in simulation and fit the randomized
-parameters to the real joint trajectories with the cross-entropy method (in the spirit of SimOpt).
+parameters to the real joint trajectories with the cross-entropy method (in the spirit of SimOpt), then
+check integer parameters one step either way and polish the rest by bounded least squares.
 
 The simulator is any callable ``simulate(params, record) -> (T+1, J) joint positions`` that replays
 ``record.actions`` (and ``record.joint_targets``) from ``record.joint_positions[0]`` under physical
