@@ -114,6 +114,13 @@ class _RobotState:
     counters: dict[str, int] = field(default_factory=dict)
 
 
+def segment_seconds(command: np.ndarray, measured: np.ndarray, speed: np.ndarray, period_s: float) -> np.ndarray:
+    """Trajectory segment time (s) of ``command`` (..., J) from ``measured`` (..., J) at joint speeds
+    ``speed`` (J,) rad/s: at least two control periods; one value per leading index. Shared by the
+    policy node's safety filter and the gap replay that reproduces what it sent."""
+    return np.maximum(2.0 * period_s, np.max(np.abs(command - measured) / speed, axis=-1))
+
+
 class SafetyMonitor:
     """Stateful safety filter. Call :meth:`observe_state` on each joint state and :meth:`filter` per tick."""
 
@@ -192,11 +199,10 @@ class SafetyMonitor:
         reach it from the *measured* position: at least two periods (commands that arrive bunched,
         as DDS on a busy machine delivers them, then still imply at most the allowed speed), longer
         when the robot lags behind."""
-        floor = 2.0 * self.limits.period_s
         if self._s.positions is None:
-            return floor
+            return 2.0 * self.limits.period_s
         speed = self.limits.max_step / self.limits.period_s  # (J,) rad/s
-        return max(floor, float(np.max(np.abs(command - self._s.positions) / speed)))
+        return float(segment_seconds(command, self._s.positions, speed, self.limits.period_s))
 
     def hold(self, reason: str) -> SafetyDecision:
         """A hold decision for an external reason (e.g. the policy raised). None before any state."""

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ast_robot.config.deploy import DeployConfig
+from ast_robot.deploy.safety import segment_seconds
 from ast_robot.gap.outcomes import EpisodeRecord
 
 ENV_DT = 0.04  # s: the environments' default control period (EnvConfig.control_hz = 25)
@@ -104,9 +105,8 @@ class MujocoReplay:
             return np.zeros(record.steps)
         scale = float(record.meta.get("max_joint_speed_scale", DeployConfig().max_joint_speed_scale))
         speed = np.asarray(self.spec.velocity_limits) * scale  # (J,) rad/s
-        gap = np.abs(record.joint_targets - record.joint_positions[:-1])  # (T, J) rad
-        seconds = np.maximum(2.0 * record.control_dt, np.max(gap / speed, axis=1))
-        return seconds / self.model.opt.timestep
+        seconds = segment_seconds(record.joint_targets, record.joint_positions[:-1], speed, record.control_dt)
+        return seconds / self.model.opt.timestep  # (T,)
 
     def _reset(self, q0: np.ndarray) -> None:
         self._mj.mj_resetData(self.model, self.data)

@@ -129,10 +129,9 @@ def _simulator_params() -> dict:
 def _snap_integers(space: ParamSpace, values: np.ndarray) -> np.ndarray:
     """Round parameters the simulator treats as integers (latency in control steps): the fit reports
     the value that was actually simulated."""
-    table = _simulator_params()
     out = values.copy()
     for i, name in enumerate(space.names):
-        if name in table and table[name].integer:
+        if _is_integer(name):
             out[i] = float(np.round(out[i]))
     return out
 
