@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from ast_robot.config import EnvConfig, RandomizationConfig, from_dict
+from ast_robot.deploy import kernels
 from ast_robot.deploy.ik import for_robot
 from ast_robot.envs import randomization as dr_lib
 from ast_robot.envs.rewards import reward_scales, weighted_reward
@@ -94,7 +95,6 @@ class RobotEnv(gym.Env):
         )
         self._site = m.site(r.ee_site).id
         self._vel_step = np.array(r.velocity_limits) * self.control_dt  # max joint change per step (rad)
-        self._neg_vel_step = -self._vel_step
         base = m.body(r.base_body).id
         self._is_robot_geom = [dr_lib.descends(m, m.geom_bodyid[g], base) for g in range(m.ngeom)]
         self._wrench = np.zeros(6)  # mj_contactForce output (normal force first)
@@ -181,7 +181,7 @@ class RobotEnv(gym.Env):
         noise = self.dr.get("action_noise", 0.0)
         if noise > 0:
             action = action + self.np_random.normal(0.0, noise, size=action.shape)
-        command = self._command(_clip(action, -1.0, 1.0))
+        command = self._command(action)
         self._queue.append(command)
         self._target = self._queue.popleft()  # delayed by `latency` control steps
         self._ctrl[self._ctrl_idx] = self._target
@@ -197,28 +197,28 @@ class RobotEnv(gym.Env):
         return obs, reward, False, self._steps >= self.cfg.max_episode_steps, info
 
     def _command(self, action: np.ndarray) -> np.ndarray:
-        """Arm joint targets (n,) + gripper width (1,) for a clipped action.
+        """Arm joint targets (n,) + gripper width (1,) for an action (clipped to [-1, 1] here).
 
         Targets integrate from the previous command (not from the measured state), so a constant action
         moves the arm at a constant speed instead of restarting a step response every control period;
         the TCP target may lead the measured TCP by at most two full steps (anti-windup).
         """
-        q_prev = self._q_cmd
-        if self.cfg.action_mode == "ee_delta":
-            pos = self._tcp
-            lead = 2.0 * self.cfg.max_ee_step
-            target = _clip(self._ee_cmd + action[:3] * self.cfg.max_ee_step, WORKSPACE_LOW, WORKSPACE_HIGH)
-            self._ee_cmd = pos + _clip(target - pos, -lead, lead)
+        q_prev, cfg = self._q_cmd, self.cfg
+        if cfg.action_mode == "ee_delta":
+            self._ee_cmd = kernels.tcp_target(self._ee_cmd, self._tcp, action, cfg.max_ee_step,
+                                              WORKSPACE_LOW, WORKSPACE_HIGH, 2.0 * cfg.max_ee_step)  # fmt: skip
             q_t = q_prev
-            for _ in range(self.cfg.ik_iterations):
+            for _ in range(cfg.ik_iterations):
                 q_t = self._ik.step(q_t, self._ee_cmd, R_DOWN)
         else:
-            q_t = q_prev + action[:-1] * self.cfg.max_joint_step
-        q_t = q_prev + _clip(q_t - q_prev, self._neg_vel_step, self._vel_step)  # data-sheet joint speeds
-        self._q_cmd = _clip(q_t, self._ik.lower, self._ik.upper)
+            q_t = q_prev + _clip(action[:-1], -1.0, 1.0) * cfg.max_joint_step
         closed, opened = self.robot.gripper_width
-        width = closed + (action[-1] + 1.0) / 2.0 * (opened - closed)  # -1 closed, +1 open
-        return np.concatenate([self._q_cmd, [width]])
+        grip = min(max(float(action[-1]), -1.0), 1.0)
+        width = closed + (grip + 1.0) / 2.0 * (opened - closed)  # -1 closed, +1 open
+        # data-sheet joint speeds, then the joint limits
+        command = kernels.joint_command(q_prev, q_t, self._vel_step, self._ik.lower, self._ik.upper, width)
+        self._q_cmd = command[:-1]
+        return command
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
         """Vectorized reward over leading batch dimensions: (..., 3), (..., 3) -> (...).
@@ -232,11 +232,8 @@ class RobotEnv(gym.Env):
     # ----- observations and info --------------------------------------------------------------------
     def _get_obs(self) -> dict[str, np.ndarray]:
         noise = self.dr.get("proprio_noise", 0.0)
-        ee = self._tcp
-        ee_vel = (ee - self._prev_ee) / self.control_dt
-        proprio = np.concatenate(
-            [self._arm_qpos, self._arm_qvel, ee, ee_vel, [self._gripper_width()]]
-        )  # (2n + 7,)
+        proprio = kernels.proprio(self._arm_qpos, self._arm_qvel, self._tcp, self._prev_ee,
+                                  1.0 / self.control_dt, self._gripper_width())  # (2n + 7,)  # fmt: skip
         if noise > 0:
             proprio = proprio + self.np_random.normal(0.0, noise, size=proprio.shape)
         task = self._task_obs(self.dr.get("object_pos_noise", 0.0))  # after the proprio draw: fixed RNG order

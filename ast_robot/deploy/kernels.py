@@ -1,0 +1,191 @@
+"""The per-step arithmetic of the action mapping (TCP target, DLS IK update, joint step), compiled.
+
+The envs run it every control step and the deployment every tick. On 6-7 joints it is a few hundred
+flops, but as NumPy calls it cost ~30 us per env step (each call's dispatch outweighs its math), a
+sixth of the physics the step runs; compiled with numba, each function is one call of ~1 us.
+:class:`~ast_robot.deploy.ik.DLSIK` runs MuJoCo's kinematics and site Jacobian (C) and hands the
+results to :func:`dls_step`. ``cache=True`` keeps the compiled code beside this file, so only the
+first process after an install pays the compile (a few seconds).
+
+The IK update:
+
+    dq = J^T (J J^T + lambda^2 I)^-1 e  +  (I - J^+ J) k_null (q_rest - q),   |dq| <= max_step
+
+The error ``e`` stacks the position error (m) and, with a target orientation, the rotation vector
+(rad) times ``orientation_weight`` (m/rad); the Jacobian's rotation rows are weighted alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def rotation_error(target: np.ndarray, current: np.ndarray, out: np.ndarray) -> None:
+    """Rotation vector (3,), world frame, of the shortest turn from quaternion ``current`` to ``target``.
+
+    turn = target * conj(current); axis * angle with the angle wrapped to [-pi, pi] (mju_quat2Vel).
+    """
+    tw, tx, ty, tz = target[0], target[1], target[2], target[3]
+    cw, cx, cy, cz = current[0], -current[1], -current[2], -current[3]
+    w = tw * cw - tx * cx - ty * cy - tz * cz
+    x = tw * cx + tx * cw + ty * cz - tz * cy
+    y = tw * cy - tx * cz + ty * cw + tz * cx
+    z = tw * cz + tx * cy - ty * cx + tz * cw
+    sin_half = math.sqrt(x * x + y * y + z * z)
+    if sin_half < 1e-15:
+        out[0] = out[1] = out[2] = 0.0
+        return
+    angle = 2.0 * math.atan2(sin_half, w)
+    if angle > math.pi:
+        angle -= 2.0 * math.pi
+    out[0], out[1], out[2] = x / sin_half * angle, y / sin_half * angle, z / sin_half * angle
+
+
+@numba.njit(cache=True)
+def _solve_spd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with a x = b for a small symmetric positive definite ``a`` (Cholesky, in place on a copy)."""
+    m = a.shape[0]
+    low = np.zeros((m, m))
+    for i in range(m):
+        for j in range(i + 1):
+            s = a[i, j]
+            for k in range(j):
+                s -= low[i, k] * low[j, k]
+            low[i, j] = math.sqrt(s) if i == j else s / low[j, j]
+    y = np.empty(m)
+    for i in range(m):
+        s = b[i]
+        for k in range(i):
+            s -= low[i, k] * y[k]
+        y[i] = s / low[i, i]
+    x = np.empty(m)
+    for i in range(m - 1, -1, -1):
+        s = y[i]
+        for k in range(i + 1, m):
+            s -= low[k, i] * x[k]
+        x[i] = s / low[i, i]
+    return x
+
+
+@numba.njit(cache=True)
+def _transpose_times(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """a.T @ x for a (m, n) and x (m,)."""
+    out = np.zeros(a.shape[1])
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[j] += a[i, j] * x[i]
+    return out
+
+
+@numba.njit(cache=True)
+def clip(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """A copy of ``x`` (n,) within [lower, upper]."""
+    out = np.empty(x.shape[0])
+    for j in range(x.shape[0]):
+        out[j] = min(max(x[j], lower[j]), upper[j])
+    return out
+
+
+@numba.njit(cache=True)
+def dls_step(q: np.ndarray, site_pos: np.ndarray, site_quat: np.ndarray, jac_full: np.ndarray,
+             cols: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray, settings: np.ndarray,
+             bounds: np.ndarray, errors: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The next joint vector (n,) within the bounds, from ``q`` (n,) and MuJoCo's kinematics at ``q``.
+
+    site_pos (3,), site_quat (4,): the site's pose at q; jac_full (6, nv): its Jacobian (translation
+    rows, then rotation); cols (n,): the arm's dof columns; target_quat (4,) is ignored unless
+    settings[0] is 1. settings: (use_rotation, orientation_weight m/rad, damping, nullspace_gain,
+    max_step rad); bounds (3, n): lower, upper, rest posture. ``errors`` (2,) receives the position (m)
+    and rotation (rad) error at q. Few arguments on purpose: numba's dispatch checks each one.
+    """
+    use_rotation, orientation_weight, damping = settings[0] > 0.5, settings[1], settings[2]
+    nullspace_gain, max_step = settings[3], settings[4]
+    lower, upper, rest = bounds[0], bounds[1], bounds[2]
+    n = q.shape[0]
+    rows = 6 if use_rotation else 3
+    err = np.empty(rows)
+    for i in range(3):
+        err[i] = target_pos[i] - site_pos[i]
+    errors[0] = math.sqrt(err[0] * err[0] + err[1] * err[1] + err[2] * err[2])
+    errors[1] = 0.0
+    jac = np.empty((rows, n))
+    for j in range(n):
+        for i in range(3):
+            jac[i, j] = jac_full[i, cols[j]]
+    if use_rotation:
+        rot = np.empty(3)
+        rotation_error(target_quat, site_quat, rot)
+        errors[1] = math.sqrt(rot[0] * rot[0] + rot[1] * rot[1] + rot[2] * rot[2])
+        for i in range(3):
+            err[3 + i] = rot[i] * orientation_weight
+            for j in range(n):
+                jac[3 + i, j] = jac_full[3 + i, cols[j]] * orientation_weight
+    jjt = np.empty((rows, rows))  # loops, not BLAS: calls on a 6x7 matrix cost more than the math
+    for i in range(rows):
+        for k in range(i + 1):
+            s = 0.0
+            for j in range(n):
+                s += jac[i, j] * jac[k, j]
+            jjt[i, k] = jjt[k, i] = s
+        jjt[i, i] += damping * damping
+    dq = _transpose_times(jac, _solve_spd(jjt, err))
+    if nullspace_gain > 0.0:
+        # (I - J^+ J) z with the damped pseudo-inverse J^+ = J^T (J J^T + lambda^2 I)^-1
+        z = nullspace_gain * (rest - q)
+        jz = np.zeros(rows)
+        for i in range(rows):
+            for j in range(n):
+                jz[i] += jac[i, j] * z[j]
+        dq += z - _transpose_times(jac, _solve_spd(jjt, jz))
+    norm = math.sqrt(np.sum(dq * dq))
+    if norm > max_step:
+        dq *= max_step / norm
+    return clip(q + dq, lower, upper)
+
+
+@numba.njit(cache=True)
+def tcp_target(base: np.ndarray, tcp: np.ndarray, action: np.ndarray, step_m: float, low: np.ndarray,
+               high: np.ndarray, lead_m: float) -> np.ndarray:  # fmt: skip
+    """The integrated TCP target (3,) m: ``base`` moved by ``action[:3]`` (clipped to [-1, 1]) x ``step_m``, kept in
+    the workspace box [low, high] and within ``lead_m`` of the measured ``tcp`` (anti-windup) per axis."""
+    out = np.empty(3)
+    for i in range(3):
+        target = min(max(base[i] + min(max(action[i], -1.0), 1.0) * step_m, low[i]), high[i])
+        out[i] = tcp[i] + min(max(target - tcp[i], -lead_m), lead_m)
+    return out
+
+
+@numba.njit(cache=True)
+def joint_command(q_prev: np.ndarray, q_target: np.ndarray, max_change: np.ndarray, lower: np.ndarray,
+                  upper: np.ndarray, gripper: float) -> np.ndarray:  # fmt: skip
+    """[q (n,), gripper]: ``q_target`` reached from ``q_prev`` by at most ``max_change`` (n,) per joint,
+    within [lower, upper]; the gripper value appended, as the env's actuators take it."""
+    n = q_prev.shape[0]
+    out = np.empty(n + 1)
+    for j in range(n):
+        q = q_prev[j] + min(max(q_target[j] - q_prev[j], -max_change[j]), max_change[j])
+        out[j] = min(max(q, lower[j]), upper[j])
+    out[n] = gripper
+    return out
+
+
+@numba.njit(cache=True)
+def proprio(q: np.ndarray, dq: np.ndarray, tcp: np.ndarray, prev_tcp: np.ndarray, inv_dt: float,
+            gripper_width: float) -> np.ndarray:  # fmt: skip
+    """The proprioceptive observation (2n + 7,): [q (n), dq (n), tcp (3), tcp velocity (3), gripper width].
+
+    TCP velocity = (tcp - prev_tcp) * inv_dt (m/s); ``inv_dt`` 0 gives zero velocity (no previous TCP).
+    """
+    n = q.shape[0]
+    out = np.empty(2 * n + 7)
+    for j in range(n):
+        out[j], out[n + j] = q[j], dq[j]
+    for i in range(3):
+        out[2 * n + i] = tcp[i]
+        out[2 * n + 3 + i] = (tcp[i] - prev_tcp[i]) * inv_dt
+    out[2 * n + 6] = gripper_width
+    return out
