@@ -7,7 +7,7 @@ MuJoCo's kinematics and Jacobian of one site, and iterates
 
 clipping ``q`` to the joint limits after every step. ``e`` stacks the position error (m) and, when a
 target orientation is given, the rotation-vector error (rad) times ``orientation_weight`` (m/rad).
-MuJoCo computes the kinematics and the Jacobian; the update's arithmetic is compiled (``kernels``).
+The iterations run compiled, MuJoCo's kinematics included (:mod:`ast_robot.deploy.kernels`).
 Simulation envs and the robot deployment both call it, so a policy trained through it sees the same
 mapping from end-effector deltas to joint targets on the real robot.
 """
@@ -59,7 +59,7 @@ class DLSIK:
         self.damping, self.nullspace_gain = float(damping), float(nullspace_gain)
         self.orientation_weight, self.max_step = float(orientation_weight), float(max_step)
         self._qidx = _as_index(self.qadr)
-        self._cols = self.dofadr.astype(np.int64)  # Jacobian columns of the arm, for the kernel
+        self._index = np.stack([self.qadr, self.dofadr]).astype(np.int64)  # for the kernels
         # the kernel's settings and bounds (see kernels.dls_step); no rest posture = zero null-space gain
         use_rest = self.rest is not None and self.nullspace_gain > 0
         rest = self.rest if use_rest else np.zeros(len(ids))
@@ -67,25 +67,24 @@ class DLSIK:
                                    self.nullspace_gain if use_rest else 0.0, self.max_step])  # fmt: skip
         self._bounds = np.stack([self.lower, self.upper, rest])
         self._jac = np.zeros((6, model.nv))  # rows: translational (3), rotational (3)
-        self._errors = np.zeros(2)  # position (m) and rotation (rad) error before the last step
-        self._quat_now = np.zeros(4)  # scratch: the site's orientation
+        self._no_quat = np.zeros(4)  # the target orientation argument when there is none
         self._rot_key, self._rot_quat = b"", None  # last target orientation (bytes) and its quaternion
         self._bind_views()
 
     def _bind_views(self) -> None:
-        """Views into the scratch data, reused by every step (a view costs as much as the math).
+        """Views into the scratch data and its C addresses, for the compiled kernels.
 
-        Pickling copies views as separate arrays, so ``__setstate__`` binds them again.
+        Pickling copies views apart and makes new MjData, so ``__setstate__`` binds them again.
         """
         self._qpos = self.data.qpos
         self._site_xpos, self._site_xmat = (
             self.data.site_xpos[self.site_id],
             self.data.site_xmat[self.site_id],
         )
-        self._jacp, self._jacr = self._jac[:3], self._jac[3:]
+        self._handles = np.array([self.model._address, self.data._address, self.site_id], dtype=np.int64)
 
     def __getstate__(self) -> dict:
-        views = ("_qpos", "_site_xpos", "_site_xmat", "_jacp", "_jacr")
+        views = ("_qpos", "_site_xpos", "_site_xmat", "_handles")
         return {k: v for k, v in self.__dict__.items() if k not in views}
 
     def __setstate__(self, state: dict) -> None:
@@ -112,22 +111,23 @@ class DLSIK:
     def solve(self, q0: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None,
               max_iters: int = 50, tol: float = 1e-4, rot_tol: float = 1e-3) -> IKResult:  # fmt: skip
         """Joint positions that bring the site to ``target_pos`` (3,) [and ``target_rot`` (3, 3)], from ``q0``."""
-        q = kernels.clip(np.asarray(q0, dtype=float), self.lower, self.upper)
-        target_pos, target_quat = np.asarray(target_pos, dtype=float), self._target_quat(target_rot)
-        for it in range(max_iters + 1):
-            q_next = self._dls_step(q, target_pos, target_quat)
-            pos_err, rot_err = self._errors.tolist()  # at q, before the step
-            if pos_err < tol and rot_err < rot_tol:
-                return IKResult(q, pos_err, rot_err, it, True)
-            if it == max_iters:
-                break
-            q = q_next
-        return IKResult(q, pos_err, rot_err, max_iters, False)
+        report = np.zeros(4)  # position error, rotation error, updates, converged
+        q = kernels.dls_solve(*self._kernel_args(q0, target_pos, target_rot), max_iters, tol, rot_tol, report)
+        pos_err, rot_err, iterations, converged = report.tolist()
+        return IKResult(q, pos_err, rot_err, int(iterations), bool(converged))
 
-    def step(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None) -> np.ndarray:
-        """One damped-least-squares iteration from ``q`` (n,): the cheap per-control-step update."""
-        q = kernels.clip(np.asarray(q, dtype=float), self.lower, self.upper)
-        return self._dls_step(q, np.asarray(target_pos, dtype=float), self._target_quat(target_rot))
+    def step(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None,
+             iterations: int = 1) -> np.ndarray:  # fmt: skip
+        """``iterations`` damped-least-squares updates from ``q`` (n,): the cheap per-control-step update."""
+        return kernels.dls_steps(*self._kernel_args(q, target_pos, target_rot), iterations)
+
+    def _kernel_args(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None) -> tuple:
+        """The arguments :func:`kernels.dls_steps` and :func:`kernels.dls_solve` share (see there)."""
+        target_quat = self._target_quat(target_rot)
+        self._settings[0] = 0.0 if target_quat is None else 1.0
+        return (self._handles, self._index, self._qpos, self._site_xpos, self._site_xmat, self._jac,
+                np.asarray(q, dtype=float), np.asarray(target_pos, dtype=float),
+                self._no_quat if target_quat is None else target_quat, self._settings, self._bounds)  # fmt: skip
 
     def _target_quat(self, rot: np.ndarray | None) -> np.ndarray | None:
         """Quaternion (4,) of ``rot``, cached by value: callers hold one orientation over many steps."""
@@ -137,23 +137,6 @@ class DLSIK:
         if key != self._rot_key:
             self._rot_key, self._rot_quat = key, _quat(rot)
         return self._rot_quat
-
-    def _dls_step(self, q: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray | None) -> np.ndarray:
-        """The next q (n,) from ``q`` (n, within the limits); ``_errors`` gets the (position, rotation) error at q.
-
-        MuJoCo's kinematics and Jacobian run here (C), the linear algebra in :mod:`kernels` (compiled).
-        """
-        self._qpos[self._qidx] = q
-        mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mj_comPos(self.model, self.data)  # cdof, needed by the Jacobian
-        mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, self.site_id)
-        if target_quat is None:
-            self._settings[0], target_quat = 0.0, self._quat_now
-        else:
-            self._settings[0] = 1.0
-            mujoco.mju_mat2Quat(self._quat_now, self._site_xmat)
-        return kernels.dls_step(q, self._site_xpos, self._quat_now, self._jac, self._cols, target_pos,
-                                  target_quat, self._settings, self._bounds, self._errors)  # fmt: skip
 
 
 def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:

@@ -3,9 +3,9 @@
 The envs run it every control step and the deployment every tick. On 6-7 joints it is a few hundred
 flops, but as NumPy calls it cost ~30 us per env step (each call's dispatch outweighs its math), a
 sixth of the physics the step runs; compiled with numba, each function is one call of ~1 us.
-:class:`~ast_robot.deploy.ik.DLSIK` runs MuJoCo's kinematics and site Jacobian (C) and hands the
-results to :func:`dls_step`. ``cache=True`` keeps the compiled code beside this file, so only the
-first process after an install pays the compile (a few seconds).
+The IK calls MuJoCo's kinematics and site Jacobian from compiled code too (its C API, by symbol), so
+one control step is one call. ``cache=True`` keeps the compiled code beside this file: only the first
+process after an install compiles (~10 s); each later process loads it on first use (~1 s).
 
 The IK update:
 
@@ -17,10 +17,35 @@ The error ``e`` stacks the position error (m) and, with a target orientation, th
 
 from __future__ import annotations
 
+import glob
 import math
+import os
 
+import llvmlite.binding
+import mujoco
 import numba
 import numpy as np
+from numba import types
+
+
+def _load_mujoco() -> None:
+    """Makes the C library the mujoco bindings use callable from compiled code, by symbol name."""
+    folder = os.path.dirname(mujoco.__file__)
+    found = [p for pattern in ("libmujoco.so*", "libmujoco*.dylib", "mujoco.dll")
+             for p in sorted(glob.glob(os.path.join(folder, pattern)))]  # fmt: skip
+    if not found:
+        raise ImportError(f"no MuJoCo C library in {folder}: ast_robot.deploy.kernels calls MuJoCo's C API")
+    llvmlite.binding.load_library_permanently(found[0])
+
+
+_load_mujoco()
+# Pointers travel as integers (intp): the bindings give mjModel/mjData addresses as ``_address``.
+_mj_kinematics = types.ExternalFunction("mj_kinematics", types.void(types.intp, types.intp))
+_mj_comPos = types.ExternalFunction("mj_comPos", types.void(types.intp, types.intp))
+_mj_jacSite = types.ExternalFunction(
+    "mj_jacSite", types.void(types.intp, types.intp, types.intp, types.intp, types.int32)
+)
+_mju_mat2Quat = types.ExternalFunction("mju_mat2Quat", types.void(types.intp, types.intp))
 
 
 @numba.njit(cache=True)
@@ -91,39 +116,48 @@ def clip(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def dls_step(q: np.ndarray, site_pos: np.ndarray, site_quat: np.ndarray, jac_full: np.ndarray,
-             cols: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray, settings: np.ndarray,
-             bounds: np.ndarray, errors: np.ndarray) -> np.ndarray:  # fmt: skip
-    """The next joint vector (n,) within the bounds, from ``q`` (n,) and MuJoCo's kinematics at ``q``.
+def _kinematics(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, q: np.ndarray, jac: np.ndarray) -> None:
+    """Writes the arm joints ``q`` into ``qpos`` and runs MuJoCo's kinematics and the site Jacobian."""
+    model, data, nv = handles[0], handles[1], jac.shape[1]
+    for j in range(q.shape[0]):
+        qpos[index[0, j]] = q[j]
+    _mj_kinematics(model, data)
+    _mj_comPos(model, data)  # cdof, needed by the Jacobian
+    _mj_jacSite(model, data, jac.ctypes.data, jac.ctypes.data + 3 * nv * 8, np.int32(handles[2]))
 
-    site_pos (3,), site_quat (4,): the site's pose at q; jac_full (6, nv): its Jacobian (translation
-    rows, then rotation); cols (n,): the arm's dof columns; target_quat (4,) is ignored unless
-    settings[0] is 1. settings: (use_rotation, orientation_weight m/rad, damping, nullspace_gain,
-    max_step rad); bounds (3, n): lower, upper, rest posture. ``errors`` (2,) receives the position (m)
-    and rotation (rad) error at q. Few arguments on purpose: numba's dispatch checks each one.
-    """
-    use_rotation, orientation_weight, damping = settings[0] > 0.5, settings[1], settings[2]
-    nullspace_gain, max_step = settings[3], settings[4]
-    lower, upper, rest = bounds[0], bounds[1], bounds[2]
-    n = q.shape[0]
-    rows = 6 if use_rotation else 3
-    err = np.empty(rows)
+
+@numba.njit(cache=True)
+def _pose_error(site_pos: np.ndarray, site_mat: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray,
+                settings: np.ndarray, errors: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The stacked error (3,) or (6,) of the site's pose; ``errors`` gets its position (m) and rotation (rad) norm."""
+    use_rotation = settings[0] > 0.5
+    err = np.empty(6 if use_rotation else 3)
     for i in range(3):
         err[i] = target_pos[i] - site_pos[i]
     errors[0] = math.sqrt(err[0] * err[0] + err[1] * err[1] + err[2] * err[2])
     errors[1] = 0.0
+    if use_rotation:
+        quat, rot = np.empty(4), np.empty(3)
+        _mju_mat2Quat(quat.ctypes.data, site_mat.ctypes.data)
+        rotation_error(target_quat, quat, rot)
+        errors[1] = math.sqrt(rot[0] * rot[0] + rot[1] * rot[1] + rot[2] * rot[2])
+        for i in range(3):
+            err[3 + i] = rot[i] * settings[1]
+    return err
+
+
+@numba.njit(cache=True)
+def _dls_update(q: np.ndarray, err: np.ndarray, jac_full: np.ndarray, cols: np.ndarray, settings: np.ndarray,
+                bounds: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The next joint vector (n,) within the bounds, for the error ``err`` at ``q`` (see the module docstring)."""
+    orientation_weight, damping, nullspace_gain, max_step = settings[1], settings[2], settings[3], settings[4]
+    n, rows = q.shape[0], err.shape[0]
     jac = np.empty((rows, n))
     for j in range(n):
         for i in range(3):
             jac[i, j] = jac_full[i, cols[j]]
-    if use_rotation:
-        rot = np.empty(3)
-        rotation_error(target_quat, site_quat, rot)
-        errors[1] = math.sqrt(rot[0] * rot[0] + rot[1] * rot[1] + rot[2] * rot[2])
-        for i in range(3):
-            err[3 + i] = rot[i] * orientation_weight
-            for j in range(n):
-                jac[3 + i, j] = jac_full[3 + i, cols[j]] * orientation_weight
+        for i in range(3, rows):  # rotation rows in the units of the weighted error
+            jac[i, j] = jac_full[i, cols[j]] * orientation_weight
     jjt = np.empty((rows, rows))  # loops, not BLAS: calls on a 6x7 matrix cost more than the math
     for i in range(rows):
         for k in range(i + 1):
@@ -135,7 +169,7 @@ def dls_step(q: np.ndarray, site_pos: np.ndarray, site_quat: np.ndarray, jac_ful
     dq = _transpose_times(jac, _solve_spd(jjt, err))
     if nullspace_gain > 0.0:
         # (I - J^+ J) z with the damped pseudo-inverse J^+ = J^T (J J^T + lambda^2 I)^-1
-        z = nullspace_gain * (rest - q)
+        z = nullspace_gain * (bounds[2] - q)
         jz = np.zeros(rows)
         for i in range(rows):
             for j in range(n):
@@ -144,7 +178,50 @@ def dls_step(q: np.ndarray, site_pos: np.ndarray, site_quat: np.ndarray, jac_ful
     norm = math.sqrt(np.sum(dq * dq))
     if norm > max_step:
         dq *= max_step / norm
-    return clip(q + dq, lower, upper)
+    return clip(q + dq, bounds[0], bounds[1])
+
+
+@numba.njit(cache=True)
+def dls_steps(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, site_pos: np.ndarray,
+              site_mat: np.ndarray, jac: np.ndarray, q: np.ndarray, target_pos: np.ndarray,
+              target_quat: np.ndarray, settings: np.ndarray, bounds: np.ndarray, iterations: int) -> np.ndarray:  # fmt: skip
+    """``iterations`` DLS updates from ``q`` (n,, clipped to the bounds first): the per-control-step IK.
+
+    handles: (model address, data address, site id); index (2, n): the arm's qpos and dof addresses;
+    qpos, site_pos (3,), site_mat (9,): views into the solver's scratch MjData; jac (6, nv) scratch;
+    target_quat (4,) is ignored unless settings[0] is 1. settings: (use_rotation, orientation_weight
+    m/rad, damping, nullspace_gain, max_step rad); bounds (3, n): lower, upper, rest posture.
+    """
+    q = clip(q, bounds[0], bounds[1])
+    errors = np.empty(2)
+    for _ in range(iterations):
+        _kinematics(handles, index, qpos, q, jac)
+        err = _pose_error(site_pos, site_mat, target_pos, target_quat, settings, errors)
+        q = _dls_update(q, err, jac, index[1], settings, bounds)
+    return q
+
+
+@numba.njit(cache=True)
+def dls_solve(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, site_pos: np.ndarray,
+              site_mat: np.ndarray, jac: np.ndarray, q: np.ndarray, target_pos: np.ndarray,
+              target_quat: np.ndarray, settings: np.ndarray, bounds: np.ndarray, max_iters: int, tol: float,
+              rot_tol: float, report: np.ndarray) -> np.ndarray:  # fmt: skip
+    """DLS updates from ``q`` until the errors are below (tol m, rot_tol rad) or after ``max_iters`` updates.
+
+    Arguments as :func:`dls_steps`; ``report`` (4,) gets (position error m, rotation error rad,
+    updates made, converged 0/1) of the returned q.
+    """
+    q = clip(q, bounds[0], bounds[1])
+    errors = np.empty(2)
+    for it in range(max_iters + 1):
+        _kinematics(handles, index, qpos, q, jac)
+        err = _pose_error(site_pos, site_mat, target_pos, target_quat, settings, errors)
+        converged = errors[0] < tol and errors[1] < rot_tol
+        if converged or it == max_iters:
+            report[0], report[1], report[2], report[3] = errors[0], errors[1], it, 1.0 if converged else 0.0
+            return q
+        q = _dls_update(q, err, jac, index[1], settings, bounds)
+    return q
 
 
 @numba.njit(cache=True)

@@ -207,9 +207,7 @@ class RobotEnv(gym.Env):
         if cfg.action_mode == "ee_delta":
             self._ee_cmd = kernels.tcp_target(self._ee_cmd, self._tcp, action, cfg.max_ee_step,
                                               WORKSPACE_LOW, WORKSPACE_HIGH, 2.0 * cfg.max_ee_step)  # fmt: skip
-            q_t = q_prev
-            for _ in range(cfg.ik_iterations):
-                q_t = self._ik.step(q_t, self._ee_cmd, R_DOWN)
+            q_t = self._ik.step(q_prev, self._ee_cmd, R_DOWN, iterations=cfg.ik_iterations)
         else:
             q_t = q_prev + _clip(action[:-1], -1.0, 1.0) * cfg.max_joint_step
         closed, opened = self.robot.gripper_width

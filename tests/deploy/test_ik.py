@@ -61,17 +61,56 @@ def test_works_from_model_and_vector_without_touching_sim_data():
 
 
 def test_pickled_solver_gives_the_same_steps():
-    # the solver keeps views into its scratch data and buffers; unpickling must bind them again
+    # the solver keeps views into its scratch data and its C addresses; unpickling must bind them again
+    import gc
     import pickle
 
     robot = get_robot("fr3")
     ik = for_robot(load_model("fr3"), robot)
     clone = pickle.loads(pickle.dumps(ik))
     q, target, rot = np.array(robot.home_qpos), np.array([0.5, 0.1, 0.2]), np.diag([1.0, -1.0, -1.0])
+    expected = [q]
     for _ in range(3):
-        q_a, q_b = ik.step(q, target, rot), clone.step(q, target, rot)
-        assert np.array_equal(q_a, q_b) and not np.array_equal(q_a, q)
-        q = q_a
+        expected.append(ik.step(expected[-1], target, rot))
+    del ik
+    gc.collect()  # a clone still pointing at the original's MjData would now read freed memory
+    for before, after in zip(expected[:-1], expected[1:], strict=True):
+        stepped = clone.step(before, target, rot)
+        assert np.array_equal(stepped, after) and not np.array_equal(stepped, before)
+        np.testing.assert_array_equal(clone.data.qpos[: robot.n_joints], before)  # its own scratch data
+
+
+def _reference_step(model, robot, ik, q, target, rot, weight=0.3):
+    """One DLS update written out with NumPy and MuJoCo's Python API: the compiled kernel must equal it."""
+    data = mujoco.MjData(model)
+    data.qpos[: robot.n_joints] = q
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_comPos(model, data)
+    jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+    site = model.site(robot.ee_site).id
+    mujoco.mj_jacSite(model, data, jacp, jacr, site)
+    err_rot = rotation_error(rot, data.site_xmat[site].reshape(3, 3))
+    err = np.concatenate([target - data.site_xpos[site], weight * err_rot])
+    jac = np.vstack([jacp, weight * jacr])[:, : robot.n_joints]
+    inv = jac.T @ np.linalg.inv(jac @ jac.T + ik.damping**2 * np.eye(6))
+    dq = inv @ err
+    if ik.nullspace_gain > 0:
+        dq += (np.eye(robot.n_joints) - inv @ jac) @ (ik.nullspace_gain * (ik.rest - q))
+    dq *= min(1.0, ik.max_step / np.linalg.norm(dq))
+    return np.clip(q + dq, ik.lower, ik.upper)
+
+
+@pytest.mark.parametrize("name", ["ur5e", "fr3"])
+def test_step_is_the_damped_least_squares_update(name):
+    robot, model = get_robot(name), load_model(name)
+    ik = for_robot(model, robot)
+    rng = np.random.default_rng(1)
+    rot = np.diag([1.0, -1.0, -1.0])
+    for _ in range(50):
+        q = rng.uniform(ik.lower, ik.upper)
+        target = rng.uniform([0.2, -0.4, 0.0], [0.75, 0.4, 0.5])
+        np.testing.assert_allclose(ik.step(q, target, rot), _reference_step(model, robot, ik, q, target, rot),
+                                   atol=1e-9)  # fmt: skip
 
 
 def test_rotation_error_is_the_rotation_vector():
