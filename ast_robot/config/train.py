@@ -62,6 +62,16 @@ class SACTrainConfig(TrainConfig):
     eval_episodes: int = doc(20, "Episodes per evaluation.", gt=0)
     eval_every: int = doc(1000, "Evaluate every N env steps (success, gradient steps, wall-clock).", gt=0)
     step_gate_rate: float = doc(0.5, "Gated SAC: target fraction of gradient steps taken.", gt=0, le=1)
+    normalize_obs: bool = doc(
+        True, "Normalize the float observations (running mean/std, SB3 VecNormalize; statistics saved beside sac.zip)."
+    )
+    gradient_steps: int = doc(1, "Gradient steps scheduled per env step (SB3 `gradient_steps`).", gt=0)
+    tau: float = doc(0.005, "Polyak coefficient of the target critics (1/gradient step).", gt=0, le=1)
+    ent_coef: str = doc("auto", "Entropy coefficient: `auto` (learned), `auto_<init>` (learned from init) or a number.")
+    n_sampled_goal: int = doc(4, "HER: relabelled goals per real transition (fraction relabelled = k / (k + 1)).", gt=0)
+    goal_selection: Literal["future", "final", "episode"] = doc(
+        "future", "HER: where relabelled goals come from (achieved goals later in, at the end of, or anywhere in the episode)."
+    )
 
 
 @register_variant("vision")

@@ -20,6 +20,7 @@ from ast_robot.core.trainer import LossOutput
 from ast_robot.trainers import TRAINERS
 
 POLICY_DIR, SAC_FILE, EVAL_DIR = "policy", "sac.zip", "eval"
+NORM_FILE = "obs_norm.json"  # SAC: observation statistics of the training VecNormalize (absent: raw inputs)
 PHYSICAL_KEY = "_physical"  # per-sample real-robot feedback weight, carried beside the observations
 
 
@@ -160,12 +161,19 @@ def evaluate_run(cfg: Any, run_dir: Path, act: Any, episodes: int, env: Any = No
 def load_actor(cfg: Any, run_dir: Path) -> Any:
     """``act(obs) -> action`` of a run's trained policy (BC: ``policy/``; SAC: ``sac.zip``)."""
     if (run_dir / SAC_FILE).is_file():
-        from ast_robot.trainers.robot_sac import _sb3
+        import json
+
+        from ast_robot.trainers.robot_sac import _sb3, obs_normalizer
 
         # Acting needs no replay buffer, and HER's cannot be rebuilt without an env: load with a plain one.
         no_buffer = {"physical_weight": None, "replay_buffer_class": None, "replay_buffer_kwargs": {}}
         model = _sb3().SAC.load(run_dir / SAC_FILE, device="cpu", custom_objects=no_buffer)
-        return lambda obs: model.predict(obs, deterministic=True)[0]
+        norm_file = run_dir / NORM_FILE
+        if getattr(cfg.train, "normalize_obs", False) and not norm_file.is_file():
+            raise FileNotFoundError(f"{norm_file} is missing: the run trained on normalized observations "
+                                    "(train.normalize_obs) and acting needs their statistics")  # fmt: skip
+        normalize = obs_normalizer(json.loads(norm_file.read_text()) if norm_file.is_file() else None)
+        return lambda obs: model.predict(normalize(obs), deterministic=True)[0]
     if (run_dir / POLICY_DIR).is_dir():
         from ast_robot.policies.policy import PolicyBase
 

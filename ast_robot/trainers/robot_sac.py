@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ast_robot.trainers import TRAINERS
 
@@ -34,11 +37,13 @@ def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
     kwargs: dict[str, Any] = dict(
         learning_rate=tc.lr, batch_size=tc.batch_size, gamma=tc.gamma, learning_starts=tc.learning_starts,
         buffer_size=min(tc.buffer_size, tc.steps), seed=cfg.seed, device="cpu" if tc.device == "auto" else tc.device,
+        gradient_steps=tc.gradient_steps, tau=tc.tau, ent_coef=_ent_coef(tc.ent_coef),
         policy_kwargs=_policy_kwargs(cfg), verbose=0,
     )  # fmt: skip
     if tc.her:
         kwargs.update(replay_buffer_class=HerReplayBuffer,
-                      replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"})  # fmt: skip
+                      replay_buffer_kwargs={"n_sampled_goal": tc.n_sampled_goal,
+                                            "goal_selection_strategy": tc.goal_selection})  # fmt: skip
     if not tc.gated:
         return sb3.SAC("MultiInputPolicy", env, **kwargs)
     from ast_robot.config.gate import GateConfig
@@ -49,13 +54,73 @@ def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
                     significance=cfg.significance, physical_weight=physical_weight, **kwargs)  # fmt: skip
 
 
+def _ent_coef(text: str) -> str | float:
+    """``train.ent_coef`` as SB3 takes it: ``auto`` / ``auto_<init>`` stay strings, numbers become floats."""
+    if text == "auto" or text.startswith("auto_"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"train.ent_coef {text!r}: use 'auto', 'auto_<initial value>' or a number") from None
+
+
 def _policy_kwargs(cfg: Any) -> dict[str, Any]:
     if cfg.train.features == "mlp":
         return {"net_arch": list(cfg.policy.hidden_sizes)}
-    from ast_robot.integrations.sb3 import SparseAttentionExtractor
+    from ast_robot.integrations.sb3 import sparse_policy_kwargs
 
-    return {"features_extractor_class": SparseAttentionExtractor,
-            "features_extractor_kwargs": {"policy_cfg": cfg.policy}, "net_arch": [256, 256]}  # fmt: skip
+    return sparse_policy_kwargs(cfg.policy, net_arch=[256, 256])
+
+
+# ------------------------------------------------------------------------------ observation scaling
+def make_vec_env(cfg: Any) -> Any:
+    """The training env as SB3 sees it: Monitor -> DummyVecEnv (-> VecNormalize of the float observations)."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from ast_robot.envs import make_env
+
+    env = Monitor(make_env(cfg.env, cfg.randomization, seed=cfg.seed))
+    venv = DummyVecEnv([lambda: env])
+    if not cfg.train.normalize_obs:
+        return venv
+    keys = [k for k, space in env.observation_space.spaces.items() if space.dtype != np.uint8]  # not pixels/bytes
+    return VecNormalize(venv, norm_obs=True, norm_reward=False, norm_obs_keys=keys, gamma=cfg.train.gamma)
+
+
+def save_obs_norm(venv: Any, path: Path) -> Path | None:
+    """Running mean/variance of each normalized observation key as JSON (None: no normalization)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from ast_robot.fileio import atomic_write_json
+
+    if not isinstance(venv, VecNormalize):
+        return None
+    stats = {k: {"mean": venv.obs_rms[k].mean, "var": venv.obs_rms[k].var} for k in venv.norm_obs_keys}
+    return atomic_write_json(path, {"clip_obs": venv.clip_obs, "epsilon": venv.epsilon, "stats": stats})
+
+
+def obs_normalizer(stats: dict[str, Any] | None) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """``obs -> normalized obs`` as VecNormalize computes it (identity for ``None``)."""
+    if stats is None:
+        return lambda obs: obs
+    clip, eps = float(stats["clip_obs"]), float(stats["epsilon"])
+    table = {k: (np.asarray(v["mean"]), np.sqrt(np.asarray(v["var"]) + eps)) for k, v in stats["stats"].items()}
+
+    def normalize(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = dict(obs)
+        for key, (mean, std) in table.items():
+            out[key] = np.clip((obs[key] - mean) / std, -clip, clip).astype(np.float32)
+        return out
+
+    return normalize
+
+
+def live_normalizer(venv: Any) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The training env's current normalization (its statistics keep moving while it trains)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    return venv.normalize_obs if isinstance(venv, VecNormalize) else (lambda obs: obs)
 
 
 def gradient_steps(model: Any) -> int:
@@ -64,8 +129,13 @@ def gradient_steps(model: Any) -> int:
     return int(counts["steps_trained"]) if counts is not None else int(model._n_updates)
 
 
-def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: float = 0.9, stop_at_target: bool = False):
-    """A SB3 callback that records success, env steps, gradient steps and training wall-clock."""
+def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: float = 0.9,
+                 stop_at_target: bool = False, normalize: Any = None):  # fmt: skip
+    """A SB3 callback that records success, env steps, gradient steps and training wall-clock.
+
+    ``normalize(obs)`` maps raw observations to the model's inputs (the training VecNormalize).
+    """
+    normalize = normalize or (lambda obs: obs)
     from stable_baselines3.common.callbacks import BaseCallback
 
     from ast_robot.evaluation import evaluate
@@ -82,7 +152,7 @@ def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: fl
                 return True
             tick = time.perf_counter()
             train_wall = tick - self.start - self.eval_seconds  # evaluation time is not training time
-            act = lambda obs: self.model.predict(obs, deterministic=True)[0]  # noqa: E731
+            act = lambda obs: self.model.predict(normalize(obs), deterministic=True)[0]  # noqa: E731
             rate = evaluate(eval_env, act, episodes, seed=seed).success_rate
             self.eval_seconds += time.perf_counter() - tick
             self.history.append({"env_steps": self.num_timesteps, "gradient_steps": gradient_steps(self.model),
@@ -100,30 +170,38 @@ def first_reaching(history: list[dict[str, float]], target: float) -> dict[str, 
 
 @TRAINERS.register("sac")
 def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
-              show_progress: bool = True) -> dict[str, Any]:
-    """Train SAC or GatedSAC; returns final metrics and the evaluation history."""
-    from stable_baselines3.common.monitor import Monitor
+              show_progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Train SAC or GatedSAC; returns final metrics and the evaluation history.
 
+    The run directory gets ``config.yaml`` (so `ast-robot eval RUN_DIR` works), ``sac.zip`` and, with
+    ``train.normalize_obs``, ``obs_norm.json`` (the observation statistics acting needs).
+    """
     from ast_robot.envs import make_env
-    from ast_robot.trainers.robot import SAC_FILE, evaluate_run
+    from ast_robot.runlog import RunDir
+    from ast_robot.trainers.robot import NORM_FILE, SAC_FILE, evaluate_run
 
     if resume:
         raise ValueError("train.type 'sac' resumes from sac.zip through SB3; --resume is not supported for it")
     tc = cfg.train
-    env = Monitor(make_env(cfg.env, cfg.randomization, seed=cfg.seed))
+    run = RunDir(cfg)  # writes config.yaml atomically, as BC runs do
+    venv = make_vec_env(cfg)
     eval_env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1)
-    model = build_sac(cfg, env)
+    model = build_sac(cfg, venv)
+    normalize = live_normalizer(venv)
     tracker = make_tracker(eval_env, tc.eval_every, tc.eval_episodes, seed=cfg.seed + 3_000_000,
-                           stop_at_target=stop_at_target)  # fmt: skip
+                           stop_at_target=stop_at_target, normalize=normalize)  # fmt: skip
     model.learn(tc.steps, callback=tracker)  # show_progress is accepted for the CLI; SB3's bar needs tqdm
-    run_dir = Path(cfg.run_root) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model.save(run_dir / SAC_FILE)
-    act = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
-    metrics: dict[str, Any] = evaluate_run(cfg, run_dir, act, episodes=tc.eval_episodes, env=eval_env)
+    model.save(run.path / SAC_FILE)
+    save_obs_norm(venv, run.path / NORM_FILE)
+    for row in tracker.history:
+        run.scalars({"success_rate": row["success_rate"], "gradient_steps": row["gradient_steps"]},
+                    int(row["env_steps"]), prefix="eval/")  # fmt: skip
+    run.close()
+    act = lambda obs: model.predict(normalize(obs), deterministic=True)[0]  # noqa: E731
+    metrics: dict[str, Any] = evaluate_run(cfg, run.path, act, episodes=tc.eval_episodes, env=eval_env)
     metrics.update(gradient_steps=gradient_steps(model), env_steps=model.num_timesteps, history=tracker.history,
                    gate=dict(getattr(model, "gate_counts", {})))  # fmt: skip
-    env.close(), eval_env.close()
+    venv.close(), eval_env.close()
     return metrics
 
 

@@ -67,3 +67,16 @@ def test_train_runs_a_behaviour_cloning_config(repo_root, tmp_path):
                     *(x for o in tiny for x in ("--set", o)), cwd=repo_root)  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert (tmp_path / "demo" / "policy" / "latest").is_file()
+
+
+def test_train_and_eval_a_sac_reach_config(repo_root, tmp_path):
+    """`ast-robot train configs/experiments/reach_ur5e.yaml` then `ast-robot eval RUN_DIR` (SAC runs wrote
+    no config.yaml, so eval rejected them)."""
+    tiny = ["train.steps=120", "train.learning_starts=100", "train.eval_every=120", "train.eval_episodes=1",
+            "train.batch_size=16", f"run_root={tmp_path}"]  # fmt: skip
+    out = ast_robot("train", str(repo_root / "configs/experiments/reach_ur5e.yaml"), "--no-progress",
+                    *(x for o in tiny for x in ("--set", o)), cwd=repo_root)  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    out = ast_robot("eval", str(tmp_path / "reach_ur5e"), "--episodes", "2", "--video", "0", cwd=repo_root)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "over 2 randomized episodes" in out.stdout

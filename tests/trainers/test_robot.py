@@ -11,6 +11,17 @@ from ast_robot.trainers import TRAINERS
 from ast_robot.trainers.robot import EVAL_DIR, POLICY_DIR, load_actor
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny networks on a shared 2-core machine run slower with two intra-op threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def reach_cfg(tmp_path, *overrides, trainer: str = "bc"):
     return load_config(_base_yaml(), [
         f"run_root={tmp_path}", f"train.type={trainer}", "policy.type=mlp", "policy.hidden_sizes=[64, 64]", "train.lr=1e-3",
@@ -111,3 +122,50 @@ def test_bc_without_demonstrations_is_a_clear_error(tmp_path):
     cfg = reach_cfg(tmp_path, f"train.demos={tmp_path / 'missing'}")
     with pytest.raises(FileNotFoundError, match="demo folder"):
         TRAINERS.get("bc")(cfg, None)
+
+
+def test_sac_with_the_sparse_attention_extractor_trains_and_reloads(tmp_path):
+    """train.features=sparse_attention builds SB3's policy on SparseTransformerExtractor (it once imported a
+    class that does not exist), trains and loads back for acting with the same actions."""
+    pytest.importorskip("stable_baselines3")
+    from ast_robot.integrations.sb3 import SparseTransformerExtractor
+
+    cfg = load_config(_base_yaml(), [
+        f"run_root={tmp_path}", "name=sparse", "train.type=sac", "train.features=sparse_attention",
+        "policy.d_model=16", "policy.n_heads=2", "policy.n_layers=1", "policy.block_size=4", "train.steps=150",
+        "train.learning_starts=100", "train.batch_size=16", "train.eval_every=150", "train.eval_episodes=1"])  # fmt: skip
+    metrics = TRAINERS.get("sac")(cfg, None, show_progress=False)
+    assert metrics["gradient_steps"] == 50 and metrics["env_steps"] == 150
+    from stable_baselines3 import SAC
+
+    model = SAC.load(tmp_path / "sparse" / "sac.zip", device="cpu",
+                     custom_objects={"replay_buffer_class": None, "replay_buffer_kwargs": {}})  # fmt: skip
+    assert isinstance(model.policy.actor.features_extractor, SparseTransformerExtractor)
+    record = read_records(tmp_path / "sparse" / EVAL_DIR)[0]
+    from ast_robot.envs import make_env
+    from ast_robot.evaluation import rollout
+
+    # the reloaded actor (observation statistics from obs_norm.json) repeats the in-training evaluation
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1)
+    again = rollout(env, load_actor(cfg, tmp_path / "sparse"), record.seed)
+    np.testing.assert_allclose(again.actions, record.actions, atol=1e-6)
+
+
+def test_sac_run_dir_holds_its_config_and_observation_statistics(tmp_path):
+    """`ast-robot eval RUN_DIR` reads RUN_DIR/config.yaml: SAC runs wrote none, so eval rejected them."""
+    pytest.importorskip("stable_baselines3")
+    import json
+
+    from ast_robot.trainers.robot import NORM_FILE
+
+    cfg = reach_cfg(tmp_path, "train.steps=120", "train.learning_starts=100", "train.eval_every=120",
+                    "train.eval_episodes=1", "name=sac", "policy.hidden_sizes=[16, 16]", trainer="sac")  # fmt: skip
+    TRAINERS.get("sac")(cfg, None, show_progress=False)
+    run_dir = tmp_path / "sac"
+    assert load_config(run_dir / "config.yaml") == cfg
+    stats = json.loads((run_dir / NORM_FILE).read_text())["stats"]
+    assert set(stats) == {"observation", "achieved_goal", "desired_goal"}
+    assert len(stats["observation"]["mean"]) == 19 and min(stats["observation"]["var"]) > 0
+    (run_dir / NORM_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="normalize_obs"):
+        load_actor(cfg, run_dir)
