@@ -112,21 +112,22 @@ class DLSIK:
               max_iters: int = 50, tol: float = 1e-4, rot_tol: float = 1e-3) -> IKResult:  # fmt: skip
         """Joint positions that bring the site to ``target_pos`` (3,) [and ``target_rot`` (3, 3)], from ``q0``."""
         report = np.zeros(4)  # position error, rotation error, updates, converged
-        q = kernels.dls_solve(*self._kernel_args(q0, target_pos, target_rot), max_iters, tol, rot_tol, report)
+        q = kernels.dls_solve(*self.kernel_args(target_rot), np.asarray(q0, dtype=float),
+                              np.asarray(target_pos, dtype=float), max_iters, tol, rot_tol, report)  # fmt: skip
         pos_err, rot_err, iterations, converged = report.tolist()
         return IKResult(q, pos_err, rot_err, int(iterations), bool(converged))
 
     def step(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None = None,
              iterations: int = 1) -> np.ndarray:  # fmt: skip
         """``iterations`` damped-least-squares updates from ``q`` (n,): the cheap per-control-step update."""
-        return kernels.dls_steps(*self._kernel_args(q, target_pos, target_rot), iterations)
+        return kernels.dls_steps(*self.kernel_args(target_rot), np.asarray(q, dtype=float),
+                                 np.asarray(target_pos, dtype=float), iterations)  # fmt: skip
 
-    def _kernel_args(self, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray | None) -> tuple:
-        """The arguments :func:`kernels.dls_steps` and :func:`kernels.dls_solve` share (see there)."""
+    def kernel_args(self, target_rot: np.ndarray | None) -> tuple:
+        """This solver's leading arguments of the compiled kernels (:func:`kernels.dls_steps` documents them)."""
         target_quat = self._target_quat(target_rot)
         self._settings[0] = 0.0 if target_quat is None else 1.0
         return (self._handles, self._index, self._qpos, self._site_xpos, self._site_xmat, self._jac,
-                np.asarray(q, dtype=float), np.asarray(target_pos, dtype=float),
                 self._no_quat if target_quat is None else target_quat, self._settings, self._bounds)  # fmt: skip
 
     def _target_quat(self, rot: np.ndarray | None) -> np.ndarray | None:

@@ -183,14 +183,15 @@ def _dls_update(q: np.ndarray, err: np.ndarray, jac_full: np.ndarray, cols: np.n
 
 @numba.njit(cache=True)
 def dls_steps(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, site_pos: np.ndarray,
-              site_mat: np.ndarray, jac: np.ndarray, q: np.ndarray, target_pos: np.ndarray,
-              target_quat: np.ndarray, settings: np.ndarray, bounds: np.ndarray, iterations: int) -> np.ndarray:  # fmt: skip
+              site_mat: np.ndarray, jac: np.ndarray, target_quat: np.ndarray, settings: np.ndarray,
+              bounds: np.ndarray, q: np.ndarray, target_pos: np.ndarray, iterations: int) -> np.ndarray:  # fmt: skip
     """``iterations`` DLS updates from ``q`` (n,, clipped to the bounds first): the per-control-step IK.
 
-    handles: (model address, data address, site id); index (2, n): the arm's qpos and dof addresses;
-    qpos, site_pos (3,), site_mat (9,): views into the solver's scratch MjData; jac (6, nv) scratch;
-    target_quat (4,) is ignored unless settings[0] is 1. settings: (use_rotation, orientation_weight
-    m/rad, damping, nullspace_gain, max_step rad); bounds (3, n): lower, upper, rest posture.
+    The solver's arguments (``DLSIK.kernel_args``): handles (model address, data address, site id);
+    index (2, n): the arm's qpos and dof addresses; qpos, site_pos (3,), site_mat (9,): views into the
+    solver's scratch MjData; jac (6, nv) scratch; target_quat (4,), ignored unless settings[0] is 1;
+    settings: (use_rotation, orientation_weight m/rad, damping, nullspace_gain, max_step rad);
+    bounds (3, n): lower, upper, rest posture.
     """
     q = clip(q, bounds[0], bounds[1])
     errors = np.empty(2)
@@ -203,8 +204,8 @@ def dls_steps(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, site_pos
 
 @numba.njit(cache=True)
 def dls_solve(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, site_pos: np.ndarray,
-              site_mat: np.ndarray, jac: np.ndarray, q: np.ndarray, target_pos: np.ndarray,
-              target_quat: np.ndarray, settings: np.ndarray, bounds: np.ndarray, max_iters: int, tol: float,
+              site_mat: np.ndarray, jac: np.ndarray, target_quat: np.ndarray, settings: np.ndarray,
+              bounds: np.ndarray, q: np.ndarray, target_pos: np.ndarray, max_iters: int, tol: float,
               rot_tol: float, report: np.ndarray) -> np.ndarray:  # fmt: skip
     """DLS updates from ``q`` until the errors are below (tol m, rot_tol rad) or after ``max_iters`` updates.
 
@@ -227,8 +228,8 @@ def dls_solve(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, site_pos
 @numba.njit(cache=True)
 def tcp_target(base: np.ndarray, tcp: np.ndarray, action: np.ndarray, step_m: float, low: np.ndarray,
                high: np.ndarray, lead_m: float) -> np.ndarray:  # fmt: skip
-    """The integrated TCP target (3,) m: ``base`` moved by ``action[:3]`` (clipped to [-1, 1]) x ``step_m``, kept in
-    the workspace box [low, high] and within ``lead_m`` of the measured ``tcp`` (anti-windup) per axis."""
+    """The integrated TCP target (3,) m: ``base`` moved by ``action[:3]`` (clipped to [-1, 1]) x ``step_m``,
+    kept in the workspace box [low, high] and within ``lead_m`` of the measured ``tcp`` (anti-windup) per axis."""
     out = np.empty(3)
     for i in range(3):
         target = min(max(base[i] + min(max(action[i], -1.0), 1.0) * step_m, low[i]), high[i])
@@ -248,6 +249,29 @@ def joint_command(q_prev: np.ndarray, q_target: np.ndarray, max_change: np.ndarr
         out[j] = min(max(q, lower[j]), upper[j])
     out[n] = gripper
     return out
+
+
+@numba.njit(cache=True)
+def ee_delta_command(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, site_pos: np.ndarray,
+                     site_mat: np.ndarray, jac: np.ndarray, target_quat: np.ndarray, settings: np.ndarray,
+                     bounds: np.ndarray, q_prev: np.ndarray, ee_cmd: np.ndarray, tcp: np.ndarray,
+                     action: np.ndarray, motion: np.ndarray, iterations: int) -> np.ndarray:  # fmt: skip
+    """An env's end-effector-delta action -> [arm joint targets (n,), gripper width]; one call per step.
+
+    The solver's arguments as in :func:`dls_steps`; ``ee_cmd`` (3,): the integrated TCP target, updated
+    in place (:func:`tcp_target`); ``action`` (4,): TCP deltas and gripper in [-1, 1] (clipped here);
+    motion: (TCP step m, lead m, workspace low (3), workspace high (3), gripper closed m, gripper open m,
+    max joint change per step (n) rad). The joints move from ``q_prev`` toward the IK's answer by at
+    most the max change, within the bounds (:func:`joint_command`).
+    """
+    n = q_prev.shape[0]
+    target = tcp_target(ee_cmd, tcp, action, motion[0], motion[2:5], motion[5:8], motion[1])
+    ee_cmd[:] = target
+    q_ik = dls_steps(handles, index, qpos, site_pos, site_mat, jac, target_quat, settings, bounds, q_prev,
+                     target, iterations)  # fmt: skip
+    closed, opened = motion[8], motion[9]
+    width = closed + (min(max(action[3], -1.0), 1.0) + 1.0) / 2.0 * (opened - closed)  # -1 closed, +1 open
+    return joint_command(q_prev, q_ik, motion[10 : 10 + n], bounds[0], bounds[1], width)
 
 
 @numba.njit(cache=True)

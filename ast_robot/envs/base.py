@@ -95,6 +95,10 @@ class RobotEnv(gym.Env):
         )
         self._site = m.site(r.ee_site).id
         self._vel_step = np.array(r.velocity_limits) * self.control_dt  # max joint change per step (rad)
+        # ee_delta's constants for kernels.ee_delta_command (its docstring lists them)
+        step = self.cfg.max_ee_step
+        self._motion = np.concatenate([[step, 2.0 * step], WORKSPACE_LOW, WORKSPACE_HIGH, r.gripper_width,
+                                       self._vel_step])  # fmt: skip
         base = m.body(r.base_body).id
         self._is_robot_geom = [dr_lib.descends(m, m.geom_bodyid[g], base) for g in range(m.ngeom)]
         self._wrench = np.zeros(6)  # mj_contactForce output (normal force first)
@@ -203,18 +207,14 @@ class RobotEnv(gym.Env):
         moves the arm at a constant speed instead of restarting a step response every control period;
         the TCP target may lead the measured TCP by at most two full steps (anti-windup).
         """
-        q_prev, cfg = self._q_cmd, self.cfg
-        if cfg.action_mode == "ee_delta":
-            self._ee_cmd = kernels.tcp_target(self._ee_cmd, self._tcp, action, cfg.max_ee_step,
-                                              WORKSPACE_LOW, WORKSPACE_HIGH, 2.0 * cfg.max_ee_step)  # fmt: skip
-            q_t = self._ik.step(q_prev, self._ee_cmd, R_DOWN, iterations=cfg.ik_iterations)
+        if self.cfg.action_mode == "ee_delta":
+            command = kernels.ee_delta_command(*self._ik.kernel_args(R_DOWN), self._q_cmd, self._ee_cmd, self._tcp,
+                                               action, self._motion, self.cfg.ik_iterations)  # fmt: skip
         else:
-            q_t = q_prev + _clip(action[:-1], -1.0, 1.0) * cfg.max_joint_step
-        closed, opened = self.robot.gripper_width
-        grip = min(max(float(action[-1]), -1.0), 1.0)
-        width = closed + (grip + 1.0) / 2.0 * (opened - closed)  # -1 closed, +1 open
-        # data-sheet joint speeds, then the joint limits
-        command = kernels.joint_command(q_prev, q_t, self._vel_step, self._ik.lower, self._ik.upper, width)
+            q_t = self._q_cmd + _clip(action[:-1], -1.0, 1.0) * self.cfg.max_joint_step
+            closed, opened = self.robot.gripper_width
+            width = closed + (min(max(float(action[-1]), -1.0), 1.0) + 1.0) / 2.0 * (opened - closed)
+            command = kernels.joint_command(self._q_cmd, q_t, self._vel_step, self._ik.lower, self._ik.upper, width)
         self._q_cmd = command[:-1]
         return command
 
@@ -295,8 +295,8 @@ class RobotEnv(gym.Env):
 
     @property
     def tcp_command(self) -> np.ndarray:
-        """Commanded TCP position (3, m, world) that ee_delta actions integrate (see ``_command``)."""
-        return self._ee_cmd
+        """Commanded TCP position (3, m, world) that ee_delta actions integrate (see ``_command``); a copy."""
+        return self._ee_cmd.copy()
 
     # ----- rendering, pickling, closing -------------------------------------------------------------
     def render_camera(self) -> np.ndarray:
