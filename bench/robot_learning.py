@@ -2,8 +2,8 @@
 
 Parts (``--parts``, all by default):
 
-* ``reach_sac``: Reach UR5e and Reach FR3 under the default randomization, SB3 SAC+HER (ungated, MLP
-  256x256), ``--env-steps`` env steps, then the saved ``sac.zip`` reloaded (as `ast-robot eval` does) and
+* ``reach_sac``: Reach UR5e and Reach FR3 under the default randomization, SB3 SAC+HER (ungated;
+  configs/experiments/reach_<robot>.yaml: MLP 64x64, lr 1e-3, normalized observations), ``--env-steps`` env steps, then the saved ``sac.zip`` reloaded (as `ast-robot eval` does) and
   evaluated on ``--final-episodes`` held-out randomized episodes with a 95% Wilson interval. Goal >= 0.95.
 * ``gated``: Reach UR5e (``--gated-robots``), ungated vs gated SAC+HER (vs a random-score gate, the honest
   control), same network, buffer and seed, run side by side (one process per arm, one core each). Every
@@ -45,7 +45,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from bench.common import goal, write_results  # noqa: E402
 
-BASE_YAML = ROOT / "configs/experiments/base.yaml"
+EXPERIMENTS = ROOT / "configs/experiments"  # reach_<robot>.yaml, pickplace_<robot>_bc.yaml
 PARTS = ("reach_sac", "gated", "pickplace_bc")
 ROBOTS = {"ur5e": "UR5e", "fr3": "FR3"}  # config name -> env id spelling
 SAC_ARMS = ("ungated", "gated", "random")
@@ -80,36 +80,36 @@ def plan(args: argparse.Namespace) -> list[Job]:
 
 # ------------------------------------------------------------------------------------------- configs
 def sac_config(job: Job, args: argparse.Namespace) -> Any:
-    """SB3 SAC+HER on Reach<robot> (base.yaml: default randomization, 50 steps at 25 Hz, sparse reward)."""
+    """SB3 SAC+HER on Reach<robot>: configs/experiments/reach_<robot>.yaml plus this run's budgets."""
     from ast_robot.config import load_config
 
     gated = job.arm != "ungated"
     overrides = [
         f"name=sac_{job.robot}_{job.arm}", f"run_root={args.run_root}", f"seed={args.seed}",
-        f"env.id=ast_robot/Reach{ROBOTS[job.robot]}-v0", "train.type=sac", "train.her=true", "train.features=mlp",
-        "policy.hidden_sizes=[256, 256]", f"train.steps={args.env_steps}", f"train.batch_size={args.sac_batch}",
-        "train.lr=3e-4", f"train.learning_starts={args.learning_starts}", f"train.eval_every={args.eval_every}",
+        f"train.steps={args.env_steps}", f"train.eval_every={args.eval_every}",
         f"train.eval_episodes={args.eval_episodes}", "train.device=cpu", f"train.gated={str(gated).lower()}",
         f"train.step_gate_rate={args.step_rate}", f"gate.target_rate={args.sample_rate}",
     ]  # fmt: skip
+    if args.sac_batch is not None:
+        overrides.append(f"train.batch_size={args.sac_batch}")
+    if args.learning_starts is not None:
+        overrides.append(f"train.learning_starts={args.learning_starts}")
     if gated:
         overrides.append(f"significance.weights={SAC_WEIGHTS[job.arm]}")
-    return load_config(BASE_YAML, overrides)
+    return load_config(EXPERIMENTS / f"reach_{job.robot}.yaml", overrides)
 
 
 def bc_config(job: Job, args: argparse.Namespace) -> Any:
-    """BC of the sparse multimodal policy on PickPlace<robot> with camera and instruction observations."""
+    """BC on PickPlace<robot>: configs/experiments/pickplace_<robot>_bc.yaml plus this run's budgets."""
     from ast_robot.config import load_config
 
     overrides = [
         f"name=bc_{job.robot}_{job.arm}", f"run_root={args.run_root}", f"seed={args.seed}",
-        f"env.id=ast_robot/PickPlace{ROBOTS[job.robot]}-v0", "env.camera=true", "env.instruction=true",
-        "train.type=bc", f"train.steps={args.bc_steps}", "train.batch_size=64", "train.lr=1e-3",
-        f"train.n_demos={args.demos}", f"train.eval_episodes={args.final_episodes}", "train.device=cpu",
-        f"train.gated={str(job.arm == 'gated').lower()}", "train.log_every=100000",
-        "significance.weights={loss: 1.0, novelty: 0.5}", f"gate.target_rate={args.bc_gate_rate}",
+        f"train.steps={args.bc_steps}", f"train.n_demos={args.demos}", f"train.eval_episodes={args.final_episodes}",
+        "train.device=cpu", f"train.gated={str(job.arm == 'gated').lower()}", "train.log_every=100000",
+        f"gate.target_rate={args.bc_gate_rate}",
     ]  # fmt: skip
-    return load_config(BASE_YAML, overrides)
+    return load_config(EXPERIMENTS / f"pickplace_{job.robot}_bc.yaml", overrides)
 
 
 # ---------------------------------------------------------------------------------------------- jobs
@@ -145,7 +145,7 @@ def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
             "env_steps_to_90": hit.get("env_steps"), "gradient_steps_to_90": hit.get("gradient_steps"),
             "wall_s_to_90": round(hit["train_wall_s"], 1) if hit else None,
             "step_rate": round(gate["steps_trained"] / gate["steps_seen"], 3) if gate else None,
-            "sample_rate": round(gate["transitions_kept"] / max(1, gate["steps_trained"] * args.sac_batch), 3)
+            "sample_rate": round(gate["transitions_kept"] / max(1, gate["steps_trained"] * cfg.train.batch_size), 3)
             if gate else None,
             "history": [[h["env_steps"], h["gradient_steps"], round(h["train_wall_s"], 1), h["success_rate"]]
                         for h in history]}  # fmt: skip
@@ -213,7 +213,8 @@ def read_parts(paths: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
 def budget_note(args: argparse.Namespace) -> str:
     return (
         f"budgets: parts {','.join(args.parts) or 'none'}; SAC {args.env_steps} env steps per run, batch "
-        f"{args.sac_batch}, learning_starts {args.learning_starts}, evaluation every {args.eval_every} env steps "
+        f"{args.sac_batch or 'of the config'}, learning_starts {args.learning_starts or 'of the config'}, "
+        f"evaluation every {args.eval_every} env steps "
         f"on {args.eval_episodes} fixed randomized episodes; gated SAC: step gate {args.step_rate}, sample gate "
         f"{args.sample_rate}; BC {args.bc_steps} steps from {args.demos} demos, gate {args.bc_gate_rate}; final "
         f"evaluation {args.final_episodes} held-out episodes; {args.jobs} worker processes x {args.threads} torch "
@@ -228,8 +229,8 @@ NOTES = (
     "with evaluation time excluded, in a process that shared the 2 cores with one other job; gradient steps "
     "are the updates actually taken (the gated arms skip steps whose batch scores low). The `random` arm "
     "uses the same gates fed uniform random scores. history: [env steps, gradient steps, train wall s, "
-    "success]. There are no configs/experiments/reach_*.yaml or pickplace_*_bc.yaml in the repository; the "
-    "bench builds each run from configs/experiments/base.yaml plus the overrides in sac_config / bc_config."
+    "success]. Each run is configs/experiments/reach_<robot>.yaml or pickplace_<robot>_bc.yaml (what "
+    "`ast-robot train` runs) with the budgets above as overrides (sac_config / bc_config)."
 )
 
 
@@ -280,8 +281,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gated-arms", default=",".join(SAC_ARMS), help=f"arms of the gated part, from {SAC_ARMS}"
     )
     p.add_argument("--env-steps", type=int, default=20_000, help="SAC env steps per run")
-    p.add_argument("--learning-starts", type=int, default=1000, help="SAC env steps of random actions first")
-    p.add_argument("--sac-batch", type=int, default=256, help="SAC replay batch (SB3's default)")
+    p.add_argument("--learning-starts", type=int, default=None,
+                   help="SAC env steps of random actions first (default: the reach config's)")  # fmt: skip
+    p.add_argument("--sac-batch", type=int, default=None, help="SAC replay batch (default: the reach config's)")
     # 0.4, not 0.5: at 0.5 a gated run that needs as many env steps as the ungated one could only tie the
     # "<= 50% of the gradient steps" goal. Chosen before any full run, not tuned on its results.
     p.add_argument(
