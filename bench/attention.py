@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.part == "gpu":
         from bench.attention_gpu import run_gpu
 
-        rows = run_gpu(quick=args.quick)
+        rows = run_gpu(
+            args.quick, lambda rows: write_results(NAME, rows, goals(rows), args.notes, args.out_dir)
+        )
     else:
         rows = cpu_rows(quick=args.quick) + previous_gpu_rows(args.merge, args.out_dir)
     write_results(NAME, rows, goals(rows), notes=args.notes, out_dir=args.out_dir)

@@ -1,11 +1,12 @@
 """GPU half of bench/attention.py: timings, peak memory and agreement checks of the attention kernels.
 
-Timing: CUDA events around each call, 3 warm-up calls (compilation included there), median of the timed
-ones (200 calls up to 1k tokens, where a call is ~0.1-0.5 ms of mostly host overhead and medians of 20
-differed by 40% between identical calls; 20 above), Python's garbage collector off while timing. The
-methods of one size are timed in alternating rounds (each called once per round, the order reversed
-every other round), dense SDPA and `auto` in rounds of their own; two identical SDPA calls timed so on
-an H200 still differed by 2-4% at <= 1k tokens: that is the noise floor of the `auto` goal.
+Timing: CUDA events around each sample, 3 warm-up calls (compilation included there), median of the
+timed ones, Python's garbage collector off while timing. The methods of one size are timed in
+alternating rounds (each sampled once per round, the order reversed every other round), dense SDPA and
+`auto` in rounds of their own. Up to 1k tokens, where a call is ~0.2-0.3 ms of mostly host overhead,
+200 rounds and 10 back-to-back calls per sample (one call per sample differed by 2-4% between identical
+SDPA calls on an H200; 10 per sample, by 0-1.3%), and the same SDPA call is also timed against itself
+(``sdpa_repeat_*_ratio`` on the `auto` row: the noise floor of the `auto` goal); above 1k, 20 rounds.
 Peak memory: `max_memory_allocated` during the call minus what was allocated before it (the inputs), so
 it counts what the method itself allocates.
 """
@@ -26,6 +27,7 @@ from ast_robot.policies.attention import SparseAttentionCore, choose_backend
 from ast_robot.policies.backends import build_block_mask, flex_call
 
 B, H, D, BLOCK = 4, 16, 64, 128
+SHORT_CALLS = 10  # up to 1k tokens a sample times 10 back-to-back calls (one call is ~0.2-0.3 ms)
 MASKED_DENSE_MAX = 4096  # the boolean reference needs B*H*T^2 bytes: 16 GiB at 16k tokens
 
 
@@ -44,13 +46,15 @@ def _call(fn: Callable[[], Any], backward: bool) -> None:
         out.backward(torch.ones_like(out))
 
 
-def _elapsed_ms(fn: Callable[[], Any], backward: bool) -> float:
+def _elapsed_ms(fn: Callable[[], Any], backward: bool, calls: int = 1) -> float:
+    """Milliseconds per call of ``calls`` back-to-back calls between one pair of events."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
-    _call(fn, backward)
+    for _ in range(calls):
+        _call(fn, backward)
     end.record()
     torch.cuda.synchronize()
-    return start.elapsed_time(end)
+    return start.elapsed_time(end) / calls
 
 
 def _peak_mib(fn: Callable[[], Any], backward: bool) -> float:
@@ -71,9 +75,11 @@ def timed(fn: Callable[[], Any], backward: bool, iters: int) -> tuple[float, flo
     return time_interleaved({"fn": fn}, backward, iters)["fn"], peak
 
 
-def time_interleaved(fns: dict[str, Callable[[], Any]], backward: bool, iters: int) -> dict[str, float]:
-    """Median milliseconds of each (already warm) callable, timed in rounds that call each once: drift of
-    clocks or of the host between methods then hits all of them alike."""
+def time_interleaved(fns: dict[str, Callable[[], Any]], backward: bool, iters: int,
+                     calls: int = 1) -> dict[str, float]:  # fmt: skip
+    """Median milliseconds of each (already warm) callable, timed in ``iters`` rounds that time each once
+    (``calls`` back-to-back calls per sample): drift of clocks or of the host between methods then hits
+    all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     gc.collect()
     gc.disable()  # a collection inside one method's calls would bias it against the others
@@ -81,7 +87,7 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], backward: bool, iters: i
     try:
         for i in range(iters):
             for name in order if i % 2 else reversed(order):  # alternate, so no method always goes first
-                times[name].append(_elapsed_ms(fns[name], backward))
+                times[name].append(_elapsed_ms(fns[name], backward, calls))
     finally:
         gc.enable()
     return {name: statistics.median(t) for name, t in times.items()}
@@ -145,9 +151,14 @@ def size_rows(T: int, sparsity: float, iters: int) -> list[dict[str, Any]]:
         # `auto` against SDPA in rounds of their own: at <= 1k tokens both are ~0.1-0.5 ms of host
         # overhead, and a multi-millisecond flex call just before one of them shifted it by up to 9%.
         pair = {n: live.pop(n) for n in ("dense_sdpa", "auto") if n in live}
+        calls = SHORT_CALLS if T <= 1024 else 1
         for group in (pair, live):
-            for name, ms in time_interleaved(group, backward, iters).items():
+            for name, ms in time_interleaved(group, backward, iters, calls).items():
                 rows[name][f"{key}_ms"] = ms
+        if T <= 1024:  # the noise floor: the same SDPA call against itself, timed the same way
+            sdpa = pair["dense_sdpa"]
+            twins = time_interleaved({"a": sdpa, "b": lambda f=sdpa: f()}, backward, iters, calls)
+            rows["auto"][f"sdpa_repeat_{key}_ratio"] = twins["b"] / twins["a"]
     return list(rows.values())
 
 
@@ -220,7 +231,11 @@ def print_profile(T: int = 32768, sparsity: float = 0.95) -> None:
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25), flush=True)
 
 
-def run_gpu(quick: bool = False) -> list[dict[str, Any]]:
+def run_gpu(
+    quick: bool = False, progress: Callable[[list[dict[str, Any]]], None] | None = None
+) -> list[dict[str, Any]]:
+    """All GPU rows; ``progress`` receives the rows so far after each size (a partial result survives a
+    run cut short)."""
     if not torch.cuda.is_available():
         raise SystemExit("the GPU part needs CUDA")
     torch._dynamo.config.recompile_limit = 64  # one compile per (shape, grad mode) on purpose
@@ -237,6 +252,8 @@ def run_gpu(quick: bool = False) -> list[dict[str, Any]]:
             seen.add(key)
             rows += size_rows(T, s, iters=5 if quick else (200 if T <= 1024 else 20))
             print(f"T={T} sparsity={s} done", flush=True)
+            if progress:
+                progress(rows)
     if not quick:
         try:
             print_profile()

@@ -80,7 +80,7 @@ def main() -> None:
 
     with torch.no_grad():
         _, scores, _ = core.scorer(q, k, v, BLOCK, False)
-        base, exclude = core._static_tables(T // BLOCK, q.device)
+        base, exclude, _ = core._static_tables(T // BLOCK, q.device)
         masked = scores.masked_fill(exclude, float("-inf"))
         parts = {
             "plan eager": lambda: eager.plan(q, k, v, "flex")[0].blocks,

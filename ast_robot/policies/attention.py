@@ -8,9 +8,9 @@ its query block. The sparse backends (`dense`, `flex`, `flash`) differ only in t
 with the dense reference up to dtype tolerance.
 
 `full` is plain attention over every pair (SDPA without a mask, no scorer). `auto` runs `full` below the
-crossover length, where block sparsity costs more than it saves (the selection alone is ~1-5 ms of
-small kernels on a GPU, and a 1k-token dense SDPA takes 0.4 ms), and the sparse pattern above it. A
-layer built with ``backend="full"`` has no scorer parameters; the policy builds its layers that way when
+crossover length, where block sparsity costs more than it saves (on an H200 at 1k tokens the flex layer
+took 2.1-2.4 ms fwd+bwd, dense SDPA 0.22 ms), and the sparse pattern above it. Below the crossover
+`auto` is one SDPA call and nothing else. A layer built with ``backend="full"`` has no scorer parameters; the policy builds its layers that way when
 its (fixed) sequence is shorter than the crossover, so that no parameter goes unused.
 """
 
@@ -22,9 +22,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ast_robot.policies import masks
-from ast_robot.policies.backends import BACKENDS, SparsePlan, pick_blocks
-from ast_robot.policies.scorer import BlockScorer, score_blocks
+from ast_robot.policies import masks, select_kernels
+from ast_robot.policies.backends import (
+    BACKENDS,
+    SparsePlan,
+    add_per_block,
+    flex_inputs,
+    flex_padded,
+    pick_blocks,
+)
+from ast_robot.policies.scorer import (
+    BlockScorer,
+    compressed_branch,
+    pool_blocks,
+    pool_queries_keys,
+    rank_scores,
+)
 
 BACKEND_NAMES = ("dense", "flex", "flash", "full", "auto")
 
@@ -42,35 +55,59 @@ def choose_backend(backend: str, length: int, crossover: int, flex_ok: bool = Tr
     return "flex" if flex_ok else "dense"
 
 
-def add_per_block(x: Tensor, c: Tensor, block_size: int) -> Tensor:
-    """``(B, H, T, D)`` tokens plus one ``(B, H, nb, D)`` vector per block of ``block_size`` tokens.
+def select(q: Tensor, k: Tensor, v: Tensor, k_proj: tuple[Tensor, Tensor], tables: tuple[Tensor, Tensor, Tensor],
+           n_global: int, block_size: int, causal: bool) -> tuple[Tensor, ...]:  # fmt: skip
+    """The block selection as one pure tensor function, run without gradient (selection is not
+    differentiable): ``(qb, kp, vp, blocks, *lists)``, the pooled queries, keys and values
+    ``(B, H, nb, D)`` (the compressed branch reads them detached), the chosen blocks ``(B, H, nQb, nKVb)``
+    and FlexAttention's eight block lists. ``k_proj``: the scorer's key compression; ``tables``:
+    :meth:`SparseAttentionCore._static_tables`. Every backend runs this same selection, so all agree with
+    `dense`. The values are pooled here, before the kernel, where the GPU would otherwise wait for the
+    host (at 32k tokens on an H200 the layer took 10.8 instead of 11.05 ms fwd+bwd in one run)."""
+    base, exclude, top_k = tables
+    qb, kp = pool_queries_keys(q, k, block_size, causal)
+    vp = pool_blocks(v, block_size)
+    scores = rank_scores(qb, kp, *k_proj)  # (B, H, nQb, nKVb)
+    whole = not masks.has_partial_blocks(n_global, block_size, q.shape[2], causal)
+    if select_kernels.available(q):
+        blocks = select_kernels.pick_blocks(scores, exclude, base, top_k)
+        if whole:
+            return qb, kp, vp, blocks, *select_kernels.whole_block_lists(blocks)
+    else:
+        blocks = pick_blocks(scores.masked_fill(exclude, float("-inf")), base, top_k)
+    return qb, kp, vp, blocks, *masks.flex_lists(blocks, n_global, block_size, q.shape[2], causal)
 
-    Through views the add is one full-size pass: backward hands ``x`` its gradient unchanged (no copy)
-    and reduces it per block for ``c``, and nothing full-size is kept for backward."""
-    B, H, T, D = x.shape
-    nb, bs = c.shape[2], block_size
-    if T == nb * bs:  # views only: no copy of the full-size tensor besides the output
-        return (x.view(B, H, nb, bs, D) + c.unsqueeze(3)).view(B, H, T, D)
-    return x + c.repeat_interleave(bs, 2)[:, :, :T]  # a ragged last block (short sequences)
+
+def branch(pooled: tuple[Tensor, Tensor, Tensor], scorer_params: tuple[Tensor, ...], gate: tuple[Tensor, Tensor],
+           causal: bool) -> Tensor:  # fmt: skip
+    """The gated compressed-branch output per query block ``(B, H, nQb, D)`` from the pooled ``(qb, kp,
+    vp)``: how the scorer learns."""
+    qb = pooled[0]
+    compressed = compressed_branch(*pooled, scorer_params, causal)
+    return torch.sigmoid(F.linear(qb, *gate)) * compressed
 
 
-def score(q: Tensor, k: Tensor, v: Tensor, scorer_params: tuple[Tensor, ...], gate: tuple[Tensor, Tensor],
-          exclude: Tensor, block_size: int, causal: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """The scorer and gate as one pure tensor function: ``(compressed, candidates)``, the gated
-    compressed-branch output per query block ``(B, H, nQb, D)`` and the block scores ``(B, H, nQb, nKVb)``,
-    ``-inf`` where top-k may not pick (detached: selection is not differentiable)."""
-    qb, scores, compressed = score_blocks(q, k, v, scorer_params, block_size, causal)
-    compressed = torch.sigmoid(F.linear(qb, *gate)) * compressed  # (B, H, nQb, D)
-    return compressed, scores.detach().masked_fill(exclude, float("-inf"))
+def flex_tail(q: Tensor, k: Tensor, v: Tensor, block_mask, kernel_options: dict[str, object],
+              pooled: tuple[Tensor, Tensor, Tensor], scorer_params: tuple[Tensor, ...], gate: tuple[Tensor, Tensor],
+              block_size: int, causal: bool) -> Tensor:  # fmt: skip
+    """FlexAttention, then the compressed branch, then their sum, as one pure function for one compiled
+    graph: the kernel comes first, so the host enqueues the branch's small kernels while the GPU runs it,
+    and the per-block add becomes one fused pass (eagerly, the broadcast add took 0.36 ms at 32k tokens
+    on an H200, 3x its memory-bound time)."""
+    out = flex_padded(q, k, v, block_mask, block_size, kernel_options)  # (B, H, T, D)
+    return add_per_block(out, branch(pooled, scorer_params, gate, causal), block_size)
 
 
 @functools.cache
-def compiled(fn):
+def compiled(fn, cpp_wrapper: bool = False):
     """``fn`` compiled once per process with static shapes (one graph per sequence length and grad mode;
-    dynamic shapes failed inside Inductor on the pooling views). On a GPU the ~50 small eager launches of
-    a layer's plan left the GPU waiting for the host before FlexAttention could start. ``top_k`` stays
-    out of the compiled graphs (the top-k runs between them), so it costs no recompiles."""
-    return torch.compile(fn, dynamic=False)
+    dynamic shapes failed inside Inductor on the pooling views; top-k is a tensor, not a constant). On
+    a GPU, eagerly, the ~50 small launches of a layer's selection left the GPU waiting for the host
+    before FlexAttention could start. ``cpp_wrapper``: launch the graph's kernels from C++ rather than
+    Python (used for `select`, whose launches the kernel waits for: at 32k tokens on an H200 the layer
+    took 10.7 instead of 11.05 ms fwd+bwd in one run; a backward graph built so failed in torch 2.11,
+    "CudaKernelParamCache not populated", so graphs that train keep the Python wrapper)."""
+    return torch.compile(fn, dynamic=False, options={"cpp_wrapper": True} if cpp_wrapper else None)
 
 
 class SparseAttentionCore(nn.Module):
@@ -96,68 +133,65 @@ class SparseAttentionCore(nn.Module):
         self.gate = (
             nn.Linear(head_dim, 1) if sparse else None
         )  # per query block: weight of the compressed branch
-        self.compile_plan = (
-            compile_plan  # compile `score`/`flex_lists`; None: on CUDA only (a CPU compile ~30 s)
-        )
+        self.compile_plan = compile_plan  # compile `select`; None: on CUDA only (a CPU compile ~30 s)
         self._last = [""]  # a list, not an attribute: nn.Module.__setattr__ costs ~2 us per call
-        self._tables: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}
+        self._tables: dict[tuple[int, str], tuple[Tensor, Tensor, Tensor]] = {}
 
     @property
     def last_backend(self) -> str:
         """The kernel the latest call used (for logs and tests)."""
         return self._last[0]
 
-    def plan(self, q: Tensor, k: Tensor, v: Tensor, backend: str = "dense") -> tuple[SparsePlan, Tensor]:
-        """The block selection for these inputs (with FlexAttention's block lists when ``backend`` is
-        `flex`) and the gated compressed-branch output per query block ``(B, H, nQb, D)``."""
+    def plan(
+        self, q: Tensor, k: Tensor, v: Tensor, backend: str = "dense"
+    ) -> tuple[SparsePlan, tuple[Tensor, ...]]:
+        """The block selection for these inputs (with FlexAttention's block lists; a token window when
+        ``backend`` is `flash`) and the pooled queries, keys and values ``(qb, kp, vp)`` the compressed
+        branch reads."""
         T = q.shape[2]
         n_blocks = -(-T // self.block_size)
         if self.top_k > n_blocks:
             raise ValueError(f"top_k_blocks ({self.top_k}) exceeds the number of key blocks ({n_blocks}) of a "
                              f"{T}-token sequence with block_size {self.block_size}")  # fmt: skip
-        compile_plan = q.is_cuda if self.compile_plan is None else self.compile_plan
-        base, exclude = self._static_tables(n_blocks, q.device)
-        compressed, candidates = (compiled(score) if compile_plan else score)(
-            q,
-            k,
-            v,
-            self.scorer.params(),
-            (self.gate.weight, self.gate.bias),
-            exclude,
-            self.block_size,
-            self.causal,
-        )
-        blocks = pick_blocks(candidates, base, self.top_k)
-        lists = None
-        if backend == "flex":
-            with torch.no_grad():  # one compiled graph whatever the grad mode
-                lists = (compiled(masks.flex_lists) if compile_plan else masks.flex_lists)(
-                    blocks, self.n_global, self.block_size, T, self.causal
-                )
+        k_proj = (self.scorer.k_compress.weight, self.scorer.k_compress.bias)
+        with torch.no_grad():  # one compiled graph whatever the grad mode
+            qb, kp, vp, blocks, *lists = (compiled(select, cpp_wrapper=True) if self._compile(q) else select)(
+                q,
+                k,
+                v,
+                k_proj,
+                self._static_tables(n_blocks, q.device),
+                self.n_global,
+                self.block_size,
+                self.causal,
+            )
         token_window = self.window_blocks * self.block_size if backend == "flash" else None
-        plan = SparsePlan(blocks, self.block_size, self.n_global, self.causal, T, token_window, lists)
-        return plan, compressed
+        plan = SparsePlan(blocks, self.block_size, self.n_global, self.causal, T, token_window, tuple(lists))
+        return plan, (qb, kp, vp)
 
-    def _static_tables(self, n_blocks: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        """``(base, exclude)`` bool ``(nQb, nKVb)``, built once per (length, device) since they do not depend
-        on data: the allowed window blocks, and the blocks top-k may not pick (window or disallowed)."""
+    def _compile(self, q: Tensor) -> bool:
+        return q.is_cuda if self.compile_plan is None else self.compile_plan
+
+    def _static_tables(self, n_blocks: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """``(base, exclude, top_k)``, built once per (length, device) since they do not depend on data: bool
+        ``(nQb, nKVb)`` tables of the allowed window blocks and of the blocks top-k may not pick (window or
+        disallowed), and ``top_k`` as a 0-d tensor (so that compiled graphs do not specialize on it)."""
         key = (n_blocks, str(device))
         if key not in self._tables:
             window = masks.window_table(n_blocks, n_blocks, self.window_blocks, device)
             allowed = (
                 masks.causal_table(n_blocks, n_blocks, device)[0] if self.causal else torch.ones_like(window)
             )
-            self._tables[key] = (window & allowed, window | ~allowed)
+            top_k = torch.tensor(self.top_k, device=device)
+            self._tables[key] = (window & allowed, window | ~allowed, top_k)
         return self._tables[key]
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, backend: str | None = None) -> Tensor:
         backend = backend or self.backend
         if backend == "full" or (backend == "auto" and q.shape[2] < self.crossover):
-            # Below the crossover: plain SDPA and nothing else (no scorer, no mask, no extra kernel).
+            # Below the crossover: one SDPA call and nothing else (no scorer, mask, allocation or kernel).
             self._last[0] = "full"
-            if self.causal:
-                return F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
-            return F.scaled_dot_product_attention(q, k, v)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, H, T, D)
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
         name = choose_backend(backend, q.shape[2], self.crossover, q.is_cuda or not needs_grad)
         self._last[0] = name
@@ -165,9 +199,16 @@ class SparseAttentionCore(nn.Module):
             raise ValueError(
                 f"this layer was built with backend 'full' (no block scorer); it cannot run {name!r}"
             )
-        plan, compressed = self.plan(q, k, v, name)
-        selected = BACKENDS.get(name)(q, k, v, plan)  # (B, H, T, D)
-        return add_per_block(selected, compressed, self.block_size)
+        plan, pooled = self.plan(q, k, v, name)
+        params = (self.scorer.params(), (self.gate.weight, self.gate.bias))
+        if name == "flex" and self._compile(q):  # kernel, branch and add in one graph (see flex_tail)
+            block_mask, options = flex_inputs(plan, q.device)
+            with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):  # raise, never fall back
+                return compiled(flex_tail)(
+                    q, k, v, block_mask, options, pooled, *params, self.block_size, self.causal
+                )
+        compressed = branch(pooled, *params, self.causal)
+        return BACKENDS.get(name)(q, k, v, plan, compressed)  # (B, H, T, D), compressed branch added
 
 
 class SparseAttention(nn.Module):

@@ -1,8 +1,10 @@
 """Attention kernels behind `SparseAttention`: `dense` (the reference), `flex` and `flash`.
 
-Each backend takes ``q, k, v`` ``(B, H, T, D)`` and a :class:`SparsePlan` (the block selection and the
-static mask parameters) and returns ``(B, H, T, D)``. They compute the same function: `dense` evaluates
-the mask on every token pair and runs SDPA with it; `flex` hands FlexAttention only the selected blocks.
+Each backend takes ``q, k, v`` ``(B, H, T, D)``, a :class:`SparsePlan` (the block selection and the
+static mask parameters) and optionally one vector per query block to add to its tokens (the layer's
+compressed branch), and returns ``(B, H, T, D)``. They compute the same function: `dense` evaluates the
+mask on every token pair and runs SDPA with it; `flex` hands FlexAttention only the selected blocks and
+adds the per-block vectors in the same compiled graph (one fused pass instead of a broadcast add).
 """
 
 from __future__ import annotations
@@ -69,11 +71,29 @@ class SparsePlan:
         return 1.0 - self.tables()[0].float().mean().item()
 
 
+def add_per_block(x: Tensor, c: Tensor | None, block_size: int) -> Tensor:
+    """``(B, H, T, D)`` tokens plus one ``(B, H, nb, D)`` vector per block of ``block_size`` tokens
+    (``c=None``: ``x`` unchanged).
+
+    Through views the add is one full-size pass: backward hands ``x`` its gradient unchanged (no copy)
+    and reduces it per block for ``c``, and nothing full-size is kept for backward."""
+    if c is None:
+        return x
+    B, H, T, D = x.shape
+    nb, bs = c.shape[2], block_size
+    if T == nb * bs:  # views only: no copy of the full-size tensor besides the output
+        return (x.view(B, H, nb, bs, D) + c.unsqueeze(3)).view(B, H, T, D)
+    return x + c.repeat_interleave(bs, 2)[:, :, :T]  # a ragged last block (short sequences)
+
+
 @BACKENDS.register("dense")
-def dense_attention(q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan) -> Tensor:
+def dense_attention(
+    q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan, per_block: Tensor | None = None
+) -> Tensor:
     """SDPA with the boolean mask of every token pair: the reference (O(T^2) memory)."""
     mask = plan.dense()  # (B, H, T, T)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return add_per_block(out, per_block, plan.block_size)
 
 
 @functools.cache
@@ -83,6 +103,20 @@ def compiled_flex():
     from torch.nn.attention.flex_attention import flex_attention
 
     return torch.compile(flex_attention, dynamic=False)
+
+
+def flex_padded(q: Tensor, k: Tensor, v: Tensor, block_mask, block_size: int,
+                kernel_options: dict[str, object]) -> Tensor:  # fmt: skip
+    """FlexAttention over ``block_mask`` with the inputs padded to whole blocks (a pure function: the
+    layer compiles it together with its compressed branch)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    T = q.shape[2]
+    pad = -T % block_size
+    if pad:
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    out = flex_attention(q, k, v, block_mask=block_mask, kernel_options=kernel_options)  # (B, H, T + pad, D)
+    return out[:, :, :T] if pad else out
 
 
 # Kernel tiles per GPU (compute capability). On an H200 (bf16, head dim 64, 128-token blocks, 32k tokens,
@@ -121,16 +155,17 @@ def select_blocks(scores: Tensor, base: Tensor, exclude: Tensor, top_k: int) -> 
     return pick_blocks(scores.masked_fill(exclude, float("-inf")), base, top_k)
 
 
-def pick_blocks(candidates: Tensor, base: Tensor, top_k: int) -> Tensor:
-    """:func:`select_blocks` on scores that are already ``-inf`` outside the candidates."""
-    if top_k == 0:
-        return base.expand(candidates.shape).clone()
-    values, idx = candidates.topk(top_k, dim=-1)  # (B, H, nQb, k)
-    # Rows with fewer than top_k candidates (early causal rows) pick -inf entries, which are no
-    # candidates: point those at the diagonal block, which `base` always holds.
-    diagonal = torch.arange(candidates.shape[-2], device=candidates.device).view(-1, 1)
-    idx = torch.where(values > float("-inf"), idx, diagonal)
-    return base.expand(candidates.shape).clone().scatter_(-1, idx, True)
+def pick_blocks(candidates: Tensor, base: Tensor, top_k: int | Tensor) -> Tensor:
+    """:func:`select_blocks` on scores that are already ``-inf`` outside the candidates. ``top_k`` may be
+    a 0-d tensor (the layer passes one, so that its compiled graphs do not specialize on the number).
+
+    Each row is sorted and its first ``top_k`` finite entries are kept (rows with fewer candidates, such
+    as early causal rows, keep fewer). On a GPU the layer runs :mod:`select_kernels` instead."""
+    values, order = candidates.sort(dim=-1, descending=True)  # (B, H, nQb, nKVb)
+    rank = torch.arange(candidates.shape[-1], device=candidates.device)
+    keep = (rank < top_k) & (values > float("-inf"))  # by rank: exactly top_k, also among tied scores
+    picked = torch.zeros(candidates.shape, dtype=torch.bool, device=candidates.device)
+    return picked.scatter_(-1, order, keep) | base  # `order` is a permutation: each entry written once
 
 
 def build_block_mask(plan: SparsePlan, padded_len: int):
@@ -149,21 +184,33 @@ def build_block_mask(plan: SparsePlan, padded_len: int):
 
 
 @BACKENDS.register("flex")
-def flex_attention(q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan) -> Tensor:
-    """Compiled FlexAttention over the selected blocks; the sequence is padded to whole blocks."""
+def flex_attention(
+    q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan, per_block: Tensor | None = None
+) -> Tensor:
+    """Compiled FlexAttention over the selected blocks, the sequence padded to whole blocks (the same
+    compiled kernel the bench times bare; on a GPU the layer runs :func:`flex_padded` in its own graph)."""
     if plan.token_window is not None:
         raise ValueError("the flex backend takes block plans; token-level windows are for `flash`/`dense`")
-    T = q.shape[2]
-    pad = -T % plan.block_size
+    T, pad = q.shape[2], -q.shape[2] % plan.block_size
     if pad:
         q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    block_mask, _ = flex_inputs(plan, q.device)
     whole = not masks.has_partial_blocks(plan.n_global, plan.block_size, plan.length, plan.causal)
-    out = flex_call(q, k, v, build_block_mask(plan, T + pad), whole)  # (B, H, T + pad, D)
-    return out[:, :, :T] if pad else out
+    out = flex_call(q, k, v, block_mask, whole)  # (B, H, T + pad, D)
+    return add_per_block(out[:, :, :T] if pad else out, per_block, plan.block_size)
+
+
+def flex_inputs(plan: SparsePlan, device: torch.device) -> tuple[object, dict[str, object]]:
+    """The plan's `BlockMask` (over the length padded to whole blocks) and the kernel options."""
+    padded = plan.length + (-plan.length % plan.block_size)
+    whole = not masks.has_partial_blocks(plan.n_global, plan.block_size, plan.length, plan.causal)
+    return build_block_mask(plan, padded), flex_kernel_options(device, whole)
 
 
 @BACKENDS.register("flash")
-def flash_attention(q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan) -> Tensor:
+def flash_attention(
+    q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan, per_block: Tensor | None = None
+) -> Tensor:
     """flash-attn's sliding window. Only plain windows fit it (no top-k, no global tokens); its window
     is token-level (radius ``window_blocks * block_size``): the plan carries ``token_window``."""
     try:
@@ -175,4 +222,4 @@ def flash_attention(q: Tensor, k: Tensor, v: Tensor, plan: SparsePlan) -> Tensor
     radius = plan.token_window
     out = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=plan.causal,
                           window_size=(radius, 0 if plan.causal else radius))  # fmt: skip
-    return out.transpose(1, 2)  # (B, H, T, D)
+    return add_per_block(out.transpose(1, 2), per_block, plan.block_size)  # (B, H, T, D)

@@ -43,25 +43,46 @@ def past_blocks(n_blocks: int, device: torch.device) -> Tensor:
     return kb < qb
 
 
-def score_blocks(q: Tensor, k: Tensor, v: Tensor, params: tuple[Tensor, ...], block_size: int,
-                 causal: bool) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """``q, k, v``: ``(B, H, T, D)``; ``params``: :meth:`BlockScorer.params` (a pure function of tensors,
-    so that one compiled graph serves every layer). Returns the pooled queries ``(B, H, nb, D)``, the
-    block scores ``(B, H, nQb, nKVb)`` and the compressed-branch output per query block ``(B, H, nQb, D)``."""
-    k_w, k_b, v_w, v_b, null_kv = params
-    D = q.shape[-1]
+def pool_queries_keys(q: Tensor, k: Tensor, block_size: int, causal: bool) -> tuple[Tensor, Tensor]:
+    """``(qb, kp)``: the pooled (detached) queries and keys per block, ``(B, H, nb, D)`` each. Under
+    causality ``qb`` holds the previous block's query: a block's own pooled query mixes in its later
+    tokens (block 0 gets a zero query; it sees only the null slot)."""
     qb = pool_blocks(q.detach(), block_size)  # (B, H, nb, D)
-    if causal:  # a block's own pooled query mixes in its later tokens: rank and gate with the previous block's
-        qb = F.pad(qb, (0, 0, 1, 0))[:, :, :-1]  # block 0 gets a zero query (it sees only the null slot)
-    kc = F.linear(pool_blocks(k.detach(), block_size), k_w, k_b)  # (B, H, nb, D)
-    vc = F.linear(pool_blocks(v.detach(), block_size), v_w, v_b)  # (B, H, nb, D)
-    null = null_kv.to(q.dtype).view(2, 1, 1, 1, D).expand(2, *kc.shape[:2], 1, D)
+    if causal:
+        qb = F.pad(qb, (0, 0, 1, 0))[:, :, :-1]
+    return qb, pool_blocks(k.detach(), block_size)
+
+
+def rank_scores(qb: Tensor, kp: Tensor, k_w: Tensor, k_b: Tensor) -> Tensor:
+    """``(B, H, nQb, nKVb)``: the compressed branch's logits over the compressed keys (without the null
+    slot): what ranks the key blocks. Callers exclude the blocks top-k may not pick (causality, window)."""
+    return (qb * qb.shape[-1] ** -0.5) @ F.linear(kp, k_w, k_b).transpose(-1, -2)
+
+
+def compressed_branch(qb: Tensor, kp: Tensor, vp: Tensor, params: tuple[Tensor, ...], causal: bool) -> Tensor:
+    """``(B, H, nQb, D)``: each query block's attention over the null slot and the compressed blocks
+    (under causality only those wholly before it), from the pooled queries, keys and values. ``params``:
+    :meth:`BlockScorer.params`; a pure function of tensors, so that one compiled graph serves every layer."""
+    k_w, k_b, v_w, v_b, null_kv = params
+    D = qb.shape[-1]
+    kc = F.linear(kp, k_w, k_b)  # (B, H, nb, D)
+    vc = F.linear(vp, v_w, v_b)  # (B, H, nb, D)
+    null = null_kv.to(qb.dtype).view(2, 1, 1, 1, D).expand(2, *kc.shape[:2], 1, D)
     keys, values = torch.cat([null[0], kc], 2), torch.cat([null[1], vc], 2)  # (B, H, 1 + nb, D)
     logits = qb @ keys.transpose(-1, -2) * D**-0.5  # (B, H, nQb, 1 + nKVb)
     if causal:
-        logits = logits.masked_fill(~past_blocks(qb.shape[2], q.device), float("-inf"))
-    out = logits.softmax(-1, dtype=torch.float32).to(q.dtype) @ values  # (B, H, nQb, D)
-    return qb, logits[..., 1:], out
+        logits = logits.masked_fill(~past_blocks(qb.shape[2], qb.device), float("-inf"))
+    return logits.softmax(-1, dtype=torch.float32).to(qb.dtype) @ values  # (B, H, nQb, D)
+
+
+def score_blocks(q: Tensor, k: Tensor, v: Tensor, params: tuple[Tensor, ...], block_size: int,
+                 causal: bool) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """``q, k, v``: ``(B, H, T, D)``. Returns the pooled queries ``(B, H, nb, D)``, the block scores
+    ``(B, H, nQb, nKVb)`` (:func:`rank_scores`) and the compressed-branch output per query block
+    ``(B, H, nQb, D)``. The layer runs the parts separately: ranking before its kernel, the branch after."""
+    qb, kp = pool_queries_keys(q, k, block_size, causal)
+    vp = pool_blocks(v.detach(), block_size)
+    return qb, rank_scores(qb, kp, *params[:2]), compressed_branch(qb, kp, vp, params, causal)
 
 
 class BlockScorer(nn.Module):
@@ -76,7 +97,7 @@ class BlockScorer(nn.Module):
         self.null_kv = nn.Parameter(torch.zeros(2, head_dim))
 
     def params(self) -> tuple[Tensor, ...]:
-        """The parameters in :func:`score_blocks`' order."""
+        """The parameters in :func:`compressed_branch`'s order."""
         return (self.k_compress.weight, self.k_compress.bias, self.v_compress.weight, self.v_compress.bias,
                 self.null_kv)  # fmt: skip
 

@@ -38,10 +38,10 @@ def test_plan_selects_window_plus_top_k_blocks():
     torch.manual_seed(1)
     core = SparseAttentionCore(8, block_size=4, window_blocks=1, top_k_blocks=2, n_global=0, backend="dense")
     q, k, v = (torch.randn(2, 2, 40, 8) for _ in range(3))  # 10 blocks
-    plan, compressed = core.plan(q, k, v)
+    plan, (qb, kp, vp) = core.plan(q, k, v)
     per_row = plan.blocks.sum(-1)  # window of 3 (2 at the ends) + 2 chosen
     assert per_row[..., 1:-1].eq(5).all() and per_row[..., [0, -1]].eq(4).all()
-    assert compressed.shape == (2, 2, 10, 8)  # one vector per query block
+    assert qb.shape == kp.shape == vp.shape == (2, 2, 10, 8)  # one pooled query, key, value per block
     assert plan.block_sparsity() == pytest.approx(1 - per_row.sum().item() / (2 * 2 * 100))
 
 
