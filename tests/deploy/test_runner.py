@@ -145,3 +145,23 @@ def test_tcp_target_leads_the_measured_tcp_by_at_most_two_env_steps():
         q_ref = amap(np.array([1.0, 0.0, 0.0, 1.0]), q_ref, q_home)
     ahead = amap.ee_cmd - start
     assert ahead[0] == pytest.approx(lead) and np.allclose(ahead[1:], 0.0)
+
+
+def test_warm_up_leaves_no_state_behind():
+    """warm_up runs observation, IK and kinematics once (first-call costs before the loop) and forgets them:
+    the next episode's first command equals that of a runner that was never warmed up."""
+    sim = TwinSim("ur5e")
+    q, dq, _ = sim.joint_state()
+    cold = PolicyRunner.for_robot(ReachController(), "ur5e", DeployConfig())
+    warm = PolicyRunner.for_robot(ReachController(), "ur5e", DeployConfig())
+    warm.warm_up()
+    assert warm.action_map.ee_cmd is None and warm.safety.measured is None
+    commands = []
+    for runner in (cold, warm):
+        runner.set_goal([0.4, 0.1, 0.3])
+        runner.observe_joint_state(q, dq, 0.0)
+        runner.reset()
+        commands.append(runner.step(0.001).decision.positions)
+    np.testing.assert_array_equal(commands[0], commands[1])
+    with pytest.raises(ValueError, match="q: expected 6 finite"):
+        warm.warm_up([0.0, np.nan])
