@@ -168,7 +168,15 @@ class PolicyNode(LifecycleNode):
         ros_now = self.get_clock().now().nanoseconds * 1e-9
         handle = self._joint_states.handle
         with handle:  # guards against destruction while taking
-            while (taken := handle.take_message(JointState, False)) is not None:
+            while True:
+                try:
+                    taken = handle.take_message(JointState, False)
+                except RuntimeError as err:  # seen while the context shuts down under SIGINT/SIGTERM
+                    if self.context.ok():
+                        self.get_logger().error(f"joint state lost: the middleware could not hand it over: {err}")
+                    return
+                if taken is None:
+                    return
                 msg, info = taken
                 received = mono - (wall_ns - info["received_timestamp"]) * 1e-9 if info["received_timestamp"] else mono
                 self._on_joint_state(msg, min(received, mono), ros_now)

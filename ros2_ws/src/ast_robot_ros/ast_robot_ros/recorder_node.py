@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from typing import Any
 
@@ -43,20 +45,31 @@ class RecorderNode(Node):
 
 def run(out: str, topics: dict[str, str], storage: str = "mcap", duration_s: float | None = None,
         args: list[str] | None = None) -> dict[str, int]:  # fmt: skip
-    """Record until SIGINT/SIGTERM (or ``duration_s``); the bag is closed properly either way."""
+    """Record until SIGINT/SIGTERM (or ``duration_s``); the bag is closed properly either way.
+
+    A signal only sets a flag: a KeyboardInterrupt raised inside ``BagWriter.write`` would leave half a
+    record in the file, and the bag would not read back ("Truncated record").
+    """
     from rclpy.executors import ExternalShutdownException
 
-    rclpy.init(args=args)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(args=args)  # rclpy's own handlers shut the context down, then call ours
     node = RecorderNode(out, topics, storage)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
-        while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
+        while rclpy.ok() and not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
+    except Exception:  # noqa: BLE001 - a signal's shutdown can land between the ok() check and the wait
+        if rclpy.ok() and not stop.is_set():
+            raise
     finally:
         counts = dict(node.bag.counts)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return counts
