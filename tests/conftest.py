@@ -20,3 +20,14 @@ def repo_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks on a loaded 2-core machine run many times slower with two intra-op threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -47,13 +47,7 @@ class PointGoalEnv(gym.Env):
                 "camera": image, "instruction": np.frombuffer(b"reach\0\0\0", np.uint8).copy()}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two intra-op threads on a loaded 2-core machine slow tiny models down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.mark.slow

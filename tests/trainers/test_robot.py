@@ -10,16 +10,7 @@ from ast_robot.gap.outcomes import read_records
 from ast_robot.trainers import TRAINERS
 from ast_robot.trainers.robot import EVAL_DIR, POLICY_DIR, load_actor
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks on a shared 2-core machine run slower with two intra-op threads."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def reach_cfg(tmp_path, *overrides, trainer: str = "bc"):
