@@ -35,7 +35,11 @@ class IKResult:
 
 
 class DLSIK:
-    """Damped least squares IK for ``site`` over ``joints`` (hinge or slide joints of ``model``)."""
+    """Damped least squares IK for ``site`` over ``joints`` (hinge or slide joints of ``model``).
+
+    The limits, damping, gains and rest posture are packed for the compiled kernels at construction:
+    changing the attributes afterwards has no effect; make a new solver instead.
+    """
 
     def __init__(self, model: mujoco.MjModel, site: str, joints: Sequence[str], *, damping: float = 0.05,
                  lower: Sequence[float] | None = None, upper: Sequence[float] | None = None,
