@@ -88,9 +88,7 @@ class PolicyRunner:
     def reset(self) -> None:
         """Start of an episode: forget integrated targets and velocity history."""
         self.safety.reset_reference()
-        for part in (self.action_map, self.observe, self.scheduler):
-            if hasattr(part, "reset"):
-                part.reset()
+        _reset(self.action_map, self.observe, self.scheduler)
 
     def warm_up(self, q: np.ndarray | None = None) -> None:
         """Run the per-tick computation once at ``q`` (J,) rad and forget it; call before the control loop.
@@ -105,9 +103,7 @@ class PolicyRunner:
         self.observe(q, np.zeros_like(q), 0.0)
         self.action_map(np.zeros(max(q.size, 4)), q, q)
         self.ee_at(q)
-        for part in (self.action_map, self.observe):
-            if hasattr(part, "reset"):
-                part.reset()
+        _reset(self.action_map, self.observe)
 
     def observation(self, now_s: float) -> dict[str, np.ndarray] | None:
         """The policy's observation at the measured state, or None while state or goal is missing."""
@@ -172,6 +168,13 @@ class PolicyRunner:
     def from_checkpoint(cls, path: str | Path, robot: str, cfg: Any, synchronous: bool = False) -> PolicyRunner:
         """Load a policy with :func:`load_policy` and build :meth:`for_robot` (asynchronous inference)."""
         return cls.for_robot(load_policy(path), robot, cfg, synchronous=synchronous)
+
+
+def _reset(*parts: Any) -> None:
+    """Reset the parts that keep state between ticks (those with a ``reset`` method)."""
+    for part in parts:
+        if hasattr(part, "reset"):
+            part.reset()
 
 
 def _finite_joints(q: Any, n: int) -> np.ndarray:

@@ -50,8 +50,6 @@ def run(out: str, topics: dict[str, str], storage: str = "mcap", duration_s: flo
     A signal only sets a flag: a KeyboardInterrupt raised inside ``BagWriter.write`` would leave half a
     record in the file, and the bag would not read back ("Truncated record").
     """
-    from rclpy.executors import ExternalShutdownException
-
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(args=args)  # rclpy's own handlers shut the context down, then call ours
@@ -60,9 +58,7 @@ def run(out: str, topics: dict[str, str], storage: str = "mcap", duration_s: flo
     try:
         while rclpy.ok() and not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             rclpy.spin_once(node, timeout_sec=0.1)
-    except ExternalShutdownException:
-        pass
-    except Exception:  # noqa: BLE001 - a signal's shutdown can land between the ok() check and the wait
+    except Exception:  # noqa: BLE001 - a shutdown (signal or external) ends spin_once with an error: done
         if rclpy.ok() and not stop.is_set():
             raise
     finally:
