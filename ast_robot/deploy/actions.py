@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.deploy import kernels
+
 
 class EEDeltaAction:
     """Action (3 TCP deltas in [-1, 1] + gripper) -> arm joint targets through the shared DLS IK."""
@@ -53,20 +55,30 @@ class EEDeltaAction:
 
 
 class ObservationBuilder:
-    """``observation`` = [q (J), dq (J), tcp (3), tcp velocity (3), gripper width (1)], as in the envs."""
+    """``observation`` as the envs build it: :func:`~ast_robot.deploy.kernels.proprio`, the one layout.
 
-    def __init__(self, ee_position: Callable[[np.ndarray], np.ndarray], gripper_width: float) -> None:
+    [q (J), dq (J), tcp (3), tcp velocity (3), gripper width (1), TCP command offset (3)]. ``tcp_command()``
+    returns the TCP target the action mapping has integrated so far (``EEDeltaAction.ee_cmd``; None before
+    the first action or without a TCP target: offset 0, as the envs start an episode).
+    """
+
+    def __init__(self, ee_position: Callable[[np.ndarray], np.ndarray], gripper_width: float,
+                 tcp_command: Callable[[], np.ndarray | None] | None = None) -> None:  # fmt: skip
         self.ee_position, self.gripper_width = ee_position, float(gripper_width)
+        self.tcp_command = tcp_command or (lambda: None)
         self._prev: tuple[float, np.ndarray] | None = None  # (time s, tcp (3,))
 
     def reset(self) -> None:
         self._prev = None
 
     def __call__(self, q: np.ndarray, dq: np.ndarray, now_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """(observation (2J+7,) float64, tcp (3,) m)."""
-        ee = np.asarray(self.ee_position(q), dtype=float)
-        vel = np.zeros(3)
+        """(observation (2J+10,) float64, tcp (3,) m)."""
+        q, dq = np.asarray(q, dtype=np.float64), np.asarray(dq, dtype=np.float64)
+        ee = np.asarray(self.ee_position(q), dtype=np.float64)
+        prev, inv_dt = ee, 0.0  # no earlier state: zero TCP velocity
         if self._prev is not None and now_s > self._prev[0]:
-            vel = (ee - self._prev[1]) / (now_s - self._prev[0])
+            prev, inv_dt = self._prev[1], 1.0 / (now_s - self._prev[0])
         self._prev = (now_s, ee)
-        return np.concatenate([q, dq, ee, vel, [self.gripper_width]]), ee
+        cmd = self.tcp_command()
+        cmd = ee if cmd is None else np.asarray(cmd, dtype=np.float64)
+        return kernels.proprio(q, dq, ee, prev, inv_dt, self.gripper_width, cmd), ee

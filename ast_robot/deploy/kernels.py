@@ -274,19 +274,41 @@ def ee_delta_command(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, s
     return joint_command(q_prev, q_ik, motion[10 : 10 + n], bounds[0], bounds[1], width)
 
 
+PROPRIO_FIXED = 10  # entries of the proprio observation besides the 2n joint entries (see proprio)
+
+
+def proprio_size(n_joints: int) -> int:
+    """Length of :func:`proprio` for an arm of ``n_joints`` joints: 2n + 10."""
+    return 2 * n_joints + PROPRIO_FIXED
+
+
 @numba.njit(cache=True)
 def proprio(q: np.ndarray, dq: np.ndarray, tcp: np.ndarray, prev_tcp: np.ndarray, inv_dt: float,
-            gripper_width: float) -> np.ndarray:  # fmt: skip
-    """The proprioceptive observation (2n + 7,): [q (n), dq (n), tcp (3), tcp velocity (3), gripper width].
+            gripper_width: float, tcp_cmd: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The proprioceptive observation (2n + 10,), the one layout the envs and the deployment build:
 
-    TCP velocity = (tcp - prev_tcp) * inv_dt (m/s); ``inv_dt`` 0 gives zero velocity (no previous TCP).
+    | slice          | entry                                                       | unit  |
+    |----------------|-------------------------------------------------------------|-------|
+    | 0 .. n-1       | joint positions q                                           | rad   |
+    | n .. 2n-1      | joint velocities dq                                         | rad/s |
+    | 2n .. 2n+2     | TCP position (world)                                        | m     |
+    | 2n+3 .. 2n+5   | TCP velocity = (tcp - prev_tcp) * inv_dt (0: no previous)   | m/s   |
+    | 2n+6           | gripper opening                                             | m     |
+    | 2n+7 .. 2n+9   | TCP command offset = tcp_cmd - tcp                          | m     |
+
+    ``tcp_cmd`` is the TCP target the ee_delta controller has integrated up to the last action (the envs'
+    ``tcp_command``, the deployment's ``EEDeltaAction.ee_cmd``; the measured TCP when there is none, so the
+    offset is 0). The arm tracks that target late (randomized action latency, actuator lag): the offset
+    shows the policy what it has already commanded but the arm has not yet done, which the measured state
+    alone cannot tell.
     """
     n = q.shape[0]
-    out = np.empty(2 * n + 7)
+    out = np.empty(2 * n + 10)
     for j in range(n):
         out[j], out[n + j] = q[j], dq[j]
     for i in range(3):
         out[2 * n + i] = tcp[i]
         out[2 * n + 3 + i] = (tcp[i] - prev_tcp[i]) * inv_dt
+        out[2 * n + 7 + i] = tcp_cmd[i] - tcp[i]
     out[2 * n + 6] = gripper_width
     return out

@@ -160,7 +160,7 @@ class PolicyRunner:
         step = env.max_ee_step * env.control_hz / cfg.control_hz  # same TCP speed at the faster tick
         action_map = EEDeltaAction(ik_for_robot(model, spec), step, (WORKSPACE_LOW, WORKSPACE_HIGH), R_DOWN,
                                    env.ik_iterations, lead_m=2.0 * env.max_ee_step)  # the envs' anti-windup  # fmt: skip
-        observe = ObservationBuilder(kin.ee_position, spec.gripper_width[1])
+        observe = ObservationBuilder(kin.ee_position, spec.gripper_width[1], lambda: action_map.ee_cmd)
         return cls(policy, SafetyLimits.from_robot(spec, cfg), action_map, observe, kin.ee_position,
                    policy_period_s=1.0 / env.control_hz, synchronous=synchronous)  # fmt: skip
 

@@ -122,7 +122,7 @@ class RobotEnv(gym.Env):
         return gym.spaces.Box(-1.0, 1.0, shape=(n + 1,), dtype=np.float32)
 
     def _make_observation_space(self) -> gym.spaces.Dict:
-        self._obs_size = 2 * self.robot.n_joints + 7 + self._task_obs_size()
+        self._obs_size = kernels.proprio_size(self.robot.n_joints) + self._task_obs_size()
         goal = gym.spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float64)
         spaces = {"observation": gym.spaces.Box(-np.inf, np.inf, shape=(self._obs_size,), dtype=np.float64),
                   "achieved_goal": goal, "desired_goal": goal}  # fmt: skip
@@ -230,8 +230,10 @@ class RobotEnv(gym.Env):
     # ----- observations and info --------------------------------------------------------------------
     def _get_obs(self) -> dict[str, np.ndarray]:
         noise = self.dr.get("proprio_noise", 0.0)
+        # joint_delta actions integrate no TCP target: the measured TCP stands in (offset 0)
+        tcp_cmd = self._ee_cmd if self.cfg.action_mode == "ee_delta" else self._tcp
         proprio = kernels.proprio(self._arm_qpos, self._arm_qvel, self._tcp, self._prev_ee,
-                                  1.0 / self.control_dt, self._gripper_width())  # (2n + 7,)  # fmt: skip
+                                  1.0 / self.control_dt, self._gripper_width(), tcp_cmd)  # (2n + 10,)  # fmt: skip
         if noise > 0:
             proprio = proprio + self.np_random.normal(0.0, noise, size=proprio.shape)
         task = self._task_obs(self.dr.get("object_pos_noise", 0.0))  # after the proprio draw: fixed RNG order

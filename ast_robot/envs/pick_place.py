@@ -21,7 +21,7 @@ class PickPlaceEnv(RobotEnv):
     Success: the target cube's centre within ``success_threshold`` (5 cm) of its resting position on the
     target pad. Actions as in :class:`~ast_robot.envs.reach.ReachEnv` (TCP delta + gripper).
 
-    Observation ``observation`` (float64): the robot part of ReachEnv (2n + 7), then target cube position
+    Observation ``observation`` (float64): the robot part of ReachEnv (2n + 10), then target cube position
     (3, m), cube position relative to the TCP (3, m), cube linear velocity (3, m/s), and the positions of
     the other cubes (3 each, m). Object positions carry the ``object_pos_noise`` randomization.
     ``achieved_goal``: target cube position (3, m); ``desired_goal``: its place position (3, m).

@@ -145,7 +145,7 @@ def test_make_env_from_configs_and_errors():
         EnvConfig(id="ast_robot/PickPlaceFR3-v0", n_objects=2), RandomizationConfig(preset="default"), seed=4
     )
     assert env.unwrapped.robot.name == "fr3" and env.unwrapped.n_substeps == 20
-    assert env.observation_space["observation"].shape == (2 * 7 + 7 + 9 + 3,)
+    assert env.observation_space["observation"].shape == (2 * 7 + 10 + 9 + 3,)  # kernels.proprio + cubes
     with pytest.raises(ValueError, match="env.id 'ast_robot/Push-v0' is unknown"):
         make_env(EnvConfig(id="ast_robot/Push-v0"))
     with pytest.raises(ValueError, match="unknown robot 'ur3'"):

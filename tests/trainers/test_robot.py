@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ast_robot.config import load_config
+from ast_robot.deploy import kernels
 from ast_robot.gap.outcomes import read_records
 from ast_robot.trainers import TRAINERS
 from ast_robot.trainers.robot import EVAL_DIR, POLICY_DIR, load_actor
@@ -29,7 +30,9 @@ def _base_yaml():
 @pytest.fixture(scope="module")
 def bc_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bc")
-    cfg = reach_cfg(tmp, "train.steps=300", "train.n_demos=30", "train.eval_episodes=10", "name=bc")
+    # 600 steps: with the TCP command offset in the observation, 300 steps reached 0.3-0.35 success (20
+    # episodes; 0.65 before it), 600 steps 0.9, 1000 steps 0.95 (2-core Xeon)
+    cfg = reach_cfg(tmp, "train.steps=600", "train.n_demos=30", "train.eval_episodes=10", "name=bc")
     metrics = TRAINERS.get("bc")(cfg, None)
     return cfg, tmp / "bc", metrics
 
@@ -136,9 +139,10 @@ def test_sac_with_the_sparse_attention_extractor_trains_and_reloads(tmp_path):
     from ast_robot.envs import make_env
     from ast_robot.evaluation import rollout
 
-    # the reloaded actor (observation statistics from obs_norm.json) repeats the in-training evaluation
+    # the reloaded final actor (observation statistics from obs_norm.json) repeats the evaluation after
+    # training (best/ holds the model of the evaluation at step 150, one gradient step before the final one)
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1)
-    again = rollout(env, load_actor(cfg, tmp_path / "sparse"), record.seed)
+    again = rollout(env, load_actor(cfg, tmp_path / "sparse", "final"), record.seed)
     np.testing.assert_allclose(again.actions, record.actions, atol=1e-6)
 
 
@@ -156,7 +160,7 @@ def test_sac_run_dir_holds_its_config_and_observation_statistics(tmp_path):
     assert load_config(run_dir / "config.yaml") == cfg
     stats = json.loads((run_dir / NORM_FILE).read_text())["stats"]
     assert set(stats) == {"observation", "achieved_goal", "desired_goal"}
-    assert len(stats["observation"]["mean"]) == 19 and min(stats["observation"]["var"]) > 0
+    assert len(stats["observation"]["mean"]) == kernels.proprio_size(6) and min(stats["observation"]["var"]) > 0
     (run_dir / NORM_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="normalize_obs"):
-        load_actor(cfg, run_dir)
+        load_actor(cfg, run_dir, "final")
