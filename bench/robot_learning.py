@@ -127,14 +127,20 @@ def run_job(job: Job, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     from ast_robot.trainers import TRAINERS
-    from ast_robot.trainers.robot import evaluate_run, load_actor
+    from ast_robot.trainers.robot import evaluate_run, load_actor, sac_checkpoint
     from ast_robot.trainers.robot_sac import first_reaching
 
     cfg = sac_config(job, args)
     metrics = TRAINERS.get("sac")(cfg, None)
     run_dir = Path(cfg.run_root) / cfg.name
-    # The saved model, reloaded as `ast-robot eval` does: the figure is that of the artefact users get.
-    final = evaluate_run(cfg, run_dir, load_actor(cfg, run_dir), episodes=args.final_episodes)
+    # The saved models, reloaded as `ast-robot eval` does: the figures are those of the artefacts users get.
+    # `success` is what `ast-robot eval` evaluates (the best periodic evaluation's model when kept).
+    evals = {}
+    for which in ("final", "auto"):
+        evals[which] = evaluate_run(cfg, run_dir, load_actor(cfg, run_dir, which), episodes=args.final_episodes)
+        evals[which]["by_latency"] = latency_split(run_dir)
+        evals[which]["checkpoint"] = sac_checkpoint(run_dir, which)[1]
+    final, last = evals["auto"], evals["final"]
     history = metrics["history"]
     hit = first_reaching(history, REACHED) or {}
     gate = metrics["gate"]
@@ -142,6 +148,10 @@ def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
             "train_wall_s": round(history[-1]["train_wall_s"], 1) if history else None,
             "success": final["success_rate"], "ci_low": round(final["success_ci_low"], 3),
             "ci_high": round(final["success_ci_high"], 3), "final_episodes": args.final_episodes,
+            "success_by_latency": final["by_latency"], "checkpoint": final["checkpoint"],
+            "last_model_success": last["success_rate"],
+            "last_model_ci": [round(last["success_ci_low"], 3), round(last["success_ci_high"], 3)],
+            "last_model_by_latency": last["by_latency"],
             "env_steps_to_90": hit.get("env_steps"), "gradient_steps_to_90": hit.get("gradient_steps"),
             "wall_s_to_90": round(hit["train_wall_s"], 1) if hit else None,
             "step_rate": round(gate["steps_trained"] / gate["steps_seen"], 3) if gate else None,
@@ -149,6 +159,14 @@ def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
             if gate else None,
             "history": [[h["env_steps"], h["gradient_steps"], round(h["train_wall_s"], 1), h["success_rate"]]
                         for h in history]}  # fmt: skip
+
+
+def latency_split(run_dir: Path) -> dict[str, list[float]]:
+    """Success of the last evaluation per action latency (control steps): {steps: [success, episodes]}."""
+    from ast_robot.trainers.robot import EVAL_DIR
+
+    bins = json.loads((run_dir / EVAL_DIR / "summary.json").read_text())["breakdown"].get("latency", [])
+    return {str(int(b["low"])): [round(b["success_rate"], 3), b["episodes"]] for b in bins}
 
 
 def run_bc(job: Job, args: argparse.Namespace) -> dict[str, Any]:
@@ -224,9 +242,12 @@ def budget_note(args: argparse.Namespace) -> str:
 
 NOTES = (
     "Rows: one per job (key = kind/robot/arm). Reach success is the point estimate over `final_episodes` "
-    "held-out episodes of the reloaded sac.zip; ci_low/ci_high its 95% Wilson interval. *_to_90: at the first "
+    "held-out episodes of the reloaded model that `ast-robot eval` loads (`checkpoint`: the best periodic "
+    "evaluation's, kept in best/, when the run kept one); ci_low/ci_high its 95% Wilson interval; "
+    "success_by_latency: {action latency in control steps: [success, episodes]}; last_model_*: the final "
+    "sac.zip on the same episodes. *_to_90: at the first "
     "periodic evaluation with >= 90% success (None: never within the budget); wall_s is training wall-clock "
-    "with evaluation time excluded, in a process that shared the 2 cores with one other job; gradient steps "
+    "with evaluation time excluded, on 2 cores shared with other jobs (loadavg columns); gradient steps "
     "are the updates actually taken (the gated arms skip steps whose batch scores low). The `random` arm "
     "uses the same gates fed uniform random scores. history: [env steps, gradient steps, train wall s, "
     "success]. Each run is configs/experiments/reach_<robot>.yaml or pickplace_<robot>_bc.yaml (what "

@@ -11,6 +11,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--episodes", type=int, default=100, help="Randomized episodes.")
     parser.add_argument("--video", type=int, default=3, help="Episodes rendered into eval/episodes.gif (0: none).")
     parser.add_argument("--seed", type=int, default=None, help="Seed of the first episode (default: held-out).")
+    parser.add_argument("--checkpoint", choices=["auto", "best", "final"], default="auto",
+                        help="SAC runs: the best periodic evaluation's model (best/), the final sac.zip, or "
+                             "auto: best when the run kept one.")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -21,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ast_robot.config import load_config
-    from ast_robot.trainers.robot import EVAL_DIR, evaluate_run, load_actor
+    from ast_robot.trainers.best_checkpoint import best_folder
+    from ast_robot.trainers.robot import EVAL_DIR, SAC_FILE, evaluate_run, load_actor, sac_checkpoint
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -29,10 +33,12 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes <= 0:
         raise ValueError(f"--episodes must be > 0, got {args.episodes}")
     cfg = load_config(run_dir / "config.yaml")
-    act = load_actor(cfg, run_dir)
+    act = load_actor(cfg, run_dir, args.checkpoint)
+    console = Console()
+    if (run_dir / SAC_FILE).is_file() or best_folder(run_dir) is not None:
+        console.print(f"evaluating the {sac_checkpoint(run_dir, args.checkpoint)[1]}")
     evaluate_run(cfg, run_dir, act, episodes=args.episodes, video_episodes=args.video, seed=args.seed)
     summary = json.loads((run_dir / EVAL_DIR / "summary.json").read_text())
-    console = Console()
     console.print(f"success {summary['success_rate']:.1%} (95% CI {summary['ci_low']:.1%}-{summary['ci_high']:.1%}) "
                   f"over {summary['episodes']} randomized episodes; records in {run_dir / EVAL_DIR}")  # fmt: skip
     for name, bins in summary["breakdown"].items():

@@ -72,6 +72,13 @@ class SACTrainConfig(TrainConfig):
     goal_selection: Literal["future", "final", "episode"] = doc(
         "future", "HER: where relabelled goals come from (achieved goals later in, at the end of, or anywhere in the episode)."
     )
+    keep_best: bool = doc(
+        True, "Keep the checkpoint of the best periodic evaluation in the run's best/ (sac.zip + observation statistics, "
+        "swapped in atomically); `ast-robot eval` uses it when present."
+    )
+    lr_end_fraction: float = doc(
+        1.0, "Learning rate at the last env step as a fraction of `lr`, decayed linearly from `lr` (1: constant).", gt=0, le=1
+    )
 
 
 @register_variant("vision")

@@ -158,17 +158,55 @@ def evaluate_run(cfg: Any, run_dir: Path, act: Any, episodes: int, env: Any = No
             "success_ci_high": result.interval[1]}  # fmt: skip
 
 
-def load_actor(cfg: Any, run_dir: Path) -> Any:
-    """``act(obs) -> action`` of a run's trained policy (BC: ``policy/``; SAC: ``sac.zip``)."""
-    if (run_dir / SAC_FILE).is_file():
+CHECKPOINTS = ("auto", "best", "final")  # which SAC model acting loads (auto: best when kept, else final)
+
+
+def sac_checkpoint(run_dir: Path, which: str = "auto") -> tuple[Path, str]:
+    """(folder holding sac.zip + obs_norm.json, a line saying which model it is) of a SAC run."""
+    import json
+
+    from ast_robot.trainers.best_checkpoint import BEST_NOTE, best_folder
+
+    if which not in CHECKPOINTS:
+        raise ValueError(f"checkpoint {which!r}: choose from {list(CHECKPOINTS)}")
+    run_dir = Path(run_dir)
+    best = best_folder(run_dir)
+    if which == "best" and best is None:
+        raise FileNotFoundError(f"{run_dir} keeps no best checkpoint (train.keep_best was off or no evaluation ran)")
+    if best is not None and which != "final":
+        note = json.loads((best / BEST_NOTE).read_text())
+        return best, (f"best checkpoint {best.resolve().name}/ (env step {note['env_steps']}: success "
+                      f"{note['success_rate']:.0%} on {note['episodes']} periodic-evaluation episodes)")  # fmt: skip
+    return run_dir, f"final checkpoint {SAC_FILE} (env step {_final_steps(run_dir)})"
+
+
+def _final_steps(run_dir: Path) -> str:
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(run_dir / SAC_FILE) as z:
+            return str(json.loads(z.read("data"))["num_timesteps"])
+    except (OSError, KeyError, ValueError):
+        return "unknown"
+
+
+def load_actor(cfg: Any, run_dir: Path, which: str = "auto") -> Any:
+    """``act(obs) -> action`` of a run's trained policy (BC: ``policy/``; SAC: ``sac.zip`` of
+    :func:`sac_checkpoint`: the best periodic evaluation's when kept, unless ``which='final'``)."""
+    from ast_robot.trainers.best_checkpoint import best_folder
+
+    run_dir = Path(run_dir)
+    if (run_dir / SAC_FILE).is_file() or best_folder(run_dir) is not None:
         import json
 
         from ast_robot.trainers.robot_sac import _sb3, obs_normalizer
 
+        folder, _ = sac_checkpoint(run_dir, which)
         # Acting needs no replay buffer, and HER's cannot be rebuilt without an env: load with a plain one.
         no_buffer = {"physical_weight": None, "replay_buffer_class": None, "replay_buffer_kwargs": {}}
-        model = _sb3().SAC.load(run_dir / SAC_FILE, device="cpu", custom_objects=no_buffer)
-        norm_file = run_dir / NORM_FILE
+        model = _sb3().SAC.load(folder / SAC_FILE, device="cpu", custom_objects=no_buffer)
+        norm_file = folder / NORM_FILE
         if getattr(cfg.train, "normalize_obs", False) and not norm_file.is_file():
             raise FileNotFoundError(f"{norm_file} is missing: the run trained on normalized observations "
                                     "(train.normalize_obs) and acting needs their statistics")  # fmt: skip

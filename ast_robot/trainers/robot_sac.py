@@ -35,7 +35,7 @@ def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
 
     tc = cfg.train
     kwargs: dict[str, Any] = dict(
-        learning_rate=tc.lr, batch_size=tc.batch_size, gamma=tc.gamma, learning_starts=tc.learning_starts,
+        learning_rate=lr_schedule(tc.lr, tc.lr_end_fraction), batch_size=tc.batch_size, gamma=tc.gamma, learning_starts=tc.learning_starts,
         buffer_size=min(tc.buffer_size, tc.steps), seed=cfg.seed, device="cpu" if tc.device == "auto" else tc.device,
         gradient_steps=tc.gradient_steps, tau=tc.tau, ent_coef=_ent_coef(tc.ent_coef),
         policy_kwargs=_policy_kwargs(cfg), verbose=0,
@@ -52,6 +52,15 @@ def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
     step_gate = GateConfig(target_rate=tc.step_gate_rate, min_keep=0, importance_weights=False, temperature=0.05)
     return GatedSAC("MultiInputPolicy", env, sample_gate=cfg.gate, step_gate=step_gate,
                     significance=cfg.significance, physical_weight=physical_weight, **kwargs)  # fmt: skip
+
+
+def lr_schedule(lr: float, end_fraction: float) -> float | Callable[[float], float]:
+    """SB3's ``learning_rate``: ``lr`` (end_fraction 1) or a linear decay to ``lr * end_fraction``.
+
+    SB3 calls the schedule with the remaining progress, 1 at the first env step and 0 at the last."""
+    if end_fraction >= 1.0:
+        return lr
+    return lambda remaining: lr * (end_fraction + (1.0 - end_fraction) * remaining)
 
 
 def _ent_coef(text: str) -> str | float:
@@ -130,10 +139,13 @@ def gradient_steps(model: Any) -> int:
 
 
 def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: float = 0.9,
-                 stop_at_target: bool = False, normalize: Any = None):  # fmt: skip
+                 stop_at_target: bool = False, normalize: Any = None,
+                 on_best: Callable[[dict[str, float]], Any] | None = None):  # fmt: skip
     """A SB3 callback that records success, env steps, gradient steps and training wall-clock.
 
-    ``normalize(obs)`` maps raw observations to the model's inputs (the training VecNormalize).
+    ``normalize(obs)`` maps raw observations to the model's inputs (the training VecNormalize);
+    ``on_best(row)`` is called at each evaluation that beats every earlier one (keeps the best checkpoint;
+    its time counts as evaluation time, not training).
     """
     normalize = normalize or (lambda obs: obs)
     from stable_baselines3.common.callbacks import BaseCallback
@@ -145,6 +157,7 @@ def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: fl
             super().__init__()
             self.history: list[dict[str, float]] = []
             self.eval_seconds = 0.0
+            self.best = -1.0
             self.start = time.perf_counter()
 
         def _on_step(self) -> bool:
@@ -154,9 +167,13 @@ def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: fl
             train_wall = tick - self.start - self.eval_seconds  # evaluation time is not training time
             act = lambda obs: self.model.predict(normalize(obs), deterministic=True)[0]  # noqa: E731
             rate = evaluate(eval_env, act, episodes, seed=seed).success_rate
+            row = {"env_steps": self.num_timesteps, "gradient_steps": gradient_steps(self.model),
+                   "train_wall_s": train_wall, "success_rate": rate}  # fmt: skip
+            self.history.append(row)
+            if on_best is not None and rate > self.best:
+                self.best = rate
+                on_best({**row, "episodes": episodes})
             self.eval_seconds += time.perf_counter() - tick
-            self.history.append({"env_steps": self.num_timesteps, "gradient_steps": gradient_steps(self.model),
-                                 "train_wall_s": train_wall, "success_rate": rate})  # fmt: skip
             self.logger.record("eval/success_rate", rate)
             return not (stop_at_target and rate >= target)
 
@@ -174,22 +191,27 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
     """Train SAC or GatedSAC; returns final metrics and the evaluation history.
 
     The run directory gets ``config.yaml`` (so `ast-robot eval RUN_DIR` works), ``sac.zip`` and, with
-    ``train.normalize_obs``, ``obs_norm.json`` (the observation statistics acting needs).
+    ``train.normalize_obs``, ``obs_norm.json`` (the observation statistics acting needs); with
+    ``train.keep_best``, ``best/`` holds the same pair from the best periodic evaluation
+    (:mod:`~ast_robot.trainers.best_checkpoint`). The returned success is the final model's.
     """
     from ast_robot.envs import make_env
     from ast_robot.runlog import RunDir
+    from ast_robot.trainers.best_checkpoint import clear_best
     from ast_robot.trainers.robot import NORM_FILE, SAC_FILE, evaluate_run
 
     if resume:
         raise ValueError("train.type 'sac' resumes from sac.zip through SB3; --resume is not supported for it")
     tc = cfg.train
     run = RunDir(cfg)  # writes config.yaml atomically, as BC runs do
+    clear_best(run.path)
     venv = make_vec_env(cfg)
     eval_env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1)
     model = build_sac(cfg, venv)
     normalize = live_normalizer(venv)
+    on_best = _best_keeper(run.path, model, venv) if tc.keep_best else None
     tracker = make_tracker(eval_env, tc.eval_every, tc.eval_episodes, seed=cfg.seed + 3_000_000,
-                           stop_at_target=stop_at_target, normalize=normalize)  # fmt: skip
+                           stop_at_target=stop_at_target, normalize=normalize, on_best=on_best)  # fmt: skip
     model.learn(tc.steps, callback=tracker)  # show_progress is accepted for the CLI; SB3's bar needs tqdm
     model.save(run.path / SAC_FILE)
     save_obs_norm(venv, run.path / NORM_FILE)
@@ -203,6 +225,18 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
                    gate=dict(getattr(model, "gate_counts", {})))  # fmt: skip
     venv.close(), eval_env.close()
     return metrics
+
+
+def _best_keeper(run_dir: Path, model: Any, venv: Any) -> Callable[[dict[str, float]], Path]:
+    """``on_best(row)``: the model and its current observation statistics become the run's best."""
+    from ast_robot.trainers.best_checkpoint import save_best
+    from ast_robot.trainers.robot import NORM_FILE, SAC_FILE
+
+    def write(folder: Path) -> None:
+        model.save(folder / SAC_FILE)
+        save_obs_norm(venv, folder / NORM_FILE)
+
+    return lambda row: save_best(run_dir, row, write)
 
 
 def with_overrides(cfg: Any, **train_fields: Any) -> Any:

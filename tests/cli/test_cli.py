@@ -80,3 +80,7 @@ def test_train_and_eval_a_sac_reach_config(repo_root, tmp_path):
     out = ast_robot("eval", str(tmp_path / "reach_ur5e"), "--episodes", "2", "--video", "0", cwd=repo_root)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "over 2 randomized episodes" in out.stdout
+    assert "evaluating the best checkpoint best-120/ (env step 120" in out.stdout  # says which model it ran
+    out = ast_robot("eval", str(tmp_path / "reach_ur5e"), "--episodes", "1", "--video", "0", "--checkpoint", "final",
+                    cwd=repo_root)  # fmt: skip
+    assert out.returncode == 0 and "evaluating the final checkpoint sac.zip (env step 120)" in out.stdout
