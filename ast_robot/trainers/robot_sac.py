@@ -144,7 +144,7 @@ def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: fl
     """A SB3 callback that records success, env steps, gradient steps and training wall-clock.
 
     ``normalize(obs)`` maps raw observations to the model's inputs (the training VecNormalize);
-    ``on_best(row)`` is called at each evaluation that beats every earlier one (keeps the best checkpoint;
+    ``on_best(row)`` is called at each evaluation at least as good as every earlier one (keeps the best checkpoint;
     its time counts as evaluation time, not training).
     """
     normalize = normalize or (lambda obs: obs)
@@ -170,7 +170,9 @@ def make_tracker(eval_env: Any, every: int, episodes: int, seed: int, target: fl
             row = {"env_steps": self.num_timesteps, "gradient_steps": gradient_steps(self.model),
                    "train_wall_s": train_wall, "success_rate": rate}  # fmt: skip
             self.history.append(row)
-            if on_best is not None and rate > self.best:
+            # >=: of equal evaluations the later model keeps the best (it trained on more data; FR3's first
+            # 100%-of-50 model, at 5k env steps, scored 0.99 on 100 held-out episodes, the 30k one 1.0)
+            if on_best is not None and rate >= self.best:
                 self.best = rate
                 on_best({**row, "episodes": episodes})
             self.eval_seconds += time.perf_counter() - tick

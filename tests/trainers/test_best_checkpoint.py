@@ -65,7 +65,7 @@ def test_sac_keeps_its_best_evaluation_with_that_moments_observation_statistics(
     metrics = TRAINERS.get("sac")(cfg, None, show_progress=False)
     run_dir = tmp_path / "sac"
     rates = [row["success_rate"] for row in metrics["history"]]
-    chosen = metrics["history"][int(np.argmax(rates))]  # the first of the best: later ties do not replace it
+    chosen = metrics["history"][len(rates) - 1 - int(np.argmax(rates[::-1]))]  # the last of the best: ties replace
     note = json.loads((best_folder(run_dir) / BEST_NOTE).read_text())
     assert note["env_steps"] == chosen["env_steps"] and note["success_rate"] == max(rates)
     best_stats = json.loads((best_folder(run_dir) / NORM_FILE).read_text())["stats"]["observation"]["mean"]
