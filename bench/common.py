@@ -42,13 +42,15 @@ def goal(name: str, target: float, measured: float | None, op: str = ">=") -> di
 
 
 def write_results(name: str, rows: list[dict[str, Any]], goals: list[dict[str, Any]],
-                  notes: str = "", out_dir: Path | None = None) -> Path:  # fmt: skip
-    """Write `<name>.json` and `<name>.md` atomically; returns the JSON path."""
+                  notes: str = "", out_dir: Path | None = None, machine_info: dict | None = None) -> Path:  # fmt: skip
+    """Write `<name>.json` and `<name>.md` atomically; returns the JSON path.
+
+    ``machine_info`` replaces this machine's description when the rows were measured elsewhere (a merge)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from ast_robot.fileio import atomic_write_json, atomic_write_text
 
     out_dir = out_dir or RESULTS
-    result = {"name": name, "machine": machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    result = {"name": name, "machine": machine_info or machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "rows": rows, "goals": goals,
               "notes": notes}  # fmt: skip
     path = atomic_write_json(out_dir / f"{name}.json", result)
