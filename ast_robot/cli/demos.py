@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     collect.add_argument("--randomization", default="default",
                          help="Randomization preset name or YAML path; `none` for the nominal model.")  # fmt: skip
     collect.add_argument("--only-success", action="store_true", help="Skip failed episodes.")
+    collect.add_argument("--noise", type=float, default=0.0,
+                         help="DART-style noise std (action units) on the executed TCP motion; the clean "
+                              "expert action is recorded.")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         files, successes, tried = _collect(env, expert_for(env), args, advance)
     env.close()
     write_meta(args.out, {"env_id": args.env, "env_config": to_dict(env_cfg), "randomization": to_dict(env.unwrapped.rand_cfg),
-                          "seed": args.seed, "episodes": len(files), "attempts": tried, "successes": successes,
+                          "seed": args.seed, "noise": args.noise, "episodes": len(files), "attempts": tried, "successes": successes,
                           "success_rate": successes / tried, "files": files})  # fmt: skip
     Console().print(f"wrote {len(files)} episodes to {args.out} (expert success {successes}/{tried})")
     return 0
@@ -62,7 +65,7 @@ def _collect(env, expert, args: argparse.Namespace, advance) -> tuple[list[str],
     while len(files) < args.episodes:
         if tried >= 10 * args.episodes:  # --only-success with a failing expert must not loop forever
             raise ValueError(f"--only-success: only {len(files)} successes in {tried} episodes; giving up")
-        episode = run_episode(env, expert, args.seed + tried)
+        episode = run_episode(env, expert, args.seed + tried, noise=args.noise)
         tried += 1
         successes += bool(episode["success"])
         if args.only_success and not episode["success"]:

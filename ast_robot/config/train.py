@@ -46,6 +46,10 @@ class BCTrainConfig(TrainConfig):
 
     demos: str = doc("", "Demonstration folder (written by `ast-robot demos collect`); empty: collect on the fly.")
     n_demos: int = doc(200, "Demonstrations to collect when `demos` is empty.", gt=0)
+    demo_noise: float = doc(
+        0.0, "DART-style noise injection while collecting on the fly: std (action units; 1 = env.max_ee_step) of "
+        "Gaussian noise added to the TCP motion the env executes; the expert's clean action is what is cloned.", ge=0
+    )
     eval_episodes: int = doc(50, "Randomized evaluation episodes after training.", gt=0)
 
 

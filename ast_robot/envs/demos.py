@@ -11,7 +11,9 @@ On-disk format (version 1), one folder per collection::
         desired_goal   (T+1, 3) float64
         camera         (T+1, H, W, 3) uint8     only when the env has a camera
         instruction    (L,) uint8               only with instructions (UTF-8, zero padded)
-        action         (T, A) float32           actions given to env.step
+        action         (T, A) float32           the expert's actions (what behaviour cloning imitates)
+        executed_action (T, A) float32          only with noise injection: the actions given to env.step
+        noise          () float64               std of the injected noise (0: the expert's actions ran as they are)
         reward         (T,) float64
         is_success     (T,) bool
         joint_positions (T+1, n) float64, ee_pos (T+1, 3) float64, contact_force (T,) float64
@@ -62,17 +64,29 @@ class Episode:
         return int(self.arrays["action"].shape[0])
 
 
-def run_episode(env: Any, expert: Any, seed: int) -> dict[str, np.ndarray]:
-    """Roll out ``expert`` in ``env`` from ``reset(seed=seed)``; returns the episode's arrays."""
+def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0) -> dict[str, np.ndarray]:
+    """Roll out ``expert`` in ``env`` from ``reset(seed=seed)``; returns the episode's arrays.
+
+    ``noise`` > 0 injects noise DART-style (Laskey et al. 2017): the env executes the expert's action plus
+    Gaussian noise of std ``noise`` (action units) on the motion dimensions, not the gripper, and the
+    record keeps the expert's clean action, so that the demonstrations show how the (closed-loop) expert
+    recovers from the drift a cloned policy makes. The noise has its own generator seeded by ``seed``: the
+    env's randomization and its own noise draws are those of the clean episode.
+    """
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0 (std, action units), got {noise}")
     obs, info = env.reset(seed=seed)
     expert.reset()
+    rng = np.random.default_rng([seed, 0xDA27])
     steps: dict[str, list] = {k: [obs[k]] for k in _STEP_KEYS if k in obs}
     steps.update(joint_positions=[info["joint_positions"]], ee_pos=[info["ee_pos"]])
-    acts, rewards, succ, force = [], [], [], []
+    acts, executed, rewards, succ, force = [], [], [], [], []
     done = False
     while not done:
         action = expert.act(obs)
-        obs, reward, terminated, truncated, info = env.step(action)
+        run = _perturbed(action, noise, rng) if noise > 0 else action
+        obs, reward, terminated, truncated, info = env.step(run)
+        executed.append(run)
         done = terminated or truncated
         for k in steps:
             steps[k].append(obs[k] if k in obs else info[k])
@@ -85,8 +99,18 @@ def run_episode(env: Any, expert: Any, seed: int) -> dict[str, np.ndarray]:
                contact_force=np.asarray(force), success=np.asarray(bool(succ[-1])), seed=np.asarray(seed, dtype=np.int64),
                dr_names=np.asarray(sorted(info["dr"]), dtype=str),
                dr_values=np.asarray([info["dr"][k] for k in sorted(info["dr"])], dtype=np.float64))  # fmt: skip
+    out["noise"] = np.asarray(float(noise))
+    if noise > 0:
+        out["executed_action"] = np.asarray(executed, dtype=np.float32)
     if "instruction" in obs:
         out["instruction"] = obs["instruction"]
+    return out
+
+
+def _perturbed(action: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """``action`` plus N(0, noise) on every dimension but the last (the gripper), clipped to [-1, 1]."""
+    out = action.copy()
+    out[:-1] = np.clip(out[:-1] + rng.normal(0.0, noise, size=out.shape[0] - 1), -1.0, 1.0)
     return out
 
 

@@ -69,13 +69,13 @@ class DemoData:
         return Batch(inputs, self.actions[indices], indices.long())
 
 
-def collect_episodes(env: Any, n: int, seed: int) -> list[Any]:
-    """``n`` scripted-expert episodes in memory (seeds ``seed, seed+1, ...``)."""
+def collect_episodes(env: Any, n: int, seed: int, noise: float = 0.0) -> list[Any]:
+    """``n`` scripted-expert episodes in memory (seeds ``seed, seed+1, ...``); ``noise``: see ``run_episode``."""
     from ast_robot.envs.demos import Episode, run_episode
     from ast_robot.envs.experts import expert_for
 
     expert = expert_for(env)
-    return [Episode(run_episode(env, expert, seed + i)) for i in range(n)]
+    return [Episode(run_episode(env, expert, seed + i, noise=noise)) for i in range(n)]
 
 
 def bc_loss(model: Any, batch: Batch) -> LossOutput:
@@ -105,7 +105,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     if cfg.train.demos:
         episodes = load_demos(cfg.train.demos)
     else:
-        episodes = collect_episodes(env, cfg.train.n_demos, seed=cfg.seed + 1_000_000)
+        episodes = collect_episodes(env, cfg.train.n_demos, seed=cfg.seed + 1_000_000, noise=cfg.train.demo_noise)
     data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight)
     torch.manual_seed(cfg.seed)
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))

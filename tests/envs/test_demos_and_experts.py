@@ -61,3 +61,24 @@ def test_demo_folder_errors(tmp_path):
         )
         == 2
     )
+
+
+@pytest.mark.parametrize("env_id", ["ast_robot/PickPlaceUR5e-v0", "ast_robot/PickPlaceFR3-v0"])
+def test_noise_injected_demos_record_the_clean_expert_actions_and_succeed(env_id):
+    env = gym.make(env_id, randomization={"preset": "default"})
+    expert = expert_for(env)
+    episodes = [run_episode(env, expert, seed=200 + s, noise=0.1) for s in range(4)]
+    assert sum(bool(ep["success"]) for ep in episodes) >= 3
+    ep = episodes[0]
+    executed, clean = ep["executed_action"], ep["action"]
+    assert float(ep["noise"]) == 0.1 and np.abs(executed[:, :3] - clean[:, :3]).mean() > 0.03
+    np.testing.assert_array_equal(executed[:, 3], clean[:, 3])  # the gripper command is never perturbed
+    # Replaying the executed actions from the same seed, the expert asks for exactly the recorded actions.
+    obs, _ = env.reset(seed=200)
+    expert.reset()
+    for t in range(len(clean)):
+        np.testing.assert_array_equal(expert.act(obs), clean[t])
+        obs, *_ = env.step(executed[t])
+    assert "executed_action" not in run_episode(env, expert, seed=200)
+    with pytest.raises(ValueError, match="noise must be >= 0"):
+        run_episode(env, expert, seed=200, noise=-0.1)
