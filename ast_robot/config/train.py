@@ -66,6 +66,10 @@ class SACTrainConfig(TrainConfig):
     eval_episodes: int = doc(20, "Episodes per evaluation.", gt=0)
     eval_every: int = doc(1000, "Evaluate every N env steps (success, gradient steps, wall-clock).", gt=0)
     step_gate_rate: float = doc(0.5, "Gated SAC: target fraction of gradient steps taken.", gt=0, le=1)
+    temperature_every_step: bool = doc(
+        True, "Gated SAC: the learned entropy temperature (a scalar) follows every scheduled step, also those the step "
+        "gate skips (log-probabilities from the scoring forward); false: only the steps taken."
+    )
     normalize_obs: bool = doc(
         True, "Normalize the float observations (running mean/std, SB3 VecNormalize; statistics saved beside sac.zip)."
     )

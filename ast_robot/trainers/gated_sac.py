@@ -9,6 +9,12 @@ the observation and, once real-robot data exists, a physical weight. Two gates a
 - the *sample gate* keeps a target fraction of the batch; only kept transitions are forwarded with
   gradients and back-propagated, weighted by 1/p so the gradient stays an unbiased estimate.
 
+The learned entropy temperature (one scalar) follows every scheduled step by default, skipped or not,
+from the log-probabilities the scoring forward already computed: no network backward. Its decay from 1.0
+(SB3's start) paces early learning (ungated and gated reach runs both jumped to 90% near 3000 updates
+while the temperature was still falling), so tying it to the network updates taken would make every
+skipped step also slow the temperature down.
+
 SB3 has no hook for this, so :meth:`GatedSAC.train` replaces ``SAC.train``; ``save``/``load`` work as for
 SAC (the gates and the significance model are saved with the model).
 """
@@ -53,12 +59,14 @@ class GatedSAC(SAC):
 
     def __init__(self, *args: Any, sample_gate: GateConfig | None = None, step_gate: GateConfig | None = None,
                  significance: SignificanceConfig | None = None, physical_weight: PhysicalWeightFn | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+                 temperature_every_step: bool = True, **kwargs: Any) -> None:  # fmt: skip
         self.sample_gate_cfg = sample_gate or default_sample_gate()
         self.step_gate_cfg = step_gate or default_step_gate()
         self.significance_cfg = significance or SignificanceConfig(weights={"loss": 1.0, "uncertainty": 0.5})
         self.physical_weight = physical_weight
-        self.gate_counts = {"steps_seen": 0, "steps_trained": 0, "transitions_seen": 0, "transitions_kept": 0}
+        self.temperature_every_step = temperature_every_step
+        self.gate_counts = {"steps_seen": 0, "steps_trained": 0, "transitions_seen": 0, "transitions_kept": 0,
+                            "temperature_updates": 0}
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -94,7 +102,9 @@ class GatedSAC(SAC):
     # ------------------------------------------------------------------------------------------ steps
     def _gated_step(self, replay: Any, logs: dict[str, list[float]]) -> None:
         n = replay.rewards.shape[0]
-        target_q, td_error, disagreement = self._score_signals(replay)
+        target_q, td_error, disagreement, next_log_prob = self._score_signals(replay)
+        if self.temperature_every_step:
+            self._update_temperature(next_log_prob, None)
         scores = self.significance.observe(ScoreInputs(
             indices=th.arange(n), losses=td_error.cpu(), variance=disagreement.pow(2).cpu(),
             embeddings=_flat_obs(replay.observations).cpu(), physical=self._physical(replay)))  # fmt: skip
@@ -113,8 +123,9 @@ class GatedSAC(SAC):
         self._update(_index_obs(replay.observations, idx), replay.actions[idx], target_q[idx], w, logs)
 
     @th.no_grad()
-    def _score_signals(self, replay: Any) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """SAC's target Q (B, 1), the TD error (B,) and the critics' disagreement (B,), without gradients."""
+    def _score_signals(self, replay: Any) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """SAC's target Q (B, 1), the TD error (B,), the critics' disagreement (B,) and the actor's log-probability
+        of its next actions (B, 1), without gradients."""
         ent_coef = th.exp(self.log_ent_coef.detach()) if self.ent_coef_optimizer is not None else self.ent_coef_tensor
         discounts = replay.discounts if getattr(replay, "discounts", None) is not None else self.gamma
         next_actions, next_log_prob = self.actor.action_log_prob(replay.next_observations)
@@ -124,7 +135,7 @@ class GatedSAC(SAC):
         current = th.cat(self.critic(replay.observations, replay.actions), dim=1)  # (B, n_critics)
         td_error = (current - target_q).abs().mean(dim=1)
         disagreement = current.std(dim=1) if current.shape[1] > 1 else th.zeros_like(td_error)
-        return target_q, td_error, disagreement
+        return target_q, td_error, disagreement, next_log_prob.reshape(-1, 1)
 
     def _physical(self, replay: Any) -> th.Tensor | None:
         if self.physical_weight is None:
@@ -133,19 +144,26 @@ class GatedSAC(SAC):
             replay.observations, dict) else replay.observations.cpu().numpy()  # fmt: skip
         return th.as_tensor(np.asarray(self.physical_weight(obs), dtype=np.float32))
 
+    def _update_temperature(self, log_prob: th.Tensor, w: th.Tensor | None) -> None:
+        """SAC's entropy-temperature step from log-probabilities (B, 1) (weights ``w``, or none); no-op when fixed."""
+        if self.ent_coef_optimizer is None or self.log_ent_coef is None:
+            return
+        gap = (log_prob + self.target_entropy).detach()
+        ent_coef_loss = -(self.log_ent_coef * (gap if w is None else gap * w)).mean()
+        self.ent_coef_optimizer.zero_grad()
+        ent_coef_loss.backward()
+        self.ent_coef_optimizer.step()
+        self.gate_counts["temperature_updates"] += 1
+
     def _update(self, obs: Any, actions: th.Tensor, target_q: th.Tensor, w: th.Tensor,
                 logs: dict[str, list[float]]) -> None:  # fmt: skip
         """One SAC update (entropy, critic, actor, target) on the kept transitions with weights ``w`` (K, 1)."""
         actions_pi, log_prob = self.actor.action_log_prob(obs)
         log_prob = log_prob.reshape(-1, 1)
-        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-            ent_coef = th.exp(self.log_ent_coef.detach())
-            ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach() * w).mean()
-            self.ent_coef_optimizer.zero_grad()
-            ent_coef_loss.backward()
-            self.ent_coef_optimizer.step()
-        else:
-            ent_coef = self.ent_coef_tensor
+        learned = self.ent_coef_optimizer is not None and self.log_ent_coef is not None
+        ent_coef = th.exp(self.log_ent_coef.detach()) if learned else self.ent_coef_tensor
+        if not self.temperature_every_step:
+            self._update_temperature(log_prob.detach(), w)
         current_q = self.critic(obs, actions)
         critic_loss = 0.5 * sum((w * F.mse_loss(q, target_q, reduction="none")).mean() for q in current_q)
         self.critic.optimizer.zero_grad()

@@ -55,3 +55,17 @@ def test_save_load_round_trip_keeps_actions_and_gate_state(tmp_path):
     assert loaded.sample_gate.threshold == model.sample_gate.threshold
     assert loaded.gate_counts == model.gate_counts
     loaded.learn(50)  # and it keeps training after loading
+
+
+@pytest.mark.parametrize("every_step", [True, False])
+def test_temperature_follows_every_scheduled_step_or_only_the_trained_ones(every_step):
+    env = gym.make("Pendulum-v1")
+    model = small_sac(env, temperature_every_step=every_step,
+                      step_gate=GateConfig(target_rate=0.3, min_keep=0, importance_weights=False))  # fmt: skip
+    start = float(model.log_ent_coef.detach())
+    model.learn(400)
+    counts = model.gate_counts
+    assert counts["steps_trained"] < 0.6 * counts["steps_seen"]  # the step gate skipped most steps
+    expected = counts["steps_seen"] if every_step else counts["steps_trained"]
+    assert counts["temperature_updates"] == expected
+    assert float(model.log_ent_coef.detach()) < start  # the temperature fell from its start as SAC's does
