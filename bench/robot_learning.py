@@ -172,8 +172,9 @@ def latency_split(run_dir: Path) -> dict[str, list[float]]:
 def run_bc(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     from ast_robot.trainers import TRAINERS
 
-    m = TRAINERS.get("bc")(bc_config(job, args), None)
-    return {"demos": int(m["demos"]), "demo_steps": int(m["demo_steps"]), "bc_steps": args.bc_steps,
+    cfg = bc_config(job, args)
+    m = TRAINERS.get("bc")(cfg, None)
+    return {"demos": int(m["demos"]), "demo_noise": cfg.train.demo_noise, "demo_steps": int(m["demo_steps"]), "bc_steps": args.bc_steps,
             "train_wall_s": round(m["train_wall_s"], 1), "last_loss": round(m["last_loss"], 4),
             "backward_fraction": round(m["backward_samples"] / m["samples_seen"], 3),
             "success": m["success_rate"], "ci_low": round(m["success_ci_low"], 3),
@@ -315,7 +316,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--eval-every", type=int, default=1000, help="SAC: evaluate every N env steps")
     p.add_argument("--eval-episodes", type=int, default=30, help="SAC: episodes per periodic evaluation")
-    p.add_argument("--bc-steps", type=int, default=3000, help="BC optimizer steps")
+    p.add_argument("--bc-steps", type=int, default=6000, help="BC optimizer steps")
     p.add_argument("--demos", type=int, default=500, help="expert demonstrations collected per BC run")
     p.add_argument(
         "--bc-gate-rate", type=float, default=0.5, help="gated BC: target fraction of samples kept"
