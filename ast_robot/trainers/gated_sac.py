@@ -77,6 +77,7 @@ class GatedSAC(SAC):
             self.sample_gate = Gate(self.sample_gate_cfg, seed=seed)
             self.step_gate = Gate(self.step_gate_cfg, seed=seed + 1)
             self.significance = SignificanceModel(self.significance_cfg)
+        self.gate_counts.setdefault("temperature_updates", 0)  # models saved before the counter existed
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "physical_weight"]
