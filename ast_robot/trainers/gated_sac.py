@@ -65,8 +65,7 @@ class GatedSAC(SAC):
         self.significance_cfg = significance or SignificanceConfig(weights={"loss": 1.0, "uncertainty": 0.5})
         self.physical_weight = physical_weight
         self.temperature_every_step = temperature_every_step
-        self.gate_counts = {"steps_seen": 0, "steps_trained": 0, "transitions_seen": 0, "transitions_kept": 0,
-                            "temperature_updates": 0}
+        self.gate_counts = {"steps_seen": 0, "steps_trained": 0, "transitions_seen": 0, "transitions_kept": 0}
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -77,7 +76,7 @@ class GatedSAC(SAC):
             self.sample_gate = Gate(self.sample_gate_cfg, seed=seed)
             self.step_gate = Gate(self.step_gate_cfg, seed=seed + 1)
             self.significance = SignificanceModel(self.significance_cfg)
-        self.gate_counts.setdefault("temperature_updates", 0)  # models saved before the counter existed
+        self.gate_counts.setdefault("temperature_updates", 0)  # here, not in __init__: also for models saved before it
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "physical_weight"]
