@@ -74,7 +74,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
     if "reach_sac" in args.parts:
         jobs += [Job("sac", robot, "ungated") for robot in ROBOTS]
     if "pickplace_bc" in args.parts:
-        jobs += [Job("bc", robot, arm) for robot in ROBOTS for arm in BC_ARMS]
+        jobs += [Job("bc", robot, arm) for robot in args.bc_robots for arm in args.bc_arms]
     return list(dict.fromkeys(jobs))  # reach_sac's ungated UR5e run is the gated part's baseline
 
 
@@ -109,6 +109,8 @@ def bc_config(job: Job, args: argparse.Namespace) -> Any:
         "train.device=cpu", f"train.gated={str(job.arm == 'gated').lower()}", "train.log_every=100000",
         f"gate.target_rate={args.bc_gate_rate}",
     ]  # fmt: skip
+    if job.arm == "gated":
+        overrides += args.bc_gated_set
     return load_config(EXPERIMENTS / f"pickplace_{job.robot}_bc.yaml", overrides)
 
 
@@ -175,6 +177,8 @@ def run_bc(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     cfg = bc_config(job, args)
     m = TRAINERS.get("bc")(cfg, None)
     return {"demos": int(m["demos"]), "demo_noise": cfg.train.demo_noise, "demo_steps": int(m["demo_steps"]), "bc_steps": args.bc_steps,
+            "gate_rate": args.bc_gate_rate if job.arm == "gated" else None,
+            "gated_overrides": list(args.bc_gated_set) if job.arm == "gated" else [],
             "train_wall_s": round(m["train_wall_s"], 1), "last_loss": round(m["last_loss"], 4),
             "backward_fraction": round(m["backward_samples"] / m["samples_seen"], 3),
             "success": m["success_rate"], "ci_low": round(m["success_ci_low"], 3),
@@ -235,7 +239,8 @@ def budget_note(args: argparse.Namespace) -> str:
         f"{args.sac_batch or 'of the config'}, learning_starts {args.learning_starts or 'of the config'}, "
         f"evaluation every {args.eval_every} env steps "
         f"on {args.eval_episodes} fixed randomized episodes; gated SAC: step gate {args.step_rate}, sample gate "
-        f"{args.sample_rate}; BC {args.bc_steps} steps from {args.demos} demos, gate {args.bc_gate_rate}; final "
+        f"{args.sample_rate}; BC {args.bc_steps} steps from {args.demos} demos, gate {args.bc_gate_rate}"
+        f"{' (gated overrides ' + ' '.join(args.bc_gated_set) + ')' if args.bc_gated_set else ''}; final "
         f"evaluation {args.final_episodes} held-out episodes; {args.jobs} worker processes x {args.threads} torch "
         f"thread(s); seed {args.seed}.{' SMOKE run: tiny budgets, not a measurement.' if args.smoke else ''}"
     )
@@ -314,13 +319,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--sample-rate", type=float, default=0.5, help="gated SAC: target fraction of a batch kept"
     )
-    p.add_argument("--eval-every", type=int, default=1000, help="SAC: evaluate every N env steps")
+    p.add_argument("--eval-every", type=int, default=500, help="SAC: evaluate every N env steps")
     p.add_argument("--eval-episodes", type=int, default=30, help="SAC: episodes per periodic evaluation")
     p.add_argument("--bc-steps", type=int, default=6000, help="BC optimizer steps")
     p.add_argument("--demos", type=int, default=500, help="expert demonstrations collected per BC run")
     p.add_argument(
         "--bc-gate-rate", type=float, default=0.5, help="gated BC: target fraction of samples kept"
     )
+    p.add_argument("--bc-robots", default=",".join(ROBOTS), help="robots of the pickplace_bc part (comma list)")
+    p.add_argument("--bc-arms", default=",".join(BC_ARMS), help=f"arms of the pickplace_bc part, from {BC_ARMS}")
+    p.add_argument("--bc-gated-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override of the gated BC runs only (repeatable), e.g. gate.importance_weights=false")
     p.add_argument(
         "--final-episodes", type=int, default=100, help="held-out episodes of each final evaluation"
     )
@@ -344,6 +353,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.parts = _choices("--parts", args.parts, PARTS, default=() if args.merge else PARTS)
     args.gated_robots = _choices("--gated-robots", args.gated_robots, tuple(ROBOTS))
     args.gated_arms = _choices("--gated-arms", args.gated_arms, SAC_ARMS)
+    args.bc_robots = _choices("--bc-robots", args.bc_robots, tuple(ROBOTS))
+    args.bc_arms = _choices("--bc-arms", args.bc_arms, BC_ARMS)
     return args
 
 

@@ -70,6 +70,14 @@ class SACTrainConfig(TrainConfig):
         True, "Gated SAC: the learned entropy temperature (a scalar) follows every scheduled step, also those the step "
         "gate skips (log-probabilities from the scoring forward); false: only the steps taken."
     )
+    target_every_step: bool = doc(
+        False, "Gated SAC: the target critics' Polyak update follows every scheduled step, also those the step gate "
+        "skips (the target's time constant stays 1/tau env steps); false: only the steps taken."
+    )
+    candidate_factor: int = doc(
+        1, "Gated SAC: replay batch drawn and scored per scheduled step, in batch_size units; the sample gate keeps "
+        "its target fraction of it (2 with gate.target_rate 0.5: about batch_size of the more significant kept).", gt=0
+    )
     normalize_obs: bool = doc(
         True, "Normalize the float observations (running mean/std, SB3 VecNormalize; statistics saved beside sac.zip)."
     )

@@ -15,6 +15,11 @@ from the log-probabilities the scoring forward already computed: no network back
 while the temperature was still falling), so tying it to the network updates taken would make every
 skipped step also slow the temperature down.
 
+Two options (off by default, on in configs/experiments/reach_ur5e.yaml): ``target_every_step`` moves the
+target critics on every scheduled step too (their time constant stays 1/tau env steps), and
+``candidate_factor`` draws and scores that many batches per step, so the sample gate picks the transitions
+it trains on from a larger pool (PER-like, with 1/p weights).
+
 SB3 has no hook for this, so :meth:`GatedSAC.train` replaces ``SAC.train``; ``save``/``load`` work as for
 SAC (the gates and the significance model are saved with the model).
 """
@@ -59,12 +64,17 @@ class GatedSAC(SAC):
 
     def __init__(self, *args: Any, sample_gate: GateConfig | None = None, step_gate: GateConfig | None = None,
                  significance: SignificanceConfig | None = None, physical_weight: PhysicalWeightFn | None = None,
-                 temperature_every_step: bool = True, **kwargs: Any) -> None:  # fmt: skip
+                 temperature_every_step: bool = True, target_every_step: bool = False, candidate_factor: int = 1,
+                 **kwargs: Any) -> None:  # fmt: skip
+        if candidate_factor < 1:
+            raise ValueError(f"candidate_factor {candidate_factor}: must be a whole number >= 1")
         self.sample_gate_cfg = sample_gate or default_sample_gate()
         self.step_gate_cfg = step_gate or default_step_gate()
         self.significance_cfg = significance or SignificanceConfig(weights={"loss": 1.0, "uncertainty": 0.5})
         self.physical_weight = physical_weight
         self.temperature_every_step = temperature_every_step
+        self.target_every_step = target_every_step
+        self.candidate_factor = candidate_factor
         self.gate_counts = {"steps_seen": 0, "steps_trained": 0, "transitions_seen": 0, "transitions_kept": 0}
         super().__init__(*args, **kwargs)
 
@@ -89,7 +99,7 @@ class GatedSAC(SAC):
         self._update_learning_rate(optimizers)
         logs: dict[str, list[float]] = {"actor_loss": [], "critic_loss": [], "ent_coef": [], "kept_fraction": []}
         for _ in range(gradient_steps):
-            replay = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            replay = self.replay_buffer.sample(batch_size * self.candidate_factor, env=self._vec_normalize_env)  # type: ignore[union-attr]
             self._gated_step(replay, logs)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -111,16 +121,18 @@ class GatedSAC(SAC):
         self.gate_counts["steps_seen"] += 1
         self.gate_counts["transitions_seen"] += n
         step_keep, _ = self.step_gate(scores.mean().reshape(1))
-        if not bool(step_keep[0]):
-            return  # the whole batch is low-value: no backward, no optimizer step
-        keep, weights = self.sample_gate(scores)
-        idx = keep.nonzero().squeeze(1).to(self.device)
-        w = weights[keep].to(self.device).reshape(-1, 1)
-        w = w / w.mean()  # keep the loss scale of ungated SAC; relative 1/p weights stay unbiased
-        self.gate_counts["steps_trained"] += 1
-        self.gate_counts["transitions_kept"] += int(idx.numel())
-        logs["kept_fraction"].append(idx.numel() / n)
-        self._update(_index_obs(replay.observations, idx), replay.actions[idx], target_q[idx], w, logs)
+        if bool(step_keep[0]):  # else the whole batch is low-value: no backward, no optimizer step
+            keep, weights = self.sample_gate(scores)
+            idx = keep.nonzero().squeeze(1).to(self.device)
+            w = weights[keep].to(self.device).reshape(-1, 1)
+            w = w / w.mean()  # keep the loss scale of ungated SAC; relative 1/p weights stay unbiased
+            self.gate_counts["steps_trained"] += 1
+            self.gate_counts["transitions_kept"] += int(idx.numel())
+            logs["kept_fraction"].append(idx.numel() / n)
+            self._update(_index_obs(replay.observations, idx), replay.actions[idx], target_q[idx], w, logs)
+        counter = "steps_seen" if self.target_every_step else "steps_trained"
+        if (bool(step_keep[0]) or self.target_every_step) and self.gate_counts[counter] % self.target_update_interval == 0:
+            self._update_target()
 
     @th.no_grad()
     def _score_signals(self, replay: Any) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
@@ -155,6 +167,10 @@ class GatedSAC(SAC):
         self.ent_coef_optimizer.step()
         self.gate_counts["temperature_updates"] += 1
 
+    def _update_target(self) -> None:
+        polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
     def _update(self, obs: Any, actions: th.Tensor, target_q: th.Tensor, w: th.Tensor,
                 logs: dict[str, list[float]]) -> None:  # fmt: skip
         """One SAC update (entropy, critic, actor, target) on the kept transitions with weights ``w`` (K, 1)."""
@@ -174,9 +190,6 @@ class GatedSAC(SAC):
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()
-        if self.gate_counts["steps_trained"] % self.target_update_interval == 0:
-            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         logs["actor_loss"].append(actor_loss.item())
         logs["critic_loss"].append(critic_loss.item())
         logs["ent_coef"].append(float(ent_coef))

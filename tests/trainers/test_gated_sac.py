@@ -69,3 +69,33 @@ def test_temperature_follows_every_scheduled_step_or_only_the_trained_ones(every
     expected = counts["steps_seen"] if every_step else counts["steps_trained"]
     assert counts["temperature_updates"] == expected
     assert float(model.log_ent_coef.detach()) < start  # the temperature fell from its start as SAC's does
+
+
+@pytest.mark.parametrize("every_step", [True, False])
+def test_target_critics_follow_every_scheduled_step_or_only_the_trained_ones(every_step):
+    env = gym.make("Pendulum-v1")
+    model = small_sac(env, target_every_step=every_step,
+                      step_gate=GateConfig(target_rate=0.3, min_keep=0, importance_weights=False))  # fmt: skip
+    polyak_calls = []
+    real_update = model._update_target
+    model._update_target = lambda: (polyak_calls.append(1), real_update())
+    model.learn(400)
+    counts = model.gate_counts
+    assert counts["steps_trained"] < 0.6 * counts["steps_seen"]
+    assert len(polyak_calls) == (counts["steps_seen"] if every_step else counts["steps_trained"])
+
+
+def test_candidate_factor_scores_a_larger_draw_and_keeps_the_gate_fraction_of_it():
+    env = gym.make("Pendulum-v1")
+    model = small_sac(env, candidate_factor=2, sample_gate=GateConfig(target_rate=0.5, min_keep=8),
+                      step_gate=GateConfig(target_rate=1.0, min_keep=0, importance_weights=False))  # fmt: skip
+    model.learn(400)
+    counts = model.gate_counts
+    assert counts["transitions_seen"] == counts["steps_seen"] * 2 * 64  # two batches drawn and scored per step
+    kept_per_step = counts["transitions_kept"] / counts["steps_trained"]
+    assert 48 <= kept_per_step <= 80, counts  # about one batch_size of the 128 candidates is trained on
+
+
+def test_candidate_factor_below_one_is_rejected():
+    with pytest.raises(ValueError, match="candidate_factor 0"):
+        small_sac(gym.make("Pendulum-v1"), candidate_factor=0)
