@@ -269,7 +269,9 @@ def run(checkpoint: str, robot: str, deploy_cfg: Any = None, args: list[str] | N
     code = 0
     try:
         if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            code = 1
+            # A SIGINT/SIGTERM that lands while the transition returns invalidates the context and fails it:
+            # that is the stop the operator asked for, not a failed configuration.
+            code = 1 if rclpy.ok() else 0
         else:
             node.trigger_activate()
             rclpy.spin(node)
