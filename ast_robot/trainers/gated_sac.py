@@ -121,7 +121,8 @@ class GatedSAC(SAC):
         self.gate_counts["steps_seen"] += 1
         self.gate_counts["transitions_seen"] += n
         step_keep, _ = self.step_gate(scores.mean().reshape(1))
-        if bool(step_keep[0]):  # else the whole batch is low-value: no backward, no optimizer step
+        trained = bool(step_keep[0])  # else the whole batch is low-value: no backward, no optimizer step
+        if trained:
             keep, weights = self.sample_gate(scores)
             idx = keep.nonzero().squeeze(1).to(self.device)
             w = weights[keep].to(self.device).reshape(-1, 1)
@@ -130,9 +131,10 @@ class GatedSAC(SAC):
             self.gate_counts["transitions_kept"] += int(idx.numel())
             logs["kept_fraction"].append(idx.numel() / n)
             self._update(_index_obs(replay.observations, idx), replay.actions[idx], target_q[idx], w, logs)
-        counter = "steps_seen" if self.target_every_step else "steps_trained"
-        if (bool(step_keep[0]) or self.target_every_step) and self.gate_counts[counter] % self.target_update_interval == 0:
-            self._update_target()
+        if trained or self.target_every_step:
+            count = self.gate_counts["steps_seen" if self.target_every_step else "steps_trained"]
+            if count % self.target_update_interval == 0:
+                self._update_target()
 
     @th.no_grad()
     def _score_signals(self, replay: Any) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
@@ -168,12 +170,13 @@ class GatedSAC(SAC):
         self.gate_counts["temperature_updates"] += 1
 
     def _update_target(self) -> None:
+        """SAC's Polyak step of the target critics (and copy of batch-norm statistics)."""
         polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
         polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
     def _update(self, obs: Any, actions: th.Tensor, target_q: th.Tensor, w: th.Tensor,
                 logs: dict[str, list[float]]) -> None:  # fmt: skip
-        """One SAC update (entropy, critic, actor, target) on the kept transitions with weights ``w`` (K, 1)."""
+        """One SAC update (entropy unless it follows every step, critic, actor) on the kept transitions with weights ``w`` (K, 1)."""
         actions_pi, log_prob = self.actor.action_log_prob(obs)
         log_prob = log_prob.reshape(-1, 1)
         learned = self.ent_coef_optimizer is not None and self.log_ent_coef is not None
