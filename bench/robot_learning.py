@@ -147,7 +147,7 @@ def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     history = metrics["history"]
     hit = first_reaching(history, REACHED) or {}
     gate = metrics["gate"]
-    drawn = gate["transitions_seen"] // max(1, gate["steps_seen"]) if gate else cfg.train.batch_size
+    drawn = cfg.train.batch_size * cfg.train.candidate_factor  # transitions drawn and scored per gated step
     return {"env_steps": metrics["env_steps"], "gradient_steps": metrics["gradient_steps"],
             "train_wall_s": round(history[-1]["train_wall_s"], 1) if history else None,
             "success": final["success_rate"], "ci_low": round(final["success_ci_low"], 3),
@@ -159,7 +159,6 @@ def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
             "env_steps_to_90": hit.get("env_steps"), "gradient_steps_to_90": hit.get("gradient_steps"),
             "wall_s_to_90": round(hit["train_wall_s"], 1) if hit else None,
             "step_rate": round(gate["steps_trained"] / gate["steps_seen"], 3) if gate else None,
-            # kept fraction of the transitions drawn per trained step (candidate_factor x batch_size)
             "sample_rate": round(gate["transitions_kept"] / max(1, gate["steps_trained"] * drawn), 3) if gate else None,
             "drawn_per_step": drawn if gate else None, "gate_counts": gate or None,
             "history": [[h["env_steps"], h["gradient_steps"], round(h["train_wall_s"], 1), h["success_rate"]]

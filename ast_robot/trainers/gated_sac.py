@@ -140,7 +140,7 @@ class GatedSAC(SAC):
     def _score_signals(self, replay: Any) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """SAC's target Q (B, 1), the TD error (B,), the critics' disagreement (B,) and the actor's log-probability
         of its next actions (B, 1), without gradients."""
-        ent_coef = th.exp(self.log_ent_coef.detach()) if self.ent_coef_optimizer is not None else self.ent_coef_tensor
+        ent_coef = self._ent_coef()
         discounts = replay.discounts if getattr(replay, "discounts", None) is not None else self.gamma
         next_actions, next_log_prob = self.actor.action_log_prob(replay.next_observations)
         next_q = th.cat(self.critic_target(replay.next_observations, next_actions), dim=1)
@@ -158,9 +158,16 @@ class GatedSAC(SAC):
             replay.observations, dict) else replay.observations.cpu().numpy()  # fmt: skip
         return th.as_tensor(np.asarray(self.physical_weight(obs), dtype=np.float32))
 
+    def _learns_temperature(self) -> bool:
+        return self.ent_coef_optimizer is not None and self.log_ent_coef is not None
+
+    def _ent_coef(self) -> th.Tensor:
+        """The current entropy coefficient, without gradient (learned or fixed)."""
+        return th.exp(self.log_ent_coef.detach()) if self._learns_temperature() else self.ent_coef_tensor
+
     def _update_temperature(self, log_prob: th.Tensor, w: th.Tensor | None) -> None:
         """SAC's entropy-temperature step from log-probabilities (B, 1) (weights ``w``, or none); no-op when fixed."""
-        if self.ent_coef_optimizer is None or self.log_ent_coef is None:
+        if not self._learns_temperature():
             return
         gap = (log_prob + self.target_entropy).detach()
         ent_coef_loss = -(self.log_ent_coef * (gap if w is None else gap * w)).mean()
@@ -179,10 +186,9 @@ class GatedSAC(SAC):
         """One SAC update (entropy unless it follows every step, critic, actor) on the kept transitions with weights ``w`` (K, 1)."""
         actions_pi, log_prob = self.actor.action_log_prob(obs)
         log_prob = log_prob.reshape(-1, 1)
-        learned = self.ent_coef_optimizer is not None and self.log_ent_coef is not None
-        ent_coef = th.exp(self.log_ent_coef.detach()) if learned else self.ent_coef_tensor
+        ent_coef = self._ent_coef()
         if not self.temperature_every_step:
-            self._update_temperature(log_prob.detach(), w)
+            self._update_temperature(log_prob, w)
         current_q = self.critic(obs, actions)
         critic_loss = 0.5 * sum((w * F.mse_loss(q, target_q, reduction="none")).mean() for q in current_q)
         self.critic.optimizer.zero_grad()
