@@ -78,6 +78,11 @@ class SACTrainConfig(TrainConfig):
         1, "Gated SAC: replay batch drawn and scored per scheduled step, in batch_size units; the sample gate keeps "
         "its target fraction of it (2 with gate.target_rate 0.5: about batch_size of the more significant kept).", gt=0
     )
+    stored_scores: bool = doc(
+        False, "Gated SAC: score drawn transitions by the TD error and critic disagreement their last update measured "
+        "(never-trained ones by the largest TD error seen), so skipped steps fetch and forward nothing; false: "
+        "a scoring forward of every drawn batch."
+    )
     normalize_obs: bool = doc(
         True, "Normalize the float observations (running mean/std, SB3 VecNormalize; statistics saved beside sac.zip)."
     )

@@ -15,10 +15,14 @@ from the log-probabilities the scoring forward already computed: no network back
 while the temperature was still falling), so tying it to the network updates taken would make every
 skipped step also slow the temperature down.
 
-Two options (off by default, on in configs/experiments/reach_ur5e.yaml): ``target_every_step`` moves the
-target critics on every scheduled step too (their time constant stays 1/tau env steps), and
-``candidate_factor`` draws and scores that many batches per step, so the sample gate picks the transitions
-it trains on from a larger pool (PER-like, with 1/p weights).
+Options (off by default; configs/experiments/reach_ur5e.yaml turns them on): ``target_every_step`` moves the
+target critics on every scheduled step too (their time constant stays 1/tau env steps); ``candidate_factor``
+draws and scores that many batches per step, so the sample gate picks the transitions it trains on from a
+larger pool (PER-like, with 1/p weights); ``stored_scores`` scores each drawn transition by the TD error and
+critic disagreement its last update measured (prioritized replay's rule; never-trained transitions read as
+the largest TD error seen), so a skipped step costs no replay fetch and no network forward at all: the
+gates decide from indices, and only the kept transitions are built (HER relabelling, normalization) and
+forwarded. The temperature then steps from the latest update's log-probabilities.
 
 SB3 has no hook for this, so :meth:`GatedSAC.train` replaces ``SAC.train``; ``save``/``load`` work as for
 SAC (the gates and the significance model are saved with the model).
@@ -36,6 +40,7 @@ import torch.nn.functional as F
 from ast_robot.config.gate import GateConfig, SignificanceConfig
 from ast_robot.core.gate import Gate
 from ast_robot.core.significance import ScoreInputs, SignificanceModel
+from ast_robot.trainers import replay_index
 
 try:
     from stable_baselines3 import SAC
@@ -65,7 +70,7 @@ class GatedSAC(SAC):
     def __init__(self, *args: Any, sample_gate: GateConfig | None = None, step_gate: GateConfig | None = None,
                  significance: SignificanceConfig | None = None, physical_weight: PhysicalWeightFn | None = None,
                  temperature_every_step: bool = True, target_every_step: bool = False, candidate_factor: int = 1,
-                 **kwargs: Any) -> None:  # fmt: skip
+                 stored_scores: bool = False, **kwargs: Any) -> None:  # fmt: skip
         if candidate_factor < 1:
             raise ValueError(f"candidate_factor {candidate_factor}: must be a whole number >= 1")
         self.sample_gate_cfg = sample_gate or default_sample_gate()
@@ -75,6 +80,7 @@ class GatedSAC(SAC):
         self.temperature_every_step = temperature_every_step
         self.target_every_step = target_every_step
         self.candidate_factor = candidate_factor
+        self.stored_scores = stored_scores
         self.gate_counts = {"steps_seen": 0, "steps_trained": 0, "transitions_seen": 0, "transitions_kept": 0}
         super().__init__(*args, **kwargs)
 
@@ -87,9 +93,17 @@ class GatedSAC(SAC):
             self.step_gate = Gate(self.step_gate_cfg, seed=seed + 1)
             self.significance = SignificanceModel(self.significance_cfg)
         self.gate_counts.setdefault("temperature_updates", 0)  # here, not in __init__: also for models saved before it
+        self.stored_scores = getattr(self, "stored_scores", False)  # models saved before the option
+        # The stored signals describe the replay buffer's contents, so like the buffer they are not saved.
+        self.signals: replay_index.TransitionSignals | None = None
+        self._last_log_prob: th.Tensor | None = None
+        self._pending_target_steps = 0  # Polyak steps owed to the target critics (see _step_target)
+        if self.stored_scores:
+            replay_index.check_indexable(self.replay_buffer)
+            self.signals = replay_index.TransitionSignals(self.replay_buffer.buffer_size, self.replay_buffer.n_envs)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "physical_weight"]
+        return [*super()._excluded_save_params(), "physical_weight", "signals", "_last_log_prob", "_pending_target_steps"]
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
@@ -98,9 +112,15 @@ class GatedSAC(SAC):
             optimizers += [self.ent_coef_optimizer]
         self._update_learning_rate(optimizers)
         logs: dict[str, list[float]] = {"actor_loss": [], "critic_loss": [], "ent_coef": [], "kept_fraction": []}
+        if self.signals is not None:
+            self.signals.forget_written(self.replay_buffer.pos)  # type: ignore[union-attr]
         for _ in range(gradient_steps):
-            replay = self.replay_buffer.sample(batch_size * self.candidate_factor, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            self._gated_step(replay, logs)
+            if self.signals is not None:
+                self._stored_step(batch_size * self.candidate_factor, logs)
+            else:
+                replay = self.replay_buffer.sample(batch_size * self.candidate_factor, env=self._vec_normalize_env)  # type: ignore[union-attr]
+                self._gated_step(replay, logs)
+        self._flush_target()
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key, values in logs.items():
@@ -111,51 +131,103 @@ class GatedSAC(SAC):
 
     # ------------------------------------------------------------------------------------------ steps
     def _gated_step(self, replay: Any, logs: dict[str, list[float]]) -> None:
-        n = replay.rewards.shape[0]
+        """A step on a freshly drawn batch, scored by a forward of the networks."""
+        self._flush_target()
         target_q, td_error, disagreement, next_log_prob = self._score_signals(replay)
         if self.temperature_every_step:
             self._update_temperature(next_log_prob, None)
         scores = self.significance.observe(ScoreInputs(
-            indices=th.arange(n), losses=td_error.cpu(), variance=disagreement.pow(2).cpu(),
-            embeddings=_flat_obs(replay.observations).cpu(), physical=self._physical(replay)))  # fmt: skip
+            indices=th.arange(target_q.shape[0]), losses=td_error.cpu(), variance=disagreement.pow(2).cpu(),
+            embeddings=replay_index.state_features(replay.observations).cpu(),
+            physical=self._physical(replay.observations)))  # fmt: skip
+        kept = self._decide(scores, logs)
+        if kept is not None:
+            idx, w = kept
+            idx = idx.to(self.device)
+            self._update(_index_obs(replay.observations, idx), replay.actions[idx], target_q[idx], w, logs)
+        self._step_target(trained=kept is not None)
+
+    def _stored_step(self, n: int, logs: dict[str, list[float]]) -> None:
+        """A step decided from stored signals: only the kept transitions are fetched and forwarded."""
+        rows, envs = replay_index.draw(self.replay_buffer, n)
+        if self.temperature_every_step and self._last_log_prob is not None:
+            self._update_temperature(self._last_log_prob, None)
+        td_error, disagreement = self.signals.lookup(rows, envs)  # type: ignore[union-attr]
+        raw = replay_index.raw_observations(self.replay_buffer, rows, envs) if self._needs_observations() else None
+        scores = self.significance.observe(ScoreInputs(
+            indices=th.arange(n), losses=td_error, variance=disagreement.pow(2),
+            embeddings=None if raw is None else replay_index.state_features(raw),
+            physical=None if raw is None else self._physical(raw)))  # fmt: skip
+        kept = self._decide(scores, logs)
+        if kept is not None:
+            idx, w = kept
+            rows, envs = rows[idx.numpy()], envs[idx.numpy()]
+            replay = replay_index.fetch(self.replay_buffer, rows, envs, self._vec_normalize_env)
+            self._flush_target()
+            target_q, _, _, _ = self._score_signals(replay, current=False)
+            td_error, disagreement = self._update(replay.observations, replay.actions, target_q, w, logs)
+            self.signals.store(rows, envs, td_error, disagreement)  # type: ignore[union-attr]
+        self._step_target(trained=kept is not None)
+
+    def _decide(self, scores: th.Tensor, logs: dict[str, list[float]]) -> tuple[th.Tensor, th.Tensor] | None:
+        """The step gate, then the sample gate: (kept indices (K,), weights (K, 1)), or None for a skipped step."""
+        n = scores.shape[0]
         self.gate_counts["steps_seen"] += 1
         self.gate_counts["transitions_seen"] += n
         step_keep, _ = self.step_gate(scores.mean().reshape(1))
-        trained = bool(step_keep[0])  # else the whole batch is low-value: no backward, no optimizer step
-        if trained:
-            keep, weights = self.sample_gate(scores)
-            idx = keep.nonzero().squeeze(1).to(self.device)
-            w = weights[keep].to(self.device).reshape(-1, 1)
-            w = w / w.mean()  # keep the loss scale of ungated SAC; relative 1/p weights stay unbiased
-            self.gate_counts["steps_trained"] += 1
-            self.gate_counts["transitions_kept"] += int(idx.numel())
-            logs["kept_fraction"].append(idx.numel() / n)
-            self._update(_index_obs(replay.observations, idx), replay.actions[idx], target_q[idx], w, logs)
+        if not bool(step_keep[0]):
+            return None  # the whole batch is low-value: no backward, no optimizer step
+        keep, weights = self.sample_gate(scores)
+        idx = keep.nonzero().squeeze(1)
+        w = weights[keep].to(self.device).reshape(-1, 1)
+        w = w / w.mean()  # keep the loss scale of ungated SAC; relative 1/p weights stay unbiased
+        self.gate_counts["steps_trained"] += 1
+        self.gate_counts["transitions_kept"] += int(idx.numel())
+        logs["kept_fraction"].append(idx.numel() / n)
+        return idx, w
+
+    def _needs_observations(self) -> bool:
+        """Whether scoring looks at observations (novelty, physical weight), not only at stored TD signals."""
+        needs = {f for comp in self.significance.components.values() for f in comp.needs}
+        return self.physical_weight is not None or "embeddings" in needs
+
+    def _step_target(self, trained: bool) -> None:
+        """SAC's target-update schedule, counted in scheduled steps (target_every_step) or trained ones.
+
+        The steps are owed and paid by :meth:`_flush_target` before the targets are next read: while no
+        update moves the critics, k Polyak steps of size tau equal one of size 1 - (1 - tau)^k, so skipped
+        steps cost nothing here."""
         if trained or self.target_every_step:
             count = self.gate_counts["steps_seen" if self.target_every_step else "steps_trained"]
             if count % self.target_update_interval == 0:
-                self._update_target()
+                self._pending_target_steps += 1
+
+    def _flush_target(self) -> None:
+        if self._pending_target_steps:
+            self._update_target(self._pending_target_steps)
+            self._pending_target_steps = 0
 
     @th.no_grad()
-    def _score_signals(self, replay: Any) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    def _score_signals(self, replay: Any, current: bool = True) -> tuple[th.Tensor, th.Tensor | None, th.Tensor | None, th.Tensor]:
         """SAC's target Q (B, 1), the TD error (B,), the critics' disagreement (B,) and the actor's log-probability
-        of its next actions (B, 1), without gradients."""
+        of its next actions (B, 1), without gradients (``current`` False: no critic forward, no TD error)."""
         ent_coef = self._ent_coef()
         discounts = replay.discounts if getattr(replay, "discounts", None) is not None else self.gamma
         next_actions, next_log_prob = self.actor.action_log_prob(replay.next_observations)
         next_q = th.cat(self.critic_target(replay.next_observations, next_actions), dim=1)
         next_q = th.min(next_q, dim=1, keepdim=True).values - ent_coef * next_log_prob.reshape(-1, 1)
         target_q = replay.rewards + (1 - replay.dones) * discounts * next_q  # (B, 1)
-        current = th.cat(self.critic(replay.observations, replay.actions), dim=1)  # (B, n_critics)
-        td_error = (current - target_q).abs().mean(dim=1)
-        disagreement = current.std(dim=1) if current.shape[1] > 1 else th.zeros_like(td_error)
+        if not current:
+            return target_q, None, None, next_log_prob.reshape(-1, 1)
+        td_error, disagreement = _td_signals(th.cat(self.critic(replay.observations, replay.actions), dim=1), target_q)
         return target_q, td_error, disagreement, next_log_prob.reshape(-1, 1)
 
-    def _physical(self, replay: Any) -> th.Tensor | None:
+    def _physical(self, obs: Any) -> th.Tensor | None:
+        """The physical weight (B,) of (possibly dict) observations, torch or numpy; None without real data."""
         if self.physical_weight is None:
             return None
-        obs = {k: v.cpu().numpy() for k, v in replay.observations.items()} if isinstance(
-            replay.observations, dict) else replay.observations.cpu().numpy()  # fmt: skip
+        as_np = lambda v: v.cpu().numpy() if isinstance(v, th.Tensor) else np.asarray(v)  # noqa: E731
+        obs = {k: as_np(v) for k, v in obs.items()} if isinstance(obs, dict) else as_np(obs)
         return th.as_tensor(np.asarray(self.physical_weight(obs), dtype=np.float32))
 
     def _learns_temperature(self) -> bool:
@@ -176,20 +248,23 @@ class GatedSAC(SAC):
         self.ent_coef_optimizer.step()
         self.gate_counts["temperature_updates"] += 1
 
-    def _update_target(self) -> None:
-        """SAC's Polyak step of the target critics (and copy of batch-norm statistics)."""
-        polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+    def _update_target(self, steps: int = 1) -> None:
+        """``steps`` of SAC's Polyak step of the target critics at once (and a copy of batch-norm statistics)."""
+        polyak_update(self.critic.parameters(), self.critic_target.parameters(), 1.0 - (1.0 - self.tau) ** steps)
         polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
     def _update(self, obs: Any, actions: th.Tensor, target_q: th.Tensor, w: th.Tensor,
-                logs: dict[str, list[float]]) -> None:  # fmt: skip
-        """One SAC update (entropy unless it follows every step, critic, actor) on the kept transitions with weights ``w`` (K, 1)."""
+                logs: dict[str, list[float]]) -> tuple[th.Tensor, th.Tensor]:  # fmt: skip
+        """One SAC update (entropy unless it follows every step, critic, actor) on the kept transitions with
+        weights ``w`` (K, 1); returns the TD error (K,) and critic disagreement (K,) its critic forward measured."""
         actions_pi, log_prob = self.actor.action_log_prob(obs)
         log_prob = log_prob.reshape(-1, 1)
+        self._last_log_prob = log_prob.detach()
         ent_coef = self._ent_coef()
         if not self.temperature_every_step:
             self._update_temperature(log_prob, w)
         current_q = self.critic(obs, actions)
+        td_error, disagreement = _td_signals(th.cat(current_q, dim=1).detach(), target_q)
         critic_loss = 0.5 * sum((w * F.mse_loss(q, target_q, reduction="none")).mean() for q in current_q)
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
@@ -202,18 +277,16 @@ class GatedSAC(SAC):
         logs["actor_loss"].append(actor_loss.item())
         logs["critic_loss"].append(critic_loss.item())
         logs["ent_coef"].append(float(ent_coef))
+        return td_error, disagreement
 
 
-_NON_STATE_KEYS = ("camera", "instruction")  # pixels and bytes say little about novelty of a state
+def _td_signals(current_q: th.Tensor, target_q: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """(B, n_critics) critic values and (B, 1) targets -> TD error (B,) and the critics' disagreement (B,)."""
+    td_error = (current_q - target_q).abs().mean(dim=1)
+    disagreement = current_q.std(dim=1) if current_q.shape[1] > 1 else th.zeros_like(td_error)
+    return td_error, disagreement
 
 
 def _index_obs(obs: Any, idx: th.Tensor) -> Any:
     return {k: v[idx] for k, v in obs.items()} if isinstance(obs, dict) else obs[idx]
 
-
-def _flat_obs(obs: Any) -> th.Tensor:
-    """(B, D) float view of the state part of (possibly dict) observations, for the novelty memory."""
-    if isinstance(obs, dict):
-        state = [v.reshape(v.shape[0], -1).float() for k, v in sorted(obs.items()) if k not in _NON_STATE_KEYS]
-        return th.cat(state, dim=1)
-    return obs.reshape(obs.shape[0], -1).float()

@@ -53,7 +53,8 @@ def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
     return GatedSAC("MultiInputPolicy", env, sample_gate=cfg.gate, step_gate=step_gate,
                     significance=cfg.significance, physical_weight=physical_weight,
                     temperature_every_step=tc.temperature_every_step, target_every_step=tc.target_every_step,
-                    candidate_factor=tc.candidate_factor, **kwargs)  # fmt: skip
+                    candidate_factor=tc.candidate_factor,
+                    stored_scores=tc.stored_scores, **kwargs)  # fmt: skip
 
 
 def lr_schedule(lr: float, end_fraction: float) -> float | Callable[[float], float]:

@@ -84,11 +84,13 @@ def test_gated_bc_trains_fewer_backward_samples(tmp_path):
     assert metrics["backward_samples"] < 0.6 * metrics["samples_seen"]
 
 
-def test_gated_sac_her_trains_on_reach(tmp_path):
+@pytest.mark.parametrize("stored_scores", [False, True])
+def test_gated_sac_her_trains_on_reach(tmp_path, stored_scores):
     pytest.importorskip("stable_baselines3")
     cfg = reach_cfg(tmp_path, "train.steps=400", "train.learning_starts=200", "train.eval_every=400",
                     "train.eval_episodes=2", "train.gated=true", "train.batch_size=64", "name=sac",
-                    "policy.hidden_sizes=[32, 32]", "gate.target_rate=0.5", trainer="sac")  # fmt: skip
+                    "policy.hidden_sizes=[32, 32]", "gate.target_rate=0.5", f"train.stored_scores={stored_scores}",
+                    trainer="sac")  # fmt: skip
     metrics = TRAINERS.get("sac")(cfg, None)
     gate = metrics["gate"]
     assert gate["steps_seen"] == 200
@@ -104,6 +106,31 @@ def test_gated_sac_her_trains_on_reach(tmp_path):
     act = load_actor(cfg, tmp_path / "sac")
     np.testing.assert_array_equal(act(obs), act(obs))
     assert act(obs).shape == (4,)
+
+
+def test_replay_fetch_by_index_keeps_the_order_and_relabels_the_her_share(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    from ast_robot.trainers import replay_index
+    from ast_robot.trainers.robot_sac import build_sac, make_vec_env
+
+    cfg = reach_cfg(tmp_path, "train.steps=300", "train.learning_starts=250", "train.gated=true",
+                    "train.stored_scores=true", "policy.hidden_sizes=[16, 16]", trainer="sac")  # fmt: skip
+    venv = make_vec_env(cfg)
+    model = build_sac(cfg, venv)
+    model.learn(260)
+    buffer = model.replay_buffer
+    rows, envs = replay_index.draw(buffer, 50)
+    assert replay_index.valid_mask(buffer)[rows, envs].all()  # only finished episodes, as HER samples
+    batch = replay_index.fetch(buffer, rows, envs, None)  # no normalization: the stored values
+    np.testing.assert_array_equal(batch.actions.numpy(), buffer.actions[rows, envs])  # in the order asked
+    n_virtual = int(buffer.her_ratio * 50)
+    stored_goals = buffer.observations["desired_goal"][rows, envs]
+    np.testing.assert_array_equal(batch.observations["desired_goal"][n_virtual:].numpy(), stored_goals[n_virtual:])
+    assert not np.array_equal(batch.observations["desired_goal"][:n_virtual].numpy(), stored_goals[:n_virtual])
+    rewards = venv.env_method("compute_reward", batch.next_observations["achieved_goal"].numpy(),
+                              batch.observations["desired_goal"].numpy(), [{}] * 50, indices=[0])[0]  # fmt: skip
+    np.testing.assert_allclose(batch.rewards.numpy().ravel(), rewards)  # relabelled goals, recomputed rewards
+    venv.close()
 
 
 def test_unknown_env_id_is_a_clear_error(tmp_path):
