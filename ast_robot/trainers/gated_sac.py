@@ -100,10 +100,13 @@ class GatedSAC(SAC):
         self._pending_target_steps = 0  # Polyak steps owed to the target critics (see _step_target)
         if self.stored_scores:
             replay_index.check_indexable(self.replay_buffer)
+            # whether scoring looks at observations (novelty, physical weight), not only at stored TD signals
+            needs = {f for comp in self.significance.components.values() for f in comp.needs}
+            self._scores_need_obs = self.physical_weight is not None or "embeddings" in needs
             self.signals = replay_index.TransitionSignals(self.replay_buffer.buffer_size, self.replay_buffer.n_envs)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "physical_weight", "signals", "_last_log_prob", "_pending_target_steps"]
+        return [*super()._excluded_save_params(), "physical_weight", "signals", "_last_log_prob", "_pending_target_steps", "_scores_need_obs"]
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
@@ -114,9 +117,10 @@ class GatedSAC(SAC):
         logs: dict[str, list[float]] = {"actor_loss": [], "critic_loss": [], "ent_coef": [], "kept_fraction": []}
         if self.signals is not None:
             self.signals.forget_written(self.replay_buffer.pos)  # type: ignore[union-attr]
+            draw = replay_index.Drawer(self.replay_buffer)
         for _ in range(gradient_steps):
             if self.signals is not None:
-                self._stored_step(batch_size * self.candidate_factor, logs)
+                self._stored_step(draw(batch_size * self.candidate_factor), logs)
             else:
                 replay = self.replay_buffer.sample(batch_size * self.candidate_factor, env=self._vec_normalize_env)  # type: ignore[union-attr]
                 self._gated_step(replay, logs)
@@ -147,17 +151,19 @@ class GatedSAC(SAC):
             self._update(_index_obs(replay.observations, idx), replay.actions[idx], target_q[idx], w, logs)
         self._step_target(trained=kept is not None)
 
-    def _stored_step(self, n: int, logs: dict[str, list[float]]) -> None:
-        """A step decided from stored signals: only the kept transitions are fetched and forwarded."""
-        rows, envs = replay_index.draw(self.replay_buffer, n)
+    def _stored_step(self, drawn: tuple[np.ndarray, np.ndarray], logs: dict[str, list[float]]) -> None:
+        """A step on drawn (rows, envs) indices decided from stored signals: only the kept transitions are
+        fetched and forwarded."""
+        rows, envs = drawn
+        n = rows.shape[0]
         if self.temperature_every_step and self._last_log_prob is not None:
             self._update_temperature(self._last_log_prob, None)
         td_error, disagreement = self.signals.lookup(rows, envs)  # type: ignore[union-attr]
-        raw = replay_index.raw_observations(self.replay_buffer, rows, envs) if self._needs_observations() else None
+        obs = replay_index.observations(self.replay_buffer, rows, envs, self._vec_normalize_env) if self._scores_need_obs else None
         scores = self.significance.observe(ScoreInputs(
             indices=th.arange(n), losses=td_error, variance=disagreement.pow(2),
-            embeddings=None if raw is None else replay_index.state_features(raw),
-            physical=None if raw is None else self._physical(raw)))  # fmt: skip
+            embeddings=None if obs is None else replay_index.state_features(obs),
+            physical=None if obs is None else self._physical(obs)))  # fmt: skip
         kept = self._decide(scores, logs)
         if kept is not None:
             idx, w = kept
@@ -185,11 +191,6 @@ class GatedSAC(SAC):
         self.gate_counts["transitions_kept"] += int(idx.numel())
         logs["kept_fraction"].append(idx.numel() / n)
         return idx, w
-
-    def _needs_observations(self) -> bool:
-        """Whether scoring looks at observations (novelty, physical weight), not only at stored TD signals."""
-        needs = {f for comp in self.significance.components.values() for f in comp.needs}
-        return self.physical_weight is not None or "embeddings" in needs
 
     def _step_target(self, trained: bool) -> None:
         """SAC's target-update schedule, counted in scheduled steps (target_every_step) or trained ones.

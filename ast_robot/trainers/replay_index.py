@@ -43,15 +43,21 @@ def valid_mask(buffer: Any) -> np.ndarray:
     return mask
 
 
-def draw(buffer: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` (batch, env) indices uniformly with replacement from the valid transitions, as SB3 draws them."""
-    mask = valid_mask(buffer)
-    flat = np.flatnonzero(mask)
-    if flat.size == 0:
-        raise RuntimeError("the replay buffer holds no finished transition yet: raise learning_starts")
-    picked = np.random.choice(flat, size=n, replace=True)  # SB3's global RNG, seeded by set_random_seed
-    rows, envs = np.unravel_index(picked, mask.shape)
-    return rows, envs
+class Drawer:
+    """Draws (row, env) indices uniformly with replacement from the transitions valid when it was made, as
+    SB3 draws them (make one per ``train`` call: the buffer does not change while it trains)."""
+
+    def __init__(self, buffer: Any) -> None:
+        mask = valid_mask(buffer)
+        self.flat = np.flatnonzero(mask)
+        self.shape = mask.shape
+        if self.flat.size == 0:
+            raise RuntimeError("the replay buffer holds no finished transition yet: raise learning_starts")
+
+    def __call__(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        picked = np.random.choice(self.flat, size=n, replace=True)  # SB3's global RNG, seeded by set_random_seed
+        rows, envs = np.unravel_index(picked, self.shape)
+        return rows, envs
 
 
 def fetch(buffer: Any, rows: np.ndarray, envs: np.ndarray, vec_normalize: Any) -> Any:
@@ -76,10 +82,12 @@ def _cat(a: Any, b: Any) -> Any:
     return {k: th.cat((a[k], b[k])) for k in a} if isinstance(a, dict) else th.cat((a, b))
 
 
-def raw_observations(buffer: Any, rows: np.ndarray, envs: np.ndarray) -> dict[str, np.ndarray] | np.ndarray:
-    """The stored observations at those indices: not normalized, goals not relabelled."""
+def observations(buffer: Any, rows: np.ndarray, envs: np.ndarray, vec_normalize: Any) -> dict[str, np.ndarray] | np.ndarray:
+    """The observations at those indices as the policy sees them (normalized when training normalizes; goals as
+    stored, not relabelled): what scoring by novelty or physical weight looks at, in both scoring modes."""
     obs = buffer.observations
-    return {k: v[rows, envs] for k, v in obs.items()} if isinstance(obs, dict) else obs[rows, envs]
+    raw = {k: v[rows, envs] for k, v in obs.items()} if isinstance(obs, dict) else obs[rows, envs]
+    return raw if vec_normalize is None else vec_normalize.normalize_obs(raw)
 
 
 def state_features(obs: dict[str, Any] | Any) -> th.Tensor:

@@ -171,3 +171,21 @@ def test_stored_scores_save_load_round_trip_and_keep_training(tmp_path):
     assert loaded.stored_scores and loaded.signals is not None and np.isnan(loaded.signals.td).all()  # a new buffer
     loaded.learn(150)  # the empty buffer refills past learning_starts, then trains from stored scores
     assert loaded.gate_counts["steps_trained"] > model.gate_counts["steps_trained"]
+
+
+def test_stored_scores_give_novelty_and_the_physical_weight_the_drawn_observations():
+    from ast_robot.config.gate import SignificanceConfig
+
+    seen = []
+
+    def physical(obs):
+        seen.append(obs.shape)
+        return np.clip(np.abs(obs[:, 0]), 0, 1)  # any weight in [0, 1] of the observation
+
+    env = gym.make("Pendulum-v1")
+    model = small_sac(env, stored_scores=True, physical_weight=physical,
+                      significance=SignificanceConfig(weights={"loss": 1.0, "novelty": 0.5, "physical": 0.5}))  # fmt: skip
+    model.learn(200)
+    assert len(seen) == model.gate_counts["steps_seen"] == 100
+    assert all(shape == (64, 3) for shape in seen)  # every drawn candidate, before any fetch
+    assert model.gate_counts["steps_trained"] > 0

@@ -119,7 +119,7 @@ def test_replay_fetch_by_index_keeps_the_order_and_relabels_the_her_share(tmp_pa
     model = build_sac(cfg, venv)
     model.learn(260)
     buffer = model.replay_buffer
-    rows, envs = replay_index.draw(buffer, 50)
+    rows, envs = replay_index.Drawer(buffer)(50)
     assert replay_index.valid_mask(buffer)[rows, envs].all()  # only finished episodes, as HER samples
     batch = replay_index.fetch(buffer, rows, envs, None)  # no normalization: the stored values
     np.testing.assert_array_equal(batch.actions.numpy(), buffer.actions[rows, envs])  # in the order asked
