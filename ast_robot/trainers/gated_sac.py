@@ -92,7 +92,9 @@ class GatedSAC(SAC):
             self.sample_gate = Gate(self.sample_gate_cfg, seed=seed)
             self.step_gate = Gate(self.step_gate_cfg, seed=seed + 1)
             self.significance = SignificanceModel(self.significance_cfg)
-        self.gate_counts.setdefault("temperature_updates", 0)  # here, not in __init__: also for models saved before it
+        # here, not in __init__: also for models saved before these counters
+        self.gate_counts.setdefault("temperature_updates", 0)
+        self.gate_counts.setdefault("transitions_forward_scored", 0)  # scored by a no-gradient forward pass
         self.stored_scores = getattr(self, "stored_scores", False)  # models saved before the option
         # The stored signals describe the replay buffer's contents, so like the buffer they are not saved.
         self.signals: replay_index.TransitionSignals | None = None
@@ -138,6 +140,7 @@ class GatedSAC(SAC):
         """A step on a freshly drawn batch, scored by a forward of the networks."""
         self._flush_target()
         target_q, td_error, disagreement, next_log_prob = self._score_signals(replay)
+        self.gate_counts["transitions_forward_scored"] += target_q.shape[0]
         if self.temperature_every_step:
             self._update_temperature(next_log_prob, None)
         scores = self.significance.observe(ScoreInputs(

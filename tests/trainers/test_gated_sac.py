@@ -107,6 +107,7 @@ def test_candidate_factor_scores_a_larger_draw_and_keeps_the_gate_fraction_of_it
     model.learn(400)
     counts = model.gate_counts
     assert counts["transitions_seen"] == counts["steps_seen"] * 2 * 64  # two batches drawn and scored per step
+    assert counts["transitions_forward_scored"] == counts["transitions_seen"]  # by a forward pass each
     kept_per_step = counts["transitions_kept"] / counts["steps_trained"]
     assert 48 <= kept_per_step <= 80, counts  # about one batch_size of the 128 candidates is trained on
 
@@ -139,6 +140,7 @@ def test_stored_scores_forward_and_fetch_only_the_steps_taken(monkeypatch):
     assert counts["steps_seen"] == 300 and counts["steps_trained"] < 0.5 * counts["steps_seen"], counts
     assert len(fetched) == counts["steps_trained"] and sum(fetched) == counts["transitions_kept"]
     assert critic.calls == 2 * counts["steps_trained"]  # the update's Q(s, a) and Q(s, pi(s)); nothing to score
+    assert counts["transitions_forward_scored"] == 0
     assert target.calls == counts["steps_trained"]  # the TD target of the kept transitions
     assert counts["temperature_updates"] >= counts["steps_seen"] - 2  # from the latest update's log-probabilities
     trained = ~np.isnan(model.signals.td[:, 0])
