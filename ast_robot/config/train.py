@@ -68,7 +68,8 @@ class SACTrainConfig(TrainConfig):
     step_gate_rate: float = doc(0.5, "Gated SAC: target fraction of gradient steps taken.", gt=0, le=1)
     temperature_every_step: bool = doc(
         True, "Gated SAC: the learned entropy temperature (a scalar) follows every scheduled step, also those the step "
-        "gate skips (log-probabilities from the scoring forward); false: only the steps taken."
+        "gate skips (log-probabilities from the scoring forward, or the latest update's with stored_scores); false: only "
+        "the steps taken."
     )
     target_every_step: bool = doc(
         False, "Gated SAC: the target critics' Polyak update follows every scheduled step, also those the step gate "
