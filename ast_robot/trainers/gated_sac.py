@@ -1,6 +1,6 @@
 """Stable-Baselines3 SAC with gated replay.
 
-Each gradient step samples a replay batch as SAC does, then scores every transition without gradients:
+By default each gradient step samples a replay batch as SAC does, then scores every transition without gradients:
 the TD error (the critic and target forwards SAC needs anyway), the critics' disagreement, the novelty of
 the observation and, once real-robot data exists, a physical weight. Two gates act on those scores:
 
@@ -108,7 +108,8 @@ class GatedSAC(SAC):
             self.signals = replay_index.TransitionSignals(self.replay_buffer.buffer_size, self.replay_buffer.n_envs)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "physical_weight", "signals", "_last_log_prob", "_pending_target_steps", "_scores_need_obs"]
+        not_saved = ["physical_weight", "signals", "_last_log_prob", "_pending_target_steps", "_scores_need_obs"]
+        return [*super()._excluded_save_params(), *not_saved]
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
@@ -120,12 +121,12 @@ class GatedSAC(SAC):
         if self.signals is not None:
             self.signals.forget_written(self.replay_buffer.pos)  # type: ignore[union-attr]
             draw = replay_index.Drawer(self.replay_buffer)
+        n = batch_size * self.candidate_factor
         for _ in range(gradient_steps):
             if self.signals is not None:
-                self._stored_step(draw(batch_size * self.candidate_factor), logs)
+                self._stored_step(draw(n), logs)
             else:
-                replay = self.replay_buffer.sample(batch_size * self.candidate_factor, env=self._vec_normalize_env)  # type: ignore[union-attr]
-                self._gated_step(replay, logs)
+                self._gated_step(self.replay_buffer.sample(n, env=self._vec_normalize_env), logs)  # type: ignore[union-attr]
         self._flush_target()
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -162,7 +163,9 @@ class GatedSAC(SAC):
         if self.temperature_every_step and self._last_log_prob is not None:
             self._update_temperature(self._last_log_prob, None)
         td_error, disagreement = self.signals.lookup(rows, envs)  # type: ignore[union-attr]
-        obs = replay_index.observations(self.replay_buffer, rows, envs, self._vec_normalize_env) if self._scores_need_obs else None
+        obs = None
+        if self._scores_need_obs:
+            obs = replay_index.observations(self.replay_buffer, rows, envs, self._vec_normalize_env)
         scores = self.significance.observe(ScoreInputs(
             indices=th.arange(n), losses=td_error, variance=disagreement.pow(2),
             embeddings=None if obs is None else replay_index.state_features(obs),
@@ -212,7 +215,7 @@ class GatedSAC(SAC):
             self._pending_target_steps = 0
 
     @th.no_grad()
-    def _score_signals(self, replay: Any, current: bool = True) -> tuple[th.Tensor, th.Tensor | None, th.Tensor | None, th.Tensor]:
+    def _score_signals(self, replay: Any, current: bool = True) -> tuple[th.Tensor, Any, Any, th.Tensor]:
         """SAC's target Q (B, 1), the TD error (B,), the critics' disagreement (B,) and the actor's log-probability
         of its next actions (B, 1), without gradients (``current`` False: no critic forward, no TD error)."""
         ent_coef = self._ent_coef()

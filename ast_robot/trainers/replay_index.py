@@ -82,7 +82,7 @@ def _cat(a: Any, b: Any) -> Any:
     return {k: th.cat((a[k], b[k])) for k in a} if isinstance(a, dict) else th.cat((a, b))
 
 
-def observations(buffer: Any, rows: np.ndarray, envs: np.ndarray, vec_normalize: Any) -> dict[str, np.ndarray] | np.ndarray:
+def observations(buffer: Any, rows: np.ndarray, envs: np.ndarray, vec_normalize: Any) -> Any:
     """The observations at those indices as the policy sees them (normalized when training normalizes; goals as
     stored, not relabelled): what scoring by novelty or physical weight looks at, in both scoring modes."""
     obs = buffer.observations

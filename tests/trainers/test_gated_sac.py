@@ -134,7 +134,11 @@ def test_stored_scores_forward_and_fetch_only_the_steps_taken(monkeypatch):
     critic, target = CountingCritic(model.critic), CountingCritic(model.critic_target)
     fetched = []
     real_fetch = replay_index.fetch
-    monkeypatch.setattr(replay_index, "fetch", lambda b, rows, envs, v: (fetched.append(len(rows)), real_fetch(b, rows, envs, v))[1])
+    def counting_fetch(buffer, rows, envs, vec_normalize):
+        fetched.append(len(rows))
+        return real_fetch(buffer, rows, envs, vec_normalize)
+
+    monkeypatch.setattr(replay_index, "fetch", counting_fetch)
     model.learn(400)
     counts = model.gate_counts
     assert counts["steps_seen"] == 300 and counts["steps_trained"] < 0.5 * counts["steps_seen"], counts
@@ -185,8 +189,8 @@ def test_stored_scores_give_novelty_and_the_physical_weight_the_drawn_observatio
         return np.clip(np.abs(obs[:, 0]), 0, 1)  # any weight in [0, 1] of the observation
 
     env = gym.make("Pendulum-v1")
-    model = small_sac(env, stored_scores=True, physical_weight=physical,
-                      significance=SignificanceConfig(weights={"loss": 1.0, "novelty": 0.5, "physical": 0.5}))  # fmt: skip
+    weights = {"loss": 1.0, "novelty": 0.5, "physical": 0.5}
+    model = small_sac(env, stored_scores=True, physical_weight=physical, significance=SignificanceConfig(weights=weights))
     model.learn(200)
     assert len(seen) == model.gate_counts["steps_seen"] == 100
     assert all(shape == (64, 3) for shape in seen)  # every drawn candidate, before any fetch
