@@ -10,7 +10,8 @@ Parts (``--parts``, all by default):
   ``--eval-every`` env steps ``--eval-episodes`` fixed randomized episodes; the training wall-clock
   (evaluation excluded) and the gradient steps at the first evaluation >= 90% success are compared.
   The gated arms use the reach config's gated settings (2 candidate batches per step scored from the TD signals
-  stored by their last update, temperature and target critics on every scheduled step). Goals: gated <= 0.7x the ungated wall-clock and <= 50% of its gradient steps.
+  stored by their last update, temperature and target critics on every scheduled step).
+  Goals: gated <= 0.7x the ungated wall-clock and <= 50% of its gradient steps.
 * ``pickplace_bc``: PickPlace UR5e and FR3, behaviour cloning of the sparse multimodal policy (state +
   64x64 camera + instruction) from ``--demos`` scripted-expert demonstrations (successful ones kept),
   ungated and gated; evaluated on ``--final-episodes`` held-out randomized episodes. Goal >= 0.8 each.

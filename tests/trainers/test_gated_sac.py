@@ -195,3 +195,10 @@ def test_stored_scores_give_novelty_and_the_physical_weight_the_drawn_observatio
     assert len(seen) == model.gate_counts["steps_seen"] == 100
     assert all(shape == (64, 3) for shape in seen)  # every drawn candidate, before any fetch
     assert model.gate_counts["steps_trained"] > 0
+
+
+def test_stored_scores_reject_a_plain_buffer_over_several_envs():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    with pytest.raises(ValueError, match="one env .*n_envs=2"):
+        small_sac(make_vec_env("Pendulum-v1", n_envs=2), stored_scores=True)
