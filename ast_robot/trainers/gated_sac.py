@@ -95,7 +95,6 @@ class GatedSAC(SAC):
         # here, not in __init__: also for models saved before these counters
         self.gate_counts.setdefault("temperature_updates", 0)
         self.gate_counts.setdefault("transitions_forward_scored", 0)  # scored by a no-gradient forward pass
-        self.stored_scores = getattr(self, "stored_scores", False)  # models saved before the option
         # The stored signals describe the replay buffer's contents, so like the buffer they are not saved.
         self.signals: replay_index.TransitionSignals | None = None
         self._last_log_prob: th.Tensor | None = None
@@ -118,12 +117,13 @@ class GatedSAC(SAC):
             optimizers += [self.ent_coef_optimizer]
         self._update_learning_rate(optimizers)
         logs: dict[str, list[float]] = {"actor_loss": [], "critic_loss": [], "ent_coef": [], "kept_fraction": []}
+        draw = None
         if self.signals is not None:
             self.signals.forget_written(self.replay_buffer.pos)  # type: ignore[union-attr]
             draw = replay_index.Drawer(self.replay_buffer)
         n = batch_size * self.candidate_factor
         for _ in range(gradient_steps):
-            if self.signals is not None:
+            if draw is not None:
                 self._stored_step(draw(n), logs)
             else:
                 self._gated_step(self.replay_buffer.sample(n, env=self._vec_normalize_env), logs)  # type: ignore[union-attr]
@@ -176,7 +176,7 @@ class GatedSAC(SAC):
             rows, envs = rows[idx.numpy()], envs[idx.numpy()]
             replay = replay_index.fetch(self.replay_buffer, rows, envs, self._vec_normalize_env)
             self._flush_target()
-            target_q, _, _, _ = self._score_signals(replay, current=False)
+            target_q, _ = self._target_q(replay)
             td_error, disagreement = self._update(replay.observations, replay.actions, target_q, w, logs)
             self.signals.store(rows, envs, td_error, disagreement)  # type: ignore[union-attr]
         self._step_target(trained=kept is not None)
@@ -215,19 +215,22 @@ class GatedSAC(SAC):
             self._pending_target_steps = 0
 
     @th.no_grad()
-    def _score_signals(self, replay: Any, current: bool = True) -> tuple[th.Tensor, Any, Any, th.Tensor]:
-        """SAC's target Q (B, 1), the TD error (B,), the critics' disagreement (B,) and the actor's log-probability
-        of its next actions (B, 1), without gradients (``current`` False: no critic forward, no TD error)."""
-        ent_coef = self._ent_coef()
+    def _target_q(self, replay: Any) -> tuple[th.Tensor, th.Tensor]:
+        """SAC's TD target (B, 1) and the actor's log-probability of its next actions (B, 1), without gradients."""
         discounts = replay.discounts if getattr(replay, "discounts", None) is not None else self.gamma
         next_actions, next_log_prob = self.actor.action_log_prob(replay.next_observations)
+        next_log_prob = next_log_prob.reshape(-1, 1)
         next_q = th.cat(self.critic_target(replay.next_observations, next_actions), dim=1)
-        next_q = th.min(next_q, dim=1, keepdim=True).values - ent_coef * next_log_prob.reshape(-1, 1)
-        target_q = replay.rewards + (1 - replay.dones) * discounts * next_q  # (B, 1)
-        if not current:
-            return target_q, None, None, next_log_prob.reshape(-1, 1)
+        next_q = th.min(next_q, dim=1, keepdim=True).values - self._ent_coef() * next_log_prob
+        return replay.rewards + (1 - replay.dones) * discounts * next_q, next_log_prob
+
+    @th.no_grad()
+    def _score_signals(self, replay: Any) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """SAC's target Q (B, 1), the TD error (B,), the critics' disagreement (B,) and the actor's log-probability
+        of its next actions (B, 1), without gradients."""
+        target_q, next_log_prob = self._target_q(replay)
         td_error, disagreement = _td_signals(th.cat(self.critic(replay.observations, replay.actions), dim=1), target_q)
-        return target_q, td_error, disagreement, next_log_prob.reshape(-1, 1)
+        return target_q, td_error, disagreement, next_log_prob
 
     def _physical(self, obs: Any) -> th.Tensor | None:
         """The physical weight (B,) of (possibly dict) observations, torch or numpy; None without real data."""
