@@ -16,7 +16,8 @@ class EnvConfig:
     robot_model: Literal["primitive", "menagerie"] = doc(
         "primitive", "Robot model source: MJCF authored here from data sheets, or mujoco-menagerie (needs its files)."
     )
-    control_hz: float = doc(25.0, "Policy/control rate (Hz); physics substeps fill each control period.", gt=0)
+    control_hz: float = doc(25.0, "Policy/control rate (Hz): the physics rate (500 Hz) divided by a whole number "
+                            "of substeps (500, 250, 125, 100, 50, 25, ...); others are an error.", gt=0)  # fmt: skip
     max_episode_steps: int = doc(50, "Episode length limit (control steps).", gt=0)
     action_mode: Literal["ee_delta", "joint_delta"] = doc(
         "ee_delta", "Action space: end-effector delta position (+ gripper) through IK, or joint position deltas."

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import math
+import os
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
+from ast_robot.config.errors import ConfigError
 from ast_robot.config.schema import doc
 
 
@@ -25,6 +30,10 @@ class DistributionConfig:
     )
 
     def __post_init__(self) -> None:
+        bad = {k: v for k, v in (("low", self.low), ("high", self.high), ("mean", self.mean), ("std", self.std))
+               if not math.isfinite(v)}  # fmt: skip
+        if bad:  # NaN passes every comparison below, and an infinite bound cannot be sampled
+            raise ValueError(f"{', '.join(bad)} must be finite numbers, got {bad}")
         if self.dist in ("uniform", "loguniform") and self.high < self.low:
             raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
         if self.dist == "loguniform" and self.low <= 0:
@@ -35,11 +44,68 @@ class DistributionConfig:
 class RandomizationConfig:
     """Per-episode domain randomization. Every sampled value is reported in `info["dr"]`."""
 
-    enabled: bool = doc(True, "Sample new parameters at every reset; false keeps the nominal model.")
+    enabled: bool = doc(True, "Sample new parameters at every reset; false (here or in the preset) keeps the "
+                        "nominal model.")  # fmt: skip
     preset: str = doc(
-        "", "Base parameter set: a name in configs/randomization/ (e.g. `default`) or a YAML path; `params` "
-        "here override single entries. Empty: only `params`."
+        "", "Base parameter set: a name in configs/randomization/ (e.g. `default`) or a YAML path; an entry of "
+        "`params` here overrides the fields it names of the preset's entry (the others keep the preset's "
+        "values). Empty: only `params`."
     )
     params: dict[str, DistributionConfig] = doc(
         factory=dict, help="Parameter name -> distribution. Names are checked by ast_robot.envs.randomization."
     )
+
+
+def preset_path(preset: str) -> Path:
+    """The YAML file of ``preset``: a path ending in .yaml/.yml, else a name in the shipped presets.
+
+    Presets come from ``$AST_ROBOT_CONFIGS/randomization`` when that is set, else from the package
+    ``ast_robot.presets`` (configs/randomization/ of the source tree, shipped in the wheel; found through
+    the import system), else from the source tree itself (an editable install made before that package).
+    """
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    return _presets_dir() / f"{preset}.yaml"
+
+
+def _presets_dir() -> Path:
+    if "AST_ROBOT_CONFIGS" in os.environ:
+        return Path(os.environ["AST_ROBOT_CONFIGS"]) / "randomization"
+    spec = importlib.util.find_spec("ast_robot.presets")  # a data folder (no __init__): a namespace package
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(__file__).resolve().parents[2] / "configs" / "randomization"
+
+
+def read_preset(preset: str) -> dict[str, Any]:
+    """The preset's YAML tree (its `parent:` chain merged, its own ``preset`` resolved); ValueError if missing."""
+    from ast_robot.config.loader import read_yaml_tree
+
+    path = preset_path(preset)
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        raise ConfigError("randomization.preset", preset, f"a preset name {known} or a path to a YAML file "
+                          f"(looked for {path})", "unknown preset")  # fmt: skip
+    data = read_yaml_tree(path)
+    if data.get("preset"):
+        data = merge_preset_entries(data)
+    return data
+
+
+def merge_preset_entries(data: dict[str, Any]) -> dict[str, Any]:
+    """Raw ``randomization`` mapping with each partial ``params`` entry completed from its preset entry.
+
+    ``{preset: default, params: {latency: {high: 3}}}`` keeps the preset's ``low`` (and ``dist``) instead
+    of the dataclass defaults; call before ``from_dict``. The preset itself stays named (``resolve`` merges
+    the entries it does not override). A mapping without a preset comes back unchanged.
+    """
+    preset, params = data.get("preset"), data.get("params")
+    if not preset or not isinstance(preset, str) or not isinstance(params, dict):
+        return data
+    from ast_robot.config.loader import deep_merge
+
+    base = read_preset(preset).get("params") or {}
+    merged = {name: deep_merge(base[name], entry) if isinstance(entry, dict) and isinstance(base.get(name), dict)
+              else entry for name, entry in params.items()}  # fmt: skip
+    return {**data, "params": merged}

@@ -1,7 +1,8 @@
 """The robot-env core shared by every task: physics stepping, action mapping, DR, observations, rewards.
 
-A task subclasses :class:`RobotEnv` and fills four hooks (``_reset_task``, ``_task_obs``,
-``_achieved_goal``, ``_instruction_text``); everything else (IK, latency queue, noise, camera, info) is here.
+A task subclasses :class:`RobotEnv` and fills its hooks (``_scene_options``, ``_task_obs_size``,
+``_reset_task``, ``_task_obs``, ``_achieved_goal``; ``_reset_task`` also sets the goal and the instruction);
+everything else (IK, latency queue, noise, camera, info) is here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import mujoco
 import numpy as np
 
 from ast_robot.config import EnvConfig, RandomizationConfig, from_dict
+from ast_robot.config.randomization import merge_preset_entries
 from ast_robot.deploy import kernels
 from ast_robot.deploy.ik import for_robot
 from ast_robot.envs import randomization as dr_lib
@@ -44,10 +46,29 @@ def _as_config(cls: type, value: Any) -> Any:
     if value is None:
         return cls()
     if isinstance(value, dict):
+        if cls is RandomizationConfig:  # partial params entries keep their preset's other fields
+            value = merge_preset_entries(value)
         return from_dict(cls, value)
     if not isinstance(value, cls):
         raise TypeError(f"expected a {cls.__name__} or a dict, got {type(value).__name__}")
     return value
+
+
+def _substeps(control_hz: float, timestep: float) -> int:
+    """Physics steps per control period; ValueError unless the period is a whole number of timesteps.
+
+    The TCP velocity observation and the joint-speed limit per step use ``control_dt``: a rounded
+    substep count would make both disagree with the simulated time.
+    """
+    ratio = 1.0 / (control_hz * timestep)
+    n = round(ratio)
+    if n < 1 or abs(ratio - n) > 1e-6 * ratio:
+        physics_hz = 1.0 / timestep
+        allowed = ", ".join(f"{physics_hz / k:g}" for k in (1, 2, 4, 5, 10, 20, 25, 50))
+        raise ValueError(f"env.control_hz: {control_hz:g} Hz is not the physics rate {physics_hz:g} Hz divided "
+                         f"by a whole number of substeps; allowed: {physics_hz:g}/k Hz for k = 1, 2, 3, ... "
+                         f"(e.g. {allowed})")  # fmt: skip
+    return n
 
 
 class RobotEnv(gym.Env):
@@ -60,7 +81,7 @@ class RobotEnv(gym.Env):
                  randomization: RandomizationConfig | dict | None = None, render_mode: str | None = None) -> None:  # fmt: skip
         self.cfg: EnvConfig = _as_config(EnvConfig, config)
         self.rand_cfg: RandomizationConfig = dr_lib.resolve(_as_config(RandomizationConfig, randomization))
-        dr_lib.validate(self.rand_cfg)
+        dr_lib.validate(self.rand_cfg)  # before building the model: config errors first
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
@@ -71,9 +92,11 @@ class RobotEnv(gym.Env):
         self.scales = reward_scales(self.cfg.reward_type, self.cfg.reward_scales)
         self.model = load_model(robot, self.task, model=self.cfg.robot_model, **self._scene_options())
         self.data = mujoco.MjData(self.model)
-        self.control_dt = 1.0 / self.cfg.control_hz
-        self.n_substeps = max(1, round(self.control_dt / self.model.opt.timestep))
+        self.n_substeps = _substeps(self.cfg.control_hz, self.model.opt.timestep)
+        self.control_dt = self.n_substeps * self.model.opt.timestep  # the time one step() really simulates
+        self.metadata = {**self.metadata, "render_fps": self.cfg.control_hz}  # one frame per control step
         self._nominal = dr_lib.nominal(self.model, self.robot)
+        dr_lib.validate(self.rand_cfg, self._nominal)  # colour ranges against this scene's colours
         self._ik = for_robot(self.model, self.robot)
         self._index_model()
         self._bind_views()
@@ -94,6 +117,8 @@ class RobotEnv(gym.Env):
             [*(m.actuator(a).id for a in r.actuator_names), m.actuator(r.gripper_actuator).id]
         )
         self._site = m.site(r.ee_site).id
+        n = r.n_joints  # proprio entries that are position readings (see kernels.proprio's table)
+        self._sensor_idx = np.r_[0:n, 2 * n : 2 * n + 3, 2 * n + 6]  # joint positions, TCP position, gripper
         self._vel_step = np.array(r.velocity_limits) * self.control_dt  # max joint change per step (rad)
         # ee_delta's constants for kernels.ee_delta_command (its docstring lists them)
         step = self.cfg.max_ee_step
@@ -150,15 +175,12 @@ class RobotEnv(gym.Env):
     def _achieved_goal(self) -> np.ndarray:
         raise NotImplementedError
 
-    def _instruction_text(self) -> str:
-        return ""
-
     # ----- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """New episode: sample and apply randomization, home the arm, let the task place goal and objects."""
         super().reset(seed=seed)
         rng = self.np_random
-        self.dr = dr_lib.sample(self.rand_cfg, rng)
+        self.dr = dr_lib.sample(self.rand_cfg, rng, self._nominal)
         dr_lib.apply(self.model, self.dr, self._nominal)
         mujoco.mj_setConst(self.model, self.data)  # derived constants after mass/inertia changes
         mujoco.mj_resetData(self.model, self.data)
@@ -182,6 +204,8 @@ class RobotEnv(gym.Env):
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
+        if not np.isfinite(action).all():  # MuJoCo would zero a NaN ctrl; joint targets would stay NaN
+            raise ValueError(f"action must be finite (values in [-1, 1]), got {action.tolist()}")
         noise = self.dr.get("action_noise", 0.0)
         if noise > 0:
             action = action + self.np_random.normal(0.0, noise, size=action.shape)
@@ -234,8 +258,8 @@ class RobotEnv(gym.Env):
         tcp_cmd = self._ee_cmd if self.cfg.action_mode == "ee_delta" else self._tcp
         proprio = kernels.proprio(self._arm_qpos, self._arm_qvel, self._tcp, self._prev_ee,
                                   1.0 / self.control_dt, self._gripper_width(), tcp_cmd)  # (2n + 10,)  # fmt: skip
-        if noise > 0:
-            proprio = proprio + self.np_random.normal(0.0, noise, size=proprio.shape)
+        if noise > 0:  # position sensors only: velocities (rad/s, m/s) and the command offset stay exact
+            proprio[self._sensor_idx] += self.np_random.normal(0.0, noise, size=self._sensor_idx.shape)
         task = self._task_obs(self.dr.get("object_pos_noise", 0.0))  # after the proprio draw: fixed RNG order
         obs = {"observation": np.concatenate([proprio, task]) if task.size else proprio,
                "achieved_goal": self._achieved_goal().copy(), "desired_goal": self.goal.copy()}  # fmt: skip

@@ -39,18 +39,29 @@ class ReachExpert:
 
 @EXPERTS.register("pickplace")
 class PickPlaceExpert(ReachExpert):
-    """Above the cube -> down -> close -> lift -> above the pad -> down -> open -> up."""
+    """Above the cube -> down -> close -> lift -> above the pad -> down -> open -> up.
+
+    A grasp that fails (the cube stays on the table while the TCP lifts, or the lift times out) and a drop
+    while carrying (the cube back near the table, or away from the TCP) start over from the approach.
+    """
 
     HOVER = 0.09  # height of the TCP above the table while carrying (m)
     CLOSE_STEPS = 4  # control steps to wait while the fingers close
+    LIFT_STEPS = 15  # control steps the lift may take before the grasp counts as failed
+    HOLD_DISTANCE = 0.03  # TCP-cube distance (m) beyond which the cube is not in the hand
+    ON_TABLE = 0.01  # cube centre this close to its resting height (m): on the table
 
     def reset(self) -> None:
-        self.phase, self.timer = "approach", 0
+        self._enter("approach")
+
+    def _enter(self, phase: str) -> None:
+        self.phase, self.timer = phase, 0  # every phase counts its own steps
 
     def act(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
         u = self.env.unwrapped
         tcp, cube, goal = u.tcp_pos, u.object_pos(u.target_object).copy(), u.goal
         grasp_z = u.half_size  # TCP at the centre of a cube resting on the table
+        self.timer += 1
         step = getattr(self, f"_{self.phase}")
         move, grip = step(tcp, cube, goal, grasp_z)
         return np.concatenate([_toward(self.env, move, gain=1.0), [grip]]).astype(np.float32)
@@ -58,37 +69,41 @@ class PickPlaceExpert(ReachExpert):
     def _approach(self, tcp, cube, goal, grasp_z):
         above = np.array([cube[0], cube[1], grasp_z + 0.05])
         if np.linalg.norm(tcp[:2] - cube[:2]) < 0.012:
-            self.phase = "descend"
+            self._enter("descend")
         return above, 1.0
 
     def _descend(self, tcp, cube, goal, grasp_z):
         target = np.array([cube[0], cube[1], grasp_z])
         if tcp[2] - grasp_z < 0.006:
-            self.phase = "close"
+            self._enter("close")
         return target, 1.0
 
     def _close(self, tcp, cube, goal, grasp_z):
-        self.timer += 1
         if self.timer >= self.CLOSE_STEPS:
-            self.phase = "lift"
+            self._enter("lift")
         return np.array([cube[0], cube[1], grasp_z]), -1.0
 
     def _lift(self, tcp, cube, goal, grasp_z):
         if cube[2] > grasp_z + 0.03:
-            self.phase = "carry"
+            self._enter("carry")
+        elif self._lost(tcp, cube) or self.timer > self.LIFT_STEPS:  # the fingers missed or slipped
+            self._enter("approach")
         cmd = self.env.unwrapped.tcp_command
         return np.array([cmd[0], cmd[1], self.HOVER]), -1.0
 
     def _carry(self, tcp, cube, goal, grasp_z):
-        if cube[2] < 0.5 * grasp_z:  # dropped: start over
-            self.phase = "approach"
+        if cube[2] < grasp_z + self.ON_TABLE or self._lost(tcp, cube):  # dropped: start over
+            self._enter("approach")
         elif np.linalg.norm(cube[:2] - goal[:2]) < 0.015:
-            self.phase = "place"
+            self._enter("place")
         return np.array([goal[0] + tcp[0] - cube[0], goal[1] + tcp[1] - cube[1], self.HOVER]), -1.0
+
+    def _lost(self, tcp, cube) -> bool:
+        return float(np.linalg.norm(tcp - cube)) > self.HOLD_DISTANCE
 
     def _place(self, tcp, cube, goal, grasp_z):
         if cube[2] - goal[2] < 0.015:
-            self.phase = "release"
+            self._enter("release")
         return goal + tcp - cube, -1.0  # keep correcting x, y while going down
 
     def _release(self, tcp, cube, goal, grasp_z):

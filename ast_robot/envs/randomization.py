@@ -20,8 +20,8 @@ model; the env reads them from the same dict, which it reports as ``info["dr"]``
 | object_size          | scale    | -             | edge length of every object                            |
 | latency              | absolute | control steps | delay of actions (rounded, >= 0), via an action queue  |
 | action_noise         | absolute | action units  | std of Gaussian noise added to actions                 |
-| proprio_noise        | absolute | rad, m        | std of noise on joint positions and gripper position   |
-| object_pos_noise     | absolute | m             | std of noise on observed object and goal positions     |
+| proprio_noise        | absolute | rad, m        | std of noise on observed joint, TCP and gripper positions |
+| object_pos_noise     | absolute | m             | std of noise on observed object positions (not goals)  |
 | camera_x/y/z         | absolute | m             | offset of the scene camera position                    |
 | camera_fovy          | scale    | -             | camera field of view                                   |
 | light_diffuse        | scale    | -             | diffuse intensity of the scene lights                  |
@@ -30,14 +30,12 @@ model; the env reads them from the same dict, which it reports as ``info["dr"]``
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import mujoco
 import numpy as np
 
-from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
+from ast_robot.config.randomization import DistributionConfig, RandomizationConfig, read_preset
 
 
 @dataclass(frozen=True)
@@ -47,45 +45,47 @@ class Param:
     mode: str  # "scale" or "absolute"
     minimum: float  # smallest valid value (sampled values are clipped here; bounds below are errors)
     integer: bool = False
+    needs: str = ""  # a Nominal field listing the elements it changes; none in the scene: not sampled
 
 
 PARAMS: dict[str, Param] = {
     **{name: Param("scale", 1e-3) for name in (
-        "friction", "link_mass", "object_mass", "joint_damping", "armature", "frictionloss", "actuator_gain",
-        "actuator_force_limit", "gripper_force", "object_size", "camera_fovy", "light_diffuse", "table_brightness")},
+        "friction", "link_mass", "joint_damping", "armature", "frictionloss", "actuator_gain",
+        "actuator_force_limit", "gripper_force", "camera_fovy", "light_diffuse", "table_brightness")},
+    "object_mass": Param("scale", 1e-3, needs="object_bodies"),
+    "object_size": Param("scale", 1e-3, needs="object_bodies"),
     "payload": Param("absolute", 0.0),
     "latency": Param("absolute", 0.0, integer=True),
     "action_noise": Param("absolute", 0.0),
     "proprio_noise": Param("absolute", 0.0),
-    "object_pos_noise": Param("absolute", 0.0),
+    "object_pos_noise": Param("absolute", 0.0, needs="object_bodies"),
     **{f"camera_{axis}": Param("absolute", -np.inf) for axis in "xyz"},
 }  # fmt: skip
-
-
-def configs_dir() -> Path:
-    """``configs/`` of the source tree (or ``$AST_ROBOT_CONFIGS``)."""
-    return Path(os.environ.get("AST_ROBOT_CONFIGS", Path(__file__).resolve().parents[2] / "configs"))
+# Colour scales saturate at 1: the largest factor that keeps every affected colour channel below it.
+_COLOUR_FIELDS = {"light_diffuse": ("light_diffuse", None), "table_brightness": ("mat_rgba", "scenery_materials")}
 
 
 def resolve(cfg: RandomizationConfig) -> RandomizationConfig:
-    """``cfg`` with its ``preset`` file's params merged under its own params (preset cleared)."""
+    """``cfg`` with its ``preset`` file's params merged under its own params (preset cleared).
+
+    Randomization stays on only if both ``cfg`` and the preset enable it. Partial entries of a config
+    read from YAML were completed from the preset's entries by ``merge_preset_entries`` already.
+    """
     if not cfg.preset:
         return cfg
     from ast_robot.config import from_dict
-    from ast_robot.config.loader import read_yaml_tree
 
-    path = Path(cfg.preset)
-    if path.suffix not in (".yaml", ".yml"):
-        path = configs_dir() / "randomization" / f"{cfg.preset}.yaml"
-    if not path.is_file():
-        raise ValueError(f"randomization.preset: {cfg.preset!r} not found (looked for {path})")
-    base = from_dict(RandomizationConfig, read_yaml_tree(path), "randomization")
-    base = resolve(base)
-    return RandomizationConfig(enabled=cfg.enabled, preset="", params={**base.params, **cfg.params})
+    base = resolve(from_dict(RandomizationConfig, read_preset(cfg.preset), "randomization"))
+    return RandomizationConfig(enabled=cfg.enabled and base.enabled, preset="",
+                               params={**base.params, **cfg.params})  # fmt: skip
 
 
-def validate(cfg: RandomizationConfig) -> None:
-    """Raise ValueError for unknown names, wrong modes and ranges outside a parameter's domain."""
+def validate(cfg: RandomizationConfig, nominal: Nominal | None = None) -> None:
+    """Raise ValueError for unknown names, wrong modes and ranges outside a parameter's domain.
+
+    With the model's ``nominal`` also for colour scales whose range would saturate a colour at 1.
+    """
+    maxima = {} if nominal is None else nominal.maxima
     for name, dist in cfg.params.items():
         if name not in PARAMS:
             raise ValueError(
@@ -99,17 +99,30 @@ def validate(cfg: RandomizationConfig) -> None:
         if lowest < param.minimum:
             raise ValueError(f"randomization.params.{name}: value {lowest} is below the allowed minimum "
                              f"{param.minimum} ({param.mode} parameter)")  # fmt: skip
+        highest = dist.mean if dist.dist in ("normal", "constant") else dist.high
+        if name in maxima and highest > maxima[name]:
+            raise ValueError(f"randomization.params.{name}: value {highest} would saturate a colour of this "
+                             f"scene at 1; the allowed maximum is {maxima[name]:.4g}")  # fmt: skip
 
 
-def sample(cfg: RandomizationConfig, rng: np.random.Generator) -> dict[str, float]:
-    """One episode's parameters, name -> value (sorted by name so the draw order is fixed)."""
+def sample(cfg: RandomizationConfig, rng: np.random.Generator, nominal: Nominal | None = None) -> dict[str, float]:
+    """One episode's parameters, name -> value (sorted by name so the draw order is fixed).
+
+    With the model's ``nominal``: parameters of elements the scene lacks (objects in Reach) are left out,
+    and normal tails are clipped at the colour maxima as well as the minima, so every reported value is
+    the one ``apply`` writes.
+    """
     if not cfg.enabled:
         return {}
-    validate(cfg)
+    validate(cfg, nominal)
+    maxima = {} if nominal is None else nominal.maxima
     out: dict[str, float] = {}
     for name in sorted(cfg.params):
-        value = max(_draw(cfg.params[name], rng), PARAMS[name].minimum)  # normal tails are clipped
-        out[name] = float(round(value)) if PARAMS[name].integer else float(value)
+        param = PARAMS[name]
+        if nominal is not None and param.needs and len(getattr(nominal, param.needs)) == 0:
+            continue
+        value = min(max(_draw(cfg.params[name], rng), param.minimum), maxima.get(name, np.inf))
+        out[name] = float(round(value)) if param.integer else float(value)
     return out
 
 
@@ -136,6 +149,7 @@ class Nominal:
     arm_actuators: np.ndarray
     gripper_actuator: int
     scenery_materials: np.ndarray
+    maxima: dict[str, float]  # largest colour scales that saturate no channel (name -> factor)
 
 
 _FIELDS = ("geom_friction", "body_mass", "body_inertia", "dof_damping", "dof_armature", "dof_frictionloss",
@@ -152,16 +166,21 @@ def nominal(model: mujoco.MjModel, robot) -> Nominal:
     dofs = np.array([model.jnt_dofadr[model.joint(j).id] for j in robot.joint_names])
     acts = np.array([model.actuator(a).id for a in robot.actuator_names])
     scenery = np.array([model.geom_matid[model.geom(n).id] for n in ("table", "floor")])
-    return Nominal({f: getattr(model, f).copy() for f in _FIELDS}, robot_bodies, objects, obj_geoms,
-                   model.body("payload").id, dofs, acts, model.actuator(robot.gripper_actuator).id, scenery)  # fmt: skip
+    out = Nominal({f: getattr(model, f).copy() for f in _FIELDS}, robot_bodies, objects, obj_geoms,
+                  model.body("payload").id, dofs, acts, model.actuator(robot.gripper_actuator).id, scenery, {})  # fmt: skip
+    for name, (field, rows) in _COLOUR_FIELDS.items():
+        brightest = float(out.values[field][slice(None) if rows is None else getattr(out, rows), :3].max())
+        out.maxima[name] = 1.0 / brightest if brightest > 0 else np.inf
+    return out
 
 
 def descends(model: mujoco.MjModel, body: int, root: int) -> bool:
+    """Whether ``body`` lies in the subtree of ``root`` (every body does for the world body 0)."""
     while body > 0:
         if body == root:
             return True
-        body = model.body_parentid[body]
-    return False
+        body = int(model.body_parentid[body])
+    return root == 0
 
 
 def apply(model: mujoco.MjModel, params: dict[str, float], nominal: Nominal) -> None:
@@ -171,6 +190,9 @@ def apply(model: mujoco.MjModel, params: dict[str, float], nominal: Nominal) -> 
     for name in sorted(params):
         if name not in PARAMS:
             raise ValueError(f"unknown randomization parameter {name!r}; known: {sorted(PARAMS)}")
+        if float(params[name]) > nominal.maxima.get(name, np.inf):
+            raise ValueError(f"{name} = {params[name]} would saturate a colour at 1; the maximum for this "
+                             f"scene is {nominal.maxima[name]:.4g}")  # fmt: skip
         writer = _WRITERS.get(name)
         if writer is not None:  # env-side parameters (latency, noise) have no writer
             writer(model, float(params[name]), nominal)
@@ -187,16 +209,19 @@ def _scaled(field: str, index: str | None = None, column: int | None = None):
     return write
 
 
-def _scale_mass(bodies: str):
-    def write(model: mujoco.MjModel, k: float, nom: Nominal) -> None:
-        ids = getattr(nom, bodies)
-        model.body_mass[ids] *= k
-        model.body_inertia[ids] *= k
-        # The robot's controller compensates the weight of its *nominal* model: keep that force, so a
-        # mass error shows up as a tracking error, as on a real arm.
-        model.body_gravcomp[ids] /= k
+def _link_mass(model: mujoco.MjModel, k: float, nom: Nominal) -> None:
+    ids = nom.robot_bodies
+    model.body_mass[ids] *= k
+    model.body_inertia[ids] *= k
+    # The robot's controller compensates the weight of its *nominal* model: keep that force, so a
+    # mass error shows up as a tracking error, as on a real arm.
+    model.body_gravcomp[ids] /= k
 
-    return write
+
+def _object_mass(model: mujoco.MjModel, k: float, nom: Nominal) -> None:
+    ids = nom.object_bodies  # free objects: no gravity compensation to keep
+    model.body_mass[ids] *= k
+    model.body_inertia[ids] *= k
 
 
 def _payload(model: mujoco.MjModel, kg: float, nom: Nominal) -> None:
@@ -224,19 +249,21 @@ def _camera_axis(axis: int):
     return write
 
 
-def _clipped_scale(field: str, rows: str | None = None):
+def _colour_scale(name: str):
+    """Scales RGB; ``validate`` and ``sample`` keep the factor below ``nominal.maxima[name]`` (no clipping)."""
+    field, rows = _COLOUR_FIELDS[name]
+
     def write(model: mujoco.MjModel, k: float, nom: Nominal) -> None:
         index = slice(None) if rows is None else getattr(nom, rows)
-        arr = getattr(model, field)
-        arr[index, :3] = np.clip(arr[index, :3] * k, 0.0, 1.0)
+        getattr(model, field)[index, :3] *= k
 
     return write
 
 
 _WRITERS = {
     "friction": _scaled("geom_friction", column=0),
-    "link_mass": _scale_mass("robot_bodies"),
-    "object_mass": _scale_mass("object_bodies"),
+    "link_mass": _link_mass,
+    "object_mass": _object_mass,
     "payload": _payload,
     "joint_damping": _scaled("dof_damping", "arm_dofs"),
     "armature": _scaled("dof_armature", "arm_dofs"),
@@ -249,6 +276,6 @@ _WRITERS = {
     "camera_y": _camera_axis(1),
     "camera_z": _camera_axis(2),
     "camera_fovy": _scaled("cam_fovy"),
-    "light_diffuse": _clipped_scale("light_diffuse"),
-    "table_brightness": _clipped_scale("mat_rgba", "scenery_materials"),
+    "light_diffuse": _colour_scale("light_diffuse"),
+    "table_brightness": _colour_scale("table_brightness"),
 }

@@ -27,7 +27,8 @@ class ReachEnv(RobotEnv):
     Observation ``observation`` (float64, n = robot joints; the layout of ``deploy.kernels.proprio``, which
     the deployment builds too): joint positions (n, rad), joint velocities (n, rad/s), TCP position (3, m,
     world), TCP velocity (3, m/s), gripper opening (1, m), TCP command offset (3, m: the integrated TCP
-    target minus the TCP; 0 in joint_delta mode).
+    target minus the TCP; 0 in joint_delta mode). The position readings (joints, TCP, gripper) carry the
+    ``proprio_noise`` randomization; velocities, the command offset and both goals are exact.
     ``achieved_goal``: TCP position (3, m); ``desired_goal``: target position (3, m). Optional ``camera``
     (H, W, 3 uint8) and ``instruction`` (UTF-8 bytes, zero padded). MJCF: site ``tcp``, site ``target``.
     """

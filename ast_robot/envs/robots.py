@@ -45,7 +45,6 @@ class RobotSpec:
     dh: tuple[tuple[float, float, float], ...]  # rows (a, d, alpha)
     dh_convention: Literal["standard", "modified"]
     dh_flange_d: float = 0.0  # extra translation along the last z axis to the flange (m)
-    hardware_rate_hz: float = 500.0  # the real controller's cycle
     rated_payload_kg: float = 0.0  # data-sheet payload (kg): the heaviest tool system identification considers
 
     @property
@@ -121,7 +120,6 @@ UR5E = ROBOTS.register("ur5e")(
             (0.0, 0.0996, 0.0),
         ),  # fmt: skip
         dh_convention="standard",
-        hardware_rate_hz=500.0,
         rated_payload_kg=5.0,  # UR5e data sheet
     )
 )
@@ -156,7 +154,6 @@ FR3 = ROBOTS.register("fr3")(
         ),  # fmt: skip
         dh_convention="modified",
         dh_flange_d=0.107,
-        hardware_rate_hz=1000.0,
         rated_payload_kg=3.0,  # Franka FR3 data sheet
     )
 )

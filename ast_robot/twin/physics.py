@@ -26,6 +26,8 @@ def arm_indices(model: Any, spec: Any) -> ArmIndices:
     """Indices of the arm (joints, actuators, bodies) in ``model``; ValueError naming what is missing."""
     import mujoco
 
+    from ast_robot.envs.randomization import descends  # one subtree test for the envs and the twin
+
     def ident(kind: Any, name: str, what: str) -> int:
         i = mujoco.mj_name2id(model, kind, name)
         if i < 0:
@@ -35,7 +37,7 @@ def arm_indices(model: Any, spec: Any) -> ArmIndices:
     joints = [ident(mujoco.mjtObj.mjOBJ_JOINT, n, "joint") for n in spec.joint_names]
     acts = [ident(mujoco.mjtObj.mjOBJ_ACTUATOR, n, "actuator") for n in spec.actuator_names]
     base = ident(mujoco.mjtObj.mjOBJ_BODY, spec.base_body, "base_body")
-    bodies = [b for b in range(model.nbody) if _in_subtree(model, b, base)]
+    bodies = [b for b in range(model.nbody) if descends(model, b, base)]
     return ArmIndices(qpos=model.jnt_qposadr[joints].copy(), dof=model.jnt_dofadr[joints].copy(),
                       act=np.array(acts), bodies=np.array(bodies),
                       flange=ident(mujoco.mjtObj.mjOBJ_BODY, spec.flange_body, "flange_body"),
@@ -68,10 +70,3 @@ def apply_hidden(model: Any, spec: Any, hidden: HiddenParams) -> None:
     model.actuator_biasprm[idx.act, 1] *= hidden.gain_scale
     mujoco.mj_setConst(model, mujoco.MjData(model))
 
-
-def _in_subtree(model: Any, body: int, root: int) -> bool:
-    while body > 0:
-        if body == root:
-            return True
-        body = int(model.body_parentid[body])
-    return root == 0

@@ -4,8 +4,9 @@ No ROS here (``ast_robot.twin.node`` is the adapter). Semantics copied from the 
 behaviour, not their code:
 
 - ``JointTrajectory``: joints are matched by name (any order, all arm joints required); a new trajectory
-  replaces the running one, starting from the current setpoint at its receipt; each point is reached at
-  receipt + ``time_from_start`` with linear interpolation in between; times must increase.
+  replaces the running one when it activates (receipt + the hidden ``latency_s``), starting from the
+  setpoint at that moment; each point is reached at activation + ``time_from_start`` with linear
+  interpolation in between; times must increase.
 - ``Float64MultiArray`` (forward position controller): one value per arm joint in controller order.
 - A command beyond the joint limits, or a measured joint speed above the data-sheet limit (+5%), triggers
   a *protective stop*: the arm holds where it is, later commands are refused and the safety mode reads

@@ -82,3 +82,61 @@ def test_noise_injected_demos_record_the_clean_expert_actions_and_succeed(env_id
     assert "executed_action" not in run_episode(env, expert, seed=200)
     with pytest.raises(ValueError, match="noise must be >= 0"):
         run_episode(env, expert, seed=200, noise=-0.1)
+
+
+def _run_until(env, expert, obs, phase: str, limit: int = 60):
+    for _ in range(limit):
+        if expert.phase == phase:
+            return obs
+        obs, *_ = env.step(expert.act(obs))
+    raise AssertionError(f"the expert never reached phase {phase!r} (stuck in {expert.phase!r})")
+
+
+def _teleport_target_cube(env, dx: float, lift: float = 0.0) -> None:
+    """Put the target cube ``dx`` m along x from where it is, at table height + ``lift`` m, at rest."""
+    import mujoco
+
+    u = env.unwrapped
+    pos = u.object_pos(u.target_object)
+    pos[:] = [pos[0] + dx, pos[1], u.half_size + lift]
+    u.data.qvel[u._obj_vadr : u._obj_vadr + 6] = 0.0
+    mujoco.mj_forward(u.model, u.data)
+
+
+def test_pick_place_expert_regrasps_a_cube_dropped_while_carrying():
+    env = gym.make("ast_robot/PickPlaceUR5e-v0", config={"max_episode_steps": 150}, randomization={"enabled": False})
+    expert = expert_for(env)
+    obs, _ = env.reset(seed=5)
+    expert.reset()
+    obs = _run_until(env, expert, obs, "carry")
+    _teleport_target_cube(env, dx=-0.06)  # dropped back onto the table, out of the hand
+    obs, *_ = env.step(expert.act(obs))
+    assert expert.phase == "approach"
+    obs = _run_until(env, expert, obs, "close")
+    closing = 0
+    while expert.phase == "close":  # the second close waits its full CLOSE_STEPS (the timer restarts)
+        obs, *_ = env.step(expert.act(obs))
+        closing += 1
+    assert closing == expert.CLOSE_STEPS
+    obs = _run_until(env, expert, obs, "carry")
+    u = env.unwrapped
+    assert u.object_pos(u.target_object)[2] > u.half_size + 0.03  # lifted again
+    for _ in range(80):
+        obs, _, _, _, info = env.step(expert.act(obs))
+        if info["is_success"]:
+            break
+    assert info["is_success"]
+
+
+def test_pick_place_expert_notices_a_missed_grasp():
+    env = gym.make("ast_robot/PickPlaceFR3-v0", randomization={"enabled": False})
+    expert = expert_for(env)
+    obs, _ = env.reset(seed=2)
+    expert.reset()
+    obs = _run_until(env, expert, obs, "lift")
+    _teleport_target_cube(env, dx=0.07)  # the fingers closed on nothing
+    for _ in range(expert.LIFT_STEPS + 1):
+        obs, *_ = env.step(expert.act(obs))
+        if expert.phase != "lift":
+            break
+    assert expert.phase == "approach"

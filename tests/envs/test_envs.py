@@ -202,3 +202,42 @@ def test_shipped_env_configs_build_their_env(repo_root, name):
     assert env.unwrapped.task == name.split("_")[0] and env.unwrapped.robot.name == name.split("_")[1]
     env.step(env.action_space.sample())
     env.close()
+
+
+@pytest.mark.parametrize(("action_mode", "bad"), [("ee_delta", np.nan), ("joint_delta", np.inf)])
+def test_non_finite_actions_are_rejected_before_they_reach_the_model(action_mode, bad):
+    env = gym.make("ast_robot/ReachUR5e-v0", config={"action_mode": action_mode}, randomization=DEFAULT_DR)
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, dtype=np.float32)
+    action[0] = bad
+    ctrl = env.unwrapped.data.ctrl.copy()
+    with pytest.raises(ValueError, match=r"action must be finite .*(nan|inf)"):
+        env.step(action)
+    assert np.array_equal(env.unwrapped.data.ctrl, ctrl)  # nothing was commanded
+    env.step(np.zeros_like(action))  # the episode goes on with finite targets
+    assert np.all(np.isfinite(env.unwrapped.data.ctrl)) and np.all(np.isfinite(env.unwrapped.tcp_command))
+
+
+def test_control_rate_must_divide_the_physics_rate():
+    env = gym.make("ast_robot/ReachUR5e-v0", config={"control_hz": 100.0}, randomization={"enabled": False}).unwrapped
+    assert env.n_substeps == 5 and env.control_dt == pytest.approx(0.01) and env.metadata["render_fps"] == 100.0
+    assert type(env).metadata["render_fps"] != 100.0  # per instance, the class default is untouched
+    env.reset(seed=0)
+    before = env.tcp_pos.copy()
+    obs, *_ = env.step(np.array([1.0, 0.0, 0.0, 1.0], dtype=np.float32))
+    n = env.robot.n_joints
+    tcp_velocity = obs["observation"][2 * n + 3 : 2 * n + 6]
+    np.testing.assert_allclose(tcp_velocity, (env.tcp_pos - before) / 0.01)  # the time really simulated
+    for hz in (1000.0, 30.0, 600.0):
+        with pytest.raises(ValueError, match=rf"control_hz: {hz:g} Hz is not the physics rate 500 Hz divided .*allowed"):
+            gym.make("ast_robot/ReachUR5e-v0", config={"control_hz": hz})
+
+
+def test_reach_reports_only_parameters_it_has_elements_for():
+    reach = gym.make("ast_robot/ReachUR5e-v0", randomization=DEFAULT_DR)
+    pick = gym.make("ast_robot/PickPlaceUR5e-v0", randomization=DEFAULT_DR)
+    _, reach_info = reach.reset(seed=1)
+    _, pick_info = pick.reset(seed=1)
+    objects = {"object_mass", "object_size", "object_pos_noise"}
+    assert objects <= set(pick_info["dr"]) and not objects & set(reach_info["dr"])
+    assert set(reach_info["dr"]) == set(pick_info["dr"]) - objects

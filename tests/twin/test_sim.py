@@ -78,8 +78,9 @@ def test_hidden_parameters_change_the_model_and_the_behaviour():
     hidden = HiddenParams(friction_scale=2.0, mass_scale=1.5, payload_kg=2.0, damping_scale=3.0, gain_scale=0.5,
                           latency_s=0.05, sensor_bias_rad=[0.01])  # fmt: skip
     nominal, twin = TwinSim("ur5e"), TwinSim("ur5e", hidden)
-    a, b, p = nominal.idx.act[0], nominal.idx.flange, nominal.model.body("payload").id
+    a, b, p = nominal.idx.act[0], nominal.model.body("upper_arm_link").id, nominal.model.body("payload").id
     assert twin.model.actuator_gainprm[a, 0] == pytest.approx(0.5 * nominal.model.actuator_gainprm[a, 0])
+    assert nominal.model.body_mass[b] > 1.0  # a link with mass: the scale is visible
     assert twin.model.body_mass[b] == pytest.approx(1.5 * nominal.model.body_mass[b])
     assert twin.model.body_mass[p] == pytest.approx(2.0)  # held at the TCP
     assert twin.model.geom_friction[0, 0] == pytest.approx(2.0 * nominal.model.geom_friction[0, 0])
