@@ -37,9 +37,15 @@ class GateConfig:
     integral_limit: float = doc(5.0, "Clamp of the accumulated rate error (anti-windup); ki * limit bounds its effect.", gt=0)
     threshold_min: float = doc(-1.0, "Lower bound of the threshold.")
     threshold_max: float = doc(2.0, "Upper bound of the threshold.")
-    energy_budget: float | None = doc(None, "Optional cap on kept samples per 1,000 seen (None: no cap).")
-    min_keep: int = doc(1, "Keep at least this many samples per batch.", ge=0)
-    importance_weights: bool = doc(True, "Weight kept samples by 1/p so the gradient stays unbiased.")
+    energy_budget: float | None = doc(
+        None, "Optional cap on kept samples per 1,000 seen (None: no cap); at least 1000 * target_rate."
+    )
+    min_keep: int = doc(
+        1, "Keep at least this many samples per batch (at most target_rate * batch size; >= 1 under DDP).", ge=0
+    )
+    importance_weights: bool = doc(
+        True, "Weight kept samples by 1/p so the gradient stays unbiased; false: plain sum over kept / batch size."
+    )
     min_probability: float = doc(
         0.02, "Floor of every sample's keep probability (logistic mode), so 1/p weights stay finite.", ge=0, lt=1
     )
@@ -47,3 +53,18 @@ class GateConfig:
     def __post_init__(self) -> None:
         if self.threshold_max <= self.threshold_min:
             raise ValueError(f"threshold_max ({self.threshold_max}) must be > threshold_min ({self.threshold_min})")
+        self._check_rate_is_reachable()
+
+    def _check_rate_is_reachable(self) -> None:
+        """Overrides the threshold cannot move would pin it at a bound and wind the controller up."""
+        if self.energy_budget is not None:
+            if not 0 < self.energy_budget <= 1000:
+                raise ValueError(f"gate.energy_budget {self.energy_budget!r}: expected kept samples per 1,000 "
+                                 "seen in (0, 1000], or null for no cap")  # fmt: skip
+            if self.energy_budget / 1000.0 < self.target_rate:
+                raise ValueError(f"gate.energy_budget {self.energy_budget:g} per 1,000 is below gate.target_rate "
+                                 f"{self.target_rate:g} ({1000 * self.target_rate:g} per 1,000): the cap, not the "
+                                 "controller, would set the rate; raise energy_budget or lower target_rate")  # fmt: skip
+        if self.mode == "logistic" and 0 < self.target_rate <= self.min_probability:  # <= 0: the bounds check says
+            raise ValueError(f"gate.target_rate {self.target_rate:g} must exceed gate.min_probability "
+                             f"{self.min_probability:g}: every sample is kept with at least that probability")  # fmt: skip

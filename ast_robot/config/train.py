@@ -34,6 +34,9 @@ class TrainConfig(Variant):
     )
     gate_anneal: float = doc(0.0, "Fraction of the final steps trained ungated (InfoBatch-style annealing).", ge=0, lt=1)
     checkpoint_every: int = doc(0, "Checkpoint every N steps (0: only at the end).", ge=0)
+    keep_last: int = doc(
+        0, "Keep only the newest N trainer checkpoints (ckpt-<step>/) of a run, pruning older ones; 0 keeps all.", ge=0
+    )
     log_every: int = doc(50, "Write scalars every N steps.", gt=0)
     max_nonfinite_steps: int = doc(10, "Stop after this many steps with NaN/inf loss or gradients.", ge=0)
     device: str = doc("auto", "`auto`, `cpu`, `cuda` or `cuda:N`.")

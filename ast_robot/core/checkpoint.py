@@ -95,9 +95,7 @@ def save_checkpoint(
         atomic_write_text(tmp / CONFIG_FILE, config_text)
         atomic_write_json(tmp / META_FILE, _meta(step))
         fsync_dir(tmp)
-        if final.exists():  # re-saving the same step replaces it whole
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -107,6 +105,24 @@ def save_checkpoint(
         for old in list_checkpoints(run_dir)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    """Move ``new`` to ``final``; a ``final`` already there (the same step saved again) is renamed aside
+    first and deleted only after the new one is in place, so the step is never missing its whole copy
+    (between the two renames the old copy lies in a hidden ``.<name>.old-*`` directory)."""
+    if not final.exists():
+        os.replace(new, final)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    os.replace(final, aside / final.name)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        os.replace(aside / final.name, final)  # the old copy goes back: whole or none
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:

@@ -144,15 +144,18 @@ class LearningValueComponent(Component):
         return self.stats.normalize(self.predict(x))
 
     def update(self, x: ScoreInputs, grad_norms: torch.Tensor | None) -> None:
-        if grad_norms is None:
-            return
+        """Train on ``grad_norms`` when given; the prediction statistics learn from every sample in ``x``."""
+        if grad_norms is not None:
+            self.learn_grad_norms(x, grad_norms)
+        self.stats.update(self.predict(x))
+
+    def learn_grad_norms(self, x: ScoreInputs, grad_norms: torch.Tensor) -> None:
         target = torch.log(grad_norms.detach().float().cpu().clamp_min(1e-12))
         with torch.enable_grad():
             loss = nn.functional.mse_loss(self.net(value_features(x)).squeeze(1), target)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-        self.stats.update(self.predict(x))
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"opt": self.opt.state_dict()}

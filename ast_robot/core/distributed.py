@@ -73,12 +73,16 @@ def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def broadcast_parameters(model: nn.Module) -> None:
-    """Copy rank 0's parameters and buffers to every rank (DDP does this on wrap; also for plain modules)."""
-    if current().world <= 1:
-        return
-    for t in list(model.parameters()) + list(model.buffers()):
-        dist.broadcast(t.data, src=0)
+def all_gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each tensor concatenated (dim 0, rank order) over all ranks; rows may differ in number per rank.
+
+    Small CPU tensors (per-step stale-score bookkeeping): gathered as objects, which needs no padding."""
+    world = current().world
+    if world <= 1:
+        return tensors
+    gathered: list[list[torch.Tensor] | None] = [None] * world
+    dist.all_gather_object(gathered, [t.detach().cpu() for t in tensors])
+    return tuple(torch.cat([rank[i] for rank in gathered]) for i in range(len(tensors)))
 
 
 def cleanup() -> None:

@@ -6,6 +6,14 @@ backward pass. In ``logistic`` mode each sample is kept with probability
 threshold so that the measured activation rate tracks ``target_rate``. ``top_fraction`` keeps exactly the
 highest-scoring ``ceil(target_rate * n)`` samples. Kept samples may carry importance weights ``1 / p``
 so that ``sum(weight * keep * loss) / n`` is an unbiased estimate of the batch's mean loss (and gradient).
+Without them (``importance_weights: false``, and always in ``top_fraction`` mode, whose choice is
+deterministic) the weights are 1 and ``sum(keep * loss) / n`` is the kept samples' mean loss scaled by
+``k / n`` (about ``target_rate``), biased towards the high scorers: a smaller effective learning rate.
+
+The controller sees the gate's own decisions, before the energy budget and ``min_keep`` override them
+(the threshold cannot move those); the config rejects a budget or a floor probability that would make
+the target unreachable. Samples forced in by ``min_keep`` get p = 1: a small bias, only on the rare
+batches where too few were kept.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import torch
 
 from ast_robot.config.gate import GateConfig
 
-# (kept, seen) -> (kept, seen) summed over every process; set by ast_robot.core.distributed.
+# (kept, seen, gated) -> the same counts summed over every process; set by ast_robot.core.distributed.
 CountReducer = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -83,12 +91,19 @@ class Gate:
             keep, prob = self._top_fraction(scores)
         else:
             keep, prob = self._logistic(scores, was_kept)
+        gated = int(keep.sum())  # what the threshold decided: the controller acts on this rate
         keep, prob = self._apply_budget(scores, keep, prob)
         keep, prob = self._apply_min_keep(scores, keep, prob)
-        self._update(int(keep.sum()), scores.numel())
+        self._update(int(keep.sum()), scores.numel(), gated)
         return keep, prob
 
-    gate = __call__
+    def check_batch_size(self, n: int) -> None:
+        """Reject a ``min_keep`` the target rate cannot accommodate in batches of ``n`` (it would override
+        the gate on most batches, bias the 1/p weights and pin the threshold)."""
+        if self.cfg.enabled and self.cfg.min_keep > self.cfg.target_rate * n:
+            raise ValueError(f"gate.min_keep {self.cfg.min_keep} exceeds gate.target_rate * batch size "
+                             f"({self.cfg.target_rate:g} * {n} = {self.cfg.target_rate * n:g}); lower min_keep "
+                             "or raise the batch size or target_rate")  # fmt: skip
 
     def probabilities(self, scores: torch.Tensor, was_kept: torch.Tensor | None = None) -> torch.Tensor:
         """Keep probabilities (B,) at the current threshold (logistic mode), without deciding."""
@@ -114,17 +129,25 @@ class Gate:
         return keep, torch.ones_like(scores)  # deterministic choice: no 1/p correction exists
 
     def _apply_budget(self, scores: torch.Tensor, keep: torch.Tensor, prob: torch.Tensor):
-        """Energy budget: at most ``energy_budget`` kept per 1,000 seen, drop the lowest scores beyond it."""
+        """Energy budget: at most ``energy_budget`` kept per 1,000 seen.
+
+        Beyond it, logistic mode keeps a uniform random ``allowed`` of the kept and multiplies every p by
+        ``allowed / kept`` (each kept sample survives with that probability), so 1/p stays unbiased;
+        ``top_fraction`` drops the lowest scores (it has no probabilities to correct)."""
         if self.cfg.energy_budget is None:
             return keep, prob
         n = scores.numel()
         self.credit = min(self.credit + n * self.cfg.energy_budget / 1000.0, float(n))
-        allowed = int(self.credit)
-        if int(keep.sum()) > allowed:
-            masked = torch.where(keep, scores, torch.full_like(scores, -math.inf))
+        allowed, kept = int(self.credit), int(keep.sum())
+        if kept > allowed:
+            if self.cfg.mode == "logistic":
+                survivors = keep.nonzero().squeeze(1)[torch.randperm(kept, generator=self.generator)[:allowed]]
+                prob = prob * (allowed / kept)
+            else:
+                masked = torch.where(keep, scores, torch.full_like(scores, -math.inf))
+                survivors = torch.topk(masked, allowed).indices
             keep = torch.zeros_like(keep)
-            if allowed > 0:
-                keep[torch.topk(masked, allowed).indices] = True
+            keep[survivors] = True
         self.credit -= int(keep.sum())
         return keep, prob
 
@@ -140,10 +163,13 @@ class Gate:
         return keep | forced, prob
 
     # ----------------------------------------------------------------------------------------- control
-    def _update(self, kept: int, seen: int) -> None:
-        """PI step on the (globally reduced) activation rate of this batch."""
+    def _update(self, kept: int, seen: int, gated: int | None = None) -> None:
+        """PI step on the (globally reduced) rate the threshold decided (``gated`` of ``seen``, before
+        overrides; default ``kept``); ``kept`` (after overrides) feeds the counters."""
+        gated = kept if gated is None else gated
         if self.reduce_counts is not None:
-            kept, seen = (int(v) for v in self.reduce_counts(torch.tensor([kept, seen], dtype=torch.float64)))
+            counts = self.reduce_counts(torch.tensor([kept, seen, gated], dtype=torch.float64))
+            kept, seen, gated = (int(v) for v in counts)
         self.kept += kept
         self.seen += seen
         if seen == 0:
@@ -152,7 +178,7 @@ class Gate:
         if self.cfg.mode == "top_fraction":
             return
         c = self.cfg
-        self.rate_ema = c.ema * self.rate_ema + (1.0 - c.ema) * self.last_rate
+        self.rate_ema = c.ema * self.rate_ema + (1.0 - c.ema) * gated / seen
         error = self.rate_ema - c.target_rate  # > 0: keeping too many -> raise the threshold
         if abs(error) < c.deadband:
             error = 0.0

@@ -92,6 +92,9 @@ class Component(nn.Module):
     def update(self, x: ScoreInputs, grad_norms: torch.Tensor | None) -> None:
         """Learn from a scored batch; ``grad_norms`` (B,) are measured per-sample gradient norms (or None)."""
 
+    def learn_grad_norms(self, x: ScoreInputs, grad_norms: torch.Tensor) -> None:
+        """Learn only from measured gradient norms (B,) of the backwarded samples; most components ignore them."""
+
 
 class SignificanceModel(nn.Module):
     """Weighted mean of registered components; ``cfg.weights`` names them (unknown names list the known)."""
@@ -131,6 +134,11 @@ class SignificanceModel(nn.Module):
         """Let every component learn from a batch that was forwarded (and maybe backwarded)."""
         for comp in self.components.values():
             comp.update(x, grad_norms)
+
+    def learn_grad_norms(self, x: ScoreInputs, grad_norms: torch.Tensor) -> None:
+        """Let components that predict gradient norms learn from the (kept) samples that have them."""
+        for comp in self.components.values():
+            comp.learn_grad_norms(x, grad_norms)
 
     def observe(self, x: ScoreInputs, grad_norms: torch.Tensor | None = None) -> torch.Tensor:
         """Score fresh signals, remember them (stale mode) and update the components; returns the scores."""

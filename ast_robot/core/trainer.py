@@ -8,8 +8,11 @@ Per optimizer step, on one batch of ``n`` samples:
 * ``stale_scores``: the gate decides on each sample's score from the last time it was seen, so only the
   ``k`` kept samples are forwarded and backwarded (``k`` forwards, ``k`` backwards).
 
-The kept loss is ``sum(weight_i * loss_i) / n`` with the gate's 1/p weights, an unbiased estimate of the
-batch's mean loss. Forward and backward passes are counted in samples.
+The kept loss is ``sum(weight_i * loss_i) / n``. With the gate's 1/p weights (``gate.importance_weights``,
+logistic mode) it is an unbiased estimate of the batch's mean loss. Without them (``importance_weights:
+false`` or ``top_fraction``) every weight is 1: the loss is the kept samples' mean scaled by ``k / n``
+(about ``target_rate``), which acts as a smaller learning rate and favours the high scorers; kept this way
+on purpose (the recorded gated language runs use it). Forward and backward passes are counted in samples.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from torch import nn
 
 from ast_robot.config.train import TrainConfig
 from ast_robot.core import checkpoint as ckpt
+from ast_robot.core import distributed
 from ast_robot.core.callbacks import Callback, CallbackList
 from ast_robot.core.data import Batch, Dataset, EpochSampler
 from ast_robot.core.gate import Gate
@@ -94,8 +98,8 @@ class Trainer:
         self.gated = gate is not None and gate.cfg.enabled
         if self.gated and significance is None:
             raise ValueError("a gate needs a significance model (significance=SignificanceModel(...))")
-        if self.gated and cfg.gate_mode == "stale_scores" and significance.stale is None:
-            raise ValueError("train.gate_mode 'stale_scores' needs significance.stale_scores: true")
+        if self.gated:
+            self._check_gating(cfg, significance, gate, loss_fn, world)
         self.model, self.loss_fn, self.optimizer, self.data, self.cfg = model, loss_fn, optimizer, data, cfg
         self.significance, self.gate, self.scheduler, self.run = significance, gate, scheduler, run
         self.callback = CallbackList(list(callbacks))
@@ -104,10 +108,22 @@ class Trainer:
         self.scaler = make_scaler(cfg.amp, self.device)
         self.accum = cfg.grad_accum  # micro-batches per step; doubled on CUDA OOM
         self.step = 0
+        self._saved_step: int | None = None  # the step of the latest checkpoint written
         self.counters = Counters()
-        self.is_main = rank == 0
+        self.is_main, self.world = rank == 0, world
         # Per-sample gradient norms feed only the learning-value predictor; skip the bookkeeping otherwise.
         self._wants_grad_norms = self.gated and "learning_value" in significance.components
+
+    @staticmethod
+    def _check_gating(cfg: TrainConfig, significance: SignificanceModel, gate: Gate, loss_fn: LossFn,
+                      world: int) -> None:  # fmt: skip
+        if cfg.gate_mode == "stale_scores" and significance.stale is None:
+            raise ValueError("train.gate_mode 'stale_scores' needs significance.stale_scores: true")
+        gate.check_batch_size(cfg.batch_size)
+        if world > 1 and gate.cfg.min_keep < 1:
+            # A rank that keeps nothing runs no backward while the others wait in DDP's all-reduce.
+            raise ValueError(f"gate.min_keep {gate.cfg.min_keep}: must be >= 1 with {world} DDP processes, or "
+                             "a rank that keeps no sample would leave the others waiting for its gradients")  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ loop
     def fit(self, steps: int | None = None) -> Counters:
@@ -131,38 +147,70 @@ class Trainer:
                     break
         self.callback.on_training_end()
         if self.run is not None:
-            self.save()
+            if self._saved_step != self.step:  # checkpoint_every may have written this step already
+                self.save()
             self.run.close()
         return self.counters
 
     def train_step(self, batch: Batch) -> None:
         """One optimizer step on one batch (gate, micro-batched forward/backward, guarded update)."""
         self.model.train()
-        keep, weights = self._decide(batch)
+        keep, weights, scored = self._decide(batch)
         kept = batch.select(keep)
         loss, signals, grad_norms = self._backward(kept, weights[keep].to(self.device), batch.size)
-        if self.gated and signals is not None:
-            self.significance.update(signals, grad_norms)
-            if self.significance.stale is not None:
-                self.significance.stale.store(signals.indices, self.significance.score(signals))
-                self.significance.stale.mark_kept(batch.indices, keep.cpu())
+        if self.gated:
+            self._learn_significance(batch.indices, keep, scored, signals, grad_norms)
         self.counters.samples_seen += batch.size
         self._update(loss)
         self.step += 1
 
     # ------------------------------------------------------------------------------------------ gating
-    def _decide(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(keep (B,) bool, weights (B,) float); counts the scoring forward of ``forward_all``."""
+    def _decide(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, ScoreInputs | None]:
+        """(keep (B,) bool, weights (B,) float, signals of the scoring forward of the whole batch or None).
+
+        Counts the scoring forward of ``forward_all``."""
         if not self.gated:
-            return torch.ones(batch.size, dtype=torch.bool), torch.ones(batch.size)
+            return torch.ones(batch.size, dtype=torch.bool), torch.ones(batch.size), None
         if self.cfg.gate_mode == "stale_scores":
             scores, was_kept = self.significance.stale.lookup(batch.indices)
             unseen = ~self.significance.stale.is_seen(batch.indices)  # no score yet: keep, outside rate control
-            return self.gate(scores, was_kept, force=unseen)
+            return (*self.gate(scores, was_kept, force=unseen), None)
         with torch.no_grad(), autocast(self.cfg.amp, self.device):
             out = self.loss_fn(self.model, batch)
         self.counters.forward_samples += batch.size
-        return self.gate(self.significance.score(score_inputs(batch, out)))
+        scored = score_inputs(batch, out)
+        return (*self.gate(self.significance.score(scored)), scored)
+
+    def _learn_significance(self, indices: torch.Tensor, keep: torch.Tensor, scored: ScoreInputs | None,
+                            signals: ScoreInputs | None, grad_norms: torch.Tensor | None) -> None:  # fmt: skip
+        """Fit the significance model on every sample it saw this step, then remember scores (stale mode).
+
+        ``forward_all`` scored the whole batch: its running statistics learn from all of it (the kept
+        samples alone are the high scorers, and fitting on them drifts the mean up); only the gradient-norm
+        predictor learns from the kept samples, the only ones with measured norms. In stale mode only the
+        kept samples were forwarded, so they are all there is."""
+        sig = self.significance
+        if scored is not None:
+            sig.update(scored)
+            if signals is not None and grad_norms is not None:
+                sig.learn_grad_norms(signals, grad_norms)
+        elif signals is not None:
+            sig.update(signals, grad_norms)
+        if sig.stale is not None:
+            self._remember_scores(indices, keep, scored if scored is not None else signals)
+
+    def _remember_scores(self, indices: torch.Tensor, keep: torch.Tensor, fresh: ScoreInputs | None) -> None:
+        """Store fresh scores and this step's kept flags (also when nothing was kept: no stale flags stay).
+
+        Under DDP every rank reads a new slice of the permutation each epoch, so each rank stores what all
+        ranks saw: one shared table, in which a sample seen by any rank counts as seen."""
+        sig = self.significance
+        seen, scores = (fresh.indices, sig.score(fresh)) if fresh is not None else (indices[:0], torch.zeros(0))
+        indices, keep = indices.cpu(), keep.cpu()
+        if self.world > 1:
+            seen, scores, indices, keep = distributed.all_gather_rows(seen.cpu(), scores, indices, keep)
+        sig.stale.store(seen, scores)
+        sig.stale.mark_kept(indices, keep)
 
     # ------------------------------------------------------------------------------------------ backward
     def _backward(self, kept: Batch, weights: torch.Tensor, n: int):
@@ -190,9 +238,9 @@ class Trainer:
         for i, (chunk, w) in enumerate(zip(chunks, w_parts)):
             with self._no_sync(i < len(chunks) - 1), autocast(self.cfg.amp, self.device):
                 out = self.loss_fn(self.model, chunk)
-                if self._wants_grad_norms and out.grad_target is not None and out.grad_target.requires_grad:
-                    out.grad_target.retain_grad()
-                loss = (w * out.losses.float()).sum() / n  # unbiased estimate of the batch mean loss
+                if self._wants_grad_norms:
+                    self._retain_grad_target(out)
+                loss = (w * out.losses.float()).sum() / n  # 1/p weights: unbiased batch mean (else scaled k/n)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             total += loss.detach()
             parts.append(score_inputs(chunk, out))
@@ -203,6 +251,15 @@ class Trainer:
             return total, None, None
         signals = ScoreInputs(*(None if f[0] is None else torch.cat(f) for f in zip(*parts)))
         return total, signals, None if any(g is None for g in norms) else torch.cat(norms)
+
+    @staticmethod
+    def _retain_grad_target(out: LossOutput) -> None:
+        """Keep ``grad_target``'s gradient for the learning-value predictor, which learns only from it."""
+        if out.grad_target is None or not out.grad_target.requires_grad:
+            raise ValueError("significance component 'learning_value' learns from per-sample gradient norms, "
+                             "but this trainer's loss returns no grad_target (LossOutput.grad_target: an output "
+                             "that requires grad); remove learning_value from significance.weights")  # fmt: skip
+        out.grad_target.retain_grad()
 
     def _grad_norms(self, out: LossOutput, w: torch.Tensor, n: int) -> torch.Tensor | None:
         """(b,) per-sample gradient norm w.r.t. ``grad_target``, undoing the 1/p weight and 1/n."""
@@ -290,7 +347,10 @@ class Trainer:
         """Checkpoint to ``run.path/ckpt-<step>`` (main process only); returns the path or None."""
         if self.run is None or not self.is_main:
             return None
-        return ckpt.save_checkpoint(self.run.path, self.step, self.state_dict(), self.config_text)
+        path = ckpt.save_checkpoint(self.run.path, self.step, self.state_dict(), self.config_text,
+                                    keep_last=self.cfg.keep_last or None)  # fmt: skip
+        self._saved_step = self.step
+        return path
 
     def resume(self, path: Any) -> int:
         """Restore everything from a checkpoint (weights, optimizer, gate, RNGs, data position)."""

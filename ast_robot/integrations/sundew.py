@@ -3,7 +3,8 @@
 sundew-algorithms 0.7.1 is per-event pure Python and its default controller is AIMD, not PI; we take
 only its settings (threshold, target rate, gains, temperature, hysteresis) and run our vectorized Gate.
 Energy accounting has no one-to-one mapping (sundew spends energy per event in arbitrary units), so
-``energy_budget`` stays off.
+``energy_budget`` stays off. sundew has no probability floor; the mapping keeps ours (``min_probability``
+0.02), since importance weights stay on and a zero floor would allow 1/p weights up to 1e12.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from ast_robot.config.gate import GateConfig
 
 INSTALL_HINT = 'pip install "ast-robot[sundew]"'
+SUNDEW_MIN_PROBABILITY = 0.02  # our keep-probability floor under the mapped gate (sundew has none)
 
 
 def require_sundew() -> Any:
@@ -49,7 +51,7 @@ def gate_config_from_sundew(sundew_cfg: Any) -> GateConfig:
         integral_limit=float(s.integral_clamp),
         threshold_min=float(s.min_threshold),
         threshold_max=float(s.max_threshold),
-        min_probability=0.0,
+        min_probability=SUNDEW_MIN_PROBABILITY,  # not 0: 1/p weights stay below 50
     )
 
 

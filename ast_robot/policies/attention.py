@@ -4,8 +4,12 @@ key blocks, with interchangeable kernels (`dense` reference, `flex`, `flash`, `f
 Per layer: the :class:`~ast_robot.policies.scorer.BlockScorer` ranks key blocks and produces a
 compressed-attention output per query block; the chosen blocks (window + top-k) plus global tokens go to
 the backend kernel; the compressed output, scaled by a learned per-block gate, is added to every token of
-its query block. The sparse backends (`dense`, `flex`, `flash`) differ only in the kernel, so they agree
-with the dense reference up to dtype tolerance.
+its query block. The block backends (`dense`, `flex`) differ only in the kernel, so they agree with the
+dense reference up to dtype tolerance. `flash` is a different pattern: flash-attn's token-level sliding
+window of radius ``window_blocks * block_size`` around each query (block windows allow whole blocks with
+``|q_block - k_block| <= window_blocks``). A layer built with ``backend="flash"`` therefore plans a
+token window for every backend (its `dense` reference computes the same window), and a layer built for
+block windows refuses a per-call ``backend="flash"``.
 
 `full` is plain attention over every pair (SDPA without a mask, no scorer). `auto` runs `full` below the
 crossover length, where block sparsity costs more than it saves (on an H200 at 1k tokens the flex layer
@@ -145,9 +149,9 @@ class SparseAttentionCore(nn.Module):
     def plan(
         self, q: Tensor, k: Tensor, v: Tensor, backend: str = "dense"
     ) -> tuple[SparsePlan, tuple[Tensor, ...]]:
-        """The block selection for these inputs (with FlexAttention's block lists; a token window when
-        ``backend`` is `flash`) and the pooled queries, keys and values ``(qb, kp, vp)`` the compressed
-        branch reads."""
+        """The block selection for these inputs (with FlexAttention's block lists; a token window for
+        `flash` and for every backend of a layer built with ``backend="flash"``) and the pooled queries,
+        keys and values ``(qb, kp, vp)`` the compressed branch reads."""
         T = q.shape[2]
         n_blocks = -(-T // self.block_size)
         if self.top_k > n_blocks:
@@ -165,7 +169,8 @@ class SparseAttentionCore(nn.Module):
                 self.block_size,
                 self.causal,
             )
-        token_window = self.window_blocks * self.block_size if backend == "flash" else None
+        flash = "flash" in (backend, self.backend)  # a flash-built layer: its dense reference too
+        token_window = self.window_blocks * self.block_size if flash else None
         plan = SparsePlan(blocks, self.block_size, self.n_global, self.causal, T, token_window, tuple(lists))
         return plan, (qb, kp, vp)
 
@@ -188,6 +193,10 @@ class SparseAttentionCore(nn.Module):
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, backend: str | None = None) -> Tensor:
         backend = backend or self.backend
+        if backend == "flash" and self.backend != "flash":
+            raise ValueError(f"backend 'flash' (a token-level window) on a layer built for block windows "
+                             f"(backend {self.backend!r}) would compute another mask; build the layer with "
+                             "backend='flash' (top_k_blocks=0, n_global=0)")  # fmt: skip
         if backend == "full" or (backend == "auto" and q.shape[2] < self.crossover):
             # Below the crossover: one SDPA call and nothing else (no scorer, mask, allocation or kernel).
             self._last[0] = "full"

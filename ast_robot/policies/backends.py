@@ -2,9 +2,11 @@
 
 Each backend takes ``q, k, v`` ``(B, H, T, D)``, a :class:`SparsePlan` (the block selection and the
 static mask parameters) and optionally one vector per query block to add to its tokens (the layer's
-compressed branch), and returns ``(B, H, T, D)``. They compute the same function: `dense` evaluates the
-mask on every token pair and runs SDPA with it; `flex` hands FlexAttention only the selected blocks and
-adds the per-block vectors in the same compiled graph (one fused pass instead of a broadcast add).
+compressed branch), and returns ``(B, H, T, D)``. `dense` and `flex` compute the same function: `dense`
+evaluates the mask on every token pair and runs SDPA with it; `flex` hands FlexAttention only the
+selected blocks and adds the per-block vectors in the same compiled graph (one fused pass instead of a
+broadcast add). `flash` runs a token-level window (``plan.token_window``), another pattern than block
+windows; `dense` computes that same window when the plan carries it.
 """
 
 from __future__ import annotations
@@ -170,17 +172,21 @@ def pick_blocks(candidates: Tensor, base: Tensor, top_k: int | Tensor) -> Tensor
 
 def build_block_mask(plan: SparsePlan, padded_len: int):
     """A FlexAttention `BlockMask` straight from the block lists (no evaluation of every token pair, and
-    no dense tables rebuilt from the lists as ``BlockMask.from_kv_blocks`` does to transpose them)."""
-    from torch.nn.attention.flex_attention import BlockMask, noop_mask
+    no dense tables rebuilt from the lists as ``BlockMask.from_kv_blocks`` does to transpose them).
+
+    It always carries the plan's real ``mask_mod``, also when every chosen block is whole: the compiled
+    kernel skips it on full blocks anyway, but eager FlexAttention (and anything that reads the mask
+    back, e.g. ``BlockMask.to_dense``) evaluates ``mask_mod`` rather than the block lists, and a
+    ``noop_mask`` there meant full attention."""
+    from torch.nn.attention.flex_attention import BlockMask
 
     lists = plan.lists
     if lists is None:
         lists = masks.flex_lists(plan.blocks, plan.n_global, plan.block_size, plan.length, plan.causal)
-    partial = masks.has_partial_blocks(plan.n_global, plan.block_size, plan.length, plan.causal)
     names = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "q_num_blocks", "q_indices",
              "full_q_num_blocks", "full_q_indices")  # fmt: skip
     return BlockMask(seq_lengths=(padded_len, padded_len), BLOCK_SIZE=(plan.block_size, plan.block_size),
-                     mask_mod=plan.mask_mod() if partial else noop_mask, **dict(zip(names, lists)))  # fmt: skip
+                     mask_mod=plan.mask_mod(), **dict(zip(names, lists)))  # fmt: skip
 
 
 @BACKENDS.register("flex")

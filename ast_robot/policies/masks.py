@@ -182,9 +182,7 @@ def block_tables(blocks: Tensor, n_global: int, block_size: int, length: int,
         g_blocks = (n_global - 1) // block_size + 1
         col_any, col_full = kb < g_blocks, (kb + 1) * block_size <= n_global
         row_any, row_full = qb < g_blocks, (qb + 1) * block_size <= n_global
-        if causal:  # global queries still see only their past
-            row_any = row_any & (kb <= qb)
-        any_ = any_ | col_any | row_any
+        any_ = any_ | col_any | row_any  # causal: global queries still see only their past (below)
         full = full | col_full | row_full
     if causal:
         any_ &= kb <= qb

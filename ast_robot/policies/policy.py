@@ -2,7 +2,8 @@
 
 Batches are dicts of tensors holding the observation keys (batched) plus ``action`` ``(B, A)``.
 
-- ``forward(batch) -> (loss, info)``: mean behaviour-cloning loss of the configured head.
+- ``forward(batch) -> (loss, info)``: mean behaviour-cloning loss of the configured head;
+  ``forward(batch, per_sample=True) -> (loss (B,), embedding (B, F))`` for the gated trainer (DDP-safe).
 - ``per_sample_loss(batch) -> (B,)``: the same loss per sample (the gated trainer scores with it).
 - ``embed(batch) -> (B, F)``: the pooled summary features (the significance model's novelty uses them).
 - ``act(obs) -> np.ndarray``: one unbatched numpy observation in, one action out, no gradient.
@@ -52,7 +53,16 @@ class PolicyBase(nn.Module):
             raise ValueError(f"batch needs an 'action' entry for the loss; got keys {sorted(batch)}")
         return self.head.loss(self.embed(batch), batch["action"].float())
 
-    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def forward(self, batch: Mapping[str, Tensor], per_sample: bool = False) -> tuple[Tensor, Any]:
+        """``(mean loss, info)``; with ``per_sample``: ``(loss (B,), embedding (B, F))`` from one pass.
+
+        Trainers call ``model(batch, per_sample=True)`` rather than ``embed``/``head.loss``: a DDP wrapper
+        forwards only ``__call__`` (and runs its gradient hooks only there)."""
+        if per_sample:
+            if "action" not in batch:
+                raise ValueError(f"batch needs an 'action' entry for the loss; got keys {sorted(batch)}")
+            h = self.embed(batch)  # (B, F)
+            return self.head.loss(h, batch["action"].float()), h
         losses = self.per_sample_loss(batch)  # (B,)
         loss = losses.mean()
         return loss, {"loss": float(loss.detach()), "loss_max": float(losses.detach().max())}

@@ -55,8 +55,9 @@ def default_sample_gate() -> GateConfig:
     return GateConfig(target_rate=0.5, min_keep=32, importance_weights=True)
 
 
-def default_step_gate() -> GateConfig:
-    return GateConfig(target_rate=0.5, min_keep=0, importance_weights=False, temperature=0.05)
+def default_step_gate(target_rate: float = 0.5) -> GateConfig:
+    """The step gate: one score per batch (its mean), no floor on kept steps, no weights."""
+    return GateConfig(target_rate=target_rate, min_keep=0, importance_weights=False, temperature=0.05)
 
 
 class GatedSAC(SAC):
@@ -76,6 +77,9 @@ class GatedSAC(SAC):
         self.sample_gate_cfg = sample_gate or default_sample_gate()
         self.step_gate_cfg = step_gate or default_step_gate()
         self.significance_cfg = significance or SignificanceConfig(weights={"loss": 1.0, "uncertainty": 0.5})
+        if self.significance_cfg.weights.get("learning_value", 0) > 0:  # it would score from an untrained MLP
+            raise ValueError("significance.weights.learning_value: gated SAC measures no per-sample gradient "
+                             "norms to train it on; use loss, uncertainty, novelty or physical")  # fmt: skip
         self.physical_weight = physical_weight
         self.temperature_every_step = temperature_every_step
         self.target_every_step = target_every_step
@@ -192,7 +196,7 @@ class GatedSAC(SAC):
         keep, weights = self.sample_gate(scores)
         idx = keep.nonzero().squeeze(1)
         w = weights[keep].to(self.device).reshape(-1, 1)
-        w = w / w.mean()  # keep the loss scale of ungated SAC; relative 1/p weights stay unbiased
+        w = w / w.mean()  # ungated SAC's loss scale; self-normalized 1/p weights: consistent, slightly biased
         self.gate_counts["steps_trained"] += 1
         self.gate_counts["transitions_kept"] += int(idx.numel())
         logs["kept_fraction"].append(idx.numel() / n)

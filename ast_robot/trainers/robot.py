@@ -79,11 +79,12 @@ def collect_episodes(env: Any, n: int, seed: int, noise: float = 0.0) -> list[An
 
 
 def bc_loss(model: Any, batch: Batch) -> LossOutput:
-    """Per-sample BC loss; the pooled features double as the novelty embedding (one forward)."""
+    """Per-sample BC loss; the pooled features double as the novelty embedding (one forward).
+
+    Goes through ``model(...)`` (not ``model.embed``) so a DDP-wrapped policy works and syncs gradients."""
     obs = {k: v for k, v in batch.inputs.items() if k != PHYSICAL_KEY}
-    h = model.embed(obs)  # (B, F)
-    return LossOutput(losses=model.head.loss(h, batch.targets.float()), embeddings=h,
-                      physical=batch.inputs.get(PHYSICAL_KEY))  # fmt: skip
+    losses, h = model({**obs, "action": batch.targets}, per_sample=True)  # (B,), (B, F)
+    return LossOutput(losses=losses, embeddings=h, physical=batch.inputs.get(PHYSICAL_KEY))
 
 
 # ----------------------------------------------------------------------------------------- BC

@@ -46,10 +46,9 @@ def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
                                             "goal_selection_strategy": tc.goal_selection})  # fmt: skip
     if not tc.gated:
         return sb3.SAC("MultiInputPolicy", env, **kwargs)
-    from ast_robot.config.gate import GateConfig
-    from ast_robot.trainers.gated_sac import GatedSAC
+    from ast_robot.trainers.gated_sac import GatedSAC, default_step_gate
 
-    step_gate = GateConfig(target_rate=tc.step_gate_rate, min_keep=0, importance_weights=False, temperature=0.05)
+    step_gate = default_step_gate(tc.step_gate_rate)
     return GatedSAC("MultiInputPolicy", env, sample_gate=cfg.gate, step_gate=step_gate,
                     significance=cfg.significance, physical_weight=physical_weight,
                     temperature_every_step=tc.temperature_every_step, target_every_step=tc.target_every_step,

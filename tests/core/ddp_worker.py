@@ -44,14 +44,21 @@ def main(out_dir: str, steps: int, mode: str) -> None:
         return reduce(counts)
 
     trainer.gate.reduce_counts = spy
-    thresholds = []
+    thresholds, drawn = [], []
     for _ in range(steps):
-        trainer.train_step(trainer.data.get(trainer.sampler.next()))
+        batch_indices = trainer.sampler.next()
+        drawn.append(batch_indices.tolist())
+        trainer.train_step(trainer.data.get(batch_indices))
         thresholds.append(trainer.gate.threshold)
     params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).tolist()
+    stale = trainer.significance.stale
+    n = len(x)  # the tables grow by doubling, to a size that depends on the indices met first
+    table = None if stale is None else {"seen": stale.seen.nonzero().flatten().tolist(),
+                                        "scores": stale.scores[:n].tolist(), "kept": stale.kept[:n].tolist()}  # fmt: skip
     result = {"rank": info.rank, "world": info.world, "thresholds": thresholds, "params": params,
               "gate_seen": trainer.gate.seen, "local_gate_seen": local["gate_seen"], "local_seen": trainer.counters.samples_seen,
-              "local_kept": trainer.counters.backward_samples, "first_indices": indices}  # fmt: skip
+              "local_kept": trainer.counters.backward_samples, "first_indices": indices, "stale": table,
+              "drawn": sorted({i for batch in drawn for i in batch})}  # fmt: skip
     with open(f"{out_dir}/rank{info.rank}.json", "w") as fh:
         json.dump(result, fh)
     distributed.cleanup()

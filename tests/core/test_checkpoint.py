@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,6 +69,27 @@ def test_crash_before_rename_leaves_previous_checkpoint_loadable(tmp_path, monke
     assert loaded.step == 1
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["ckpt-00000001"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resaving_a_step_replaces_it_whole_or_keeps_the_old_copy(tmp_path, monkeypatch):
+    net, _ = trained()
+    ckpt.save_checkpoint(tmp_path, 5, {"model": net.state_dict(), "tag": 1}, "name: a\n")
+    ckpt.save_checkpoint(tmp_path, 5, {"model": net.state_dict(), "tag": 2}, "name: b\n")
+    assert ckpt.load_checkpoint(tmp_path).state["tag"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing left aside
+    real_replace = ckpt.os.replace
+
+    def crash(src, dst):  # the new copy fails to move in, after the old one was moved aside
+        if Path(src).parent == tmp_path and str(src).endswith(".tmp"):  # the checkpoint dir, not its files
+            raise OSError("disk pulled out")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", crash)
+    with pytest.raises(OSError, match="disk pulled out"):
+        ckpt.save_checkpoint(tmp_path, 5, {"model": net.state_dict(), "tag": 3}, "name: c\n")
+    monkeypatch.setattr(ckpt.os, "replace", real_replace)
+    assert ckpt.load_checkpoint(tmp_path / "ckpt-00000005").state["tag"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_half_written_directory_is_never_picked(tmp_path):

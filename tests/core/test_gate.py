@@ -93,9 +93,54 @@ def test_top_fraction_min_keep_and_energy_budget():
     assert keep.sum() == 10 and keep[-10:].all() and torch.equal(weights, keep.float())
     keep, _ = Gate(GateConfig(initial_threshold=5.0, threshold_max=6.0, min_keep=3, min_probability=0.0))(scores)
     assert keep.sum() == 3 and keep[-3:].all()
-    budget = Gate(GateConfig(target_rate=0.9, energy_budget=100.0))  # 100 per 1,000 seen = 10%
-    kept = sum(int(budget(torch.rand(100))[0].sum()) for _ in range(50))
+    budget = Gate(GateConfig(target_rate=0.1, energy_budget=100.0, kp=0.0, ki=0.0))  # 100 per 1,000 seen
+    kept = sum(int(budget(torch.rand(100))[0].sum()) for _ in range(50))  # the gate alone keeps ~half
     assert kept <= 50 * 10
+
+
+def test_energy_budget_thins_at_random_and_keeps_the_weights_unbiased():
+    """A fixed threshold keeps ~50%, the budget allows 30%: the kept are thinned and their p lowered."""
+    losses = torch.rand(100, generator=torch.Generator().manual_seed(0)) * 2
+    scores = losses / 2  # high-loss samples score high: dropping the lowest scores would bias the mean up
+    gate = Gate(GateConfig(target_rate=0.3, energy_budget=300.0, kp=0.0, ki=0.0, initial_threshold=0.5), seed=3)
+    estimates = []
+    for _ in range(3000):
+        keep, weights = gate(scores)
+        assert int(keep.sum()) <= 31  # the cap (credit 30 per batch, plus a fraction carried over)
+        estimates.append(float((weights * losses).sum()) / len(losses))
+    est = torch.tensor(estimates)
+    assert abs(float(est.mean()) - float(losses.mean())) < 4 * float(est.std()) / len(est) ** 0.5
+
+
+def test_controller_tracks_the_gate_not_the_overrides():
+    """With a budget at the target rate the threshold settles inside its bounds (no wind-up)."""
+    gate = Gate(GateConfig(target_rate=0.3, energy_budget=300.0), seed=0)
+    thresholds = []
+    for b in range(400):
+        gate(torch.rand(200, generator=torch.Generator().manual_seed(b)))
+        thresholds.append(gate.threshold)
+    late = torch.tensor(thresholds[200:])
+    assert gate.cfg.threshold_min < float(late.min()) and float(late.max()) < gate.cfg.threshold_max
+    assert abs(gate.integral) < 0.5 * gate.cfg.integral_limit
+    assert abs(gate.activation_rate - 0.3) < 0.03
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [({"target_rate": 0.3, "energy_budget": 200.0}, "energy_budget 200 per 1,000 is below gate.target_rate"),
+     ({"energy_budget": 0.0}, "energy_budget 0.0: expected kept samples per 1,000"),
+     ({"target_rate": 0.01}, "target_rate 0.01 must exceed gate.min_probability 0.02")],
+)  # fmt: skip
+def test_unreachable_rates_are_config_errors(settings, needle):
+    with pytest.raises(ValueError, match=needle):
+        GateConfig(**settings)
+
+
+def test_min_keep_above_the_target_share_of_a_batch_is_rejected():
+    gate = Gate(GateConfig(target_rate=0.1, min_keep=8))
+    gate.check_batch_size(80)  # 8 <= 0.1 * 80
+    with pytest.raises(ValueError, match=r"gate.min_keep 8 exceeds gate.target_rate \* batch size \(0.1 \* 64"):
+        gate.check_batch_size(64)
 
 
 def test_disabled_gate_keeps_everything():
@@ -129,5 +174,7 @@ def test_from_sundew_config_maps_fields():
     gate = Gate.from_sundew_config(scfg)
     assert gate.cfg.target_rate == 0.15 and gate.threshold == 0.55 and gate.cfg.temperature == 0.05
     assert gate.cfg.ema == pytest.approx(1 - scfg.ema_alpha)
+    _, weights = gate(torch.full((1000,), -5.0))  # far below the threshold: only the floor keeps any
+    assert gate.cfg.min_probability == 0.02 and float(weights.max()) <= 1 / 0.02 + 1e-6  # finite 1/p weights
     with pytest.raises(TypeError, match="SundewConfig"):
         Gate.from_sundew_config(object())

@@ -62,6 +62,52 @@ def test_modes_count_forward_and_backward_samples_honestly(mode):
         assert c.kept_fraction < 0.6
 
 
+def test_forward_all_fits_score_statistics_on_the_whole_batch_not_the_kept():
+    """The kept samples are the high scorers: statistics fitted on them alone drift up, so population
+    scores fall below 0.5. The scoring forward saw the whole batch; the statistics must come from it."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    cfg = from_dict(TrainConfig, {"type": "vision", "steps": 40, "batch_size": 32, "gate_mode": "forward_all"})
+    sig = SignificanceModel(SignificanceConfig(weights={"loss": 1.0, "learning_value": 0.5}))
+    value_net = [p.detach().clone() for p in sig.components["learning_value"].net.parameters()]
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # a fixed model: one fixed loss population
+    trainer = Trainer(model, ce_loss, frozen, TensorData(X, Y), cfg, significance=sig,
+                      gate=Gate(GateConfig(target_rate=0.3)), show_progress=False)  # fmt: skip
+    trainer.fit()
+    with torch.no_grad():
+        population = torch.log1p(nn.functional.cross_entropy(model(X), Y, reduction="none"))
+    stats = sig.components["loss"].stats
+    assert abs(float(stats.mean) - float(population.mean())) < 0.15 * float(population.std())
+    assert abs(float(stats.var.sqrt()) / float(population.std()) - 1) < 0.2
+    scores = stats.normalize(population)
+    assert 0.45 < float(scores.mean()) < 0.55  # was ~0.31 with kept-only statistics
+    # the gradient-norm predictor still learns, from the kept samples' measured norms
+    assert any(not torch.equal(a, b) for a, b in zip(value_net, sig.components["learning_value"].net.parameters()))
+
+
+def test_learning_value_without_a_grad_target_is_a_clear_error():
+    def no_grad_target(model, batch):
+        out = ce_loss(model, batch)
+        return out._replace(grad_target=None)
+
+    trainer = make("forward_all", steps=2, loss_fn=no_grad_target)  # make() weights name learning_value
+    with pytest.raises(ValueError, match="'learning_value' learns from per-sample gradient norms, but .* no grad_target"):
+        trainer.fit()
+
+
+@pytest.mark.parametrize(("min_keep", "world", "needle"), [
+    (0, 2, "gate.min_keep 0: must be >= 1 with 2 DDP processes"),
+    (16, 1, r"gate.min_keep 16 exceeds gate.target_rate \* batch size \(0.3 \* 32"),
+])  # fmt: skip
+def test_gate_settings_that_would_hang_or_bias_training_are_rejected(min_keep, world, needle):
+    m = nn.Linear(8, 2)
+    cfg = from_dict(TrainConfig, {"type": "vision", "steps": 1, "batch_size": 32})
+    sig = SignificanceModel(SignificanceConfig())
+    with pytest.raises(ValueError, match=needle):
+        Trainer(m, ce_loss, torch.optim.SGD(m.parameters(), 0.1), TensorData(X, Y), cfg, significance=sig,
+                gate=Gate(GateConfig(min_keep=min_keep)), world=world)  # fmt: skip
+
+
 def test_gated_training_learns():
     trainer = make("stale_scores", steps=150)
     trainer.fit()
@@ -87,6 +133,20 @@ def test_checkpoint_resume_equals_uninterrupted_run(mode, tmp_path):
     assert full.counters.backward_samples == second.counters.backward_samples
     if mode != "off":
         assert full.gate.threshold == second.gate.threshold
+
+
+def test_checkpoints_are_written_once_per_step_and_pruned_to_keep_last(tmp_path, monkeypatch):
+    from ast_robot.config import ExperimentConfig
+    from ast_robot.core import checkpoint as ckpt
+    from ast_robot.runlog import RunDir
+
+    saved, real_save = [], ckpt.save_checkpoint
+    monkeypatch.setattr(ckpt, "save_checkpoint", lambda run_dir, step, *a, **kw: saved.append(step) or real_save(run_dir, step, *a, **kw))
+    trainer = make("off", steps=12, checkpoint_every=4, keep_last=2)
+    trainer.run = RunDir(ExperimentConfig(name="k"), root=tmp_path)
+    trainer.fit()
+    assert saved == [4, 8, 12]  # the final step, a multiple of checkpoint_every, written once
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "k")] == ["ckpt-00000008", "ckpt-00000012"]
 
 
 def test_grad_accumulation_matches_one_big_batch():

@@ -182,3 +182,27 @@ def test_flash_backend_needs_flash_attn():
             layer(torch.randn(1, 16, 16))
     else:  # pragma: no cover - only where flash-attn is installed (GPU)
         pytest.skip("flash-attn installed: checked by bench/attention.py on the GPU")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_flash_layer_plans_flash_attns_token_window_for_every_backend(causal):
+    """flash-attn's window is token-level (radius window_blocks * block_size), not whole blocks: a layer
+    built for `flash` plans that window, so its `dense` reference computes the pattern flash-attn does."""
+    from ast_robot.policies.attention import SparseAttentionCore
+
+    T, bs, w = 16, 4, 1
+    core = SparseAttentionCore(8, block_size=bs, window_blocks=w, top_k_blocks=0, causal=causal, backend="flash")
+    q = torch.randn(1, 1, T, 8)
+    mask = core.plan(q, q, q)[0].dense()[0, 0]  # (T, T)
+    idx = torch.arange(T)
+    token_window = (idx.view(-1, 1) - idx.view(1, -1)).abs() <= w * bs  # flash_attn window_size=(4, 4)
+    expected = token_window & (idx.view(-1, 1) >= idx.view(1, -1)) if causal else token_window
+    assert torch.equal(mask, expected)
+    blocks = SparseAttentionCore(8, block_size=bs, window_blocks=w, top_k_blocks=0, causal=causal, backend="dense")
+    assert not torch.equal(blocks.plan(q, q, q)[0].dense()[0, 0], mask)  # block windows: another pattern
+
+
+def test_flash_override_on_a_block_window_layer_is_refused():
+    layer = SparseAttention(16, 2, block_size=4, top_k_blocks=0, backend="dense")
+    with pytest.raises(ValueError, match="backend 'flash' .* on a layer built for block windows"):
+        layer(torch.randn(1, 16, 16), backend="flash")

@@ -1,4 +1,4 @@
-"""Compiled FlexAttention on CPU against the dense reference (forward only: FlexAttention has no CPU
+"""FlexAttention on CPU against the dense reference: compiled (forward only: FlexAttention has no CPU
 backward; the GPU gradient check is recorded by bench/attention.py). Compiling costs ~30 s per shape, so
 one module-scoped fixture compiles once and every check reuses that shape."""
 
@@ -9,7 +9,6 @@ import torch
 
 from ast_robot.policies.attention import SparseAttentionCore
 
-pytestmark = pytest.mark.slow
 SHAPE = (1, 2, 100, 16)  # B, H, T (not a whole number of 16-token blocks), D
 
 
@@ -27,6 +26,7 @@ def core():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_flex_matches_dense_without_recompiling(core):
     for seed in range(3):  # new inputs -> new top-k selections -> new block masks, same compiled kernel
         torch.manual_seed(seed + 1)
@@ -38,3 +38,24 @@ def test_flex_matches_dense_without_recompiling(core):
             dense = core(q, k, v, backend="dense")
         torch.testing.assert_close(flex, dense, atol=1e-5, rtol=1e-5)
         assert 0.1 < core.plan(q, k, v)[0].block_sparsity() < 0.9  # a mask that actually skips blocks
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_mask_gives_the_plans_pattern_outside_the_compiled_kernel(causal):
+    """Whole blocks only (no global tokens, T a multiple of the block size): eager FlexAttention reads
+    the BlockMask's mask_mod, which must be the plan's mask (a no-op mask meant full attention)."""
+    import warnings
+
+    from torch.nn.attention.flex_attention import flex_attention
+
+    from ast_robot.policies.backends import build_block_mask, dense_attention
+
+    torch.manual_seed(0)
+    core = SparseAttentionCore(16, block_size=16, window_blocks=0, top_k_blocks=1, causal=causal, backend="dense")
+    q, k, v = (torch.randn(1, 2, 64, 16) for _ in range(3))
+    plan, _ = core.plan(q, k, v)
+    assert plan.block_sparsity() > 0.4  # the pattern skips blocks: full attention would differ
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "called without torch.compile()": eager on purpose
+        flex = flex_attention(q, k, v, block_mask=build_block_mask(plan, 64))
+    torch.testing.assert_close(flex, dense_attention(q, k, v, plan), atol=1e-5, rtol=1e-5)

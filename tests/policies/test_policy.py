@@ -30,6 +30,9 @@ def test_losses_shapes_and_gradients(space, policy_type, head):
     no_grad = [n for n, p in policy.named_parameters() if p.grad is None and not n.startswith("q.")]
     assert not no_grad, f"parameters without gradient: {no_grad}"
     assert policy.embed(batch).shape == (5, policy.head.out.in_features)
+    losses, h = policy(batch, per_sample=True)  # the trainers' (DDP-safe) path: one pass, both outputs
+    torch.testing.assert_close(losses, per_sample)
+    torch.testing.assert_close(h, policy.embed(batch))
 
 
 def test_short_sequences_use_full_attention_and_sparse_layers_learn(space):

@@ -102,10 +102,13 @@ def test_gated_sac_her_trains_on_reach(tmp_path, stored_scores):
     # the saved HER model loads for acting without an env (as `ast-robot eval` loads it)
     from ast_robot.envs import make_env
 
-    obs, _ = make_env(cfg.env, cfg.randomization, seed=5).reset(seed=5)
-    act = load_actor(cfg, tmp_path / "sac")
-    np.testing.assert_array_equal(act(obs), act(obs))
+    env = make_env(cfg.env, cfg.randomization, seed=5)
+    obs, _ = env.reset(seed=5)
+    other, _ = env.reset(seed=6)
+    act, fresh = load_actor(cfg, tmp_path / "sac"), load_actor(cfg, tmp_path / "sac")
     assert act(obs).shape == (4,)
+    np.testing.assert_array_equal(act(obs), fresh(obs))  # a second load acts the same: weights, not init
+    assert not np.array_equal(act(obs), act(other))  # ...and the actor reads its observation
 
 
 def test_replay_fetch_by_index_keeps_the_order_and_relabels_the_her_share(tmp_path):
