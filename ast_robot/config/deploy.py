@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from ast_robot.config.schema import doc
+from ast_robot.config.schema import _check_bounds, doc
 
 
 @dataclass
@@ -26,6 +27,12 @@ class DeployConfig:
                                      "(false: run to the timeout, e.g. to track a moving goal).")  # fmt: skip
     episodes: int = doc(10, "Episodes per deployment round.", gt=0)
 
+    def __post_init__(self) -> None:
+        # The documented bounds hold however the config was built (YAML, ROS parameters, keywords), not
+        # only through from_dict: the ROS node builds this straight from its parameters.
+        for f in dataclasses.fields(self):
+            _check_bounds(f, getattr(self, f.name), f"deploy.{f.name}")
+
 
 @dataclass
 class RobotTopics:
@@ -36,12 +43,16 @@ class RobotTopics:
                           "trajectory_msgs/JointTrajectory command topic.")  # fmt: skip
     forward_position: str = doc("/forward_position_controller/commands",
                                 "std_msgs/Float64MultiArray command topic (forward position controller).")  # fmt: skip
-    safety_mode: str = doc("/io_and_status_controller/safety_mode",
-                           "std_msgs/UInt8 safety mode, UR numbering (1 = NORMAL, 3 = PROTECTIVE_STOP).")  # fmt: skip
+    safety_mode: str = doc("/ast/safety_mode",
+                           "std_msgs/UInt8 safety mode, UR numbering (1 = NORMAL, 3 = PROTECTIVE_STOP), "
+                           "transient-local. ur_robot_driver publishes ur_dashboard_msgs/SafetyMode on "
+                           "/io_and_status_controller/safety_mode: bridge its `mode` field here (the twin "
+                           "publishes this topic itself).")  # fmt: skip
     camera: str = doc("/camera/image_raw", "sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8 or mono8).")
     instruction: str = doc("/ast/instruction", "std_msgs/String language instruction.")
     goal: str = doc("/ast/goal", "geometry_msgs/PoseStamped end-effector goal (position used, m, mounting frame = base_link).")
-    estop: str = doc("/ast/estop", "std_msgs/Bool e-stop: true holds position until false.")
+    estop: str = doc("/ast/estop", "std_msgs/Bool e-stop, transient-local (an e-stop engaged before the node "
+                                   "starts still counts): true holds position until false.")
     outcome: str = doc("/ast/outcome", "std_msgs/String: one JSON episode record per episode.")
 
 
@@ -60,4 +71,6 @@ class RobotIOConfig:
     joint_state_rate_hz: float = doc(500.0, "Rate at which the twin publishes /joint_states (Hz).", gt=0)
     camera_rate_hz: float = doc(10.0, "Rate at which the twin publishes camera images (Hz; 0 = off).", ge=0)
     camera_size: tuple[int, int] = doc((64, 64), "Twin camera image (height, width) in pixels.")
+    safety_mode_required: bool = doc(True, "Refuse to start an episode until a safety-mode message arrived "
+                                           "(fail closed; false for robots without one, e.g. FR3).")  # fmt: skip
     topics: RobotTopics = doc(factory=RobotTopics, help="Topic names.")

@@ -24,7 +24,7 @@ class _Trace:
     actions: list[np.ndarray | None] = field(default_factory=list)  # policy actions (A,), None when held
     ee: list[np.ndarray] = field(default_factory=list)  # end-effector positions (3,)
     max_speed: float = 0.0  # rad/s
-    held: int = 0
+    held: int = 0  # ticks whose command was a hold (safety or no policy action)
     success_s: float | None = None
 
 
@@ -61,8 +61,10 @@ class EpisodeTracker:
         return f"episode {self.episodes} started"
 
     def tick(self, now_s: float, q: np.ndarray | None, dq: np.ndarray | None, ee: np.ndarray | None,
-             target: np.ndarray | None, action: np.ndarray | None) -> Any:  # fmt: skip
-        """Log one control tick; returns an EpisodeRecord when the episode ends here, else None."""
+             target: np.ndarray | None, action: np.ndarray | None, held: bool | None = None) -> Any:  # fmt: skip
+        """Log one control tick; returns an EpisodeRecord when the episode ends here, else None.
+
+        ``held``: the safety filter held this tick (default: no policy action counts as held)."""
         tr = self._trace
         if tr is None or q is None or ee is None or target is None:
             return None
@@ -70,7 +72,7 @@ class EpisodeTracker:
         tr.ee.append(np.array(ee, dtype=float))
         tr.targets.append(np.array(target, dtype=float))
         tr.actions.append(None if action is None else np.array(action, dtype=float))
-        tr.held += action is None
+        tr.held += bool(action is None if held is None else held or action is None)
         if dq is not None:
             tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
         if tr.success_s is None and np.linalg.norm(ee - tr.goal) < self.success_radius:

@@ -15,7 +15,8 @@ import numpy as np
 MAX_JOINTS_IN_MESSAGE = 64  # more than any arm + hand publishes; bigger arrays are rejected unread
 IMAGE_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 MAX_IMAGE_SIDE = 4096
-FUTURE_TOLERANCE_S = 0.5  # clock skew allowed between the robot's stamps and ours
+CLOCK_SKEW_TOLERANCE_S = 0.5  # clock skew allowed between the robot's stamps and ours (either way)
+FUTURE_TOLERANCE_S = CLOCK_SKEW_TOLERANCE_S
 
 
 class Rejected(ValueError):
@@ -32,12 +33,20 @@ class JointReading:
 
 
 class JointStateChecker:
-    """Validates `/joint_states` messages for one robot and remembers the last stamp (no going back)."""
+    """Validates `/joint_states` messages for one robot and remembers the last stamp (no going back).
 
-    def __init__(self, joint_names: Sequence[str]) -> None:
+    ``max_age_s``: a stamped state older than ``now - max_age_s - CLOCK_SKEW_TOLERANCE_S`` is refused
+    (the safety watchdog's age; None: no age check). Receipt time alone would count a state recorded
+    long ago and delivered late (a replayed bag, a stalled driver's queue) as fresh.
+    """
+
+    def __init__(self, joint_names: Sequence[str], max_age_s: float | None = None) -> None:
         if not joint_names or len(set(joint_names)) != len(joint_names):
             raise ValueError(f"joint_names: expected unique names, got {list(joint_names)!r}")
+        if max_age_s is not None and not (np.isfinite(max_age_s) and max_age_s > 0):
+            raise ValueError(f"max_age_s: expected a positive age (s) or None, got {max_age_s!r}")
         self.joint_names = tuple(joint_names)
+        self.max_age_s = max_age_s
         self._last_stamp = -np.inf
 
     def check(self, names: Sequence[str], positions: Sequence[float], velocities: Sequence[float],
@@ -71,6 +80,9 @@ class JointStateChecker:
             raise Rejected(f"joint state stamp is {stamp_s - now_s:.3f} s in the future")
         if stamp_s < self._last_stamp:
             raise Rejected(f"joint state out of order: stamp {stamp_s:.6f} < last {self._last_stamp:.6f}")
+        if self.max_age_s is not None and stamp_s < now_s - self.max_age_s - CLOCK_SKEW_TOLERANCE_S:
+            raise Rejected(f"joint state too old: stamped {now_s - stamp_s:.3f} s ago, allowed "
+                           f"{self.max_age_s + CLOCK_SKEW_TOLERANCE_S:.3f} s (watchdog + clock skew)")  # fmt: skip
         self._last_stamp = stamp_s
 
     @staticmethod
@@ -91,9 +103,12 @@ def check_image(encoding: str, height: int, width: int, step: int, data: bytes |
         raise Rejected(f"image size {width}x{height} outside 1..{MAX_IMAGE_SIDE} pixels per side")
     if step < width * channels:
         raise Rejected(f"image step {step} < width*channels = {width * channels}")
-    buf = np.frombuffer(bytes(data), dtype=np.uint8)
-    if buf.size != step * height:
-        raise Rejected(f"image data has {buf.size} bytes, expected step*height = {step * height}")
+    if len(data) != step * height:  # before any copy: a hostile message may carry 64 MB
+        raise Rejected(f"image data has {len(data)} bytes, expected step*height = {step * height}")
+    try:  # bytes, bytearray, array.array('B') (rclpy's uint8[]): no copy
+        buf = np.frombuffer(data, dtype=np.uint8)
+    except TypeError:
+        buf = np.asarray(data, dtype=np.uint8).reshape(-1)
     img = buf.reshape(height, step)[:, : width * channels].reshape(height, width, channels)  # (H, W, C)
     if encoding.startswith("bgr"):
         img = img[:, :, 2::-1]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ast_robot.deploy.safety import SafetyDecision, SafetyLimits, SafetyMonitor
+from ast_robot.deploy.safety import SafetyDecision, SafetyLimits, SafetyMonitor, finite_vector
 from ast_robot.deploy.scheduler import PolicyScheduler
 
 
@@ -25,15 +25,6 @@ class Policy(Protocol):
 # (action (A,), q_ref (J,) the last command, q_measured (J,)) -> joint target (J,)
 ActionMap = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 ObsBuilder = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]  # -> (observation, tcp)
-
-
-def joint_delta_map(max_delta: float) -> ActionMap:
-    """Actions in [-1, 1] are joint position deltas scaled by ``max_delta`` (rad per tick)."""
-
-    def apply(action: np.ndarray, q: np.ndarray, _measured: np.ndarray | None = None) -> np.ndarray:
-        return q + np.clip(action[: q.size], -1.0, 1.0) * max_delta
-
-    return apply
 
 
 @dataclass(frozen=True)
@@ -68,6 +59,11 @@ class PolicyRunner:
     def limits(self) -> SafetyLimits:
         return self.safety.limits
 
+    @property
+    def velocity(self) -> np.ndarray:
+        """(J,) rad/s of the last joint state (zeros when it carried none)."""
+        return self._velocity.copy()
+
     def observe_joint_state(self, q: np.ndarray, dq: np.ndarray | None, received_s: float) -> None:
         """Feed a validated joint state (robot joint order, rad and rad/s)."""
         self.safety.observe_state(q, received_s)
@@ -99,7 +95,7 @@ class PolicyRunner:
         when the first control tick paid them. The safety monitor and the policy are left untouched.
         """
         lim = self.limits
-        q = (lim.lower + lim.upper) / 2.0 if q is None else _finite_joints(q, lim.n_joints)
+        q = (lim.lower + lim.upper) / 2.0 if q is None else finite_vector("q", q, lim.n_joints)
         self.observe(q, np.zeros_like(q), 0.0)
         self.action_map(np.zeros(max(q.size, 4)), q, q)
         self.ee_at(q)
@@ -175,13 +171,6 @@ def _reset(*parts: Any) -> None:
     for part in parts:
         if hasattr(part, "reset"):
             part.reset()
-
-
-def _finite_joints(q: Any, n: int) -> np.ndarray:
-    arr = np.asarray(q, dtype=np.float64).reshape(-1)
-    if arr.shape != (n,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"q: expected {n} finite joint positions (rad), got {arr.tolist()}")
-    return arr
 
 
 class ReachController:

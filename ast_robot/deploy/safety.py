@@ -3,13 +3,23 @@
 Pure Python + numpy, no ROS. A :class:`SafetyMonitor` keeps what it knows about the robot (last joint
 state and when it arrived, e-stop, the robot's safety mode, the last command sent) and turns any
 requested joint target into a command that is finite, inside the joint limits, at most one velocity-limited
-step from the previous command, and keeps the end effector in the workspace box, or into a *hold* of the
-previous command with the reasons why.
+step from the previous command, changes its step by at most the acceleration limit per tick, leads the
+*measured* position by at most ``lead_steps`` steps, and keeps the end effector in the workspace box, or
+into a *hold* with the reasons why.
 
-Hold triggers: e-stop engaged, the robot reports a non-normal safety mode, no joint state for more than
-``watchdog_periods`` control periods, a malformed target (wrong size, NaN/inf) or a target whose end
-effector leaves the workspace box (moving back *towards* the box is allowed, so a robot that starts
-outside it is never stuck).
+Holds, from the hardest:
+
+- e-stop engaged or the robot reports a non-normal safety mode: hold *where the arm is* (the measured
+  position, clipped to the joint limits) and forget the reference, so release restarts from rest there.
+- no joint state for more than ``watchdog_periods`` periods: repeat the last command (see
+  :meth:`SafetyMonitor.filter` for why).
+- a malformed target (wrong size, NaN/inf), a failed policy, no action: brake to a stop within the
+  acceleration limit (the command keeps inside every other limit).
+- a target whose end effector leaves the workspace box: hold the last command (moving back *towards* the
+  box is allowed, so a robot that starts outside it is never stuck).
+
+Every limit lives here. :class:`SafetyLimits` refuses limits beyond the data sheet: a speed scale outside
+(0, 1], a step faster than the data-sheet speed, a watchdog longer than :data:`MAX_WATCHDOG_S`.
 """
 
 from __future__ import annotations
@@ -22,17 +32,39 @@ import numpy as np
 
 EEFunction = Callable[[np.ndarray], np.ndarray]  # joint positions (J,) -> end-effector position (3,)
 
+# The longest a joint state may be missing before we hold (s). At the UR5e's 3.14 rad/s that is 0.31 rad
+# travelled blind; a watchdog of thousands of seconds (a typo in a parameter) is refused, not obeyed.
+MAX_WATCHDOG_S = 0.1
+# How far the command may lead the measured position, in velocity-limited steps (k * max_step per joint).
+# Closed loop with the twin (scripted reach, UR5e and FR3, 125 Hz) the arm lags the command by up to ~7
+# steps; a stalled arm (collision, payload) gets no further command than this, so resuming is never a
+# jump of more than k steps (0.1 rad on a UR5e at the default scale; forward controllers pass jumps on).
+DEFAULT_LEAD_STEPS = 8.0
+MAX_LEAD_STEPS = 50.0
+# Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
+JOINT_ACCELERATION = {
+    # Franka FR3: libfranka include/franka/rate_limiting.h, kMaxJointAcceleration (the values of Franka's
+    # "Robot and interface specifications" for FR3).
+    "fr3": (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0),
+    # UR5e: the data sheet publishes no joint acceleration limit. 5 rad/s^2 is what Universal Robots' own
+    # ur_moveit_config (Universal_Robots_ROS2_Driver, config/joint_limits.yaml) allows on every joint:
+    # conservative against the controller's own limits, and ~0.3 s from rest to the default speed scale.
+    "ur5e": (5.0,) * 6,
+}
 
-def _vector(name: str, value: Any, size: int | None = None) -> np.ndarray:
-    """A finite float64 1-D copy of ``value``; ValueError naming the field otherwise."""
+
+def finite_vector(name: str, value: Any, size: int | None = None) -> np.ndarray:
+    """A finite float64 1-D copy of ``value``; TypeError/ValueError naming the field and the problem.
+
+    The one check of joint vectors (limits, measured states, targets, warm-up joints)."""
     try:
         arr = np.array(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"{name}: expected a sequence of numbers, got {value!r}") from err
+        raise TypeError(f"{name}: expected a sequence of numbers, got {type(value).__name__}") from err
     if size is not None and arr.shape != (size,):
-        raise ValueError(f"{name}: expected {size} values, got {arr.shape[0]} ({value!r})")
+        raise ValueError(f"{name}: expected {size} values, got {arr.size}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: values must be finite, got {arr.tolist()}")
+        raise ValueError(f"{name}: values must be finite, got non-finite values at {np.flatnonzero(~np.isfinite(arr)).tolist()}")
     return arr
 
 
@@ -44,29 +76,55 @@ class SafetyLimits:
     lower: np.ndarray  # (J,) rad
     upper: np.ndarray  # (J,) rad
     max_step: np.ndarray  # (J,) rad per control period (velocity limit x speed scale x period)
+    max_velocity: np.ndarray  # (J,) rad/s, the data sheet's: max_step may not exceed max_velocity * period
+    max_acceleration: np.ndarray  # (J,) rad/s^2: bound on the change of the per-tick step
     workspace_min: np.ndarray  # (3,) m, base frame
     workspace_max: np.ndarray  # (3,) m, base frame
     period_s: float  # control period (s)
     watchdog_periods: float = 2.0  # hold when the joint state is older than this many periods
+    lead_steps: float = DEFAULT_LEAD_STEPS  # |command - measured| <= lead_steps * max_step per joint
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
         if n == 0 or len(set(self.joint_names)) != n:
             raise ValueError(f"joint_names: expected unique names, got {self.joint_names!r}")
-        for name, size in (("lower", n), ("upper", n), ("max_step", n), ("workspace_min", 3), ("workspace_max", 3)):
-            object.__setattr__(self, name, _vector(name, getattr(self, name), size))
+        per_joint = ("lower", "upper", "max_step", "max_velocity", "max_acceleration")
+        for name, size in (*((f, n) for f in per_joint), ("workspace_min", 3), ("workspace_max", 3)):
+            object.__setattr__(self, name, finite_vector(name, getattr(self, name), size))
         if np.any(self.lower >= self.upper):
             raise ValueError(f"lower/upper: every lower limit must be below its upper limit, got "
                              f"{self.lower.tolist()} / {self.upper.tolist()}")  # fmt: skip
-        if np.any(self.max_step <= 0):
-            raise ValueError(f"max_step: expected positive steps (rad/period), got {self.max_step.tolist()}")
         if np.any(self.workspace_min >= self.workspace_max):
             raise ValueError(f"workspace_min/max: expected min < max per axis, got "
                              f"{self.workspace_min.tolist()} / {self.workspace_max.tolist()}")  # fmt: skip
         if not (np.isfinite(self.period_s) and self.period_s > 0):
             raise ValueError(f"period_s: expected a positive control period (s), got {self.period_s!r}")
-        if not (np.isfinite(self.watchdog_periods) and self.watchdog_periods > 0):
-            raise ValueError(f"watchdog_periods: expected > 0, got {self.watchdog_periods!r}")
+        self._check_motion_limits()
+        if not (np.isfinite(self.watchdog_periods) and 0 < self.stale_after_s <= MAX_WATCHDOG_S):
+            raise ValueError(f"watchdog_periods: expected > 0 and at most {MAX_WATCHDOG_S} s of control periods "
+                             f"({MAX_WATCHDOG_S / self.period_s:g} at {1 / self.period_s:g} Hz), got "
+                             f"{self.watchdog_periods!r}")  # fmt: skip
+        if not (np.isfinite(self.lead_steps) and 1.0 <= self.lead_steps <= MAX_LEAD_STEPS):
+            raise ValueError(f"lead_steps: expected 1..{MAX_LEAD_STEPS:g} steps, got {self.lead_steps!r}")
+
+    def _check_motion_limits(self) -> None:
+        for name in ("max_velocity", "max_acceleration", "max_step"):
+            if np.any(getattr(self, name) <= 0):
+                raise ValueError(f"{name}: expected positive values, got {getattr(self, name).tolist()}")
+        fastest = self.max_velocity * self.period_s
+        if np.any(self.max_step > fastest * (1 + 1e-9)):
+            raise ValueError(f"max_step: {self.max_step.tolist()} rad/period exceeds the data-sheet speed x period "
+                             f"{fastest.tolist()}; allowed: 0 < max_step <= max_velocity * period_s")  # fmt: skip
+
+    @property
+    def max_step_change(self) -> np.ndarray:
+        """(J,) rad/period: the most a per-tick step may change from one tick to the next (accel x period^2)."""
+        return self.max_acceleration * self.period_s**2
+
+    @property
+    def max_lead(self) -> np.ndarray:
+        """(J,) rad: the most a command may lead the measured position."""
+        return self.lead_steps * self.max_step
 
     @property
     def n_joints(self) -> int:
@@ -79,13 +137,25 @@ class SafetyLimits:
 
     @classmethod
     def from_robot(cls, spec: Any, cfg: Any) -> SafetyLimits:
-        """Limits from a RobotSpec (data-sheet limits) and a DeployConfig (rate, speed scale, box)."""
-        period = 1.0 / cfg.control_hz
+        """Limits from a RobotSpec (data-sheet limits) and a DeployConfig (rate, speed scale, box).
+
+        ValueError for a speed scale outside (0, 1] or a robot without acceleration limits here."""
+        scale, hz = cfg.max_joint_speed_scale, cfg.control_hz
+        if not (isinstance(scale, (int, float)) and 0 < scale <= 1):
+            raise ValueError(f"max_joint_speed_scale: expected a fraction of the data-sheet speed in (0, 1], got {scale!r}")
+        if not (isinstance(hz, (int, float)) and np.isfinite(hz) and hz > 0):
+            raise ValueError(f"control_hz: expected a positive rate (Hz), got {hz!r}")
+        if spec.name not in JOINT_ACCELERATION:
+            raise ValueError(f"robot {spec.name!r}: no joint acceleration limits known; known: {sorted(JOINT_ACCELERATION)}")
+        period = 1.0 / hz
+        velocity = np.asarray(spec.velocity_limits, dtype=float)
         return cls(
             joint_names=tuple(spec.joint_names),
             lower=np.asarray(spec.joint_lower, dtype=float),
             upper=np.asarray(spec.joint_upper, dtype=float),
-            max_step=np.asarray(spec.velocity_limits, dtype=float) * cfg.max_joint_speed_scale * period,
+            max_step=velocity * scale * period,
+            max_velocity=velocity,
+            max_acceleration=np.asarray(JOINT_ACCELERATION[spec.name], dtype=float),
             workspace_min=np.asarray(cfg.workspace_min, dtype=float),
             workspace_max=np.asarray(cfg.workspace_max, dtype=float),
             period_s=period,
@@ -111,6 +181,7 @@ class _RobotState:
     safety_normal: bool = True
     safety_detail: str = ""
     last_command: np.ndarray | None = None  # (J,) last command that was sent
+    last_step: np.ndarray | None = None  # (J,) last command - the one before (None: at rest)
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -132,13 +203,16 @@ class SafetyMonitor:
     # ----- inputs -------------------------------------------------------------------------------
     def observe_state(self, positions: Sequence[float] | np.ndarray, received_s: float) -> None:
         """Record a measured joint state (robot joint order) and its monotonic receipt time (s)."""
-        q = _vector("joint_state.position", positions, self.limits.n_joints)
+        q = finite_vector("joint_state.position", positions, self.limits.n_joints)
         if not np.isfinite(received_s):
             raise ValueError(f"received_s: expected a finite time (s), got {received_s!r}")
         self._s.positions, self._s.received_s = q, float(received_s)
 
     def set_estop(self, engaged: bool) -> None:
-        """Engage (True) or release (False) the e-stop. Motion resumes from the held command."""
+        """Engage (True) or release (False) the e-stop. Either way motion restarts from rest at the
+        measured position: the arm was held where it was, not where the last command pointed."""
+        if bool(engaged) != self._s.estop:
+            self.reset_reference()
         self._s.estop = bool(engaged)
 
     def set_safety_mode(self, normal: bool, detail: str = "") -> None:
@@ -151,8 +225,9 @@ class SafetyMonitor:
         self._s.safety_normal, self._s.safety_detail = bool(normal), detail
 
     def reset_reference(self) -> None:
-        """Forget the last command: the next step limit is taken from the measured position."""
-        self._s.last_command = None
+        """Forget the last command and its velocity: the next command starts from rest at the measured
+        position (call on activation, at episode start, after any stop)."""
+        self._s.last_command, self._s.last_step = None, None
 
     # ----- queries ------------------------------------------------------------------------------
     @property
@@ -171,27 +246,41 @@ class SafetyMonitor:
 
     def hold_reasons(self, now_s: float) -> list[str]:
         """Reasons that force a hold right now, independent of the requested target."""
+        return [*self._stop_reasons(), *self._stale_reasons(now_s)]
+
+    def _stop_reasons(self) -> list[str]:
         reasons = []
         if self._s.estop:
             reasons.append("e-stop engaged")
         if not self._s.safety_normal:
             reasons.append(f"robot safety mode not normal ({self._s.safety_detail or 'unknown'})")
+        return reasons
+
+    def _stale_reasons(self, now_s: float) -> list[str]:
         age = now_s - self._s.received_s
         if self._s.positions is not None and not age <= self.limits.stale_after_s:
-            reasons.append(f"joint state stale: {age * 1e3:.1f} ms old > {self.limits.stale_after_s * 1e3:.1f} ms")
-        return reasons
+            return [f"joint state stale: {age * 1e3:.1f} ms old > {self.limits.stale_after_s * 1e3:.1f} ms"]
+        return []
 
     # ----- the filter ---------------------------------------------------------------------------
     def filter(self, target: Any, now_s: float) -> SafetyDecision:
-        """Turn a requested joint target (J,) rad into a safe command, or a hold with reasons."""
+        """Turn a requested joint target (J,) rad into a safe command, or a hold with reasons.
+
+        A stale joint state repeats the last command and does not advance: the measured value is stale
+        too, so holding "where the arm is" would command where it *was* (a reversal of up to speed x
+        watchdog), and sending nothing leaves a trajectory controller on its last point anyway. The last
+        command is at most ``max_lead`` from the last measured position, so the arm stops within that.
+        """
         if self._s.positions is None:
             return self._count(SafetyDecision(None, True, ("no joint state received yet",)))
-        reasons = self.hold_reasons(now_s)
-        candidate, problem = (None, "") if reasons else self._parse_target(target)
+        if stop := self._stop_reasons():
+            return self._count(self._hold_here(stop + self._stale_reasons(now_s)))
+        if stale := self._stale_reasons(now_s):
+            self._s.last_step = None
+            return self._count(SafetyDecision(self._reference(), True, tuple(stale)))
+        candidate, problem = self._parse_target(target)
         if problem:
-            reasons.append(problem)
-        if reasons:
-            return self._count(SafetyDecision(self._hold_position(), True, tuple(reasons)))
+            return self._count(self._brake(problem))
         return self._count(self._limit(candidate))
 
     def segment_time(self, command: np.ndarray) -> float:
@@ -205,28 +294,59 @@ class SafetyMonitor:
         return float(segment_seconds(command, self._s.positions, speed, self.limits.period_s))
 
     def hold(self, reason: str) -> SafetyDecision:
-        """A hold decision for an external reason (e.g. the policy raised). None before any state."""
+        """A hold for an external reason (e.g. the policy raised): brake to a stop within the limits (an
+        e-stop or safety stop still holds where the arm is). None before any state."""
         if self._s.positions is None:
             return self._count(SafetyDecision(None, True, ("no joint state received yet", reason)))
-        return self._count(SafetyDecision(self._hold_position(), True, (reason,)))
+        if stop := self._stop_reasons():
+            return self._count(self._hold_here([*stop, reason]))
+        return self._count(self._brake(reason))
 
     def _parse_target(self, target: Any) -> tuple[np.ndarray | None, str]:
         try:
-            arr = np.asarray(target, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            return None, f"target is not numeric ({type(target).__name__})"
-        if arr.shape != (self.limits.n_joints,):
-            return None, f"target has {arr.size} values, expected {self.limits.n_joints}"
-        if not np.all(np.isfinite(arr)):
-            return None, f"target has non-finite values at joints {np.flatnonzero(~np.isfinite(arr)).tolist()}"
-        return arr, ""
+            return finite_vector("target", target, self.limits.n_joints), ""
+        except (TypeError, ValueError) as err:
+            return None, str(err)
 
     def _reference(self) -> np.ndarray:
         ref = self._s.last_command if self._s.last_command is not None else self._s.positions
         return np.clip(ref, self.limits.lower, self.limits.upper)
 
-    def _hold_position(self) -> np.ndarray:
-        return self._reference()
+    def _hold_here(self, reasons: list[str]) -> SafetyDecision:
+        """Hold at the measured position (in the joint limits) and restart from rest there afterwards."""
+        self.reset_reference()
+        return SafetyDecision(self._reference(), True, tuple(reasons))
+
+    def _brake(self, reason: str) -> SafetyDecision:
+        """Decelerate towards a stop (no new target) within the acceleration and lead limits."""
+        ref = self._reference()
+        cmd = self._step_from(ref, np.zeros_like(ref))[0]
+        self._s.last_step = cmd - ref
+        return SafetyDecision(cmd, True, (reason,))
+
+    def _step_from(self, ref: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The command nearest ``ref + wanted`` that keeps the step, acceleration and lead limits, and
+        the reasons for each limit that changed it. The lead limit brakes early (stopping distance at
+        the acceleration limit), so the arm can stop inside it: it and the joint limits always hold;
+        the acceleration bound holds unless the measured position moves away from the command."""
+        lim = self.limits
+        change = lim.max_step_change
+        last = np.zeros_like(ref) if self._s.last_step is None else self._s.last_step
+        step = np.clip(wanted, -lim.max_step, lim.max_step)
+        reasons = ["clamped to per-step velocity limit"] if not np.array_equal(step, wanted) else []
+        # Arrive at the target without overshoot: no faster than a stop at the acceleration limit allows.
+        # (A bang-bang step with a bounded change oscillates around the target instead.)
+        arriving = np.sign(step) * np.minimum(np.abs(step), _braking_step(np.abs(wanted), change))
+        smooth = np.clip(arriving, last - change, last + change)
+        if not np.array_equal(smooth, step):
+            reasons.append("clamped to acceleration limit")
+        measured = self._s.positions
+        high = np.minimum(lim.upper, measured + lim.max_lead) - ref  # room ahead (negative: beyond it)
+        low = ref - np.maximum(lim.lower, measured - lim.max_lead)
+        bounded = np.clip(smooth, -_braking_step(low, change), _braking_step(high, change))
+        if not np.array_equal(bounded, smooth):
+            reasons.append("clamped to lead limit (command ahead of the measured position)")
+        return np.clip(ref + bounded, lim.lower, lim.upper), reasons
 
     def _limit(self, target: np.ndarray) -> SafetyDecision:
         lim, ref = self.limits, self._reference()
@@ -234,12 +354,12 @@ class SafetyMonitor:
         cmd = np.clip(target, lim.lower, lim.upper)
         if not np.array_equal(cmd, target):
             reasons.append("clamped to joint limits")
-        stepped = np.clip(cmd, ref - lim.max_step, ref + lim.max_step)
-        if not np.array_equal(stepped, cmd):
-            reasons.append("clamped to per-step velocity limit")
-        cmd = np.clip(stepped, lim.lower, lim.upper)  # ref is inside the limits, so this keeps the step bound
+        cmd, step_reasons = self._step_from(ref, cmd - ref)
+        reasons += step_reasons
         if self._leaves_workspace(cmd, ref):
+            self._s.last_step = None  # the box is a hard limit: stop at the last command
             return SafetyDecision(ref, True, ("end effector would leave the workspace box",))
+        self._s.last_step = cmd - ref
         return SafetyDecision(cmd, False, tuple(reasons), clamped=bool(reasons))
 
     def _leaves_workspace(self, cmd: np.ndarray, ref: np.ndarray) -> bool:
@@ -267,3 +387,12 @@ class SafetyMonitor:
             assert np.all(pos >= self.limits.lower) and np.all(pos <= self.limits.upper)
             self._s.last_command = pos.copy()
         return decision
+
+
+def _braking_step(room: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Largest step towards an edge ``room`` away (J,) after which a stop within it is still possible,
+    decelerating by ``change`` per tick: s + s^2 / (2 change) <= room, or the whole room when that is at
+    most one change (the next tick can stop). Negative room (already beyond the edge): step back."""
+    ahead = np.maximum(room, 0.0)
+    stopping = np.maximum(change * (np.sqrt(1.0 + 2.0 * ahead / change) - 1.0), np.minimum(ahead, change))
+    return np.where(room > 0, stopping, room)

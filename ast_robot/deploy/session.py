@@ -31,16 +31,23 @@ class TickOutput:
 
 
 class DeploymentSession:
-    """Policy runner + input checks + episodes. Times are monotonic seconds supplied by the caller."""
+    """Policy runner + input checks + episodes. Times are monotonic seconds supplied by the caller.
+
+    ``require_safety_mode`` (fail closed, the default): the robot's safety mode counts as not normal, and
+    no episode starts, until :meth:`on_safety_mode` has been called (robots without a safety-mode topic,
+    e.g. FR3 behind franka_ros2, pass False).
+    """
 
     def __init__(self, runner: PolicyRunner, joint_names: list[str], robot: str, task: str = "reach",
-                 timeout_s: float = 10.0, meta: dict[str, Any] | None = None, end_on_success: bool = True) -> None:  # fmt: skip
+                 timeout_s: float = 10.0, meta: dict[str, Any] | None = None, end_on_success: bool = True,
+                 require_safety_mode: bool = True) -> None:  # fmt: skip
         self.runner = runner
-        self.checker = JointStateChecker(joint_names)
+        self.checker = JointStateChecker(joint_names, max_age_s=runner.limits.stale_after_s)
         self.episodes = EpisodeTracker(robot, task, runner.limits.period_s, timeout_s, meta=meta,
                                        end_on_success=end_on_success)  # fmt: skip
         self.rejections: Counter[str] = Counter()
-        self._dq: np.ndarray | None = None
+        if require_safety_mode:
+            runner.safety.set_safety_mode(False, "no safety-mode message received yet")
 
     # ----- inputs: each returns None when accepted, or the rejection reason ---------------------
     def on_joint_state(self, names: list[str], positions: Any, velocities: Any, stamp_s: float,
@@ -50,7 +57,6 @@ class DeploymentSession:
             reading = self.checker.check(names, positions, velocities, stamp_s, wall_now_s)
         except (Rejected, TypeError, ValueError) as err:
             return self._reject("joint_state", err)
-        self._dq = reading.velocities
         self.runner.observe_joint_state(reading.positions, reading.velocities, now_s)
         return None
 
@@ -84,6 +90,7 @@ class DeploymentSession:
         return None
 
     def on_safety_mode(self, mode: int) -> None:
+        """The robot's safety mode, UR SafetyMode numbering (1 = NORMAL); anything else holds."""
         self.runner.safety.set_safety_mode(mode == SAFETY_MODE_NORMAL, f"safety mode {mode}")
 
     # ----- episodes and ticks -------------------------------------------------------------------
@@ -97,11 +104,14 @@ class DeploymentSession:
         self.runner.reset()
         return message
 
-    def stop_episode(self) -> Any:
-        """Stop the running episode; returns its record (or None when it had no tick)."""
+    def stop_episode(self, reason: str = "stopped") -> Any:
+        """Stop the running episode (ValueError when none runs); returns its record (None when it had no
+        tick). The next command starts from rest at the measured position."""
         q = self.runner.safety.measured
         ee = None if q is None else self.runner.ee_at(q)
-        return self.episodes.stop(q, ee)
+        record = self.episodes.stop(q, ee, reason)
+        self.runner.safety.reset_reference()
+        return record
 
     def tick(self, now_s: float) -> TickOutput:
         """One control period: policy -> safety -> command; episode bookkeeping."""
@@ -111,7 +121,7 @@ class DeploymentSession:
         result = self.runner.step(now_s)
         d = result.decision
         ee = result.ee if result.ee is not None else (None if q is None else self.runner.ee_at(q))
-        record = self.episodes.tick(now_s, q, self._dq, ee, d.positions, result.action)
+        record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held)
         return TickOutput(d.positions, d.held, d.reasons, record)
 
     def _reject(self, kind: str, err: Exception) -> str:

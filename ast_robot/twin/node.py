@@ -2,7 +2,8 @@
 
 The only module of ``ast_robot`` that imports rclpy. Publishes ``/joint_states`` at the configured rate
 (the physics is advanced to wall-clock time on every tick), camera images, and the safety mode
-(std_msgs/UInt8, UR numbering); accepts JointTrajectory and Float64MultiArray commands; offers
+(std_msgs/UInt8, UR numbering, transient-local on ``topics.safety_mode``: what a user bridges from
+ur_robot_driver's ur_dashboard_msgs/SafetyMode, so the policy node's fail-closed start sees it); accepts JointTrajectory and Float64MultiArray commands; offers
 ``/twin/reset`` and ``/twin/unlock`` (std_srvs/Trigger).
 """
 
@@ -16,7 +17,7 @@ try:
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Float64MultiArray, UInt8
     from std_srvs.srv import Trigger
@@ -42,7 +43,8 @@ class TwinNode(Node):
         t = io.topics
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_js = self.create_publisher(JointState, t.joint_states, qos)
-        self.pub_mode = self.create_publisher(UInt8, t.safety_mode, qos)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.pub_mode = self.create_publisher(UInt8, t.safety_mode, latched)  # late joiners get the current mode
         self.pub_cam = self.create_publisher(Image, t.camera, 2)
         self.create_subscription(JointTrajectory, t.trajectory, self._on_trajectory, qos)
         self.create_subscription(Float64MultiArray, t.forward_position, self._on_forward, qos)

@@ -24,16 +24,25 @@ class BadPolicy:
         return self.out
 
 
-def closed_loop(session: DeploymentSession, sim: TwinSim, ticks: int):
-    """Drive ``sim`` from ``session`` like the node would; returns (commands, records)."""
+def observe(session: DeploymentSession, sim: TwinSim) -> None:
+    """What the node hears from the robot: its joint state and its safety mode."""
+    q, dq, _ = sim.joint_state()
+    assert session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time) is None
+    session.on_safety_mode(sim.safety_mode)
+
+
+def closed_loop(session: DeploymentSession, sim: TwinSim, ticks: int, lag: list | None = None):
+    """Drive ``sim`` from ``session`` like the node would; returns (commands, records).
+    ``lag``: when given, gets max |command - measured| (rad) of every tick."""
     commands, records = [], []
     names = list(sim.joint_names)
     for _ in range(ticks):
-        q, dq, _ = sim.joint_state()
-        assert session.on_joint_state(names, q, dq, 0.0, sim.time, sim.time) is None
+        observe(session, sim)
         out = session.tick(sim.time)
         if out.command is not None:
             commands.append(out.command)
+            if lag is not None:
+                lag.append(float(np.max(np.abs(out.command - sim.joint_state()[0]))))
             sim.command_trajectory(names, [(out.command, PERIOD)])
         if out.record is not None:
             records.append(out.record)
@@ -52,10 +61,10 @@ def test_scripted_reach_succeeds_and_makes_a_valid_record(runner_and_sim):
     session = DeploymentSession(runner, list(sim.joint_names), "ur5e", timeout_s=3.0, meta={"checkpoint": "x"})
     goal = np.array([0.35, -0.1, 0.3])
     assert session.on_goal(goal) is None
-    q, dq, _ = sim.joint_state()
-    session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)
+    observe(session, sim)
     session.start_episode(sim.time)
-    commands, records = closed_loop(session, sim, 400)
+    lag: list[float] = []
+    commands, records = closed_loop(session, sim, 400, lag)
     assert len(records) == 1
     rec = records[0]
     assert rec.success and rec.final_error < 0.05 and rec.meta["end_reason"] == "success"
@@ -63,7 +72,29 @@ def test_scripted_reach_succeeds_and_makes_a_valid_record(runner_and_sim):
     assert from_json(to_json(rec)).to_dict() == rec.to_dict()
     lim = runner.limits
     assert np.all(np.abs(np.diff(commands, axis=0)) <= lim.max_step + 1e-12)
-    assert np.linalg.norm(sim.ee_position() - goal) < 0.05
+    assert np.all(np.abs(np.diff(commands, n=2, axis=0)) <= lim.max_step_change + 1e-12)
+    assert max(lag) <= lim.max_lead.max() + 1e-9 and rec.meta["held_steps"] == 0
+    # After the episode the arm stops at the last command: inside the goal ball plus at most the lead.
+    assert np.linalg.norm(sim.ee_position() - goal) < 0.07
+
+
+def test_fail_closed_until_the_safety_mode_is_known(runner_and_sim):
+    runner, sim = runner_and_sim
+    sim.reset()
+    session = DeploymentSession(runner, list(sim.joint_names), "ur5e")
+    session.on_goal([0.35, -0.1, 0.3])
+    q, dq, _ = sim.joint_state()
+    session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)
+    with pytest.raises(ValueError, match="no safety-mode message received yet"):
+        session.start_episode(sim.time)
+    session.on_safety_mode(3)  # PROTECTIVE_STOP
+    with pytest.raises(ValueError, match="safety mode 3"):
+        session.start_episode(sim.time)
+    session.on_safety_mode(1)
+    assert "started" in session.start_episode(sim.time)
+    session.stop_episode()
+    fr3_like = DeploymentSession(runner, list(sim.joint_names), "ur5e", require_safety_mode=False)
+    assert "started" in fr3_like.start_episode(sim.time)
 
 
 def test_timeout_record_and_stop(runner_and_sim):
@@ -71,8 +102,7 @@ def test_timeout_record_and_stop(runner_and_sim):
     sim.reset()
     session = DeploymentSession(runner, list(sim.joint_names), "ur5e", timeout_s=0.2)
     session.on_goal([2.0, 0.0, 0.3])  # out of reach: the episode times out
-    q, dq, _ = sim.joint_state()
-    session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)
+    observe(session, sim)
     with pytest.raises(ValueError, match="no episode is running"):
         session.stop_episode()
     session.start_episode(sim.time)
@@ -163,5 +193,5 @@ def test_warm_up_leaves_no_state_behind():
         runner.reset()
         commands.append(runner.step(0.001).decision.positions)
     np.testing.assert_array_equal(commands[0], commands[1])
-    with pytest.raises(ValueError, match="q: expected 6 finite"):
+    with pytest.raises(ValueError, match="q: expected 6 values"):
         warm.warm_up([0.0, np.nan])

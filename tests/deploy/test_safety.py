@@ -8,24 +8,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ast_robot.deploy.safety import SafetyLimits, SafetyMonitor
+from ast_robot.config import DeployConfig
+from ast_robot.config.errors import ConfigError
+from ast_robot.deploy.safety import MAX_WATCHDOG_S, SafetyLimits, SafetyMonitor
+from ast_robot.envs.robots import get_robot
 
 J = 6
 PERIOD = 1 / 125
 LOWER = np.array([-6.28, -6.28, -3.14, -6.28, -6.28, -6.28])
 UPPER = -LOWER
-STEP = np.full(J, np.pi) * 0.5 * PERIOD
+VELOCITY = np.full(J, np.pi)  # rad/s, UR5e data sheet
+STEP = VELOCITY * 0.5 * PERIOD
+ACCEL = np.full(J, 5.0)  # rad/s^2
+CHANGE = ACCEL * PERIOD**2  # most a step may change per tick (rad)
+INSTANT = 1e9  # an acceleration limit that never binds (tests of the other limits)
 
 
 def make_limits(**kw) -> SafetyLimits:
     args = dict(joint_names=tuple(f"j{i}" for i in range(J)), lower=LOWER, upper=UPPER, max_step=STEP,
+                max_velocity=VELOCITY, max_acceleration=ACCEL,
                 workspace_min=(-0.5, -0.5, 0.0), workspace_max=(0.5, 0.5, 1.0), period_s=PERIOD)
     args.update(kw)
     return SafetyLimits(**args)
 
 
-def fresh_monitor(q=None, ee=None) -> SafetyMonitor:
-    mon = SafetyMonitor(make_limits(), ee_position=ee)
+def fresh_monitor(q=None, ee=None, **limits) -> SafetyMonitor:
+    mon = SafetyMonitor(make_limits(**limits), ee_position=ee)
     mon.observe_state(np.zeros(J) if q is None else q, received_s=0.0)
     return mon
 
@@ -63,7 +71,7 @@ def test_hostile_targets_never_produce_unsafe_commands(targets):
 
 def test_valid_target_passes_unchanged():
     mon = fresh_monitor()
-    target = STEP * 0.5
+    target = CHANGE * 0.5  # from rest, within the acceleration limit
     decision = mon.filter(target, now_s=0.001)
     assert not decision.held and not decision.clamped and decision.reasons == ()
     np.testing.assert_array_equal(decision.positions, target)
@@ -75,7 +83,7 @@ def test_far_target_is_step_limited_and_joint_limited():
     assert decision.clamped and not decision.held
     assert "clamped to joint limits" in decision.reasons
     np.testing.assert_array_equal(decision.positions, UPPER)
-    mon2 = fresh_monitor()
+    mon2 = fresh_monitor(max_acceleration=np.full(J, INSTANT))
     d2 = mon2.filter(np.full(J, 1.0), now_s=0.001)
     np.testing.assert_allclose(d2.positions, STEP)
     assert "clamped to per-step velocity limit" in d2.reasons
@@ -123,7 +131,7 @@ def test_workspace_box_blocks_leaving_but_allows_returning():
     def ee(q):  # a toy arm: the end effector sits at the first three joint values
         return np.asarray(q[:3], dtype=float)
 
-    mon = fresh_monitor(q=np.array([0.5 - 1e-3, 0, 0.5, 0, 0, 0]), ee=ee)
+    mon = fresh_monitor(q=np.array([0.5 - 1e-3, 0, 0.5, 0, 0, 0]), ee=ee, max_acceleration=np.full(J, INSTANT))
     out = mon.filter(np.array([0.6, 0, 0.5, 0, 0, 0]), now_s=0.001)
     assert out.held and "workspace" in out.reasons[0]
     outside = fresh_monitor(q=np.array([0.7, 0, 0.5, 0, 0, 0]), ee=ee)
@@ -138,6 +146,13 @@ def test_workspace_box_blocks_leaving_but_allows_returning():
     ("workspace_min", (0.0, 0.0, 2.0), "workspace_min/max"),
     ("period_s", -1.0, "period_s"),
     ("upper", [np.nan] * J, "finite"),
+    ("max_step", VELOCITY * PERIOD * 5.0, "exceeds the data-sheet speed"),  # speed scale 5
+    ("max_acceleration", -ACCEL, "max_acceleration"),
+    ("watchdog_periods", 1e6, "watchdog_periods: expected > 0 and at most"),
+    ("watchdog_periods", MAX_WATCHDOG_S / PERIOD * 1.01, "at most"),
+    ("watchdog_periods", np.nan, "watchdog_periods"),
+    ("lead_steps", 0.5, "lead_steps"),
+    ("lead_steps", 1e6, "lead_steps"),
 ])  # fmt: skip
 def test_bad_limits_name_the_field(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -158,3 +173,111 @@ def test_segment_time_keeps_the_speed_from_the_measured_position():
     far = np.zeros(J)
     far[0] = 10 * STEP[0]  # the robot lags ten steps behind this command
     assert mon.segment_time(far) == pytest.approx(10 * PERIOD)
+
+
+@pytest.mark.parametrize("field,value", [("max_joint_speed_scale", 5.0), ("max_joint_speed_scale", 0.0),
+                                         ("max_joint_speed_scale", float("nan")), ("watchdog_periods", -1.0),
+                                         ("control_hz", 0.0), ("episode_timeout_s", float("inf") * 0 )])  # fmt: skip
+def test_deploy_config_enforces_its_documented_bounds_however_built(field, value):
+    with pytest.raises(ConfigError, match=f"deploy.{field}"):
+        DeployConfig(**{field: value})  # keywords, as the ROS node builds it: no from_dict involved
+
+
+def test_from_robot_refuses_limits_beyond_the_data_sheet():
+    class Hostile:  # a config that skipped DeployConfig's checks (duck-typed, e.g. a namespace)
+        control_hz, max_joint_speed_scale, watchdog_periods = 125.0, 5.0, 2.0
+        workspace_min, workspace_max = (-0.9, -0.9, 0.0), (0.9, 0.9, 1.2)
+
+    with pytest.raises(ValueError, match=r"max_joint_speed_scale: expected .* \(0, 1\], got 5.0"):
+        SafetyLimits.from_robot(get_robot("ur5e"), Hostile())
+    Hostile.max_joint_speed_scale, Hostile.watchdog_periods = 1.0, 1e6  # 8000 s of blind motion
+    with pytest.raises(ValueError, match="watchdog_periods"):
+        SafetyLimits.from_robot(get_robot("ur5e"), Hostile())
+    Hostile.watchdog_periods = 2.0
+    lim = SafetyLimits.from_robot(get_robot("fr3"), Hostile())
+    np.testing.assert_allclose(lim.max_step / PERIOD, get_robot("fr3").velocity_limits)  # scale 1: the data sheet
+    np.testing.assert_allclose(lim.max_acceleration, [15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0])
+
+
+lags = st.lists(st.floats(0.0, 1.0), min_size=30, max_size=120)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lags, st.lists(st.floats(-7.0, 7.0), min_size=J, max_size=J), st.integers(0, 2**31 - 1))
+def test_lagging_arm_bounds_lead_and_acceleration(lag, far, seed):
+    """The arm follows a fraction (0: stalled .. 1: ideal servo) of the way to each command; targets jump
+    around far away. Every command stays within max_lead of the measured position, in the joint limits,
+    and changes its step by at most the acceleration limit."""
+    rng = np.random.default_rng(seed)
+    mon = fresh_monitor()
+    lim = mon.limits
+    q, prev_cmd, prev_step = np.zeros(J), np.zeros(J), np.zeros(J)
+    for k, alpha in enumerate(lag):
+        mon.observe_state(q, received_s=k * PERIOD)
+        target = np.asarray(far) if rng.random() < 0.7 else rng.uniform(LOWER, UPPER)
+        cmd = mon.filter(target, now_s=k * PERIOD + 1e-4).positions
+        step = cmd - prev_cmd
+        assert np.all(np.abs(cmd - q) <= lim.max_lead + 1e-12), (k, np.abs(cmd - q).max())
+        assert np.all(np.abs(step) <= STEP + 1e-12)
+        assert np.all(np.abs(step - prev_step) <= CHANGE + 1e-12), (k, np.abs(step - prev_step).max())
+        assert np.all(cmd >= LOWER) and np.all(cmd <= UPPER)
+        q = q + alpha * (cmd - q)  # the arm lags behind (stalls at alpha = 0)
+        prev_cmd, prev_step = cmd, step
+
+
+def test_stalled_arm_is_not_led_beyond_the_lead_limit():
+    mon = fresh_monitor()
+    for k in range(250):  # 2 s of a far target while the arm does not move
+        mon.observe_state(np.zeros(J), received_s=k * PERIOD)
+        out = mon.filter(np.full(J, 3.0), now_s=k * PERIOD + 1e-4)
+    np.testing.assert_allclose(out.positions, mon.limits.max_lead, rtol=1e-6)  # 0.1 rad, not 2.8
+    assert "clamped to lead limit (command ahead of the measured position)" in out.reasons
+
+
+def moving_monitor(ticks: int = 40) -> tuple[SafetyMonitor, np.ndarray]:
+    """A monitor whose commands run ahead of an arm that lags by a tick (returns it and the last command)."""
+    mon = fresh_monitor()
+    q = np.zeros(J)
+    for k in range(ticks):
+        mon.observe_state(q, received_s=k * PERIOD)
+        cmd = mon.filter(np.full(J, 1.0), now_s=k * PERIOD + 1e-4).positions
+        q = 0.5 * (q + cmd)
+    mon.observe_state(q, received_s=ticks * PERIOD)
+    return mon, cmd
+
+
+@pytest.mark.parametrize("stop", ["estop", "safety"])
+def test_stop_holds_where_the_arm_is_and_restarts_from_rest(stop):
+    mon, last_cmd = moving_monitor()
+    measured = mon.measured
+    assert np.all(last_cmd > measured + 1e-3)  # the command leads the arm
+    (mon.set_estop(True) if stop == "estop" else mon.set_safety_mode(False, "PROTECTIVE_STOP"))
+    now = 40 * PERIOD + 1e-4
+    for _ in range(3):
+        held = mon.filter(np.full(J, 1.0), now_s=now)
+        assert held.held
+        np.testing.assert_array_equal(held.positions, measured)  # not the last command
+    (mon.set_estop(False) if stop == "estop" else mon.set_safety_mode(True))
+    resumed = mon.filter(np.full(J, 1.0), now_s=now + 1e-3)
+    assert not resumed.held
+    assert np.all(np.abs(resumed.positions - measured) <= CHANGE + 1e-12)  # from rest, at the measured position
+
+
+def test_stale_state_repeats_the_last_command():
+    mon, last_cmd = moving_monitor()
+    stale = mon.filter(np.full(J, 1.0), now_s=40 * PERIOD + 3 * PERIOD)
+    assert stale.held and "joint state stale" in stale.reasons[0]
+    np.testing.assert_array_equal(stale.positions, last_cmd)
+
+
+def test_soft_hold_brakes_within_the_acceleration_limit():
+    mon, last_cmd = moving_monitor()
+    prev, prev_step = last_cmd, None
+    for _ in range(40):
+        out = mon.filter([np.nan] * J, now_s=40 * PERIOD + 1e-4)
+        step = out.positions - prev
+        assert out.held and "finite" in out.reasons[0]
+        if prev_step is not None:
+            assert np.all(np.abs(step - prev_step) <= CHANGE + 1e-12)
+        prev, prev_step = out.positions, step
+    np.testing.assert_allclose(prev_step, 0.0, atol=1e-15)  # stopped

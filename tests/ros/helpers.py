@@ -24,6 +24,7 @@ LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durabili
 UR5E_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint",
                "wrist_3_joint"]  # fmt: skip
 TRAJ_TOPIC = "/scaled_joint_trajectory_controller/joint_trajectory"
+SAFETY_TOPIC = "/ast/safety_mode"  # std_msgs/UInt8 bridged from the driver's ur_dashboard_msgs/SafetyMode
 
 
 class Proc:

@@ -8,10 +8,20 @@ from typing import Any
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
+from std_msgs.msg import UInt8
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from tests.ros.helpers import RELIABLE, TRAJ_TOPIC, UR5E_JOINTS, call, spin_for, wait_until
+from tests.ros.helpers import (
+    LATCHED,
+    RELIABLE,
+    SAFETY_TOPIC,
+    TRAJ_TOPIC,
+    UR5E_JOINTS,
+    call,
+    spin_for,
+    wait_until,
+)
 
 HOME = np.array([-0.3006, -1.6927, 1.9236, -1.8017, -1.571, -1.8712])
 
@@ -19,13 +29,18 @@ HOME = np.array([-0.3006, -1.6927, 1.9236, -1.8017, -1.571, -1.8712])
 class RobotDouble:
     """Publishes /joint_states from ``q`` and records every command with its receipt time."""
 
-    def __init__(self, node: Any, streaming: bool = True) -> None:
-        """``streaming=False``: publish no joint states (a real robot, e.g. the twin, already does)."""
+    def __init__(self, node: Any, streaming: bool = True, safety_mode: int | None = 1) -> None:
+        """``streaming=False``: publish no joint states or safety mode (a real robot, e.g. the twin, already
+        does). Streaming, it publishes the bridged safety mode NORMAL once, transient-local, as a bridge
+        from ur_robot_driver would."""
         self.node, self.q, self.follow, self.auto = node, HOME.copy(), streaming, streaming
         node.create_timer(1 / 250, lambda: self.auto and self.state())  # a driver streams while we spin
         self.commands: list[tuple[float, np.ndarray]] = []
         self.pub_js = node.create_publisher(JointState, "/joint_states", RELIABLE)
         self.pub_goal = node.create_publisher(PoseStamped, "/ast/goal", RELIABLE)
+        if streaming and safety_mode is not None:
+            self.pub_mode = node.create_publisher(UInt8, SAFETY_TOPIC, LATCHED)
+            self.pub_mode.publish(UInt8(data=safety_mode))  # 1 = NORMAL; late joiners get it (transient-local)
         node.create_subscription(JointTrajectory, TRAJ_TOPIC, self._on_cmd, RELIABLE)
         self.start = node.create_client(Trigger, "/ast/start_episode")
         self.stop = node.create_client(Trigger, "/ast/stop_episode")
@@ -48,8 +63,9 @@ class RobotDouble:
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int((t % 1) * 1e9)
         self.pub_js.publish(msg)
 
-    def goal(self, xyz: tuple[float, float, float]) -> None:
+    def goal(self, xyz: tuple[float, float, float], frame: str = "base_link") -> None:
         msg = PoseStamped()
+        msg.header.frame_id = frame
         msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in xyz)
         self.pub_goal.publish(msg)
 

@@ -13,7 +13,7 @@ from ast_robot.cli import main
     (["deploy", "scripted:reach", "--set", "control_hz=-5"], "control_hz"),
     (["deploy", "scripted:reach", "--set", "contrl_hz=5"], "did you mean 'control_hz'"),
     (["twin", "--hidden", "/no/such.yaml"], "does not exist"),
-    (["twin", "--rate", "-1"], "positive rate"),
+    (["twin", "--rate", "-1"], "--rate: expected a /joint_states rate > 0"),
     (["record", "--out", "."], "exists already"),
 ])  # fmt: skip
 def test_bad_input_exits_2_with_a_clear_line(argv, needle, capsys):

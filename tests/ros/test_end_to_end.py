@@ -114,6 +114,7 @@ def train_tiny_checkpoint(out_dir) -> str:
         session.on_goal(rng.uniform([0.3, -0.25, 0.1], [0.55, 0.25, 0.4]))
         q, dq, _ = sim.joint_state()
         session.on_joint_state(list(sim.joint_names), q, dq, 0.0, 0.0, 0.0)
+        session.on_safety_mode(sim.safety_mode)
         session.start_episode(0.0)
         closed_loop(session, sim, 130)
     obs0 = teacher.samples[0][0]

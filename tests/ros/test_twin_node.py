@@ -11,7 +11,17 @@ from std_msgs.msg import Float64MultiArray, UInt8
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from tests.ros.helpers import RELIABLE, TRAJ_TOPIC, UR5E_JOINTS, Proc, call, spin_for, wait_until
+from tests.ros.helpers import (
+    LATCHED,
+    RELIABLE,
+    SAFETY_TOPIC,
+    TRAJ_TOPIC,
+    UR5E_JOINTS,
+    Proc,
+    call,
+    spin_for,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +37,7 @@ def test_twin_speaks_the_driver_topics(probe, tmp_path):
     images: list[Image] = []
     try:
         probe.create_subscription(JointState, "/joint_states", lambda m: states.append((time.monotonic(), m)), RELIABLE)
-        probe.create_subscription(UInt8, "/io_and_status_controller/safety_mode", lambda m: modes.append(m.data), RELIABLE)
+        probe.create_subscription(UInt8, SAFETY_TOPIC, lambda m: modes.append(m.data), LATCHED)  # as the node does
         probe.create_subscription(Image, "/camera/image_raw", images.append, 2)
         pub_traj = probe.create_publisher(JointTrajectory, TRAJ_TOPIC, RELIABLE)
         pub_fwd = probe.create_publisher(Float64MultiArray, "/forward_position_controller/commands", RELIABLE)

@@ -73,7 +73,7 @@ class EpisodeDriver(Node):
         if self.reset is not None and not self.call(self.reset).success:
             raise RuntimeError("the twin refused to reset")
         msg = PoseStamped()
-        msg.header.frame_id = "base"
+        msg.header.frame_id = "base_link"  # the policy node's goal frame (UR's "base" is turned 180 deg)
         msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in goal)
         msg.pose.orientation.w = 1.0
         self.goal_pub.publish(msg)

@@ -1,11 +1,15 @@
 """The policy node: a lifecycle node over :class:`ast_robot.deploy.session.DeploymentSession`.
 
-configure: load the checkpoint, create subscriptions, publishers and services.
-activate: start the control timer. deactivate: stop it. cleanup: drop everything.
+configure: load the checkpoint, create subscriptions, (lifecycle) publishers and services.
+activate: start the control timer from rest at the measured position. deactivate: stop it and end a
+running episode (end_reason "deactivated"). cleanup: the same, then drop everything.
 
-Subscribes joint states, camera, instruction, goal (PoseStamped), e-stop (Bool) and the robot's safety
-mode (UInt8); publishes a JointTrajectory or Float64MultiArray command per control tick during an
-episode and one JSON outcome record per episode (std_msgs/String on ``/ast/outcome``). Services
+Subscribes joint states, camera, instruction, goal (PoseStamped in ``base_link``), e-stop (Bool) and the
+robot's safety mode (UInt8, UR numbering, bridged from ur_robot_driver: see ``RobotTopics.safety_mode``);
+e-stop and safety mode are transient-local, so a state set before the node started still counts. With
+``safety_mode_required`` (UR5e) no episode starts before a safety-mode message arrived. Publishes a
+JointTrajectory or Float64MultiArray command per control tick during an episode and one JSON outcome
+record per episode (std_msgs/String on ``/ast/outcome``), only while active. Services
 ``/ast/start_episode`` and ``/ast/stop_episode`` (std_srvs/Trigger).
 """
 
@@ -35,6 +39,13 @@ JOINT_STATES = QoSProfile(depth=16, reliability=ReliabilityPolicy.RELIABLE)
 PARAMETERS = ("checkpoint", "robot", "control_hz", "episode_timeout_s", "end_on_success", "max_joint_speed_scale", "watchdog_periods",
               "workspace_min", "workspace_max")  # fmt: skip
 LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Safety inputs: the latest value counts, including one published before this node started (e-stop pressed
+# first; ur_robot_driver's io_and_status_controller publishes the safety mode only on change). A transient-
+# local subscription gets that history but matches only transient-local publishers, so each safety topic
+# also has a volatile one: an e-stop from a volatile publisher (a script, a panel) must never go unseen.
+SAFETY_STATE = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+SAFETY_LIVE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+GOAL_FRAMES = ("", "base_link")  # goals are in the mounting frame; UR's "base" is base_link turned 180 deg
 
 
 class TakenByTick(CallbackGroup):
@@ -77,6 +88,7 @@ class PolicyNode(LifecycleNode):
         self._timer: Any = None
         self._handles: list[Any] = []
         self._last_receipt = 0.0
+        self._active = False  # commands and outcomes go out only while active
 
     # ----- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -88,16 +100,17 @@ class PolicyNode(LifecycleNode):
         self.session.runner.warm_up()  # first-call costs (numba IK, imports) here, not in the first tick
         frozen = freeze_heap()  # start-up objects out of the garbage collector's full passes
         t = self.io.topics
-        self.pub_cmd = (self.create_publisher(JointTrajectory, t.trajectory, RELIABLE)
+        self.pub_cmd = (self.create_lifecycle_publisher(JointTrajectory, t.trajectory, RELIABLE)
                         if self.io.command_interface == "trajectory"
-                        else self.create_publisher(Float64MultiArray, t.forward_position, RELIABLE))  # fmt: skip
-        self.pub_outcome = self.create_publisher(String, t.outcome, LATCHED)
-        subs = [(Image, t.camera, self._on_image), (String, t.instruction, self._on_instruction),
-                (PoseStamped, t.goal, self._on_goal), (Bool, t.estop, self._on_estop),
-                (UInt8, t.safety_mode, self._on_safety_mode)]  # fmt: skip
+                        else self.create_lifecycle_publisher(Float64MultiArray, t.forward_position, RELIABLE))  # fmt: skip
+        self.pub_outcome = self.create_lifecycle_publisher(String, t.outcome, LATCHED)
+        subs = [(Image, t.camera, self._on_image, RELIABLE), (String, t.instruction, self._on_instruction, RELIABLE),
+                (PoseStamped, t.goal, self._on_goal, RELIABLE)]  # fmt: skip
+        for qos in (SAFETY_STATE, SAFETY_LIVE):  # both: see SAFETY_LIVE
+            subs += [(Bool, t.estop, self._on_estop, qos), (UInt8, t.safety_mode, self._on_safety_mode, qos)]
         self._joint_states = self.create_subscription(JointState, t.joint_states, lambda _msg: None, JOINT_STATES,
                                                       callback_group=TakenByTick())  # fmt: skip
-        self._handles = [self._joint_states, *(self.create_subscription(m, topic, cb, RELIABLE) for m, topic, cb in subs)]
+        self._handles = [self._joint_states, *(self.create_subscription(m, topic, cb, qos) for m, topic, cb, qos in subs)]
         self._handles += [self.create_service(Trigger, "/ast/start_episode", self._on_start),
                           self.create_service(Trigger, "/ast/stop_episode", self._on_stop)]  # fmt: skip
         self.get_logger().info(f"configured: {self.io.robot}, {self.io.command_interface} on "
@@ -105,28 +118,43 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.session.runner.safety.reset_reference()  # start from rest where the arm is, not a stale command
         self._timer = self.create_timer(self.period, self._tick)
-        return super().on_activate(state)
+        result = super().on_activate(state)
+        self._active = True
+        return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        self._stop_control("deactivated")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._stop_control("cleanup")
         for handle in self._handles:
             (self.destroy_service if hasattr(handle, "srv_type") else self.destroy_subscription)(handle)
         self.destroy_publisher(self.pub_cmd)
         self.destroy_publisher(self.pub_outcome)
+        self.session.runner.scheduler.close()
         self._handles, self.session = [], None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_control("shutdown")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_control(self, reason: str) -> None:
+        """Stop the control timer; end a running episode (its record is published while we still may)."""
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        return TransitionCallbackReturn.SUCCESS
+        if self.session is not None and self.session.episodes.active:
+            record = self.session.stop_episode(reason)
+            if record is not None and self._active:
+                self._publish_outcome(record)
+            self.get_logger().warning(f"episode ended: node {reason}")
+        if self.session is not None:
+            self.session.runner.safety.reset_reference()
+        self._active = False
 
     def destroy_node(self) -> None:
         if self.session is not None:
@@ -146,19 +174,22 @@ class PolicyNode(LifecycleNode):
         from ast_robot.deploy.session import DeploymentSession
 
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if not str(p["checkpoint"]).strip():
+            raise ValueError("parameter 'checkpoint' is empty: set it to a checkpoint directory or 'scripted:reach'")
         io = load_robot_io(p["robot"])
+        # DeployConfig checks its documented bounds and SafetyLimits the data-sheet ones (ConfigError /
+        # ValueError -> configure fails): parameters are as untrusted as YAML.
         cfg = DeployConfig(robot=io.robot, control_hz=p["control_hz"], command_interface=io.command_interface,
                            max_joint_speed_scale=p["max_joint_speed_scale"], watchdog_periods=p["watchdog_periods"],
                            workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
                            episode_timeout_s=p["episode_timeout_s"], end_on_success=p["end_on_success"])  # fmt: skip
-        if not cfg.control_hz > 0 or not cfg.episode_timeout_s > 0:
-            raise ValueError(f"control_hz and episode_timeout_s must be > 0, got {cfg.control_hz}, {cfg.episode_timeout_s}")
         runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg)
         self.period = 1.0 / cfg.control_hz
         meta = {"checkpoint": str(p["checkpoint"]), "control_hz": cfg.control_hz,  # how commands reached the arm:
                 "command_interface": cfg.command_interface, "max_joint_speed_scale": cfg.max_joint_speed_scale}
         session = DeploymentSession(runner, io.joint_names, io.robot, timeout_s=cfg.episode_timeout_s, meta=meta,
-                                    end_on_success=cfg.end_on_success)  # fmt: skip
+                                    end_on_success=cfg.end_on_success,
+                                    require_safety_mode=io.safety_mode_required)  # fmt: skip
         return session, io
 
     # ----- inputs -------------------------------------------------------------------------------
@@ -190,18 +221,23 @@ class PolicyNode(LifecycleNode):
             self.get_logger().warning(reason)
 
     def _on_image(self, msg: Image) -> None:
-        self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data)))
+        self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, msg.data))  # no copy
 
     def _on_instruction(self, msg: String) -> None:
         self._warn(self.session.on_instruction(msg.data))
 
     def _on_goal(self, msg: PoseStamped) -> None:
+        if msg.header.frame_id not in GOAL_FRAMES:
+            self.session.rejections["goal"] += 1
+            self._warn(f"goal rejected: frame_id {msg.header.frame_id!r}; goals must be in base_link "
+                       f"(allowed: {list(GOAL_FRAMES)}; UR's 'base' is base_link turned 180 deg about z)")  # fmt: skip
+            return
         p = msg.pose.position
         self._warn(self.session.on_goal((p.x, p.y, p.z)))
 
     def _on_estop(self, msg: Bool) -> None:
         hold = self.session.on_estop(msg.data, time.monotonic())
-        if hold is not None:
+        if hold is not None and self._active:
             self._publish(hold)
         self.get_logger().warning(f"e-stop {'ENGAGED: holding' if msg.data else 'released'}")
 
@@ -235,6 +271,7 @@ class PolicyNode(LifecycleNode):
             self.pub_cmd.publish(forward_command(positions))
 
     def _publish_outcome(self, record: Any) -> None:
+        """Publish one episode record (callers make sure the node is active)."""
         from ast_robot.gap.outcomes import to_json
 
         self.pub_outcome.publish(String(data=to_json(record)))
@@ -242,6 +279,9 @@ class PolicyNode(LifecycleNode):
                                f"final_error={record.final_error:.3f} m ({record.meta.get('end_reason')})")  # fmt: skip
 
     def _on_start(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        if not self._active:
+            res.message, res.success = "node is not active: activate it before starting an episode", False
+            return res
         try:
             res.message, res.success = self.session.start_episode(time.monotonic()), True
         except ValueError as err:
@@ -254,7 +294,7 @@ class PolicyNode(LifecycleNode):
         except ValueError as err:
             res.message, res.success = str(err), False
             return res
-        if record is not None:
+        if record is not None and self._active:
             self._publish_outcome(record)
         res.message, res.success = "episode stopped", True
         return res

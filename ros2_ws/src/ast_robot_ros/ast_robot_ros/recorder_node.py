@@ -22,11 +22,12 @@ class RecorderNode(Node):
     """Subscribes each topic of ``topics`` (topic -> 'pkg/msg/Type') with raw=True and writes the bytes."""
 
     def __init__(self, out: str, topics: dict[str, str], storage: str = "mcap", name: str = "ast_recorder") -> None:
+        for topic, msgtype in topics.items():  # before the bag folder exists: a refusal leaves nothing behind
+            if msgtype not in _TYPES:
+                raise ValueError(f"topics[{topic!r}]: the recorder handles {sorted(_TYPES)}, not {msgtype!r}")
         super().__init__(name)
         self.bag = BagWriter(out, topics, storage)
         for topic, msgtype in topics.items():
-            if msgtype not in _TYPES:
-                raise ValueError(f"topics[{topic!r}]: the recorder handles {sorted(_TYPES)}, not {msgtype!r}")
             latched = msgtype == "std_msgs/msg/String"  # outcomes are published transient-local
             qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)  # fmt: skip
