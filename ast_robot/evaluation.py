@@ -75,7 +75,7 @@ def _record(base: Any, seed: int, info: dict[str, Any], actions: list, q: list, 
     path = float(np.linalg.norm(np.diff(np.asarray(ee), axis=0), axis=1).sum())
     return EpisodeRecord(
         robot=base.robot.name, task=base.task, seed=int(seed), source="sim", success=success,
-        final_error=float(info["distance"]), time_to_success=(first_success or base.control_dt) if success else None,
+        final_error=float(info["distance"]), time_to_success=first_success if success else None,  # set: success is the last step's
         path_length=path, max_joint_velocity=max_qvel, control_dt=float(base.control_dt),
         actions=np.asarray(actions), joint_positions=np.asarray(q), joint_targets=np.asarray(targets),
         contact=contact, randomization=dict(info["dr"]), meta=meta,
@@ -90,11 +90,13 @@ def evaluate(env: Any, act: ActFn, episodes: int, seed: int = 0, meta: dict[str,
     records = [rollout(env, act, seed + i, meta, reset=reset) for i in range(episodes)]
     wins = sum(r.success for r in records)
     interval = wilson_interval(wins, len(records), confidence)
-    return EvalResult(records, wins / len(records), (interval.low, interval.high), success_by_parameter(records))
+    return EvalResult(records, wins / len(records), (interval.low, interval.high), success_by_parameter(records, confidence=confidence))
 
 
-def success_by_parameter(records: list[EpisodeRecord], bins: int = 3) -> dict[str, list[dict[str, float]]]:
-    """For each randomized parameter: success rate per value (discrete ones) or per equal-count bin."""
+def success_by_parameter(records: list[EpisodeRecord], bins: int = 3,
+                         confidence: float = 0.95) -> dict[str, list[dict[str, float]]]:  # fmt: skip
+    """For each randomized parameter: success rate with its Wilson interval per value (discrete ones) or
+    per equal-count bin."""
     names = sorted({k for r in records for k in r.randomization})
     wins = np.array([r.success for r in records], dtype=float)
     out: dict[str, list[dict[str, float]]] = {}
@@ -110,9 +112,15 @@ def success_by_parameter(records: list[EpisodeRecord], bins: int = 3) -> dict[st
             edges = np.quantile(values[ok], np.linspace(0, 1, bins + 1))
             which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
             groups = [(edges[b], edges[b + 1], ok & (which == b)) for b in range(bins)]
-        out[name] = [{"low": float(lo), "high": float(hi), "episodes": int(m.sum()), "success_rate": float(wins[m].mean())}
-                     for lo, hi, m in groups if m.any()]  # fmt: skip
+        out[name] = [_bin(lo, hi, wins[m], confidence) for lo, hi, m in groups if m.any()]
     return out
+
+
+def _bin(low: float, high: float, wins: np.ndarray, confidence: float) -> dict[str, float]:
+    """One bin: its value range, episodes, success rate and the rate's Wilson interval (bins are small)."""
+    ci = wilson_interval(int(wins.sum()), wins.size, confidence)
+    return {"low": float(low), "high": float(high), "episodes": int(wins.size), "success_rate": ci.value,
+            "success_low": ci.low, "success_high": ci.high}  # fmt: skip
 
 
 def save_video(env: Any, act: ActFn, seeds: list[int], path: str | Path, fps: int = 12,

@@ -5,6 +5,7 @@ A crash part-way leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -27,6 +28,20 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def default_mode(directory: bool = False) -> int:
+    """The mode a new file (0666) or folder (0777) gets from ``open``/``mkdir`` under the current umask;
+    ``tempfile`` creates 0600 files and 0700 folders, which would hide results from other users."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+@functools.cache
+def _umask() -> int:
+    """Read once per process: reading it means setting it, which would race other threads' file creation."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(fh)`` on a temporary file beside ``path`` and rename it into place."""
     path = Path(path)
@@ -36,6 +51,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
+            os.chmod(tmp, default_mode())  # mkstemp makes it 0600; a plain open() would give 0666 - umask
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -40,6 +40,7 @@ class RoundResult:
     retuned_config: Path | None
     estimate: dict[str, float] = dataclasses.field(default_factory=dict)  # fitted parameters (sysid)
     train_samples: float = 0.0  # samples this round's training forwarded (the core trainer's count)
+    note: str = ""  # why no retuned config was written, when none was
 
     def line(self) -> str:
         return (f"round {self.round}: sim {self.sim_success:.0%}  real {self.real_success:.0%}  gap "
@@ -109,26 +110,29 @@ def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str 
     return bag, records
 
 
-def run_round(cfg_path: Path, r: int, root: Path, args: Any, init_from: Path | None, weights: Any) -> tuple[RoundResult, Any]:
-    """One round; returns its result and the physical-feedback weights for the next round."""
+def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: Any, init_from: Path | None,
+              weights: Any) -> tuple[RoundResult, Any]:  # fmt: skip
+    """One round on ``cfg_path`` + ``overrides``; returns its result and the physical-feedback weights for
+    the next round."""
     from ast_robot.gap.pipeline import gap_report
     from ast_robot.trainers.robot import EVAL_DIR, train_bc
 
-    cfg = load_config(cfg_path, list(args.overrides))
+    cfg = load_config(cfg_path, overrides)
     folder = root / f"round{r}"
     cfg = dataclasses.replace(cfg, name=folder.name, run_root=str(root), seed=cfg.seed + r)
     metrics = train_bc(cfg, init_from=init_from, physical_weight=weights)
-    config = ["--config", str(cfg_path), *(x for o in args.overrides for x in ("--set", o))]
+    config = ["--config", str(cfg_path), *(x for o in overrides for x in ("--set", o))]
     bag, _ = deploy_on_twin(folder / POLICY_DIR, config, cfg.deploy.robot, args.hidden, args.real_episodes,
                             seed=1000 + r, folder=folder, domain=args.domain)  # fmt: skip
-    out = gap_report(folder / EVAL_DIR, bag, folder / "gap", config=cfg_path, overrides=list(args.overrides),
+    out = gap_report(folder / EVAL_DIR, bag, folder / "gap", config=cfg_path, overrides=overrides,
                      seed=cfg.seed)  # fmt: skip
     rep = out.report
-    top = rep.sysid.ranking[0] if rep.sysid is not None and rep.sysid.ranking else "-"
+    top = (rep.sysid.top_parameter() if rep.sysid is not None else None) or "-"
     s = rep.success
     estimate = rep.sysid.estimate() if rep.sysid is not None else {}
     result = RoundResult(r, s.sim.value, s.real.value, s.gap.value, s.gap.low, s.gap.high, top, folder,
-                         out.retuned_config, estimate, metrics.get("forward_samples", 0.0))  # fmt: skip
+                         out.retuned_config, estimate, metrics.get("forward_samples", 0.0),
+                         rep.provenance.get("retune", rep.provenance.get("sysid", "")))  # fmt: skip
     return result, rep.weights
 
 
@@ -142,15 +146,17 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     base = load_config(config, list(args.overrides))
     root = Path(args.out or base.run_root) / base.name
     cfg_path, init_from, weights, results = Path(config), None, None, []
+    overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")
-        result, weights = run_round(cfg_path, r, root, args, init_from, weights)
+        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, weights)
         weights = weights if use_weights else None
         results.append(result)
         console.print(result.line())
         if result.retuned_config is None:
-            console.print("no retuned config (system identification skipped); the next round reuses this one")
+            console.print(f"no retuned config ({result.note or 'system identification skipped'}); the next round "
+                          f"reuses this one")  # fmt: skip
         else:
-            cfg_path = result.retuned_config
+            cfg_path, overrides = result.retuned_config, []
         init_from = result.folder / POLICY_DIR
     return results

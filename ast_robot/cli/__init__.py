@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Config and input errors print one clear line and exit 2."""
+    """Entry point. Config and input errors print one clear line and exit 2; a missing optional extra
+    (ImportError with its install line) or a failed step (RuntimeError) prints its message and exits 1."""
     from ast_robot.config import ConfigError
 
     args = build_parser().parse_args(argv)
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"ast-robot {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except (ImportError, RuntimeError) as err:
+        print(f"ast-robot {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

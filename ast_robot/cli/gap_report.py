@@ -54,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if rep.sysid is not None:
         fit = ", ".join(f"{n}={v:.4g}" for n, v in rep.sysid.estimate().items())
-        console.print(f"most explanatory: {rep.sysid.ranking[0]}; fit: {fit}")
+        console.print(f"most explanatory: {rep.sysid.top_parameter() or 'none (nothing attributed)'}; fit: {fit}")
     if result.retuned_config is not None:
         console.print(f"retuned config: {result.retuned_config}")
+    elif "retune" in rep.provenance:
+        console.print(f"no retuned config: {rep.provenance['retune']}")
     console.print(f"report: {result.folder / 'report.html'}")
     return 0

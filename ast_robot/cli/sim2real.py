@@ -24,6 +24,21 @@ def add_loop_arguments(parser: argparse.ArgumentParser, hidden: str | None) -> N
     add_set_argument(parser)
 
 
+def check_hidden(path: str | None) -> None:
+    """Fail before training, not in the twin child after it: the file must exist and parse.
+
+    Only this CLI layer opens it (to check it); the loop hands the path to the twin and never reads the
+    values (DESIGN.md: learning and analysis learn about the twin only through outcomes)."""
+    if path is None:
+        return
+    from ast_robot.twin.hidden import load_hidden
+
+    try:
+        load_hidden(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"--hidden {path}: {err}") from err
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -33,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rounds <= 0 or args.real_episodes <= 0:
         raise ValueError(f"--rounds and --real-episodes must be > 0, got {args.rounds} and {args.real_episodes}")
+    check_hidden(args.hidden)
     if args.domain is None:
         args.domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
     console = Console()

@@ -20,11 +20,14 @@ def run(args: argparse.Namespace) -> int:
     from ast_robot.twin.hidden import load_hidden
 
     io = load_robot_io(args.robot)
-    for value, field in ((args.rate, "joint_state_rate_hz"), (args.camera_rate, "camera_rate_hz")):
-        if value is not None:
-            if not value >= 0 or (field == "joint_state_rate_hz" and value == 0):
-                raise ValueError(f"--{field}: expected a positive rate (Hz), got {value}")
-            setattr(io, field, value)
+    if args.rate is not None:
+        if not args.rate > 0:  # also rejects NaN
+            raise ValueError(f"--rate: expected a /joint_states rate > 0 (Hz), got {args.rate}")
+        io.joint_state_rate_hz = args.rate
+    if args.camera_rate is not None:
+        if not args.camera_rate >= 0:
+            raise ValueError(f"--camera-rate: expected a rate >= 0 (Hz; 0 turns the camera off), got {args.camera_rate}")
+        io.camera_rate_hz = args.camera_rate
     hidden = load_hidden(args.hidden)
     from ast_robot.twin.node import main
 

@@ -26,6 +26,13 @@ class GapConfig:
         "hidden latency of L steps matched the simulator's at L + 1 (bench/results/sim2real.md).",
         ge=0,
     )
+    min_fit_improvement: float = doc(
+        0.5,
+        "Fraction of the nominal trajectory MSE the system-identification fit must remove before ranges are "
+        "retuned; a fit that explains less (e.g. on noise) is reported but the ranges are kept.",
+        ge=0,
+        le=1,
+    )
     range_width_sigmas: float = doc(2.0, "Retuned range half-width in posterior standard deviations.", gt=0)
     min_relative_width: float = doc(
         0.05, "Smallest retuned half-width relative to the centre (never zero).", gt=0

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ast_robot.config.errors import ConfigError
-from ast_robot.config.schema import from_dict, to_dict
+from ast_robot.config.schema import Variant, from_dict, to_dict
 from ast_robot.fileio import atomic_write_text
 
 
@@ -56,17 +58,37 @@ def read_yaml_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str,
     return deep_merge(base, data)
 
 
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` wins; nested mappings merge key by key; a changed `type:` replaces the whole mapping."""
+def deep_merge(base: dict[str, Any], over: dict[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``over`` wins; nested mappings merge key by key; a changed `type:` replaces the whole mapping.
+
+    A base mapping without `type:` has its family's default variant (``train`` is ``bc``), so a child
+    that restates the default keeps the parent's keys. Paths are those of :class:`ExperimentConfig`.
+    """
     out = copy.deepcopy(base)
     for key, value in over.items():
-        old = out.get(key)
-        same_type = not isinstance(value, dict) or value.get("type", None) in (None, (old or {}).get("type"))
-        if isinstance(old, dict) and isinstance(value, dict) and same_type:
-            out[key] = deep_merge(old, value)
+        old, where = out.get(key), (*_path, str(key))
+        if isinstance(old, dict) and isinstance(value, dict) and value.get("type") in (None, _type_of(old, where)):
+            out[key] = deep_merge(old, value, where)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _type_of(mapping: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The `type:` of a config mapping at ``path``: its own key, else the default variant there."""
+    if "type" in mapping:
+        return mapping["type"]
+    from ast_robot.config.experiment import ExperimentConfig
+
+    cls: Any = ExperimentConfig
+    for key in path:
+        hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if key not in hints:
+            return None
+        cls = hints[key]
+    if isinstance(cls, type) and issubclass(cls, Variant):
+        return cls.type_name or cls.default_variant or None
+    return None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -98,6 +120,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None, cls: type 
 
         cls = ExperimentConfig
     data = apply_overrides(read_yaml_tree(path), overrides or [])
+    if isinstance(data.get("randomization"), dict):  # partial params entries keep their preset's other fields
+        from ast_robot.config.randomization import merge_preset_entries
+
+        data["randomization"] = merge_preset_entries(data["randomization"])
     return from_dict(cls, data)
 
 

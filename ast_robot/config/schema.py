@@ -76,7 +76,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     if unknown:
         key = unknown[0]
         close = difflib.get_close_matches(str(key), list(fields), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else _other_variants_hint(cls, key, path)
         raise ConfigError(_join(path, key), key, f"a known key of {cls.__name__}: {sorted(fields)}{hint}", "unknown key")
     kwargs = {}
     for name, f in fields.items():
@@ -125,6 +125,19 @@ def _resolve_variant(base: type, data: Any, path: str) -> type:
     if name not in family:
         raise ConfigError(_join(path, "type"), name, f"one of {sorted(family)}", "unknown type")
     return family[name]
+
+
+def _other_variants_hint(cls: type, key: Any, path: str) -> str:
+    """For a variant: which other `type:` values have ``key``, i.e. the key belongs to a type this mapping
+    switched away from (a parent's keys are kept when an override changes `type:`)."""
+    if not (isinstance(cls, type) and issubclass(cls, Variant)):
+        return ""
+    owners = sorted(n for n, v in cls._variants.items() if v is not cls and key in {f.name for f in dataclasses.fields(v)})
+    if not owners:
+        return ""
+    return (f"; {key!r} is a key of type {', '.join(map(repr, owners))}, not of {cls.type_name!r} (a --set of "
+            f"`{_join(path, 'type')}` keeps the keys the config files set for the old type: write a config whose "
+            f"{path or 'root'} section is made for type {cls.type_name!r})")  # fmt: skip
 
 
 def _join(path: str, key: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ast_robot.config.gap import GapConfig
-from ast_robot.gap.features import METRICS, metric_values, outcome_features
+from ast_robot.gap.features import METRICS, feature_names, metric_values, outcome_features
 from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.stats import (
     DistributionGap,
@@ -116,9 +116,7 @@ def classifier_accuracy(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeReco
                                    random_state=seed, n_jobs=1)  # fmt: skip
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     scores = cross_val_score(model, x, y, cv=cv, scoring="balanced_accuracy")
-    names = ("success", "final_error", "path_length", "max_joint_velocity", "time_or_duration",
-             "contact_max_force", "contact_mean_force", "contact_fraction") + (("joint_tracking_error",) if track else ())  # fmt: skip
-    return ClassifierResult(float(scores.mean()), tuple(float(s) for s in scores), folds, names)
+    return ClassifierResult(float(scores.mean()), tuple(float(s) for s in scores), folds, feature_names(track))
 
 
 def randomized_names(sim: Sequence[EpisodeRecord]) -> tuple[str, ...]:

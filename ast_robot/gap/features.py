@@ -31,8 +31,18 @@ def metric_values(records: Sequence[EpisodeRecord], metric: str) -> np.ndarray:
     return np.array([v for v in values if v is not None], dtype=float)
 
 
+# Column names of outcome_features, in its row order (joint_tracking_error only with tracking).
+FEATURE_NAMES = ("success", "final_error", "path_length", "max_joint_velocity", "time_or_duration",
+                 "contact_max_force", "contact_mean_force", "contact_fraction")  # fmt: skip
+
+
+def feature_names(with_tracking: bool) -> tuple[str, ...]:
+    return FEATURE_NAMES + (("joint_tracking_error",) if with_tracking else ())
+
+
 def outcome_features(records: Sequence[EpisodeRecord], with_tracking: bool) -> np.ndarray:
-    """(N, F) outcome features of each episode, the inputs of the sim-vs-real classifier."""
+    """(N, F) outcome features of each episode (columns: :func:`feature_names`), the inputs of the
+    sim-vs-real classifier."""
     rows = []
     for r in records:
         duration = r.steps * r.control_dt

@@ -58,9 +58,9 @@ class ContactSummary:
     contact_steps: int = 0  # control steps with at least one contact
 
     def __post_init__(self) -> None:
-        _check_number("contact.max_force", self.max_force, low=0.0)
-        _check_number("contact.mean_force", self.mean_force, low=0.0)
-        _check_int("contact.contact_steps", self.contact_steps, low=0)
+        object.__setattr__(self, "max_force", _check_number("contact.max_force", self.max_force, low=0.0))
+        object.__setattr__(self, "mean_force", _check_number("contact.mean_force", self.mean_force, low=0.0))
+        object.__setattr__(self, "contact_steps", _check_int("contact.contact_steps", self.contact_steps, low=0))
         if self.mean_force > self.max_force + 1e-9:
             raise RecordError(
                 "contact.mean_force", self.mean_force, f"must be <= max_force ({self.max_force})"
@@ -101,7 +101,7 @@ class EpisodeRecord:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise RecordError(name, value, "must be a non-empty string")
-        _check_int("seed", self.seed, low=0)
+        object.__setattr__(self, "seed", _check_int("seed", self.seed, low=0))
         if self.source not in SOURCES:
             raise RecordError("source", self.source, f"must be one of {list(SOURCES)}")
         if not isinstance(self.success, (bool, np.bool_)):
@@ -113,6 +113,7 @@ class EpisodeRecord:
         object.__setattr__(self, "meta", _check_meta(self.meta))
         if not isinstance(self.contact, ContactSummary):
             raise RecordError("contact", self.contact, "must be a ContactSummary")
+        self._check_physically_possible()
 
     def _check_scalars(self) -> None:
         for name in ("final_error", "path_length", "max_joint_velocity"):
@@ -145,6 +146,20 @@ class EpisodeRecord:
                 raise RecordError("joint_targets", targets.shape, f"must have shape (T, J) = "
                                   f"{(actions.shape[0], joints.shape[1])}")  # fmt: skip
             object.__setattr__(self, "joint_targets", targets)
+
+    def _check_physically_possible(self) -> None:
+        """Counts and times that cannot exceed what the episode's T steps of control_dt allow.
+
+        Only sim times are bounded by T * control_dt: a robot's time comes from a wall clock, and control
+        ticks that run late (a loaded machine) make an episode last longer than its tick count says."""
+        duration = self.steps * self.control_dt
+        late = self.time_to_success is not None and self.time_to_success > duration + self.control_dt * (1 + 1e-9)
+        if self.source == "sim" and late:
+            raise RecordError("time_to_success", self.time_to_success, f"must be <= the episode's duration "
+                              f"({self.steps} steps x control_dt {self.control_dt} s = {duration:.6g} s, + one step)")  # fmt: skip
+        if self.contact.contact_steps > self.steps:
+            raise RecordError("contact.contact_steps", self.contact.contact_steps,
+                              f"must be <= the episode's {self.steps} control steps")  # fmt: skip
 
     @property
     def steps(self) -> int:
@@ -288,7 +303,7 @@ def _load_arrays(data: dict[str, Any], directory: Path, cache: dict[str, Any]) -
 
 
 def _check_version(version: Any) -> None:
-    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
         raise RecordError(
             "schema_version",
             version,
@@ -307,16 +322,18 @@ def _check_number(name: str, value: Any, low: float | None = None, strict: bool 
     return value
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
+def _check_int(name: str, value: Any, low: int) -> int:
+    """A plain int (numpy integers converted, so the record serializes), >= ``low``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise RecordError(name, value, "must be an integer")
     if value < low:
         raise RecordError(name, value, f"must be >= {low}")
+    return int(value)
 
 
 def _as_matrix(name: str, value: Any) -> np.ndarray:
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        arr = np.array(value, dtype=np.float64)  # a copy: freezing it must not freeze the caller's array
     except (TypeError, ValueError) as err:
         raise RecordError(name, value, "must be a 2-D array of numbers") from err
     if arr.ndim != 2 or arr.shape[1] < 1:
@@ -343,14 +360,19 @@ def _check_randomization(values: Any, source: str) -> dict[str, float]:
 
 
 def _check_meta(values: Any) -> dict[str, Any]:
+    """Scalars only; numpy scalars become the Python ones so the record serializes."""
     if not isinstance(values, Mapping):
         raise RecordError("meta", values, "must be a mapping name -> string/number/boolean")
+    out: dict[str, Any] = {}
     for name, value in values.items():
+        if isinstance(value, np.generic) and isinstance(value, (np.bool_, np.integer, np.floating)):
+            value = value.item()
         if not isinstance(name, str) or not (value is None or isinstance(value, _SCALAR_META)):
             raise RecordError(f"meta.{name}", value, "values must be strings, numbers, booleans or null")
         if isinstance(value, float) and not math.isfinite(value):
             raise RecordError(f"meta.{name}", value, "must be finite")
-    return dict(values)
+        out[name] = value
+    return out
 
 
 def _contact_from(data: Any) -> ContactSummary:

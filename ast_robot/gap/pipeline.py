@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ast_robot.config.gap import GapConfig
+from ast_robot.fileio import default_mode
 from ast_robot.gap.analyzer import GapReport, analyze
 from ast_robot.gap.bags import OUTCOME_TOPIC, load_episodes
 from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.report import Overlay, write_report
-from ast_robot.gap.sysid import NotIdentifiable, Simulator, SysIdResult, fit, space_from_randomization
+from ast_robot.gap.sysid import (
+    NotIdentifiable,
+    Simulator,
+    SysIdResult,
+    fit,
+    prior_bounds,
+    space_from_randomization,
+)
 from ast_robot.gap.weights import weights_from_posterior
 
 # Randomized parameters that change how the arm follows joint commands (the rest are visual, noise
@@ -48,7 +56,9 @@ def _prepare_out(out: Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output folder {out} exists and is not empty; choose a new --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(default_mode(directory=True))  # mkdtemp makes it 0700; the report is renamed to be `out`
+    return tmp
 
 
 def _commit(tmp: Path, out: Path) -> None:
@@ -76,7 +86,8 @@ def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, s
     if simulator is None:
         from ast_robot.gap.replay import MujocoReplay
 
-        simulator = MujocoReplay(real[0].robot, real[0].task)
+        # latency is sampled in env control steps: replay at the experiment's env period, not a default
+        simulator = MujocoReplay(real[0].robot, real[0].task, env_dt=1.0 / cfg.env.control_hz)
     space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names, search_ceilings(real[0].robot))
     try:
         return fit(simulator, usable, space, cfg.gap, seed=seed, progress=progress), simulator, ""
@@ -107,7 +118,7 @@ def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, conf
                              "config": str(Path(config).resolve()) if config else "-",
                              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": str(seed)}  # fmt: skip
         retuned_path, retuned, overlay = _identify_and_retune(
-            cfg, config, report, real, simulator, seed, tmp, progress
+            cfg, config, overrides, report, real, simulator, seed, tmp, progress
         )
         write_report(tmp, report, sim, real, retuned, overlay)
         _commit(tmp, out)
@@ -117,7 +128,8 @@ def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, conf
     return GapOutputs(report, out, None if retuned_path is None else out / retuned_path.name)
 
 
-def _identify_and_retune(cfg, config, report: GapReport, real, simulator, seed: int, tmp: Path, progress):
+def _identify_and_retune(cfg, config, overrides: Sequence[str], report: GapReport, real, simulator, seed: int,
+                         tmp: Path, progress):  # fmt: skip
     if cfg is None:
         report.provenance["sysid"] = "skipped: no --config (the randomization ranges to fit are in it)"
         return None, None, None
@@ -126,6 +138,11 @@ def _identify_and_retune(cfg, config, report: GapReport, real, simulator, seed: 
         report.provenance["sysid"] = f"skipped: {note}"
         return None, None, None
     report.sysid = result
+    if result.improvement() < cfg.gap.min_fit_improvement:
+        report.provenance["retune"] = (f"skipped: the fit removed {result.improvement():.0%} of the trajectory "
+                                       f"MSE ({result.loss_nominal:.3g} -> {result.loss_fit:.3g} rad^2), less than "
+                                       f"gap.min_fit_improvement ({cfg.gap.min_fit_improvement:.0%}); ranges kept")  # fmt: skip
+        return None, None, None
     # the fit says where the real robot sits in parameter space: real failures happen there
     fail_rate = 1.0 - report.success.real.value
     scale = [max(sd, cfg.gap.min_relative_width * abs(m)) for m, sd in zip(result.mean, result.std)]
@@ -141,7 +158,8 @@ def _identify_and_retune(cfg, config, report: GapReport, real, simulator, seed: 
     provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
                   **{k: report.provenance[k] for k in ("sim", "real", "date")},
                   "fit": ", ".join(f"{n}={v:.4g}" for n, v in result.estimate().items())}  # fmt: skip
-    path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned")
+    path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned",
+                                overrides=overrides)  # fmt: skip
     ranges = {n: _range(new.params[n]) for n in result.names}
     rec = next(r for r in real if r.joint_targets is not None)
     overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
@@ -150,6 +168,6 @@ def _identify_and_retune(cfg, config, report: GapReport, real, simulator, seed: 
 
 
 def _range(dist) -> tuple[float, float]:
-    if dist.dist == "normal":
-        return dist.mean - 2 * dist.std, dist.mean + 2 * dist.std
-    return dist.low, dist.high
+    """The range a retuned distribution covers (a normal: mean +- 2 std, as the sysid prior reads it)."""
+    low, high, _ = prior_bounds(dist)
+    return low, high

@@ -18,6 +18,7 @@ from ast_robot.fileio import atomic_write_json, atomic_write_text
 from ast_robot.gap import plots
 from ast_robot.gap.analyzer import GapReport
 from ast_robot.gap.outcomes import EpisodeRecord
+from ast_robot.gap.stats import holm_adjust
 
 Table = tuple[str, list[str], list[list[str]]]  # (title, header, rows)
 
@@ -48,16 +49,7 @@ def tables(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None)
         ["real", _pct(s.real.value), f"[{_pct(s.real.low)}, {_pct(s.real.high)}]", str(s.n_real)],
         ["gap (sim - real)", f"{s.gap.value:+.1%}", f"[{s.gap.low:+.1%}, {s.gap.high:+.1%}] (Newcombe)", ""],
     ])]  # fmt: skip
-    rows = [[m.metric, _num(m.sim_mean), _num(m.real_mean), _num(m.ks_statistic), _num(m.ks_pvalue),
-             "-" if m.wasserstein is None else f"{m.wasserstein.value:.4g} [{m.wasserstein.low:.4g}, {m.wasserstein.high:.4g}]",
-             m.note] for m in report.metrics]  # fmt: skip
-    out.append(
-        (
-            "Distribution gaps",
-            ["metric", "sim mean", "real mean", "KS D", "KS p", "Wasserstein [CI]", "note"],
-            rows,
-        )
-    )
+    out.append(_distribution_table(report))
     c = report.classifier
     out.append(("Sim-vs-real classifier (held-out folds)", ["balanced accuracy", "folds", "note"],
                 [[_num(c.balanced_accuracy), str(c.folds), c.note or "0.5 means indistinguishable"]]))  # fmt: skip
@@ -79,6 +71,18 @@ def tables(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None)
     if report.provenance:
         out.append(("Provenance", ["", ""], [[k, str(v)] for k, v in report.provenance.items()]))
     return out
+
+
+def _distribution_table(report: GapReport) -> Table:
+    """Per-metric gaps; p-values are Holm-adjusted over the metrics (one family per test)."""
+    ks_p = holm_adjust([m.ks_pvalue for m in report.metrics])
+    w_p = holm_adjust([m.wasserstein_pvalue for m in report.metrics])
+    rows = [[m.metric, _num(m.sim_mean), _num(m.real_mean), _num(m.ks_statistic), _num(ks_p[i]),
+             "-" if m.wasserstein is None else f"{m.wasserstein.value:.4g} [{m.wasserstein.low:.4g}, {m.wasserstein.high:.4g}]",
+             _num(w_p[i]), m.note] for i, m in enumerate(report.metrics)]  # fmt: skip
+    header = ["metric", "sim mean", "real mean", "KS D", "KS p (Holm)", "Wasserstein [basic bootstrap CI]",
+              "W permutation p (Holm)", "note"]  # fmt: skip
+    return "Distribution gaps", header, rows
 
 
 def _markdown(title: str, tabs: list[Table], figures: list[Path]) -> str:

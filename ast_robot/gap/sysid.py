@@ -263,6 +263,15 @@ class SysIdResult:
     def estimate(self) -> dict[str, float]:
         return dict(zip(self.names, self.mean))
 
+    def top_parameter(self) -> str | None:
+        """The most explanatory parameter, or None when nothing is attributed (the ranking is then only
+        alphabetical)."""
+        return self.ranking[0] if self.ranking and sum(self.attribution) > 0 else None
+
+    def improvement(self) -> float:
+        """Fraction of the nominal trajectory MSE the fit removed (0 when there was nothing to remove)."""
+        return 1.0 - self.loss_fit / self.loss_nominal if self.loss_nominal > 0 else 0.0
+
 
 def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace, cfg: GapConfig | None = None,
         seed: int = 0, progress: Callable[[int, float], None] | None = None) -> SysIdResult:  # fmt: skip

@@ -85,14 +85,21 @@ def weights_from_failures(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRe
 
     Each real failure is matched to its ``k`` nearest sim episodes in standardized outcome-feature
     space; the randomization values of those matches give the bump's centre and spread. Returns None
-    when the real robot never failed or no parameter is randomized.
+    when the real robot never failed, no parameter is randomized or no outcome feature varies in sim.
     """
     failures = [r for r in real if not r.success]
     if not failures or not names:
         return None
     track = all(r.joint_targets is not None for r in (*sim, *real))
     fs, fr = outcome_features(sim, track), outcome_features(failures, track)
-    mu, sd = fs.mean(axis=0), fs.std(axis=0) + 1e-9
+    # A feature constant across sim (e.g. `success` when every sim episode succeeded) carries no
+    # information about where in parameter space an outcome happened; scaling it by a tiny std would
+    # make it dominate every distance and wash out the real differences, so it is left out.
+    varying = np.ptp(fs, axis=0) > 0  # exact: std() of a constant column can come out as 1e-15
+    if not varying.any():
+        return None
+    fs, fr = fs[:, varying], fr[:, varying]
+    mu, sd = fs.mean(axis=0), fs.std(axis=0)
     d = np.linalg.norm(((fr - mu) / sd)[:, None, :] - ((fs - mu) / sd)[None, :, :], axis=2)  # (Nf, Ns)
     nearest = np.argsort(d, axis=1)[:, : min(k, len(sim))].ravel()
     theta = randomization_matrix(sim, names)  # (Ns, P)

@@ -84,3 +84,37 @@ def test_train_and_eval_a_sac_reach_config(repo_root, tmp_path):
     out = ast_robot("eval", str(tmp_path / "reach_ur5e"), "--episodes", "1", "--video", "0", "--checkpoint", "final",
                     cwd=repo_root)  # fmt: skip
     assert out.returncode == 0 and "evaluating the final checkpoint sac.zip (env step 120)" in out.stdout
+
+
+def test_sim2real_checks_the_hidden_file_before_training(repo_root, tmp_path, capsys):
+    from ast_robot.cli import main
+
+    demo = str(repo_root / "configs/experiments/demo.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("latency_stepz: 3\n")
+    for hidden, words in ((tmp_path / "nope.yaml", "does not exist"), (bad, "latency_stepz")):
+        assert main(["sim2real", demo, "--hidden", str(hidden), "--out", str(tmp_path / "runs")]) == 2
+        err = capsys.readouterr().err
+        assert f"--hidden {hidden}" in err and words in err, err
+    assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_twin_rate_errors_name_the_real_flags(capsys):
+    from ast_robot.cli import main
+
+    assert main(["twin", "--rate", "-1"]) == 2
+    assert "--rate: expected a /joint_states rate > 0" in capsys.readouterr().err
+    assert main(["twin", "--camera-rate", "-1"]) == 2
+    assert "--camera-rate: expected a rate >= 0 (Hz; 0 turns the camera off)" in capsys.readouterr().err
+
+
+def test_missing_extra_prints_its_install_line_without_a_traceback(monkeypatch, capsys, repo_root):
+    from ast_robot.cli import config_cmd, main
+
+    def needs_ros(args):
+        raise ImportError('the ROS 2 node needs rclpy: pip install "ast-robot[ros]"')
+
+    monkeypatch.setattr(config_cmd, "run", needs_ros)
+    assert main(["config", "show", str(repo_root / "configs/experiments/demo.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert 'pip install "ast-robot[ros]"' in err and "Traceback" not in err

@@ -37,6 +37,21 @@ def test_parent_inheritance_merges_nested_keys(tmp_path):
     assert cfg.seed == 3 and cfg.train.lr == 0.2 and cfg.train.steps == 7
 
 
+@pytest.mark.parametrize("parent_train", ["{steps: 777, lr: 0.01}", "{type: bc, steps: 777, lr: 0.01}"])
+def test_child_restating_the_default_type_keeps_the_parents_keys(tmp_path, parent_train):
+    write(tmp_path / "base.yaml", f"train: {parent_train}\n")
+    child = write(tmp_path / "child.yaml", "parent: base.yaml\ntrain: {type: bc, batch_size: 8}\n")
+    cfg = load_config(child)
+    assert (cfg.train.steps, cfg.train.lr, cfg.train.batch_size) == (777, 0.01, 8)
+
+
+def test_child_switching_type_drops_the_parents_keys(tmp_path):
+    write(tmp_path / "base.yaml", "train: {steps: 777}\n")
+    child = write(tmp_path / "child.yaml", "parent: base.yaml\ntrain: {type: sac}\n")
+    cfg = load_config(child)
+    assert isinstance(cfg.train, SACTrainConfig) and cfg.train.steps == SACTrainConfig().steps
+
+
 def test_dotted_overrides_parse_yaml_values(tmp_path):
     path = write(tmp_path / "a.yaml", "name: a\n")
     cfg = load_config(path, ["train.lr=1e-3", "env.camera=true", "env.camera_size=[32, 48]", "name=b"])
@@ -117,17 +132,54 @@ def test_randomization_distribution_checks():
 
 def test_every_field_is_documented():
     import dataclasses
+    import typing
 
     from ast_robot.config import experiment
 
+    seen: set[type] = set()
+
+    def nested(tp):  # dataclasses inside a resolved hint: X, X | None, list[X], dict[str, X]
+        args = typing.get_args(tp)
+        return [tp] if dataclasses.is_dataclass(tp) else [c for a in args for c in nested(a)]
+
     def walk(cls):
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)  # resolved: with `from __future__ import annotations` f.type is a str
         for f in dataclasses.fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no documentation"
-            if dataclasses.is_dataclass(f.type) if not isinstance(f.type, str) else False:
-                walk(f.type)
+            for sub in nested(hints[f.name]):
+                if sub not in seen:
+                    walk(sub)
 
-    for cls in (experiment.ExperimentConfig, *[type(getattr(ExperimentConfig(), n)) for n in
-                ("env", "randomization", "policy", "significance", "gate", "train", "deploy", "gap")]):
-        walk(cls)
+    walk(experiment.ExperimentConfig)
     for variant in experiment.TrainConfig._variants.values():
         walk(variant)
+    names = {c.__name__ for c in seen}
+    assert {"EnvConfig", "GapConfig", "DistributionConfig", "BCTrainConfig", "SACTrainConfig"} <= names, names
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "allowed"),
+    [
+        ("significance.weights.phsyical=1", "significance.weights.phsyical", "'physical'"),
+        ("randomization.params.bogus={dist: constant, mean: 1}", "randomization.params.bogus", "'friction'"),
+        ("env.reward_scales.x=3", "env.reward_scales.x", "'distance'"),
+    ],
+)
+def test_unknown_names_in_mapping_fields_are_errors(repo_root, override, path, allowed):
+    with pytest.raises(ConfigError) as info:
+        load_config(repo_root / "configs/experiments/demo.yaml", [override])
+    assert str(info.value).startswith(f"{path}: unknown name") and allowed in str(info.value)
+
+
+def test_builtin_component_names_match_the_registry():
+    from ast_robot.config.experiment import BUILTIN_COMPONENTS
+    from ast_robot.core.significance import COMPONENTS
+
+    assert set(BUILTIN_COMPONENTS) == set(COMPONENTS.names())
+
+
+def test_a_type_switch_by_override_says_why_the_old_keys_fail(repo_root):
+    with pytest.raises(ConfigError, match=r"train.n_demos: unknown key.*'n_demos' is a key of type 'bc', not of "
+                       r"'sac' \(a --set of `train.type`"):  # fmt: skip
+        load_config(repo_root / "configs/experiments/demo.yaml", ["train.type=sac"])

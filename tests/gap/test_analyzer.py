@@ -32,6 +32,7 @@ def test_wilson_and_newcombe_match_published_values():
     assert (d.low, d.high) == pytest.approx((0.0524, 0.3339), abs=5e-4)
     w = wilson_interval(0, 10)  # Wilson never collapses at 0 successes
     assert w.low == 0.0 and w.high == pytest.approx(0.2775, abs=5e-4)
+    assert all(wilson_interval(n, n).high == 1.0 for n in range(1, 40))  # not 0.9999999999999999
 
 
 def test_known_gap_and_shift_are_recovered():
@@ -40,7 +41,8 @@ def test_known_gap_and_shift_are_recovered():
     rep = analyze(sim, real, GapConfig(classifier_folds=4))
     assert rep.success.gap.contains(0.4) and rep.success.gap.low > 0.2
     err = next(m for m in rep.metrics if m.metric == "final_error")
-    assert err.wasserstein.contains(0.03) or abs(err.wasserstein.value - 0.03) < 0.003
+    assert err.wasserstein.contains(0.03) and err.wasserstein.low > 0.02
+    assert err.wasserstein_pvalue < 0.01
     assert err.ks_pvalue < 1e-6
     assert rep.classifier.balanced_accuracy > 0.9
     assert rep.weights is not None and rep.weights.strength == pytest.approx(
@@ -121,8 +123,60 @@ def test_weights_round_trip_and_column_form():
 
 
 def test_shipped_gap_defaults_load(repo_root):
+    import dataclasses
+
     from ast_robot.config import read_yaml_tree
     from ast_robot.config.schema import from_dict
 
-    cfg = from_dict(GapConfig, read_yaml_tree(repo_root / "configs" / "gap" / "default.yaml"))
-    assert cfg == GapConfig()
+    data = read_yaml_tree(repo_root / "configs" / "gap" / "default.yaml")
+    assert set(data) == {f.name for f in dataclasses.fields(GapConfig)}  # every field shown, none stale
+    assert from_dict(GapConfig, data) == GapConfig()
+
+
+def test_physical_weights_find_the_planted_parameter_when_every_sim_episode_succeeded():
+    # The demo's round 0: sim succeeds everywhere, so `success` is constant in sim and must not swamp the
+    # distances; the real failures' final error matches sim episodes near friction 1.2 only.
+    rng = np.random.default_rng(7)
+    sim = [make_record(seed=i, final_error=0.01 + 0.1 * mu, joint_targets=None, randomization={"friction": mu})
+           for i, mu in enumerate(float(x) for x in rng.uniform(0.5, 1.5, 200))]  # fmt: skip
+    real = [make_record(seed=i, source="real", success=False, final_error=0.01 + 0.1 * 1.2, joint_targets=None)
+            for i in range(5)]  # fmt: skip
+    w = analyze(sim, real).weights
+    assert w is not None and w.strength == 1.0
+    assert w.centre[0] == pytest.approx(1.2, abs=0.03)
+
+
+@pytest.mark.parametrize("true_w", [0.0, 1.0])
+def test_wasserstein_interval_covers_the_true_distance_and_permutation_test_is_calibrated(true_w):
+    # N(0, 1) vs N(w, 1) are exactly w apart; the demo's sample sizes. A percentile bootstrap of the
+    # upward-biased plug-in distance covered W=0 in none of these trials.
+    from ast_robot.gap.stats import distribution_gap
+
+    trials = [distribution_gap("x", rng.normal(0, 1, 30), rng.normal(true_w, 1, 10), seed=t)
+              for t, rng in ((t, np.random.default_rng(t)) for t in range(20))]  # fmt: skip
+    covered = sum(g.wasserstein.contains(true_w) for g in trials)
+    rejected = sum(g.wasserstein_pvalue < 0.05 for g in trials)
+    assert covered >= 14, covered
+    assert all(0 <= g.wasserstein.low <= g.wasserstein.high for g in trials)
+    if true_w == 0.0:
+        assert rejected <= 3, rejected  # about 5% false alarms
+    else:
+        assert rejected >= 12, rejected
+
+
+def test_holm_adjustment_matches_a_hand_computed_example():
+    from ast_robot.gap.stats import holm_adjust
+
+    # sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1 -> 0.04, 0.09, 0.08 -> 0.09 (monotone), 0.2
+    assert holm_adjust([0.01, None, 0.04, 0.03, 0.2]) == pytest.approx([0.04, None, 0.09, 0.09, 0.2])
+    assert holm_adjust([0.6, 0.9]) == [1.0, 1.0]
+
+
+def test_feature_names_match_the_feature_columns():
+    from ast_robot.gap.features import feature_names, outcome_features
+
+    recs = [make_record(seed=i) for i in range(3)]
+    for track in (False, True):
+        assert outcome_features(recs, track).shape[1] == len(feature_names(track))
+    assert analyze(recs, [make_record(seed=9, source="real"), make_record(seed=8, source="real")]).classifier.features \
+        == feature_names(True)  # fmt: skip

@@ -130,3 +130,66 @@ def test_weights_file_centres_on_the_fit_for_the_significance_model(report_dir):
     w = PhysicalWeights.from_dict(json.loads((report_dir / "weights.json").read_text()))
     assert w.source == "sysid posterior" and w.strength == pytest.approx(0.5)
     assert w({"actuator_gain": 0.5}) > 10 * w({"actuator_gain": 1.0})
+
+
+def test_report_files_and_folder_get_the_umask_default_modes(report_dir):
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(report_dir) == 0o777 & ~mask
+    for name in ("gap.json", "report.html", "report.md", "retuned.yaml", "success.png"):
+        assert mode(report_dir / name) == 0o666 & ~mask, name
+
+
+def test_replay_runs_at_the_experiments_control_period(data, monkeypatch):
+    import ast_robot.gap.replay as replay
+    from ast_robot.gap.bags import load_episodes
+    from ast_robot.gap.pipeline import run_sysid
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_replay(robot, task, env_dt=None):
+        seen.append(env_dt)
+        raise Stop
+
+    monkeypatch.setattr(replay, "MujocoReplay", fake_replay)
+    cfg = load_config(data / "exp.yaml", ["env.control_hz=50"])
+    with pytest.raises(Stop):
+        run_sysid(cfg, load_episodes(data / "bag"), None, seed=0, progress=None)
+    assert seen == [pytest.approx(0.02)]
+
+
+def test_a_fit_that_explains_too_little_keeps_the_ranges(data, tmp_path, capsys):
+    # real joints = the replay + 0.3 rad of noise: no parameter setting explains that
+    rng = np.random.default_rng(3)
+    noisy = []
+    for i in range(4):
+        rec = _episode(MujocoReplay("ur5e", "reach"), 200 + i, "real", {})
+        q = rec.joint_positions + rng.normal(0, 0.3, rec.joint_positions.shape)
+        noisy.append(EpisodeRecord.from_dict(rec.to_dict(include_arrays=False), {
+            "actions": rec.actions, "joint_positions": q, "joint_targets": rec.joint_targets}))  # fmt: skip
+    write_records(tmp_path / "noisy", noisy)
+    out = tmp_path / "out"
+    args = _args(data, out, "--config", str(data / "exp.yaml"), "--set", "gap.cem_iterations=3",
+                 "--set", "gap.cem_population=8", "--set", "gap.max_replay_episodes=2")  # fmt: skip
+    args[4] = str(tmp_path / "noisy")
+    assert main(args) == 0
+    assert not (out / "retuned.yaml").exists()
+    assert "gap.min_fit_improvement" in capsys.readouterr().out
+    assert "ranges kept" in (out / "report.md").read_text()
+
+
+def test_top_parameter_is_none_when_nothing_is_attributed():
+    from ast_robot.gap.sysid import SysIdResult
+
+    res = SysIdResult(("armature", "gain"), (1.0, 1.0), (0.1, 0.1), (1.0, 1.0), (0.8, 0.8), (1.2, 1.2), 1.18, 0.95,
+                      (0.0, 0.0), ("armature", "gain"), (0.95,), 4)  # fmt: skip
+    assert res.top_parameter() is None and res.improvement() == pytest.approx(1 - 0.95 / 1.18)
+    res = SysIdResult(**{**res.to_dict(), "attribution": (0.2, 0.8), "ranking": ("gain", "armature")})
+    assert res.top_parameter() == "gain"

@@ -9,6 +9,7 @@ import pytest
 
 from ast_robot.gap.outcomes import (
     RECORDS_FILE,
+    ContactSummary,
     EpisodeRecord,
     RecordError,
     from_json,
@@ -96,12 +97,68 @@ def test_read_reports_file_and_line_of_a_bad_record(tmp_path):
         read_records(tmp_path)
 
 
-def test_failed_write_leaves_previous_records_intact(tmp_path):
+def test_bad_input_is_rejected_before_anything_is_written(tmp_path):
     write_records(tmp_path, [make_record(seed=1)])
     with pytest.raises(TypeError, match=r"records\[1\]"):
         write_records(tmp_path, [make_record(seed=2), {"not": "a record"}])
-    back = read_records(tmp_path)
-    assert [r.seed for r in back] == [1]
+    assert [r.seed for r in read_records(tmp_path)] == [1]
+
+
+def test_write_failing_mid_file_leaves_previous_records_intact(tmp_path, monkeypatch):
+    import ast_robot.fileio as fileio
+
+    write_records(tmp_path, [make_record(seed=1)])
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def replace_fails_for_jsonl(src, dst):  # the new arrays file lands; the JSONL's rename fails
+        if str(dst).endswith(RECORDS_FILE):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    real_replace = fileio.os.replace
+    monkeypatch.setattr(fileio.os, "replace", replace_fails_for_jsonl)
+    with pytest.raises(OSError, match="disk full"):
+        write_records(tmp_path, [make_record(seed=2, steps=7), make_record(seed=3)])
+    monkeypatch.undo()
+    assert [r.seed for r in read_records(tmp_path)] == [1]  # the old JSONL still names its own arrays file
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert set(before) <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_numpy_integers_are_stored_as_ints_and_serialize():
+    rec = make_record(seed=np.int64(3), contact=ContactSummary(2.0, 1.0, np.int64(2)),
+                      meta={"step": np.int64(7), "lr": np.float64(0.5), "ok": np.bool_(True)})  # fmt: skip
+    assert type(rec.seed) is int and type(rec.contact.contact_steps) is int and type(rec.meta["step"]) is int
+    back = from_json(to_json(rec))
+    assert (back.seed, back.contact.contact_steps, back.meta) == (3, 2, {"step": 7, "lr": 0.5, "ok": True})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "reason"),
+    [
+        ({"time_to_success": 1e6}, "time_to_success", "episode's duration"),  # 5 steps x 0.04 s
+        ({"contact": ContactSummary(2.0, 1.0, 10**6)}, "contact.contact_steps", "5 control steps"),
+        ({"source": "real", "randomization": {}, "contact": ContactSummary(2.0, 1.0, 6)}, "contact.contact_steps",
+         "5 control steps"),
+        ({"schema_version": 1.0}, "schema_version", "unknown schema version"),
+    ],
+)  # fmt: skip
+def test_physically_impossible_records_are_rejected(overrides, field, reason):
+    with pytest.raises(RecordError, match=reason) as info:
+        make_record(**overrides)
+    assert info.value.field == field
+
+
+def test_time_up_to_one_step_past_the_last_is_accepted_and_robot_clocks_may_run_late():
+    assert make_record(time_to_success=0.24).time_to_success == 0.24  # 5 x 0.04 s + one step
+    assert make_record(source="real", randomization={}, time_to_success=0.5).time_to_success == 0.5
+
+
+def test_building_a_record_does_not_freeze_the_callers_arrays():
+    actions = np.zeros((5, 3))
+    rec = make_record(actions=actions)
+    actions[0, 0] = 1.0  # still writable, and the record kept its own copy
+    assert rec.actions[0, 0] == 0.0 and not rec.actions.flags.writeable
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):

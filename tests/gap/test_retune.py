@@ -15,8 +15,8 @@ PARENT = """\
 name: toy
 randomization:
   params:
-    gain: {dist: uniform, low: 0.8, high: 1.2}
-    damping: {dist: uniform, low: 4.0, high: 6.0, mode: absolute}
+    actuator_gain: {dist: uniform, low: 0.8, high: 1.2}
+    joint_damping: {dist: uniform, low: 4.0, high: 6.0}
     friction: {dist: normal, mean: 1.0, std: 0.1}
 """
 
@@ -64,17 +64,17 @@ def test_written_config_has_parent_and_provenance_and_loads(tmp_path):
     parent.parent.mkdir()
     parent.write_text(PARENT)
     base = load_config(parent)
-    new = retune(base.randomization, _result(["gain", "friction"], [1.5, 1.2], [0.1, 0.3]))
+    new = retune(base.randomization, _result(["actuator_gain", "friction"], [1.5, 1.2], [0.1, 0.3]))
     out = write_retuned_config(parent, new, tmp_path / "round1" / "retuned.yaml",
                                {"report": "round1/report.html", "real": "bags/run1"}, name="toy-r1")  # fmt: skip
     text = out.read_text()
     assert "# report: round1/report.html" in text and "parent: ../exp/toy.yaml" in text
-    assert "damping" not in text  # unchanged parameters are inherited, not repeated
+    assert "joint_damping" not in text  # unchanged parameters are inherited, not repeated
     cfg = load_config(out)
     assert cfg.name == "toy-r1"
-    assert cfg.randomization.params["gain"].low == pytest.approx(1.3)
+    assert cfg.randomization.params["actuator_gain"].low == pytest.approx(1.3)
     assert cfg.randomization.params["friction"].mean == pytest.approx(1.2)
-    assert cfg.randomization.params["damping"].high == 6.0
+    assert cfg.randomization.params["joint_damping"].high == 6.0
 
 
 def test_missing_parent_writes_nothing(tmp_path):
@@ -109,3 +109,55 @@ def test_offsets_shift_a_fitted_centre_and_nothing_else():
     assert shifted.params["latency"].low == pytest.approx(plain.params["latency"].low + 1.0)
     assert shifted.params["latency"].high == pytest.approx(plain.params["latency"].high + 1.0)
     assert shifted.params["gain"] == plain.params["gain"]
+
+
+def test_written_config_keeps_the_runs_overrides_and_the_retune_wins_over_a_range_override(tmp_path):
+    parent = tmp_path / "toy.yaml"
+    parent.write_text(PARENT)
+    overrides = ["env.control_hz=50", "randomization.params.actuator_gain.high=3.0", "train.steps=9"]
+    base = load_config(parent, overrides)
+    new = retune(base.randomization, _result(["actuator_gain"], [3.8], [0.05]))  # fitted far above the override
+    out = write_retuned_config(parent, new, tmp_path / "r" / "retuned.yaml", {}, overrides=overrides)
+    cfg = load_config(out)  # on its own: the effective config of the run, retuned
+    assert cfg.env.control_hz == 50 and cfg.train.steps == 9
+    assert cfg.randomization.params["actuator_gain"].low == pytest.approx(3.61)
+    assert cfg.randomization.params["actuator_gain"].high == pytest.approx(3.99)
+    assert cfg.randomization.params["joint_damping"] == base.randomization.params["joint_damping"]
+
+
+def test_sim2real_applies_the_overrides_to_the_first_config_only(tmp_path, monkeypatch):
+    import types
+
+    from ast_robot import sim2real as loop
+
+    parent = tmp_path / "toy.yaml"
+    parent.write_text(PARENT)
+    calls = []
+
+    def fake_round(cfg_path, overrides, r, root, args, init_from, weights):
+        calls.append((cfg_path, list(overrides)))
+        retuned = tmp_path / f"round{r}" / "retuned.yaml"
+        return loop.RoundResult(r, 1.0, 0.5, 0.5, 0.1, 0.9, "-", retuned.parent, retuned), None
+
+    monkeypatch.setattr(loop, "run_round", fake_round)
+    console = types.SimpleNamespace(rule=lambda *a: None, print=lambda *a: None)
+    args = types.SimpleNamespace(overrides=["env.control_hz=50"], out=str(tmp_path), rounds=3)
+    loop.sim2real(parent, args, console)
+    assert calls == [(parent, ["env.control_hz=50"]), (tmp_path / "round0" / "retuned.yaml", []),
+                     (tmp_path / "round1" / "retuned.yaml", [])]  # fmt: skip
+
+
+def test_a_nan_fit_is_an_error_naming_the_parameter():
+    rand = RandomizationConfig(params={"gain": DistributionConfig(low=0.8, high=1.2, mode="scale")})
+    with pytest.raises(ValueError, match=r"'gain'.*std nan"):
+        retune(rand, _result(["gain"], [1.0], [float("nan")]))
+
+
+def test_a_normal_scale_near_zero_becomes_a_range_starting_at_the_floor():
+    rand = RandomizationConfig(params={"gain": DistributionConfig(dist="normal", mean=1.0, std=0.1, mode="scale"),
+                                       "mass": DistributionConfig(dist="normal", mean=1.0, std=0.1, mode="scale")})  # fmt: skip
+    new = retune(rand, _result(["gain", "mass"], [0.01, 1.1], [0.5, 0.02]))
+    gain = new.params["gain"]  # a normal(0.01, 0.5) would put half its samples below the 1e-3 floor
+    assert gain.dist == "uniform" and gain.low == pytest.approx(1e-3) and gain.high == pytest.approx(1.01)
+    mass = new.params["mass"]  # far from the floor: still a normal, +-2 sigma = the retuned half-width
+    assert mass.dist == "normal" and mass.mean == pytest.approx(1.1) and mass.std == pytest.approx(0.055 / 2)
