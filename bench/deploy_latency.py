@@ -80,6 +80,9 @@ def run_rate(rate_hz: float, duration_s: float, realtime: bool) -> dict:
         node.trigger_configure()
         node.trigger_activate()
         _wait(executor, lambda: node.session.runner.safety.measured is not None, 30.0, "twin joint states")
+        # the UR5e fails closed until the twin's (transient-local) safety mode has arrived
+        _wait(executor, lambda: not node.session.runner.safety.hold_reasons(time.monotonic()), 10.0,
+              "twin safety mode")  # fmt: skip
         _publish_goal(pub_goal, circle_goal(0.0))
         _wait(executor, lambda: node.session.runner.goal is not None, 10.0, "goal")
         node.session.start_episode(time.monotonic())

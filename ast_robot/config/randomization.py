@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ast_robot.config.errors import ConfigError
 from ast_robot.config.schema import doc
+from ast_robot.config.shipped import shipped_dir
 
 
 @dataclass
@@ -59,9 +58,7 @@ class RandomizationConfig:
 def preset_path(preset: str) -> Path:
     """The YAML file of ``preset``: a path ending in .yaml/.yml, else a name in the shipped presets.
 
-    Presets come from ``$AST_ROBOT_CONFIGS/randomization`` when that is set, else from the package
-    ``ast_robot.presets`` (configs/randomization/ of the source tree, shipped in the wheel; found through
-    the import system), else from the source tree itself (an editable install made before that package).
+    Presets live in configs/randomization/ (shipped in the wheel; see ``ast_robot.config.shipped``).
     """
     path = Path(preset)
     if path.suffix in (".yaml", ".yml"):
@@ -70,12 +67,7 @@ def preset_path(preset: str) -> Path:
 
 
 def _presets_dir() -> Path:
-    if "AST_ROBOT_CONFIGS" in os.environ:
-        return Path(os.environ["AST_ROBOT_CONFIGS"]) / "randomization"
-    spec = importlib.util.find_spec("ast_robot.presets")  # a data folder (no __init__): a namespace package
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    return Path(__file__).resolve().parents[2] / "configs" / "randomization"
+    return shipped_dir("randomization")
 
 
 def read_preset(preset: str) -> dict[str, Any]:

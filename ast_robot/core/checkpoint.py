@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ast_robot.fileio import atomic_write_json, atomic_write_text, fsync_dir
+from ast_robot.fileio import atomic_write_json, atomic_write_text, default_mode, fsync_dir
 
 STATE_FILE, CONFIG_FILE, META_FILE, LATEST_FILE = "state.pt", "config.yaml", "meta.json", "latest"
 FORMAT_VERSION = 1
@@ -87,6 +87,7 @@ def save_checkpoint(
     final = run_dir / f"ckpt-{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=run_dir))
     try:
+        tmp.chmod(default_mode(directory=True))  # mkdtemp makes 0700: the checkpoint would be owner-only
         payload = {**state, "rng": rng_state(), "step": step, "format_version": FORMAT_VERSION}
         with (tmp / STATE_FILE).open("wb") as fh:
             torch.save(payload, fh)

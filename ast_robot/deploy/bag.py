@@ -3,14 +3,22 @@
 The recorder node hands in the raw CDR bytes it received (rclpy's ``raw=True`` subscriptions), so
 nothing is decoded and re-encoded on the way to disk. Bags are version 8 with message definitions
 from rosbags' Kilted typestore, readable by ``ros2 bag`` and by ``ast_robot.gap.bags``.
+
+A bag is only readable once :meth:`BagWriter.close` has written its metadata: a recorder killed before that
+(SIGKILL, power loss) leaves no readable bag. So each outcome record is also appended to a journal in the
+bag folder (:data:`JOURNAL_FILE`, one JSON record per line, flushed and fsynced per record), which
+``ast_robot.gap.bags.load_episodes`` reads when the bag was never closed. A clean close removes it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TOPICS = {"/ast/outcome": "std_msgs/msg/String", "/joint_states": "sensor_msgs/msg/JointState"}
+OUTCOME_TOPIC = "/ast/outcome"
+DEFAULT_TOPICS = {OUTCOME_TOPIC: "std_msgs/msg/String", "/joint_states": "sensor_msgs/msg/JointState"}
+JOURNAL_FILE = "outcomes.journal.jsonl"  # the crash-safe copy of the outcome records, until close()
 
 
 def _rosbags() -> tuple[Any, Any, Any]:
@@ -41,17 +49,31 @@ class BagWriter:
         self._writer.open()
         self._conns = {t: self._writer.add_connection(t, m, typestore=self.typestore) for t, m in self.topics.items()}
         self.counts = dict.fromkeys(self.topics, 0)
+        journaled = self.topics.get(OUTCOME_TOPIC) == "std_msgs/msg/String"
+        self._journal = open(self.path / JOURNAL_FILE, "a", encoding="utf-8") if journaled else None
 
     def write(self, topic: str, cdr: bytes, stamp_ns: int) -> None:
         """Append one serialized (CDR) message received at ``stamp_ns`` (ns since the epoch)."""
         self._writer.write(self._conns[topic], int(stamp_ns), cdr)
         self.counts[topic] += 1
+        if topic == OUTCOME_TOPIC and self._journal is not None:
+            self._append_journal(self.typestore.deserialize_cdr(cdr, self.topics[topic]).data)
+
+    def _append_journal(self, text: str) -> None:
+        # One record per line; the outcome JSON is one line already (escaped newlines stay escaped).
+        self._journal.write(text.replace("\n", " ") + "\n")
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
 
     def close(self) -> None:
-        """Finish the bag (writes the metadata file); safe to call twice."""
+        """Finish the bag (writes the metadata file, then drops the journal); safe to call twice."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+            (self.path / JOURNAL_FILE).unlink()
 
     def __enter__(self) -> BagWriter:
         return self

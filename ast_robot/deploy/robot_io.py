@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ast_robot.config.deploy import RobotIOConfig
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "deploy"
+from ast_robot.config.shipped import shipped_dir
 
 
 def load_robot_io(robot_or_path: str | Path) -> RobotIOConfig:
@@ -18,7 +17,7 @@ def load_robot_io(robot_or_path: str | Path) -> RobotIOConfig:
     from ast_robot.envs.robots import get_robot
 
     text = str(robot_or_path)
-    path = Path(text) if text.endswith((".yaml", ".yml")) else CONFIG_DIR / f"{text}.yaml"
+    path = Path(text) if text.endswith((".yaml", ".yml")) else shipped_dir("deploy") / f"{text}.yaml"
     if not path.is_file():
         if text.endswith((".yaml", ".yml")):
             raise FileNotFoundError(f"robot config: {path} does not exist")

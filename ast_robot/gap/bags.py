@@ -6,9 +6,11 @@ Bags are read with `rosbags` (no ROS install needed), imported lazily: it is par
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+from ast_robot.deploy.bag import JOURNAL_FILE
 from ast_robot.gap.outcomes import RECORDS_FILE, EpisodeRecord, RecordError, from_json, read_records, to_json
 
 OUTCOME_TOPIC = "/ast/outcome"
@@ -32,13 +34,41 @@ def _rosbags():
 
 
 def load_episodes(path: str | Path, topic: str = OUTCOME_TOPIC) -> list[EpisodeRecord]:
-    """Records from a records folder or a bag (folder with metadata.yaml, or a single .mcap/.db3 file)."""
+    """Records from a records folder or a bag (folder with metadata.yaml, or a single .mcap/.db3 file).
+
+    A bag folder whose recorder died before closing it (no metadata.yaml) is read from its outcome
+    journal, with a warning that says so."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no episode records: {path} does not exist")
     if path.is_dir() and (path / RECORDS_FILE).is_file():
         return read_records(path)
+    if path.is_dir() and not (path / "metadata.yaml").exists() and (path / JOURNAL_FILE).is_file():
+        records = read_journal(path / JOURNAL_FILE)
+        warnings.warn(f"bag {path} was never closed (no metadata.yaml; recorder killed?): read its "
+                      f"{len(records)} outcome records from {JOURNAL_FILE}", stacklevel=2)  # fmt: skip
+        return records
     return read_outcome_bag(path, topic)
+
+
+def read_journal(path: str | Path) -> list[EpisodeRecord]:
+    """Records from a bag's outcome journal (one JSON record per line). Only the last line may be cut
+    short (the recorder died while writing it): it is left out with a warning; a bad line elsewhere is
+    an error naming the line."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    complete, tail = lines[:-1], lines[-1]  # text ends with "\n" when the last record was finished
+    if tail:
+        warnings.warn(f"{path}: the last line was cut short ({len(tail)} bytes, no newline): left out",
+                      stacklevel=2)  # fmt: skip
+    records = []
+    for i, line in enumerate(complete, start=1):
+        try:
+            records.append(from_json(line))
+        except RecordError as err:
+            raise RecordError(err.field, err.value, err.reason, f"{path} line {i}") from err
+    return records
 
 
 def read_outcome_bag(path: str | Path, topic: str = OUTCOME_TOPIC) -> list[EpisodeRecord]:

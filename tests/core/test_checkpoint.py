@@ -125,3 +125,12 @@ def test_config_compatibility_check_names_the_field():
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         ckpt.load_checkpoint(tmp_path)
+
+
+def test_checkpoint_folder_and_files_get_the_umask_modes(tmp_path):
+    from ast_robot.fileio import default_mode
+
+    net, _ = trained()
+    path = ckpt.save_checkpoint(tmp_path, 1, {"model": net.state_dict()}, dump_config(ExperimentConfig(name="t")))
+    assert path.stat().st_mode & 0o777 == default_mode(directory=True)  # not mkdtemp's owner-only 0700
+    assert {p.stat().st_mode & 0o777 for p in path.iterdir()} == {default_mode()}

@@ -192,18 +192,6 @@ def test_uncompensated_payload_makes_the_arm_sag():
     assert 1e-4 < sag < 0.02  # the position loop holds 3 kg at the TCP with a sub-2 cm error
 
 
-@pytest.mark.parametrize("name", ["reach_ur5e", "reach_fr3", "pickplace_ur5e", "pickplace_fr3"])
-def test_shipped_env_configs_build_their_env(repo_root, name):
-    from ast_robot.config import from_dict
-    from ast_robot.config.loader import read_yaml_tree
-
-    cfg = from_dict(EnvConfig, read_yaml_tree(repo_root / "configs" / "env" / f"{name}.yaml"))
-    env = make_env(cfg, RandomizationConfig(preset="default"), seed=0)
-    assert env.unwrapped.task == name.split("_")[0] and env.unwrapped.robot.name == name.split("_")[1]
-    env.step(env.action_space.sample())
-    env.close()
-
-
 @pytest.mark.parametrize(("action_mode", "bad"), [("ee_delta", np.nan), ("joint_delta", np.inf)])
 def test_non_finite_actions_are_rejected_before_they_reach_the_model(action_mode, bad):
     env = gym.make("ast_robot/ReachUR5e-v0", config={"action_mode": action_mode}, randomization=DEFAULT_DR)

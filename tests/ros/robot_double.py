@@ -34,6 +34,7 @@ class RobotDouble:
         does). Streaming, it publishes the bridged safety mode NORMAL once, transient-local, as a bridge
         from ur_robot_driver would."""
         self.node, self.q, self.follow, self.auto = node, HOME.copy(), streaming, streaming
+        self.reported: list[np.ndarray] = []  # every joint position published by the streaming timer
         node.create_timer(1 / 250, lambda: self.auto and self.state())  # a driver streams while we spin
         self.commands: list[tuple[float, np.ndarray]] = []
         self.pub_js = node.create_publisher(JointState, "/joint_states", RELIABLE)
@@ -59,6 +60,8 @@ class RobotDouble:
     def state(self, names: list[str] | None = None, positions: Any = None, stamp: float | None = None) -> None:
         msg = JointState(name=list(names or UR5E_JOINTS))
         msg.position = list(self.q if positions is None else positions)
+        if positions is None:
+            self.reported.append(self.q.copy())
         t = time.time() if stamp is None else stamp
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int((t % 1) * 1e9)
         self.pub_js.publish(msg)
