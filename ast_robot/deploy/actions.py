@@ -4,8 +4,8 @@ A policy trained in ``ast_robot.envs`` must see the same observation layout and 
 same thing on the robot. The environments step at ``EnvConfig.control_hz`` (25 Hz) with
 ``max_ee_step`` metres per step; deployment ticks faster (125 Hz), so each tick moves the TCP target by
 the same *speed*: ``max_ee_step * env_hz / control_hz`` per tick. Orientation is held pointing down
-(``R_DOWN``) and the TCP target may lead the measured TCP by at most ``lead_m`` metres: the envs'
-anti-windup of two *environment* steps, the same distance at any tick rate (two ticks' worth would
+(``R_DOWN``) and the TCP target may lead the measured TCP by at most ``lead_m`` metres per axis (up to
+sqrt(3) x ``lead_m`` in all): the envs' anti-windup of two *environment* steps, the same distance at any tick rate (two ticks' worth would
 starve a soft or delayed arm of the lead it gets in training).
 """
 
@@ -46,8 +46,10 @@ class EEDeltaAction:
             raise ValueError(f"action: expected >= 3 finite values (TCP deltas [+ gripper]), got {action.tolist()}")
         pos, _ = self.solver.forward(q_ref if q_measured is None else q_measured)  # (3,) m
         base = pos if self.ee_cmd is None else self.ee_cmd
-        target = np.clip(base + np.clip(action[:3], -1.0, 1.0) * self.step_m, self.low, self.high)
-        self.ee_cmd = pos + np.clip(target - pos, -self.lead_m, self.lead_m)
+        # the envs' own integration (one kernel for both, so sim and robot cannot drift apart)
+        self.ee_cmd = kernels.tcp_target(np.asarray(base, dtype=np.float64), np.asarray(pos, dtype=np.float64),
+                                         np.asarray(action, dtype=np.float64), self.step_m, self.low, self.high,
+                                         self.lead_m)  # fmt: skip
         q = np.asarray(q_ref, dtype=float)
         for _ in range(self.iterations):
             q = self.solver.step(q, self.ee_cmd, self.orientation)
