@@ -31,7 +31,7 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing the suite"; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check ast_robot tests bench
+	$(VENV)/bin/ruff check ast_robot tests bench ros2_ws
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

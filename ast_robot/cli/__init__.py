@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Subcommand name -> module. Only working subcommands are listed here.
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ast-robot {args.command}: error: {err}", file=sys.stderr)
         return 2
     except (ImportError, RuntimeError) as err:
-        print(f"ast-robot {args.command}: error: {err}", file=sys.stderr)
+        if os.environ.get("AST_ROBOT_DEBUG"):  # the whole traceback, e.g. for an error from deep in torch
+            raise
+        print(f"ast-robot {args.command}: error: {err} (AST_ROBOT_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
 

@@ -103,9 +103,17 @@ def save_checkpoint(
     fsync_dir(run_dir)
     atomic_write_text(run_dir / LATEST_FILE, final.name + "\n")
     if keep_last:
-        for old in list_checkpoints(run_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+        _prune(run_dir, final, keep_last)
     return final
+
+
+def _prune(run_dir: Path, final: Path, keep_last: int) -> None:
+    """Keep ``final`` and the ``keep_last - 1`` checkpoints of the steps just before it. Steps after it
+    (a run resumed from an earlier checkpoint, or an older run in the same folder) are another history:
+    they are left alone, never counted in place of the checkpoint just written."""
+    earlier = [p for p in list_checkpoints(run_dir) if p.name < final.name]
+    for old in earlier[: max(0, len(earlier) - (keep_last - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _replace_dir(new: Path, final: Path) -> None:

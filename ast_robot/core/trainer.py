@@ -112,7 +112,8 @@ class Trainer:
         self.counters = Counters()
         self.is_main, self.world = rank == 0, world
         # Per-sample gradient norms feed only the learning-value predictor; skip the bookkeeping otherwise.
-        self._wants_grad_norms = self.gated and "learning_value" in significance.components
+        self._wants_grad_norms = (self.gated and "learning_value" in significance.components
+                                  and significance.cfg.weights.get("learning_value", 0) > 0)  # fmt: skip
 
     @staticmethod
     def _check_gating(cfg: TrainConfig, significance: SignificanceModel, gate: Gate, loss_fn: LossFn,

@@ -82,7 +82,9 @@ class JointStateChecker:
             raise Rejected(f"joint state out of order: stamp {stamp_s:.6f} < last {self._last_stamp:.6f}")
         if self.max_age_s is not None and stamp_s < now_s - self.max_age_s - CLOCK_SKEW_TOLERANCE_S:
             raise Rejected(f"joint state too old: stamped {now_s - stamp_s:.3f} s ago, allowed "
-                           f"{self.max_age_s + CLOCK_SKEW_TOLERANCE_S:.3f} s (watchdog + clock skew)")  # fmt: skip
+                           f"{self.max_age_s + CLOCK_SKEW_TOLERANCE_S:.3f} s (watchdog + clock skew); if every "
+                           "state is rejected so, the driver's clock is behind this host's: synchronize them "
+                           "(e.g. chrony), a stale state cannot be told from a skewed clock")  # fmt: skip
         self._last_stamp = stamp_s
 
     @staticmethod

@@ -19,12 +19,12 @@ def load_robot_io(robot_or_path: str | Path) -> RobotIOConfig:
     text = str(robot_or_path)
     path = Path(text) if text.endswith((".yaml", ".yml")) else shipped_dir("deploy") / f"{text}.yaml"
     if not path.is_file():
-        if text.endswith((".yaml", ".yml")):
-            raise FileNotFoundError(f"robot config: {path} does not exist")
-        get_robot(text)  # an unknown robot name raises with the list of known ones
-        cfg = RobotIOConfig(robot=text)
-    else:
-        cfg = from_dict(RobotIOConfig, read_yaml_tree(path))
+        if not text.endswith((".yaml", ".yml")):
+            get_robot(text)  # an unknown robot name raises with the list of known ones
+        # no silent defaults: another robot's topics and interface would be wrong, maybe unsafe
+        raise FileNotFoundError(f"robot config: {path} does not exist (the driver wiring of {text!r}: its "
+                                "topics, command interface and safety inputs; see configs/deploy/ur5e.yaml)")  # fmt: skip
+    cfg = from_dict(RobotIOConfig, read_yaml_tree(path))
     spec = get_robot(cfg.robot)
     if not cfg.joint_names:
         cfg.joint_names = list(spec.joint_names)

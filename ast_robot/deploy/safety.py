@@ -3,9 +3,9 @@
 Pure Python + numpy, no ROS. A :class:`SafetyMonitor` keeps what it knows about the robot (last joint
 state and when it arrived, e-stop, the robot's safety mode, the last command sent) and turns any
 requested joint target into a command that is finite, inside the joint limits, at most one velocity-limited
-step from the previous command, changes its step by at most the acceleration limit per tick, leads the
-*measured* position by at most ``lead_steps`` steps, and keeps the end effector in the workspace box, or
-into a *hold* with the reasons why.
+step from the previous command, changes its step by at most the acceleration limit per tick while the arm
+follows, leads the *measured* position by at most ``lead_s`` of motion, and keeps the end effector in the
+workspace box, or into a *hold* with the reasons why.
 
 Holds, from the hardest:
 
@@ -35,12 +35,13 @@ EEFunction = Callable[[np.ndarray], np.ndarray]  # joint positions (J,) -> end-e
 # The longest a joint state may be missing before we hold (s). At the UR5e's 3.14 rad/s that is 0.31 rad
 # travelled blind; a watchdog of thousands of seconds (a typo in a parameter) is refused, not obeyed.
 MAX_WATCHDOG_S = 0.1
-# How far the command may lead the measured position, in velocity-limited steps (k * max_step per joint).
-# Closed loop with the twin (scripted reach, UR5e and FR3, 125 Hz) the arm lags the command by up to ~7
-# steps; a stalled arm (collision, payload) gets no further command than this, so resuming is never a
-# jump of more than k steps (0.1 rad on a UR5e at the default scale; forward controllers pass jumps on).
-DEFAULT_LEAD_STEPS = 8.0
-MAX_LEAD_STEPS = 50.0
+# How far the command may lead the measured position, as travel time at the allowed speed (lead_s x speed
+# per joint, so the same distance at any control rate). Closed loop with the twin (scripted reach, UR5e and
+# FR3, 125 Hz) the arm trails the command by up to ~56 ms; a stalled arm (collision, payload) gets no
+# further command than this, so resuming is never a jump of more than 0.1 s of motion (0.16 rad on a UR5e
+# at the default speed scale; forward controllers pass jumps on).
+DEFAULT_LEAD_S = 0.1
+MAX_LEAD_S = 0.5
 # Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
 JOINT_ACCELERATION = {
     # Franka FR3: libfranka include/franka/rate_limiting.h, kMaxJointAcceleration (the values of Franka's
@@ -82,7 +83,7 @@ class SafetyLimits:
     workspace_max: np.ndarray  # (3,) m, base frame
     period_s: float  # control period (s)
     watchdog_periods: float = 2.0  # hold when the joint state is older than this many periods
-    lead_steps: float = DEFAULT_LEAD_STEPS  # |command - measured| <= lead_steps * max_step per joint
+    lead_s: float = DEFAULT_LEAD_S  # |command - measured| <= lead_s * allowed speed, per joint
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -104,8 +105,9 @@ class SafetyLimits:
             raise ValueError(f"watchdog_periods: expected > 0 and at most {MAX_WATCHDOG_S} s of control periods "
                              f"({MAX_WATCHDOG_S / self.period_s:g} at {1 / self.period_s:g} Hz), got "
                              f"{self.watchdog_periods!r}")  # fmt: skip
-        if not (np.isfinite(self.lead_steps) and 1.0 <= self.lead_steps <= MAX_LEAD_STEPS):
-            raise ValueError(f"lead_steps: expected 1..{MAX_LEAD_STEPS:g} steps, got {self.lead_steps!r}")
+        if not (np.isfinite(self.lead_s) and self.period_s <= self.lead_s <= MAX_LEAD_S):
+            raise ValueError(f"lead_s: expected one control period ({self.period_s:g} s) .. {MAX_LEAD_S:g} s, "
+                             f"got {self.lead_s!r}")  # fmt: skip
 
     def _check_motion_limits(self) -> None:
         for name in ("max_velocity", "max_acceleration", "max_step"):
@@ -123,8 +125,8 @@ class SafetyLimits:
 
     @property
     def max_lead(self) -> np.ndarray:
-        """(J,) rad: the most a command may lead the measured position."""
-        return self.lead_steps * self.max_step
+        """(J,) rad: the most a command may lead the measured position (``lead_s`` at the allowed speed)."""
+        return self.max_step * (self.lead_s / self.period_s)
 
     @property
     def n_joints(self) -> int:
@@ -182,6 +184,7 @@ class _RobotState:
     safety_detail: str = ""
     last_command: np.ndarray | None = None  # (J,) last command that was sent
     last_step: np.ndarray | None = None  # (J,) last command - the one before (None: at rest)
+    stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -231,6 +234,11 @@ class SafetyMonitor:
 
     # ----- queries ------------------------------------------------------------------------------
     @property
+    def estop(self) -> bool:
+        """Whether the e-stop is engaged."""
+        return self._s.estop
+
+    @property
     def measured(self) -> np.ndarray | None:
         return None if self._s.positions is None else self._s.positions.copy()
 
@@ -275,6 +283,7 @@ class SafetyMonitor:
             return self._count(SafetyDecision(None, True, ("no joint state received yet",)))
         if stop := self._stop_reasons():
             return self._count(self._hold_here(stop + self._stale_reasons(now_s)))
+        self._s.stop_point = None
         if stale := self._stale_reasons(now_s):
             self._s.last_step = None
             return self._count(SafetyDecision(self._reference(), True, tuple(stale)))
@@ -313,22 +322,33 @@ class SafetyMonitor:
         return np.clip(ref, self.limits.lower, self.limits.upper)
 
     def _hold_here(self, reasons: list[str]) -> SafetyDecision:
-        """Hold at the measured position (in the joint limits) and restart from rest there afterwards."""
+        """Hold where the arm was measured when the stop began (in the joint limits), the same point on
+        every tick of the stop: re-reading the measured position each tick would let a sagging or pushed
+        arm walk the hold along with it. Motion restarts from rest at the measured position afterwards."""
         self.reset_reference()
-        return SafetyDecision(self._reference(), True, tuple(reasons))
+        if self._s.stop_point is None:
+            self._s.stop_point = self._reference()
+        return SafetyDecision(self._s.stop_point.copy(), True, tuple(reasons))
 
     def _brake(self, reason: str) -> SafetyDecision:
         """Decelerate towards a stop (no new target) within the acceleration and lead limits."""
         ref = self._reference()
-        cmd = self._step_from(ref, np.zeros_like(ref))[0]
+        cmd = self._step_from(ref, np.zeros_like(ref), brake_at_edge=True)[0]
         self._s.last_step = cmd - ref
         return SafetyDecision(cmd, True, (reason,))
 
-    def _step_from(self, ref: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    def _step_from(self, ref: np.ndarray, wanted: np.ndarray, brake_at_edge: bool = False
+                   ) -> tuple[np.ndarray, list[str]]:  # fmt: skip
         """The command nearest ``ref + wanted`` that keeps the step, acceleration and lead limits, and
-        the reasons for each limit that changed it. The lead limit brakes early (stopping distance at
-        the acceleration limit), so the arm can stop inside it: it and the joint limits always hold;
-        the acceleration bound holds unless the measured position moves away from the command."""
+        the reasons for each limit that changed it.
+
+        The step limit, the joint limits and the lead window (``max_lead`` around the measured position)
+        always hold. The acceleration bound holds while the arm follows: when the arm stalls or is pushed
+        so that the window edge stops the command, the command stops there at once (the lead bound
+        wins), and a command outside the window (the arm moved away from it) walks back towards it by at
+        most one step per tick. ``brake_at_edge`` (a soft hold, which stops anyway): also slow down early
+        enough to stop inside the window at the acceleration limit, as if its edge stood still (for normal
+        motion that would cap the speed at sqrt(2 x acceleration x lead), below the speed limit)."""
         lim = self.limits
         change = lim.max_step_change
         last = np.zeros_like(ref) if self._s.last_step is None else self._s.last_step
@@ -338,15 +358,24 @@ class SafetyMonitor:
         # (A bang-bang step with a bounded change oscillates around the target instead.)
         arriving = np.sign(step) * np.minimum(np.abs(step), _braking_step(np.abs(wanted), change))
         smooth = np.clip(arriving, last - change, last + change)
-        if not np.array_equal(smooth, step):
+        if not np.array_equal(smooth, arriving):
             reasons.append("clamped to acceleration limit")
-        measured = self._s.positions
-        high = np.minimum(lim.upper, measured + lim.max_lead) - ref  # room ahead (negative: beyond it)
-        low = ref - np.maximum(lim.lower, measured - lim.max_lead)
-        bounded = np.clip(smooth, -_braking_step(low, change), _braking_step(high, change))
+        low, high = self._lead_window()
+        if brake_at_edge:
+            smooth = np.clip(smooth, -_braking_step(ref - low, change), _braking_step(high - ref, change))
+        bounded = np.clip(np.clip(ref + smooth, low, high) - ref, -lim.max_step, lim.max_step)
         if not np.array_equal(bounded, smooth):
             reasons.append("clamped to lead limit (command ahead of the measured position)")
         return np.clip(ref + bounded, lim.lower, lim.upper), reasons
+
+    def _lead_window(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) (J,): the positions a command may take, ``max_lead`` around the measured position and
+        inside the joint limits (a measured position beyond a limit by more than the lead: that limit)."""
+        lim, measured = self.limits, self._s.positions
+        low = np.maximum(lim.lower, measured - lim.max_lead)
+        high = np.minimum(lim.upper, measured + lim.max_lead)
+        edge = np.clip(measured, lim.lower, lim.upper)
+        return np.where(low > high, edge, low), np.where(low > high, edge, high)
 
     def _limit(self, target: np.ndarray) -> SafetyDecision:
         lim, ref = self.limits, self._reference()

@@ -294,6 +294,10 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
     spread = 0.5 * (space.unit_to_values(best_u + sd_u) - space.unit_to_values(best_u - sd_u))
     nominal = np.asarray(space.nominal)
     l0, lf = loss(nominal), loss(fitted)
+    if not (np.all(np.isfinite(fitted)) and np.all(np.isfinite(spread)) and np.isfinite(lf)):
+        bad = [n for n, m, s in zip(space.names, fitted, spread) if not (np.isfinite(m) and np.isfinite(s))]
+        raise NotIdentifiable(f"the fit gave non-finite values (parameters {bad or list(space.names)}, loss "
+                              f"{lf}): nothing to retune from")  # fmt: skip
     # The gap is what training did not cover: attribute against the closest values inside the prior
     # ranges, so a parameter whose fit lies inside its range gets no share; if every fit is inside,
     # fall back to attributing against the prior centres.

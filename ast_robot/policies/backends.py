@@ -170,23 +170,25 @@ def pick_blocks(candidates: Tensor, base: Tensor, top_k: int | Tensor) -> Tensor
     return picked.scatter_(-1, order, keep) | base  # `order` is a permutation: each entry written once
 
 
-def build_block_mask(plan: SparsePlan, padded_len: int):
+def build_block_mask(plan: SparsePlan, padded_len: int, compiled: bool = True):
     """A FlexAttention `BlockMask` straight from the block lists (no evaluation of every token pair, and
     no dense tables rebuilt from the lists as ``BlockMask.from_kv_blocks`` does to transpose them).
 
-    It always carries the plan's real ``mask_mod``, also when every chosen block is whole: the compiled
-    kernel skips it on full blocks anyway, but eager FlexAttention (and anything that reads the mask
-    back, e.g. ``BlockMask.to_dense``) evaluates ``mask_mod`` rather than the block lists, and a
-    ``noop_mask`` there meant full attention."""
-    from torch.nn.attention.flex_attention import BlockMask
+    When every chosen block is whole the compiled kernel needs only the block lists, and a ``noop_mask``
+    keeps it on its fast path (the plan's real ``mask_mod`` there cost ~40% of the forward on an H200,
+    16k-32k tokens). Eager FlexAttention and ``BlockMask.to_dense`` evaluate ``mask_mod`` instead of the
+    lists, where a no-op means full attention: ``compiled=False`` carries the plan's mask for them."""
+    from torch.nn.attention.flex_attention import BlockMask, noop_mask
 
     lists = plan.lists
     if lists is None:
         lists = masks.flex_lists(plan.blocks, plan.n_global, plan.block_size, plan.length, plan.causal)
+    partial = masks.has_partial_blocks(plan.n_global, plan.block_size, plan.length, plan.causal)
+    mask_mod = plan.mask_mod() if partial or not compiled else noop_mask
     names = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "q_num_blocks", "q_indices",
              "full_q_num_blocks", "full_q_indices")  # fmt: skip
     return BlockMask(seq_lengths=(padded_len, padded_len), BLOCK_SIZE=(plan.block_size, plan.block_size),
-                     mask_mod=plan.mask_mod(), **dict(zip(names, lists)))  # fmt: skip
+                     mask_mod=mask_mod, **dict(zip(names, lists)))  # fmt: skip
 
 
 @BACKENDS.register("flex")

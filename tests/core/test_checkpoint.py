@@ -134,3 +134,17 @@ def test_checkpoint_folder_and_files_get_the_umask_modes(tmp_path):
     path = ckpt.save_checkpoint(tmp_path, 1, {"model": net.state_dict()}, dump_config(ExperimentConfig(name="t")))
     assert path.stat().st_mode & 0o777 == default_mode(directory=True)  # not mkdtemp's owner-only 0700
     assert {p.stat().st_mode & 0o777 for p in path.iterdir()} == {default_mode()}
+
+
+def test_keep_last_never_drops_the_checkpoint_just_written_after_a_resume(tmp_path):
+    net, _ = trained()
+    save = lambda step: ckpt.save_checkpoint(tmp_path, step, {"model": net.state_dict()}, "name: t\n", keep_last=2)  # noqa: E731
+    for step in (100, 200, 300):
+        save(step)
+    written = save(150)  # a run resumed from step 100: 200 and 300 are another history, left alone
+    assert written.is_dir() and ckpt.resolve_checkpoint(tmp_path) == written
+    names = lambda: [p.name[5:] for p in ckpt.list_checkpoints(tmp_path)]  # noqa: E731
+    assert names() == ["00000150", "00000200", "00000300"]  # 100 went when 300 was saved
+    save(160)  # keeps 160 and the step just before it
+    save(170)
+    assert names() == ["00000160", "00000170", "00000200", "00000300"]

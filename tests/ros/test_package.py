@@ -50,3 +50,11 @@ def test_robot_config_errors_name_the_field(tmp_path):
         load_robot_io(bad)
     with pytest.raises(ValueError, match="unknown robot 'ur10'"):
         load_robot_io("ur10")
+
+
+def test_a_robot_without_its_driver_wiring_is_an_error_not_ur_defaults(tmp_path, monkeypatch):
+    from ast_robot.deploy.robot_io import load_robot_io
+
+    monkeypatch.setenv("AST_ROBOT_CONFIGS", str(tmp_path))  # a configs folder without deploy/fr3.yaml
+    with pytest.raises(FileNotFoundError, match="fr3.yaml does not exist .*driver wiring of 'fr3'"):
+        load_robot_io("fr3")

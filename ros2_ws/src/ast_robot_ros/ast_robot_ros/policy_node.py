@@ -15,6 +15,7 @@ record per episode (std_msgs/String on ``/ast/outcome``), only while active. Ser
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from ast_robot.deploy.latency import LatencyStats
 from ast_robot.deploy.realtime import freeze_heap
+from ast_robot.deploy.session import SAFETY_MODE_NORMAL
 from ast_robot_ros.convert import forward_command, stamp_seconds, trajectory_command
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -106,8 +108,11 @@ class PolicyNode(LifecycleNode):
         self.pub_outcome = self.create_lifecycle_publisher(String, t.outcome, LATCHED)
         subs = [(Image, t.camera, self._on_image, RELIABLE), (String, t.instruction, self._on_instruction, RELIABLE),
                 (PoseStamped, t.goal, self._on_goal, RELIABLE)]  # fmt: skip
-        for qos in (SAFETY_STATE, SAFETY_LIVE):  # both: see SAFETY_LIVE
-            subs += [(Bool, t.estop, self._on_estop, qos), (UInt8, t.safety_mode, self._on_safety_mode, qos)]
+        self._estop_by_source: dict[str, bool] = {}  # latest value per subscription (see _on_estop)
+        self._mode_by_source: dict[str, int] = {}
+        for source, qos in (("state", SAFETY_STATE), ("live", SAFETY_LIVE)):  # both: see SAFETY_LIVE
+            subs += [(Bool, t.estop, functools.partial(self._on_estop, source), qos),
+                     (UInt8, t.safety_mode, functools.partial(self._on_safety_mode, source), qos)]  # fmt: skip
         self._joint_states = self.create_subscription(JointState, t.joint_states, lambda _msg: None, JOINT_STATES,
                                                       callback_group=TakenByTick())  # fmt: skip
         self._handles = [self._joint_states, *(self.create_subscription(m, topic, cb, qos) for m, topic, cb, qos in subs)]
@@ -132,8 +137,8 @@ class PolicyNode(LifecycleNode):
         self._stop_control("cleanup")
         for handle in self._handles:
             (self.destroy_service if hasattr(handle, "srv_type") else self.destroy_subscription)(handle)
-        self.destroy_publisher(self.pub_cmd)
-        self.destroy_publisher(self.pub_outcome)
+        self.destroy_lifecycle_publisher(self.pub_cmd)
+        self.destroy_lifecycle_publisher(self.pub_outcome)
         self.session.runner.scheduler.close()
         self._handles, self.session = [], None
         return TransitionCallbackReturn.SUCCESS
@@ -235,14 +240,24 @@ class PolicyNode(LifecycleNode):
         p = msg.pose.position
         self._warn(self.session.on_goal((p.x, p.y, p.z)))
 
-    def _on_estop(self, msg: Bool) -> None:
-        hold = self.session.on_estop(msg.data, time.monotonic())
+    def _on_estop(self, source: str, msg: Bool) -> None:
+        # The two subscriptions of a topic deliver in no fixed order between each other (a transient-local
+        # one keeps only the latest value): combine their latest values conservatively, engaged if either
+        # says so, so an older "released" from one can never undo a newer "engaged" from the other.
+        self._estop_by_source[source] = bool(msg.data)
+        engaged = any(self._estop_by_source.values())
+        if engaged == self.session.runner.safety.estop:
+            return  # a repeat (both subscriptions get a transient-local publisher's messages)
+        hold = self.session.on_estop(engaged, time.monotonic())
         if hold is not None and self._active:
             self._publish(hold)
-        self.get_logger().warning(f"e-stop {'ENGAGED: holding' if msg.data else 'released'}")
+        self.get_logger().warning(f"e-stop {'ENGAGED: holding' if engaged else 'released'}")
 
-    def _on_safety_mode(self, msg: UInt8) -> None:
-        self.session.on_safety_mode(int(msg.data))
+    def _on_safety_mode(self, source: str, msg: UInt8) -> None:
+        # as for the e-stop: normal only when every subscription that has reported says normal
+        self._mode_by_source[source] = int(msg.data)
+        abnormal = [m for m in self._mode_by_source.values() if m != SAFETY_MODE_NORMAL]
+        self.session.on_safety_mode(abnormal[0] if abnormal else SAFETY_MODE_NORMAL)
 
     def _warn(self, reason: str | None) -> None:
         if reason is not None:
