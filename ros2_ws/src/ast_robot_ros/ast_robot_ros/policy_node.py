@@ -16,6 +16,8 @@ record per episode (std_msgs/String on ``/ast/outcome``), only while active. Ser
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
 from typing import Any
 
@@ -317,6 +319,13 @@ class PolicyNode(LifecycleNode):
 
 def run(checkpoint: str, robot: str, deploy_cfg: Any = None, args: list[str] | None = None) -> int:
     """Init rclpy, configure + activate the node, spin until SIGINT/SIGTERM, shut down cleanly."""
+    try:
+        return _run(checkpoint, robot, deploy_cfg, args)
+    except KeyboardInterrupt:  # the SIGINT landed between spin's end and the clean-up: still the asked stop
+        return 0
+
+
+def _run(checkpoint: str, robot: str, deploy_cfg: Any, args: list[str] | None) -> int:
     from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=args)
@@ -336,10 +345,16 @@ def run(checkpoint: str, robot: str, deploy_cfg: Any = None, args: list[str] | N
         if rclpy.ok():
             raise
     finally:
+        # rclpy chains SIGINT to Python's handler, whose KeyboardInterrupt can arrive after spin returned:
+        # a second interruption must not cut the clean-up (episode record, scheduler thread) short.
+        main_thread = threading.current_thread() is threading.main_thread()  # signal.signal works only there
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
         node.log_summary()
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     return code
 
 
