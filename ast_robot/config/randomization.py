@@ -63,11 +63,7 @@ def preset_path(preset: str) -> Path:
     path = Path(preset)
     if path.suffix in (".yaml", ".yml"):
         return path
-    return _presets_dir() / f"{preset}.yaml"
-
-
-def _presets_dir() -> Path:
-    return shipped_dir("randomization")
+    return shipped_dir("randomization") / f"{preset}.yaml"
 
 
 def read_preset(preset: str) -> dict[str, Any]:

@@ -217,6 +217,7 @@ class SafetyMonitor:
         if bool(engaged) != self._s.estop:
             self.reset_reference()
         self._s.estop = bool(engaged)
+        self._end_stop_if_clear()
 
     def set_safety_mode(self, normal: bool, detail: str = "") -> None:
         """The robot's own safety state (e.g. UR safety mode); anything but normal makes us hold.
@@ -226,6 +227,12 @@ class SafetyMonitor:
         if not self._s.safety_normal and normal:
             self.reset_reference()
         self._s.safety_normal, self._s.safety_detail = bool(normal), detail
+        self._end_stop_if_clear()
+
+    def _end_stop_if_clear(self) -> None:
+        """Forget the stop's hold point once no stop reason is left (the next stop takes a new one)."""
+        if not self._stop_reasons():
+            self._s.stop_point = None
 
     def reset_reference(self) -> None:
         """Forget the last command and its velocity: the next command starts from rest at the measured
@@ -283,7 +290,6 @@ class SafetyMonitor:
             return self._count(SafetyDecision(None, True, ("no joint state received yet",)))
         if stop := self._stop_reasons():
             return self._count(self._hold_here(stop + self._stale_reasons(now_s)))
-        self._s.stop_point = None
         if stale := self._stale_reasons(now_s):
             self._s.last_step = None
             return self._count(SafetyDecision(self._reference(), True, tuple(stale)))
@@ -325,8 +331,8 @@ class SafetyMonitor:
         """Hold where the arm was measured when the stop began (in the joint limits), the same point on
         every tick of the stop: re-reading the measured position each tick would let a sagging or pushed
         arm walk the hold along with it. Motion restarts from rest at the measured position afterwards."""
-        self.reset_reference()
         if self._s.stop_point is None:
+            self.reset_reference()
             self._s.stop_point = self._reference()
         return SafetyDecision(self._s.stop_point.copy(), True, tuple(reasons))
 
