@@ -9,8 +9,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _index = int(_worker[2:]) if _worker.startswith("gw") and _worker[2:].isdigit() else 0
-# Distinct domains per worker keep parallel ROS tests apart (LOCALHOST allows 32 participants/domain).
-os.environ["ROS_DOMAIN_ID"] = str(40 + _index)
+# Distinct domains per worker keep parallel ROS tests apart (LOCALHOST allows 32 participants/domain);
+# AST_TEST_DOMAIN_BASE moves a whole run to other domains, so two suites on one machine never meet.
+os.environ["ROS_DOMAIN_ID"] = str(int(os.environ.get("AST_TEST_DOMAIN_BASE", "40")) + _index)
 
 import pytest  # noqa: E402
 
