@@ -212,11 +212,3 @@ class Gate:
             setattr(self, key, float(state[key]))
         self.seen, self.kept = int(state["seen"]), int(state["kept"])
         self.generator.set_state(state["generator"])
-
-    @classmethod
-    def from_sundew_config(cls, sundew_cfg: Any, seed: int | None = None) -> Gate:
-        """A Gate with the settings of a sundew-algorithms ``SundewConfig`` (see integrations.sundew)."""
-        from ast_robot.integrations.sundew import gate_config_from_sundew
-
-        cfg = gate_config_from_sundew(sundew_cfg)
-        return cls(cfg, seed=int(getattr(sundew_cfg, "rng_seed", 0)) if seed is None else seed)

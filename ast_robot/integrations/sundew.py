@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ast_robot.config.gate import GateConfig
+from ast_robot.core.gate import Gate
 
 INSTALL_HINT = 'pip install "ast-robot[sundew]"'
 SUNDEW_MIN_PROBABILITY = 0.02  # our keep-probability floor under the mapped gate (sundew has none)
@@ -36,7 +37,7 @@ def gate_config_from_sundew(sundew_cfg: Any) -> GateConfig:
               "hysteresis_gap")  # fmt: skip
     missing = [name for name in needed if not hasattr(sundew_cfg, name)]
     if missing:
-        raise TypeError(f"from_sundew_config: expected a sundew SundewConfig, {type(sundew_cfg).__name__} lacks {missing}")
+        raise TypeError(f"gate_config_from_sundew: expected a sundew SundewConfig, {type(sundew_cfg).__name__} lacks {missing}")
     s = sundew_cfg
     return GateConfig(
         mode="logistic",
@@ -53,6 +54,12 @@ def gate_config_from_sundew(sundew_cfg: Any) -> GateConfig:
         threshold_max=float(s.max_threshold),
         min_probability=SUNDEW_MIN_PROBABILITY,  # not 0: 1/p weights stay below 50
     )
+
+
+def gate_from_sundew(sundew_cfg: Any, seed: int | None = None) -> Gate:
+    """A Gate with the settings of a sundew-algorithms ``SundewConfig`` (seeded by its ``rng_seed``)."""
+    cfg = gate_config_from_sundew(sundew_cfg)
+    return Gate(cfg, seed=int(getattr(sundew_cfg, "rng_seed", 0)) if seed is None else seed)
 
 
 def sundew_config_from_gate(cfg: GateConfig, seed: int = 0) -> Any:

@@ -168,13 +168,15 @@ def test_bad_bounds_and_scores_rejected():
         Gate({"target_rate": 0.3})
 
 
-def test_from_sundew_config_maps_fields():
+def test_gate_from_sundew_maps_fields():
     sundew = pytest.importorskip("sundew")
+    from ast_robot.integrations.sundew import gate_from_sundew
+
     scfg = sundew.SundewConfig(target_activation_rate=0.15, activation_threshold=0.55, gate_temperature=0.05)
-    gate = Gate.from_sundew_config(scfg)
+    gate = gate_from_sundew(scfg)
     assert gate.cfg.target_rate == 0.15 and gate.threshold == 0.55 and gate.cfg.temperature == 0.05
     assert gate.cfg.ema == pytest.approx(1 - scfg.ema_alpha)
     _, weights = gate(torch.full((1000,), -5.0))  # far below the threshold: only the floor keeps any
     assert gate.cfg.min_probability == 0.02 and float(weights.max()) <= 1 / 0.02 + 1e-6  # finite 1/p weights
     with pytest.raises(TypeError, match="SundewConfig"):
-        Gate.from_sundew_config(object())
+        gate_from_sundew(object())
