@@ -178,7 +178,7 @@ def describe(err: BaseException) -> str:
     if isinstance(err, KeyError):
         return f"the entry {err.args[0]!r} is missing" if err.args else "an entry is missing"
     if isinstance(err, FileNotFoundError):
-        return f"{err.filename or 'a file'} is missing"
+        return f"{err.filename} is missing" if err.filename else f"a file is missing ({err})"
     if isinstance(err, ValueError) and str(err):
         return str(err)
     return f"{name}: {err}" if str(err) else name

@@ -175,6 +175,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 _CKPT_NAME = re.compile(r"ckpt-\d+")
+POLICY_EXPECTED = "a policy checkpoint written by ast_robot (policy metadata and weights that fit it)"
 STATE_EXPECTED = "a torch file of tensors and plain data written by ast_robot (weights, step, format_version)"
 
 
