@@ -179,6 +179,8 @@ def describe(err: BaseException) -> str:
         return f"the entry {err.args[0]!r} is missing" if err.args else "an entry is missing"
     if isinstance(err, FileNotFoundError):
         return f"{err.filename} is missing" if err.filename else f"a file is missing ({err})"
+    if isinstance(err, OSError):  # torch's zip reader on a cut-off file: "[Errno 22] Invalid argument"
+        return f"cannot be read: truncated or corrupt ({name}: {err.strerror or err})"
     if isinstance(err, ValueError) and str(err):
         return str(err)
     return f"{name}: {err}" if str(err) else name

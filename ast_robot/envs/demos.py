@@ -140,7 +140,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if not isinstance(env_id, str) or not env_id:
         raise BadFile(meta_path, f"env_id {env_id!r}", "the env id the demonstrations were recorded in")
     if not isinstance(files, list) or not all(_plain_npz_name(f) for f in files):
-        raise BadFile(meta_path, f"files {str(files)[:80]!r}",
+        shown = "the 'files' entry is missing" if files is None else f"files {str(files)[:80]!r}"
+        raise BadFile(meta_path, shown,
                       "a list of the folder's episode .npz file names (no paths)")  # fmt: skip
     return meta
 
@@ -182,7 +183,7 @@ def check_episode(arrays: dict[str, np.ndarray]) -> None:
         raise ValueError("the episode has no steps (action has 0 rows)")
     for key, extra in _PER_STEP.items():
         if key in arrays and (arrays[key].ndim == 0 or arrays[key].shape[0] != steps + extra):
-            raise ValueError(f"{key} has shape {arrays[key].shape}: expected {steps + extra} rows for {steps} steps")
+            raise ValueError(f"{key} has shape {arrays[key].shape}, not {steps + extra} rows for the {steps} steps of action")
     for key in ("achieved_goal", "desired_goal"):
         if arrays[key].shape[1] != 3:
             raise ValueError(f"{key} has shape {arrays[key].shape}, expected (T+1, 3)")

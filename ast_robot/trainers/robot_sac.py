@@ -118,7 +118,8 @@ def read_policy_weights(path: Path) -> dict[str, Any]:
 
     with zipfile.ZipFile(path) as archive:
         if "policy.pth" not in archive.namelist():
-            raise ValueError(f"holds no policy.pth (entries: {sorted(archive.namelist())[:8]})")
+            raise ValueError(f"holds no policy.pth: not an SB3 model, or cut short (entries: "
+                             f"{sorted(archive.namelist())[:8]})")  # fmt: skip
         raw = archive.read("policy.pth")
     state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
