@@ -53,12 +53,14 @@ def load_images(source: str, image_size: int = 32) -> tuple[np.ndarray, np.ndarr
 def _load_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
+    from ast_robot.fileio import reading
+
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     images, labels = [], []
     for label, name in enumerate(classes):
         for file in sorted((root / name).iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                with Image.open(file) as img:
+                with reading(file, f"an image Pillow reads ({sorted(IMAGE_SUFFIXES)})"), Image.open(file) as img:
                     img = img.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
                     images.append(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
                 labels.append(label)
