@@ -379,6 +379,23 @@ def test_bad_file_is_one_line_naming_it(world, case, capsys, monkeypatch):
     print(lines[0].replace(str(world.root), "<w>"))  # pytest -rP shows every case's line
 
 
+@pytest.mark.parametrize("case", ["deploy state.pt truncated", "sac.zip random bytes", "demos episode NaN actions"])
+def test_the_installed_command_prints_the_same_one_line(world, case):
+    """The same through ``python -m ast_robot``: no warning or log line from a library joins it."""
+    import os
+    import subprocess
+    import sys
+
+    breaker, argv, named = CASES[case]
+    breaker(world)
+    env = {k: v for k, v in os.environ.items() if k != "AST_ROBOT_DEBUG"}
+    done = subprocess.run([sys.executable, "-m", "ast_robot", *argv(world)], capture_output=True, text=True,
+                          env={**env, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}, timeout=300)  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(lines) == 1 and str(named(world)) in lines[0], done.stderr
+    assert not world.marker.exists()
+
+
 def test_the_table_covers_every_file_kind():
     kinds = {"policy", "deploy", "resume", "sac.zip", "obs_norm", "demos", "config", "hidden", "robot", "records", "bag"}
     assert kinds <= {name.split(" ")[0].split(".")[0] if not name.startswith("sac.zip") else "sac.zip" for name in CASES}
