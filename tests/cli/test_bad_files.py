@@ -97,14 +97,13 @@ def _experiment(root: Path, trainer: str) -> str:
             "policy: {type: mlp, hidden_sizes: [8, 8]}\n")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def world_src(tmp_path_factory) -> Path:
+def build_world(root: Path) -> Path:
+    """Real files of every kind under ``root``: a BC run, a SAC run, demonstrations and a bag."""
     from ast_robot.config import load_config, save_config
     from ast_robot.gap.bags import write_outcome_bag
     from ast_robot.gap.outcomes import read_records
     from ast_robot.trainers.robot_sac import build_sac, make_vec_env, save_obs_norm
 
-    root = tmp_path_factory.mktemp("world")
     (root / "bc.yaml").write_text(_experiment(root, "bc"))
     assert main(["train", str(root / "bc.yaml"), "--no-progress"]) == 0
     assert main(["demos", "collect", "--env", "ast_robot/ReachUR5e-v0", "--episodes", "1", "--out",
@@ -121,16 +120,26 @@ def world_src(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def world(world_src, tmp_path) -> World:
-    shutil.copytree(world_src, tmp_path / "w")
-    w = World(tmp_path / "w")
+def copy_world(src: Path, dst: Path) -> World:
+    """A fresh copy of :func:`build_world`'s files whose configs point into the copy."""
+    shutil.copytree(src, dst)
+    w = World(dst)
     for name in ("bc.yaml", "sac.yaml"):  # the copies' run_root
         (w.root / name).write_text(_experiment(w.root, name[:-5]))
     for run in (w.bc, w.sac):
-        text = (run / "config.yaml").read_text().replace(str(world_src), str(w.root))
+        text = (run / "config.yaml").read_text().replace(str(src), str(w.root))
         (run / "config.yaml").write_text(text)
     return w
+
+
+@pytest.fixture(scope="module")
+def world_src(tmp_path_factory) -> Path:
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture
+def world(world_src, tmp_path) -> World:
+    return copy_world(world_src, tmp_path / "w")
 
 
 # ------------------------------------------------------------------------------------------ breakers
@@ -363,20 +372,30 @@ def _bag_metadata_payload(w: World) -> None:
                                              "rosbag2_bagfile_information:", 1))  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_bad_file_is_one_line_naming_it(world, case, capsys, monkeypatch):
-    monkeypatch.delenv("AST_ROBOT_DEBUG", raising=False)
+def run_case(world: World, case: str) -> dict:
+    """Break the world as ``case`` says, run its command through ``main``; what a user would see."""
+    import contextlib
+    import io
+
     breaker, argv, named = CASES[case]
     breaker(world)
-    code = main(argv(world))
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert code != 0, err
-    assert len(lines) == 1, err
-    assert str(named(world)) in lines[0], lines[0]
-    assert "Traceback" not in err and "allow_pickle" not in err and "weights_only" not in err, err
-    assert not world.marker.exists(), "a payload ran"
-    print(lines[0].replace(str(world.root), "<w>"))  # pytest -rP shows every case's line
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv(world))
+    lines = err.getvalue().strip().splitlines()
+    return {"case": case, "exit": code, "stderr_lines": len(lines), "names_file": bool(lines) and str(named(world)) in lines[0],
+            "traceback": "Traceback" in err.getvalue(), "unsafe_hint": "allow_pickle" in err.getvalue() or "weights_only" in err.getvalue(),
+            "payload_ran": world.marker.exists(), "line": lines[0].replace(str(world.root), "<w>") if lines else ""}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_file_is_one_line_naming_it(world, case, monkeypatch):
+    monkeypatch.delenv("AST_ROBOT_DEBUG", raising=False)
+    out = run_case(world, case)
+    assert out["exit"] != 0 and out["stderr_lines"] == 1 and out["names_file"], out
+    assert not out["traceback"] and not out["unsafe_hint"], out
+    assert not out["payload_ran"], "a payload ran"
+    print(out["line"])  # pytest -rP shows every case's line
 
 
 @pytest.mark.parametrize("case", ["deploy state.pt truncated", "sac.zip random bytes", "demos episode NaN actions"])
