@@ -63,6 +63,7 @@ def main() -> None:
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bad_files_"))
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        (tmp / "src").mkdir()
         src = t.build_world(tmp / "src")
     rows = []
     for i, case in enumerate(t.CASES):
