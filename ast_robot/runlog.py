@@ -20,6 +20,7 @@ class RunDir:
         self.cfg = cfg
         self.path = Path(root if root is not None else cfg.run_root) / cfg.name
         self.path.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(self.path)
         save_config(cfg, self.path / "config.yaml", header="Resolved config of this run (written by ast_robot).")
         self._writer = None
 
@@ -38,6 +39,15 @@ class RunDir:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def clean_stale_temporaries(run_dir: Path) -> list[Path]:
+    """At a run's start: remove what a killed earlier run left half-written in the run folder and in its
+    direct subfolders (``policy/``, ``eval/``, ``best-*/``): temporary checkpoint folders and files."""
+    from ast_robot.fileio import remove_stale_temporaries
+
+    folders = [run_dir, *(p for p in run_dir.iterdir() if p.is_dir() and not p.is_symlink())]
+    return [p for folder in folders for p in remove_stale_temporaries(folder, own_too=True)]
 
 
 class _RateColumn(ProgressColumn):

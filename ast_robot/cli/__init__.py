@@ -32,23 +32,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Config and input errors print one clear line and exit 2; a missing optional extra
-    (ImportError with its install line) or a failed step (RuntimeError) prints its message and exits 1."""
+    """Entry point. Config and input errors (a bad file included) print one clear line and exit 2; a missing
+    optional extra (ImportError with its install line), a failed step (RuntimeError) or any other error
+    prints one line and exits 1. ``AST_ROBOT_DEBUG=1`` raises instead, with the whole traceback."""
     from ast_robot.config import ConfigError
+    from ast_robot.fileio import one_line
 
     args = build_parser().parse_args(argv)
+    debug = bool(os.environ.get("AST_ROBOT_DEBUG"))
     try:
         return int(args.func(args) or 0)
     except ConfigError as err:
-        print(f"ast-robot {args.command}: config error: {err}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"ast-robot {args.command}: config error: {one_line(str(err), 2000)}", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError) as err:
-        print(f"ast-robot {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except (ImportError, RuntimeError) as err:
-        if os.environ.get("AST_ROBOT_DEBUG"):  # the whole traceback, e.g. for an error from deep in torch
+        if debug:
             raise
-        print(f"ast-robot {args.command}: error: {err} (AST_ROBOT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(f"ast-robot {args.command}: error: {one_line(str(err), 2000)}", file=sys.stderr)
+        return 2
+    except Exception as err:  # ImportError, RuntimeError and anything unforeseen: one line, never a traceback
+        if debug:  # the whole traceback, e.g. for an error from deep in torch
+            raise
+        what = str(err) if isinstance(err, (ImportError, RuntimeError)) else f"{type(err).__name__}: {err}"
+        print(f"ast-robot {args.command}: error: {one_line(what, 2000)} (AST_ROBOT_DEBUG=1 shows the traceback)",
+              file=sys.stderr)  # fmt: skip
         return 1
 
 

@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
             from ast_robot.config import apply_overrides, from_dict, to_dict
 
             cfg = from_dict(DeployConfig, apply_overrides(to_dict(cfg), args.overrides), "deploy")
+    if args.checkpoint != "scripted:reach":  # a bad checkpoint: one line here, before ROS starts
+        from ast_robot.deploy.runner import load_policy
+
+        load_policy(args.checkpoint)
     try:
         from ast_robot_ros.policy_node import run as run_node
     except ImportError as err:

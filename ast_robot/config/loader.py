@@ -41,14 +41,10 @@ def read_yaml_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str,
     if not path.is_file():
         where = f" (parent of {_chain[-1]})" if _chain else ""
         raise ConfigError("parent" if _chain else "<file>", str(path), f"an existing YAML file{where}", "missing file")
-    with path.open(encoding="utf-8") as fh:
-        try:
-            data = safe_load(fh)
-        except yaml.YAMLError as err:
-            raise ConfigError("<file>", str(path), f"valid YAML ({err})", "unparsable file") from err
-    data = {} if data is None else data
+    data = _parse_file(path)
     if not isinstance(data, dict):
-        raise ConfigError("<root>", data, f"a mapping at the top of {path}")
+        raise ConfigError.in_file(path, problem=f"the top level is a {type(data).__name__}",
+                                  expected="a YAML mapping of config fields")  # fmt: skip
     parent = data.pop("parent", None)
     if parent is None:
         return data
@@ -56,6 +52,28 @@ def read_yaml_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str,
         raise ConfigError("parent", parent, "a relative or absolute path (string)")
     base = read_yaml_tree(path.parent / parent, (*_chain, path))
     return deep_merge(base, data)
+
+
+def _parse_file(path: Path) -> Any:
+    """The YAML content of ``path`` ({} when empty) with the safe loader: tags such as ``!!python/object``
+    are refused, never constructed. A binary or unparsable file is one ConfigError line naming it."""
+    from ast_robot.fileio import one_line
+
+    expected = "a UTF-8 YAML mapping of config fields (plain YAML, no !!python tags)"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError.in_file(path, problem=f"not UTF-8 text (binary data at byte {err.start})",
+                                  expected=expected) from err  # fmt: skip
+    try:
+        data = safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or str(err)
+        raise ConfigError.in_file(path, problem=f"not valid YAML ({one_line(what, 160)}{where})",
+                                  expected=expected) from err  # fmt: skip
+    return {} if data is None else data
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -120,11 +138,19 @@ def load_config(path: str | Path, overrides: list[str] | None = None, cls: type 
 
         cls = ExperimentConfig
     data = apply_overrides(read_yaml_tree(path), overrides or [])
-    if isinstance(data.get("randomization"), dict):  # partial params entries keep their preset's other fields
-        from ast_robot.config.randomization import merge_preset_entries
+    try:
+        if isinstance(data.get("randomization"), dict):  # partial params entries keep their preset's other fields
+            from ast_robot.config.randomization import merge_preset_entries
 
-        data["randomization"] = merge_preset_entries(data["randomization"])
-    return from_dict(cls, data)
+            data["randomization"] = merge_preset_entries(data["randomization"])
+        return from_dict(cls, data)
+    except ConfigError as err:  # a field's error, said with the file it came from
+        if str(path) in str(err):
+            raise
+        if overrides:  # the field may come from a --set: lead with the field, then the file
+            err.args = (f"{err} (config {path} with its --set overrides)",)
+            raise
+        raise ConfigError.in_file(path, err) from err
 
 
 def dump_config(cfg: Any) -> str:

@@ -47,10 +47,12 @@ def draw_batch_size(cfg: Any) -> int:
 
 def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *, steps: int,
                   evaluate: Evaluate | None = None, eval_every: int = 0, callbacks: Sequence[Callback] = (),
-                  run: Any = "auto", show_progress: bool = True) -> Trainer:  # fmt: skip
+                  run: Any = "auto", show_progress: bool = True, resume: Any = None) -> Trainer:  # fmt: skip
     """A Trainer for experiment ``cfg`` (its ``train``, ``gate`` and ``significance`` sections).
 
     ``run="auto"`` makes ``<run_root>/<name>/`` (TensorBoard, checkpoints) on rank 0; None writes nothing.
+    ``resume`` (a checkpoint or run directory) is restored before the run folder is made or its config.yaml
+    written, so a resume that fails (a bad or unfitting checkpoint) changes nothing on disk.
     Under torchrun (after :func:`distributed.init_distributed`) the model is wrapped in DDP, each rank reads
     its own slice of every global batch and the gate's counts are all-reduced.
     """
@@ -77,11 +79,13 @@ def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *,
         cbs.append(GateAnneal(tc.gate_anneal))
     if evaluate is not None:
         cbs.append(EvalCallback(evaluate, every=eval_every or max(1, steps // 10)))
-    if run == "auto":
-        run = RunDir(cfg) if info.is_main else None
-    return Trainer(model, loss_fn, optimizer, data, tc, significance=significance, gate=gate,
-                   scheduler=scheduler, callbacks=cbs, run=run, config_text=dump_config(cfg), seed=cfg.seed,
-                   rank=info.rank, world=info.world, show_progress=show_progress)  # fmt: skip
+    trainer = Trainer(model, loss_fn, optimizer, data, tc, significance=significance, gate=gate,
+                      scheduler=scheduler, callbacks=cbs, run=None, config_text=dump_config(cfg), seed=cfg.seed,
+                      rank=info.rank, world=info.world, show_progress=show_progress)  # fmt: skip
+    if resume:
+        trainer.resume(resume)
+    trainer.run = (RunDir(cfg) if info.is_main else None) if run == "auto" else run
+    return trainer
 
 
 def eval_history(trainer: Trainer) -> list[dict[str, float]]:

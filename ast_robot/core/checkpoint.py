@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -20,7 +21,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ast_robot.fileio import atomic_write_json, atomic_write_text, default_mode, fsync_dir
+from ast_robot.fileio import (
+    BadFile,
+    atomic_write_json,
+    atomic_write_text,
+    check_nonempty,
+    default_mode,
+    fsync_dir,
+    read_json,
+    reading,
+    remove_stale_temporaries,
+    temp_prefix,
+)
 
 STATE_FILE, CONFIG_FILE, META_FILE, LATEST_FILE = "state.pt", "config.yaml", "meta.json", "latest"
 FORMAT_VERSION = 1
@@ -42,7 +54,8 @@ class Checkpoint:
         from ast_robot.config.experiment import ExperimentConfig
         from ast_robot.config.loader import safe_load
 
-        return from_dict(cls or ExperimentConfig, safe_load(self.config_text) or {})
+        with reading(self.path / CONFIG_FILE, "the YAML experiment config the checkpoint was trained with"):
+            return from_dict(cls or ExperimentConfig, safe_load(self.config_text) or {})
 
 
 def rng_state() -> dict[str, Any]:
@@ -85,7 +98,8 @@ def save_checkpoint(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"ckpt-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=run_dir))
+    remove_stale_temporaries(run_dir)  # those of a killed earlier run (the pid in the name tells)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=".tmp", dir=run_dir))
     try:
         tmp.chmod(default_mode(directory=True))  # mkdtemp makes 0700: the checkpoint would be owner-only
         payload = {**state, "rng": rng_state(), "step": step, "format_version": FORMAT_VERSION}
@@ -123,7 +137,7 @@ def _replace_dir(new: Path, final: Path) -> None:
     if not final.exists():
         os.replace(new, final)
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    aside = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name, old=True), dir=final.parent))
     os.replace(final, aside / final.name)
     try:
         os.replace(new, final)
@@ -148,26 +162,44 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return path
     latest = path / LATEST_FILE
     if latest.is_file():
-        candidate = path / latest.read_text().strip()
-        if (candidate / STATE_FILE).is_file():
-            return candidate
+        with reading(latest, "the name of a checkpoint folder of this run, e.g. ckpt-00000100"):
+            name = latest.read_bytes().decode("utf-8").strip()
+            if not _CKPT_NAME.fullmatch(name):  # never a path out of the run folder
+                raise ValueError(f"names {name[:40]!r}, not a checkpoint folder")
+        if (path / name / STATE_FILE).is_file():
+            return path / name
     found = list_checkpoints(path) if path.is_dir() else []
     if not found:
         raise FileNotFoundError(f"no checkpoint at {path}: expected a ckpt-<step>/ directory or a run directory")
     return found[-1]
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code from the file)."""
-    path = resolve_checkpoint(path)
-    state = torch.load(path / STATE_FILE, map_location=map_location, weights_only=True)
-    version = state.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format_version {version!r} is not supported; expected {FORMAT_VERSION}")
-    import json
+_CKPT_NAME = re.compile(r"ckpt-\d+")
+POLICY_EXPECTED = "a policy checkpoint written by ast_robot (policy metadata and weights that fit it)"
+STATE_EXPECTED = "a torch file of tensors and plain data written by ast_robot (weights, step, format_version)"
 
-    meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else {}
-    return Checkpoint(path, int(state["step"]), state, (path / CONFIG_FILE).read_text(encoding="utf-8"), meta)
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` (no code from the file runs: objects other
+    than tensors and plain data are refused). A bad file is one :class:`~ast_robot.fileio.BadFile` line."""
+    path = resolve_checkpoint(path)
+    state_file = check_nonempty(path / STATE_FILE, STATE_EXPECTED)
+    with reading(state_file, STATE_EXPECTED):
+        state = torch.load(state_file, map_location=map_location, weights_only=True)
+        if not isinstance(state, dict):
+            raise ValueError(f"holds a {type(state).__name__}, not a mapping of named states")
+        version = state.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"checkpoint format_version {version!r} is not supported (this ast_robot reads "
+                             f"{FORMAT_VERSION})")  # fmt: skip
+        step = int(state["step"])
+    meta = read_json(path / META_FILE, "the checkpoint's JSON metadata") if (path / META_FILE).exists() else {}
+    if not isinstance(meta, dict):
+        raise BadFile(path / META_FILE, f"holds a JSON {type(meta).__name__}", "a JSON object")
+    config_file = path / CONFIG_FILE
+    with reading(config_file, "the YAML config the checkpoint was trained with (UTF-8 text)"):
+        config_text = config_file.read_bytes().decode("utf-8")
+    return Checkpoint(path, step, state, config_text, meta)
 
 
 def check_config_compatible(stored: Any, current: Any, sections: tuple[str, ...] = ("policy",)) -> None:

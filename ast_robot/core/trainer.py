@@ -355,8 +355,12 @@ class Trainer:
 
     def resume(self, path: Any) -> int:
         """Restore everything from a checkpoint (weights, optimizer, gate, RNGs, data position)."""
+        from ast_robot.fileio import reading
+
         loaded = ckpt.load_checkpoint(path, map_location="cpu")  # RNG states must stay on the CPU
-        self.load_state_dict(loaded.state)
-        ckpt.set_rng_state(loaded.state["rng"])
+        with reading(loaded.path / ckpt.STATE_FILE, "a trainer checkpoint of this experiment (model, optimizer, "
+                     "sampler, counters and RNG states of the same network)"):  # fmt: skip
+            self.load_state_dict(loaded.state)
+            ckpt.set_rng_state(loaded.state["rng"])
         self.step = loaded.step
         return self.step

@@ -13,7 +13,7 @@ def load_robot_io(robot_or_path: str | Path) -> RobotIOConfig:
 
     Joint names default to the robot spec's and must name the same number of joints.
     """
-    from ast_robot.config import from_dict, read_yaml_tree
+    from ast_robot.config import load_config
     from ast_robot.envs.robots import get_robot
 
     text = str(robot_or_path)
@@ -24,7 +24,7 @@ def load_robot_io(robot_or_path: str | Path) -> RobotIOConfig:
         # no silent defaults: another robot's topics and interface would be wrong, maybe unsafe
         raise FileNotFoundError(f"robot config: {path} does not exist (the driver wiring of {text!r}: its "
                                 "topics, command interface and safety inputs; see configs/deploy/ur5e.yaml)")  # fmt: skip
-    cfg = from_dict(RobotIOConfig, read_yaml_tree(path))
+    cfg = load_config(path, cls=RobotIOConfig)  # safe YAML; errors name the file and the field
     spec = get_robot(cfg.robot)
     if not cfg.joint_names:
         cfg.joint_names = list(spec.joint_names)

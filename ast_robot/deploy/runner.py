@@ -197,7 +197,10 @@ def load_policy(spec: str | Path) -> Policy:
         raise FileNotFoundError(f"checkpoint: {path} does not exist (or use 'scripted:reach')")
     import torch
 
+    from ast_robot.core.checkpoint import POLICY_EXPECTED
+    from ast_robot.fileio import reading
     from ast_robot.policies.policy import SparseMultimodalPolicy
 
     torch.set_num_threads(1)  # one core for inference: predictable latency beside the control loop
-    return SparseMultimodalPolicy.load(path)
+    with reading(path, POLICY_EXPECTED):  # a bad checkpoint: one line naming the file (BadFile)
+        return SparseMultimodalPolicy.load(path)

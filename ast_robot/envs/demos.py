@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ast_robot.fileio import atomic_write, atomic_write_json
+from ast_robot.fileio import BadFile, atomic_write, atomic_write_json, check_nonempty, read_json, reading
 
 FORMAT, VERSION = "ast_robot.demos", 1
 _STEP_KEYS = ("observation", "achieved_goal", "desired_goal", "camera")
@@ -46,6 +46,7 @@ class Episode:
     """One loaded demonstration (arrays as documented in this module)."""
 
     arrays: dict[str, np.ndarray]
+    source: Path | None = None  # the .npz file it was loaded from (errors name it)
 
     @property
     def success(self) -> bool:
@@ -126,28 +127,101 @@ def write_meta(out_dir: str | Path, meta: dict[str, Any]) -> Path:
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """``meta.json`` of a demo folder, checked for format and version."""
-    import json
-
+    """``meta.json`` of a demo folder, checked for format, version, ``env_id`` and ``files``."""
     meta_path = Path(path) / "meta.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{path} is not a demo folder: no meta.json")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(
-            f"{meta_path}: format {meta.get('format')!r} v{meta.get('version')} is not {FORMAT} v{VERSION}"
-        )
+    meta = read_json(meta_path, f"the JSON metadata of an {FORMAT} v{VERSION} folder")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        shown = f"format {meta.get('format')!r} v{meta.get('version')}" if isinstance(meta, dict) else "no object"
+        raise BadFile(meta_path, f"{shown} is not {FORMAT} v{VERSION}",
+                      "a folder written by `ast-robot demos collect`")  # fmt: skip
+    files, env_id = meta.get("files"), meta.get("env_id")
+    if not isinstance(env_id, str) or not env_id:
+        raise BadFile(meta_path, f"env_id {env_id!r}", "the env id the demonstrations were recorded in")
+    if not isinstance(files, list) or not all(_plain_npz_name(f) for f in files):
+        shown = "the 'files' entry is missing" if files is None else f"files {str(files)[:80]!r}"
+        raise BadFile(meta_path, shown,
+                      "a list of the folder's episode .npz file names (no paths)")  # fmt: skip
     return meta
 
 
-def iter_demos(path: str | Path) -> Iterator[Episode]:
-    """Episodes of a demo folder in order, loaded one at a time."""
+def _plain_npz_name(name: Any) -> bool:
+    return isinstance(name, str) and name.endswith(".npz") and Path(name).name == name and name != ".npz"
+
+
+EPISODE_EXPECTED = ("an episode .npz of `ast-robot demos collect` (numeric arrays: observation (T+1, D), "
+                    "achieved_goal/desired_goal (T+1, 3), finite action (T, A), success, dr_names, dr_values)")  # fmt: skip
+# key -> number of dimensions; these must be present in every episode
+_REQUIRED = {"observation": 2, "achieved_goal": 2, "desired_goal": 2, "action": 2, "success": 0, "dr_names": 1,
+             "dr_values": 1}  # fmt: skip
+_PER_STEP = {"action": 0, "reward": 0, "is_success": 0, "contact_force": 0, "executed_action": 0,  # T rows
+             "observation": 1, "achieved_goal": 1, "desired_goal": 1, "camera": 1, "joint_positions": 1,
+             "ee_pos": 1}  # T + 1 rows  # fmt: skip
+
+
+def read_episode(path: str | Path) -> Episode:
+    """One episode file, loaded without pickles and checked (keys, shapes, finite values)."""
+    path = check_nonempty(path, EPISODE_EXPECTED)
+    with reading(path, EPISODE_EXPECTED):
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        check_episode(arrays)
+    return Episode(arrays, path)
+
+
+def check_episode(arrays: dict[str, np.ndarray]) -> None:
+    """ValueError naming the first bad array of one episode (see the module docstring for the format)."""
+    missing = [k for k in _REQUIRED if k not in arrays]
+    if missing:
+        raise ValueError(f"arrays {missing} are missing (it has {sorted(arrays)})")
+    for key, ndim in _REQUIRED.items():
+        if arrays[key].ndim != ndim:
+            raise ValueError(f"{key} has shape {arrays[key].shape}, expected {ndim} dimensions")
+    steps = arrays["action"].shape[0]
+    if steps == 0:
+        raise ValueError("the episode has no steps (action has 0 rows)")
+    for key, extra in _PER_STEP.items():
+        if key in arrays and (arrays[key].ndim == 0 or arrays[key].shape[0] != steps + extra):
+            raise ValueError(f"{key} has shape {arrays[key].shape}, not {steps + extra} rows for the {steps} steps of action")
+    for key in ("achieved_goal", "desired_goal"):
+        if arrays[key].shape[1] != 3:
+            raise ValueError(f"{key} has shape {arrays[key].shape}, expected (T+1, 3)")
+    if arrays["dr_names"].dtype.kind != "U" or arrays["dr_names"].shape != arrays["dr_values"].shape:
+        raise ValueError("dr_names must be strings, one per dr_values entry")
+    for key, value in arrays.items():
+        if value.dtype.kind not in "biufcU":
+            raise ValueError(f"{key} has dtype {value.dtype}, expected a numeric or string array")
+        if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+            raise ValueError(f"{key} holds {int(np.size(value) - np.isfinite(value).sum())} non-finite values (NaN/inf)")
+
+
+def iter_demos(path: str | Path, env_id: str | None = None) -> Iterator[Episode]:
+    """Episodes of a demo folder in order, loaded one at a time and checked. With ``env_id``, demonstrations
+    recorded in another env (task or robot) are refused, naming both."""
     meta = read_meta(path)
+    if env_id is not None and meta["env_id"] != env_id:
+        raise BadFile(Path(path) / "meta.json", f"the demonstrations were recorded in {meta['env_id']}, this "
+                      f"run trains {env_id}", f"demonstrations of {env_id} (same task and robot)")  # fmt: skip
     for name in meta["files"]:
-        with np.load(Path(path) / name, allow_pickle=False) as data:
-            yield Episode({k: data[k] for k in data.files})
+        yield read_episode(Path(path) / name)
 
 
-def load_demos(path: str | Path) -> list[Episode]:
-    """Every episode of a demo folder."""
-    return list(iter_demos(path))
+def load_demos(path: str | Path, env_id: str | None = None) -> list[Episode]:
+    """Every episode of a demo folder (see :func:`iter_demos`)."""
+    return list(iter_demos(path, env_id))
+
+
+def check_fits(episodes: list[Episode], spaces: dict[str, Any], action_dim: int) -> None:
+    """Each episode carries every observation key of the env with the env's shapes, and its actions."""
+    for ep in episodes:
+        where = ep.source or "a demonstration"
+        expected = f"demonstrations of this env: observations {sorted(spaces)}, actions of size {action_dim}"
+        if ep.arrays["action"].shape[1] != action_dim:
+            raise BadFile(where, f"action has {ep.arrays['action'].shape[1]} columns", expected)
+        for key, space in spaces.items():
+            if key not in ep.arrays:
+                raise BadFile(where, f"the observation {key!r} is missing", expected)
+            shape = ep.arrays[key].shape if key == "instruction" else ep.arrays[key].shape[1:]
+            if tuple(shape) != tuple(space.shape):
+                raise BadFile(where, f"{key} has per-step shape {tuple(shape)}, the env's is {space.shape}", expected)

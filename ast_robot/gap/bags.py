@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ast_robot.deploy.bag import JOURNAL_FILE
+from ast_robot.fileio import BadFile, describe, reading
 from ast_robot.gap.outcomes import RECORDS_FILE, EpisodeRecord, RecordError, from_json, read_records, to_json
 
 OUTCOME_TOPIC = "/ast/outcome"
@@ -20,13 +21,12 @@ _INSTALL = 'reading bags needs rosbags: pip install "ast-robot[ros]"'
 
 def _rosbags():
     try:
-        from rosbags.highlevel import AnyReader
-        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2 import Reader, StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
     except ImportError as err:
         raise ImportError(_INSTALL) from err
     return (
-        AnyReader,
+        Reader,
         Writer,
         StoragePlugin,
         get_typestore(Stores.ROS2_KILTED),
@@ -56,7 +56,8 @@ def read_journal(path: str | Path) -> list[EpisodeRecord]:
     short (the recorder died while writing it): it is left out with a warning; a bad line elsewhere is
     an error naming the line."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    with reading(path, "one JSON outcome record per line (UTF-8 text)"):
+        text = path.read_bytes().decode("utf-8")
     lines = text.split("\n")
     complete, tail = lines[:-1], lines[-1]  # text ends with "\n" when the last record was finished
     if tail:
@@ -71,32 +72,38 @@ def read_journal(path: str | Path) -> list[EpisodeRecord]:
     return records
 
 
+BAG_EXPECTED = f"a ROS 2 bag (folder with metadata.yaml, MCAP or sqlite3) with {_STRING} outcome records"
+
+
 def read_outcome_bag(path: str | Path, topic: str = OUTCOME_TOPIC) -> list[EpisodeRecord]:
-    """Every record published on ``topic``; a bad or truncated bag or a bad message is a clear error."""
-    any_reader, _, _, typestore = _rosbags()
+    """Every record published on ``topic``; a bad or truncated bag or a bad message is one clear line.
+
+    Messages are decoded with our own ROS 2 type store only: the message definitions a bag carries are
+    never registered (rosbags turns registered definitions into Python source and runs it)."""
+    reader_cls, _, _, typestore = _rosbags()
     path = Path(path)
     records = []
     try:
-        with any_reader([path], default_typestore=typestore) as reader:
+        with reader_cls(path) as reader:
             conns = [c for c in reader.connections if c.topic == topic]
             if not conns:
                 topics = sorted({c.topic for c in reader.connections})
-                raise ValueError(f"bag {path} has no {topic} topic; its topics: {topics}")
+                raise BadFile(path, f"no {topic} topic (its topics: {topics})", BAG_EXPECTED)
             bad = [c.msgtype for c in conns if c.msgtype != _STRING]
             if bad:
-                raise ValueError(f"bag {path}: {topic} must carry {_STRING}, found {bad[0]}")
-            for i, (conn, _, raw) in enumerate(reader.messages(connections=conns)):
-                text = reader.deserialize(raw, conn.msgtype).data
+                raise BadFile(path, f"{topic} carries {bad[0]}", BAG_EXPECTED)
+            for i, (_conn, _, raw) in enumerate(reader.messages(connections=conns)):
+                text = typestore.deserialize_cdr(raw, _STRING).data
                 try:
                     records.append(from_json(text))
                 except RecordError as err:
                     raise RecordError(
                         err.field, err.value, err.reason, f"{path} {topic} message {i}"
                     ) from err
-    except (RecordError, ValueError):
+    except (RecordError, BadFile):
         raise
     except Exception as err:  # rosbags raises its own error types for unreadable or truncated bags
-        raise ValueError(f"cannot read bag {path}: {type(err).__name__}: {err}") from err
+        raise BadFile(path, f"cannot read bag ({describe(err)})", BAG_EXPECTED) from err
     return records
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ast_robot.fileio import atomic_write, atomic_write_text
+from ast_robot.fileio import atomic_write, atomic_write_text, check_nonempty, reading
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -262,8 +262,10 @@ def read_records(directory: str | Path) -> list[EpisodeRecord]:
         raise FileNotFoundError(f"no episode records: {path} does not exist")
     records: list[EpisodeRecord] = []
     cache: dict[str, Any] = {}
+    with reading(path, "one JSON episode record per line (UTF-8 text, written by ast_robot)"):
+        text = path.read_bytes().decode("utf-8")
     try:
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for lineno, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 records.append(_parse_line(line, directory, cache, f"{path}:{lineno}"))
     finally:
@@ -295,11 +297,16 @@ def _load_arrays(data: dict[str, Any], directory: Path, cache: dict[str, Any]) -
     if name not in cache:
         if not (directory / name).is_file():
             raise RecordError("arrays_file", name, f"names a missing file in {directory}")
-        cache[name] = np.load(directory / name, allow_pickle=False)
+        with reading(directory / name, _ARRAYS_EXPECTED):
+            cache[name] = np.load(check_nonempty(directory / name, _ARRAYS_EXPECTED), allow_pickle=False)
     npz = cache[name]
-    out = {f: npz[f"{key}.{f}"] for f in ARRAY_FIELDS if f"{key}.{f}" in npz.files}
+    with reading(directory / name, _ARRAYS_EXPECTED):  # members are read (and may be found bad) here
+        out = {f: npz[f"{key}.{f}"] for f in ARRAY_FIELDS if f"{key}.{f}" in npz.files}
     out.setdefault("joint_targets", None)
     return out
+
+
+_ARRAYS_EXPECTED = "the records' .npz of numeric arrays written by ast_robot (no pickled objects)"
 
 
 def _check_version(version: Any) -> None:

@@ -151,8 +151,6 @@ def train_language(cfg: Any, resume: str | None = None, show_progress: bool = Tr
     model, data, held = prepare(cfg)
     evaluate = make_bits_per_byte(held)
     trainer = build_trainer(cfg, model, lm_loss, data, steps=cfg.train.steps, evaluate=evaluate,
-                            show_progress=show_progress)  # fmt: skip
-    if resume:
-        trainer.resume(resume)
+                            show_progress=show_progress, resume=resume)  # fmt: skip
     counters = trainer.fit()
     return {**evaluate(trainer.model), **counters.summary()}

@@ -104,22 +104,26 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
     keys = list(env.observation_space.spaces)
     if cfg.train.demos:
-        episodes = load_demos(cfg.train.demos)
+        from ast_robot.envs.demos import check_fits
+
+        episodes = load_demos(cfg.train.demos, env_id=cfg.env.id)  # checked: keys, shapes, finite values
+        check_fits(episodes, dict(env.observation_space.spaces), int(env.action_space.shape[0]))
     else:
         episodes = collect_episodes(env, cfg.train.n_demos, seed=cfg.seed + 1_000_000, noise=cfg.train.demo_noise)
     data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight)
     torch.manual_seed(cfg.seed)
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
     if init_from is not None:
-        from ast_robot.core.checkpoint import load_module_state
+        from ast_robot.core.checkpoint import POLICY_EXPECTED, load_module_state
+        from ast_robot.fileio import reading
         from ast_robot.policies.policy import PolicyBase
 
-        load_module_state(policy, PolicyBase.load(init_from).state_dict(), "policy")
+        with reading(init_from, f"{POLICY_EXPECTED}, of the configured network"):
+            load_module_state(policy, PolicyBase.load(init_from).state_dict(), "policy")
     else:
         policy.normalizer.fit(data.obs)
-    trainer = build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps, show_progress=show_progress)
-    if resume:
-        trainer.resume(resume)
+    trainer = build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps, show_progress=show_progress,
+                            resume=resume)  # a failed resume writes nothing into the run folder  # fmt: skip
     start = time.perf_counter()
     counters = trainer.fit()
     run_dir = Path(cfg.run_root) / cfg.name
@@ -164,8 +168,7 @@ CHECKPOINTS = ("auto", "best", "final")  # which SAC model acting loads (auto: b
 
 def sac_checkpoint(run_dir: Path, which: str = "auto") -> tuple[Path, str]:
     """(folder holding sac.zip + obs_norm.json, a line saying which model it is) of a SAC run."""
-    import json
-
+    from ast_robot.fileio import read_json, reading
     from ast_robot.trainers.best_checkpoint import BEST_NOTE, best_folder
 
     if which not in CHECKPOINTS:
@@ -175,10 +178,29 @@ def sac_checkpoint(run_dir: Path, which: str = "auto") -> tuple[Path, str]:
     if which == "best" and best is None:
         raise FileNotFoundError(f"{run_dir} keeps no best checkpoint (train.keep_best was off or no evaluation ran)")
     if best is not None and which != "final":
-        note = json.loads((best / BEST_NOTE).read_text())
-        return best, (f"best checkpoint {best.resolve().name}/ (env step {note['env_steps']}: success "
-                      f"{note['success_rate']:.0%} on {note['episodes']} periodic-evaluation episodes)")  # fmt: skip
+        expected = "the JSON note of the best checkpoint (env_steps, success_rate, episodes)"
+        note = read_json(best / BEST_NOTE, expected)
+        with reading(best / BEST_NOTE, expected):
+            return best, (f"best checkpoint {best.resolve().name}/ (env step {int(note['env_steps'])}: success "
+                          f"{float(note['success_rate']):.0%} on {int(note['episodes'])} periodic-evaluation "
+                          "episodes)")  # fmt: skip
     return run_dir, f"final checkpoint {SAC_FILE} (env step {_final_steps(run_dir)})"
+
+
+def read_obs_norm(path: Path) -> Any:
+    """The observation normalizer of ``obs_norm.json`` (see ``robot_sac.save_obs_norm``), checked."""
+    from ast_robot.fileio import read_json, reading
+    from ast_robot.trainers.robot_sac import obs_normalizer
+
+    expected = "JSON observation statistics {clip_obs, epsilon, stats: {key: {mean, var}}} with finite numbers"
+    stats = read_json(path, expected)
+    with reading(path, expected):
+        normalize = obs_normalizer(stats)
+        for key, entry in stats["stats"].items():
+            values = np.asarray([entry["mean"], entry["var"]], dtype=np.float64)
+            if not np.all(np.isfinite(values)) or np.any(values[1] < 0):
+                raise ValueError(f"stats[{key!r}] holds non-finite values or a negative variance")
+    return normalize
 
 
 def _final_steps(run_dir: Path) -> str:
@@ -187,8 +209,8 @@ def _final_steps(run_dir: Path) -> str:
 
     try:
         with zipfile.ZipFile(run_dir / SAC_FILE) as z:
-            return str(json.loads(z.read("data"))["num_timesteps"])
-    except (OSError, KeyError, ValueError):
+            return str(int(json.loads(z.read("data"))["num_timesteps"]))
+    except Exception:  # noqa: BLE001 - only for display; loading the model says what is wrong with the file
         return "unknown"
 
 
@@ -199,22 +221,21 @@ def load_actor(cfg: Any, run_dir: Path, which: str = "auto") -> Any:
 
     run_dir = Path(run_dir)
     if (run_dir / SAC_FILE).is_file() or best_folder(run_dir) is not None:
-        import json
-
-        from ast_robot.trainers.robot_sac import _sb3, obs_normalizer
+        from ast_robot.trainers.robot_sac import load_sac_policy, obs_normalizer
 
         folder, _ = sac_checkpoint(run_dir, which)
-        # Acting needs no replay buffer, and HER's cannot be rebuilt without an env: load with a plain one.
-        no_buffer = {"physical_weight": None, "replay_buffer_class": None, "replay_buffer_kwargs": {}}
-        model = _sb3().SAC.load(folder / SAC_FILE, device="cpu", custom_objects=no_buffer)
+        policy = load_sac_policy(cfg, folder / SAC_FILE)  # weights only: the zip's pickles are never read
         norm_file = folder / NORM_FILE
         if getattr(cfg.train, "normalize_obs", False) and not norm_file.is_file():
             raise FileNotFoundError(f"{norm_file} is missing: the run trained on normalized observations "
                                     "(train.normalize_obs) and acting needs their statistics")  # fmt: skip
-        normalize = obs_normalizer(json.loads(norm_file.read_text()) if norm_file.is_file() else None)
-        return lambda obs: model.predict(normalize(obs), deterministic=True)[0]
+        normalize = read_obs_norm(norm_file) if norm_file.is_file() else obs_normalizer(None)
+        return lambda obs: policy.predict(normalize(obs), deterministic=True)[0]
     if (run_dir / POLICY_DIR).is_dir():
+        from ast_robot.core.checkpoint import POLICY_EXPECTED
+        from ast_robot.fileio import reading
         from ast_robot.policies.policy import PolicyBase
 
-        return PolicyBase.load(run_dir / POLICY_DIR).act
+        with reading(run_dir / POLICY_DIR, POLICY_EXPECTED):
+            return PolicyBase.load(run_dir / POLICY_DIR).act
     raise FileNotFoundError(f"{run_dir} holds no trained policy: expected {POLICY_DIR}/ (BC) or {SAC_FILE} (SAC)")

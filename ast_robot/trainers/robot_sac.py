@@ -83,6 +83,56 @@ def _policy_kwargs(cfg: Any) -> dict[str, Any]:
     return sparse_policy_kwargs(cfg.policy, net_arch=[256, 256])
 
 
+# ------------------------------------------------------------------------------ loading for acting
+SAC_EXPECTED = "an SB3 SAC model zip of this run's config (its policy.pth: the policy's weights)"
+
+
+def load_sac_policy(cfg: Any, path: str | Path) -> Any:
+    """The acting policy of a saved SAC model: rebuilt from the run's (safely loaded) config, then only the
+    zip's ``policy.pth`` is read, with ``torch.load(weights_only=True)``.
+
+    ``SAC.load`` would unpickle the zip's ``:serialized:`` entries (cloudpickle: code runs) unless every one
+    is replaced through ``custom_objects``; here the zip's ``data`` entry is never parsed at all."""
+    from stable_baselines3.sac.policies import MultiInputPolicy
+
+    from ast_robot.envs import make_env
+    from ast_robot.fileio import check_nonempty, reading
+
+    path = check_nonempty(path, SAC_EXPECTED)
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
+    try:
+        policy = MultiInputPolicy(env.observation_space, env.action_space, lambda _: 0.0, **_policy_kwargs(cfg))
+    finally:
+        env.close()
+    with reading(path, SAC_EXPECTED):
+        load_module_state(policy, read_policy_weights(path), "SAC policy")
+    return policy.eval()
+
+
+def read_policy_weights(path: Path) -> dict[str, Any]:
+    """``policy.pth`` of an SB3 zip as a state dict (tensors and plain data only)."""
+    import io
+    import zipfile
+
+    import torch
+
+    with zipfile.ZipFile(path) as archive:
+        if "policy.pth" not in archive.namelist():
+            raise ValueError(f"holds no policy.pth: not an SB3 model, or cut short (entries: "
+                             f"{sorted(archive.namelist())[:8]})")  # fmt: skip
+        raw = archive.read("policy.pth")
+    state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"policy.pth holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def load_module_state(module: Any, state: dict[str, Any], what: str) -> None:
+    from ast_robot.core.checkpoint import load_module_state as load
+
+    load(module, state, what)
+
+
 # ------------------------------------------------------------------------------ observation scaling
 def make_vec_env(cfg: Any) -> Any:
     """The training env as SB3 sees it: Monitor -> DummyVecEnv (-> VecNormalize of the float observations)."""

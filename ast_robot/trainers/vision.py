@@ -38,8 +38,11 @@ def load_images(source: str, image_size: int = 32) -> tuple[np.ndarray, np.ndarr
         return (digits.images[:, None] / 16.0).astype(np.float32), digits.target.astype(np.int64)
     path = Path(source)
     if path.suffix == ".npz" and path.is_file():
-        with np.load(path) as arrays:
-            x, y = arrays["x"].astype(np.float32), arrays["y"].astype(np.int64)
+        from ast_robot.fileio import reading
+
+        with reading(path, "an .npz file with image arrays 'x' (N, H, W[, C]) and labels 'y' (N,)"):
+            with np.load(path, allow_pickle=False) as arrays:
+                x, y = arrays["x"].astype(np.float32), arrays["y"].astype(np.int64)
         x = x[:, None] if x.ndim == 3 else np.moveaxis(x, -1, 1)  # (N, C, H, W)
         return x / max(1.0, float(x.max())), y
     if path.is_dir():
@@ -50,12 +53,14 @@ def load_images(source: str, image_size: int = 32) -> tuple[np.ndarray, np.ndarr
 def _load_folder(root: Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
+    from ast_robot.fileio import reading
+
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     images, labels = [], []
     for label, name in enumerate(classes):
         for file in sorted((root / name).iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                with Image.open(file) as img:
+                with reading(file, f"an image Pillow reads ({sorted(IMAGE_SUFFIXES)})"), Image.open(file) as img:
                     img = img.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
                     images.append(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
                 labels.append(label)
@@ -181,9 +186,7 @@ def train_vision(cfg: Any, resume: str | None = None, show_progress: bool = True
 
     model, data, steps = prepare(cfg)
     trainer = build_trainer(cfg, model, classification_loss, data.train, steps=steps,
-                            evaluate=make_accuracy(data.test_x, data.test_y), show_progress=show_progress)  # fmt: skip
-    if resume:
-        trainer.resume(resume)
+                            evaluate=make_accuracy(data.test_x, data.test_y), show_progress=show_progress, resume=resume)  # fmt: skip
     counters = trainer.fit()
     return {**make_accuracy(data.test_x, data.test_y)(trainer.model), **counters.summary()}
 

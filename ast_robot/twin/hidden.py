@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ast_robot.config.schema import doc, from_dict
+from ast_robot.config.schema import doc
 
 
 @dataclass
@@ -33,9 +33,9 @@ def load_hidden(path: str | Path | None) -> HiddenParams:
     """Read hidden parameters from YAML (None: the nominal robot). Errors name the bad field."""
     if path is None:
         return HiddenParams()
-    from ast_robot.config.loader import read_yaml_tree
+    from ast_robot.config.loader import load_config
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"hidden parameters: {path} does not exist")
-    return from_dict(HiddenParams, read_yaml_tree(path))
+    return load_config(path, cls=HiddenParams)  # safe YAML; errors name the file and the field

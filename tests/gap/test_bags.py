@@ -34,7 +34,7 @@ def test_records_folder_is_accepted_too(tmp_path):
 
 def test_bag_without_the_outcome_topic_lists_its_topics(tmp_path):
     write_outcome_bag(tmp_path / "bag", _real(1), topic="/other")
-    with pytest.raises(ValueError, match=r"no /ast/outcome topic; its topics: \['/other'\]"):
+    with pytest.raises(ValueError, match=r"no /ast/outcome topic \(its topics: \['/other'\]\)"):
         read_outcome_bag(tmp_path / "bag")
 
 

@@ -98,8 +98,10 @@ class PolicyNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self.session, self.io = self._build_session()
-        except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
-            self.get_logger().error(f"configure failed: {err}")
+        except Exception as err:  # noqa: BLE001 - rclpy swallows what a transition raises: say why, then fail
+            from ast_robot.fileio import one_line
+
+            self.get_logger().error(f"configure failed: {one_line(str(err) or type(err).__name__, 2000)}")
             return TransitionCallbackReturn.FAILURE
         self.session.runner.warm_up()  # first-call costs (numba IK, imports) here, not in the first tick
         frozen = freeze_heap()  # start-up objects out of the garbage collector's full passes
