@@ -336,9 +336,10 @@ def run_gpu(
     profile: bool = True,
 ) -> list[dict[str, Any]]:
     """All GPU rows; ``progress`` receives the rows so far after each size (a partial result survives a
-    run cut short). After the flex / SDPA sizes, the `auto` crossover table of this device is derived
-    from them (:func:`derive_table`), installed for this process, and `auto` is timed against SDPA at
-    every size with it: the entry to add to ``crossover.TABLE`` is the ``auto table`` row."""
+    run cut short). Lengths run longest first; after each, this device's `auto` crossover table is derived
+    from the rows so far (:func:`derive_table`; its decision at a length depends only on that length and
+    longer ones), installed for this process, and `auto` is timed against SDPA at that length with it.
+    The entry to add to ``crossover.TABLE`` is the closing ``auto table`` row."""
     from ast_robot.policies import crossover
 
     if not torch.cuda.is_available():
@@ -349,20 +350,20 @@ def run_gpu(
     sparsities = (0.5, 0.95) if quick else (0.5, 0.75, 0.9, 0.95)
     iters_for = lambda T: 5 if quick else (200 if T <= 1024 else 20)  # noqa: E731
     rows = agreement_rows(AGREEMENT_CASES[:1] if quick else AGREEMENT_CASES) + [recompile_row()]
-    for T in lengths:
+    name = torch.cuda.get_device_name(0)
+    for T in sorted(lengths, reverse=True):  # longest first: the table's decision at T needs only T' >= T
         for s in distinct_sparsities(T, sparsities):
             rows += size_rows(T, s, iters=iters_for(T))
             print(f"T={T} sparsity={s} done", flush=True)
-            if progress:
-                progress(rows)
-    name = torch.cuda.get_device_name(0)
-    entries = derive_table(rows)
-    crossover.TABLE[(name, "bfloat16")] = tuple(entries)
-    crossover._entries.cache_clear()
+        entries = derive_table(rows)
+        crossover.TABLE[(name, "bfloat16")] = tuple(entries)
+        crossover._entries.cache_clear()
+        print(f"auto table for {name} from lengths >= {T}: {entries}", flush=True)
+        rows += auto_rows((T,), sparsities, iters_for)
+        if progress:
+            progress(rows)
     rows.append({"part": "gpu", "what": "auto table", "device": name, "dtype": "bfloat16",
-                 "entries": [list(e) for e in entries], "in_code": list(crossover.TABLE.get((name, "bfloat16"), ()))})  # fmt: skip
-    print(f"auto table for {name}: {entries}", flush=True)
-    rows += auto_rows(lengths, sparsities, iters_for)
+                 "entries": [list(e) for e in entries]})  # fmt: skip
     if progress:
         progress(rows)
     if profile and not quick:
