@@ -48,7 +48,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm-workers", type=int, default=0,
                         help="GPU: first compile every length in this many parallel processes (fills Inductor's cache)")
     parser.add_argument("--warm-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--auto-only", action="store_true",
+                        help="GPU: only `auto` vs SDPA at --lengths, with the crossover table in the code")
     args = parser.parse_args(argv)
+    if args.auto_only:
+        from bench.attention_gpu import SPARSITIES_GPU, auto_rows
+
+        rows = auto_rows(tuple(args.lengths), SPARSITIES_GPU, lambda T: 200 if T <= 1024 else 20)
+        write_results(f"{NAME}_auto", rows, [], notes=args.notes, out_dir=args.out_dir)
+        return
     if args.warm_only:
         from bench.attention_gpu import warm
 

@@ -29,6 +29,7 @@ from bench.gpu_check import check_lists
 
 B, H, D, BLOCK = 4, 16, 64, 128
 SHORT_CALLS = 10  # up to 1k tokens a sample times 10 back-to-back calls (one call is ~0.2-0.3 ms)
+SPARSITIES_GPU = (0.5, 0.75, 0.9, 0.95)
 MASKED_DENSE_MAX = 4096  # the boolean reference needs B*H*T^2 bytes: 16 GiB at 16k tokens
 
 
@@ -222,9 +223,13 @@ def auto_rows(lengths, sparsities, iters_for: Callable[[int], int]) -> list[dict
 def auto_row(T: int, s: float, iters: int) -> dict[str, Any]:
     """`auto` and dense SDPA in rounds of their own (at <= 1k tokens both are ~0.1-0.5 ms of host
     overhead, and a multi-millisecond flex call just before one of them shifted it by up to 9%); up to 1k
-    tokens also the same SDPA call against itself (the noise floor)."""
+    tokens also the same SDPA call against itself (the noise floor). `full_layer` is a layer built with
+    backend `full` (nothing but SDPA in its forward): what any attention layer's Python call costs beyond
+    the bare SDPA call, which shows at <= 1k tokens, where a forward call is ~20 us of host time."""
     core, q, k, v = make_case(T, s)
-    fns = {"dense_sdpa": lambda: F.scaled_dot_product_attention(q, k, v), "auto": lambda: core(q, k, v)}
+    full = SparseAttentionCore(D, BLOCK, backend="full").cuda()  # plain SDPA as a layer: the call's own cost
+    fns = {"dense_sdpa": lambda: F.scaled_dot_product_attention(q, k, v), "auto": lambda: core(q, k, v),
+           "full_layer": lambda: full(q, k, v)}  # fmt: skip
     row = {"part": "gpu", "what": "auto vs SDPA", "method": "auto", "tokens": T, "target_sparsity": s,
            "crossover_tokens": core.crossover_for(q), "kept_blocks": 2 * core.window_blocks + 1 + core.top_k,
            "auto_chose": choose_backend("auto", T, core.crossover_for(q))}  # fmt: skip
@@ -236,6 +241,7 @@ def auto_row(T: int, s: float, iters: int) -> dict[str, Any]:
         times = time_interleaved(live, backward, iters, calls)
         row[f"{key}_ms"], row[f"sdpa_{key}_ms"] = times["auto"], times["dense_sdpa"]
         row[f"auto_over_sdpa_{key}"] = times["auto"] / times["dense_sdpa"]
+        row[f"full_layer_over_sdpa_{key}"] = times["full_layer"] / times["dense_sdpa"]
         if T <= 1024:
             sdpa = live["dense_sdpa"]
             twins = time_interleaved({"a": sdpa, "b": lambda f=sdpa: f()}, backward, iters, calls)
@@ -347,7 +353,7 @@ def run_gpu(
     torch._dynamo.config.recompile_limit = 64  # one compile per (shape, grad mode) on purpose
     torch.backends.cuda.matmul.allow_tf32 = True
     lengths = lengths or ((256, 1024) if quick else (256, 1024, 2048, 4096, 8192, 16384, 32768))
-    sparsities = (0.5, 0.95) if quick else (0.5, 0.75, 0.9, 0.95)
+    sparsities = (0.5, 0.95) if quick else SPARSITIES_GPU
     iters_for = lambda T: 5 if quick else (200 if T <= 1024 else 20)  # noqa: E731
     rows = agreement_rows(AGREEMENT_CASES[:1] if quick else AGREEMENT_CASES) + [recompile_row()]
     name = torch.cuda.get_device_name(0)

@@ -113,7 +113,13 @@ def compiled(fn, cpp_wrapper: bool = False):
     before FlexAttention could start. ``cpp_wrapper``: launch the graph's kernels from C++ rather than
     Python (used for `select`, whose launches the kernel waits for: at 32k tokens on an H200 the layer
     took 10.7 instead of 11.05 ms fwd+bwd in one run; a backward graph built so failed in torch 2.11,
-    "CudaKernelParamCache not populated", so graphs that train keep the Python wrapper)."""
+    "CudaKernelParamCache not populated", so graphs that train keep the Python wrapper). On an H100 (torch
+    2.11) `select` built with the C++ wrapper and the torch block lists (:func:`masks.to_kv_lists`: cumsum,
+    then scatter) failed a device-side assert, scatter index out of [0, n + 1), with causal masks, global
+    tokens and a partial last block (issue 22); the same graph with the Python wrapper, each piece compiled
+    alone, and eager all gave the right lists. So on a GPU the lists come from our Triton kernel
+    (:func:`select_kernels.block_lists`, indices in range by construction) and the torch lists are never
+    compiled with the C++ wrapper."""
     return torch.compile(fn, dynamic=False, options={"cpp_wrapper": True} if cpp_wrapper else None)
 
 
@@ -144,18 +150,21 @@ class SparseAttentionCore(nn.Module):
         self.compile_plan = compile_plan  # compile `select`; None: on CUDA only (a CPU compile ~30 s)
         self._last = [""]  # a list, not an attribute: nn.Module.__setattr__ costs ~2 us per call
         self._tables: dict[tuple[int, str], tuple[Tensor, Tensor, Tensor]] = {}
-        self._crossovers: dict[tuple[torch.device, torch.dtype], int] = {}
+        # (device index, dtype) -> crossover: read on every call, so keyed by what is cheapest to get
+        # from a tensor (at 256 tokens a forward SDPA call is ~20 us of host time on an H100 machine).
+        self._crossovers: dict[tuple[int, torch.dtype], int] = {}
 
     def crossover_for(self, q: Tensor) -> int:
         """The length from which `auto` runs sparse for inputs like ``q``: the layer's fixed ``crossover``,
         or else the one measured for its device and dtype at this layer's kept blocks (:mod:`crossover`)."""
-        if self.crossover is not None:
-            return self.crossover
-        key = (q.device, q.dtype)
+        key = (q.get_device(), q.dtype)
         if key not in self._crossovers:
-            kept = 2 * self.window_blocks + 1 + self.top_k
-            entries = crossovers.entries_for(q.device, q.dtype)
-            self._crossovers[key] = crossovers.crossover_tokens(entries, kept, self.block_size)
+            if self.crossover is not None:
+                self._crossovers[key] = self.crossover
+            else:
+                kept = 2 * self.window_blocks + 1 + self.top_k
+                entries = crossovers.entries_for(q.device, q.dtype)
+                self._crossovers[key] = crossovers.crossover_tokens(entries, kept, self.block_size)
         return self._crossovers[key]
 
     @property
@@ -176,7 +185,10 @@ class SparseAttentionCore(nn.Module):
                              f"{T}-token sequence with block_size {self.block_size}")  # fmt: skip
         k_proj = (self.scorer.k_compress.weight, self.scorer.k_compress.bias)
         with torch.no_grad():  # one compiled graph whatever the grad mode
-            qb, kp, vp, blocks, *lists = (compiled(select, cpp_wrapper=True) if self._compile(q) else select)(
+            # The C++ wrapper only around our Triton list kernels: with the torch lists (select kernels off)
+            # a graph so built hit out-of-range scatter indices on an H100 (torch 2.11), see `compiled`.
+            fn = compiled(select, cpp_wrapper=select_kernels.available(q)) if self._compile(q) else select
+            qb, kp, vp, blocks, *lists = fn(
                 q,
                 k,
                 v,
@@ -214,7 +226,9 @@ class SparseAttentionCore(nn.Module):
             raise ValueError(f"backend 'flash' (a token-level window) on a layer built for block windows "
                              f"(backend {self.backend!r}) would compute another mask; build the layer with "
                              "backend='flash' (top_k_blocks=0, n_global=0)")  # fmt: skip
-        if backend == "full" or (backend == "auto" and q.shape[2] < self.crossover_for(q)):
+        if backend == "full" or (
+            backend == "auto" and q.shape[2] < (self._crossovers.get((q.get_device(), q.dtype)) or self.crossover_for(q))
+        ):
             # Below the crossover: one SDPA call and nothing else (no scorer, mask, allocation or kernel).
             self._last[0] = "full"
             return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, H, T, D)
