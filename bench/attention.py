@@ -4,13 +4,17 @@ GPU part (bf16, B=4, H=16, head dim 64, 128-token blocks; 256..32k tokens; 50-95
 forward and forward+backward time and peak memory of dense SDPA (no mask), our `dense` reference (SDPA
 with the boolean mask, up to 4k tokens), the `flex` layer (scorer and block selection in one compiled
 graph, then compiled FlexAttention), the same layer with its plan run eagerly (`flex_eager_plan`), the
-bare FlexAttention kernel on the same block mask, `auto` (full attention below its 2048-token
-crossover, flex above), and flash-attn's window where installed. Methods are timed in interleaved rounds.
+bare FlexAttention kernel on the same block mask, and flash-attn's window where installed (a row says why
+a backend was skipped). Methods are timed in interleaved rounds. Lengths run longest first; after each,
+the `auto` crossover table of this device is derived from the flex / SDPA rows so far and `auto` is timed
+against SDPA with it (`auto table` row: the entry for ast_robot/policies/crossover.py).
 CPU part: `SparseMultimodalPolicy.act()` p50/p99 on one thread at deployment size (64x64 image, 7 joints,
 16-byte instruction).
 
     python bench/attention.py --part cpu                    # here (merges GPU rows already in the file)
     python bench/attention.py --part gpu --out-dir DIR      # on the GPU machine: DIR/attention.json
+    python bench/attention.py --part gpu --warm-workers 4 ...  # compile every length in parallel first
+    python bench/attention.py --part gpu --auto-only --lengths 256 1024   # auto vs SDPA, table in the code
     python bench/attention.py --part cpu --merge DIR/attention.json   # combine both into bench/results
 
 Imports only torch, numpy and ast_robot.policies (the GPU machine has no MuJoCo).
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script itself")
     parser.add_argument("--notes", default="", help="free text stored with the results")
     parser.add_argument("--lengths", type=int, nargs="+", help="GPU: only these sequence lengths")
+    parser.add_argument("--keep-cpu", action="store_true",
+                        help="CPU: keep the act() rows already in the result file (a loaded machine's are noise)")
     parser.add_argument("--no-profile", action="store_true", help="GPU: skip the closing profile")
     parser.add_argument("--warm-workers", type=int, default=0,
                         help="GPU: first compile every length in this many parallel processes (fills Inductor's cache)")
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         from bench.attention_gpu import SPARSITIES_GPU, auto_rows
 
         rows = auto_rows(tuple(args.lengths), SPARSITIES_GPU, lambda T: 200 if T <= 1024 else 20)
-        write_results(f"{NAME}_auto", rows, [], notes=args.notes, out_dir=args.out_dir)
+        write_results(f"{NAME}_auto", rows, auto_goals(rows), notes=args.notes, out_dir=args.out_dir)
         return
     if args.warm_only:
         from bench.attention_gpu import warm
@@ -74,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
             profile=not args.no_profile,
         )
     else:
-        rows = cpu_rows(quick=args.quick) + previous_gpu_rows(args.merge, args.out_dir)
+        cpu = previous_cpu_rows(args.out_dir) if args.keep_cpu else cpu_rows(quick=args.quick)
+        rows = cpu + previous_gpu_rows(args.merge, args.out_dir)
     write_results(NAME, rows, goals(rows), notes=args.notes, out_dir=args.out_dir)
     print(json.dumps(goals(rows), indent=1))
 
@@ -91,6 +98,18 @@ def warm_in_parallel(workers: int, lengths: tuple[int, ...]) -> None:
              for g in groups]  # fmt: skip
     codes = [p.wait() for p in procs]
     print(f"warm-up: {len(groups)} processes, exit codes {codes}, {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def previous_cpu_rows(out_dir: Path) -> list[dict[str, Any]]:
+    """The CPU rows of the last full result, each tagged with the machine and date that measured it."""
+    source = out_dir / f"{NAME}.json"
+    if not source.is_file():
+        raise SystemExit(f"--keep-cpu: {source} does not exist; run --part cpu without --keep-cpu")
+    data = json.loads(source.read_text())
+    rows = [r for r in data["rows"] if r.get("part") == "cpu"]
+    for r in rows:
+        r.setdefault("measured", f"{data['date']}, load {data['machine'].get('loadavg_1min', '?')}")
+    return rows
 
 
 def previous_gpu_rows(merge: Path | None, out_dir: Path) -> list[dict[str, Any]]:
@@ -164,6 +183,20 @@ def _ratio(rows, length, sparsity, num_method, den_method, key) -> float | None:
     if not num or not den or num[0].get(key) is None or den[0].get(key) is None:
         return None
     return num[0][key] / den[0][key]
+
+
+def auto_goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`auto` / bare SDPA, worst over the lengths measured, forward and forward+backward; beside it the same
+    for a layer built with backend `full` (plain SDPA as a module: the floor any layer call has)."""
+    auto = _find(rows, part="gpu", what="auto vs SDPA")
+    lengths = sorted({r["tokens"] for r in auto})
+    out = []
+    for who, key in (("auto", "auto_over_sdpa"), ("full layer", "full_layer_over_sdpa")):
+        for mode, name in (("fwd", "fwd"), ("fwd_bwd", "fwd+bwd")):
+            values = [r[f"{key}_{mode}"] for r in auto if r.get(f"{key}_{mode}") is not None]
+            out.append(goal(f"{who} / unmasked dense SDPA {name} time, worst over {lengths} tokens", 1.05,
+                            max(values) if values else None, "<="))  # fmt: skip
+    return out
 
 
 def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ TABLE: dict[tuple[str, str], tuple[Entry, ...]] = {
     # lost at 2k (2.2-3.3x slower) and at 4k forward at every sparsity (1.11-1.34x; forward+backward won
     # at 4k from 90%), and won by >= 17% forward and forward+backward from 8k at 50% to 95% sparsity.
     ("NVIDIA H100", "bfloat16"): ((8192, 0.5),),
-    # H200, torch 2.11, bench/results/attention.json of 2026-12-02 (4k: lost forward at every sparsity;
+    # H200, torch 2.11, bench/results/attention.json of 2026-12-02 (commit 394a849; 4k: lost forward at every sparsity;
     # 16k and 32k: won at every measured sparsity, 50% included).
     ("NVIDIA H200", "bfloat16"): ((16384, 0.5),),
 }
