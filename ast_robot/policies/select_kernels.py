@@ -114,6 +114,8 @@ def whole_block_lists(blocks: Tensor) -> tuple[Tensor, ...]:
 def block_lists(partial: Tensor, full: Tensor) -> tuple[Tensor, ...]:
     """:func:`masks.flex_lists` from the bool tables ``(B, H, nQb, nKVb)`` of partly and wholly allowed
     blocks (:func:`masks.block_tables`). A kernel rather than Inductor's lowering of the cumsum + scatter
-    in :func:`masks.to_kv_lists`: compiled on an H100 (torch 2.11) that lowering's scatter indices ran out
-    of range with causal masks, global tokens and a partial last block (a device-side assert)."""
+    in :func:`masks.to_kv_lists`: inside the layer's selection graph built with the C++ wrapper, on an
+    H100 (torch 2.11), that lowering's scatter indices ran out of range with causal masks, global tokens
+    and a partial last block (a device-side assert, issue 22). Here a block's slot is its running count
+    minus one, below the row's count, so every store is in range by construction."""
     return _flex_order(*_partial_lists(partial, full))
