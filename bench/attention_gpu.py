@@ -25,9 +25,11 @@ import torch.nn.functional as F
 from ast_robot.policies import masks
 from ast_robot.policies.attention import SparseAttentionCore, choose_backend
 from ast_robot.policies.backends import build_block_mask, flex_call
+from bench.gpu_check import check_lists
 
 B, H, D, BLOCK = 4, 16, 64, 128
 SHORT_CALLS = 10  # up to 1k tokens a sample times 10 back-to-back calls (one call is ~0.2-0.3 ms)
+SPARSITIES_GPU = (0.5, 0.75, 0.9, 0.95)
 MASKED_DENSE_MAX = 4096  # the boolean reference needs B*H*T^2 bytes: 16 GiB at 16k tokens
 
 
@@ -94,7 +96,8 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], backward: bool, iters: i
 
 
 def methods(core: SparseAttentionCore, q, k, v, T: int) -> dict[str, Callable[[], Any]]:
-    """The callables compared at one size; each returns the attention output."""
+    """The callables compared at one size; each returns the attention output (`auto` is timed apart,
+    after the table it reads was derived: :func:`auto_rows`)."""
     with torch.no_grad():
         plan, _ = core.plan(q, k, v)
     block_mask = build_block_mask(plan, T)
@@ -109,34 +112,54 @@ def methods(core: SparseAttentionCore, q, k, v, T: int) -> dict[str, Callable[[]
         "flex": lambda: core(q, k, v, backend="flex"),
         "flex_eager_plan": lambda: eager(q, k, v),
         "flex_kernel": lambda: flex_call(q, k, v, block_mask, whole_blocks=whole),
-        "auto": lambda: core(q, k, v, backend="auto"),
     }
     if T <= MASKED_DENSE_MAX:
         out["dense"] = lambda: core(q, k, v, backend="dense")
-    try:
-        import flash_attn  # noqa: F401
-
+    if flash_missing() is None:
         flash = SparseAttentionCore(D, BLOCK, core.window_blocks, 0, 0, backend="flash").cuda().bfloat16()
         out["flash_window"] = lambda: flash(q, k, v)
-    except ImportError:
-        pass
     return out
 
 
-def size_rows(T: int, sparsity: float, iters: int) -> list[dict[str, Any]]:
+def flash_missing() -> str | None:
+    """Why flash-attn cannot run here (None when it can)."""
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError as err:
+        return f"flash-attn is not installed on this machine ({type(err).__name__}: {err})"
+    return None
+
+
+def skipped_rows(T: int, sparsity: float) -> list[dict[str, Any]]:
+    """A row for each backend not timed at this size, saying why."""
+    why = {"flash_window": flash_missing()}
+    if T > MASKED_DENSE_MAX:
+        why["dense"] = (f"the boolean reference mask needs B*H*T^2 bytes ({B * H * T * T / 2**30:.0f} GiB); "
+                        f"timed up to {MASKED_DENSE_MAX} tokens")  # fmt: skip
+    return [{"part": "gpu", "what": "attention", "method": m, "tokens": T, "target_sparsity": sparsity,
+             "skipped": reason} for m, reason in why.items() if reason]  # fmt: skip
+
+
+def make_case(T: int, sparsity: float):
+    """The layer and inputs of one size (seeded: `auto_rows` rebuilds the same ones)."""
     torch.manual_seed(0)
     window, top_k = layout(T // BLOCK, sparsity)
     core = SparseAttentionCore(D, BLOCK, window, top_k, n_global=0, backend="auto").cuda().to(torch.bfloat16)
     q, k, v = (
         torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3)
     )
+    return core, q, k, v
+
+
+def size_rows(T: int, sparsity: float, iters: int) -> list[dict[str, Any]]:
+    core, q, k, v = make_case(T, sparsity)
     with torch.no_grad():
         actual = core.plan(q, k, v)[0].block_sparsity()
     rows = {}
     for name in methods(core, q, k, v, T):
         rows[name] = {"part": "gpu", "what": "attention", "method": name, "tokens": T, "target_sparsity": sparsity,
-                      "block_sparsity": round(actual, 4), "window_blocks": window, "top_k_blocks": top_k}  # fmt: skip
-    rows["auto"]["auto_chose"] = choose_backend("auto", T, core.crossover)
+                      "block_sparsity": round(actual, 4), "window_blocks": core.window_blocks,
+                      "top_k_blocks": core.top_k}  # fmt: skip
     for backward, key in ((False, "fwd"), (True, "fwd_bwd")):
         live = {}
         for name, fn in methods(core, q, k, v, T).items():
@@ -148,18 +171,93 @@ def size_rows(T: int, sparsity: float, iters: int) -> list[dict[str, Any]]:
                 rows[name]["error"] = f"{type(err).__name__}: {str(err)[:120]}"
             q.grad = k.grad = v.grad = None
             torch.cuda.empty_cache()
-        # `auto` against SDPA in rounds of their own: at <= 1k tokens both are ~0.1-0.5 ms of host
-        # overhead, and a multi-millisecond flex call just before one of them shifted it by up to 9%.
-        pair = {n: live.pop(n) for n in ("dense_sdpa", "auto") if n in live}
-        calls = SHORT_CALLS if T <= 1024 else 1
-        for group in (pair, live):
-            for name, ms in time_interleaved(group, backward, iters, calls).items():
-                rows[name][f"{key}_ms"] = ms
-        if T <= 1024:  # the noise floor: the same SDPA call against itself, timed the same way
-            sdpa = pair["dense_sdpa"]
+        for name, ms in time_interleaved(live, backward, iters, SHORT_CALLS if T <= 1024 else 1).items():
+            rows[name][f"{key}_ms"] = ms
+    return list(rows.values()) + skipped_rows(T, sparsity)
+
+
+def derive_table(rows: list[dict[str, Any]], margin: float = 0.95) -> list[tuple[int, float]]:
+    """`crossover` entries ``(min_tokens, max_kept)`` from the rows: per target sparsity, the shortest
+    length from which the flex layer ran at most ``margin`` x dense SDPA's time, forward and
+    forward+backward, at that length and every longer one measured (kept = 1 - block sparsity)."""
+    entries = []
+    for s in sorted({r["target_sparsity"] for r in rows if r.get("method") == "flex"}):
+        by_len = {}
+        for r in rows:
+            if r.get("method") != "flex" or r.get("target_sparsity") != s:
+                continue
+            sdpa = [x for x in rows if x.get("method") == "dense_sdpa" and x.get("tokens") == r["tokens"]
+                    and x.get("target_sparsity") == s]  # fmt: skip
+            wins = bool(sdpa) and all(
+                r.get(f"{m}_ms") is not None and sdpa[0].get(f"{m}_ms") and r[f"{m}_ms"] <= margin * sdpa[0][f"{m}_ms"]
+                for m in ("fwd", "fwd_bwd")
+            )
+            by_len[r["tokens"]] = (wins, 1.0 - r["block_sparsity"])
+        start = None
+        for T in sorted(by_len, reverse=True):  # the longest lengths first: a win must hold from here on
+            if not by_len[T][0]:
+                break
+            start = T
+        if start is not None:
+            entries.append((start, math.ceil(max(kept for T, (w, kept) in by_len.items() if T >= start) * 1e4) / 1e4))
+    return prune(entries)
+
+
+def prune(entries: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Drop entries another one covers (no longer ``min_tokens`` and no smaller ``max_kept``)."""
+    return sorted({e for e in entries if not any(o != e and o[0] <= e[0] and o[1] >= e[1] for o in entries)})
+
+
+def auto_rows(lengths, sparsities, iters_for: Callable[[int], int]) -> list[dict[str, Any]]:
+    """`auto` against dense SDPA at every size, with the crossover table as it now stands."""
+    rows = []
+    for T in lengths:
+        for s in distinct_sparsities(T, sparsities):
+            rows.append(auto_row(T, s, iters_for(T)))
+            r = rows[-1]
+            print(f"auto T={T} s={s}: {r['auto_chose']} fwd {r['auto_over_sdpa_fwd']:.3f} "
+                  f"fwd+bwd {r['auto_over_sdpa_fwd_bwd']:.3f}", flush=True)  # fmt: skip
+    return rows
+
+
+def auto_row(T: int, s: float, iters: int) -> dict[str, Any]:
+    """`auto` and dense SDPA in rounds of their own (at <= 1k tokens both are ~0.1-0.5 ms of host
+    overhead, and a multi-millisecond flex call just before one of them shifted it by up to 9%); up to 1k
+    tokens also the same SDPA call against itself (the noise floor). `full_layer` is a layer built with
+    backend `full` (nothing but SDPA in its forward): what any attention layer's Python call costs beyond
+    the bare SDPA call, which shows at <= 1k tokens, where a forward call is ~20 us of host time."""
+    core, q, k, v = make_case(T, s)
+    full = SparseAttentionCore(D, BLOCK, backend="full").cuda()  # plain SDPA as a layer: the call's own cost
+    fns = {"dense_sdpa": lambda: F.scaled_dot_product_attention(q, k, v), "auto": lambda: core(q, k, v),
+           "full_layer": lambda: full(q, k, v)}  # fmt: skip
+    row = {"part": "gpu", "what": "auto vs SDPA", "method": "auto", "tokens": T, "target_sparsity": s,
+           "crossover_tokens": core.crossover_for(q), "kept_blocks": 2 * core.window_blocks + 1 + core.top_k,
+           "auto_chose": choose_backend("auto", T, core.crossover_for(q))}  # fmt: skip
+    calls = SHORT_CALLS if T <= 1024 else 1
+    for backward, key in ((False, "fwd"), (True, "fwd_bwd")):
+        live = {n: (f if backward else (lambda f=f: _no_grad(f))) for n, f in fns.items()}
+        for fn in live.values():
+            _peak_mib(fn, backward)
+        times = time_interleaved(live, backward, iters, calls)
+        row[f"{key}_ms"], row[f"sdpa_{key}_ms"] = times["auto"], times["dense_sdpa"]
+        row[f"auto_over_sdpa_{key}"] = times["auto"] / times["dense_sdpa"]
+        row[f"full_layer_over_sdpa_{key}"] = times["full_layer"] / times["dense_sdpa"]
+        if T <= 1024:
+            sdpa = live["dense_sdpa"]
             twins = time_interleaved({"a": sdpa, "b": lambda f=sdpa: f()}, backward, iters, calls)
-            rows["auto"][f"sdpa_repeat_{key}_ratio"] = twins["b"] / twins["a"]
-    return list(rows.values())
+            row[f"sdpa_repeat_{key}_ratio"] = twins["b"] / twins["a"]
+        q.grad = k.grad = v.grad = None
+    return row
+
+
+def distinct_sparsities(T: int, sparsities) -> list[float]:
+    """The target sparsities that give distinct layouts at ``T`` (short sequences cannot reach all)."""
+    seen, out = set(), []
+    for s in sparsities:
+        if layout(T // BLOCK, s) not in seen:
+            seen.add(layout(T // BLOCK, s))
+            out.append(s)
+    return out
 
 
 def _no_grad(fn: Callable[[], Any]) -> Any:
@@ -183,6 +281,12 @@ def agreement_rows(cases: tuple[tuple[int, int, bool], ...]) -> list[dict[str, A
         q, k, v = (
             torch.randn(2, H, T, D, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3)
         )
+        with torch.no_grad():
+            lists_error = check_lists(core.plan(q, k, v, "flex")[0])
+        if lists_error:  # a bad list would end the process with a device-side assert in the kernel
+            rows.append({"part": "gpu", "what": "flex vs dense reference", "tokens": T, "n_global": n_global,
+                         "causal": causal, "max_abs_err": None, "error": lists_error})  # fmt: skip
+            continue
         wrt = (q, k, v, *core.parameters())
         results = []
         for backend in ("dense", "flex"):
@@ -232,31 +336,65 @@ def print_profile(T: int = 32768, sparsity: float = 0.95) -> None:
 
 
 def run_gpu(
-    quick: bool = False, progress: Callable[[list[dict[str, Any]]], None] | None = None
+    quick: bool = False,
+    progress: Callable[[list[dict[str, Any]]], None] | None = None,
+    lengths: tuple[int, ...] | None = None,
+    profile: bool = True,
 ) -> list[dict[str, Any]]:
     """All GPU rows; ``progress`` receives the rows so far after each size (a partial result survives a
-    run cut short)."""
+    run cut short). Lengths run longest first; after each, this device's `auto` crossover table is derived
+    from the rows so far (:func:`derive_table`; its decision at a length depends only on that length and
+    longer ones), installed for this process, and `auto` is timed against SDPA at that length with it.
+    The entry to add to ``crossover.TABLE`` is the closing ``auto table`` row."""
+    from ast_robot.policies import crossover
+
     if not torch.cuda.is_available():
         raise SystemExit("the GPU part needs CUDA")
     torch._dynamo.config.recompile_limit = 64  # one compile per (shape, grad mode) on purpose
     torch.backends.cuda.matmul.allow_tf32 = True
-    lengths = (256, 1024) if quick else (256, 1024, 4096, 16384, 32768)
-    sparsities = (0.5, 0.95) if quick else (0.5, 0.75, 0.9, 0.95)
+    lengths = lengths or ((256, 1024) if quick else (256, 1024, 2048, 4096, 8192, 16384, 32768))
+    sparsities = (0.5, 0.95) if quick else SPARSITIES_GPU
+    iters_for = lambda T: 5 if quick else (200 if T <= 1024 else 20)  # noqa: E731
     rows = agreement_rows(AGREEMENT_CASES[:1] if quick else AGREEMENT_CASES) + [recompile_row()]
-    for T in lengths:
-        seen: set[tuple[int, int]] = set()
-        for s in sparsities:
-            key = layout(T // BLOCK, s)
-            if key in seen:  # short sequences cannot reach every sparsity
-                continue
-            seen.add(key)
-            rows += size_rows(T, s, iters=5 if quick else (200 if T <= 1024 else 20))
+    name = torch.cuda.get_device_name(0)
+    for T in sorted(lengths, reverse=True):  # longest first: the table's decision at T needs only T' >= T
+        for s in distinct_sparsities(T, sparsities):
+            rows += size_rows(T, s, iters=iters_for(T))
             print(f"T={T} sparsity={s} done", flush=True)
-            if progress:
-                progress(rows)
-    if not quick:
+        entries = derive_table(rows)
+        crossover.TABLE[(name, "bfloat16")] = tuple(entries)
+        crossover._entries.cache_clear()
+        print(f"auto table for {name} from lengths >= {T}: {entries}", flush=True)
+        rows += auto_rows((T,), sparsities, iters_for)
+        if progress:
+            progress(rows)
+    rows.append({"part": "gpu", "what": "auto table", "device": name, "dtype": "bfloat16",
+                 "entries": [list(e) for e in entries]})  # fmt: skip
+    if progress:
+        progress(rows)
+    if profile and not quick:
         try:
             print_profile()
         except Exception as err:  # noqa: BLE001 - the profile is diagnostic only
             print(f"profile failed: {err}", flush=True)
     return rows
+
+
+def warm(lengths: tuple[int, ...]) -> None:
+    """Run every method once forward and once with backward at each length, so that Inductor's on-disk
+    caches hold their compiled graphs (shapes do not depend on the sparsity); the timing run then loads
+    them instead of compiling. Used by ``--warm-workers``, one process per group of lengths."""
+    torch._dynamo.config.recompile_limit = 64
+    torch.backends.cuda.matmul.allow_tf32 = True
+    for T in lengths:
+        if T == 0:  # the agreement cases
+            agreement_rows(AGREEMENT_CASES)
+            recompile_row()
+            continue
+        core, q, k, v = make_case(T, 0.95)
+        for fn in methods(core, q, k, v, T).values():
+            _call(lambda fn=fn: _no_grad(fn), False)
+            _call(fn, True)
+        torch.cuda.synchronize()
+        print(f"warm T={T} done", flush=True)
+

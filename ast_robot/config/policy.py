@@ -33,11 +33,11 @@ class PolicyConfig:
         "`flash` (flash-attn window), `full` (unmasked SDPA, no sparsity), `auto` (`full` below the crossover, "
         "sparse above).",
     )
-    auto_crossover_tokens: int = doc(
-        2048,
-        "`auto` runs full (unmasked) attention below this sequence length (tokens). Measure it on the device in "
-        "use with bench/attention.py: on an H200 (bf16) our flex layer lost to dense SDPA at 4k tokens at every "
-        "sparsity and won from 16k tokens at 50% block sparsity and above (an H100 run agreed on the crossover).",
+    auto_crossover_tokens: int | None = doc(
+        None,
+        "`auto` runs full (unmasked) attention below this sequence length (tokens). None: the length measured "
+        "for the device and dtype in use at the layer's density (ast_robot/policies/crossover.py; bench/attention.py "
+        "measures a new device). A fixed 2048 was wrong on an H100: the flex layer lost 2.3-2.7x at 2k tokens.",
         gt=0,
     )
     head: Literal["deterministic", "gaussian", "tanh_gaussian"] = doc(

@@ -13,7 +13,8 @@ block windows refuses a per-call ``backend="flash"``.
 
 `full` is plain attention over every pair (SDPA without a mask, no scorer). `auto` runs `full` below the
 crossover length, where block sparsity costs more than it saves (on an H200 at 1k tokens the flex layer
-took 2.1-2.4 ms fwd+bwd, dense SDPA 0.22 ms), and the sparse pattern above it. Below the crossover
+took 2.1-2.4 ms fwd+bwd, dense SDPA 0.22 ms), and the sparse pattern above it; the crossover is measured
+per device and dtype (:mod:`~ast_robot.policies.crossover`) unless the layer is given a fixed one. Below the crossover
 `auto` is one SDPA call and nothing else. A layer built with ``backend="full"`` has no scorer parameters; the policy builds its layers that way when
 its (fixed) sequence is shorter than the crossover, so that no parameter goes unused.
 """
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ast_robot.policies import crossover as crossovers
 from ast_robot.policies import masks, select_kernels
 from ast_robot.policies.backends import (
     BACKENDS,
@@ -77,8 +79,9 @@ def select(q: Tensor, k: Tensor, v: Tensor, k_proj: tuple[Tensor, Tensor], table
         blocks = select_kernels.pick_blocks(scores, exclude, base, top_k)
         if whole:
             return qb, kp, vp, blocks, *select_kernels.whole_block_lists(blocks)
-    else:
-        blocks = pick_blocks(scores.masked_fill(exclude, float("-inf")), base, top_k)
+        any_, full = masks.block_tables(blocks, n_global, block_size, q.shape[2], causal)
+        return qb, kp, vp, blocks, *select_kernels.block_lists(any_ & ~full, full)
+    blocks = pick_blocks(scores.masked_fill(exclude, float("-inf")), base, top_k)
     return qb, kp, vp, blocks, *masks.flex_lists(blocks, n_global, block_size, q.shape[2], causal)
 
 
@@ -110,7 +113,13 @@ def compiled(fn, cpp_wrapper: bool = False):
     before FlexAttention could start. ``cpp_wrapper``: launch the graph's kernels from C++ rather than
     Python (used for `select`, whose launches the kernel waits for: at 32k tokens on an H200 the layer
     took 10.7 instead of 11.05 ms fwd+bwd in one run; a backward graph built so failed in torch 2.11,
-    "CudaKernelParamCache not populated", so graphs that train keep the Python wrapper)."""
+    "CudaKernelParamCache not populated", so graphs that train keep the Python wrapper). On an H100 (torch
+    2.11) `select` built with the C++ wrapper and the torch block lists (:func:`masks.to_kv_lists`: cumsum,
+    then scatter) failed a device-side assert, scatter index out of [0, n + 1), with causal masks, global
+    tokens and a partial last block (issue 22); the same graph with the Python wrapper, each piece compiled
+    alone, and eager all gave the right lists. So on a GPU the lists come from our Triton kernel
+    (:func:`select_kernels.block_lists`, indices in range by construction) and the torch lists are never
+    compiled with the C++ wrapper."""
     return torch.compile(fn, dynamic=False, options={"cpp_wrapper": True} if cpp_wrapper else None)
 
 
@@ -118,15 +127,16 @@ class SparseAttentionCore(nn.Module):
     """Block selection + kernel on per-head tensors ``(B, H, T, D) -> (B, H, T, D)``."""
 
     def __init__(self, head_dim: int, block_size: int = 16, window_blocks: int = 1, top_k_blocks: int = 2,
-                 n_global: int = 0, causal: bool = False, backend: str = "auto", crossover: int = 2048,
+                 n_global: int = 0, causal: bool = False, backend: str = "auto", crossover: int | None = None,
                  compile_plan: bool | None = None) -> None:  # fmt: skip
         super().__init__()
         masks._check_int("block_size", block_size, 1)
         masks._check_int("window_blocks", window_blocks, 0)
         masks._check_int("top_k_blocks", top_k_blocks, 0)
         masks._check_int("n_global", n_global, 0)
-        masks._check_int("crossover", crossover, 1)
-        choose_backend(backend, 1, crossover)  # validates the name
+        if crossover is not None:
+            masks._check_int("crossover", crossover, 1)
+        choose_backend(backend, 1, 1)  # validates the name
         if backend == "flash" and (top_k_blocks or n_global):
             raise ValueError(f"backend 'flash' supports only a plain window: top_k_blocks={top_k_blocks} and "
                              f"n_global={n_global} must be 0")  # fmt: skip
@@ -140,6 +150,22 @@ class SparseAttentionCore(nn.Module):
         self.compile_plan = compile_plan  # compile `select`; None: on CUDA only (a CPU compile ~30 s)
         self._last = [""]  # a list, not an attribute: nn.Module.__setattr__ costs ~2 us per call
         self._tables: dict[tuple[int, str], tuple[Tensor, Tensor, Tensor]] = {}
+        # (device index, dtype) -> crossover: read on every call, so keyed by what is cheapest to get
+        # from a tensor (at 256 tokens a forward SDPA call is ~20 us of host time on an H100 machine).
+        self._crossovers: dict[tuple[int, torch.dtype], int] = {}
+
+    def crossover_for(self, q: Tensor) -> int:
+        """The length from which `auto` runs sparse for inputs like ``q``: the layer's fixed ``crossover``,
+        or else the one measured for its device and dtype at this layer's kept blocks (:mod:`crossover`)."""
+        key = (q.get_device(), q.dtype)
+        if key not in self._crossovers:
+            if self.crossover is not None:
+                self._crossovers[key] = self.crossover
+            else:
+                kept = 2 * self.window_blocks + 1 + self.top_k
+                entries = crossovers.entries_for(q.device, q.dtype)
+                self._crossovers[key] = crossovers.crossover_tokens(entries, kept, self.block_size)
+        return self._crossovers[key]
 
     @property
     def last_backend(self) -> str:
@@ -159,7 +185,10 @@ class SparseAttentionCore(nn.Module):
                              f"{T}-token sequence with block_size {self.block_size}")  # fmt: skip
         k_proj = (self.scorer.k_compress.weight, self.scorer.k_compress.bias)
         with torch.no_grad():  # one compiled graph whatever the grad mode
-            qb, kp, vp, blocks, *lists = (compiled(select, cpp_wrapper=True) if self._compile(q) else select)(
+            # The C++ wrapper only around our Triton list kernels: with the torch lists (select kernels off)
+            # a graph so built hit out-of-range scatter indices on an H100 (torch 2.11), see `compiled`.
+            fn = compiled(select, cpp_wrapper=select_kernels.available(q)) if self._compile(q) else select
+            qb, kp, vp, blocks, *lists = fn(
                 q,
                 k,
                 v,
@@ -197,12 +226,14 @@ class SparseAttentionCore(nn.Module):
             raise ValueError(f"backend 'flash' (a token-level window) on a layer built for block windows "
                              f"(backend {self.backend!r}) would compute another mask; build the layer with "
                              "backend='flash' (top_k_blocks=0, n_global=0)")  # fmt: skip
-        if backend == "full" or (backend == "auto" and q.shape[2] < self.crossover):
+        if backend == "full" or (
+            backend == "auto" and q.shape[2] < (self._crossovers.get((q.get_device(), q.dtype)) or self.crossover_for(q))
+        ):
             # Below the crossover: one SDPA call and nothing else (no scorer, mask, allocation or kernel).
             self._last[0] = "full"
             return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, H, T, D)
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        name = choose_backend(backend, q.shape[2], self.crossover, q.is_cuda or not needs_grad)
+        name = choose_backend(backend, q.shape[2], self.crossover_for(q), q.is_cuda or not needs_grad)
         self._last[0] = name
         if self.scorer is None:
             raise ValueError(

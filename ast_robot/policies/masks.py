@@ -176,7 +176,7 @@ def block_tables(blocks: Tensor, n_global: int, block_size: int, length: int,
     device = blocks.device
     qb = torch.arange(n_q_blocks, device=device).view(-1, 1)
     kb = torch.arange(n_kv_blocks, device=device).view(1, -1)
-    any_, full = blocks.clone(), blocks.clone()
+    any_, full = blocks, blocks
     if n_global > 0:
         # touched by a global key column / global query row, and wholly covered by them
         g_blocks = (n_global - 1) // block_size + 1
@@ -185,10 +185,10 @@ def block_tables(blocks: Tensor, n_global: int, block_size: int, length: int,
         any_ = any_ | col_any | row_any  # causal: global queries still see only their past (below)
         full = full | col_full | row_full
     if causal:
-        any_ &= kb <= qb
-        full &= kb < qb  # diagonal blocks are partial token by token
-    if length % block_size:  # the last key block holds padding
-        full[..., n_kv_blocks - 1] = False
+        any_ = any_ & (kb <= qb)
+        full = full & (kb < qb)  # diagonal blocks are partial token by token
+    if length % block_size:  # the last key block holds padding (elementwise: no index arithmetic)
+        full = full & (kb < n_kv_blocks - 1)
     return any_, full & any_
 
 

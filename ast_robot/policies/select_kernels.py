@@ -48,20 +48,23 @@ if triton is not None:
         tl.store(out + row * n + cols, picked, mask=valid)
 
     @triton.jit
-    def _lists_kernel(table, num, idx, n, BLOCK: tl.constexpr):
-        line = tl.program_id(0)  # (batch, head, i): row i of the table, or column i
-        part = tl.program_id(1)  # 0: the empty partial lists, 1: rows (kv lists), 2: columns (q lists)
+    def _lists_kernel(partial, full, num, idx, n, HAS_PARTIAL: tl.constexpr, BLOCK: tl.constexpr):
+        line = tl.program_id(0)  # (batch, head, i): row i of a table, or column i
+        part = tl.program_id(1)  # 0 / 1: rows of `partial` / `full` (kv lists); 2 / 3: their columns (q lists)
         lines = tl.num_programs(0)
-        bh, i = line // n, line % n
+        bh, i = (line // n).to(tl.int64), line % n
         cols = tl.arange(0, BLOCK)
         valid = cols < n
-        offsets = tl.where(part == 2, cols * n + i, i * n + cols)
-        chosen = tl.load(table + bh * n * n + offsets, mask=valid & (part > 0), other=0) != 0
+        offsets = bh * n * n + tl.where(part >= 2, cols * n + i, i * n + cols)
+        chosen = tl.load(full + offsets, mask=valid & (part % 2 == 1), other=0) != 0
+        if HAS_PARTIAL:  # else the partial lists stay empty (a plan of whole blocks)
+            chosen = chosen | (tl.load(partial + offsets, mask=valid & (part % 2 == 0), other=0) != 0)
         count = tl.sum(chosen.to(tl.int32), 0)
         slot = tl.cumsum(chosen.to(tl.int32), 0) - 1  # a chosen block's place in the ascending list
-        tl.store(num + part * lines + line, count)
-        row = idx + (part * lines + line) * n
-        tl.store(row + slot, cols, mask=chosen)
+        out = part.to(tl.int64) * lines + line
+        tl.store(num + out, count)
+        row = idx + out * n
+        tl.store(row + slot, cols, mask=chosen)  # 0 <= slot < count <= n wherever chosen
         tl.store(row + cols, 0, mask=valid & (cols >= count))  # padding; disjoint from the slots above
 
     @triton_op("ast_robot::pick_blocks", mutates_args=())
@@ -73,15 +76,22 @@ if triton is not None:
                                         scores.shape[-2], n, BLOCK=triton.next_power_of_2(n))  # fmt: skip
         return out
 
-    @triton_op("ast_robot::whole_block_lists", mutates_args=())
-    def _lists(blocks: Tensor) -> tuple[Tensor, Tensor]:
-        blocks, n = blocks.contiguous(), blocks.shape[-1]
-        num = torch.empty((3, *blocks.shape[:-1]), dtype=torch.int32, device=blocks.device)
-        idx = torch.empty((3, *blocks.shape), dtype=torch.int32, device=blocks.device)
-        wrap_triton(_lists_kernel)[(blocks.numel() // n, 3)](
-            blocks, num, idx, n, BLOCK=triton.next_power_of_2(n)
+    def _launch_lists(partial: Tensor, full: Tensor, has_partial: bool) -> tuple[Tensor, Tensor]:
+        full, n = full.contiguous(), full.shape[-1]
+        num = torch.empty((4, *full.shape[:-1]), dtype=torch.int32, device=full.device)
+        idx = torch.empty((4, *full.shape), dtype=torch.int32, device=full.device)
+        wrap_triton(_lists_kernel)[(full.numel() // n, 4)](
+            partial.contiguous(), full, num, idx, n, HAS_PARTIAL=has_partial, BLOCK=triton.next_power_of_2(n)
         )
         return num, idx
+
+    @triton_op("ast_robot::whole_block_lists", mutates_args=())
+    def _lists(blocks: Tensor) -> tuple[Tensor, Tensor]:
+        return _launch_lists(blocks, blocks, False)
+
+    @triton_op("ast_robot::partial_block_lists", mutates_args=())
+    def _partial_lists(partial: Tensor, full: Tensor) -> tuple[Tensor, Tensor]:
+        return _launch_lists(partial, full, True)
 
 
 def pick_blocks(scores: Tensor, exclude: Tensor, base: Tensor, top_k: Tensor) -> Tensor:
@@ -90,8 +100,22 @@ def pick_blocks(scores: Tensor, exclude: Tensor, base: Tensor, top_k: Tensor) ->
     return _pick(scores, exclude, base, top_k)
 
 
+def _flex_order(num: Tensor, idx: Tensor) -> tuple[Tensor, ...]:
+    """The kernel's four (num, idx) pairs in FlexAttention's constructor order (see :func:`masks.flex_lists`)."""
+    return num[0], idx[0], num[1], idx[1], num[2], idx[2], num[3], idx[3]
+
+
 def whole_block_lists(blocks: Tensor) -> tuple[Tensor, ...]:
     """:func:`masks.flex_lists` of a plan without partial blocks: every chosen block is full, so the
     partial lists are empty and the full ones are the table's rows and columns, in ascending order."""
-    num, idx = _lists(blocks)
-    return num[0], idx[0], num[1], idx[1], num[0], idx[0], num[2], idx[2]
+    return _flex_order(*_lists(blocks))
+
+
+def block_lists(partial: Tensor, full: Tensor) -> tuple[Tensor, ...]:
+    """:func:`masks.flex_lists` from the bool tables ``(B, H, nQb, nKVb)`` of partly and wholly allowed
+    blocks (:func:`masks.block_tables`). A kernel rather than Inductor's lowering of the cumsum + scatter
+    in :func:`masks.to_kv_lists`: inside the layer's selection graph built with the C++ wrapper, on an
+    H100 (torch 2.11), that lowering's scatter indices ran out of range with causal masks, global tokens
+    and a partial last block (a device-side assert, issue 22). Here a block's slot is its running count
+    minus one, below the row's count, so every store is in range by construction."""
+    return _flex_order(*_partial_lists(partial, full))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ast_robot.policies import crossover
 from ast_robot.policies.attention import SparseAttention
 
 
@@ -49,7 +50,8 @@ class SparseTransformer(nn.Module):
         and top-k is capped at the number of blocks (a 5-token proprio-only sequence has one block)."""
         top_k = cfg.top_k_blocks if seq_len is None else min(cfg.top_k_blocks, -(-seq_len // cfg.block_size))
         backend = cfg.attention_backend
-        if backend == "auto" and seq_len is not None and seq_len < cfg.auto_crossover_tokens:
+        shortest = cfg.auto_crossover_tokens or crossover.MIN_TOKENS  # None: measured per device at run time
+        if backend == "auto" and seq_len is not None and seq_len < shortest:
             backend = "full"
         return cls(cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.mlp_ratio, cfg.dropout, block_size=cfg.block_size,
                    window_blocks=cfg.window_blocks, top_k_blocks=top_k, n_global=cfg.n_global,

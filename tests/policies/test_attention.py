@@ -206,3 +206,38 @@ def test_flash_override_on_a_block_window_layer_is_refused():
     layer = SparseAttention(16, 2, block_size=4, top_k_blocks=0, backend="dense")
     with pytest.raises(ValueError, match="backend 'flash' .* on a layer built for block windows"):
         layer(torch.randn(1, 16, 16), backend="flash")
+
+
+def test_crossover_from_the_device_table():
+    """`auto` without a fixed crossover uses the measured entries of its device (DEFAULT when unknown):
+    a layer runs sparse from the first length where its kept fraction falls to an entry's max_kept."""
+    from ast_robot.policies import crossover
+
+    assert crossover.entries_for(torch.device("cpu"), torch.float32) == crossover.DEFAULT
+    assert crossover._entries("NVIDIA H200 NVL", "bfloat16") == crossover.TABLE[("NVIDIA H200", "bfloat16")]
+    # 3 kept blocks of 128 tokens: 0.25 needs >= 12 blocks (1409 tokens), so the entry's 16k decides
+    assert crossover.crossover_tokens(((16384, 0.25),), 3, 128) == 16384
+    assert crossover.crossover_tokens(((1024, 0.25),), 3, 128) == 11 * 128 + 1  # 12 blocks: 3/12 = 0.25
+    assert crossover.crossover_tokens((), 3, 128) > 2**40  # no measured win: never sparse
+    layer = SparseAttentionCore(8, block_size=128, window_blocks=1, top_k_blocks=0, backend="auto")
+    assert layer.crossover_for(torch.zeros(1, 1, 4, 8)) == 16384
+    fixed = SparseAttentionCore(8, block_size=128, window_blocks=1, top_k_blocks=0, backend="auto", crossover=64)
+    assert fixed.crossover_for(torch.zeros(1, 1, 4, 8)) == 64
+
+
+def test_auto_table_is_derived_from_measured_wins_only():
+    """bench/attention_gpu.derive_table: an entry needs a >= 5% win forward and forward+backward at its
+    length and every longer one; a loss anywhere above resets it; no win gives no entry (never sparse)."""
+    from bench.attention_gpu import derive_table
+
+    def rows(flex_ms):  # (tokens, flex fwd, flex fwd_bwd) against SDPA at 1.0 / 1.0, 90% sparse
+        out = []
+        for T, fwd, fb in flex_ms:
+            out += [{"method": "dense_sdpa", "tokens": T, "target_sparsity": 0.9, "fwd_ms": 1.0, "fwd_bwd_ms": 1.0},
+                    {"method": "flex", "tokens": T, "target_sparsity": 0.9, "block_sparsity": 0.9, "fwd_ms": fwd,
+                     "fwd_bwd_ms": fb}]  # fmt: skip
+        return out
+
+    assert derive_table(rows([(2048, 2.0, 2.0), (4096, 0.9, 0.9), (8192, 0.5, 0.5)])) == [(4096, 0.1)]
+    assert derive_table(rows([(2048, 0.9, 0.9), (4096, 0.97, 0.5), (8192, 0.5, 0.5)])) == [(8192, 0.1)]
+    assert derive_table(rows([(2048, 1.0, 1.0), (4096, 1.0, 1.0)])) == []  # the null case: SDPA everywhere

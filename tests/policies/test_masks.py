@@ -143,3 +143,42 @@ def test_kv_lists_layout():
 def test_invalid_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("T", [130, 1000, 2000, 2049])
+@pytest.mark.parametrize("G,causal", [(2, True), (0, True), (2, False)])
+def test_layer_block_lists_in_range_and_match_dense_reference(T, G, causal):
+    """The GPU crash of issue 22 (H100): causal, 2 global tokens, 128-token blocks, a partial last block
+    (2000 tokens). The layer's own selection at those sizes: every FlexAttention list index is in range
+    and the lists are exactly the block tables, which cover exactly the token mask of the dense reference;
+    eager FlexAttention over that BlockMask then matches the dense reference."""
+    import warnings
+
+    from torch.nn.attention.flex_attention import flex_attention
+
+    from ast_robot.policies.attention import SparseAttentionCore
+    from ast_robot.policies.backends import dense_attention
+
+    torch.manual_seed(T + G)
+    bs, nb = 128, -(-T // 128)
+    core = SparseAttentionCore(8, bs, 1, min(2, nb), n_global=G, causal=causal, backend="dense")
+    q, k, v = (torch.randn(1, 2, T, 8) for _ in range(3))
+    with torch.no_grad():
+        plan, _ = core.plan(q, k, v)
+    lists = plan.lists
+    for num, idx in zip(lists[0::2], lists[1::2]):  # (num, idx) pairs: counts in [0, nb], indices in [0, nb)
+        assert num.min() >= 0 and num.max() <= nb and idx.min() >= 0 and idx.max() < nb
+    any_, full = plan.tables()
+    padded = nb * bs
+    token = masks.dense_mask(plan.mask_mod(), 1, 2, padded, padded).view(1, 2, nb, bs, nb, bs)
+    assert torch.equal(any_, token.any(5).any(3)) and torch.equal(full, token.all(5).all(3))
+    assert torch.equal(lists_to_table(*lists[0:2], nb), any_ & ~full)
+    assert torch.equal(lists_to_table(*lists[2:4], nb), full)
+    assert torch.equal(lists_to_table(*lists[4:6], nb), (any_ & ~full).transpose(-1, -2))
+    assert torch.equal(lists_to_table(*lists[6:8], nb), full.transpose(-1, -2))
+    pad = padded - T
+    qp, kp, vp = (torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # eager FlexAttention on purpose
+        out = flex_attention(qp, kp, vp, block_mask=build_block_mask(plan, padded))[:, :, :T]
+    torch.testing.assert_close(out, dense_attention(q, k, v, plan), atol=1e-5, rtol=1e-5)
