@@ -227,18 +227,17 @@ class MeasurementTrust:
         if np.any(q < lim.lower - LIMIT_TOLERANCE_RAD) or np.any(q > lim.upper + LIMIT_TOLERANCE_RAD):
             return "outside joint limits"
         new = _Sample(q, float(received_s), float(stamp_s))
-        if self.trusted is not None and new.received_s - self.trusted.received_s <= lim.stale_after_s:
+        if self.trusted is not None and self._close(self.trusted, new):
             problem = self._unreachable(self.trusted, new)
             if problem:
                 return self._rival_seen(new, problem)
-            self.trusted, self._rival = new, []
+            self.trusted = new  # the rival chain stays: a stray stream interleaves with the driver's
             return None
         return self._acquire(new)
 
     def _acquire(self, new: _Sample) -> str | None:
         self.trusted, self._rival = None, []
-        if self._chain and (self._unreachable(self._chain[-1], new) or
-                            new.received_s - self._chain[-1].received_s > self.limits.stale_after_s):  # fmt: skip
+        if self._chain and (self._unreachable(self._chain[-1], new) or not self._close(self._chain[-1], new)):
             self._chain = []
         self._chain.append(new)
         if len(self._chain) < ACQUIRE_STATES:
@@ -249,13 +248,17 @@ class MeasurementTrust:
     def _rival_seen(self, new: _Sample, problem: str) -> str:
         """Count a rejected state towards a rival chain; revoke trust when the rival is a stream itself."""
         rival = self._rival
-        if rival and (self._unreachable(rival[-1], new) or new.received_s - rival[-1].received_s > self.limits.stale_after_s):
+        if rival and (self._unreachable(rival[-1], new) or not self._close(rival[-1], new)):
             rival.clear()
         rival.append(new)
         if len(rival) >= ACQUIRE_STATES:
             self.trusted, self._rival, self._chain = None, [], []
             return "conflicting joint state streams"
         return problem
+
+    def _close(self, ref: _Sample, new: _Sample) -> bool:
+        """Received within the watchdog period of ``ref`` (either way: a clock stepped back is a gap too)."""
+        return abs(new.received_s - ref.received_s) <= self.limits.stale_after_s
 
     def _unreachable(self, ref: _Sample, new: _Sample) -> str:
         """Why ``new`` cannot follow ``ref`` ('' when it can)."""
