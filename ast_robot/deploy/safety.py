@@ -351,9 +351,15 @@ class SafetyMonitor:
             self._s.stop_point = None
 
     def reset_reference(self) -> None:
-        """Forget the last command and its velocity: the next command starts from rest at the measured
-        position (call on activation, at episode start, after any stop)."""
-        self._s.last_command, self._s.last_step = None, None
+        """Forget the velocity: the next command starts from rest (call on activation, at episode start,
+        after any stop). From the last command while that is within the lead window of the last trusted
+        measurement (the controller holds its last point, so the arm is there or on its way: starting at
+        the measurement would step back up to ``max_lead`` in one tick), else from the measurement (the arm
+        was moved while nothing was commanded)."""
+        last, q = self._s.last_command, self._s.positions
+        if last is not None and (q is None or np.any(np.abs(last - q) > self.limits.max_lead)):
+            self._s.last_command = None
+        self._s.last_step = None
 
     # ----- queries ------------------------------------------------------------------------------
     @property

@@ -156,3 +156,20 @@ def test_commands_stay_in_limits_step_and_lead_bounds_of_the_true_arm(events, se
             move = (prev - q) * (1.0 - np.exp(-DT / TAU))
             q = q + np.clip(move, -LIM.max_velocity * DT, LIM.max_velocity * DT)
         history.append(q.copy())
+
+
+def test_restart_from_rest_at_the_last_command_not_a_step_back_to_the_trailing_arm():
+    mon, t = monitor_at()
+    for k in range(30):  # commands run ahead of an arm that stays put (within the lead window)
+        mon.observe_state(HOME, t + k * DT)
+        cmd = mon.filter(HOME + 1.0, now_s=t + k * DT + 1e-4).positions
+    assert np.all(np.abs(cmd - HOME) > LIM.max_step)
+    mon.reset_reference()  # an episode stops and the next starts
+    nxt = mon.filter(HOME + 1.0, now_s=t + 30 * DT).positions
+    assert np.all(np.abs(nxt - cmd) <= LIM.max_step_change + 1e-12)
+    mon.observe_state(HOME, t + 31 * DT)
+    acquire_far = HOME + 0.5  # the arm was moved (a gap, then a consistent stream elsewhere)
+    for k in range(ACQUIRE_STATES):
+        mon.observe_state(acquire_far, t + 1.0 + k * DT)
+    mon.reset_reference()
+    np.testing.assert_allclose(mon.reference, acquire_far)
