@@ -347,7 +347,7 @@ class SafetyMonitor:
 
     def _end_stop_if_clear(self) -> None:
         """Forget the stop's hold point once no stop reason is left (the next stop takes a new one)."""
-        if not self._stop_reasons():
+        if not self.stop_reasons():
             self._s.stop_point = None
 
     def reset_reference(self) -> None:
@@ -384,9 +384,10 @@ class SafetyMonitor:
 
     def hold_reasons(self, now_s: float) -> list[str]:
         """Reasons that force a hold right now, independent of the requested target."""
-        return [*self._stop_reasons(), *self._stale_reasons(now_s)]
+        return [*self.stop_reasons(), *self._stale_reasons(now_s)]
 
-    def _stop_reasons(self) -> list[str]:
+    def stop_reasons(self) -> list[str]:
+        """Why the robot is stopped (e-stop, safety mode); empty when neither."""
         reasons = []
         if self._s.estop:
             reasons.append("e-stop engaged")
@@ -412,7 +413,7 @@ class SafetyMonitor:
         """
         if self._s.positions is None:
             return self._count(SafetyDecision(None, True, ("no joint state received yet",)))
-        if stop := self._stop_reasons():
+        if stop := self.stop_reasons():
             return self._count(self._hold_here(stop + self._stale_reasons(now_s)))
         if stale := self._stale_reasons(now_s):
             self._s.last_step = None
@@ -437,7 +438,7 @@ class SafetyMonitor:
         e-stop or safety stop still holds where the arm is). None before any state."""
         if self._s.positions is None:
             return self._count(SafetyDecision(None, True, ("no joint state received yet", reason)))
-        if stop := self._stop_reasons():
+        if stop := self.stop_reasons():
             return self._count(self._hold_here([*stop, reason]))
         return self._count(self._brake(reason))
 

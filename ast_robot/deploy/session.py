@@ -123,9 +123,15 @@ class DeploymentSession:
             return self.runner.safety.filter(None, now_s).positions
         return None
 
-    def on_safety_mode(self, mode: int) -> None:
-        """The robot's safety mode, UR SafetyMode numbering (1 = NORMAL); anything else holds."""
-        self.runner.safety.set_safety_mode(mode == SAFETY_MODE_NORMAL, f"safety mode {mode}")
+    def on_safety_mode(self, mode: int, now_s: float | None = None) -> np.ndarray | None:
+        """The robot's safety mode, UR SafetyMode numbering (1 = NORMAL); anything else holds. With ``now_s``:
+        returns the hold command to publish at once when a stop begins during an episode (None otherwise)."""
+        safety = self.runner.safety
+        was_stopped = bool(safety.stop_reasons())
+        safety.set_safety_mode(mode == SAFETY_MODE_NORMAL, f"safety mode {mode}")
+        if now_s is not None and not was_stopped and safety.stop_reasons() and self.episodes.active:
+            return safety.filter(None, now_s).positions
+        return None
 
     # ----- episodes and ticks -------------------------------------------------------------------
     def start_episode(self, now_s: float) -> str:

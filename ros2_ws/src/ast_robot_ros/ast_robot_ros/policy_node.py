@@ -266,7 +266,9 @@ class PolicyNode(LifecycleNode):
         # as for the e-stop: normal only when every subscription that has reported says normal
         self._mode_by_source[source] = int(msg.data)
         abnormal = [m for m in self._mode_by_source.values() if m != SAFETY_MODE_NORMAL]
-        self.session.on_safety_mode(abnormal[0] if abnormal else SAFETY_MODE_NORMAL)
+        hold = self.session.on_safety_mode(abnormal[0] if abnormal else SAFETY_MODE_NORMAL, time.monotonic())
+        if hold is not None and self._active:  # a protective stop holds at once, as an e-stop does
+            self._publish(hold)
 
     def _warn(self, reason: str | None) -> None:
         """After a message callback: log the rejection summary when one is due (at most once a second)."""
