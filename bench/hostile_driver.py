@@ -17,6 +17,7 @@ process. Phases:
 
     ROS_DOMAIN_ID=70 .venv/bin/python bench/hostile_driver.py            # ~80 s
     ROS_DOMAIN_ID=70 .venv/bin/python bench/hostile_driver.py --fuzz-s 10 --flood-s 5 --watchdog-trials 2
+    ROS_DOMAIN_ID=70 .venv/bin/python bench/hostile_driver.py --realtime   # the node under SCHED_FIFO 20
 """
 
 from __future__ import annotations
@@ -305,6 +306,8 @@ def main() -> int:
     parser.add_argument("--watchdog-trials", type=int, default=8)
     parser.add_argument("--flood-s", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--realtime", action="store_true", help="run the node under SCHED_FIFO 20 (chrt; needs "
+                        "root or CAP_SYS_NICE), as a robot's control PC would; writes hostile_driver_realtime.*")
     args = parser.parse_args()
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -318,7 +321,8 @@ def main() -> int:
     limits = SafetyLimits.from_robot(get_robot("ur5e"), cfg)
     period = limits.period_s
     log_path = Path(tempfile.mkdtemp(prefix="hostile_driver_")) / "node.log"
-    node_proc = subprocess.Popen([sys.executable, "-m", "ast_robot", "deploy", "scripted:reach", "--robot", "ur5e",
+    prefix = ["chrt", "-f", "20"] if args.realtime else []
+    node_proc = subprocess.Popen([*prefix, sys.executable, "-m", "ast_robot", "deploy", "scripted:reach", "--robot", "ur5e",
                                   "--set", "end_on_success=false", "--set", "episode_timeout_s=60"],
                                  stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
@@ -359,7 +363,8 @@ def main() -> int:
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown()
-    report(d, limits, fuzz, stop_delays(d, fuzz["stops"]), watchdog, calm, flood, load, code, log_path,
+    name = "hostile_driver_realtime" if args.realtime else "hostile_driver"
+    report(name, d, limits, fuzz, stop_delays(d, fuzz["stops"]), watchdog, calm, flood, load, code, log_path,
            n_fuzz_cmds, args.out)  # fmt: skip
     return 0
 
@@ -368,7 +373,7 @@ def _ms(values: list[float], fn: Any = max) -> float | None:
     return round(1e3 * float(fn(values)), 3) if values else None
 
 
-def report(d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog: list, calm: dict, flood: dict, load: list,
+def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog: list, calm: dict, flood: dict, load: list,
            code: Any, log_path: Path, n_fuzz_cmds: int, out: Path | None) -> None:  # fmt: skip
     period = limits.period_s
     v = d.log.violations()
@@ -414,7 +419,8 @@ def report(d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog: list, calm
              f"-> first command of the constant hold (two DDS hops). Watchdog delay: last valid state published -> "
              f"first repeated (held) command, hostile states still flowing. Node's exit summary: "
              f"{summary.split('] ', 2)[-1]}")  # fmt: skip
-    write_results("hostile_driver", rows, goals, notes=notes, out_dir=out)
+    scheduling = "node under SCHED_FIFO 20" if name.endswith("realtime") else "default scheduling"
+    write_results(name, rows, goals, notes=f"Node: {scheduling}. " + notes, out_dir=out)
 
 
 if __name__ == "__main__":
