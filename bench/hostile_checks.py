@@ -83,12 +83,14 @@ class CommandLog:
 
     def __init__(self, limits: Any) -> None:
         self.limits = limits
-        self.times: list[float] = []
+        self.times: list[float] = []  # receipt here (monotonic s)
+        self.sent: list[float] = []  # the node's publication stamp (wall-clock s, the command's header)
         self.commands: list[np.ndarray] = []
         self.arm: list[np.ndarray] = []
 
-    def add(self, t: float, command: np.ndarray, arm: np.ndarray) -> None:
+    def add(self, t: float, command: np.ndarray, arm: np.ndarray, sent: float = math.nan) -> None:
         self.times.append(t)
+        self.sent.append(sent)
         self.commands.append(np.asarray(command, dtype=float))
         self.arm.append(np.asarray(arm, dtype=float))
 

@@ -80,7 +80,7 @@ class Driver:
         self.log = CommandLog(limits)
         self.outcomes = 0
         self.valid_on, self.hostile_per_cycle, self.flood_per_cycle = True, 0.0, 0
-        self.last_valid_s = 0.0
+        self.last_valid_s, self.last_valid_wall = 0.0, 0.0
         self.sent: dict[str, int] = {}
         self.rng = np.random.default_rng(0)
         self._stop = threading.Event()
@@ -91,9 +91,10 @@ class Driver:
         now = time.monotonic()
         order = [list(msg.joint_names).index(n) for n in self.names]
         cmd = np.array(msg.points[0].positions)[order]
+        sent = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         with self.lock:
             self.target = cmd
-            self.log.add(now, cmd, self.q.copy())
+            self.log.add(now, cmd, self.q.copy(), sent)
 
     def _on_outcome(self, _msg: Any) -> None:
         self.outcomes += 1
@@ -120,8 +121,8 @@ class Driver:
             self.history.append((now, q))
             last = now
             if self.valid_on:
-                self.state(q)
-                self.last_valid_s = time.monotonic()
+                self.last_valid_s, self.last_valid_wall = time.monotonic(), time.time()
+                self.state(q, self.last_valid_wall)
                 self.count("valid")
             for _ in range(self.flood_per_cycle):
                 self.pub_js.publish(self._nan_msg)
@@ -199,7 +200,7 @@ def fuzz_phase(d: Driver, seconds: float, period: float) -> dict:
         time.sleep(rng.uniform(0.3, 0.8))
         for _ in range(3):  # in-flight glitches: hostile states right before the stop
             d.glitch(rng.choice(["zeros", "jump", "huge", "random in limits", "beyond limits", "old arm"]))
-        t_stop, with_estop = time.monotonic(), bool(k % 2 == 0)
+        t_stop, wall, with_estop = time.monotonic(), time.time(), bool(k % 2 == 0)
         d.estop(True) if with_estop else d.mode(3)
         d.count("e-stop" if with_estop else "safety mode 3")
         for _ in range(int(rng.integers(1, 4))):
@@ -213,7 +214,7 @@ def fuzz_phase(d: Driver, seconds: float, period: float) -> dict:
         d.estop(False)
         d.mode(1)
         d.count("release", 2)
-        stops.append({"t": t_stop, "release": t_release, "estop": with_estop})
+        stops.append({"t": t_stop, "wall": wall, "release": t_release, "estop": with_estop})
         time.sleep(0.15)
         k += 1
     d.hostile_per_cycle = 0.0
@@ -221,18 +222,20 @@ def fuzz_phase(d: Driver, seconds: float, period: float) -> dict:
 
 
 def stop_delays(d: Driver, stops: list[dict]) -> dict[str, list[float]]:
-    """Per stop: delay to the constant hold (s) by stop kind, the arm's travel during the stop (rad) and the
-    hold's distance from the arm when the stop began (rad)."""
-    times, cmds = np.array(d.log.times), np.array(d.log.commands)
+    """Per stop: stop published -> the node published the constant hold (s, its command stamp), by stop kind,
+    and -> the hold arrived here (s); the arm's travel during the stop (rad); the hold's distance from the
+    arm when the stop began (rad)."""
+    times, sent, cmds = np.array(d.log.times), np.array(d.log.sent), np.array(d.log.commands)
     hist_t = np.array([t for t, _ in d.history])
     hist_q = np.array([q for _, q in d.history])
-    out: dict[str, list[float]] = {"e-stop": [], "protective stop": [], "travel": [], "hold_gap": []}
+    out: dict[str, list[float]] = {"e-stop": [], "protective stop": [], "received": [], "travel": [], "hold_gap": []}
     for s in stops:
         sel = (times >= s["t"]) & (times < s["release"])
         if sel.sum() < 2:
             continue
         first = constant_from(cmds[sel])
-        out["e-stop" if s["estop"] else "protective stop"].append(float(times[sel][first] - s["t"]))
+        out["e-stop" if s["estop"] else "protective stop"].append(float(sent[sel][first] - s["wall"]))
+        out["received"].append(float(times[sel][first] - s["t"]))
         arm = hist_q[(hist_t >= s["t"]) & (hist_t < s["release"])]
         q0 = hist_q[np.searchsorted(hist_t, s["t"]) - 1]
         out["travel"].append(float(np.abs(arm - q0).max()) if len(arm) else 0.0)
@@ -250,18 +253,18 @@ def watchdog_phase(d: Driver, trials: int, period: float) -> list[float]:
         n0 = len(d.log.times)
         d.hostile_per_cycle = 0.5
         d.valid_on = False
-        t_last = d.last_valid_s
         time.sleep(0.25)
+        t_last = d.last_valid_wall  # the last valid state's stamp: the node's watchdog runs from its receipt
         d.hostile_per_cycle = 0.0
         d.valid_on = True
-        times, cmds = np.array(d.log.times[n0:]), np.array(d.log.commands[n0:])
-        after = times > t_last
-        times, cmds = times[after], cmds[after]
+        sent, cmds = np.array(d.log.sent[n0:]), np.array(d.log.commands[n0:])
+        after = sent > t_last
+        sent, cmds = sent[after], cmds[after]
         if len(cmds) < 3:
             continue
         repeats = np.flatnonzero(np.all(cmds[1:] == cmds[:-1], axis=1))
-        if len(repeats):
-            delays.append(float(times[repeats[0] + 1] - t_last))
+        if len(repeats):  # the node published the first held (repeated) command
+            delays.append(float(sent[repeats[0] + 1] - t_last))
         time.sleep(0.3)
     return delays
 
@@ -388,7 +391,9 @@ def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog:
                  max(stops["travel"], default=None), "e-stop hold delay max (ms)": _ms(stops["e-stop"]),
                  "e-stop hold delay p50 (ms)": _ms(stops["e-stop"], np.median),
                  "protective stop hold delay max (ms)": _ms(stops["protective stop"]),
-                 "protective stop hold delay p50 (ms)": _ms(stops["protective stop"], np.median)},
+                 "protective stop hold delay p50 (ms)": _ms(stops["protective stop"], np.median),
+                 "stop -> hold received by the driver, max (ms)": _ms(stops["received"]),
+                 "stop -> hold received by the driver, p50 (ms)": _ms(stops["received"], np.median)},
         "all commands": v,
         "watchdog": {"trials": len(watchdog), "delay max (ms)": _ms(watchdog), "delay p50 (ms)": _ms(watchdog, np.median)},
         "no flood, 500 Hz valid": calm,
@@ -416,8 +421,10 @@ def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog:
              f"rad) + data-sheet speed x (watchdog + 10 ms) = {v['lead_bound_rad']:.4f} rad (the arm moves while "
              f"the measurement ages). Step bound: {limits.max_step[0]:.4f} rad/tick, checked on every consecutive pair "
              f"of commands of all phases, across stops and episode restarts. Stop hold delay: stop message published "
-             f"-> first command of the constant hold (two DDS hops). Watchdog delay: last valid state published -> "
-             f"first repeated (held) command, hostile states still flowing. Node's exit summary: "
+             f"-> the node published the first command of the constant hold (its header stamp; one DDS hop; the "
+             f"delay to its receipt here, which adds this loaded client's own scheduling, is listed too). Watchdog "
+             f"delay: last valid state published -> the node published its first repeated (held) command, hostile "
+             f"states still flowing. Node's exit summary: "
              f"{summary.split('] ', 2)[-1]}")  # fmt: skip
     scheduling = "node under SCHED_FIFO 20" if name.endswith("realtime") else "default scheduling"
     write_results(name, rows, goals, notes=f"Node: {scheduling}. " + notes, out_dir=out)
