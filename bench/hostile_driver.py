@@ -303,6 +303,29 @@ def flood_phase(d: Driver, seconds: float, flood: int, pid: int, period: float) 
             "loadavg_1min": os.getloadavg()[0]}  # fmt: skip
 
 
+def per_message_cost(n: int = 3000) -> dict[str, float]:
+    """Microseconds per joint state through the node's checks (no ROS): valid, NaN, unreachable, too large.
+    With at most MAX_TAKES_PER_TICK states taken per tick, this bounds the joint-state work of a tick."""
+    from ast_robot_ros.policy_node import MAX_TAKES_PER_TICK
+
+    from ast_robot.config import DeployConfig
+    from ast_robot.deploy.runner import PolicyRunner, ReachController
+    from ast_robot.deploy.session import DeploymentSession
+
+    runner = PolicyRunner.for_robot(ReachController(), "ur5e", DeployConfig())
+    names = list(runner.limits.joint_names)
+    session = DeploymentSession(runner, names, "ur5e")
+    cases = {"valid": (names, HOME), "NaN": (names, [math.nan] * 6), "unreachable": (names, HOME + 0.5),
+             "200 joints": ([f"j{i}" for i in range(200)], [0.0] * 200)}  # fmt: skip
+    out: dict[str, float] = {"max_takes_per_tick": MAX_TAKES_PER_TICK}
+    for name, (js, q) in cases.items():
+        t0 = time.perf_counter()
+        for k in range(n):  # valid states 2 ms apart, each trusted; the others rejected
+            session.on_joint_state(js, q, [], 0.0, k * DRIVER_DT, 0.0)
+        out[f"{name} (us/message)"] = round(1e6 * (time.perf_counter() - t0) / n, 2)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fuzz-s", type=float, default=40.0)
@@ -320,6 +343,7 @@ def main() -> int:
     from ast_robot.deploy.safety import SafetyLimits
     from ast_robot.envs.robots import get_robot
 
+    cost = per_message_cost()
     io, cfg = load_robot_io("ur5e"), DeployConfig(robot="ur5e")
     limits = SafetyLimits.from_robot(get_robot("ur5e"), cfg)
     period = limits.period_s
@@ -367,8 +391,8 @@ def main() -> int:
         node.destroy_node()
         rclpy.shutdown()
     name = "hostile_driver_realtime" if args.realtime else "hostile_driver"
-    report(name, d, limits, fuzz, stop_delays(d, fuzz["stops"]), watchdog, calm, flood, load, code, log_path,
-           n_fuzz_cmds, args.out)  # fmt: skip
+    report(name, d, limits, fuzz, stop_delays(d, fuzz["stops"]), watchdog, calm, flood | {"cost": cost}, load,
+           code, log_path, n_fuzz_cmds, args.out)  # fmt: skip
     return 0
 
 
@@ -397,7 +421,8 @@ def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog:
         "all commands": v,
         "watchdog": {"trials": len(watchdog), "delay max (ms)": _ms(watchdog), "delay p50 (ms)": _ms(watchdog, np.median)},
         "no flood, 500 Hz valid": calm,
-        "flood: 1500 Hz NaN + 500 Hz valid": flood,
+        "flood: 1500 Hz NaN + 500 Hz valid": {k: val for k, val in flood.items() if k != "cost"},
+        "joint-state checks without ROS (this process)": flood["cost"],
         "sent by kind": dict(sorted(d.sent.items())),
     }  # fmt: skip
     rows = [{"phase": phase, "metric": k, "value": val} for phase, m in measured.items() for k, val in m.items()]

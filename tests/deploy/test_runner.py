@@ -208,3 +208,21 @@ def test_warm_up_leaves_no_state_behind():
     np.testing.assert_array_equal(commands[0], commands[1])
     with pytest.raises(ValueError, match="q: expected 6 values"):
         warm.warm_up([0.0, np.nan])
+
+
+def test_rejections_are_counted_per_reason_and_summarized_at_most_once_a_second(runner_and_sim):
+    runner, sim = runner_and_sim
+    session = DeploymentSession(runner, list(sim.joint_names), "ur5e")
+    names = list(sim.joint_names)
+    lines = []
+    for k in range(3000):  # 3 s of a 1 kHz flood of NaN states, a summary asked for after each
+        session.on_joint_state(names, [np.nan] * 6, [], 0.0, k * 1e-3, 0.0)
+        if k % 10 == 0:
+            session.on_goal([np.nan, 0.0, 0.0])
+        if (line := session.log.summary(k * 1e-3)) is not None:
+            lines.append((k * 1e-3, line))
+    assert len(lines) == 3 and all(b[0] - a[0] >= 1.0 for a, b in zip(lines, lines[1:]))
+    assert "joint_state: non-finite x" in lines[1][1] and "goal: ValueError x100" in lines[1][1]
+    assert session.log.totals["joint_state: non-finite"] == 3000 == session.rejections["joint_state"]
+    assert "in the last 1.5 s" in session.log.summary(3.5)  # the rest, once a second has passed
+    assert session.log.summary(5.0) is None  # nothing new: no line
