@@ -412,7 +412,7 @@ class SafetyMonitor:
         command is at most ``max_lead`` from the last measured position, so the arm stops within that.
         """
         if self._s.positions is None:
-            return self._count(SafetyDecision(None, True, ("no joint state received yet",)))
+            return self._count(SafetyDecision(None, True, ("no trusted joint state yet",)))
         if stop := self.stop_reasons():
             return self._count(self._hold_here(stop + self._stale_reasons(now_s)))
         if stale := self._stale_reasons(now_s):
@@ -437,7 +437,7 @@ class SafetyMonitor:
         """A hold for an external reason (e.g. the policy raised): brake to a stop within the limits (an
         e-stop or safety stop still holds where the arm is). None before any state."""
         if self._s.positions is None:
-            return self._count(SafetyDecision(None, True, ("no joint state received yet", reason)))
+            return self._count(SafetyDecision(None, True, ("no trusted joint state yet", reason)))
         if stop := self.stop_reasons():
             return self._count(self._hold_here([*stop, reason]))
         return self._count(self._brake(reason))

@@ -137,7 +137,7 @@ class DeploymentSession:
     def start_episode(self, now_s: float) -> str:
         """Start an episode (ValueError saying why not)."""
         if self.runner.safety.measured is None:
-            raise ValueError("no joint state received yet")
+            raise ValueError("no trusted joint state yet")
         if reasons := self.runner.safety.hold_reasons(now_s):
             raise ValueError(f"cannot start an episode while holding: {'; '.join(reasons)}")
         message = self.episodes.start(now_s, self.runner.goal)

@@ -104,7 +104,7 @@ def test_estop_after_a_hostile_state_holds_at_the_last_trusted_state():
 
 # ----- property: interleavings of valid and hostile states, e-stops and safety-mode toggles ---------------
 EVENTS = st.sampled_from(["valid"] * 6 + ["zeros", "limits", "huge", "jump", "old", "future", "random",
-                                          "estop", "mode", "gap", "target"])  # fmt: skip
+                                          "estop", "mode", "gap", "target", "episode"])  # fmt: skip
 TAU = 0.03  # s, the simulated arm's time constant following its command
 
 
@@ -132,7 +132,7 @@ def test_commands_stay_in_limits_step_and_lead_bounds_of_the_true_arm(events, se
     slack = LIM.max_velocity * LIM.stale_after_s  # the arm moves while the measurement ages
     for k, kind in enumerate(events):
         t += DT
-        if kind in ("valid", "gap", "target", "estop", "mode"):
+        if kind in ("valid", "gap", "target", "estop", "mode", "episode"):
             if kind == "gap":
                 t += rng.uniform(0.01, 0.2)
             elif kind == "estop":
@@ -141,6 +141,8 @@ def test_commands_stay_in_limits_step_and_lead_bounds_of_the_true_arm(events, se
                 mon.set_safety_mode(not mon.hold_reasons(t) or rng.random() < 0.5, "toggle")
             elif kind == "target":
                 target = rng.uniform(LIM.lower, LIM.upper)
+            elif kind == "episode":  # an episode ends and the next starts
+                mon.reset_reference()
             mon.observe_state(q, t, stamp_s=100.0 + t)
         else:
             stamp = 100.0 + t + (0.4 if kind == "future" else 0.0)
