@@ -170,4 +170,3 @@ class DeploymentSession:
         self.rejections[kind] += 1
         self.log.add(kind, getattr(err, "key", type(err).__name__), reason)
         return reason
-
