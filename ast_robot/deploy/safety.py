@@ -200,9 +200,12 @@ class MeasurementTrust:
       (:data:`TRUST_SPEED_MARGIN`, :data:`TRUST_JITTER_S`, :data:`TRUST_NOISE_RAD`) with a stamp not
       before its stamp. A jump (0.5 rad in 2 ms, a stray all-zeros state) is rejected and leaves the
       trusted state where it was.
-    - At start-up and once the trusted state went stale (a long gap would make anything reachable):
-      :data:`ACQUIRE_STATES` consecutive states, each reachable from the one before and received within
-      the watchdog period of it, re-establish trust. A slow stray publisher never forms such a chain.
+    - At start-up and once the trusted state went stale: :data:`ACQUIRE_STATES` consecutive states, each
+      reachable from the one before and received within the watchdog period of it, re-establish trust. A
+      slow stray publisher never forms such a chain. After a gap the chain must also start within reach of
+      the last trusted state over the whole gap (receipt times): the bound grows with the gap, so a real
+      arm moved during a driver outage is believed again, but a stray all-zeros burst 2 rad away is not
+      after a 0.25 s outage (it would need 0.4 s at 1.25 x 3.14 rad/s).
     - Two streams that are each consistent but disagree (a stray publisher at the driver's rate): when the
       rejected states themselves form an :data:`ACQUIRE_STATES` chain while a trusted one is fresh, trust
       is revoked and the stream is stale until one source stops. We cannot tell which is the robot, so we
@@ -216,7 +219,8 @@ class MeasurementTrust:
 
     def __init__(self, limits: SafetyLimits) -> None:
         self.limits = limits
-        self.trusted: _Sample | None = None  # the last trusted state
+        self.trusted: _Sample | None = None  # the last trusted state while fresh (None: (re)acquiring)
+        self.last: _Sample | None = None  # the last trusted state, however old
         self._chain: list[_Sample] = []  # candidates while (re)acquiring
         self._rival: list[_Sample] = []  # rejected-but-consistent states while trusted (a second stream)
         self._reach_speed = limits.max_velocity * (1.0 + TRUST_SPEED_MARGIN)  # (J,) rad/s
@@ -231,7 +235,7 @@ class MeasurementTrust:
             problem = self._unreachable(self.trusted, new)
             if problem:
                 return self._rival_seen(new, problem)
-            self.trusted = new  # the rival chain stays: a stray stream interleaves with the driver's
+            self.trusted = self.last = new  # the rival chain stays: a stray stream interleaves with the driver's
             return None
         return self._acquire(new)
 
@@ -239,11 +243,23 @@ class MeasurementTrust:
         self.trusted, self._rival = None, []
         if self._chain and (self._unreachable(self._chain[-1], new) or not self._close(self._chain[-1], new)):
             self._chain = []
+        if not self._chain and not self._reachable_since_last(new):
+            return "unreachable from the last trusted state in the time since"
         self._chain.append(new)
         if len(self._chain) < ACQUIRE_STATES:
             return "acquiring trust"
-        self.trusted, self._chain = new, []
+        self.trusted, self.last, self._chain = new, new, []
         return None
+
+    def _reachable_since_last(self, new: _Sample) -> bool:
+        """Whether ``new`` is reachable from the last trusted state over the receipt time since (stamps are
+        not used: they come from the publisher). A clock that went back (a restart) bounds nothing."""
+        last = self.last
+        dt = None if last is None else new.received_s - last.received_s
+        if dt is None or dt < -self.limits.stale_after_s:
+            return True
+        reach = self._reach_speed * (max(dt, 0.0) + TRUST_JITTER_S) + TRUST_NOISE_RAD
+        return bool(np.all(np.abs(new.q - last.q) <= reach))
 
     def _rival_seen(self, new: _Sample, problem: str) -> str:
         """Count a rejected state towards a rival chain; revoke trust when the rival is a stream itself."""

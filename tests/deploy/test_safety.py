@@ -343,12 +343,13 @@ def test_lead_limit_does_not_cap_the_speed_of_a_following_arm(rate_hz):
 def test_command_far_from_a_pushed_arm_walks_back_one_step_at_a_time():
     """The arm is pushed 0.5 rad away from its command: no jump, the command steps towards the arm."""
     mon, last = moving_monitor()
-    pushed = mon.measured - 0.5  # a jump the monitor only believes after a gap, from a fresh chain of states
-    acquire(mon, pushed, 43 * PERIOD)
+    pushed = mon.measured - 0.5  # believed only after a gap long enough to move there, from a fresh chain
+    t0 = 41 * PERIOD + 0.2
+    acquire(mon, pushed, t0)
     prev = last
     for k in range(10):
-        assert mon.observe_state(pushed, received_s=(44 + k) * PERIOD) is None
-        cmd = mon.filter(np.full(J, 1.0), now_s=(41 + k) * PERIOD + 1e-4).positions
+        assert mon.observe_state(pushed, received_s=t0 + (1 + k) * PERIOD) is None
+        cmd = mon.filter(np.full(J, 1.0), now_s=t0 + (1 + k) * PERIOD + 1e-4).positions
         assert np.all(np.abs(cmd - prev) <= STEP + 1e-12)  # never more than one step
         assert np.all(cmd < prev)  # towards the arm, not on towards the target
         prev = cmd

@@ -55,6 +55,17 @@ def test_first_states_acquire_trust_and_a_long_gap_does_not_grow_the_reach():
     np.testing.assert_array_equal(mon.measured, far)
 
 
+def test_a_stray_burst_during_a_driver_outage_is_not_trusted_but_a_moved_arm_is():
+    mon, t = monitor_at()
+    for k in range(5):  # 0.25 s after the driver went silent: a burst of zeros 2 ms apart
+        assert mon.observe_state(np.zeros(6), t + 0.25 + k * DT) is not None
+    assert mon.measured is not None and np.array_equal(mon.measured, HOME)
+    moved = HOME + 0.5  # the arm itself, moved 0.5 rad during the 0.25 s outage: reachable at 3.9 rad/s
+    for k in range(ACQUIRE_STATES):
+        last = mon.observe_state(moved, t + 0.3 + k * DT)
+    assert last is None and np.array_equal(mon.measured, moved)
+
+
 def test_slow_stray_publisher_is_never_trusted():
     """All-zeros at 10 Hz interleaved with the driver at 500 Hz, the stray first at start-up."""
     mon = SafetyMonitor(LIM)
