@@ -10,10 +10,12 @@ process. Phases:
    sizes), hostile goals, e-stop and safety-mode toggles each preceded by an in-flight glitch state.
    Every command is checked against the joint limits, the per-tick step bound (from the previous command)
    and the lead bound from the *true* arm.
-2. watchdog: the valid states stop (hostile ones go on); time from the last valid state to the first
-   repeated (held) command.
+2. watchdog: the valid states stop (hostile ones go on); time from the last valid state to the node's last
+   moving command (and to its first repeated, held, one).
 3. flood: valid states at 500 Hz + 1500 Hz NaN states (3:1): control cycles published, service round trips
-   (stop + start an episode each second), node RSS; and the same without the flood for comparison.
+   (stop + start an episode each second), node RSS and CPU; and the same without the flood for comparison.
+   `--realtime` runs the node under SCHED_FIFO 20, as a robot's control PC would run its control loop: on a
+   shared, overloaded machine the node's fair share of CPU can fall below what it needs (~0.22 core).
 
     ROS_DOMAIN_ID=70 .venv/bin/python bench/hostile_driver.py            # ~80 s
     ROS_DOMAIN_ID=70 .venv/bin/python bench/hostile_driver.py --fuzz-s 10 --flood-s 5 --watchdog-trials 2

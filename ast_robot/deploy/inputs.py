@@ -57,10 +57,10 @@ class JointStateChecker:
     def check(self, names: Sequence[str], positions: Sequence[float], velocities: Sequence[float],
               stamp_s: float, now_s: float) -> JointReading:  # fmt: skip
         """Return the reading in our joint order, or raise :class:`Rejected` saying why."""
-        names, pos = list(names), np.asarray(positions, dtype=np.float64).reshape(-1)
-        if len(names) > MAX_JOINTS_IN_MESSAGE or pos.size > MAX_JOINTS_IN_MESSAGE:
-            raise Rejected(f"joint state too large: {len(names)} names, {pos.size} positions "
+        if len(names) > MAX_JOINTS_IN_MESSAGE or len(positions) > MAX_JOINTS_IN_MESSAGE:  # before any copy
+            raise Rejected(f"joint state too large: {len(names)} names, {len(positions)} positions "
                            f"(at most {MAX_JOINTS_IN_MESSAGE})", "too large")  # fmt: skip
+        names, pos = list(names), np.asarray(positions, dtype=np.float64).reshape(-1)
         if len(names) != pos.size:
             raise Rejected(f"joint state has {len(names)} names but {pos.size} positions", "names/positions mismatch")
         if len(set(names)) != len(names):
