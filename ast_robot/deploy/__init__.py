@@ -13,6 +13,7 @@ _EXPORTS = {
     "SafetyLimits": "ast_robot.deploy.safety",
     "SafetyMonitor": "ast_robot.deploy.safety",
     "SafetyDecision": "ast_robot.deploy.safety",
+    "MeasurementTrust": "ast_robot.deploy.safety",
     "PolicyRunner": "ast_robot.deploy.runner",
     "ReachController": "ast_robot.deploy.runner",
     "load_policy": "ast_robot.deploy.runner",

@@ -20,7 +20,11 @@ FUTURE_TOLERANCE_S = CLOCK_SKEW_TOLERANCE_S
 
 
 class Rejected(ValueError):
-    """An incoming message was refused; ``str(err)`` is the reason."""
+    """An incoming message was refused; ``str(err)`` is the reason, ``key`` its category (for counts)."""
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key or message
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ class JointReading:
 
 
 class JointStateChecker:
-    """Validates `/joint_states` messages for one robot and remembers the last stamp (no going back).
+    """Validates the form of `/joint_states` messages for one robot (stateless: whether a well-formed state
+    is believed, stamp order included, is the safety monitor's call, against the last *trusted* state, so
+    a stray publisher's stamps cannot lock the driver's states out).
 
     ``max_age_s``: a stamped state older than ``now - max_age_s - CLOCK_SKEW_TOLERANCE_S`` is refused
     (the safety watchdog's age; None: no age check). Receipt time alone would count a state recorded
@@ -47,45 +53,42 @@ class JointStateChecker:
             raise ValueError(f"max_age_s: expected a positive age (s) or None, got {max_age_s!r}")
         self.joint_names = tuple(joint_names)
         self.max_age_s = max_age_s
-        self._last_stamp = -np.inf
 
     def check(self, names: Sequence[str], positions: Sequence[float], velocities: Sequence[float],
               stamp_s: float, now_s: float) -> JointReading:  # fmt: skip
         """Return the reading in our joint order, or raise :class:`Rejected` saying why."""
+        if len(names) > MAX_JOINTS_IN_MESSAGE or len(positions) > MAX_JOINTS_IN_MESSAGE:  # before any copy
+            raise Rejected(f"joint state too large: {len(names)} names, {len(positions)} positions "
+                           f"(at most {MAX_JOINTS_IN_MESSAGE})", "too large")  # fmt: skip
         names, pos = list(names), np.asarray(positions, dtype=np.float64).reshape(-1)
-        if len(names) > MAX_JOINTS_IN_MESSAGE or pos.size > MAX_JOINTS_IN_MESSAGE:
-            raise Rejected(f"joint state too large: {len(names)} names, {pos.size} positions "
-                           f"(at most {MAX_JOINTS_IN_MESSAGE})")  # fmt: skip
         if len(names) != pos.size:
-            raise Rejected(f"joint state has {len(names)} names but {pos.size} positions")
+            raise Rejected(f"joint state has {len(names)} names but {pos.size} positions", "names/positions mismatch")
         if len(set(names)) != len(names):
-            raise Rejected(f"joint state repeats joint names: {sorted(n for n in set(names) if names.count(n) > 1)}")
+            raise Rejected(f"joint state repeats joint names: {sorted(n for n in set(names) if names.count(n) > 1)}",
+                           "repeated joint names")
         missing = [n for n in self.joint_names if n not in names]
         if missing:
-            raise Rejected(f"joint state lacks joints {missing} (got {names[:8]})")
+            raise Rejected(f"joint state lacks joints {missing} (got {names[:8]})", "missing joints")
         index = np.array([names.index(n) for n in self.joint_names])
         q = pos[index]
         if not np.all(np.isfinite(q)):
             bad = [self.joint_names[i] for i in np.flatnonzero(~np.isfinite(q))]
-            raise Rejected(f"joint state has non-finite positions for {bad}")
+            raise Rejected(f"joint state has non-finite positions for {bad}", "non-finite")
         self._check_stamp(stamp_s, now_s)
         return JointReading(q, self._velocities(velocities, len(names), index), stamp_s)
 
     def _check_stamp(self, stamp_s: float, now_s: float) -> None:
         if not np.isfinite(stamp_s) or stamp_s < 0:
-            raise Rejected(f"joint state stamp {stamp_s!r} is not a valid time")
+            raise Rejected(f"joint state stamp {stamp_s!r} is not a valid time", "invalid stamp")
         if stamp_s == 0.0:  # unstamped messages are accepted; ordering cannot be checked
             return
         if stamp_s > now_s + FUTURE_TOLERANCE_S:
-            raise Rejected(f"joint state stamp is {stamp_s - now_s:.3f} s in the future")
-        if stamp_s < self._last_stamp:
-            raise Rejected(f"joint state out of order: stamp {stamp_s:.6f} < last {self._last_stamp:.6f}")
+            raise Rejected(f"joint state stamp is {stamp_s - now_s:.3f} s in the future", "stamp in the future")
         if self.max_age_s is not None and stamp_s < now_s - self.max_age_s - CLOCK_SKEW_TOLERANCE_S:
             raise Rejected(f"joint state too old: stamped {now_s - stamp_s:.3f} s ago, allowed "
                            f"{self.max_age_s + CLOCK_SKEW_TOLERANCE_S:.3f} s (watchdog + clock skew); if every "
                            "state is rejected so, the driver's clock is behind this host's: synchronize them "
-                           "(e.g. chrony), a stale state cannot be told from a skewed clock")  # fmt: skip
-        self._last_stamp = stamp_s
+                           "(e.g. chrony), a stale state cannot be told from a skewed clock", "stamp too old")  # fmt: skip
 
     @staticmethod
     def _velocities(velocities: Sequence[float], n: int, index: np.ndarray) -> np.ndarray | None:
@@ -100,13 +103,13 @@ def check_image(encoding: str, height: int, width: int, step: int, data: bytes |
     """A camera image as uint8 (H, W, 3) RGB, or :class:`Rejected` (unknown encoding, wrong sizes)."""
     channels = IMAGE_ENCODINGS.get(encoding)
     if channels is None:
-        raise Rejected(f"image encoding {encoding!r} not supported; allowed: {sorted(IMAGE_ENCODINGS)}")
+        raise Rejected(f"image encoding {encoding!r} not supported; allowed: {sorted(IMAGE_ENCODINGS)}", "encoding")
     if not (0 < height <= MAX_IMAGE_SIDE and 0 < width <= MAX_IMAGE_SIDE):
-        raise Rejected(f"image size {width}x{height} outside 1..{MAX_IMAGE_SIDE} pixels per side")
+        raise Rejected(f"image size {width}x{height} outside 1..{MAX_IMAGE_SIDE} pixels per side", "size")
     if step < width * channels:
-        raise Rejected(f"image step {step} < width*channels = {width * channels}")
+        raise Rejected(f"image step {step} < width*channels = {width * channels}", "step")
     if len(data) != step * height:  # before any copy: a hostile message may carry 64 MB
-        raise Rejected(f"image data has {len(data)} bytes, expected step*height = {step * height}")
+        raise Rejected(f"image data has {len(data)} bytes, expected step*height = {step * height}", "data size")
     try:  # bytes, bytearray, array.array('B') (rclpy's uint8[]): no copy
         buf = np.frombuffer(data, dtype=np.uint8)
     except TypeError:

@@ -64,10 +64,14 @@ class PolicyRunner:
         """(J,) rad/s of the last joint state (zeros when it carried none)."""
         return self._velocity.copy()
 
-    def observe_joint_state(self, q: np.ndarray, dq: np.ndarray | None, received_s: float) -> None:
-        """Feed a validated joint state (robot joint order, rad and rad/s)."""
-        self.safety.observe_state(q, received_s)
-        self._velocity = np.zeros_like(self._velocity) if dq is None else np.asarray(dq, dtype=float)
+    def observe_joint_state(self, q: np.ndarray, dq: np.ndarray | None, received_s: float, stamp_s: float = 0.0
+                            ) -> str | None:  # fmt: skip
+        """Offer a validated joint state (robot joint order, rad and rad/s); None when the safety monitor
+        trusts it (it becomes the measurement), else the reason it does not."""
+        reason = self.safety.observe_state(q, received_s, stamp_s)
+        if reason is None:
+            self._velocity = np.zeros_like(self._velocity) if dq is None else np.asarray(dq, dtype=float)
+        return reason
 
     def set_goal(self, xyz: Any) -> None:
         """Set the desired end-effector goal (3,) m; ValueError on non-finite or wrong size."""

@@ -7,11 +7,17 @@ step from the previous command, changes its step by at most the acceleration lim
 follows, leads the *measured* position by at most ``lead_s`` of motion, and keeps the end effector in the
 workspace box, or into a *hold* with the reasons why.
 
+Measurements are *trusted* before anything uses them (:class:`MeasurementTrust`): a joint state counts
+only when every position is inside the joint limits and reachable from the last trusted state at the
+data-sheet speed over the time between them. Everything below (holds, the lead window, the watchdog) reads
+the last *trusted* state only; a stream with no trusted state for the watchdog period is stale.
+
 Holds, from the hardest:
 
-- e-stop engaged or the robot reports a non-normal safety mode: hold *where the arm is* (the measured
-  position, clipped to the joint limits) and forget the reference, so release restarts from rest there.
-- no joint state for more than ``watchdog_periods`` periods: repeat the last command (see
+- e-stop engaged or the robot reports a non-normal safety mode: hold at the point nearest the last trusted
+  measurement that is one step from the last command (the step bound holds for the first hold command too),
+  fixed for the whole stop; release restarts from rest at that point.
+- no trusted joint state for more than ``watchdog_periods`` periods: repeat the last command (see
   :meth:`SafetyMonitor.filter` for why).
 - a malformed target (wrong size, NaN/inf), a failed policy, no action: brake to a stop within the
   acceleration limit (the command keeps inside every other limit).
@@ -52,6 +58,19 @@ JOINT_ACCELERATION = {
     # conservative against the controller's own limits, and ~0.3 s from rest to the default speed scale.
     "ur5e": (5.0,) * 6,
 }
+
+
+# Trust of measured joint states (MeasurementTrust). A state must be reachable from the last trusted one at
+# the data-sheet speed x (1 + margin) over the time between them, plus a noise allowance per state. The time
+# is the stamp interval, but never more than the receipt interval + jitter (a forged stamp buys no reach).
+TRUST_SPEED_MARGIN = 0.25
+TRUST_JITTER_S = 0.005  # bunched DDS delivery: two states stamped 2 ms apart may arrive 0 ms apart
+TRUST_NOISE_RAD = 0.002  # encoder noise and rounding per state (UR/Franka encoders resolve ~1e-5 rad)
+LIMIT_TOLERANCE_RAD = 0.01  # a measured position this far beyond a joint limit is still physical
+# States needed to (re)acquire trust: this many in a row, each reachable from the one before and received
+# within the watchdog period of it. A stream slower than the watchdog (a stray 10 Hz publisher) never
+# qualifies, and a state that conflicts with the chain restarts it.
+ACQUIRE_STATES = 3
 
 
 def finite_vector(name: str, value: Any, size: int | None = None) -> np.ndarray:
@@ -166,6 +185,110 @@ class SafetyLimits:
 
 
 @dataclass(frozen=True)
+class _Sample:
+    q: np.ndarray  # (J,) rad
+    received_s: float  # monotonic receipt time (s)
+    stamp_s: float  # header stamp (s); 0.0: unstamped
+
+
+class MeasurementTrust:
+    """Decides which joint states are measurements of the arm: :meth:`judge` returns None (trusted) or
+    the reason a state is not.
+
+    - Outside the joint limits (beyond :data:`LIMIT_TOLERANCE_RAD`): never trusted (1e9, a wrapped angle).
+    - While a trusted state is fresh (within the watchdog period): a new state must be reachable from it
+      (:data:`TRUST_SPEED_MARGIN`, :data:`TRUST_JITTER_S`, :data:`TRUST_NOISE_RAD`) with a stamp not
+      before its stamp. A jump (0.5 rad in 2 ms, a stray all-zeros state) is rejected and leaves the
+      trusted state where it was.
+    - At start-up and once the trusted state went stale: :data:`ACQUIRE_STATES` consecutive states, each
+      reachable from the one before and received within the watchdog period of it, re-establish trust. A
+      slow stray publisher never forms such a chain. After a gap the chain must also start within reach of
+      the last trusted state over the whole gap (receipt times): the bound grows with the gap, so a real
+      arm moved during a driver outage is believed again, but a stray all-zeros burst 2 rad away is not
+      after a 0.25 s outage (it would need 0.4 s at 1.25 x 3.14 rad/s).
+    - Two streams that are each consistent but disagree (a stray publisher at the driver's rate): when the
+      rejected states themselves form an :data:`ACQUIRE_STATES` chain while a trusted one is fresh, trust
+      is revoked and the stream is stale until one source stops. We cannot tell which is the robot, so we
+      fail closed (hold) rather than follow either; once the stray stops, the driver's states reacquire
+      trust within :data:`ACQUIRE_STATES` states, so the real stream is never locked out for longer.
+
+    Not covered: a publisher that knows the arm's position and sends plausible states slightly off it is
+    indistinguishable from the driver at this level (each state may move the trusted value by the noise
+    allowance); keeping such publishers off the topic is the transport's job (SROS2 access control).
+    """
+
+    def __init__(self, limits: SafetyLimits) -> None:
+        self.limits = limits
+        self.trusted: _Sample | None = None  # the last trusted state while fresh (None: (re)acquiring)
+        self.last: _Sample | None = None  # the last trusted state, however old
+        self._chain: list[_Sample] = []  # candidates while (re)acquiring
+        self._rival: list[_Sample] = []  # rejected-but-consistent states while trusted (a second stream)
+        self._reach_speed = limits.max_velocity * (1.0 + TRUST_SPEED_MARGIN)  # (J,) rad/s
+
+    def judge(self, q: np.ndarray, received_s: float, stamp_s: float = 0.0) -> str | None:
+        """None when ``q`` (J,) rad is trusted (it becomes the reference), else the reason (one line)."""
+        lim = self.limits
+        if np.any(q < lim.lower - LIMIT_TOLERANCE_RAD) or np.any(q > lim.upper + LIMIT_TOLERANCE_RAD):
+            return "outside joint limits"
+        new = _Sample(q, float(received_s), float(stamp_s))
+        if self.trusted is not None and self._close(self.trusted, new):
+            problem = self._unreachable(self.trusted, new)
+            if problem:
+                return self._rival_seen(new, problem)
+            self.trusted = self.last = new  # the rival chain stays: a stray stream interleaves with the driver's
+            return None
+        return self._acquire(new)
+
+    def _acquire(self, new: _Sample) -> str | None:
+        self.trusted, self._rival = None, []
+        if self._chain and (self._unreachable(self._chain[-1], new) or not self._close(self._chain[-1], new)):
+            self._chain = []
+        if not self._chain and not self._reachable_since_last(new):
+            return "unreachable from the last trusted state in the time since"
+        self._chain.append(new)
+        if len(self._chain) < ACQUIRE_STATES:
+            return "acquiring trust"
+        self.trusted, self.last, self._chain = new, new, []
+        return None
+
+    def _reachable_since_last(self, new: _Sample) -> bool:
+        """Whether ``new`` is reachable from the last trusted state over the receipt time since (stamps are
+        not used: they come from the publisher). A clock that went back (a restart) bounds nothing."""
+        last = self.last
+        dt = None if last is None else new.received_s - last.received_s
+        if dt is None or dt < -self.limits.stale_after_s:
+            return True
+        reach = self._reach_speed * (max(dt, 0.0) + TRUST_JITTER_S) + TRUST_NOISE_RAD
+        return bool(np.all(np.abs(new.q - last.q) <= reach))
+
+    def _rival_seen(self, new: _Sample, problem: str) -> str:
+        """Count a rejected state towards a rival chain; revoke trust when the rival is a stream itself."""
+        rival = self._rival
+        if rival and (self._unreachable(rival[-1], new) or not self._close(rival[-1], new)):
+            rival.clear()
+        rival.append(new)
+        if len(rival) >= ACQUIRE_STATES:
+            self.trusted, self._rival, self._chain = None, [], []
+            return "conflicting joint state streams"
+        return problem
+
+    def _close(self, ref: _Sample, new: _Sample) -> bool:
+        """Received within the watchdog period of ``ref`` (either way: a clock stepped back is a gap too)."""
+        return abs(new.received_s - ref.received_s) <= self.limits.stale_after_s
+
+    def _unreachable(self, ref: _Sample, new: _Sample) -> str:
+        """Why ``new`` cannot follow ``ref`` ('' when it can)."""
+        dt = max(new.received_s - ref.received_s, 0.0) + TRUST_JITTER_S
+        if new.stamp_s > 0.0 and ref.stamp_s > 0.0:
+            if new.stamp_s < ref.stamp_s:
+                return "stamp before the last trusted state"
+            dt = min(dt, new.stamp_s - ref.stamp_s)
+        if np.any(np.abs(new.q - ref.q) > self._reach_speed * dt + TRUST_NOISE_RAD):
+            return "unreachable from the last trusted state"
+        return ""
+
+
+@dataclass(frozen=True)
 class SafetyDecision:
     """What to send. ``positions`` is None only before the first joint state (nothing is known to hold)."""
 
@@ -177,8 +300,8 @@ class SafetyDecision:
 
 @dataclass
 class _RobotState:
-    positions: np.ndarray | None = None  # (J,) last measured joint positions
-    received_s: float = -np.inf  # monotonic receipt time of that state
+    positions: np.ndarray | None = None  # (J,) last *trusted* measured joint positions
+    received_s: float = -np.inf  # monotonic receipt time of that state (earlier once trust is revoked)
     estop: bool = False
     safety_normal: bool = True
     safety_detail: str = ""
@@ -201,43 +324,58 @@ class SafetyMonitor:
     def __init__(self, limits: SafetyLimits, ee_position: EEFunction | None = None) -> None:
         self.limits = limits
         self.ee_position = ee_position
+        self.trust = MeasurementTrust(limits)
         self._s = _RobotState()
 
     # ----- inputs -------------------------------------------------------------------------------
-    def observe_state(self, positions: Sequence[float] | np.ndarray, received_s: float) -> None:
-        """Record a measured joint state (robot joint order) and its monotonic receipt time (s)."""
+    def observe_state(self, positions: Sequence[float] | np.ndarray, received_s: float, stamp_s: float = 0.0
+                      ) -> str | None:  # fmt: skip
+        """Offer a joint state (robot joint order), its monotonic receipt time (s) and header stamp (s, 0:
+        none). Returns None when it is trusted and recorded, else why not (:class:`MeasurementTrust`);
+        ValueError for a malformed vector or time."""
         q = finite_vector("joint_state.position", positions, self.limits.n_joints)
-        if not np.isfinite(received_s):
-            raise ValueError(f"received_s: expected a finite time (s), got {received_s!r}")
-        self._s.positions, self._s.received_s = q, float(received_s)
+        if not (np.isfinite(received_s) and np.isfinite(stamp_s)):
+            raise ValueError(f"received_s/stamp_s: expected finite times (s), got {received_s!r}/{stamp_s!r}")
+        reason = self.trust.judge(q, received_s, stamp_s)
+        if reason is None:
+            self._s.positions, self._s.received_s = q, float(received_s)
+        elif self.trust.trusted is None and self._s.positions is not None:
+            self._s.received_s = min(self._s.received_s, float(received_s) - self.limits.stale_after_s - 1e-9)
+        return reason
 
     def set_estop(self, engaged: bool) -> None:
-        """Engage (True) or release (False) the e-stop. Either way motion restarts from rest at the
-        measured position: the arm was held where it was, not where the last command pointed."""
+        """Engage (True) or release (False) the e-stop. Either way motion restarts from rest at the last
+        command (the hold point during a stop): never a jump (see :meth:`_hold_here`)."""
         if bool(engaged) != self._s.estop:
-            self.reset_reference()
+            self._s.last_step = None
         self._s.estop = bool(engaged)
         self._end_stop_if_clear()
 
     def set_safety_mode(self, normal: bool, detail: str = "") -> None:
         """The robot's own safety state (e.g. UR safety mode); anything but normal makes us hold.
 
-        The robot stopped on its own, so on return to normal motion restarts from the measured state.
+        The robot stopped on its own, so on return to normal motion restarts from rest at the hold point.
         """
         if not self._s.safety_normal and normal:
-            self.reset_reference()
+            self._s.last_step = None
         self._s.safety_normal, self._s.safety_detail = bool(normal), detail
         self._end_stop_if_clear()
 
     def _end_stop_if_clear(self) -> None:
         """Forget the stop's hold point once no stop reason is left (the next stop takes a new one)."""
-        if not self._stop_reasons():
+        if not self.stop_reasons():
             self._s.stop_point = None
 
     def reset_reference(self) -> None:
-        """Forget the last command and its velocity: the next command starts from rest at the measured
-        position (call on activation, at episode start, after any stop)."""
-        self._s.last_command, self._s.last_step = None, None
+        """Forget the velocity: the next command starts from rest (call on activation, at episode start,
+        after any stop). From the last command while that is within the lead window of the last trusted
+        measurement (the controller holds its last point, so the arm is there or on its way: starting at
+        the measurement would step back up to ``max_lead`` in one tick), else from the measurement (the arm
+        was moved while nothing was commanded)."""
+        last, q = self._s.last_command, self._s.positions
+        if last is not None and (q is None or np.any(np.abs(last - q) > self.limits.max_lead)):
+            self._s.last_command = None
+        self._s.last_step = None
 
     # ----- queries ------------------------------------------------------------------------------
     @property
@@ -247,6 +385,7 @@ class SafetyMonitor:
 
     @property
     def measured(self) -> np.ndarray | None:
+        """The last trusted joint positions (J,) rad (None before the first)."""
         return None if self._s.positions is None else self._s.positions.copy()
 
     @property
@@ -261,9 +400,10 @@ class SafetyMonitor:
 
     def hold_reasons(self, now_s: float) -> list[str]:
         """Reasons that force a hold right now, independent of the requested target."""
-        return [*self._stop_reasons(), *self._stale_reasons(now_s)]
+        return [*self.stop_reasons(), *self._stale_reasons(now_s)]
 
-    def _stop_reasons(self) -> list[str]:
+    def stop_reasons(self) -> list[str]:
+        """Why the robot is stopped (e-stop, safety mode); empty when neither."""
         reasons = []
         if self._s.estop:
             reasons.append("e-stop engaged")
@@ -274,7 +414,8 @@ class SafetyMonitor:
     def _stale_reasons(self, now_s: float) -> list[str]:
         age = now_s - self._s.received_s
         if self._s.positions is not None and not age <= self.limits.stale_after_s:
-            return [f"joint state stale: {age * 1e3:.1f} ms old > {self.limits.stale_after_s * 1e3:.1f} ms"]
+            return [f"joint state stale: no trusted state for {age * 1e3:.1f} ms > "
+                    f"{self.limits.stale_after_s * 1e3:.1f} ms"]  # fmt: skip
         return []
 
     # ----- the filter ---------------------------------------------------------------------------
@@ -287,8 +428,8 @@ class SafetyMonitor:
         command is at most ``max_lead`` from the last measured position, so the arm stops within that.
         """
         if self._s.positions is None:
-            return self._count(SafetyDecision(None, True, ("no joint state received yet",)))
-        if stop := self._stop_reasons():
+            return self._count(SafetyDecision(None, True, ("no trusted joint state yet",)))
+        if stop := self.stop_reasons():
             return self._count(self._hold_here(stop + self._stale_reasons(now_s)))
         if stale := self._stale_reasons(now_s):
             self._s.last_step = None
@@ -312,8 +453,8 @@ class SafetyMonitor:
         """A hold for an external reason (e.g. the policy raised): brake to a stop within the limits (an
         e-stop or safety stop still holds where the arm is). None before any state."""
         if self._s.positions is None:
-            return self._count(SafetyDecision(None, True, ("no joint state received yet", reason)))
-        if stop := self._stop_reasons():
+            return self._count(SafetyDecision(None, True, ("no trusted joint state yet", reason)))
+        if stop := self.stop_reasons():
             return self._count(self._hold_here([*stop, reason]))
         return self._count(self._brake(reason))
 
@@ -328,12 +469,20 @@ class SafetyMonitor:
         return np.clip(ref, self.limits.lower, self.limits.upper)
 
     def _hold_here(self, reasons: list[str]) -> SafetyDecision:
-        """Hold where the arm was measured when the stop began (in the joint limits), the same point on
-        every tick of the stop: re-reading the measured position each tick would let a sagging or pushed
-        arm walk the hold along with it. Motion restarts from rest at the measured position afterwards."""
+        """Hold, for the whole stop, at the point nearest the last *trusted* measurement that is at most
+        one step from the last command (inside the lead window where that step allows): the arm, which
+        trails the command, stops between the two, and the first hold command keeps the step and lead bounds
+        like any other (jumping straight to the measurement moved up to ``max_lead`` in one tick). It stops
+        within one tick, so it does not keep the acceleration bound: stopping from the speed limit inside
+        it would take ~0.3 s and ~0.25 rad on a UR5e. The point is fixed when the stop begins: re-reading
+        the measurement each tick would let a sagging or pushed arm walk the hold along with it. Motion
+        restarts from rest at the hold point afterwards."""
         if self._s.stop_point is None:
-            self.reset_reference()
-            self._s.stop_point = self._reference()
+            lim, ref = self.limits, self._reference()
+            low, high = self._lead_window()
+            toward = np.clip(np.clip(self._s.positions, low, high), ref - lim.max_step, ref + lim.max_step)
+            self._s.stop_point = np.clip(toward, lim.lower, lim.upper)
+            self._s.last_step = None
         return SafetyDecision(self._s.stop_point.copy(), True, tuple(reasons))
 
     def _brake(self, reason: str) -> SafetyDecision:

@@ -7,6 +7,7 @@ import pytest
 
 from ast_robot.config import DeployConfig
 from ast_robot.deploy.runner import PolicyRunner, ReachController, load_policy
+from ast_robot.deploy.safety import ACQUIRE_STATES
 from ast_robot.deploy.session import DeploymentSession
 from ast_robot.gap.outcomes import EpisodeRecord, from_json, to_json
 from ast_robot.twin.sim import TwinSim
@@ -27,8 +28,19 @@ class BadPolicy:
 def observe(session: DeploymentSession, sim: TwinSim) -> None:
     """What the node hears from the robot: its joint state and its safety mode."""
     q, dq, _ = sim.joint_state()
-    assert session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time) is None
+    for _ in range(ACQUIRE_STATES):  # the first states of a stream (re)acquire the monitor's trust
+        if (reason := session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)) is None:
+            break
+    assert reason is None, reason
     session.on_safety_mode(sim.safety_mode)
+
+
+def trusted(runner: PolicyRunner, q, dq, now: float) -> None:
+    """Offer a joint state until the safety monitor trusts it (the start of a stream)."""
+    for _ in range(ACQUIRE_STATES):
+        if runner.observe_joint_state(q, dq, now) is None:
+            return
+    raise AssertionError("state not trusted")
 
 
 def closed_loop(session: DeploymentSession, sim: TwinSim, ticks: int, lag: list | None = None):
@@ -84,7 +96,8 @@ def test_fail_closed_until_the_safety_mode_is_known(runner_and_sim):
     session = DeploymentSession(runner, list(sim.joint_names), "ur5e")
     session.on_goal([0.35, -0.1, 0.3])
     q, dq, _ = sim.joint_state()
-    session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)
+    for _ in range(ACQUIRE_STATES):  # joint states only: no safety-mode message yet
+        session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)
     with pytest.raises(ValueError, match="no safety-mode message received yet"):
         session.start_episode(sim.time)
     session.on_safety_mode(3)  # PROTECTIVE_STOP
@@ -119,7 +132,7 @@ def test_broken_policy_outputs_become_holds(runner_and_sim, out):
     sim.reset()
     runner = PolicyRunner.for_robot(BadPolicy(out), "ur5e", DeployConfig())
     q, dq, _ = sim.joint_state()
-    runner.observe_joint_state(q, dq, 0.0)
+    trusted(runner, q, dq, 0.0)
     runner.set_goal([0.4, 0.0, 0.3])
     result = runner.step(0.001)
     assert result.decision.held and result.decision.reasons
@@ -189,9 +202,27 @@ def test_warm_up_leaves_no_state_behind():
     commands = []
     for runner in (cold, warm):
         runner.set_goal([0.4, 0.1, 0.3])
-        runner.observe_joint_state(q, dq, 0.0)
+        trusted(runner, q, dq, 0.0)
         runner.reset()
         commands.append(runner.step(0.001).decision.positions)
     np.testing.assert_array_equal(commands[0], commands[1])
     with pytest.raises(ValueError, match="q: expected 6 values"):
         warm.warm_up([0.0, np.nan])
+
+
+def test_rejections_are_counted_per_reason_and_summarized_at_most_once_a_second(runner_and_sim):
+    runner, sim = runner_and_sim
+    session = DeploymentSession(runner, list(sim.joint_names), "ur5e")
+    names = list(sim.joint_names)
+    lines = []
+    for k in range(3000):  # 3 s of a 1 kHz flood of NaN states, a summary asked for after each
+        session.on_joint_state(names, [np.nan] * 6, [], 0.0, k * 1e-3, 0.0)
+        if k % 10 == 0:
+            session.on_goal([np.nan, 0.0, 0.0])
+        if (line := session.log.summary(k * 1e-3)) is not None:
+            lines.append((k * 1e-3, line))
+    assert len(lines) == 3 and all(b[0] - a[0] >= 1.0 for a, b in zip(lines, lines[1:]))
+    assert "joint_state: non-finite x" in lines[1][1] and "goal: ValueError x100" in lines[1][1]
+    assert session.log.totals["joint_state: non-finite"] == 3000 == session.rejections["joint_state"]
+    assert "in the last 1.5 s" in session.log.summary(3.5)  # the rest, once a second has passed
+    assert session.log.summary(5.0) is None  # nothing new: no line

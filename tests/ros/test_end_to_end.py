@@ -102,7 +102,7 @@ def train_tiny_checkpoint(out_dir) -> str:
     from ast_robot.deploy.session import DeploymentSession
     from ast_robot.policies.policy import build_policy
     from ast_robot.twin.sim import TwinSim
-    from tests.deploy.test_runner import closed_loop
+    from tests.deploy.test_runner import closed_loop, observe
 
     torch.set_num_threads(1)  # the test machine is shared: don't fight for cores
     teacher = Recording(ReachController())
@@ -112,9 +112,7 @@ def train_tiny_checkpoint(out_dir) -> str:
         sim = TwinSim("ur5e")
         session = DeploymentSession(runner, list(sim.joint_names), "ur5e", timeout_s=1.0)
         session.on_goal(rng.uniform([0.3, -0.25, 0.1], [0.55, 0.25, 0.4]))
-        q, dq, _ = sim.joint_state()
-        session.on_joint_state(list(sim.joint_names), q, dq, 0.0, 0.0, 0.0)
-        session.on_safety_mode(sim.safety_mode)
+        observe(session, sim)  # joint states until trusted, and the safety mode
         session.start_episode(0.0)
         closed_loop(session, sim, 130)
     obs0 = teacher.samples[0][0]

@@ -68,7 +68,7 @@ def malformed_images() -> list[Image]:
 
 
 @pytest.mark.slow
-def test_fuzz_never_crashes_never_unsafe_and_logs_each_rejection(node_proc, probe):
+def test_fuzz_never_crashes_never_unsafe_and_counts_each_rejection(node_proc, probe):
     robot = RobotDouble(probe)
     pub_img = probe.create_publisher(Image, "/camera/image_raw", RELIABLE)
     robot.wait_connected()
@@ -93,18 +93,21 @@ def test_fuzz_never_crashes_never_unsafe_and_logs_each_rejection(node_proc, prob
     assert_commands_safe(robot.commands)
     assert node_proc.stop() == 0
     log = node_proc.text()
-    n_js = log.count("joint_state rejected:")
-    n_img = log.count("image rejected:")
     # Joint states use a keep-last-16 queue taken once per tick (control wants the newest), so a loaded
-    # machine may drop some before the node sees them; every one the node did see and reject must have its
-    # own log line.
-    counted = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", log.split("rejected messages:")[-1].splitlines()[0])}
-    assert n_js == counted["joint_state"] and n_img == counted["image"], (n_js, n_img, counted)
-    assert n_js >= 0.5 * len(states), f"only {n_js} of {len(states)} hostile joint states reached the node"
-    assert n_img >= 0.5 * (len(images) + len(states) // 8), f"{n_img} image rejections logged"
-    for reason in ("non-finite positions", "lacks joints", "names but", "repeats joint names", "out of order",
-                   "in the future", "too large", "encoding", "image data has"):  # fmt: skip
-        assert reason in log, f"no rejection logged with reason {reason!r}"
+    # machine may drop some before the node sees them. Rejections are counted per reason and logged as one
+    # summary line at most once a second (a line per message starved control under a flood), plus the
+    # totals at exit.
+    summary = log.split("rejected messages:")[-1].splitlines()[0]
+    counted = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", summary)}
+    assert counted["joint_state"] >= 0.5 * len(states), f"only {counted} of {len(states)} hostile states seen"
+    assert counted["image"] >= 0.5 * len(images), counted
+    for reason in ("joint_state: non-finite", "joint_state: missing joints", "names/positions mismatch",
+                   "repeated joint names", "stamp too old", "stamp in the future", "joint_state: too large",
+                   "image: encoding", "image: data size"):  # fmt: skip
+        assert reason in summary, f"no rejection counted with reason {reason!r}: {summary}"
+    stamps = [float(m) for m in re.findall(r"\[(\d+\.\d+)\] \[ast_policy\]: rejected \d+ messages", log)]
+    periodic = stamps[:-1]  # the last line flushes what was pending at exit
+    assert periodic and np.all(np.diff(periodic) >= 0.99), f"rejection lines more often than once a second: {stamps}"
     assert "Traceback" not in log
 
 
@@ -145,13 +148,13 @@ def test_estop_holds_within_one_period(node_proc, probe):
     robot.stream(0.3)
     after = robot.commands[n_before:]
     hold = after[-1][1]
-    # the hold starts where the commands stop changing (its value, a measured position, may also be that of
-    # an earlier moving command: the ideal servo reports commands as positions)
+    # the hold starts where the commands stop changing (its value may also be that of an earlier moving
+    # command: the ideal servo reports commands as positions)
     first = next(i for i in range(len(after)) if all(np.array_equal(q, hold) for _, q in after[i:]))
-    # The hold is where the arm *is*: a position the servo reported (whether that is the last command or
-    # an earlier one depends on DDS timing here; that a hold never repeats a leading command is asserted
-    # without ROS in tests/deploy/test_safety.py).
-    assert any(np.array_equal(hold, q) for q in robot.reported), "hold is not a measured position"
+    # The hold is at most one step from the last command, towards the last trusted measured position (the
+    # arm trails its command): near a position the servo reported, never a jump.
+    lead = 0.1 * np.pi * 0.5  # lead_s x the speed scale's speed (rad)
+    assert min(np.abs(hold - q).max() for q in robot.reported) <= lead, "hold far from every measured position"
     # The node publishes the hold from the e-stop callback itself (no wait for a tick); what is measured
     # here adds two DDS hops and scheduling on a shared, often overloaded 2-core machine.
     assert after[first][0] - t_estop <= PERIOD + 0.03, after[first][0] - t_estop
@@ -162,11 +165,8 @@ def test_estop_holds_within_one_period(node_proc, probe):
     robot.stream(0.3)
     resumed = [q for _, q in robot.commands[n_release:]]
     assert any(not np.array_equal(a, b) for a, b in zip(resumed, resumed[1:])), "did not resume after release"
-    # Entering the hold steps back from the leading command to the measured position (the arm is there);
-    # each stretch of motion keeps the per-step limit.
-    assert_commands_safe(robot.commands[:n_before + first])
-    assert_commands_safe(robot.commands[n_before + first:n_release])
-    assert_commands_safe(robot.commands[n_release:])
+    # The per-step limit holds through the whole stream: entering the hold and leaving it too.
+    assert_commands_safe(robot.commands)
 
 
 _CONFIGURE_FAILS = """

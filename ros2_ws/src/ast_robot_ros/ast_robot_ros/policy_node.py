@@ -31,6 +31,7 @@ from std_msgs.msg import Bool, Float64MultiArray, String, UInt8
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from ast_robot.deploy.inputs import Rejected
 from ast_robot.deploy.latency import LatencyStats
 from ast_robot.deploy.realtime import freeze_heap
 from ast_robot.deploy.session import SAFETY_MODE_NORMAL
@@ -38,8 +39,11 @@ from ast_robot_ros.convert import forward_command, stamp_seconds, trajectory_com
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Joint states are taken by the control tick, not by the executor: 32 ms of a 500 Hz stream queue up between
-# ticks and each one is checked (and logged when rejected); the newest valid one drives the tick.
+# ticks and each one is checked (rejections are counted, and summarized in the log once a second); the newest
+# trusted one drives the tick. A tick takes at most the queue's depth: the work per tick is bounded however
+# fast a flood arrives (the middleware drops the oldest beyond the depth; the newest states are kept).
 JOINT_STATES = QoSProfile(depth=16, reliability=ReliabilityPolicy.RELIABLE)
+MAX_TAKES_PER_TICK = JOINT_STATES.depth
 PARAMETERS = ("checkpoint", "robot", "control_hz", "episode_timeout_s", "end_on_success", "max_joint_speed_scale", "watchdog_periods",
               "workspace_min", "workspace_max")  # fmt: skip
 LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -171,10 +175,14 @@ class PolicyNode(LifecycleNode):
         super().destroy_node()
 
     def log_summary(self) -> None:
-        """One line with the rejection counts (each rejection was also logged on its own)."""
+        """At exit: the rejections not yet logged, then one line of the counts per kind and per reason."""
         if self.session is not None:
+            self.session.log.interval_s = 0.0
+            self._log_rejections()
             counts = {k: self.session.rejections.get(k, 0) for k in ("joint_state", "image", "goal", "instruction")}
-            self.get_logger().info("rejected messages: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+            reasons = "; ".join(f"{k} x{n}" for k, n in sorted(self.session.log.totals.items()))
+            self.get_logger().info("rejected messages: " + " ".join(f"{k}={v}" for k, v in counts.items())
+                                   + (f" (by reason: {reasons})" if reasons else ""))  # fmt: skip
 
     def _build_session(self) -> tuple[Any, Any]:
         from ast_robot.config import DeployConfig
@@ -203,12 +211,13 @@ class PolicyNode(LifecycleNode):
 
     # ----- inputs -------------------------------------------------------------------------------
     def _take_joint_states(self) -> None:
-        """Check every joint state queued since the last tick, oldest first; receipt = DDS reception time."""
+        """Check the joint states queued since the last tick (at most the queue depth), oldest first; receipt =
+        DDS reception time."""
         wall_ns, mono = time.time_ns(), time.monotonic()  # DDS stamps receptions with the system clock
         ros_now = self.get_clock().now().nanoseconds * 1e-9
         handle = self._joint_states.handle
         with handle:  # guards against destruction while taking
-            while True:
+            for _ in range(MAX_TAKES_PER_TICK):  # bounded: a flood cannot hold the tick in this loop
                 try:
                     taken = handle.take_message(JointState, False)
                 except RuntimeError as err:  # seen while the context shuts down under SIGINT/SIGTERM
@@ -225,9 +234,7 @@ class PolicyNode(LifecycleNode):
         reason = self.session.on_joint_state(list(msg.name), msg.position, msg.velocity, stamp_seconds(msg.header.stamp),
                                              received, ros_now)  # fmt: skip
         if reason is None:
-            self._last_receipt = received
-        else:
-            self.get_logger().warning(reason)
+            self._last_receipt = received  # rejections are counted in the session and summarized per second
 
     def _on_image(self, msg: Image) -> None:
         self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, msg.data))  # no copy
@@ -237,9 +244,9 @@ class PolicyNode(LifecycleNode):
 
     def _on_goal(self, msg: PoseStamped) -> None:
         if msg.header.frame_id not in GOAL_FRAMES:
-            self.session.rejections["goal"] += 1
-            self._warn(f"goal rejected: frame_id {msg.header.frame_id!r}; goals must be in base_link "
-                       f"(allowed: {list(GOAL_FRAMES)}; UR's 'base' is base_link turned 180 deg about z)")  # fmt: skip
+            self._warn(self.session.reject("goal", Rejected(
+                f"frame_id {msg.header.frame_id!r}; goals must be in base_link (allowed: {list(GOAL_FRAMES)}; "
+                "UR's 'base' is base_link turned 180 deg about z)", "frame_id")))  # fmt: skip
             return
         p = msg.pose.position
         self._warn(self.session.on_goal((p.x, p.y, p.z)))
@@ -261,16 +268,25 @@ class PolicyNode(LifecycleNode):
         # as for the e-stop: normal only when every subscription that has reported says normal
         self._mode_by_source[source] = int(msg.data)
         abnormal = [m for m in self._mode_by_source.values() if m != SAFETY_MODE_NORMAL]
-        self.session.on_safety_mode(abnormal[0] if abnormal else SAFETY_MODE_NORMAL)
+        hold = self.session.on_safety_mode(abnormal[0] if abnormal else SAFETY_MODE_NORMAL, time.monotonic())
+        if hold is not None and self._active:  # a protective stop holds at once, as an e-stop does
+            self._publish(hold)
 
     def _warn(self, reason: str | None) -> None:
+        """After a message callback: log the rejection summary when one is due (at most once a second)."""
         if reason is not None:
-            self.get_logger().warning(reason)
+            self._log_rejections()
+
+    def _log_rejections(self) -> None:
+        line = self.session.log.summary(time.monotonic())
+        if line is not None:
+            self.get_logger().warning(line)
 
     # ----- control ------------------------------------------------------------------------------
     def _tick(self) -> None:
         start = time.monotonic()
         self._take_joint_states()
+        self._log_rejections()
         out = self.session.tick(start)
         if out.command is not None:
             self._publish(out.command)

@@ -1,0 +1,146 @@
+"""The instruments of bench/hostile_driver.py, without ROS: hostile joint states and command checks.
+
+Kept apart from the rclpy client so that tests can run them on null cases (a safe stream has no violation,
+an unsafe one is caught) without DDS.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TRANSPORT_S = 0.01  # DDS + scheduling allowance between the node's measurement and the command's receipt
+
+# name -> what it sends; every kind here must be refused or, for the plausible ones ("old arm"), bounded
+HOSTILE_KINDS = (
+    "NaN", "inf", "-inf", "huge", "beyond limits", "zeros", "zeros unstamped", "jump", "random in limits",
+    "old arm", "old stamp", "future stamp", "far future stamp", "negative stamp", "missing joint",
+    "extra joint unnamed", "fewer positions", "repeated names", "unknown names", "empty", "too many joints",
+    "one joint NaN", "one joint beyond limit", "jump one joint", "zeros future stamp", "huge unstamped",
+)  # fmt: skip
+
+
+def hostile_state(kind: str | None, q: np.ndarray, past: np.ndarray, names: list[str], limits: Any,
+                  rng: np.random.Generator) -> tuple[str, list[str], np.ndarray, float]:  # fmt: skip
+    """(kind, names, positions, stamp) of one hostile joint state; ``q``: the true arm, ``past``: 0.1 s ago."""
+    import time
+
+    kind = kind or str(rng.choice(HOSTILE_KINDS))
+    now, n = time.time(), len(names)
+    pos, stamp, out_names = q.copy(), now, list(names)
+    j = int(rng.integers(n))
+    if kind in ("NaN", "inf", "-inf"):
+        pos[:] = {"NaN": math.nan, "inf": math.inf, "-inf": -math.inf}[kind]
+    elif kind in ("huge", "huge unstamped"):
+        pos[:] = 1e9
+        stamp = 0.0 if kind == "huge unstamped" else now
+    elif kind == "beyond limits":
+        pos = np.where(rng.random(n) < 0.5, limits.upper + 0.5, limits.lower - 0.5)
+    elif kind in ("zeros", "zeros unstamped", "zeros future stamp"):
+        pos[:] = 0.0
+        stamp = {"zeros": now, "zeros unstamped": 0.0, "zeros future stamp": now + 0.3}[kind]
+    elif kind == "jump":
+        pos = q + rng.choice([-0.5, 0.5], n)
+    elif kind == "jump one joint":
+        pos[j] += 0.5
+    elif kind == "random in limits":
+        pos = rng.uniform(limits.lower, limits.upper)
+    elif kind == "old arm":
+        pos = past.copy()
+    elif kind in ("old stamp", "future stamp", "far future stamp", "negative stamp"):
+        pos = rng.uniform(limits.lower, limits.upper)
+        stamp = {"old stamp": now - 5.0, "future stamp": now + 0.4, "far future stamp": now + 3600.0,
+                 "negative stamp": -1.0}[kind]  # fmt: skip
+    elif kind == "missing joint":
+        out_names, pos = out_names[:-1], pos[:-1]
+    elif kind == "extra joint unnamed":
+        pos = np.concatenate([pos, [0.0]])
+    elif kind == "fewer positions":
+        pos = pos[: n - 2]
+    elif kind == "repeated names":
+        out_names = out_names[:-1] + [out_names[0]]
+    elif kind == "unknown names":
+        out_names = [f"x_{name}" for name in out_names]
+    elif kind == "empty":
+        out_names, pos = [], np.zeros(0)
+    elif kind == "too many joints":
+        out_names, pos = [f"j{i}" for i in range(200)], np.zeros(200)
+    elif kind == "one joint NaN":
+        pos[j] = math.nan
+    elif kind == "one joint beyond limit":
+        pos[j] = limits.upper[j] + 1.0
+    else:
+        raise ValueError(f"hostile kind {kind!r} unknown; known: {HOSTILE_KINDS}")
+    return kind, out_names, pos, stamp
+
+
+class CommandLog:
+    """Every command with its receipt time and the true arm then; :meth:`violations` checks the bounds."""
+
+    def __init__(self, limits: Any) -> None:
+        self.limits = limits
+        self.times: list[float] = []  # receipt here (monotonic s)
+        self.sent: list[float] = []  # the node's publication stamp (wall-clock s, the command's header)
+        self.commands: list[np.ndarray] = []
+        self.arm: list[np.ndarray] = []
+
+    def add(self, t: float, command: np.ndarray, arm: np.ndarray, sent: float = math.nan) -> None:
+        self.times.append(t)
+        self.sent.append(sent)
+        self.commands.append(np.asarray(command, dtype=float))
+        self.arm.append(np.asarray(arm, dtype=float))
+
+    @property
+    def lead_bound(self) -> np.ndarray:
+        """(J,) rad: max_lead + how far the arm may move at the data-sheet speed while the measurement the
+        node used ages (watchdog period) and the command travels (TRANSPORT_S)."""
+        lim = self.limits
+        return lim.max_lead + lim.max_velocity * (lim.stale_after_s + TRANSPORT_S)
+
+    def violations(self) -> dict[str, Any]:
+        lim = self.limits
+        if not self.commands:
+            return {"commands": 0, "beyond_limits": 0, "beyond_step": 0, "beyond_lead": 0, "non_finite": 0,
+                    "worst_step_rad": None, "worst_lead_rad": None, "lead_bound_rad": float(self.lead_bound.max())}  # fmt: skip
+        cmds, arm = np.array(self.commands), np.array(self.arm)  # (N, J)
+        finite = np.all(np.isfinite(cmds), axis=1)
+        inside = np.all((cmds >= lim.lower - 1e-9) & (cmds <= lim.upper + 1e-9), axis=1)
+        steps = np.abs(np.diff(cmds, axis=0))  # (N-1, J)
+        lead = np.abs(cmds - arm)
+        return {
+            "commands": len(cmds),
+            "non_finite": int((~finite).sum()),
+            "beyond_limits": int((~inside).sum()),
+            "beyond_step": int(np.any(steps > lim.max_step + 1e-9, axis=1).sum()),
+            "beyond_lead": int(np.any(lead > self.lead_bound + 1e-9, axis=1).sum()),
+            "worst_step_rad": float(steps.max()) if len(steps) else 0.0,
+            "worst_step_per_limit": float((steps / lim.max_step).max()) if len(steps) else 0.0,
+            "worst_lead_rad": float(lead.max()),
+            "lead_bound_rad": float(self.lead_bound.max()),
+        }
+
+
+def constant_from(commands: np.ndarray) -> int:
+    """Index of the first command from which all later ones equal the last (0 for a constant run)."""
+    last = commands[-1]
+    same = np.all(commands == last, axis=1)
+    changed = np.flatnonzero(~same)
+    return int(changed[-1] + 1) if len(changed) else 0
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (MiB), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return math.nan
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

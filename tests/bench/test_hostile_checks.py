@@ -1,0 +1,75 @@
+"""The hostile-driver bench's instruments on null cases: a safe stream has no violation, unsafe ones are
+caught, and every hostile joint state it sends is refused by the node's checks (or, "old arm", bounded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ast_robot.config import DeployConfig
+from ast_robot.deploy.inputs import JointStateChecker, Rejected
+from ast_robot.deploy.safety import ACQUIRE_STATES, SafetyLimits, SafetyMonitor
+from ast_robot.envs.robots import get_robot
+from bench.hostile_checks import HOSTILE_KINDS, CommandLog, constant_from, hostile_state
+
+LIM = SafetyLimits.from_robot(get_robot("ur5e"), DeployConfig())
+HOME = np.array([-0.3006, -1.6927, 1.9236, -1.8017, -1.571, -1.8712])
+NAMES = list(get_robot("ur5e").joint_names)
+
+
+def safe_stream() -> CommandLog:
+    log = CommandLog(LIM)
+    for k in range(40):  # a command moving at the step limit, the arm right behind it
+        cmd = HOME + k * LIM.max_step
+        log.add(k * LIM.period_s, cmd, cmd - LIM.max_step)
+    return log
+
+
+def test_a_safe_stream_has_no_violation():
+    v = safe_stream().violations()
+    assert v["beyond_limits"] == v["beyond_step"] == v["beyond_lead"] == v["non_finite"] == 0
+    assert v["worst_step_rad"] == pytest.approx(LIM.max_step.max())
+    assert CommandLog(LIM).violations()["commands"] == 0
+
+
+@pytest.mark.parametrize("fault,field", [("jump", "beyond_step"), ("limit", "beyond_limits"),
+                                         ("lead", "beyond_lead"), ("nan", "non_finite")])  # fmt: skip
+def test_each_kind_of_unsafe_command_is_caught(fault, field):
+    log = safe_stream()
+    cmd, arm = log.commands[20].copy(), log.arm[20]
+    if fault == "jump":
+        cmd[0] += 2 * LIM.max_step[0]
+        log.arm[20] = cmd  # keep the lead fine: only the step is wrong
+    elif fault == "limit":
+        cmd[2] = LIM.upper[2] + 0.1
+    elif fault == "lead":
+        log.arm[20] = arm - 1.0
+    else:
+        cmd[1] = np.nan
+    log.commands[20] = cmd
+    assert log.violations()[field] >= 1
+
+
+def test_constant_from_finds_where_the_hold_starts():
+    cmds = np.array([[0.0], [1.0], [2.0], [2.0], [2.0]])
+    assert constant_from(cmds) == 2 and constant_from(np.ones((3, 2))) == 0
+
+
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+def test_every_hostile_state_is_refused_by_the_node_checks(kind):
+    """Through the checker and a monitor that trusts HOME: none is trusted ("old arm" is the arm 0.1 s ago,
+    plausible by design: it may be trusted only while within reach of HOME)."""
+    import time
+
+    mon = SafetyMonitor(LIM)
+    now = time.time()
+    for _ in range(ACQUIRE_STATES):
+        mon.observe_state(HOME, 0.0, stamp_s=now - 0.001)
+    past = HOME - 0.3  # the arm moved 0.3 rad in the last 0.1 s
+    _, names, pos, stamp = hostile_state(kind, HOME, past, NAMES, LIM, np.random.default_rng(0))
+    try:
+        reading = JointStateChecker(NAMES, max_age_s=LIM.stale_after_s).check(names, pos, [], stamp, now)
+    except Rejected:
+        return
+    assert mon.observe_state(reading.positions, 0.001, reading.stamp_s) is not None, kind
+    assert len(HOSTILE_KINDS) == 26
