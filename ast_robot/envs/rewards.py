@@ -3,7 +3,7 @@
 | term     | value                                   | unit |
 |----------|-----------------------------------------|------|
 | time     | -1 every step                           | -    |
-| success  | 1 when the goal distance <= threshold   | -    |
+| success  | 1 when the goal is reached (:func:`ast_robot.success.reached`: distance <= threshold) | - |
 | distance | -goal distance                          | m    |
 
 Default scales: ``sparse`` = time + success (-1 until success, 0 after, as in gymnasium-robotics);
@@ -13,6 +13,8 @@ Default scales: ``sparse`` = time + success (-1 until success, 0 after, as in gy
 from __future__ import annotations
 
 import numpy as np
+
+from ast_robot.success import reached
 
 TERMS = ("time", "success", "distance")
 DEFAULT_SCALES = {
@@ -36,8 +38,8 @@ def weighted_reward(
 ) -> np.ndarray | float:
     """Reward for goal distances ``dist`` (...,) in m -> (...,) float64; a float gives a float."""
     if isinstance(dist, float):  # one env step: the same IEEE operations without array overhead
-        success = 1.0 if dist <= threshold else 0.0
+        success = 1.0 if reached(dist, threshold) else 0.0
         return -scales["time"] + scales["success"] * success - scales["distance"] * dist
     dist = np.asarray(dist, dtype=np.float64)
-    success = (dist <= threshold).astype(np.float64)
+    success = reached(dist, threshold).astype(np.float64)
     return -scales["time"] + scales["success"] * success - scales["distance"] * dist
