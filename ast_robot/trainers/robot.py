@@ -2,7 +2,8 @@
 
 Both entry points take an :class:`~ast_robot.config.ExperimentConfig` and write into
 ``<run_root>/<name>/``: BC saves the policy under ``policy/`` (loadable by ``PolicyBase.load`` and the
-deployment runner), SAC saves ``sac.zip``. Both finish with an evaluation under randomization whose
+deployment runner), SAC saves ``sac.zip``; each with its deployment contract (:mod:`ast_robot.contract`:
+in the BC checkpoint's state, ``contract.json`` beside ``sac.zip``). Both finish with an evaluation under randomization whose
 episode records go to ``eval/``.
 """
 

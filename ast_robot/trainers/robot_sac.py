@@ -195,7 +195,8 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
     """Train SAC or GatedSAC; returns final metrics and the evaluation history.
 
     The run directory gets ``config.yaml`` (so `ast-robot eval RUN_DIR` works), ``sac.zip`` and, with
-    ``train.normalize_obs``, ``obs_norm.json`` (the observation statistics acting needs); with
+    ``train.normalize_obs``, ``obs_norm.json`` (the observation statistics acting needs), ``contract.json``
+    (the deployment contract, :mod:`ast_robot.contract`); with
     ``train.keep_best``, ``best/`` holds the same pair from the best periodic evaluation
     (:mod:`~ast_robot.trainers.best_checkpoint`). The returned success is the final model's.
     """
