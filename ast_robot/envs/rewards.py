@@ -3,8 +3,10 @@
 | term     | value                                   | unit |
 |----------|-----------------------------------------|------|
 | time     | -1 every step                           | -    |
-| success  | 1 when the goal is reached (:func:`ast_robot.success.reached`: distance <= threshold) | - |
+| success  | 1 when the goal distance <= threshold   | -    |
 | distance | -goal distance                          | m    |
+
+The success term is the one success rule (:func:`ast_robot.success.reached`).
 
 Default scales: ``sparse`` = time + success (-1 until success, 0 after, as in gymnasium-robotics);
 ``dense`` = distance. ``EnvConfig.reward_scales`` overrides single terms.
