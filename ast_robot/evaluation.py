@@ -16,6 +16,7 @@ import numpy as np
 
 from ast_robot.gap.outcomes import ContactSummary, EpisodeRecord
 from ast_robot.gap.stats import wilson_interval
+from ast_robot.success import episode_outcome
 
 ActFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -66,7 +67,8 @@ def rollout(env: Any, act: ActFn, seed: int, meta: dict[str, Any] | None = None,
 
 def _record(base: Any, seed: int, info: dict[str, Any], actions: list, q: list, targets: list, ee: list,
             forces: list, max_qvel: float, first_success: float | None, meta: dict[str, Any]) -> EpisodeRecord:  # fmt: skip
-    success = bool(info["is_success"])
+    # the one rule (ast_robot.success), as the deployment judges its episodes: the last state decides
+    success, final_error = episode_outcome(info["distance"], base.cfg.success_threshold)
     forces_arr = np.asarray(forces, dtype=np.float64)
     touching = forces_arr[forces_arr > 0]
     contact = ContactSummary(max_force=float(forces_arr.max(initial=0.0)),
@@ -75,7 +77,7 @@ def _record(base: Any, seed: int, info: dict[str, Any], actions: list, q: list, 
     path = float(np.linalg.norm(np.diff(np.asarray(ee), axis=0), axis=1).sum())
     return EpisodeRecord(
         robot=base.robot.name, task=base.task, seed=int(seed), source="sim", success=success,
-        final_error=float(info["distance"]), time_to_success=first_success if success else None,  # set: success is the last step's
+        final_error=final_error, time_to_success=first_success if success else None,  # set: success is the last step's
         path_length=path, max_joint_velocity=max_qvel, control_dt=float(base.control_dt),
         actions=np.asarray(actions), joint_positions=np.asarray(q), joint_targets=np.asarray(targets),
         contact=contact, randomization=dict(info["dr"]), meta=meta,

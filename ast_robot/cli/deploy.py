@@ -1,7 +1,10 @@
 """`ast-robot deploy CHECKPOINT --robot ur5e`: run the policy node (lifecycle, auto-activated).
 
-CHECKPOINT is a policy checkpoint directory, or `scripted:reach` for the proportional reach controller
-(a baseline that exercises the deployment path without a trained policy).
+CHECKPOINT is a policy checkpoint directory (a BC run's `policy/`, a SAC run), or `scripted:reach` for the
+proportional reach controller (a baseline that exercises the deployment path without a trained policy).
+The checkpoint's deployment contract (ast_robot.contract) is checked before ROS starts: a checkpoint for
+another robot, a task whose interfaces the robot's deploy config lacks, an unknown observation layout or a
+checkpoint without a contract is refused with one line (the node's configure checks it again).
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ast_robot.config import DeployConfig, load_config
+    from ast_robot.deploy.loader import check_contract, read_contract
     from ast_robot.deploy.robot_io import load_robot_io
 
     io = load_robot_io(args.robot)  # validate before starting ROS
     if args.checkpoint != "scripted:reach" and not Path(args.checkpoint).exists():
         raise FileNotFoundError(f"checkpoint: {args.checkpoint} does not exist (a checkpoint directory or "
                                 f"'scripted:reach')")  # fmt: skip
+    check_contract(read_contract(args.checkpoint, io.robot), io.robot, io, args.checkpoint)  # ContractError: 1 line
     if args.config:
         cfg = load_config(args.config, args.overrides).deploy
     else:

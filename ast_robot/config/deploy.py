@@ -23,8 +23,9 @@ class DeployConfig:
     workspace_max: tuple[float, float, float] = doc((0.9, 0.9, 1.2), "End-effector box upper corner (m, mounting frame).")
     watchdog_periods: float = doc(2.0, "Hold when no joint state arrived for this many control periods.", gt=0)
     episode_timeout_s: float = doc(10.0, "Episode time limit (s).", gt=0)
-    end_on_success: bool = doc(True, "End the episode when the end effector is within 5 cm of the goal "
-                                     "(false: run to the timeout, e.g. to track a moving goal).")  # fmt: skip
+    end_on_success: bool = doc(True, "End the episode when the end effector reaches the goal (within the "
+                                     "checkpoint's success threshold, ast_robot.success; false: run to the "
+                                     "timeout, e.g. to track a moving goal).")  # fmt: skip
     episodes: int = doc(10, "Episodes per deployment round.", gt=0)
 
     def __post_init__(self) -> None:

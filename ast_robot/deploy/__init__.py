@@ -17,6 +17,7 @@ _EXPORTS = {
     "PolicyRunner": "ast_robot.deploy.runner",
     "ReachController": "ast_robot.deploy.runner",
     "load_policy": "ast_robot.deploy.runner",
+    "load_deployable": "ast_robot.deploy.loader",
     "DeploymentSession": "ast_robot.deploy.session",
     "EpisodeTracker": "ast_robot.deploy.episode",
     "load_robot_io": "ast_robot.deploy.robot_io",

@@ -56,6 +56,26 @@ class EEDeltaAction:
         return q
 
 
+class JointDeltaAction:
+    """Action (n joint deltas in [-1, 1] + gripper) -> joint targets, as the envs' ``joint_delta`` mode:
+    targets integrate from the previous command by ``step_rad`` per unit action (the envs' ``max_joint_step``
+    times the tick's share of a training step), within the joint limits."""
+
+    def __init__(self, step_rad: float, lower: Any, upper: Any) -> None:
+        if not step_rad > 0:
+            raise ValueError(f"step_rad: expected a positive joint step (rad per tick), got {step_rad}")
+        self.step_rad = float(step_rad)
+        self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+
+    def __call__(self, action: np.ndarray, q_ref: np.ndarray, q_measured: np.ndarray | None = None) -> np.ndarray:
+        """``q_ref`` (J,): the previous command, where the step starts. Returns joint targets (J,)."""
+        n = self.lower.size
+        if action.ndim != 1 or action.size < n or not np.all(np.isfinite(action[:n])):
+            raise ValueError(f"action: expected >= {n} finite joint deltas [+ gripper], got {action.tolist()}")
+        return np.clip(np.asarray(q_ref, dtype=float) + np.clip(action[:n], -1.0, 1.0) * self.step_rad,
+                       self.lower, self.upper)  # fmt: skip
+
+
 class ObservationBuilder:
     """``observation`` as the envs build it: :func:`~ast_robot.deploy.kernels.proprio`, the one layout.
 

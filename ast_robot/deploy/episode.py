@@ -1,6 +1,8 @@
 """Episode bookkeeping on a robot: start/stop, timeout, success from the goal, and the outcome record.
 
-Each finished episode becomes one :class:`ast_robot.gap.outcomes.EpisodeRecord` with ``source="real"``
+Success and final error follow the one rule of :mod:`ast_robot.success` that the envs and ``ast-robot eval``
+use: the episode's last state decides, with the threshold the policy was trained with (the checkpoint's
+contract). Each finished episode becomes one :class:`ast_robot.gap.outcomes.EpisodeRecord` with ``source="real"``
 (the twin counts as real: its physics is hidden from the learning side).
 """
 
@@ -10,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ast_robot.success import episode_outcome, goal_distance, reached
 
 
 @dataclass
@@ -25,7 +29,7 @@ class _Trace:
     ee: list[np.ndarray] = field(default_factory=list)  # end-effector positions (3,)
     max_speed: float = 0.0  # rad/s
     held: int = 0  # ticks whose command was a hold (safety or no policy action)
-    success_s: float | None = None
+    success_s: float | None = None  # first time the goal was reached (s after the start)
 
 
 class EpisodeTracker:
@@ -75,9 +79,9 @@ class EpisodeTracker:
         tr.held += bool(action is None if held is None else held or action is None)
         if dq is not None:
             tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
-        if tr.success_s is None and np.linalg.norm(ee - tr.goal) < self.success_radius:
+        if tr.success_s is None and reached(goal_distance(ee, tr.goal), self.success_radius):
             tr.success_s = now_s - tr.start_s
-            if self.end_on_success:
+            if self.end_on_success:  # this state reached the goal and is the episode's last
                 return self._finish(q, ee, "success")
         if now_s - tr.start_s >= self.timeout_s:
             return self._finish(q, ee, "timeout")
@@ -98,10 +102,7 @@ class EpisodeTracker:
         tr, self._trace = self._trace, None
         self.episodes += 1
         ees = np.array([*tr.ee, ee])  # (T+1, 3)
-        final_error = float(np.linalg.norm(ee - tr.goal))
-        # An episode that runs to its timeout is judged at its end, as the simulator judges its episodes;
-        # one that ends on success is judged by reaching the goal at all.
-        success = tr.success_s is not None and (self.end_on_success or final_error < self.success_radius)
+        success, final_error = episode_outcome(goal_distance(ee, tr.goal), self.success_radius)
         width = max((a.size for a in tr.actions if a is not None), default=3)
         actions = np.array([np.zeros(width) if a is None else a for a in tr.actions])  # (T, A)
         return EpisodeRecord(

@@ -3,9 +3,11 @@
 No environment is needed: the solver owns a scratch ``MjData``, writes the arm joints into it, runs
 MuJoCo's kinematics and Jacobian of one site, and iterates
 
-    dq = J^T (J J^T + lambda^2 I)^-1 e  +  (I - J^+ J) k_null (q_rest - q)
+    dq = J^T (J J^T + lambda^2 I)^-1 e  +  (I - J^T (J J^T)^-1 J) k_null (q_rest - q)
 
-clipping ``q`` to the joint limits after every step. ``e`` stacks the position error (m) and, when a
+clipping ``q`` to the joint limits after every step. The null-space projector uses the undamped
+pseudo-inverse, so the pull toward the rest posture never moves the task (the damped one left the FR3 TCP
+millimetres off its target). ``e`` stacks the position error (m) and, when a
 target orientation is given, the rotation-vector error (rad) times ``orientation_weight`` (m/rad).
 The iterations run compiled, MuJoCo's kinematics included (:mod:`ast_robot.deploy.kernels`).
 Simulation envs and the robot deployment both call it, so a policy trained through it sees the same

@@ -9,7 +9,10 @@ process after an install compiles (~10 s); each later process loads it on first 
 
 The IK update:
 
-    dq = J^T (J J^T + lambda^2 I)^-1 e  +  (I - J^+ J) k_null (q_rest - q),   |dq| <= max_step
+    dq = J^T (J J^T + lambda^2 I)^-1 e  +  (I - J^T (J J^T)^-1 J) k_null (q_rest - q),   |dq| <= max_step
+
+The first term is damped (robust near singularities); the null-space projector is not (a damped one
+leaks the posture pull into the task: see :func:`_nullspace_step`).
 
 The error ``e`` stacks the position error (m) and, with a target orientation, the rotation vector
 (rad) times ``orientation_weight`` (m/rad); the Jacobian's rotation rows are weighted alike.
@@ -146,6 +149,30 @@ def _pose_error(site_pos: np.ndarray, site_mat: np.ndarray, target_pos: np.ndarr
     return err
 
 
+NULLSPACE_EPS = 1e-10  # (m^2) keeps J J^T invertible at a singularity; leaves ~1e-10 / sigma_min^2 of a leak
+
+
+@numba.njit(cache=True)
+def _nullspace_step(jac: np.ndarray, jjt_damped: np.ndarray, damping_sq: float, z: np.ndarray) -> np.ndarray:
+    """(I - J^T (J J^T)^-1 J) z: the part of the joint step ``z`` (n,) that does not move the task.
+
+    The projector must use the *undamped* pseudo-inverse: with the damped one, J (I - J^+ J) z =
+    lambda^2 (J J^T + lambda^2 I)^-1 J z is not zero, so the pull toward the rest posture leaks into the
+    task space and the IK settles where both balance (a steady FR3 TCP error of millimetres). ``jjt_damped``
+    is J J^T + lambda^2 I, reused without its damping; ``NULLSPACE_EPS`` only guards the Cholesky: the
+    projector's eigenvalues stay in [0, 1] at any rank.
+    """
+    rows, n = jac.shape
+    jjt = jjt_damped.copy()
+    for i in range(rows):
+        jjt[i, i] += NULLSPACE_EPS - damping_sq
+    jz = np.zeros(rows)
+    for i in range(rows):
+        for j in range(n):
+            jz[i] += jac[i, j] * z[j]
+    return z - _transpose_times(jac, _solve_spd(jjt, jz))
+
+
 @numba.njit(cache=True)
 def _dls_update(q: np.ndarray, err: np.ndarray, jac_full: np.ndarray, cols: np.ndarray, settings: np.ndarray,
                 bounds: np.ndarray) -> np.ndarray:  # fmt: skip
@@ -168,13 +195,7 @@ def _dls_update(q: np.ndarray, err: np.ndarray, jac_full: np.ndarray, cols: np.n
         jjt[i, i] += damping * damping
     dq = _transpose_times(jac, _solve_spd(jjt, err))
     if nullspace_gain > 0.0:
-        # (I - J^+ J) z with the damped pseudo-inverse J^+ = J^T (J J^T + lambda^2 I)^-1
-        z = nullspace_gain * (bounds[2] - q)
-        jz = np.zeros(rows)
-        for i in range(rows):
-            for j in range(n):
-                jz[i] += jac[i, j] * z[j]
-        dq += z - _transpose_times(jac, _solve_spd(jjt, jz))
+        dq += _nullspace_step(jac, jjt, damping * damping, nullspace_gain * (bounds[2] - q))
     norm = math.sqrt(np.sum(dq * dq))
     if norm > max_step:
         dq *= max_step / norm

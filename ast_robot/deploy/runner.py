@@ -22,6 +22,10 @@ class Policy(Protocol):
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
+DEFAULT_SUCCESS_THRESHOLD = 0.05  # m: EnvConfig's default, for runners built without a contract
+DEFAULT_CAMERA_SIZE = (64, 64)  # (H, W): EnvConfig's default camera_size
+DEFAULT_INSTRUCTION_LENGTH = 64  # bytes: EnvConfig's default instruction_length
+
 # (action (A,), q_ref (J,) the last command, q_measured (J,)) -> joint target (J,)
 ActionMap = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 ObsBuilder = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]  # -> (observation, tcp)
@@ -54,6 +58,23 @@ class PolicyRunner:
         self.camera: np.ndarray | None = None
         self.instruction: np.ndarray | None = None
         self._velocity = np.zeros(limits.n_joints)
+        self.contract: Any = None  # the checkpoint's DeploymentContract (for_robot sets it)
+
+    @property
+    def task(self) -> str:
+        """The task the policy was trained on (the contract's; ``reach`` without one)."""
+        return "reach" if self.contract is None else self.contract.task
+
+    @property
+    def success_threshold(self) -> float:
+        """Success distance (m) of :mod:`ast_robot.success`, as in training (the contract's; 5 cm without one)."""
+        return DEFAULT_SUCCESS_THRESHOLD if self.contract is None else self.contract.success_threshold
+
+    @property
+    def camera_size(self) -> tuple[int, int]:
+        """(height, width) of the camera image the policy takes."""
+        size = None if self.contract is None else self.contract.camera_size
+        return DEFAULT_CAMERA_SIZE if size is None else tuple(size)
 
     @property
     def limits(self) -> SafetyLimits:
@@ -80,8 +101,12 @@ class PolicyRunner:
             raise ValueError(f"goal: expected 3 finite coordinates (m), got {goal.tolist()}")
         self.goal = goal
 
-    def set_instruction(self, text: str, length: int = 64) -> None:
-        """Byte-level instruction padded with zeros to ``length`` (the policy tokenizes bytes)."""
+    def set_instruction(self, text: str, length: int | None = None) -> None:
+        """Byte-level instruction padded with zeros to ``length`` (default: the contract's instruction length;
+        the policy tokenizes bytes; the contract's ``instruction_encoding``)."""
+        if length is None:
+            stored = None if self.contract is None else self.contract.instruction_length
+            length = DEFAULT_INSTRUCTION_LENGTH if stored is None else stored
         raw = text.encode("utf-8")[:length]
         self.instruction = np.frombuffer(raw.ljust(length, b"\0"), dtype=np.uint8).copy()
 
@@ -140,34 +165,57 @@ class PolicyRunner:
         return np.zeros(3) if self.ee_position is None else np.asarray(self.ee_position(q), dtype=float)
 
     @classmethod
-    def for_robot(cls, policy: Policy, robot: str, cfg: Any, env_cfg: Any = None, synchronous: bool = True) -> PolicyRunner:
+    def for_robot(cls, policy: Policy, robot: str, cfg: Any, env_cfg: Any = None, synchronous: bool = True,
+                  contract: Any = None) -> PolicyRunner:  # fmt: skip
         """A runner with the robot's data-sheet limits, MuJoCo kinematics and the envs' action semantics.
 
-        The policy is asked at the envs' control rate (the rate it was trained at); each command tick
-        moves the TCP target by its share of the latest action.
+        The action semantics come from ``contract`` (a :class:`~ast_robot.contract.DeploymentContract`),
+        else from ``env_cfg`` (default ``EnvConfig()``). The policy is asked at the training control rate;
+        each command tick moves the TCP (or joint) target by its share of the latest action.
         """
         from ast_robot.config import EnvConfig
-        from ast_robot.deploy.actions import EEDeltaAction, ObservationBuilder
-        from ast_robot.deploy.ik import for_robot as ik_for_robot
         from ast_robot.deploy.kinematics import ArmKinematics
-        from ast_robot.envs.base import R_DOWN, WORKSPACE_HIGH, WORKSPACE_LOW
         from ast_robot.envs.robots import get_robot, load_model
 
-        env = env_cfg or EnvConfig()
+        trained = contract if contract is not None else (env_cfg or EnvConfig())  # same field names
         spec = get_robot(robot)
         model = load_model(robot, "reach")
         kin = ArmKinematics(model, spec.joint_names, spec.ee_site)
-        step = env.max_ee_step * env.control_hz / cfg.control_hz  # same TCP speed at the faster tick
-        action_map = EEDeltaAction(ik_for_robot(model, spec), step, (WORKSPACE_LOW, WORKSPACE_HIGH), R_DOWN,
-                                   env.ik_iterations, lead_m=2.0 * env.max_ee_step)  # the envs' anti-windup  # fmt: skip
-        observe = ObservationBuilder(kin.ee_position, spec.gripper_width[1], lambda: action_map.ee_cmd)
-        return cls(policy, SafetyLimits.from_robot(spec, cfg), action_map, observe, kin.ee_position,
-                   policy_period_s=1.0 / env.control_hz, synchronous=synchronous)  # fmt: skip
+        action_map, observe = _action_and_observation(trained, spec, model, kin, cfg.control_hz)
+        runner = cls(policy, SafetyLimits.from_robot(spec, cfg), action_map, observe, kin.ee_position,
+                     policy_period_s=1.0 / trained.control_hz, synchronous=synchronous)  # fmt: skip
+        runner.contract = contract
+        return runner
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, robot: str, cfg: Any, synchronous: bool = False) -> PolicyRunner:
-        """Load a policy with :func:`load_policy` and build :meth:`for_robot` (asynchronous inference)."""
-        return cls.for_robot(load_policy(path), robot, cfg, synchronous=synchronous)
+    def from_checkpoint(cls, path: str | Path, robot: str, cfg: Any, synchronous: bool = False,
+                        io: Any = None) -> PolicyRunner:  # fmt: skip
+        """The runner a checkpoint's deployment contract describes (asynchronous inference).
+
+        :func:`~ast_robot.deploy.loader.load_deployable` loads the policy and checks its contract against
+        ``robot`` and its deploy config ``io`` (ContractError, one line, when they do not fit)."""
+        from ast_robot.deploy.loader import load_deployable
+
+        policy, contract = load_deployable(path, robot, io)
+        return cls.for_robot(policy, robot, cfg, synchronous=synchronous, contract=contract)
+
+
+def _action_and_observation(trained: Any, spec: Any, model: Any, kin: Any, tick_hz: float) -> tuple[Any, Any]:
+    """The action mapping and observation builder of the training settings ``trained`` (a contract or an
+    EnvConfig: ``action_mode``, ``control_hz``, ``max_ee_step``, ``max_joint_step``, ``ik_iterations``)."""
+    from ast_robot.deploy.actions import EEDeltaAction, JointDeltaAction, ObservationBuilder
+    from ast_robot.deploy.ik import for_robot as ik_for_robot
+    from ast_robot.envs.base import R_DOWN, WORKSPACE_HIGH, WORKSPACE_LOW
+
+    share = trained.control_hz / tick_hz  # same speed at the faster tick
+    if trained.action_mode == "joint_delta":  # no TCP target: the offset entry is 0, as in the envs
+        action_map = JointDeltaAction(trained.max_joint_step * share, spec.joint_lower, spec.joint_upper)
+        return action_map, ObservationBuilder(kin.ee_position, spec.gripper_width[1])
+    if trained.action_mode != "ee_delta":
+        raise ValueError(f"action_mode {trained.action_mode!r}: the deployment maps 'ee_delta' and 'joint_delta'")
+    action_map = EEDeltaAction(ik_for_robot(model, spec), trained.max_ee_step * share, (WORKSPACE_LOW, WORKSPACE_HIGH),
+                               R_DOWN, trained.ik_iterations, lead_m=2.0 * trained.max_ee_step)  # the envs' anti-windup  # fmt: skip
+    return action_map, ObservationBuilder(kin.ee_position, spec.gripper_width[1], lambda: action_map.ee_cmd)
 
 
 def _reset(*parts: Any) -> None:

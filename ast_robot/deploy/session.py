@@ -17,7 +17,6 @@ from ast_robot.deploy.inputs import JointStateChecker, Rejected, check_image, re
 from ast_robot.deploy.runner import PolicyRunner
 
 SAFETY_MODE_NORMAL = 1  # ur_dashboard_msgs/SafetyMode.NORMAL
-CAMERA_SIZE = (64, 64)  # what the policy's image encoder takes (H, W)
 
 
 @dataclass(frozen=True)
@@ -69,12 +68,14 @@ class DeploymentSession:
     e.g. FR3 behind franka_ros2, pass False).
     """
 
-    def __init__(self, runner: PolicyRunner, joint_names: list[str], robot: str, task: str = "reach",
+    def __init__(self, runner: PolicyRunner, joint_names: list[str], robot: str, task: str | None = None,
                  timeout_s: float = 10.0, meta: dict[str, Any] | None = None, end_on_success: bool = True,
                  require_safety_mode: bool = True) -> None:  # fmt: skip
         self.runner = runner
         self.checker = JointStateChecker(joint_names, max_age_s=runner.limits.stale_after_s)
-        self.episodes = EpisodeTracker(robot, task, runner.limits.period_s, timeout_s, meta=meta,
+        # task and success threshold as trained (the checkpoint's contract): one success rule, sim and robot
+        self.episodes = EpisodeTracker(robot, task or runner.task, runner.limits.period_s, timeout_s,
+                                       success_radius=runner.success_threshold, meta=meta,
                                        end_on_success=end_on_success)  # fmt: skip
         self.rejections: Counter[str] = Counter()  # per kind of message, since start
         self.log = RejectionLog()
@@ -99,7 +100,8 @@ class DeploymentSession:
             img = check_image(encoding, height, width, step, data)
         except (Rejected, TypeError, ValueError) as err:
             return self.reject("image", err)
-        self.runner.camera = resize_nearest(img, *CAMERA_SIZE) if img.shape[:2] != CAMERA_SIZE else img
+        size = self.runner.camera_size  # what the policy's image encoder takes (H, W)
+        self.runner.camera = resize_nearest(img, *size) if img.shape[:2] != size else img
         return None
 
     def on_goal(self, xyz: Any) -> str | None:

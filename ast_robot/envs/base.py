@@ -7,7 +7,6 @@ everything else (IK, latency queue, noise, camera, info) is here.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ from ast_robot.deploy.ik import for_robot
 from ast_robot.envs import randomization as dr_lib
 from ast_robot.envs.rewards import reward_scales, weighted_reward
 from ast_robot.envs.robots import get_robot, load_model
+from ast_robot.success import goal_distance, reached
 
 R_DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing down, fingers closing along world y
 WORKSPACE_LOW = np.array([0.2, -0.4, 0.0])  # TCP box (m, world); the table top is z = 0
@@ -275,13 +275,12 @@ class RobotEnv(gym.Env):
         return left + right
 
     def _goal_distance(self) -> float:
-        """Distance (m) from the achieved to the desired goal, the same float operations as compute_reward."""
-        (ax, ay, az), (gx, gy, gz) = self._achieved_goal().tolist(), self.goal.tolist()
-        dx, dy, dz = ax - gx, ay - gy, az - gz
-        return math.sqrt(dx * dx + dy * dy + dz * dz)
+        """Distance (m) from the achieved to the desired goal (:mod:`ast_robot.success`; the same float
+        operations as compute_reward)."""
+        return goal_distance(self._achieved_goal(), self.goal)
 
     def _info(self, obs: dict[str, np.ndarray], dist: float) -> dict[str, Any]:
-        return {"is_success": dist <= self.cfg.success_threshold, "distance": dist, "dr": dict(self.dr),
+        return {"is_success": reached(dist, self.cfg.success_threshold), "distance": dist, "dr": dict(self.dr),
                 "ee_pos": self._tcp.copy(), "joint_positions": self._arm_qpos.copy(),
                 "joint_velocities": self._arm_qvel.copy(), "joint_targets": self._target[:-1].copy(),
                 "gripper_width": self._gripper_width(), "contact_force": self._contact_force()}  # fmt: skip

@@ -6,6 +6,8 @@
 | success  | 1 when the goal distance <= threshold   | -    |
 | distance | -goal distance                          | m    |
 
+The success term is the one success rule (:func:`ast_robot.success.reached`).
+
 Default scales: ``sparse`` = time + success (-1 until success, 0 after, as in gymnasium-robotics);
 ``dense`` = distance. ``EnvConfig.reward_scales`` overrides single terms.
 """
@@ -13,6 +15,8 @@ Default scales: ``sparse`` = time + success (-1 until success, 0 after, as in gy
 from __future__ import annotations
 
 import numpy as np
+
+from ast_robot.success import reached
 
 TERMS = ("time", "success", "distance")
 DEFAULT_SCALES = {
@@ -36,8 +40,8 @@ def weighted_reward(
 ) -> np.ndarray | float:
     """Reward for goal distances ``dist`` (...,) in m -> (...,) float64; a float gives a float."""
     if isinstance(dist, float):  # one env step: the same IEEE operations without array overhead
-        success = 1.0 if dist <= threshold else 0.0
+        success = 1.0 if reached(dist, threshold) else 0.0
         return -scales["time"] + scales["success"] * success - scales["distance"] * dist
     dist = np.asarray(dist, dtype=np.float64)
-    success = (dist <= threshold).astype(np.float64)
+    success = reached(dist, threshold).astype(np.float64)
     return -scales["time"] + scales["success"] * success - scales["distance"] * dist

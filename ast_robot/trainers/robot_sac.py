@@ -245,14 +245,15 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
     """Train SAC or GatedSAC; returns final metrics and the evaluation history.
 
     The run directory gets ``config.yaml`` (so `ast-robot eval RUN_DIR` works), ``sac.zip`` and, with
-    ``train.normalize_obs``, ``obs_norm.json`` (the observation statistics acting needs); with
+    ``train.normalize_obs``, ``obs_norm.json`` (the observation statistics acting needs), ``contract.json``
+    (the deployment contract, :mod:`ast_robot.contract`); with
     ``train.keep_best``, ``best/`` holds the same pair from the best periodic evaluation
     (:mod:`~ast_robot.trainers.best_checkpoint`). The returned success is the final model's.
     """
     from ast_robot.envs import make_env
     from ast_robot.runlog import RunDir
     from ast_robot.trainers.best_checkpoint import clear_best
-    from ast_robot.trainers.robot import NORM_FILE, SAC_FILE, evaluate_run
+    from ast_robot.trainers.robot import NORM_FILE, SAC_FILE, contract_of, evaluate_run, write_contract
 
     if resume:
         raise ValueError("train.type 'sac' resumes from sac.zip through SB3; --resume is not supported for it")
@@ -263,12 +264,14 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
     eval_env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1)
     model = build_sac(cfg, venv)
     normalize = live_normalizer(venv)
-    on_best = _best_keeper(run.path, model, venv) if tc.keep_best else None
+    contract = contract_of(eval_env)  # what deploying this run needs (ast_robot.contract)
+    on_best = _best_keeper(run.path, model, venv, contract) if tc.keep_best else None
     tracker = make_tracker(eval_env, tc.eval_every, tc.eval_episodes, seed=cfg.seed + 3_000_000,
                            stop_at_target=stop_at_target, normalize=normalize, on_best=on_best)  # fmt: skip
     model.learn(tc.steps, callback=tracker)  # show_progress is accepted for the CLI; SB3's bar needs tqdm
     model.save(run.path / SAC_FILE)
     save_obs_norm(venv, run.path / NORM_FILE)
+    write_contract(run.path, contract)
     for row in tracker.history:
         run.scalars({"success_rate": row["success_rate"], "gradient_steps": row["gradient_steps"]},
                     int(row["env_steps"]), prefix="eval/")  # fmt: skip
@@ -281,14 +284,16 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
     return metrics
 
 
-def _best_keeper(run_dir: Path, model: Any, venv: Any) -> Callable[[dict[str, float]], Path]:
-    """``on_best(row)``: the model and its current observation statistics become the run's best."""
+def _best_keeper(run_dir: Path, model: Any, venv: Any, contract: Any) -> Callable[[dict[str, float]], Path]:
+    """``on_best(row)``: the model, its current observation statistics and the run's deployment contract
+    become the run's best."""
     from ast_robot.trainers.best_checkpoint import save_best
-    from ast_robot.trainers.robot import NORM_FILE, SAC_FILE
+    from ast_robot.trainers.robot import NORM_FILE, SAC_FILE, write_contract
 
     def write(folder: Path) -> None:
         model.save(folder / SAC_FILE)
         save_obs_norm(venv, folder / NORM_FILE)
+        write_contract(folder, contract)
 
     return lambda row: save_best(run_dir, row, write)
 

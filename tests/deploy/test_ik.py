@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ast_robot.deploy.ik import DLSIK, for_robot, rotation_error
+from ast_robot.deploy.kernels import NULLSPACE_EPS
 from ast_robot.envs.robots import get_robot, load_model
 
 
@@ -94,8 +95,9 @@ def _reference_step(model, robot, ik, q, target, rot, weight=0.3):
     jac = np.vstack([jacp, weight * jacr])[:, : robot.n_joints]
     inv = jac.T @ np.linalg.inv(jac @ jac.T + ik.damping**2 * np.eye(6))
     dq = inv @ err
-    if ik.nullspace_gain > 0:
-        dq += (np.eye(robot.n_joints) - inv @ jac) @ (ik.nullspace_gain * (ik.rest - q))
+    if ik.nullspace_gain > 0:  # the projector of the undamped pseudo-inverse (guarded at singularities)
+        pinv = jac.T @ np.linalg.inv(jac @ jac.T + NULLSPACE_EPS * np.eye(6))
+        dq += (np.eye(robot.n_joints) - pinv @ jac) @ (ik.nullspace_gain * (ik.rest - q))
     dq *= min(1.0, ik.max_step / np.linalg.norm(dq))
     return np.clip(q + dq, ik.lower, ik.upper)
 
@@ -132,3 +134,39 @@ def test_bad_arguments_name_the_problem():
         DLSIK(model, "tcp", ["elbow"])
     with pytest.raises(ValueError, match="damping must be > 0"):
         DLSIK(model, "tcp", ["elbow_joint"], damping=0.0)
+
+
+def _reach_goals(n=100):
+    from ast_robot.envs.reach import GOAL_HIGH, GOAL_LOW
+
+    return np.random.default_rng(0).uniform(GOAL_LOW, GOAL_HIGH, size=(n, 3))
+
+
+@pytest.mark.parametrize("name", ["ur5e", "fr3"])
+def test_default_solver_reaches_every_reach_goal_within_a_tenth_of_a_millimetre(name):
+    # With the damped pseudo-inverse in the null-space projector the FR3 settled 3.0 mm (median) / 5.7 mm
+    # (max) off these goals: the pull toward home leaked into the task space. More iterations do not help.
+    robot, rot = get_robot(name), np.diag([1.0, -1.0, -1.0])
+    ik = for_robot(load_model(name), robot)
+    assert (ik.nullspace_gain > 0) == (robot.n_joints > 6)  # the defaults under test
+    errors = [ik.solve(np.array(robot.home_qpos), g, rot, max_iters=300, tol=1e-7, rot_tol=1e-6)
+              for g in _reach_goals()]  # fmt: skip
+    assert max(r.pos_error for r in errors) <= 1e-4, sorted(r.pos_error for r in errors)[-5:]
+    assert max(r.rot_error for r in errors) <= 1e-3
+
+
+def test_nullspace_pull_moves_the_posture_but_not_the_tcp():
+    robot, rot = get_robot("fr3"), np.diag([1.0, -1.0, -1.0])
+    model = load_model("fr3")
+    pulled, free = for_robot(model, robot), for_robot(model, robot, nullspace_gain=0.0)
+    home = np.array(robot.home_qpos)
+    rng = np.random.default_rng(3)
+    gains = []
+    for target in _reach_goals(10):
+        start = free.solve(home + rng.uniform(-0.3, 0.3, robot.n_joints), target, rot, max_iters=300).q
+        q = start.copy()
+        for _ in range(200):  # at the goal already: only the null-space term moves the joints
+            q = pulled.step(q, target, rot)
+        assert np.linalg.norm(pulled.forward(q)[0] - target) <= 1e-4
+        gains.append(np.linalg.norm(start - home) - np.linalg.norm(q - home))
+    assert min(gains) > 0.0, gains  # every posture moved toward home

@@ -128,7 +128,13 @@ def train_tiny_checkpoint(out_dir) -> str:
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * batch["action"].var(0).sum().item(), loss.item()  # it learned something
-    return str(policy.save(out_dir, step=100))
+    from ast_robot.config import ExperimentConfig
+    from ast_robot.contract import DeploymentContract
+    from ast_robot.envs.reach import ReachEnv
+    from ast_robot.trainers.robot import save_policy
+
+    # the deployment contract of what the teacher served (the default UR5e reach env): deploy refuses without one
+    return str(save_policy(policy, out_dir, 100, ExperimentConfig(), DeploymentContract.from_env(ReachEnv("ur5e"))))
 
 
 @pytest.mark.slow

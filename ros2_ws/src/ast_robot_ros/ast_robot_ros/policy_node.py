@@ -200,7 +200,7 @@ class PolicyNode(LifecycleNode):
                            max_joint_speed_scale=p["max_joint_speed_scale"], watchdog_periods=p["watchdog_periods"],
                            workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
                            episode_timeout_s=p["episode_timeout_s"], end_on_success=p["end_on_success"])  # fmt: skip
-        runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg)
+        runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg, io=io)  # checks the contract
         self.period = 1.0 / cfg.control_hz
         meta = {"checkpoint": str(p["checkpoint"]), "control_hz": cfg.control_hz,  # how commands reached the arm:
                 "command_interface": cfg.command_interface, "max_joint_speed_scale": cfg.max_joint_speed_scale}

@@ -1,0 +1,121 @@
+"""The deployment contract: what a trained policy needs from the robot, written into every policy checkpoint.
+
+A policy only works where its observations are built and its actions are read as in training. The trainers
+write this record beside the weights (BC: inside the checkpoint's ``state.pt``; SAC: ``contract.json``
+beside ``sac.zip``), and the deployment builds its runner from it and refuses what it cannot serve
+(:mod:`ast_robot.deploy.loader`). Light on purpose (no MuJoCo, no torch): the envs, the trainers and
+the deployment all import it.
+
+| field                      | meaning                                                                    |
+|----------------------------|----------------------------------------------------------------------------|
+| version                    | version of this record's schema (:data:`CONTRACT_VERSION`)                  |
+| env_id, task, robot        | the gymnasium id trained on, its task (``reach``, ``pickplace``) and robot  |
+| control_hz                 | the rate the policy was asked at in training (Hz)                           |
+| action_mode, action_size   | ``ee_delta`` (TCP deltas + gripper) or ``joint_delta``; entries             |
+| max_ee_step, max_joint_step| the meaning of an action of 1.0: m or rad per control step                  |
+| ik_iterations              | DLS updates per control step (ee_delta)                                     |
+| observation_layout_version | version of the observation layout (:data:`OBSERVATION_LAYOUT_VERSION`)      |
+| observation                | key -> {shape, dtype} of every observation entry                            |
+| camera_size                | (height, width) pixels of the ``camera`` entry, or None without camera      |
+| instruction_length         | bytes of the ``instruction`` entry (UTF-8, zero padded), or None            |
+| instruction_encoding       | how an instruction becomes bytes (:data:`INSTRUCTION_ENCODING`), or None    |
+| success_threshold          | the success distance (m) of :mod:`ast_robot.success`                        |
+| interfaces                 | what the robot must provide (:data:`TASK_INTERFACES`, + camera/instruction) |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+CONTRACT_VERSION = 1
+# The observation layout: ``deploy.kernels.proprio``'s table followed by the task's own entries (none for
+# reach). Bump it with any change of either; a deployment refuses versions it does not build.
+OBSERVATION_LAYOUT_VERSION = 1
+INSTRUCTION_ENCODING = "utf-8, zero-padded"
+CONTRACT_FILE = "contract.json"  # beside an SB3 model; a BC checkpoint carries it in its state under "contract"
+STATE_KEY = "contract"
+
+# What a task needs from the robot besides the policy: the robot's deploy YAML must provide each one.
+TASK_INTERFACES: dict[str, tuple[str, ...]] = {
+    "reach": ("joint_states", "arm_command", "goal"),
+    "pickplace": ("joint_states", "arm_command", "goal", "gripper_command", "object_pose"),
+}
+
+
+class ContractError(ValueError):
+    """A checkpoint's contract is missing, malformed or cannot be served here; ``str(err)`` is one line."""
+
+
+@dataclass(frozen=True)
+class DeploymentContract:
+    """What deployment needs to run a policy as it was trained (the module docstring lists the fields)."""
+
+    env_id: str
+    task: str
+    robot: str
+    control_hz: float
+    action_mode: str
+    action_size: int
+    max_ee_step: float
+    max_joint_step: float
+    ik_iterations: int
+    observation: dict[str, dict[str, Any]]
+    success_threshold: float
+    interfaces: tuple[str, ...]
+    camera_size: tuple[int, int] | None = None
+    instruction_length: int | None = None
+    instruction_encoding: str | None = None
+    observation_layout_version: int = OBSERVATION_LAYOUT_VERSION
+    version: int = CONTRACT_VERSION
+
+    @classmethod
+    def from_env(cls, env: Any) -> DeploymentContract:
+        """The contract of a robot env (a ``RobotEnv`` or a wrapper of one) as configured."""
+        base = getattr(env, "unwrapped", env)
+        cfg = base.cfg
+        observation = {k: {"shape": [int(n) for n in space.shape], "dtype": str(space.dtype)}
+                       for k, space in base.observation_space.spaces.items()}  # fmt: skip
+        if base.task not in TASK_INTERFACES:  # a new task must say what it needs from the robot
+            raise ValueError(f"task {base.task!r} has no entry in ast_robot.contract.TASK_INTERFACES "
+                             f"(known: {sorted(TASK_INTERFACES)})")  # fmt: skip
+        interfaces = TASK_INTERFACES[base.task]
+        interfaces += ("camera",) * bool(cfg.camera) + ("instruction",) * bool(cfg.instruction)
+        return cls(
+            env_id=cfg.id, task=base.task, robot=base.robot.name, control_hz=float(cfg.control_hz),
+            action_mode=cfg.action_mode, action_size=int(base.action_space.shape[0]),
+            max_ee_step=float(cfg.max_ee_step), max_joint_step=float(cfg.max_joint_step),
+            ik_iterations=int(cfg.ik_iterations), observation=observation,
+            success_threshold=float(cfg.success_threshold), interfaces=interfaces,
+            camera_size=tuple(int(n) for n in cfg.camera_size) if cfg.camera else None,
+            instruction_length=int(cfg.instruction_length) if cfg.instruction else None,
+            instruction_encoding=INSTRUCTION_ENCODING if cfg.instruction else None,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (JSON, and ``torch.load(weights_only=True)`` accepts them)."""
+        out = dataclasses.asdict(self)
+        out["interfaces"] = list(self.interfaces)
+        out["camera_size"] = None if self.camera_size is None else list(self.camera_size)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "contract") -> DeploymentContract:
+        """Parse a stored contract; :class:`ContractError` naming ``source`` and the field when it is not one."""
+        if not isinstance(data, dict):
+            raise ContractError(f"{source}: expected a mapping, got {type(data).__name__}")
+        version = data.get("version")
+        if version != CONTRACT_VERSION:
+            raise ContractError(f"{source}: contract version {version!r} is not known here; this version of "
+                                f"ast_robot reads version {CONTRACT_VERSION}")  # fmt: skip
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        missing, unknown = sorted(required - set(data)), sorted(set(data) - names)
+        if missing or unknown:
+            raise ContractError(f"{source}: missing fields {missing}, unknown fields {unknown}")
+        values = dict(data)
+        values["interfaces"] = tuple(values["interfaces"])
+        if values.get("camera_size") is not None:
+            values["camera_size"] = tuple(values["camera_size"])
+        return cls(**values)

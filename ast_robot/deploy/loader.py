@@ -1,0 +1,187 @@
+"""The one loader of deployable policies: checkpoint -> (policy, its deployment contract), checked.
+
+Accepts what the trainers write: a BC run's ``policy/`` folder (or one ``ckpt-<step>/`` in it, or the run
+folder), a SAC run folder (its best checkpoint when kept, as ``ast-robot eval`` picks; see
+``trainers.robot.sac_checkpoint``) or one SAC checkpoint folder; and ``scripted:reach``. Before any weight
+is loaded the contract (:mod:`ast_robot.contract`) is read and checked against the robot and its deploy
+config; what cannot be served raises :class:`~ast_robot.contract.ContractError` with one line naming the
+mismatch. Checkpoints written before the contract existed are refused: their stored experiment config does
+not say which observation layout the policy was trained on, and guessing wrong would feed it other numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ast_robot.contract import (
+    CONTRACT_FILE,
+    OBSERVATION_LAYOUT_VERSION,
+    STATE_KEY,
+    ContractError,
+    DeploymentContract,
+)
+
+SCRIPTED = "scripted:reach"
+LAYOUT_VERSIONS = (OBSERVATION_LAYOUT_VERSION,)  # the observation layouts ObservationBuilder builds
+ACTION_MODES = ("ee_delta", "joint_delta")  # the action mappings deploy.actions provides
+# interface -> the RobotTopics field that provides it (None: the command topic of the command interface)
+INTERFACE_TOPICS = {"joint_states": "joint_states", "arm_command": None, "goal": "goal", "camera": "camera",
+                    "instruction": "instruction", "gripper_command": "gripper_command", "object_pose": "object_pose"}  # fmt: skip
+RETRAIN = "retrain it with this version of ast_robot (its trainers write the contract)"
+
+
+class FunctionPolicy:
+    """``act(obs)`` around a function (an SB3 model's deterministic prediction)."""
+
+    def __init__(self, act: Any) -> None:
+        self._act = act
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self._act(obs), dtype=np.float32)
+
+
+def load_deployable(spec: str | Path, robot: str, io: Any = None) -> tuple[Any, DeploymentContract]:
+    """(policy with ``act``, its contract) for ``robot``; ContractError when the contract does not fit.
+
+    ``io``: the robot's :class:`~ast_robot.config.RobotIOConfig` (default: ``configs/deploy/<robot>.yaml``).
+    """
+    contract = read_contract(spec, robot)
+    check_contract(contract, robot, io, str(spec))
+    if str(spec) == SCRIPTED:
+        from ast_robot.deploy.runner import ReachController
+
+        return ReachController(), contract
+    kind, folder = _locate(Path(spec))
+    if kind == "sac":
+        return FunctionPolicy(_sac_actor(folder)), contract
+    from ast_robot.deploy.runner import load_policy
+
+    return load_policy(folder), contract
+
+
+def read_contract(spec: str | Path, robot: str) -> DeploymentContract:
+    """The contract of a checkpoint (``scripted:reach``: the default reach env of ``robot``); no weights built."""
+    if str(spec) == SCRIPTED:
+        return _default_reach(robot)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint: {path} does not exist (a checkpoint directory or {SCRIPTED!r})")
+    kind, folder = _locate(path)
+    if kind == "sac":
+        return _contract_file(folder, path)
+    from ast_robot.core.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(folder)
+    if STATE_KEY not in ckpt.state:
+        raise ContractError(f"checkpoint {ckpt.path}: no deployment contract (written before contracts existed, "
+                            f"or by PolicyBase.save); {RETRAIN}")  # fmt: skip
+    return DeploymentContract.from_dict(ckpt.state[STATE_KEY], f"checkpoint {ckpt.path}")
+
+
+def check_contract(contract: DeploymentContract, robot: str, io: Any = None, source: str = "checkpoint") -> None:
+    """ContractError (one line) unless this deployment can serve ``contract`` on ``robot`` with ``io``."""
+    from ast_robot.deploy.robot_io import load_robot_io
+
+    io = io or load_robot_io(robot)
+    if contract.robot != io.robot:
+        raise ContractError(f"{source}: trained for robot {contract.robot!r} ({contract.env_id}), deploying to "
+                            f"{io.robot!r}; deploy it with --robot {contract.robot} or train one for {io.robot}")  # fmt: skip
+    if contract.observation_layout_version not in LAYOUT_VERSIONS:
+        raise ContractError(f"{source}: observation layout version {contract.observation_layout_version!r} is "
+                            f"unknown here (this deployment builds version(s) {list(LAYOUT_VERSIONS)}); "
+                            "deploy it with the ast_robot version that trained it")  # fmt: skip
+    provided = provided_interfaces(io)
+    missing = [name for name in contract.interfaces if name not in provided]
+    if missing:
+        raise ContractError(f"{source}: task {contract.task!r} needs robot interfaces {missing} that the deploy "
+                            f"config of {io.robot} (configs/deploy/{io.robot}.yaml) lacks; it provides "
+                            f"{sorted(provided)}")  # fmt: skip
+    if contract.action_mode not in ACTION_MODES:
+        raise ContractError(f"{source}: action mode {contract.action_mode!r} has no deployment mapping; "
+                            f"known: {list(ACTION_MODES)}")  # fmt: skip
+    _check_observation(contract, source)
+
+
+def provided_interfaces(io: Any) -> set[str]:
+    """The interfaces a robot's deploy config wires up (a topic name set for each)."""
+    found = set()
+    for name, field in INTERFACE_TOPICS.items():
+        topic = getattr(io.topics, field or io.command_interface, "")
+        if isinstance(topic, str) and topic.strip():
+            found.add(name)
+    return found
+
+
+def _check_observation(contract: DeploymentContract, source: str) -> None:
+    """The observation entries the runner builds must be the ones the policy was trained on."""
+    from ast_robot.deploy.kernels import proprio_size
+    from ast_robot.envs.robots import get_robot
+
+    size = proprio_size(get_robot(contract.robot).n_joints)
+    built = {"observation": [size], "achieved_goal": [3], "desired_goal": [3]}
+    if contract.camera_size is not None:
+        built["camera"] = [*contract.camera_size, 3]
+    if contract.instruction_length is not None:
+        built["instruction"] = [contract.instruction_length]
+    trained = {k: list(v["shape"]) for k, v in contract.observation.items()}
+    if trained != built:
+        raise ContractError(f"{source}: the policy observes {trained}, the deployment builds {built} (layout "
+                            f"v{contract.observation_layout_version}: the arm's proprioception, no task entries)")  # fmt: skip
+
+
+def _locate(path: Path) -> tuple[str, Path]:
+    """("sac" | "bc", the folder holding the model) of a checkpoint path."""
+    from ast_robot.trainers.best_checkpoint import best_folder
+    from ast_robot.trainers.robot import POLICY_DIR, SAC_FILE, sac_checkpoint
+
+    if (path / SAC_FILE).is_file() or best_folder(path) is not None:
+        folder, _ = sac_checkpoint(path, "auto")
+        return "sac", folder
+    if (path / POLICY_DIR).is_dir():
+        return "bc", path / POLICY_DIR
+    return "bc", path
+
+
+def _contract_file(folder: Path, given: Path) -> DeploymentContract:
+    """A SAC checkpoint's contract.json (in its folder, else in the run folder given)."""
+    for candidate in (folder / CONTRACT_FILE, given / CONTRACT_FILE):
+        if candidate.is_file():
+            try:
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise ContractError(f"{candidate}: not a readable contract ({err})") from None
+            return DeploymentContract.from_dict(data, str(candidate))
+    raise ContractError(f"{folder}: no deployment contract ({CONTRACT_FILE}; written before contracts existed); "
+                        f"{RETRAIN}")  # fmt: skip
+
+
+def _sac_actor(folder: Path) -> Any:
+    """``act(obs)`` of the SAC model in ``folder``, loaded as ``ast-robot eval`` loads it."""
+    import torch
+
+    from ast_robot.config import load_config
+    from ast_robot.trainers.robot import load_actor
+
+    torch.set_num_threads(1)  # one core for inference: predictable latency beside the control loop
+    run_dir = folder if (folder / "config.yaml").is_file() else folder.parent
+    return load_actor(load_config(run_dir / "config.yaml"), folder, "final")
+
+
+def _default_reach(robot: str) -> DeploymentContract:
+    """The contract of the default reach env for ``robot`` (what the scripted controller serves)."""
+    from ast_robot.config import EnvConfig
+    from ast_robot.envs import ENV_IDS
+    from ast_robot.envs.reach import ReachEnv
+    from ast_robot.envs.robots import get_robot
+
+    name = get_robot(robot).name
+    env_id = next(i for i, (entry, kw) in ENV_IDS.items() if entry.endswith(":ReachEnv") and kw["robot"] == name)
+    env = ReachEnv(name, EnvConfig(id=env_id))
+    try:
+        return DeploymentContract.from_env(env)
+    finally:
+        env.close()
