@@ -20,6 +20,7 @@ from ast_robot.deploy.loader import check_contract, read_contract
 from ast_robot.deploy.runner import PolicyRunner
 from ast_robot.trainers import TRAINERS
 from ast_robot.trainers.robot import POLICY_DIR, load_actor
+from tests.deploy.test_runner import trusted
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 BASE = Path(__file__).resolve().parents[2] / "configs/experiments/base.yaml"
@@ -71,7 +72,7 @@ def test_checkpoint_deploys_and_acts_as_trained(train, kind, robot):
     sim = TwinSim(robot)
     sim.reset()
     q, dq, _ = sim.joint_state()
-    runner.observe_joint_state(q, dq, sim.time)
+    trusted(runner, q, dq, sim.time)
     runner.set_goal([0.45, 0.1, 0.25])
     obs = runner.observation(sim.time)
     runner.reset()  # the step below builds the same observation again (no TCP velocity or target yet)
