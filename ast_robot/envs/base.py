@@ -250,7 +250,7 @@ class RobotEnv(gym.Env):
     def _deployed_step(self, action: np.ndarray) -> None:
         """One control step as the deployment runs it: ``_ticks`` ticks of the pipeline, each followed by
         its physics steps with the controller's setpoint; commands act ``latency`` env steps late."""
-        pipe, h = self._pipeline, self.model.opt.timestep
+        pipe = self._pipeline
         delay = int(self.dr.get("latency", 0)) * self.control_dt
         closed, opened = self.robot.gripper_width
         width = closed + (min(max(float(action[-1]), -1.0), 1.0) + 1.0) / 2.0 * (opened - closed)

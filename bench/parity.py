@@ -1,0 +1,107 @@
+"""Train as you deploy: does the env give the same episodes as the deployment pipeline?
+
+For one policy and the same seeded goals on the nominal UR5e: the env (``ast_robot/ReachUR5e-v0``,
+randomization off) against the ROS-free deployment (:class:`ast_robot.twin.lockstep.LockstepDeployment`:
+``PolicyRunner`` in synchronous mode + the safety module + the twin's trajectory-controller physics at the
+deploy rate, lock-step). Per episode: success, final error and path length on both sides. Two env
+variants side by side: ``env.deploy_pipeline`` on (the demo's setting: the env runs the node's command
+path) and off (the plain env step that the deployment gap of issue 18 came from).
+
+The policy is the demo's round-0 policy (configs/experiments/demo.yaml), trained here unless ``--policy``
+names a checkpoint.
+
+    MUJOCO_GL=egl .venv/bin/python bench/parity.py [--episodes 100] [--policy runs/demo/round0/policy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import goal, write_results  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs/experiments/demo.yaml"
+SEED0 = 50_000  # goal seeds SEED0, SEED0 + 1, ... (held out from the demos' and evaluation's seeds)
+
+
+def train_policy(root: Path) -> Path:
+    """The demo's round-0 policy (BC, 300 steps), trained under ``root``."""
+    from ast_robot.config import load_config
+    from ast_robot.trainers.robot import POLICY_DIR, train_bc
+
+    cfg = load_config(CONFIG)
+    cfg = dataclasses.replace(cfg, name="round0", run_root=str(root))
+    train_bc(cfg, show_progress=False)
+    return root / "round0" / POLICY_DIR
+
+
+def compare(policy, pipeline: bool, episodes: int) -> list[dict]:
+    """Env vs lock-step deployment for ``episodes`` seeded goals; one row per episode."""
+    from ast_robot.config import RandomizationConfig, load_config
+    from ast_robot.envs import make_env
+    from ast_robot.evaluation import rollout
+    from ast_robot.twin.lockstep import LockstepDeployment
+
+    cfg = load_config(CONFIG, [f"env.deploy_pipeline={str(pipeline).lower()}"])
+    env = make_env(cfg.env, RandomizationConfig(enabled=False), seed=0, deploy=cfg.deploy)
+    deployed = LockstepDeployment.build(policy, cfg.deploy.robot, cfg.deploy, cfg.env)
+    rows = []
+    for i in range(episodes):
+        sim = rollout(env, policy.act, seed=SEED0 + i)
+        real = deployed.run_episode(env.unwrapped.goal.copy())
+        rows.append({"env_pipeline": pipeline, "seed": SEED0 + i, "sim_success": bool(sim.success),
+                     "deployed_success": bool(real.success), "sim_final_error_m": sim.final_error,
+                     "deployed_final_error_m": real.final_error, "sim_path_m": sim.path_length,
+                     "deployed_path_m": real.path_length, "sim_time_to_success_s": sim.time_to_success,
+                     "deployed_time_to_success_s": real.time_to_success})  # fmt: skip
+    env.close()
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    agree = np.mean([r["sim_success"] == r["deployed_success"] for r in rows])
+    err = np.array([abs(r["sim_final_error_m"] - r["deployed_final_error_m"]) for r in rows])
+    path = np.array([abs(r["sim_path_m"] - r["deployed_path_m"]) / max(r["sim_path_m"], 1e-9) for r in rows])
+    return {"agreement": float(agree), "final_error_within_1mm": float(np.mean(err <= 1e-3)),
+            "path_within_5pct": float(np.mean(path <= 0.05)), "max_final_error_diff_mm": float(1e3 * err.max()),
+            "sim_success": float(np.mean([r["sim_success"] for r in rows])),
+            "deployed_success": float(np.mean([r["deployed_success"] for r in rows])),
+            "sim_path_mean_m": float(np.mean([r["sim_path_m"] for r in rows])),
+            "deployed_path_mean_m": float(np.mean([r["deployed_path_m"] for r in rows]))}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--policy", default=None, help="Policy checkpoint (default: train the demo's round 0).")
+    args = parser.parse_args()
+    from ast_robot.deploy.runner import load_policy
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="parity_bench_") as tmp:
+        path = Path(args.policy) if args.policy else train_policy(Path(tmp))
+        policy = load_policy(path)
+        rows = compare(policy, True, args.episodes) + compare(policy, False, args.episodes)
+    on, off = summary([r for r in rows if r["env_pipeline"]]), summary([r for r in rows if not r["env_pipeline"]])
+    goals = [
+        goal("env (deploy_pipeline) and deployment agree on success (fraction of episodes)", 0.95, on["agreement"]),
+        goal("final error within 1 mm (fraction of episodes)", 0.95, on["final_error_within_1mm"]),
+        goal("path length within 5% (fraction of episodes)", 0.95, on["path_within_5pct"]),
+    ]  # fmt: skip
+    notes = (f"{args.episodes} seeded goals, nominal UR5e, policy {'trained here' if not args.policy else path} "
+             f"(configs/experiments/demo.yaml round 0, trained with env.deploy_pipeline). With the pipeline: {on}. "
+             f"The plain env step (deploy_pipeline off, the same policy and goals): {off}. Wall {time.perf_counter() - start:.0f} s.")  # fmt: skip
+    print(notes)
+    print(f"wrote {write_results('parity', rows, goals, notes)}")
+
+
+if __name__ == "__main__":
+    main()
