@@ -166,6 +166,8 @@ class TwinNode(Node):
         deadline = time.monotonic() + ACK_TIMEOUT_S
         with self._answered:
             while not self._has_answer(t_ns):
+                if self.sub_tick.get_publisher_count() == 0:  # the controller left: run free
+                    return
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._running:
                     self._ignored = self._running
