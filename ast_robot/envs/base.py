@@ -84,7 +84,7 @@ class RobotEnv(gym.Env):
         """``deploy``: the deployment whose command path ``config.deploy_pipeline`` models (default:
         DeployConfig's defaults for this robot); ignored without it."""
         self.cfg: EnvConfig = _as_config(EnvConfig, config)
-        self.deploy_cfg: DeployConfig = _as_config(DeployConfig, deploy if deploy is not None else {"robot": robot})
+        self._deploy_arg = deploy
         self.rand_cfg: RandomizationConfig = dr_lib.resolve(_as_config(RandomizationConfig, randomization))
         dr_lib.validate(self.rand_cfg)  # before building the model: config errors first
         if render_mode not in (None, "rgb_array"):
@@ -152,6 +152,8 @@ class RobotEnv(gym.Env):
         """The deployment's command path (:mod:`ast_robot.envs.pipeline`) when ``deploy_pipeline`` is set."""
         if not self.cfg.deploy_pipeline:
             return None
+        deploy = self._deploy_arg if self._deploy_arg is not None else {"robot": self.robot.name}
+        self.deploy_cfg: DeployConfig = _as_config(DeployConfig, deploy)
         if self.cfg.action_mode != "ee_delta":
             raise ValueError("env.deploy_pipeline: the deployment serves ee_delta actions only; set "
                              "env.action_mode to ee_delta or env.deploy_pipeline to false")  # fmt: skip
