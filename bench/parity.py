@@ -7,10 +7,12 @@ deploy rate, lock-step). Per episode: success, final error and path length on bo
 variants side by side: ``env.deploy_pipeline`` on (the demo's setting: the env runs the node's command
 path) and off (the plain env step that the deployment gap of issue 18 came from).
 
-The policy is the demo's round-0 policy (configs/experiments/demo.yaml), trained here unless ``--policy``
-names a checkpoint.
+Two policies: the demo's round-0 policy (configs/experiments/demo.yaml, trained with the pipeline) and the
+same training with ``env.deploy_pipeline=false`` (the policy of issue 18: 30/30 in sim, 4-6/10 deployed),
+each trained here unless ``--policy`` / ``--plain-policy`` name checkpoints. The goals are over every episode
+of the pipeline env (both policies): the env must predict the deployment whichever policy it runs.
 
-    MUJOCO_GL=egl .venv/bin/python bench/parity.py [--episodes 100] [--policy runs/demo/round0/policy]
+    MUJOCO_GL=egl .venv/bin/python bench/parity.py [--episodes 100] [--policy P] [--plain-policy P]
 """
 
 from __future__ import annotations
@@ -32,18 +34,19 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs/experiments/demo.yaml"
 SEED0 = 50_000  # goal seeds SEED0, SEED0 + 1, ... (held out from the demos' and evaluation's seeds)
 
 
-def train_policy(root: Path) -> Path:
-    """The demo's round-0 policy (BC, 300 steps), trained under ``root``."""
+def train_policy(root: Path, pipeline: bool) -> Path:
+    """The demo's round-0 policy (BC, 300 steps), trained under ``root`` with or without the pipeline."""
     from ast_robot.config import load_config
     from ast_robot.trainers.robot import POLICY_DIR, train_bc
 
-    cfg = load_config(CONFIG)
-    cfg = dataclasses.replace(cfg, name="round0", run_root=str(root))
+    cfg = load_config(CONFIG, [f"env.deploy_pipeline={str(pipeline).lower()}"])
+    name = "pipeline" if pipeline else "plain"
+    cfg = dataclasses.replace(cfg, name=name, run_root=str(root))
     train_bc(cfg, show_progress=False)
-    return root / "round0" / POLICY_DIR
+    return root / name / POLICY_DIR
 
 
-def compare(policy, pipeline: bool, episodes: int) -> list[dict]:
+def compare(policy, pipeline: bool, episodes: int, trained: str) -> list[dict]:
     """Env vs lock-step deployment for ``episodes`` seeded goals; one row per episode."""
     from ast_robot.config import RandomizationConfig, load_config
     from ast_robot.envs import make_env
@@ -57,7 +60,7 @@ def compare(policy, pipeline: bool, episodes: int) -> list[dict]:
     for i in range(episodes):
         sim = rollout(env, policy.act, seed=SEED0 + i)
         real = deployed.run_episode(env.unwrapped.goal.copy())
-        rows.append({"env_pipeline": pipeline, "seed": SEED0 + i, "sim_success": bool(sim.success),
+        rows.append({"policy": trained, "env_pipeline": pipeline, "seed": SEED0 + i, "sim_success": bool(sim.success),
                      "deployed_success": bool(real.success), "sim_final_error_m": sim.final_error,
                      "deployed_final_error_m": real.final_error, "sim_path_m": sim.path_length,
                      "deployed_path_m": real.path_length, "sim_time_to_success_s": sim.time_to_success,
@@ -81,24 +84,31 @@ def summary(rows: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--policy", default=None, help="Policy checkpoint (default: train the demo's round 0).")
+    parser.add_argument("--policy", default=None, help="Pipeline-trained checkpoint (default: train the demo's round 0).")
+    parser.add_argument("--plain-policy", default=None, help="Checkpoint trained without the pipeline (default: train).")
     args = parser.parse_args()
     from ast_robot.deploy.runner import load_policy
 
     start = time.perf_counter()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="parity_bench_") as tmp:
-        path = Path(args.policy) if args.policy else train_policy(Path(tmp))
-        policy = load_policy(path)
-        rows = compare(policy, True, args.episodes) + compare(policy, False, args.episodes)
-    on, off = summary([r for r in rows if r["env_pipeline"]]), summary([r for r in rows if not r["env_pipeline"]])
+        for name, given, pipeline in (("pipeline", args.policy, True), ("plain", args.plain_policy, False)):
+            policy = load_policy(Path(given) if given else train_policy(Path(tmp), pipeline))
+            rows += compare(policy, True, args.episodes, name) + compare(policy, False, args.episodes, name)
+    parts = {f"{p} policy, env pipeline {'on' if e else 'off'}": summary([r for r in rows if r["policy"] == p
+                                                                           and r["env_pipeline"] == e])
+             for p in ("pipeline", "plain") for e in (True, False)}  # fmt: skip
+    on = summary([r for r in rows if r["env_pipeline"]])
     goals = [
-        goal("env (deploy_pipeline) and deployment agree on success (fraction of episodes)", 0.95, on["agreement"]),
+        goal("env (deploy_pipeline) and deployment agree on success (fraction of episodes, both policies)", 0.95,
+             on["agreement"]),
         goal("final error within 1 mm (fraction of episodes)", 0.95, on["final_error_within_1mm"]),
         goal("path length within 5% (fraction of episodes)", 0.95, on["path_within_5pct"]),
     ]  # fmt: skip
-    notes = (f"{args.episodes} seeded goals, nominal UR5e, policy {'trained here' if not args.policy else path} "
-             f"(configs/experiments/demo.yaml round 0, trained with env.deploy_pipeline). With the pipeline: {on}. "
-             f"The plain env step (deploy_pipeline off, the same policy and goals): {off}. Wall {time.perf_counter() - start:.0f} s.")  # fmt: skip
+    notes = (f"{args.episodes} seeded goals per part, nominal UR5e, the demo's round-0 policy trained with and "
+             f"without env.deploy_pipeline ({args.policy or 'trained here'}, {args.plain_policy or 'trained here'}). "
+             f"Goals over both policies in the pipeline env. Per part: {parts}. "
+             f"Wall {time.perf_counter() - start:.0f} s.")  # fmt: skip
     print(notes)
     print(f"wrote {write_results('parity', rows, goals, notes)}")
 
