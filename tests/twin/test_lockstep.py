@@ -55,3 +55,14 @@ def test_plain_env_step_is_not_the_deployment():
     without the acceleration limit), and the comparison above must see it."""
     (sim, real), = episodes(Overshooting(), False, range(1))
     assert np.abs(sim.joint_positions - real.joint_positions[::5]).max() > 0.05
+
+
+def test_parity_holds_for_the_fr3():
+    deploy = DeployConfig(robot="fr3", episode_timeout_s=1.0, end_on_success=False)
+    env_cfg = EnvConfig(id="ast_robot/ReachFR3-v0", deploy_pipeline=True)
+    env = make_env(env_cfg, RandomizationConfig(enabled=False), seed=0, deploy=deploy)
+    policy = ReachController(gain=0.5, step_m=0.05)
+    sim = rollout(env, policy.act, seed=3)
+    real = LockstepDeployment.build(policy, "fr3", deploy, env_cfg).run_episode(env.unwrapped.goal.copy())
+    env.close()
+    np.testing.assert_allclose(sim.joint_positions[:26], real.joint_positions[::5], atol=1e-4)
