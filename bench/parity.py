@@ -12,7 +12,14 @@ same training with ``env.deploy_pipeline=false`` (the policy of issue 18: 30/30 
 each trained here unless ``--policy`` / ``--plain-policy`` name checkpoints. The goals are over every episode
 of the pipeline env (both policies): the env must predict the deployment whichever policy it runs.
 
+``--ablation``: which part of the command path broke the plain-trained policy? Its success in the pipeline
+env (= deployed, by the parity above) with one part at a time set back to the plain env's behaviour: no
+trajectory segments (forward controller), the acceleration bound 1000x higher, the lead bound at its
+maximum, the data-sheet speed (measurement only: the shipped limits stay). Rows are added to the last
+results file.
+
     MUJOCO_GL=egl .venv/bin/python bench/parity.py [--episodes 100] [--policy P] [--plain-policy P]
+    MUJOCO_GL=egl .venv/bin/python bench/parity.py --ablation --plain-policy P [--episodes 30]
 """
 
 from __future__ import annotations
@@ -69,6 +76,34 @@ def compare(policy, pipeline: bool, episodes: int, trained: str) -> list[dict]:
     return rows
 
 
+def ablation(policy, episodes: int) -> list[dict]:
+    """Success of ``policy`` in the pipeline env with one deployment part at a time relaxed (measurement only)."""
+    from ast_robot.config import RandomizationConfig, load_config
+    from ast_robot.envs import make_env
+    from ast_robot.evaluation import rollout
+
+    cfg = load_config(CONFIG)
+    forward = dataclasses.replace(cfg.deploy, command_interface="forward_position")
+    fast, lead = {"max_acceleration": np.full(6, 5000.0)}, {"lead_s": 0.5}
+    variants = [("full deployment path", cfg.deploy, {}), ("no trajectory segments (forward controller)", forward, {}),
+                ("acceleration bound x1000", cfg.deploy, fast), ("lead bound 0.5 s", cfg.deploy, lead),
+                ("data-sheet speed (scale 1.0)", dataclasses.replace(cfg.deploy, max_joint_speed_scale=1.0), {}),
+                ("forward + acceleration x1000 + lead 0.5 s", forward, {**fast, **lead})]  # fmt: skip
+    rows = []
+    for name, deploy, relaxed in variants:
+        env = make_env(cfg.env, RandomizationConfig(enabled=False), seed=0, deploy=deploy)
+        pipe = env.unwrapped._pipeline
+        pipe.limits = pipe.safety.limits = dataclasses.replace(pipe.limits, **relaxed)
+        recs = [rollout(env, policy.act, seed=SEED0 + i) for i in range(episodes)]
+        rows.append({"kind": "ablation", "variant": name, "episodes": episodes,
+                     "success": float(np.mean([r.success for r in recs])),
+                     "path_mean_m": float(np.mean([r.path_length for r in recs])),
+                     "time_to_success_mean_s": float(np.mean([r.time_to_success or 2.0 for r in recs]))})  # fmt: skip
+        print(rows[-1], flush=True)
+        env.close()
+    return rows
+
+
 def summary(rows: list[dict]) -> dict:
     agree = np.mean([r["sim_success"] == r["deployed_success"] for r in rows])
     err = np.array([abs(r["sim_final_error_m"] - r["deployed_final_error_m"]) for r in rows])
@@ -86,8 +121,22 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--policy", default=None, help="Pipeline-trained checkpoint (default: train the demo's round 0).")
     parser.add_argument("--plain-policy", default=None, help="Checkpoint trained without the pipeline (default: train).")
+    parser.add_argument("--ablation", action="store_true", help="Only the ablation, added to the last results.")
     args = parser.parse_args()
     from ast_robot.deploy.runner import load_policy
+
+    if args.ablation:
+        import json
+
+        from bench.common import RESULTS
+
+        last = json.loads((RESULTS / "parity.json").read_text())
+        with tempfile.TemporaryDirectory(prefix="parity_bench_") as tmp:
+            plain = load_policy(Path(args.plain_policy) if args.plain_policy else train_policy(Path(tmp), False))
+            rows = [r for r in last["rows"] if r.get("kind") != "ablation"] + ablation(plain, args.episodes)
+        notes = last["notes"] + f" Ablation (plain-trained policy, {args.episodes} goals): see the ablation rows."
+        print(f"wrote {write_results('parity', rows, last['goals'], notes)}")
+        return
 
     start = time.perf_counter()
     rows = []

@@ -151,7 +151,8 @@ def run_issue18(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: i
         rows.append(nominal_trial(seed, args.episodes, tmp, domain))
         print(f"nominal seed {seed}: {rows[-1]}", flush=True)
         write(rows, args)
-    policy = next((Path(r["policy"]) for r in rows if r.get("kind") == "nominal" and Path(r["policy"]).exists()), None)
+    policy = Path(args.policy) if args.policy else next(
+        (Path(r["policy"]) for r in rows if r.get("kind") == "nominal" and Path(r["policy"]).exists()), None)
     if (args.repeats or args.wall_repeats) and policy is None:
         policy = Path(nominal_trial(0, args.episodes, tmp / "policy", domain)["policy"])
     for sim_time, n in ((True, args.repeats), (False, args.wall_repeats)):
@@ -177,11 +178,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=0, help="Issue 18: sim-time deployments per load condition.")
     parser.add_argument("--wall-repeats", type=int, default=0, help="The same on wall-clock time (comparison).")
     parser.add_argument("--demo", action="store_true", help="Issue 18: time `ast-robot demo` end to end.")
-    parser.add_argument("--merge", help="Results JSON of an earlier run of this script: its trials are kept and "
-                                        "not run again (a long run can be split).")  # fmt: skip
+    parser.add_argument("--merge", action="append", default=[],
+                        help="Results JSON of an earlier run of this script (repeatable): its trials are kept and not "
+                             "run again (a long run can be split, or its parts run side by side).")  # fmt: skip
+    parser.add_argument("--policy", default=None, help="Issue 18 repeats: the round-0 policy to deploy (default: "
+                                                       "seed 0's from the nominal part).")  # fmt: skip
+    parser.add_argument("--name", default="sim2real", help="Results file name (bench/results/NAME.json).")
     args = parser.parse_args()
     domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
-    rows = json.loads(Path(args.merge).read_text())["rows"] if args.merge else []
+    rows = [row for path in args.merge for row in json.loads(Path(path).read_text())["rows"]]
     done = {(r["twin"], r["seed"], r["physical_weights"]) for r in rows if "twin" in r}
     jobs = [(t, s, True) for t in TWINS[: args.twins] for s in range(args.seeds)]
     jobs += [(t, s, False) for t in TWINS[: args.ablation_twins] for s in range(args.seeds)]
@@ -213,6 +218,8 @@ def issue18_goals(rows: list[dict]) -> list[dict]:
         goal("nominal twin: seeds measured", 5, len(nominal) or None),
         goal("nominal twin: real success inside the 95% CI of sim success (fraction of seeds; 1 = every seed)", 1.0,
              mean([r["real_within_sim_ci"] for r in nominal])),
+        goal("nominal twin: the 95% CI of the gap (sim - real) contains 0 (fraction of seeds)", 1.0,
+             mean([r["gap_ci"][0] <= 0 <= r["gap_ci"][1] for r in nominal])),
         goal("nominal twin: no culprit named and no range retuned (fraction of seeds; the analyzer's part)", 0.9,
              mean([r["top_parameter"] in ("-", "", None) and not r["retuned"] for r in nominal])),
         goal("sim time, this machine: distinct real-success counts over the repeats", 1, distinct("sim", (0,)), "<="),
@@ -229,7 +236,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> Path:
                  "twin = empty hidden file; configs/experiments/demo.yaml trains with env.deploy_pipeline (the env "
                  "runs the policy node's command path); deployments on simulated time unless the row says wall. "
                  "Repeats deploy seed 0's round-0 policy on the goals of seed 1000, 10 episodes each.")  # fmt: skip
-        return write_results("sim2real", rows, issue18_goals(rows), notes)
+        return write_results(args.name, rows, issue18_goals(rows), notes)
     main_rows = [r for r in rows if r.get("physical_weights")]
     opened = [r for r in main_rows if r["gap"][0] >= OPENED]
     ablation = {}
@@ -261,7 +268,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> Path:
              f"gap.deployment_latency_steps (1): in a screening run the round-0 policy's twin success with "
              f"hidden latency L matched its sim success at L + 1, not L (twin gain x0.3 + 3 steps: real 20%, "
              f"sim 73% at 3 steps, 33% at 4; 5 steps: real 30%, sim 53% at 5, 40% at 6).")  # fmt: skip
-    return write_results("sim2real", rows, goals + issue18_goals(rows), notes)
+    return write_results(args.name, rows, goals + issue18_goals(rows), notes)
 
 
 if __name__ == "__main__":
