@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
+
 try:
     import rclpy
     from rclpy.executors import ExternalShutdownException
@@ -60,6 +62,9 @@ class TwinNode(Node):
         super().__init__(name)
         self.io, self.sim_time = io, sim_time
         self.sim = TwinSim(io.robot, hidden, seed=seed, joint_names=io.joint_names)
+        self._seed, self._resets = seed, 0
+        self._frozen = False  # sim-time mode: at rest after /twin/reset until the first command (see _on_reset)
+        self._frozen_state: Any = None
         self._t0 = time.monotonic()
         self.refused: dict[str, int] = {}
         t = io.topics
@@ -123,7 +128,11 @@ class TwinNode(Node):
 
     def _publish_state(self, stamp: Any) -> None:
         with self._lock:
-            q, dq, effort = self.sim.joint_state()
+            if self._frozen and self._frozen_state is not None:
+                q, dq, effort = self._frozen_state
+            else:
+                q, dq, effort = self.sim.joint_state()
+                self._frozen_state = (q, dq, effort) if self._frozen else None
         msg = JointState()
         msg.header.stamp = stamp
         msg.name = list(self.io.joint_names)
@@ -154,7 +163,11 @@ class TwinNode(Node):
                 return
             self._wait_for_answer(stamp_ns(stamp), period)
             with self._lock:
-                if self.now_s() == t:  # unless /twin/reset moved the clock meanwhile
+                if self.now_s() != t:  # /twin/reset moved the clock meanwhile
+                    continue
+                if self._frozen:  # the clock runs, the arm waits at rest for its first command
+                    self._clock_offset += period
+                else:
                     self.sim.step_to(self.sim.time + period)
 
     def _wait_for_answer(self, t_ns: int, period: float) -> None:
@@ -231,6 +244,7 @@ class TwinNode(Node):
                 if not self.sim_time:  # in sim-time mode the physics waits at the command's tick
                     self.sim.step_to(time.monotonic() - self._t0)  # commands take effect from "now"
                 apply()
+                self._frozen = False
         except CommandRefused as err:
             key = str(err).split(":")[0]
             self.refused[key] = self.refused.get(key, 0) + 1
@@ -240,6 +254,11 @@ class TwinNode(Node):
         with self._lock:
             if self.sim_time:  # the clock runs on, one period past any command in flight
                 self._clock_offset += self.sim.time + 1.0 / self.io.joint_state_rate_hz
+                # An episode's start must not depend on how much wall time passed between the reset and the
+                # start request: the arm rests, untouched by the physics, until its first command, and the
+                # sensor noise restarts from a seed of its own for each reset.
+                self._frozen, self._frozen_state, self._resets = True, None, self._resets + 1
+                self.sim.rng = np.random.default_rng([self._seed, self._resets])
             self.sim.reset()
             self._t0 = time.monotonic()
             self._reset_stamp = self.now_s()
