@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.deploy.scheduler import CLOCK_EPS_S
+
 
 @dataclass
 class _Trace:
@@ -79,7 +81,7 @@ class EpisodeTracker:
             tr.success_s = now_s - tr.start_s
             if self.end_on_success:
                 return self._finish(q, ee, "success")
-        if now_s - tr.start_s >= self.timeout_s:
+        if now_s - tr.start_s >= self.timeout_s - CLOCK_EPS_S:  # tick times are float sums: 2.0 s may read 1.99999...
             return self._finish(q, ee, "timeout")
         return None
 

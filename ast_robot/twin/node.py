@@ -83,7 +83,7 @@ class TwinNode(Node):
             self.create_timer(1.0 / io.camera_rate_hz, self._publish_camera)
         self._last_mode = -1
         self._reset_stamp = 0.0  # ROS time (s) of the last /twin/reset
-        self._clock_offset = 0.0  # sim-time mode: the clock is offset + physics time (runs on across resets)
+        self._clock_ticks = 0  # sim-time mode: the clock in whole periods (exact stamps; runs on across resets)
         self._answered = threading.Condition()
         self._answer: tuple[int, bool] = (-1, False)  # (stamp ns, with command) of the latest /ast/tick
         self._command_ns = -1  # stamp (ns) of the latest command received
@@ -145,7 +145,7 @@ class TwinNode(Node):
     def now_s(self) -> float:
         """The twin's clock (s): wall-clock ROS time, or in sim-time mode the simulated clock."""
         if self.sim_time:
-            return self._clock_offset + self.sim.time
+            return self._clock_ticks / self.io.joint_state_rate_hz
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _lockstep_loop(self, period: float) -> None:
@@ -165,9 +165,8 @@ class TwinNode(Node):
             with self._lock:
                 if self.now_s() != t:  # /twin/reset moved the clock meanwhile
                     continue
-                if self._frozen:  # the clock runs, the arm waits at rest for its first command
-                    self._clock_offset += period
-                else:
+                self._clock_ticks += 1
+                if not self._frozen:  # else the clock runs while the arm waits at rest for its first command
                     self.sim.step_to(self.sim.time + period)
 
     def _wait_for_answer(self, t_ns: int, period: float) -> None:
@@ -253,7 +252,7 @@ class TwinNode(Node):
     def _on_reset(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         with self._lock:
             if self.sim_time:  # the clock runs on, one period past any command in flight
-                self._clock_offset += self.sim.time + 1.0 / self.io.joint_state_rate_hz
+                self._clock_ticks += 1
                 # An episode's start must not depend on how much wall time passed between the reset and the
                 # start request: the arm rests, untouched by the physics, until its first command, and the
                 # sensor noise restarts from a seed of its own for each reset.
