@@ -108,8 +108,9 @@ def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str 
                   *(["--rate", f"{control_hz:g}", "--camera-rate", "0"] if sim_time else []))  # fmt: skip
         ros.start("deploy", "deploy", str(policy_dir), "--robot", robot, *config, *clock)
         ros.start("record", "record", "--out", str(bag), *clock)
+        # discovery waits for the policy node's start-up (torch, numba): over 30 s on a 2-core machine at load 14
         ros.run("episodes", "episodes", "--n", str(episodes), "--seed", str(seed), "--out", str(records), *clock,
-                timeout=120 + 30 * episodes)  # fmt: skip
+                "--discovery-timeout", "120", timeout=240 + 30 * episodes)  # fmt: skip
     finally:
         ros.stop_all()
     return bag, records
