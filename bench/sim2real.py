@@ -235,7 +235,8 @@ def write(rows: list[dict], args: argparse.Namespace) -> Path:
         notes = ("Issue 18 parts only (the hidden-twin trials of issue 8 were not run here: --twins 0). Nominal "
                  "twin = empty hidden file; configs/experiments/demo.yaml trains with env.deploy_pipeline (the env "
                  "runs the policy node's command path); deployments on simulated time unless the row says wall. "
-                 "Repeats deploy seed 0's round-0 policy on the goals of seed 1000, 10 episodes each.")  # fmt: skip
+                 "Repeats deploy seed 0's round-0 policy on the goals of seed 1000, 10 episodes each. Rows may come "
+                 "from runs side by side merged with --merge (each row carries its own wall_s and loadavg_1min).")  # fmt: skip
         return write_results(args.name, rows, issue18_goals(rows), notes)
     main_rows = [r for r in rows if r.get("physical_weights")]
     opened = [r for r in main_rows if r["gap"][0] >= OPENED]
