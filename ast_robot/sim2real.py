@@ -92,19 +92,25 @@ class RosProcesses:
 
 
 def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str | None, episodes: int, seed: int,
-                   folder: Path, domain: int) -> tuple[Path, Path]:  # fmt: skip
+                   folder: Path, domain: int, sim_time: bool = True, control_hz: float = 125.0) -> tuple[Path, Path]:  # fmt: skip
     """Twin + policy node + recorder; drive ``episodes`` episodes. Returns (bag, records folder).
 
     ``config`` is the ``--config PATH [--set k=v ...]`` of the experiment whose ``deploy`` section to use.
+    ``sim_time`` (the default): the twin runs on simulated time in lock-step with the policy node, one
+    joint state per control tick (``control_hz``), so the outcomes do not depend on the machine's load;
+    False: wall clock, as on a real robot.
     """
     bag, records = folder / "real_bag", folder / "real"  # no ".bag" suffix: rosbags reads that as ROS 1
     ros = RosProcesses(folder / "logs", domain)
+    clock = ["--sim-time"] if sim_time else []
     try:
-        ros.start("twin", "twin", "--robot", robot, *(["--hidden", hidden] if hidden else []))
-        ros.start("deploy", "deploy", str(policy_dir), "--robot", robot, *config)
-        ros.start("record", "record", "--out", str(bag))
-        ros.run("episodes", "episodes", "--n", str(episodes), "--seed", str(seed), "--out", str(records),
-                timeout=120 + 30 * episodes)  # fmt: skip
+        ros.start("twin", "twin", "--robot", robot, *(["--hidden", hidden] if hidden else []), *clock,
+                  *(["--rate", f"{control_hz:g}", "--camera-rate", "0"] if sim_time else []))  # fmt: skip
+        ros.start("deploy", "deploy", str(policy_dir), "--robot", robot, *config, *clock)
+        ros.start("record", "record", "--out", str(bag), *clock)
+        # discovery waits for the policy node's start-up (torch, numba): over 30 s on a 2-core machine at load 14
+        ros.run("episodes", "episodes", "--n", str(episodes), "--seed", str(seed), "--out", str(records), *clock,
+                "--discovery-timeout", "120", timeout=240 + 30 * episodes)  # fmt: skip
     finally:
         ros.stop_all()
     return bag, records
@@ -123,7 +129,8 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     metrics = train_bc(cfg, init_from=init_from, physical_weight=weights)
     config = ["--config", str(cfg_path), *(x for o in overrides for x in ("--set", o))]
     bag, _ = deploy_on_twin(folder / POLICY_DIR, config, cfg.deploy.robot, args.hidden, args.real_episodes,
-                            seed=1000 + r, folder=folder, domain=args.domain)  # fmt: skip
+                            seed=1000 + r, folder=folder, domain=args.domain,
+                            sim_time=not getattr(args, "wall_clock", False), control_hz=cfg.deploy.control_hz)  # fmt: skip
     out = gap_report(folder / EVAL_DIR, bag, folder / "gap", config=cfg_path, overrides=overrides,
                      seed=cfg.seed)  # fmt: skip
     rep = out.report

@@ -10,7 +10,18 @@ points: the soft-actuator twins without latency leave the policy at 80-100% real
 close; they stay in the table); real success per training sample, with and without the physical-feedback
 weights. Results are rewritten after every trial; ``--merge`` continues an earlier run's JSON.
 
+Issue 18 (an honest gap), each part on its own flag:
+
+- ``--nominal-seeds N``: round 0 of the loop on the *nominal* twin (empty hidden file) for seeds 0..N-1;
+  goal: real success inside the 95% Wilson interval of sim success in every seed (a twin equal to the
+  simulator shows no gap), and what the analyzer names on it (no culprit, no retuned range).
+- ``--repeats R``: the deployment of round 0 (seed 0's policy) R times on the nominal twin on simulated
+  time, on this machine as it is and with two CPU hogs beside it; goal: identical real-success counts
+  (and final errors). ``--wall-repeats`` does the same on wall-clock time, for comparison.
+- ``--demo``: `ast-robot demo` end to end, timed; goal: within 15 minutes on 2 cores.
+
     MUJOCO_GL=egl ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST .venv/bin/python bench/sim2real.py [--seeds 2]
+    ... bench/sim2real.py --twins 0 --ablation-twins 0 --nominal-seeds 5 --repeats 5 --wall-repeats 3 --demo
 """
 
 from __future__ import annotations
@@ -18,8 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +83,90 @@ def trial(twin: tuple, seed: int, rounds: int, episodes: int, physical: bool, ro
             "real_success_per_1k_samples": 1000.0 * results[-1].real_success / samples if samples else None}  # fmt: skip
 
 
+def nominal_trial(seed: int, episodes: int, root: Path, domain: int) -> dict:
+    """Round 0 of the loop on the nominal twin: sim success with its interval, real success, the analyzer's words."""
+    from rich.console import Console
+
+    from ast_robot.sim2real import sim2real
+    from ast_robot.trainers.robot import EVAL_DIR
+
+    out = root / f"nominal-s{seed}"
+    out.mkdir(parents=True)
+    (out / "nominal.yaml").write_text("{}\n")  # an empty hidden file: the twin is the nominal model
+    args = argparse.Namespace(rounds=1, real_episodes=episodes, hidden=str(out / "nominal.yaml"), domain=domain,
+                              out=str(out), overrides=[f"seed={seed}"], physical_feedback=True)  # fmt: skip
+    start = time.perf_counter()
+    (r,) = sim2real(CONFIG, args, Console(quiet=True))
+    summary = json.loads((r.folder / EVAL_DIR / "summary.json").read_text())
+    low, high = summary["ci_low"], summary["ci_high"]
+    return {"kind": "nominal", "seed": seed, "sim_success": r.sim_success, "sim_ci": [low, high],
+            "real_success": r.real_success, "real_episodes": episodes,
+            "real_within_sim_ci": bool(low - 1e-9 <= r.real_success <= high + 1e-9), "gap": r.gap,
+            "gap_ci": [r.gap_low, r.gap_high], "top_parameter": r.top_parameter,
+            "retuned": r.retuned_config is not None, "wall_s": round(time.perf_counter() - start, 1),
+            "loadavg_1min": os.getloadavg()[0], "policy": str(r.folder / "policy")}  # fmt: skip
+
+
+def repeat_trial(policy: Path, episodes: int, root: Path, domain: int, sim_time: bool, hogs: int, i: int) -> dict:
+    """One deployment of ``policy`` on the nominal twin (goals of seed 1000, the demo's round 0)."""
+    from ast_robot.gap.outcomes import read_records
+    from ast_robot.sim2real import deploy_on_twin
+
+    out = root / f"repeat-{'sim' if sim_time else 'wall'}-h{hogs}-{i}"
+    procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(hogs)]
+    start = time.perf_counter()
+    try:
+        _, records = deploy_on_twin(policy, ["--config", str(CONFIG)], "ur5e", None, episodes, seed=1000,
+                                    folder=out, domain=domain, sim_time=sim_time)  # fmt: skip
+        load = os.getloadavg()[0]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    recs = read_records(records)
+    return {"kind": "repeat", "clock": "sim" if sim_time else "wall", "cpu_hogs": hogs, "repeat": i,
+            "real_successes": int(sum(r.success for r in recs)), "episodes": len(recs),
+            "final_errors_mm": [round(1e3 * r.final_error, 3) for r in recs],
+            "wall_s": round(time.perf_counter() - start, 1), "loadavg_1min": load}  # fmt: skip
+
+
+def demo_trial(root: Path, domain: int) -> dict:
+    """`ast-robot demo` end to end (its defaults: 2 rounds on configs/twin/demo_hidden.yaml), timed."""
+    repo = Path(__file__).resolve().parents[1]
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "ast_robot", "demo", "--out", str(root / "demo"), "--domain",
+                           str(domain)], cwd=repo, capture_output=True, text=True,
+                          env=dict(os.environ, COLUMNS="200"))  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("round ")]
+    return {"kind": "demo", "exit_code": proc.returncode, "wall_s": round(time.perf_counter() - start, 1),
+            "cores": os.cpu_count(), "loadavg_1min": os.getloadavg()[0], "rounds": lines,
+            "tail": proc.stdout[-1500:] if proc.returncode else ""}  # fmt: skip
+
+
+def run_issue18(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: int) -> None:
+    """The issue-18 parts asked for on the command line; rows are written after each."""
+    for seed in range(args.nominal_seeds):
+        if any(r.get("kind") == "nominal" and r["seed"] == seed for r in rows):
+            continue
+        rows.append(nominal_trial(seed, args.episodes, tmp, domain))
+        print(f"nominal seed {seed}: {rows[-1]}", flush=True)
+        write(rows, args)
+    policy = Path(args.policy) if args.policy else next(
+        (Path(r["policy"]) for r in rows if r.get("kind") == "nominal" and Path(r["policy"]).exists()), None)
+    if (args.repeats or args.wall_repeats) and policy is None:
+        policy = Path(nominal_trial(0, args.episodes, tmp / "policy", domain)["policy"])
+    for sim_time, n in ((True, args.repeats), (False, args.wall_repeats)):
+        for hogs in (0, 2):
+            for i in range(n):
+                rows.append(repeat_trial(policy, args.episodes, tmp, domain, sim_time, hogs, i))
+                print(f"repeat: {rows[-1]}", flush=True)
+                write(rows, args)
+    if args.demo:
+        rows.append(demo_trial(tmp, domain))
+        print(f"demo: {rows[-1]}", flush=True)
+        write(rows, args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1)
@@ -77,12 +174,20 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10, help="Twin episodes per round.")
     parser.add_argument("--twins", type=int, default=len(TWINS), help="How many of the twins to run.")
     parser.add_argument("--ablation-twins", type=int, default=1, help="Twins also run without physical weights.")
-    parser.add_argument("--merge", help="Results JSON of an earlier run of this script: its trials are kept and "
-                                        "not run again (a long run can be split).")  # fmt: skip
+    parser.add_argument("--nominal-seeds", type=int, default=0, help="Issue 18: round 0 on the nominal twin, seeds.")
+    parser.add_argument("--repeats", type=int, default=0, help="Issue 18: sim-time deployments per load condition.")
+    parser.add_argument("--wall-repeats", type=int, default=0, help="The same on wall-clock time (comparison).")
+    parser.add_argument("--demo", action="store_true", help="Issue 18: time `ast-robot demo` end to end.")
+    parser.add_argument("--merge", action="append", default=[],
+                        help="Results JSON of an earlier run of this script (repeatable): its trials are kept and not "
+                             "run again (a long run can be split, or its parts run side by side).")  # fmt: skip
+    parser.add_argument("--policy", default=None, help="Issue 18 repeats: the round-0 policy to deploy (default: "
+                                                       "seed 0's from the nominal part).")  # fmt: skip
+    parser.add_argument("--name", default="sim2real", help="Results file name (bench/results/NAME.json).")
     args = parser.parse_args()
     domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
-    rows = json.loads(Path(args.merge).read_text())["rows"] if args.merge else []
-    done = {(r["twin"], r["seed"], r["physical_weights"]) for r in rows}
+    rows = [row for path in args.merge for row in json.loads(Path(path).read_text())["rows"]]
+    done = {(r["twin"], r["seed"], r["physical_weights"]) for r in rows if "twin" in r}
     jobs = [(t, s, True) for t in TWINS[: args.twins] for s in range(args.seeds)]
     jobs += [(t, s, False) for t in TWINS[: args.ablation_twins] for s in range(args.seeds)]
     with tempfile.TemporaryDirectory(prefix="sim2real_bench_") as tmp:
@@ -94,15 +199,50 @@ def main() -> None:
             print(f"{row['twin']:<28} seed {seed} phys={physical}: first={row['ranked_first']} est={row['estimate']} "
                   f"truth={row['truth']} gap={row['gap']} real={row['real_success']}", flush=True)  # fmt: skip
             write(rows, args)  # after every trial: an interrupted run keeps what it measured
+        run_issue18(args, rows, Path(tmp), domain)
     print(f"wrote {write(rows, args)}")
 
 
+def issue18_goals(rows: list[dict]) -> list[dict]:
+    """The issue-18 goals over the rows present (measured None: that part was not run)."""
+    nominal = [r for r in rows if r.get("kind") == "nominal"]
+    mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
+
+    def distinct(clock: str, hogs: tuple[int, ...]) -> int | None:
+        counts = {r["real_successes"] for r in rows if r.get("kind") == "repeat" and r["clock"] == clock
+                  and r["cpu_hogs"] in hogs}  # fmt: skip
+        return len(counts) or None
+
+    demo = [r["wall_s"] for r in rows if r.get("kind") == "demo" and r["exit_code"] == 0]
+    return [
+        goal("nominal twin: seeds measured", 5, len(nominal) or None),
+        goal("nominal twin: real success inside the 95% CI of sim success (fraction of seeds; 1 = every seed)", 1.0,
+             mean([r["real_within_sim_ci"] for r in nominal])),
+        goal("nominal twin: the 95% CI of the gap (sim - real) contains 0 (fraction of seeds)", 1.0,
+             mean([r["gap_ci"][0] <= 0 <= r["gap_ci"][1] for r in nominal])),
+        goal("nominal twin: no culprit named and no range retuned (fraction of seeds; the analyzer's part)", 0.9,
+             mean([r["top_parameter"] in ("-", "", None) and not r["retuned"] for r in nominal])),
+        goal("sim time, this machine: distinct real-success counts over the repeats", 1, distinct("sim", (0,)), "<="),
+        goal("sim time, 2 CPU hogs beside it: distinct real-success counts over the repeats", 1,
+             distinct("sim", (2,)), "<="),
+        goal("sim time, both loads together: distinct real-success counts", 1, distinct("sim", (0, 2)), "<="),
+        goal("`ast-robot demo` wall time on 2 cores (s)", 900.0, demo[-1] if demo else None, "<="),
+    ]  # fmt: skip
+
+
 def write(rows: list[dict], args: argparse.Namespace) -> Path:
-    main_rows = [r for r in rows if r["physical_weights"]]
+    if not any("twin" in r for r in rows):  # issue 18 parts only
+        notes = ("Issue 18 parts only (the hidden-twin trials of issue 8 were not run here: --twins 0). Nominal "
+                 "twin = empty hidden file; configs/experiments/demo.yaml trains with env.deploy_pipeline (the env "
+                 "runs the policy node's command path); deployments on simulated time unless the row says wall. "
+                 "Repeats deploy seed 0's round-0 policy on the goals of seed 1000, 10 episodes each. Rows may come "
+                 "from runs side by side merged with --merge (each row carries its own wall_s and loadavg_1min).")  # fmt: skip
+        return write_results(args.name, rows, issue18_goals(rows), notes)
+    main_rows = [r for r in rows if r.get("physical_weights")]
     opened = [r for r in main_rows if r["gap"][0] >= OPENED]
     ablation = {}
     for physical in (True, False):
-        vals = [r["real_success_per_1k_samples"] for r in rows if r["physical_weights"] == physical
+        vals = [r["real_success_per_1k_samples"] for r in rows if "twin" in r and r["physical_weights"] == physical
                 and r["twin"] in {t[0] for t in TWINS[: args.ablation_twins]}]  # fmt: skip
         ablation[physical] = float(np.mean(vals)) if vals else None
     mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
@@ -129,7 +269,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> Path:
              f"gap.deployment_latency_steps (1): in a screening run the round-0 policy's twin success with "
              f"hidden latency L matched its sim success at L + 1, not L (twin gain x0.3 + 3 steps: real 20%, "
              f"sim 73% at 3 steps, 33% at 4; 5 steps: real 30%, sim 53% at 5, 40% at 6).")  # fmt: skip
-    return write_results("sim2real", rows, goals, notes)
+    return write_results(args.name, rows, goals + issue18_goals(rows), notes)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("checkpoint", help="Policy checkpoint directory, or 'scripted:reach'.")
     parser.add_argument("--robot", default="ur5e", help="ur5e or fr3, or a robot YAML (configs/deploy/).")
     parser.add_argument("--config", default=None, help="Experiment YAML whose `deploy:` section to use.")
+    parser.add_argument("--sim-time", action="store_true",
+                        help="use_sim_time: follow a twin on simulated time (twin --sim-time), one tick per joint "
+                             "state, policy inline. Default: wall clock (a real robot).")  # fmt: skip
     add_set_argument(parser)
     parser.set_defaults(func=run)
 
@@ -51,4 +54,7 @@ def run(args: argparse.Namespace) -> int:
         from ast_robot_ros.policy_node import run as run_node
     except ImportError as err:
         raise ImportError(f'deploy needs ROS 2 Python packages ({err}); pip install "ast-robot[ros]"') from err
-    return run_node(args.checkpoint, args.robot, cfg)
+    return run_node(args.checkpoint, args.robot, cfg, args=SIM_TIME_ARGS if args.sim_time else None)
+
+
+SIM_TIME_ARGS = ["--ros-args", "-p", "use_sim_time:=true"]  # rclpy's own parameter for a /clock-driven clock

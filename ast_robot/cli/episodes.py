@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--out", default=None, help="Records folder to write (ast_robot.gap.outcomes format).")
     parser.add_argument("--no-reset", action="store_true", help="Do not call /twin/reset before episodes.")
     parser.add_argument("--timeout", type=float, default=30.0, help="Seconds to wait for each outcome.")
+    parser.add_argument("--sim-time", action="store_true", help="use_sim_time (the twin runs on simulated time).")
+    parser.add_argument("--discovery-timeout", type=float, default=30.0,
+                        help="Seconds to wait for the policy node and the twin to appear.")
     parser.set_defaults(func=run)
 
 
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         raise ImportError(f'episodes needs ROS 2 Python packages ({err}); pip install "ast-robot[ros]"') from err
     goals = np.random.default_rng(args.seed).uniform(GOAL_LOW, GOAL_HIGH, size=(args.n, 3))
     outcomes = drive(goals.tolist(), reset_service=None if args.no_reset else "/twin/reset",
-                     episode_timeout_s=args.timeout)  # fmt: skip
+                     episode_timeout_s=args.timeout, sim_time=args.sim_time,
+                     discovery_timeout_s=args.discovery_timeout)  # fmt: skip
     records = [EpisodeRecord.from_dict(o) for o in outcomes]
     wins = sum(r.success for r in records)
     print(f"{wins}/{len(records)} episodes succeeded")

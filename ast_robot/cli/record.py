@@ -15,6 +15,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--no-joint-states", action="store_true", help="Record only /ast/outcome.")
     parser.add_argument("--outcome-topic", default="/ast/outcome", help="Outcome topic.")
     parser.add_argument("--joint-states-topic", default="/joint_states", help="Joint state topic.")
+    parser.add_argument("--sim-time", action="store_true", help="use_sim_time: stamp bag entries with /clock.")
     parser.set_defaults(func=run)
 
 
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         from ast_robot_ros.recorder_node import run as record
     except ImportError as err:
         raise ImportError(f'record needs ROS 2 Python packages ({err}); pip install "ast-robot[ros]"') from err
-    counts = record(args.out, topics, args.storage, args.duration)
+    from ast_robot.cli.deploy import SIM_TIME_ARGS
+
+    counts = record(args.out, topics, args.storage, args.duration, args=SIM_TIME_ARGS if args.sim_time else None)
     print(f"wrote {args.out}: " + ", ".join(f"{t}: {n} messages" for t, n in counts.items()))
     return 0

@@ -21,6 +21,9 @@ def add_loop_arguments(parser: argparse.ArgumentParser, hidden: str | None) -> N
     parser.add_argument("--real-episodes", type=int, default=10, help="Episodes on the twin per round.")
     parser.add_argument("--domain", type=int, default=None, help="ROS_DOMAIN_ID of the loop's processes.")
     parser.add_argument("--out", default=None, help="Run root (default: the config's run_root).")
+    parser.add_argument("--wall-clock", action="store_true",
+                        help="Run the twin on wall-clock time (default: simulated time in lock-step with the "
+                             "policy node, so the outcomes do not depend on the machine's load).")  # fmt: skip
     add_set_argument(parser)
 
 

@@ -36,3 +36,8 @@ class EnvConfig:
     n_objects: int = doc(3, "Pick-and-place: coloured cubes on the table; one of them is the target.", ge=1, le=8)
     n_pads: int = doc(2, "Pick-and-place: coloured place pads; one of them is the goal.", ge=1, le=4)
     ik_iterations: int = doc(1, "Damped-least-squares iterations per control step (ee_delta actions).", ge=1)
+    deploy_pipeline: bool = doc(False, "Train as you deploy: run each control step as the deployment does "
+                                "(ast_robot.envs.pipeline: deploy.control_hz ticks of TCP target integration, "
+                                "the safety module's speed, acceleration and lead limits, the trajectory "
+                                "controller's segments), with the experiment's `deploy` settings. false: the "
+                                "servo target steps once per control step.")  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.deploy.scheduler import CLOCK_EPS_S
 from ast_robot.success import episode_outcome, goal_distance, reached
 
 
@@ -83,7 +84,7 @@ class EpisodeTracker:
             tr.success_s = now_s - tr.start_s
             if self.end_on_success:  # this state reached the goal and is the episode's last
                 return self._finish(q, ee, "success")
-        if now_s - tr.start_s >= self.timeout_s:
+        if now_s - tr.start_s >= self.timeout_s - CLOCK_EPS_S:  # tick times are float sums: 2.0 s may read 1.99999...
             return self._finish(q, ee, "timeout")
         return None
 

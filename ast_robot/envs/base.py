@@ -14,11 +14,12 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from ast_robot.config import EnvConfig, RandomizationConfig, from_dict
+from ast_robot.config import DeployConfig, EnvConfig, RandomizationConfig, from_dict
 from ast_robot.config.randomization import merge_preset_entries
 from ast_robot.deploy import kernels
 from ast_robot.deploy.ik import for_robot
 from ast_robot.envs import randomization as dr_lib
+from ast_robot.envs.pipeline import DeployPipeline, ticks_per_step
 from ast_robot.envs.rewards import reward_scales, weighted_reward
 from ast_robot.envs.robots import get_robot, load_model
 from ast_robot.success import goal_distance, reached
@@ -78,8 +79,12 @@ class RobotEnv(gym.Env):
     task: ClassVar[str] = ""
 
     def __init__(self, robot: str = "ur5e", config: EnvConfig | dict | None = None,
-                 randomization: RandomizationConfig | dict | None = None, render_mode: str | None = None) -> None:  # fmt: skip
+                 randomization: RandomizationConfig | dict | None = None, render_mode: str | None = None,
+                 deploy: DeployConfig | dict | None = None) -> None:  # fmt: skip
+        """``deploy``: the deployment whose command path ``config.deploy_pipeline`` models (default:
+        DeployConfig's defaults for this robot); ignored without it."""
         self.cfg: EnvConfig = _as_config(EnvConfig, config)
+        self._deploy_arg = deploy
         self.rand_cfg: RandomizationConfig = dr_lib.resolve(_as_config(RandomizationConfig, randomization))
         dr_lib.validate(self.rand_cfg)  # before building the model: config errors first
         if render_mode not in (None, "rgb_array"):
@@ -100,6 +105,7 @@ class RobotEnv(gym.Env):
         self._ik = for_robot(self.model, self.robot)
         self._index_model()
         self._bind_views()
+        self._pipeline = self._make_pipeline()
         self.action_space = self._make_action_space()
         self.observation_space = self._make_observation_space()
         self._renderer = None
@@ -141,6 +147,20 @@ class RobotEnv(gym.Env):
         self._qpos, self._qvel, self._ctrl = d.qpos, d.qvel, d.ctrl
         self._tcp = d.site_xpos[self._site]  # (3,) m, world
         self._arm_qpos, self._arm_qvel = d.qpos[self._qadr], d.qvel[self._vadr]
+
+    def _make_pipeline(self) -> DeployPipeline | None:
+        """The deployment's command path (:mod:`ast_robot.envs.pipeline`) when ``deploy_pipeline`` is set."""
+        if not self.cfg.deploy_pipeline:
+            return None
+        deploy = self._deploy_arg if self._deploy_arg is not None else {"robot": self.robot.name}
+        self.deploy_cfg: DeployConfig = _as_config(DeployConfig, deploy)
+        if self.cfg.action_mode != "ee_delta":
+            raise ValueError("env.deploy_pipeline: the deployment serves ee_delta actions only; set "
+                             "env.action_mode to ee_delta or env.deploy_pipeline to false")  # fmt: skip
+        self._ticks, self._tick_substeps = ticks_per_step(self.cfg.control_hz, self.deploy_cfg.control_hz,
+                                                          self.model.opt.timestep)  # fmt: skip
+        return DeployPipeline(self.robot, self._ik, self.deploy_cfg, self.cfg, (WORKSPACE_LOW, WORKSPACE_HIGH),
+                              R_DOWN, lambda q: self._ik.forward(q)[0])  # fmt: skip
 
     def _make_action_space(self) -> gym.spaces.Box:
         n = 3 if self.cfg.action_mode == "ee_delta" else self.robot.n_joints
@@ -196,6 +216,8 @@ class RobotEnv(gym.Env):
         self._ee_cmd = self._tcp.copy()
         self._steps = 0
         self._prev_ee = self._tcp.copy()
+        if self._pipeline is not None:
+            self._pipeline.reset(self.robot.home_qpos)
         obs = self._get_obs()
         return obs, self._info(obs, self._goal_distance())
 
@@ -209,13 +231,16 @@ class RobotEnv(gym.Env):
         noise = self.dr.get("action_noise", 0.0)
         if noise > 0:
             action = action + self.np_random.normal(0.0, noise, size=action.shape)
-        command = self._command(action)
-        self._queue.append(command)
-        self._target = self._queue.popleft()  # delayed by `latency` control steps
-        self._ctrl[self._ctrl_idx] = self._target
-        self._prev_ee[:] = self._tcp
-        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
-        mujoco.mj_kinematics(self.model, self.data)  # positions of the state after the last substep
+        if self._pipeline is not None:
+            self._deployed_step(action)
+        else:
+            command = self._command(action)
+            self._queue.append(command)
+            self._target = self._queue.popleft()  # delayed by `latency` control steps
+            self._ctrl[self._ctrl_idx] = self._target
+            self._prev_ee[:] = self._tcp
+            mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+            mujoco.mj_kinematics(self.model, self.data)  # positions of the state after the last substep
         self._steps += 1
         obs = self._get_obs()
         dist = self._goal_distance()
@@ -223,6 +248,26 @@ class RobotEnv(gym.Env):
         # = compute_reward(obs["achieved_goal"], obs["desired_goal"], info), on a float instead of arrays
         reward = float(weighted_reward(dist, self.cfg.success_threshold, self.scales))
         return obs, reward, False, self._steps >= self.cfg.max_episode_steps, info
+
+    def _deployed_step(self, action: np.ndarray) -> None:
+        """One control step as the deployment runs it: ``_ticks`` ticks of the pipeline, each followed by
+        its physics steps with the controller's setpoint; commands act ``latency`` env steps late."""
+        pipe = self._pipeline
+        delay = int(self.dr.get("latency", 0)) * self.control_dt
+        closed, opened = self.robot.gripper_width
+        width = closed + (min(max(float(action[-1]), -1.0), 1.0) + 1.0) / 2.0 * (opened - closed)
+        ctrl = self._ctrl
+        for _ in range(self._ticks):
+            now = self.data.time
+            command = pipe.tick(action, self._arm_qpos.copy(), now, delay)
+            self._prev_ee[:] = self._tcp  # the deployment's TCP velocity spans one tick
+            for _ in range(self._tick_substeps):
+                ctrl[self._ctrl_idx] = np.append(pipe.ctrl_at(self.data.time), width)
+                mujoco.mj_step(self.model, self.data)
+            mujoco.mj_kinematics(self.model, self.data)
+        self._target = np.append(command, width)
+        self._q_cmd = command
+        self._ee_cmd = pipe.tcp_command.copy()
 
     def _command(self, action: np.ndarray) -> np.ndarray:
         """Arm joint targets (n,) + gripper width (1,) for an action (clipped to [-1, 1] here).
@@ -256,8 +301,12 @@ class RobotEnv(gym.Env):
         noise = self.dr.get("proprio_noise", 0.0)
         # joint_delta actions integrate no TCP target: the measured TCP stands in (offset 0)
         tcp_cmd = self._ee_cmd if self.cfg.action_mode == "ee_delta" else self._tcp
+        if self._pipeline is None:
+            velocity_dt, width = self.control_dt, self._gripper_width()
+        else:  # as the deployment observes: TCP velocity over one tick, no gripper sensor (reads open)
+            velocity_dt, width = 1.0 / self.deploy_cfg.control_hz, self.robot.gripper_width[1]
         proprio = kernels.proprio(self._arm_qpos, self._arm_qvel, self._tcp, self._prev_ee,
-                                  1.0 / self.control_dt, self._gripper_width(), tcp_cmd)  # (2n + 10,)  # fmt: skip
+                                  1.0 / velocity_dt, width, tcp_cmd)  # (2n + 10,)  # fmt: skip
         if noise > 0:  # position sensors only: velocities (rad/s, m/s) and the command offset stay exact
             proprio[self._sensor_idx] += self.np_random.normal(0.0, noise, size=self._sensor_idx.shape)
         task = self._task_obs(self.dr.get("object_pos_noise", 0.0))  # after the proprio draw: fixed RNG order
@@ -342,10 +391,11 @@ class RobotEnv(gym.Env):
 
     def __getstate__(self) -> dict[str, Any]:
         views = ("_qpos", "_qvel", "_ctrl", "_tcp", "_arm_qpos", "_arm_qvel")
-        return {k: v for k, v in self.__dict__.items() if k not in ("_renderer", "_ik", *views)}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_renderer", "_ik", "_pipeline", *views)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._renderer = None
         self._ik = for_robot(self.model, self.robot)
         self._bind_views()
+        self._pipeline = self._make_pipeline()  # in-flight commands are not kept: reset before stepping

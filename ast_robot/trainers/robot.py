@@ -102,7 +102,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     from ast_robot.envs.demos import load_demos
     from ast_robot.policies.policy import build_policy
 
-    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
     keys = list(env.observation_space.spaces)
     if cfg.train.demos:
         from ast_robot.envs.demos import check_fits
@@ -170,7 +170,7 @@ def evaluate_run(cfg: Any, run_dir: Path, act: Any, episodes: int, env: Any = No
     from ast_robot.fileio import atomic_write_json
     from ast_robot.gap.outcomes import write_records
 
-    env = env or make_env(cfg.env, cfg.randomization, seed=cfg.seed)
+    env = env or make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
     seed = cfg.seed + 2_000_000 if seed is None else seed  # held-out seeds, never the demos' ones
     result = evaluate(env, act, episodes, seed=seed, meta={"run": str(run_dir)})
     out = run_dir / EVAL_DIR

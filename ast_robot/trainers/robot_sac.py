@@ -141,7 +141,7 @@ def make_vec_env(cfg: Any) -> Any:
 
     from ast_robot.envs import make_env
 
-    env = Monitor(make_env(cfg.env, cfg.randomization, seed=cfg.seed))
+    env = Monitor(make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy))
     venv = DummyVecEnv([lambda: env])
     if not cfg.train.normalize_obs:
         return venv
@@ -261,7 +261,7 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
     run = RunDir(cfg)  # writes config.yaml atomically, as BC runs do
     clear_best(run.path)
     venv = make_vec_env(cfg)
-    eval_env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1)
+    eval_env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1, deploy=cfg.deploy)
     model = build_sac(cfg, venv)
     normalize = live_normalizer(venv)
     contract = contract_of(eval_env)  # what deploying this run needs (ast_robot.contract)

@@ -1,10 +1,22 @@
 """The twin's ROS 2 adapter: :class:`~ast_robot.twin.sim.TwinSim` behind the drivers' topics.
 
 The only module of ``ast_robot`` that imports rclpy. Publishes ``/joint_states`` at the configured rate
-(the physics is advanced to wall-clock time on every tick), camera images, and the safety mode
+(the physics is advanced to wall-clock time on every tick; with ``sim_time``, see below), camera images, and the safety mode
 (std_msgs/UInt8, UR numbering, transient-local on ``topics.safety_mode``: what a user bridges from
 ur_robot_driver's ur_dashboard_msgs/SafetyMode, so the policy node's fail-closed start sees it); accepts JointTrajectory and Float64MultiArray commands; offers
 ``/twin/reset`` and ``/twin/unlock`` (std_srvs/Trigger).
+
+Simulated time (``sim_time=True``, ``ast-robot twin --sim-time``): the twin owns the clock. It publishes
+``/clock`` and steps the physics one joint-state period at a time, in lock-step with the controller:
+after publishing the state stamped ``t`` it waits until the controller has answered that state on
+``/ast/tick`` (std_msgs/Header stamped ``t``; ``frame_id`` "command" when a command for ``t`` was sent too,
+which the twin then also waits for), applies what arrived, and only then advances to ``t + period``.
+So the twin never runs ahead of the policy node and no message crosses a period boundary: an episode's
+outcome depends on the policy, the goals and the hidden parameters, not on how loaded the machine is.
+Without a controller on ``/ast/tick`` the twin runs free at about real-time speed; a controller that
+stays silent for ``ACK_TIMEOUT_S`` of wall time (it died) is logged and no longer waited for.
+Commands and resets are stamped in that clock; it runs on across ``/twin/reset`` (one period ahead), so
+stamps never go back.
 """
 
 from __future__ import annotations
@@ -13,13 +25,16 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
+
 try:
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import Float64MultiArray, UInt8
+    from std_msgs.msg import Float64MultiArray, Header, UInt8
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory
 except ImportError as err:  # pragma: no cover - depends on the environment
@@ -30,14 +45,26 @@ from ast_robot.config.deploy import RobotIOConfig
 from ast_robot.twin.hidden import HiddenParams
 from ast_robot.twin.sim import CommandRefused, TwinSim
 
+TICK_TOPIC = "/ast/tick"  # the controller's answer to each joint state in simulated time (std_msgs/Header)
+TICK_WITH_COMMAND = "command"  # Header.frame_id of an answer whose tick also sent a command
+ACK_TIMEOUT_S = 5.0  # wall seconds the twin waits for an answer before it stops waiting for that controller
+
+
+def stamp_ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
 
 class TwinNode(Node):
     """A simulated UR5e/FR3 that speaks the drivers' topics."""
 
-    def __init__(self, io: RobotIOConfig, hidden: HiddenParams, seed: int = 0, name: str = "ast_twin") -> None:
+    def __init__(self, io: RobotIOConfig, hidden: HiddenParams, seed: int = 0, name: str = "ast_twin",
+                 sim_time: bool = False) -> None:  # fmt: skip
         super().__init__(name)
-        self.io = io
+        self.io, self.sim_time = io, sim_time
         self.sim = TwinSim(io.robot, hidden, seed=seed, joint_names=io.joint_names)
+        self._seed, self._resets = seed, 0
+        self._frozen = False  # sim-time mode: at rest after /twin/reset until the first command (see _on_reset)
+        self._frozen_state: Any = None
         self._t0 = time.monotonic()
         self.refused: dict[str, int] = {}
         t = io.topics
@@ -56,14 +83,24 @@ class TwinNode(Node):
             self.create_timer(1.0 / io.camera_rate_hz, self._publish_camera)
         self._last_mode = -1
         self._reset_stamp = 0.0  # ROS time (s) of the last /twin/reset
+        self._clock_ticks = 0  # sim-time mode: the clock in whole periods (exact stamps; runs on across resets)
+        self._answered = threading.Condition()
+        self._answer: tuple[int, bool] = (-1, False)  # (stamp ns, with command) of the latest /ast/tick
+        self._command_ns = -1  # stamp (ns) of the latest command received
+        self._ignored = False  # a controller that did not answer in ACK_TIMEOUT_S: run free
+        if sim_time:
+            self.pub_clock = self.create_publisher(Clock, "/clock", qos)
+            self.sub_tick = self.create_subscription(Header, TICK_TOPIC, self._on_tick_answer,
+                                                     QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))  # fmt: skip
         # The joint-state loop runs in its own thread, paced by absolute deadlines: an executor timer at
         # 500 Hz costs an rclpy wait-set rebuild (~0.5 ms of CPU) per tick, which a real robot's controller
         # does not take from the control PC. The lock keeps the physics consistent between that loop and
         # the command/service callbacks.
         self._lock = threading.Lock()
         self._running = True
-        self._loop = threading.Thread(target=self._state_loop, args=(1.0 / io.joint_state_rate_hz,),
-                                      name="twin_joint_states", daemon=True)  # fmt: skip
+        loop = self._lockstep_loop if sim_time else self._state_loop
+        self._loop = threading.Thread(target=loop, args=(1.0 / io.joint_state_rate_hz,), name="twin_joint_states",
+                                      daemon=True)  # fmt: skip
         self._loop.start()
 
     # ----- physics + state ---------------------------------------------------------------------
@@ -87,14 +124,78 @@ class TwinNode(Node):
     def _tick(self) -> None:
         with self._lock:
             self.sim.step_to(time.monotonic() - self._t0)
-            q, dq, effort = self.sim.joint_state()
+        self._publish_state(self.get_clock().now().to_msg())
+
+    def _publish_state(self, stamp: Any) -> None:
+        with self._lock:
+            if self._frozen and self._frozen_state is not None:
+                q, dq, effort = self._frozen_state
+            else:
+                q, dq, effort = self.sim.joint_state()
+                self._frozen_state = (q, dq, effort) if self._frozen else None
         msg = JointState()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = stamp
         msg.name = list(self.io.joint_names)
         msg.position, msg.velocity, msg.effort = q.tolist(), dq.tolist(), effort.tolist()
         self.pub_js.publish(msg)
         if self.sim.safety_mode != self._last_mode:
             self._publish_mode()
+
+    # ----- simulated time ----------------------------------------------------------------------
+    def now_s(self) -> float:
+        """The twin's clock (s): wall-clock ROS time, or in sim-time mode the simulated clock."""
+        if self.sim_time:
+            return self._clock_ticks / self.io.joint_state_rate_hz
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _lockstep_loop(self, period: float) -> None:
+        """Sim-time mode: publish /clock and the state at t, wait for the controller's answer, step to t + period."""
+        while self._running and rclpy.ok(context=self.context):
+            with self._lock:
+                t = self.now_s()
+            stamp = _to_time(t)
+            try:
+                self.pub_clock.publish(Clock(clock=stamp))
+                self._publish_state(stamp)
+            except Exception:  # the context shut down between the check and the publish: a clean stop
+                if self._running and rclpy.ok(context=self.context):
+                    raise
+                return
+            self._wait_for_answer(stamp_ns(stamp), period)
+            with self._lock:
+                if self.now_s() != t:  # /twin/reset moved the clock meanwhile
+                    continue
+                self._clock_ticks += 1
+                if not self._frozen:  # else the clock runs while the arm waits at rest for its first command
+                    self.sim.step_to(self.sim.time + period)
+
+    def _wait_for_answer(self, t_ns: int, period: float) -> None:
+        """Block until the controller answered the state stamped ``t_ns`` (and its command arrived); without
+        a controller, pace the free run at about real time."""
+        if self._ignored or self.sub_tick.get_publisher_count() == 0:
+            time.sleep(period)
+            return
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        with self._answered:
+            while not self._has_answer(t_ns):
+                if self.sub_tick.get_publisher_count() == 0:  # the controller left: run free
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._running:
+                    self._ignored = self._running
+                    self.get_logger().error(f"no answer on {TICK_TOPIC} for {ACK_TIMEOUT_S:g} s: running free")
+                    return
+                self._answered.wait(min(left, 0.1))
+
+    def _has_answer(self, t_ns: int) -> bool:
+        answered, with_command = self._answer
+        return answered >= t_ns and (not with_command or self._command_ns >= answered)
+
+    def _on_tick_answer(self, msg: Header) -> None:
+        with self._answered:
+            self._answer = (stamp_ns(msg.stamp), msg.frame_id == TICK_WITH_COMMAND)
+            self._ignored = False
+            self._answered.notify_all()
 
     def _publish_mode(self) -> None:
         self._last_mode = self.sim.safety_mode
@@ -118,18 +219,31 @@ class TwinNode(Node):
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         if 0 < stamp < self._reset_stamp:  # sent before /twin/reset teleported the arm: stale, drop it
+            self._note_command(msg.header.stamp)
             return
         points = [(list(p.positions), p.time_from_start.sec + p.time_from_start.nanosec * 1e-9) for p in msg.points]
         self._command(lambda: self.sim.command_trajectory(list(msg.joint_names), points))
+        self._note_command(msg.header.stamp)
+
+    def _note_command(self, stamp: Any) -> None:
+        """Sim-time mode: a command stamped t completes the controller's answer to the state at t."""
+        if self.sim_time:
+            with self._answered:
+                self._command_ns = max(self._command_ns, stamp_ns(stamp))
+                self._answered.notify_all()
 
     def _on_forward(self, msg: Float64MultiArray) -> None:
+        # no stamp: in sim-time mode it acts from the period it arrives in (the controller's answer for a
+        # forward command does not announce it, so the twin cannot wait for it)
         self._command(lambda: self.sim.command_positions(list(msg.data)))
 
     def _command(self, apply: Any) -> None:
         try:
             with self._lock:
-                self.sim.step_to(time.monotonic() - self._t0)  # commands take effect from "now" in sim time
+                if not self.sim_time:  # in sim-time mode the physics waits at the command's tick
+                    self.sim.step_to(time.monotonic() - self._t0)  # commands take effect from "now"
                 apply()
+                self._frozen = False
         except CommandRefused as err:
             key = str(err).split(":")[0]
             self.refused[key] = self.refused.get(key, 0) + 1
@@ -137,9 +251,16 @@ class TwinNode(Node):
 
     def _on_reset(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         with self._lock:
+            if self.sim_time:  # the clock runs on, one period past any command in flight
+                self._clock_ticks += 1
+                # An episode's start must not depend on how much wall time passed between the reset and the
+                # start request: the arm rests, untouched by the physics, until its first command, and the
+                # sensor noise restarts from a seed of its own for each reset.
+                self._frozen, self._frozen_state, self._resets = True, None, self._resets + 1
+                self.sim.rng = np.random.default_rng([self._seed, self._resets])
             self.sim.reset()
             self._t0 = time.monotonic()
-        self._reset_stamp = self.get_clock().now().nanoseconds * 1e-9
+            self._reset_stamp = self.now_s()
         res.success, res.message = True, "twin reset to the home position"
         return res
 
@@ -160,6 +281,14 @@ class TwinNode(Node):
         super().destroy_node()
 
 
+def _to_time(seconds: float) -> Any:
+    """builtin_interfaces/Time of ``seconds``, rounded to the microsecond (stamps compare exactly)."""
+    from builtin_interfaces.msg import Time
+
+    ns = int(round(seconds * 1e6)) * 1000
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
 def spin_node(node: Node) -> int:
     """Spin until SIGINT/SIGTERM (rclpy's handlers shut the context down); clean up; exit code 0."""
     try:
@@ -176,7 +305,8 @@ def spin_node(node: Node) -> int:
     return 0
 
 
-def main(io: RobotIOConfig, hidden: HiddenParams, seed: int = 0, args: list[str] | None = None) -> int:
-    """Run the twin until interrupted."""
+def main(io: RobotIOConfig, hidden: HiddenParams, seed: int = 0, args: list[str] | None = None,
+         sim_time: bool = False) -> int:  # fmt: skip
+    """Run the twin until interrupted (``sim_time``: publish /clock, lock-step with the controller)."""
     rclpy.init(args=args)
-    return spin_node(TwinNode(io, hidden, seed))
+    return spin_node(TwinNode(io, hidden, seed, sim_time=sim_time))

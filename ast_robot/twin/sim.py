@@ -63,11 +63,22 @@ class TwinSim:
         self._mj.mj_resetData(self.model, self.data)
         q = np.array(self.spec.home_qpos if qpos is None else qpos, dtype=float)
         self.data.qpos[self.idx.qpos] = q
+        self._open_gripper()
         self._waypoints: list[tuple[float, np.ndarray]] = [(0.0, q.copy())]  # (time s, target (J,))
         self._pending: deque[tuple[float, list[tuple[float, np.ndarray]] | np.ndarray]] = deque()
         self.safety_mode, self.stop_reason = SAFETY_NORMAL, ""
         self._apply_ctrl(q)
         self._mj.mj_forward(self.model, self.data)
+
+    def _open_gripper(self) -> None:
+        """Fingers open and held open, as the envs start a reach episode: the drivers' topics carry no
+        gripper command, and closed fingers would move the tool's mass away from what the policy trained on."""
+        model, spec = self.model, self.spec
+        if not spec.gripper_joints:
+            return
+        for name in spec.gripper_joints:
+            self.data.qpos[model.jnt_qposadr[model.joint(name).id]] = spec.gripper_width[1] / 2
+        self.data.ctrl[model.actuator(spec.gripper_actuator).id] = spec.gripper_width[1]
 
     @property
     def time(self) -> float:

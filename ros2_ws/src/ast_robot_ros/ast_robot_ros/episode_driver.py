@@ -90,9 +90,10 @@ class EpisodeDriver(Node):
 
 def run(goals: Sequence[Sequence[float]], goal_topic: str = "/ast/goal", outcome_topic: str = "/ast/outcome",
         reset_service: str | None = "/twin/reset", episode_timeout_s: float = 30.0,
-        discovery_timeout_s: float = 30.0) -> list[dict[str, Any]]:  # fmt: skip
-    """Run one episode per goal and return the outcome records in order."""
-    rclpy.init()
+        discovery_timeout_s: float = 30.0, sim_time: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """Run one episode per goal and return the outcome records in order. Timeouts are wall-clock seconds
+    (``sim_time`` only sets use_sim_time: the policy node and the twin keep the episode's own time)."""
+    rclpy.init(args=["--ros-args", "-p", "use_sim_time:=true"] if sim_time else None)
     node = EpisodeDriver(goal_topic, outcome_topic, reset_service)
     try:
         node.wait_ready(discovery_timeout_s)

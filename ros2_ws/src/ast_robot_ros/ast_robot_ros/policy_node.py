@@ -11,6 +11,15 @@ e-stop and safety mode are transient-local, so a state set before the node start
 JointTrajectory or Float64MultiArray command per control tick during an episode and one JSON outcome
 record per episode (std_msgs/String on ``/ast/outcome``), only while active. Services
 ``/ast/start_episode`` and ``/ast/stop_episode`` (std_srvs/Trigger).
+
+``use_sim_time`` (a twin on simulated time, ``ast-robot deploy --sim-time``): the node's times are the
+joint states' stamps, and the joint states drive the control tick instead of a timer. Each state stamped
+``t`` is checked, ticks the session when a period has passed since the last tick (the policy runs inline,
+synchronous, as the envs run it), and is answered on ``/ast/tick`` (std_msgs/Header stamped ``t``; frame_id
+"command" when a command stamped ``t`` went out first). The twin waits for that answer before it advances
+its clock (:mod:`ast_robot.twin.node`). A /clock timer would not do: /clock and /joint_states are two topics,
+and DDS orders messages only within one, so a timer tick could see the state of the period before. An
+episode starts on the first state after the start request, so its first tick is at its start time.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from rclpy.callback_groups import CallbackGroup
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray, String, UInt8
+from std_msgs.msg import Bool, Float64MultiArray, Header, String, UInt8
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -36,6 +45,9 @@ from ast_robot.deploy.latency import LatencyStats
 from ast_robot.deploy.realtime import freeze_heap
 from ast_robot.deploy.session import SAFETY_MODE_NORMAL
 from ast_robot_ros.convert import forward_command, stamp_seconds, trajectory_command
+
+TICK_TOPIC = "/ast/tick"  # use_sim_time: the answer to each joint state (ast_robot.twin.node's lock-step)
+TICK_WITH_COMMAND = "command"  # its frame_id when a trajectory command stamped with the state's time went out
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Joint states are taken by the control tick, not by the executor: 32 ms of a 500 Hz stream queue up between
@@ -97,9 +109,14 @@ class PolicyNode(LifecycleNode):
         self._handles: list[Any] = []
         self._last_receipt = 0.0
         self._active = False  # commands and outcomes go out only while active
+        self._sim_time = False  # use_sim_time: joint-state-driven ticks, answered on /ast/tick (see module doc)
+        self._sim_now = 0.0  # the latest joint state's stamp (s), the node's time with use_sim_time
+        self._next_tick = -float("inf")  # sim time (s) of the next tick
+        self._start_requested = False
 
     # ----- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
+        self._sim_time = bool(self.get_parameter("use_sim_time").value)
         try:
             self.session, self.io = self._build_session()
         except Exception as err:  # noqa: BLE001 - rclpy swallows what a transition raises: say why, then fail
@@ -121,8 +138,13 @@ class PolicyNode(LifecycleNode):
         for source, qos in (("state", SAFETY_STATE), ("live", SAFETY_LIVE)):  # both: see SAFETY_LIVE
             subs += [(Bool, t.estop, functools.partial(self._on_estop, source), qos),
                      (UInt8, t.safety_mode, functools.partial(self._on_safety_mode, source), qos)]  # fmt: skip
-        self._joint_states = self.create_subscription(JointState, t.joint_states, lambda _msg: None, JOINT_STATES,
-                                                      callback_group=TakenByTick())  # fmt: skip
+        if self._sim_time:  # each state drives a tick and is answered (see the module docstring)
+            self._joint_states = self.create_subscription(JointState, t.joint_states, self._on_sim_joint_state,
+                                                          JOINT_STATES)  # fmt: skip
+            self.pub_tick = self.create_publisher(Header, TICK_TOPIC, RELIABLE)
+        else:
+            self._joint_states = self.create_subscription(JointState, t.joint_states, lambda _msg: None,
+                                                          JOINT_STATES, callback_group=TakenByTick())  # fmt: skip
         self._handles = [self._joint_states, *(self.create_subscription(m, topic, cb, qos) for m, topic, cb, qos in subs)]
         self._handles += [self.create_service(Trigger, "/ast/start_episode", self._on_start),
                           self.create_service(Trigger, "/ast/stop_episode", self._on_stop)]  # fmt: skip
@@ -132,7 +154,8 @@ class PolicyNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self.session.runner.safety.reset_reference()  # start from rest where the arm is, not a stale command
-        self._timer = self.create_timer(self.period, self._tick)
+        if not self._sim_time:  # with sim time the joint states drive the tick
+            self._timer = self.create_timer(self.period, self._tick)
         result = super().on_activate(state)
         self._active = True
         return result
@@ -200,7 +223,9 @@ class PolicyNode(LifecycleNode):
                            max_joint_speed_scale=p["max_joint_speed_scale"], watchdog_periods=p["watchdog_periods"],
                            workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
                            episode_timeout_s=p["episode_timeout_s"], end_on_success=p["end_on_success"])  # fmt: skip
-        runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg, io=io)  # checks the contract
+        # checks the contract; with sim time the policy runs inline (synchronous), as in the envs: the twin
+        # waits for the tick
+        runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg, synchronous=self._sim_time, io=io)
         self.period = 1.0 / cfg.control_hz
         meta = {"checkpoint": str(p["checkpoint"]), "control_hz": cfg.control_hz,  # how commands reached the arm:
                 "command_interface": cfg.command_interface, "max_joint_speed_scale": cfg.max_joint_speed_scale}
@@ -235,6 +260,29 @@ class PolicyNode(LifecycleNode):
                                              received, ros_now)  # fmt: skip
         if reason is None:
             self._last_receipt = received  # rejections are counted in the session and summarized per second
+
+    def _on_sim_joint_state(self, msg: JointState) -> None:
+        """use_sim_time: the state stamped t is the node's time t; tick when due, then answer the twin."""
+        t = stamp_seconds(msg.header.stamp)
+        self._sim_now = t
+        self._on_joint_state(msg, t, t)
+        self._log_rejections()
+        sent = False
+        if self._active and self.session is not None:
+            if self._start_requested:
+                self._start_requested = False
+                self._start_now(t)
+            if t >= self._next_tick - 1e-6:
+                self._next_tick = t + self.period
+                sent = self._control(t, msg.header.stamp)
+        self.pub_tick.publish(Header(stamp=msg.header.stamp, frame_id=TICK_WITH_COMMAND if sent else ""))
+
+    def _start_now(self, t: float) -> None:
+        try:
+            self.session.start_episode(t)
+            self._next_tick = t
+        except ValueError as err:
+            self.get_logger().error(f"episode did not start: {err}")
 
     def _on_image(self, msg: Image) -> None:
         self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, msg.data))  # no copy
@@ -287,23 +335,34 @@ class PolicyNode(LifecycleNode):
         start = time.monotonic()
         self._take_joint_states()
         self._log_rejections()
-        out = self.session.tick(start)
+        self._control(start)
+
+    def _control(self, now: float, stamp: Any = None) -> bool:
+        """One session tick at ``now``; publishes its command and outcome. True when a trajectory command
+        stamped ``stamp`` went out (sim time: the twin waits for it)."""
+        out = self.session.tick(now)
+        sent = False
         if out.command is not None:
-            self._publish(out.command)
-            self.latency.record(start, self._last_receipt, time.monotonic())
+            sent = self._publish(out.command, stamp) and stamp is not None
+            if not self._sim_time:
+                self.latency.record(now, self._last_receipt, time.monotonic())
             if out.held:
                 self.get_logger().warning(f"holding: {'; '.join(out.reasons)}", throttle_duration_sec=1.0)
         if out.record is not None:
             self._publish_outcome(out.record)
+        return sent
 
-    def _publish(self, positions: Any) -> None:
+    def _publish(self, positions: Any, stamp: Any = None) -> bool:
+        """Send a command (``stamp``: its header stamp, default now). True for a stamped trajectory command."""
         if self.io.command_interface == "trajectory":
             duration = self.session.runner.safety.segment_time(positions)  # never faster than allowed
             msg = trajectory_command(self.io.joint_names, positions, duration)
-            msg.header.stamp = self.get_clock().now().to_msg()  # when it was sent (the twin drops pre-reset ones)
+            # when it was sent (the twin drops pre-reset ones; with sim time, the tick it answers)
+            msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
             self.pub_cmd.publish(msg)
-        else:
-            self.pub_cmd.publish(forward_command(positions))
+            return True
+        self.pub_cmd.publish(forward_command(positions))
+        return False
 
     def _publish_outcome(self, record: Any) -> None:
         """Publish one episode record (callers make sure the node is active)."""
@@ -317,11 +376,26 @@ class PolicyNode(LifecycleNode):
         if not self._active:
             res.message, res.success = "node is not active: activate it before starting an episode", False
             return res
+        if self._sim_time:  # starts on the next joint state (its first tick at its start time)
+            res.message, res.success = self._request_start()
+            return res
         try:
             res.message, res.success = self.session.start_episode(time.monotonic()), True
         except ValueError as err:
             res.message, res.success = str(err), False
         return res
+
+    def _request_start(self) -> tuple[str, bool]:
+        """use_sim_time: check that an episode may start now; it starts at the next joint state."""
+        safety = self.session.runner.safety
+        if self.session.episodes.active:
+            return "an episode is already running; stop it first", False
+        if safety.measured is None or self.session.runner.goal is None:
+            return "no joint state or no goal received yet", False
+        if reasons := safety.hold_reasons(self._sim_now):
+            return f"cannot start an episode while holding: {'; '.join(reasons)}", False
+        self._start_requested = True
+        return "episode starts at the next joint state", True
 
     def _on_stop(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         try:

@@ -34,8 +34,10 @@ class RecorderNode(Node):
             self.create_subscription(_TYPES[msgtype], topic, self._writer_for(topic), qos, raw=True)
 
     def _writer_for(self, topic: str) -> Any:
+        sim_time = bool(self.get_parameter("use_sim_time").value)  # then the bag's times are /clock's
+
         def write(cdr: bytes) -> None:
-            self.bag.write(topic, cdr, time.time_ns())
+            self.bag.write(topic, cdr, self.get_clock().now().nanoseconds if sim_time else time.time_ns())
 
         return write
 

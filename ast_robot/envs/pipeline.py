@@ -1,0 +1,106 @@
+"""The deployment's command path inside an env step (train as you deploy).
+
+A deployed policy does not move the arm the way a plain env step does (one servo target per 40 ms step).
+The policy node ticks at ``deploy.control_hz`` (125 Hz): every tick integrates the TCP target by its
+share of the latest action (:class:`~ast_robot.deploy.actions.EEDeltaAction`), takes one IK step from the
+last command, passes the joint target through the one safety module (speed scale, acceleration, lead and
+workspace limits: :class:`~ast_robot.deploy.safety.SafetyMonitor`), and sends it to the robot's controller:
+a joint trajectory controller reaches each command along a straight segment of the safety filter's segment
+time, starting from its current setpoint (a forward position controller jumps to it). Measured on the
+demo's round-0 policy, the plain env step left out every one of these, and the deployed closed loop
+oscillated around goals the env reached.
+
+:class:`DeployPipeline` runs that path with the deployment's own objects, so the env and the deployment
+cannot drift apart: each env step is ``deploy.control_hz / env.control_hz`` ticks of it, each tick a whole
+number of physics steps. Commands act after the randomized latency (whole env steps), as a twin's
+``latency_s`` delays them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from ast_robot.deploy.actions import EEDeltaAction
+from ast_robot.deploy.safety import SafetyLimits, SafetyMonitor
+
+
+def ticks_per_step(control_hz: float, deploy_hz: float, timestep: float) -> tuple[int, int]:
+    """(deployment ticks per env step, physics steps per tick); ValueError unless both are whole numbers."""
+    ticks, substeps = deploy_hz / control_hz, 1.0 / (deploy_hz * timestep)
+    if not (abs(ticks - round(ticks)) < 1e-6 * ticks and abs(substeps - round(substeps)) < 1e-6 * substeps
+            and round(ticks) >= 1 and round(substeps) >= 1):  # fmt: skip
+        raise ValueError(f"deploy.control_hz: {deploy_hz:g} Hz must be a whole multiple of env.control_hz "
+                         f"({control_hz:g} Hz) and divide the physics rate ({1 / timestep:g} Hz) by a whole "
+                         f"number, e.g. 125 Hz for a 25 Hz env on 500 Hz physics")  # fmt: skip
+    return round(ticks), round(substeps)
+
+
+class Setpoint:
+    """The arm controller's position setpoint over time, as :class:`~ast_robot.twin.sim.TwinSim` moves it:
+    a trajectory command starts from the setpoint at its activation and reaches its target after its
+    segment time (linear in between); a forward command (segment time 0) jumps there."""
+
+    def __init__(self, q: np.ndarray) -> None:
+        self.start_s, self.start, self.end, self.duration = 0.0, q.copy(), q.copy(), 0.0
+
+    def at(self, t: float) -> np.ndarray:
+        if self.duration <= 0 or t >= self.start_s + self.duration:
+            return self.end
+        if t <= self.start_s:
+            return self.start
+        return self.start + (self.end - self.start) * ((t - self.start_s) / self.duration)
+
+    def command(self, t: float, target: np.ndarray, duration: float) -> None:
+        self.start = self.at(t).copy()
+        self.start_s, self.end, self.duration = t, target, duration
+
+
+class DeployPipeline:
+    """Per tick: action map -> safety filter -> controller setpoint; the env steps the physics between."""
+
+    def __init__(self, robot: Any, ik: Any, deploy_cfg: Any, env_cfg: Any, workspace: tuple, orientation: np.ndarray,
+                 ee_position: Any) -> None:  # fmt: skip
+        self.limits = SafetyLimits.from_robot(robot, deploy_cfg)
+        self.safety = SafetyMonitor(self.limits, ee_position)
+        step = env_cfg.max_ee_step * env_cfg.control_hz / deploy_cfg.control_hz  # the runner's per-tick share
+        self.action_map = EEDeltaAction(ik, step, workspace, orientation, env_cfg.ik_iterations,
+                                        lead_m=2.0 * env_cfg.max_ee_step)  # fmt: skip
+        self.trajectory = deploy_cfg.command_interface == "trajectory"
+        self.setpoint = Setpoint(np.zeros(robot.n_joints))
+        self._queue: deque[tuple[float, np.ndarray, float]] = deque()  # (activation s, target, segment s)
+        self.last_command = np.zeros(robot.n_joints)
+
+    def reset(self, q: np.ndarray) -> None:
+        """Episode start: the arm at rest at ``q``; no command in flight, no integrated TCP target."""
+        self.safety.reset_reference()
+        self.action_map.reset()
+        self.setpoint = Setpoint(np.asarray(q, dtype=float))
+        self._queue.clear()
+        self.last_command = np.asarray(q, dtype=float).copy()
+
+    @property
+    def tcp_command(self) -> np.ndarray | None:
+        """The integrated TCP target (3,) m, None before the first tick of an episode."""
+        return self.action_map.ee_cmd
+
+    def tick(self, action: np.ndarray, q: np.ndarray, now_s: float, delay_s: float) -> np.ndarray:
+        """One deployment tick at measured joints ``q`` (J,): the safe command (J,), queued to act at
+        ``now_s + delay_s`` as the controller receives it."""
+        self.safety.observe_state(q, now_s)
+        target = self.action_map(action, self.safety.reference, q)
+        decision = self.safety.filter(target, now_s)
+        command = decision.positions
+        segment = self.safety.segment_time(command) if self.trajectory else 0.0
+        self._queue.append((now_s + delay_s, command, segment))
+        self.last_command = command
+        return command
+
+    def ctrl_at(self, t: float) -> np.ndarray:
+        """The setpoint the servo tracks during the physics step that starts at ``t`` (s)."""
+        while self._queue and self._queue[0][0] <= t + 1e-12:
+            start_s, command, segment = self._queue.popleft()
+            self.setpoint.command(start_s, command, segment)
+        return self.setpoint.at(t)
