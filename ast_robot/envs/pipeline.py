@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from ast_robot.deploy.actions import EEDeltaAction
-from ast_robot.deploy.safety import SafetyLimits, SafetyMonitor
+from ast_robot.deploy.safety import ACQUIRE_STATES, SafetyLimits, SafetyMonitor
+
+STATE_PERIOD_S = 0.002  # the drivers' joint-state period (500 Hz) before an episode starts
 
 
 def ticks_per_step(control_hz: float, deploy_hz: float, timestep: float) -> tuple[int, int]:
@@ -75,7 +77,10 @@ class DeployPipeline:
 
     def reset(self, q: np.ndarray) -> None:
         """Episode start: the arm at rest at ``q``; no command in flight, no integrated TCP target."""
-        self.safety.reset_reference()
+        self.safety = SafetyMonitor(self.limits, self.safety.ee_position)  # a new stream of states
+        q = np.asarray(q, dtype=float)
+        for k in reversed(range(ACQUIRE_STATES)):  # the driver streamed states before the episode started
+            self.safety.observe_state(q, -k * STATE_PERIOD_S)
         self.action_map.reset()
         self.setpoint = Setpoint(np.asarray(q, dtype=float))
         self._queue.clear()

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.deploy.safety import ACQUIRE_STATES
 from ast_robot.deploy.session import SAFETY_MODE_NORMAL, DeploymentSession
+from ast_robot.envs.pipeline import STATE_PERIOD_S
 from ast_robot.twin.sim import TwinSim
 
 
@@ -60,7 +62,7 @@ class LockstepDeployment:
         t0 = self.clock_s = self.clock_s + 1.0  # a pause between episodes, as the episode driver makes
         if reason := self.session.on_goal(goal):
             raise ValueError(reason)
-        self._observe(t0)
+        self._acquire_trust(t0)
         self.session.start_episode(t0)
         limit = max_ticks or int(np.ceil(self.session.episodes.timeout_s / self.period_s)) + 10
         for k in range(limit):
@@ -74,6 +76,16 @@ class LockstepDeployment:
             if out.record is not None:
                 return out.record
         raise RuntimeError(f"episode did not end within {limit} ticks")
+
+    def _acquire_trust(self, t0: float) -> None:
+        """The driver streams states before an episode starts: offer the resting arm's state
+        ``ACQUIRE_STATES`` times up to ``t0`` (one joint-state period apart), as the node receives them."""
+        for k in reversed(range(ACQUIRE_STATES)):
+            q, dq, _ = self.sim.joint_state()
+            now = t0 - k * STATE_PERIOD_S
+            reason = self.session.on_joint_state(list(self.sim.joint_names), q, dq, now, now, now)
+        if reason is not None:
+            raise RuntimeError(reason)
 
     def _observe(self, now: float) -> None:
         q, dq, _ = self.sim.joint_state()
