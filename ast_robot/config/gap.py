@@ -33,6 +33,27 @@ class GapConfig:
         ge=0,
         le=1,
     )
+    significance: float = doc(
+        0.05,
+        "Family-wise level of the per-parameter partial F-tests against the replay noise floor (Bonferroni "
+        "over the fitted parameters): a parameter is named and retuned only below it.",
+        gt=0,
+        lt=1,
+    )
+    replay_floor_rad: float = doc(
+        1e-4,
+        "RMS joint error (rad) of replaying a noise-free nominal twin: what the replay cannot reproduce "
+        "(integration, timing). Added to the sensor noise estimated from the data to form the noise floor.",
+        ge=0,
+    )
+    max_unexplained_share: float = doc(
+        0.2,
+        "When the best fit still leaves a significant residual above this share of the nominal model's "
+        "loss, the gap is reported as unexplained by the randomized parameters: no culprit is named and "
+        "no range is retuned (the fitted values would be biased stand-ins for the real cause).",
+        ge=0,
+        le=1,
+    )
     range_width_sigmas: float = doc(2.0, "Retuned range half-width in posterior standard deviations.", gt=0)
     min_relative_width: float = doc(
         0.05, "Smallest retuned half-width relative to the centre (never zero).", gt=0

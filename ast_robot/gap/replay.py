@@ -62,8 +62,11 @@ class MujocoReplay:
         h = self.model.opt.timestep
         substeps = max(1, int(round(record.control_dt / h)))
         delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))  # physics steps
-        ctrl = self.setpoints(record, substeps, delay)  # (T * substeps, J)
-        q0 = record.joint_positions[0]
+        # encoder offsets: the record reads true angle + offset; the arm starts at (and its servo tracks)
+        # the true angle, and the simulated reading carries the same offset
+        offset = self._dr.encoder_offsets(dict(params), self.spec.n_joints)  # (J,) rad
+        q0 = record.joint_positions[0] - offset
+        ctrl = self.setpoints(record, substeps, delay, q0)  # (T * substeps, J)
         self._reset(q0)
         out = np.empty_like(record.joint_positions)  # (T+1, J)
         out[0] = q0
@@ -72,12 +75,14 @@ class MujocoReplay:
                 self.data.ctrl[self.act] = ctrl[i]
                 self._mj.mj_step(self.model, self.data)
             out[t + 1] = self.data.qpos[self.qadr]
-        return out
+        return out + offset
 
-    def setpoints(self, record: EpisodeRecord, substeps: int, delay: int) -> np.ndarray:
+    def setpoints(self, record: EpisodeRecord, substeps: int, delay: int, q0: np.ndarray | None = None) -> np.ndarray:
         """The position setpoint (T * substeps, J) during each physics step: target k arrives ``delay``
-        physics steps after tick k; before the first arrives the arm holds its start."""
-        targets, q0 = record.joint_targets, record.joint_positions[0]
+        physics steps after tick k; before the first arrives the arm holds its start ``q0`` (default: the
+        first measured position)."""
+        targets = record.joint_targets
+        q0 = record.joint_positions[0] if q0 is None else q0
         n = record.steps * substeps
         seg = self._segment_steps(record, substeps)  # (T,) physics steps to reach each target; 0: a step
         out = np.empty((n, q0.size))
