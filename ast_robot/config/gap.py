@@ -47,7 +47,7 @@ class GapConfig:
         ge=0,
     )
     max_unexplained_share: float = doc(
-        0.2,
+        0.05,
         "When the best fit still leaves a significant residual above this share of the nominal model's "
         "loss, the gap is reported as unexplained by the randomized parameters: no culprit is named and "
         "no range is retuned (the fitted values would be biased stand-ins for the real cause).",

@@ -298,7 +298,7 @@ class SysIdResult:
     gap_pvalue: float = 1.0  # the nominal model's residual against the floor
     residual_pvalue: float = 1.0  # the best fit's residual against the floor
     unexplained: float = 0.0  # share of the nominal loss the best fit leaves above the floor
-    max_unexplained: float = 0.2  # GapConfig.max_unexplained_share the verdict used
+    max_unexplained: float = 0.05  # GapConfig.max_unexplained_share the verdict used
     alpha: float = 0.05  # GapConfig.significance
     n_residuals: int = 0
     seconds: float = 0.0  # wall time of the fit
