@@ -17,6 +17,7 @@ parameters ``params``; :mod:`ast_robot.gap.replay` builds the MuJoCo one.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -395,11 +396,14 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
     fixed = {n: v for n, v in zip(space.names, space.nominal) if n not in keep}  # held at nominal
     full, space = space, space.subset(keep)
     ev = _Replays(simulate, records, space, fixed)
-    best_u, _, _, history = _cem(ev.profiled_loss, space, cfg, np.random.default_rng(seed), progress)
-    fitted = ev.profile(_snap_integers(space, space.to_values(best_u)))
-    fitted = ev.profile(_refine_integers(ev.profiled_loss, space, fitted))
-    residuals = lambda v: (lambda r: r / np.sqrt(r.size))(ev.stacked(v))  # noqa: E731 - sum of squares = loss
-    fitted = _polish(residuals, ev.loss, space, fitted, cfg.polish_evaluations)
+    if cfg.fit_method == "gauss_newton":
+        fitted, history = _search_gauss_newton(ev, space, cfg, progress)
+    else:
+        best_u, _, _, history = _cem(ev.profiled_loss, space, cfg, np.random.default_rng(seed), progress)
+        fitted = ev.profile(_snap_integers(space, space.to_values(best_u)))
+        fitted = ev.profile(_refine_integers(ev.profiled_loss, space, fitted))
+        residuals = lambda v: (lambda r: r / np.sqrt(r.size))(ev.stacked(v))  # noqa: E731 - sum of squares = loss
+        fitted = _polish(residuals, ev.loss, space, fitted, cfg.polish_evaluations)
     nominal = np.asarray(space.nominal)
     l0, lf = ev.loss(nominal), ev.loss(fitted)
     if not (np.all(np.isfinite(fitted)) and np.isfinite(lf)):
@@ -423,6 +427,68 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
                        evid.floor_rms, evid.gap_pvalue, evid.residual_pvalue, evid.unexplained,
                        cfg.max_unexplained_share, cfg.significance, evid.n_residuals,
                        time.perf_counter() - start)  # fmt: skip
+
+
+def _integer_grid(space: ParamSpace) -> list[np.ndarray]:
+    """Every combination of the integer parameters' whole values inside the box (at most 64), as full
+    vectors with the rest at nominal; only the nominal when the grid would be larger."""
+    nominal = np.asarray(space.nominal)
+    ints = [i for i, n in enumerate(space.names) if _is_integer(n)]
+    grids = [range(int(np.ceil(space.search_low[i])), int(np.floor(space.search_high[i])) + 1) for i in ints]
+    if not ints or np.prod([len(g) for g in grids]) > 64:
+        return [nominal]
+    out = []
+    for combo in itertools.product(*grids):
+        v = nominal.copy()
+        v[ints] = combo
+        out.append(v)
+    return out
+
+
+def _search_gauss_newton(ev: _Replays, space: ParamSpace, cfg: GapConfig,
+                         progress: Callable[[int, float], None] | None) -> tuple[np.ndarray, list[float]]:  # fmt: skip
+    """Integer parameters (latency) by a grid scored at nominal physics, the best
+    ``cfg.integer_candidates`` of them each followed by box-bounded Gauss-Newton (``mujoco.minimize``,
+    the optimizer of ``mujoco.sysid``) on the continuous parameters from the nominal values."""
+    grid = sorted(_integer_grid(space), key=ev.profiled_loss)[: cfg.integer_candidates]
+    best, best_loss, history = None, np.inf, []
+    for k, start in enumerate(grid):
+        values = _gauss_newton(ev, space, ev.profile(start), cfg.gn_iterations)
+        loss = ev.loss(values)
+        if loss < best_loss:
+            best, best_loss = values, loss
+        history.append(best_loss)
+        if progress is not None:
+            progress(k, best_loss)
+    return best, history
+
+
+def _gauss_newton(ev: _Replays, space: ParamSpace, start: np.ndarray, iterations: int) -> np.ndarray:
+    """Bounded Levenberg-Marquardt on the continuous parameters in the unit cube (log space for scale
+    factors), integers held; starts just off the box faces (a start on a bound can stall there)."""
+    import mujoco.minimize as mjmin
+
+    free = np.array([i for i, n in enumerate(space.names) if not _is_integer(n)], dtype=int)
+    if free.size == 0 or iterations <= 0:
+        return start
+    unit0 = np.clip(space.to_unit(start), 0.0, 1.0)
+    x0 = np.clip(unit0[free], 1e-3, 1 - 1e-3)
+
+    def values_at(x: np.ndarray) -> np.ndarray:
+        u = unit0.copy()
+        u[free] = x
+        return space.to_values(u)
+
+    def residual(x: np.ndarray) -> np.ndarray:  # (F,) -> (n,), or (F, K) candidates -> (n, K)
+        cols = np.atleast_2d(x.T).T if x.ndim == 1 else x
+        out = np.stack([ev.stacked(values_at(cols[:, k])) for k in range(cols.shape[1])], axis=1)
+        out /= np.sqrt(out.shape[0])
+        return out[:, 0] if x.ndim == 1 else out
+
+    x, _ = mjmin.least_squares(x0, residual, bounds=(np.zeros(free.size), np.ones(free.size)),
+                               max_iter=iterations, verbose=mjmin.Verbosity.SILENT)  # fmt: skip
+    fitted = values_at(np.asarray(x).ravel())
+    return fitted if ev.loss(fitted) <= ev.loss(start) else start
 
 
 def observable(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace,
