@@ -97,7 +97,12 @@ def mujoco_sysid(sim: MujocoReplay, real: list[EpisodeRecord], space: ParamSpace
     """MuJoCo's ``mujoco.sysid``: Gauss-Newton from the nominal values in the same box, its 95% intervals.
 
     Latency (integer control steps) has no gradient: it is frozen at its nominal value here."""
-    from mujoco import sysid as ms
+    try:
+        from mujoco import sysid as ms
+
+        ms.optimize  # noqa: B018 - the package imports without its extra, then lacks everything
+    except (ImportError, AttributeError) as err:
+        raise ImportError('mujoco.sysid needs its extra: pip install "ast-robot[sysid]" (or --no-compare)') from err
 
     names = [n for n in space.names if n != "latency"]
     idx = [space.names.index(n) for n in names]

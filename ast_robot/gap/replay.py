@@ -33,7 +33,7 @@ ENV_DT = 0.04  # s: the environments' default control period (EnvConfig.control_
 class MujocoReplay:
     """A reusable replay simulator for one robot and task (the model is loaded once)."""
 
-    def __init__(self, robot: str, task: str = "reach", env_dt: float = ENV_DT) -> None:
+    def __init__(self, robot: str, task: str = "reach", env_dt: float = ENV_DT, use_rollout: bool = True) -> None:
         import mujoco
 
         from ast_robot.envs import randomization as dr
@@ -43,6 +43,7 @@ class MujocoReplay:
             raise ValueError(f"env_dt must be a positive control period (s), got {env_dt!r}")
         self._mj, self._dr = mujoco, dr
         self.robot, self.task, self.env_dt = robot, task, float(env_dt)
+        self.use_rollout = use_rollout  # mujoco.rollout steps the physics in C (bench/gap_sysid.py measures it)
         self.spec = get_robot(robot)
         self.model = load_model(robot, task)
         self.data = mujoco.MjData(self.model)
@@ -70,12 +71,29 @@ class MujocoReplay:
         self._reset(q0)
         out = np.empty_like(record.joint_positions)  # (T+1, J)
         out[0] = q0
+        if self.use_rollout:
+            out[1:] = self._rollout(ctrl, substeps)
+            return out + offset
         for t in range(record.steps):
             for i in range(t * substeps, (t + 1) * substeps):
                 self.data.ctrl[self.act] = ctrl[i]
                 self._mj.mj_step(self.model, self.data)
             out[t + 1] = self.data.qpos[self.qadr]
         return out + offset
+
+    def _rollout(self, ctrl: np.ndarray, substeps: int) -> np.ndarray:
+        """The arm's joint positions (T, J) after each control tick, stepped by ``mujoco.rollout`` (the
+        physics loop in C, bit-identical to ``mj_step``); other actuators keep their reset command."""
+        from mujoco import rollout
+
+        spec = self._mj.mjtState.mjSTATE_FULLPHYSICS
+        state0 = np.empty(self._mj.mj_stateSize(self.model, spec))
+        self._mj.mj_getState(self.model, self.data, state0, spec)
+        full = np.tile(self.data.ctrl, (ctrl.shape[0], 1))  # (T * substeps, nu)
+        full[:, self.act] = ctrl
+        state, _ = rollout.rollout(self.model, self.data, state0[None], full[None])  # (1, T * substeps, nstate)
+        qpos = state[0, substeps - 1 :: substeps, 1 : 1 + self.model.nq]  # state = [time, qpos, qvel, ...]
+        return qpos[:, self.qadr]
 
     def setpoints(self, record: EpisodeRecord, substeps: int, delay: int, q0: np.ndarray | None = None) -> np.ndarray:
         """The position setpoint (T * substeps, J) during each physics step: target k arrives ``delay``

@@ -450,7 +450,9 @@ def _search_gauss_newton(ev: _Replays, space: ParamSpace, cfg: GapConfig,
     """Integer parameters (latency) by a grid scored at nominal physics, the best
     ``cfg.integer_candidates`` of them each followed by box-bounded Gauss-Newton (``mujoco.minimize``,
     the optimizer of ``mujoco.sysid``) on the continuous parameters from the nominal values."""
-    grid = sorted(_integer_grid(space), key=ev.profiled_loss)[: cfg.integer_candidates]
+    scored = sorted((ev.profiled_loss(v), k, v) for k, v in enumerate(_integer_grid(space)))
+    # a step whose nominal-physics loss is many times the best one's is not worth a fit of its own
+    grid = [v for loss, _, v in scored[: cfg.integer_candidates] if loss <= 4.0 * scored[0][0]]
     best, best_loss, history = None, np.inf, []
     for k, start in enumerate(grid):
         values = _gauss_newton(ev, space, ev.profile(start), cfg.gn_iterations)
@@ -486,7 +488,7 @@ def _gauss_newton(ev: _Replays, space: ParamSpace, start: np.ndarray, iterations
         return out[:, 0] if x.ndim == 1 else out
 
     x, _ = mjmin.least_squares(x0, residual, bounds=(np.zeros(free.size), np.ones(free.size)),
-                               max_iter=iterations, verbose=mjmin.Verbosity.SILENT)  # fmt: skip
+                               max_iter=iterations, xtol=1e-6, verbose=mjmin.Verbosity.SILENT)  # fmt: skip
     fitted = values_at(np.asarray(x).ravel())
     return fitted if ev.loss(fitted) <= ev.loss(start) else start
 
