@@ -22,6 +22,7 @@ model; the env reads them from the same dict, which it reports as ``info["dr"]``
 | action_noise         | absolute | action units  | std of Gaussian noise added to actions                 |
 | proprio_noise        | absolute | rad, m        | std of noise on observed joint, TCP and gripper positions |
 | encoder_offset_<k>   | absolute | rad           | bias of arm joint k's observed position (k = 0..6), an encoder offset |
+| joint_noise          | absolute | rad           | std of Gaussian noise on the observed arm joint positions only (encoders) |
 | object_pos_noise     | absolute | m             | std of noise on observed object positions (not goals)  |
 | camera_x/y/z         | absolute | m             | offset of the scene camera position                    |
 | camera_fovy          | scale    | -             | camera field of view                                   |
@@ -62,6 +63,7 @@ PARAMS: dict[str, Param] = {
     "latency": Param("absolute", 0.0, integer=True),
     "action_noise": Param("absolute", 0.0),
     "proprio_noise": Param("absolute", 0.0),
+    "joint_noise": Param("absolute", 0.0),
     "object_pos_noise": Param("absolute", 0.0, needs="object_bodies"),
     **{f"camera_{axis}": Param("absolute", -np.inf) for axis in "xyz"},
     # an encoder offset: the servo tracks the true angle, the reading is off by a constant (the twin's

@@ -158,27 +158,31 @@ def _identify_and_retune(cfg, config, overrides: Sequence[str], report: GapRepor
     rec = next(r for r in real if r.joint_targets is not None)
     overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
                       simulator(result.estimate(), rec), rec.control_dt)  # fmt: skip
-    from ast_robot.gap.retune import retune, retuned_names, write_retuned_config
+    from ast_robot.gap.retune import changed_names, retune, write_retuned_config
 
-    kept = keep_reason(result, cfg.gap)
-    if kept:
-        report.provenance["retune"] = f"skipped: {kept}; ranges kept"
-        return None, None, overlay
-    names = retuned_names(result)
-    # the fit says where the real robot sits in parameter space: real failures happen there
-    idx = [result.names.index(n) for n in names]
-    scale = [max(result.std[i], cfg.gap.min_relative_width * abs(result.mean[i])) for i in idx]
-    report.weights = weights_from_posterior(names, [result.mean[i] for i in idx], scale,
-                                            1.0 - report.success.real.value)  # fmt: skip
     offsets = {"latency": cfg.gap.deployment_latency_steps} if deployed_records(real) else {}
     new = retune(cfg.randomization, result, cfg.gap, offsets, data_sheet_limits(rec.robot))
+    names = changed_names(cfg.randomization, new)
+    kept = keep_reason(result, cfg.gap)
+    if not names:
+        report.provenance["retune"] = f"skipped: {kept or 'no range moved'}; ranges kept"
+        return None, None, overlay
+    # the fit says where the real robot sits in parameter space: real failures happen there
+    idx = [result.names.index(n) for n in names if n in result.names]
+    if idx:
+        scale = [max(result.std[i], cfg.gap.min_relative_width * abs(result.mean[i])) for i in idx]
+        report.weights = weights_from_posterior([result.names[i] for i in idx], [result.mean[i] for i in idx],
+                                                scale, 1.0 - report.success.real.value)  # fmt: skip
     report.provenance["retune"] = f"retuned {', '.join(names)}; every other range kept as it was"
+    if kept:
+        report.provenance["retune"] += f" (no physical parameter: {kept})"
     if offsets and "latency" in names:
         report.provenance["retune"] += (f"; latency range = fitted arm latency + {offsets['latency']:g} step(s) "
                                         f"the deployment pipeline adds (gap.deployment_latency_steps)")  # fmt: skip
     provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
                   **{k: report.provenance[k] for k in ("sim", "real", "date")},
-                  "fit": ", ".join(f"{n}={result.mean[i]:.4g}" for n, i in zip(names, idx))}  # fmt: skip
+                  "fit": ", ".join(f"{result.names[i]}={result.mean[i]:.4g}" for i in idx) or "-",
+                  "joint_noise_measured": f"{result.noise_rms:.3g} rad"}  # fmt: skip
     path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned",
                                 overrides=overrides)  # fmt: skip
     return path, {n: _range(new.params[n]) for n in names}, overlay

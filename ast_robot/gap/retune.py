@@ -3,7 +3,9 @@ the fit found significant, and for nothing else.
 
 A parameter is retuned only when its reduction of the nominal model's loss passed the F-test against
 the replay noise floor (``SysIdResult.significant``) and the gap is not reported as unexplained
-(``SysIdResult.gap_unexplained``); every other range is kept exactly as it was. A retuned range is
+(``SysIdResult.gap_unexplained``); every other range is kept exactly as it was. The one exception is
+``joint_noise``, measured from the replay residual rather than fitted: its range moves only when the
+measured noise's interval lies wholly outside it. A retuned range is
 ``centre +- max(k * std, min_relative_width * |centre|)`` clipped to the parameter's physical floor
 (no negative scales, payloads or delays) and data-sheet ceiling (``limits``: the rated payload). The
 result is written as a small experiment YAML with ``parent:`` pointing at the old config and the
@@ -32,7 +34,8 @@ from ast_robot.config.loader import apply_overrides, deep_merge, read_yaml_tree
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
 from ast_robot.config.schema import from_dict, to_dict
 from ast_robot.fileio import atomic_write_text
-from ast_robot.gap.sysid import SysIdResult, lower_floor
+from ast_robot.gap.significance import noise_interval
+from ast_robot.gap.sysid import SysIdResult, lower_floor, prior_bounds
 
 _ABS_FLOOR = 1e-3  # smallest half-width in the parameter's unit, for centres at or near zero
 
@@ -91,16 +94,38 @@ def retune(
         raise ValueError(f"fitted parameters {unknown} are not in the randomization config "
                          f"(randomized: {sorted(randomization.params)})")  # fmt: skip
     params = dict(randomization.params)
-    for name in retuned_names(result):
+    for name in retuned_names(result, cfg):
         i = result.names.index(name)
         params[name] = retuned_distribution(name, params[name], result.mean[i] + offsets.get(name, 0.0),
                                             result.std[i], cfg, limits.get(name))  # fmt: skip
+    if "joint_noise" in params:
+        params["joint_noise"] = noise_distribution(params["joint_noise"], result, cfg)
     return dataclasses.replace(randomization, params=params)
 
 
-def retuned_names(result: SysIdResult) -> tuple[str, ...]:
-    """The parameters a retune changes: the significant ones of an explained gap (may be empty)."""
-    return result.culprits()
+def noise_distribution(old: DistributionConfig, result: SysIdResult, cfg: GapConfig) -> DistributionConfig:
+    """The joint-noise range: kept unless the noise measured in the replay residual (its chi-square 95%
+    interval) lies wholly outside it; then a uniform range over that interval (widened by
+    ``min_relative_width``)."""
+    lo, hi = noise_interval(result.noise_rms, result.n_residuals)
+    p_lo, p_hi, _ = prior_bounds(old)
+    if hi <= 0 or p_lo <= lo <= p_hi or p_lo <= hi <= p_hi or (lo < p_lo and hi > p_hi):
+        return old
+    w = cfg.min_relative_width
+    return dataclasses.replace(old, dist="uniform", low=max(0.0, lo * (1 - w)), high=hi * (1 + w),
+                               mean=result.noise_rms)  # fmt: skip
+
+
+def changed_names(old: RandomizationConfig, new: RandomizationConfig) -> tuple[str, ...]:
+    """The parameters whose distribution a retune changed, sorted."""
+    return tuple(sorted(n for n, d in new.params.items() if old.params.get(n) != d))
+
+
+def retuned_names(result: SysIdResult, cfg: GapConfig | None = None) -> tuple[str, ...]:
+    """The fitted parameters a retune changes: the significant ones of an explained gap whose fit removed
+    at least ``min_fit_improvement`` of the nominal loss (may be empty)."""
+    cfg = cfg or GapConfig()
+    return result.culprits() if result.improvement() >= cfg.min_fit_improvement else ()
 
 
 def write_retuned_config(parent: str | Path, new: RandomizationConfig, out_path: str | Path,

@@ -71,6 +71,9 @@ def retune_sentence(report: GapReport, retuned: Mapping[str, tuple[float, float]
         return f"Nothing retuned ({why or 'no significant parameter'}). {kept_text}"
     parts = []
     for n, (lo, hi) in retuned.items():
+        if n not in report.sysid.names:  # joint_noise: measured from the residual, not fitted
+            parts.append(f"{n} to [{lo:.4g}, {hi:.4g}] (the joint noise measured in the replay residual)")
+            continue
         i = report.sysid.names.index(n)
         parts.append(f"{n} to [{lo:.4g}, {hi:.4g}] (was [{report.sysid.prior_low[i]:.4g}, {report.sysid.prior_high[i]:.4g}])")
     return f"Retuned: {'; '.join(parts)}. {kept_text}"

@@ -133,3 +133,19 @@ def test_the_deployment_latency_offset_is_counted_once_across_rounds(replay, tmp
     cfg.randomization = rounds[2]
     res, _, _ = run_sysid(cfg, twin_records({"joint_noise_rad": 0.0005}, 1, meta=deployed), replay, 0, None)
     assert res.culprits() == () and retune(rounds[2], res, cfg.gap, {"latency": 1.0}) == rounds[2]
+
+
+def test_joint_noise_range_moves_only_when_the_measured_noise_lies_outside_it():
+    res = SysIdResult(("payload",), (0.0,), (0.01,), (0.0,), (0.0,), (0.5,), 1e-5, 1e-5, (0.0,), ("payload",), (), 4,
+                      pvalue=(1.0,), significant=(False,), noise_rms=0.003, n_residuals=1200)  # fmt: skip
+    inside = RandomizationConfig(params={"joint_noise": DistributionConfig(low=0.0, high=0.005)})
+    assert retune(inside, res) == inside
+    below = RandomizationConfig(params={"joint_noise": DistributionConfig(low=0.0, high=0.001)})
+    d = retune(below, res).params["joint_noise"]
+    assert 0.001 < d.low < 0.003 < d.high < 0.004
+
+
+def test_a_noisy_twin_is_measured_as_noise_not_blamed_on_physics(replay):
+    real = twin_records({"joint_noise_rad": 0.003}, 0)
+    res = _fit(replay, real)
+    assert res.culprits() == () and res.noise_rms == pytest.approx(0.003, rel=0.15)
