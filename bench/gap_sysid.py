@@ -127,6 +127,25 @@ def mujoco_sysid(sim: MujocoReplay, real: list[EpisodeRecord], space: ParamSpace
             "seconds": seconds}  # fmt: skip
 
 
+def replay_speed(repeats: int = 10) -> dict[str, float]:
+    """Milliseconds per replayed 50-step episode: a Python loop over mj_step, one mujoco.rollout per
+    episode, and all four episodes in one rollout on 2 threads (outputs checked bit-identical)."""
+    real = twin_episodes({"gain_scale": 0.7}, 0, 4)
+    params = {"actuator_gain": 0.8, "payload": 1.0, "latency": 1.0}
+    sims = {"python loop": MujocoReplay("ur5e", "reach", use_rollout=False),
+            "rollout": MujocoReplay("ur5e", "reach"), "rollout, 2 threads": MujocoReplay("ur5e", "reach")}  # fmt: skip
+    sims["rollout, 2 threads"].threads = 2
+    ref = sims["python loop"].many(params, real)
+    out = {}
+    for name, sim in sims.items():
+        assert all(np.array_equal(a, b) for a, b in zip(ref, sim.many(params, real))), name
+        start = time.perf_counter()
+        for _ in range(repeats):
+            sim.many(params, real)
+        out[name] = round((time.perf_counter() - start) / (repeats * len(real)) * 1e3, 2)
+    return out
+
+
 def trial(sim: MujocoReplay, scenario: tuple, seed: int, episodes: int, cfg: GapConfig, compare: bool) -> dict:
     name, kind, hidden, truth, ranges = scenario
     real = twin_episodes(hidden, seed, episodes)
@@ -215,6 +234,7 @@ def main() -> None:
                   f"unexplained={r['unexplained']:.3f} ({r['fit_s']} s)"
                   + (f" | mujoco.sysid {ms['estimate']:.4g} ({ms['seconds']} s)" if ms else ""), flush=True)  # fmt: skip
     goals = _goals(rows)
+    speed = replay_speed()  # after the trials, on the same (shared) machine
     ours = [r for r in rows if "mujoco_sysid" in r]
     cmp = {k: float(np.median([f(r) for r in ours])) if ours else None for k, f in {
         "ours_median_rel_error": lambda r: r["rel_error"],
@@ -231,6 +251,8 @@ def main() -> None:
              "fraction of those trials whose 95% interval contains the truth. mse_at_truth is the replay error with "
              "the twin's true perturbation in randomization terms (> 0: the twin's physics differs from the "
              "randomization parameter of that name, e.g. its payload is a 4 cm sphere, the env's a point mass). "
+             f"Replay speed (ms per 50-step episode, measured after the trials): {speed}; the fit's default "
+             "replay_threads is 2 (the bench's trials use 1 thread each, " f"{args.workers} in parallel). "
              f"Other engineers share the 2 cores (see loadavg; {args.workers} trials in parallel), so times are inflated.")  # fmt: skip
     path = write_results("gap_sysid", rows, goals, notes)
     print(f"wrote {path}")

@@ -103,6 +103,7 @@ def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, s
 
         # latency is sampled in env control steps: replay at the experiment's env period, not a default
         simulator = MujocoReplay(real[0].robot, real[0].task, env_dt=1.0 / cfg.env.control_hz)
+        simulator.threads = cfg.gap.replay_threads
     shift = {"latency": -cfg.gap.deployment_latency_steps} if deployed_records(real) else {}
     limits = data_sheet_limits(real[0].robot)
     space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names, limits, limits, shift)

@@ -44,6 +44,8 @@ class MujocoReplay:
         self._mj, self._dr = mujoco, dr
         self.robot, self.task, self.env_dt = robot, task, float(env_dt)
         self.use_rollout = use_rollout  # mujoco.rollout steps the physics in C (bench/gap_sysid.py measures it)
+        self.threads = 1  # > 1: ``many`` steps several records at once on that many threads
+        self._datas: list = []
         self.spec = get_robot(robot)
         self.model = load_model(robot, task)
         self.data = mujoco.MjData(self.model)
@@ -80,6 +82,49 @@ class MujocoReplay:
                 self._mj.mj_step(self.model, self.data)
             out[t + 1] = self.data.qpos[self.qadr]
         return out + offset
+
+    def many(self, params: Mapping[str, float], records: list[EpisodeRecord]) -> list[np.ndarray]:
+        """``[self(params, r) for r in records]``, with records of one length and rate stepped together by
+        one ``mujoco.rollout`` call on ``threads`` threads (bench/gap_sysid.py measures the speed-up)."""
+        if not self.use_rollout or self.threads <= 1 or len(records) < 2:
+            return [self(params, r) for r in records]
+        out: list[np.ndarray | None] = [None] * len(records)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(records):
+            groups.setdefault((r.steps, r.control_dt), []).append(i)
+        for idx in groups.values():
+            for i, q in zip(idx, self._batch(params, [records[i] for i in idx])):
+                out[i] = q
+        return out  # type: ignore[return-value]
+
+    def _batch(self, params: Mapping[str, float], records: list[EpisodeRecord]) -> list[np.ndarray]:
+        """Replays of equal-length records in one threaded rollout (same physics as ``__call__``)."""
+        from mujoco import rollout
+
+        for r in records:
+            self._check(r)
+        self._dr.apply(self.model, dict(params), self.nominal)
+        h = self.model.opt.timestep
+        substeps = max(1, int(round(records[0].control_dt / h)))
+        delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))
+        offset = self._dr.encoder_offsets(dict(params), self.spec.n_joints)
+        spec = self._mj.mjtState.mjSTATE_FULLPHYSICS
+        states, controls, starts = [], [], []
+        for r in records:
+            q0 = r.joint_positions[0] - offset
+            self._reset(q0)
+            state0 = np.empty(self._mj.mj_stateSize(self.model, spec))
+            self._mj.mj_getState(self.model, self.data, state0, spec)
+            full = np.tile(self.data.ctrl, (r.steps * substeps, 1))
+            full[:, self.act] = self.setpoints(r, substeps, delay, q0)
+            states.append(state0)
+            controls.append(full)
+            starts.append(q0)
+        if len(self._datas) < self.threads:
+            self._datas = [self._mj.MjData(self.model) for _ in range(self.threads)]
+        state, _ = rollout.rollout(self.model, self._datas, np.stack(states), np.stack(controls))  # (B, n, nstate)
+        qpos = state[:, substeps - 1 :: substeps, 1 : 1 + self.model.nq][:, :, self.qadr]  # (B, T, J)
+        return [np.vstack([q0[None], q]) + offset for q0, q in zip(starts, qpos)]
 
     def _rollout(self, ctrl: np.ndarray, substeps: int) -> np.ndarray:
         """The arm's joint positions (T, J) after each control tick, stepped by ``mujoco.rollout`` (the

@@ -357,7 +357,9 @@ class _Replays:
 
     def residuals(self, values: np.ndarray) -> list[np.ndarray]:
         params = {**self.fixed, **self.space.as_dict(values)}
-        return [np.asarray(self.simulate(params, r), dtype=float) - r.joint_positions for r in self.records]
+        many = getattr(self.simulate, "many", None)  # a simulator that replays several records at once
+        sims = many(params, self.records) if many is not None else [self.simulate(params, r) for r in self.records]
+        return [np.asarray(q, dtype=float) - r.joint_positions for q, r in zip(sims, self.records)]
 
     def loss(self, values: np.ndarray) -> float:
         return float(np.mean([np.mean(r**2) for r in self.residuals(values)]))

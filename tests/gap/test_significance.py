@@ -138,9 +138,10 @@ def test_the_deployment_latency_offset_is_counted_once_across_rounds(replay, tmp
 def test_joint_noise_range_moves_only_when_the_measured_noise_lies_outside_it():
     res = SysIdResult(("payload",), (0.0,), (0.01,), (0.0,), (0.0,), (0.5,), 1e-5, 1e-5, (0.0,), ("payload",), (), 4,
                       pvalue=(1.0,), significant=(False,), noise_rms=0.003, n_residuals=1200)  # fmt: skip
-    inside = RandomizationConfig(params={"joint_noise": DistributionConfig(low=0.0, high=0.005)})
+    payload = DistributionConfig(low=0.0, high=0.5)
+    inside = RandomizationConfig(params={"joint_noise": DistributionConfig(low=0.0, high=0.005), "payload": payload})
     assert retune(inside, res) == inside
-    below = RandomizationConfig(params={"joint_noise": DistributionConfig(low=0.0, high=0.001)})
+    below = RandomizationConfig(params={"joint_noise": DistributionConfig(low=0.0, high=0.001), "payload": payload})
     d = retune(below, res).params["joint_noise"]
     assert 0.001 < d.low < 0.003 < d.high < 0.004
 
