@@ -19,6 +19,9 @@ the randomized set): reported as unexplained, nothing named, nothing retuned.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import io
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -173,8 +176,14 @@ def trial(sim: MujocoReplay, scenario: tuple, seed: int, episodes: int, cfg: Gap
            "noise_rms": res.noise_rms, "mse_nominal": res.loss_nominal, "mse_fit": res.loss_fit,
            "mse_at_truth": trajectory_loss(sim, truth, real[: cfg.max_replay_episodes]), "fit_s": round(res.seconds, 2),
            "fit": {n: round(v, 4) for n, v in est.items()}}  # fmt: skip
+    if compare and kind == "culprit" and len(truth) == 1:  # the project's earlier default, same episodes
+        c = fit(sim, real, space, dataclasses.replace(cfg, fit_method="cem"), seed=seed)
+        e = c.estimate()[main_truth]
+        row["cem"] = {"estimate": e, "rel_error": abs(e - truth[main_truth]) / abs(truth[main_truth]),
+                      "culprits": list(c.culprits()), "seconds": round(c.seconds, 2)}  # fmt: skip
     if compare and kind == "culprit" and len(truth) == 1 and main_truth in est and main_truth != "latency":
-        m = mujoco_sysid(sim, real[: cfg.max_replay_episodes], space)
+        with contextlib.redirect_stdout(io.StringIO()):  # mujoco.minimize prints every iteration
+            m = mujoco_sysid(sim, real[: cfg.max_replay_episodes], space)
         e, h = m["estimate"].get(main_truth), m["half"].get(main_truth)
         row["mujoco_sysid"] = {"estimate": e, "rel_error": abs(e - truth[main_truth]) / abs(truth[main_truth]),
                                "interval_covers_truth": bool(abs(e - truth[main_truth]) <= h), "half_width": h,
@@ -235,6 +244,10 @@ def main() -> None:
                   + (f" | mujoco.sysid {ms['estimate']:.4g} ({ms['seconds']} s)" if ms else ""), flush=True)  # fmt: skip
     goals = _goals(rows)
     speed = replay_speed()  # after the trials, on the same (shared) machine
+    quiet = twin_episodes({"joint_noise_rad": 0.0}, 0, args.episodes)  # the nominal twin without sensor noise
+    floor = float(np.sqrt(trajectory_loss(MujocoReplay("ur5e", "reach"), {}, quiet)))
+    goals.append(goal("replay floor of a noise-free nominal twin (rad RMS) below GapConfig.replay_floor_rad",
+                      cfg.replay_floor_rad, floor, "<="))  # fmt: skip
     ours = [r for r in rows if "mujoco_sysid" in r]
     cmp = {k: float(np.median([f(r) for r in ours])) if ours else None for k, f in {
         "ours_median_rel_error": lambda r: r["rel_error"],
@@ -242,6 +255,13 @@ def main() -> None:
         "ours_interval_coverage": lambda r: float(all(r["interval_covers_truth"].values())),
         "mujoco_sysid_interval_coverage": lambda r: float(r["mujoco_sysid"]["interval_covers_truth"]),
         "ours_median_s": lambda r: r["fit_s"], "mujoco_sysid_median_s": lambda r: r["mujoco_sysid"]["seconds"]}.items()}  # fmt: skip
+    with_cem = [r for r in rows if "cem" in r]
+    if with_cem:  # Gauss-Newton (the default) against the CEM it replaced, single-parameter culprits incl. latency
+        cmp["gauss_newton_median_rel_error"] = float(np.median([r["rel_error"] for r in with_cem]))
+        cmp["cem_median_rel_error"] = float(np.median([r["cem"]["rel_error"] for r in with_cem]))
+        cmp["gauss_newton_median_s"] = float(np.median([r["fit_s"] for r in with_cem]))
+        cmp["cem_median_s"] = float(np.median([r["cem"]["seconds"] for r in with_cem]))
+        cmp["cem_culprit_exact"] = float(np.mean([r["cem"]["culprits"] == list(r["truth"]) for r in with_cem]))
     notes = (f"{len(SCENARIOS)} scenarios ({args.seeds} seeds; null scenarios {args.null_seeds}), {args.episodes} twin "
              f"episodes each (50 steps at 25 Hz, random joint-position commands, {NOISE * 1e3:g} mrad joint noise unless "
              f"stated), GapConfig defaults ({cfg.cem_iterations} CEM iterations x {cfg.cem_population}, then least "

@@ -54,10 +54,12 @@ class Evidence:
 
 
 def noise_variance(residuals: Sequence[np.ndarray]) -> float:
-    """Robust von Neumann estimate of white measurement noise (rad^2) in residuals, each (T+1, J):
-    first differences over time have variance 2 sigma^2 for white noise and almost none for a smooth
-    model error; their median absolute deviation (x 1.4826, consistent for a normal) also ignores the
-    few large differences of a transient (a replay started from a biased reading).
+    """Von Neumann estimate of white measurement noise (rad^2) in residuals, each (T+1, J): first
+    differences over time have variance 2 sigma^2 for white noise and almost none for a smooth model
+    error. Differences beyond 4 robust standard deviations (1.4826 x their median absolute deviation)
+    are clipped there, so the few large steps of a transient (a replay started from a biased reading)
+    do not inflate the estimate; for normal noise the clip removes under 0.1% of the variance, keeping
+    the mean-square estimate's efficiency (a plain MAD estimate is biased by a few % at these sizes).
 
     Row 0 is skipped (the replay starts at the measured position, so it carries no information).
     """
@@ -65,8 +67,10 @@ def noise_variance(residuals: Sequence[np.ndarray]) -> float:
     d = np.concatenate(diffs) if diffs else np.empty(0)
     if d.size == 0:
         return 0.0
-    mad = 1.4826 * float(np.median(np.abs(d - np.median(d))))
-    return mad**2 / 2.0
+    centre = float(np.median(d))
+    scale = 1.4826 * float(np.median(np.abs(d - centre)))
+    clipped = np.clip(d - centre, -4.0 * scale, 4.0 * scale)
+    return float(np.mean(clipped**2)) / 2.0
 
 
 def noise_interval(sigma: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
