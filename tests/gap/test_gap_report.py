@@ -86,6 +86,24 @@ def test_report_sysid_and_retuned_config(data, report_dir):
     html = (out / "report.html").read_text()
     assert "<img src='posterior.png'" in html and "Newcombe" in html
     assert not [p for p in data.iterdir() if ".tmp-" in p.name]
+    assert cfg.randomization.params["joint_damping"] == load_config(data / "exp.yaml").randomization.params[
+        "joint_damping"]  # not significant: kept exactly  # fmt: skip
+
+
+def test_report_opens_with_a_verdict_and_captions_every_figure(report_dir):
+    md = (report_dir / "report.md").read_text().splitlines()
+    assert md[2] == "## Verdict"
+    verdict = [line for line in md[4:12] if line.startswith("- ")]
+    assert verdict[0].startswith("- Success:") and "significant gap" in verdict[0]
+    assert any(v.startswith("- Explained by: actuator_gain") for v in verdict)
+    assert any(v.startswith("- Retuned: actuator_gain") and "Kept exactly as they were: joint_damping" in v
+               for v in verdict)  # fmt: skip
+    images = [line for line in md if line.startswith("![")]
+    captions = [line for line in md if line.startswith("*Figure ")]
+    assert len(images) == len(captions) == 5
+    html = (report_dir / "report.html").read_text()
+    assert html.count("<figcaption>") == html.count("<img ") == 5
+    assert html.index("Verdict") < html.index("Success rate</h2>")
 
 
 def test_without_config_only_statistics(data, capsys):

@@ -150,3 +150,11 @@ def test_a_noisy_twin_is_measured_as_noise_not_blamed_on_physics(replay):
     real = twin_records({"joint_noise_rad": 0.003}, 0)
     res = _fit(replay, real)
     assert res.culprits() == () and res.noise_rms == pytest.approx(0.003, rel=0.15)
+
+
+def test_intervals_stay_inside_the_physical_box():
+    res = SysIdResult(("payload",), (0.01,), (0.1,), (0.0,), (0.0,), (0.5,), 1e-5, 1e-5, (0.0,), ("payload",), (), 4,
+                      search_low=(0.0,), search_high=(5.0,))  # fmt: skip
+    assert res.interval(0) == (0.0, pytest.approx(0.01 + 1.96 * 0.1))  # never a negative payload
+    unpinned = SysIdResult(**{**res.to_dict(), "std": (float("inf"),)})
+    assert unpinned.interval(0) == (0.0, 5.0)
