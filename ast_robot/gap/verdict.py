@@ -57,8 +57,10 @@ def physics_sentences(sysid) -> list[str]:
 def _evidence(sysid, name: str) -> str:
     i = sysid.names.index(name)
     lo, hi = sysid.interval(i)
+    covered = sysid.prior_low[i] <= sysid.mean[i] <= sysid.prior_high[i]
     return (f"{name} = {sysid.mean[i]:.4g} (95% interval [{lo:.4g}, {hi:.4g}], nominal {sysid.nominal[i]:.4g}) "
-            f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone (F-test {_p(sysid.pvalue[i])})")  # fmt: skip
+            f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone (F-test {_p(sysid.pvalue[i])})"
+            + (", a value the training range already covers" if covered else ""))  # fmt: skip
 
 
 def retune_sentence(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None) -> str:
