@@ -272,7 +272,8 @@ def main() -> None:
              "the twin's true perturbation in randomization terms (> 0: the twin's physics differs from the "
              "randomization parameter of that name, e.g. its payload is a 4 cm sphere, the env's a point mass). "
              f"Replay speed (ms per 50-step episode, measured after the trials): {speed}; the fit's default "
-             "replay_threads is 2 (the bench's trials use 1 thread each, " f"{args.workers} in parallel). "
+             "replay_threads is 1: threads pay only on idle cores (the bench's trials use 1 thread each, "
+             f"{args.workers} in parallel). "
              f"Other engineers share the 2 cores (see loadavg; {args.workers} trials in parallel), so times are inflated.")  # fmt: skip
     path = write_results("gap_sysid", rows, goals, notes)
     print(f"wrote {path}")

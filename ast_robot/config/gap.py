@@ -24,9 +24,10 @@ class GapConfig:
     gn_iterations: int = doc(50, "Most Gauss-Newton iterations per latency candidate.", ge=0)
     integer_candidates: int = doc(2, "Latency steps (best at nominal physics) each fitted by Gauss-Newton.", gt=0)
     replay_threads: int = doc(
-        2,
-        "Threads of the replay: real episodes of one length are stepped together by one mujoco.rollout call "
-        "(bit-identical; about 1.9x faster than a Python loop on 2 cores, bench/gap_sysid.py).",
+        1,
+        "Threads of the replay: > 1 steps real episodes of one length together in one threaded mujoco.rollout "
+        "call (bit-identical). On the 2 shared cores here it ranged from 1.9x faster to 3x slower than one "
+        "thread with the machine's load (bench/gap_sysid.py), so it is off by default; try it on idle cores.",
         gt=0,
     )
     cem_iterations: int = doc(8, "Cross-entropy-method iterations of the parameter fit.", gt=0)

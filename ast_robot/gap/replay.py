@@ -85,7 +85,8 @@ class MujocoReplay:
 
     def many(self, params: Mapping[str, float], records: list[EpisodeRecord]) -> list[np.ndarray]:
         """``[self(params, r) for r in records]``, with records of one length and rate stepped together by
-        one ``mujoco.rollout`` call on ``threads`` threads (bench/gap_sysid.py measures the speed-up)."""
+        one ``mujoco.rollout`` call on ``threads`` threads (bench/gap_sysid.py measures it: it pays on idle
+        cores only)."""
         if not self.use_rollout or self.threads <= 1 or len(records) < 2:
             return [self(params, r) for r in records]
         out: list[np.ndarray | None] = [None] * len(records)
@@ -122,7 +123,8 @@ class MujocoReplay:
             starts.append(q0)
         if len(self._datas) < self.threads:
             self._datas = [self._mj.MjData(self.model) for _ in range(self.threads)]
-        state, _ = rollout.rollout(self.model, self._datas, np.stack(states), np.stack(controls))  # (B, n, nstate)
+        state, _ = rollout.rollout(self.model, self._datas, np.stack(states), np.stack(controls),
+                                   persistent_pool=True)  # (B, n, nstate)
         qpos = state[:, substeps - 1 :: substeps, 1 : 1 + self.model.nq][:, :, self.qadr]  # (B, T, J)
         return [np.vstack([q0[None], q]) + offset for q0, q in zip(starts, qpos)]
 
