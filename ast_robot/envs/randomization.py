@@ -143,6 +143,10 @@ def sample(cfg: RandomizationConfig, rng: np.random.Generator, nominal: Nominal 
         param = PARAMS[name]
         if nominal is not None and param.needs and len(getattr(nominal, param.needs)) == 0:
             continue
+        if nominal is not None and name.startswith(ENCODER_OFFSET) and int(name[len(ENCODER_OFFSET) :]) >= len(
+            nominal.arm_dofs
+        ):  # an offset of a joint this arm does not have (the FR3's 7th on a UR5e)
+            continue
         value = min(max(_draw(cfg.params[name], rng), param.minimum), maxima.get(name, np.inf))
         out[name] = float(round(value)) if param.integer else float(value)
     return out
