@@ -18,7 +18,7 @@ class GapConfig:
         "box-bounded Gauss-Newton (mujoco.minimize, the optimizer of mujoco.sysid) from the nominal values "
         "for the best `integer_candidates` of them; `cem` is the cross-entropy method then least squares. "
         "bench/gap_sysid.py measured both on the same twin episodes (single-parameter twins, 2 shared cores): "
-        "gauss_newton median 12 s and 0.12% error, the true culprit alone named in every trial; cem median 61 s, "
+        "gauss_newton median 6 s and 0.12% error, the true culprit alone named in every trial; cem median 32 s, "
         "0.17% error, and an extra parameter named in 1 trial of 6.",
     )
     gn_iterations: int = doc(50, "Most Gauss-Newton iterations per latency candidate.", ge=0)
