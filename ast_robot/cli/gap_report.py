@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
         f"sim-vs-real classifier: {'-' if acc is None else f'{acc:.1%}'} balanced accuracy (held-out)"
     )
     if rep.sysid is not None:
-        fit = ", ".join(f"{n}={v:.4g}" for n, v in rep.sysid.estimate().items())
-        console.print(f"most explanatory: {rep.sysid.top_parameter() or 'none (nothing attributed)'}; fit: {fit}")
+        from ast_robot.gap.verdict import physics_sentences
+
+        for line in physics_sentences(rep.sysid):  # the report's verdict, word for word
+            console.print(line, markup=False)
     if result.retuned_config is not None:
         console.print(f"retuned config: {result.retuned_config}")
     elif "retune" in rep.provenance:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ast_robot.config.schema import doc
 
@@ -11,6 +12,24 @@ from ast_robot.config.schema import doc
 class GapConfig:
     """System identification and range retuning."""
 
+    fit_method: Literal["gauss_newton", "cem"] = doc(
+        "gauss_newton",
+        "How the fit searches: `gauss_newton` scores each whole latency step at nominal physics and runs "
+        "box-bounded Gauss-Newton (mujoco.minimize, the optimizer of mujoco.sysid) from the nominal values "
+        "for the best `integer_candidates` of them; `cem` is the cross-entropy method then least squares. "
+        "bench/gap_sysid.py measured both on the same twin episodes (single-parameter twins, 2 shared cores): "
+        "gauss_newton median 6 s and 0.12% error, the true culprit alone named in every trial; cem median 32 s, "
+        "0.17% error, and an extra parameter named in 1 trial of 6.",
+    )
+    gn_iterations: int = doc(50, "Most Gauss-Newton iterations per latency candidate.", ge=0)
+    integer_candidates: int = doc(2, "Latency steps (best at nominal physics) each fitted by Gauss-Newton.", gt=0)
+    replay_threads: int = doc(
+        1,
+        "Threads of the replay: > 1 steps real episodes of one length together in one threaded mujoco.rollout "
+        "call (bit-identical). On the 2 shared cores here it ranged from 1.9x faster to 3x slower than one "
+        "thread with the machine's load (bench/gap_sysid.py), so it is off by default; try it on idle cores.",
+        gt=0,
+    )
     cem_iterations: int = doc(8, "Cross-entropy-method iterations of the parameter fit.", gt=0)
     cem_population: int = doc(32, "Candidates per CEM iteration.", gt=1)
     cem_elite_fraction: float = doc(0.25, "Fraction of candidates kept as elites.", gt=0, lt=1)
@@ -30,6 +49,27 @@ class GapConfig:
         0.5,
         "Fraction of the nominal trajectory MSE the system-identification fit must remove before ranges are "
         "retuned; a fit that explains less (e.g. on noise) is reported but the ranges are kept.",
+        ge=0,
+        le=1,
+    )
+    significance: float = doc(
+        0.05,
+        "Family-wise level of the per-parameter partial F-tests against the replay noise floor (Bonferroni "
+        "over the fitted parameters): a parameter is named and retuned only below it.",
+        gt=0,
+        lt=1,
+    )
+    replay_floor_rad: float = doc(
+        1e-4,
+        "RMS joint error (rad) of replaying a noise-free nominal twin: what the replay cannot reproduce "
+        "(integration, timing). Added to the sensor noise estimated from the data to form the noise floor.",
+        ge=0,
+    )
+    max_unexplained_share: float = doc(
+        0.05,
+        "When the best fit still leaves a significant residual above this share of the nominal model's "
+        "loss, the gap is reported as unexplained by the randomized parameters: no culprit is named and "
+        "no range is retuned (the fitted values would be biased stand-ins for the real cause).",
         ge=0,
         le=1,
     )

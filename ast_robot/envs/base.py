@@ -309,6 +309,10 @@ class RobotEnv(gym.Env):
                                   1.0 / velocity_dt, width, tcp_cmd)  # (2n + 10,)  # fmt: skip
         if noise > 0:  # position sensors only: velocities (rad/s, m/s) and the command offset stay exact
             proprio[self._sensor_idx] += self.np_random.normal(0.0, noise, size=self._sensor_idx.shape)
+        n = self.robot.n_joints  # encoder offsets bias the joint readings (the servo tracks the true angle)
+        proprio[:n] += dr_lib.encoder_offsets(self.dr, n)
+        if self.dr.get("joint_noise", 0.0) > 0:  # encoder noise: joint readings only
+            proprio[:n] += self.np_random.normal(0.0, self.dr["joint_noise"], size=n)
         task = self._task_obs(self.dr.get("object_pos_noise", 0.0))  # after the proprio draw: fixed RNG order
         obs = {"observation": np.concatenate([proprio, task]) if task.size else proprio,
                "achieved_goal": self._achieved_goal().copy(), "desired_goal": self.goal.copy()}  # fmt: skip

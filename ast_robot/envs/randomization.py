@@ -21,6 +21,8 @@ model; the env reads them from the same dict, which it reports as ``info["dr"]``
 | latency              | absolute | control steps | delay of actions (rounded, >= 0), via an action queue  |
 | action_noise         | absolute | action units  | std of Gaussian noise added to actions                 |
 | proprio_noise        | absolute | rad, m        | std of noise on observed joint, TCP and gripper positions |
+| encoder_offset_<k>   | absolute | rad           | bias of arm joint k's observed position (k = 0..6), an encoder offset |
+| joint_noise          | absolute | rad           | std of Gaussian noise on the observed arm joint positions only (encoders) |
 | object_pos_noise     | absolute | m             | std of noise on observed object positions (not goals)  |
 | camera_x/y/z         | absolute | m             | offset of the scene camera position                    |
 | camera_fovy          | scale    | -             | camera field of view                                   |
@@ -36,6 +38,9 @@ import mujoco
 import numpy as np
 
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig, read_preset
+
+ENCODER_OFFSET = "encoder_offset_"  # + arm joint index (spec order)
+MAX_ARM_JOINTS = 7  # the FR3 has 7 arm joints, the UR5e 6
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,26 @@ PARAMS: dict[str, Param] = {
     "latency": Param("absolute", 0.0, integer=True),
     "action_noise": Param("absolute", 0.0),
     "proprio_noise": Param("absolute", 0.0),
+    "joint_noise": Param("absolute", 0.0),
     "object_pos_noise": Param("absolute", 0.0, needs="object_bodies"),
     **{f"camera_{axis}": Param("absolute", -np.inf) for axis in "xyz"},
+    # an encoder offset: the servo tracks the true angle, the reading is off by a constant (the twin's
+    # ``sensor_bias_rad``); env-side, added to the observed joint position by ``encoder_offsets``
+    **{f"{ENCODER_OFFSET}{k}": Param("absolute", -np.inf) for k in range(MAX_ARM_JOINTS)},
 }  # fmt: skip
+
+
+def nominal_value(name: str) -> float:
+    """The value that leaves the nominal model unchanged: 1 for a scale factor, 0 for an absolute value
+    (no payload, no delay, no noise, no offset). System identification measures the gap from here."""
+    return 1.0 if PARAMS[name].mode == "scale" else 0.0
+
+
+def encoder_offsets(params: dict[str, float], n_joints: int) -> np.ndarray:
+    """(n_joints,) per-joint encoder offsets (rad) of ``params`` (0 where not sampled)."""
+    return np.array([float(params.get(f"{ENCODER_OFFSET}{k}", 0.0)) for k in range(n_joints)])
+
+
 # Colour scales saturate at 1: the largest factor that keeps every affected colour channel below it.
 _COLOUR_FIELDS = {"light_diffuse": ("light_diffuse", None), "table_brightness": ("mat_rgba", "scenery_materials")}
 
@@ -120,6 +142,10 @@ def sample(cfg: RandomizationConfig, rng: np.random.Generator, nominal: Nominal 
     for name in sorted(cfg.params):
         param = PARAMS[name]
         if nominal is not None and param.needs and len(getattr(nominal, param.needs)) == 0:
+            continue
+        if nominal is not None and name.startswith(ENCODER_OFFSET) and int(name[len(ENCODER_OFFSET) :]) >= len(
+            nominal.arm_dofs
+        ):  # an offset of a joint this arm does not have (the FR3's 7th on a UR5e)
             continue
         value = min(max(_draw(cfg.params[name], rng), param.minimum), maxima.get(name, np.inf))
         out[name] = float(round(value)) if param.integer else float(value)

@@ -25,6 +25,7 @@ from ast_robot.gap.sysid import (
     Simulator,
     SysIdResult,
     fit,
+    is_offset,
     prior_bounds,
     space_from_randomization,
 )
@@ -67,20 +68,34 @@ def _commit(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def search_ceilings(robot: str) -> dict[str, float]:
-    """Values the fit must be able to reach whatever the training ranges were: the rated payload."""
+def data_sheet_limits(robot: str) -> dict[str, float]:
+    """Upper limits from the robot's data sheet: the fit searches up to them whatever the training ranges
+    were (a real tool may weigh that much) and no retuned range goes past them."""
     from ast_robot.envs.robots import get_robot
 
     return {"payload": get_robot(robot).rated_payload_kg}
 
 
+search_ceilings = data_sheet_limits  # the name bench/ and older callers use
+
+
+def deployed_records(real: Sequence[EpisodeRecord]) -> bool:
+    """Whether the real records came through the policy node (which adds its own delay), not a replay."""
+    return any("command_interface" in r.meta for r in real)
+
+
 def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, seed: int,
               progress: Callable[[int, float], None] | None) -> tuple[SysIdResult | None, Simulator | None, str]:  # fmt: skip
-    """Fit the identifiable randomized parameters; returns (result, simulator, note when skipped)."""
-    names = [n for n in sorted(cfg.randomization.params) if n in SYSID_PARAMS]
+    """Fit the identifiable randomized parameters; returns (result, simulator, note when skipped).
+
+    For deployed records the latency prior is shifted down by the deployment's own delay, so the fit,
+    which sees only the arm, is compared with the arm's share of the training range (see retune's
+    docstring: the offset is counted once).
+    """
+    names = [n for n in sorted(cfg.randomization.params) if n in SYSID_PARAMS or is_offset(n)]
     usable = [r for r in real if r.joint_targets is not None]
     if not names:
-        return None, None, f"no identifiable parameter is randomized (identifiable: {list(SYSID_PARAMS)})"
+        return None, None, f"no identifiable parameter is randomized (identifiable: {list(SYSID_PARAMS)} and encoder_offset_<k>)"
     if not usable:
         return None, None, "no real episode has joint_targets to replay"
     if simulator is None:
@@ -88,7 +103,10 @@ def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, s
 
         # latency is sampled in env control steps: replay at the experiment's env period, not a default
         simulator = MujocoReplay(real[0].robot, real[0].task, env_dt=1.0 / cfg.env.control_hz)
-    space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names, search_ceilings(real[0].robot))
+        simulator.threads = cfg.gap.replay_threads
+    shift = {"latency": -cfg.gap.deployment_latency_steps} if deployed_records(real) else {}
+    limits = data_sheet_limits(real[0].robot)
+    space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names, limits, limits, shift)
     try:
         return fit(simulator, usable, space, cfg.gap, seed=seed, progress=progress), simulator, ""
     except NotIdentifiable as err:
@@ -138,33 +156,53 @@ def _identify_and_retune(cfg, config, overrides: Sequence[str], report: GapRepor
         report.provenance["sysid"] = f"skipped: {note}"
         return None, None, None
     report.sysid = result
-    if result.improvement() < cfg.gap.min_fit_improvement:
-        report.provenance["retune"] = (f"skipped: the fit removed {result.improvement():.0%} of the trajectory "
-                                       f"MSE ({result.loss_nominal:.3g} -> {result.loss_fit:.3g} rad^2), less than "
-                                       f"gap.min_fit_improvement ({cfg.gap.min_fit_improvement:.0%}); ranges kept")  # fmt: skip
-        return None, None, None
-    # the fit says where the real robot sits in parameter space: real failures happen there
-    fail_rate = 1.0 - report.success.real.value
-    scale = [max(sd, cfg.gap.min_relative_width * abs(m)) for m, sd in zip(result.mean, result.std)]
-    report.weights = weights_from_posterior(result.names, result.mean, scale, fail_rate)
-    from ast_robot.gap.retune import retune, write_retuned_config
-
-    deployed = any("command_interface" in r.meta for r in real)  # through the policy node, not a replay
-    offsets = {"latency": cfg.gap.deployment_latency_steps} if deployed else {}
-    new = retune(cfg.randomization, result, cfg.gap, offsets)
-    if offsets:
-        report.provenance["retune"] = (f"latency range = fitted arm latency + {offsets['latency']:g} step(s) "
-                                       f"the deployment pipeline adds (gap.deployment_latency_steps)")  # fmt: skip
-    provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
-                  **{k: report.provenance[k] for k in ("sim", "real", "date")},
-                  "fit": ", ".join(f"{n}={v:.4g}" for n, v in result.estimate().items())}  # fmt: skip
-    path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned",
-                                overrides=overrides)  # fmt: skip
-    ranges = {n: _range(new.params[n]) for n in result.names}
     rec = next(r for r in real if r.joint_targets is not None)
     overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
                       simulator(result.estimate(), rec), rec.control_dt)  # fmt: skip
-    return path, ranges, overlay
+    from ast_robot.gap.retune import changed_names, retune, write_retuned_config
+
+    offsets = {"latency": cfg.gap.deployment_latency_steps} if deployed_records(real) else {}
+    new = retune(cfg.randomization, result, cfg.gap, offsets, data_sheet_limits(rec.robot))
+    names = changed_names(cfg.randomization, new)
+    kept = keep_reason(result, cfg.gap)
+    if not names:
+        report.provenance["retune"] = f"skipped: {kept or 'no range moved'}; ranges kept"
+        return None, None, overlay
+    # the fit says where the real robot sits in parameter space: real failures happen there
+    idx = [result.names.index(n) for n in names if n in result.names]
+    if idx:
+        scale = [max(result.std[i], cfg.gap.min_relative_width * abs(result.mean[i])) for i in idx]
+        report.weights = weights_from_posterior([result.names[i] for i in idx], [result.mean[i] for i in idx],
+                                                scale, 1.0 - report.success.real.value)  # fmt: skip
+    report.provenance["retune"] = f"retuned {', '.join(names)}; every other range kept as it was"
+    if kept:
+        report.provenance["retune"] += f" (no physical parameter: {kept})"
+    if offsets and "latency" in names:
+        report.provenance["retune"] += (f"; latency range = fitted arm latency + {offsets['latency']:g} step(s) "
+                                        f"the deployment pipeline adds (gap.deployment_latency_steps)")  # fmt: skip
+    provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
+                  **{k: report.provenance[k] for k in ("sim", "real", "date")},
+                  "fit": ", ".join(f"{result.names[i]}={result.mean[i]:.4g}" for i in idx) or "-",
+                  "joint_noise_measured": f"{result.noise_rms:.3g} rad"}  # fmt: skip
+    path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned",
+                                overrides=overrides)  # fmt: skip
+    return path, {n: _range(new.params[n]) for n in names}, overlay
+
+
+def keep_reason(result: SysIdResult, gap: GapConfig) -> str:
+    """Why no range is retuned ("" when some are): nothing significant, an unexplained gap, or a fit
+    that removed too little of the nominal loss."""
+    if result.gap_unexplained():
+        return (f"the best fit leaves {result.unexplained:.0%} of the nominal trajectory loss above the noise "
+                f"floor (more than gap.max_unexplained_share {result.max_unexplained:.0%}): the gap is not "
+                f"explained by the randomized parameters")  # fmt: skip
+    if not result.culprits():
+        return (f"no parameter reduces the nominal trajectory loss significantly against the noise floor "
+                f"({result.floor_rms:.2g} rad RMS; F-test at {result.alpha:g})")  # fmt: skip
+    if result.improvement() < gap.min_fit_improvement:
+        return (f"the fit removed {result.improvement():.0%} of the trajectory MSE ({result.loss_nominal:.3g} -> "
+                f"{result.loss_fit:.3g} rad^2), less than gap.min_fit_improvement ({gap.min_fit_improvement:.0%})")  # fmt: skip
+    return ""
 
 
 def _range(dist) -> tuple[float, float]:

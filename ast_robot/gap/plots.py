@@ -71,36 +71,39 @@ def metrics_plot(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRecord], pa
 
 
 def attribution_plot(sysid, path: Path) -> Path:
-    """Share of the explained trajectory discrepancy per parameter, most explanatory on top."""
+    """Share of the nominal model's loss each parameter removes alone (absolute scale), coloured by
+    significance, and the unexplained residual the best fit leaves above the noise floor."""
     plt = _plt()
-    order = np.argsort(sysid.attribution)
-    fig, ax = plt.subplots(figsize=(5, 0.5 * len(order) + 1.2))
-    ax.barh([sysid.names[i] for i in order], [sysid.attribution[i] for i in order], color=FIT_COLOUR)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of the explained discrepancy")
+    names = list(sysid.ranking)[::-1]
+    idx = [sysid.names.index(n) for n in names]
+    shares = [sysid.attribution[i] for i in idx] + [sysid.unexplained]
+    sig = [bool(sysid.significant[i]) if sysid.significant else False for i in idx]
+    colours = [FIT_COLOUR if s else "#aaaaaa" for s in sig]
+    colours.append(REAL_COLOUR if sysid.gap_unexplained() else "#dddddd")
+    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(shares) + 1.3))
+    ax.barh(names + ["unexplained residual"], shares, color=colours)
+    ax.set_xlim(min(0.0, min(shares) * 1.1), 1.0)
+    ax.axvline(0.0, color="k", lw=0.6)
+    ax.set_xlabel("share of the nominal trajectory loss")
     return _save(fig, path)
 
 
 def posterior_plot(sysid, path: Path, retuned: Mapping[str, tuple[float, float]] | None = None) -> Path:
-    """Per parameter: prior (training) range, fitted value +- 2 std, and the retuned range."""
+    """Per parameter: prior (training) range, fitted value with its 95% interval inside the physical
+    bounds (never past a floor such as 0 kg), and the retuned range."""
     plt = _plt()
     n = len(sysid.names)
     fig, axes = plt.subplots(n, 1, figsize=(6, 1.0 * n + 0.8), squeeze=False)
     for ax, i in zip(axes[:, 0], range(n)):
         name, lo, hi = sysid.names[i], sysid.prior_low[i], sysid.prior_high[i]
-        ax.barh(0, hi - lo, left=lo, height=0.5, color="#bbbbbb", label="prior range")
+        ax.barh(0, hi - lo, left=lo, height=0.5, color="#bbbbbb", label="training range")
         if retuned and name in retuned:
             rlo, rhi = retuned[name]
             ax.barh(-0.5, rhi - rlo, left=rlo, height=0.3, color=FIT_COLOUR, alpha=0.5, label="retuned range")
-        ax.errorbar(
-            sysid.mean[i],
-            0,
-            xerr=2 * sysid.std[i],
-            fmt="o",
-            color=FIT_COLOUR,
-            capsize=5,
-            label="fit +- 2 std",
-        )
+        m = sysid.mean[i]
+        clo, chi = sysid.interval(i)
+        ax.errorbar(m, 0, xerr=[[max(0.0, m - clo)], [max(0.0, chi - m)]], fmt="o", color=FIT_COLOUR, capsize=5,
+                    label="fit, 95% interval")  # fmt: skip
         ax.axvline(sysid.nominal[i], color="k", lw=0.8, ls=":", label="nominal")
         ax.set_yticks([])
         ax.set_ylabel(name, rotation=0, ha="right", va="center")

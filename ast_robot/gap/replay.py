@@ -33,7 +33,7 @@ ENV_DT = 0.04  # s: the environments' default control period (EnvConfig.control_
 class MujocoReplay:
     """A reusable replay simulator for one robot and task (the model is loaded once)."""
 
-    def __init__(self, robot: str, task: str = "reach", env_dt: float = ENV_DT) -> None:
+    def __init__(self, robot: str, task: str = "reach", env_dt: float = ENV_DT, use_rollout: bool = True) -> None:
         import mujoco
 
         from ast_robot.envs import randomization as dr
@@ -43,6 +43,9 @@ class MujocoReplay:
             raise ValueError(f"env_dt must be a positive control period (s), got {env_dt!r}")
         self._mj, self._dr = mujoco, dr
         self.robot, self.task, self.env_dt = robot, task, float(env_dt)
+        self.use_rollout = use_rollout  # mujoco.rollout steps the physics in C (bench/gap_sysid.py measures it)
+        self.threads = 1  # > 1: ``many`` steps several records at once on that many threads
+        self._datas: list = []
         self.spec = get_robot(robot)
         self.model = load_model(robot, task)
         self.data = mujoco.MjData(self.model)
@@ -62,22 +65,89 @@ class MujocoReplay:
         h = self.model.opt.timestep
         substeps = max(1, int(round(record.control_dt / h)))
         delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))  # physics steps
-        ctrl = self.setpoints(record, substeps, delay)  # (T * substeps, J)
-        q0 = record.joint_positions[0]
+        # encoder offsets: the record reads true angle + offset; the arm starts at (and its servo tracks)
+        # the true angle, and the simulated reading carries the same offset
+        offset = self._dr.encoder_offsets(dict(params), self.spec.n_joints)  # (J,) rad
+        q0 = record.joint_positions[0] - offset
+        ctrl = self.setpoints(record, substeps, delay, q0)  # (T * substeps, J)
         self._reset(q0)
         out = np.empty_like(record.joint_positions)  # (T+1, J)
         out[0] = q0
+        if self.use_rollout:
+            out[1:] = self._rollout(ctrl, substeps)
+            return out + offset
         for t in range(record.steps):
             for i in range(t * substeps, (t + 1) * substeps):
                 self.data.ctrl[self.act] = ctrl[i]
                 self._mj.mj_step(self.model, self.data)
             out[t + 1] = self.data.qpos[self.qadr]
-        return out
+        return out + offset
 
-    def setpoints(self, record: EpisodeRecord, substeps: int, delay: int) -> np.ndarray:
+    def many(self, params: Mapping[str, float], records: list[EpisodeRecord]) -> list[np.ndarray]:
+        """``[self(params, r) for r in records]``, with records of one length and rate stepped together by
+        one ``mujoco.rollout`` call on ``threads`` threads (bench/gap_sysid.py measures it: it pays on idle
+        cores only)."""
+        if not self.use_rollout or self.threads <= 1 or len(records) < 2:
+            return [self(params, r) for r in records]
+        out: list[np.ndarray | None] = [None] * len(records)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(records):
+            groups.setdefault((r.steps, r.control_dt), []).append(i)
+        for idx in groups.values():
+            for i, q in zip(idx, self._batch(params, [records[i] for i in idx])):
+                out[i] = q
+        return out  # type: ignore[return-value]
+
+    def _batch(self, params: Mapping[str, float], records: list[EpisodeRecord]) -> list[np.ndarray]:
+        """Replays of equal-length records in one threaded rollout (same physics as ``__call__``)."""
+        from mujoco import rollout
+
+        for r in records:
+            self._check(r)
+        self._dr.apply(self.model, dict(params), self.nominal)
+        h = self.model.opt.timestep
+        substeps = max(1, int(round(records[0].control_dt / h)))
+        delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))
+        offset = self._dr.encoder_offsets(dict(params), self.spec.n_joints)
+        spec = self._mj.mjtState.mjSTATE_FULLPHYSICS
+        states, controls, starts = [], [], []
+        for r in records:
+            q0 = r.joint_positions[0] - offset
+            self._reset(q0)
+            state0 = np.empty(self._mj.mj_stateSize(self.model, spec))
+            self._mj.mj_getState(self.model, self.data, state0, spec)
+            full = np.tile(self.data.ctrl, (r.steps * substeps, 1))
+            full[:, self.act] = self.setpoints(r, substeps, delay, q0)
+            states.append(state0)
+            controls.append(full)
+            starts.append(q0)
+        if len(self._datas) < self.threads:
+            self._datas = [self._mj.MjData(self.model) for _ in range(self.threads)]
+        state, _ = rollout.rollout(self.model, self._datas, np.stack(states), np.stack(controls),
+                                   persistent_pool=True)  # (B, n, nstate)
+        qpos = state[:, substeps - 1 :: substeps, 1 : 1 + self.model.nq][:, :, self.qadr]  # (B, T, J)
+        return [np.vstack([q0[None], q]) + offset for q0, q in zip(starts, qpos)]
+
+    def _rollout(self, ctrl: np.ndarray, substeps: int) -> np.ndarray:
+        """The arm's joint positions (T, J) after each control tick, stepped by ``mujoco.rollout`` (the
+        physics loop in C, bit-identical to ``mj_step``); other actuators keep their reset command."""
+        from mujoco import rollout
+
+        spec = self._mj.mjtState.mjSTATE_FULLPHYSICS
+        state0 = np.empty(self._mj.mj_stateSize(self.model, spec))
+        self._mj.mj_getState(self.model, self.data, state0, spec)
+        full = np.tile(self.data.ctrl, (ctrl.shape[0], 1))  # (T * substeps, nu)
+        full[:, self.act] = ctrl
+        state, _ = rollout.rollout(self.model, self.data, state0[None], full[None])  # (1, T * substeps, nstate)
+        qpos = state[0, substeps - 1 :: substeps, 1 : 1 + self.model.nq]  # state = [time, qpos, qvel, ...]
+        return qpos[:, self.qadr]
+
+    def setpoints(self, record: EpisodeRecord, substeps: int, delay: int, q0: np.ndarray | None = None) -> np.ndarray:
         """The position setpoint (T * substeps, J) during each physics step: target k arrives ``delay``
-        physics steps after tick k; before the first arrives the arm holds its start."""
-        targets, q0 = record.joint_targets, record.joint_positions[0]
+        physics steps after tick k; before the first arrives the arm holds its start ``q0`` (default: the
+        first measured position)."""
+        targets = record.joint_targets
+        q0 = record.joint_positions[0] if q0 is None else q0
         n = record.steps * substeps
         seg = self._segment_steps(record, substeps)  # (T,) physics steps to reach each target; 0: a step
         out = np.empty((n, q0.size))

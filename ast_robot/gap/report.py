@@ -19,6 +19,7 @@ from ast_robot.gap import plots
 from ast_robot.gap.analyzer import GapReport
 from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.stats import holm_adjust
+from ast_robot.gap.verdict import verdict
 
 Table = tuple[str, list[str], list[list[str]]]  # (title, header, rows)
 
@@ -54,16 +55,7 @@ def tables(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None)
     out.append(("Sim-vs-real classifier (held-out folds)", ["balanced accuracy", "folds", "note"],
                 [[_num(c.balanced_accuracy), str(c.folds), c.note or "0.5 means indistinguishable"]]))  # fmt: skip
     if report.sysid is not None:
-        r = report.sysid
-        rows = [[n, f"[{r.prior_low[i]:.4g}, {r.prior_high[i]:.4g}]", f"{r.mean[i]:.4g} +- {r.std[i]:.2g}",
-                 _pct(r.attribution[i]), "-" if not retuned or n not in retuned else
-                 f"[{retuned[n][0]:.4g}, {retuned[n][1]:.4g}]"] for i, n in enumerate(r.names)]  # fmt: skip
-        rows.sort(key=lambda row: -float(row[3].rstrip("%")))
-        rows += [
-            [n, "", "not identifiable from these episodes (kept as is)", "-", "-"] for n in r.unobservable
-        ]
-        out.append((f"System identification ({r.n_episodes} real episodes; trajectory MSE {r.loss_nominal:.3g} -> "
-                    f"{r.loss_fit:.3g} rad^2)", ["parameter", "prior range", "fit", "explains", "retuned range"], rows))  # fmt: skip
+        out.append(_sysid_table(report.sysid, retuned))
     if report.weights is not None:
         w = report.weights
         out.append(("Physical-feedback weights", ["parameter", "centre", "scale"],
@@ -71,6 +63,27 @@ def tables(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None)
     if report.provenance:
         out.append(("Provenance", ["", ""], [[k, str(v)] for k, v in report.provenance.items()]))
     return out
+
+
+def _sysid_table(r, retuned: Mapping[str, tuple[float, float]] | None) -> Table:
+    """One row per fitted parameter: fit with its bounded 95% interval, share of the nominal loss, test."""
+    rows = []
+    for n in r.ranking:
+        i = r.names.index(n)
+        lo, hi = r.interval(i)
+        sig = r.significant[i] if r.significant else False
+        rows.append([n, f"{r.nominal[i]:.4g}", f"[{r.prior_low[i]:.4g}, {r.prior_high[i]:.4g}]",
+                     f"{r.mean[i]:.4g} [{lo:.4g}, {hi:.4g}]", f"{r.attribution[i]:+.1%}",
+                     _num(r.pvalue[i]) if r.pvalue else "-", "yes" if sig else "no",
+                     f"[{retuned[n][0]:.4g}, {retuned[n][1]:.4g}]" if retuned and n in retuned else "kept"])  # fmt: skip
+    rows += [[n, "", "", "not identifiable from these episodes", "-", "-", "-", "kept"] for n in r.unobservable]
+    rows.append(["(unexplained residual)", "", "", f"fit MSE {r.loss_fit:.3g} rad^2", f"{r.unexplained:.1%}",
+                 _num(r.residual_pvalue), "yes" if r.gap_unexplained() else "no", ""])  # fmt: skip
+    title = (f"System identification ({r.n_episodes} real episodes; trajectory MSE nominal {r.loss_nominal:.3g} -> "
+             f"fit {r.loss_fit:.3g} rad^2; noise floor {r.floor_rms:.2g} rad RMS)")  # fmt: skip
+    header = ["parameter", "nominal", "training range", "fit [95% interval, within bounds]",
+              "explains (share of nominal loss, alone)", "F-test p (Bonferroni)", "significant", "retuned range"]  # fmt: skip
+    return title, header, rows
 
 
 def _distribution_table(report: GapReport) -> Table:
@@ -85,27 +98,49 @@ def _distribution_table(report: GapReport) -> Table:
     return "Distribution gaps", header, rows
 
 
-def _markdown(title: str, tabs: list[Table], figures: list[Path]) -> str:
-    lines = [f"# {title}", ""]
+def _markdown(title: str, verdict: list[str], tabs: list[Table], figures: list[tuple[Path, str]]) -> str:
+    lines = [f"# {title}", "", "## Verdict", ""] + [f"- {v}" for v in verdict] + [""]
     for name, header, rows in tabs:
         lines += [f"## {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
-    lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
+    lines += ["## Figures", ""]
+    for k, (f, caption) in enumerate(figures, 1):
+        lines += [f"![{f.stem}]({f.name})", "", f"*Figure {k}. {caption}*", ""]
     return "\n".join(lines) + "\n"
 
 
-def _html(title: str, tabs: list[Table], figures: list[Path]) -> str:
+def _html(title: str, verdict: list[str], tabs: list[Table], figures: list[tuple[Path, str]]) -> str:
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
              "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%;margin:1em 0}"
-             f"</style></head><body><h1>{e(title)}</h1>"]  # fmt: skip
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%}"
+             "figure{margin:1.5em 0}figcaption{font-size:0.9em;color:#333}.verdict{background:#f4f6f8;padding:0.5em 1em}"
+             f"</style></head><body><h1>{e(title)}</h1><h2>Verdict</h2><div class='verdict'>"]  # fmt: skip
+    parts += [f"<p>{e(v)}</p>" for v in verdict] + ["</div>"]
     for name, header, rows in tabs:
         parts.append(f"<h2>{e(name)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
         parts.append("</table>")
-    parts += ["<h2>Figures</h2>"] + [f"<img src='{e(f.name)}' alt='{e(f.stem)}'>" for f in figures]
+    parts.append("<h2>Figures</h2>")
+    parts += [f"<figure><img src='{e(f.name)}' alt='{e(f.stem)}'><figcaption>Figure {k}. {e(c)}</figcaption></figure>"
+              for k, (f, c) in enumerate(figures, 1)]  # fmt: skip
     return "".join(parts) + "</body></html>\n"
+
+
+CAPTIONS = {
+    "success": "Success rate in simulation and on the real robot with 95% Wilson intervals; the title gives the gap "
+               "(sim - real) with Newcombe's 95% interval.",
+    "metrics": "Distribution of each episode metric, simulation against the real robot (fraction of episodes per bin).",
+    "attribution": "Share of the nominal simulator's trajectory loss each parameter removes when moved alone from its "
+                   "nominal value to its fit (absolute scale: bars need not sum to 100%). Green: significant against "
+                   "the replay noise floor (partial F-test, Bonferroni); grey: not significant. The last bar is what "
+                   "the best fit leaves above the floor (red when significant and above gap.max_unexplained_share).",
+    "posterior": "Per fitted parameter: training range (grey bar), fit with its 95% least-squares interval kept "
+                 "within the parameter's physical and data-sheet bounds (green), retuned range (light green; only "
+                 "retuned parameters), nominal value (dotted line).",
+    "trajectories": "One real episode's joint positions (red) against its replay in simulation at the nominal "
+                    "(blue, dashed) and fitted (green, dash-dot) parameters.",
+}  # fmt: skip
 
 
 def write_report(folder: str | Path, report: GapReport, sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRecord],
@@ -125,10 +160,12 @@ def write_report(folder: str | Path, report: GapReport, sim: Sequence[EpisodeRec
                 overlay.real, overlay.nominal, overlay.fitted, overlay.dt, folder / "trajectories.png"
             )
         )
+    captioned = [(f, CAPTIONS[f.stem]) for f in figures]
     title = f"Reality gap: {report.robot} {report.task}"
     tabs = tables(report, retuned)
-    atomic_write_json(folder / "gap.json", {**report.to_dict(), "retuned": retuned or {}})
+    lines = verdict(report, retuned)
+    atomic_write_json(folder / "gap.json", {**report.to_dict(), "retuned": retuned or {}, "verdict": lines})
     if report.weights is not None:
         atomic_write_json(folder / "weights.json", report.weights.to_dict())
-    atomic_write_text(folder / "report.md", _markdown(title, tabs, figures))
-    return atomic_write_text(folder / "report.html", _html(title, tabs, figures))
+    atomic_write_text(folder / "report.md", _markdown(title, lines, tabs, captioned))
+    return atomic_write_text(folder / "report.html", _html(title, lines, tabs, captioned))

@@ -1,8 +1,21 @@
-"""Retuning: new randomization ranges centred on the system-identification posterior.
+"""Retuning: new randomization ranges centred on the system-identification fit, for the parameters
+the fit found significant, and for nothing else.
 
-Each fitted parameter gets a range ``centre +- max(k * std, min_relative_width * |centre|)``: wide where
-the fit is uncertain, narrow where it is sure, never of zero width. The result is written as a small
-experiment YAML with ``parent:`` pointing at the old config and the provenance as header comments.
+A parameter is retuned only when its reduction of the nominal model's loss passed the F-test against
+the replay noise floor (``SysIdResult.significant``) and the gap is not reported as unexplained
+(``SysIdResult.gap_unexplained``); every other range is kept exactly as it was. The one exception is
+``joint_noise``, measured from the replay residual rather than fitted: its range moves only when the
+measured noise's interval lies wholly outside it. A retuned range is
+``centre +- max(k * std, min_relative_width * |centre|)`` clipped to the parameter's physical floor
+(no negative scales, payloads or delays) and data-sheet ceiling (``limits``: the rated payload). The
+result is written as a small experiment YAML with ``parent:`` pointing at the old config and the
+provenance as header comments.
+
+Deployment offset, once: the replay fits the arm from the commanded joint targets, so the fitted
+latency is the arm's; the training range must also hold the delay the deployment adds
+(``GapConfig.deployment_latency_steps``). ``retune`` adds that offset to a fitted centre, and the next
+round's fit subtracts it from the prior it reports (``space_from_randomization(shift=...)``) and
+compares the fit with the nominal arm, never with the retuned range, so a round never counts it twice.
 """
 
 from __future__ import annotations
@@ -21,57 +34,98 @@ from ast_robot.config.loader import apply_overrides, deep_merge, read_yaml_tree
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
 from ast_robot.config.schema import from_dict, to_dict
 from ast_robot.fileio import atomic_write_text
-from ast_robot.gap.sysid import SysIdResult, lower_floor
+from ast_robot.gap.significance import noise_interval
+from ast_robot.gap.sysid import SysIdResult, lower_floor, prior_bounds
 
 _ABS_FLOOR = 1e-3  # smallest half-width in the parameter's unit, for centres at or near zero
 
 
-def retuned_distribution(
-    name: str, old: DistributionConfig, centre: float, std: float, cfg: GapConfig
-) -> DistributionConfig:
+def retuned_distribution(name: str, old: DistributionConfig, centre: float, std: float, cfg: GapConfig,
+                         ceiling: float | None = None) -> DistributionConfig:  # fmt: skip
     """One parameter's new distribution, same family where possible (constant becomes uniform).
 
-    A normal whose range would cross the parameter's physical floor (a scale factor near 0) becomes a
-    uniform range starting at the floor: clipping a normal there would pile samples up on the floor.
+    A normal whose range would cross the parameter's physical floor (a scale factor near 0) or its
+    ``ceiling`` becomes a uniform range clipped there: clipping a normal would pile samples up on it.
     """
-    if not (math.isfinite(centre) and math.isfinite(std) and std >= 0):
-        raise ValueError(f"cannot retune {name!r}: the fit gave centre {centre} and std {std}; both must be "
-                         f"finite and std >= 0")  # fmt: skip
-    half = half_width(centre, std, cfg)
-    low, high = centre - half, centre + half
+    if not (math.isfinite(centre) and std >= 0 and not math.isnan(std)):
+        raise ValueError(f"cannot retune {name!r}: the fit gave centre {centre} and std {std}; the centre must "
+                         f"be finite and std >= 0")  # fmt: skip
     floor = lower_floor(name, old, centre)
-    crosses_floor = floor is not None and low < floor
-    if crosses_floor:  # keep positive/non-negative parameters so; never zero width
+    if ceiling is not None:
+        centre = min(centre, ceiling)
+    if floor is not None:
+        centre = max(centre, floor)
+    half = half_width(centre, std, cfg, ceiling, floor)
+    low, high = centre - half, centre + half
+    crosses = (floor is not None and low < floor) or (ceiling is not None and high > ceiling)
+    if floor is not None and low < floor:
         low, high = floor, max(high, floor + 2 * _ABS_FLOOR)
-    if old.dist == "normal" and not crosses_floor:
+    if ceiling is not None and high > ceiling:
+        low, high = min(low, ceiling - 2 * _ABS_FLOOR), ceiling
+    if old.dist == "normal" and not crosses:
         return dataclasses.replace(old, mean=centre, std=half / cfg.range_width_sigmas)
-    family = "loguniform" if old.dist == "loguniform" else "uniform"
+    family = "loguniform" if old.dist == "loguniform" and low > 0 else "uniform"
     return dataclasses.replace(old, dist=family, low=float(low), high=float(high), mean=float(centre))
 
 
-def half_width(centre: float, std: float, cfg: GapConfig) -> float:
+def half_width(centre: float, std: float, cfg: GapConfig, ceiling: float | None = None,
+               floor: float | None = None) -> float:  # fmt: skip
     """Half-width of a retuned range (and of the posterior bump): ``k`` posterior standard deviations,
-    never below ``min_relative_width * |centre|`` nor the absolute floor."""
+    never below ``min_relative_width * |centre|`` nor the absolute floor; an infinite std (a parameter the
+    data do not pin down) spans the whole physical box when it is bounded, else 100% of the centre."""
+    if not math.isfinite(std):
+        span = (ceiling - floor) if ceiling is not None and floor is not None else 2 * abs(centre)
+        return max(0.5 * span, _ABS_FLOOR)
     return max(cfg.range_width_sigmas * std, cfg.min_relative_width * abs(centre), _ABS_FLOOR)
 
 
 def retune(
     randomization: RandomizationConfig, result: SysIdResult, cfg: GapConfig | None = None,
-    offsets: Mapping[str, float] | None = None,
+    offsets: Mapping[str, float] | None = None, limits: Mapping[str, float] | None = None,
 ) -> RandomizationConfig:
-    """New ranges for every fitted parameter; parameters that were not fitted keep their distribution.
+    """New ranges for the significant parameters of an explained gap; every other range is kept as is.
 
     ``offsets[name]`` is added to a fitted centre (what the deployment adds beyond the fitted physics,
-    e.g. the policy node's own delay on top of the arm's latency)."""
-    cfg, offsets = cfg or GapConfig(), offsets or {}
+    e.g. the policy node's own delay on top of the arm's latency); ``limits[name]`` caps a range (data
+    sheet: the rated payload)."""
+    cfg, offsets, limits = cfg or GapConfig(), offsets or {}, limits or {}
     unknown = [n for n in result.names if n not in randomization.params]
     if unknown:
         raise ValueError(f"fitted parameters {unknown} are not in the randomization config "
                          f"(randomized: {sorted(randomization.params)})")  # fmt: skip
     params = dict(randomization.params)
-    for name, centre, std in zip(result.names, result.mean, result.std):
-        params[name] = retuned_distribution(name, params[name], centre + offsets.get(name, 0.0), std, cfg)
+    for name in retuned_names(result, cfg):
+        i = result.names.index(name)
+        params[name] = retuned_distribution(name, params[name], result.mean[i] + offsets.get(name, 0.0),
+                                            result.std[i], cfg, limits.get(name))  # fmt: skip
+    if "joint_noise" in params:
+        params["joint_noise"] = noise_distribution(params["joint_noise"], result, cfg)
     return dataclasses.replace(randomization, params=params)
+
+
+def noise_distribution(old: DistributionConfig, result: SysIdResult, cfg: GapConfig) -> DistributionConfig:
+    """The joint-noise range: kept unless the noise measured in the replay residual (its chi-square 95%
+    interval) lies wholly outside it; then a uniform range over that interval (widened by
+    ``min_relative_width``)."""
+    lo, hi = noise_interval(result.noise_rms, result.n_residuals)
+    p_lo, p_hi, _ = prior_bounds(old)
+    if hi <= 0 or p_lo <= lo <= p_hi or p_lo <= hi <= p_hi or (lo < p_lo and hi > p_hi):
+        return old
+    w = cfg.min_relative_width
+    return dataclasses.replace(old, dist="uniform", low=max(0.0, lo * (1 - w)), high=hi * (1 + w),
+                               mean=result.noise_rms)  # fmt: skip
+
+
+def changed_names(old: RandomizationConfig, new: RandomizationConfig) -> tuple[str, ...]:
+    """The parameters whose distribution a retune changed, sorted."""
+    return tuple(sorted(n for n, d in new.params.items() if old.params.get(n) != d))
+
+
+def retuned_names(result: SysIdResult, cfg: GapConfig | None = None) -> tuple[str, ...]:
+    """The fitted parameters a retune changes: the significant ones of an explained gap whose fit removed
+    at least ``min_fit_improvement`` of the nominal loss (may be empty)."""
+    cfg = cfg or GapConfig()
+    return result.culprits() if result.improvement() >= cfg.min_fit_improvement else ()
 
 
 def write_retuned_config(parent: str | Path, new: RandomizationConfig, out_path: str | Path,

@@ -2,6 +2,14 @@
 parameters to the real joint trajectories with the cross-entropy method (in the spirit of SimOpt), then
 check integer parameters one step either way and polish the rest by bounded least squares.
 
+Every result is referenced to the *nominal* model (each parameter at the value that leaves the
+simulator unchanged), not to the training ranges: a parameter's share is the part of the nominal
+model's trajectory loss it alone removes, and it is named only when that reduction passes a partial
+F-test against the replay noise floor (:mod:`ast_robot.gap.significance` documents the test). What the
+best fit leaves above the floor is the unexplained residual. Per-joint encoder offsets enter the fit
+as nuisance parameters profiled out in closed form during the search (their best value is the mean
+residual of each joint) and polished with the rest.
+
 The simulator is any callable ``simulate(params, record) -> (T+1, J) joint positions`` that replays
 ``record.actions`` (and ``record.joint_targets``) from ``record.joint_positions[0]`` under physical
 parameters ``params``; :mod:`ast_robot.gap.replay` builds the MuJoCo one.
@@ -9,6 +17,8 @@ parameters ``params``; :mod:`ast_robot.gap.replay` builds the MuJoCo one.
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,6 +28,7 @@ import numpy as np
 from ast_robot.config.gap import GapConfig
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
 from ast_robot.gap.outcomes import EpisodeRecord
+from ast_robot.gap.significance import covariance, evidence, noise_variance
 
 Simulator = Callable[[Mapping[str, float], EpisodeRecord], np.ndarray]
 
@@ -136,12 +147,6 @@ def _snap_integers(space: ParamSpace, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _residuals(simulate: Simulator, params: Mapping[str, float], records: Sequence[EpisodeRecord]) -> np.ndarray:
-    """Joint-position errors of every record, weighted so their sum of squares is the trajectory loss."""
-    parts = [(np.asarray(simulate(params, r), dtype=float) - r.joint_positions).ravel() for r in records]
-    return np.concatenate([p / np.sqrt(p.size * len(parts)) for p in parts])
-
-
 def _polish(residuals: Callable[[np.ndarray], np.ndarray], loss: Callable[[np.ndarray], float], space: ParamSpace,
             values: np.ndarray, evaluations: int) -> np.ndarray:  # fmt: skip
     """Refine the continuous parameters of the CEM's best candidate by bounded least squares (the CEM
@@ -191,34 +196,66 @@ def _is_scale(name: str, dist: DistributionConfig) -> bool:
     return known.mode == "scale" if known is not None else dist.mode == "scale"
 
 
+OFFSET_SEARCH_RAD = 0.1  # encoder offsets are searched at least +-0.1 rad (a gross calibration error)
+
+
+def reference_value(name: str, dist: DistributionConfig) -> float:
+    """The value that leaves the simulator nominal (1 for a scale, 0 for an absolute parameter of the
+    simulator's table); a parameter the simulator does not know keeps its prior centre."""
+    known = _simulator_params().get(name)
+    if known is not None or dist.mode == "scale":
+        return 1.0 if _is_scale(name, dist) else 0.0
+    return prior_bounds(dist)[2]
+
+
+def is_offset(name: str) -> bool:
+    """A per-joint encoder offset (a reading bias: profiled in closed form during the search)."""
+    return name.startswith("encoder_offset_")
+
+
 def space_from_randomization(cfg: RandomizationConfig, expansion: float, names: Sequence[str] | None = None,
-                             ceilings: Mapping[str, float] | None = None) -> ParamSpace:  # fmt: skip
-    """The search space of the randomized parameters: each prior range widened ``expansion`` times, and
+                             ceilings: Mapping[str, float] | None = None, limits: Mapping[str, float] | None = None,
+                             shift: Mapping[str, float] | None = None) -> ParamSpace:  # fmt: skip
+    """The search space of the randomized parameters: each prior range widened ``expansion`` times,
     reaching at least ``ceilings[name]`` (e.g. the robot's rated payload: a real tool may weigh that much
-    even when training assumed a light one)."""
+    even when training assumed a light one) and never past ``limits[name]`` (data-sheet maxima).
+
+    ``shift[name]`` is added to the prior range before anything else: the deployment adds a delay the
+    replay does not see, so the arm's own latency prior is the training range minus that delay.
+    The nominal of each parameter is :func:`reference_value`; the box always contains it.
+    """
     names = tuple(names) if names is not None else tuple(sorted(cfg.params))
     unknown = [n for n in names if n not in cfg.params]
     if unknown:
         raise ValueError(f"parameters {unknown} are not randomized; randomized: {sorted(cfg.params)}")
-    rows = []
-    for n in names:
-        low, high, nominal = prior_bounds(cfg.params[n])
-        half = (
-            0.5 * expansion * max(high - low, 0.2 * max(abs(nominal), 1e-3))
-        )  # constants get +-10% x expansion
-        s_low, s_high = nominal - half, nominal + half
-        log = _is_scale(n, cfg.params[n]) and nominal > 0
-        if log:  # a factor `expansion` either way of nominal, searched in log space
-            s_low, s_high = min(low, nominal / expansion), max(high, nominal * expansion)
-        if _is_integer(n):  # a delay the prior never covered can still be found: reach `expansion` steps past it
-            s_high = max(s_high, high + expansion)
-        s_high = max(s_high, (ceilings or {}).get(n, s_high))
-        floor = lower_floor(n, cfg.params[n], nominal)
-        if floor is not None:
-            s_low = max(s_low, floor)
-        rows.append((nominal, low, high, s_low, s_high, log))
+    rows = [_space_row(n, cfg.params[n], expansion, (ceilings or {}).get(n), (limits or {}).get(n),
+                       (shift or {}).get(n, 0.0)) for n in names]  # fmt: skip
     cols = list(zip(*rows))
     return ParamSpace(names, *(tuple(float(v) for v in c) for c in cols[:5]), log=tuple(cols[5]))
+
+
+def _space_row(n: str, dist: DistributionConfig, expansion: float, ceiling: float | None, limit: float | None,
+               shift: float) -> tuple:  # fmt: skip
+    low, high, centre = (v + shift for v in prior_bounds(dist))
+    floor = lower_floor(n, dist, centre)
+    if floor is not None and shift:
+        low, high = max(low, floor), max(high, floor)
+    nominal = reference_value(n, dist)
+    half = 0.5 * expansion * max(high - low, 0.2 * max(abs(centre), 1e-3))  # constants get +-10% x expansion
+    s_low, s_high = centre - half, centre + half
+    log = _is_scale(n, dist) and centre > 0
+    if log:  # a factor `expansion` either way of the prior centre, searched in log space
+        s_low, s_high = min(low, centre / expansion), max(high, centre * expansion)
+    if _is_integer(n):  # a delay the prior never covered can still be found: reach `expansion` steps past it
+        s_high = max(s_high, high + expansion)
+    if is_offset(n):
+        s_low, s_high = min(s_low, -OFFSET_SEARCH_RAD), max(s_high, OFFSET_SEARCH_RAD)
+    s_low, s_high = min(s_low, nominal), max(s_high, nominal, ceiling if ceiling is not None else s_high)
+    if limit is not None:
+        s_high = min(s_high, limit)
+    if floor is not None:
+        s_low = max(s_low, floor)
+    return nominal, low, high, s_low, s_high, log
 
 
 def trajectory_loss(
@@ -237,21 +274,35 @@ def trajectory_loss(
 
 @dataclass(frozen=True)
 class SysIdResult:
-    """The fitted parameters (best CEM candidate, with the CEM's final spread) and how much each explains the discrepancy."""
+    """The fitted parameters with least-squares standard deviations, each parameter's share of the
+    nominal model's loss and its test against the replay noise floor (:mod:`ast_robot.gap.significance`)."""
 
     names: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    nominal: tuple[float, ...]
+    mean: tuple[float, ...]  # the fit
+    std: tuple[float, ...]  # least-squares standard deviation (inf: not identifiable from these data)
+    nominal: tuple[float, ...]  # the reference: each parameter's nominal-model value
     prior_low: tuple[float, ...]
     prior_high: tuple[float, ...]
     loss_nominal: float  # rad^2 at the nominal parameters
-    loss_fit: float  # rad^2 at the fitted mean
-    attribution: tuple[float, ...]  # share of the discrepancy outside the prior ranges (sums to 1 or all 0)
-    ranking: tuple[str, ...]  # names, most explanatory first
+    loss_fit: float  # rad^2 at the fit
+    attribution: tuple[float, ...]  # share of the nominal loss each parameter alone removes (absolute scale)
+    ranking: tuple[str, ...]  # names: significant ones first, then by share
     history: tuple[float, ...]  # best loss after each CEM iteration
     n_episodes: int
     unobservable: tuple[str, ...] = ()  # screened out: they barely change the simulated trajectories
+    pvalue: tuple[float, ...] = ()  # Bonferroni-adjusted partial F-test p-value per parameter
+    significant: tuple[bool, ...] = ()
+    search_low: tuple[float, ...] = ()  # the physical/data-sheet box the fit searched (interval bounds)
+    search_high: tuple[float, ...] = ()
+    noise_rms: float = 0.0  # rad: sensor noise estimated from the fit residual
+    floor_rms: float = 0.0  # rad: noise and replay floor together
+    gap_pvalue: float = 1.0  # the nominal model's residual against the floor
+    residual_pvalue: float = 1.0  # the best fit's residual against the floor
+    unexplained: float = 0.0  # share of the nominal loss the best fit leaves above the floor
+    max_unexplained: float = 0.05  # GapConfig.max_unexplained_share the verdict used
+    alpha: float = 0.05  # GapConfig.significance
+    n_residuals: int = 0
+    seconds: float = 0.0  # wall time of the fit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -263,53 +314,185 @@ class SysIdResult:
     def estimate(self) -> dict[str, float]:
         return dict(zip(self.names, self.mean))
 
+    def trajectory_gap(self) -> bool:
+        """Whether the nominal model's replay differs from the real trajectories beyond the noise floor."""
+        return self.gap_pvalue < self.alpha
+
+    def gap_unexplained(self) -> bool:
+        """The best fit still leaves a significant residual larger than ``max_unexplained`` of the nominal
+        loss: the randomized parameters do not explain the gap, so no culprit is named from them."""
+        return self.residual_pvalue < self.alpha and self.unexplained > self.max_unexplained
+
+    def culprits(self) -> tuple[str, ...]:
+        """Parameters with a significant reduction, by share; none when the gap is unexplained."""
+        if self.gap_unexplained() or not self.significant:
+            return ()
+        return tuple(n for n in self.ranking if self.significant[self.names.index(n)])
+
     def top_parameter(self) -> str | None:
-        """The most explanatory parameter, or None when nothing is attributed (the ranking is then only
-        alphabetical)."""
-        return self.ranking[0] if self.ranking and sum(self.attribution) > 0 else None
+        """The most explanatory significant parameter, or None (nothing significant, or unexplained)."""
+        culprits = self.culprits()
+        return culprits[0] if culprits else None
+
+    def interval(self, i: int, z: float = 1.96) -> tuple[float, float]:
+        """``mean +- z std`` of parameter ``i``, kept inside the physical search box."""
+        lo, hi = self.mean[i] - z * self.std[i], self.mean[i] + z * self.std[i]
+        if self.search_low:
+            lo, hi = max(lo, self.search_low[i]), min(hi, self.search_high[i])
+        return lo, hi
 
     def improvement(self) -> float:
         """Fraction of the nominal trajectory MSE the fit removed (0 when there was nothing to remove)."""
         return 1.0 - self.loss_fit / self.loss_nominal if self.loss_nominal > 0 else 0.0
 
 
+class _Replays:
+    """Residuals (sim - real) of every record at a parameter vector; unfitted parameters held fixed."""
+
+    def __init__(self, simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace,
+                 fixed: Mapping[str, float]) -> None:  # fmt: skip
+        self.simulate, self.records, self.space, self.fixed = simulate, list(records), space, dict(fixed)
+        self.offsets = np.array([i for i, n in enumerate(space.names) if is_offset(n)], dtype=int)
+        self.joints = np.array([int(space.names[i].rsplit("_", 1)[1]) for i in self.offsets], dtype=int)
+
+    def residuals(self, values: np.ndarray) -> list[np.ndarray]:
+        params = {**self.fixed, **self.space.as_dict(values)}
+        many = getattr(self.simulate, "many", None)  # a simulator that replays several records at once
+        sims = many(params, self.records) if many is not None else [self.simulate(params, r) for r in self.records]
+        return [np.asarray(q, dtype=float) - r.joint_positions for q, r in zip(sims, self.records)]
+
+    def loss(self, values: np.ndarray) -> float:
+        return float(np.mean([np.mean(r**2) for r in self.residuals(values)]))
+
+    def rss(self, values: np.ndarray) -> float:
+        return float(sum(np.sum(r**2) for r in self.residuals(values)))
+
+    def stacked(self, values: np.ndarray) -> np.ndarray:
+        return np.concatenate([r.ravel() for r in self.residuals(values)])
+
+    def profile(self, values: np.ndarray) -> np.ndarray:
+        """``values`` with each encoder offset at its closed-form best (the mean residual of its joint,
+        with the offsets zeroed); unchanged without offsets."""
+        if self.offsets.size == 0:
+            return values
+        out = values.copy()
+        out[self.offsets] = 0.0
+        res = np.concatenate([r[1:] for r in self.residuals(out)])  # (sum T, J)
+        out[self.offsets] = -res[:, self.joints].mean(axis=0)
+        return out
+
+    def profiled_loss(self, values: np.ndarray) -> float:
+        return self.loss(self.profile(values)) if self.offsets.size else self.loss(values)
+
+
 def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace, cfg: GapConfig | None = None,
         seed: int = 0, progress: Callable[[int, float], None] | None = None) -> SysIdResult:  # fmt: skip
-    """Fit ``space``'s parameters to the real trajectories of ``records`` by CEM, then attribute the gap."""
+    """Fit ``space``'s parameters to the real trajectories of ``records`` by CEM and least squares, then
+    test each against the noise floor on the nominal model's absolute scale."""
+    start = time.perf_counter()
     cfg = cfg or GapConfig()
     records = list(records)[: cfg.max_replay_episodes]
     if not records:
         raise ValueError("system identification needs at least one real episode with joint trajectories")
     keep = observable(simulate, records, space, cfg.screen_tolerance)
-    fixed = {n: v for n, v in zip(space.names, space.nominal) if n not in keep}  # held at the prior centre
+    fixed = {n: v for n, v in zip(space.names, space.nominal) if n not in keep}  # held at nominal
     full, space = space, space.subset(keep)
-    loss = lambda values: trajectory_loss(simulate, {**fixed, **space.as_dict(values)}, records)  # noqa: E731
-    best_u, mean_u, cov_u, history = _cem(loss, space, cfg, np.random.default_rng(seed), progress)
-    fitted = _refine_integers(loss, space, _snap_integers(space, space.to_values(best_u)))
-    residuals = lambda values: _residuals(simulate, {**fixed, **space.as_dict(values)}, records)  # noqa: E731
-    fitted = _polish(residuals, loss, space, fitted, cfg.polish_evaluations)
-    # uncertainty: the CEM's remaining search spread plus how far its mean sits from the best candidate,
-    # mapped to parameter units around the best candidate (half the +-1 sd image)
-    sd_u = np.sqrt(np.diag(cov_u)) + np.abs(np.clip(mean_u, 0, 1) - best_u)
-    spread = 0.5 * (space.unit_to_values(best_u + sd_u) - space.unit_to_values(best_u - sd_u))
+    ev = _Replays(simulate, records, space, fixed)
+    if cfg.fit_method == "gauss_newton":
+        fitted, history = _search_gauss_newton(ev, space, cfg, progress)
+    else:
+        best_u, _, _, history = _cem(ev.profiled_loss, space, cfg, np.random.default_rng(seed), progress)
+        fitted = ev.profile(_snap_integers(space, space.to_values(best_u)))
+        fitted = ev.profile(_refine_integers(ev.profiled_loss, space, fitted))
+        residuals = lambda v: (lambda r: r / np.sqrt(r.size))(ev.stacked(v))  # noqa: E731 - sum of squares = loss
+        fitted = _polish(residuals, ev.loss, space, fitted, cfg.polish_evaluations)
     nominal = np.asarray(space.nominal)
-    l0, lf = loss(nominal), loss(fitted)
-    if not (np.all(np.isfinite(fitted)) and np.all(np.isfinite(spread)) and np.isfinite(lf)):
-        bad = [n for n, m, s in zip(space.names, fitted, spread) if not (np.isfinite(m) and np.isfinite(s))]
-        raise NotIdentifiable(f"the fit gave non-finite values (parameters {bad or list(space.names)}, loss "
-                              f"{lf}): nothing to retune from")  # fmt: skip
-    # The gap is what training did not cover: attribute against the closest values inside the prior
-    # ranges, so a parameter whose fit lies inside its range gets no share; if every fit is inside,
-    # fall back to attributing against the prior centres.
-    covered = np.clip(fitted, space.prior_low, space.prior_high)
-    attribution = _attribution(loss, covered, fitted, loss(covered), lf)
-    if not attribution.any():
-        attribution = _attribution(loss, nominal, fitted, l0, lf)
-    order = np.argsort(-attribution, kind="stable")
-    return SysIdResult(space.names, tuple(fitted.tolist()), tuple(spread.tolist()), space.nominal, space.prior_low,
-                       space.prior_high, l0, lf, tuple(attribution.tolist()),
-                       tuple(space.names[i] for i in order), tuple(history), len(records),
-                       tuple(n for n in full.names if n not in keep))  # fmt: skip
+    l0, lf = ev.loss(nominal), ev.loss(fitted)
+    if not (np.all(np.isfinite(fitted)) and np.isfinite(lf)):
+        raise NotIdentifiable(f"the fit gave non-finite values ({space.as_dict(fitted)}, loss {lf}): nothing to "
+                              f"retune from")  # fmt: skip
+    res_fit = ev.residuals(fitted)
+    sigma2 = noise_variance(res_fit)
+    s2 = sigma2 + cfg.replay_floor_rad**2  # the noise floor per residual (rad^2)
+    integer = [_is_integer(n) for n in space.names]
+    steps = np.array([0.0 if whole else 1e-3 * (hi - lo)
+                      for whole, lo, hi in zip(integer, space.search_low, space.search_high)])  # fmt: skip
+    std = np.sqrt(np.diag(covariance(ev.stacked, fitted, steps, s2)))
+    n = int(sum(r[1:].size for r in res_fit))  # row 0 is the measured start: no information
+    evid = evidence(ev.rss, nominal, fitted, std, integer, n, s2, sigma2, cfg.significance)
+    share = np.asarray(evid.share)
+    order = sorted(range(len(space.names)), key=lambda i: (not evid.significant[i], -share[i]))
+    return SysIdResult(space.names, tuple(fitted.tolist()), tuple(std.tolist()), space.nominal, space.prior_low,
+                       space.prior_high, l0, lf, tuple(share.tolist()), tuple(space.names[i] for i in order),
+                       tuple(history), len(records), tuple(n for n in full.names if n not in keep),
+                       evid.pvalue, evid.significant, space.search_low, space.search_high, evid.noise_rms,
+                       evid.floor_rms, evid.gap_pvalue, evid.residual_pvalue, evid.unexplained,
+                       cfg.max_unexplained_share, cfg.significance, evid.n_residuals,
+                       time.perf_counter() - start)  # fmt: skip
+
+
+def _integer_grid(space: ParamSpace) -> list[np.ndarray]:
+    """Every combination of the integer parameters' whole values inside the box (at most 64), as full
+    vectors with the rest at nominal; only the nominal when the grid would be larger."""
+    nominal = np.asarray(space.nominal)
+    ints = [i for i, n in enumerate(space.names) if _is_integer(n)]
+    grids = [range(int(np.ceil(space.search_low[i])), int(np.floor(space.search_high[i])) + 1) for i in ints]
+    if not ints or np.prod([len(g) for g in grids]) > 64:
+        return [nominal]
+    out = []
+    for combo in itertools.product(*grids):
+        v = nominal.copy()
+        v[ints] = combo
+        out.append(v)
+    return out
+
+
+def _search_gauss_newton(ev: _Replays, space: ParamSpace, cfg: GapConfig,
+                         progress: Callable[[int, float], None] | None) -> tuple[np.ndarray, list[float]]:  # fmt: skip
+    """Integer parameters (latency) by a grid scored at nominal physics, the best
+    ``cfg.integer_candidates`` of them each followed by box-bounded Gauss-Newton (``mujoco.minimize``,
+    the optimizer of ``mujoco.sysid``) on the continuous parameters from the nominal values."""
+    scored = sorted((ev.profiled_loss(v), k, v) for k, v in enumerate(_integer_grid(space)))
+    # a step whose nominal-physics loss is many times the best one's is not worth a fit of its own
+    grid = [v for loss, _, v in scored[: cfg.integer_candidates] if loss <= 4.0 * scored[0][0]]
+    best, best_loss, history = None, np.inf, []
+    for k, start in enumerate(grid):
+        values = _gauss_newton(ev, space, ev.profile(start), cfg.gn_iterations)
+        loss = ev.loss(values)
+        if loss < best_loss:
+            best, best_loss = values, loss
+        history.append(best_loss)
+        if progress is not None:
+            progress(k, best_loss)
+    return best, history
+
+
+def _gauss_newton(ev: _Replays, space: ParamSpace, start: np.ndarray, iterations: int) -> np.ndarray:
+    """Bounded Levenberg-Marquardt on the continuous parameters in the unit cube (log space for scale
+    factors), integers held; starts just off the box faces (a start on a bound can stall there)."""
+    import mujoco.minimize as mjmin
+
+    free = np.array([i for i, n in enumerate(space.names) if not _is_integer(n)], dtype=int)
+    if free.size == 0 or iterations <= 0:
+        return start
+    unit0 = np.clip(space.to_unit(start), 0.0, 1.0)
+    x0 = np.clip(unit0[free], 1e-3, 1 - 1e-3)
+
+    def values_at(x: np.ndarray) -> np.ndarray:
+        u = unit0.copy()
+        u[free] = x
+        return space.to_values(u)
+
+    def residual(x: np.ndarray) -> np.ndarray:  # (F,) -> (n,), or (F, K) candidates -> (n, K)
+        cols = np.atleast_2d(x.T).T if x.ndim == 1 else x
+        out = np.stack([ev.stacked(values_at(cols[:, k])) for k in range(cols.shape[1])], axis=1)
+        out /= np.sqrt(out.shape[0])
+        return out[:, 0] if x.ndim == 1 else out
+
+    x, _ = mjmin.least_squares(x0, residual, bounds=(np.zeros(free.size), np.ones(free.size)),
+                               max_iter=iterations, xtol=1e-6, verbose=mjmin.Verbosity.SILENT)  # fmt: skip
+    fitted = values_at(np.asarray(x).ravel())
+    return fitted if ev.loss(fitted) <= ev.loss(start) else start
 
 
 def observable(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace,
@@ -355,18 +538,3 @@ def _cem(loss: Callable[[np.ndarray], float], space: ParamSpace, cfg: GapConfig,
         if progress is not None:
             progress(it, best)
     return best_u, mean, cov, history
-
-
-def _attribution(loss: Callable[[np.ndarray], float], nominal: np.ndarray, fitted: np.ndarray, l0: float,
-                 lf: float) -> np.ndarray:  # fmt: skip
-    """Per parameter: the loss removed by moving it alone from ``nominal`` (a baseline) to its fit,
-    averaged with the loss added by moving it alone back from the full fit; normalized to shares."""
-    scores = np.zeros(len(nominal))
-    for i in range(len(nominal)):
-        only = nominal.copy()
-        only[i] = fitted[i]
-        drop = fitted.copy()
-        drop[i] = nominal[i]
-        scores[i] = max(0.0, 0.5 * ((l0 - loss(only)) + (loss(drop) - lf)))
-    total = scores.sum()
-    return scores / total if total > 0 else scores

@@ -125,7 +125,8 @@ def test_info_carries_episode_record_fields():
     _, _, _, _, info2 = env.step(env.action_space.sample())
     for key in ("ee_pos", "joint_positions", "joint_velocities", "joint_targets", "contact_force", "dr"):
         assert key in info2
-    assert info2["dr"] == info["dr"] and len(info["dr"]) == 21
+    # 21 physical/visual/noise parameters + joint_noise + one encoder offset per arm joint (6)
+    assert info2["dr"] == info["dr"] and len(info["dr"]) == 28
     assert info2["joint_positions"].shape == (6,)
 
 

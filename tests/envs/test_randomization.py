@@ -241,3 +241,23 @@ def test_partial_overrides_keep_the_presets_other_fields(repo_root):
         "latency": {"high": 3.0}}})  # fmt: skip
     latency = env.unwrapped.rand_cfg.params["latency"]
     assert (latency.low, latency.high) == (0.0, 3.0)
+
+
+def test_encoder_offsets_and_joint_noise_bias_the_joint_readings_only():
+    """Sensor culprits: a per-joint encoder offset shifts that joint's reading by exactly its value (the
+    servo tracks the true angle), joint_noise adds noise to joint readings only; both are in info["dr"]."""
+    params = {"encoder_offset_1": {"dist": "constant", "mean": 0.05}}
+    biased, info = _observations("ast_robot/ReachUR5e-v0", {"params": params})
+    clean, clean_info = _observations("ast_robot/ReachUR5e-v0", {"enabled": False})
+    n = 6
+    assert info[0]["dr"]["encoder_offset_1"] == 0.05
+    for a, b, ia, ib in zip(biased, clean, info, clean_info):
+        assert np.array_equal(ia["joint_positions"], ib["joint_positions"])  # true state unchanged
+        diff = a["observation"] - b["observation"]
+        assert diff[1] == pytest.approx(0.05) and np.all(np.delete(diff, 1) == 0)
+    noisy, noisy_info = _observations("ast_robot/ReachUR5e-v0", {"params": {"joint_noise": {"dist": "constant",
+                                                                                            "mean": 0.01}}})  # fmt: skip
+    assert noisy_info[0]["dr"]["joint_noise"] == 0.01
+    for a, b in zip(noisy, clean):
+        diff = np.abs(a["observation"] - b["observation"])
+        assert 0.002 < diff[:n].mean() < 0.03 and np.all(diff[n:] == 0)

@@ -21,3 +21,28 @@ def make_record(seed: int = 0, source: str = "sim", success: bool = True, steps:
                   meta={"run": "test"})  # fmt: skip
     fields.update(overrides)
     return EpisodeRecord(**fields)
+
+
+def twin_records(hidden: dict, seed: int, n: int = 2, steps: int = 30, dt: float = 0.04,
+                 meta: dict | None = None) -> list[EpisodeRecord]:  # fmt: skip
+    """Real records without ROS: drive the twin (hidden parameters, sensor bias and noise included) with
+    smooth random joint-position targets (<= 1 rad/s) from its measured start, recording what it publishes."""
+    from ast_robot.twin.hidden import HiddenParams
+    from ast_robot.twin.sim import TwinSim
+
+    twin = TwinSim("ur5e", HiddenParams(**hidden), seed=seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        twin.reset()
+        q0 = twin.joint_state()[0]
+        targets = q0 + np.cumsum(rng.uniform(-dt, dt, (steps, q0.size)), axis=0)  # (T, J)
+        qs = [q0]
+        for t in range(steps):
+            twin.command_positions(targets[t])
+            twin.step_to((t + 1) * dt)
+            qs.append(twin.joint_state()[0])
+        out.append(make_record(seed=seed * 100 + k, source="real", success=False, steps=steps, control_dt=dt,
+                               joint_positions=np.array(qs), joint_targets=targets, randomization={},
+                               meta=dict(meta or {})))  # fmt: skip
+    return out

@@ -21,10 +21,13 @@ randomization:
 """
 
 
-def _result(names, mean, std):
+def _result(names, mean, std, significant=None):
+    """A fit whose parameters are all significant (unless ``significant`` says otherwise), gap explained."""
     n = len(names)
-    return SysIdResult(tuple(names), tuple(mean), tuple(std), (1.0,) * n, (0.8,) * n, (1.2,) * n, 1.0, 0.1,
-                       (1.0 / n,) * n, tuple(names), (0.1,), 2)  # fmt: skip
+    sig = tuple(significant) if significant is not None else (True,) * n
+    return SysIdResult(tuple(names), tuple(mean), tuple(std), (1.0,) * n, (0.8,) * n, (1.2,) * n, 1.0, 0.001,
+                       (1.0 / n,) * n, tuple(names), (0.1,), 2, pvalue=tuple(0.0 if s else 1.0 for s in sig),
+                       significant=sig, residual_pvalue=1.0)  # fmt: skip
 
 
 @pytest.mark.parametrize("truth", [{"gain": 1.6, "damping": 5.0, "friction": 1.0},

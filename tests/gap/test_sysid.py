@@ -61,11 +61,12 @@ def test_search_space_widens_the_prior_and_keeps_signs():
         space_from_randomization(RANDOMIZATION, 5.0, names=["latency"])
 
 
-def test_cem_recovers_a_gain_outside_the_prior_and_ranks_it_first():
+@pytest.mark.parametrize("method", ["gauss_newton", "cem"])
+def test_the_fit_recovers_a_gain_outside_the_prior_and_ranks_it_first(method):
     truth = {"gain": 1.6, "damping": 5.0, "friction": 1.0}  # gain outside [0.8, 1.2]
     real = _real_records(truth)
     space = space_from_randomization(RANDOMIZATION, expansion=5.0)
-    res = fit(toy_simulate, real, space, GapConfig(cem_iterations=10, cem_population=32), seed=0)
+    res = fit(toy_simulate, real, space, GapConfig(fit_method=method, cem_iterations=10, cem_population=32), seed=0)
     est = res.estimate()
     assert abs(est["gain"] - 1.6) / 1.6 < 0.05
     assert res.ranking[0] == "gain" and res.attribution[res.names.index("gain")] > 0.8

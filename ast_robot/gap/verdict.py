@@ -1,0 +1,90 @@
+"""The verdict a person reads first: a few sentences answering, in order, is there a significant gap,
+what explains it (parameters with their evidence), what remains unexplained, and what was retuned and
+what was kept. The report (Markdown, HTML) and the CLI open with these sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ast_robot.gap.analyzer import GapReport
+
+
+def _p(p: float) -> str:
+    return "p < 1e-6" if p < 1e-6 else f"p = {p:.2g}"
+
+
+def success_sentence(report: GapReport) -> str:
+    s = report.success
+    g = s.gap
+    head = (f"Success: {s.sim.value:.0%} in simulation (n={s.n_sim}) against {s.real.value:.0%} on the real robot "
+            f"(n={s.n_real}); the gap is {g.value * 100:+.0f} points, 95% interval [{g.low * 100:+.0f}, {g.high * 100:+.0f}]")  # fmt: skip
+    if g.low > 0:
+        return head + ": a significant gap (the real robot does worse)."
+    if g.high < 0:
+        return head + ": the real robot does significantly better than simulation."
+    return head + ": not significant (the interval contains 0)."
+
+
+def physics_sentences(sysid) -> list[str]:
+    """What the joint trajectories say: gap or not, culprits with evidence, the unexplained residual."""
+    floor = f"noise floor {sysid.floor_rms:.2g} rad RMS (sensor noise {sysid.noise_rms:.2g} rad)"
+    if not sysid.trajectory_gap():
+        return [f"Trajectories: the nominal simulator replays the {sysid.n_episodes} real episodes within the {floor} "
+                f"({_p(sysid.gap_pvalue)}): no physical gap is detected, and no parameter is named."]  # fmt: skip
+    out = [f"Trajectories: the nominal simulator's replay differs from the real joints beyond the {floor} "
+           f"(mean squared error {sysid.loss_nominal:.3g} rad^2, {_p(sysid.gap_pvalue)})."]  # fmt: skip
+    named = sysid.culprits()
+    partial = [n for n, sig in zip(sysid.names, sysid.significant) if sig and n not in named]
+    if named:
+        out.append("Explained by: " + "; ".join(_evidence(sysid, n) for n in named) + ".")
+    elif not partial:
+        out.append("No randomized parameter reduces the nominal loss significantly: none is named.")
+    if sysid.gap_unexplained():
+        out.append(f"Unexplained: the best fit over the randomized parameters still leaves {sysid.unexplained:.0%} of "
+                   f"the nominal loss above the noise floor ({_p(sysid.residual_pvalue)}): the gap is NOT explained "
+                   f"by the randomized parameters; its cause lies outside them (e.g. a sensor offset, friction, "
+                   f"contact or the deployment pipeline). No culprit is named.")  # fmt: skip
+        if partial:
+            out.append("Partly compensating, not named (their fitted values would stand in for the missing cause): "
+                       + ", ".join(f"{n} ({sysid.attribution[sysid.names.index(n)]:.0%})" for n in partial) + ".")  # fmt: skip
+    else:
+        out.append(f"Unexplained residual: {sysid.unexplained:.1%} of the nominal loss remains above the noise floor "
+                   f"after the fit ({_p(sysid.residual_pvalue)}).")  # fmt: skip
+    return out
+
+
+def _evidence(sysid, name: str) -> str:
+    i = sysid.names.index(name)
+    lo, hi = sysid.interval(i)
+    covered = sysid.prior_low[i] <= sysid.mean[i] <= sysid.prior_high[i]
+    return (f"{name} = {sysid.mean[i]:.4g} (95% interval [{lo:.4g}, {hi:.4g}], nominal {sysid.nominal[i]:.4g}) "
+            f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone (F-test {_p(sysid.pvalue[i])})"
+            + (", a value the training range already covers" if covered else ""))  # fmt: skip
+
+
+def retune_sentence(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None) -> str:
+    if report.sysid is None:
+        return f"Nothing retuned: system identification {report.provenance.get('sysid', 'did not run')}."
+    kept = [n for n in report.sysid.names if not retuned or n not in retuned]
+    kept_text = f"Kept exactly as they were: {', '.join(kept)}." if kept else "No fitted range was kept."
+    if not retuned:
+        why = report.provenance.get("retune", "")
+        return f"Nothing retuned ({why or 'no significant parameter'}). {kept_text}"
+    parts = []
+    for n, (lo, hi) in retuned.items():
+        if n not in report.sysid.names:  # joint_noise: measured from the residual, not fitted
+            parts.append(f"{n} to [{lo:.4g}, {hi:.4g}] (the joint noise measured in the replay residual)")
+            continue
+        i = report.sysid.names.index(n)
+        parts.append(f"{n} to [{lo:.4g}, {hi:.4g}] (was [{report.sysid.prior_low[i]:.4g}, {report.sysid.prior_high[i]:.4g}])")
+    return f"Retuned: {'; '.join(parts)}. {kept_text}"
+
+
+def verdict(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None = None) -> list[str]:
+    """The opening sentences of the report, in reading order."""
+    lines = [success_sentence(report)]
+    if report.sysid is not None:
+        lines += physics_sentences(report.sysid)
+    lines.append(retune_sentence(report, retuned))
+    return lines
