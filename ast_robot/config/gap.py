@@ -42,7 +42,8 @@ class GapConfig:
         "own latency, added to the retuned latency range when the real records come from a deployment. The "
         "replay fits the arm from the commanded joint targets and cannot see it: asynchronous inference acts "
         "a tick late and each action is spread over the env period. Measured on the twin: real success with a "
-        "hidden latency of L steps matched the simulator's at L + 1 (bench/results/sim2real.md).",
+        "hidden latency of L steps matched the simulator's at L + 1 (bench/results/sim2real.md). Not added when "
+        "the env models the node's command path (env.deploy_pipeline): that env already trains with it.",
         ge=0,
     )
     min_fit_improvement: float = doc(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ast_robot.config.gap import GapConfig
 from ast_robot.fileio import default_mode
@@ -84,6 +85,15 @@ def deployed_records(real: Sequence[EpisodeRecord]) -> bool:
     return any("command_interface" in r.meta for r in real)
 
 
+def deployment_offsets(cfg: Any, real: Sequence[EpisodeRecord]) -> dict[str, float]:
+    """What the policy node adds on top of the arm, in randomized-parameter units, when the env does not
+    model it: a deployment's closed-loop delay (``gap.deployment_latency_steps``). An env that runs the
+    node's command path (``env.deploy_pipeline``) already trains with it, so nothing is added."""
+    if not deployed_records(real) or cfg.env.deploy_pipeline:
+        return {}
+    return {"latency": cfg.gap.deployment_latency_steps}
+
+
 def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, seed: int,
               progress: Callable[[int, float], None] | None) -> tuple[SysIdResult | None, Simulator | None, str]:  # fmt: skip
     """Fit the identifiable randomized parameters; returns (result, simulator, note when skipped).
@@ -104,7 +114,7 @@ def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, s
         # latency is sampled in env control steps: replay at the experiment's env period, not a default
         simulator = MujocoReplay(real[0].robot, real[0].task, env_dt=1.0 / cfg.env.control_hz)
         simulator.threads = cfg.gap.replay_threads
-    shift = {"latency": -cfg.gap.deployment_latency_steps} if deployed_records(real) else {}
+    shift = {k: -v for k, v in deployment_offsets(cfg, real).items()}
     limits = data_sheet_limits(real[0].robot)
     space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names, limits, limits, shift)
     try:
@@ -161,7 +171,7 @@ def _identify_and_retune(cfg, config, overrides: Sequence[str], report: GapRepor
                       simulator(result.estimate(), rec), rec.control_dt)  # fmt: skip
     from ast_robot.gap.retune import changed_names, retune, write_retuned_config
 
-    offsets = {"latency": cfg.gap.deployment_latency_steps} if deployed_records(real) else {}
+    offsets = deployment_offsets(cfg, real)
     new = retune(cfg.randomization, result, cfg.gap, offsets, data_sheet_limits(rec.robot))
     names = changed_names(cfg.randomization, new)
     kept = keep_reason(result, cfg.gap)

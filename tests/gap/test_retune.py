@@ -164,3 +164,16 @@ def test_a_normal_scale_near_zero_becomes_a_range_starting_at_the_floor():
     assert gain.dist == "uniform" and gain.low == pytest.approx(1e-3) and gain.high == pytest.approx(1.01)
     mass = new.params["mass"]  # far from the floor: still a normal, +-2 sigma = the retuned half-width
     assert mass.dist == "normal" and mass.mean == pytest.approx(1.1) and mass.std == pytest.approx(0.055 / 2)
+
+
+@pytest.mark.parametrize("pipeline, expected", [(False, {"latency": 1.0}), (True, {})])
+def test_the_deployment_delay_is_added_only_when_the_env_does_not_model_the_node(pipeline, expected, repo_root):
+    """An env running the node's command path already trains with its delay: adding it again would
+    retune latency on a nominal twin."""
+    from ast_robot.gap.pipeline import deployment_offsets
+    from tests.gap.helpers import make_record
+
+    cfg = load_config(repo_root / "configs/experiments/demo.yaml", [f"env.deploy_pipeline={str(pipeline).lower()}"])
+    deployed = [make_record(source="real", meta={"command_interface": "trajectory"})]
+    assert deployment_offsets(cfg, deployed) == expected
+    assert deployment_offsets(cfg, [make_record(source="real")]) == {}  # a replay: nothing to add
