@@ -82,10 +82,15 @@ def jitter_colour(name: str, cfg: VisualRandomizationConfig, rng: np.random.Gene
         hue = h * 360.0 + hue_draw * cfg.hue_jitter_deg
     else:
         centre = h * 360.0 - (360.0 if band.hue_low < 0 and h > 0.5 else 0.0)
-        hue = min(max(centre + hue_draw * cfg.hue_jitter_deg, band.hue_low), band.hue_high)
-    sat = min(max(s * sat_draw, band.sat_low), band.sat_high)
-    val = min(max(v * val_draw, band.val_low), band.val_high)
+        hue = _clip(centre + hue_draw * cfg.hue_jitter_deg, band.hue_low, band.hue_high)
+    sat = _clip(s * sat_draw, band.sat_low, band.sat_high)
+    val = _clip(v * val_draw, band.val_low, band.val_high)
     return np.array(colorsys.hsv_to_rgb((hue % 360.0) / 360.0, sat, val))
+
+
+def _clip(x: float, low: float, high: float, margin: float = 1e-6) -> float:
+    """``x`` inside [low, high] by a hair: the HSV -> RGB -> HSV round trip moves edges by ~1e-14."""
+    return min(max(x, low + margin), high - margin)
 
 
 def _scenery_colour(cfg: VisualRandomizationConfig, values: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
