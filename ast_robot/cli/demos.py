@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     collect.add_argument("--observation", choices=("privileged", "deploy"), default="privileged",
                          help="Pick-and-place observation layout; `deploy` (camera + instruction + proprioception, "
                               "no object positions) implies --camera and --instruction.")  # fmt: skip
+    collect.add_argument("--objects", type=int, default=None, help="Pick-and-place: cubes on the table "
+                         "(default: env.n_objects's default).")  # fmt: skip
+    collect.add_argument("--pads", type=int, default=None, help="Pick-and-place: place pads (default: env.n_pads's).")
     collect.add_argument("--visual", action="store_true",
                          help="Visual randomization (lights, colours, camera jitter, image noise) on top of "
                               "--randomization.")  # fmt: skip
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes must be > 0, got {args.episodes}")
     deploy = args.observation == "deploy"
     env_cfg = EnvConfig(id=args.env, camera=args.camera or deploy, instruction=args.instruction or deploy,
-                        observation=args.observation)  # fmt: skip
+                        observation=args.observation,
+                        **{k: v for k, v in (("n_objects", args.objects), ("n_pads", args.pads)) if v is not None})  # fmt: skip
     visual = VisualRandomizationConfig(enabled=args.visual)
     rand = (
         RandomizationConfig(enabled=False)
