@@ -152,3 +152,43 @@ def test_gymnasium_make_randomizes_no_id_by_default():
         _, info = gym.make(env_id, randomization={"preset": "default"}).reset(seed=0)
         assert len(info["dr"]) > 10, env_id  # the null case: the same check sees a randomized env
         env.close()
+
+
+def _pixel(u, point: np.ndarray) -> np.ndarray:
+    """Image coordinates (column, row) of a world point in the scene camera (pinhole, fovy vertical)."""
+    cam = u.model.camera("scene").id
+    rot, pos = u.data.cam_xmat[cam].reshape(3, 3), u.data.cam_xpos[cam]
+    x, y, z = rot.T @ (point - pos)  # camera frame: looks along -z, y up
+    h, w = u.cfg.camera_size
+    f = (h / 2) / np.tan(np.radians(u.model.cam_fovy[cam]) / 2)
+    return np.array([w / 2 + f * x / -z, h / 2 - f * y / -z])
+
+
+def test_every_cube_and_pad_stays_in_view_under_camera_jitter():
+    env = gym.make(PICK_IDS[0], config={**DEPLOY, "n_objects": 3},
+                   randomization={"preset": "default", "visual": {"enabled": True, "camera_shift": 0.03,
+                                                                  "camera_rotation_deg": 3.0}})  # fmt: skip
+    u = env.unwrapped
+    for seed in range(40):
+        env.reset(seed=seed)
+        points = [u.object_pos(i) for i in range(3)] + [u.data.site_xpos[u.model.site(f"pad{j}").id] for j in range(2)]
+        for p in points:
+            col, row = _pixel(u, p)
+            assert 3 <= col <= 61 and 3 <= row <= 61, (seed, col, row)
+    env.close()
+
+
+def test_pickled_deploy_env_continues_identically():
+    import pickle
+
+    env = _env().unwrapped
+    env.reset(seed=3)
+    clone = pickle.loads(pickle.dumps(env))
+    action = np.array([0.5, -0.2, 0.1, -1.0], dtype=np.float32)
+    for _ in range(3):
+        o1, r1, *_, i1 = env.step(action)
+        o2, r2, *_, i2 = clone.step(action)
+        assert np.array_equal(o1["camera"], o2["camera"]) and np.array_equal(o1["observation"], o2["observation"])
+        assert r1 == r2 and i1["dr"] == i2["dr"]
+    env.close()
+    clone.close()
