@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.config import VisualRandomizationConfig
 from ast_robot.envs import visual_randomization as visual_dr
 from ast_robot.envs.base import RobotEnv
 from ast_robot.envs.instructions import COLOURS, PICK_PLACE_TEMPLATES, choose_colours, fill
@@ -140,7 +141,7 @@ class PickPlaceEnv(RobotEnv):
         return info
 
 
-_NO_VISUAL = visual_dr.VisualRandomizationConfig(enabled=False)
+_NO_VISUAL = VisualRandomizationConfig(enabled=False)  # randomization.enabled: false turns visual off too
 
 
 def _check_deploy_config(cfg: Any) -> None:
