@@ -19,6 +19,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     collect.add_argument("--seed", type=int, default=0, help="Seed of the first episode (then +1 each).")
     collect.add_argument("--camera", action="store_true", help="Record the 64x64 camera observation.")
     collect.add_argument("--instruction", action="store_true", help="Record the language instruction.")
+    collect.add_argument("--observation", choices=("privileged", "deploy"), default="privileged",
+                         help="Pick-and-place observation layout; `deploy` (camera + instruction + proprioception, "
+                              "no object positions) implies --camera and --instruction.")  # fmt: skip
+    collect.add_argument("--objects", type=int, default=None, help="Pick-and-place: cubes on the table "
+                         "(default: env.n_objects's default).")  # fmt: skip
+    collect.add_argument("--pads", type=int, default=None, help="Pick-and-place: place pads (default: env.n_pads's).")
+    collect.add_argument("--visual", action="store_true",
+                         help="Visual randomization (lights, colours, camera jitter, image noise) on top of "
+                              "--randomization.")  # fmt: skip
     collect.add_argument("--randomization", default="default",
                          help="Randomization preset name or YAML path; `none` for the nominal model.")  # fmt: skip
     collect.add_argument("--only-success", action="store_true", help="Skip failed episodes.")
@@ -32,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Collect ``--episodes`` demonstrations into ``--out`` and write their ``meta.json``."""
     from rich.console import Console
 
-    from ast_robot.config import EnvConfig, RandomizationConfig, to_dict
+    from ast_robot.config import EnvConfig, RandomizationConfig, VisualRandomizationConfig, to_dict
     from ast_robot.envs import make_env
     from ast_robot.envs.demos import write_meta
     from ast_robot.envs.experts import expert_for
@@ -40,11 +49,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes <= 0:
         raise ValueError(f"--episodes must be > 0, got {args.episodes}")
-    env_cfg = EnvConfig(id=args.env, camera=args.camera, instruction=args.instruction)
+    deploy = args.observation == "deploy"
+    env_cfg = EnvConfig(id=args.env, camera=args.camera or deploy, instruction=args.instruction or deploy,
+                        observation=args.observation,
+                        **{k: v for k, v in (("n_objects", args.objects), ("n_pads", args.pads)) if v is not None})  # fmt: skip
+    visual = VisualRandomizationConfig(enabled=args.visual)
     rand = (
         RandomizationConfig(enabled=False)
         if args.randomization == "none"
-        else RandomizationConfig(preset=args.randomization)
+        else RandomizationConfig(preset=args.randomization, visual=visual)
     )
     env = make_env(env_cfg, rand, seed=args.seed)
     with progress(f"demos {args.env}", args.episodes) as advance:

@@ -8,7 +8,7 @@ from ast_robot.config.gap import GapConfig
 from ast_robot.config.gate import GateConfig, SignificanceConfig
 from ast_robot.config.loader import apply_overrides, dump_config, load_config, read_yaml_tree, save_config
 from ast_robot.config.policy import PolicyConfig
-from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
+from ast_robot.config.randomization import DistributionConfig, RandomizationConfig, VisualRandomizationConfig
 from ast_robot.config.schema import Variant, doc, field_help, from_dict, register_variant, to_dict
 from ast_robot.config.train import (
     BCTrainConfig,
@@ -21,6 +21,6 @@ from ast_robot.config.train import (
 __all__ = [
     "BCTrainConfig", "ConfigError", "DeployConfig", "DistributionConfig", "EnvConfig", "ExperimentConfig",
     "GapConfig", "GateConfig", "LanguageTrainConfig", "PolicyConfig", "RandomizationConfig", "SACTrainConfig",
-    "SignificanceConfig", "TrainConfig", "Variant", "VisionTrainConfig", "apply_overrides", "doc", "dump_config",
+    "SignificanceConfig", "TrainConfig", "Variant", "VisionTrainConfig", "VisualRandomizationConfig", "apply_overrides", "doc", "dump_config",
     "field_help", "from_dict", "load_config", "read_yaml_tree", "register_variant", "save_config", "to_dict",
 ]  # fmt: skip

@@ -35,6 +35,12 @@ class EnvConfig:
     success_threshold: float = doc(0.05, "Success distance (m): end effector (reach) or object (pick-place).", gt=0)
     n_objects: int = doc(3, "Pick-and-place: coloured cubes on the table; one of them is the target.", ge=1, le=8)
     n_pads: int = doc(2, "Pick-and-place: coloured place pads; one of them is the goal.", ge=1, le=4)
+    observation: Literal["privileged", "deploy"] = doc(
+        "privileged", "Pick-and-place observation layout (v1 each). `privileged`: proprioception + cube positions + "
+        "goals (the teacher's; default). `deploy`: what a real cell has, proprioception + `camera` + `instruction` "
+        "only, no object or pad positions (needs camera, instruction, n_objects >= 2 and n_pads >= 2); the goals "
+        "move to info['achieved_goal'] / info['desired_goal'] for rewards and analysis."
+    )
     ik_iterations: int = doc(1, "Damped-least-squares iterations per control step (ee_delta actions).", ge=1)
     deploy_pipeline: bool = doc(False, "Train as you deploy: run each control step as the deployment does "
                                 "(ast_robot.envs.pipeline: deploy.control_hz ticks of TCP target integration, "

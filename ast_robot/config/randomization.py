@@ -40,6 +40,37 @@ class DistributionConfig:
 
 
 @dataclass
+class VisualRandomizationConfig:
+    """Per-episode visual randomization (ast_robot.envs.visual_randomization); values go to `info["dr"]` as
+    `visual_*`. Applies to the pick-and-place envs' scene camera."""
+
+    enabled: bool = doc(False, "Sample lights, colours, camera pose jitter and image noise at every reset.")
+    light_tilt_deg: float = doc(35.0, "Largest tilt (deg) of the directional light from straight down.", ge=0, le=80)
+    light_intensity: tuple[float, float] = doc((0.6, 1.25), "Range of the light's diffuse scale factor (with the "
+                                            "physical light_diffuse <= 1.3 it stays below 1: no clipping).")  # fmt: skip
+    table_value: tuple[float, float] = doc((0.25, 0.55), "Range of the table colour's HSV value (brightness).")
+    floor_value: tuple[float, float] = doc((0.1, 0.5), "Range of the background (floor) colour's HSV value.")
+    scenery_saturation: float = doc(0.25, "Largest HSV saturation of table and floor colours (greyish: not "
+                                    "confusable with a named cube colour).", ge=0, le=0.45)  # fmt: skip
+    hue_jitter_deg: float = doc(10.0, "Hue jitter (deg) of cube and pad colours, clipped to the colour name's "
+                                "band.", ge=0, le=60)  # fmt: skip
+    saturation_scale: tuple[float, float] = doc((0.8, 1.2), "Range of the factor on a named colour's saturation.")
+    value_scale: tuple[float, float] = doc((0.8, 1.15), "Range of the factor on a named colour's HSV value.")
+    camera_shift: float = doc(0.03, "Camera position jitter (m): uniform in +-this per axis.", ge=0, le=0.1)
+    camera_rotation_deg: float = doc(3.0, "Camera orientation jitter (deg): uniform in +-this for roll, pitch "
+                                     "and yaw.", ge=0, le=15)  # fmt: skip
+    image_noise: tuple[float, float] = doc((0.0, 6.0), "Range of the per-episode std (uint8 levels) of Gaussian "
+                                           "pixel noise.")  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for name in ("light_intensity", "table_value", "floor_value", "saturation_scale", "value_scale",
+                     "image_noise"):  # fmt: skip
+            low, high = getattr(self, name)
+            if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or high < low:
+                raise ValueError(f"randomization.visual.{name}: ({low}, {high}) must be finite with 0 <= low <= high")
+
+
+@dataclass
 class RandomizationConfig:
     """Per-episode domain randomization. Every sampled value is reported in `info["dr"]`."""
 
@@ -52,6 +83,10 @@ class RandomizationConfig:
     )
     params: dict[str, DistributionConfig] = doc(
         factory=dict, help="Parameter name -> distribution. Names are checked by ast_robot.envs.randomization."
+    )
+    visual: VisualRandomizationConfig = doc(
+        factory=VisualRandomizationConfig, help="Visual randomization (off by default); a config whose `visual` "
+        "is all defaults takes its preset's."
     )
 
 

@@ -7,8 +7,8 @@ On-disk format (version 1), one folder per collection::
                               "files": ["episode_00000.npz", ...]}
     DIR/episode_00000.npz    one episode of T steps (numpy .npz, uncompressed):
         observation    (T+1, D) float64   observations, reset observation first
-        achieved_goal  (T+1, 3) float64
-        desired_goal   (T+1, 3) float64
+        achieved_goal  (T+1, 3) float64         from info in the deploy layout (privileged: never a policy input
+        desired_goal   (T+1, 3) float64         there, since the BC data takes only the env's observation keys)
         camera         (T+1, H, W, 3) uint8     only when the env has a camera
         instruction    (L,) uint8               only with instructions (UTF-8, zero padded)
         action         (T, A) float32           the expert's actions (what behaviour cloning imitates)
@@ -79,8 +79,8 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0) -> dict[st
     obs, info = env.reset(seed=seed)
     expert.reset()
     rng = np.random.default_rng([seed, 0xDA27])
-    steps: dict[str, list] = {k: [obs[k]] for k in _STEP_KEYS if k in obs}
-    steps.update(joint_positions=[info["joint_positions"]], ee_pos=[info["ee_pos"]])
+    steps: dict[str, list] = {k: [obs[k] if k in obs else info[k]] for k in _STEP_KEYS if k in obs or k in info}
+    steps.update(joint_positions=[info["joint_positions"]], ee_pos=[info["ee_pos"]])  # goals: info in deploy layout
     acts, executed, rewards, succ, force = [], [], [], [], []
     done = False
     while not done:

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.config import VisualRandomizationConfig
+from ast_robot.envs import visual_randomization as visual_dr
 from ast_robot.envs.base import RobotEnv
 from ast_robot.envs.instructions import COLOURS, PICK_PLACE_TEMPLATES, choose_colours, fill
 from ast_robot.envs.scene import OBJECT_HALF_SIZE
@@ -26,15 +28,44 @@ class PickPlaceEnv(RobotEnv):
     the other cubes (3 each, m). Object positions carry the ``object_pos_noise`` randomization.
     ``achieved_goal``: target cube position (3, m); ``desired_goal``: its place position (3, m).
     ``instruction`` names the cube and pad colours. MJCF: bodies ``object{i}``, sites ``pad{j}``.
+
+    ``env.observation: deploy`` (layout ``pickplace-deploy-v1``) is what a real cell can observe:
+    ``observation`` is the robot part only (2n + 10, as in ReachEnv), plus ``camera`` (H, W, 3 uint8, scene
+    camera) and ``instruction``; no object or pad position and no goals (they are in ``info["achieved_goal"]``
+    and ``info["desired_goal"]``, for rewards and analysis). With >= 2 cubes and >= 2 pads of distinct colours
+    the target is named only by the instruction. ``randomization.visual`` (``visual_randomization``) varies
+    lights, colours inside their names' hue bands, camera pose and image noise, in any layout.
     """
 
     task = "pickplace"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._visual_nominal = visual_dr.nominal(self.model)
+
+    @property
+    def deploy(self) -> bool:
+        """Whether the observation is the deployable layout (no privileged state)."""
+        return self.cfg.observation == "deploy"
+
+    @property
+    def observation_layout(self) -> str:
+        """Versioned name of the observation layout (what a checkpoint must record to be served)."""
+        return f"pickplace-{self.cfg.observation}-v1"
+
     def _scene_options(self) -> dict[str, Any]:
+        if self.cfg.observation == "deploy":
+            _check_deploy_config(self.cfg)
         return {"n_objects": self.cfg.n_objects, "n_pads": self.cfg.n_pads}
 
     def _task_obs_size(self) -> int:
-        return 9 + 3 * (self.cfg.n_objects - 1)
+        return 0 if self.cfg.observation == "deploy" else 9 + 3 * (self.cfg.n_objects - 1)
+
+    def _make_observation_space(self):
+        space = super()._make_observation_space()
+        if self.deploy:
+            del space.spaces["achieved_goal"], space.spaces["desired_goal"]
+        return space
 
     def _reset_task(self, rng: np.random.Generator) -> None:
         n_obj, n_pad = self.cfg.n_objects, self.cfg.n_pads
@@ -69,6 +100,11 @@ class PickPlaceEnv(RobotEnv):
         self._obs_pos_idx = np.array([self._obj_qadr[i] + k for i in order for k in range(3)])
         self._set_instruction(fill(PICK_PLACE_TEMPLATES, rng, object=obj_colours[self.target_object],
                                    pad=pad_colours[self.target_pad]))  # fmt: skip
+        self.colour_names = {"objects": obj_colours, "pads": pad_colours}
+        visual = visual_dr.sample(self.rand_cfg.visual if self.rand_cfg.enabled else _NO_VISUAL, rng, obj_colours,
+                                  pad_colours)  # fmt: skip
+        visual_dr.apply(self.model, visual, self._visual_nominal)
+        self.dr.update(visual)
 
     def object_pos(self, i: int) -> np.ndarray:
         """Position (3, m, world) of cube ``i`` (a view into ``data.qpos``)."""
@@ -79,6 +115,8 @@ class PickPlaceEnv(RobotEnv):
         return self.object_pos(self.target_object)
 
     def _task_obs(self, noise: float) -> np.ndarray:
+        if self.deploy:
+            return np.zeros(0)
         positions = self._qpos[self._obs_pos_idx]  # (3 * n_objects,) target cube first
         if noise > 0:
             positions = positions + self.np_random.normal(0.0, noise, size=positions.shape)
@@ -86,10 +124,34 @@ class PickPlaceEnv(RobotEnv):
         vel = self._qvel[self._obj_vadr : self._obj_vadr + 3]
         return np.concatenate([positions[:3], rel, vel, positions[3:]])
 
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        obs = super()._get_obs()
+        noise = self.dr.get("visual_image_noise", 0.0)
+        if noise > 0 and "camera" in obs:
+            obs["camera"] = visual_dr.add_image_noise(obs["camera"], noise, self.np_random)
+        if self.deploy:
+            del obs["achieved_goal"], obs["desired_goal"]
+        return obs
+
     def _info(self, obs: dict[str, np.ndarray], dist: float) -> dict[str, Any]:
         info = super()._info(obs, dist)
         info["target_object"], info["target_pad"] = self.target_object, self.target_pad
+        if self.deploy:  # privileged: for rewards (compute_reward), HER relabelling and analysis, not the policy
+            info["achieved_goal"], info["desired_goal"] = self._achieved_goal().copy(), self.goal.copy()
         return info
+
+
+_NO_VISUAL = VisualRandomizationConfig(enabled=False)  # randomization.enabled: false turns visual off too
+
+
+def _check_deploy_config(cfg: Any) -> None:
+    """ValueError unless the deploy layout can name its target: camera, instruction, >= 2 cubes and pads."""
+    wrong = [f"env.{k}: {getattr(cfg, k)!r} (needs {need})" for k, ok, need in (
+        ("camera", cfg.camera, "true"), ("instruction", cfg.instruction, "true"),
+        ("n_objects", cfg.n_objects >= 2, ">= 2"), ("n_pads", cfg.n_pads >= 2, ">= 2")) if not ok]  # fmt: skip
+    if wrong:
+        raise ValueError(f"env.observation 'deploy' observes the target only through the camera and the "
+                         f"instruction among several cubes and pads; fix {'; '.join(wrong)}")  # fmt: skip
 
 
 def _separated_points(rng: np.random.Generator, n: int, attempts: int = 50, tries: int = 300) -> np.ndarray:

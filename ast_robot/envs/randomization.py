@@ -98,8 +98,9 @@ def resolve(cfg: RandomizationConfig) -> RandomizationConfig:
     from ast_robot.config import from_dict
 
     base = resolve(from_dict(RandomizationConfig, read_preset(cfg.preset), "randomization"))
+    visual = base.visual if cfg.visual == type(cfg.visual)() else cfg.visual  # unset: the preset's
     return RandomizationConfig(enabled=cfg.enabled and base.enabled, preset="",
-                               params={**base.params, **cfg.params})  # fmt: skip
+                               params={**base.params, **cfg.params}, visual=visual)  # fmt: skip
 
 
 def validate(cfg: RandomizationConfig, nominal: Nominal | None = None) -> None:

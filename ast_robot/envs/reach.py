@@ -35,6 +35,12 @@ class ReachEnv(RobotEnv):
 
     task = "reach"
 
+    def _scene_options(self) -> dict:
+        if self.cfg.observation != "privileged":  # its goal is the target position: no deploy layout (yet)
+            raise ValueError(f"env.observation {self.cfg.observation!r}: reach envs have only 'privileged'; "
+                             "'deploy' is a pick-and-place layout")  # fmt: skip
+        return {}
+
     def _reset_task(self, rng: np.random.Generator) -> None:
         self.goal = rng.uniform(GOAL_LOW, GOAL_HIGH)
         (colour,) = choose_colours(rng, 1)
