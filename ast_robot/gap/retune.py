@@ -106,9 +106,12 @@ def retune(
 def noise_distribution(old: DistributionConfig, result: SysIdResult, cfg: GapConfig) -> DistributionConfig:
     """The joint-noise range: kept unless the noise measured in the replay residual (its chi-square 95%
     interval) lies wholly outside it; then a uniform range over that interval (widened by
-    ``min_relative_width``)."""
+    ``min_relative_width``). The range counts as reaching ``replay_floor_rad`` further on each side: a
+    noise below what the replay itself cannot reproduce is not resolved (the nominal twin's float
+    round-off, ~1e-8 rad, moved a constant-0 range to [1.08e-8, 1.23e-8] on every null seed)."""
     lo, hi = noise_interval(result.noise_rms, result.n_residuals)
     p_lo, p_hi, _ = prior_bounds(old)
+    p_lo, p_hi = max(0.0, p_lo - cfg.replay_floor_rad), p_hi + cfg.replay_floor_rad
     if hi <= 0 or p_lo <= lo <= p_hi or p_lo <= hi <= p_hi or (lo < p_lo and hi > p_hi):
         return old
     w = cfg.min_relative_width
