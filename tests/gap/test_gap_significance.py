@@ -155,6 +155,9 @@ def test_joint_noise_below_the_replay_floor_keeps_a_zero_range():
     assert retune(zero, res) == zero
     loud = SysIdResult(**{**res.to_dict(), "noise_rms": 0.003})
     assert 0.002 < retune(zero, loud).params["joint_noise"].low < 0.003  # a resolvable noise still moves it
+    unexplained = SysIdResult(**{**loud.to_dict(), "residual_pvalue": 0.0, "unexplained": 0.08,
+                                 "max_unexplained": 0.05, "alpha": 0.05})  # fmt: skip
+    assert unexplained.gap_unexplained() and retune(zero, unexplained) == zero  # the residual is the missing cause
 
 
 def test_a_noisy_twin_is_measured_as_noise_not_blamed_on_physics(replay):
