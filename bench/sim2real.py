@@ -155,9 +155,11 @@ def demo_trial(root: Path, domain: int) -> dict:
                            str(domain)], cwd=repo, capture_output=True, text=True,
                           env=dict(os.environ, COLUMNS="200"))  # fmt: skip
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("round ")]
+    verdicts = {p.parent.parent.name: json.loads(p.read_text())["verdict"]
+                for p in sorted((root / "demo").glob("*/round*/gap/gap.json"))}  # fmt: skip
     return {"kind": "demo", "exit_code": proc.returncode, "wall_s": round(time.perf_counter() - start, 1),
-            "cores": os.cpu_count(), "loadavg_1min": os.getloadavg()[0], "rounds": lines,
-            "tail": proc.stdout[-1500:] if proc.returncode else ""}  # fmt: skip
+            "cores": os.cpu_count(), "loadavg_1min": os.getloadavg()[0], "rounds": lines, "verdicts": verdicts,
+            "tail": (proc.stdout + proc.stderr)[-1500:] if proc.returncode else ""}  # fmt: skip
 
 
 def run_issue18(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: int) -> None:
