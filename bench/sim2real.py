@@ -103,8 +103,25 @@ def nominal_trial(seed: int, episodes: int, root: Path, domain: int) -> dict:
             "real_success": r.real_success, "real_episodes": episodes,
             "real_within_sim_ci": bool(low - 1e-9 <= r.real_success <= high + 1e-9), "gap": r.gap,
             "gap_ci": [r.gap_low, r.gap_high], "top_parameter": r.top_parameter,
-            "retuned": r.retuned_config is not None, "wall_s": round(time.perf_counter() - start, 1),
-            "loadavg_1min": os.getloadavg()[0], "policy": str(r.folder / "policy")}  # fmt: skip
+            "retuned": r.retuned_config is not None, **analyzer_words(r.folder / "gap" / "gap.json"),
+            "wall_s": round(time.perf_counter() - start, 1), "loadavg_1min": os.getloadavg()[0],
+            "policy": str(r.folder / "policy")}  # fmt: skip
+
+
+def analyzer_words(path: Path) -> dict:
+    """What the round's gap report (gap.json) says: the parameters it names as culprits (significant, gap
+    explained), the ranges it retuned, its verdict sentences; read from the report the user reads, not
+    from the round's summary line."""
+    if not path.exists():
+        return {"named": None, "retuned_names": None, "verdict": None}
+    rep = json.loads(path.read_text())
+    sysid = rep.get("sysid") or {}
+    names, significant = sysid.get("names", []), sysid.get("significant") or []
+    unexplained = sysid.get("residual_pvalue", 1.0) < sysid.get("alpha", 0.0) and \
+        sysid.get("unexplained", 0.0) > sysid.get("max_unexplained", 1.0)
+    named = [] if unexplained or not significant else \
+        [n for n in sysid.get("ranking", []) if significant[names.index(n)]]
+    return {"named": named, "retuned_names": sorted(rep.get("retuned") or {}), "verdict": rep.get("verdict")}
 
 
 def repeat_trial(policy: Path, episodes: int, root: Path, domain: int, sim_time: bool, hogs: int, i: int) -> dict:
@@ -138,9 +155,11 @@ def demo_trial(root: Path, domain: int) -> dict:
                            str(domain)], cwd=repo, capture_output=True, text=True,
                           env=dict(os.environ, COLUMNS="200"))  # fmt: skip
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("round ")]
+    verdicts = {p.parent.parent.name: json.loads(p.read_text())["verdict"]
+                for p in sorted((root / "demo").glob("*/round*/gap/gap.json"))}  # fmt: skip
     return {"kind": "demo", "exit_code": proc.returncode, "wall_s": round(time.perf_counter() - start, 1),
-            "cores": os.cpu_count(), "loadavg_1min": os.getloadavg()[0], "rounds": lines,
-            "tail": proc.stdout[-1500:] if proc.returncode else ""}  # fmt: skip
+            "cores": os.cpu_count(), "loadavg_1min": os.getloadavg()[0], "rounds": lines, "verdicts": verdicts,
+            "tail": (proc.stdout + proc.stderr)[-1500:] if proc.returncode else ""}  # fmt: skip
 
 
 def run_issue18(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: int) -> None:
@@ -184,13 +203,16 @@ def main() -> None:
     parser.add_argument("--policy", default=None, help="Issue 18 repeats: the round-0 policy to deploy (default: "
                                                        "seed 0's from the nominal part).")  # fmt: skip
     parser.add_argument("--name", default="sim2real", help="Results file name (bench/results/NAME.json).")
+    parser.add_argument("--workdir", default=None, help="Keep the rounds' folders here (default: a temporary "
+                                                         "folder, removed at the end).")  # fmt: skip
     args = parser.parse_args()
     domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
     rows = [row for path in args.merge for row in json.loads(Path(path).read_text())["rows"]]
     done = {(r["twin"], r["seed"], r["physical_weights"]) for r in rows if "twin" in r}
     jobs = [(t, s, True) for t in TWINS[: args.twins] for s in range(args.seeds)]
     jobs += [(t, s, False) for t in TWINS[: args.ablation_twins] for s in range(args.seeds)]
-    with tempfile.TemporaryDirectory(prefix="sim2real_bench_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sim2real_bench_") as scratch:
+        tmp = args.workdir or scratch  # --workdir keeps the rounds' folders (policies, bags, gap reports)
         for twin, seed, physical in jobs:
             if (twin[0], seed, physical) in done:
                 continue
@@ -222,6 +244,10 @@ def issue18_goals(rows: list[dict]) -> list[dict]:
              mean([r["gap_ci"][0] <= 0 <= r["gap_ci"][1] for r in nominal])),
         goal("nominal twin: no culprit named and no range retuned (fraction of seeds; the analyzer's part)", 0.9,
              mean([r["top_parameter"] in ("-", "", None) and not r["retuned"] for r in nominal])),
+        goal("nominal twin: the gap report (gap.json) names no culprit (fraction of seeds)", 0.9,
+             mean([not r["named"] for r in nominal if r.get("named") is not None])),
+        goal("nominal twin: the gap report (gap.json) retunes no range (fraction of seeds)", 0.9,
+             mean([not r["retuned_names"] for r in nominal if r.get("retuned_names") is not None])),
         goal("sim time, this machine: distinct real-success counts over the repeats", 1, distinct("sim", (0,)), "<="),
         goal("sim time, 2 CPU hogs beside it: distinct real-success counts over the repeats", 1,
              distinct("sim", (2,)), "<="),

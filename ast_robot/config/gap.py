@@ -22,7 +22,14 @@ class GapConfig:
         "0.17% error, and an extra parameter named in 1 trial of 6.",
     )
     gn_iterations: int = doc(50, "Most Gauss-Newton iterations per latency candidate.", ge=0)
-    integer_candidates: int = doc(2, "Latency steps (best at nominal physics) each fitted by Gauss-Newton.", gt=0)
+    integer_candidates: int = doc(
+        8,
+        "Latency steps (best at nominal physics) each fitted by Gauss-Newton. Scored at nominal physics a soft "
+        "arm's lag looks like delay: with 2, twins with gain x0.25, x0.3 + 3 steps and x0.2 + 2 steps were "
+        "fitted a wrong latency and reported unexplained (or latency 4 for 3); with 8 all three were fitted "
+        "exactly with nothing else named, in 29-50 s on 2 loaded cores (bench/results/twin_identify.md).",
+        gt=0,
+    )
     replay_threads: int = doc(
         1,
         "Threads of the replay: > 1 steps real episodes of one length together in one threaded mujoco.rollout "

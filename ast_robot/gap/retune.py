@@ -5,9 +5,10 @@ A parameter is retuned only when its reduction of the nominal model's loss passe
 the replay noise floor (``SysIdResult.significant``) and the gap is not reported as unexplained
 (``SysIdResult.gap_unexplained``); every other range is kept exactly as it was. The one exception is
 ``joint_noise``, measured from the replay residual rather than fitted: its range moves only when the
-measured noise's interval lies wholly outside it. A retuned range is
-``centre +- max(k * std, min_relative_width * |centre|)`` clipped to the parameter's physical floor
-(no negative scales, payloads or delays) and data-sheet ceiling (``limits``: the rated payload). The
+measured noise's interval lies wholly outside it, and never when the gap is unexplained (the residual then
+holds the missing cause: a noise-free twin with gain x0.07, outside the search box, measured 0.38 mrad).
+A retuned range is ``centre +- max(k * std, min_relative_width * |centre|)`` clipped to the parameter's
+physical floor (no negative scales, payloads or delays) and data-sheet ceiling (``limits``: the rated payload). The
 result is written as a small experiment YAML with ``parent:`` pointing at the old config and the
 provenance as header comments.
 
@@ -98,7 +99,7 @@ def retune(
         i = result.names.index(name)
         params[name] = retuned_distribution(name, params[name], result.mean[i] + offsets.get(name, 0.0),
                                             result.std[i], cfg, limits.get(name))  # fmt: skip
-    if "joint_noise" in params:
+    if "joint_noise" in params and not result.gap_unexplained():  # then the residual holds the missing cause
         params["joint_noise"] = noise_distribution(params["joint_noise"], result, cfg)
     return dataclasses.replace(randomization, params=params)
 
@@ -106,9 +107,12 @@ def retune(
 def noise_distribution(old: DistributionConfig, result: SysIdResult, cfg: GapConfig) -> DistributionConfig:
     """The joint-noise range: kept unless the noise measured in the replay residual (its chi-square 95%
     interval) lies wholly outside it; then a uniform range over that interval (widened by
-    ``min_relative_width``)."""
+    ``min_relative_width``). The range counts as reaching ``replay_floor_rad`` further on each side: a
+    noise below what the replay itself cannot reproduce is not resolved (the nominal twin's float
+    round-off, ~1e-8 rad, moved a constant-0 range to [1.08e-8, 1.23e-8] on every null seed)."""
     lo, hi = noise_interval(result.noise_rms, result.n_residuals)
     p_lo, p_hi, _ = prior_bounds(old)
+    p_lo, p_hi = max(0.0, p_lo - cfg.replay_floor_rad), p_hi + cfg.replay_floor_rad
     if hi <= 0 or p_lo <= lo <= p_hi or p_lo <= hi <= p_hi or (lo < p_lo and hi > p_hi):
         return old
     w = cfg.min_relative_width

@@ -146,6 +146,20 @@ def test_joint_noise_range_moves_only_when_the_measured_noise_lies_outside_it():
     assert 0.001 < d.low < 0.003 < d.high < 0.004
 
 
+def test_joint_noise_below_the_replay_floor_keeps_a_zero_range():
+    """A nominal twin's readings differ from the replay by float round-off (~1e-8 rad): no noise to retune."""
+    res = SysIdResult(("payload",), (0.0,), (0.01,), (0.0,), (0.0,), (0.5,), 1e-5, 1e-5, (0.0,), ("payload",), (), 4,
+                      pvalue=(1.0,), significant=(False,), noise_rms=1.15e-8, n_residuals=1200)  # fmt: skip
+    zero = RandomizationConfig(params={"joint_noise": DistributionConfig(dist="constant", mean=0.0),
+                                       "payload": DistributionConfig(low=0.0, high=0.5)})  # fmt: skip
+    assert retune(zero, res) == zero
+    loud = SysIdResult(**{**res.to_dict(), "noise_rms": 0.003})
+    assert 0.002 < retune(zero, loud).params["joint_noise"].low < 0.003  # a resolvable noise still moves it
+    unexplained = SysIdResult(**{**loud.to_dict(), "residual_pvalue": 0.0, "unexplained": 0.08,
+                                 "max_unexplained": 0.05, "alpha": 0.05})  # fmt: skip
+    assert unexplained.gap_unexplained() and retune(zero, unexplained) == zero  # the residual is the missing cause
+
+
 def test_a_noisy_twin_is_measured_as_noise_not_blamed_on_physics(replay):
     real = twin_records({"joint_noise_rad": 0.003}, 0)
     res = _fit(replay, real)
