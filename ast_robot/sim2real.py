@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ast_robot.config import load_config
+from ast_robot.fileio import read_json
 from ast_robot.trainers.robot import POLICY_DIR
 
 
@@ -41,6 +42,7 @@ class RoundResult:
     estimate: dict[str, float] = dataclasses.field(default_factory=dict)  # fitted parameters (sysid)
     train_samples: float = 0.0  # samples this round's training forwarded (the core trainer's count)
     note: str = ""  # why no retuned config was written, when none was
+    verdict: tuple[str, ...] = ()  # the gap report's opening sentences, word for word
 
     def line(self) -> str:
         return (f"round {self.round}: sim {self.sim_success:.0%}  real {self.real_success:.0%}  gap "
@@ -139,7 +141,8 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     estimate = rep.sysid.estimate() if rep.sysid is not None else {}
     result = RoundResult(r, s.sim.value, s.real.value, s.gap.value, s.gap.low, s.gap.high, top, folder,
                          out.retuned_config, estimate, metrics.get("forward_samples", 0.0),
-                         rep.provenance.get("retune", rep.provenance.get("sysid", "")))  # fmt: skip
+                         rep.provenance.get("retune", rep.provenance.get("sysid", "")),
+                         tuple(read_json(out.folder / "gap.json", "the gap report's JSON").get("verdict", ())))  # fmt: skip
     return result, rep.weights
 
 
@@ -160,6 +163,8 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
         weights = weights if use_weights else None
         results.append(result)
         console.print(result.line())
+        for sentence in result.verdict:  # what the round's report says first
+            console.print(f"  - {sentence}")
         if result.retuned_config is None:
             console.print(f"no retuned config ({result.note or 'system identification skipped'}); the next round "
                           f"reuses this one")  # fmt: skip

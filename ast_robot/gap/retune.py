@@ -121,8 +121,21 @@ def noise_distribution(old: DistributionConfig, result: SysIdResult, cfg: GapCon
 
 
 def changed_names(old: RandomizationConfig, new: RandomizationConfig) -> tuple[str, ...]:
-    """The parameters whose distribution a retune changed, sorted."""
-    return tuple(sorted(n for n, d in new.params.items() if old.params.get(n) != d))
+    """The parameters whose distribution a retune changed materially, sorted: a bound that moved by less
+    than 1% of the range's width is no change (a later round refitting the same value, 0.34999 for 0.34998,
+    would otherwise report "retuned" to the range it already had)."""
+    return tuple(sorted(n for n, d in new.params.items() if not _same_distribution(old.params.get(n), d)))
+
+
+def _same_distribution(a: DistributionConfig | None, b: DistributionConfig) -> bool:
+    if a is None:
+        return False
+    fa, fb = dataclasses.asdict(a), dataclasses.asdict(b)
+    tol = 0.01 * max(abs(b.high - b.low), abs(b.std), 1e-9)
+    return fa.keys() == fb.keys() and all(
+        abs(x - fb[k]) <= tol if isinstance(x, float) and isinstance(fb[k], float) else x == fb[k]
+        for k, x in fa.items()
+    )
 
 
 def retuned_names(result: SysIdResult, cfg: GapConfig | None = None) -> tuple[str, ...]:

@@ -177,3 +177,18 @@ def test_the_deployment_delay_is_added_only_when_the_env_does_not_model_the_node
     deployed = [make_record(source="real", meta={"command_interface": "trajectory"})]
     assert deployment_offsets(cfg, deployed) == expected
     assert deployment_offsets(cfg, [make_record(source="real")]) == {}  # a replay: nothing to add
+
+
+def test_a_refit_that_moves_a_range_by_round_off_is_no_change():
+    """Round 1 of the demo refitted gain 0.34999 for 0.34998 and reported 'retuned to [0.3325, 0.3675] (was
+    [0.3325, 0.3675])': a bound moving by less than 1% of the width is no change; a real move is one."""
+    from ast_robot.gap.retune import changed_names
+
+    old = RandomizationConfig(params={"actuator_gain": DistributionConfig(dist="uniform", low=0.33249, high=0.36749),
+                                      "payload": DistributionConfig(dist="uniform", low=0.0, high=0.3)})
+    same = RandomizationConfig(params={**old.params, "actuator_gain": DistributionConfig(
+        dist="uniform", low=0.33250, high=0.36750)})
+    moved = RandomizationConfig(params={**old.params, "actuator_gain": DistributionConfig(
+        dist="uniform", low=0.30, high=0.34)})
+    assert changed_names(old, same) == ()
+    assert changed_names(old, moved) == ("actuator_gain",)
