@@ -15,8 +15,8 @@ So the twin never runs ahead of the policy node and no message crosses a period 
 outcome depends on the policy, the goals and the hidden parameters, not on how loaded the machine is.
 Without a controller on ``/ast/tick`` the twin runs free at about real-time speed; a controller that
 stays silent for ``ACK_TIMEOUT_S`` of wall time (it died) is logged and no longer waited for.
-Commands and resets are stamped in that clock; it runs on across ``/twin/reset`` (one period ahead), so
-stamps never go back.
+Commands and resets are stamped in that clock; it runs on across ``/twin/reset`` (``RESET_PAUSE_S`` ahead),
+so stamps never go back.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ from ast_robot.twin.sim import CommandRefused, TwinSim
 
 TICK_TOPIC = "/ast/tick"  # the controller's answer to each joint state in simulated time (std_msgs/Header)
 TICK_WITH_COMMAND = "command"  # Header.frame_id of an answer whose tick also sent a command
+# Sim-time mode: /twin/reset moves the clock on by this much. The reset teleports the arm home; a driver
+# stream whose arm jumps is trusted again only once the jump is reachable at the data-sheet speed over the time
+# since (deploy/safety.MeasurementTrust), so without a pause the next episode's start waited on how fast the
+# lock-step ran (flaky under load). A real arm taken home also takes about this long.
+RESET_PAUSE_S = 1.0
 ACK_TIMEOUT_S = 5.0  # wall seconds the twin waits for an answer before it stops waiting for that controller
 
 
@@ -251,8 +256,8 @@ class TwinNode(Node):
 
     def _on_reset(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         with self._lock:
-            if self.sim_time:  # the clock runs on, one period past any command in flight
-                self._clock_ticks += 1
+            if self.sim_time:  # the clock runs on past any command in flight, by the time a reset takes
+                self._clock_ticks += max(1, round(RESET_PAUSE_S * self.io.joint_state_rate_hz))
                 # An episode's start must not depend on how much wall time passed between the reset and the
                 # start request: the arm rests, untouched by the physics, until its first command, and the
                 # sensor noise restarts from a seed of its own for each reset.
