@@ -352,8 +352,8 @@ def main() -> int:
 
     from ast_robot.config import DeployConfig
     from ast_robot.deploy.robot_io import load_robot_io
-    from ast_robot.deploy.safety import SafetyLimits
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.safety import SafetyLimits
+    from ast_robot.robot.specs import get_robot
 
     cost = per_message_cost()
     io, cfg = load_robot_io("ur5e"), DeployConfig(robot="ur5e")

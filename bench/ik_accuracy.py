@@ -36,7 +36,7 @@ def damped_projector_solve(ik, q: np.ndarray, target: np.ndarray, rot: np.ndarra
     """The pre-issue-24 update in NumPy: DLS step + (I - J^+_damped J) k (rest - q), clipped, limited."""
     import mujoco
 
-    from ast_robot.deploy.ik import rotation_error
+    from ast_robot.robot.ik import rotation_error
 
     model, data, site = ik.model, mujoco.MjData(ik.model), ik.site_id
     w, lam, k = ik.orientation_weight, ik.damping, ik.nullspace_gain
@@ -57,10 +57,10 @@ def damped_projector_solve(ik, q: np.ndarray, target: np.ndarray, rot: np.ndarra
 
 
 def measure(name: str, iters: int) -> list[dict]:
-    from ast_robot.deploy.ik import for_robot
-    from ast_robot.envs.base import R_DOWN
     from ast_robot.envs.reach import GOAL_HIGH, GOAL_LOW
-    from ast_robot.envs.robots import get_robot, load_model
+    from ast_robot.robot.ik import for_robot
+    from ast_robot.robot.specs import get_robot, load_model
+    from ast_robot.robot.workspace import R_DOWN
 
     robot, model = get_robot(name), load_model(name)
     home = np.array(robot.home_qpos)

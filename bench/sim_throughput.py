@@ -176,7 +176,7 @@ def main() -> None:
              "lower than on an idle machine; the physics fraction compares rates taken under the same load. "
              "overhead_us_per_step is the env step's time beyond its physics: the action mapping (TCP target, "
              "one damped-least-squares IK iteration with its kinematics, joint limits: one numba-compiled call, "
-             "ast_robot.deploy.kernels), observation, reward and info assembly. The joint_delta row "
+             "ast_robot.robot.kernels), observation, reward and info assembly. The joint_delta row "
              "is ReachUR5e with joint-position-delta actions, which run no IK: beside the ReachUR5e row it shows "
              "the IK's share of that overhead.")  # fmt: skip
     out_dir = Path(args.out_dir) if args.out_dir else None

@@ -2,7 +2,7 @@
 
 CHECKPOINT is a policy checkpoint directory (a BC run's `policy/`, a SAC run), or `scripted:reach` for the
 proportional reach controller (a baseline that exercises the deployment path without a trained policy).
-The checkpoint's deployment contract (ast_robot.contract) is checked before ROS starts: a checkpoint for
+The checkpoint's deployment contract (ast_robot.robot.contract) is checked before ROS starts: a checkpoint for
 another robot, a task whose interfaces the robot's deploy config lacks, an unknown observation layout or a
 checkpoint without a contract is refused with one line (the node's configure checks it again).
 """

@@ -1,4 +1,5 @@
-"""Deployment without ROS: safety limits, the policy runner, input checks and episode bookkeeping.
+"""Deployment without ROS: the policy runner (built from the checkpoint's contract), input checks, the
+session and episode bookkeeping. Every command passes the one safety module, :mod:`ast_robot.robot.safety`.
 
 Import-light on purpose: nothing heavy (torch, mujoco) is imported until a submodule is used, and nothing
 here ever imports rclpy (the ROS 2 nodes in ``ast_robot_ros`` and ``ast_robot.twin.node`` are thin adapters).
@@ -10,10 +11,6 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "SafetyLimits": "ast_robot.deploy.safety",
-    "SafetyMonitor": "ast_robot.deploy.safety",
-    "SafetyDecision": "ast_robot.deploy.safety",
-    "MeasurementTrust": "ast_robot.deploy.safety",
     "PolicyRunner": "ast_robot.deploy.runner",
     "ReachController": "ast_robot.deploy.runner",
     "load_policy": "ast_robot.deploy.runner",

@@ -3,8 +3,8 @@
 Accepts what the trainers write: a BC run's ``policy/`` folder (or one ``ckpt-<step>/`` in it, or the run
 folder), a SAC run folder (its best checkpoint when kept, as ``ast-robot eval`` picks; see
 ``trainers.robot.sac_checkpoint``) or one SAC checkpoint folder; and ``scripted:reach``. Before any weight
-is loaded the contract (:mod:`ast_robot.contract`) is read and checked against the robot and its deploy
-config; what cannot be served raises :class:`~ast_robot.contract.ContractError` with one line naming the
+is loaded the contract (:mod:`ast_robot.robot.contract`) is read and checked against the robot and its deploy
+config; what cannot be served raises :class:`~ast_robot.robot.contract.ContractError` with one line naming the
 mismatch. Checkpoints written before the contract existed are refused: their stored experiment config does
 not say which observation layout the policy was trained on, and guessing wrong would feed it other numbers.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ast_robot.contract import (
+from ast_robot.robot.contract import (
     CONTRACT_FILE,
     OBSERVATION_LAYOUT_VERSION,
     STATE_KEY,
@@ -27,7 +27,7 @@ from ast_robot.contract import (
 
 SCRIPTED = "scripted:reach"
 LAYOUT_VERSIONS = (OBSERVATION_LAYOUT_VERSION,)  # the observation layouts ObservationBuilder builds
-ACTION_MODES = ("ee_delta", "joint_delta")  # the action mappings deploy.actions provides
+ACTION_MODES = ("ee_delta", "joint_delta")  # the action mappings robot.actions provides
 # interface -> the RobotTopics field that provides it (None: the command topic of the command interface)
 INTERFACE_TOPICS = {"joint_states": "joint_states", "arm_command": None, "goal": "goal", "camera": "camera",
                     "instruction": "instruction", "gripper_command": "gripper_command", "object_pose": "object_pose"}  # fmt: skip
@@ -118,8 +118,8 @@ def provided_interfaces(io: Any) -> set[str]:
 
 def _check_observation(contract: DeploymentContract, source: str) -> None:
     """The observation entries the runner builds must be the ones the policy was trained on."""
-    from ast_robot.deploy.kernels import proprio_size
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.kernels import proprio_size
+    from ast_robot.robot.specs import get_robot
 
     size = proprio_size(get_robot(contract.robot).n_joints)
     built = {"observation": [size], "achieved_goal": [3], "desired_goal": [3]}
@@ -176,7 +176,7 @@ def _default_reach(robot: str) -> DeploymentContract:
     from ast_robot.config import EnvConfig
     from ast_robot.envs import ENV_IDS
     from ast_robot.envs.reach import ReachEnv
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.specs import get_robot
 
     name = get_robot(robot).name
     env_id = next(i for i, (entry, kw) in ENV_IDS.items() if entry.endswith(":ReachEnv") and kw["robot"] == name)

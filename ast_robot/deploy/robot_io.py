@@ -14,7 +14,7 @@ def load_robot_io(robot_or_path: str | Path) -> RobotIOConfig:
     Joint names default to the robot spec's and must name the same number of joints.
     """
     from ast_robot.config import load_config
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.specs import get_robot
 
     text = str(robot_or_path)
     path = Path(text) if text.endswith((".yaml", ".yml")) else shipped_dir("deploy") / f"{text}.yaml"

@@ -1,8 +1,8 @@
 """PolicyRunner: a policy checkpoint + the latest robot observation -> one safe joint command per tick.
 
 No ROS here: the ROS node feeds joint states, goal, camera and instruction in and publishes what
-:meth:`PolicyRunner.step` returns. Every command passes through :class:`~ast_robot.deploy.safety.SafetyMonitor`.
-Observation layout and action meaning match the reach environments (:mod:`ast_robot.deploy.actions`).
+:meth:`PolicyRunner.step` returns. Every command passes through :class:`~ast_robot.robot.safety.SafetyMonitor`.
+Observation layout and action meaning match the reach environments (:mod:`ast_robot.robot.actions`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ast_robot.deploy.safety import SafetyDecision, SafetyLimits, SafetyMonitor, finite_vector
 from ast_robot.deploy.scheduler import PolicyScheduler
+from ast_robot.robot.safety import SafetyDecision, SafetyLimits, SafetyMonitor, finite_vector
 
 
 class Policy(Protocol):
@@ -169,13 +169,13 @@ class PolicyRunner:
                   contract: Any = None) -> PolicyRunner:  # fmt: skip
         """A runner with the robot's data-sheet limits, MuJoCo kinematics and the envs' action semantics.
 
-        The action semantics come from ``contract`` (a :class:`~ast_robot.contract.DeploymentContract`),
+        The action semantics come from ``contract`` (a :class:`~ast_robot.robot.contract.DeploymentContract`),
         else from ``env_cfg`` (default ``EnvConfig()``). The policy is asked at the training control rate;
         each command tick moves the TCP (or joint) target by its share of the latest action.
         """
         from ast_robot.config import EnvConfig
-        from ast_robot.deploy.kinematics import ArmKinematics
-        from ast_robot.envs.robots import get_robot, load_model
+        from ast_robot.robot.kinematics import ArmKinematics
+        from ast_robot.robot.specs import get_robot, load_model
 
         trained = contract if contract is not None else (env_cfg or EnvConfig())  # same field names
         spec = get_robot(robot)
@@ -203,9 +203,9 @@ class PolicyRunner:
 def _action_and_observation(trained: Any, spec: Any, model: Any, kin: Any, tick_hz: float) -> tuple[Any, Any]:
     """The action mapping and observation builder of the training settings ``trained`` (a contract or an
     EnvConfig: ``action_mode``, ``control_hz``, ``max_ee_step``, ``max_joint_step``, ``ik_iterations``)."""
-    from ast_robot.deploy.actions import EEDeltaAction, JointDeltaAction, ObservationBuilder
-    from ast_robot.deploy.ik import for_robot as ik_for_robot
-    from ast_robot.envs.base import R_DOWN, WORKSPACE_HIGH, WORKSPACE_LOW
+    from ast_robot.robot.actions import EEDeltaAction, JointDeltaAction, ObservationBuilder
+    from ast_robot.robot.ik import for_robot as ik_for_robot
+    from ast_robot.robot.workspace import R_DOWN, WORKSPACE_HIGH, WORKSPACE_LOW
 
     share = trained.control_hz / tick_hz  # same speed at the faster tick
     if trained.action_mode == "joint_delta":  # no TCP target: the offset entry is 0, as in the envs

@@ -16,17 +16,15 @@ import numpy as np
 
 from ast_robot.config import DeployConfig, EnvConfig, RandomizationConfig, from_dict
 from ast_robot.config.randomization import merge_preset_entries
-from ast_robot.deploy import kernels
-from ast_robot.deploy.ik import for_robot
 from ast_robot.envs import randomization as dr_lib
 from ast_robot.envs.pipeline import DeployPipeline, ticks_per_step
 from ast_robot.envs.rewards import reward_scales, weighted_reward
-from ast_robot.envs.robots import get_robot, load_model
+from ast_robot.robot import kernels
+from ast_robot.robot.ik import for_robot
+from ast_robot.robot.specs import get_robot, load_model
+from ast_robot.robot.workspace import R_DOWN, WORKSPACE_HIGH, WORKSPACE_LOW
 from ast_robot.success import goal_distance, reached
 
-R_DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing down, fingers closing along world y
-WORKSPACE_LOW = np.array([0.2, -0.4, 0.0])  # TCP box (m, world); the table top is z = 0
-WORKSPACE_HIGH = np.array([0.75, 0.4, 0.5])
 _NO_TASK_OBS = np.zeros(0)  # tasks without observations of their own
 
 

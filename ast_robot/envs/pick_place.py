@@ -10,7 +10,7 @@ from ast_robot.config import VisualRandomizationConfig
 from ast_robot.envs import visual_randomization as visual_dr
 from ast_robot.envs.base import RobotEnv
 from ast_robot.envs.instructions import COLOURS, PICK_PLACE_TEMPLATES, choose_colours, fill
-from ast_robot.envs.scene import OBJECT_HALF_SIZE
+from ast_robot.robot.scene import OBJECT_HALF_SIZE
 
 AREA_LOW = np.array([0.35, -0.22])  # where objects and pads are placed (m, world x, y)
 AREA_HIGH = np.array([0.6, 0.22])

@@ -2,9 +2,9 @@
 
 A deployed policy does not move the arm the way a plain env step does (one servo target per 40 ms step).
 The policy node ticks at ``deploy.control_hz`` (125 Hz): every tick integrates the TCP target by its
-share of the latest action (:class:`~ast_robot.deploy.actions.EEDeltaAction`), takes one IK step from the
+share of the latest action (:class:`~ast_robot.robot.actions.EEDeltaAction`), takes one IK step from the
 last command, passes the joint target through the one safety module (speed scale, acceleration, lead and
-workspace limits: :class:`~ast_robot.deploy.safety.SafetyMonitor`), and sends it to the robot's controller:
+workspace limits: :class:`~ast_robot.robot.safety.SafetyMonitor`), and sends it to the robot's controller:
 a joint trajectory controller reaches each command along a straight segment of the safety filter's segment
 time, starting from its current setpoint (a forward position controller jumps to it). Measured on the
 demo's round-0 policy, the plain env step left out every one of these, and the deployed closed loop
@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ast_robot.deploy.actions import EEDeltaAction
-from ast_robot.deploy.safety import ACQUIRE_STATES, SafetyLimits, SafetyMonitor
+from ast_robot.robot.actions import EEDeltaAction
+from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
+from ast_robot.robot.trust import ACQUIRE_STATES
 
 STATE_PERIOD_S = 0.002  # the drivers' joint-state period (500 Hz) before an episode starts
 

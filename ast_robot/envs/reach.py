@@ -24,7 +24,7 @@ class ReachEnv(RobotEnv):
     The TCP target goes through damped-least-squares IK (orientation held pointing down), then the joint
     speed limits; position actuators track the joint targets at the physics rate.
 
-    Observation ``observation`` (float64, n = robot joints; the layout of ``deploy.kernels.proprio``, which
+    Observation ``observation`` (float64, n = robot joints; the layout of ``robot.kernels.proprio``, which
     the deployment builds too): joint positions (n, rad), joint velocities (n, rad/s), TCP position (3, m,
     world), TCP velocity (3, m/s), gripper opening (1, m), TCP command offset (3, m: the integrated TCP
     target minus the TCP; 0 in joint_delta mode). The position readings (joints, TCP, gripper) carry the

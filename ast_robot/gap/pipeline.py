@@ -72,7 +72,7 @@ def _commit(tmp: Path, out: Path) -> None:
 def data_sheet_limits(robot: str) -> dict[str, float]:
     """Upper limits from the robot's data sheet: the fit searches up to them whatever the training ranges
     were (a real tool may weigh that much) and no retuned range goes past them."""
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.specs import get_robot
 
     return {"payload": get_robot(robot).rated_payload_kg}
 

@@ -24,8 +24,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ast_robot.config.deploy import DeployConfig
-from ast_robot.deploy.safety import segment_seconds
 from ast_robot.gap.outcomes import EpisodeRecord
+from ast_robot.robot.safety import segment_seconds
 
 ENV_DT = 0.04  # s: the environments' default control period (EnvConfig.control_hz = 25)
 
@@ -37,7 +37,7 @@ class MujocoReplay:
         import mujoco
 
         from ast_robot.envs import randomization as dr
-        from ast_robot.envs.robots import get_robot, load_model
+        from ast_robot.robot.specs import get_robot, load_model
 
         if not env_dt > 0:
             raise ValueError(f"env_dt must be a positive control period (s), got {env_dt!r}")

@@ -2,7 +2,7 @@
 
 Both entry points take an :class:`~ast_robot.config.ExperimentConfig` and write into
 ``<run_root>/<name>/``: BC saves the policy under ``policy/`` (loadable by ``PolicyBase.load`` and the
-deployment runner), SAC saves ``sac.zip``; each with its deployment contract (:mod:`ast_robot.contract`:
+deployment runner), SAC saves ``sac.zip``; each with its deployment contract (:mod:`ast_robot.robot.contract`:
 in the BC checkpoint's state, ``contract.json`` beside ``sac.zip``). Both finish with an evaluation under randomization whose
 episode records go to ``eval/``.
 """
@@ -138,26 +138,26 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
 
 def save_policy(policy: Any, path: Path, step: int, cfg: Any, contract: Any) -> Path:
     """The policy checkpoint with the whole experiment config and the deployment contract
-    (:mod:`ast_robot.contract`, in the state under ``"contract"``: the deployment is built from it)."""
+    (:mod:`ast_robot.robot.contract`, in the state under ``"contract"``: the deployment is built from it)."""
     from ast_robot.config import dump_config
-    from ast_robot.contract import STATE_KEY
     from ast_robot.core.checkpoint import save_checkpoint
+    from ast_robot.robot.contract import STATE_KEY
 
     state = {**policy.checkpoint_state(), STATE_KEY: contract.to_dict()}
     return save_checkpoint(path, step, state, dump_config(cfg))
 
 
 def contract_of(env: Any) -> Any:
-    """The :class:`~ast_robot.contract.DeploymentContract` of the env a policy was trained in."""
-    from ast_robot.contract import DeploymentContract
+    """The :class:`~ast_robot.robot.contract.DeploymentContract` of the env a policy was trained in."""
+    from ast_robot.robot.contract import DeploymentContract
 
     return DeploymentContract.from_env(env)
 
 
 def write_contract(folder: Path, contract: Any) -> Path:
     """``contract.json`` beside an SB3 model (atomic)."""
-    from ast_robot.contract import CONTRACT_FILE
     from ast_robot.fileio import atomic_write_json
+    from ast_robot.robot.contract import CONTRACT_FILE
 
     return atomic_write_json(Path(folder) / CONTRACT_FILE, contract.to_dict())
 

@@ -246,7 +246,7 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
 
     The run directory gets ``config.yaml`` (so `ast-robot eval RUN_DIR` works), ``sac.zip`` and, with
     ``train.normalize_obs``, ``obs_norm.json`` (the observation statistics acting needs), ``contract.json``
-    (the deployment contract, :mod:`ast_robot.contract`); with
+    (the deployment contract, :mod:`ast_robot.robot.contract`); with
     ``train.keep_best``, ``best/`` holds the same pair from the best periodic evaluation
     (:mod:`~ast_robot.trainers.best_checkpoint`). The returned success is the final model's.
     """
@@ -264,7 +264,7 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
     eval_env = make_env(cfg.env, cfg.randomization, seed=cfg.seed + 1, deploy=cfg.deploy)
     model = build_sac(cfg, venv)
     normalize = live_normalizer(venv)
-    contract = contract_of(eval_env)  # what deploying this run needs (ast_robot.contract)
+    contract = contract_of(eval_env)  # what deploying this run needs (ast_robot.robot.contract)
     on_best = _best_keeper(run.path, model, venv, contract) if tc.keep_best else None
     tracker = make_tracker(eval_env, tc.eval_every, tc.eval_episodes, seed=cfg.seed + 3_000_000,
                            stop_at_target=stop_at_target, normalize=normalize, on_best=on_best)  # fmt: skip

@@ -49,7 +49,7 @@ TICK_TOPIC = "/ast/tick"  # the controller's answer to each joint state in simul
 TICK_WITH_COMMAND = "command"  # Header.frame_id of an answer whose tick also sent a command
 # Sim-time mode: /twin/reset moves the clock on by this much. The reset teleports the arm home; a driver
 # stream whose arm jumps is trusted again only once the jump is reachable at the data-sheet speed over the time
-# since (deploy/safety.MeasurementTrust), so without a pause the next episode's start waited on how fast the
+# since (robot/trust.MeasurementTrust), so without a pause the next episode's start waited on how fast the
 # lock-step ran (flaky under load). A real arm taken home also takes about this long.
 RESET_PAUSE_S = 1.0
 ACK_TIMEOUT_S = 5.0  # wall seconds the twin waits for an answer before it stops waiting for that controller

@@ -40,7 +40,7 @@ class TwinSim:
                  joint_names: Sequence[str] | None = None) -> None:  # fmt: skip
         import mujoco
 
-        from ast_robot.envs.robots import get_robot, load_model
+        from ast_robot.robot.specs import get_robot, load_model
         from ast_robot.twin.physics import apply_hidden, arm_indices
 
         self._mj = mujoco

@@ -7,8 +7,8 @@ import numpy as np
 
 import ast_robot  # noqa: F401  (registers the ids)
 from ast_robot.cli import main
-from ast_robot.deploy import kernels
 from ast_robot.envs.demos import check_fits, load_demos, read_meta
+from ast_robot.robot import kernels
 
 ENV = "ast_robot/PickPlaceUR5e-v0"
 

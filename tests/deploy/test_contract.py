@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from ast_robot.config import DeployConfig, load_config
-from ast_robot.contract import CONTRACT_FILE, STATE_KEY, ContractError, DeploymentContract
 from ast_robot.deploy.loader import check_contract, read_contract
 from ast_robot.deploy.runner import PolicyRunner
+from ast_robot.robot.contract import CONTRACT_FILE, STATE_KEY, ContractError, DeploymentContract
 from ast_robot.trainers import TRAINERS
 from ast_robot.trainers.robot import POLICY_DIR, load_actor
 from tests.deploy.test_runner import trusted
@@ -88,7 +88,7 @@ def test_a_checkpoint_at_another_rate_and_step_deploys_with_them(train):
     runner = PolicyRunner.from_checkpoint(run_dir / POLICY_DIR, "ur5e", DeployConfig(control_hz=125.0), synchronous=True)
     default = PolicyRunner.for_robot(runner.policy, "ur5e", DeployConfig(control_hz=125.0))  # EnvConfig() values
     assert runner.scheduler.period_s == pytest.approx(1 / 50) and default.scheduler.period_s == pytest.approx(1 / 25)
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.specs import get_robot
 
     q = np.array(get_robot("ur5e").home_qpos)
     tcp = runner.ee_at(q)
@@ -104,9 +104,9 @@ def test_a_checkpoint_at_another_rate_and_step_deploys_with_them(train):
 
 
 def test_a_joint_delta_contract_deploys_joint_steps():
-    from ast_robot.deploy.actions import JointDeltaAction
     from ast_robot.envs.reach import ReachEnv
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.actions import JointDeltaAction
+    from ast_robot.robot.specs import get_robot
 
     env = ReachEnv("fr3", {"id": ENV_IDS["fr3"], "action_mode": "joint_delta", "max_joint_step": 0.08})
     contract = DeploymentContract.from_env(env)

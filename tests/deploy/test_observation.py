@@ -13,9 +13,9 @@ import pytest
 
 import ast_robot.envs  # noqa: F401 - registers the env ids
 from ast_robot.config import DeployConfig
-from ast_robot.deploy import kernels
 from ast_robot.deploy.runner import PolicyRunner
-from ast_robot.deploy.safety import ACQUIRE_STATES
+from ast_robot.robot import kernels
+from ast_robot.robot.trust import ACQUIRE_STATES
 
 
 class Replay:
@@ -72,7 +72,7 @@ def test_runner_observation_equals_the_envs(robot):
 
 def test_observation_builder_without_a_tcp_target_has_zero_offset():
     """Before the first action (and for joint actions) the offset is 0, as the envs start an episode."""
-    from ast_robot.deploy.actions import ObservationBuilder
+    from ast_robot.robot.actions import ObservationBuilder
 
     tcp = np.array([0.4, 0.1, 0.3])
     build = ObservationBuilder(lambda q: tcp, 0.08)

@@ -8,12 +8,12 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import ast_robot  # noqa: F401  (registers the ids)
-from ast_robot.deploy import kernels
 from ast_robot.envs import ENV_IDS
 from ast_robot.envs import visual_randomization as vr
 from ast_robot.envs.demos import run_episode
 from ast_robot.envs.experts import expert_for
 from ast_robot.envs.instructions import COLOURS
+from ast_robot.robot import kernels
 
 PICK_IDS = ["ast_robot/PickPlaceUR5e-v0", "ast_robot/PickPlaceFR3-v0"]
 DEPLOY = {"observation": "deploy", "camera": True, "instruction": True, "n_objects": 2, "n_pads": 2}

@@ -9,7 +9,7 @@ import pytest
 import ast_robot  # noqa: F401
 from ast_robot.config import ConfigError, DistributionConfig, RandomizationConfig, from_dict
 from ast_robot.envs import randomization as dr
-from ast_robot.envs.robots import get_robot, load_model
+from ast_robot.robot.specs import get_robot, load_model
 
 
 def _cfg(**params) -> RandomizationConfig:

@@ -11,7 +11,7 @@ import pytest
 from ast_robot.config import VisualRandomizationConfig
 from ast_robot.envs import visual_randomization as vr
 from ast_robot.envs.instructions import COLOURS
-from ast_robot.envs.robots import load_model
+from ast_robot.robot.specs import load_model
 
 WIDE = VisualRandomizationConfig(enabled=True, hue_jitter_deg=60.0, saturation_scale=(0.2, 3.0),
                                  value_scale=(0.2, 3.0))  # fmt: skip

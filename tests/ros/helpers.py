@@ -84,8 +84,8 @@ def call(node: Node, client: Any, request: Any, timeout: float = 10.0) -> Any:
 def ur5e_limits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lower, upper, max step per period at 125 Hz with the default speed scale)."""
     from ast_robot.config import DeployConfig
-    from ast_robot.deploy.safety import SafetyLimits
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.safety import SafetyLimits
+    from ast_robot.robot.specs import get_robot
 
     lim = SafetyLimits.from_robot(get_robot("ur5e"), DeployConfig())
     return lim.lower, lim.upper, lim.max_step

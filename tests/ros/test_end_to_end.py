@@ -129,8 +129,8 @@ def train_tiny_checkpoint(out_dir) -> str:
         opt.step()
     assert loss.item() < 0.5 * batch["action"].var(0).sum().item(), loss.item()  # it learned something
     from ast_robot.config import ExperimentConfig
-    from ast_robot.contract import DeploymentContract
     from ast_robot.envs.reach import ReachEnv
+    from ast_robot.robot.contract import DeploymentContract
     from ast_robot.trainers.robot import save_policy
 
     # the deployment contract of what the teacher served (the default UR5e reach env): deploy refuses without one

@@ -15,8 +15,8 @@ from tests.ros.helpers import RELIABLE, Proc, call, spin_for, wait_until
 
 def test_fr3_commands_are_float64_arrays_within_limits(probe, tmp_path):
     from ast_robot.config import DeployConfig
-    from ast_robot.deploy.safety import SafetyLimits
-    from ast_robot.envs.robots import get_robot
+    from ast_robot.robot.safety import SafetyLimits
+    from ast_robot.robot.specs import get_robot
 
     spec = get_robot("fr3")
     lim = SafetyLimits.from_robot(spec, DeployConfig())

@@ -37,7 +37,7 @@ def _load_mujoco() -> None:
     found = [p for pattern in ("libmujoco.so*", "libmujoco*.dylib", "mujoco.dll")
              for p in sorted(glob.glob(os.path.join(folder, pattern)))]  # fmt: skip
     if not found:
-        raise ImportError(f"no MuJoCo C library in {folder}: ast_robot.deploy.kernels calls MuJoCo's C API")
+        raise ImportError(f"no MuJoCo C library in {folder}: ast_robot.robot.kernels calls MuJoCo's C API")
     llvmlite.binding.load_library_permanently(found[0])
 
 

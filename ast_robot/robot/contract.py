@@ -78,7 +78,7 @@ class DeploymentContract:
         observation = {k: {"shape": [int(n) for n in space.shape], "dtype": str(space.dtype)}
                        for k, space in base.observation_space.spaces.items()}  # fmt: skip
         if base.task not in TASK_INTERFACES:  # a new task must say what it needs from the robot
-            raise ValueError(f"task {base.task!r} has no entry in ast_robot.contract.TASK_INTERFACES "
+            raise ValueError(f"task {base.task!r} has no entry in ast_robot.robot.contract.TASK_INTERFACES "
                              f"(known: {sorted(TASK_INTERFACES)})")  # fmt: skip
         interfaces = TASK_INTERFACES[base.task]
         interfaces += ("camera",) * bool(cfg.camera) + ("instruction",) * bool(cfg.instruction)

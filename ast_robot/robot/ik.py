@@ -9,7 +9,7 @@ clipping ``q`` to the joint limits after every step. The null-space projector us
 pseudo-inverse, so the pull toward the rest posture never moves the task (the damped one left the FR3 TCP
 millimetres off its target). ``e`` stacks the position error (m) and, when a
 target orientation is given, the rotation-vector error (rad) times ``orientation_weight`` (m/rad).
-The iterations run compiled, MuJoCo's kinematics included (:mod:`ast_robot.deploy.kernels`).
+The iterations run compiled, MuJoCo's kinematics included (:mod:`ast_robot.robot.kernels`).
 Simulation envs and the robot deployment both call it, so a policy trained through it sees the same
 mapping from end-effector deltas to joint targets on the real robot.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from ast_robot.deploy import kernels
+from ast_robot.robot import kernels
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def _as_index(addresses: np.ndarray) -> slice | np.ndarray:
 
 
 def for_robot(model: mujoco.MjModel, robot, **kwargs) -> DLSIK:
-    """A :class:`DLSIK` for a :class:`~ast_robot.envs.robots.RobotSpec`'s arm and TCP site.
+    """A :class:`DLSIK` for a :class:`~ast_robot.robot.specs.RobotSpec`'s arm and TCP site.
 
     Redundant arms (more than 6 joints) pull toward the home posture in the null space by default.
     """

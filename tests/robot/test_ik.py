@@ -6,9 +6,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from ast_robot.deploy.ik import DLSIK, for_robot, rotation_error
-from ast_robot.deploy.kernels import NULLSPACE_EPS
-from ast_robot.envs.robots import get_robot, load_model
+from ast_robot.robot.ik import DLSIK, for_robot, rotation_error
+from ast_robot.robot.kernels import NULLSPACE_EPS
+from ast_robot.robot.specs import get_robot, load_model
 
 
 @pytest.mark.parametrize("name", ["ur5e", "fr3"])

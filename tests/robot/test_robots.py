@@ -6,7 +6,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from ast_robot.envs.robots import ROBOTS, get_robot, load_model
+from ast_robot.robot.specs import ROBOTS, get_robot, load_model
 
 
 def _flange_in_base(model: mujoco.MjModel, data: mujoco.MjData, robot) -> np.ndarray:

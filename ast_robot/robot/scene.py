@@ -15,8 +15,8 @@ from typing import Any
 
 import mujoco
 
-from ast_robot.envs.robots import RobotSpec
 from ast_robot.registry import Registry
+from ast_robot.robot.specs import RobotSpec
 
 TASK_SCENES: Registry[Callable[..., None]] = Registry("task")
 OBJECT_HALF_SIZE = 0.02  # nominal cube half edge (m); object size randomization scales it

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ast_robot.deploy import kernels
+from ast_robot.robot import kernels
 
 
 class EEDeltaAction:
@@ -77,7 +77,7 @@ class JointDeltaAction:
 
 
 class ObservationBuilder:
-    """``observation`` as the envs build it: :func:`~ast_robot.deploy.kernels.proprio`, the one layout.
+    """``observation`` as the envs build it: :func:`~ast_robot.robot.kernels.proprio`, the one layout.
 
     [q (J), dq (J), tcp (3), tcp velocity (3), gripper width (1), TCP command offset (3)]. ``tcp_command()``
     returns the TCP target the action mapping has integrated so far (``EEDeltaAction.ee_cmd``; None before

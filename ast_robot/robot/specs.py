@@ -170,8 +170,8 @@ def load_model(robot: str, task: str = "reach", **options: Any) -> mujoco.MjMode
     """Compile the scene of ``task`` ("reach" or "pickplace") with ``robot`` on the table.
 
     ``options`` go to the task's scene builder (e.g. ``n_objects`` for pick-and-place,
-    ``model="menagerie"`` for the mujoco-menagerie arm); see :mod:`ast_robot.envs.scene`.
+    ``model="menagerie"`` for the mujoco-menagerie arm); see :mod:`ast_robot.robot.scene`.
     """
-    from ast_robot.envs.scene import build_spec
+    from ast_robot.robot.scene import build_spec
 
     return build_spec(get_robot(robot), task, **options).compile()
