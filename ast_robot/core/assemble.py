@@ -61,7 +61,7 @@ def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *,
 
     tc = dataclasses.replace(cfg.train, steps=steps, batch_size=draw_batch_size(cfg))
     info = distributed.current()
-    if info.world > 1 and tc.device == "auto" and torch.cuda.is_available():
+    if distributed.active() and tc.device == "auto" and torch.cuda.is_available():
         model = model.to(torch.device("cuda", info.local_rank))
     else:
         model = model.to(resolve_device(tc.device))
@@ -70,7 +70,7 @@ def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *,
     if tc.gated and cfg.gate.enabled:
         significance = SignificanceModel(cfg.significance)
         gate = Gate(cfg.gate, seed=cfg.seed + info.rank)  # own draws per rank, one shared threshold
-        if info.world > 1:
+        if distributed.active():
             distributed.share_gate(gate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = cosine_with_warmup(optimizer, steps, warmup=max(1, steps // 20))

@@ -30,10 +30,13 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the process group torchrun describes (``WORLD_SIZE`` > 1), else return a single-process info."""
+def init_distributed(device: str = "auto", force: bool = False) -> DistInfo:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1), else return a single-process info.
+
+    ``force`` joins a group of one too (torchrun with one process): the NCCL/gloo path (DDP wrapper, the
+    gate's all-reduced counts) then runs on one GPU, as the distributed benchmark's 1-GPU baseline does."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and not (force and "RANK" in os.environ):
         return DistInfo()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device != "cpu"
@@ -44,9 +47,14 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local_rank)
 
 
+def active() -> bool:
+    """Whether a process group is initialized (a group of one included: see ``init_distributed(force=)``)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def current() -> DistInfo:
     """The process group's view (single process when none is initialized)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not active():
         return DistInfo()
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -66,8 +74,8 @@ def share_gate(gate: Gate) -> Gate:
 
 
 def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
-    """``DistributedDataParallel(model)`` when more than one process runs, else ``model`` itself."""
-    if info.world <= 1:
+    """``DistributedDataParallel(model)`` when a process group runs, else ``model`` itself."""
+    if not active():
         return model
     device_ids = [info.local_rank] if next(model.parameters()).is_cuda else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -86,5 +94,5 @@ def all_gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def cleanup() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if active():
         dist.destroy_process_group()

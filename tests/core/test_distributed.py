@@ -86,3 +86,22 @@ def test_gated_bc_trains_a_ddp_wrapped_policy(one_rank_gloo_group, policy_type):
     trainer.fit()
     assert trainer.counters.backward_samples > 0
     assert any(not torch.equal(a, p) for a, p in zip(before, policy.parameters()))  # DDP's backward stepped
+
+
+def test_forced_group_of_one_runs_the_ddp_path(tmp_path):
+    """torchrun with one process and ``init_distributed(force=True)`` (the distributed benchmark's baseline):
+    the process joins a gloo group of one, the model is DDP-wrapped and the gate's counts go through the
+    all-reduce; the worker's per-step records are complete."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+           str(root / "bench/distributed_worker.py"), "--kind", "vision", "--config",
+           str(root / "configs/experiments/vision_digits.yaml"), "--steps", "6", "--eval-every", "3",
+           "--out", str(tmp_path), "--set", "train.device=cpu", "train.batch_size=32"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    rank = json.loads((tmp_path / "rank0.json").read_text())
+    assert rank["world"] == 1 and rank["backend"] == "gloo" and rank["ddp"]
+    assert len(rank["thresholds"]) == len(rank["step_s"]) == len(rank["kept"]) == 6
+    assert sum(rank["seen"]) == 6 * 32 and 0 < sum(rank["kept"]) <= 6 * 32
+    assert [e["step"] for e in rank["evals"]] == [3, 6] and 0.0 <= rank["evals"][-1]["accuracy"] <= 1.0
