@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--auto-only", action="store_true",
                         help="GPU: only `auto` vs SDPA at --lengths, with the crossover table in the code")
+    parser.add_argument("--result-name", help="--auto-only: the result file's name (default attention_auto)")
     args = parser.parse_args(argv)
     if args.warm_only:
         from bench.attention_gpu import warm, warm_auto
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         for T in args.lengths:  # written after each length: a run cut short keeps what it measured
             rows += auto_rows((T,), SPARSITIES_GPU, lambda T: 200 if T <= 1024 else 20)
-            write_results(f"{NAME}_auto", rows, auto_goals(rows), notes=args.notes, out_dir=args.out_dir)
+            write_results(args.result_name or f"{NAME}_auto", rows, auto_goals(rows), notes=args.notes,
+                          out_dir=args.out_dir)  # fmt: skip
         return
     if args.part == "gpu":
         from bench.attention_gpu import run_gpu
