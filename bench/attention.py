@@ -56,17 +56,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--auto-only", action="store_true",
                         help="GPU: only `auto` vs SDPA at --lengths, with the crossover table in the code")
+    parser.add_argument("--result-name", help="--auto-only: the result file's name (default attention_auto)")
     args = parser.parse_args(argv)
+    if args.warm_only:
+        from bench.attention_gpu import warm, warm_auto
+
+        return (warm_auto if args.auto_only else warm)(tuple(args.lengths))
     if args.auto_only:
         from bench.attention_gpu import SPARSITIES_GPU, auto_rows
 
-        rows = auto_rows(tuple(args.lengths), SPARSITIES_GPU, lambda T: 200 if T <= 1024 else 20)
-        write_results(f"{NAME}_auto", rows, auto_goals(rows), notes=args.notes, out_dir=args.out_dir)
+        if args.warm_workers:
+            warm_in_parallel(args.warm_workers, tuple(args.lengths), ["--auto-only"])
+        rows = []
+        for T in args.lengths:  # written after each length: a run cut short keeps what it measured
+            rows += auto_rows((T,), SPARSITIES_GPU, lambda T: 200 if T <= 1024 else 20)
+            write_results(args.result_name or f"{NAME}_auto", rows, auto_goals(rows), notes=args.notes,
+                          out_dir=args.out_dir)  # fmt: skip
         return
-    if args.warm_only:
-        from bench.attention_gpu import warm
-
-        return warm(tuple(args.lengths))
     if args.part == "gpu":
         from bench.attention_gpu import run_gpu
 
@@ -86,16 +92,17 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(goals(rows), indent=1))
 
 
-def warm_in_parallel(workers: int, lengths: tuple[int, ...]) -> None:
+def warm_in_parallel(workers: int, lengths: tuple[int, ...], extra: tuple[str, ...] = ()) -> None:
     """Compile every length's graphs in ``workers`` processes at once (compiling is CPU-bound and the
-    timing run is not; its compiles then hit Inductor's on-disk cache)."""
+    timing run is not; its compiles then hit Inductor's on-disk cache). ``extra``: flags for the workers
+    (``--auto-only``: only what the `auto` rows run)."""
     import subprocess
     import time
 
     t0 = time.perf_counter()
     groups = [lengths[i::workers] for i in range(workers) if lengths[i::workers]]
-    procs = [subprocess.Popen([sys.executable, __file__, "--part", "gpu", "--warm-only", "--lengths", *map(str, g)])
-             for g in groups]  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, __file__, "--part", "gpu", "--warm-only", *extra, "--lengths",
+                               *map(str, g)]) for g in groups]  # fmt: skip
     codes = [p.wait() for p in procs]
     print(f"warm-up: {len(groups)} processes, exit codes {codes}, {time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -187,14 +194,19 @@ def _ratio(rows, length, sparsity, num_method, den_method, key) -> float | None:
 
 def auto_goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`auto` / bare SDPA, worst over the lengths measured, forward and forward+backward; beside it the same
-    for a layer built with backend `full` (plain SDPA as a module: the floor any layer call has)."""
+    for a layer built with backend `full` (plain SDPA as a module: the floor any layer call has), `auto`
+    over that layer (the same call, plain SDPA inside), and the multi-head layer run with `auto` over the
+    same layer run with `full` (what choosing `auto` costs a model)."""
     auto = _find(rows, part="gpu", what="auto vs SDPA")
     lengths = sorted({r["tokens"] for r in auto})
     out = []
-    for who, key in (("auto", "auto_over_sdpa"), ("full layer", "full_layer_over_sdpa")):
+    for who, key in (("auto / unmasked dense SDPA", "auto_over_sdpa"),
+                     ("full layer / unmasked dense SDPA", "full_layer_over_sdpa"),
+                     ("auto / full layer (the same call, plain SDPA inside)", "auto_over_full_layer"),
+                     ("multi-head layer: auto / full (projections included)", "mha_auto_over_full")):  # fmt: skip
         for mode, name in (("fwd", "fwd"), ("fwd_bwd", "fwd+bwd")):
             values = [r[f"{key}_{mode}"] for r in auto if r.get(f"{key}_{mode}") is not None]
-            out.append(goal(f"{who} / unmasked dense SDPA {name} time, worst over {lengths} tokens", 1.05,
+            out.append(goal(f"{who} {name} time, worst over {lengths} tokens", 1.05,
                             max(values) if values else None, "<="))  # fmt: skip
     return out
 

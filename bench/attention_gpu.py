@@ -13,6 +13,7 @@ it counts what the method itself allocates.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import statistics
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ast_robot.policies import masks
-from ast_robot.policies.attention import SparseAttentionCore, choose_backend
+from ast_robot.policies.attention import SparseAttention, SparseAttentionCore, choose_backend
 from ast_robot.policies.backends import build_block_mask, flex_call
 from bench.gpu_check import check_lists
 
@@ -210,6 +211,7 @@ def prune(entries: list[tuple[int, float]]) -> list[tuple[int, float]]:
 
 def auto_rows(lengths, sparsities, iters_for: Callable[[int], int]) -> list[dict[str, Any]]:
     """`auto` against dense SDPA at every size, with the crossover table as it now stands."""
+    torch._dynamo.config.recompile_limit = 64  # per length: core and layer (other strides), grad and no grad
     rows = []
     for T in lengths:
         for s in distinct_sparsities(T, sparsities):
@@ -223,16 +225,23 @@ def auto_rows(lengths, sparsities, iters_for: Callable[[int], int]) -> list[dict
 def auto_row(T: int, s: float, iters: int) -> dict[str, Any]:
     """`auto` and dense SDPA in rounds of their own (at <= 1k tokens both are ~0.1-0.5 ms of host
     overhead, and a multi-millisecond flex call just before one of them shifted it by up to 9%); up to 1k
-    tokens also the same SDPA call against itself (the noise floor). `full_layer` is a layer built with
-    backend `full` (nothing but SDPA in its forward): what any attention layer's Python call costs beyond
-    the bare SDPA call, which shows at <= 1k tokens, where a forward call is ~20 us of host time."""
+    tokens also the same SDPA call against itself (the noise floor). Two same-layer baselines beside the
+    bare call: `full_layer`, a layer built with backend `full` (nothing but SDPA in its forward: what any
+    attention layer's Python call costs beyond the bare SDPA call, which shows at <= 1k tokens, where a
+    forward call is ~20 us of host time), and the whole multi-head layer (:class:`SparseAttention`,
+    projections included) run with `auto` against the same layer run with `full`: what a model gains or
+    loses by choosing `auto` instead of plain SDPA."""
     core, q, k, v = make_case(T, s)
     full = SparseAttentionCore(D, BLOCK, backend="full").cuda()  # plain SDPA as a layer: the call's own cost
+    layer = SparseAttention(H * D, H, block_size=BLOCK, window_blocks=core.window_blocks, top_k_blocks=core.top_k,
+                            backend="auto").cuda().to(torch.bfloat16)  # fmt: skip
+    x = torch.randn(B, T, H * D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     fns = {"dense_sdpa": lambda: F.scaled_dot_product_attention(q, k, v), "auto": lambda: core(q, k, v),
            "full_layer": lambda: full(q, k, v)}  # fmt: skip
     row = {"part": "gpu", "what": "auto vs SDPA", "method": "auto", "tokens": T, "target_sparsity": s,
            "crossover_tokens": core.crossover_for(q), "kept_blocks": 2 * core.window_blocks + 1 + core.top_k,
            "auto_chose": choose_backend("auto", T, core.crossover_for(q))}  # fmt: skip
+    mha = {"mha_auto": lambda: layer(x), "mha_full": lambda: layer(x, backend="full")}
     calls = SHORT_CALLS if T <= 1024 else 1
     for backward, key in ((False, "fwd"), (True, "fwd_bwd")):
         live = {n: (f if backward else (lambda f=f: _no_grad(f))) for n, f in fns.items()}
@@ -242,12 +251,45 @@ def auto_row(T: int, s: float, iters: int) -> dict[str, Any]:
         row[f"{key}_ms"], row[f"sdpa_{key}_ms"] = times["auto"], times["dense_sdpa"]
         row[f"auto_over_sdpa_{key}"] = times["auto"] / times["dense_sdpa"]
         row[f"full_layer_over_sdpa_{key}"] = times["full_layer"] / times["dense_sdpa"]
+        row[f"auto_over_full_layer_{key}"] = times["auto"] / times["full_layer"]
+        if row["auto_chose"] == "full":  # above the crossover the layer runs flex: the core rows say how it fares
+            row.update(_mha_ratios(mha, backward, key, iters, calls))
         if T <= 1024:
             sdpa = live["dense_sdpa"]
             twins = time_interleaved({"a": sdpa, "b": lambda f=sdpa: f()}, backward, iters, calls)
             row[f"sdpa_repeat_{key}_ratio"] = twins["b"] / twins["a"]
-        q.grad = k.grad = v.grad = None
+        q.grad = k.grad = v.grad = x.grad = None
+        layer.zero_grad(set_to_none=True)
     return row
+
+
+def _mha_ratios(mha: dict[str, Callable[[], Any]], backward: bool, key: str, iters: int,
+                calls: int) -> dict[str, float]:  # fmt: skip
+    """The multi-head layer with `auto` over the same layer with `full`, timed in rounds of their own with
+    the `full` call timed twice (its ratio to itself is the noise floor): timed among the core calls, the
+    ratio read 1.09 forward at 2k tokens (H100), which the same-call core ratio (<= 1.02) did not explain."""
+    live = {n: (f if backward else (lambda f=f: _no_grad(f))) for n, f in mha.items()}
+    live["mha_full_again"] = lambda f=live["mha_full"]: f()
+    for fn in live.values():
+        _peak_mib(fn, backward)
+    times = time_interleaved(live, backward, iters, calls)
+    return {f"mha_auto_over_full_{key}": times["mha_auto"] / times["mha_full"],
+            f"mha_repeat_{key}_ratio": times["mha_full_again"] / times["mha_full"]}  # fmt: skip
+
+
+def warm_auto(lengths: tuple[int, ...]) -> None:
+    """Compile what :func:`auto_row` runs at each length (the core forward and with backward; the
+    multi-head layer runs only plain SDPA there), so that the timing run loads the graphs from
+    Inductor's on-disk cache."""
+    torch._dynamo.config.recompile_limit = 64  # per length: core and layer (other strides), grad and no grad
+    for T in lengths:
+        for s in distinct_sparsities(T, SPARSITIES_GPU)[:1]:  # shapes do not depend on the sparsity
+            core, q, k, v = make_case(T, s)
+            fn = functools.partial(core, q, k, v)
+            _call(functools.partial(_no_grad, fn), False)
+            _call(fn, True)
+        torch.cuda.synchronize()
+        print(f"warm auto T={T} done", flush=True)
 
 
 def distinct_sparsities(T: int, sparsities) -> list[float]:

@@ -1,0 +1,82 @@
+"""bench/long_context's instruments on null cases: an arm identical to dense is 1.0x, an arm that never
+reaches dense's loss has no speed-up, compile time lowers the with-compile figure, the planned run fits
+its budget, and the corpus folder holds Python sources up to its size."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from bench.long_context import ARMS, annotate, goals, parse, plan_steps, python_sources, seconds_to
+
+HISTORY = [(1.0, 4.0), (2.0, 3.5), (3.0, 3.2)]
+
+
+def rows(**overrides) -> list[dict]:
+    out = []
+    for arm in ARMS:
+        row = {"arm": arm, "context": 1024, "history": list(HISTORY), "final_bits_per_byte": HISTORY[-1][1],
+               "compile_seconds": 0.0}  # fmt: skip
+        row.update(overrides.get(arm, {}))
+        out.append(row)
+    return out
+
+
+def test_an_arm_identical_to_dense_is_one_times_as_fast():
+    rs = rows()
+    annotate(rs)
+    assert all(r["speedup_vs_dense"] == 1.0 and r["seconds_to_dense_final"] == 3.0 for r in rs)
+    g = goals(rs)
+    assert g[0]["measured"] == 1.0 and g[0]["met"] is False  # 1x is not the 5x goal
+    assert g[2]["measured"] == pytest.approx(0.0) and g[2]["met"] is True  # same loss: 0% above dense
+    assert g[3]["measured"] == pytest.approx(0.0) and g[3]["met"] is True
+
+
+def test_time_to_target_speed_up_and_compile():
+    fast = {"history": [(0.5, 3.6), (0.6, 3.2), (1.0, 3.1)], "final_bits_per_byte": 3.1, "compile_seconds": 2.0}
+    rs = rows(sparse_gated=fast)
+    g = goals(rs)
+    sg = next(r for r in rs if r["arm"] == "sparse_gated")
+    assert sg["seconds_to_dense_final"] == 0.6 and sg["speedup_vs_dense"] == 5.0 and g[0]["met"] is True
+    assert sg["speedup_vs_dense_with_compile"] == pytest.approx(3.0 / 2.6, abs=1e-3) and g[1]["met"] is False
+
+
+def test_an_arm_that_never_reaches_dense_has_no_speed_up():
+    slow = {"history": [(1.0, 4.0), (5.0, 3.3)], "final_bits_per_byte": 3.3}
+    rs = rows(sparse_gated=slow)
+    g = goals(rs)
+    assert seconds_to(next(r for r in rs if r["arm"] == "sparse_gated"), 3.2) is None and g[0]["measured"] is None and g[0]["met"] is None
+    assert g[2]["met"] is False  # 3.1% above dense
+
+
+def test_goals_need_every_arm():
+    assert goals([r for r in rows() if r["arm"] != "random"]) == []
+
+
+def test_planned_steps_fit_the_budget():
+    timing = {"full": {"step_s": 0.02, "eval_s": 0.005}, "flex": {"step_s": 0.01, "eval_s": 0.004}}
+    small = parse(["--time-budget", "100", "--steps", "5000"])
+    large = parse(["--time-budget", "400", "--steps", "5000"])
+    s_small, s_large = plan_steps(small, timing, 1000), plan_steps(large, timing, 1000)
+    assert 10 < s_small < s_large < 5000
+    capped = parse(["--time-budget", "1e9", "--steps", "300"])
+    assert plan_steps(capped, timing, 1000) == 300
+
+
+def test_batch_must_be_a_multiple_of_the_micro_batch():
+    with pytest.raises(SystemExit):
+        parse(["--batch", "8", "--micro-batch", "3"])
+
+
+def test_corpus_folder_holds_python_sources_up_to_its_size(tmp_path):
+    folder = python_sources(tmp_path / "corpus", 200_000)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    assert files and all(p.suffix == ".py" for p in files)
+    assert 200_000 <= total < 200_000 + max(p.stat().st_size for p in files) + 1
+
+
+def test_arms_are_the_issue_s_five():
+    assert set(ARMS) == {"dense", "sparse", "gated", "sparse_gated", "random"}
+    assert isinstance(parse([]), argparse.Namespace)
