@@ -8,7 +8,7 @@ import pytest
 from ast_robot.config import DeployConfig
 from ast_robot.deploy.runner import PolicyRunner, ReachController, load_policy
 from ast_robot.deploy.session import DeploymentSession
-from ast_robot.gap.outcomes import EpisodeRecord, from_json, to_json
+from ast_robot.records import EpisodeRecord, from_json, to_json
 from ast_robot.robot.trust import ACQUIRE_STATES
 from ast_robot.twin.sim import TwinSim
 

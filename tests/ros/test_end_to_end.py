@@ -57,8 +57,8 @@ def run_episodes(probe, policy: str, tmp_path, hidden: str | None = None) -> tup
 
 @pytest.mark.slow
 def test_episodes_on_twin_are_streamed_and_recorded(probe, tmp_path):
-    from ast_robot.gap.bags import read_outcome_bag
-    from ast_robot.gap.outcomes import EpisodeRecord
+    from ast_robot.records import EpisodeRecord
+    from ast_robot.records.bag import read_outcome_bag
 
     outcomes, bag = run_episodes(probe, "scripted:reach", tmp_path)
     assert len(outcomes) == len(GOALS)
@@ -139,7 +139,7 @@ def train_tiny_checkpoint(out_dir) -> str:
 
 @pytest.mark.slow
 def test_tiny_trained_checkpoint_runs_episodes_on_the_twin(probe, tmp_path):
-    from ast_robot.gap.bags import read_outcome_bag
+    from ast_robot.records.bag import read_outcome_bag
 
     checkpoint = train_tiny_checkpoint(tmp_path / "run")
     outcomes, bag = run_episodes(probe, checkpoint, tmp_path)
