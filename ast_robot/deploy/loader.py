@@ -58,9 +58,9 @@ def load_deployable(spec: str | Path, robot: str, io: Any = None) -> tuple[Any, 
     kind, folder = _locate(Path(spec))
     if kind == "sac":
         return FunctionPolicy(_sac_actor(folder)), contract
-    from ast_robot.deploy.runner import load_policy
+    from ast_robot.deploy.runner import load_deploy_policy
 
-    return load_policy(folder), contract
+    return load_deploy_policy(folder), contract
 
 
 def read_contract(spec: str | Path, robot: str) -> DeploymentContract:
