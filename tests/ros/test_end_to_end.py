@@ -48,11 +48,23 @@ def run_episodes(probe, policy: str, tmp_path, hidden: str | None = None) -> tup
             assert res.success, res.message
             wait_until(probe, lambda k=k: len(outcomes) > k, 15.0, f"outcome of episode {k}")
         spin_for(probe, 0.5)  # let the recorder receive the last outcome
+        offered = {(int(i.qos_profile.durability), int(i.qos_profile.reliability))
+                   for i in probe.get_publishers_info_by_topic("/ast/outcome")}  # fmt: skip
     finally:
         codes = [p.stop() for p in procs]
     logs = "\n".join(p.text()[-1500:] for p in procs)
     assert codes == [0, 0, 0], logs
+    assert offered == recorded_outcome_qos(bag) == {(1, 1)}  # transient-local, reliable: as published, as recorded
     return outcomes, bag
+
+
+def recorded_outcome_qos(bag) -> set[tuple[int, int]]:
+    """(durability, reliability) of each QoS profile the bag's metadata offers for /ast/outcome (rmw numbering)."""
+    from rosbags.rosbag2 import Reader
+
+    with Reader(bag) as reader:
+        profiles = [q for c in reader.connections if c.topic == "/ast/outcome" for q in c.ext.offered_qos_profiles]
+    return {(q.durability.value, q.reliability.value) for q in profiles}
 
 
 @pytest.mark.slow
