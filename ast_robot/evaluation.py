@@ -1,7 +1,7 @@
 """Roll a policy out in simulation and turn every episode into an episode record.
 
 ``evaluate(env, act, episodes)`` runs seeded episodes under the env's randomization and returns the
-records (the schema of :mod:`ast_robot.gap.outcomes`), the success rate with its Wilson interval and the
+records (the schema of :mod:`ast_robot.records`), the success rate with its Wilson interval and the
 success broken down by randomized parameter.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ast_robot.gap.outcomes import ContactSummary, EpisodeRecord
 from ast_robot.gap.stats import wilson_interval
+from ast_robot.records import ContactSummary, EpisodeRecord
 from ast_robot.success import episode_outcome
 
 ActFn = Callable[[dict[str, np.ndarray]], np.ndarray]

@@ -55,13 +55,13 @@ CANDIDATES = [
 
 def screen(policy_path: Path, hidden: dict, episodes: int) -> dict:
     from ast_robot.config import RandomizationConfig, load_config
-    from ast_robot.deploy.runner import load_policy
+    from ast_robot.deploy.runner import load_deploy_policy
     from ast_robot.envs import make_env
     from ast_robot.twin.hidden import HiddenParams
     from ast_robot.twin.lockstep import LockstepDeployment
 
     cfg = load_config(CONFIG)
-    policy = load_policy(policy_path)
+    policy = load_deploy_policy(policy_path)
     env = make_env(cfg.env, RandomizationConfig(enabled=False), seed=0, deploy=cfg.deploy)
     deployed = LockstepDeployment.build(policy, cfg.deploy.robot, cfg.deploy, cfg.env, hidden=HiddenParams(**hidden))
     wins, errors = 0, []

@@ -59,6 +59,7 @@ def run_rate(rate_hz: float, duration_s: float, realtime: bool) -> dict:
     from rclpy.executors import SingleThreadedExecutor
 
     from ast_robot.config import DeployConfig
+    from ast_robot.config.deploy import RosNames
 
     load_before = os.getloadavg()[0]  # other engineers' jobs share the 2 cores: recorded per row
     log = Path(f"/tmp/deploy_latency_twin_{int(rate_hz)}.log").open("wb")
@@ -75,7 +76,7 @@ def run_rate(rate_hz: float, duration_s: float, realtime: bool) -> dict:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     executor.add_node(client)
-    pub_goal = client.create_publisher(PoseStamped, "/ast/goal", 10)
+    pub_goal = client.create_publisher(PoseStamped, RosNames().goal, 10)
     try:
         node.trigger_configure()
         node.trigger_activate()

@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ast_robot.config.gap import GapConfig  # noqa: E402
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig  # noqa: E402
-from ast_robot.gap.outcomes import EpisodeRecord  # noqa: E402
 from ast_robot.gap.pipeline import data_sheet_limits  # noqa: E402
 from ast_robot.gap.replay import MujocoReplay  # noqa: E402
 from ast_robot.gap.retune import retune  # noqa: E402
 from ast_robot.gap.sysid import ParamSpace, fit, space_from_randomization, trajectory_loss  # noqa: E402
+from ast_robot.records import EpisodeRecord  # noqa: E402
 from ast_robot.twin.hidden import HiddenParams  # noqa: E402
 from ast_robot.twin.sim import TwinSim  # noqa: E402
 from bench.common import goal, write_results  # noqa: E402

@@ -73,8 +73,8 @@ class Driver:
         node.create_subscription(JointTrajectory, t.trajectory, self._on_cmd, reliable)
         node.create_subscription(String, t.outcome, self._on_outcome, QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self.start_cli = node.create_client(Trigger, "/ast/start_episode")
-        self.stop_cli = node.create_client(Trigger, "/ast/stop_episode")
+        self.start_cli = node.create_client(Trigger, t.start_episode)
+        self.stop_cli = node.create_client(Trigger, t.stop_episode)
         self.Trigger = Trigger
         self.lock = threading.Lock()
         self.q, self.target = HOME.copy(), HOME.copy()

@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--plain-policy", default=None, help="Checkpoint trained without the pipeline (default: train).")
     parser.add_argument("--ablation", action="store_true", help="Only the ablation, added to the last results.")
     args = parser.parse_args()
-    from ast_robot.deploy.runner import load_policy
+    from ast_robot.deploy.runner import load_deploy_policy
 
     if args.ablation:
         import json
@@ -132,7 +132,7 @@ def main() -> None:
 
         last = json.loads((RESULTS / "parity.json").read_text())
         with tempfile.TemporaryDirectory(prefix="parity_bench_") as tmp:
-            plain = load_policy(Path(args.plain_policy) if args.plain_policy else train_policy(Path(tmp), False))
+            plain = load_deploy_policy(Path(args.plain_policy) if args.plain_policy else train_policy(Path(tmp), False))
             rows = [r for r in last["rows"] if r.get("kind") != "ablation"] + ablation(plain, args.episodes)
         notes = last["notes"] + f" Ablation (plain-trained policy, {args.episodes} goals): see the ablation rows."
         print(f"wrote {write_results('parity', rows, last['goals'], notes)}")
@@ -142,7 +142,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="parity_bench_") as tmp:
         for name, given, pipeline in (("pipeline", args.policy, True), ("plain", args.plain_policy, False)):
-            policy = load_policy(Path(given) if given else train_policy(Path(tmp), pipeline))
+            policy = load_deploy_policy(Path(given) if given else train_policy(Path(tmp), pipeline))
             rows += compare(policy, True, args.episodes, name) + compare(policy, False, args.episodes, name)
     parts = {f"{p} policy, env pipeline {'on' if e else 'off'}": summary([r for r in rows if r["policy"] == p
                                                                            and r["env_pipeline"] == e])

@@ -126,7 +126,7 @@ def analyzer_words(path: Path) -> dict:
 
 def repeat_trial(policy: Path, episodes: int, root: Path, domain: int, sim_time: bool, hogs: int, i: int) -> dict:
     """One deployment of ``policy`` on the nominal twin (goals of seed 1000, the demo's round 0)."""
-    from ast_robot.gap.outcomes import read_records
+    from ast_robot.records import read_records
     from ast_robot.sim2real import deploy_on_twin
 
     out = root / f"repeat-{'sim' if sim_time else 'wall'}-h{hogs}-{i}"

@@ -75,13 +75,13 @@ def identify(policy, twin: tuple, episodes: int) -> dict:
 
 
 def main() -> None:
-    from ast_robot.deploy.runner import load_policy
+    from ast_robot.deploy.runner import load_deploy_policy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", required=True)
     parser.add_argument("--episodes", type=int, default=5)
     args = parser.parse_args()
-    policy = load_policy(Path(args.policy))
+    policy = load_deploy_policy(Path(args.policy))
     rows = []
     for twin in EXTRA[:1] + TWINS + EXTRA[1:]:
         rows.append(identify(policy, twin, args.episodes))

@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
             cfg = from_dict(DeployConfig, apply_overrides(to_dict(cfg), args.overrides), "deploy")
     if args.checkpoint != "scripted:reach":  # a bad checkpoint: one line here, before ROS starts
-        from ast_robot.deploy.runner import load_policy
+        from ast_robot.deploy.runner import load_deploy_policy
 
-        load_policy(args.checkpoint)
+        load_deploy_policy(args.checkpoint)
     try:
         from ast_robot_ros.policy_node import run as run_node
     except ImportError as err:

@@ -13,8 +13,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser = sub.add_parser(name, help="Run episodes on a deployed policy node and save the outcome records.")
     parser.add_argument("--n", type=int, default=10, help="Episodes to run.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the goal sequence.")
-    parser.add_argument("--out", default=None, help="Records folder to write (ast_robot.gap.outcomes format).")
-    parser.add_argument("--no-reset", action="store_true", help="Do not call /twin/reset before episodes.")
+    parser.add_argument("--out", default=None, help="Records folder to write (ast_robot.records format).")
+    parser.add_argument("--no-reset", action="store_true", help="Do not call the twin's reset service before episodes.")
     parser.add_argument("--timeout", type=float, default=30.0, help="Seconds to wait for each outcome.")
     parser.add_argument("--sim-time", action="store_true", help="use_sim_time (the twin runs on simulated time).")
     parser.add_argument("--discovery-timeout", type=float, default=30.0,
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ast_robot.envs.reach import GOAL_HIGH, GOAL_LOW
-    from ast_robot.gap.outcomes import EpisodeRecord, write_records
+    from ast_robot.records import EpisodeRecord, write_records
 
     if args.n <= 0:
         raise ValueError(f"--n must be > 0, got {args.n}")
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise ImportError(f'episodes needs ROS 2 Python packages ({err}); pip install "ast-robot[ros]"') from err
     goals = np.random.default_rng(args.seed).uniform(GOAL_LOW, GOAL_HIGH, size=(args.n, 3))
-    outcomes = drive(goals.tolist(), reset_service=None if args.no_reset else "/twin/reset",
+    outcomes = drive(goals.tolist(), reset=not args.no_reset,
                      episode_timeout_s=args.timeout, sim_time=args.sim_time,
                      discovery_timeout_s=args.discovery_timeout)  # fmt: skip
     records = [EpisodeRecord.from_dict(o) for o in outcomes]

@@ -11,17 +11,18 @@ from __future__ import annotations
 import argparse
 
 from ast_robot.cli.config_cmd import add_set_argument
+from ast_robot.config.deploy import RosNames
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser = sub.add_parser(name, help="Compare sim and real episodes; identify parameters; retune ranges.")
     parser.add_argument("--sim", required=True, help="Folder of sim episode records (e.g. RUN_DIR/eval).")
-    parser.add_argument("--real", required=True, help="ROS 2 bag of /ast/outcome, or a records folder.")
+    parser.add_argument("--real", required=True, help="ROS 2 bag of outcome records, or a records folder.")
     parser.add_argument("--out", required=True, help="New (or empty) folder for the report.")
     parser.add_argument(
         "--config", default=None, help="Experiment YAML of the sim run (enables sysid + retuning)."
     )
-    parser.add_argument("--topic", default="/ast/outcome", help="Outcome topic in the bag.")
+    parser.add_argument("--topic", default=RosNames().outcome, help="Outcome topic in the bag.")
     parser.add_argument(
         "--seed", type=int, default=0, help="Seed of the fit, bootstrap and classifier folds."
     )

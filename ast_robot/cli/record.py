@@ -1,10 +1,12 @@
-"""`ast-robot record --out BAG`: write /ast/outcome records and /joint_states to a ROS 2 bag (rosbags)."""
+"""`ast-robot record --out BAG`: write the outcome records and the joint states to a ROS 2 bag (rosbags)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ast_robot.deploy.bag import DEFAULT_TOPICS
+from ast_robot.config.deploy import RosNames
+
+NAMES = RosNames()
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -12,9 +14,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--out", required=True, help="New bag folder to create.")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="Bag storage format.")
     parser.add_argument("--duration", type=float, default=None, help="Stop after this many seconds.")
-    parser.add_argument("--no-joint-states", action="store_true", help="Record only /ast/outcome.")
-    parser.add_argument("--outcome-topic", default="/ast/outcome", help="Outcome topic.")
-    parser.add_argument("--joint-states-topic", default="/joint_states", help="Joint state topic.")
+    parser.add_argument("--no-joint-states", action="store_true", help="Record only the outcome topic.")
+    parser.add_argument("--outcome-topic", default=NAMES.outcome, help="Outcome topic.")
+    parser.add_argument("--joint-states-topic", default=NAMES.joint_states, help="Joint state topic.")
     parser.add_argument("--sim-time", action="store_true", help="use_sim_time: stamp bag entries with /clock.")
     parser.set_defaults(func=run)
 
@@ -26,15 +28,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out: {args.out} exists already; a bag needs a new folder")
     if args.duration is not None and not args.duration > 0:
         raise ValueError(f"--duration: expected seconds > 0, got {args.duration}")
-    topics = {args.outcome_topic: DEFAULT_TOPICS["/ast/outcome"]}
-    if not args.no_joint_states:
-        topics[args.joint_states_topic] = DEFAULT_TOPICS["/joint_states"]
+    from ast_robot.records.bag import recorded_topics
+
+    names = RosNames(outcome=args.outcome_topic, joint_states=args.joint_states_topic)
+    topics = recorded_topics(names, joint_states=not args.no_joint_states)
     try:
         from ast_robot_ros.recorder_node import run as record
     except ImportError as err:
         raise ImportError(f'record needs ROS 2 Python packages ({err}); pip install "ast-robot[ros]"') from err
     from ast_robot.cli.deploy import SIM_TIME_ARGS
 
-    counts = record(args.out, topics, args.storage, args.duration, args=SIM_TIME_ARGS if args.sim_time else None)
+    counts = record(args.out, topics, args.storage, args.duration, args=SIM_TIME_ARGS if args.sim_time else None,
+                    outcome_topic=args.outcome_topic)
     print(f"wrote {args.out}: " + ", ".join(f"{t}: {n} messages" for t, n in counts.items()))
     return 0

@@ -36,8 +36,14 @@ class DeployConfig:
 
 
 @dataclass
-class RobotTopics:
-    """ROS 2 topic names of one robot's drivers (UR: ur_robot_driver; FR3: franka_ros2)."""
+class RosNames:
+    """Every ROS 2 topic and service name of a deployment, in one place: the drivers' topics (UR:
+    ur_robot_driver; FR3: franka_ros2), the policy node's, the twin's and the episode outcome stream.
+
+    Stored per robot under ``topics:`` in `configs/deploy/<robot>.yaml`; every node, tool and bench reads its
+    names from here (``RosNames()`` for the defaults). It lives in config, the bottom layer, so that the
+    records, deploy, twin and ROS packages all read it without importing one another.
+    """
 
     joint_states: str = doc("/joint_states", "sensor_msgs/JointState from the driver.")
     trajectory: str = doc("/scaled_joint_trajectory_controller/joint_trajectory",
@@ -54,7 +60,15 @@ class RobotTopics:
     goal: str = doc("/ast/goal", "geometry_msgs/PoseStamped end-effector goal (position used, m, mounting frame = base_link).")
     estop: str = doc("/ast/estop", "std_msgs/Bool e-stop, transient-local (an e-stop engaged before the node "
                                    "starts still counts): true holds position until false.")
-    outcome: str = doc("/ast/outcome", "std_msgs/String: one JSON episode record per episode.")
+    outcome: str = doc("/ast/outcome", "std_msgs/String: one JSON episode record per episode, transient-local "
+                                       "(ast_robot.records.stream.OUTCOME_QOS).")  # fmt: skip
+    tick: str = doc("/ast/tick", "std_msgs/Header: sim-time lock-step, the policy node's answer to each joint "
+                                 "state (ast_robot.twin.node).")  # fmt: skip
+    clock: str = doc("/clock", "rosgraph_msgs/Clock published by the twin on simulated time.")
+    start_episode: str = doc("/ast/start_episode", "std_srvs/Trigger service of the policy node: start an episode.")
+    stop_episode: str = doc("/ast/stop_episode", "std_srvs/Trigger service of the policy node: stop the episode.")
+    twin_reset: str = doc("/twin/reset", "std_srvs/Trigger service of the twin: put the arm home (a new episode).")
+    twin_unlock: str = doc("/twin/unlock", "std_srvs/Trigger service of the twin: release a protective stop.")
 
 
 @dataclass
@@ -74,4 +88,4 @@ class RobotIOConfig:
     camera_size: tuple[int, int] = doc((64, 64), "Twin camera image (height, width) in pixels.")
     safety_mode_required: bool = doc(True, "Refuse to start an episode until a safety-mode message arrived "
                                            "(fail closed; false for robots without one, e.g. FR3).")  # fmt: skip
-    topics: RobotTopics = doc(factory=RobotTopics, help="Topic names.")
+    topics: RosNames = doc(factory=RosNames, help="Topic and service names.")

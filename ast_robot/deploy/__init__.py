@@ -13,7 +13,7 @@ from typing import Any
 _EXPORTS = {
     "PolicyRunner": "ast_robot.deploy.runner",
     "ReachController": "ast_robot.deploy.runner",
-    "load_policy": "ast_robot.deploy.runner",
+    "load_deploy_policy": "ast_robot.deploy.runner",
     "load_deployable": "ast_robot.deploy.loader",
     "DeploymentSession": "ast_robot.deploy.session",
     "EpisodeTracker": "ast_robot.deploy.episode",

@@ -2,7 +2,7 @@
 
 Success and final error follow the one rule of :mod:`ast_robot.success` that the envs and ``ast-robot eval``
 use: the episode's last state decides, with the threshold the policy was trained with (the checkpoint's
-contract). Each finished episode becomes one :class:`ast_robot.gap.outcomes.EpisodeRecord` with ``source="real"``
+contract). Each finished episode becomes one :class:`ast_robot.records.EpisodeRecord` with ``source="real"``
 (the twin counts as real: its physics is hidden from the learning side).
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ast_robot.deploy.scheduler import CLOCK_EPS_S
+from ast_robot.records import EpisodeRecord
 from ast_robot.success import episode_outcome, goal_distance, reached
 
 
@@ -97,9 +98,7 @@ class EpisodeTracker:
             return None
         return self._finish(q, ee, reason)
 
-    def _finish(self, q: np.ndarray, ee: np.ndarray, reason: str) -> Any:
-        from ast_robot.gap.outcomes import EpisodeRecord
-
+    def _finish(self, q: np.ndarray, ee: np.ndarray, reason: str) -> EpisodeRecord:
         tr, self._trace = self._trace, None
         self.episodes += 1
         ees = np.array([*tr.ee, ee])  # (T+1, 3)

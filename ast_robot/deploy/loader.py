@@ -28,7 +28,7 @@ from ast_robot.robot.contract import (
 SCRIPTED = "scripted:reach"
 LAYOUT_VERSIONS = (OBSERVATION_LAYOUT_VERSION,)  # the observation layouts ObservationBuilder builds
 ACTION_MODES = ("ee_delta", "joint_delta")  # the action mappings robot.actions provides
-# interface -> the RobotTopics field that provides it (None: the command topic of the command interface)
+# interface -> the RosNames field that provides it (None: the command topic of the command interface)
 INTERFACE_TOPICS = {"joint_states": "joint_states", "arm_command": None, "goal": "goal", "camera": "camera",
                     "instruction": "instruction", "gripper_command": "gripper_command", "object_pose": "object_pose"}  # fmt: skip
 RETRAIN = "retrain it with this version of ast_robot (its trainers write the contract)"
@@ -58,9 +58,9 @@ def load_deployable(spec: str | Path, robot: str, io: Any = None) -> tuple[Any, 
     kind, folder = _locate(Path(spec))
     if kind == "sac":
         return FunctionPolicy(_sac_actor(folder)), contract
-    from ast_robot.deploy.runner import load_policy
+    from ast_robot.deploy.runner import load_deploy_policy
 
-    return load_policy(folder), contract
+    return load_deploy_policy(folder), contract
 
 
 def read_contract(spec: str | Path, robot: str) -> DeploymentContract:

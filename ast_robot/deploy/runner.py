@@ -240,7 +240,7 @@ class ReachController:
         return np.append(np.clip(self.gain * error / self.step_m, -1.0, 1.0), 1.0)  # (4,)
 
 
-def load_policy(spec: str | Path) -> Policy:
+def load_deploy_policy(spec: str | Path) -> Policy:
     """``scripted:reach`` (the :class:`ReachController`) or a path to a policy checkpoint."""
     if str(spec) == "scripted:reach":
         return ReachController()

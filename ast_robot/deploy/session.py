@@ -1,7 +1,9 @@
 """Everything the policy node does, minus ROS: message checks, safety, episodes, per-tick commands.
 
 The rclpy node (``ast_robot_ros.policy_node``) converts messages to plain values, calls these methods and
-publishes what they return. That keeps the node thin and this logic testable without DDS.
+publishes what they return. That keeps the node thin and this logic testable without DDS. The node uses
+only the public methods and properties of :class:`DeploymentSession`, never its runner, safety monitor or
+episode tracker: what a node may ask is listed in one place.
 """
 
 from __future__ import annotations
@@ -136,12 +138,22 @@ class DeploymentSession:
         return None
 
     # ----- episodes and ticks -------------------------------------------------------------------
+    def start_refusal(self, now_s: float) -> str | None:
+        """Why an episode may not start at ``now_s`` (None: it may)."""
+        if self.episodes.active:
+            return "an episode is already running; stop it first"
+        if self.runner.safety.measured is None:
+            return "no trusted joint state yet"
+        if self.runner.goal is None:
+            return "no goal received yet; publish a goal before starting an episode"
+        if reasons := self.runner.safety.hold_reasons(now_s):
+            return f"cannot start an episode while holding: {'; '.join(reasons)}"
+        return None
+
     def start_episode(self, now_s: float) -> str:
         """Start an episode (ValueError saying why not)."""
-        if self.runner.safety.measured is None:
-            raise ValueError("no trusted joint state yet")
-        if reasons := self.runner.safety.hold_reasons(now_s):
-            raise ValueError(f"cannot start an episode while holding: {'; '.join(reasons)}")
+        if reason := self.start_refusal(now_s):
+            raise ValueError(reason)
         message = self.episodes.start(now_s, self.runner.goal)
         self.runner.reset()
         return message
@@ -165,6 +177,50 @@ class DeploymentSession:
         ee = result.ee if result.ee is not None else (None if q is None else self.runner.ee_at(q))
         record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held)
         return TickOutput(d.positions, d.held, d.reasons, record)
+
+    # ----- what the node reads and asks besides messages and ticks --------------------------------
+    @property
+    def period_s(self) -> float:
+        """Control period (s), as the policy was trained."""
+        return self.runner.limits.period_s
+
+    @property
+    def episode_active(self) -> bool:
+        return self.episodes.active
+
+    @property
+    def estop_engaged(self) -> bool:
+        return self.runner.safety.estop
+
+    def warm_up(self) -> None:
+        """Pay first-call costs (numba IK, imports) now, not in the first control tick."""
+        self.runner.warm_up()
+
+    def rest_at_measured(self) -> None:
+        """The next command starts from rest at the measured position (not from a stale command)."""
+        self.runner.safety.reset_reference()
+
+    def segment_time(self, positions: np.ndarray) -> float:
+        """Seconds a trajectory controller must take to reach ``positions`` (never faster than allowed)."""
+        return self.runner.safety.segment_time(positions)
+
+    def close(self) -> None:
+        """Stop the policy's worker thread."""
+        self.runner.scheduler.close()
+
+    def rejection_summary(self, now_s: float) -> str | None:
+        """One line of the rejections since the last line, at most once a second (None: nothing due)."""
+        return self.log.summary(now_s)
+
+    def rejection_report(self, now_s: float) -> tuple[str | None, str]:
+        """At exit: (the rejections not yet summarized or None, one line of the counts per kind and reason)."""
+        self.log.interval_s = 0.0
+        pending = self.log.summary(now_s)
+        counts = {k: self.rejections.get(k, 0) for k in ("joint_state", "image", "goal", "instruction")}
+        reasons = "; ".join(f"{k} x{n}" for k, n in sorted(self.log.totals.items()))
+        total = ("rejected messages: " + " ".join(f"{k}={v}" for k, v in counts.items())
+                 + (f" (by reason: {reasons})" if reasons else ""))  # fmt: skip
+        return pending, total
 
     def reject(self, kind: str, err: Exception) -> str:
         """Count a rejected ``kind`` of message (per kind and per reason); returns the one-line reason."""

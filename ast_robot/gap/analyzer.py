@@ -15,7 +15,6 @@ import numpy as np
 
 from ast_robot.config.gap import GapConfig
 from ast_robot.gap.features import METRICS, feature_names, metric_values, outcome_features
-from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.stats import (
     DistributionGap,
     Interval,
@@ -24,6 +23,7 @@ from ast_robot.gap.stats import (
     wilson_interval,
 )
 from ast_robot.gap.weights import PhysicalWeights, weights_from_failures
+from ast_robot.records import EpisodeRecord
 
 
 @dataclass(frozen=True)

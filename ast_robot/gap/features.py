@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ast_robot.gap.outcomes import EpisodeRecord
+from ast_robot.records import EpisodeRecord
 
 # Metrics whose sim and real distributions are compared (name -> unit).
 METRICS = {"final_error": "m", "time_to_success": "s", "path_length": "m", "joint_tracking_error": "rad"}

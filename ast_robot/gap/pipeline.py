@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ast_robot.config.deploy import RosNames
 from ast_robot.config.gap import GapConfig
 from ast_robot.fileio import default_mode
 from ast_robot.gap.analyzer import GapReport, analyze
-from ast_robot.gap.bags import OUTCOME_TOPIC, load_episodes
-from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.report import Overlay, write_report
 from ast_robot.gap.sysid import (
     NotIdentifiable,
@@ -31,6 +30,7 @@ from ast_robot.gap.sysid import (
     space_from_randomization,
 )
 from ast_robot.gap.weights import weights_from_posterior
+from ast_robot.records import EpisodeRecord, load_episodes
 
 # Randomized parameters that change how the arm follows joint commands (the rest are visual, noise
 # or object-side and cannot be identified from joint trajectories).
@@ -124,7 +124,7 @@ def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, s
 
 
 def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, config: str | Path | None = None,
-               overrides: Sequence[str] = (), seed: int = 0, topic: str = OUTCOME_TOPIC,
+               overrides: Sequence[str] = (), seed: int = 0, topic: str = RosNames().outcome,
                simulator: Simulator | None = None,
                progress: Callable[[int, float], None] | None = None) -> GapOutputs:  # fmt: skip
     """Analyze sim records against real ones (bag or folder); with ``config``, also identify and retune."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from ast_robot.gap.analyzer import GapReport
 from ast_robot.gap.features import METRICS, metric_values
-from ast_robot.gap.outcomes import EpisodeRecord
+from ast_robot.records import EpisodeRecord
 
 SIM_COLOUR, REAL_COLOUR, FIT_COLOUR = "#3b75af", "#d1495b", "#2a9d55"
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ast_robot.config.deploy import DeployConfig
-from ast_robot.gap.outcomes import EpisodeRecord
+from ast_robot.records import EpisodeRecord
 from ast_robot.robot.safety import segment_seconds
 
 ENV_DT = 0.04  # s: the environments' default control period (EnvConfig.control_hz = 25)

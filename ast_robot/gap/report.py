@@ -17,9 +17,9 @@ import numpy as np
 from ast_robot.fileio import atomic_write_json, atomic_write_text
 from ast_robot.gap import plots
 from ast_robot.gap.analyzer import GapReport
-from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.stats import holm_adjust
 from ast_robot.gap.verdict import verdict
+from ast_robot.records import EpisodeRecord
 
 Table = tuple[str, list[str], list[list[str]]]  # (title, header, rows)
 

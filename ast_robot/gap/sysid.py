@@ -27,8 +27,8 @@ import numpy as np
 
 from ast_robot.config.gap import GapConfig
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
-from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.significance import covariance, evidence, noise_variance
+from ast_robot.records import EpisodeRecord
 
 Simulator = Callable[[Mapping[str, float], EpisodeRecord], np.ndarray]
 

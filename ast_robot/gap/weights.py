@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ast_robot.gap.features import outcome_features, randomization_matrix
-from ast_robot.gap.outcomes import EpisodeRecord
+from ast_robot.records import EpisodeRecord
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ _EXPORTS = {
     "SparseMultimodalPolicy": "ast_robot.policies.policy",
     "MLPPolicy": "ast_robot.policies.policy",
     "build_policy": "ast_robot.policies.policy",
-    "load_policy": "ast_robot.policies.policy",
+    "load_policy_weights": "ast_robot.policies.policy",
 }
 
 

@@ -222,4 +222,6 @@ def build_policy(cfg: PolicyConfig, obs_space: Any, action_dim: int) -> PolicyBa
     return POLICIES.get(cfg.type)(cfg, obs_space, action_dim)
 
 
-load_policy = PolicyBase.load
+# A saved policy (weights + config) from a run folder, as trained; no contract checks (deployment loads
+# through ast_robot.deploy.loader, which checks the checkpoint's contract first).
+load_policy_weights = PolicyBase.load

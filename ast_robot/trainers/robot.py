@@ -168,7 +168,7 @@ def evaluate_run(cfg: Any, run_dir: Path, act: Any, episodes: int, env: Any = No
     from ast_robot.envs import make_env
     from ast_robot.evaluation import evaluate, save_video
     from ast_robot.fileio import atomic_write_json
-    from ast_robot.gap.outcomes import write_records
+    from ast_robot.records import write_records
 
     env = env or make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
     seed = cfg.seed + 2_000_000 if seed is None else seed  # held-out seeds, never the demos' ones

@@ -54,7 +54,7 @@ class LockstepDeployment:
 
     @property
     def period_s(self) -> float:
-        return self.session.runner.limits.period_s
+        return self.session.period_s
 
     def run_episode(self, goal: Any, max_ticks: int | None = None) -> Any:
         """Reset the twin to home, set ``goal`` (3,) m, run one episode to its end; its EpisodeRecord."""
@@ -95,7 +95,7 @@ class LockstepDeployment:
 
     def _send(self, command: np.ndarray) -> None:
         if self.command_interface == "trajectory":
-            seconds = self.session.runner.safety.segment_time(command)
+            seconds = self.session.segment_time(command)
             self.sim.command_trajectory(list(self.sim.joint_names), [(command, seconds)])
         else:
             self.sim.command_positions(command)

@@ -45,7 +45,6 @@ from ast_robot.config.deploy import RobotIOConfig
 from ast_robot.twin.hidden import HiddenParams
 from ast_robot.twin.sim import CommandRefused, TwinSim
 
-TICK_TOPIC = "/ast/tick"  # the controller's answer to each joint state in simulated time (std_msgs/Header)
 TICK_WITH_COMMAND = "command"  # Header.frame_id of an answer whose tick also sent a command
 # Sim-time mode: /twin/reset moves the clock on by this much. The reset teleports the arm home; a driver
 # stream whose arm jumps is trusted again only once the jump is reachable at the data-sheet speed over the time
@@ -80,8 +79,8 @@ class TwinNode(Node):
         self.pub_cam = self.create_publisher(Image, t.camera, 2)
         self.create_subscription(JointTrajectory, t.trajectory, self._on_trajectory, qos)
         self.create_subscription(Float64MultiArray, t.forward_position, self._on_forward, qos)
-        self.create_service(Trigger, "/twin/reset", self._on_reset)
-        self.create_service(Trigger, "/twin/unlock", self._on_unlock)
+        self.create_service(Trigger, t.twin_reset, self._on_reset)
+        self.create_service(Trigger, t.twin_unlock, self._on_unlock)
         self.create_timer(0.1, self._publish_mode)
         self._renderer: Any = None
         if io.camera_rate_hz > 0:
@@ -94,8 +93,8 @@ class TwinNode(Node):
         self._command_ns = -1  # stamp (ns) of the latest command received
         self._ignored = False  # a controller that did not answer in ACK_TIMEOUT_S: run free
         if sim_time:
-            self.pub_clock = self.create_publisher(Clock, "/clock", qos)
-            self.sub_tick = self.create_subscription(Header, TICK_TOPIC, self._on_tick_answer,
+            self.pub_clock = self.create_publisher(Clock, t.clock, qos)
+            self.sub_tick = self.create_subscription(Header, t.tick, self._on_tick_answer,
                                                      QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))  # fmt: skip
         # The joint-state loop runs in its own thread, paced by absolute deadlines: an executor timer at
         # 500 Hz costs an rclpy wait-set rebuild (~0.5 ms of CPU) per tick, which a real robot's controller
@@ -188,7 +187,7 @@ class TwinNode(Node):
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._running:
                     self._ignored = self._running
-                    self.get_logger().error(f"no answer on {TICK_TOPIC} for {ACK_TIMEOUT_S:g} s: running free")
+                    self.get_logger().error(f"no answer on {self.io.topics.tick} for {ACK_TIMEOUT_S:g} s: running free")
                     return
                 self._answered.wait(min(left, 0.1))
 

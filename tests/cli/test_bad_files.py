@@ -100,8 +100,8 @@ def _experiment(root: Path, trainer: str) -> str:
 def build_world(root: Path) -> Path:
     """Real files of every kind under ``root``: a BC run, a SAC run, demonstrations and a bag."""
     from ast_robot.config import load_config, save_config
-    from ast_robot.gap.bags import write_outcome_bag
-    from ast_robot.gap.outcomes import read_records
+    from ast_robot.records import read_records
+    from ast_robot.records.bag import write_outcome_bag
     from ast_robot.trainers.robot_sac import build_sac, make_vec_env, save_obs_norm
 
     (root / "bc.yaml").write_text(_experiment(root, "bc"))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ast_robot.config import DeployConfig
-from ast_robot.deploy.runner import PolicyRunner, ReachController, load_policy
+from ast_robot.deploy.runner import PolicyRunner, ReachController, load_deploy_policy
 from ast_robot.deploy.session import DeploymentSession
-from ast_robot.gap.outcomes import EpisodeRecord, from_json, to_json
+from ast_robot.records import EpisodeRecord, from_json, to_json
 from ast_robot.robot.trust import ACQUIRE_STATES
 from ast_robot.twin.sim import TwinSim
 
@@ -152,9 +152,9 @@ def test_inputs_are_rejected_with_reasons(runner_and_sim):
 
 
 def test_load_policy_errors():
-    assert isinstance(load_policy("scripted:reach"), ReachController)
+    assert isinstance(load_deploy_policy("scripted:reach"), ReachController)
     with pytest.raises(FileNotFoundError, match="scripted:reach"):
-        load_policy("/no/such/checkpoint")
+        load_deploy_policy("/no/such/checkpoint")
     with pytest.raises(TypeError, match="act"):
         PolicyRunner(object(), None, None, None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ast_robot.gap.outcomes import ContactSummary, EpisodeRecord
+from ast_robot.records import ContactSummary, EpisodeRecord
 
 
 def make_record(seed: int = 0, source: str = "sim", success: bool = True, steps: int = 5, joints: int = 6,

@@ -10,9 +10,9 @@ pytest.importorskip("mujoco")
 
 from ast_robot.cli import main  # noqa: E402
 from ast_robot.config import load_config  # noqa: E402
-from ast_robot.gap.bags import write_outcome_bag  # noqa: E402
-from ast_robot.gap.outcomes import EpisodeRecord, write_records  # noqa: E402
 from ast_robot.gap.replay import MujocoReplay  # noqa: E402
+from ast_robot.records import EpisodeRecord, write_records  # noqa: E402
+from ast_robot.records.bag import write_outcome_bag  # noqa: E402
 
 EXPERIMENT = """\
 name: gaptest
@@ -164,8 +164,8 @@ def test_report_files_and_folder_get_the_umask_default_modes(report_dir):
 
 def test_replay_runs_at_the_experiments_control_period(data, monkeypatch):
     import ast_robot.gap.replay as replay
-    from ast_robot.gap.bags import load_episodes
     from ast_robot.gap.pipeline import run_sysid
+    from ast_robot.records import load_episodes
 
     seen = []
 

@@ -7,8 +7,8 @@ import pytest
 
 from ast_robot.config.gap import GapConfig
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig
-from ast_robot.gap.outcomes import EpisodeRecord
 from ast_robot.gap.sysid import fit, space_from_randomization
+from ast_robot.records import EpisodeRecord
 
 pytest.importorskip("mujoco")
 from ast_robot.gap.replay import MujocoReplay  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ast_robot.config import ConfigError, PolicyConfig, from_dict
-from ast_robot.policies.policy import MLPPolicy, SparseMultimodalPolicy, build_policy, load_policy
+from ast_robot.policies.policy import MLPPolicy, SparseMultimodalPolicy, build_policy, load_policy_weights
 from tests.policies.conftest import make_batch, make_space
 
 TYPES = ["sparse_multimodal", "mlp"]
@@ -74,7 +74,7 @@ def test_act_is_numpy_and_save_load_gives_identical_actions(tmp_path, space, pol
     assert isinstance(action, np.ndarray) and action.shape == (7,) and action.dtype == np.float32
     assert policy.training, "act() must restore the training flag"
     ckpt = policy.save(tmp_path / "run")
-    loaded = load_policy(tmp_path / "run")
+    loaded = load_policy_weights(tmp_path / "run")
     assert type(loaded) is type(policy) and ckpt.name == "ckpt-00000000"
     for _ in range(3):
         obs = space.sample()
@@ -151,7 +151,7 @@ def test_fitted_normalizer_travels_with_the_checkpoint(tmp_path, space):
     normed = policy.normalizer(data)["observation"]
     assert normed.mean(0).abs().max() < 1e-4 and (normed.std(0) - 1).abs().max() < 1e-3
     policy.save(tmp_path)
-    loaded = load_policy(tmp_path)
+    loaded = load_policy_weights(tmp_path)
     torch.testing.assert_close(loaded.normalizer.mean_observation, policy.normalizer.mean_observation)
     obs = space.sample()
     np.testing.assert_array_equal(loaded.act(obs), policy.act(obs))

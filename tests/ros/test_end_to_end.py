@@ -48,17 +48,29 @@ def run_episodes(probe, policy: str, tmp_path, hidden: str | None = None) -> tup
             assert res.success, res.message
             wait_until(probe, lambda k=k: len(outcomes) > k, 15.0, f"outcome of episode {k}")
         spin_for(probe, 0.5)  # let the recorder receive the last outcome
+        offered = {(int(i.qos_profile.durability), int(i.qos_profile.reliability))
+                   for i in probe.get_publishers_info_by_topic("/ast/outcome")}  # fmt: skip
     finally:
         codes = [p.stop() for p in procs]
     logs = "\n".join(p.text()[-1500:] for p in procs)
     assert codes == [0, 0, 0], logs
+    assert offered == recorded_outcome_qos(bag) == {(1, 1)}  # transient-local, reliable: as published, as recorded
     return outcomes, bag
+
+
+def recorded_outcome_qos(bag) -> set[tuple[int, int]]:
+    """(durability, reliability) of each QoS profile the bag's metadata offers for /ast/outcome (rmw numbering)."""
+    from rosbags.rosbag2 import Reader
+
+    with Reader(bag) as reader:
+        profiles = [q for c in reader.connections if c.topic == "/ast/outcome" for q in c.ext.offered_qos_profiles]
+    return {(q.durability.value, q.reliability.value) for q in profiles}
 
 
 @pytest.mark.slow
 def test_episodes_on_twin_are_streamed_and_recorded(probe, tmp_path):
-    from ast_robot.gap.bags import read_outcome_bag
-    from ast_robot.gap.outcomes import EpisodeRecord
+    from ast_robot.records import EpisodeRecord
+    from ast_robot.records.bag import read_outcome_bag
 
     outcomes, bag = run_episodes(probe, "scripted:reach", tmp_path)
     assert len(outcomes) == len(GOALS)
@@ -139,7 +151,7 @@ def train_tiny_checkpoint(out_dir) -> str:
 
 @pytest.mark.slow
 def test_tiny_trained_checkpoint_runs_episodes_on_the_twin(probe, tmp_path):
-    from ast_robot.gap.bags import read_outcome_bag
+    from ast_robot.records.bag import read_outcome_bag
 
     checkpoint = train_tiny_checkpoint(tmp_path / "run")
     outcomes, bag = run_episodes(probe, checkpoint, tmp_path)

@@ -15,7 +15,7 @@ import pytest
 from ast_robot.config import DeployConfig
 from ast_robot.deploy.runner import ReachController
 from ast_robot.envs.reach import GOAL_HIGH, GOAL_LOW
-from ast_robot.gap.outcomes import read_records
+from ast_robot.records import read_records
 from ast_robot.sim2real import deploy_on_twin
 from ast_robot.twin.lockstep import LockstepDeployment
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from builtin_interfaces.msg import Duration
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from ast_robot.records.stream import TopicQos
 
 
 def stamp_seconds(stamp: Any) -> float:
@@ -30,3 +33,9 @@ def trajectory_command(joint_names: list[str], positions: Any, time_from_start: 
 def forward_command(positions: Any) -> Float64MultiArray:
     """A forward position controller command (one value per joint, controller order)."""
     return Float64MultiArray(data=[float(p) for p in positions])
+
+
+def qos_profile(qos: TopicQos) -> QoSProfile:
+    """rclpy's profile for a topic's QoS as :mod:`ast_robot.records.stream` describes it (keep-last history)."""
+    return QoSProfile(depth=qos.depth, reliability=ReliabilityPolicy[qos.reliability.upper()],
+                      durability=DurabilityPolicy[qos.durability.upper()])  # fmt: skip

@@ -43,7 +43,7 @@ def twin_main(argv: list[str] | None = None) -> int:
 
 def recorder_main(argv: list[str] | None = None) -> int:
     """Bag recorder: `recorder_node --out BAG [--storage mcap|sqlite3]`."""
-    from ast_robot.deploy.bag import DEFAULT_TOPICS
+    from ast_robot.records.bag import recorded_topics
     from ast_robot_ros.recorder_node import run
 
     ros_args, rest = _split(argv)
@@ -51,5 +51,5 @@ def recorder_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     args = parser.parse_args(rest)
-    run(args.out, dict(DEFAULT_TOPICS), args.storage, args=ros_args)
+    run(args.out, recorded_topics(), args.storage, args=ros_args)
     return 0

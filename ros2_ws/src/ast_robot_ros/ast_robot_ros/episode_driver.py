@@ -1,8 +1,8 @@
 """Episode driver: the operator's side of a deployment, as a node.
 
 For each goal it (optionally) resets the twin, publishes the goal, starts an episode through the policy
-node's Trigger service and waits for the episode's outcome record on /ast/outcome. On a real robot the
-reset step is left out (a person or a homing routine puts the arm back).
+node's Trigger service and waits for the episode's outcome record on the outcome topic. On a real robot
+the reset step is left out (a person or a homing routine puts the arm back). Names: ``RosNames``.
 """
 
 from __future__ import annotations
@@ -15,24 +15,28 @@ from typing import Any
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from ast_robot.config.deploy import RosNames
+from ast_robot.records.stream import OUTCOME_QOS
+from ast_robot_ros.convert import qos_profile
+
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class EpisodeDriver(Node):
     """Publishes goals, triggers episodes and collects the outcome records (as JSON dicts)."""
 
-    def __init__(self, goal_topic: str, outcome_topic: str, reset_service: str | None) -> None:
+    def __init__(self, names: RosNames, reset: bool = True) -> None:
         super().__init__("ast_episode_driver")
         self.outcomes: list[dict[str, Any]] = []
-        self.goal_pub = self.create_publisher(PoseStamped, goal_topic, RELIABLE)
-        self.create_subscription(String, outcome_topic, lambda m: self.outcomes.append(json.loads(m.data)), LATCHED)
-        self.start = self.create_client(Trigger, "/ast/start_episode")
-        self.reset = self.create_client(Trigger, reset_service) if reset_service else None
+        self.goal_pub = self.create_publisher(PoseStamped, names.goal, RELIABLE)
+        self.create_subscription(String, names.outcome, lambda m: self.outcomes.append(json.loads(m.data)),
+                                 qos_profile(OUTCOME_QOS))  # fmt: skip
+        self.start = self.create_client(Trigger, names.start_episode)
+        self.reset = self.create_client(Trigger, names.twin_reset) if reset else None
 
     def wait_ready(self, timeout_s: float) -> None:
         """Wait for discovery: the policy node's goal subscription and services (never a fixed sleep)."""
@@ -88,13 +92,14 @@ class EpisodeDriver(Node):
         return self.outcomes[count]
 
 
-def run(goals: Sequence[Sequence[float]], goal_topic: str = "/ast/goal", outcome_topic: str = "/ast/outcome",
-        reset_service: str | None = "/twin/reset", episode_timeout_s: float = 30.0,
-        discovery_timeout_s: float = 30.0, sim_time: bool = False) -> list[dict[str, Any]]:  # fmt: skip
-    """Run one episode per goal and return the outcome records in order. Timeouts are wall-clock seconds
-    (``sim_time`` only sets use_sim_time: the policy node and the twin keep the episode's own time)."""
+def run(goals: Sequence[Sequence[float]], names: RosNames | None = None, reset: bool = True,
+        episode_timeout_s: float = 30.0, discovery_timeout_s: float = 30.0,
+        sim_time: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """Run one episode per goal and return the outcome records in order (``reset``: call the twin's reset
+    service first). Timeouts are wall-clock seconds (``sim_time`` only sets use_sim_time: the policy node
+    and the twin keep the episode's own time)."""
     rclpy.init(args=["--ros-args", "-p", "use_sim_time:=true"] if sim_time else None)
-    node = EpisodeDriver(goal_topic, outcome_topic, reset_service)
+    node = EpisodeDriver(names or RosNames(), reset)
     try:
         node.wait_ready(discovery_timeout_s)
         return [node.run_episode(goal, episode_timeout_s) for goal in goals]

@@ -5,12 +5,12 @@ activate: start the control timer from rest at the measured position. deactivate
 running episode (end_reason "deactivated"). cleanup: the same, then drop everything.
 
 Subscribes joint states, camera, instruction, goal (PoseStamped in ``base_link``), e-stop (Bool) and the
-robot's safety mode (UInt8, UR numbering, bridged from ur_robot_driver: see ``RobotTopics.safety_mode``);
+robot's safety mode (UInt8, UR numbering, bridged from ur_robot_driver: see ``RosNames.safety_mode``);
 e-stop and safety mode are transient-local, so a state set before the node started still counts. With
 ``safety_mode_required`` (UR5e) no episode starts before a safety-mode message arrived. Publishes a
 JointTrajectory or Float64MultiArray command per control tick during an episode and one JSON outcome
 record per episode (std_msgs/String on ``/ast/outcome``), only while active. Services
-``/ast/start_episode`` and ``/ast/stop_episode`` (std_srvs/Trigger).
+``/ast/start_episode`` and ``/ast/stop_episode`` (std_srvs/Trigger). Names: the robot's ``RosNames``.
 
 ``use_sim_time`` (a twin on simulated time, ``ast-robot deploy --sim-time``): the node's times are the
 joint states' stamps, and the joint states drive the control tick instead of a timer. Each state stamped
@@ -44,9 +44,10 @@ from ast_robot.deploy.inputs import Rejected
 from ast_robot.deploy.latency import LatencyStats
 from ast_robot.deploy.realtime import freeze_heap
 from ast_robot.deploy.session import SAFETY_MODE_NORMAL
-from ast_robot_ros.convert import forward_command, stamp_seconds, trajectory_command
+from ast_robot.records import to_json
+from ast_robot.records.stream import OUTCOME_QOS
+from ast_robot_ros.convert import forward_command, qos_profile, stamp_seconds, trajectory_command
 
-TICK_TOPIC = "/ast/tick"  # use_sim_time: the answer to each joint state (ast_robot.twin.node's lock-step)
 TICK_WITH_COMMAND = "command"  # its frame_id when a trajectory command stamped with the state's time went out
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -58,7 +59,6 @@ JOINT_STATES = QoSProfile(depth=16, reliability=ReliabilityPolicy.RELIABLE)
 MAX_TAKES_PER_TICK = JOINT_STATES.depth
 PARAMETERS = ("checkpoint", "robot", "control_hz", "episode_timeout_s", "end_on_success", "max_joint_speed_scale", "watchdog_periods",
               "workspace_min", "workspace_max")  # fmt: skip
-LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Safety inputs: the latest value counts, including one published before this node started (e-stop pressed
 # first; ur_robot_driver's io_and_status_controller publishes the safety mode only on change). A transient-
 # local subscription gets that history but matches only transient-local publishers, so each safety topic
@@ -124,13 +124,13 @@ class PolicyNode(LifecycleNode):
 
             self.get_logger().error(f"configure failed: {one_line(str(err) or type(err).__name__, 2000)}")
             return TransitionCallbackReturn.FAILURE
-        self.session.runner.warm_up()  # first-call costs (numba IK, imports) here, not in the first tick
+        self.session.warm_up()  # first-call costs (numba IK, imports) here, not in the first tick
         frozen = freeze_heap()  # start-up objects out of the garbage collector's full passes
         t = self.io.topics
         self.pub_cmd = (self.create_lifecycle_publisher(JointTrajectory, t.trajectory, RELIABLE)
                         if self.io.command_interface == "trajectory"
                         else self.create_lifecycle_publisher(Float64MultiArray, t.forward_position, RELIABLE))  # fmt: skip
-        self.pub_outcome = self.create_lifecycle_publisher(String, t.outcome, LATCHED)
+        self.pub_outcome = self.create_lifecycle_publisher(String, t.outcome, qos_profile(OUTCOME_QOS))
         subs = [(Image, t.camera, self._on_image, RELIABLE), (String, t.instruction, self._on_instruction, RELIABLE),
                 (PoseStamped, t.goal, self._on_goal, RELIABLE)]  # fmt: skip
         self._estop_by_source: dict[str, bool] = {}  # latest value per subscription (see _on_estop)
@@ -141,19 +141,19 @@ class PolicyNode(LifecycleNode):
         if self._sim_time:  # each state drives a tick and is answered (see the module docstring)
             self._joint_states = self.create_subscription(JointState, t.joint_states, self._on_sim_joint_state,
                                                           JOINT_STATES)  # fmt: skip
-            self.pub_tick = self.create_publisher(Header, TICK_TOPIC, RELIABLE)
+            self.pub_tick = self.create_publisher(Header, t.tick, RELIABLE)
         else:
             self._joint_states = self.create_subscription(JointState, t.joint_states, lambda _msg: None,
                                                           JOINT_STATES, callback_group=TakenByTick())  # fmt: skip
         self._handles = [self._joint_states, *(self.create_subscription(m, topic, cb, qos) for m, topic, cb, qos in subs)]
-        self._handles += [self.create_service(Trigger, "/ast/start_episode", self._on_start),
-                          self.create_service(Trigger, "/ast/stop_episode", self._on_stop)]  # fmt: skip
+        self._handles += [self.create_service(Trigger, t.start_episode, self._on_start),
+                          self.create_service(Trigger, t.stop_episode, self._on_stop)]  # fmt: skip
         self.get_logger().info(f"configured: {self.io.robot}, {self.io.command_interface} on "
                                f"{self.pub_cmd.topic_name}, {1 / self.period:.0f} Hz ({frozen} objects frozen)")  # fmt: skip
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        self.session.runner.safety.reset_reference()  # start from rest where the arm is, not a stale command
+        self.session.rest_at_measured()  # start from rest where the arm is, not a stale command
         if not self._sim_time:  # with sim time the joint states drive the tick
             self._timer = self.create_timer(self.period, self._tick)
         result = super().on_activate(state)
@@ -170,7 +170,7 @@ class PolicyNode(LifecycleNode):
             (self.destroy_service if hasattr(handle, "srv_type") else self.destroy_subscription)(handle)
         self.destroy_lifecycle_publisher(self.pub_cmd)
         self.destroy_lifecycle_publisher(self.pub_outcome)
-        self.session.runner.scheduler.close()
+        self.session.close()
         self._handles, self.session = [], None
         return TransitionCallbackReturn.SUCCESS
 
@@ -183,29 +183,27 @@ class PolicyNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        if self.session is not None and self.session.episodes.active:
+        if self.session is not None and self.session.episode_active:
             record = self.session.stop_episode(reason)
             if record is not None and self._active:
                 self._publish_outcome(record)
             self.get_logger().warning(f"episode ended: node {reason}")
         if self.session is not None:
-            self.session.runner.safety.reset_reference()
+            self.session.rest_at_measured()
         self._active = False
 
     def destroy_node(self) -> None:
         if self.session is not None:
-            self.session.runner.scheduler.close()
+            self.session.close()
         super().destroy_node()
 
     def log_summary(self) -> None:
         """At exit: the rejections not yet logged, then one line of the counts per kind and per reason."""
         if self.session is not None:
-            self.session.log.interval_s = 0.0
-            self._log_rejections()
-            counts = {k: self.session.rejections.get(k, 0) for k in ("joint_state", "image", "goal", "instruction")}
-            reasons = "; ".join(f"{k} x{n}" for k, n in sorted(self.session.log.totals.items()))
-            self.get_logger().info("rejected messages: " + " ".join(f"{k}={v}" for k, v in counts.items())
-                                   + (f" (by reason: {reasons})" if reasons else ""))  # fmt: skip
+            pending, totals = self.session.rejection_report(time.monotonic())
+            if pending is not None:
+                self.get_logger().warning(pending)
+            self.get_logger().info(totals)
 
     def _build_session(self) -> tuple[Any, Any]:
         from ast_robot.config import DeployConfig
@@ -305,7 +303,7 @@ class PolicyNode(LifecycleNode):
         # says so, so an older "released" from one can never undo a newer "engaged" from the other.
         self._estop_by_source[source] = bool(msg.data)
         engaged = any(self._estop_by_source.values())
-        if engaged == self.session.runner.safety.estop:
+        if engaged == self.session.estop_engaged:
             return  # a repeat (both subscriptions get a transient-local publisher's messages)
         hold = self.session.on_estop(engaged, time.monotonic())
         if hold is not None and self._active:
@@ -326,7 +324,7 @@ class PolicyNode(LifecycleNode):
             self._log_rejections()
 
     def _log_rejections(self) -> None:
-        line = self.session.log.summary(time.monotonic())
+        line = self.session.rejection_summary(time.monotonic())
         if line is not None:
             self.get_logger().warning(line)
 
@@ -355,7 +353,7 @@ class PolicyNode(LifecycleNode):
     def _publish(self, positions: Any, stamp: Any = None) -> bool:
         """Send a command (``stamp``: its header stamp, default now). True for a stamped trajectory command."""
         if self.io.command_interface == "trajectory":
-            duration = self.session.runner.safety.segment_time(positions)  # never faster than allowed
+            duration = self.session.segment_time(positions)  # never faster than allowed
             msg = trajectory_command(self.io.joint_names, positions, duration)
             # when it was sent (the twin drops pre-reset ones; with sim time, the tick it answers)
             msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
@@ -366,8 +364,6 @@ class PolicyNode(LifecycleNode):
 
     def _publish_outcome(self, record: Any) -> None:
         """Publish one episode record (callers make sure the node is active)."""
-        from ast_robot.gap.outcomes import to_json
-
         self.pub_outcome.publish(String(data=to_json(record)))
         self.get_logger().info(f"episode {record.seed}: success={record.success} "
                                f"final_error={record.final_error:.3f} m ({record.meta.get('end_reason')})")  # fmt: skip
@@ -387,13 +383,8 @@ class PolicyNode(LifecycleNode):
 
     def _request_start(self) -> tuple[str, bool]:
         """use_sim_time: check that an episode may start now; it starts at the next joint state."""
-        safety = self.session.runner.safety
-        if self.session.episodes.active:
-            return "an episode is already running; stop it first", False
-        if safety.measured is None or self.session.runner.goal is None:
-            return "no joint state or no goal received yet", False
-        if reasons := safety.hold_reasons(self._sim_now):
-            return f"cannot start an episode while holding: {'; '.join(reasons)}", False
+        if reason := self.session.start_refusal(self._sim_now):
+            return reason, False
         self._start_requested = True
         return "episode starts at the next joint state", True
 

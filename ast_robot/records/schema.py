@@ -1,14 +1,13 @@
 """The episode record: one per episode, shared by the sim evaluator, the ROS 2 outcome stream and the
-reality-gap analyzer.
+reality-gap analyzer; and its JSON form.
 
 A record holds scalar outcomes (success, final error, ...) and the arrays needed for system
-identification (commanded actions, measured joint positions). Three wire forms exist:
+identification (commanded actions, measured joint positions). Its forms:
 
-- ``to_json(record)`` / ``from_json(text)``: one JSON object with the arrays inline (nested lists).
-  This is what the ROS 2 node publishes as ``std_msgs/String`` on ``/ast/outcome``.
-- ``write_records(dir, records)`` / ``read_records(dir)``: a folder with ``records.jsonl`` (one
-  object per line, arrays left out) and ``arrays-<hash>.npz`` (the arrays, keyed by line index).
-  ``records.jsonl`` is renamed into place last, so a reader sees either the old set or the new one.
+- ``to_json(record)`` / ``from_json(text)`` (here): one JSON object with the arrays inline (nested lists).
+  This is what the ROS 2 node publishes as ``std_msgs/String`` on the outcome topic.
+- a records folder (:mod:`ast_robot.records.folder`): ``records.jsonl`` + ``arrays-<hash>.npz``.
+- a ROS 2 bag of outcome messages (:mod:`ast_robot.records.bag`).
 
 Every record is validated on construction: a bad value raises :class:`RecordError` naming the field,
 the value and the reason. Unknown ``schema_version`` values are rejected the same way.
@@ -16,23 +15,17 @@ the value and the reason. Unknown ``schema_version`` values are rejected the sam
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ast_robot.fileio import atomic_write, atomic_write_text, check_nonempty, reading
-
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 SOURCES = ("sim", "real")
-RECORDS_FILE = "records.jsonl"
 ARRAY_FIELDS = ("actions", "joint_positions", "joint_targets")
 _SCALAR_META = (str, int, float, bool)
 
@@ -211,7 +204,7 @@ _REQUIRED = ("robot", "task", "seed", "source", "success", "final_error", "time_
 
 
 def to_json(record: EpisodeRecord) -> str:
-    """One-line JSON with the arrays inline (the ROS 2 `/ast/outcome` message payload)."""
+    """One-line JSON with the arrays inline (the payload of the ROS 2 outcome message)."""
     return json.dumps(record.to_dict(include_arrays=True), separators=(",", ":"), allow_nan=False)
 
 
@@ -222,91 +215,6 @@ def from_json(text: str | bytes) -> EpisodeRecord:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RecordError("<json>", str(text)[:80], f"is not valid JSON ({err})") from err
     return EpisodeRecord.from_dict(data)
-
-
-def write_records(directory: str | Path, records: Iterable[EpisodeRecord]) -> Path:
-    """Write ``records.jsonl`` + ``arrays-<hash>.npz`` into ``directory`` atomically; returns the JSONL path.
-
-    The content-addressed array file is written first and the JSONL (which names it) is renamed into
-    place last; array files no longer named by the JSONL are removed afterwards.
-    """
-    records = list(records)
-    for i, rec in enumerate(records):
-        if not isinstance(rec, EpisodeRecord):
-            raise TypeError(f"records[{i}] must be an EpisodeRecord, got {type(rec).__name__}")
-    directory = Path(directory)
-    arrays: dict[str, np.ndarray] = {}
-    for i, rec in enumerate(records):
-        for name in ARRAY_FIELDS:
-            if getattr(rec, name) is not None:
-                arrays[f"{i}.{name}"] = getattr(rec, name)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    payload = buf.getvalue()
-    npz_name = f"arrays-{hashlib.sha256(payload).hexdigest()[:16]}.npz"
-    atomic_write(directory / npz_name, lambda fh: fh.write(payload))
-    lines = [json.dumps({**rec.to_dict(include_arrays=False), "arrays_file": npz_name, "arrays_key": str(i)},
-                        allow_nan=False) for i, rec in enumerate(records)]  # fmt: skip
-    path = atomic_write_text(directory / RECORDS_FILE, "".join(line + "\n" for line in lines))
-    for stale in directory.glob("arrays-*.npz"):
-        if stale.name != npz_name:
-            stale.unlink(missing_ok=True)
-    return path
-
-
-def read_records(directory: str | Path) -> list[EpisodeRecord]:
-    """Read and validate every record of a folder written by :func:`write_records`."""
-    directory = Path(directory)
-    path = directory / RECORDS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no episode records: {path} does not exist")
-    records: list[EpisodeRecord] = []
-    cache: dict[str, Any] = {}
-    with reading(path, "one JSON episode record per line (UTF-8 text, written by ast_robot)"):
-        text = path.read_bytes().decode("utf-8")
-    try:
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                records.append(_parse_line(line, directory, cache, f"{path}:{lineno}"))
-    finally:
-        for npz in cache.values():
-            npz.close()
-    return records
-
-
-def _parse_line(line: str, directory: Path, cache: dict[str, Any], where: str) -> EpisodeRecord:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise RecordError("<json>", line[:80], f"is not valid JSON ({err})", where) from err
-    if not isinstance(data, dict):
-        raise RecordError("<record>", data, "must be a JSON object", where)
-    try:
-        arrays = _load_arrays(data, directory, cache)
-        return EpisodeRecord.from_dict(data, arrays)
-    except RecordError as err:
-        raise RecordError(err.field, err.value, err.reason, where) from err
-
-
-def _load_arrays(data: dict[str, Any], directory: Path, cache: dict[str, Any]) -> dict[str, Any]:
-    name, key = data.get("arrays_file"), data.get("arrays_key")
-    if name is None:  # arrays inline
-        return {}
-    if not isinstance(name, str) or "/" in name or not name.endswith(".npz"):
-        raise RecordError("arrays_file", name, "must be the name of an .npz file in the same folder")
-    if name not in cache:
-        if not (directory / name).is_file():
-            raise RecordError("arrays_file", name, f"names a missing file in {directory}")
-        with reading(directory / name, _ARRAYS_EXPECTED):
-            cache[name] = np.load(check_nonempty(directory / name, _ARRAYS_EXPECTED), allow_pickle=False)
-    npz = cache[name]
-    with reading(directory / name, _ARRAYS_EXPECTED):  # members are read (and may be found bad) here
-        out = {f: npz[f"{key}.{f}"] for f in ARRAY_FIELDS if f"{key}.{f}" in npz.files}
-    out.setdefault("joint_targets", None)
-    return out
-
-
-_ARRAYS_EXPECTED = "the records' .npz of numeric arrays written by ast_robot (no pickled objects)"
 
 
 def _check_version(version: Any) -> None:

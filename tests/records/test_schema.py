@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ast_robot.gap.outcomes import (
+from ast_robot.records import (
     RECORDS_FILE,
     ContactSummary,
     EpisodeRecord,

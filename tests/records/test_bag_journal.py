@@ -13,19 +13,25 @@ import pytest
 
 pytest.importorskip("rosbags")
 
-from ast_robot.deploy.bag import JOURNAL_FILE, OUTCOME_TOPIC, BagWriter  # noqa: E402
-from ast_robot.gap.bags import load_episodes, read_journal  # noqa: E402
-from ast_robot.gap.outcomes import RecordError, to_json  # noqa: E402
+from ast_robot.config.deploy import RosNames  # noqa: E402
+from ast_robot.records import (  # noqa: E402
+    RecordError,
+    load_episodes,  # noqa: E402
+    to_json,
+)
+from ast_robot.records.bag import JOURNAL_FILE, BagWriter, read_journal  # noqa: E402
 from tests.gap.helpers import make_record  # noqa: E402
+
+OUTCOME_TOPIC = RosNames().outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # Writes three outcomes and some joint states through BagWriter, says "ready", then waits to be killed.
 RECORDER = textwrap.dedent("""
     import sys, time
-    from ast_robot.deploy.bag import BagWriter
+    from ast_robot.records.bag import BagWriter
     from tests.gap.helpers import make_record
-    from ast_robot.gap.outcomes import to_json
+    from ast_robot.records import to_json
     bag = BagWriter(sys.argv[1])
     String = bag.typestore.types["std_msgs/msg/String"]
     for i in range(3):
