@@ -17,6 +17,7 @@ ROS_WS = PACKAGE.parent / "ros2_ws"
 MAY_IMPORT = {
     "robot": {"config", "registry", "fileio"},
     "core": {"config", "fileio", "registry", "runlog"},
+    "records": {"config", "fileio"},
 }
 MUST_NOT_IMPORT = {
     "envs": {"deploy", "twin", "gap", "trainers", "cli", "policies", "integrations", "sim2real"},
