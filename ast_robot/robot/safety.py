@@ -552,10 +552,9 @@ class GripperMonitor:
     def filter(self, width: Any, now_s: float, stopped: bool = False) -> GripperDecision:
         """The command for a requested opening ``width`` (m) at monotonic time ``now_s``."""
         lim = self.limits
-        try:
-            w = float(width)
-        except (TypeError, ValueError):
+        if isinstance(width, bool) or not isinstance(width, (int, float, np.integer, np.floating)):
             return self._withhold(f"gripper width: expected a number, got {type(width).__name__}")
+        w = float(width)
         if not np.isfinite(w):
             return self._withhold(f"gripper width: non-finite value {w!r}")
         if stopped:
