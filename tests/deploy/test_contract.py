@@ -144,7 +144,7 @@ def test_a_task_whose_interfaces_the_robot_lacks_is_refused(train):
 
     io = load_robot_io("ur5e")
     wired = SimpleNamespace(robot="ur5e", command_interface=io.command_interface,
-                            topics=SimpleNamespace(**vars(io.topics), gripper_command="/g", object_pose="/o"))  # fmt: skip
+                            topics=SimpleNamespace(**{**vars(io.topics), "gripper_command": "/g", "object_pose": "/o"}))  # fmt: skip
     with pytest.raises(ContractError, match="the policy observes"):
         check_contract(contract, "ur5e", wired)
 
