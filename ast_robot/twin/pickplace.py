@@ -139,6 +139,7 @@ class PickPlaceTable:
         self.scene: Scene | None = None
         apply_scene_hidden(model, hidden)
         self._set_force(gripper_cfg.force_n)
+        sim._mj.mj_forward(model, sim.data)  # camera and light poses of the changed model
 
     # ----- the table ----------------------------------------------------------------------------
     def set_scene(self, scene: Scene) -> None:
