@@ -491,6 +491,9 @@ GRIPPERS: dict[str, GripperSpec] = {
     "robotiq_2f85": GripperSpec("robotiq_2f85", 0.0, 0.085, 20.0, 235.0, 235.0, 0.15),
 }
 MAX_GRIPPER_RATE_HZ = 25.0  # one gripper command per policy step at most: each one is a new goal to the hand
+# A width within this of the last one sent is not sent again: a repeated "close" would reach the Franka Hand as
+# a Move to the same width (see GripperMonitor), which preempts the running Grasp and lets go of its force.
+GRIPPER_DEADBAND_M = 0.001
 
 
 @dataclass(frozen=True)
@@ -537,7 +540,8 @@ class GripperMonitor:
 
     While the arm is stopped (e-stop, protective stop) no gripper command goes out: the hand keeps what it
     holds (opening would drop the object, closing could pinch). A command is a *grasp* (the configured force)
-    when it closes relative to the last command sent, else a *move* (force 0)."""
+    when it closes relative to the last command sent (the hand counts as open before the first), else a
+    *move* (force 0). A width within :data:`GRIPPER_DEADBAND_M` of the last one sent is not sent again."""
 
     def __init__(self, limits: GripperLimits) -> None:
         self.limits = limits
@@ -559,13 +563,15 @@ class GripperMonitor:
             return self._withhold(f"gripper width: non-finite value {w!r}")
         if stopped:
             return self._withhold("gripper held: the arm is stopped")
-        if not np.isfinite(now_s) or now_s - self._last_sent_s < 1.0 / lim.max_rate_hz - 1e-9:
-            return self._withhold(f"gripper rate: at most {lim.max_rate_hz:g} commands/s")
         reasons = ()
         if not lim.spec.min_width <= w <= lim.spec.max_width:
             reasons = (f"gripper width clamped: {w:g} m outside [{lim.spec.min_width:g}, {lim.spec.max_width:g}]",)
             w = min(max(w, lim.spec.min_width), lim.spec.max_width)
-        closing = self.last_width is not None and w < self.last_width
+        if self.last_width is not None and abs(w - self.last_width) < GRIPPER_DEADBAND_M:
+            return GripperDecision(None, 0.0, lim.speed)  # nothing new to say: the hand has this goal
+        if not np.isfinite(now_s) or now_s - self._last_sent_s < 1.0 / lim.max_rate_hz - 1e-9:
+            return self._withhold(f"gripper rate: at most {lim.max_rate_hz:g} commands/s")
+        closing = w < (lim.spec.max_width if self.last_width is None else self.last_width)
         self.last_width, self._last_sent_s = w, float(now_s)
         return self._count(GripperDecision(w, lim.force if closing else 0.0, lim.speed, reasons))
 

@@ -149,17 +149,16 @@ class TwinNode(Node):
             else:
                 q, dq, effort = self.sim.joint_state()
                 self._frozen_state = (q, dq, effort) if self._frozen else None
-        msg = JointState()
-        msg.header.stamp = stamp
-        msg.name = list(self.io.joint_names)
-        msg.position, msg.velocity, msg.effort = q.tolist(), dq.tolist(), effort.tolist()
+        names, extra = list(self.io.joint_names), []
         if self.table is not None:  # the gripper's joints, as the drivers add them (velocity/effort unknown: 0)
             with self._lock:
-                names, positions = self.table.state_entries()
-            msg.name += names
-            msg.position += positions
-            msg.velocity += [0.0] * len(names)
-            msg.effort += [0.0] * len(names)
+                gripper_names, extra = self.table.state_entries()
+            names += gripper_names
+        zeros = [0.0] * len(extra)
+        msg = JointState()
+        msg.header.stamp = stamp
+        msg.name = names
+        msg.position, msg.velocity, msg.effort = q.tolist() + extra, dq.tolist() + zeros, effort.tolist() + zeros
         self.pub_js.publish(msg)
         if self.sim.safety_mode != self._last_mode:
             self._publish_mode()

@@ -118,13 +118,24 @@ def test_camera_rate_age_and_size_are_checked():
     big = np.arange(128 * 96 * 3, dtype=np.uint8).reshape(96, 128, 3)
     img = cam.offer("rgb8", 96, 128, 128 * 3, big.tobytes(), 0.0)
     assert img.shape == (64, 64, 3)  # resized to the trained size
-    with pytest.raises(Rejected, match="faster than 40 Hz"):
-        cam.offer("rgb8", 96, 128, 128 * 3, big.tobytes(), 0.01)
+    for k in range(3):  # a burst after a busy executor passes ...
+        cam.offer("rgb8", 96, 128, 128 * 3, big.tobytes(), 0.001 * (k + 1))
+    with pytest.raises(Rejected, match="faster than 40 Hz"):  # ... a flood does not
+        cam.offer("rgb8", 96, 128, 128 * 3, big.tobytes(), 0.005)
+    accepted = 0
+    for k in range(1000):  # 1 kHz for 1 s: about 40 frames pass
+        try:
+            cam.offer("rgb8", 96, 128, 128 * 3, big.tobytes(), 0.01 + k * 0.001)
+            accepted += 1
+        except Rejected:
+            pass
+    assert 38 <= accepted <= 45, accepted
     with pytest.raises(Rejected, match="encoding 'yuv422'"):
-        cam.offer("yuv422", 96, 128, 128 * 2, bytes(96 * 128 * 2), 1.0)
+        cam.offer("yuv422", 96, 128, 128 * 2, bytes(96 * 128 * 2), 3.0)
     with pytest.raises(Rejected, match="data has"):
-        cam.offer("rgb8", 96, 128, 128 * 3, bytes(10), 2.0)
-    assert cam.latest(0.29) is not None and cam.latest(0.31) is None  # 3 frames at 10 Hz, then stale
+        cam.offer("rgb8", 96, 128, 128 * 3, bytes(10), 4.0)
+    last = cam.received_s
+    assert cam.latest(last + 0.29) is not None and cam.latest(last + 0.31) is None  # 3 frames at 10 Hz, then stale
     with pytest.raises(ValueError, match="camera_rate_hz"):
         CameraInput((64, 64), 0.0)
 

@@ -89,6 +89,17 @@ def test_closing_is_a_grasp_with_the_configured_force_opening_a_move():
     close = m.filter(0.0, 1.0)
     assert close.width == 0.0 and close.force == 40.0 and close.speed == 0.05
     assert m.filter(0.08, 2.0).force == 0.0
+    assert _monitor().filter(0.01, 0.0).force == 40.0  # the first command: the hand counts as open
+
+
+def test_an_unchanged_width_is_not_sent_again():
+    """A repeated close would reach the Franka Hand as a Move to the same width, preempting the Grasp."""
+    m = _monitor()
+    assert m.filter(0.0, 0.0).force == 40.0
+    for t in (1.0, 2.0, 3.0):
+        d = m.filter(0.0005, t)  # within the deadband
+        assert d.width is None and d.reasons == ()
+    assert m.filter(0.03, 4.0).width == 0.03
 
 
 def test_random_hostile_sequences_never_leave_the_limits():
