@@ -76,6 +76,21 @@ def parse_scene(text: str, n_objects: int = N_OBJECTS, n_pads: int = N_PADS) -> 
     return Scene(parts["objects"], parts["pads"])
 
 
+def table_of_env(env: Any) -> str:
+    """The table of a pick-and-place env's current episode as the JSON :func:`parse_scene` reads: what an
+    episode driver publishes so the twin's table is the one the env sampled (cube and pad colours and places)."""
+    base = getattr(env, "unwrapped", env)
+    model, names = base.model, base.colour_names
+    objects = []
+    for i, colour in enumerate(names["objects"]):
+        x, y = (float(v) for v in base.object_pos(i)[:2])
+        w, z = (float(base.data.qpos[base._obj_qadr[i] + k]) for k in (3, 6))
+        objects.append({"colour": colour, "x": x, "y": y, "yaw": 2.0 * float(np.arctan2(z, w))})
+    pads = [{"colour": colour, "x": float(model.site_pos[model.site(f"pad{j}").id, 0]),
+             "y": float(model.site_pos[model.site(f"pad{j}").id, 1])} for j, colour in enumerate(names["pads"])]  # fmt: skip
+    return json.dumps({"objects": objects, "pads": pads})
+
+
 def _placement(name: str, item: Any, colours: dict, low: np.ndarray, high: np.ndarray) -> Placement:
     if not isinstance(item, dict) or item.get("colour") not in colours:
         raise SceneRefused(f"{name}.colour: expected one of {sorted(colours)}, got {item!r:.80}")

@@ -107,3 +107,27 @@ def test_hidden_camera_light_and_colour_change_the_image_and_nominal_does_not():
     assert render(*twin(light_scale=0.4)).mean() < base.mean() - 5
     moved = render(*twin(camera_offset_m=[0.0, 0.05, 0.0], camera_rotation_deg=[0.0, 0.0, 3.0]))
     assert np.abs(moved.astype(float) - base).mean() > 5
+
+
+def test_the_envs_table_sets_the_twins():
+    """An episode driver publishes the env's sampled table: the twin's cubes and pads are where the env's are."""
+    from ast_robot.config import EnvConfig
+    from ast_robot.envs.instructions import COLOURS
+    from ast_robot.envs.pick_place import PickPlaceEnv
+    from ast_robot.twin.pickplace import table_of_env
+
+    env = PickPlaceEnv("ur5e", EnvConfig(id="ast_robot/PickPlaceUR5e-v0", n_objects=2, n_pads=2),
+                       randomization={"enabled": False})  # fmt: skip
+    env.reset(seed=11)
+    sim, table = twin()
+    table.set_scene(parse_scene(table_of_env(env)))
+    for i in range(2):
+        np.testing.assert_allclose(table.object_position(i), env.object_pos(i), atol=1e-9)
+        np.testing.assert_allclose(sim.data.qpos[table._objects[i] + 3 : table._objects[i] + 7],
+                                   env.data.qpos[env._obj_qadr[i] + 3 : env._obj_qadr[i] + 7], atol=1e-9)  # fmt: skip
+        np.testing.assert_allclose(sim.model.geom_rgba[sim.model.geom(f"object{i}").id, :3],
+                                   COLOURS[env.colour_names["objects"][i]], atol=1e-6)  # float32 colours
+    for j in range(2):
+        np.testing.assert_allclose(sim.model.site_pos[sim.model.site(f"pad{j}").id, :2],
+                                   env.model.site_pos[env.model.site(f"pad{j}").id, :2])  # fmt: skip
+    env.close()
