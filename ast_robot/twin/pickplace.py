@@ -129,6 +129,8 @@ def apply_scene_hidden(model: Any, hidden: HiddenParams) -> None:
                          ("colour_shift", hidden.colour_shift)):  # fmt: skip
         if len(values) != 3 or not np.all(np.isfinite(values)):
             raise ValueError(f"hidden.{name}: expected 3 finite values, got {values}")
+    if max(abs(v) for v in hidden.colour_shift) > 1.0:
+        raise ValueError(f"hidden.colour_shift: expected fractions of full scale in -1..1, got {hidden.colour_shift}")
     nom = visual.nominal(model)
     params = {"visual_light_tilt": 0.0, "visual_light_azimuth": 0.0, "visual_light_intensity": hidden.light_scale}
     for element, rgb in nom.scenery_rgb.items():  # scenery stays nominal (ratio 1)
