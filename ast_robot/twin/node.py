@@ -171,7 +171,18 @@ class TwinNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _lockstep_loop(self, period: float) -> None:
-        """Sim-time mode: publish /clock and the state at t, wait for the controller's answer, step to t + period."""
+        """Sim-time mode: publish /clock and the state at t, wait for the controller's answer, step to t + period.
+
+        The camera renders in this thread here, and an EGL context can be released only by the thread that
+        holds it: the renderer is closed on the way out (else destroy_node fails with EGL_BAD_ACCESS)."""
+        try:
+            self._lockstep_steps(period)
+        finally:
+            if self._renderer is not None:
+                self._renderer.close()
+                self._renderer = None
+
+    def _lockstep_steps(self, period: float) -> None:
         while self._running and rclpy.ok(context=self.context):
             with self._lock:
                 t = self.now_s()

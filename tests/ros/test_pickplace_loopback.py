@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import Image, JointState
@@ -25,12 +26,14 @@ ROBOTS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("robot", sorted(ROBOTS))
-def test_twin_camera_reaches_the_node_and_a_scripted_close_closes_the_twins_gripper(probe, tmp_path, robot):
+@pytest.mark.parametrize("robot,sim_time", [("ur5e", False), ("fr3", False), ("fr3", True)])
+def test_twin_camera_reaches_the_node_and_a_scripted_close_closes_the_twins_gripper(probe, tmp_path, robot, sim_time):
+    """Wall clock, and simulated time (the twin renders its frames on the simulated clock, lock-step)."""
     topic, opening, close = ROBOTS[robot]
-    twin = Proc(["twin", "--robot", robot, "--task", "pickplace", "--rate", "100", "--camera-rate", "10"],
+    clock = ["--sim-time"] * sim_time
+    twin = Proc(["twin", "--robot", robot, "--task", "pickplace", "--rate", "100", "--camera-rate", "10", *clock],
                 tmp_path / "twin.log")  # fmt: skip
-    node = Proc(["deploy", "scripted:close-gripper", "--robot", robot, "--set", "episode_timeout_s=3"],
+    node = Proc(["deploy", "scripted:close-gripper", "--robot", robot, "--set", "episode_timeout_s=3", *clock],
                 tmp_path / "deploy.log")  # fmt: skip
     images, widths, grips = [], [], []
     try:
@@ -65,6 +68,9 @@ def test_twin_camera_reaches_the_node_and_a_scripted_close_closes_the_twins_grip
         wait_until(probe, lambda: widths[-1] < 0.005, 15.0, "the twin's gripper closed")
         spin_for(probe, 0.5)
         assert grips == [pytest.approx(close)]  # one close, not repeated at the policy rate
+        if sim_time:  # frames on the 10 Hz grid of simulated time, stamped with it (the probe may drop some)
+            stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in images])
+            assert np.allclose(np.round(stamps * 10) / 10, stamps, atol=1e-6) and np.all(np.diff(stamps) > 0), stamps
     finally:
         codes = [p.stop() for p in (node, twin)]
     logs = node.text()[-3000:] + twin.text()[-2000:]
