@@ -207,3 +207,19 @@ def test_a_trained_pixel_checkpoint_deploys_and_acts_on_the_runners_observation(
     runner.camera_input.offer("rgb8", 64, 64, 192, bytes(64 * 64 * 3), 0.0)
     result = runner.step(0.0)
     assert result.action is not None and result.action.shape == (4,) and np.all(np.isfinite(result.action))
+
+
+@pytest.mark.parametrize("change,message", [("force_n: 100.0", "gripper.force_n: 100.0 N is outside the franka_hand"),
+                                            ("speed_mps: 0.5", "gripper.speed_mps"),
+                                            ("model: suction", "gripper.model")])  # fmt: skip
+def test_a_gripper_section_beyond_the_data_sheet_is_refused_naming_the_file(tmp_path, change, message):
+    from ast_robot.config import ConfigError
+
+    text = (Path(__file__).resolve().parents[2] / "configs/deploy/fr3.yaml").read_text()
+    key = change.split(":")[0]
+    lines = [line for line in text.splitlines() if not line.strip().startswith(f"{key}:")]
+    path = tmp_path / "fr3.yaml"
+    path.write_text("\n".join(lines) + f"\n  {change}\n")
+    with pytest.raises((ValueError, ConfigError), match=message) as err:
+        load_robot_io(path)
+    assert str(path) in str(err.value)
