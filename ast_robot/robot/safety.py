@@ -550,8 +550,11 @@ class GripperMonitor:
         self.counters: dict[str, int] = {}
 
     def reset(self) -> None:
-        """Forget the rate window (episode start); the last width stays (the hand is still there)."""
+        """Episode start: forget the rate window and the last width sent, so the episode's first command goes
+        out even if it repeats the last one (the hand may have been opened meanwhile: a twin reset, an
+        operator). It counts as a grasp when it closes from the open width."""
         self._last_sent_s = -np.inf
+        self.last_width = None
 
     def filter(self, width: Any, now_s: float, stopped: bool = False) -> GripperDecision:
         """The command for a requested opening ``width`` (m) at monotonic time ``now_s``."""

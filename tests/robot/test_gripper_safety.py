@@ -100,6 +100,8 @@ def test_an_unchanged_width_is_not_sent_again():
         d = m.filter(0.0005, t)  # within the deadband
         assert d.width is None and d.reasons == ()
     assert m.filter(0.03, 4.0).width == 0.03
+    m.reset()  # a new episode: the hand may have been opened meanwhile, the first command goes out again
+    assert m.filter(0.03, 4.01).width == 0.03 and m.filter(0.03, 5.0).width is None
 
 
 def test_random_hostile_sequences_never_leave_the_limits():
