@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ast_robot.deploy.robot_io import load_robot_io
 
     io = load_robot_io(args.robot)  # validate before starting ROS
-    if args.checkpoint != "scripted:reach" and not Path(args.checkpoint).exists():
+    if not args.checkpoint.startswith("scripted:") and not Path(args.checkpoint).exists():
         raise FileNotFoundError(f"checkpoint: {args.checkpoint} does not exist (a checkpoint directory or "
                                 f"'scripted:reach')")  # fmt: skip
     check_contract(read_contract(args.checkpoint, io.robot), io.robot, io, args.checkpoint)  # ContractError: 1 line
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             from ast_robot.config import apply_overrides, from_dict, to_dict
 
             cfg = from_dict(DeployConfig, apply_overrides(to_dict(cfg), args.overrides), "deploy")
-    if args.checkpoint != "scripted:reach":  # a bad checkpoint: one line here, before ROS starts
+    if not args.checkpoint.startswith("scripted:"):  # a bad checkpoint: one line here, before ROS starts
         from ast_robot.deploy.runner import load_deploy_policy
 
         load_deploy_policy(args.checkpoint)

@@ -12,6 +12,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--rate", type=float, default=None, help="/joint_states rate (Hz); default from the YAML.")
     parser.add_argument("--camera-rate", type=float, default=None, help="Camera rate (Hz; 0 = off).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the sensor noise.")
+    parser.add_argument("--task", default="reach", choices=("reach", "pickplace"),
+                        help="Scene: reach, or the envs' pick-and-place table (cubes and pads set on the twin_scene "
+                             "topic, the gripper on the gripper command topic, the scene camera).")  # fmt: skip
     parser.add_argument("--sim-time", action="store_true",
                         help="Publish /clock and step the physics on simulated time, in lock-step with the policy "
                              "node (deploy --sim-time): outcomes independent of machine load. Default: wall clock.")  # fmt: skip
@@ -34,4 +37,4 @@ def run(args: argparse.Namespace) -> int:
     hidden = load_hidden(args.hidden)
     from ast_robot.twin.node import main
 
-    return main(io, hidden, seed=args.seed, sim_time=args.sim_time)
+    return main(io, hidden, seed=args.seed, sim_time=args.sim_time, task=args.task)

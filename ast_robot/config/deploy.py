@@ -69,6 +69,30 @@ class RosNames:
     stop_episode: str = doc("/ast/stop_episode", "std_srvs/Trigger service of the policy node: stop the episode.")
     twin_reset: str = doc("/twin/reset", "std_srvs/Trigger service of the twin: put the arm home (a new episode).")
     twin_unlock: str = doc("/twin/unlock", "std_srvs/Trigger service of the twin: release a protective stop.")
+    gripper_command: str = doc("", "std_msgs/Float64MultiArray gripper command topic (see GripperIOConfig.interface); "
+                                   "empty: no gripper wired (pick-and-place checkpoints are refused).")  # fmt: skip
+    twin_scene: str = doc("/twin/scene", "std_msgs/String JSON: the twin's table for the next episode (cubes and pads; "
+                                         "ast_robot.twin.pickplace), set as a lab operator sets the table.")  # fmt: skip
+
+
+@dataclass
+class GripperIOConfig:
+    """How the robot's gripper takes commands (std_msgs/Float64MultiArray on ``topics.gripper_command``).
+
+    ``forward_position``: ``[position]``, the gripper joint's position for a ros2_control forward position
+    controller (UR5e + Robotiq 2F-85: ``robotiq_85_left_knuckle_joint``, linear between ``position_open`` and
+    ``position_closed``; force and speed are the driver's own settings). ``width_speed_force``: ``[width m,
+    speed m/s, force N]`` for a one-line relay to franka_msgs' actions (force > 0: Grasp, 0: Move; README)."""
+
+    model: Literal["robotiq_2f85", "franka_hand"] = doc("robotiq_2f85", "Gripper model: its data sheet bounds width, force, speed.")
+    interface: Literal["forward_position", "width_speed_force"] = doc("forward_position", "Command message form (above).")
+    force_n: float = doc(40.0, "Grasp force (N) of closing commands; within the data sheet's continuous force.", gt=0)
+    speed_mps: float = doc(0.05, "Opening-width speed (m/s) sent with each command; within the data sheet.", gt=0)
+    max_rate_hz: float = doc(10.0, "At most this many gripper commands a second (each is a new goal).", gt=0)
+    position_open: float = doc(0.0, "forward_position: controller position at the widest opening.")
+    position_closed: float = doc(0.8, "forward_position: controller position when closed (Robotiq knuckle: 0.8 rad).")
+    state_joints: list[str] = doc([], "Joint-state names that measure the opening: one controller joint "
+                                      "(forward_position, mapped back linearly) or the fingers (their sum, m).")  # fmt: skip
 
 
 @dataclass
@@ -89,3 +113,4 @@ class RobotIOConfig:
     safety_mode_required: bool = doc(True, "Refuse to start an episode until a safety-mode message arrived "
                                            "(fail closed; false for robots without one, e.g. FR3).")  # fmt: skip
     topics: RosNames = doc(factory=RosNames, help="Topic and service names.")
+    gripper: GripperIOConfig = doc(factory=GripperIOConfig, help="Gripper command interface (pick-and-place).")

@@ -77,7 +77,8 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         key = unknown[0]
         close = difflib.get_close_matches(str(key), list(fields), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else _other_variants_hint(cls, key, path)
-        raise ConfigError(_join(path, key), key, f"a known key of {cls.__name__}: {sorted(fields)}{hint}", "unknown key")
+        # the hint first: a long key list is cut to one line after ~300 characters
+        raise ConfigError(_join(path, key), key, f"a known key of {cls.__name__}{hint} (known: {sorted(fields)})", "unknown key")
     kwargs = {}
     for name, f in fields.items():
         if name in data:

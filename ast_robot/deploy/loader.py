@@ -26,6 +26,10 @@ from ast_robot.robot.contract import (
 )
 
 SCRIPTED = "scripted:reach"
+# A gripper wiring check: holds the TCP still and closes the gripper, with the contract of the robot's
+# deployable pick-and-place env (camera, instruction, gripper): what an operator runs before a pixel policy.
+SCRIPTED_GRIPPER = "scripted:close-gripper"
+SCRIPTED_SPECS = (SCRIPTED, SCRIPTED_GRIPPER)
 LAYOUT_VERSIONS = (OBSERVATION_LAYOUT_VERSION,)  # the observation layouts ObservationBuilder builds
 ACTION_MODES = ("ee_delta", "joint_delta")  # the action mappings robot.actions provides
 # interface -> the RosNames field that provides it (None: the command topic of the command interface)
@@ -55,6 +59,8 @@ def load_deployable(spec: str | Path, robot: str, io: Any = None) -> tuple[Any, 
         from ast_robot.deploy.runner import ReachController
 
         return ReachController(), contract
+    if str(spec) == SCRIPTED_GRIPPER:
+        return CloseGripper(contract.action_size), contract
     kind, folder = _locate(Path(spec))
     if kind == "sac":
         return FunctionPolicy(_sac_actor(folder)), contract
@@ -67,6 +73,8 @@ def read_contract(spec: str | Path, robot: str) -> DeploymentContract:
     """The contract of a checkpoint (``scripted:reach``: the default reach env of ``robot``); no weights built."""
     if str(spec) == SCRIPTED:
         return _default_reach(robot)
+    if str(spec) == SCRIPTED_GRIPPER:
+        return _default_deploy_pickplace(robot)
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint: {path} does not exist (a checkpoint directory or {SCRIPTED!r})")
@@ -122,7 +130,9 @@ def _check_observation(contract: DeploymentContract, source: str) -> None:
     from ast_robot.robot.specs import get_robot
 
     size = proprio_size(get_robot(contract.robot).n_joints)
-    built = {"observation": [size], "achieved_goal": [3], "desired_goal": [3]}
+    built = {"observation": [size]}
+    if "goal" in contract.interfaces:  # goal-conditioned layouts; the deployable pick-and-place one has none
+        built.update(achieved_goal=[3], desired_goal=[3])
     if contract.camera_size is not None:
         built["camera"] = [*contract.camera_size, 3]
     if contract.instruction_length is not None:
@@ -130,7 +140,8 @@ def _check_observation(contract: DeploymentContract, source: str) -> None:
     trained = {k: list(v["shape"]) for k, v in contract.observation.items()}
     if trained != built:
         raise ContractError(f"{source}: the policy observes {trained}, the deployment builds {built} (layout "
-                            f"v{contract.observation_layout_version}: the arm's proprioception, no task entries)")  # fmt: skip
+                            f"v{contract.observation_layout_version}: the arm's proprioception, goals where the task has a goal "
+                            "interface, camera and instruction as trained; no task entries)")  # fmt: skip
 
 
 def _locate(path: Path) -> tuple[str, Path]:
@@ -169,6 +180,34 @@ def _sac_actor(folder: Path) -> Any:
     torch.set_num_threads(1)  # one core for inference: predictable latency beside the control loop
     run_dir = folder if (folder / "config.yaml").is_file() else folder.parent
     return load_actor(load_config(run_dir / "config.yaml"), folder, "final")
+
+
+class CloseGripper:
+    """``scripted:close-gripper``: TCP deltas 0, gripper -1 (closed), whatever it observes."""
+
+    def __init__(self, action_size: int) -> None:
+        self.action = np.zeros(action_size, dtype=np.float32)
+        self.action[-1] = -1.0
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.action.copy()
+
+
+def _default_deploy_pickplace(robot: str) -> DeploymentContract:
+    """The contract of ``robot``'s pick-and-place env in the deployable layout (2 cubes, 2 pads)."""
+    from ast_robot.config import EnvConfig
+    from ast_robot.envs import ENV_IDS
+    from ast_robot.envs.pick_place import PickPlaceEnv
+    from ast_robot.robot.specs import get_robot
+
+    name = get_robot(robot).name
+    env_id = next(i for i, (entry, kw) in ENV_IDS.items() if entry.endswith(":PickPlaceEnv") and kw["robot"] == name)
+    cfg = EnvConfig(id=env_id, observation="deploy", camera=True, instruction=True, n_objects=2, n_pads=2)
+    env = PickPlaceEnv(name, cfg)
+    try:
+        return DeploymentContract.from_env(env)
+    finally:
+        env.close()
 
 
 def _default_reach(robot: str) -> DeploymentContract:

@@ -31,4 +31,18 @@ def load_robot_io(robot_or_path: str | Path) -> RobotIOConfig:
     if len(cfg.joint_names) != spec.n_joints or len(set(cfg.joint_names)) != spec.n_joints:
         raise ValueError(f"joint_names: expected {spec.n_joints} distinct names for {cfg.robot}, "
                          f"got {cfg.joint_names}")  # fmt: skip
+    _check_gripper(cfg, path)
     return cfg
+
+
+def _check_gripper(cfg: RobotIOConfig, path: Path) -> None:
+    """The gripper section against its data sheet (the safety module's limits), before anything starts."""
+    from ast_robot.robot.safety import GripperLimits
+
+    g = cfg.gripper
+    try:
+        GripperLimits.for_gripper(g.model, g.force_n, g.speed_mps, g.max_rate_hz)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    if g.interface == "forward_position" and g.position_open == g.position_closed:
+        raise ValueError(f"{path}: gripper.position_open/position_closed: must differ (the width maps linearly)")

@@ -38,6 +38,7 @@ class StepResult:
     decision: SafetyDecision
     action: np.ndarray | None  # the policy's raw action (A,), None when it was not asked
     ee: np.ndarray | None  # (3,) end-effector position at the measured state (m)
+    gripper: list[float] | None = None  # gripper command data to publish (deploy.gripper), None: nothing
 
 
 class PolicyRunner:
@@ -59,6 +60,8 @@ class PolicyRunner:
         self.instruction: np.ndarray | None = None
         self._velocity = np.zeros(limits.n_joints)
         self.contract: Any = None  # the checkpoint's DeploymentContract (for_robot sets it)
+        self.gripper: Any = None  # a deploy.gripper.GripperCommander when the task commands the gripper
+        self.camera_input: Any = None  # a deploy.camera.CameraInput when the policy sees the camera (age checked)
 
     @property
     def task(self) -> str:
@@ -77,8 +80,33 @@ class PolicyRunner:
         return DEFAULT_CAMERA_SIZE if size is None else tuple(size)
 
     @property
+    def needs_goal(self) -> bool:
+        """Whether the policy observes a goal (reach, privileged pick-and-place; not the deployable layout)."""
+        return self.contract is None or "goal" in self.contract.interfaces
+
+    @property
     def limits(self) -> SafetyLimits:
         return self.safety.limits
+
+    def set_gripper_width(self, width: float) -> None:
+        """The measured opening (m) for the observation (default: the open width, as a deploy-pipeline env)."""
+        if hasattr(self.observe, "measured_width"):
+            self.observe.measured_width = float(width)
+
+    def current_camera(self, now_s: float) -> np.ndarray | None:
+        """The camera image the policy sees now: the latest one younger than the camera input's age limit."""
+        return self.camera if self.camera_input is None else self.camera_input.latest(now_s)
+
+    def missing_inputs(self, now_s: float) -> list[str]:
+        """What the policy needs and does not have (it is not asked until every one arrived)."""
+        c = self.contract
+        missing = ["no goal set"] * (self.needs_goal and self.goal is None)
+        if c is not None and c.camera_size is not None and self.current_camera(now_s) is None:
+            age = "" if self.camera_input is None else f" (none within {self.camera_input.max_age_s:g} s)"
+            missing.append(f"no recent camera image{age}")
+        if c is not None and c.instruction_length is not None and self.instruction is None:
+            missing.append("no instruction")
+        return missing
 
     @property
     def velocity(self) -> np.ndarray:
@@ -113,7 +141,7 @@ class PolicyRunner:
     def reset(self) -> None:
         """Start of an episode: forget integrated targets and velocity history."""
         self.safety.reset_reference()
-        _reset(self.action_map, self.observe, self.scheduler)
+        _reset(self.action_map, self.observe, self.scheduler, self.gripper)
 
     def warm_up(self, q: np.ndarray | None = None) -> None:
         """Run the per-tick computation once at ``q`` (J,) rad and forget it; call before the control loop.
@@ -131,34 +159,47 @@ class PolicyRunner:
         _reset(self.action_map, self.observe)
 
     def observation(self, now_s: float) -> dict[str, np.ndarray] | None:
-        """The policy's observation at the measured state, or None while state or goal is missing."""
+        """The policy's observation at the measured state (the entries of its contract: goals only where the
+        task has a goal interface), or None while the state or another input is missing."""
+        built = self._observe(now_s)
+        return None if built is None else built[0]
+
+    def _observe(self, now_s: float) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
         q = self.safety.measured
-        if q is None or self.goal is None:
+        if q is None or self.missing_inputs(now_s):
             return None
         vector, ee = self.observe(q, self._velocity, now_s)
-        obs = {"observation": vector, "achieved_goal": ee, "desired_goal": self.goal.copy()}
-        if self.camera is not None:
-            obs["camera"] = self.camera
+        obs = {"observation": vector}
+        if self.needs_goal:
+            obs.update(achieved_goal=ee, desired_goal=self.goal.copy())
+        camera = self.current_camera(now_s)
+        if camera is not None:
+            obs["camera"] = camera
         if self.instruction is not None:
             obs["instruction"] = self.instruction
-        return obs
+        return obs, ee
 
     def step(self, now_s: float) -> StepResult:
-        """Ask the policy for an action at the latest state and return the safe command for this tick."""
-        if self.safety.measured is not None and self.goal is None:
-            return StepResult(self.safety.hold("no goal set"), None, None)
+        """Ask the policy for an action at the latest state and return the safe command for this tick (and
+        the gripper's, through the same safety module, when the task commands one)."""
+        if self.safety.measured is not None and (missing := self.missing_inputs(now_s)):
+            return StepResult(self.safety.hold("; ".join(missing)), None, None)
         if self.safety.measured is None or self.safety.hold_reasons(now_s):  # no policy call for a hold
             q = self.safety.measured
             return StepResult(self.safety.filter(None, now_s), None, None if q is None else self.ee_at(q))
-        obs = self.observation(now_s)
+        obs, ee = self._observe(now_s)
         try:
             action = self.scheduler.action(obs, now_s)
             if action is None:
-                return StepResult(self.safety.hold("no recent policy action"), None, obs["achieved_goal"])
+                return StepResult(self.safety.hold("no recent policy action"), None, ee)
             target = self.action_map(action, self.safety.reference, self.safety.measured)
         except Exception as err:  # noqa: BLE001 - a policy or IK failure must become a hold, not a crash
             return StepResult(self.safety.hold(f"policy failed: {type(err).__name__}: {err}"), None, None)
-        return StepResult(self.safety.filter(target, now_s), action, obs["achieved_goal"])
+        decision = self.safety.filter(target, now_s)
+        grip = None
+        if self.gripper is not None:
+            _, grip = self.gripper.command(action, now_s, stopped=bool(self.safety.stop_reasons()))
+        return StepResult(decision, action, ee, grip)
 
     def ee_at(self, q: np.ndarray) -> np.ndarray:
         """End-effector position (3,) m at joint positions q (zeros without kinematics)."""
@@ -166,7 +207,7 @@ class PolicyRunner:
 
     @classmethod
     def for_robot(cls, policy: Policy, robot: str, cfg: Any, env_cfg: Any = None, synchronous: bool = True,
-                  contract: Any = None) -> PolicyRunner:  # fmt: skip
+                  contract: Any = None, io: Any = None) -> PolicyRunner:  # fmt: skip
         """A runner with the robot's data-sheet limits, MuJoCo kinematics and the envs' action semantics.
 
         The action semantics come from ``contract`` (a :class:`~ast_robot.robot.contract.DeploymentContract`),
@@ -185,6 +226,8 @@ class PolicyRunner:
         runner = cls(policy, SafetyLimits.from_robot(spec, cfg), action_map, observe, kin.ee_position,
                      policy_period_s=1.0 / trained.control_hz, synchronous=synchronous)  # fmt: skip
         runner.contract = contract
+        if contract is not None:
+            _wire_task_inputs(runner, contract, spec, io)
         return runner
 
     @classmethod
@@ -197,7 +240,23 @@ class PolicyRunner:
         from ast_robot.deploy.loader import load_deployable
 
         policy, contract = load_deployable(path, robot, io)
-        return cls.for_robot(policy, robot, cfg, synchronous=synchronous, contract=contract)
+        return cls.for_robot(policy, robot, cfg, synchronous=synchronous, contract=contract, io=io)
+
+
+def _wire_task_inputs(runner: PolicyRunner, contract: Any, spec: Any, io: Any) -> None:
+    """The gripper command path and the camera input that a contract's interfaces call for (``io``: the
+    robot's RobotIOConfig, default configs/deploy/<robot>.yaml)."""
+    if "gripper_command" not in contract.interfaces and contract.camera_size is None:
+        return
+    from ast_robot.deploy.camera import CameraInput
+    from ast_robot.deploy.gripper import GripperCommander
+    from ast_robot.deploy.robot_io import load_robot_io
+
+    io = io or load_robot_io(spec.name)
+    if "gripper_command" in contract.interfaces:
+        runner.gripper = GripperCommander(io.gripper, spec.gripper_width)
+    if contract.camera_size is not None:
+        runner.camera_input = CameraInput(tuple(contract.camera_size), io.camera_rate_hz or 10.0)
 
 
 def _action_and_observation(trained: Any, spec: Any, model: Any, kin: Any, tick_hz: float) -> tuple[Any, Any]:

@@ -29,6 +29,7 @@ class TickOutput:
     held: bool
     reasons: tuple[str, ...]
     record: Any = None  # an EpisodeRecord when an episode ended on this tick
+    gripper: list[float] | None = None  # gripper command data (deploy.gripper) to publish, None: nothing
 
 
 class RejectionLog:
@@ -95,10 +96,21 @@ class DeploymentSession:
         untrusted = self.runner.observe_joint_state(reading.positions, reading.velocities, now_s, reading.stamp_s)
         if untrusted is not None:  # well formed, but not a measurement the safety monitor believes
             return self.reject("joint_state", Rejected(f"not trusted: {untrusted}", untrusted))
+        if self.runner.gripper is not None:  # the gripper's joints ride along in the same message
+            width = self.runner.gripper.width_from_state(names, positions)
+            if width is not None:
+                self.runner.set_gripper_width(width)
         return None
 
-    def on_image(self, encoding: str, height: int, width: int, step: int, data: bytes) -> str | None:
+    def on_image(self, encoding: str, height: int, width: int, step: int, data: bytes,
+                 now_s: float | None = None) -> str | None:  # fmt: skip
+        """A camera frame received at ``now_s`` (monotonic s; with the runner's camera input, rate and age
+        are checked: :mod:`ast_robot.deploy.camera`)."""
+        camera = self.runner.camera_input
         try:
+            if camera is not None and now_s is not None:
+                self.runner.camera = camera.offer(encoding, height, width, step, data, now_s)
+                return None
             img = check_image(encoding, height, width, step, data)
         except (Rejected, TypeError, ValueError) as err:
             return self.reject("image", err)
@@ -176,7 +188,7 @@ class DeploymentSession:
         d = result.decision
         ee = result.ee if result.ee is not None else (None if q is None else self.runner.ee_at(q))
         record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held)
-        return TickOutput(d.positions, d.held, d.reasons, record)
+        return TickOutput(d.positions, d.held, d.reasons, record, result.gripper)
 
     # ----- what the node reads and asks besides messages and ticks --------------------------------
     @property
@@ -191,6 +203,11 @@ class DeploymentSession:
     @property
     def estop_engaged(self) -> bool:
         return self.runner.safety.estop
+
+    @property
+    def gripper_wired(self) -> bool:
+        """Whether the policy commands a gripper (pick-and-place): the node then publishes its commands."""
+        return self.runner.gripper is not None
 
     def warm_up(self) -> None:
         """Pay first-call costs (numba IK, imports) now, not in the first control tick."""

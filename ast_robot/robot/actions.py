@@ -79,7 +79,9 @@ class JointDeltaAction:
 class ObservationBuilder:
     """``observation`` as the envs build it: :func:`~ast_robot.robot.kernels.proprio`, the one layout.
 
-    [q (J), dq (J), tcp (3), tcp velocity (3), gripper width (1), TCP command offset (3)]. ``tcp_command()``
+    [q (J), dq (J), tcp (3), tcp velocity (3), gripper width (1), TCP command offset (3)]. The gripper width is
+    the measured opening once one is set (``measured_width``, pick-and-place), else the fixed ``gripper_width``
+    (open, as a deploy-pipeline env observes it). ``tcp_command()``
     returns the TCP target the action mapping has integrated so far (``EEDeltaAction.ee_cmd``; None before
     the first action or without a TCP target: offset 0, as the envs start an episode).
     """
@@ -87,6 +89,7 @@ class ObservationBuilder:
     def __init__(self, ee_position: Callable[[np.ndarray], np.ndarray], gripper_width: float,
                  tcp_command: Callable[[], np.ndarray | None] | None = None) -> None:  # fmt: skip
         self.ee_position, self.gripper_width = ee_position, float(gripper_width)
+        self.measured_width: float | None = None  # the measured opening (m) once known; else ``gripper_width``
         self.tcp_command = tcp_command or (lambda: None)
         self._prev: tuple[float, np.ndarray] | None = None  # (time s, tcp (3,))
 
@@ -103,4 +106,5 @@ class ObservationBuilder:
         self._prev = (now_s, ee)
         cmd = self.tcp_command()
         cmd = ee if cmd is None else np.asarray(cmd, dtype=np.float64)
-        return kernels.proprio(q, dq, ee, prev, inv_dt, self.gripper_width, cmd), ee
+        width = self.gripper_width if self.measured_width is None else self.measured_width
+        return kernels.proprio(q, dq, ee, prev, inv_dt, width, cmd), ee

@@ -37,11 +37,26 @@ INSTRUCTION_ENCODING = "utf-8, zero-padded"
 CONTRACT_FILE = "contract.json"  # beside an SB3 model; a BC checkpoint carries it in its state under "contract"
 STATE_KEY = "contract"
 
-# What a task needs from the robot besides the policy: the robot's deploy YAML must provide each one.
+# What a task needs from the robot besides the policy: the robot's deploy YAML must provide each one. The key
+# is the task, or "<task>-<layout>" for an observation layout that needs other inputs than the task's default
+# (``env.observation``): the deployable pick-and-place layout sees the table through the camera and reads the
+# target from the instruction (both added from the env config), so it needs no goal or object pose, only the
+# gripper. The privileged layout observes cube positions, which no robot interface provides (refused).
 TASK_INTERFACES: dict[str, tuple[str, ...]] = {
     "reach": ("joint_states", "arm_command", "goal"),
     "pickplace": ("joint_states", "arm_command", "goal", "gripper_command", "object_pose"),
+    "pickplace-deploy": ("joint_states", "arm_command", "gripper_command"),
 }
+
+
+def task_interfaces(task: str, layout: str | None = None) -> tuple[str, ...]:
+    """The interfaces of ``task`` observed in ``layout`` (its own entry when it has one, else the task's)."""
+    if layout and f"{task}-{layout}" in TASK_INTERFACES:
+        return TASK_INTERFACES[f"{task}-{layout}"]
+    if task not in TASK_INTERFACES:  # a new task must say what it needs from the robot
+        raise ValueError(f"task {task!r} has no entry in ast_robot.robot.contract.TASK_INTERFACES "
+                         f"(known: {sorted(TASK_INTERFACES)})")  # fmt: skip
+    return TASK_INTERFACES[task]
 
 
 class ContractError(ValueError):
@@ -77,10 +92,7 @@ class DeploymentContract:
         cfg = base.cfg
         observation = {k: {"shape": [int(n) for n in space.shape], "dtype": str(space.dtype)}
                        for k, space in base.observation_space.spaces.items()}  # fmt: skip
-        if base.task not in TASK_INTERFACES:  # a new task must say what it needs from the robot
-            raise ValueError(f"task {base.task!r} has no entry in ast_robot.robot.contract.TASK_INTERFACES "
-                             f"(known: {sorted(TASK_INTERFACES)})")  # fmt: skip
-        interfaces = TASK_INTERFACES[base.task]
+        interfaces = task_interfaces(base.task, getattr(cfg, "observation", None))
         interfaces += ("camera",) * bool(cfg.camera) + ("instruction",) * bool(cfg.instruction)
         return cls(
             env_id=cfg.id, task=base.task, robot=base.robot.name, control_hz=float(cfg.control_hz),

@@ -27,6 +27,16 @@ class HiddenParams:
     sensor_bias_rad: list[float] = doc([], "Bias added to published joint positions (rad): empty, one value "
                                            "for all joints, or one per arm joint.")  # fmt: skip
     joint_noise_rad: float = doc(0.0, "Std of Gaussian noise on published joint positions (rad).", ge=0)
+    # pick-and-place (``ast-robot twin --task pickplace``; ast_robot.twin.pickplace applies them)
+    object_mass_scale: float = doc(1.0, "Scale of the cubes' masses and inertias.", gt=0)
+    object_friction_scale: float = doc(1.0, "Scale of the cubes' sliding friction (after friction_scale).", gt=0)
+    gripper_force_scale: float = doc(1.0, "Scale of the grasp force the gripper really applies.", gt=0, le=2.0)
+    finger_friction_scale: float = doc(1.0, "Scale of the finger pads' sliding friction (after friction_scale).", gt=0)
+    camera_offset_m: list[float] = doc([0.0, 0.0, 0.0], "Scene camera position offset (m, world x/y/z).")
+    camera_rotation_deg: list[float] = doc([0.0, 0.0, 0.0], "Scene camera roll/pitch/yaw after aiming (deg).")
+    light_scale: float = doc(1.0, "Scale of the directional light's intensity.", gt=0)
+    colour_shift: list[float] = doc([0.0, 0.0, 0.0], "Camera colour shift: added to each RGB channel of the "
+                                                     "published image, as a fraction of full scale (-1..1).")  # fmt: skip
 
 
 def load_hidden(path: str | Path | None) -> HiddenParams:

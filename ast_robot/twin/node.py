@@ -34,7 +34,7 @@ try:
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import Float64MultiArray, Header, UInt8
+    from std_msgs.msg import Float64MultiArray, Header, String, UInt8
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory
 except ImportError as err:  # pragma: no cover - depends on the environment
@@ -62,10 +62,18 @@ class TwinNode(Node):
     """A simulated UR5e/FR3 that speaks the drivers' topics."""
 
     def __init__(self, io: RobotIOConfig, hidden: HiddenParams, seed: int = 0, name: str = "ast_twin",
-                 sim_time: bool = False) -> None:  # fmt: skip
+                 sim_time: bool = False, task: str = "reach") -> None:  # fmt: skip
         super().__init__(name)
         self.io, self.sim_time = io, sim_time
-        self.sim = TwinSim(io.robot, hidden, seed=seed, joint_names=io.joint_names)
+        self.table: Any = None  # pick-and-place: ast_robot.twin.pickplace.PickPlaceTable
+        if task not in ("reach", "pickplace"):
+            raise ValueError(f"task: {task!r}; the twin serves 'reach' and 'pickplace'")
+        model = None
+        if task == "pickplace":
+            from ast_robot.twin.pickplace import build_model
+
+            model = build_model(io.robot, hidden)
+        self.sim = TwinSim(io.robot, hidden, seed=seed, joint_names=io.joint_names, model=model)
         self._seed, self._resets = seed, 0
         self._frozen = False  # sim-time mode: at rest after /twin/reset until the first command (see _on_reset)
         self._frozen_state: Any = None
@@ -81,9 +89,12 @@ class TwinNode(Node):
         self.create_subscription(Float64MultiArray, t.forward_position, self._on_forward, qos)
         self.create_service(Trigger, t.twin_reset, self._on_reset)
         self.create_service(Trigger, t.twin_unlock, self._on_unlock)
+        if task == "pickplace":
+            self._attach_table(hidden, qos)
         self.create_timer(0.1, self._publish_mode)
         self._renderer: Any = None
-        if io.camera_rate_hz > 0:
+        self._next_frame_s = 0.0  # sim-time mode: the camera renders on the simulated clock (see _lockstep_loop)
+        if io.camera_rate_hz > 0 and not sim_time:
             self.create_timer(1.0 / io.camera_rate_hz, self._publish_camera)
         self._last_mode = -1
         self._reset_stamp = 0.0  # ROS time (s) of the last /twin/reset
@@ -137,10 +148,16 @@ class TwinNode(Node):
             else:
                 q, dq, effort = self.sim.joint_state()
                 self._frozen_state = (q, dq, effort) if self._frozen else None
+        names, extra = list(self.io.joint_names), []
+        if self.table is not None:  # the gripper's joints, as the drivers add them (velocity/effort unknown: 0)
+            with self._lock:
+                gripper_names, extra = self.table.state_entries()
+            names += gripper_names
+        zeros = [0.0] * len(extra)
         msg = JointState()
         msg.header.stamp = stamp
-        msg.name = list(self.io.joint_names)
-        msg.position, msg.velocity, msg.effort = q.tolist(), dq.tolist(), effort.tolist()
+        msg.name = names
+        msg.position, msg.velocity, msg.effort = q.tolist() + extra, dq.tolist() + zeros, effort.tolist() + zeros
         self.pub_js.publish(msg)
         if self.sim.safety_mode != self._last_mode:
             self._publish_mode()
@@ -153,7 +170,18 @@ class TwinNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _lockstep_loop(self, period: float) -> None:
-        """Sim-time mode: publish /clock and the state at t, wait for the controller's answer, step to t + period."""
+        """Sim-time mode: publish /clock and the state at t, wait for the controller's answer, step to t + period.
+
+        The camera renders in this thread here, and an EGL context can be released only by the thread that
+        holds it: the renderer is closed on the way out (else destroy_node fails with EGL_BAD_ACCESS)."""
+        try:
+            self._lockstep_steps(period)
+        finally:
+            if self._renderer is not None:
+                self._renderer.close()
+                self._renderer = None
+
+    def _lockstep_steps(self, period: float) -> None:
         while self._running and rclpy.ok(context=self.context):
             with self._lock:
                 t = self.now_s()
@@ -165,6 +193,9 @@ class TwinNode(Node):
                 if self._running and rclpy.ok(context=self.context):
                     raise
                 return
+            if self.io.camera_rate_hz > 0 and t >= self._next_frame_s - 1e-9:  # frames on the simulated clock
+                self._next_frame_s = t + 1.0 / self.io.camera_rate_hz
+                self._publish_camera(stamp)
             self._wait_for_answer(stamp_ns(stamp), period)
             with self._lock:
                 if self.now_s() != t:  # /twin/reset moved the clock meanwhile
@@ -205,7 +236,7 @@ class TwinNode(Node):
         self._last_mode = self.sim.safety_mode
         self.pub_mode.publish(UInt8(data=self.sim.safety_mode))
 
-    def _publish_camera(self) -> None:
+    def _publish_camera(self, stamp: Any = None) -> None:
         import mujoco
 
         h, w = self.io.camera_size
@@ -214,8 +245,10 @@ class TwinNode(Node):
         with self._lock:
             self._renderer.update_scene(self.sim.data, camera=0 if self.sim.model.ncam else -1)
         pixels = self._renderer.render()  # (H, W, 3) uint8
+        if self.table is not None:
+            pixels = self.table.post_process(pixels)
         msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         msg.data = pixels.tobytes()
         self.pub_cam.publish(msg)
 
@@ -263,10 +296,43 @@ class TwinNode(Node):
                 self._frozen, self._frozen_state, self._resets = True, None, self._resets + 1
                 self.sim.rng = np.random.default_rng([self._seed, self._resets])
             self.sim.reset()
+            if self.table is not None:
+                self.table.after_reset()
             self._t0 = time.monotonic()
             self._reset_stamp = self.now_s()
         res.success, res.message = True, "twin reset to the home position"
         return res
+
+    # ----- pick-and-place (ast_robot.twin.pickplace) ---------------------------------------------
+    def _attach_table(self, hidden: HiddenParams, qos: QoSProfile) -> None:
+        """The table setting (String JSON, kept: a late twin still gets the last one) and the gripper."""
+        from ast_robot.twin.pickplace import PickPlaceTable
+
+        self.table = PickPlaceTable(self.sim, self.io.gripper, hidden)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(String, self.io.topics.twin_scene, self._on_scene, latched)
+        if self.io.topics.gripper_command:
+            self.create_subscription(Float64MultiArray, self.io.topics.gripper_command, self._on_gripper, qos)
+
+    def _on_scene(self, msg: String) -> None:
+        from ast_robot.twin.pickplace import SceneRefused, parse_scene
+
+        try:
+            scene = parse_scene(msg.data)
+        except SceneRefused as err:
+            self.refused["scene"] = self.refused.get("scene", 0) + 1
+            self.get_logger().warning(f"scene refused: {err}")
+            return
+        with self._lock:
+            self.table.set_scene(scene)
+
+    def _on_gripper(self, msg: Float64MultiArray) -> None:
+        try:
+            with self._lock:
+                self.table.command(list(msg.data))
+        except ValueError as err:
+            self.refused["gripper"] = self.refused.get("gripper", 0) + 1
+            self.get_logger().warning(f"gripper command refused: {err}", throttle_duration_sec=1.0)
 
     def _on_unlock(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -310,7 +376,8 @@ def spin_node(node: Node) -> int:
 
 
 def main(io: RobotIOConfig, hidden: HiddenParams, seed: int = 0, args: list[str] | None = None,
-         sim_time: bool = False) -> int:  # fmt: skip
-    """Run the twin until interrupted (``sim_time``: publish /clock, lock-step with the controller)."""
+         sim_time: bool = False, task: str = "reach") -> int:  # fmt: skip
+    """Run the twin until interrupted (``sim_time``: publish /clock, lock-step with the controller;
+    ``task`` "pickplace": the pick-and-place table, gripper and camera of :mod:`ast_robot.twin.pickplace`)."""
     rclpy.init(args=args)
-    return spin_node(TwinNode(io, hidden, seed, sim_time=sim_time))
+    return spin_node(TwinNode(io, hidden, seed, sim_time=sim_time, task=task))

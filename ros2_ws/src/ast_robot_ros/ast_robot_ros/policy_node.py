@@ -131,6 +131,9 @@ class PolicyNode(LifecycleNode):
                         if self.io.command_interface == "trajectory"
                         else self.create_lifecycle_publisher(Float64MultiArray, t.forward_position, RELIABLE))  # fmt: skip
         self.pub_outcome = self.create_lifecycle_publisher(String, t.outcome, qos_profile(OUTCOME_QOS))
+        self.pub_gripper = None  # pick-and-place: the gripper's command topic (GripperIOConfig.interface)
+        if self.session.gripper_wired:
+            self.pub_gripper = self.create_lifecycle_publisher(Float64MultiArray, t.gripper_command, RELIABLE)
         subs = [(Image, t.camera, self._on_image, RELIABLE), (String, t.instruction, self._on_instruction, RELIABLE),
                 (PoseStamped, t.goal, self._on_goal, RELIABLE)]  # fmt: skip
         self._estop_by_source: dict[str, bool] = {}  # latest value per subscription (see _on_estop)
@@ -170,6 +173,8 @@ class PolicyNode(LifecycleNode):
             (self.destroy_service if hasattr(handle, "srv_type") else self.destroy_subscription)(handle)
         self.destroy_lifecycle_publisher(self.pub_cmd)
         self.destroy_lifecycle_publisher(self.pub_outcome)
+        if self.pub_gripper is not None:
+            self.destroy_lifecycle_publisher(self.pub_gripper)
         self.session.close()
         self._handles, self.session = [], None
         return TransitionCallbackReturn.SUCCESS
@@ -283,7 +288,8 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(f"episode did not start: {err}")
 
     def _on_image(self, msg: Image) -> None:
-        self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, msg.data))  # no copy
+        now = self._sim_now if self._sim_time else time.monotonic()  # frame age and rate are checked on it
+        self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, msg.data, now))  # no copy
 
     def _on_instruction(self, msg: String) -> None:
         self._warn(self.session.on_instruction(msg.data))
@@ -346,6 +352,8 @@ class PolicyNode(LifecycleNode):
                 self.latency.record(now, self._last_receipt, time.monotonic())
             if out.held:
                 self.get_logger().warning(f"holding: {'; '.join(out.reasons)}", throttle_duration_sec=1.0)
+        if out.gripper is not None and self.pub_gripper is not None:  # passed the gripper's safety gate
+            self.pub_gripper.publish(Float64MultiArray(data=list(out.gripper)))
         if out.record is not None:
             self._publish_outcome(out.record)
         return sent
