@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ast_robot.config.deploy import DeployConfig
@@ -10,6 +10,7 @@ from ast_robot.config.env import EnvConfig
 from ast_robot.config.errors import ConfigError
 from ast_robot.config.gap import GapConfig
 from ast_robot.config.gate import GateConfig, SignificanceConfig
+from ast_robot.config.names import RANDOMIZATION_PARAMS, REWARD_TERMS, component_names
 from ast_robot.config.policy import PolicyConfig
 from ast_robot.config.randomization import RandomizationConfig
 from ast_robot.config.schema import doc
@@ -36,50 +37,18 @@ class ExperimentConfig:
         check_mapping_names(self)
 
 
-# The significance components ast_robot registers (ast_robot.core.components); a name outside this set
-# is looked up in the registry itself, which imports torch, so plugins still work.
-BUILTIN_COMPONENTS = ("learning_value", "loss", "novelty", "physical", "random", "uncertainty")
-
-
 def check_mapping_names(cfg: ExperimentConfig) -> None:
     """Keys of the name -> value fields must be names the code knows: a typo set with ``--set a.b.typo=1``
     would otherwise pass the schema (any string is a dict key) and be dropped or fail much later.
-    The lists are imported only when a mapping has a key to check."""
-    _require_known("significance.weights", cfg.significance.weights, _component_names, BUILTIN_COMPONENTS)
-    _require_known("env.reward_scales", cfg.env.reward_scales, _reward_terms)
-    _require_known("randomization.params", cfg.randomization.params, _randomization_names)
+    The tables live in :mod:`ast_robot.config.names`: checking imports no simulator or torch."""
+    _require_known("significance.weights", cfg.significance.weights, component_names())
+    _require_known("env.reward_scales", cfg.env.reward_scales, REWARD_TERMS)
+    _require_known("randomization.params", cfg.randomization.params, RANDOMIZATION_PARAMS)
 
 
-def _component_names() -> Iterable[str]:
-    from ast_robot.core.significance import COMPONENTS
-
-    return COMPONENTS.names()
-
-
-def _reward_terms() -> Iterable[str]:
-    from ast_robot.envs.rewards import TERMS
-
-    return TERMS
-
-
-def _randomization_names() -> Iterable[str] | None:
-    try:
-        from ast_robot.envs.randomization import PARAMS
-    except ImportError:  # the simulator (mujoco) is optional on analysis machines: names are checked at use
-        return None
-    return PARAMS
-
-
-def _require_known(path: str, mapping: Mapping[str, object], known: Callable[[], Iterable[str] | None],
-                   builtin: Iterable[str] = ()) -> None:  # fmt: skip
-    """Every key of ``mapping`` is in ``builtin`` or ``known()`` (called only when needed)."""
-    unknown = [k for k in mapping if k not in set(builtin)]
-    if not unknown:
-        return
-    listed = known()
-    if listed is None:  # the list is not available here
-        return
-    names = sorted(listed)
-    bad = [k for k in unknown if k not in names]
+def _require_known(path: str, mapping: Mapping[str, object], known: Iterable[str]) -> None:
+    """Every key of ``mapping`` is in ``known``."""
+    names = sorted(known)
+    bad = [k for k in mapping if k not in names]
     if bad:
         raise ConfigError(f"{path}.{bad[0]}", bad[0], f"one of {names}", "unknown name")

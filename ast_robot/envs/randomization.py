@@ -37,39 +37,11 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from ast_robot.config.names import ENCODER_OFFSET, MAX_ARM_JOINTS, RANDOMIZATION_PARAMS, Param  # noqa: F401 - re-exported
 from ast_robot.config.randomization import DistributionConfig, RandomizationConfig, read_preset
 
-ENCODER_OFFSET = "encoder_offset_"  # + arm joint index (spec order)
-MAX_ARM_JOINTS = 7  # the FR3 has 7 arm joints, the UR5e 6
-
-
-@dataclass(frozen=True)
-class Param:
-    """How one randomization parameter is interpreted and bounded."""
-
-    mode: str  # "scale" or "absolute"
-    minimum: float  # smallest valid value (sampled values are clipped here; bounds below are errors)
-    integer: bool = False
-    needs: str = ""  # a Nominal field listing the elements it changes; none in the scene: not sampled
-
-
-PARAMS: dict[str, Param] = {
-    **{name: Param("scale", 1e-3) for name in (
-        "friction", "link_mass", "joint_damping", "armature", "frictionloss", "actuator_gain",
-        "actuator_force_limit", "gripper_force", "camera_fovy", "light_diffuse", "table_brightness")},
-    "object_mass": Param("scale", 1e-3, needs="object_bodies"),
-    "object_size": Param("scale", 1e-3, needs="object_bodies"),
-    "payload": Param("absolute", 0.0),
-    "latency": Param("absolute", 0.0, integer=True),
-    "action_noise": Param("absolute", 0.0),
-    "proprio_noise": Param("absolute", 0.0),
-    "joint_noise": Param("absolute", 0.0),
-    "object_pos_noise": Param("absolute", 0.0, needs="object_bodies"),
-    **{f"camera_{axis}": Param("absolute", -np.inf) for axis in "xyz"},
-    # an encoder offset: the servo tracks the true angle, the reading is off by a constant (the twin's
-    # ``sensor_bias_rad``); env-side, added to the observed joint position by ``encoder_offsets``
-    **{f"{ENCODER_OFFSET}{k}": Param("absolute", -np.inf) for k in range(MAX_ARM_JOINTS)},
-}  # fmt: skip
+# The parameter table lives in config (validating a config imports no simulator); this module applies it.
+PARAMS = RANDOMIZATION_PARAMS
 
 
 def nominal_value(name: str) -> float:

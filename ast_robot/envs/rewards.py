@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ast_robot.config.names import REWARD_TERMS
 from ast_robot.success import reached
 
-TERMS = ("time", "success", "distance")
+TERMS = REWARD_TERMS  # the names live in config (validating a config imports no simulator)
 DEFAULT_SCALES = {
     "sparse": {"time": 1.0, "success": 1.0, "distance": 0.0},
     "dense": {"time": 0.0, "success": 0.0, "distance": 1.0},

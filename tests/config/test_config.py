@@ -173,7 +173,7 @@ def test_unknown_names_in_mapping_fields_are_errors(repo_root, override, path, a
 
 
 def test_builtin_component_names_match_the_registry():
-    from ast_robot.config.experiment import BUILTIN_COMPONENTS
+    from ast_robot.config.names import BUILTIN_COMPONENTS
     from ast_robot.core.significance import COMPONENTS
 
     assert set(BUILTIN_COMPONENTS) == set(COMPONENTS.names())
