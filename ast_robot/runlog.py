@@ -11,6 +11,7 @@ from rich.progress import ProgressColumn
 from rich.text import Text
 
 from ast_robot.config import save_config
+from ast_robot.run_layout import CONFIG_FILE, TENSORBOARD_DIR
 
 
 class RunDir:
@@ -21,14 +22,14 @@ class RunDir:
         self.path = Path(root if root is not None else cfg.run_root) / cfg.name
         self.path.mkdir(parents=True, exist_ok=True)
         clean_stale_temporaries(self.path)
-        save_config(cfg, self.path / "config.yaml", header="Resolved config of this run (written by ast_robot).")
+        save_config(cfg, self.path / CONFIG_FILE, header="Resolved config of this run (written by ast_robot).")
         self._writer = None
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.path / "tb"))
+            self._writer = SummaryWriter(log_dir=str(self.path / TENSORBOARD_DIR))
         self._writer.add_scalar(tag, float(value), step)
 
     def scalars(self, values: dict[str, float], step: int, prefix: str = "") -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ast_robot.config import load_config
 from ast_robot.fileio import read_json
-from ast_robot.trainers.robot import POLICY_DIR
+from ast_robot.run_layout import POLICY_DIR
 
 
 @dataclass
@@ -123,7 +123,8 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     """One round on ``cfg_path`` + ``overrides``; returns its result and the physical-feedback weights for
     the next round."""
     from ast_robot.gap.pipeline import gap_report
-    from ast_robot.trainers.robot import EVAL_DIR, train_bc
+    from ast_robot.run_layout import EVAL_DIR
+    from ast_robot.trainers.bc import train_bc
 
     cfg = load_config(cfg_path, overrides)
     folder = root / f"round{r}"

@@ -48,8 +48,9 @@ def record_stream(batches: int, batch_size: int, seed: int) -> list[torch.Tensor
 
     cfg = from_dict(ExperimentConfig, {
         "seed": seed, "train": {"type": "vision", "model": "cnn", "epochs": 1, "batch_size": batch_size, "lr": 1e-2,
-                                "gated": True, "gate_mode": "forward_all", "device": "cpu", "log_every": 10_000},
-        "significance": {"weights": {"loss": 1.0, "uncertainty": 0.5}}, "gate": {"target_rate": 0.3}})  # fmt: skip
+                                "device": "cpu", "log_every": 10_000},
+        "significance": {"weights": {"loss": 1.0, "uncertainty": 0.5}},
+        "gate": {"enabled": True, "scoring": "forward_all", "target_rate": 0.3}})  # fmt: skip
     model, data, _ = vision.prepare(cfg)
     trainer = build_trainer(cfg, model, vision.classification_loss, data.train, steps=batches, run=None,
                             show_progress=False)  # fmt: skip

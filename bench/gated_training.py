@@ -53,10 +53,11 @@ def arm_config(task: str, arm: str, args: argparse.Namespace, seed: int):
                  "context": args.lm_context, "corpus_bytes": args.lm_bytes, "d_model": args.lm_width, "n_layers": 2, "weight_decay": 0.01, "device": "cpu"}  # fmt: skip
     weights = {"random": 1.0} if arm == "random" else {"loss": 1.0, "uncertainty": 0.5} if task == "vision" else {"loss": 1.0}
     data = {"name": f"bench_{task}_{arm}", "seed": seed, "run_root": args.run_root,
-            "train": {**train, "gated": arm != "baseline", "gate_mode": "stale_scores", "log_every": 1000,
-                      "gate_batch": args.gate_batch, "gate_anneal": args.anneal},
+            "train": {**train, "log_every": 1000},
             "significance": {"weights": weights, "stale_scores": True},
-            "gate": {"target_rate": args.target, "min_probability": args.min_probability, **args.gate_set}}  # fmt: skip
+            "gate": {"enabled": arm != "baseline", "scoring": "stale_scores", "batch": args.gate_batch,
+                     "anneal": args.anneal, "target_rate": args.target, "min_probability": args.min_probability,
+                     **args.gate_set}}  # fmt: skip
     return from_dict(ExperimentConfig, data)
 
 

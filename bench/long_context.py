@@ -74,11 +74,12 @@ def arm_config(arm: str, args: argparse.Namespace, steps: int):
              "context": args.context, "corpus": args.corpus_path, "corpus_bytes": args.corpus_bytes,
              "d_model": args.width, "n_layers": args.layers, "n_heads": args.heads, "block_size": 128,
              "window_blocks": 1, "top_k_blocks": args.top_k, "weight_decay": 0.01, "device": args.device,
-             "grad_accum": args.batch // args.micro_batch, "gated": scores is not None,
-             "gate_mode": "stale_scores", "log_every": 10**6, "eval_windows": args.eval_windows}  # fmt: skip
+             "grad_accum": args.batch // args.micro_batch, "log_every": 10**6,
+             "eval_windows": args.eval_windows}  # fmt: skip
     data = {"name": f"long_context_{arm}", "seed": args.seed, "run_root": "/tmp/long_context_runs", "train": train,
             "significance": {"weights": {scores or "loss": 1.0}, "stale_scores": True},
-            "gate": {"target_rate": args.target, "importance_weights": False}}  # fmt: skip
+            "gate": {"enabled": scores is not None, "scoring": "stale_scores", "target_rate": args.target,
+                     "importance_weights": False}}  # fmt: skip
     return from_dict(ExperimentConfig, data)
 
 

@@ -44,7 +44,8 @@ SEED0 = 50_000  # goal seeds SEED0, SEED0 + 1, ... (held out from the demos' and
 def train_policy(root: Path, pipeline: bool) -> Path:
     """The demo's round-0 policy (BC, 300 steps), trained under ``root`` with or without the pipeline."""
     from ast_robot.config import load_config
-    from ast_robot.trainers.robot import POLICY_DIR, train_bc
+    from ast_robot.run_layout import POLICY_DIR
+    from ast_robot.trainers.bc import train_bc
 
     cfg = load_config(CONFIG, [f"env.deploy_pipeline={str(pipeline).lower()}"])
     name = "pipeline" if pipeline else "plain"

@@ -89,8 +89,8 @@ def sac_config(job: Job, args: argparse.Namespace) -> Any:
     overrides = [
         f"name=sac_{job.robot}_{job.arm}", f"run_root={args.run_root}", f"seed={args.seed}",
         f"train.steps={args.env_steps}", f"train.eval_every={args.eval_every}",
-        f"train.eval_episodes={args.eval_episodes}", "train.device=cpu", f"train.gated={str(gated).lower()}",
-        f"train.step_gate_rate={args.step_rate}", f"gate.target_rate={args.sample_rate}",
+        f"train.eval_episodes={args.eval_episodes}", "train.device=cpu", f"gate.enabled={str(gated).lower()}",
+        f"gate.sac.step_rate={args.step_rate}", f"gate.target_rate={args.sample_rate}",
     ]  # fmt: skip
     if args.sac_batch is not None:
         overrides.append(f"train.batch_size={args.sac_batch}")
@@ -108,7 +108,7 @@ def bc_config(job: Job, args: argparse.Namespace) -> Any:
     overrides = [
         f"name=bc_{job.robot}_{job.arm}", f"run_root={args.run_root}", f"seed={args.seed}",
         f"train.steps={args.bc_steps}", f"train.n_demos={args.demos}", f"train.eval_episodes={args.final_episodes}",
-        "train.device=cpu", f"train.gated={str(job.arm == 'gated').lower()}", "train.log_every=100000",
+        "train.device=cpu", f"gate.enabled={str(job.arm == 'gated').lower()}", "train.log_every=100000",
         f"gate.target_rate={args.bc_gate_rate}",
     ]  # fmt: skip
     if job.arm == "gated":
@@ -130,9 +130,10 @@ def run_job(job: Job, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
+    from ast_robot.run_layout import sac_checkpoint
     from ast_robot.trainers import TRAINERS
-    from ast_robot.trainers.robot import evaluate_run, load_actor, sac_checkpoint
-    from ast_robot.trainers.robot_sac import first_reaching
+    from ast_robot.trainers.common import evaluate_run, load_actor
+    from ast_robot.trainers.sac import first_reaching
 
     cfg = sac_config(job, args)
     metrics = TRAINERS.get("sac")(cfg, None)
@@ -148,7 +149,7 @@ def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     history = metrics["history"]
     hit = first_reaching(history, REACHED) or {}
     gate = metrics["gate"]
-    drawn = cfg.train.batch_size * cfg.train.candidate_factor  # transitions drawn and scored per gated step
+    drawn = cfg.train.batch_size * cfg.gate.sac.candidate_factor  # transitions drawn and scored per gated step
     return {"env_steps": metrics["env_steps"], "gradient_steps": metrics["gradient_steps"],
             "train_wall_s": round(history[-1]["train_wall_s"], 1) if history else None,
             "success": final["success_rate"], "ci_low": round(final["success_ci_low"], 3),
@@ -168,7 +169,7 @@ def run_sac(job: Job, args: argparse.Namespace) -> dict[str, Any]:
 
 def latency_split(run_dir: Path) -> dict[str, list[float]]:
     """Success of the last evaluation per action latency (control steps): {steps: [success, episodes]}."""
-    from ast_robot.trainers.robot import EVAL_DIR
+    from ast_robot.run_layout import EVAL_DIR
 
     bins = json.loads((run_dir / EVAL_DIR / "summary.json").read_text())["breakdown"].get("latency", [])
     return {str(int(b["low"])): [round(b["success_rate"], 3), b["episodes"]] for b in bins}
@@ -321,7 +322,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--sample-rate", type=float, default=0.5,
-        help="gated SAC: target fraction kept of the transitions drawn per step (train.candidate_factor batches)"
+        help="gated SAC: target fraction kept of the transitions drawn per step (gate.sac.candidate_factor batches)"
     )
     p.add_argument("--eval-every", type=int, default=500, help="SAC: evaluate every N env steps")
     p.add_argument("--eval-episodes", type=int, default=30, help="SAC: episodes per periodic evaluation")

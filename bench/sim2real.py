@@ -87,8 +87,8 @@ def nominal_trial(seed: int, episodes: int, root: Path, domain: int) -> dict:
     """Round 0 of the loop on the nominal twin: sim success with its interval, real success, the analyzer's words."""
     from rich.console import Console
 
+    from ast_robot.run_layout import EVAL_DIR
     from ast_robot.sim2real import sim2real
-    from ast_robot.trainers.robot import EVAL_DIR
 
     out = root / f"nominal-s{seed}"
     out.mkdir(parents=True)

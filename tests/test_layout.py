@@ -14,13 +14,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ast_robot"
 ROS_WS = PACKAGE.parent / "ros2_ws"
 
 # What each package may import from ast_robot (top-level modules such as fileio count as units).
+# run_layout (the run-directory names) lies at the bottom beside fileio: it imports only fileio.
 MAY_IMPORT = {
-    "robot": {"config", "registry", "fileio"},
-    "core": {"config", "fileio", "registry", "runlog"},
+    "config": {"fileio"},
+    "run_layout": {"fileio"},
+    "robot": {"config", "registry", "fileio", "run_layout"},
+    "core": {"config", "fileio", "registry", "runlog", "run_layout"},
     "records": {"config", "fileio"},
 }
 MUST_NOT_IMPORT = {
     "envs": {"deploy", "twin", "gap", "trainers", "cli", "policies", "integrations", "sim2real"},
+    "deploy": {"trainers"},  # a run's layout comes from run_layout, a SAC actor from integrations.sb3
 }
 
 

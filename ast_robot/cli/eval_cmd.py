@@ -24,21 +24,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ast_robot.config import load_config
-    from ast_robot.trainers.best_checkpoint import best_folder
-    from ast_robot.trainers.robot import EVAL_DIR, SAC_FILE, evaluate_run, load_actor, sac_checkpoint
+    from ast_robot.run_layout import CONFIG_FILE, EVAL_DIR, EVAL_SUMMARY, is_sac_run, sac_checkpoint
+    from ast_robot.trainers.common import evaluate_run, load_actor
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: no config.yaml")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: no {CONFIG_FILE}")
     if args.episodes <= 0:
         raise ValueError(f"--episodes must be > 0, got {args.episodes}")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / CONFIG_FILE)
     act = load_actor(cfg, run_dir, args.checkpoint)
     console = Console()
-    if (run_dir / SAC_FILE).is_file() or best_folder(run_dir) is not None:
+    if is_sac_run(run_dir):
         console.print(f"evaluating the {sac_checkpoint(run_dir, args.checkpoint)[1]}")
     evaluate_run(cfg, run_dir, act, episodes=args.episodes, video_episodes=args.video, seed=args.seed)
-    summary = json.loads((run_dir / EVAL_DIR / "summary.json").read_text())
+    summary = json.loads((run_dir / EVAL_DIR / EVAL_SUMMARY).read_text())
     console.print(f"success {summary['success_rate']:.1%} (95% CI {summary['ci_low']:.1%}-{summary['ci_high']:.1%}) "
                   f"over {summary['episodes']} randomized episodes; records in {run_dir / EVAL_DIR}")  # fmt: skip
     for name, bins in summary["breakdown"].items():

@@ -1,9 +1,14 @@
-"""Significance model and gate configuration."""
+"""Significance model and gate configuration.
+
+Every gating setting of a run lives under ``gate:``, and :func:`is_gated` is the one place that decides
+whether a run is gated (``gate.enabled``). The trainers ask it; a :class:`~ast_robot.core.gate.Gate` object
+itself always gates (the run decides whether to build one).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ast_robot.config.schema import doc
 
@@ -21,10 +26,50 @@ class SignificanceConfig:
 
 
 @dataclass
-class GateConfig:
-    """PI-controlled gate that keeps a target fraction of samples for the backward pass."""
+class GatedSACConfig:
+    """Gated SAC's own settings (:class:`~ast_robot.integrations.sb3.gated_sac.GatedSAC`, ``train.type: sac``);
+    its sample gate is the ``gate:`` section itself."""
 
-    enabled: bool = doc(True, "False trains on every sample (the ungated baseline).")
+    step_rate: float = doc(0.5, "Target fraction of gradient steps taken (the step gate).", gt=0, le=1)
+    temperature_every_step: bool = doc(
+        True, "The learned entropy temperature (a scalar) follows every scheduled step, also those the step gate "
+        "skips (log-probabilities from the scoring forward, or the latest update's with stored_scores); false: only "
+        "the steps taken."
+    )
+    target_every_step: bool = doc(
+        False, "The target critics' Polyak update follows every scheduled step, also those the step gate skips (the "
+        "target's time constant stays 1/tau env steps); false: only the steps taken."
+    )
+    candidate_factor: int = doc(
+        1, "Replay batch drawn and scored per scheduled step, in train.batch_size units; the sample gate keeps its "
+        "target fraction of it (2 with gate.target_rate 0.5: about batch_size of the more significant kept).", gt=0
+    )
+    stored_scores: bool = doc(
+        False, "Score drawn transitions by the TD error and critic disagreement their last update measured "
+        "(never-trained ones by the largest TD error seen), so skipped steps fetch and forward nothing; false: "
+        "a scoring forward of every drawn batch."
+    )
+
+
+@dataclass
+class GateConfig:
+    """PI-controlled gate that keeps a target fraction of samples for the backward pass, and every other
+    setting of gated training."""
+
+    enabled: bool = doc(
+        False, "Gate the run's training (the switch; see is_gated): the significance model and this gate choose the "
+        "samples of each backward pass (train.type sac: GatedSAC's gated replay). False trains on every sample "
+        "(the ungated baseline)."
+    )
+    scoring: Literal["forward_all", "stale_scores"] = doc(
+        "forward_all", "Score by a full forward pass, or from stale scores so skipped samples skip the forward too "
+        "(needs significance.stale_scores)."
+    )
+    batch: Literal["draw", "kept"] = doc(
+        "draw", "`draw`: the gate keeps a fraction of each train.batch_size draw; `kept`: draw batch_size / "
+        "target_rate so about batch_size are kept (InfoBatch-style: fewer full-size steps per epoch)."
+    )
+    anneal: float = doc(0.0, "Fraction of the final steps trained ungated (InfoBatch-style annealing).", ge=0, lt=1)
     mode: Literal["logistic", "top_fraction"] = doc("logistic", "Soft logistic gate or hard top fraction.")
     target_rate: float = doc(0.3, "Target fraction of samples kept (0, 1].", gt=0, le=1)
     temperature: float = doc(0.1, "Logistic temperature (score units); 0 makes it a hard threshold.", ge=0)
@@ -49,6 +94,7 @@ class GateConfig:
     min_probability: float = doc(
         0.02, "Floor of every sample's keep probability (logistic mode), so 1/p weights stay finite.", ge=0, lt=1
     )
+    sac: GatedSACConfig = doc(factory=GatedSACConfig, help="Gated SAC's step gate and replay (train.type sac).")
 
     def __post_init__(self) -> None:
         if self.threshold_max <= self.threshold_min:
@@ -68,3 +114,8 @@ class GateConfig:
         if self.mode == "logistic" and 0 < self.target_rate <= self.min_probability:  # <= 0: the bounds check says
             raise ValueError(f"gate.target_rate {self.target_rate:g} must exceed gate.min_probability "
                              f"{self.min_probability:g}: every sample is kept with at least that probability")  # fmt: skip
+
+
+def is_gated(cfg: Any) -> bool:
+    """Whether the run of experiment ``cfg`` trains gated: the one decision, read by every trainer."""
+    return bool(cfg.gate.enabled)

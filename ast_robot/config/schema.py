@@ -75,6 +75,9 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     unknown = [k for k in data if k not in fields and k != "type"]
     if unknown:
         key = unknown[0]
+        moved = getattr(cls, "moved_keys", {}).get(key)
+        if moved:  # an old config file: say where the key lives now instead of listing the known ones
+            raise ConfigError(_join(path, key), data[key], f"`{moved}` (the setting moved there)", "moved key")
         close = difflib.get_close_matches(str(key), list(fields), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else _other_variants_hint(cls, key, path)
         # the hint first: a long key list is cut to one line after ~300 characters

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ast_robot.config.schema import Variant, doc, register_variant
 
 
 @dataclass
 class TrainConfig(Variant):
-    """Fields every trainer shares. `type:` picks the trainer (bc, sac, vision, language)."""
+    """Fields every trainer shares. `type:` picks the trainer (bc, sac, vision, language). Gating settings live
+    under `gate:` (config/gate.py); the keys that moved there are refused with their new place."""
 
     default_variant = "bc"
+    moved_keys: ClassVar[dict[str, str]] = {
+        "gated": "gate.enabled", "gate_mode": "gate.scoring", "gate_batch": "gate.batch", "gate_anneal": "gate.anneal",
+        "step_gate_rate": "gate.sac.step_rate", "temperature_every_step": "gate.sac.temperature_every_step",
+        "target_every_step": "gate.sac.target_every_step", "candidate_factor": "gate.sac.candidate_factor",
+        "stored_scores": "gate.sac.stored_scores",
+    }  # fmt: skip
 
     steps: int = doc(1000, "Optimizer steps (or env steps for RL).", gt=0)
     batch_size: int = doc(64, "Samples per batch.", gt=0)
@@ -21,18 +28,9 @@ class TrainConfig(Variant):
     grad_clip: float | None = doc(1.0, "Clip the global gradient norm to this (None: no clipping).")
     grad_accum: int = doc(1, "Micro-batches accumulated per optimizer step.", gt=0)
     amp: Literal["off", "bf16", "fp16"] = doc("off", "Mixed precision (fp16 only on CUDA).")
-    gated: bool = doc(False, "Use the significance model and gate to choose samples for the backward pass.")
-    gate_mode: Literal["forward_all", "stale_scores"] = doc(
-        "forward_all", "Score by a full forward pass, or from stale scores so skipped samples skip the forward too."
-    )
-    gate_batch: Literal["draw", "kept"] = doc(
-        "draw", "`draw`: the gate keeps a fraction of each batch_size draw; `kept`: draw batch_size / target_rate "
-        "so about batch_size are kept (InfoBatch-style: fewer full-size steps per epoch)."
-    )
     activation_checkpointing: bool = doc(
         False, "Recompute transformer blocks in the backward pass instead of storing activations (less memory)."
     )
-    gate_anneal: float = doc(0.0, "Fraction of the final steps trained ungated (InfoBatch-style annealing).", ge=0, lt=1)
     checkpoint_every: int = doc(0, "Checkpoint every N steps (0: only at the end).", ge=0)
     keep_last: int = doc(
         0, "Keep only the newest N trainer checkpoints (ckpt-<step>/) of a run, pruning older ones; 0 keeps all.", ge=0
@@ -59,7 +57,8 @@ class BCTrainConfig(TrainConfig):
 @register_variant("sac")
 @dataclass
 class SACTrainConfig(TrainConfig):
-    """Stable-Baselines3 SAC (+HER for goal-conditioned tasks) with optional gated replay."""
+    """Stable-Baselines3 SAC (+HER for goal-conditioned tasks) with optional gated replay (`gate.enabled`,
+    settings in `gate.sac`)."""
 
     her: bool = doc(True, "Use HerReplayBuffer (goal relabelling).")
     features: Literal["mlp", "sparse_attention"] = doc("mlp", "Features extractor of SB3's MultiInputPolicy.")
@@ -68,25 +67,6 @@ class SACTrainConfig(TrainConfig):
     gamma: float = doc(0.95, "Discount factor.", gt=0, le=1)
     eval_episodes: int = doc(20, "Episodes per evaluation.", gt=0)
     eval_every: int = doc(1000, "Evaluate every N env steps (success, gradient steps, wall-clock).", gt=0)
-    step_gate_rate: float = doc(0.5, "Gated SAC: target fraction of gradient steps taken.", gt=0, le=1)
-    temperature_every_step: bool = doc(
-        True, "Gated SAC: the learned entropy temperature (a scalar) follows every scheduled step, also those the step "
-        "gate skips (log-probabilities from the scoring forward, or the latest update's with stored_scores); false: only "
-        "the steps taken."
-    )
-    target_every_step: bool = doc(
-        False, "Gated SAC: the target critics' Polyak update follows every scheduled step, also those the step gate "
-        "skips (the target's time constant stays 1/tau env steps); false: only the steps taken."
-    )
-    candidate_factor: int = doc(
-        1, "Gated SAC: replay batch drawn and scored per scheduled step, in batch_size units; the sample gate keeps "
-        "its target fraction of it (2 with gate.target_rate 0.5: about batch_size of the more significant kept).", gt=0
-    )
-    stored_scores: bool = doc(
-        False, "Gated SAC: score drawn transitions by the TD error and critic disagreement their last update measured "
-        "(never-trained ones by the largest TD error seen), so skipped steps fetch and forward nothing; false: "
-        "a scoring forward of every drawn batch."
-    )
     normalize_obs: bool = doc(
         True, "Normalize the float observations (running mean/std, SB3 VecNormalize; statistics saved beside sac.zip)."
     )

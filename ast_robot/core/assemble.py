@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ast_robot.config.gate import is_gated
 from ast_robot.core import distributed
 from ast_robot.core.callbacks import Callback, EvalCallback, GateAnneal
 from ast_robot.core.data import Dataset
@@ -38,9 +39,9 @@ def cosine_with_warmup(optimizer: torch.optim.Optimizer, steps: int, warmup: int
 
 
 def draw_batch_size(cfg: Any) -> int:
-    """Samples drawn per step: ``batch_size``, or ``batch_size / target_rate`` with ``gate_batch: kept``."""
+    """Samples drawn per step: ``batch_size``, or ``batch_size / target_rate`` with ``gate.batch: kept``."""
     tc = cfg.train
-    if tc.gated and cfg.gate.enabled and tc.gate_batch == "kept":
+    if is_gated(cfg) and cfg.gate.batch == "kept":
         return math.ceil(tc.batch_size / cfg.gate.target_rate)
     return tc.batch_size
 
@@ -67,7 +68,7 @@ def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *,
         model = model.to(resolve_device(tc.device))
     model = distributed.wrap_model(model, info)
     gate = significance = None
-    if tc.gated and cfg.gate.enabled:
+    if is_gated(cfg):
         significance = SignificanceModel(cfg.significance)
         gate = Gate(cfg.gate, seed=cfg.seed + info.rank)  # own draws per rank, one shared threshold
         if distributed.active():
@@ -75,8 +76,8 @@ def build_trainer(cfg: Any, model: nn.Module, loss_fn: LossFn, data: Dataset, *,
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = cosine_with_warmup(optimizer, steps, warmup=max(1, steps // 20))
     cbs = list(callbacks)
-    if gate is not None and tc.gate_anneal > 0:
-        cbs.append(GateAnneal(tc.gate_anneal))
+    if gate is not None and cfg.gate.anneal > 0:
+        cbs.append(GateAnneal(cfg.gate.anneal))
     if evaluate is not None:
         cbs.append(EvalCallback(evaluate, every=eval_every or max(1, steps // 10)))
     trainer = Trainer(model, loss_fn, optimizer, data, tc, significance=significance, gate=gate,

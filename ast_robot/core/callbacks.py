@@ -112,7 +112,7 @@ class GateAnneal(Callback):
     def __init__(self, fraction: float) -> None:
         super().__init__()
         if not 0.0 <= fraction < 1.0:
-            raise ValueError(f"train.gate_anneal: {fraction!r}; expected a fraction in [0, 1)")
+            raise ValueError(f"gate.anneal: {fraction!r}; expected a fraction in [0, 1)")
         self.fraction = fraction
 
     def _on_training_start(self) -> None:

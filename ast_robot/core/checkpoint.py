@@ -33,8 +33,9 @@ from ast_robot.fileio import (
     remove_stale_temporaries,
     temp_prefix,
 )
+from ast_robot.run_layout import CKPT_PREFIX, CONFIG_FILE, ckpt_name
 
-STATE_FILE, CONFIG_FILE, META_FILE, LATEST_FILE = "state.pt", "config.yaml", "meta.json", "latest"
+STATE_FILE, META_FILE, LATEST_FILE = "state.pt", "meta.json", "latest"  # in a checkpoint folder (CONFIG_FILE too)
 FORMAT_VERSION = 1
 
 
@@ -97,7 +98,7 @@ def save_checkpoint(
         raise ValueError(f"step must be >= 0, got {step}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    final = run_dir / f"ckpt-{step:08d}"
+    final = run_dir / ckpt_name(step)
     remove_stale_temporaries(run_dir)  # those of a killed earlier run (the pid in the name tells)
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=".tmp", dir=run_dir))
     try:
@@ -151,7 +152,7 @@ def _replace_dir(new: Path, final: Path) -> None:
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first (temporary directories are ignored)."""
     run_dir = Path(run_dir)
-    found = [p for p in run_dir.glob("ckpt-*") if p.is_dir() and (p / STATE_FILE).is_file()]
+    found = [p for p in run_dir.glob(f"{CKPT_PREFIX}*") if p.is_dir() and (p / STATE_FILE).is_file()]
     return sorted(found, key=lambda p: p.name)
 
 
@@ -174,7 +175,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return found[-1]
 
 
-_CKPT_NAME = re.compile(r"ckpt-\d+")
+_CKPT_NAME = re.compile(re.escape(CKPT_PREFIX) + r"\d+")
 POLICY_EXPECTED = "a policy checkpoint written by ast_robot (policy metadata and weights that fit it)"
 STATE_EXPECTED = "a torch file of tensors and plain data written by ast_robot (weights, step, format_version)"
 

@@ -66,8 +66,6 @@ class Gate:
         """
         if scores.dim() != 1:
             raise ValueError(f"scores must be 1-D (batch,), got shape {tuple(scores.shape)}")
-        if not self.cfg.enabled:
-            return torch.ones_like(scores, dtype=torch.bool), torch.ones_like(scores, dtype=torch.float32)
         scores = scores.detach().float().cpu()
         if force is None or not bool(force.any()):
             keep, prob = self._decide(scores, was_kept)
@@ -100,7 +98,7 @@ class Gate:
     def check_batch_size(self, n: int) -> None:
         """Reject a ``min_keep`` the target rate cannot accommodate in batches of ``n`` (it would override
         the gate on most batches, bias the 1/p weights and pin the threshold)."""
-        if self.cfg.enabled and self.cfg.min_keep > self.cfg.target_rate * n:
+        if self.cfg.min_keep > self.cfg.target_rate * n:
             raise ValueError(f"gate.min_keep {self.cfg.min_keep} exceeds gate.target_rate * batch size "
                              f"({self.cfg.target_rate:g} * {n} = {self.cfg.target_rate * n:g}); lower min_keep "
                              "or raise the batch size or target_rate")  # fmt: skip

@@ -2,7 +2,8 @@
 
 Per optimizer step, on one batch of ``n`` samples:
 
-* ungated (no gate, or ``gate.enabled`` false): forward + backward all ``n``;
+* ungated (no gate: the run is gated only with ``gate.enabled``, see ``config.gate.is_gated``): forward +
+  backward all ``n``;
 * ``forward_all``: a no-grad forward of all ``n`` gives fresh scores, then forward + backward the ``k``
   kept samples (``n + k`` forwards, ``k`` backwards: the backward is what is saved);
 * ``stale_scores``: the gate decides on each sample's score from the last time it was seen, so only the
@@ -95,7 +96,7 @@ class Trainer:
                  show_progress: bool = True) -> None:  # fmt: skip
         self.device = resolve_device(cfg.device)
         check_amp(cfg.amp, self.device)
-        self.gated = gate is not None and gate.cfg.enabled
+        self.gated = gate is not None  # whether a run gets a gate is decided by config.gate.is_gated
         if self.gated and significance is None:
             raise ValueError("a gate needs a significance model (significance=SignificanceModel(...))")
         if self.gated:
@@ -118,8 +119,8 @@ class Trainer:
     @staticmethod
     def _check_gating(cfg: TrainConfig, significance: SignificanceModel, gate: Gate, loss_fn: LossFn,
                       world: int) -> None:  # fmt: skip
-        if cfg.gate_mode == "stale_scores" and significance.stale is None:
-            raise ValueError("train.gate_mode 'stale_scores' needs significance.stale_scores: true")
+        if gate.cfg.scoring == "stale_scores" and significance.stale is None:
+            raise ValueError("gate.scoring 'stale_scores' needs significance.stale_scores: true")
         gate.check_batch_size(cfg.batch_size)
         if world > 1 and gate.cfg.min_keep < 1:
             # A rank that keeps nothing runs no backward while the others wait in DDP's all-reduce.
@@ -172,7 +173,7 @@ class Trainer:
         Counts the scoring forward of ``forward_all``."""
         if not self.gated:
             return torch.ones(batch.size, dtype=torch.bool), torch.ones(batch.size), None
-        if self.cfg.gate_mode == "stale_scores":
+        if self.gate.cfg.scoring == "stale_scores":
             scores, was_kept = self.significance.stale.lookup(batch.indices)
             unseen = ~self.significance.stale.is_seen(batch.indices)  # no score yet: keep, outside rate control
             return (*self.gate(scores, was_kept, force=unseen), None)

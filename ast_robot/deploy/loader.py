@@ -2,10 +2,12 @@
 
 Accepts what the trainers write: a BC run's ``policy/`` folder (or one ``ckpt-<step>/`` in it, or the run
 folder), a SAC run folder (its best checkpoint when kept, as ``ast-robot eval`` picks; see
-``trainers.robot.sac_checkpoint``) or one SAC checkpoint folder; and ``scripted:reach``. Before any weight
+``run_layout.sac_checkpoint``) or one SAC checkpoint folder; and ``scripted:reach``. Before any weight
 is loaded the contract (:mod:`ast_robot.robot.contract`) is read and checked against the robot and its deploy
 config; what cannot be served raises :class:`~ast_robot.robot.contract.ContractError` with one line naming the
-mismatch. Checkpoints written before the contract existed are refused: their stored experiment config does
+mismatch. The run-directory names come from :mod:`ast_robot.run_layout` and a SAC model is loaded by
+:mod:`ast_robot.integrations.sb3.actor` (the ``sb3`` extra, imported only for SAC checkpoints): deploy imports
+no trainer. Checkpoints written before the contract existed are refused: their stored experiment config does
 not say which observation layout the policy was trained on, and guessing wrong would feed it other numbers.
 """
 
@@ -18,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from ast_robot.robot.contract import (
-    CONTRACT_FILE,
     OBSERVATION_LAYOUT_VERSION,
     STATE_KEY,
     ContractError,
     DeploymentContract,
 )
+from ast_robot.run_layout import CONTRACT_FILE, POLICY_DIR, is_sac_run, sac_checkpoint
 
 SCRIPTED = "scripted:reach"
 # A gripper wiring check: holds the TCP still and closes the gripper, with the contract of the robot's
@@ -146,10 +148,7 @@ def _check_observation(contract: DeploymentContract, source: str) -> None:
 
 def _locate(path: Path) -> tuple[str, Path]:
     """("sac" | "bc", the folder holding the model) of a checkpoint path."""
-    from ast_robot.trainers.best_checkpoint import best_folder
-    from ast_robot.trainers.robot import POLICY_DIR, SAC_FILE, sac_checkpoint
-
-    if (path / SAC_FILE).is_file() or best_folder(path) is not None:
+    if is_sac_run(path):
         folder, _ = sac_checkpoint(path, "auto")
         return "sac", folder
     if (path / POLICY_DIR).is_dir():
@@ -175,11 +174,11 @@ def _sac_actor(folder: Path) -> Any:
     import torch
 
     from ast_robot.config import load_config
-    from ast_robot.trainers.robot import load_actor
+    from ast_robot.integrations.sb3.actor import load_sac_actor
+    from ast_robot.run_layout import CONFIG_FILE, run_folder_of
 
     torch.set_num_threads(1)  # one core for inference: predictable latency beside the control loop
-    run_dir = folder if (folder / "config.yaml").is_file() else folder.parent
-    return load_actor(load_config(run_dir / "config.yaml"), folder, "final")
+    return load_sac_actor(load_config(run_folder_of(folder) / CONFIG_FILE), folder)
 
 
 class CloseGripper:

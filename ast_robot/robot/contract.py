@@ -29,12 +29,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ast_robot.run_layout import CONTRACT_FILE  # noqa: F401 - re-exported: beside an SB3 model
+
 CONTRACT_VERSION = 1
 # The observation layout: ``deploy.kernels.proprio``'s table followed by the task's own entries (none for
 # reach). Bump it with any change of either; a deployment refuses versions it does not build.
 OBSERVATION_LAYOUT_VERSION = 1
 INSTRUCTION_ENCODING = "utf-8, zero-padded"
-CONTRACT_FILE = "contract.json"  # beside an SB3 model; a BC checkpoint carries it in its state under "contract"
 STATE_KEY = "contract"
 
 # What a task needs from the robot besides the policy: the robot's deploy YAML must provide each one. The key

@@ -15,8 +15,8 @@ from ast_robot.registry import Registry
 TRAINER_MODULES: list[str] = [
     "ast_robot.trainers.vision",
     "ast_robot.trainers.language",
-    "ast_robot.trainers.robot",
-    "ast_robot.trainers.robot_sac",
+    "ast_robot.trainers.bc",
+    "ast_robot.trainers.sac",
 ]
 
 TrainFn = Callable[[Any, "str | None"], dict[str, float]]

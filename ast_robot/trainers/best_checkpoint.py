@@ -1,4 +1,6 @@
 """The best SAC checkpoint of a run, by periodic evaluation (SB3 EvalCallback's ``best_model``, atomic).
+The names (``best``, ``best-<steps>/``, ``best.json``) and the reader, ``best_folder``, are in
+:mod:`ast_robot.run_layout`; this module writes.
 
 Success under randomization can fall late in training; the final ``sac.zip`` then is not the policy to
 ship. Each evaluation that beats the best success so far writes the model, *its* observation statistics
@@ -19,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ast_robot.fileio import atomic_write_json, fsync_dir
-
-BEST_LINK = "best"
-BEST_NOTE = "best.json"  # env_steps, gradient_steps, success_rate, episodes of the evaluation that chose it
+from ast_robot.run_layout import BEST_LINK, BEST_NOTE, BEST_PREFIX, best_candidate, best_folder
 
 
 def save_best(run_dir: Path, note: dict[str, Any], write: Callable[[Path], Any]) -> Path:
@@ -29,7 +29,7 @@ def save_best(run_dir: Path, note: dict[str, Any], write: Callable[[Path], Any])
 
     ``note`` needs ``env_steps`` (it names the folder)."""
     run_dir = Path(run_dir)
-    folder = run_dir / f"best-{int(note['env_steps'])}"
+    folder = best_candidate(run_dir, note["env_steps"])
     if folder.exists():  # a rerun into the same run_dir
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -48,15 +48,9 @@ def save_best(run_dir: Path, note: dict[str, Any], write: Callable[[Path], Any])
     return folder
 
 
-def best_folder(run_dir: Path) -> Path | None:
-    """The run's best checkpoint folder (None: none kept)."""
-    link = Path(run_dir) / BEST_LINK
-    return link if link.is_dir() else None
-
-
 def clear_best(run_dir: Path) -> None:
     """Forget an earlier run's best checkpoint (a new run into the same folder must not ship the old one)."""
     run_dir = Path(run_dir)
     (run_dir / BEST_LINK).unlink(missing_ok=True)
-    for folder in run_dir.glob("best-*"):
+    for folder in run_dir.glob(f"{BEST_PREFIX}*"):
         shutil.rmtree(folder, ignore_errors=True)

@@ -91,7 +91,7 @@ class World:
 
 
 def _experiment(root: Path, trainer: str) -> str:
-    train = ("{type: bc, steps: 2, n_demos: 1, eval_episodes: 1, batch_size: 8, gated: false}" if trainer == "bc"
+    train = ("{type: bc, steps: 2, n_demos: 1, eval_episodes: 1, batch_size: 8}" if trainer == "bc"
              else "{type: sac, steps: 100, learning_starts: 50, batch_size: 8}")  # fmt: skip
     return (f"parent: {BASE}\nname: {trainer}\nrun_root: {root / 'runs'}\ntrain: {train}\n"
             "policy: {type: mlp, hidden_sizes: [8, 8]}\n")  # fmt: skip
@@ -102,7 +102,7 @@ def build_world(root: Path) -> Path:
     from ast_robot.config import load_config, save_config
     from ast_robot.records import read_records
     from ast_robot.records.bag import write_outcome_bag
-    from ast_robot.trainers.robot_sac import build_sac, make_vec_env, save_obs_norm
+    from ast_robot.trainers.sac import build_sac, make_vec_env, save_obs_norm
 
     (root / "bc.yaml").write_text(_experiment(root, "bc"))
     assert main(["train", str(root / "bc.yaml"), "--no-progress"]) == 0

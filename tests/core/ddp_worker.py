@@ -24,10 +24,9 @@ def main(out_dir: str, steps: int, mode: str) -> None:
     torch.set_num_threads(1)
     info = distributed.init_distributed("cpu")
     cfg = from_dict(ExperimentConfig, {
-        "seed": 3, "train": {"type": "vision", "batch_size": 16, "lr": 1e-2, "gated": True, "gate_mode": mode,
-                             "device": "cpu"},
+        "seed": 3, "train": {"type": "vision", "batch_size": 16, "lr": 1e-2, "device": "cpu"},
         "significance": {"weights": {"loss": 1.0, "uncertainty": 0.5}, "stale_scores": mode == "stale_scores"},
-        "gate": {"target_rate": 0.3}})  # fmt: skip
+        "gate": {"enabled": True, "scoring": mode, "target_rate": 0.3}})  # fmt: skip
     g = torch.Generator().manual_seed(0)
     x = torch.randn(128, 6, generator=g)  # small: stale mode gates only samples already seen once
     y = (x[:, 0] * x[:, 1] > 0).long()

@@ -69,7 +69,7 @@ def test_gated_bc_trains_a_ddp_wrapped_policy(one_rank_gloo_group, policy_type):
     from ast_robot.core.significance import SignificanceModel
     from ast_robot.core.trainer import Trainer
     from ast_robot.policies.policy import build_policy
-    from ast_robot.trainers.robot import DemoData, bc_loss
+    from ast_robot.trainers.bc import DemoData, bc_loss
     from tests.policies.conftest import make_batch, make_space
 
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ def test_gated_bc_trains_a_ddp_wrapped_policy(one_rank_gloo_group, policy_type):
     policy = build_policy(PolicyConfig(type=policy_type, hidden_sizes=[32]), space, 7)
     ddp = nn.parallel.DistributedDataParallel(policy)
     before = [p.detach().clone() for p in policy.parameters()]
-    cfg = TrainConfig(steps=3, batch_size=16, gated=True, device="cpu")
+    cfg = TrainConfig(steps=3, batch_size=16, device="cpu")
     trainer = Trainer(ddp, bc_loss, torch.optim.SGD(ddp.parameters(), lr=0.1), data, cfg,
                       significance=SignificanceModel(SignificanceConfig(weights={"loss": 1.0, "novelty": 0.5})),
                       gate=Gate(GateConfig(target_rate=0.5)), show_progress=False)  # fmt: skip

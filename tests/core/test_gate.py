@@ -143,9 +143,11 @@ def test_min_keep_above_the_target_share_of_a_batch_is_rejected():
         gate.check_batch_size(64)
 
 
-def test_disabled_gate_keeps_everything():
-    keep, weights = Gate(GateConfig(enabled=False))(torch.rand(17))
-    assert keep.all() and torch.equal(weights, torch.ones(17))
+def test_a_gate_gates_whatever_gate_enabled_says():
+    """``gate.enabled`` is the run's switch (config.gate.is_gated decides whether a trainer builds a gate);
+    a Gate object always gates, so GatedSAC's step gate and hand-built gates need no switch of their own."""
+    keep, _ = Gate(GateConfig(enabled=False, mode="top_fraction", target_rate=0.25))(torch.rand(16))
+    assert int(keep.sum()) == 4
 
 
 @pytest.mark.parametrize(

@@ -30,11 +30,10 @@ def ce_loss(model, batch):
 def make(mode: str = "off", steps: int = 20, seed: int = 0, loss_fn=ce_loss, model=None, callbacks=(), **train):
     torch.manual_seed(seed)
     model = model or nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2))
-    cfg = from_dict(TrainConfig, {"type": "vision", "steps": steps, "batch_size": 32, "lr": 1e-2,
-                                  "gate_mode": "forward_all" if mode == "off" else mode, **train})  # fmt: skip
+    cfg = from_dict(TrainConfig, {"type": "vision", "steps": steps, "batch_size": 32, "lr": 1e-2, **train})
     weights = {"loss": 1.0, "uncertainty": 0.5, "novelty": 0.5, "learning_value": 0.5}
     sig = SignificanceModel(SignificanceConfig(weights=weights, stale_scores=mode == "stale_scores"))
-    gate = None if mode == "off" else Gate(GateConfig(target_rate=0.3), seed=seed)
+    gate = None if mode == "off" else Gate(GateConfig(target_rate=0.3, scoring=mode), seed=seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.9)
     return Trainer(model, loss_fn, opt, TensorData(X, Y), cfg, significance=sig, gate=gate, scheduler=sched,
@@ -67,7 +66,7 @@ def test_forward_all_fits_score_statistics_on_the_whole_batch_not_the_kept():
     scores fall below 0.5. The scoring forward saw the whole batch; the statistics must come from it."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
-    cfg = from_dict(TrainConfig, {"type": "vision", "steps": 40, "batch_size": 32, "gate_mode": "forward_all"})
+    cfg = from_dict(TrainConfig, {"type": "vision", "steps": 40, "batch_size": 32})
     sig = SignificanceModel(SignificanceConfig(weights={"loss": 1.0, "learning_value": 0.5}))
     value_net = [p.detach().clone() for p in sig.components["learning_value"].net.parameters()]
     frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # a fixed model: one fixed loss population
@@ -239,10 +238,10 @@ def test_gate_anneal_and_kept_batch_sizing():
     from ast_robot.config import ExperimentConfig
     from ast_robot.core.assemble import build_trainer, draw_batch_size
 
-    cfg = from_dict(ExperimentConfig, {"train": {"type": "vision", "batch_size": 16, "gated": True,
-                                                 "gate_mode": "stale_scores", "gate_batch": "kept",
-                                                 "gate_anneal": 0.5, "device": "cpu"},
-                                       "significance": {"stale_scores": True}, "gate": {"target_rate": 0.25}})  # fmt: skip
+    cfg = from_dict(ExperimentConfig, {"train": {"type": "vision", "batch_size": 16, "device": "cpu"},
+                                       "significance": {"stale_scores": True},
+                                       "gate": {"enabled": True, "scoring": "stale_scores", "batch": "kept",
+                                                "anneal": 0.5, "target_rate": 0.25}})  # fmt: skip
     assert draw_batch_size(cfg) == 64  # 16 kept of 64 drawn at a 25% rate
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))

@@ -18,8 +18,9 @@ from ast_robot.config import DeployConfig, load_config
 from ast_robot.deploy.loader import check_contract, read_contract
 from ast_robot.deploy.runner import PolicyRunner
 from ast_robot.robot.contract import CONTRACT_FILE, STATE_KEY, ContractError, DeploymentContract
+from ast_robot.run_layout import POLICY_DIR
 from ast_robot.trainers import TRAINERS
-from ast_robot.trainers.robot import POLICY_DIR, load_actor
+from ast_robot.trainers.common import load_actor
 from tests.deploy.test_runner import trusted
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
@@ -40,7 +41,7 @@ def train(tmp_path_factory):
         if key not in done:
             name = f"{kind}_{robot}_{len(done)}"
             cfg = load_config(BASE, [f"run_root={root}", f"name={name}", f"train.type={kind}", "policy.type=mlp",
-                                     "policy.hidden_sizes=[16, 16]", "train.gated=false", f"env.id={ENV_IDS[robot]}",
+                                     "policy.hidden_sizes=[16, 16]", "gate.enabled=false", f"env.id={ENV_IDS[robot]}",
                                      *TINY[kind], *overrides])  # fmt: skip
             TRAINERS.get(kind)(cfg, None, show_progress=False)
             done[key] = (cfg, root / name)

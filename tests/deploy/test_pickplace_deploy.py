@@ -194,7 +194,7 @@ def test_a_trained_pixel_checkpoint_deploys_and_acts_on_the_runners_observation(
 
     path = Path(__file__).resolve().parents[2] / "configs/experiments/pickplace_ur5e_pixels_bc.yaml"
     cfg = load_config(path, [f"run_root={tmp_path}", "name=px", "train.steps=3", "train.n_demos=1",
-                             "train.eval_episodes=1", "train.batch_size=8", "train.gated=false",
+                             "train.eval_episodes=1", "train.batch_size=8", "gate.enabled=false",
                              "randomization.visual.enabled=false"])  # fmt: skip
     TRAINERS.get("bc")(cfg, None, show_progress=False)
     checkpoint = tmp_path / "px" / "policy"

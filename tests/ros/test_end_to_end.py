@@ -143,7 +143,7 @@ def train_tiny_checkpoint(out_dir) -> str:
     from ast_robot.config import ExperimentConfig
     from ast_robot.envs.reach import ReachEnv
     from ast_robot.robot.contract import DeploymentContract
-    from ast_robot.trainers.robot import save_policy
+    from ast_robot.trainers.bc import save_policy
 
     # the deployment contract of what the teacher served (the default UR5e reach env): deploy refuses without one
     return str(save_policy(policy, out_dir, 100, ExperimentConfig(), DeploymentContract.from_env(ReachEnv("ur5e"))))

@@ -11,7 +11,8 @@ def test_configure_fails_on_a_checkpoint_for_another_robot(probe, tmp_path):
     from ast_robot.config import ExperimentConfig, apply_overrides, from_dict, to_dict
     from ast_robot.envs import make_env
     from ast_robot.policies.policy import build_policy
-    from ast_robot.trainers.robot import contract_of, save_policy
+    from ast_robot.trainers.bc import save_policy
+    from ast_robot.trainers.common import contract_of
 
     overrides = ["env.id=ast_robot/ReachFR3-v0", "policy.type=mlp", "policy.hidden_sizes=[8]"]
     cfg = from_dict(ExperimentConfig, apply_overrides(to_dict(ExperimentConfig()), overrides))

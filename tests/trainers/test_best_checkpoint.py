@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from ast_robot.trainers.best_checkpoint import BEST_LINK, BEST_NOTE, best_folder, clear_best, save_best
+from ast_robot.run_layout import BEST_LINK, BEST_NOTE, best_folder
+from ast_robot.trainers.best_checkpoint import clear_best, save_best
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
@@ -57,8 +58,9 @@ def test_sac_keeps_its_best_evaluation_with_that_moments_observation_statistics(
     load_actor and `ast-robot eval` use it unless asked for the final model; a rerun forgets it."""
     pytest.importorskip("stable_baselines3")
     from ast_robot.envs import make_env
+    from ast_robot.run_layout import NORM_FILE, sac_checkpoint
     from ast_robot.trainers import TRAINERS
-    from ast_robot.trainers.robot import NORM_FILE, load_actor, sac_checkpoint
+    from ast_robot.trainers.common import load_actor
 
     cfg = reach_cfg(tmp_path, "train.steps=300", "train.learning_starts=100", "train.eval_every=100",
                     "train.eval_episodes=2", "name=sac", "policy.hidden_sizes=[16, 16]", trainer="sac")  # fmt: skip
@@ -88,7 +90,7 @@ def test_sac_keeps_its_best_evaluation_with_that_moments_observation_statistics(
 
 def test_learning_rate_decays_linearly_to_its_end_fraction(tmp_path):
     pytest.importorskip("stable_baselines3")
-    from ast_robot.trainers.robot_sac import build_sac, make_vec_env
+    from ast_robot.trainers.sac import build_sac, make_vec_env
 
     cfg = reach_cfg(tmp_path, "train.steps=200", "train.learning_starts=100", "train.lr=1e-3",
                     "train.lr_end_fraction=0.1", "policy.hidden_sizes=[16, 16]", trainer="sac")  # fmt: skip

@@ -60,8 +60,9 @@ def test_untrained_bits_per_byte_is_near_uniform():
 def test_training_lowers_held_out_bits_per_byte(tmp_path, gated):
     train = {"type": "language", "steps": 60, "batch_size": 16, "lr": 3e-3, "context": 64, "corpus_bytes": 50_000,
              "d_model": 48, "n_layers": 1, "n_heads": 4, "block_size": 16, "eval_windows": 64, "device": "cpu",
-             "gated": gated, "gate_mode": "stale_scores", "held_out_fraction": 0.3}  # fmt: skip
+             "held_out_fraction": 0.3}  # fmt: skip
     cfg = from_dict(ExperimentConfig, {"name": "lm", "run_root": str(tmp_path), "train": train,
+                                       "gate": {"enabled": gated, "scoring": "stale_scores"},
                                        "significance": {"stale_scores": True}})  # fmt: skip
     metrics = TRAINERS.get("language")(cfg, show_progress=False)
     assert metrics["bits_per_byte"] < 6.0  # uniform is 8; byte statistics of source code alone get well below 6

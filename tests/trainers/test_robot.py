@@ -8,8 +8,9 @@ import pytest
 from ast_robot.config import load_config
 from ast_robot.records import read_records
 from ast_robot.robot import kernels
+from ast_robot.run_layout import EVAL_DIR, POLICY_DIR
 from ast_robot.trainers import TRAINERS
-from ast_robot.trainers.robot import EVAL_DIR, POLICY_DIR, load_actor
+from ast_robot.trainers.common import load_actor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 def reach_cfg(tmp_path, *overrides, trainer: str = "bc"):
     return load_config(_base_yaml(), [
         f"run_root={tmp_path}", f"train.type={trainer}", "policy.type=mlp", "policy.hidden_sizes=[64, 64]", "train.lr=1e-3",
-        "train.batch_size=64", "train.gated=false", *overrides])  # fmt: skip
+        "train.batch_size=64", "gate.enabled=false", *overrides])  # fmt: skip
 
 
 def _base_yaml():
@@ -78,7 +79,7 @@ def test_checkpoint_act_is_reproducible(bc_run):
 
 
 def test_gated_bc_trains_fewer_backward_samples(tmp_path):
-    cfg = reach_cfg(tmp_path, "train.steps=40", "train.n_demos=5", "train.eval_episodes=2", "train.gated=true",
+    cfg = reach_cfg(tmp_path, "train.steps=40", "train.n_demos=5", "train.eval_episodes=2", "gate.enabled=true",
                     "gate.target_rate=0.3", "name=gated")  # fmt: skip
     metrics = TRAINERS.get("bc")(cfg, None)
     assert metrics["backward_samples"] < 0.6 * metrics["samples_seen"]
@@ -88,8 +89,8 @@ def test_gated_bc_trains_fewer_backward_samples(tmp_path):
 def test_gated_sac_her_trains_on_reach(tmp_path, stored_scores):
     pytest.importorskip("stable_baselines3")
     cfg = reach_cfg(tmp_path, "train.steps=400", "train.learning_starts=200", "train.eval_every=400",
-                    "train.eval_episodes=2", "train.gated=true", "train.batch_size=64", "name=sac",
-                    "policy.hidden_sizes=[32, 32]", "gate.target_rate=0.5", f"train.stored_scores={stored_scores}",
+                    "train.eval_episodes=2", "gate.enabled=true", "train.batch_size=64", "name=sac",
+                    "policy.hidden_sizes=[32, 32]", "gate.target_rate=0.5", f"gate.sac.stored_scores={stored_scores}",
                     trainer="sac")  # fmt: skip
     metrics = TRAINERS.get("sac")(cfg, None)
     gate = metrics["gate"]
@@ -113,11 +114,11 @@ def test_gated_sac_her_trains_on_reach(tmp_path, stored_scores):
 
 def test_replay_fetch_by_index_keeps_the_order_and_relabels_the_her_share(tmp_path):
     pytest.importorskip("stable_baselines3")
-    from ast_robot.trainers import replay_index
-    from ast_robot.trainers.robot_sac import build_sac, make_vec_env
+    from ast_robot.integrations.sb3 import replay_index
+    from ast_robot.trainers.sac import build_sac, make_vec_env
 
-    cfg = reach_cfg(tmp_path, "train.steps=300", "train.learning_starts=250", "train.gated=true",
-                    "train.stored_scores=true", "policy.hidden_sizes=[16, 16]", trainer="sac")  # fmt: skip
+    cfg = reach_cfg(tmp_path, "train.steps=300", "train.learning_starts=250", "gate.enabled=true",
+                    "gate.sac.stored_scores=true", "policy.hidden_sizes=[16, 16]", trainer="sac")  # fmt: skip
     venv = make_vec_env(cfg)
     model = build_sac(cfg, venv)
     model.learn(260)
@@ -181,7 +182,7 @@ def test_sac_run_dir_holds_its_config_and_observation_statistics(tmp_path):
     pytest.importorskip("stable_baselines3")
     import json
 
-    from ast_robot.trainers.robot import NORM_FILE
+    from ast_robot.run_layout import NORM_FILE
 
     cfg = reach_cfg(tmp_path, "train.steps=120", "train.learning_starts=100", "train.eval_every=120",
                     "train.eval_episodes=1", "name=sac", "policy.hidden_sizes=[16, 16]", trainer="sac")  # fmt: skip

@@ -18,9 +18,10 @@ from ast_robot.trainers.vision import CNN, ViT, load_images, split_data
 torch.set_num_threads(1)
 
 
-def _cfg(tmp_path, **train):
+def _cfg(tmp_path, gated: bool = False, **train):
     base = {"type": "vision", "model": "cnn", "epochs": 2, "batch_size": 32, "lr": 1e-2, "device": "cpu", **train}
     return from_dict(ExperimentConfig, {"name": "v", "run_root": str(tmp_path), "train": base,
+                                        "gate": {"enabled": gated, "scoring": "stale_scores"},
                                         "significance": {"weights": {"loss": 1.0, "uncertainty": 0.5},
                                                          "stale_scores": True}})  # fmt: skip
 
@@ -71,7 +72,7 @@ def test_split_is_deterministic_and_disjoint():
 
 @pytest.mark.parametrize("gated", [False, True])
 def test_train_vision_learns_digits(tmp_path, gated):
-    metrics = TRAINERS.get("vision")(_cfg(tmp_path, epochs=4, gated=gated, gate_mode="stale_scores"),
+    metrics = TRAINERS.get("vision")(_cfg(tmp_path, epochs=4, gated=gated),
                                      show_progress=False)  # fmt: skip
     assert metrics["accuracy"] > 0.6  # 10 classes: chance is 0.1
     if gated:
@@ -94,7 +95,7 @@ def test_cli_train_vision(tmp_path, repo_root):
 
 
 def test_resume_continues_from_checkpoint(tmp_path):
-    first = TRAINERS.get("vision")(_cfg(tmp_path, epochs=1, gated=True, gate_mode="stale_scores"), show_progress=False)
-    resumed = TRAINERS.get("vision")(_cfg(tmp_path, epochs=2, gated=True, gate_mode="stale_scores"),
+    first = TRAINERS.get("vision")(_cfg(tmp_path, epochs=1, gated=True), show_progress=False)
+    resumed = TRAINERS.get("vision")(_cfg(tmp_path, epochs=2, gated=True),
                                      resume=str(tmp_path / "v"), show_progress=False)  # fmt: skip
     assert resumed["samples_seen"] == 2 * first["samples_seen"]  # counters carried over, one more epoch run

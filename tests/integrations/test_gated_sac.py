@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("stable_baselines3")
 
 from ast_robot.config.gate import GateConfig  # noqa: E402
-from ast_robot.trainers.gated_sac import GatedSAC  # noqa: E402
+from ast_robot.integrations.sb3.gated_sac import GatedSAC  # noqa: E402
 
 
 def small_sac(env, **kwargs):
@@ -126,7 +126,7 @@ class CountingCritic:
 
 
 def test_stored_scores_forward_and_fetch_only_the_steps_taken(monkeypatch):
-    from ast_robot.trainers import replay_index
+    from ast_robot.integrations.sb3 import replay_index
 
     env = gym.make("Pendulum-v1")
     model = small_sac(env, stored_scores=True, candidate_factor=2, sample_gate=GateConfig(target_rate=0.5, min_keep=8),
@@ -152,7 +152,7 @@ def test_stored_scores_forward_and_fetch_only_the_steps_taken(monkeypatch):
 
 
 def test_stored_scores_rank_never_trained_transitions_first_and_forget_overwritten_slots():
-    from ast_robot.trainers.replay_index import TransitionSignals
+    from ast_robot.integrations.sb3.replay_index import TransitionSignals
 
     signals = TransitionSignals(buffer_size=4, n_envs=1)
     rows, envs = np.array([0, 1]), np.array([0, 0])

@@ -1,7 +1,9 @@
-"""Reinforcement learning of the robot tasks with SB3 SAC (+ HerReplayBuffer) and gated replay.
+"""Reinforcement learning of the robot tasks with SB3 SAC (+ HerReplayBuffer) and gated replay: the thin adapter
+from an experiment config to SB3 (the gated algorithm, the features extractor and loading for acting live in
+:mod:`ast_robot.integrations.sb3`; the files a run holds in :mod:`ast_robot.run_layout`).
 
-``train.gated: true`` trains :class:`~ast_robot.trainers.gated_sac.GatedSAC` (the sample gate uses the
-experiment's ``gate`` section; the step gate keeps ``train.step_gate_rate`` of the gradient steps);
+``gate.enabled: true`` trains :class:`~ast_robot.integrations.sb3.gated_sac.GatedSAC` (the sample gate uses the
+experiment's ``gate`` section; the step gate keeps ``gate.sac.step_rate`` of the gradient steps);
 otherwise plain SB3 SAC with the same network, buffer and seed, the ungated baseline.
 A :class:`SuccessTracker` evaluates every ``train.eval_every`` env steps and records env steps,
 gradient steps and training wall-clock (evaluation time excluded) at each evaluation.
@@ -9,7 +11,6 @@ gradient steps and training wall-clock (evaluation time excluded) at each evalua
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.config.gate import is_gated
 from ast_robot.trainers import TRAINERS
 
 
@@ -33,27 +35,28 @@ def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
     sb3 = _sb3()
     from stable_baselines3 import HerReplayBuffer
 
+    from ast_robot.integrations.sb3.features import policy_kwargs
+
     tc = cfg.train
     kwargs: dict[str, Any] = dict(
         learning_rate=lr_schedule(tc.lr, tc.lr_end_fraction), batch_size=tc.batch_size, gamma=tc.gamma, learning_starts=tc.learning_starts,
         buffer_size=min(tc.buffer_size, tc.steps), seed=cfg.seed, device="cpu" if tc.device == "auto" else tc.device,
         gradient_steps=tc.gradient_steps, tau=tc.tau, ent_coef=_ent_coef(tc.ent_coef),
-        policy_kwargs=_policy_kwargs(cfg), verbose=0,
+        policy_kwargs=policy_kwargs(cfg), verbose=0,
     )  # fmt: skip
     if tc.her:
         kwargs.update(replay_buffer_class=HerReplayBuffer,
                       replay_buffer_kwargs={"n_sampled_goal": tc.n_sampled_goal,
                                             "goal_selection_strategy": tc.goal_selection})  # fmt: skip
-    if not tc.gated:
+    if not is_gated(cfg):
         return sb3.SAC("MultiInputPolicy", env, **kwargs)
-    from ast_robot.trainers.gated_sac import GatedSAC, default_step_gate
+    from ast_robot.integrations.sb3.gated_sac import GatedSAC, default_step_gate
 
-    step_gate = default_step_gate(tc.step_gate_rate)
-    return GatedSAC("MultiInputPolicy", env, sample_gate=cfg.gate, step_gate=step_gate,
+    gs = cfg.gate.sac
+    return GatedSAC("MultiInputPolicy", env, sample_gate=cfg.gate, step_gate=default_step_gate(gs.step_rate),
                     significance=cfg.significance, physical_weight=physical_weight,
-                    temperature_every_step=tc.temperature_every_step, target_every_step=tc.target_every_step,
-                    candidate_factor=tc.candidate_factor,
-                    stored_scores=tc.stored_scores, **kwargs)  # fmt: skip
+                    temperature_every_step=gs.temperature_every_step, target_every_step=gs.target_every_step,
+                    candidate_factor=gs.candidate_factor, stored_scores=gs.stored_scores, **kwargs)  # fmt: skip
 
 
 def lr_schedule(lr: float, end_fraction: float) -> float | Callable[[float], float]:
@@ -73,64 +76,6 @@ def _ent_coef(text: str) -> str | float:
         return float(text)
     except ValueError:
         raise ValueError(f"train.ent_coef {text!r}: use 'auto', 'auto_<initial value>' or a number") from None
-
-
-def _policy_kwargs(cfg: Any) -> dict[str, Any]:
-    if cfg.train.features == "mlp":
-        return {"net_arch": list(cfg.policy.hidden_sizes)}
-    from ast_robot.integrations.sb3 import sparse_policy_kwargs
-
-    return sparse_policy_kwargs(cfg.policy, net_arch=[256, 256])
-
-
-# ------------------------------------------------------------------------------ loading for acting
-SAC_EXPECTED = "an SB3 SAC model zip of this run's config (its policy.pth: the policy's weights)"
-
-
-def load_sac_policy(cfg: Any, path: str | Path) -> Any:
-    """The acting policy of a saved SAC model: rebuilt from the run's (safely loaded) config, then only the
-    zip's ``policy.pth`` is read, with ``torch.load(weights_only=True)``.
-
-    ``SAC.load`` would unpickle the zip's ``:serialized:`` entries (cloudpickle: code runs) unless every one
-    is replaced through ``custom_objects``; here the zip's ``data`` entry is never parsed at all."""
-    from stable_baselines3.sac.policies import MultiInputPolicy
-
-    from ast_robot.envs import make_env
-    from ast_robot.fileio import check_nonempty, reading
-
-    path = check_nonempty(path, SAC_EXPECTED)
-    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
-    try:
-        policy = MultiInputPolicy(env.observation_space, env.action_space, lambda _: 0.0, **_policy_kwargs(cfg))
-    finally:
-        env.close()
-    with reading(path, SAC_EXPECTED):
-        load_module_state(policy, read_policy_weights(path), "SAC policy")
-    return policy.eval()
-
-
-def read_policy_weights(path: Path) -> dict[str, Any]:
-    """``policy.pth`` of an SB3 zip as a state dict (tensors and plain data only)."""
-    import io
-    import zipfile
-
-    import torch
-
-    with zipfile.ZipFile(path) as archive:
-        if "policy.pth" not in archive.namelist():
-            raise ValueError(f"holds no policy.pth: not an SB3 model, or cut short (entries: "
-                             f"{sorted(archive.namelist())[:8]})")  # fmt: skip
-        raw = archive.read("policy.pth")
-    state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"policy.pth holds a {type(state).__name__}, not a state dict")
-    return state
-
-
-def load_module_state(module: Any, state: dict[str, Any], what: str) -> None:
-    from ast_robot.core.checkpoint import load_module_state as load
-
-    load(module, state, what)
 
 
 # ------------------------------------------------------------------------------ observation scaling
@@ -159,22 +104,6 @@ def save_obs_norm(venv: Any, path: Path) -> Path | None:
         return None
     stats = {k: {"mean": venv.obs_rms[k].mean, "var": venv.obs_rms[k].var} for k in venv.norm_obs_keys}
     return atomic_write_json(path, {"clip_obs": venv.clip_obs, "epsilon": venv.epsilon, "stats": stats})
-
-
-def obs_normalizer(stats: dict[str, Any] | None) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """``obs -> normalized obs`` as VecNormalize computes it (identity for ``None``)."""
-    if stats is None:
-        return lambda obs: obs
-    clip, eps = float(stats["clip_obs"]), float(stats["epsilon"])
-    table = {k: (np.asarray(v["mean"]), np.sqrt(np.asarray(v["var"]) + eps)) for k, v in stats["stats"].items()}
-
-    def normalize(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = dict(obs)
-        for key, (mean, std) in table.items():
-            out[key] = np.clip((obs[key] - mean) / std, -clip, clip).astype(np.float32)
-        return out
-
-    return normalize
 
 
 def live_normalizer(venv: Any) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
@@ -251,9 +180,10 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
     (:mod:`~ast_robot.trainers.best_checkpoint`). The returned success is the final model's.
     """
     from ast_robot.envs import make_env
+    from ast_robot.run_layout import NORM_FILE, SAC_FILE
     from ast_robot.runlog import RunDir
     from ast_robot.trainers.best_checkpoint import clear_best
-    from ast_robot.trainers.robot import NORM_FILE, SAC_FILE, contract_of, evaluate_run, write_contract
+    from ast_robot.trainers.common import contract_of, evaluate_run, write_contract
 
     if resume:
         raise ValueError("train.type 'sac' resumes from sac.zip through SB3; --resume is not supported for it")
@@ -287,8 +217,9 @@ def train_sac(cfg: Any, resume: str | None = None, stop_at_target: bool = False,
 def _best_keeper(run_dir: Path, model: Any, venv: Any, contract: Any) -> Callable[[dict[str, float]], Path]:
     """``on_best(row)``: the model, its current observation statistics and the run's deployment contract
     become the run's best."""
+    from ast_robot.run_layout import NORM_FILE, SAC_FILE
     from ast_robot.trainers.best_checkpoint import save_best
-    from ast_robot.trainers.robot import NORM_FILE, SAC_FILE, write_contract
+    from ast_robot.trainers.common import write_contract
 
     def write(folder: Path) -> None:
         model.save(folder / SAC_FILE)
@@ -297,7 +228,3 @@ def _best_keeper(run_dir: Path, model: Any, venv: Any, contract: Any) -> Callabl
 
     return lambda row: save_best(run_dir, row, write)
 
-
-def with_overrides(cfg: Any, **train_fields: Any) -> Any:
-    """A copy of ``cfg`` with some ``train`` fields replaced (the benchmark's gated/ungated pairs)."""
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_fields))

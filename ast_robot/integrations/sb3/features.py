@@ -2,12 +2,12 @@
 sparse transformer.
 
     from stable_baselines3 import SAC
-    from ast_robot.integrations.sb3 import sparse_policy_kwargs
+    from ast_robot.integrations.sb3.features import sparse_policy_kwargs
     model = SAC("MultiInputPolicy", env, policy_kwargs=sparse_policy_kwargs(PolicyConfig(d_model=64)))
 
 SB3 hands the extractor preprocessed tensors: images scaled to [0, 1] and transposed to channel-first
 (its `VecTransposeImage`), other uint8 boxes (the instruction bytes) as floats; the tokenizers accept both
-forms. stable_baselines3 is optional and imported only by this module: ``pip install "ast-robot[sb3]"``.
+forms. stable_baselines3 is optional and imported only by this package: ``pip install "ast-robot[sb3]"``.
 """
 
 from __future__ import annotations
@@ -66,3 +66,11 @@ def sparse_policy_kwargs(policy: PolicyConfig | dict[str, Any] | None = None, **
 
     return {"features_extractor_class": SparseTransformerExtractor,
             "features_extractor_kwargs": {"policy": to_dict(_policy_config(policy))}, **extra}  # fmt: skip
+
+
+def policy_kwargs(cfg: Any) -> dict[str, Any]:
+    """``policy_kwargs`` of a SAC run's ``MultiInputPolicy`` (``train.features``: an MLP or the sparse transformer);
+    training and loading for acting build the same network from it."""
+    if cfg.train.features == "mlp":
+        return {"net_arch": list(cfg.policy.hidden_sizes)}
+    return sparse_policy_kwargs(cfg.policy, net_arch=[256, 256])

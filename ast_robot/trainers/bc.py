@@ -1,10 +1,9 @@
-"""Robot learning: behaviour cloning through the core Trainer, and SB3 SAC(+HER) with gated replay.
+"""Behaviour cloning of the robot tasks through the core Trainer, from scripted-expert demonstrations.
 
-Both entry points take an :class:`~ast_robot.config.ExperimentConfig` and write into
-``<run_root>/<name>/``: BC saves the policy under ``policy/`` (loadable by ``PolicyBase.load`` and the
-deployment runner), SAC saves ``sac.zip``; each with its deployment contract (:mod:`ast_robot.robot.contract`:
-in the BC checkpoint's state, ``contract.json`` beside ``sac.zip``). Both finish with an evaluation under randomization whose
-episode records go to ``eval/``.
+The entry point takes an :class:`~ast_robot.config.ExperimentConfig` and writes into ``<run_root>/<name>/``
+(:mod:`ast_robot.run_layout`): the policy under ``policy/`` (loadable by ``PolicyBase.load`` and the
+deployment loader) with its deployment contract (:mod:`ast_robot.robot.contract`) in the checkpoint's state,
+then an evaluation under randomization whose episode records go to ``eval/``.
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ import torch
 
 from ast_robot.core.data import Batch
 from ast_robot.core.trainer import LossOutput
+from ast_robot.run_layout import POLICY_DIR
 from ast_robot.trainers import TRAINERS
+from ast_robot.trainers.common import contract_of, evaluate_run
 
-POLICY_DIR, SAC_FILE, EVAL_DIR = "policy", "sac.zip", "eval"
-NORM_FILE = "obs_norm.json"  # SAC: observation statistics of the training VecNormalize (absent: raw inputs)
 PHYSICAL_KEY = "_physical"  # per-sample real-robot feedback weight, carried beside the observations
 
 
@@ -147,114 +146,3 @@ def save_policy(policy: Any, path: Path, step: int, cfg: Any, contract: Any) -> 
     return save_checkpoint(path, step, state, dump_config(cfg))
 
 
-def contract_of(env: Any) -> Any:
-    """The :class:`~ast_robot.robot.contract.DeploymentContract` of the env a policy was trained in."""
-    from ast_robot.robot.contract import DeploymentContract
-
-    return DeploymentContract.from_env(env)
-
-
-def write_contract(folder: Path, contract: Any) -> Path:
-    """``contract.json`` beside an SB3 model (atomic)."""
-    from ast_robot.fileio import atomic_write_json
-    from ast_robot.robot.contract import CONTRACT_FILE
-
-    return atomic_write_json(Path(folder) / CONTRACT_FILE, contract.to_dict())
-
-
-def evaluate_run(cfg: Any, run_dir: Path, act: Any, episodes: int, env: Any = None,
-                 video_episodes: int = 0, seed: int | None = None) -> dict[str, float]:  # fmt: skip
-    """Evaluate ``act`` under the run's randomization; writes records + summary under ``run_dir/eval``."""
-    from ast_robot.envs import make_env
-    from ast_robot.evaluation import evaluate, save_video
-    from ast_robot.fileio import atomic_write_json
-    from ast_robot.records import write_records
-
-    env = env or make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
-    seed = cfg.seed + 2_000_000 if seed is None else seed  # held-out seeds, never the demos' ones
-    result = evaluate(env, act, episodes, seed=seed, meta={"run": str(run_dir)})
-    out = run_dir / EVAL_DIR
-    write_records(out, result.records)
-    atomic_write_json(out / "summary.json", result.summary())
-    if video_episodes:
-        save_video(env, act, [seed + i for i in range(video_episodes)], out / "episodes.gif")
-    return {"success_rate": result.success_rate, "success_ci_low": result.interval[0],
-            "success_ci_high": result.interval[1]}  # fmt: skip
-
-
-CHECKPOINTS = ("auto", "best", "final")  # which SAC model acting loads (auto: best when kept, else final)
-
-
-def sac_checkpoint(run_dir: Path, which: str = "auto") -> tuple[Path, str]:
-    """(folder holding sac.zip + obs_norm.json, a line saying which model it is) of a SAC run."""
-    from ast_robot.fileio import read_json, reading
-    from ast_robot.trainers.best_checkpoint import BEST_NOTE, best_folder
-
-    if which not in CHECKPOINTS:
-        raise ValueError(f"checkpoint {which!r}: choose from {list(CHECKPOINTS)}")
-    run_dir = Path(run_dir)
-    best = best_folder(run_dir)
-    if which == "best" and best is None:
-        raise FileNotFoundError(f"{run_dir} keeps no best checkpoint (train.keep_best was off or no evaluation ran)")
-    if best is not None and which != "final":
-        expected = "the JSON note of the best checkpoint (env_steps, success_rate, episodes)"
-        note = read_json(best / BEST_NOTE, expected)
-        with reading(best / BEST_NOTE, expected):
-            return best, (f"best checkpoint {best.resolve().name}/ (env step {int(note['env_steps'])}: success "
-                          f"{float(note['success_rate']):.0%} on {int(note['episodes'])} periodic-evaluation "
-                          "episodes)")  # fmt: skip
-    return run_dir, f"final checkpoint {SAC_FILE} (env step {_final_steps(run_dir)})"
-
-
-def read_obs_norm(path: Path) -> Any:
-    """The observation normalizer of ``obs_norm.json`` (see ``robot_sac.save_obs_norm``), checked."""
-    from ast_robot.fileio import read_json, reading
-    from ast_robot.trainers.robot_sac import obs_normalizer
-
-    expected = "JSON observation statistics {clip_obs, epsilon, stats: {key: {mean, var}}} with finite numbers"
-    stats = read_json(path, expected)
-    with reading(path, expected):
-        normalize = obs_normalizer(stats)
-        for key, entry in stats["stats"].items():
-            values = np.asarray([entry["mean"], entry["var"]], dtype=np.float64)
-            if not np.all(np.isfinite(values)) or np.any(values[1] < 0):
-                raise ValueError(f"stats[{key!r}] holds non-finite values or a negative variance")
-    return normalize
-
-
-def _final_steps(run_dir: Path) -> str:
-    import json
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(run_dir / SAC_FILE) as z:
-            return str(int(json.loads(z.read("data"))["num_timesteps"]))
-    except Exception:  # noqa: BLE001 - only for display; loading the model says what is wrong with the file
-        return "unknown"
-
-
-def load_actor(cfg: Any, run_dir: Path, which: str = "auto") -> Any:
-    """``act(obs) -> action`` of a run's trained policy (BC: ``policy/``; SAC: ``sac.zip`` of
-    :func:`sac_checkpoint`: the best periodic evaluation's when kept, unless ``which='final'``)."""
-    from ast_robot.trainers.best_checkpoint import best_folder
-
-    run_dir = Path(run_dir)
-    if (run_dir / SAC_FILE).is_file() or best_folder(run_dir) is not None:
-        from ast_robot.trainers.robot_sac import load_sac_policy, obs_normalizer
-
-        folder, _ = sac_checkpoint(run_dir, which)
-        policy = load_sac_policy(cfg, folder / SAC_FILE)  # weights only: the zip's pickles are never read
-        norm_file = folder / NORM_FILE
-        if getattr(cfg.train, "normalize_obs", False) and not norm_file.is_file():
-            raise FileNotFoundError(f"{norm_file} is missing: the run trained on normalized observations "
-                                    "(train.normalize_obs) and acting needs their statistics")  # fmt: skip
-        normalize = read_obs_norm(norm_file) if norm_file.is_file() else obs_normalizer(None)
-        return lambda obs: policy.predict(normalize(obs), deterministic=True)[0]
-    if (run_dir / POLICY_DIR).is_dir():
-        from ast_robot.core.checkpoint import POLICY_EXPECTED
-        from ast_robot.fileio import reading
-        from ast_robot.policies.policy import PolicyBase
-
-        with reading(run_dir / POLICY_DIR, POLICY_EXPECTED):
-            return PolicyBase.load(run_dir / POLICY_DIR).act
-    raise FileNotFoundError(f"{run_dir} holds no trained policy: expected {POLICY_DIR}/ (BC) or {SAC_FILE} (SAC)")

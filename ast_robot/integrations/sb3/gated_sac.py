@@ -15,14 +15,14 @@ from the log-probabilities the scoring forward already computed: no network back
 while the temperature was still falling), so tying it to the network updates taken would make every
 skipped step also slow the temperature down.
 
-Options (off by default; configs/experiments/reach_ur5e.yaml turns them on): ``target_every_step`` moves the
-target critics on every scheduled step too (their time constant stays 1/tau env steps); ``candidate_factor``
-draws and scores that many batches per step, so the sample gate picks the transitions it trains on from a
-larger pool (PER-like, with 1/p weights); ``stored_scores`` scores each drawn transition by the TD error and
-critic disagreement its last update measured (prioritized replay's rule; never-trained transitions read as
-the largest TD error seen), so a skipped step costs no replay fetch and no network forward at all: the
-gates decide from indices, and only the kept transitions are built (HER relabelling, normalization) and
-forwarded. The temperature then steps from the latest update's log-probabilities.
+Options (off by default; ``gate.sac.*`` in a config, and configs/experiments/reach_ur5e.yaml turns them on):
+``target_every_step`` moves the target critics on every scheduled step too (their time constant stays 1/tau env
+steps); ``candidate_factor`` draws and scores that many batches per step, so the sample gate picks the
+transitions it trains on from a larger pool (PER-like, with 1/p weights); ``stored_scores`` scores each drawn
+transition by the TD error and critic disagreement its last update measured (prioritized replay's rule;
+never-trained transitions read as the largest TD error seen), so a skipped step costs no replay fetch and no
+network forward at all: the gates decide from indices, and only the kept transitions are built (HER relabelling,
+normalization) and forwarded. The temperature then steps from the latest update's log-probabilities.
 
 SB3 has no hook for this, so :meth:`GatedSAC.train` replaces ``SAC.train``; ``save``/``load`` work as for
 SAC (the gates and the significance model are saved with the model).
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ast_robot.config.gate import GateConfig, SignificanceConfig
 from ast_robot.core.gate import Gate
 from ast_robot.core.significance import ScoreInputs, SignificanceModel
-from ast_robot.trainers import replay_index
+from ast_robot.integrations.sb3 import replay_index
 
 try:
     from stable_baselines3 import SAC
