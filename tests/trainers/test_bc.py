@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ast_robot.config import load_config
-from ast_robot.gap.outcomes import read_records
+from ast_robot.records import read_records
 from ast_robot.run_layout import EVAL_DIR, POLICY_DIR
 from ast_robot.trainers import TRAINERS
 from ast_robot.trainers.common import load_actor
