@@ -11,7 +11,6 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ast_robot"
-ROS_WS = PACKAGE.parent / "ros2_ws"
 
 # What each package may import from ast_robot (top-level modules such as fileio count as units).
 # run_layout (the run-directory names) lies at the bottom beside fileio: it imports only fileio.
@@ -91,3 +90,36 @@ def test_only_ros_adapters_import_rclpy():
         if any(name.split(".")[0] in {"rclpy", "rosidl_runtime_py"} for name in _imported_modules(path)):
             offenders.append(rel)
     assert not offenders, f"rclpy imported outside the ROS adapters: {offenders}"
+
+
+def _cycle(edges: dict[str, dict[str, list[str]]]) -> list[str]:
+    """One import cycle between units (as a path that returns to its start), or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+    def visit(unit: str, path: list[str]) -> list[str]:
+        state[unit] = 1
+        for nxt in sorted(edges.get(unit, {})):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt] if nxt in path else [unit, nxt]
+            if nxt not in state and (found := visit(nxt, [*path, nxt])):
+                return found
+        state[unit] = 2
+        return []
+
+    for start in sorted(edges):
+        if start not in state and (found := visit(start, [start])):
+            return found
+    return []
+
+
+def test_no_import_cycle_between_packages():
+    edges = package_edges()
+    cycle = _cycle(edges)
+    detail = [f"{a} -> {b} ({edges[a][b][0]})" for a, b in zip(cycle, cycle[1:], strict=False)]
+    assert not cycle, "import cycle between packages:\n" + "\n".join(detail)
+
+
+def test_the_cycle_check_finds_a_cycle():
+    """The null case of the checker: a made-up two-package cycle is found, a chain is not."""
+    assert _cycle({"a": {"b": ["x"]}, "b": {"a": ["y"]}}) == ["a", "b", "a"]
+    assert _cycle({"a": {"b": ["x"]}, "b": {"c": ["y"]}}) == []
