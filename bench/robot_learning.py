@@ -245,8 +245,8 @@ def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     row: dict[str, Any] = {**trained, "policy": _policy_line(policy), "final_episodes": args.final_episodes,
                            "act_p99_ms": act_p99_ms(policy, env)}  # fmt: skip
     for cond, r in summarize(results).items():
-        low, high = wilson_interval(r["successes"], r["episodes"])
-        row[cond] = {"success": r["successes"] / r["episodes"], "ci": [round(low, 3), round(high, 3)],
+        ci = wilson_interval(r["successes"], r["episodes"])
+        row[cond] = {"success": r["successes"] / r["episodes"], "ci": [round(ci.low, 3), round(ci.high, 3)],
                      "followed": r["followed"] / r["episodes"], "picked_any": r["picked_any"] / r["episodes"]}  # fmt: skip
     env.close()
     return row

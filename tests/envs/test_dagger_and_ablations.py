@@ -32,16 +32,17 @@ def _still(obs):
 
 def test_probe_tells_a_policy_that_reads_its_instruction_from_one_that_does_not(env):
     expert = expert_for(env)  # reads the true target, never the instruction or the camera
-    seeds = range(3)
-    results = [probe_episode(env, expert.act, s, c, reset=expert.reset) for c in CONDITIONS for s in seeds]
+    seeds = range(2)
+    conditions = [c for c in CONDITIONS if c != "blank_instruction"]  # (blank_camera shows the same as it would)
+    results = [probe_episode(env, expert.act, s, c, reset=expert.reset) for c in conditions for s in seeds]
     table = summarize(results)
-    assert table["as_given"] == {"episodes": 3, "successes": 3, "followed": 3, "picked_any": 3}
+    assert table["as_given"] == {"episodes": 2, "successes": 2, "followed": 2, "picked_any": 2}
     # the instruction now names the other cube, the expert still carries the env's target: never "followed"
     assert table["swapped"]["followed"] == 0 and table["swapped"]["successes"] == 0
-    assert table["swapped"]["picked_any"] == 3
-    assert table["blank_camera"]["successes"] == 3  # a privileged controller needs no camera
-    idle = summarize([probe_episode(env, _still, s, "as_given") for s in seeds])["as_given"]
-    assert idle == {"episodes": 3, "successes": 0, "followed": 0, "picked_any": 0}  # null case: nothing picked
+    assert table["swapped"]["picked_any"] == 2
+    assert table["blank_camera"]["successes"] == 2  # a privileged controller needs no camera
+    idle = summarize([probe_episode(env, _still, s, "blank_instruction") for s in seeds])["blank_instruction"]
+    assert idle == {"episodes": 2, "successes": 0, "followed": 0, "picked_any": 0}  # null case: nothing picked
 
 
 def test_swapped_instruction_names_the_other_cube_and_keeps_the_pad(env):
