@@ -255,7 +255,8 @@ def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
 def _policy_line(policy: Any) -> str:
     c = policy.cfg
     return (f"{c.type} d{c.d_model} L{c.n_layers} image_tokenizer {c.image_tokenizer}"
-            f"{f' ({c.n_keypoints} keypoints)' if c.image_tokenizer == 'keypoints' else ''} aux_weight {c.aux_weight}")
+            f"{f' ({c.n_keypoints} keypoints)' if c.image_tokenizer == 'keypoints' else ''} instruction_tokenizer "
+            f"{c.instruction_tokenizer} film {c.instruction_film} aux_weight {c.aux_weight}")
 
 
 def run_train_log(run_dir: Path) -> dict[str, Any]:
