@@ -15,6 +15,14 @@ Parts (``--parts``, all by default):
 * ``pickplace_bc``: PickPlace UR5e and FR3, behaviour cloning of the sparse multimodal policy (state +
   64x64 camera + instruction) from ``--demos`` scripted-expert demonstrations (successful ones kept),
   ungated and gated; evaluated on ``--final-episodes`` held-out randomized episodes. Goal >= 0.8 each.
+* ``pixels`` (issue 20): PickPlace from pixels and language (configs/experiments/pickplace_<robot>_pixels_bc.yaml:
+  the deploy layout, 2 cubes, 2 pads, physical + visual randomization), BC from ``--pixel-demos ROBOT=DIR``
+  (``ast-robot demos collect --observation deploy --visual ...``, DAgger folders included), or the trained run
+  ``--pixel-run ROBOT=DIR`` evaluated as it is. Each policy runs the same ``--final-episodes`` held-out seeds
+  under four input conditions (ast_robot/envs/ablations.py): as given, instruction swapped to name the
+  other cube, instruction blanked, camera blanked; task success and instruction-following (the cube picked
+  is the one named) are reported apart. Goals: success >= 0.8, following >= 0.95 (as given and swapped),
+  blank instruction <= 0.6, blank camera <= 0.1, act() p99 <= 8 ms (one thread), training <= 2400 s.
 
 Jobs run in ``--jobs`` worker processes (default 2, one torch thread each), the gated pairs first so
 their arms share the machine alike. Results are rewritten after every finished job, so an interrupted run
@@ -48,10 +56,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from bench.common import goal, write_results  # noqa: E402
 
 EXPERIMENTS = ROOT / "configs/experiments"  # reach_<robot>.yaml, pickplace_<robot>_bc.yaml
-PARTS = ("reach_sac", "gated", "pickplace_bc")
+PARTS = ("reach_sac", "gated", "pickplace_bc", "pixels")
 ROBOTS = {"ur5e": "UR5e", "fr3": "FR3"}  # config name -> env id spelling
 SAC_ARMS = ("ungated", "gated", "random")
 BC_ARMS = ("ungated", "gated")
+PIXEL_ARMS = ("ungated", "gated", "random")
 REACHED = 0.9  # success rate that counts as "reached" for the time-to-success comparison
 # Significance of each SAC arm: TD error + critic disagreement, or uniform noise (same gates, same rates).
 SAC_WEIGHTS = {"gated": "{loss: 1.0, uncertainty: 0.5}", "random": "{random: 1.0}"}
@@ -59,7 +68,7 @@ SAC_WEIGHTS = {"gated": "{loss: 1.0, uncertainty: 0.5}", "random": "{random: 1.0
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # "sac" (reach) or "bc" (pick-place)
+    kind: str  # "sac" (reach), "bc" (pick-place) or "px" (pick-place from pixels and language)
     robot: str  # "ur5e" or "fr3"
     arm: str  # "ungated", "gated" or "random"
 
@@ -77,6 +86,8 @@ def plan(args: argparse.Namespace) -> list[Job]:
         jobs += [Job("sac", robot, "ungated") for robot in ROBOTS]
     if "pickplace_bc" in args.parts:
         jobs += [Job("bc", robot, arm) for robot in args.bc_robots for arm in args.bc_arms]
+    if "pixels" in args.parts:
+        jobs += [Job("px", robot, arm) for robot in args.pixel_robots for arm in args.pixel_arms]
     return list(dict.fromkeys(jobs))  # reach_sac's ungated UR5e run is the gated part's baseline
 
 
@@ -123,8 +134,9 @@ def run_job(job: Job, args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     load_start, start = os.getloadavg()[0], time.perf_counter()
-    row = run_sac(job, args) if job.kind == "sac" else run_bc(job, args)
-    return {"key": job.key, "task": "reach" if job.kind == "sac" else "pickplace", "robot": job.robot,
+    row = {"sac": run_sac, "bc": run_bc, "px": run_pixels}[job.kind](job, args)
+    task = {"sac": "reach", "bc": "pickplace", "px": "pickplace_pixels"}[job.kind]
+    return {"key": job.key, "task": task, "robot": job.robot,
             "arm": job.arm, **row, "job_wall_s": round(time.perf_counter() - start, 1),
             "loadavg_start": round(load_start, 2), "loadavg_end": round(os.getloadavg()[0], 2)}  # fmt: skip
 
@@ -189,6 +201,93 @@ def run_bc(job: Job, args: argparse.Namespace) -> dict[str, Any]:
             "ci_high": round(m["success_ci_high"], 3), "final_episodes": args.final_episodes}  # fmt: skip
 
 
+def pixels_config(job: Job, args: argparse.Namespace) -> Any:
+    """BC from pixels and language: configs/experiments/pickplace_<robot>_pixels_bc.yaml plus this run's budgets.
+
+    The ``random`` arm keeps the gated arm's gate and rate but feeds it uniform random scores."""
+    from ast_robot.config import load_config
+
+    overrides = [
+        f"name=px_{job.robot}_{job.arm}", f"run_root={args.run_root}", f"seed={args.seed}",
+        "train.eval_episodes=1", "train.device=cpu", f"train.gated={str(job.arm != 'ungated').lower()}",
+        "train.log_every=100000", f"gate.target_rate={args.bc_gate_rate}",
+    ]  # fmt: skip  (the trainer's own evaluation: 1 episode; the probes below are the measurement)
+    if args.pixel_steps is not None:
+        overrides.append(f"train.steps={args.pixel_steps}")
+    if job.robot in args.pixel_demos:
+        overrides.append(f"train.demos={args.pixel_demos[job.robot]}")
+    if job.arm == "random":
+        overrides.append("significance.weights={random: 1.0}")
+    return load_config(EXPERIMENTS / f"pickplace_{job.robot}_pixels_bc.yaml", overrides + args.pixel_set)
+
+
+def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
+    """Train (or take ``--pixel-run``'s policy), then the four input conditions on the same held-out seeds."""
+    from ast_robot.envs import make_env
+    from ast_robot.envs.ablations import CONDITIONS, probe_episode, summarize
+    from ast_robot.gap.stats import wilson_interval
+    from ast_robot.policies.policy import PolicyBase
+    from ast_robot.trainers import TRAINERS
+    from ast_robot.trainers.robot import POLICY_DIR
+
+    cfg = pixels_config(job, args)
+    given = args.pixel_run.get(job.robot)
+    if given is None:
+        m = TRAINERS.get("bc")(cfg, None)
+        run_dir, trained = Path(cfg.run_root) / cfg.name, {"train_wall_s": round(m["train_wall_s"], 1),
+            "last_loss": round(m["last_loss"], 4), "demos": int(m["demos"]), "demo_steps": int(m["demo_steps"]),
+            "backward_fraction": round(m["backward_samples"] / m["samples_seen"], 3)}  # fmt: skip
+    else:
+        run_dir, trained = Path(given), {"trained_by": f"ast-robot train, separately ({given})", **run_train_log(Path(given))}
+    policy = PolicyBase.load(run_dir / POLICY_DIR)
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
+    seeds = [cfg.seed + 2_000_000 + i for i in range(args.final_episodes)]  # the trainer's held-out seeds
+    results = [probe_episode(env, policy.act, s, c) for c in CONDITIONS for s in seeds]
+    row: dict[str, Any] = {**trained, "policy": _policy_line(policy), "final_episodes": args.final_episodes,
+                           "act_p99_ms": act_p99_ms(policy, env)}  # fmt: skip
+    for cond, r in summarize(results).items():
+        ci = wilson_interval(r["successes"], r["episodes"])
+        row[cond] = {"success": r["successes"] / r["episodes"], "ci": [round(ci.low, 3), round(ci.high, 3)],
+                     "followed": r["followed"] / r["episodes"], "picked_any": r["picked_any"] / r["episodes"]}  # fmt: skip
+    env.close()
+    return row
+
+
+def _policy_line(policy: Any) -> str:
+    c = policy.cfg
+    return (f"{c.type} d{c.d_model} L{c.n_layers} image_tokenizer {c.image_tokenizer}"
+            f"{f' ({c.n_keypoints} keypoints)' if c.image_tokenizer == 'keypoints' else ''} instruction_tokenizer "
+            f"{c.instruction_tokenizer} film {c.instruction_film} aux_weight {c.aux_weight}")
+
+
+def run_train_log(run_dir: Path) -> dict[str, Any]:
+    """Training wall-clock and last loss a separate `ast-robot train` run logged (its TensorBoard scalars)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    last = lambda tag: events.Scalars(tag)[-1]  # noqa: E731
+    return {"train_wall_s": round(last("train/train_seconds").value, 1), "last_loss": round(last("train/last_loss").value, 4),
+            "bc_steps": last("train/train_seconds").step}  # fmt: skip
+
+
+def act_p99_ms(policy: Any, env: Any, calls: int = 300) -> float:
+    """p99 of one `act()` on one torch thread (the deployment setting), on real observations."""
+    import numpy as np
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    obs, _ = env.reset(seed=0)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        policy.act(obs)
+        times.append(time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    return round(float(np.percentile(times, 99)) * 1000, 2)
+
+
 # --------------------------------------------------------------------------------------------- goals
 def ratio_goal(name: str, target: float, gated: float | None, ungated: float | None) -> dict[str, Any]:
     """gated / ungated at the first 90% evaluation, as a ``<=`` goal."""
@@ -202,6 +301,8 @@ def ratio_goal(name: str, target: float, gated: float | None, ungated: float | N
 
 def goals_from(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Every goal of the issue from the rows measured so far (measured None where a job is missing)."""
+    if rows and all(key.startswith("px/") for key in rows):  # a pixels-only result: only issue 20's goals
+        return pixel_goals(rows)
     success = lambda key: rows.get(key, {}).get("success")  # noqa: E731
     goals = [goal(f"Reach{ROBOTS[r]}: SAC+HER success after training", 0.95, success(f"sac/{r}/ungated"))
              for r in ROBOTS]  # fmt: skip
@@ -216,6 +317,30 @@ def goals_from(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                                 g.get("gradient_steps_to_90"), u.get("gradient_steps_to_90")))  # fmt: skip
     goals += [goal(f"PickPlace{ROBOTS[r]}: BC success ({arm})", 0.8, success(f"bc/{r}/{arm}"))
               for r in ROBOTS for arm in BC_ARMS]  # fmt: skip
+    return goals + pixel_goals(rows)
+
+
+def pixel_goals(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 20's goals for each pixels row measured."""
+    goals = []
+    for key, r in sorted(rows.items()):
+        if not key.startswith("px/"):
+            continue
+        name = f"PickPlace{ROBOTS[r['robot']]} pixels ({r['arm']})"
+        works = goal(f"{name}: task success", 0.8, r["as_given"]["success"])
+        # a blanked input "lowers" the success of a policy that never succeeds too: the ablation goals count
+        # only for a policy that meets its task goal (else met is False, whatever the ablated figure)
+        ablations = [goal(f"{name}: success with the instruction blanked (counts only with task success met)", 0.6,
+                          r["blank_instruction"]["success"], "<="),
+                     goal(f"{name}: success with the camera blanked (counts only with task success met)", 0.1,
+                          r["blank_camera"]["success"], "<=")]  # fmt: skip
+        for g in ablations:
+            g["met"] = bool(g["met"] and works["met"])
+        goals += [works, goal(f"{name}: instruction-following (as given)", 0.95, r["as_given"]["followed"]),
+                  goal(f"{name}: instruction-following (instruction swapped to the other cube)", 0.95,
+                       r["swapped"]["followed"]), *ablations,
+                  goal(f"{name}: act() p99 ms (one thread)", 8.0, r["act_p99_ms"], "<="),
+                  goal(f"{name}: training wall-clock s", 2400.0, r.get("train_wall_s"), "<=")]  # fmt: skip
     return goals
 
 
@@ -245,7 +370,9 @@ def budget_note(args: argparse.Namespace) -> str:
         f"on {args.eval_episodes} fixed randomized episodes; gated SAC: step gate {args.step_rate}, sample gate "
         f"{args.sample_rate}; BC {args.bc_steps} steps from {args.demos} demos, gate {args.bc_gate_rate}"
         f"{' (gated overrides ' + ' '.join(args.bc_gated_set) + ')' if args.bc_gated_set else ''}; final "
-        f"evaluation {args.final_episodes} held-out episodes; {args.jobs} worker processes x {args.threads} torch "
+        f"evaluation {args.final_episodes} held-out episodes; pixels: steps {args.pixel_steps or 'of the config'}, "
+        f"demos {args.pixel_demos or 'of the config'}, runs {args.pixel_run or 'trained here'}, overrides "
+        f"{args.pixel_set or 'none'}; {args.jobs} worker processes x {args.threads} torch "
         f"thread(s); seed {args.seed}.{' SMOKE run: tiny budgets, not a measurement.' if args.smoke else ''}"
     )
 
@@ -335,6 +462,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bc-arms", default=",".join(BC_ARMS), help=f"arms of the pickplace_bc part, from {BC_ARMS}")
     p.add_argument("--bc-gated-set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override of the gated BC runs only (repeatable), e.g. gate.importance_weights=false")
+    p.add_argument("--pixel-robots", default="ur5e", help="robots of the pixels part (comma list)")
+    p.add_argument("--pixel-arms", default="ungated", help=f"arms of the pixels part, from {PIXEL_ARMS}")
+    p.add_argument("--pixel-demos", action="append", default=[], metavar="ROBOT=DIR",
+                   help="pixels part: demo folder of a robot (default: the config's; repeatable)")
+    p.add_argument("--pixel-run", action="append", default=[], metavar="ROBOT=DIR",
+                   help="pixels part: evaluate this trained BC run of a robot instead of training one")
+    p.add_argument("--pixel-steps", type=int, default=None, help="pixels part: BC steps (default: the config's)")
+    p.add_argument("--pixel-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="pixels part: a config override of every pixels run (repeatable)")
     p.add_argument(
         "--final-episodes", type=int, default=100, help="held-out episodes of each final evaluation"
     )
@@ -354,13 +490,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.env_steps, args.learning_starts, args.eval_every, args.eval_episodes = 400, 200, 200, 2
-        args.bc_steps, args.demos, args.final_episodes = 10, 3, 2
+        args.bc_steps, args.demos, args.final_episodes, args.pixel_steps = 10, 3, 2, 10
     args.parts = _choices("--parts", args.parts, PARTS, default=() if args.merge else PARTS)
     args.gated_robots = _choices("--gated-robots", args.gated_robots, tuple(ROBOTS))
     args.gated_arms = _choices("--gated-arms", args.gated_arms, SAC_ARMS)
     args.bc_robots = _choices("--bc-robots", args.bc_robots, tuple(ROBOTS))
     args.bc_arms = _choices("--bc-arms", args.bc_arms, BC_ARMS)
+    args.pixel_robots = _choices("--pixel-robots", args.pixel_robots, tuple(ROBOTS))
+    args.pixel_arms = _choices("--pixel-arms", args.pixel_arms, PIXEL_ARMS)
+    args.pixel_demos, args.pixel_run = _robot_paths("--pixel-demos", args.pixel_demos), _robot_paths("--pixel-run", args.pixel_run)
     return args
+
+
+def _robot_paths(flag: str, items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        robot, sep, path = item.partition("=")
+        if not sep or robot not in ROBOTS or not path:
+            raise SystemExit(f"{flag} {item!r}: expected ROBOT=DIR with ROBOT one of {list(ROBOTS)}")
+        out[robot] = path
+    return out
 
 
 def _choices(

@@ -34,6 +34,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     collect.add_argument("--noise", type=float, default=0.0,
                          help="DART-style noise std (action units) on the executed TCP motion; the clean "
                               "expert action is recorded.")  # fmt: skip
+    collect.add_argument("--policy", default=None, metavar="RUN",
+                         help="DAgger: a trained BC run (or its policy/ checkpoint) drives, the scripted expert "
+                              "labels every visited state; failed episodes are kept (their labels are good).")  # fmt: skip
+    collect.add_argument("--beta", type=float, default=0.0,
+                         help="With --policy: probability per step of executing the expert's action instead.")
+    collect.add_argument("--append", action="store_true",
+                         help="Add the episodes to an existing demo folder of the same env (DAgger aggregates).")
     parser.set_defaults(func=run)
 
 
@@ -60,30 +67,72 @@ def run(args: argparse.Namespace) -> int:
         else RandomizationConfig(preset=args.randomization, visual=visual)
     )
     env = make_env(env_cfg, rand, seed=args.seed)
+    earlier = _earlier(args)
+    act = _student(args.policy) if args.policy else None
     with progress(f"demos {args.env}", args.episodes) as advance:
-        files, successes, tried = _collect(env, expert_for(env), args, advance)
+        files, successes, tried = _collect(env, expert_for(env), args, advance, act, first=len(earlier["files"]))
     env.close()
+    this = {"seed": args.seed, "noise": args.noise, "policy": args.policy, "beta": args.beta if args.policy else None,
+            "episodes": len(files), "attempts": tried, "successes": successes, "success_rate": successes / tried}  # fmt: skip
+    runs = [*earlier.get("collections", []), this]
     write_meta(args.out, {"env_id": args.env, "env_config": to_dict(env_cfg), "randomization": to_dict(env.unwrapped.rand_cfg),
-                          "seed": args.seed, "noise": args.noise, "episodes": len(files), "attempts": tried, "successes": successes,
-                          "success_rate": successes / tried, "files": files})  # fmt: skip
-    Console().print(f"wrote {len(files)} episodes to {args.out} (expert success {successes}/{tried})")
+                          **this, "episodes": len(earlier["files"]) + len(files), "collections": runs,
+                          "files": earlier["files"] + files})  # fmt: skip
+    who = "student (DAgger, expert-labelled)" if args.policy else "expert"
+    Console().print(f"wrote {len(files)} episodes to {args.out} ({who} success {successes}/{tried})")
     return 0
 
 
-def _collect(env, expert, args: argparse.Namespace, advance) -> tuple[list[str], int, int]:
-    """Run episodes from seed ``args.seed`` on; returns (file names, successes, attempts)."""
+def _earlier(args: argparse.Namespace) -> dict:
+    """The existing folder's meta with --append (same env id required), else an empty one."""
+    from pathlib import Path
+
+    from ast_robot.envs.demos import read_meta
+    from ast_robot.fileio import BadFile
+
+    if not args.append or not (Path(args.out) / "meta.json").is_file():
+        return {"files": []}
+    meta = read_meta(args.out)
+    if meta["env_id"] != args.env:
+        raise BadFile(Path(args.out) / "meta.json", f"holds demonstrations of {meta['env_id']}, not {args.env}",
+                      "--append to a folder of the same env")  # fmt: skip
+    if "collections" not in meta:  # a folder of one plain collection: keep its figures as the first entry
+        meta["collections"] = [{k: meta.get(k) for k in ("seed", "noise", "episodes", "attempts", "successes", "success_rate")}]
+    return meta
+
+
+def _student(path: str):
+    """``act`` of a BC run folder (its ``policy/``) or of a policy checkpoint folder."""
+    from pathlib import Path
+
+    from ast_robot.core.checkpoint import POLICY_EXPECTED
+    from ast_robot.fileio import reading
+    from ast_robot.policies.policy import PolicyBase
+    from ast_robot.trainers.robot import POLICY_DIR
+
+    folder = Path(path) / POLICY_DIR if (Path(path) / POLICY_DIR).is_dir() else Path(path)
+    with reading(folder, POLICY_EXPECTED):
+        return PolicyBase.load(folder).act
+
+
+def _collect(env, expert, args: argparse.Namespace, advance, act=None, first: int = 0) -> tuple[list[str], int, int]:
+    """Run episodes from seed ``args.seed`` on (``act``: DAgger's student drives); returns (file names, successes,
+    attempts). Files are numbered from ``first`` (after an --append folder's)."""
+    from ast_robot.envs.dagger import dagger_episode
     from ast_robot.envs.demos import run_episode, write_episode
 
     files, successes, tried = [], 0, 0
     while len(files) < args.episodes:
         if tried >= 10 * args.episodes:  # --only-success with a failing expert must not loop forever
             raise ValueError(f"--only-success: only {len(files)} successes in {tried} episodes; giving up")
-        episode = run_episode(env, expert, args.seed + tried, noise=args.noise)
+        seed = args.seed + tried
+        episode = (run_episode(env, expert, seed, noise=args.noise) if act is None
+                   else dagger_episode(env, expert, act, seed, beta=args.beta, noise=args.noise))  # fmt: skip
         tried += 1
         successes += bool(episode["success"])
         if args.only_success and not episode["success"]:
             continue
-        name = f"episode_{len(files):05d}.npz"
+        name = f"episode_{first + len(files):05d}.npz"
         write_episode(f"{args.out}/{name}", episode)
         files.append(name)
         advance(success_rate=successes / tried)

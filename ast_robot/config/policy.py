@@ -19,6 +19,28 @@ class PolicyConfig:
     mlp_ratio: float = doc(2.0, "Hidden width of each block's MLP as a multiple of d_model.", gt=0)
     dropout: float = doc(0.0, "Dropout probability.", ge=0, lt=1)
     patch_size: int = doc(8, "Image patch side (pixels).", gt=0)
+    image_tokenizer: Literal["patches", "keypoints"] = doc(
+        "patches",
+        "Camera tokens: `patches` (one per patch_size x patch_size pixels) or `keypoints` (a conv stem at half "
+        "resolution, one spatial soft-argmax keypoint token per channel: precise places of objects of a few pixels).",
+    )
+    n_keypoints: int = doc(32, "Keypoint tokens of the `keypoints` image tokenizer.", gt=0)
+    instruction_tokenizer: Literal["bytes", "pooled"] = doc(
+        "bytes",
+        "Instruction tokens: `bytes` (one per byte, with positions) or `pooled` (one token: a 9-byte convolution "
+        "max-pooled over the text; a far shorter sequence).",
+    )
+    instruction_film: bool = doc(
+        False,
+        "With `keypoints`: the instruction token scales and shifts the keypoint stem's features (FiLM), so a "
+        "keypoint can track the object the instruction names.",
+    )
+    aux_weight: float = doc(
+        0.0,
+        "Weight of an auxiliary loss (BC from demonstrations that carry privileged goals): the pooled features "
+        "also regress the target object's and the goal's positions (training only; act() ignores it).",
+        ge=0,
+    )
     block_size: int = doc(16, "Attention block length (tokens) for block-sparse masks.", gt=0)
     window_blocks: int = doc(1, "Local window: key blocks on each side of the query block.", ge=0)
     top_k_blocks: int = doc(

@@ -12,8 +12,11 @@ On-disk format (version 1), one folder per collection::
         camera         (T+1, H, W, 3) uint8     only when the env has a camera
         instruction    (L,) uint8               only with instructions (UTF-8, zero padded)
         action         (T, A) float32           the expert's actions (what behaviour cloning imitates)
-        executed_action (T, A) float32          only with noise injection: the actions given to env.step
+        executed_action (T, A) float32          with noise injection or a DAgger driver: the actions given to env.step
         noise          () float64               std of the injected noise (0: the expert's actions ran as they are)
+        relabelled     () bool                  another driver (DAgger's student) chose the executed actions; the
+                                                expert's labels are kept even when the episode failed (older
+                                                files lack it: False)
         reward         (T,) float64
         is_success     (T,) bool
         joint_positions (T+1, n) float64, ee_pos (T+1, 3) float64, contact_force (T,) float64
@@ -53,6 +56,11 @@ class Episode:
         return bool(self.arrays["success"])
 
     @property
+    def relabelled(self) -> bool:
+        """Whether a student drove and the expert only labelled (DAgger): its labels are good even on failure."""
+        return bool(self.arrays.get("relabelled", False))
+
+    @property
     def dr(self) -> dict[str, float]:
         return dict(zip(self.arrays["dr_names"].tolist(), self.arrays["dr_values"].tolist()))
 
@@ -65,7 +73,7 @@ class Episode:
         return int(self.arrays["action"].shape[0])
 
 
-def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0) -> dict[str, np.ndarray]:
+def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0, driver: Any = None) -> dict[str, np.ndarray]:
     """Roll out ``expert`` in ``env`` from ``reset(seed=seed)``; returns the episode's arrays.
 
     ``noise`` > 0 injects noise DART-style (Laskey et al. 2017): the env executes the expert's action plus
@@ -73,6 +81,10 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0) -> dict[st
     record keeps the expert's clean action, so that the demonstrations show how the (closed-loop) expert
     recovers from the drift a cloned policy makes. The noise has its own generator seeded by ``seed``: the
     env's randomization and its own noise draws are those of the clean episode.
+
+    ``driver(obs, expert_action) -> action`` (DAgger, :mod:`ast_robot.envs.dagger`) chooses the executed
+    action instead (e.g. a student policy's); the expert still labels every visited state, and the episode
+    is marked ``relabelled`` so that behaviour cloning keeps its labels even when the driver failed.
     """
     if noise < 0:
         raise ValueError(f"noise must be >= 0 (std, action units), got {noise}")
@@ -85,7 +97,8 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0) -> dict[st
     done = False
     while not done:
         action = expert.act(obs)
-        run = _perturbed(action, noise, rng) if noise > 0 else action
+        run = action if driver is None else np.asarray(driver(obs, action), dtype=np.float32)
+        run = _perturbed(run, noise, rng) if noise > 0 else run
         obs, reward, terminated, truncated, info = env.step(run)
         executed.append(run)
         done = terminated or truncated
@@ -101,8 +114,9 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0) -> dict[st
                dr_names=np.asarray(sorted(info["dr"]), dtype=str),
                dr_values=np.asarray([info["dr"][k] for k in sorted(info["dr"])], dtype=np.float64))  # fmt: skip
     out["noise"] = np.asarray(float(noise))
-    if noise > 0:
+    if noise > 0 or driver is not None:
         out["executed_action"] = np.asarray(executed, dtype=np.float32)
+    out["relabelled"] = np.asarray(driver is not None)
     if "instruction" in obs:
         out["instruction"] = obs["instruction"]
     return out

@@ -66,11 +66,53 @@ class ImageTokenizer(nn.Module):
         self.cols = nn.Parameter(torch.zeros(1, hw[1] // patch_size, d_model))
         nn.init.normal_(self.rows, std=0.02)
         nn.init.normal_(self.cols, std=0.02)
+        self.n_tokens = (hw[0] // patch_size) * (hw[1] // patch_size)
 
     def forward(self, image: Tensor) -> Tensor:
         x = self.stem(prepare_image(image))  # (B, D, h, w)
         x = x.permute(0, 2, 3, 1) + self.rows + self.cols  # (B, h, w, D)
         return x.flatten(1, 2)  # (B, h*w, D)
+
+
+class KeypointImageTokenizer(nn.Module):
+    """Conv stem at half resolution -> one spatial soft-argmax keypoint per output channel -> one token each.
+
+    For scenes whose objects cover a few pixels (a 2 cm cube is 2-3 pixels of a 64x64 scene camera), an
+    8x8 patch token smears the object's place over its whole patch; the soft-argmax (Levine et al. 2016,
+    "deep spatial autoencoders") gives each channel's expected image position to a fraction of a pixel,
+    and a channel that learns "red cube" becomes that cube's position. Token = Linear(x, y, presence) +
+    a learned per-keypoint identity, so attention can pick a keypoint by what it stands for.
+    """
+
+    def __init__(self, d_model: int, hw: tuple[int, int], n_keypoints: int, channels: int = 32) -> None:
+        super().__init__()
+        if hw[0] % 2 or hw[1] % 2:
+            raise ValueError(f"the keypoint tokenizer needs an even image size, got {hw}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, channels // 2, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv2d(channels // 2, channels, 3, padding=1),
+        )  # fmt: skip  (stride 2 first: ~40% of the multiply-adds of a full-resolution first layer)
+        self.head = nn.Sequential(nn.GELU(), nn.Conv2d(channels, n_keypoints, 1))
+        self.channels = channels
+        h, w = hw[0] // 2, hw[1] // 2
+        self.register_buffer("grid", torch.stack(torch.meshgrid(
+            torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"), -1).reshape(h * w, 2))  # fmt: skip
+        self.point = nn.Linear(3, d_model)
+        self.ids = nn.Parameter(torch.randn(n_keypoints, d_model) * 0.02)
+        self.n_tokens = n_keypoints
+
+    def forward(self, image: Tensor, film: Tensor | None = None) -> Tensor:
+        """``film`` ``(B, 2 * channels)``: FiLM (Perez et al. 2018) scale and shift of the stem's features,
+        from the instruction, so that a keypoint can become "the cube the instruction names"."""
+        x = self.stem(prepare_image(image))  # (B, C, h, w)
+        if film is not None:
+            scale, shift = film.chunk(2, -1)  # (B, C) each
+            x = x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        logits = self.head(x).flatten(2)  # (B, K, h*w)
+        attn = logits.softmax(-1)
+        xy = attn @ self.grid  # (B, K, 2) expected (row, col) in [-1, 1]
+        presence = (logits.logsumexp(-1) - logits.mean(-1)).unsqueeze(-1) * 0.1  # (B, K, 1) how peaked the map is
+        return self.point(torch.cat([xy, presence], -1)) + self.ids  # (B, K, D)
 
 
 class InstructionTokenizer(nn.Module):
@@ -80,23 +122,54 @@ class InstructionTokenizer(nn.Module):
         super().__init__()
         self.bytes = nn.Embedding(256, d_model)
         self.pos = nn.Parameter(torch.randn(length, d_model) * 0.02)
+        self.n_tokens = length
 
     def forward(self, text: Tensor) -> Tensor:
         ids = text.round().long().clamp(0, 255)  # SB3 hands uint8 boxes over as floats
         return self.bytes(ids) + self.pos  # (B, L, D)
 
 
+class PooledInstructionTokenizer(nn.Module):
+    """The instruction as ONE token: byte embeddings -> a 1-D convolution over ``window`` bytes -> max over
+    positions. Each channel is a detector of a short byte pattern anywhere in the text: a window of 9 bytes
+    sees a colour word and the start of the noun after it ("red b(lock)", "red p(ad)"), which tells the
+    cube's colour from the pad's whatever the template. One token instead of one per byte keeps the
+    transformer's sequence short (the per-byte instruction was 64 of 131 tokens of the pick-place policy).
+    """
+
+    def __init__(self, d_model: int, length: int, window: int = 9) -> None:
+        super().__init__()
+        self.bytes = nn.Embedding(256, d_model)
+        self.conv = nn.Conv1d(d_model, d_model, window, padding=window // 2)
+        self.out = nn.Linear(d_model, d_model)
+        self.n_tokens = 1
+
+    def forward(self, text: Tensor) -> Tensor:
+        ids = text.round().long().clamp(0, 255)  # (B, L)
+        x = self.conv(self.bytes(ids).transpose(1, 2))  # (B, D, L)
+        x = x.masked_fill((ids == 0).unsqueeze(1), float("-inf")).amax(-1)  # padding bytes never win the max
+        x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))  # a blank instruction (all padding): zeros
+        return self.out(nn.functional.gelu(x)).unsqueeze(1)  # (B, 1, D)
+
+
 class MultimodalTokenizer(nn.Module):
     """All modalities -> ``(B, T, d_model)`` tokens with modality-type embeddings and summary tokens."""
 
-    def __init__(self, spec: ObsSpec, d_model: int, patch_size: int, n_summary: int) -> None:
+    def __init__(self, spec: ObsSpec, d_model: int, patch_size: int, n_summary: int, image_tokenizer: str = "patches",
+                 n_keypoints: int = 32, instruction_tokenizer: str = "bytes", film: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.vector_keys = sorted(k for k in spec if k not in (IMAGE_KEY, TEXT_KEY))
         self.vectors = nn.ModuleDict({k: nn.Linear(spec[k][0][0], d_model) for k in self.vector_keys})
-        self.image = (
-            ImageTokenizer(d_model, image_hw(spec[IMAGE_KEY][0]), patch_size) if IMAGE_KEY in spec else None
-        )
-        self.text = InstructionTokenizer(d_model, spec[TEXT_KEY][0][0]) if TEXT_KEY in spec else None
+        self.image = _image_tokenizer(image_tokenizer, d_model, image_hw(spec[IMAGE_KEY][0]), patch_size,
+                                      n_keypoints) if IMAGE_KEY in spec else None  # fmt: skip
+        self.text = _text_tokenizer(instruction_tokenizer, d_model, spec[TEXT_KEY][0][0]) if TEXT_KEY in spec else None
+        self.film = None
+        if film:  # the instruction modulates the keypoint stem (needs both)
+            if not isinstance(self.image, KeypointImageTokenizer) or self.text is None:
+                raise ValueError("policy.instruction_film needs image_tokenizer 'keypoints' and an instruction input")
+            self.film = nn.Linear(d_model, 2 * self.image.channels)
+            nn.init.zeros_(self.film.weight)  # starts as the unmodulated stem
+            nn.init.zeros_(self.film.bias)
         self.summary = nn.Parameter(torch.randn(n_summary, d_model) * 0.02)
         self.types = nn.Embedding(len(self.vector_keys) + 2, d_model)  # each vector key, text, image
         self.n_summary = n_summary
@@ -104,8 +177,8 @@ class MultimodalTokenizer(nn.Module):
     def num_tokens(self) -> int:
         """Sequence length T this tokenizer produces."""
         n = self.n_summary + len(self.vector_keys)
-        n += self.text.pos.shape[0] if self.text is not None else 0
-        return n + (self.image.rows.shape[0] * self.image.cols.shape[1] if self.image is not None else 0)
+        n += self.text.n_tokens if self.text is not None else 0
+        return n + (self.image.n_tokens if self.image is not None else 0)
 
     def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
         B = obs[self.vector_keys[0]].shape[0] if self.vector_keys else next(iter(obs.values())).shape[0]
@@ -113,11 +186,31 @@ class MultimodalTokenizer(nn.Module):
         for i, key in enumerate(self.vector_keys):
             token = self.vectors[key](obs[key].float()) + self.types.weight[i]  # (B, D)
             parts.append(token.unsqueeze(1))
+        film = None
         if self.text is not None:
-            parts.append(self.text(obs[TEXT_KEY]) + self.types.weight[-2])  # (B, L, D)
+            text = self.text(obs[TEXT_KEY])  # (B, L, D)
+            parts.append(text + self.types.weight[-2])
+            film = self.film(text.mean(1)) if self.film is not None else None
         if self.image is not None:
-            parts.append(self.image(obs[IMAGE_KEY]) + self.types.weight[-1])  # (B, h*w, D)
+            image = self.image(obs[IMAGE_KEY], film) if film is not None else self.image(obs[IMAGE_KEY])
+            parts.append(image + self.types.weight[-1])  # (B, image tokens, D)
         return torch.cat(parts, 1)  # (B, T, D)
+
+
+def _image_tokenizer(kind: str, d_model: int, hw: tuple[int, int], patch_size: int, n_keypoints: int) -> nn.Module:
+    if kind == "patches":
+        return ImageTokenizer(d_model, hw, patch_size)
+    if kind == "keypoints":
+        return KeypointImageTokenizer(d_model, hw, n_keypoints)
+    raise ValueError(f"policy.image_tokenizer {kind!r}: choose from ['patches', 'keypoints']")
+
+
+def _text_tokenizer(kind: str, d_model: int, length: int) -> nn.Module:
+    if kind == "bytes":
+        return InstructionTokenizer(d_model, length)
+    if kind == "pooled":
+        return PooledInstructionTokenizer(d_model, length)
+    raise ValueError(f"policy.instruction_tokenizer {kind!r}: choose from ['bytes', 'pooled']")
 
 
 def to_tensors(

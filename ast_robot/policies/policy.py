@@ -29,6 +29,7 @@ from ast_robot.registry import Registry
 
 POLICIES: Registry = Registry("policy type")
 META_KEY = "policy_meta"
+AUX_KEY, AUX_DIM, AUX_SCALE = "aux_target", 6, 10.0  # target object + goal positions (m), regressed in dm
 
 
 class PolicyBase(nn.Module):
@@ -43,6 +44,7 @@ class PolicyBase(nn.Module):
         self.head = HEADS.get(cfg.head)(features, action_dim)
         self.normalizer = encoders.ObsNormalizer(self.spec)  # identity until fit on training data
         self.q = QCritic(features, action_dim, cfg.n_critics, cfg.critic_hidden) if cfg.n_critics else None
+        self.aux = nn.Linear(features, AUX_DIM) if cfg.aux_weight > 0 else None
 
     def embed(self, batch: Mapping[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -51,7 +53,17 @@ class PolicyBase(nn.Module):
         """Behaviour-cloning loss per sample ``(B,)``."""
         if "action" not in batch:
             raise ValueError(f"batch needs an 'action' entry for the loss; got keys {sorted(batch)}")
-        return self.head.loss(self.embed(batch), batch["action"].float())
+        return self._loss(self.embed(batch), batch)
+
+    def _loss(self, h: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+        """The head's loss ``(B,)``, plus ``aux_weight`` x the auxiliary regression when the batch carries
+        its targets (``AUX_KEY``: the privileged target object and goal positions of the demonstrations).
+        It teaches the image and instruction tokens where the named object and goal are: the action loss
+        alone says so only through small action differences."""
+        loss = self.head.loss(h, batch["action"].float())
+        if self.aux is not None and AUX_KEY in batch:
+            loss = loss + self.cfg.aux_weight * (self.aux(h) - AUX_SCALE * batch[AUX_KEY].float()).square().mean(-1)
+        return loss
 
     def forward(self, batch: Mapping[str, Tensor], per_sample: bool = False) -> tuple[Tensor, Any]:
         """``(mean loss, info)``; with ``per_sample``: ``(loss (B,), embedding (B, F))`` from one pass.
@@ -62,7 +74,7 @@ class PolicyBase(nn.Module):
             if "action" not in batch:
                 raise ValueError(f"batch needs an 'action' entry for the loss; got keys {sorted(batch)}")
             h = self.embed(batch)  # (B, F)
-            return self.head.loss(h, batch["action"].float()), h
+            return self._loss(h, batch), h
         losses = self.per_sample_loss(batch)  # (B,)
         loss = losses.mean()
         return loss, {"loss": float(loss.detach()), "loss_max": float(losses.detach().max())}
@@ -162,7 +174,9 @@ class SparseMultimodalPolicy(PolicyBase):
 
     def __init__(self, cfg: PolicyConfig, obs_space: Any, action_dim: int) -> None:
         super().__init__(cfg, obs_space, action_dim, cfg.d_model)
-        self.tokenizer = encoders.MultimodalTokenizer(self.spec, cfg.d_model, cfg.patch_size, cfg.n_global)
+        self.tokenizer = encoders.MultimodalTokenizer(self.spec, cfg.d_model, cfg.patch_size, cfg.n_global,
+                                                      cfg.image_tokenizer, cfg.n_keypoints,
+                                                      cfg.instruction_tokenizer, cfg.instruction_film)  # fmt: skip
         self.transformer = SparseTransformer.from_config(cfg, self.tokenizer.num_tokens())
 
     def embed(self, batch: Mapping[str, Tensor]) -> Tensor:

@@ -37,17 +37,23 @@ class DemoData:
 
     @classmethod
     def from_episodes(cls, episodes: list[Any], keys: list[str], only_success: bool = True,
-                      physical_weight: Any = None) -> DemoData:  # fmt: skip
-        """Step t of every (successful) episode: observation at t -> action at t.
+                      physical_weight: Any = None, aux: bool = False) -> DemoData:  # fmt: skip
+        """Step t of every (successful or DAgger-relabelled) episode: observation at t -> action at t.
 
         ``physical_weight(dr) -> [0, 1]`` (from the gap analyzer) weights each episode's steps by how
-        close its randomization values lie to where the real robot fails.
+        close its randomization values lie to where the real robot fails. ``aux`` adds the privileged
+        target positions (achieved + desired goal, ``AUX_KEY``) for the policy's auxiliary loss.
         """
-        chosen = [e for e in episodes if e.success or not only_success]
+        chosen = [e for e in episodes if e.success or not only_success or getattr(e, "relabelled", False)]
         if not chosen:
             raise ValueError(f"none of the {len(episodes)} demonstrations succeeded; nothing to clone")
         obs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
         actions, physical = [], []
+        if aux:
+            from ast_robot.policies.policy import AUX_KEY
+
+            obs[AUX_KEY] = [np.concatenate([e.arrays["achieved_goal"][: len(e)], e.arrays["desired_goal"][: len(e)]], -1)
+                            for e in chosen]  # fmt: skip
         for ep in chosen:
             steps = len(ep)
             for k in keys:
@@ -110,7 +116,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
         check_fits(episodes, dict(env.observation_space.spaces), int(env.action_space.shape[0]))
     else:
         episodes = collect_episodes(env, cfg.train.n_demos, seed=cfg.seed + 1_000_000, noise=cfg.train.demo_noise)
-    data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight)
+    data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight, aux=cfg.policy.aux_weight > 0)
     torch.manual_seed(cfg.seed)
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
     if init_from is not None:
@@ -121,7 +127,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
         with reading(init_from, f"{POLICY_EXPECTED}, of the configured network"):
             load_module_state(policy, PolicyBase.load(init_from).state_dict(), "policy")
     else:
-        policy.normalizer.fit(data.obs)
+        policy.normalizer.fit(data.obs)  # its keys only (not the auxiliary targets)
     trainer = build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps, show_progress=show_progress,
                             resume=resume)  # a failed resume writes nothing into the run folder  # fmt: skip
     start = time.perf_counter()

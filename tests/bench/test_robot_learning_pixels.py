@@ -1,0 +1,36 @@
+"""bench/robot_learning.py's pixels goals: an ablation cannot pass for a policy that never succeeds (issue 20)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.robot_learning import parse_args, pixel_goals
+
+
+def _row(success: float, blank_instruction: float, blank_camera: float) -> dict:
+    cond = lambda s, f: {"success": s, "ci": [0, 1], "followed": f, "picked_any": 1.0}  # noqa: E731
+    return {"robot": "ur5e", "arm": "ungated", "act_p99_ms": 5.0, "train_wall_s": 1000.0,
+            "as_given": cond(success, 0.97), "swapped": cond(0.0, 0.96),
+            "blank_instruction": cond(blank_instruction, 0.5), "blank_camera": cond(blank_camera, 0.0)}  # fmt: skip
+
+
+def _met(goals: list[dict]) -> dict[str, bool]:
+    return {g["name"].split(": ", 1)[1].split(" (counts")[0]: g["met"] for g in goals}
+
+
+def test_ablation_goals_count_only_for_a_policy_that_works():
+    working = _met(pixel_goals({"px/ur5e/ungated": _row(0.9, 0.5, 0.02)}))
+    assert working["task success"] and working["success with the instruction blanked"]
+    assert working["success with the camera blanked"] and working["instruction-following (as given)"]
+    failing = _met(pixel_goals({"px/ur5e/ungated": _row(0.0, 0.0, 0.0)}))  # the null case: nothing works
+    assert not failing["task success"]
+    assert not failing["success with the instruction blanked"] and not failing["success with the camera blanked"]
+    ignores_camera = _met(pixel_goals({"px/ur5e/ungated": _row(0.9, 0.5, 0.85)}))
+    assert not ignores_camera["success with the camera blanked"]
+
+
+def test_pixel_flags_are_checked():
+    args = parse_args(["--parts", "pixels", "--pixel-run", "fr3=/runs/x", "--pixel-demos", "ur5e=/demos/y"])
+    assert args.pixel_run == {"fr3": "/runs/x"} and args.pixel_demos == {"ur5e": "/demos/y"}
+    with pytest.raises(SystemExit, match="expected ROBOT=DIR"):
+        parse_args(["--parts", "pixels", "--pixel-run", "ur6=/x"])
