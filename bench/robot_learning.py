@@ -209,7 +209,7 @@ def pixels_config(job: Job, args: argparse.Namespace) -> Any:
 
     overrides = [
         f"name=px_{job.robot}_{job.arm}", f"run_root={args.run_root}", f"seed={args.seed}",
-        "train.eval_episodes=1", "train.device=cpu", f"train.gated={str(job.arm != 'ungated').lower()}",
+        "train.eval_episodes=1", "train.device=cpu", f"gate.enabled={str(job.arm != 'ungated').lower()}",
         "train.log_every=100000", f"gate.target_rate={args.bc_gate_rate}",
     ]  # fmt: skip  (the trainer's own evaluation: 1 episode; the probes below are the measurement)
     if args.pixel_steps is not None:
