@@ -227,8 +227,8 @@ def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     from ast_robot.envs.ablations import CONDITIONS, probe_episode, summarize
     from ast_robot.gap.stats import wilson_interval
     from ast_robot.policies.policy import PolicyBase
+    from ast_robot.run_layout import POLICY_DIR
     from ast_robot.trainers import TRAINERS
-    from ast_robot.trainers.robot import POLICY_DIR
 
     cfg = pixels_config(job, args)
     given = args.pixel_run.get(job.robot)

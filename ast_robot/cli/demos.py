@@ -108,7 +108,7 @@ def _student(path: str):
     from ast_robot.core.checkpoint import POLICY_EXPECTED
     from ast_robot.fileio import reading
     from ast_robot.policies.policy import PolicyBase
-    from ast_robot.trainers.robot import POLICY_DIR
+    from ast_robot.run_layout import POLICY_DIR
 
     folder = Path(path) / POLICY_DIR if (Path(path) / POLICY_DIR).is_dir() else Path(path)
     with reading(folder, POLICY_EXPECTED):

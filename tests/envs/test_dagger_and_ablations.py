@@ -73,7 +73,7 @@ def test_dagger_episode_executes_the_student_and_records_the_expert(env):
     clean = run_episode(env, expert_for(env), seed=3)
     np.testing.assert_allclose(labels[0], clean["action"][0])  # same first state, same label
     assert not bool(clean["relabelled"]) and "executed_action" not in clean
-    from ast_robot.trainers.robot import DemoData
+    from ast_robot.trainers.bc import DemoData
 
     data = DemoData.from_episodes([Episode(arrays), Episode(clean)], ["observation"])
     assert len(data) == len(labels) + len(clean["action"])  # the failed DAgger episode is kept, labels and all

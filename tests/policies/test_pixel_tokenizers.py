@@ -7,7 +7,7 @@ import torch
 
 from ast_robot.config import PolicyConfig
 from ast_robot.policies.encoders import KeypointImageTokenizer, PooledInstructionTokenizer
-from ast_robot.policies.policy import AUX_KEY, build_policy, load_policy
+from ast_robot.policies.policy import AUX_KEY, build_policy, load_policy_weights
 from tests.policies.conftest import make_batch
 
 PIXEL = dict(image_tokenizer="keypoints", n_keypoints=8, instruction_tokenizer="pooled", instruction_film=True,
@@ -62,7 +62,7 @@ def test_pixel_policy_trains_round_trips_and_film_starts_neutral(tmp_path, space
     assert policy.tokenizer.film.weight.grad.abs().sum() > 0  # the instruction reaches the image stem
     obs = {k: v[0].numpy() for k, v in batch.items() if k in space.spaces}
     policy.save(tmp_path / "p")
-    torch.testing.assert_close(torch.as_tensor(load_policy(tmp_path / "p").act(obs)), torch.as_tensor(policy.act(obs)))
+    torch.testing.assert_close(torch.as_tensor(load_policy_weights(tmp_path / "p").act(obs)), torch.as_tensor(policy.act(obs)))
 
 
 def test_film_needs_keypoints_and_an_instruction(space):
