@@ -37,18 +37,18 @@ CONFIGS = {"vision": "configs/experiments/vision_digits.yaml", "language": "conf
 # step (a digits ViT of 64 tokens, width 512; a byte LM of 1024-byte context), so that the all-reduce of the
 # gradients is not the whole step; the language corpus is small enough for several epochs, so the stale
 # scores gate under rate control after the first.
-PRESETS: dict[str, dict[str, tuple[list[str], int]]] = {
+# (overrides, steps, global batch): train.batch_size is per process (each rank draws its own), so a run on N
+# processes gets global batch / N each and every process count trains on the same samples.
+PRESETS: dict[str, dict[str, tuple[list[str], int, int]]] = {
     "gpu": {
-        "vision": (["train.device=auto", "train.batch_size=2048", "train.patch_size=1", "train.d_model=512",
-                    "train.n_layers=8", "train.n_heads=8", "train.amp=bf16"], 300),
-        "language": (["train.device=auto", "train.batch_size=64", "train.context=1024", "train.d_model=512",
-                      "train.n_layers=6", "train.n_heads=8", "train.block_size=128", "train.corpus_bytes=4000000",
-                      "train.amp=bf16"], 300),
+        "vision": (["train.device=auto", "train.patch_size=1", "train.d_model=512", "train.n_layers=8",
+                    "train.n_heads=8", "train.amp=bf16"], 300, 1024),
+        "language": (["train.device=auto", "train.context=1024", "train.d_model=512", "train.n_layers=6",
+                      "train.n_heads=8", "train.block_size=128", "train.corpus_bytes=4000000", "train.amp=bf16"], 300, 64),
     },
     "smoke": {
-        "vision": (["train.device=cpu", "train.batch_size=64"], 40),
-        "language": (["train.device=cpu", "train.batch_size=16", "train.context=64", "train.corpus_bytes=200000",
-                      "train.eval_windows=32"], 30),
+        "vision": (["train.device=cpu"], 40, 64),
+        "language": (["train.device=cpu", "train.context=64", "train.corpus_bytes=200000", "train.eval_windows=32"], 30, 16),
     },
 }
 NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
@@ -58,7 +58,10 @@ EFFICIENCY_GOALS = {2: 0.90, 4: 0.87}
 
 
 def run_job(kind: str, procs: int, preset: str, out: Path, eval_every: int, timeout_s: int) -> list[dict]:
-    overrides, steps = PRESETS[preset][kind]
+    overrides, steps, global_batch = PRESETS[preset][kind]
+    if global_batch % procs:
+        raise ValueError(f"{kind}: global batch {global_batch} does not split over {procs} processes")
+    overrides = [*overrides, f"train.batch_size={global_batch // procs}"]
     env = {**os.environ, **NO_MULTICAST, "OMP_NUM_THREADS": "1" if preset == "smoke" else "4",
            "PYTHONPATH": str(ROOT)}  # fmt: skip
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
@@ -66,8 +69,14 @@ def run_job(kind: str, procs: int, preset: str, out: Path, eval_every: int, time
            "--steps", str(steps), "--eval-every", str(eval_every), "--out", str(out), "--set", *overrides]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
     if done.returncode != 0:
-        raise RuntimeError(f"{kind} on {procs} processes failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{kind} on {procs} processes failed (exit {done.returncode}):\n{_traceback(done.stderr)}")
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(procs)]
+
+
+def _traceback(stderr: str) -> str:
+    """The failing rank's traceback lines (torchrun's own summary comes after them and says little)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("[rank")]
+    return "\n".join(lines[-40:]) or stderr[-3000:]
 
 
 def summarize(kind: str, ranks: list[dict], warmup: int, baseline: dict | None) -> dict[str, Any]:
