@@ -12,6 +12,7 @@
   height below the TCP grows, as it does when it falls back to the table while the arm stays up), leaves the
   fingers (farther than ``HOLD_RADIUS_M`` from the TCP), or the opening collapses to closed. Lowering a held
   cube onto the pad moves cube and TCP together and is no drop;
+  A new grasp after a drop needs the fingers to open first;
 - **place**: the fingers open (the opening grows by ``GRASP_MARGIN_M``) while the target cube is within the
   success threshold of its place on the pad.
 
@@ -50,6 +51,7 @@ class PickJudge:
         self._grasp_z = 0.0
         self._grasp_below = 0.0  # TCP height above the held cube's centre at the grasp (m)
         self._lifted = False
+        self._rearm_above: float | None = None  # after a drop: a new grasp needs the fingers to open past this
 
     def step(self, t_s: float, width: float, tcp: Any, objects: Any = None) -> None:
         """One state at ``t_s`` s after the start: measured opening (m), TCP (3,) and cube positions (n, 3)."""
@@ -63,6 +65,10 @@ class PickJudge:
         self._last_width = width
 
     def _maybe_grasp(self, t_s: float, width: float, tcp: Any) -> None:
+        if self._rearm_above is not None:  # still the hand of the drop: no new grasp before it opens again
+            if width <= self._rearm_above:
+                return
+            self._rearm_above = None
         still = self._last_width is not None and abs(width - self._last_width) < STILL_M
         on_something = self.closed + GRASP_MARGIN_M < width < self.opened - GRASP_MARGIN_M
         if not (still and on_something):
@@ -97,7 +103,7 @@ class PickJudge:
         slid = float(tcp[2]) - z > self._grasp_below + LIFT_M
         if gone or slid or width <= self.closed + GRASP_MARGIN_M:
             self.events.append(("drop", t_s))
-            self._held = None
+            self._held, self._rearm_above = None, width + GRASP_MARGIN_M
 
     def _target_on_pad(self) -> bool:
         if self.objects is None or self.target is None or self.place is None:

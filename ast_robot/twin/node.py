@@ -29,10 +29,10 @@ import numpy as np
 
 try:
     import rclpy
+    from geometry_msgs.msg import Pose, PoseArray
     from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from geometry_msgs.msg import Pose, PoseArray
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Float64MultiArray, Header, String, UInt8
