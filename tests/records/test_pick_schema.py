@@ -8,7 +8,15 @@ import re
 
 import pytest
 
-from ast_robot.records import SCHEMA_VERSION, PickOutcome, RecordError, from_json, read_records, to_json, write_records
+from ast_robot.records import (
+    SCHEMA_VERSION,
+    PickOutcome,
+    RecordError,
+    from_json,
+    read_records,
+    to_json,
+    write_records,
+)
 from tests.gap.helpers import make_record
 
 PICK = PickOutcome(events=(("grasp", 0.6), ("lift", 0.68), ("place", 1.2)), object_positions=((0.5, 0.1, 0.02),
