@@ -18,6 +18,8 @@ from ast_robot.pick_outcome import PickJudge
 from ast_robot.records import EpisodeRecord, PickOutcome
 from ast_robot.success import episode_outcome, goal_distance, reached
 
+JUDGE_PERIOD_S = 0.1  # without an object tracker: how often the pick judge samples the gripper's opening
+
 
 @dataclass
 class _Trace:
@@ -52,6 +54,8 @@ class EpisodeTracker:
         self.gripper_width: tuple[float, float] | None = None  # pick-and-place: (closed, open) m, judge's bounds
         self.target_object: int | None = None  # pick-and-place: the target cube's index in the tracker's poses
         self._objects: np.ndarray | None = None  # latest measured cube positions (n, 3), None: none measured
+        self._fresh = False  # a pose message arrived since the judge's last step
+        self._judged_s = -np.inf  # episode time of the judge's last step (s)
 
     @property
     def active(self) -> bool:
@@ -72,12 +76,13 @@ class EpisodeTracker:
         if self.gripper_width is not None:  # judged on the object: the goal is the target's place on its pad
             self._trace.judge = PickJudge(self.gripper_width, goal, self.target_object, self.success_radius,
                                           pose_source="tracker")  # fmt: skip
-        self._objects = None  # poses from before the start belong to the last table setting
+        self._objects, self._fresh = None, False  # poses from before the start belong to the last table
+        self._judged_s = -np.inf
         return f"episode {self.episodes} started"
 
     def observe_objects(self, positions: Any) -> None:
         """The latest cube positions (n, 3, m, world) from a lab's tracker (recorded, never seen by the policy)."""
-        self._objects = np.array(positions, dtype=float).reshape(-1, 3)
+        self._objects, self._fresh = np.array(positions, dtype=float).reshape(-1, 3), True
 
     def tick(self, now_s: float, q: np.ndarray | None, dq: np.ndarray | None, ee: np.ndarray | None,
              target: np.ndarray | None, action: np.ndarray | None, held: bool | None = None,
@@ -97,7 +102,7 @@ class EpisodeTracker:
         if dq is not None:
             tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
         if tr.judge is not None and width is not None:
-            tr.judge.step(now_s - tr.start_s, width, ee, self._objects)
+            self._judge(tr.judge, now_s - tr.start_s, width, ee)
         if tr.success_s is None and reached(self._distance(tr, ee), self.success_radius):
             tr.success_s = now_s - tr.start_s
             if self.end_on_success:  # this state reached the goal and is the episode's last
@@ -114,6 +119,14 @@ class EpisodeTracker:
             self._trace = None
             return None
         return self._finish(q, ee, reason)
+
+    def _judge(self, judge: PickJudge, t_s: float, width: float, ee: np.ndarray) -> None:
+        """Step the judge once per tracker message (the cube and TCP of one moment: a pose 0.1 s old beside
+        this tick's TCP would look like a cube sliding in the hand), or at ``JUDGE_PERIOD_S`` without a
+        tracker (the opening's stillness is judged over that period, as the env's over one control step)."""
+        if self._fresh or (self._objects is None and t_s - self._judged_s >= JUDGE_PERIOD_S - CLOCK_EPS_S):
+            judge.step(t_s, width, ee, self._objects)
+            self._fresh, self._judged_s = False, t_s
 
     def _distance(self, tr: _Trace, ee: np.ndarray) -> float:
         """Goal distance by the one rule: the target cube's when a tracker measures it, else the TCP's."""
