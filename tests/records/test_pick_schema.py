@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 from ast_robot.records import (
@@ -60,3 +61,28 @@ def test_sim_events_must_lie_within_the_episode():
                        target_distance=0.0, pose_source="sim")  # fmt: skip
     with pytest.raises(RecordError, match="pick.events"):
         make_record(pick=late)
+
+
+def test_bag_writer_thins_a_topic_to_its_max_rate_and_leaves_the_others(tmp_path):
+    pytest.importorskip("rosbags")
+    from ast_robot.records.bag import BagWriter, read_bag_images, read_outcome_bag
+    from ast_robot.records.stream import IMAGE, STRING
+
+    with BagWriter(tmp_path / "bag", {"/ast/outcome": STRING, "/camera/image_raw": IMAGE},
+                   max_rate_hz={"/camera/image_raw": 2.0}) as bag:  # fmt: skip
+        image = bag.typestore.types[IMAGE]
+        for k in range(31):  # 3 s of a 10 Hz camera, each frame's pixels = its index
+            t_ns = 1_000_000_000 + k * 100_000_000
+            pixels = np.full(4 * 6 * 3, k, dtype=np.uint8)
+            msg = image(header=bag.typestore.types["std_msgs/msg/Header"](
+                stamp=bag.typestore.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""),
+                height=4, width=6, encoding="rgb8", is_bigendian=0, step=18, data=pixels)  # fmt: skip
+            bag.write("/camera/image_raw", bag.typestore.serialize_cdr(msg, IMAGE), t_ns)
+        for k in range(3):  # outcome records are never thinned
+            bag.write_record(make_record(seed=k, source="real", pick=PICK), 1_000_000_000 + k)
+        assert bag.skipped == {"/ast/outcome": 0, "/camera/image_raw": 24}
+    frames = read_bag_images(tmp_path / "bag")
+    assert [int(f[0, 0, 0]) for _, f in frames] == [0, 5, 10, 15, 20, 25, 30] and frames[0][1].shape == (4, 6, 3)
+    assert [r.pick for r in read_outcome_bag(tmp_path / "bag")] == [PICK] * 3
+    with pytest.raises(ValueError, match=r"max_rate_hz\['/camera/image_raw'\]: expected messages per second > 0"):
+        BagWriter(tmp_path / "bag2", {"/camera/image_raw": IMAGE}, max_rate_hz={"/camera/image_raw": 0})

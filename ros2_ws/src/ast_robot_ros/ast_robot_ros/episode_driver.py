@@ -67,7 +67,7 @@ class EpisodeDriver(Node):
         while time.monotonic() < end:
             rclpy.spin_once(self, timeout_sec=0.01)
 
-    def start_episode(self, retry_s: float = 3.0) -> None:
+    def start_episode(self, retry_s: float = 10.0) -> None:
         """Call start; a refusal while the node holds (e.g. one late joint state on a loaded machine) is
         retried until ``retry_s`` has passed, as an operator would press start again."""
         deadline = time.monotonic() + retry_s
