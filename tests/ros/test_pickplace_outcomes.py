@@ -30,17 +30,17 @@ def test_grasp_lift_place_events_reach_a_real_bag_for_both_arms(probe, tmp_path,
     try:
         probe.create_subscription(PoseArray, "/ast/object_poses", poses.append, RELIABLE)
         wait_until(probe, lambda: len(poses) >= 3, 60.0, "the twin's object poses")
-        stamps = np.array([p.header.stamp.sec + p.header.stamp.nanosec * 1e-9 for p in poses])
         driver = Proc(["episodes", "--task", "pickplace", "--robot", robot, "--episodes", "2", "--timeout", "60",
                        "--out", str(folder)], tmp_path / "episodes.log")  # fmt: skip
         wait_until(probe, lambda: not driver.alive(), 150.0, "the episode driver")
         assert driver.stop() == 0, driver.text()[-3000:]
+        stamps = np.array([p.header.stamp.sec + p.header.stamp.nanosec * 1e-9 for p in poses])  # whole run
     finally:
         codes = [p.stop() for p in procs]
     logs = "\n".join(p.text()[-1500:] for p in procs)
     assert codes == [0, 0, 0], logs
     assert len(poses[0].poses) == 2 and poses[0].header.frame_id == "base_link"
-    assert 5.0 < 1.0 / np.median(np.diff(stamps)) < 20.0  # about the 10 Hz of a lab's tag tracker
+    assert 4.0 < 1.0 / np.median(np.diff(stamps)) < 20.0  # about the 10 Hz of a lab's tag tracker
     records = read_records(folder)
     from_bag = read_outcome_bag(bag)
     assert [r.to_dict() for r in from_bag] == [r.to_dict() for r in records] and len(records) == 2
