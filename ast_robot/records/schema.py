@@ -91,15 +91,18 @@ class PickOutcome:
         if self.pose_source not in POSE_SOURCES:
             raise RecordError("pick.pose_source", self.pose_source, f"must be one of {list(POSE_SOURCES)}")
         measured = self.pose_source != "none"
-        for name in ("object_positions", "target_distance"):
-            if (getattr(self, name) is None) == measured:
+        judged = measured and self.target_object is not None  # a target distance needs poses and a target
+        for name, present in (("object_positions", measured), ("target_distance", judged)):
+            if (getattr(self, name) is None) == present:
                 raise RecordError(f"pick.{name}", getattr(self, name), "must be null exactly when pose_source is "
-                                  "'none' (no object pose measured: none is invented)")  # fmt: skip
+                                  "'none' (no object pose measured: none is invented)"
+                                  + (" or target_object is null" if name == "target_distance" else ""))  # fmt: skip
         if measured:
             pos = _as_matrix("pick.object_positions", self.object_positions)
             if pos.shape[1] != 3:
                 raise RecordError("pick.object_positions", pos.shape, "must have shape (n objects, 3)")
             object.__setattr__(self, "object_positions", tuple(tuple(float(v) for v in row) for row in pos))
+        if judged:
             object.__setattr__(self, "target_distance",
                                _check_number("pick.target_distance", self.target_distance, low=0.0))  # fmt: skip
         if self.target_object is not None:

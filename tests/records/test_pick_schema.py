@@ -46,6 +46,7 @@ def test_version_1_records_still_read_and_carry_no_pick():
     ({"events": [["lift", 0.5], ["grasp", 0.2]]}, "pick.events[1].time", "must not be before"),
     ({"pose_source": "none"}, "pick.object_positions", "null exactly when pose_source is 'none'"),
     ({"pose_source": "guess"}, "pick.pose_source", "must be one of"),
+    ({"target_distance": None}, "pick.target_distance", "null exactly when"),
     ({"target_object": 5}, "pick.target_object", "must index the 2 object positions"),
     ({"object_positions": [[0.1, 0.2]]}, "pick.object_positions", "shape"),
     ({"colour": "red"}, "pick.colour", "unknown field"),
@@ -54,6 +55,12 @@ def test_bad_pick_fields_name_the_field(change, field, reason):
     data = json.loads(to_json(make_record(source="real", pick=PICK)))
     with pytest.raises(RecordError, match=rf"'{re.escape(field)}'.*{re.escape(reason)}"):
         from_json(json.dumps({**data, "pick": {**PICK.to_dict(), **change}}))
+
+
+def test_poses_without_a_target_have_no_target_distance():
+    """A table without its episode sheet: the cubes were measured, but which one was the target is unknown."""
+    untargeted = PickOutcome(object_positions=((0.5, 0.1, 0.02),), pose_source="tracker")
+    assert from_json(to_json(make_record(source="real", pick=untargeted))).pick == untargeted
 
 
 def test_sim_events_must_lie_within_the_episode():
