@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ast_robot.gap.stats import wilson_interval
-from ast_robot.records import ContactSummary, EpisodeRecord
+from ast_robot.pick_outcome import PickJudge
+from ast_robot.records import ContactSummary, EpisodeRecord, PickOutcome
 from ast_robot.success import episode_outcome
 
 ActFn = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -47,6 +48,7 @@ def rollout(env: Any, act: ActFn, seed: int, meta: dict[str, Any] | None = None,
         reset()
     actions, q, targets, forces, ee = [], [info["joint_positions"]], [], [], [info["ee_pos"]]
     max_qvel, first_success, step, done = 0.0, None, 0, False
+    judge = pick_judge(base, info)
     while not done:
         action = np.asarray(act(obs), dtype=np.float64)
         obs, _, terminated, truncated, info = env.step(action)
@@ -58,15 +60,29 @@ def rollout(env: Any, act: ActFn, seed: int, meta: dict[str, Any] | None = None,
         ee.append(info["ee_pos"])
         forces.append(info["contact_force"])
         max_qvel = max(max_qvel, float(np.abs(info["joint_velocities"]).max()))
+        if judge is not None:
+            judge.step(step * base.control_dt, info["gripper_width"], info["ee_pos"], info["object_positions"])
         if info["is_success"] and first_success is None:
             first_success = step * base.control_dt
         if frames is not None:
             frames.append(base.render_camera())
-    return _record(base, seed, info, actions, q, targets, ee, forces, max_qvel, first_success, meta or {})
+    pick = None if judge is None else PickOutcome(**judge.outcome())
+    return _record(base, seed, info, actions, q, targets, ee, forces, max_qvel, first_success, meta or {}, pick)
+
+
+def pick_judge(base: Any, info: dict[str, Any]) -> PickJudge | None:
+    """The pick-and-place judge of an env episode fed its first state (None for tasks without objects)."""
+    if "object_positions" not in info:
+        return None
+    judge = PickJudge(base.robot.gripper_width, info["place"], int(info["target_object"]),
+                      base.cfg.success_threshold, pose_source="sim")  # fmt: skip
+    judge.step(0.0, info["gripper_width"], info["ee_pos"], info["object_positions"])
+    return judge
 
 
 def _record(base: Any, seed: int, info: dict[str, Any], actions: list, q: list, targets: list, ee: list,
-            forces: list, max_qvel: float, first_success: float | None, meta: dict[str, Any]) -> EpisodeRecord:  # fmt: skip
+            forces: list, max_qvel: float, first_success: float | None, meta: dict[str, Any],
+            pick: PickOutcome | None = None) -> EpisodeRecord:  # fmt: skip
     # the one rule (ast_robot.success), as the deployment judges its episodes: the last state decides
     success, final_error = episode_outcome(info["distance"], base.cfg.success_threshold)
     forces_arr = np.asarray(forces, dtype=np.float64)
@@ -80,7 +96,7 @@ def _record(base: Any, seed: int, info: dict[str, Any], actions: list, q: list, 
         final_error=final_error, time_to_success=first_success if success else None,  # set: success is the last step's
         path_length=path, max_joint_velocity=max_qvel, control_dt=float(base.control_dt),
         actions=np.asarray(actions), joint_positions=np.asarray(q), joint_targets=np.asarray(targets),
-        contact=contact, randomization=dict(info["dr"]), meta=meta,
+        contact=contact, randomization=dict(info["dr"]), meta=meta, pick=pick,
     )  # fmt: skip
 
 

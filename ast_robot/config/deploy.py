@@ -71,8 +71,14 @@ class RosNames:
     twin_unlock: str = doc("/twin/unlock", "std_srvs/Trigger service of the twin: release a protective stop.")
     gripper_command: str = doc("", "std_msgs/Float64MultiArray gripper command topic (see GripperIOConfig.interface); "
                                    "empty: no gripper wired (pick-and-place checkpoints are refused).")  # fmt: skip
+    object_poses: str = doc("/ast/object_poses", "geometry_msgs/PoseArray (frame base_link): the cubes' poses in the "
+                            "table's order, as a lab's overhead tag tracker or mocap publishes them (the twin "
+                            "publishes its own at ~10 Hz). Recorded in the outcome (events, final poses), never "
+                            "fed to the policy; empty: no tracker, records say no object pose.")  # fmt: skip
     twin_scene: str = doc("/twin/scene", "std_msgs/String JSON: the twin's table for the next episode (cubes and pads; "
-                                         "ast_robot.twin.pickplace), set as a lab operator sets the table.")  # fmt: skip
+                                         "ast_robot.twin.pickplace), set as a lab operator sets the table; "
+                                         "its 'target' entry (the episode sheet) is read by the deployment to "
+                                         "judge the episode (ast_robot.deploy.table), never by the policy.")  # fmt: skip
 
 
 @dataclass

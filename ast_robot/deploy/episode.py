@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 
 from ast_robot.deploy.scheduler import CLOCK_EPS_S
-from ast_robot.records import EpisodeRecord
+from ast_robot.pick_outcome import PickJudge
+from ast_robot.records import EpisodeRecord, PickOutcome
 from ast_robot.success import episode_outcome, goal_distance, reached
+
+JUDGE_PERIOD_S = 0.1  # without an object tracker: how often the pick judge samples the gripper's opening
 
 
 @dataclass
@@ -32,6 +35,7 @@ class _Trace:
     max_speed: float = 0.0  # rad/s
     held: int = 0  # ticks whose command was a hold (safety or no policy action)
     success_s: float | None = None  # first time the goal was reached (s after the start)
+    judge: PickJudge | None = None  # pick-and-place: events and the object's final pose (ast_robot.pick_outcome)
 
 
 class EpisodeTracker:
@@ -47,6 +51,11 @@ class EpisodeTracker:
         self.success_radius, self.meta, self.end_on_success = success_radius, dict(meta or {}), end_on_success
         self._trace: _Trace | None = None
         self.episodes = 0
+        self.gripper_width: tuple[float, float] | None = None  # pick-and-place: (closed, open) m, judge's bounds
+        self.target_object: int | None = None  # pick-and-place: the target cube's index in the tracker's poses
+        self._objects: np.ndarray | None = None  # latest measured cube positions (n, 3), None: none measured
+        self._fresh = False  # a pose message arrived since the judge's last step
+        self._judged_s = -np.inf  # episode time of the judge's last step (s)
 
     @property
     def active(self) -> bool:
@@ -64,13 +73,24 @@ class EpisodeTracker:
         if goal is None:
             raise ValueError("no goal received yet; publish a goal before starting an episode")
         self._trace = _Trace(start_s=now_s, seed=self.episodes, goal=np.array(goal, dtype=float))
+        if self.gripper_width is not None:  # judged on the object: the goal is the target's place on its pad
+            self._trace.judge = PickJudge(self.gripper_width, goal, self.target_object, self.success_radius,
+                                          pose_source="tracker")  # fmt: skip
+        self._objects, self._fresh = None, False  # poses from before the start belong to the last table
+        self._judged_s = -np.inf
         return f"episode {self.episodes} started"
 
+    def observe_objects(self, positions: Any) -> None:
+        """The latest cube positions (n, 3, m, world) from a lab's tracker (recorded, never seen by the policy)."""
+        self._objects, self._fresh = np.array(positions, dtype=float).reshape(-1, 3), True
+
     def tick(self, now_s: float, q: np.ndarray | None, dq: np.ndarray | None, ee: np.ndarray | None,
-             target: np.ndarray | None, action: np.ndarray | None, held: bool | None = None) -> Any:  # fmt: skip
+             target: np.ndarray | None, action: np.ndarray | None, held: bool | None = None,
+             width: float | None = None) -> Any:  # fmt: skip
         """Log one control tick; returns an EpisodeRecord when the episode ends here, else None.
 
-        ``held``: the safety filter held this tick (default: no policy action counts as held)."""
+        ``held``: the safety filter held this tick (default: no policy action counts as held); ``width``:
+        the measured gripper opening (m) for pick-and-place events."""
         tr = self._trace
         if tr is None or q is None or ee is None or target is None:
             return None
@@ -81,7 +101,9 @@ class EpisodeTracker:
         tr.held += bool(action is None if held is None else held or action is None)
         if dq is not None:
             tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
-        if tr.success_s is None and reached(goal_distance(ee, tr.goal), self.success_radius):
+        if tr.judge is not None and width is not None:
+            self._judge(tr.judge, now_s - tr.start_s, width, ee)
+        if tr.success_s is None and reached(self._distance(tr, ee), self.success_radius):
             tr.success_s = now_s - tr.start_s
             if self.end_on_success:  # this state reached the goal and is the episode's last
                 return self._finish(q, ee, "success")
@@ -98,19 +120,39 @@ class EpisodeTracker:
             return None
         return self._finish(q, ee, reason)
 
+    def _judge(self, judge: PickJudge, t_s: float, width: float, ee: np.ndarray) -> None:
+        """Step the judge once per tracker message (the cube and TCP of one moment: a pose 0.1 s old beside
+        this tick's TCP would look like a cube sliding in the hand), or at ``JUDGE_PERIOD_S`` without a
+        tracker (the opening's stillness is judged over that period, as the env's over one control step)."""
+        if self._fresh or (self._objects is None and t_s - self._judged_s >= JUDGE_PERIOD_S - CLOCK_EPS_S):
+            judge.step(t_s, width, ee, self._objects)
+            self._fresh, self._judged_s = False, t_s
+
+    def _distance(self, tr: _Trace, ee: np.ndarray) -> float:
+        """Goal distance by the one rule: the target cube's when a tracker measures it, else the TCP's."""
+        cube = None if tr.judge is None else tr.judge.target_distance()
+        return goal_distance(ee, tr.goal) if cube is None else cube
+
     def _finish(self, q: np.ndarray, ee: np.ndarray, reason: str) -> EpisodeRecord:
         tr, self._trace = self._trace, None
         self.episodes += 1
         ees = np.array([*tr.ee, ee])  # (T+1, 3)
-        success, final_error = episode_outcome(goal_distance(ee, tr.goal), self.success_radius)
+        success, final_error = episode_outcome(self._distance(tr, ee), self.success_radius)
+        pick = None if tr.judge is None else PickOutcome(**tr.judge.outcome())
+        judged = "tcp" if pick is None or pick.pose_source == "none" else "object"
         width = max((a.size for a in tr.actions if a is not None), default=3)
         actions = np.array([np.zeros(width) if a is None else a for a in tr.actions])  # (T, A)
         return EpisodeRecord(
             robot=self.robot, task=self.task, seed=tr.seed, source="real", success=success,
-            final_error=final_error, time_to_success=tr.success_s if success else None,
+            final_error=final_error, time_to_success=_success_time(tr, self.control_dt) if success else None,
             path_length=float(np.sum(np.linalg.norm(np.diff(ees, axis=0), axis=1))),
             max_joint_velocity=tr.max_speed, control_dt=self.control_dt, actions=actions,
             joint_positions=np.array([*tr.q, q]), joint_targets=np.array(tr.targets),
-            meta={**self.meta, "end_reason": reason, "held_steps": tr.held,
-                  "goal": ",".join(f"{v:.4f}" for v in tr.goal)},
+            meta={**self.meta, "end_reason": reason, "held_steps": tr.held, "judged_on": judged,
+                  "goal": ",".join(f"{v:.4f}" for v in tr.goal)}, pick=pick,
         )  # fmt: skip
+
+
+def _success_time(tr: _Trace, control_dt: float) -> float:
+    """First time the goal was reached; the last tick's time when only the final state reached it."""
+    return tr.success_s if tr.success_s is not None else len(tr.targets) * control_dt

@@ -31,7 +31,10 @@ SCRIPTED = "scripted:reach"
 # A gripper wiring check: holds the TCP still and closes the gripper, with the contract of the robot's
 # deployable pick-and-place env (camera, instruction, gripper): what an operator runs before a pixel policy.
 SCRIPTED_GRIPPER = "scripted:close-gripper"
-SCRIPTED_SPECS = (SCRIPTED, SCRIPTED_GRIPPER)
+# A fixed pick program from the table the operator set (deploy.pick_program), same contract: wiring checks
+# of the pick-and-place outcome path (grasp -> lift -> place events) without a trained checkpoint.
+SCRIPTED_PICKPLACE = "scripted:pickplace"
+SCRIPTED_SPECS = (SCRIPTED, SCRIPTED_GRIPPER, SCRIPTED_PICKPLACE)
 LAYOUT_VERSIONS = (OBSERVATION_LAYOUT_VERSION,)  # the observation layouts ObservationBuilder builds
 ACTION_MODES = ("ee_delta", "joint_delta")  # the action mappings robot.actions provides
 # interface -> the RosNames field that provides it (None: the command topic of the command interface)
@@ -63,6 +66,11 @@ def load_deployable(spec: str | Path, robot: str, io: Any = None) -> tuple[Any, 
         return ReachController(), contract
     if str(spec) == SCRIPTED_GRIPPER:
         return CloseGripper(contract.action_size), contract
+    if str(spec) == SCRIPTED_PICKPLACE:
+        from ast_robot.deploy.pick_program import PickProgram
+        from ast_robot.robot.specs import get_robot
+
+        return PickProgram(contract.action_size, get_robot(robot).n_joints, contract.max_ee_step), contract
     kind, folder = _locate(Path(spec))
     if kind == "sac":
         return FunctionPolicy(_sac_actor(folder)), contract
@@ -75,7 +83,7 @@ def read_contract(spec: str | Path, robot: str) -> DeploymentContract:
     """The contract of a checkpoint (``scripted:reach``: the default reach env of ``robot``); no weights built."""
     if str(spec) == SCRIPTED:
         return _default_reach(robot)
-    if str(spec) == SCRIPTED_GRIPPER:
+    if str(spec) in (SCRIPTED_GRIPPER, SCRIPTED_PICKPLACE):
         return _default_deploy_pickplace(robot)
     path = Path(spec)
     if not path.exists():

@@ -17,6 +17,7 @@ import numpy as np
 from ast_robot.deploy.episode import EpisodeTracker
 from ast_robot.deploy.inputs import JointStateChecker, Rejected, check_image, resize_nearest
 from ast_robot.deploy.runner import PolicyRunner
+from ast_robot.deploy.table import Table, parse_table
 
 SAFETY_MODE_NORMAL = 1  # ur_dashboard_msgs/SafetyMode.NORMAL
 
@@ -77,9 +78,15 @@ class DeploymentSession:
         self.runner = runner
         self.checker = JointStateChecker(joint_names, max_age_s=runner.limits.stale_after_s)
         # task and success threshold as trained (the checkpoint's contract): one success rule, sim and robot
-        self.episodes = EpisodeTracker(robot, task or runner.task, runner.limits.period_s, timeout_s,
+        task = task or runner.task
+        # pick-and-place is judged on the object and, as in the env, by its last state: no end on success
+        self.episodes = EpisodeTracker(robot, task, runner.limits.period_s, timeout_s,
                                        success_radius=runner.success_threshold, meta=meta,
-                                       end_on_success=end_on_success)  # fmt: skip
+                                       end_on_success=end_on_success and task != "pickplace")  # fmt: skip
+        self.table: Table | None = None  # pick-and-place: the table the operator set (deploy.table)
+        self.width: float | None = None  # latest measured gripper opening (m)
+        if task == "pickplace" and runner.gripper is not None:
+            self.episodes.gripper_width = (runner.gripper.closed, runner.gripper.opened)
         self.rejections: Counter[str] = Counter()  # per kind of message, since start
         self.log = RejectionLog()
         if require_safety_mode:
@@ -100,6 +107,27 @@ class DeploymentSession:
             width = self.runner.gripper.width_from_state(names, positions)
             if width is not None:
                 self.runner.set_gripper_width(width)
+                self.width = width
+        return None
+
+    def on_table(self, text: str) -> str | None:
+        """The table the operator set, with its episode sheet (deploy.table): the next episode's judge."""
+        try:
+            self.table = parse_table(text)
+        except ValueError as err:
+            return self.reject("table", err)
+        self.episodes.target_object = self.table.target_object
+        return None
+
+    def on_object_poses(self, positions: Any) -> str | None:
+        """Cube positions (n, 3, m) from a lab's tracker: recorded in the outcome, never seen by the policy."""
+        try:
+            arr = np.asarray(positions, dtype=float).reshape(-1, 3)
+            if not np.isfinite(arr).all() or len(arr) == 0:
+                raise ValueError(f"object poses: expected finite (n >= 1, 3) positions, got {arr.shape}")
+        except (TypeError, ValueError) as err:
+            return self.reject("object_poses", err)
+        self.episodes.observe_objects(arr)
         return None
 
     def on_image(self, encoding: str, height: int, width: int, step: int, data: bytes,
@@ -123,7 +151,7 @@ class DeploymentSession:
             self.runner.set_goal(xyz)
         except (TypeError, ValueError) as err:
             return self.reject("goal", err)
-        self.episodes.set_goal(self.runner.goal)
+        self.episodes.set_goal(self._episode_goal())  # a table, once set, stays the pick-and-place judge's goal
         return None
 
     def on_instruction(self, text: str) -> str | None:
@@ -156,8 +184,8 @@ class DeploymentSession:
             return "an episode is already running; stop it first"
         if self.runner.safety.measured is None:
             return "no trusted joint state yet"
-        if self.runner.goal is None:
-            return "no goal received yet; publish a goal before starting an episode"
+        if self._episode_goal() is None:
+            return "no goal received yet; publish a goal (pick-and-place: the table) before starting an episode"
         if reasons := self.runner.safety.hold_reasons(now_s):
             return f"cannot start an episode while holding: {'; '.join(reasons)}"
         return None
@@ -166,9 +194,18 @@ class DeploymentSession:
         """Start an episode (ValueError saying why not)."""
         if reason := self.start_refusal(now_s):
             raise ValueError(reason)
-        message = self.episodes.start(now_s, self.runner.goal)
+        message = self.episodes.start(now_s, self._episode_goal())
+        if callable(set_table := getattr(self.runner.policy, "set_table", None)):  # scripted:pickplace
+            set_table(self.table)
         self.runner.reset()
         return message
+
+    def _episode_goal(self) -> Any:
+        """What the episode is judged against: the target's place on its pad (pick-and-place with a table),
+        else the goal (without a table a pick-and-place episode is judged at the TCP, as ``meta.judged_on`` says)."""
+        if self.episodes.task == "pickplace" and self.table is not None:
+            return np.array(self.table.place)
+        return self.runner.goal
 
     def stop_episode(self, reason: str = "stopped") -> Any:
         """Stop the running episode (ValueError when none runs); returns its record (None when it had no
@@ -187,7 +224,8 @@ class DeploymentSession:
         result = self.runner.step(now_s)
         d = result.decision
         ee = result.ee if result.ee is not None else (None if q is None else self.runner.ee_at(q))
-        record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held)
+        record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held,
+                                    width=self.width)  # fmt: skip
         return TickOutput(d.positions, d.held, d.reasons, record, result.gripper)
 
     # ----- what the node reads and asks besides messages and ticks --------------------------------
@@ -203,6 +241,12 @@ class DeploymentSession:
     @property
     def estop_engaged(self) -> bool:
         return self.runner.safety.estop
+
+    @property
+    def judges_objects(self) -> bool:
+        """Whether episodes are pick-and-place ones, judged on the objects: the node then reads the table and
+        the object tracker's poses for the outcome (never for the policy)."""
+        return self.episodes.gripper_width is not None
 
     @property
     def gripper_wired(self) -> bool:

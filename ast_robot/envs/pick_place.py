@@ -136,6 +136,9 @@ class PickPlaceEnv(RobotEnv):
     def _info(self, obs: dict[str, np.ndarray], dist: float) -> dict[str, Any]:
         info = super()._info(obs, dist)
         info["target_object"], info["target_pad"] = self.target_object, self.target_pad
+        # every cube (the table's order) and the target's place: ast_robot.pick_outcome judges events from them
+        info["object_positions"] = self.data.qpos[np.add.outer(self._obj_qadr, np.arange(3))].copy()
+        info["place"] = self.goal.copy()
         if self.deploy:  # privileged: for rewards (compute_reward), HER relabelling and analysis, not the policy
             info["achieved_goal"], info["desired_goal"] = self._achieved_goal().copy(), self.goal.copy()
         return info

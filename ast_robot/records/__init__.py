@@ -8,10 +8,11 @@ from ast_robot.records.schema import (
            SCHEMA_VERSION,
            ContactSummary,
            EpisodeRecord,
+           PickOutcome,
            RecordError,
            from_json,
            to_json,
 )
 
-__all__ = ["RECORDS_FILE", "SCHEMA_VERSION", "ContactSummary", "EpisodeRecord", "RecordError", "from_json",
+__all__ = ["RECORDS_FILE", "SCHEMA_VERSION", "ContactSummary", "EpisodeRecord", "PickOutcome", "RecordError", "from_json",
            "load_episodes", "read_records", "to_json", "write_records"]  # fmt: skip

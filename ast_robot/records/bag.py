@@ -26,7 +26,7 @@ from typing import Any
 from ast_robot.config.deploy import RosNames
 from ast_robot.fileio import BadFile, atomic_write_text, describe, reading
 from ast_robot.records.schema import EpisodeRecord, RecordError, from_json, to_json
-from ast_robot.records.stream import JOINT_STATE, OUTCOME_QOS, STATE_QOS, STRING, TopicQos
+from ast_robot.records.stream import IMAGE, JOINT_STATE, OUTCOME_QOS, STATE_QOS, STRING, TopicQos
 
 # The distribution of the ROS 2 wheels we deploy with (rclpy 9.x is Kilted); the typestore below matches it.
 ROS_DISTRO = "kilted"
@@ -36,9 +36,11 @@ BAG_EXPECTED = f"a ROS 2 bag (folder with metadata.yaml, MCAP or sqlite3) with {
 _NAMES = RosNames()
 
 
-def recorded_topics(names: RosNames = _NAMES, joint_states: bool = True) -> dict[str, str]:
-    """What ``ast-robot record`` writes: topic -> message type (the outcome stream, and the joint states)."""
-    return {names.outcome: STRING, **({names.joint_states: JOINT_STATE} if joint_states else {})}
+def recorded_topics(names: RosNames = _NAMES, joint_states: bool = True, camera: bool = False) -> dict[str, str]:
+    """What ``ast-robot record`` writes: topic -> message type (the outcome stream, the joint states, and with
+    ``camera`` the camera images, which the recorder thins to its ``--camera-rate``)."""
+    return {names.outcome: STRING, **({names.joint_states: JOINT_STATE} if joint_states else {}),
+            **({names.camera: IMAGE} if camera else {})}  # fmt: skip
 
 
 def _rosbags() -> Any:
@@ -64,15 +66,17 @@ class BagWriter:
     """A bag folder opened for writing; call :meth:`write` per message and :meth:`close` at the end.
 
     ``qos``: each topic's offered QoS (default: :data:`OUTCOME_QOS` for ``outcome_topic``, :data:`STATE_QOS`
-    for the others)."""
+    for the others). ``max_rate_hz``: topic -> at most this many messages a second are written (by their
+    stamps; the rest are dropped and counted in ``skipped``): camera images at e.g. 2 Hz, not at 30."""
 
     def __init__(self, path: str | Path, topics: Mapping[str, str] | None = None, storage: str = "mcap",
-                 qos: Mapping[str, TopicQos] | None = None,
-                 outcome_topic: str = _NAMES.outcome) -> None:  # fmt: skip
+                 qos: Mapping[str, TopicQos] | None = None, outcome_topic: str = _NAMES.outcome,
+                 max_rate_hz: Mapping[str, float] | None = None) -> None:  # fmt: skip
         _, writer_cls, plugin, interfaces, self.typestore = _rosbags()
         if storage not in ("mcap", "sqlite3"):
             raise ValueError(f"storage: {storage!r} is not a bag format; use 'mcap' or 'sqlite3'")
         self.path, self.outcome_topic = Path(path), outcome_topic
+        self._min_gap_ns = _min_gaps(max_rate_hz or {}, topics)
         if self.path.exists():
             raise ValueError(f"out: bag folder {self.path} exists already; choose a new folder")
         self.topics = dict(recorded_topics() if topics is None else topics)
@@ -87,15 +91,26 @@ class BagWriter:
                                                       offered_qos_profiles=[_offered(self.qos[t], interfaces)])
                        for t, m in self.topics.items()}  # fmt: skip
         self.counts = dict.fromkeys(self.topics, 0)
+        self.skipped = dict.fromkeys(self.topics, 0)  # dropped by max_rate_hz
+        self._last_ns: dict[str, int] = {}
         journaled = self.topics.get(outcome_topic) == STRING
         self._journal = open(self.path / JOURNAL_FILE, "a", encoding="utf-8") if journaled else None
 
-    def write(self, topic: str, cdr: bytes, stamp_ns: int) -> None:
-        """Append one serialized (CDR) message received at ``stamp_ns`` (ns since the epoch)."""
+    def write(self, topic: str, cdr: bytes, stamp_ns: int) -> bool:
+        """Append one serialized (CDR) message received at ``stamp_ns`` (ns since the epoch); False when the
+        topic's ``max_rate_hz`` drops it (less than one period after the last one written)."""
+        gap = self._min_gap_ns.get(topic)
+        if gap is not None:
+            last = self._last_ns.get(topic)
+            if last is not None and stamp_ns - last < gap:
+                self.skipped[topic] += 1
+                return False
+            self._last_ns[topic] = int(stamp_ns)
         self._writer.write(self._conns[topic], int(stamp_ns), cdr)
         self.counts[topic] += 1
         if topic == self.outcome_topic and self._journal is not None:
             self._append_journal(self.typestore.deserialize_cdr(cdr, STRING).data)
+        return True
 
     def write_record(self, record: EpisodeRecord, stamp_ns: int) -> None:
         """Append one episode record on the outcome topic, as the policy node publishes it."""
@@ -128,6 +143,45 @@ class BagWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _min_gaps(max_rate_hz: Mapping[str, float], topics: Mapping[str, str] | None) -> dict[str, int]:
+    """topic -> least time (ns) between written messages; ValueError naming a bad rate or unknown topic."""
+    gaps = {}
+    for topic, hz in max_rate_hz.items():
+        if topics is not None and topic not in topics:
+            raise ValueError(f"max_rate_hz[{topic!r}]: not a recorded topic ({sorted(topics)})")
+        if not (isinstance(hz, (int, float)) and hz > 0):
+            raise ValueError(f"max_rate_hz[{topic!r}]: expected messages per second > 0, got {hz!r}")
+        gaps[topic] = round(1e9 / hz)
+    return gaps
+
+
+def read_bag_images(path: str | Path, topic: str = _NAMES.camera) -> list[tuple[int, Any]]:
+    """(bag time ns, image (H, W, C) uint8 array) of every camera frame on ``topic``; BadFile (one line) for
+    an unreadable bag, a bag without the topic, or a frame whose size does not match its data."""
+    import numpy as np
+
+    reader_cls, _, _, _, typestore = _rosbags()
+    path = Path(path)
+    expected = f"a ROS 2 bag with {IMAGE} frames on {topic}"
+    try:
+        with reader_cls(path) as reader:
+            conns = [c for c in reader.connections if c.topic == topic and c.msgtype == IMAGE]
+            if not conns:
+                raise BadFile(path, f"no {IMAGE} on {topic} (its topics: {sorted({c.topic for c in reader.connections})})",
+                              expected)  # fmt: skip
+            frames = []
+            for _conn, stamp, raw in reader.messages(connections=conns):
+                msg = typestore.deserialize_cdr(raw, IMAGE)
+                rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
+                channels = msg.step // msg.width
+                frames.append((int(stamp), rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)))
+    except BadFile:
+        raise
+    except Exception as err:  # rosbags' own errors, or a frame whose data does not fit its size
+        raise BadFile(path, f"cannot read camera frames ({describe(err)})", expected) from err
+    return frames
 
 
 def _with_distro(metadata: str) -> str:

@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+SCHEMA_VERSION = 2  # 2: the optional ``pick`` outcome (pick-and-place events, object poses); 1 is still read
+SUPPORTED_VERSIONS = (1, 2)
+PICK_EVENTS = ("grasp", "lift", "drop", "place")  # ast_robot.pick_outcome says when each happens
+POSE_SOURCES = ("sim", "tracker", "none")  # where object positions came from; "none": no object pose measured
 SOURCES = ("sim", "real")
 ARRAY_FIELDS = ("actions", "joint_positions", "joint_targets")
 _SCALAR_META = (str, int, float, bool)
@@ -60,6 +62,67 @@ class ContactSummary:
             )
 
 
+@dataclass(frozen=True)
+class PickOutcome:
+    """What happened to the objects in a pick-and-place episode (:mod:`ast_robot.pick_outcome` judges it).
+
+    ``events``: (name, time s after the episode start) in time order, names from ``PICK_EVENTS``.
+    ``object_positions``: final cube positions (n, 3, m, world), None when no object pose was measured
+    (``pose_source`` "none": a real cell without a tracker); then ``target_distance`` is None too and the
+    record's success could not be judged on the object."""
+
+    events: tuple[tuple[str, float], ...] = ()
+    object_positions: tuple[tuple[float, float, float], ...] | None = None
+    target_object: int | None = None  # index of the target cube in object_positions (the table's order)
+    target_distance: float | None = None  # final distance (m) of the target cube to its place on the pad
+    pose_source: str = "none"
+
+    def __post_init__(self) -> None:
+        events, last = [], 0.0
+        for i, item in enumerate(self.events):
+            if not isinstance(item, (tuple, list)) or len(item) != 2 or item[0] not in PICK_EVENTS:
+                raise RecordError(f"pick.events[{i}]", item, f"must be [name, time s], name in {list(PICK_EVENTS)}")
+            t = _check_number(f"pick.events[{i}].time", item[1], low=0.0)
+            if t < last:
+                raise RecordError(f"pick.events[{i}].time", t, f"must not be before the previous event ({last})")
+            events.append((str(item[0]), t))
+            last = t
+        object.__setattr__(self, "events", tuple(events))
+        if self.pose_source not in POSE_SOURCES:
+            raise RecordError("pick.pose_source", self.pose_source, f"must be one of {list(POSE_SOURCES)}")
+        measured = self.pose_source != "none"
+        judged = measured and self.target_object is not None  # a target distance needs poses and a target
+        for name, present in (("object_positions", measured), ("target_distance", judged)):
+            if (getattr(self, name) is None) == present:
+                raise RecordError(f"pick.{name}", getattr(self, name), "must be null exactly when pose_source is "
+                                  "'none' (no object pose measured: none is invented)"
+                                  + (" or target_object is null" if name == "target_distance" else ""))  # fmt: skip
+        if measured:
+            pos = _as_matrix("pick.object_positions", self.object_positions)
+            if pos.shape[1] != 3:
+                raise RecordError("pick.object_positions", pos.shape, "must have shape (n objects, 3)")
+            object.__setattr__(self, "object_positions", tuple(tuple(float(v) for v in row) for row in pos))
+        if judged:
+            object.__setattr__(self, "target_distance",
+                               _check_number("pick.target_distance", self.target_distance, low=0.0))  # fmt: skip
+        if self.target_object is not None:
+            n = len(self.object_positions) if self.object_positions is not None else None
+            index = _check_int("pick.target_object", self.target_object, low=0)
+            if n is not None and index >= n:
+                raise RecordError("pick.target_object", index, f"must index the {n} object positions")
+            object.__setattr__(self, "target_object", index)
+
+    def times(self, name: str) -> list[float]:
+        """Times (s) of every ``name`` event."""
+        return [t for n, t in self.events if n == name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"events": [list(e) for e in self.events],
+                "object_positions": None if self.object_positions is None else [list(p) for p in self.object_positions],
+                "target_object": self.target_object, "target_distance": self.target_distance,
+                "pose_source": self.pose_source}  # fmt: skip
+
+
 @dataclass(frozen=True, eq=False)
 class EpisodeRecord:
     """The outcome of one episode in simulation (`source="sim"`) or on a robot (`source="real"`).
@@ -87,6 +150,7 @@ class EpisodeRecord:
     randomization: Mapping[str, float] = field(default_factory=dict)  # name -> sampled value; {} for real
     meta: Mapping[str, Any] = field(default_factory=dict)  # provenance: run dir, checkpoint, policy step...
     schema_version: int = SCHEMA_VERSION
+    pick: PickOutcome | None = None  # pick-and-place events and object poses (schema version >= 2)
 
     def __post_init__(self) -> None:
         _check_version(self.schema_version)
@@ -106,6 +170,8 @@ class EpisodeRecord:
         object.__setattr__(self, "meta", _check_meta(self.meta))
         if not isinstance(self.contact, ContactSummary):
             raise RecordError("contact", self.contact, "must be a ContactSummary")
+        if self.pick is not None and (not isinstance(self.pick, PickOutcome) or self.schema_version < 2):
+            raise RecordError("pick", self.pick, "must be a PickOutcome, in records of schema version >= 2")
         self._check_physically_possible()
 
     def _check_scalars(self) -> None:
@@ -150,6 +216,9 @@ class EpisodeRecord:
         if self.source == "sim" and late:
             raise RecordError("time_to_success", self.time_to_success, f"must be <= the episode's duration "
                               f"({self.steps} steps x control_dt {self.control_dt} s = {duration:.6g} s, + one step)")  # fmt: skip
+        late_event = self.pick is not None and self.pick.events and self.pick.events[-1][1] > duration + self.control_dt * (1 + 1e-9)
+        if self.source == "sim" and late_event:
+            raise RecordError("pick.events", self.pick.events[-1], f"must be within the episode's duration ({duration:.6g} s)")
         if self.contact.contact_steps > self.steps:
             raise RecordError("contact.contact_steps", self.contact.contact_steps,
                               f"must be <= the episode's {self.steps} control steps")  # fmt: skip
@@ -169,6 +238,8 @@ class EpisodeRecord:
                                "contact": {"max_force": self.contact.max_force, "mean_force": self.contact.mean_force,
                                            "contact_steps": self.contact.contact_steps},
                                "randomization": dict(self.randomization), "meta": dict(self.meta)}  # fmt: skip
+        if self.schema_version >= 2:
+            out["pick"] = None if self.pick is None else self.pick.to_dict()
         if include_arrays:
             for name in ARRAY_FIELDS:
                 value = getattr(self, name)
@@ -193,12 +264,15 @@ class EpisodeRecord:
             raise RecordError(missing[0], None, "is required")
         kwargs = {k: values[k] for k in _FIELD_NAMES if k in values}
         kwargs["contact"] = _contact_from(values.get("contact", {}))
+        if "pick" in values and values.get("schema_version", SCHEMA_VERSION) < 2:
+            raise RecordError("pick", values["pick"], "is a schema version 2 field (this record says version 1)")
+        kwargs["pick"] = _pick_from(values.get("pick"))
         return cls(**kwargs)
 
 
 _FIELD_NAMES = ("schema_version", "robot", "task", "seed", "source", "success", "final_error", "time_to_success",
                 "path_length", "max_joint_velocity", "control_dt", "actions", "joint_positions", "joint_targets",
-                "contact", "randomization", "meta")  # fmt: skip
+                "contact", "randomization", "meta", "pick")  # fmt: skip
 _REQUIRED = ("robot", "task", "seed", "source", "success", "final_error", "time_to_success", "path_length",
              "max_joint_velocity", "control_dt")  # fmt: skip
 
@@ -299,3 +373,17 @@ def _contact_from(data: Any) -> ContactSummary:
     if unknown := sorted(set(data) - known):
         raise RecordError(f"contact.{unknown[0]}", data[unknown[0]], f"unknown field; known: {sorted(known)}")
     return ContactSummary(**data)
+
+
+def _pick_from(data: Any) -> PickOutcome | None:
+    if data is None or isinstance(data, PickOutcome):
+        return data
+    if not isinstance(data, dict):
+        raise RecordError("pick", data, "must be an object {events, object_positions, target_object, "
+                          "target_distance, pose_source} or null")  # fmt: skip
+    known = {"events", "object_positions", "target_object", "target_distance", "pose_source"}
+    if unknown := sorted(set(data) - known):
+        raise RecordError(f"pick.{unknown[0]}", data[unknown[0]], f"unknown field; known: {sorted(known)}")
+    if not isinstance(data.get("events", []), list):
+        raise RecordError("pick.events", data["events"], "must be a list of [name, time s]")
+    return PickOutcome(**{**data, "events": tuple(tuple(e) if isinstance(e, list) else e for e in data.get("events", []))})

@@ -12,6 +12,7 @@ from typing import Literal
 
 STRING = "std_msgs/msg/String"  # the outcome topic's message type (one JSON record per message)
 JOINT_STATE = "sensor_msgs/msg/JointState"
+IMAGE = "sensor_msgs/msg/Image"  # camera frames, recorded at a reduced rate (BagWriter's ``max_rate_hz``)
 
 
 @dataclass(frozen=True)

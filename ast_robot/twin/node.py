@@ -29,6 +29,7 @@ import numpy as np
 
 try:
     import rclpy
+    from geometry_msgs.msg import Pose, PoseArray
     from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -51,6 +52,7 @@ TICK_WITH_COMMAND = "command"  # Header.frame_id of an answer whose tick also se
 # since (robot/trust.MeasurementTrust), so without a pause the next episode's start waited on how fast the
 # lock-step ran (flaky under load). A real arm taken home also takes about this long.
 RESET_PAUSE_S = 1.0
+OBJECT_POSE_HZ = 10.0  # the cubes' poses, at about a lab tag tracker's rate (every k-th joint state)
 ACK_TIMEOUT_S = 5.0  # wall seconds the twin waits for an answer before it stops waiting for that controller
 
 
@@ -159,6 +161,10 @@ class TwinNode(Node):
         msg.name = names
         msg.position, msg.velocity, msg.effort = q.tolist() + extra, dq.tolist() + zeros, effort.tolist() + zeros
         self.pub_js.publish(msg)
+        if self.table is not None and self.pub_objects is not None:
+            self._pose_count += 1
+            if self._pose_count % self._pose_every == 1 or self._pose_every == 1:
+                self._publish_object_poses(stamp)
         if self.sim.safety_mode != self._last_mode:
             self._publish_mode()
 
@@ -309,10 +315,27 @@ class TwinNode(Node):
         from ast_robot.twin.pickplace import PickPlaceTable
 
         self.table = PickPlaceTable(self.sim, self.io.gripper, hidden)
+        topic = self.io.topics.object_poses  # what a lab's tag tracker publishes (empty: no tracker)
+        self.pub_objects = self.create_publisher(PoseArray, topic, qos) if topic else None
+        self._pose_every = max(1, round(self.io.joint_state_rate_hz / OBJECT_POSE_HZ))
+        self._pose_count = 0
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(String, self.io.topics.twin_scene, self._on_scene, latched)
         if self.io.topics.gripper_command:
             self.create_subscription(Float64MultiArray, self.io.topics.gripper_command, self._on_gripper, qos)
+
+    def _publish_object_poses(self, stamp: Any) -> None:
+        """The cubes' poses (the table's order), as a tracker measures them: position and orientation."""
+        msg = PoseArray()
+        msg.header.stamp, msg.header.frame_id = stamp, "base_link"
+        with self._lock:
+            poses = [self.table.object_pose(i) for i in range(self.table.n_objects)]
+        for p in poses:
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in p[:3])
+            pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (float(v) for v in p[3:])
+            msg.poses.append(pose)
+        self.pub_objects.publish(msg)
 
     def _on_scene(self, msg: String) -> None:
         from ast_robot.twin.pickplace import SceneRefused, parse_scene

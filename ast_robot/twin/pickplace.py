@@ -187,6 +187,15 @@ class PickPlaceTable:
         adr = self._objects[i]
         return self.sim.data.qpos[adr : adr + 3].copy()
 
+    @property
+    def n_objects(self) -> int:
+        return len(self._objects)
+
+    def object_pose(self, i: int) -> np.ndarray:
+        """Cube ``i``'s pose (7,): position (m) and orientation quaternion (w, x, y, z)."""
+        adr = self._objects[i]
+        return self.sim.data.qpos[adr : adr + 7].copy()
+
     # ----- the gripper --------------------------------------------------------------------------
     def command(self, data: list[float]) -> None:
         """A gripper command message's data (the interface's form; ValueError saying why it is refused)."""
@@ -231,3 +240,28 @@ class PickPlaceTable:
         if not shift.any():
             return pixels
         return np.clip(pixels.astype(np.float64) + shift * 255.0, 0, 255).astype(np.uint8)
+
+
+def episode_sheets(robot: str, episodes: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(table JSON with its ``target`` entry, instruction) for ``episodes`` seeded episodes of ``robot``'s
+    deployable pick-and-place env (seeds ``seed, seed+1, ...``): the tables an episode driver sets, the
+    instructions it sends (naming the target cube and pad) and the sheet the deployment judges by
+    (``ast_robot.deploy.table``). The twin reads the table and ignores the target."""
+    from ast_robot.config import EnvConfig
+    from ast_robot.envs import ENV_IDS
+    from ast_robot.envs.pick_place import PickPlaceEnv
+    from ast_robot.robot.specs import get_robot
+
+    name = get_robot(robot).name
+    env_id = next(i for i, (entry, kw) in ENV_IDS.items() if entry.endswith(":PickPlaceEnv") and kw["robot"] == name)
+    env = PickPlaceEnv(name, EnvConfig(id=env_id, n_objects=N_OBJECTS, n_pads=N_PADS, instruction=True))
+    sheets = []
+    try:
+        for k in range(episodes):
+            env.reset(seed=seed + k)
+            table = json.loads(table_of_env(env))
+            table["target"] = {"object": int(env.target_object), "pad": int(env.target_pad)}
+            sheets.append((json.dumps(table), str(env.instruction)))
+    finally:
+        env.close()
+    return sheets

@@ -80,7 +80,7 @@ def test_real_records_must_not_carry_randomization():
 def test_unknown_version_and_unknown_field_in_json():
     data = json.loads(to_json(make_record()))
     with pytest.raises(RecordError, match="schema_version"):
-        from_json(json.dumps({**data, "schema_version": 2}))
+        from_json(json.dumps({**data, "schema_version": 99}))
     with pytest.raises(RecordError, match="unknown field"):
         from_json(json.dumps({**data, "colour": "red"}))
     with pytest.raises(RecordError, match="not valid JSON"):

@@ -10,6 +10,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from ast_robot.records import SCHEMA_VERSION
 from tests.ros.helpers import LATCHED, Proc, call, spin_for, wait_until
 from tests.ros.robot_double import HOME, RobotDouble
 
@@ -75,7 +76,7 @@ def test_episodes_on_twin_are_streamed_and_recorded(probe, tmp_path):
     outcomes, bag = run_episodes(probe, "scripted:reach", tmp_path)
     assert len(outcomes) == len(GOALS)
     records = [EpisodeRecord.from_dict(o) for o in outcomes]
-    assert all(r.source == "real" and r.robot == "ur5e" and r.schema_version == 1 for r in records)
+    assert all(r.source == "real" and r.robot == "ur5e" and r.schema_version == SCHEMA_VERSION for r in records)
     # Every goal is reachable. (The protective stops once seen here came from the test's robot double also
     # publishing /joint_states: the node then saw the commanded positions as measured ones.)
     assert all(r.success for r in records), [(r.success, r.final_error, r.meta) for r in records]

@@ -31,7 +31,7 @@ import time
 from typing import Any
 
 import rclpy
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.callback_groups import CallbackGroup
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -136,6 +136,12 @@ class PolicyNode(LifecycleNode):
             self.pub_gripper = self.create_lifecycle_publisher(Float64MultiArray, t.gripper_command, RELIABLE)
         subs = [(Image, t.camera, self._on_image, RELIABLE), (String, t.instruction, self._on_instruction, RELIABLE),
                 (PoseStamped, t.goal, self._on_goal, RELIABLE)]  # fmt: skip
+        if self.session.judges_objects:  # the outcome's judge, never the policy: the table and a lab's tracker
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)  # the twin's /twin/scene QoS
+            subs.append((String, t.twin_scene, self._on_table, latched))
+            if t.object_poses:
+                subs.append((PoseArray, t.object_poses, self._on_object_poses, RELIABLE))
         self._estop_by_source: dict[str, bool] = {}  # latest value per subscription (see _on_estop)
         self._mode_by_source: dict[str, int] = {}
         for source, qos in (("state", SAFETY_STATE), ("live", SAFETY_LIVE)):  # both: see SAFETY_LIVE
@@ -293,6 +299,12 @@ class PolicyNode(LifecycleNode):
 
     def _on_instruction(self, msg: String) -> None:
         self._warn(self.session.on_instruction(msg.data))
+
+    def _on_table(self, msg: String) -> None:
+        self._warn(self.session.on_table(msg.data))
+
+    def _on_object_poses(self, msg: PoseArray) -> None:
+        self._warn(self.session.on_object_poses([(p.position.x, p.position.y, p.position.z) for p in msg.poses]))
 
     def _on_goal(self, msg: PoseStamped) -> None:
         if msg.header.frame_id not in GOAL_FRAMES:

@@ -1,4 +1,5 @@
-"""Recorder node: writes outcome records and joint states to a ROS 2 bag (rosbags), raw CDR in, CDR out."""
+"""Recorder node: writes outcome records, joint states and (thinned) camera images to a ROS 2 bag (rosbags),
+raw CDR in, CDR out."""
 
 from __future__ import annotations
 
@@ -10,26 +11,26 @@ from typing import Any
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from ast_robot.config.deploy import RosNames
 from ast_robot.records.bag import BagWriter
 from ast_robot_ros.convert import qos_profile
 
-_TYPES = {"std_msgs/msg/String": String, "sensor_msgs/msg/JointState": JointState}
+_TYPES = {"std_msgs/msg/String": String, "sensor_msgs/msg/JointState": JointState, "sensor_msgs/msg/Image": Image}
 
 
 class RecorderNode(Node):
     """Subscribes each topic of ``topics`` (topic -> 'pkg/msg/Type') with raw=True and writes the bytes."""
 
     def __init__(self, out: str, topics: dict[str, str], storage: str = "mcap", name: str = "ast_recorder",
-                 outcome_topic: str = RosNames().outcome) -> None:  # fmt: skip
+                 outcome_topic: str = RosNames().outcome, max_rate_hz: dict[str, float] | None = None) -> None:  # fmt: skip
         for topic, msgtype in topics.items():  # before the bag folder exists: a refusal leaves nothing behind
             if msgtype not in _TYPES:
                 raise ValueError(f"topics[{topic!r}]: the recorder handles {sorted(_TYPES)}, not {msgtype!r}")
         super().__init__(name)
-        self.bag = BagWriter(out, topics, storage, outcome_topic=outcome_topic)
+        self.bag = BagWriter(out, topics, storage, outcome_topic=outcome_topic, max_rate_hz=max_rate_hz)
         for topic, msgtype in topics.items():
             # as the topic is published (the outcomes transient-local: records sent before we joined count),
             # with a deep queue so that a burst is not dropped while a message is written
@@ -51,7 +52,8 @@ class RecorderNode(Node):
 
 
 def run(out: str, topics: dict[str, str], storage: str = "mcap", duration_s: float | None = None,
-        args: list[str] | None = None, outcome_topic: str = RosNames().outcome) -> dict[str, int]:  # fmt: skip
+        args: list[str] | None = None, outcome_topic: str = RosNames().outcome,
+        max_rate_hz: dict[str, float] | None = None) -> dict[str, int]:  # fmt: skip
     """Record until SIGINT/SIGTERM (or ``duration_s``); the bag is closed properly either way.
 
     A signal only sets a flag: a KeyboardInterrupt raised inside ``BagWriter.write`` would leave half a
@@ -60,7 +62,7 @@ def run(out: str, topics: dict[str, str], storage: str = "mcap", duration_s: flo
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(args=args)  # rclpy's own handlers shut the context down, then call ours
-    node = RecorderNode(out, topics, storage, outcome_topic=outcome_topic)
+    node = RecorderNode(out, topics, storage, outcome_topic=outcome_topic, max_rate_hz=max_rate_hz)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while rclpy.ok() and not stop.is_set() and (deadline is None or time.monotonic() < deadline):
