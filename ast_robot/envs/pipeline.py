@@ -25,7 +25,7 @@ import numpy as np
 
 from ast_robot.robot.actions import EEDeltaAction
 from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
-from ast_robot.robot.trust import ACQUIRE_STATES
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 
 STATE_PERIOD_S = 0.002  # the drivers' joint-state period (500 Hz) before an episode starts
 

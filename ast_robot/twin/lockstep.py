@@ -21,7 +21,7 @@ import numpy as np
 
 from ast_robot.deploy.session import SAFETY_MODE_NORMAL, DeploymentSession
 from ast_robot.envs.pipeline import STATE_PERIOD_S
-from ast_robot.robot.trust import ACQUIRE_STATES
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.twin.sim import TwinSim
 
 

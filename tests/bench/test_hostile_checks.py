@@ -9,8 +9,8 @@ import pytest
 from ast_robot.config import DeployConfig
 from ast_robot.deploy.inputs import JointStateChecker, Rejected
 from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.robot.specs import get_robot
-from ast_robot.robot.trust import ACQUIRE_STATES
 from bench.hostile_checks import HOSTILE_KINDS, CommandLog, constant_from, hostile_state
 
 LIM = SafetyLimits.from_robot(get_robot("ur5e"), DeployConfig())

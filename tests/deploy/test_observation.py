@@ -15,7 +15,7 @@ import ast_robot.envs  # noqa: F401 - registers the env ids
 from ast_robot.config import DeployConfig
 from ast_robot.deploy.runner import PolicyRunner
 from ast_robot.robot import kernels
-from ast_robot.robot.trust import ACQUIRE_STATES
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 
 
 class Replay:

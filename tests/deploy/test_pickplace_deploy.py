@@ -18,7 +18,7 @@ from ast_robot.deploy.robot_io import load_robot_io
 from ast_robot.deploy.runner import PolicyRunner
 from ast_robot.envs.pick_place import PickPlaceEnv
 from ast_robot.robot.contract import ContractError, DeploymentContract
-from ast_robot.robot.trust import ACQUIRE_STATES
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 
 IDS = {"ur5e": "ast_robot/PickPlaceUR5e-v0", "fr3": "ast_robot/PickPlaceFR3-v0"}
 

@@ -9,7 +9,7 @@ from ast_robot.config import DeployConfig
 from ast_robot.deploy.runner import PolicyRunner, ReachController, load_deploy_policy
 from ast_robot.deploy.session import DeploymentSession
 from ast_robot.records import EpisodeRecord, from_json, to_json
-from ast_robot.robot.trust import ACQUIRE_STATES
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.twin.sim import TwinSim
 
 PERIOD = 1 / 125

@@ -10,7 +10,7 @@ import numpy as np
 from ast_robot.config import DeployConfig
 from ast_robot.deploy.runner import PolicyRunner, ReachController
 from ast_robot.deploy.session import DeploymentSession
-from ast_robot.robot.trust import ACQUIRE_STATES
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.twin.sim import TwinSim
 
 ROS_PACKAGE = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "ast_robot_ros" / "ast_robot_ros"

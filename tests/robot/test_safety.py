@@ -11,8 +11,8 @@ from hypothesis.extra.numpy import arrays
 from ast_robot.config import DeployConfig
 from ast_robot.config.errors import ConfigError
 from ast_robot.robot.safety import MAX_WATCHDOG_S, SafetyLimits, SafetyMonitor
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.robot.specs import get_robot
-from ast_robot.robot.trust import ACQUIRE_STATES
 
 J = 6
 PERIOD = 1 / 125

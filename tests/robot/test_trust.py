@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from ast_robot.config import DeployConfig
 from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.robot.specs import get_robot
-from ast_robot.robot.trust import ACQUIRE_STATES
 
 LIM = SafetyLimits.from_robot(get_robot("ur5e"), DeployConfig())
 HOME = np.array([-0.3006, -1.6927, 1.9236, -1.8017, -1.571, -1.8712])

@@ -2,7 +2,7 @@
 
 A joint state counts only when every position is inside the joint limits and reachable from the last trusted
 state at the data-sheet speed over the time between them (:class:`MeasurementTrust`). The safety monitor
-(:mod:`ast_robot.robot.safety`) reads trusted states only. Pure numpy, no ROS.
+(:mod:`ast_robot.robot.safety.arm`) reads trusted states only. Pure numpy, no ROS.
 """
 
 from __future__ import annotations
