@@ -137,7 +137,7 @@ class DeploymentSession:
         camera = self.runner.camera_input
         try:
             if camera is not None and now_s is not None:
-                self.runner.camera = camera.offer(encoding, height, width, step, data, now_s)
+                camera.offer(encoding, height, width, step, data, now_s)  # the runner reads camera.latest()
                 return None
             img = check_image(encoding, height, width, step, data)
         except (Rejected, TypeError, ValueError) as err:

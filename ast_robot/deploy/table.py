@@ -9,14 +9,12 @@ drive ``scripted:pickplace``; the policy still sees only the camera and the inst
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from ast_robot.records.table import table_object
 from ast_robot.robot.scene import OBJECT_HALF_SIZE
-
-MAX_TABLE_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -36,14 +34,7 @@ class Table:
 def parse_table(text: Any) -> Table:
     """``{"objects": [{x, y, yaw?}...], "pads": [{x, y}...], "target": {"object", "pad"}}`` -> Table;
     ValueError (one line naming the field) otherwise. Colours are the twin's business and not checked here."""
-    if not isinstance(text, str) or len(text) > MAX_TABLE_CHARS:
-        raise ValueError(f"table: expected a JSON string of at most {MAX_TABLE_CHARS} characters")
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise ValueError(f"table: not JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError("table: expected a JSON object with 'objects', 'pads' and 'target'")
+    data = table_object(text, "table", "'objects', 'pads' and 'target'")
     objects = tuple(_xy(f"table.objects[{i}]", o, yaw=True) for i, o in enumerate(_list(data, "objects")))
     pads = tuple(_xy(f"table.pads[{j}]", p) for j, p in enumerate(_list(data, "pads")))
     target = data.get("target")

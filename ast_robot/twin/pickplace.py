@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.records.table import table_object
 from ast_robot.twin.hidden import HiddenParams
 
 N_OBJECTS, N_PADS = 2, 2  # the deployable pick-and-place layout's table (env.observation: deploy)
-MAX_SCENE_BYTES = 4096
 
 
 class SceneRefused(ValueError):
@@ -55,14 +55,7 @@ def parse_scene(text: str, n_objects: int = N_OBJECTS, n_pads: int = N_PADS) -> 
     from ast_robot.envs.instructions import COLOURS
     from ast_robot.envs.pick_place import AREA_HIGH, AREA_LOW
 
-    if not isinstance(text, str) or len(text) > MAX_SCENE_BYTES:
-        raise SceneRefused(f"scene: expected a JSON string of at most {MAX_SCENE_BYTES} characters")
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise SceneRefused(f"scene: not JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise SceneRefused("scene: expected a JSON object with 'objects' and 'pads'")
+    data = table_object(text, "scene", "'objects' and 'pads'", SceneRefused)
     parts = {}
     for key, count in (("objects", n_objects), ("pads", n_pads)):
         items = data.get(key)
