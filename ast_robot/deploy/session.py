@@ -20,6 +20,12 @@ from ast_robot.deploy.runner import PolicyRunner
 from ast_robot.deploy.table import Table, parse_table
 
 SAFETY_MODE_NORMAL = 1  # ur_dashboard_msgs/SafetyMode.NORMAL
+# Simulated time: a start is accepted against the latest joint state and happens at a later one (the node ticks
+# on states, :meth:`DeploymentSession.request_start`). The state it happens at may be one the start must wait
+# for: after /twin/reset the stream resumes a pause later with the arm teleported home, and trust in it is
+# reacquired over ``ACQUIRE_STATES`` states (a hold meanwhile). The start waits this long (simulated s, from the
+# first state after the request) for such a hold to clear: ACQUIRE_STATES states of any stream above 12 Hz.
+START_WAIT_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class DeploymentSession:
             self.episodes.gripper_width = (runner.gripper.closed, runner.gripper.opened)
         self.rejections: Counter[str] = Counter()  # per kind of message, since start
         self.log = RejectionLog()
+        self._start_asked = False  # request_start accepted a start that has not happened (or run out) yet
+        self._start_by: float | None = None  # its deadline, set at the first state after the request
         if require_safety_mode:
             runner.safety.set_safety_mode(False, "no safety-mode message received yet")
 
@@ -200,6 +208,41 @@ class DeploymentSession:
         self.runner.reset()
         return message
 
+    def request_start(self, now_s: float) -> str:
+        """Accept a start that happens at a later state's time (:meth:`start_requested`); ValueError saying why
+        it may not start now. Simulated time: the node has seen the state stamped ``now_s``, not the next one."""
+        if reason := self.start_refusal(now_s):
+            raise ValueError(reason)
+        self._start_asked, self._start_by = True, None
+        return f"episode starts at the next joint state (waits up to {START_WAIT_S:g} s for a hold to clear)"
+
+    @property
+    def start_pending(self) -> bool:
+        """Whether a start was accepted (:meth:`request_start`) and has not happened or run out yet."""
+        return self._start_asked
+
+    def start_requested(self, now_s: float) -> bool:
+        """At a state's time ``now_s``: start the requested episode if it may start now (True). False while it
+        waits (up to :data:`START_WAIT_S` from the first state after the request) or none is requested;
+        ValueError with the refusal once the wait ran out or the robot is stopped (e-stop, safety mode): the
+        request is dropped, the operator starts again.
+
+        Checked once at the request and once here, a refusal in between (the reset's stream jump) used to drop
+        the start silently after the operator had been told it would happen (issue 21)."""
+        if not self._start_asked:
+            return False
+        if self._start_by is None:  # the first state after the request: the wait starts here
+            self._start_by = now_s + START_WAIT_S
+        reason = self.start_refusal(now_s)
+        if reason is None:
+            self._start_asked = False
+            self.start_episode(now_s)
+            return True
+        if now_s >= self._start_by - 1e-9 or self.runner.safety.stop_reasons():  # never on a stop's release
+            self._start_asked = False
+            raise ValueError(f"{reason} (for {START_WAIT_S:g} s after the start request)")
+        return False
+
     def _episode_goal(self) -> Any:
         """What the episode is judged against: the target's place on its pad (pick-and-place with a table),
         else the goal (without a table a pick-and-place episode is judged at the TCP, as ``meta.judged_on`` says)."""
@@ -208,8 +251,11 @@ class DeploymentSession:
         return self.runner.goal
 
     def stop_episode(self, reason: str = "stopped") -> Any:
-        """Stop the running episode (ValueError when none runs); returns its record (None when it had no
-        tick). The next command starts from rest at the measured position."""
+        """Stop the running episode or cancel a requested one (ValueError when neither); returns its record
+        (None when it had no tick). The next command starts from rest at the measured position."""
+        if self._start_asked and not self.episodes.active:
+            self._start_asked = False
+            return None
         q = self.runner.safety.measured
         ee = None if q is None else self.runner.ee_at(q)
         record = self.episodes.stop(q, ee, reason)

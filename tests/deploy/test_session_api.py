@@ -6,10 +6,11 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ast_robot.config import DeployConfig
 from ast_robot.deploy.runner import PolicyRunner, ReachController
-from ast_robot.deploy.session import DeploymentSession
+from ast_robot.deploy.session import START_WAIT_S, DeploymentSession
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.twin.sim import TwinSim
 
@@ -28,7 +29,7 @@ def _session_uses(path: Path) -> list[tuple[int, str]]:
 def test_the_node_uses_only_the_sessions_public_methods():
     uses = [(path.name, line, attr) for path in sorted(ROS_PACKAGE.glob("*.py")) for line, attr in _session_uses(path)]
     assert len(uses) > 10  # the scanner sees the node's calls (a scanner finding nothing would pass)
-    assert {"tick", "start_refusal", "segment_time", "rest_at_measured"} <= {attr for _, _, attr in uses}
+    assert {"tick", "request_start", "start_requested", "segment_time", "rest_at_measured"} <= {attr for _, _, attr in uses}
     private = [u for u in uses if u[2] not in PUBLIC]
     assert not private, f"the node reaches into the session's internals (runner, episodes, log, ...): {private}"
     assert "runner" not in PUBLIC and "episodes" not in PUBLIC  # instance attributes, not the public API
@@ -67,4 +68,64 @@ def test_rejection_report_flushes_and_counts():
     assert "goal: ValueError x1" in pending
     assert totals.startswith("rejected messages: joint_state=1 image=0 goal=1 instruction=0 (by reason:")
     assert session.rejection_report(0.2)[0] is None  # nothing new
+    session.close()
+
+
+def _ready(session: DeploymentSession, sim: TwinSim, t0: float) -> tuple[float, float]:
+    """A trusted state stream up to t0 and a goal; (t0, the state period)."""
+    q, dq, _ = sim.joint_state()
+    period = 0.008
+    for k in reversed(range(ACQUIRE_STATES + 2)):
+        t = t0 - k * period
+        assert session.on_joint_state(list(sim.joint_names), q, dq, t, t, t) in (None, "joint_state rejected: not trusted: acquiring trust")
+    session.on_goal([0.35, -0.1, 0.3])
+    return t0, period
+
+
+def _state_at(session: DeploymentSession, sim: TwinSim, t: float) -> None:
+    q, dq, _ = sim.joint_state()
+    session.on_joint_state(list(sim.joint_names), q, dq, t, t, t)
+
+
+def test_a_requested_start_waits_out_the_trust_hold_after_the_twins_reset():
+    """Issue 21: on simulated time a start accepted against the last state before /twin/reset happens at a
+    state a pause later, which the trust rule holds on for ACQUIRE_STATES states; it used to be refused there
+    and dropped silently (the operator had been told it would start)."""
+    session, sim = _session()
+    t0, period = _ready(session, sim, 5.0)
+    assert "next joint state" in session.request_start(t0) and session.start_pending
+    jumped = [t0 + 1.0 + k * period for k in range(ACQUIRE_STATES)]  # the reset's pause, arm at home
+    for t in jumped[:-1]:
+        _state_at(session, sim, t)
+        assert session.start_refusal(t) is not None  # the hold the old node refused the start on
+        assert session.start_requested(t) is False and session.start_pending and not session.episode_active
+    _state_at(session, sim, jumped[-1])
+    assert session.start_requested(jumped[-1]) is True and session.episode_active and not session.start_pending
+    assert session.start_requested(jumped[-1] + period) is False  # nothing pending any more
+    session.close()
+
+
+def test_a_requested_start_is_dropped_when_the_wait_runs_out_on_a_stop_or_on_stop_episode():
+    session, sim = _session()
+    t0, period = _ready(session, sim, 5.0)
+    session.request_start(t0)  # the stream stops after one jumped state: stale until the wait runs out
+    _state_at(session, sim, t0 + 1.0)
+    assert session.start_requested(t0 + 1.0) is False
+    assert session.start_requested(t0 + 1.0 + START_WAIT_S / 2) is False and session.start_pending
+    with pytest.raises(ValueError, match="joint state stale.*after the start request"):
+        session.start_requested(t0 + 1.0 + START_WAIT_S)
+    assert not session.start_pending and not session.episode_active
+    t1, _ = _ready(session, sim, t0 + 3.0)
+    session.request_start(t1)
+    session.on_estop(True, t1)  # a stop drops it at once: an episode never starts on the stop's release
+    _state_at(session, sim, t1 + period)
+    with pytest.raises(ValueError, match="e-stop engaged"):
+        session.start_requested(t1 + period)
+    session.on_estop(False, t1 + period)
+    _state_at(session, sim, t1 + 2 * period)
+    assert session.start_requested(t1 + 2 * period) is False and not session.episode_active
+    session.request_start(t1 + 2 * period)
+    assert session.stop_episode() is None and not session.start_pending  # stop cancels the request
+    with pytest.raises(ValueError, match="no episode is running"):
+        session.stop_episode()
     session.close()

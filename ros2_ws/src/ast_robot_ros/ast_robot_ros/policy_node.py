@@ -19,7 +19,9 @@ synchronous, as the envs run it), and is answered on ``/ast/tick`` (std_msgs/Hea
 "command" when a command stamped ``t`` went out first). The twin waits for that answer before it advances
 its clock (:mod:`ast_robot.twin.node`). A /clock timer would not do: /clock and /joint_states are two topics,
 and DDS orders messages only within one, so a timer tick could see the state of the period before. An
-episode starts on the first state after the start request, so its first tick is at its start time.
+episode starts on the first state after the start request at which it may (a hold met there, such as trust
+being re-acquired after /twin/reset's jump, is waited out: DeploymentSession.start_requested), so its first
+tick is at its start time.
 """
 
 from __future__ import annotations
@@ -112,7 +114,6 @@ class PolicyNode(LifecycleNode):
         self._sim_time = False  # use_sim_time: joint-state-driven ticks, answered on /ast/tick (see module doc)
         self._sim_now = 0.0  # the latest joint state's stamp (s), the node's time with use_sim_time
         self._next_tick = -float("inf")  # sim time (s) of the next tick
-        self._start_requested = False
 
     # ----- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -194,7 +195,7 @@ class PolicyNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        if self.session is not None and self.session.episode_active:
+        if self.session is not None and (self.session.episode_active or self.session.start_pending):
             record = self.session.stop_episode(reason)
             if record is not None and self._active:
                 self._publish_outcome(record)
@@ -278,8 +279,7 @@ class PolicyNode(LifecycleNode):
         self._log_rejections()
         sent = False
         if self._active and self.session is not None:
-            if self._start_requested:
-                self._start_requested = False
+            if self.session.start_pending:
                 self._start_now(t)
             if t >= self._next_tick - 1e-6:
                 self._next_tick = t + self.period
@@ -288,8 +288,8 @@ class PolicyNode(LifecycleNode):
 
     def _start_now(self, t: float) -> None:
         try:
-            self.session.start_episode(t)
-            self._next_tick = t
+            if self.session.start_requested(t):  # else it waits (a hold to clear, e.g. after a twin reset)
+                self._next_tick = t
         except ValueError as err:
             self.get_logger().error(f"episode did not start: {err}")
 
@@ -402,11 +402,12 @@ class PolicyNode(LifecycleNode):
         return res
 
     def _request_start(self) -> tuple[str, bool]:
-        """use_sim_time: check that an episode may start now; it starts at the next joint state."""
-        if reason := self.session.start_refusal(self._sim_now):
-            return reason, False
-        self._start_requested = True
-        return "episode starts at the next joint state", True
+        """use_sim_time: check that an episode may start now; it starts at the next joint state (or once a hold
+        met there clears: DeploymentSession.start_requested)."""
+        try:
+            return self.session.request_start(self._sim_now), True
+        except ValueError as err:
+            return str(err), False
 
     def _on_stop(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         try:
