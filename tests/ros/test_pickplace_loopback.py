@@ -67,7 +67,9 @@ def test_twin_camera_reaches_the_node_and_a_scripted_close_closes_the_twins_grip
             # the reset below moves the clock on by a pause)
             stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in images])
             assert np.allclose(np.round(stamps * 10) / 10, stamps, atol=1e-6) and np.all(np.diff(stamps) > 0), stamps
-        # the next episode: the twin's reset opens the hand; the episode's first close goes out again
+        # the next episode: the twin's reset opens the hand; the episode's first close goes out again. On
+        # simulated time the start may be accepted before the node saw the reset's jumped stream; it then waits
+        # out the trust hold there instead of being dropped (issue 21; deterministic: test_sim_time_start.py)
         assert call(probe, probe.create_client(Trigger, "/ast/stop_episode"), Trigger.Request()).success
         assert call(probe, probe.create_client(Trigger, "/twin/reset"), Trigger.Request()).success
         wait_until(probe, lambda: widths[-1] > 0.075, 10.0, "the twin's gripper open after the reset")
@@ -84,6 +86,7 @@ def test_twin_camera_reaches_the_node_and_a_scripted_close_closes_the_twins_grip
     logs = node.text()[-3000:] + twin.text()[-2000:]
     assert codes == [0, 0], logs
     assert "image rejected" not in node.text() and "refused" not in twin.text(), logs
+    assert "did not start" not in node.text(), logs
 
 
 def begin(probe, start) -> None:
