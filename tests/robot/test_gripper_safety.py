@@ -16,7 +16,7 @@ def _monitor(model: str = "franka_hand", force: float = 40.0, speed: float = 0.0
 
 def test_data_sheet_values_are_the_cited_ones():
     hand, robotiq = GRIPPERS["franka_hand"], GRIPPERS["robotiq_2f85"]
-    assert (hand.max_width, hand.max_force, hand.peak_force, hand.max_speed) == (0.08, 70.0, 140.0, 0.1)
+    assert (hand.max_width, hand.min_force, hand.max_force, hand.peak_force, hand.max_speed) == (0.08, 30.0, 70.0, 140.0, 0.1)
     assert (robotiq.max_width, robotiq.min_force, robotiq.max_force, robotiq.max_speed) == (0.085, 20.0, 235.0, 0.15)
 
 
@@ -25,6 +25,7 @@ def test_data_sheet_values_are_the_cited_ones():
     ("franka_hand", 140.0, 0.05, 10.0, "force_n"),
     ("franka_hand", float("nan"), 0.05, 10.0, "force_n"),
     ("franka_hand", 0.0, 0.05, 10.0, "force_n"),
+    ("franka_hand", 29.0, 0.05, 10.0, "force_n"),  # below the Franka Hand's adjustable 30-70 N
     ("robotiq_2f85", 10.0, 0.05, 10.0, "force_n"),  # below the 2F-85's 20 N
     ("robotiq_2f85", 236.0, 0.05, 10.0, "force_n"),
     ("franka_hand", 40.0, 0.11, 10.0, "speed_mps"),
@@ -35,6 +36,13 @@ def test_data_sheet_values_are_the_cited_ones():
 def test_limits_beyond_the_data_sheet_are_refused(model, force, speed, rate, field):
     with pytest.raises(ValueError, match=f"gripper.{field}"):
         GripperLimits.for_gripper(model, force, speed, rate)
+
+
+def test_the_data_sheet_bounds_themselves_are_allowed():
+    """Null case of the refusals above: each gripper's own force and speed range ends pass."""
+    for spec in GRIPPERS.values():
+        for force in (spec.min_force, spec.max_force):
+            assert GripperLimits.for_gripper(spec.name, force, spec.max_speed).force == force
 
 
 def test_unknown_gripper_is_refused_with_the_known_ones():

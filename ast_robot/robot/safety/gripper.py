@@ -12,10 +12,20 @@ import numpy as np
 
 
 # Data-sheet limits of the grippers on the supported setups: opening width (m), grasp force (N) and the
-# speed of the opening width (m/s). Franka Hand (Franka's "Robot and interface specifications": 80 mm stroke,
-# 70 N continuous / 140 N maximum grasp force, 50 mm/s per finger = 0.1 m/s of width); Robotiq 2F-85 (Robotiq's
-# 2F-85 specifications: 85 mm stroke, 20-235 N grip force, 20-150 mm/s closing speed). A configured force above
-# the *continuous* force is refused: the peak is what the hand survives briefly, not what a policy may hold.
+# speed of the opening width (m/s). A configured force above the *continuous* force is refused: the peak is what
+# the hand survives briefly, not what a policy may hold. Checked 2026-12-06 (issue 21) against public sources;
+# Robotiq's and Franka's own spec pages were not in reach, so these are secondary citations of them:
+# - Franka Hand: Franka's "Product Manual Franka Hand" v1.2
+#   (https://download.franka.de/documents/220010_Product%20Manual_Franka%20Hand_1.2_EN.pdf), as cited by two
+#   independent public robot catalogues: 80 mm travel, continuous grasping force adjustable 30-70 N (the 30 N
+#   floor was 0 here before: below it the hand does not hold its force), 50 mm/s per finger = 0.1 m/s of width
+#   (libfranka's Gripper::move speed is the width's: frankx caps it at 0.1 m/s,
+#   https://pantor.github.io/frankx/classfrankx_1_1_gripper.html). 140 N maximum: reference only, not verified.
+# - Robotiq 2F-85: 85 mm stroke and 20-235 N grip force (Robotiq's 2F-85 & 2F-140 instruction manual, section 6,
+#   as quoted by NVIDIA's 2F-85 asset notes and public catalogues); 20-150 mm/s closing speed. NVIDIA's PhysX
+#   2F-85 tuning guide reads 150 mm/s per finger (https://nvidia-omniverse.github.io/PhysX/ovphysx/latest/guides/
+#   gripper_tuning.html: "Max finger speed is 0.15 m/s; each finger travels 0.0425 m"), i.e. up to 0.3 m/s of
+#   width; 0.15 m/s of width is kept: within the data sheet under either reading.
 @dataclass(frozen=True)
 class GripperSpec:
     """One gripper's data sheet."""
@@ -30,7 +40,7 @@ class GripperSpec:
 
 
 GRIPPERS: dict[str, GripperSpec] = {
-    "franka_hand": GripperSpec("franka_hand", 0.0, 0.08, 0.0, 70.0, 140.0, 0.1),
+    "franka_hand": GripperSpec("franka_hand", 0.0, 0.08, 30.0, 70.0, 140.0, 0.1),
     "robotiq_2f85": GripperSpec("robotiq_2f85", 0.0, 0.085, 20.0, 235.0, 235.0, 0.15),
 }
 MAX_GRIPPER_RATE_HZ = 25.0  # one gripper command per policy step at most: each one is a new goal to the hand
@@ -53,7 +63,7 @@ class GripperLimits:
         s = self.spec
         if not (np.isfinite(self.force) and s.min_force <= self.force <= s.max_force and self.force > 0):
             raise ValueError(f"gripper.force_n: {self.force!r} N is outside the {s.name} data sheet's continuous "
-                             f"grasp force; allowed: {max(s.min_force, 0.0):g} < force <= {s.max_force:g} N")  # fmt: skip
+                             f"grasp force; allowed: {s.min_force:g} <= force <= {s.max_force:g} N")  # fmt: skip
         if not (np.isfinite(self.speed) and 0 < self.speed <= s.max_speed):
             raise ValueError(f"gripper.speed_mps: {self.speed!r} m/s; allowed for the {s.name}: 0 < speed <= "
                              f"{s.max_speed:g} m/s")  # fmt: skip
