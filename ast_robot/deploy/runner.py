@@ -89,8 +89,9 @@ class PolicyRunner:
         return self.safety.limits
 
     def set_gripper_width(self, width: float) -> None:
-        """The measured opening (m) for the observation (default: the open width, as a deploy-pipeline env)."""
-        if hasattr(self.observe, "measured_width"):
+        """The measured opening (m) for the observation, where the policy observed it in training (the
+        contract's ``gripper_observed``: "measured", or not recorded); one trained on the open width keeps it."""
+        if hasattr(self.observe, "measured_width") and getattr(self.contract, "gripper_observed", None) != "open":
             self.observe.measured_width = float(width)
 
     def current_camera(self, now_s: float) -> np.ndarray | None:

@@ -20,6 +20,7 @@ from ast_robot.envs import randomization as dr_lib
 from ast_robot.envs.pipeline import DeployPipeline, ticks_per_step
 from ast_robot.envs.rewards import reward_scales, weighted_reward
 from ast_robot.robot import kernels
+from ast_robot.robot.contract import task_interfaces
 from ast_robot.robot.ik import for_robot
 from ast_robot.robot.specs import get_robot, load_model
 from ast_robot.robot.workspace import R_DOWN, WORKSPACE_HIGH, WORKSPACE_LOW
@@ -104,6 +105,8 @@ class RobotEnv(gym.Env):
         self._index_model()
         self._bind_views()
         self._pipeline = self._make_pipeline()
+        self.gripper_observed = self._gripper_observed()  # the contract records it
+        self._width_measured = self.gripper_observed == "measured"
         self.action_space = self._make_action_space()
         self.observation_space = self._make_observation_space()
         self._renderer = None
@@ -145,6 +148,17 @@ class RobotEnv(gym.Env):
         self._qpos, self._qvel, self._ctrl = d.qpos, d.qvel, d.ctrl
         self._tcp = d.site_xpos[self._site]  # (3,) m, world
         self._arm_qpos, self._arm_qvel = d.qpos[self._qadr], d.qvel[self._vadr]
+
+    def _gripper_observed(self) -> str:
+        """What the observation's gripper width is: ``measured`` (the fingers' opening) or ``open`` (a constant).
+
+        A deploy-pipeline env observes what the deployment will (issue 21): the measured opening where the task
+        commands the gripper (the runner reads the gripper's joint states then), the open width elsewhere (no
+        gripper sensor is wired). Without the pipeline the env reads its fingers, as before."""
+        if not self.cfg.deploy_pipeline:
+            return "measured"
+        commands_gripper = "gripper_command" in task_interfaces(self.task, getattr(self.cfg, "observation", None))
+        return "measured" if commands_gripper else "open"
 
     def _make_pipeline(self) -> DeployPipeline | None:
         """The deployment's command path (:mod:`ast_robot.envs.pipeline`) when ``deploy_pipeline`` is set."""
@@ -301,8 +315,9 @@ class RobotEnv(gym.Env):
         tcp_cmd = self._ee_cmd if self.cfg.action_mode == "ee_delta" else self._tcp
         if self._pipeline is None:
             velocity_dt, width = self.control_dt, self._gripper_width()
-        else:  # as the deployment observes: TCP velocity over one tick, no gripper sensor (reads open)
-            velocity_dt, width = 1.0 / self.deploy_cfg.control_hz, self.robot.gripper_width[1]
+        else:  # as the deployment observes: TCP velocity over one tick, the gripper as gripper_observed says
+            velocity_dt = 1.0 / self.deploy_cfg.control_hz
+            width = self._gripper_width() if self._width_measured else self.robot.gripper_width[1]
         proprio = kernels.proprio(self._arm_qpos, self._arm_qvel, self._tcp, self._prev_ee,
                                   1.0 / velocity_dt, width, tcp_cmd)  # (2n + 10,)  # fmt: skip
         if noise > 0:  # position sensors only: velocities (rad/s, m/s) and the command offset stay exact

@@ -80,8 +80,8 @@ class ObservationBuilder:
     """``observation`` as the envs build it: :func:`~ast_robot.robot.kernels.proprio`, the one layout.
 
     [q (J), dq (J), tcp (3), tcp velocity (3), gripper width (1), TCP command offset (3)]. The gripper width is
-    the measured opening once one is set (``measured_width``, pick-and-place), else the fixed ``gripper_width``
-    (open, as a deploy-pipeline env observes it). ``tcp_command()``
+    the measured opening once one is set (``measured_width``: where the contract's ``gripper_observed`` says
+    measured and the robot reports it), else the fixed ``gripper_width`` (open). ``tcp_command()``
     returns the TCP target the action mapping has integrated so far (``EEDeltaAction.ee_cmd``; None before
     the first action or without a TCP target: offset 0, as the envs start an episode).
     """

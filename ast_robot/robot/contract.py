@@ -21,6 +21,8 @@ the deployment all import it.
 | instruction_encoding       | how an instruction becomes bytes (:data:`INSTRUCTION_ENCODING`), or None    |
 | success_threshold          | the success distance (m) of :mod:`ast_robot.success`                        |
 | interfaces                 | what the robot must provide (:data:`TASK_INTERFACES`, + camera/instruction) |
+| gripper_observed           | the observation's gripper width: ``measured`` (the opening the robot reports)|
+|                            | or ``open`` (a constant: no gripper sensor); None: not recorded (before)    |
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ CONTRACT_VERSION = 1
 # reach). Bump it with any change of either; a deployment refuses versions it does not build.
 OBSERVATION_LAYOUT_VERSION = 1
 INSTRUCTION_ENCODING = "utf-8, zero-padded"
+# What the gripper-width entry of the observation was in training (RobotEnv.gripper_observed); the deployment
+# observes the same (PolicyRunner.set_gripper_width). Contracts written before it was recorded read None.
+GRIPPER_OBSERVED = ("measured", "open")
 STATE_KEY = "contract"
 
 # What a task needs from the robot besides the policy: the robot's deploy YAML must provide each one. The key
@@ -83,6 +88,7 @@ class DeploymentContract:
     camera_size: tuple[int, int] | None = None
     instruction_length: int | None = None
     instruction_encoding: str | None = None
+    gripper_observed: str | None = None
     observation_layout_version: int = OBSERVATION_LAYOUT_VERSION
     version: int = CONTRACT_VERSION
 
@@ -104,6 +110,7 @@ class DeploymentContract:
             camera_size=tuple(int(n) for n in cfg.camera_size) if cfg.camera else None,
             instruction_length=int(cfg.instruction_length) if cfg.instruction else None,
             instruction_encoding=INSTRUCTION_ENCODING if cfg.instruction else None,
+            gripper_observed=getattr(base, "gripper_observed", None),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +134,9 @@ class DeploymentContract:
         missing, unknown = sorted(required - set(data)), sorted(set(data) - names)
         if missing or unknown:
             raise ContractError(f"{source}: missing fields {missing}, unknown fields {unknown}")
+        if data.get("gripper_observed") not in (None, *GRIPPER_OBSERVED):
+            raise ContractError(f"{source}: gripper_observed {data['gripper_observed']!r}; allowed: "
+                                f"{list(GRIPPER_OBSERVED)} or null (not recorded)")  # fmt: skip
         values = dict(data)
         values["interfaces"] = tuple(values["interfaces"])
         if values.get("camera_size") is not None:
