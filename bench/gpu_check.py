@@ -6,7 +6,9 @@ every token pair) on the same inputs; `full` and `auto`-chose-`full` are compare
 written out in float32. Lengths include partial last blocks (130, 1000, 2000, 2049 with 128-token
 blocks). Before a flex kernel runs, the plan's FlexAttention block lists (from the compiled selection)
 are checked against :func:`masks.flex_lists` run eagerly on the CPU, and every index against its range:
-a bad list then fails its row instead of ending the process with a device-side assert.
+a bad list then fails its row instead of ending the process with a device-side assert. The
+`flex_compiled_graph` cases run the whole layer core as one compiled graph (selection, block mask,
+kernel and branch traced together, as :meth:`SparseTransformer.compile_blocks` does).
 
 Cases run in parallel worker processes (compilation is CPU-bound; a crash stays in its worker and
 fails only its cases). Tolerances: max abs error <= 0.05 in bf16, <= 2e-3 in float32 (TF32 off).
@@ -52,6 +54,8 @@ def cases() -> list[dict[str, Any]]:
         add("flex_eager_plan", T, 2, True)
         add("flex_torch_select", T, 2, True)
     add("flex_eager_plan", 4096, 0, False)
+    for T, g, c in ((2000, 2, True), (2049, 0, True), (4096, 0, False)):  # the layer traced into a caller's graph
+        add("flex_compiled_graph", T, g, c)
     add("full", 1000, 0, False)
     add("full", 2049, 0, True)
     for T in (1000, 4096):
@@ -125,7 +129,9 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     core = core.cuda().to(dtype)
     q, k, v = (torch.randn(BATCH, HEADS, T, HEAD_DIM, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
     select_kernels.ENABLED = backend != "flex_torch_select"
-    run = {"flex_eager_plan": "flex", "flex_torch_select": "flex"}.get(backend, backend)
+    run = {"flex_eager_plan": "flex", "flex_torch_select": "flex", "flex_compiled_graph": "flex"}.get(backend, backend)
+    # flex_compiled_graph: the whole core as one compiled graph, as SparseTransformer.compile_blocks traces it
+    layer = torch.compile(core, dynamic=False) if backend == "flex_compiled_graph" else core
     chose = choose_backend(run, T, core.crossover_for(q)) if run == "auto" else run
     row["ran"] = chose
     if chose in ("flex", "auto") and core.scorer is not None:
@@ -139,7 +145,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         if name == "reference":
             out = _naive(q, k, v, causal) if chose == "full" else core(q, k, v, backend="dense")
         else:
-            out = core(q, k, v, backend=name)
+            out = layer(q, k, v, backend=name)
             row["ran"] = core.last_backend
         grads = torch.autograd.grad(out.float().square().mean(), wrt, allow_unused=True)
         results.append((out, *grads))

@@ -80,3 +80,14 @@ def test_corpus_folder_holds_python_sources_up_to_its_size(tmp_path):
 def test_arms_are_the_issue_s_five():
     assert set(ARMS) == {"dense", "sparse", "gated", "sparse_gated", "random"}
     assert isinstance(parse([]), argparse.Namespace)
+
+
+def test_dense_pays_its_own_compile_in_the_with_compile_figure():
+    """With compiled blocks every arm compiles: dense against itself stays 1.0x with compile included,
+    and an arm that compiles as long as dense gets the same with-compile figure as without it would."""
+    rs = rows(dense={"compile_seconds": 1.0}, sparse={"compile_seconds": 1.0})
+    annotate(rs)
+    by = {r["arm"]: r for r in rs}
+    assert by["dense"]["speedup_vs_dense_with_compile"] == 1.0
+    assert by["sparse"]["speedup_vs_dense_with_compile"] == 1.0
+    assert by["gated"]["speedup_vs_dense_with_compile"] == pytest.approx(4.0 / 3.0, abs=1e-3)  # compiled nothing
