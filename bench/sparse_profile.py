@@ -14,8 +14,10 @@ the timed process loads its graphs instead of compiling them; the warm processes
   H200).
 * ``lm``: the byte LM of bench/long_context.py at 32k context (width 256, 4 layers, 4 heads, window 1
   + top-2 of 256 blocks, bf16, one window per micro-batch): forward+backward of the loss, dense and
-  sparse, with the rest of the model eager (as measured) and with its feed-forward halves, embedding and
-  head compiled; a profile of each: GPU time by kind of kernel, and GPU idle time (wall minus kernels).
+  sparse, with the model eager, with each block's feed-forward half compiled (``rest compiled``) and
+  with whole blocks compiled (``blocks compiled``: SparseTransformer.compile_blocks); a profile of each:
+  GPU time by kind of kernel, GPU idle time (wall minus kernels), and each variant's gradients against
+  the eager model's (same weights and window).
 
     python3 bench/sparse_profile.py --part layer --warm-only   # on the GPU machine, each part
     python3 bench/sparse_profile.py --part layer --out-dir DIR  # then timed: DIR/sparse_profile_layer.txt
@@ -250,7 +252,7 @@ def tiles_part(args: argparse.Namespace) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- LM
-def lm_model(kernel: str, compiled_rest: bool):
+def lm_model(kernel: str, variant: str):
     from ast_robot.trainers import language as lm
 
     torch.manual_seed(0)
@@ -258,8 +260,10 @@ def lm_model(kernel: str, compiled_rest: bool):
     for block in model.encoder.blocks:
         block.attn.core.backend = kernel
     model = model.cuda().to(torch.bfloat16)
-    if compiled_rest:
+    if variant == "rest compiled":
         compile_rest(model)
+    elif variant == "blocks compiled":
+        model.encoder.compile_blocks()
     return model
 
 
@@ -286,23 +290,29 @@ def lm_part(args: argparse.Namespace) -> list[str]:
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 256, (1, T + 1), generator=g, dtype=torch.uint8)
     batch = Batch(tokens[:, :-1], tokens[:, 1:], torch.arange(1)).to("cuda")
-    steps = {}
+    steps, grads = {}, {}
     for kernel in ("full", "flex"):
-        for rest in (False, True):
+        for variant in args.lm_variants:
+            name = f"{'dense' if kernel == 'full' else 'sparse'} {variant}"
             try:
-                model = lm_model(kernel, rest)
+                model = lm_model(kernel, variant)
 
                 def step(model=model) -> None:
+                    model.zero_grad(set_to_none=True)
                     lm.lm_loss(model, batch).losses.mean().backward()
 
                 for _ in range(3):
                     step()
                 torch.cuda.synchronize()
-                steps[
-                    f"{'dense' if kernel == 'full' else 'sparse'} {'rest compiled' if rest else 'rest eager'}"
-                ] = step
+                steps[name] = step
+                grads[name] = [p.grad.float().clone() for p in model.parameters()]  # same weights per variant
             except Exception as err:  # noqa: BLE001
-                log(out, f"{kernel} rest={rest}: failed {type(err).__name__}: {str(err)[:300]}")
+                log(out, f"{name}: failed {type(err).__name__}: {str(err)[:300]}")
+    for name, g in grads.items():  # a variant computes what the eager model of the same kernel computes
+        ref = grads.get(name.split()[0] + " rest eager")
+        if ref is not None and ref is not g:
+            rel = max(((a - b).norm() / b.norm().clamp_min(1e-12)).item() for a, b in zip(g, ref))
+            log(out, f"{name}: worst relative gradient difference vs the eager model, per parameter: {rel:.3g}")
     if args.warm_only:
         return out
     log(out, f"# byte LM fwd+bwd per 32k window (B=1, width 256, 4 layers, 4 heads, window 1 + top-2 of 256 "
@@ -321,13 +331,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--part", choices=("layer", "tiles", "lm"), required=True)
     p.add_argument("--warm-only", action="store_true")
     p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--lm-variants", nargs="+", default=["rest eager", "rest compiled", "blocks compiled"],
+                   choices=["rest eager", "rest compiled", "blocks compiled"], help="lm: how the model runs")
+    p.add_argument("--name", default="", help="suffix of the output file name")
     p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = True
     lines = {"layer": layer_part, "tiles": tiles_part, "lm": lm_part}[args.part](args)
     if not args.warm_only:
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / f"sparse_profile_{args.part}.txt").write_text("\n".join(lines) + "\n")
+        (args.out_dir / f"sparse_profile_{args.part}{args.name}.txt").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
