@@ -4,8 +4,9 @@ GPU part (bf16, B=4, H=16, head dim 64, 128-token blocks; 256..32k tokens; 50-95
 forward and forward+backward time and peak memory of dense SDPA (no mask), our `dense` reference (SDPA
 with the boolean mask, up to 4k tokens), the `flex` layer (scorer and block selection in one compiled
 graph, then compiled FlexAttention), the same layer with its plan run eagerly (`flex_eager_plan`), the
-bare FlexAttention kernel on the same block mask, and flash-attn's window where installed (a row says why
-a backend was skipped). Methods are timed in interleaved rounds. Lengths run longest first; after each,
+bare FlexAttention kernel on the same block mask, at 32k the same kernel with every block kept
+(`flex_kernel_every_block`: the flex kernel as dense attention, the baseline of the restated ideal goal),
+and flash-attn's window where installed (a row says why a backend was skipped). Methods are timed in interleaved rounds. Lengths run longest first; after each,
 the `auto` crossover table of this device is derived from the flex / SDPA rows so far and `auto` is timed
 against SDPA with it (`auto table` row: the entry for ast_robot/policies/crossover.py).
 CPU part: `SparseMultimodalPolicy.act()` p50/p99 on one thread at deployment size (64x64 image, 7 joints,
