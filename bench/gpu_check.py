@@ -155,14 +155,20 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return {**row, "max_abs_err": err, "finite": finite, "ok": finite and err <= row["tolerance"]}
 
 
-def worker(index: int, count: int, out: Path) -> None:
+def selected(backends: list[str] | None, n_global: int | None) -> list[dict[str, Any]]:
+    """The cases, or those of ``backends`` and ``n_global`` only (a targeted run: a subset of the cases)."""
+    return [c for c in cases() if (not backends or c["backend"] in backends)
+            and (n_global is None or c["n_global"] == n_global)]  # fmt: skip
+
+
+def worker(index: int, count: int, out: Path, backends: list[str] | None = None, n_global: int | None = None) -> None:
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False  # float32 cases compare true float32
     torch.backends.cudnn.allow_tf32 = False
     torch._dynamo.config.recompile_limit = 64
     with out.open("a") as fh:
-        for case in cases()[index::count]:
+        for case in selected(backends, n_global)[index::count]:
             t0 = time.perf_counter()
             try:
                 row = run_case(case)
@@ -175,17 +181,18 @@ def worker(index: int, count: int, out: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- parent
-def run_all(workers: int) -> list[dict[str, Any]]:
-    """Every case, spread over ``workers`` processes; a case whose worker died gets a failing row."""
+def run_all(workers: int, backends: list[str] | None = None, n_global: int | None = None) -> list[dict[str, Any]]:
+    """Every (selected) case, spread over ``workers`` processes; a case whose worker died gets a failing row."""
+    subset = [*(["--backends", *backends] if backends else []), *(["--n-global", str(n_global)] if n_global is not None else [])]
     with tempfile.TemporaryDirectory() as tmp:
         outs = [Path(tmp) / f"w{i}.jsonl" for i in range(workers)]
         env = {**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS", "2")}
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), "--of", str(workers), "--rows", str(o)],
-                                  env=env) for i, o in enumerate(outs)]  # fmt: skip
+        procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), "--of", str(workers), "--rows", str(o),
+                                   *subset], env=env) for i, o in enumerate(outs)]  # fmt: skip
         codes = [p.wait() for p in procs]
         rows = [json.loads(line) for o in outs if o.is_file() for line in o.read_text().splitlines()]
     seen = {json.dumps({k: r[k] for k in ("backend", "tokens", "n_global", "causal", "dtype")}) for r in rows}
-    for i, case in enumerate(cases()):
+    for i, case in enumerate(selected(backends, n_global)):
         if json.dumps(case) not in seen:
             code = codes[i % workers]
             rows.append({"what": "gpu check", **case, "ok": False, "error": f"worker exited with code {code} before this case"})
@@ -212,17 +219,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--of", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--backends", nargs="+", help="only these backends' cases (a targeted subset)")
+    parser.add_argument("--n-global", type=int, help="only cases with this many global tokens")
+    parser.add_argument("--name", default=NAME, help="result file name (a subset should not replace the full run)")
     args = parser.parse_args(argv)
     if args.worker is not None:
-        return worker(args.worker, args.of, args.rows)
+        return worker(args.worker, args.of, args.rows, args.backends, args.n_global)
     import torch
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu_check needs CUDA")
     t0 = time.perf_counter()
-    rows = run_all(args.workers)
+    rows = run_all(args.workers, args.backends, args.n_global)
     notes = f"{len(rows)} cases in {time.perf_counter() - t0:.0f} s wall, {args.workers} worker processes"
-    write_results(NAME, rows, goals(rows), notes=notes, out_dir=args.out_dir)
+    if args.backends or args.n_global is not None:
+        notes += f"; a subset: backends {args.backends or 'all'}, n_global {args.n_global}"
+    write_results(args.name, rows, goals(rows), notes=notes, out_dir=args.out_dir)
     print(json.dumps(goals(rows), indent=1))
 
 
