@@ -39,6 +39,18 @@ lead is 1.76x per step (24.8 -> 14.1 ms per 32k window, far from the ~30x fewer 
 kept blocks of 256: what is left is the rest of the model plus the layers' selection and kernels at
 B=1, H=4; not profiled) times reaching dense's loss in ~35% of the steps. The stale-score gate saved compute per step (0.46x dense's step time, 44% of drawn windows kept)
 but reached the target no sooner than a random subset, and on top of sparse it cost time (16.8 vs 14.5 s).
+
+Changed after that run (issue 22), not yet measured on a GPU: every arm runs compiled blocks
+(``--compile-blocks``, the default; :meth:`SparseTransformer.compile_blocks`; a kernel whose compiled
+warm-up fails runs eager blocks, the notes say which), because the profile (bench/sparse_profile.py)
+showed the sparse step bound by the host: 13.2 ms per window with 9.1 ms of GPU work, while dense is
+bound by SDPA (17.8 of 25.1 ms). Every arm is evaluated at the dense arm's interval in steps (the
+gated arms had half the resolution: 36-step intervals against 18, and sparse+gated passed dense's
+loss between its evaluations at 13.4 and 16.8 s, where sparse was read at 14.5 s). Each arm's fresh
+model runs one untimed step first (``prime_seconds``). The gate cannot act before the second epoch
+(a window never scored is always kept) and sparse reached dense's final loss within the first epoch
+(~126 of 139 steps per epoch): at this corpus size the gated arm's contribution on top of sparse is
+expected to be nil; the compound is then sparse's speed-up.
 """
 
 from __future__ import annotations

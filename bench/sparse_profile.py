@@ -21,6 +21,25 @@ the timed process loads its graphs instead of compiling them; the warm processes
 
     python3 bench/sparse_profile.py --part layer --warm-only   # on the GPU machine, each part
     python3 bench/sparse_profile.py --part layer --out-dir DIR  # then timed: DIR/sparse_profile_layer.txt
+
+Measured (H100 80GB, torch 2.11.0+cu130, 2026-12-06, bench/results/sparse_profile_*.txt; the three
+parts warmed in parallel, then timed one after another with the GPU alone):
+
+* LM, per 32k window fwd+bwd: dense 25.07 ms (cuDNN SDPA 17.8 ms of 24.0 ms GPU work), sparse 13.17 ms
+  with 9.1 ms of GPU work (flex 2.3, pooling/selection 0.24, matmuls 1.3, the rest elementwise and
+  LayerNorm, whose eager backward alone is ~1.5 ms) and ~4 ms of GPU idle: the sparse step is bound
+  by the host (~510 kernel launches plus two compiled calls per layer). Compiling each block's
+  feed-forward half changed nothing (13.08 ms), so the fix is one graph per block
+  (SparseTransformer.compile_blocks; not yet timed on a GPU).
+* Layer at 32k/95% (kept 0.0468, ideal 21.35x), fwd+bwd, gradients handed on (autograd.grad): dense
+  SDPA 135.2 ms, flex layer 11.23 ms (12.0x: 0.564 of ideal), bare flex kernel 10.01 ms (13.5x: 0.633),
+  the flex kernel with every block kept 181.3 ms (the layer is 16.1x faster than that: 0.756 of ideal).
+  The bench's way (ones as output gradient, gradients accumulated into q, k, v) read 0.539 / 0.600.
+  Layer GPU work 9.92 ms: flex 9.03, pooling/selection 0.46, add/branch 0.30, matmuls 0.11; 1.2 ms idle.
+  Even without the idle time and the layer's extra GPU work, 135.2 / 8.66 ms (the bare kernel's GPU
+  time) is 0.73 of ideal: 0.70 against cuDNN needs a faster attention kernel than flex's.
+* Tiles: the H200-tuned choice (forward default 128x128, backward 64x64 / 4 warps / 3 stages) is
+  within 1% of the best of the 12 tried (fwd 2.22-3.37 ms, fwd+bwd 8.83-17.2 ms).
 """
 
 from __future__ import annotations
