@@ -6,7 +6,9 @@ every token pair) on the same inputs; `full` and `auto`-chose-`full` are compare
 written out in float32. Lengths include partial last blocks (130, 1000, 2000, 2049 with 128-token
 blocks). Before a flex kernel runs, the plan's FlexAttention block lists (from the compiled selection)
 are checked against :func:`masks.flex_lists` run eagerly on the CPU, and every index against its range:
-a bad list then fails its row instead of ending the process with a device-side assert.
+a bad list then fails its row instead of ending the process with a device-side assert. The
+`flex_compiled_graph` cases run the whole layer core as one compiled graph (selection, block mask,
+kernel and branch traced together, as :meth:`SparseTransformer.compile_blocks` does).
 
 Cases run in parallel worker processes (compilation is CPU-bound; a crash stays in its worker and
 fails only its cases). Tolerances: max abs error <= 0.05 in bf16, <= 2e-3 in float32 (TF32 off).
@@ -52,6 +54,8 @@ def cases() -> list[dict[str, Any]]:
         add("flex_eager_plan", T, 2, True)
         add("flex_torch_select", T, 2, True)
     add("flex_eager_plan", 4096, 0, False)
+    for T, g, c in ((2000, 2, True), (2049, 0, True), (4096, 0, False)):  # the layer traced into a caller's graph
+        add("flex_compiled_graph", T, g, c)
     add("full", 1000, 0, False)
     add("full", 2049, 0, True)
     for T in (1000, 4096):
@@ -125,7 +129,9 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     core = core.cuda().to(dtype)
     q, k, v = (torch.randn(BATCH, HEADS, T, HEAD_DIM, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
     select_kernels.ENABLED = backend != "flex_torch_select"
-    run = {"flex_eager_plan": "flex", "flex_torch_select": "flex"}.get(backend, backend)
+    run = {"flex_eager_plan": "flex", "flex_torch_select": "flex", "flex_compiled_graph": "flex"}.get(backend, backend)
+    # flex_compiled_graph: the whole core as one compiled graph, as SparseTransformer.compile_blocks traces it
+    layer = torch.compile(core, dynamic=False) if backend == "flex_compiled_graph" else core
     chose = choose_backend(run, T, core.crossover_for(q)) if run == "auto" else run
     row["ran"] = chose
     if chose in ("flex", "auto") and core.scorer is not None:
@@ -139,7 +145,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         if name == "reference":
             out = _naive(q, k, v, causal) if chose == "full" else core(q, k, v, backend="dense")
         else:
-            out = core(q, k, v, backend=name)
+            out = layer(q, k, v, backend=name)
             row["ran"] = core.last_backend
         grads = torch.autograd.grad(out.float().square().mean(), wrt, allow_unused=True)
         results.append((out, *grads))
@@ -149,14 +155,20 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return {**row, "max_abs_err": err, "finite": finite, "ok": finite and err <= row["tolerance"]}
 
 
-def worker(index: int, count: int, out: Path) -> None:
+def selected(backends: list[str] | None, n_global: int | None) -> list[dict[str, Any]]:
+    """The cases, or those of ``backends`` and ``n_global`` only (a targeted run: a subset of the cases)."""
+    return [c for c in cases() if (not backends or c["backend"] in backends)
+            and (n_global is None or c["n_global"] == n_global)]  # fmt: skip
+
+
+def worker(index: int, count: int, out: Path, backends: list[str] | None = None, n_global: int | None = None) -> None:
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False  # float32 cases compare true float32
     torch.backends.cudnn.allow_tf32 = False
     torch._dynamo.config.recompile_limit = 64
     with out.open("a") as fh:
-        for case in cases()[index::count]:
+        for case in selected(backends, n_global)[index::count]:
             t0 = time.perf_counter()
             try:
                 row = run_case(case)
@@ -169,17 +181,18 @@ def worker(index: int, count: int, out: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- parent
-def run_all(workers: int) -> list[dict[str, Any]]:
-    """Every case, spread over ``workers`` processes; a case whose worker died gets a failing row."""
+def run_all(workers: int, backends: list[str] | None = None, n_global: int | None = None) -> list[dict[str, Any]]:
+    """Every (selected) case, spread over ``workers`` processes; a case whose worker died gets a failing row."""
+    subset = [*(["--backends", *backends] if backends else []), *(["--n-global", str(n_global)] if n_global is not None else [])]
     with tempfile.TemporaryDirectory() as tmp:
         outs = [Path(tmp) / f"w{i}.jsonl" for i in range(workers)]
         env = {**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS", "2")}
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), "--of", str(workers), "--rows", str(o)],
-                                  env=env) for i, o in enumerate(outs)]  # fmt: skip
+        procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(i), "--of", str(workers), "--rows", str(o),
+                                   *subset], env=env) for i, o in enumerate(outs)]  # fmt: skip
         codes = [p.wait() for p in procs]
         rows = [json.loads(line) for o in outs if o.is_file() for line in o.read_text().splitlines()]
     seen = {json.dumps({k: r[k] for k in ("backend", "tokens", "n_global", "causal", "dtype")}) for r in rows}
-    for i, case in enumerate(cases()):
+    for i, case in enumerate(selected(backends, n_global)):
         if json.dumps(case) not in seen:
             code = codes[i % workers]
             rows.append({"what": "gpu check", **case, "ok": False, "error": f"worker exited with code {code} before this case"})
@@ -206,17 +219,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--of", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--backends", nargs="+", help="only these backends' cases (a targeted subset)")
+    parser.add_argument("--n-global", type=int, help="only cases with this many global tokens")
+    parser.add_argument("--name", default=NAME, help="result file name (a subset should not replace the full run)")
     args = parser.parse_args(argv)
     if args.worker is not None:
-        return worker(args.worker, args.of, args.rows)
+        return worker(args.worker, args.of, args.rows, args.backends, args.n_global)
     import torch
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu_check needs CUDA")
     t0 = time.perf_counter()
-    rows = run_all(args.workers)
+    rows = run_all(args.workers, args.backends, args.n_global)
     notes = f"{len(rows)} cases in {time.perf_counter() - t0:.0f} s wall, {args.workers} worker processes"
-    write_results(NAME, rows, goals(rows), notes=notes, out_dir=args.out_dir)
+    if args.backends or args.n_global is not None:
+        notes += f"; a subset: backends {args.backends or 'all'}, n_global {args.n_global}"
+    write_results(args.name, rows, goals(rows), notes=notes, out_dir=args.out_dir)
     print(json.dumps(goals(rows), indent=1))
 
 

@@ -50,6 +50,20 @@ class SparsePlan:
             parts.append(masks.causal())
         return masks.and_masks(*parts)
 
+    def partial_block_mask_mod(self) -> masks.MaskMod:
+        """What the compiled kernel must still check inside a partly allowed block, the one place it
+        evaluates a mask_mod. Without global tokens a partial block is always a chosen block (the causal
+        diagonal or the padded last key block), so the per-pair lookup of the block table in
+        :meth:`mask_mod` is always true there: only causality and the key length remain. With global
+        tokens a block may be partial because global rows or columns reach into an unchosen block, so
+        the whole mask applies."""
+        if self.n_global or self.token_window is not None:
+            return self.mask_mod()
+        parts = [masks.causal()] if self.causal else []
+        if self.length % self.block_size:
+            parts.append(masks.key_length(self.length))
+        return masks.and_masks(*parts) if parts else self.mask_mod()
+
     def dense(self) -> Tensor:
         """Bool ``(B, H, T, T)`` of every allowed pair, by expanding the block table (the same pairs as
         :meth:`mask_mod`, which tests check; this is ~10x cheaper than gathering per pair)."""
@@ -176,7 +190,8 @@ def build_block_mask(plan: SparsePlan, padded_len: int, compiled: bool = True):
 
     When every chosen block is whole the compiled kernel needs only the block lists, and a ``noop_mask``
     keeps it on its fast path (the plan's real ``mask_mod`` there cost ~40% of the forward on an H200,
-    16k-32k tokens). Eager FlexAttention and ``BlockMask.to_dense`` evaluate ``mask_mod`` instead of the
+    16k-32k tokens); with partial blocks it gets :meth:`SparsePlan.partial_block_mask_mod` (without
+    global tokens, no per-pair lookup of the block table). Eager FlexAttention and ``BlockMask.to_dense`` evaluate ``mask_mod`` instead of the
     lists, where a no-op means full attention: ``compiled=False`` carries the plan's mask for them."""
     from torch.nn.attention.flex_attention import BlockMask, noop_mask
 
@@ -184,7 +199,10 @@ def build_block_mask(plan: SparsePlan, padded_len: int, compiled: bool = True):
     if lists is None:
         lists = masks.flex_lists(plan.blocks, plan.n_global, plan.block_size, plan.length, plan.causal)
     partial = masks.has_partial_blocks(plan.n_global, plan.block_size, plan.length, plan.causal)
-    mask_mod = plan.mask_mod() if partial or not compiled else noop_mask
+    if not compiled:
+        mask_mod = plan.mask_mod()
+    else:  # the compiled kernel evaluates mask_mod on partial blocks only (the lists say which)
+        mask_mod = plan.partial_block_mask_mod() if partial else noop_mask
     names = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "q_num_blocks", "q_indices",
              "full_q_num_blocks", "full_q_indices")  # fmt: skip
     return BlockMask(seq_lengths=(padded_len, padded_len), BLOCK_SIZE=(plan.block_size, plan.block_size),

@@ -60,3 +60,73 @@ def test_block_mask_gives_the_plans_pattern_outside_the_compiled_kernel(causal):
         warnings.simplefilter("ignore", UserWarning)  # "called without torch.compile()": eager on purpose
         flex = flex_attention(q, k, v, block_mask=build_block_mask(plan, 64, compiled=False))
     torch.testing.assert_close(flex, dense_attention(q, k, v, plan), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("T", "causal"), [(128, True), (100, True), (100, False)])
+def test_partial_block_mask_equals_the_plans_mask_inside_partial_blocks(T, causal):
+    """Without global tokens the compiled kernel checks only causality and the key length inside a
+    partial block (no per-pair lookup of the block table): on every pair of every partial block that
+    reduced mask must equal the plan's whole mask (outside partial blocks the kernel never reads it)."""
+    from ast_robot.policies import masks
+
+    torch.manual_seed(0)
+    bs = 16
+    core = SparseAttentionCore(16, block_size=bs, window_blocks=1, top_k_blocks=2, causal=causal, backend="dense")
+    q, k, v = (torch.randn(2, 2, T, 16) for _ in range(3))
+    plan, _ = core.plan(q, k, v)
+    nb = -(-T // bs)
+    any_, full = plan.tables()
+    partial = (any_ & ~full).repeat_interleave(bs, -2).repeat_interleave(bs, -1)  # (B, H, padded, padded)
+    assert partial.any()  # the case has partial blocks
+    whole = masks.dense_mask(plan.mask_mod(), 2, 2, nb * bs, nb * bs)
+    reduced = masks.dense_mask(plan.partial_block_mask_mod(), 2, 2, nb * bs, nb * bs)
+    assert torch.equal(whole[partial], reduced[partial])
+    assert not torch.equal(whole, reduced.expand_as(whole))  # the reduced mask is not the whole mask elsewhere
+
+
+def test_partial_block_mask_with_global_tokens_is_the_whole_mask():
+    """Global rows and columns make unchosen blocks partial: there the table lookup is needed."""
+    from ast_robot.policies import masks
+
+    core = SparseAttentionCore(16, block_size=16, window_blocks=1, top_k_blocks=1, n_global=2, causal=True,
+                               backend="dense")  # fmt: skip
+    q, k, v = (torch.randn(1, 2, 96, 16) for _ in range(3))
+    plan, _ = core.plan(q, k, v)
+    whole = masks.dense_mask(plan.mask_mod(), 1, 2, 96, 96)
+    assert torch.equal(masks.dense_mask(plan.partial_block_mask_mod(), 1, 2, 96, 96), whole)
+
+
+def _block(G: int, causal: bool):
+    from ast_robot.policies.transformer import SparseTransformer
+
+    torch.manual_seed(0)
+    model = SparseTransformer(32, 1, 2, block_size=16, window_blocks=1, top_k_blocks=2, causal=causal,
+                              n_global=G, backend="flex")  # fmt: skip
+    block = model.blocks[0]
+    block.attn.core.compile_plan = True  # the GPU path (compiled selection and kernel) on the CPU
+    return block
+
+
+@pytest.mark.parametrize(("G", "causal", "T"), [(0, True, 96), (2, True, 90), (0, False, 96)])
+def test_block_traces_into_one_graph(G, causal, T):
+    """The compiled-block path (SparseTransformer.compile_blocks, for GPUs): the layer's selection, block
+    mask, kernel call and compressed branch must trace into the caller's graph without a graph break
+    (fullgraph). Traced only (eager backend): eager FlexAttention evaluates the mask_mod on every pair,
+    not the block lists, so its numbers are not the compiled kernel's; Inductor's CPU flex template
+    refuses the fused epilogue: the numbers are checked on the GPU, bench/gpu_check.py's
+    `flex_compiled_graph` cases)."""
+    import warnings
+
+    block = _block(G, causal)
+    graphs = []
+
+    def count(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # lru_cache wrappers traced through; eager flex
+        out = torch.compile(block, backend=count, fullgraph=True)(torch.randn(1, T, 32))
+    assert len(graphs) == 1 and out.shape == (1, T, 32)
+    assert block.attn.core.last_backend == "flex"
