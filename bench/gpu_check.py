@@ -54,8 +54,9 @@ def cases() -> list[dict[str, Any]]:
         add("flex_eager_plan", T, 2, True)
         add("flex_torch_select", T, 2, True)
     add("flex_eager_plan", 4096, 0, False)
-    for T, g, c in ((2000, 2, True), (2049, 0, True), (4096, 0, False)):  # the layer traced into a caller's graph
-        add("flex_compiled_graph", T, g, c)
+    # `flex_compiled_graph` (the layer core traced into a caller's compiled graph) is not in the default
+    # set: with the in-graph tracing of 2026-12-06 it gave a max error of 3.66 (bf16, 2000 tokens, 2 global
+    # tokens, causal; H100, torch 2.11) and that path was taken out. Run it with --backends to study it.
     add("full", 1000, 0, False)
     add("full", 2049, 0, True)
     for T in (1000, 4096):

@@ -40,11 +40,11 @@ kept blocks of 256: what is left is the rest of the model plus the layers' selec
 B=1, H=4; not profiled) times reaching dense's loss in ~35% of the steps. The stale-score gate saved compute per step (0.46x dense's step time, 44% of drawn windows kept)
 but reached the target no sooner than a random subset, and on top of sparse it cost time (16.8 vs 14.5 s).
 
-Changed after that run (issue 22), not yet measured on a GPU: every arm runs compiled blocks
-(``--compile-blocks``, the default; :meth:`SparseTransformer.compile_blocks`; a kernel whose compiled
-warm-up fails runs eager blocks, the notes say which), because the profile (bench/sparse_profile.py)
-showed the sparse step bound by the host: 13.2 ms per window with 9.1 ms of GPU work, while dense is
-bound by SDPA (17.8 of 25.1 ms). Every arm is evaluated at the dense arm's interval in steps (the
+Changed after that run (issue 22), not yet measured on a GPU. The profile (bench/sparse_profile.py)
+showed the sparse step bound by the host (13.2 ms per window with 9.1 ms of GPU work; dense is bound by
+SDPA, 17.8 of 25.1 ms); compiling whole blocks (one graph each) was tried and taken out: the layer traced
+into a caller's graph failed the GPU check (max error 3.66, bf16, 2 global tokens, causal, 2000 tokens)
+and the LM step was no faster (13.7 ms). Every arm is evaluated at the dense arm's interval in steps (the
 gated arms had half the resolution: 36-step intervals against 18, and sparse+gated passed dense's
 loss between its evaluations at 13.4 and 16.8 s, where sparse was read at 14.5 s). Each arm's fresh
 model runs one untimed step first (``prime_seconds``). The gate cannot act before the second epoch
@@ -126,8 +126,6 @@ def build(arm: str, args: argparse.Namespace, steps: int):
         block.attn.core.backend = ARMS[arm][0]
     model = model.to(args.device)
     model = model.to(torch.bfloat16) if args.bf16 else model
-    if args.compiled.get(ARMS[arm][0], args.compile_blocks) and args.device.startswith("cuda"):  # GPU only
-        model.encoder.compile_blocks()  # every arm alike: one graph per block and grad mode
     return cfg, model, train, held
 
 
@@ -277,7 +275,7 @@ def run_arm(arm: str, args: argparse.Namespace, steps: int, compile_s: float) ->
            "backward_tokens": c.backward_samples * T, "train_seconds": round(c.train_seconds, 2),
            "ms_per_step": round(1e3 * c.train_seconds / max(1, trainer.step), 1),
            "total_seconds": round(time.perf_counter() - start, 2),
-           "compile_seconds": round(compile_s, 1), "compiled_blocks": bool(args.compiled.get(ARMS[arm][0])),
+           "compile_seconds": round(compile_s, 1),
            "prime_seconds": round(prime_s, 2),
            "peak_mib": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
            "history": [(round(h["train_seconds"], 2), round(h["bits_per_byte"], 4)) for h in history]}  # fmt: skip
@@ -296,7 +294,7 @@ def annotate(rows: list[dict[str, Any]]) -> None:
     dense = next(r for r in rows if r["arm"] == "dense")
     target = dense["final_bits_per_byte"]
     t_dense = seconds_to(dense, target)
-    t_dense_compiled = t_dense + dense["compile_seconds"]  # dense pays its own compile too (compiled blocks)
+    t_dense_compiled = t_dense + dense["compile_seconds"]  # dense pays its own compile too (0 for SDPA)
     for r in rows:
         t = seconds_to(r, target)
         r["seconds_to_dense_final"] = t
@@ -374,14 +372,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--device", default="cuda", help="cuda (the measurement) or cpu (a smoke test of full-attention arms)"
     )
     p.add_argument("--arms", nargs="+", default=list(ORDER), choices=list(ARMS))
-    p.add_argument("--compile-blocks", action=argparse.BooleanOptionalAction, default=True,
-                   help="compile each transformer block (SparseTransformer.compile_blocks), every arm alike; "
-                        "a kernel whose compiled warm-up fails falls back to eager blocks (the notes say so)")
     p.add_argument("--wait-for", type=Path, help="before sizing the run, wait until this file exists (another "
                    "GPU job, e.g. bench/gpu_check.py, finishing while this one compiles)")  # fmt: skip
     p.add_argument("--out-dir", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    args.compiled = {}  # kernel -> whether its arms run compiled blocks (set by the warm-up)
     if args.batch % args.micro_batch:
         p.error(f"--batch {args.batch} must be a multiple of --micro-batch {args.micro_batch}")
     return args
@@ -391,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     args = parse(argv)
-    torch._dynamo.config.recompile_limit = 64  # compiled blocks: per kernel, train and evaluation graphs
+    torch._dynamo.config.recompile_limit = 64  # per kernel, train and evaluation graphs
     t0 = time.perf_counter()
     args.corpus_path = args.corpus
     if args.corpus == "sources":
@@ -400,15 +394,11 @@ def main(argv: list[str] | None = None) -> None:
         return warm_up("sparse", args)
     timing, failed = {}, {}
     for kernel, arm in {ARMS[a][0]: a for a in args.arms}.items():  # one arm per kernel warms it up
-        for compiled in (True, False) if args.compile_blocks and args.device.startswith("cuda") else (False,):
-            args.compiled[kernel] = compiled
-            try:
-                timing[kernel] = warm_up(arm, args)
-                break
-            except Exception as err:  # noqa: BLE001 - fall back to eager blocks / the other kernel's arms run
-                key = f"{kernel}{' compiled blocks' if compiled else ''}"
-                failed[key] = f"{type(err).__name__}: {str(err)[:300]}"
-                print(f"warm-up {key} failed: {failed[key]}", flush=True)
+        try:
+            timing[kernel] = warm_up(arm, args)
+        except Exception as err:  # noqa: BLE001 - the other kernel's arms still run
+            failed[kernel] = f"{type(err).__name__}: {str(err)[:300]}"
+            print(f"warm-up {kernel} failed: {failed[kernel]}", flush=True)
     args.arms = [a for a in args.arms if ARMS[a][0] in timing]
     while args.wait_for and not args.wait_for.exists():
         time.sleep(1)
@@ -417,13 +407,13 @@ def main(argv: list[str] | None = None) -> None:
         args.time_budget = args.wall_limit - (time.perf_counter() - t0) - 10 * len(args.arms) - 30
     steps = plan_steps(args, timing, len(train)) if args.time_budget else args.steps
     notes = (f"setup {time.perf_counter() - t0:.0f} s (corpus, compile, timing{', waiting for ' + str(args.wait_for) if args.wait_for else ''}); "
-             f"{len(train)} training windows of {args.context} bytes; compiled blocks per kernel: {args.compiled}; "
+             f"{len(train)} training windows of {args.context} bytes; "
              f"evaluations every {max(1, steps // args.evals)} steps in every arm; "
              f"warm-up per micro-batch of {args.micro_batch}: {timing}; failed: {failed}")  # fmt: skip
     rows = []
     for arm in args.arms:
-        kernel = ARMS[arm][0]  # SDPA without compiled blocks compiles nothing (its warm-up is cuDNN set-up)
-        compile_s = timing[kernel]["compile_s"] if kernel == "flex" or args.compiled.get(kernel) else 0.0
+        kernel = ARMS[arm][0]  # SDPA compiles nothing (its warm-up is cuDNN set-up)
+        compile_s = timing[kernel]["compile_s"] if kernel == "flex" else 0.0
         rows.append(run_arm(arm, args, steps, compile_s))
         write_results(f"long_context_{args.context}", rows, goals(rows), notes=notes, out_dir=args.out_dir)
         if torch.cuda.is_available():

@@ -14,8 +14,7 @@ the timed process loads its graphs instead of compiling them; the warm processes
   H200).
 * ``lm``: the byte LM of bench/long_context.py at 32k context (width 256, 4 layers, 4 heads, window 1
   + top-2 of 256 blocks, bf16, one window per micro-batch): forward+backward of the loss, dense and
-  sparse, with the model eager, with each block's feed-forward half compiled (``rest compiled``) and
-  with whole blocks compiled (``blocks compiled``: SparseTransformer.compile_blocks); a profile of each:
+  sparse, with the model eager and with each block's feed-forward half compiled (``rest compiled``); a profile of each:
   GPU time by kind of kernel, GPU idle time (wall minus kernels), and each variant's gradients against
   the eager model's (same weights and window).
 
@@ -29,8 +28,11 @@ parts warmed in parallel, then timed one after another with the GPU alone):
   with 9.1 ms of GPU work (flex 2.3, pooling/selection 0.24, matmuls 1.3, the rest elementwise and
   LayerNorm, whose eager backward alone is ~1.5 ms) and ~4 ms of GPU idle: the sparse step is bound
   by the host (~510 kernel launches plus two compiled calls per layer). Compiling each block's
-  feed-forward half changed nothing (13.08 ms), so the fix is one graph per block
-  (SparseTransformer.compile_blocks; not yet timed on a GPU).
+  feed-forward half changed nothing (13.08 ms). Whole blocks compiled (one graph per block, the layer
+  traced inline) were tried and taken out: 13.67 ms against 17.19 eager in the same run
+  (sparse_profile_lm_compiled.txt; eager had read 13.17 ms in the first run), gradients 7% off the
+  eager model's, and the layer so traced failed bench/gpu_check.py (max error 3.66, bf16, 2 global
+  tokens, causal).
 * Layer at 32k/95% (kept 0.0468, ideal 21.35x), fwd+bwd, gradients handed on (autograd.grad): dense
   SDPA 135.2 ms, flex layer 11.23 ms (12.0x: 0.564 of ideal), bare flex kernel 10.01 ms (13.5x: 0.633),
   the flex kernel with every block kept 181.3 ms (the layer is 16.1x faster than that: 0.756 of ideal).
@@ -281,8 +283,6 @@ def lm_model(kernel: str, variant: str):
     model = model.cuda().to(torch.bfloat16)
     if variant == "rest compiled":
         compile_rest(model)
-    elif variant == "blocks compiled":
-        model.encoder.compile_blocks()
     return model
 
 
@@ -350,8 +350,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--part", choices=("layer", "tiles", "lm"), required=True)
     p.add_argument("--warm-only", action="store_true")
     p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--lm-variants", nargs="+", default=["rest eager", "rest compiled", "blocks compiled"],
-                   choices=["rest eager", "rest compiled", "blocks compiled"], help="lm: how the model runs")
+    p.add_argument("--lm-variants", nargs="+", default=["rest eager", "rest compiled"],
+                   choices=["rest eager", "rest compiled"], help="lm: how the model runs")
     p.add_argument("--name", default="", help="suffix of the output file name")
     p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args(argv)

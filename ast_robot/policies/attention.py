@@ -187,8 +187,7 @@ class SparseAttentionCore(nn.Module):
         with torch.no_grad():  # one compiled graph whatever the grad mode
             # The C++ wrapper only around our Triton list kernels: with the torch lists (select kernels off)
             # a graph so built hit out-of-range scatter indices on an H100 (torch 2.11), see `compiled`.
-            compile_here = self._compile(q) and not torch.compiler.is_compiling()  # else traced inline
-            fn = compiled(select, cpp_wrapper=select_kernels.available(q)) if compile_here else select
+            fn = compiled(select, cpp_wrapper=select_kernels.available(q)) if self._compile(q) else select
             qb, kp, vp, blocks, *lists = fn(
                 q,
                 k,
@@ -234,8 +233,7 @@ class SparseAttentionCore(nn.Module):
             self._last[0] = "full"
             return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, H, T, D)
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        crossover = self.crossover_for(q) if backend == "auto" else 0  # only `auto` reads the table
-        name = choose_backend(backend, q.shape[2], crossover, q.is_cuda or not needs_grad)
+        name = choose_backend(backend, q.shape[2], self.crossover_for(q), q.is_cuda or not needs_grad)
         self._last[0] = name
         if self.scorer is None:
             raise ValueError(
@@ -245,11 +243,10 @@ class SparseAttentionCore(nn.Module):
         params = (self.scorer.params(), (self.gate.weight, self.gate.bias))
         if name == "flex" and self._compile(q):  # kernel, branch and add in one graph (see flex_tail)
             block_mask, options = flex_inputs(plan, q.device)
-            tail = (q, k, v, block_mask, options, pooled, *params, self.block_size, self.causal)
-            if torch.compiler.is_compiling():  # traced into a caller's graph (a compiled block)
-                return flex_tail(*tail)
             with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):  # raise, never fall back
-                return compiled(flex_tail)(*tail)
+                return compiled(flex_tail)(
+                    q, k, v, block_mask, options, pooled, *params, self.block_size, self.causal
+                )
         compressed = branch(pooled, *params, self.causal)
         return BACKENDS.get(name)(q, k, v, plan, compressed)  # (B, H, T, D), compressed branch added
 

@@ -43,17 +43,6 @@ class SparseTransformer(nn.Module):
             x = block(x)
         return self.norm(x)
 
-    def compile_blocks(self, **options) -> None:
-        """Compile each block into one graph per grad mode: norms, projections, the attention's block
-        selection, block mask, kernel and compressed branch, and the MLP (the layer's own compiled
-        pieces are then traced inline). Why: at 32k tokens with one window per step the byte LM's sparse
-        step was bound by the host (H100, torch 2.11: 13.2 ms per step, 9.1 ms of it GPU work, ~510
-        kernel launches); eager launches and two compiled calls per layer left the GPU idle ~30% of the
-        time. For GPUs and fixed shapes (a CPU compile takes ~30 s per graph); ``options`` go to
-        ``torch.compile``."""
-        for block in self.blocks:
-            block.compile(dynamic=False, **options)
-
     @classmethod
     def from_config(cls, cfg, seq_len: int | None = None) -> SparseTransformer:
         """Build from a `PolicyConfig`. With ``seq_len`` known (a policy's sequence has a fixed length),

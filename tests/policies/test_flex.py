@@ -95,38 +95,3 @@ def test_partial_block_mask_with_global_tokens_is_the_whole_mask():
     whole = masks.dense_mask(plan.mask_mod(), 1, 2, 96, 96)
     assert torch.equal(masks.dense_mask(plan.partial_block_mask_mod(), 1, 2, 96, 96), whole)
 
-
-def _block(G: int, causal: bool):
-    from ast_robot.policies.transformer import SparseTransformer
-
-    torch.manual_seed(0)
-    model = SparseTransformer(32, 1, 2, block_size=16, window_blocks=1, top_k_blocks=2, causal=causal,
-                              n_global=G, backend="flex")  # fmt: skip
-    block = model.blocks[0]
-    block.attn.core.compile_plan = True  # the GPU path (compiled selection and kernel) on the CPU
-    return block
-
-
-@pytest.mark.parametrize(("G", "causal", "T"), [(0, True, 96), (2, True, 90), (0, False, 96)])
-def test_block_traces_into_one_graph(G, causal, T):
-    """The compiled-block path (SparseTransformer.compile_blocks, for GPUs): the layer's selection, block
-    mask, kernel call and compressed branch must trace into the caller's graph without a graph break
-    (fullgraph). Traced only (eager backend): eager FlexAttention evaluates the mask_mod on every pair,
-    not the block lists, so its numbers are not the compiled kernel's; Inductor's CPU flex template
-    refuses the fused epilogue: the numbers are checked on the GPU, bench/gpu_check.py's
-    `flex_compiled_graph` cases)."""
-    import warnings
-
-    block = _block(G, causal)
-    graphs = []
-
-    def count(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    torch._dynamo.reset()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # lru_cache wrappers traced through; eager flex
-        out = torch.compile(block, backend=count, fullgraph=True)(torch.randn(1, T, 32))
-    assert len(graphs) == 1 and out.shape == (1, T, 32)
-    assert block.attn.core.last_backend == "flex"
