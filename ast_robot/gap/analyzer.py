@@ -60,6 +60,7 @@ class GapReport:
     weights: PhysicalWeights | None
     randomized: tuple[str, ...]
     sysid: Any = None  # ast_robot.gap.sysid.SysIdResult
+    visual: Any = None  # pick-and-place: ast_robot.gap.visual.VisualResult
     provenance: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +71,7 @@ class GapReport:
                 "weights": None if self.weights is None else self.weights.to_dict(),
                 "randomized": list(self.randomized),
                 "sysid": None if self.sysid is None else self.sysid.to_dict(),
+                "visual": None if self.visual is None else self.visual.to_dict(),
                 "provenance": dict(self.provenance)}  # fmt: skip
 
 

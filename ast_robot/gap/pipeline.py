@@ -145,9 +145,16 @@ def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, conf
         report.provenance = {"sim": str(Path(sim_dir).resolve()), "real": str(Path(real_path).resolve()),
                              "config": str(Path(config).resolve()) if config else "-",
                              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": str(seed)}  # fmt: skip
-        retuned_path, retuned, overlay = _identify_and_retune(
-            cfg, config, overrides, report, real, simulator, seed, tmp, progress
-        )
+        if report.task == "pickplace":
+            from ast_robot.gap.pick_pipeline import identify_and_retune_pickplace
+
+            retuned_path, retuned, overlay = identify_and_retune_pickplace(
+                cfg, config, overrides, report, real, real_path, simulator, seed, tmp, progress
+            )
+        else:
+            retuned_path, retuned, overlay = _identify_and_retune(
+                cfg, config, overrides, report, real, simulator, seed, tmp, progress
+            )
         write_report(tmp, report, sim, real, retuned, overlay)
         _commit(tmp, out)
     except BaseException:
