@@ -50,7 +50,7 @@ class TableSheets:
         return table
 
     def why_not(self, record: EpisodeRecord) -> str:
-        """"" when the record's table is known, else why not (one line)."""
+        """Why the record's table is unknown (one line); empty when it is known."""
         if self.find(record) is not None:
             return ""
         return (f"episode seed {record.seed}: its table is unknown (no meta.table, and its goal "

@@ -10,8 +10,10 @@ Statistics first: per-channel means and brightness of real and nominal frames, a
 them against :data:`FLOOR_LEVELS` (uint8 levels; the nominal twin's re-render is pixel-identical, 0 levels).
 When the gap is above the floor, candidate looks are re-rendered and fitted by coordinate search over
 light intensity, camera offset (m) and rotation (deg), with the per-channel colour shift solved in closed
-form for each candidate (the mean residual per channel). A parameter is named when it alone removes at least
-:data:`MIN_SHARE` of the nominal pixel loss; the rest of the loss after the fit is reported as unexplained.
+form for each candidate (the mean residual per channel). A look group (light, camera pose, colour shift) is
+named when it alone removes at least :data:`MIN_SHARE` of the nominal pixel loss and putting only it back at
+nominal in the fit costs at least as much (so a group that merely compensates for another, e.g. a colour
+shift that darkens for a dim light, is not named); what the fit leaves is reported as unexplained.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class VisualResult:
     rms_fit: float  # real vs the fitted look's re-render
     fitted: dict[str, float] = field(default_factory=dict)
     shares: dict[str, float] = field(default_factory=dict)  # group -> share of the nominal loss it alone removes
+    drops: dict[str, float] = field(default_factory=dict)  # group -> share the fit loses with it back at nominal
     culprits: tuple[str, ...] = ()
     unexplained: float = 0.0  # share of the nominal loss left after the fit
     note: str = ""
@@ -166,9 +169,10 @@ def analyze_frames(robot: str, frames: Sequence[Frame]) -> VisualResult:
         values.update({n: float(s) / 255.0 for n, s in zip(SHIFT, shift)})
         loss_fit = _loss(real, fitted_renders, shift=True, mask=renderer.mask)
         result.rms_fit, result.fitted = float(np.sqrt(loss_fit)), values
-        result.shares = _group_shares(renderer, frames, real, values, base)
+        result.shares, result.drops = _group_shares(renderer, frames, real, values, base)
         result.unexplained = max(0.0, loss_fit - FLOOR_LEVELS**2) / base
-        named = sorted((g for g, s in result.shares.items() if s >= MIN_SHARE), key=lambda g: -result.shares[g])
+        named = sorted((g for g, s in result.shares.items() if s >= MIN_SHARE and result.drops[g] >= MIN_SHARE),
+                       key=lambda g: -result.shares[g])  # fmt: skip
         result.culprits = () if result.unexplained > MAX_UNEXPLAINED else tuple(named)
         return result
     finally:
@@ -213,9 +217,10 @@ def _loss(real: np.ndarray, sim: np.ndarray, shift: bool, mask: np.ndarray | Non
 
 
 def _coordinate_search(renderer: LookRenderer, frames: Sequence[Frame], real: np.ndarray,
-                       passes: int = 2) -> dict[str, float]:  # fmt: skip
-    """Each look parameter in turn over its grid (the others held), twice, colour shift profiled out; the
-    second pass searches a grid half as wide around the current value."""
+                       passes: int = 4) -> dict[str, float]:  # fmt: skip
+    """Each look parameter in turn over its grid (the others held), colour shift profiled out; each later
+    pass searches a grid half as wide around the current value (light and camera pose trade off: a first
+    pass with the camera still wrong fits a compensating light, the later ones undo it)."""
     values = {n: spec[0] for n, spec in SEARCH.items()}
     best = _loss(real, _renders(renderer, frames, values), shift=True, mask=renderer.mask)
     for p in range(passes):
@@ -231,16 +236,26 @@ def _coordinate_search(renderer: LookRenderer, frames: Sequence[Frame], real: np
 
 
 def _group_shares(renderer: LookRenderer, frames: Sequence[Frame], real: np.ndarray, values: dict[str, float],
-                  base: float) -> dict[str, float]:  # fmt: skip
-    """Share of the nominal loss each look group removes alone (the rest at nominal)."""
-    shares = {}
+                  base: float) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+    """Per look group: the share of the nominal loss it removes alone (the rest nominal), and the share the
+    fit loses when only it goes back to nominal (a group that merely compensates for another loses little)."""
+    shares, drops = {}, {}
+    shift_back = dict.fromkeys(SHIFT, 0.0)
+    fitted = _loss_at(renderer, frames, real, values)
     for group, names in GROUPS.items():
-        if group == "colour_shift":
-            loss = _loss(real, _renders(renderer, frames, {}), shift=True, mask=renderer.mask)
-        else:
-            loss = _loss(real, _renders(renderer, frames, {n: values[n] for n in names}), shift=False, mask=renderer.mask)
-        shares[group] = (base - loss) / base
-    return shares
+        alone = {n: values[n] for n in names} if group != "colour_shift" else {n: values[n] for n in SHIFT}
+        shares[group] = (base - _loss_at(renderer, frames, real, {**alone, **({} if group == "colour_shift" else shift_back)})) / base
+        dropped = {**values, **{n: SEARCH[n][0] if n in SEARCH else 0.0 for n in names}}
+        drops[group] = (_loss_at(renderer, frames, real, dropped) - fitted) / base
+    return shares, drops
+
+
+def _loss_at(renderer: LookRenderer, frames: Sequence[Frame], real: np.ndarray, values: dict[str, float]) -> float:
+    """Pixel loss of a complete look, its colour shift (fractions of full scale) applied as given."""
+    sim = _renders(renderer, frames, values)
+    shift = np.array([values.get(n, 0.0) for n in SHIFT]) * 255.0
+    sim = np.where(True if renderer.mask is None else renderer.mask, np.clip(sim + shift, 0, 255), sim)
+    return float(np.mean((real - sim) ** 2))
 
 
 def _means(images: np.ndarray) -> tuple[float, float, float]:
