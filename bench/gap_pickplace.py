@@ -37,15 +37,20 @@ from bench.common import goal, write_results  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 5.0  # s per episode: the program places its cube by ~3.8 s
 CAMERA_HZ, BAG_CAMERA_HZ = 10.0, 2.0  # the twin's camera rate; the recorder's --camera-rate
-# (scenario, the twin file, the name the analyzer should rank first; None: nothing named)
+NOISY = {"joint_noise_rad": 5e-4}  # rad: the reach bench's joint noise (bench/gap_sysid.py), on top of a twin file
+# (scenario, the twin file, the name the analyzer should rank first (None: nothing named), more hidden values)
 SCENARIOS = [
-    ("nominal", None, None),
-    ("friction x0.3", "pickplace_friction.yaml", "friction"),
-    ("cube mass x3", "pickplace_mass.yaml", "object_mass"),
-    ("grasp force x0.3", "pickplace_force.yaml", "gripper_force"),
-    ("light x0.45", "pickplace_light.yaml", "light_intensity"),
-    ("camera +4 cm 5 deg", "pickplace_camera.yaml", "camera_pose"),
-    ("colour cast", "pickplace_colour.yaml", "colour_shift"),
+    ("nominal", None, None, {}),
+    ("friction x0.3", "pickplace_friction.yaml", "friction", {}),
+    ("cube mass x3", "pickplace_mass.yaml", "object_mass", {}),
+    ("grasp force x0.3", "pickplace_force.yaml", "gripper_force", {}),
+    ("light x0.45", "pickplace_light.yaml", "light_intensity", {}),
+    ("camera +4 cm 5 deg", "pickplace_camera.yaml", "camera_pose", {}),
+    ("colour cast", "pickplace_colour.yaml", "colour_shift", {}),
+    ("nominal + 0.5 mrad joint noise", None, None, NOISY),
+    ("friction x0.3 + 0.5 mrad noise", "pickplace_friction.yaml", "friction", NOISY),
+    ("cube mass x3 + 0.5 mrad noise", "pickplace_mass.yaml", "object_mass", NOISY),
+    ("grasp force x0.3 + 0.5 mrad noise", "pickplace_force.yaml", "gripper_force", NOISY),
 ]  # fmt: skip
 
 
@@ -158,12 +163,17 @@ def write_bag(path: Path, episodes: list[tuple[EpisodeRecord, float, list]]) -> 
     return path
 
 
-def deploy_on_twin(robot: str, hidden_file: str | None, seed: int, episodes: int, bag: Path) -> list[EpisodeRecord]:
-    """Real records (and their bag at ``bag``) of ``episodes`` scripted episodes on the hidden twin."""
+def deploy_on_twin(robot: str, hidden_file: str | None, seed: int, episodes: int, bag: Path,
+                   extra: dict | None = None) -> list[EpisodeRecord]:  # fmt: skip
+    """Real records (and their bag at ``bag``) of ``episodes`` scripted episodes on the hidden twin (the file's
+    values, then ``extra``'s)."""
+    import dataclasses
+
     from ast_robot.twin.hidden import load_hidden
     from ast_robot.twin.pickplace import episode_sheets
 
     hidden = load_hidden(None if hidden_file is None else ROOT / "configs" / "twin" / hidden_file)
+    hidden = dataclasses.replace(hidden, **(extra or {}))
     twin = PickTwinDeployment(robot, hidden, seed=seed)
     try:
         out = twin.run(episode_sheets(robot, episodes, seed=10 * seed))
@@ -191,10 +201,10 @@ def trial(robot: str, scenario: tuple, seed: int, episodes: int, sim_dir: Path, 
     from ast_robot.gap.pick import ranked_culprits
     from ast_robot.gap.pipeline import gap_report
 
-    name, hidden_file, truth = scenario
-    bag = scratch / f"{name.replace(' ', '_')}-{seed}"
+    name, hidden_file, truth, extra = scenario
+    bag = scratch / f"{''.join(c if c.isalnum() else '_' for c in name)}-{seed}"
     start = time.perf_counter()
-    real = deploy_on_twin(robot, hidden_file, seed, episodes, bag)
+    real = deploy_on_twin(robot, hidden_file, seed, episodes, bag, extra)
     t_deploy = time.perf_counter() - start
     out = gap_report(sim_dir, bag, scratch / f"report-{bag.name}", config=ROOT / "configs" / "experiments" / f"pickplace_{robot}_pixels_bc.yaml",
                      seed=seed, simulator=replay)  # fmt: skip
@@ -241,7 +251,8 @@ def main() -> None:
                   round(float(np.mean([r["correct"] for r in null])), 3) if null else None)]  # fmt: skip
     notes = ("Real records: scripted:pickplace deployed in-process on the twin's physics, table and camera through the "
              "deployment's own session (no ROS), bag written by the project's bag writer (outcomes + camera at 2 Hz). "
-             f"{args.episodes} episodes of {TIMEOUT_S:g} s per trial; noise-free joints (the twin's default).")  # fmt: skip
+             f"{args.episodes} episodes of {TIMEOUT_S:g} s per trial; noise-free joints (the twin's default) unless the "
+             "scenario adds 0.5 mrad.")  # fmt: skip
     write_results(f"gap_pickplace_{args.robot}" if args.robot != "ur5e" else "gap_pickplace", rows, goals, notes)
 
 

@@ -127,3 +127,25 @@ def test_each_visual_culprit_is_ranked_first_and_physics_names_nothing(hidden, c
     result, _, _ = run_pick_sysid(_cfg(), real, replay, 0, None)
     assert result.culprits() == ()
     assert ranked_culprits(result, visual)[0] == culprit
+
+
+@pytest.mark.slow  # ~20-30 s on 2 cores: deploy, fit, re-render, report
+def test_gap_report_on_a_pickplace_bag_names_retunes_and_writes_a_loadable_config(tmp_path, nominal):
+    from ast_robot.config import load_config
+    from ast_robot.gap.pipeline import gap_report
+    from ast_robot.records import EpisodeRecord, write_records
+
+    write_records(tmp_path / "sim", [EpisodeRecord.from_dict({**r.to_dict(), "source": "sim"}) for r in nominal])
+    real, bag = _deploy({"object_mass_scale": 3.0, "light_scale": 0.45}, tmp_path=tmp_path)
+    out = gap_report(tmp_path / "sim", bag, tmp_path / "report", config="configs/experiments/pickplace_ur5e_pixels_bc.yaml")
+    rep = out.report
+    assert rep.task == "pickplace" and rep.sysid.culprits()[0] == "object_mass" and rep.visual.culprits == ("light_intensity",)
+    text = (out.folder / "report.md").read_text()
+    assert "Visual shift: light_intensity" in text and "object_mass = 3.0" in text
+    from ast_robot.envs.randomization import resolve
+
+    cfg = load_config(out.retuned_config)
+    cfg.randomization = resolve(cfg.randomization)  # the parent's preset holds the ranges kept
+    lo, hi = cfg.randomization.visual.light_intensity
+    assert lo < 0.45 < hi and cfg.randomization.params["object_mass"].low < 3.0 < cfg.randomization.params["object_mass"].high
+    assert cfg.randomization.params["friction"].high == pytest.approx(1.2)  # kept as it was
