@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ast_robot.gap.analyzer import GapReport
-from ast_robot.gap.pick import pick_gap_config, run_pick_sysid, run_visual, visual_retune
+from ast_robot.gap.pick import VISUAL_KEYS, pick_gap_config, run_pick_sysid, run_visual, visual_retune
 from ast_robot.gap.report import Overlay
 from ast_robot.gap.weights import weights_from_posterior
 from ast_robot.records import EpisodeRecord
@@ -54,9 +54,14 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
         new = retune(cfg.randomization, result, gap)
         names = changed_names(cfg.randomization, new)
     visual = visual_retune(cfg.randomization.visual, report.visual)
+    unkeyed = [g for g in (report.visual.culprits if report.visual is not None else ()) if VISUAL_KEYS.get(g) is None]
+    if unkeyed:
+        report.provenance["visual_unkeyed"] = (f"{', '.join(unkeyed)}: no randomization key covers it (reported, not "
+                                               f"retuned; the camera pipeline or the sim's rendering must change)")  # fmt: skip
     if not names and not visual:
         kept = keep_reason(result, gap) if result is not None else "no physical fit"
-        report.provenance["retune"] = f"skipped: {kept or 'no range moved'}; ranges kept"
+        extra = f"; {report.provenance['visual_unkeyed']}" if unkeyed else ""
+        report.provenance["retune"] = f"skipped: {kept or 'no range moved'}; ranges kept{extra}"
         return None, None
     if names:
         idx = [result.names.index(n) for n in names]
