@@ -222,16 +222,70 @@ def trial(robot: str, scenario: tuple, seed: int, episodes: int, sim_dir: Path, 
             "deploy_s": round(t_deploy, 1), "analyze_s": round(time.perf_counter() - start - t_deploy, 1)}  # fmt: skip
 
 
+def compare_with_mujoco_sysid(robot: str, episodes: int, scratch: Path) -> list[dict]:
+    """Seed 0 of each physical scenario: our fit (a scan of each parameter, then Gauss-Newton) beside MuJoCo's
+    ``mujoco.sysid`` (box-constrained Gauss-Newton from the nominal values, its 95% intervals), both with
+    PickReplay as the residual, same records, same box."""
+    from ast_robot.config import load_config
+    from ast_robot.envs.randomization import resolve
+    from ast_robot.gap.pick import PICK_PARAMS, run_pick_sysid
+    from ast_robot.gap.pick_replay import PickReplay
+    from ast_robot.gap.sysid import space_from_randomization
+    from ast_robot.twin.hidden import load_hidden
+    from bench.gap_sysid import mujoco_sysid
+
+    cfg = load_config(ROOT / "configs" / "experiments" / f"pickplace_{robot}_pixels_bc.yaml")
+    cfg.randomization = resolve(cfg.randomization)
+    space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, list(PICK_PARAMS))
+    truths = {"friction": ("friction_scale", "friction"), "object_mass": ("object_mass_scale", "object_mass"),
+              "gripper_force": ("gripper_force_scale", "gripper_force")}  # fmt: skip
+    replay, rows = PickReplay(robot), []
+    for name, hidden_file, truth, extra in SCENARIOS:
+        if truth not in truths:
+            continue
+        real = deploy_on_twin(robot, hidden_file, 0, episodes, scratch / f"cmp-{len(rows)}", extra)
+        value = getattr(load_hidden(ROOT / "configs" / "twin" / hidden_file), truths[truth][0])
+        start = time.perf_counter()
+        ours, _, _ = run_pick_sysid(cfg, real, replay, 0, None)
+        ours_s = time.perf_counter() - start
+        theirs = mujoco_sysid(replay, real, space)
+        est = theirs["estimate"][truth]
+        rows.append({"scenario": name, "truth": f"{truth}={value:g}",
+                     "ours": round(ours.mean[ours.names.index(truth)], 4), "ours_first": (ours.culprits() or ("-",))[0],
+                     "ours_rel_error": round(abs(ours.mean[ours.names.index(truth)] - value) / value, 4),
+                     "ours_s": round(ours_s, 1), "mujoco_sysid": round(est, 4),
+                     "mujoco_sysid_rel_error": round(abs(est - value) / value, 4),
+                     "mujoco_sysid_others": ", ".join(f"{k}={v:.3g}" for k, v in theirs["estimate"].items() if k != truth),
+                     "mujoco_sysid_s": round(theirs["seconds"], 1)})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=3, help="real episodes per trial")
     parser.add_argument("--robot", default="ur5e")
     parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
+    parser.add_argument("--compare", action="store_true", help="only: our fit beside mujoco.sysid (needs the "
+                        "sysid extra), results in gap_pickplace_mujoco_sysid.*")  # fmt: skip
     args = parser.parse_args()
     from ast_robot.gap.pick_replay import PickReplay
 
     scratch = Path(tempfile.mkdtemp(prefix="gap_pickplace-"))
+    if args.compare:
+        try:
+            rows = compare_with_mujoco_sysid(args.robot, args.episodes, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        ours = float(np.mean([r["ours_rel_error"] <= 0.15 for r in rows]))
+        theirs = float(np.mean([r["mujoco_sysid_rel_error"] <= 0.15 for r in rows]))
+        goals = [goal("ours: true value within 15% (share of trials)", 0.9, round(ours, 3)),
+                 goal("mujoco.sysid: true value within 15% (share of trials; a comparison, not our goal)", 0.9,
+                      round(theirs, 3))]  # fmt: skip
+        write_results("gap_pickplace_mujoco_sysid", rows, goals, "Physical scenarios of bench/gap_pickplace.py, seed 0, "
+                      f"{args.episodes} episodes; same PickReplay residual and search box for both.")  # fmt: skip
+        return
     rows = []
     try:
         sim_dir = sim_records(args.robot, 4, scratch / "sim")

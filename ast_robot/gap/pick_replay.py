@@ -43,7 +43,7 @@ class PickReplay(MujocoReplay):
         from ast_robot.envs import randomization as dr
         from ast_robot.robot.specs import load_model
 
-        super().__init__(robot, "reach", env_dt)
+        super().__init__(robot, "reach", env_dt)  # the arm's spec, indices and setpoint semantics; scene below
         self.task = "pickplace"
         self.model = load_model(robot, "pickplace", n_objects=N_OBJECTS, n_pads=N_PADS)
         self.data = mujoco.MjData(self.model)
@@ -58,7 +58,7 @@ class PickReplay(MujocoReplay):
         self.max_rate_hz = float(io.gripper.max_rate_hz if max_rate_hz is None else max_rate_hz)
         self.sheets = sheets or TableSheets(robot)
         self.use_rollout = True
-        self._last: dict[str, Any] = {}
+        self._last_qpos: np.ndarray | None = None  # the full qpos at the end of the latest replay
 
     # ----- the replay ------------------------------------------------------------------------
     def __call__(self, params: Mapping[str, float], record: EpisodeRecord) -> np.ndarray:
@@ -80,7 +80,7 @@ class PickReplay(MujocoReplay):
         ctrl[:, self.grip] = np.repeat(self.gripper_widths(record), substeps)
         state, _ = rollout.rollout(self.model, self.data, state0[None], ctrl[None])  # (1, n, nstate)
         qpos = state[0, substeps - 1 :: substeps, 1 : 1 + self.model.nq]  # (T, nq)
-        self._last = {"record": id(record), "qpos": qpos[-1].copy()}
+        self._last_qpos = qpos[-1].copy()
         out = np.empty_like(record.joint_positions)
         out[0] = q0
         out[1:] = qpos[:, self.qadr]
@@ -89,8 +89,12 @@ class PickReplay(MujocoReplay):
     def final_objects(self, params: Mapping[str, float], record: EpisodeRecord) -> np.ndarray:
         """The cubes' positions (n, 3) at the end of the replay of ``record`` under ``params``."""
         self(params, record)
-        last = self._last["qpos"]
+        last = self._last_qpos
         return np.array([last[a : a + 3] for a in self.cubes])
+
+    def many(self, params: Mapping[str, float], records: list[EpisodeRecord]) -> list[np.ndarray]:
+        """One replay per record (each has its own table: the reach replay's batched rollout does not set it)."""
+        return [self(params, r) for r in records]
 
     def replayable(self, record: EpisodeRecord) -> str:
         """Why ``record`` cannot be replayed ("" when it can): no joint targets, or no known table."""

@@ -127,7 +127,10 @@ def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, conf
                overrides: Sequence[str] = (), seed: int = 0, topic: str = RosNames().outcome,
                simulator: Simulator | None = None,
                progress: Callable[[int, float], None] | None = None) -> GapOutputs:  # fmt: skip
-    """Analyze sim records against real ones (bag or folder); with ``config``, also identify and retune."""
+    """Analyze sim records against real ones (bag or folder); with ``config``, also identify and retune.
+
+    Pick-and-place records go through :mod:`ast_robot.gap.pick_pipeline`: the cube's physical parameters from
+    the replayed episodes and, when ``real_path`` is a bag with camera frames, the camera's look."""
     from ast_robot.config import load_config
 
     sim, real = load_episodes(sim_dir, topic), load_episodes(real_path, topic)

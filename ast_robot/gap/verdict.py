@@ -94,5 +94,7 @@ def verdict(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None
         from ast_robot.gap.pick import visual_sentences
 
         lines += visual_sentences(report.visual, report.provenance.get("visual", ""))
+        ranked = report.culprits()
+        lines.append("Culprits, most explaining first: " + ", ".join(ranked) + "." if ranked else "No culprit is named.")
     lines.append(retune_sentence(report, retuned))
     return lines

@@ -29,6 +29,7 @@ from ast_robot.records import EpisodeRecord
 
 FLOOR_LEVELS = 0.5  # uint8 levels RMS: below this the frames match their re-renders (nominal twin: 0.0)
 MIN_SHARE = 0.10  # a visual parameter is named when it alone removes this share of the nominal pixel loss
+MAX_FRAMES = 24  # frames compared at most (evenly spread over the usable ones): bounds the fit's renders
 MAX_UNEXPLAINED = 0.25  # more of the nominal loss left after the fit: "a visual gap the fit does not explain"
 # parameter -> (nominal, search low, search high, scan points); camera rotations in deg, offsets in m
 SEARCH = {"light_intensity": (1.0, 0.3, 1.6, 14),
@@ -151,6 +152,8 @@ def analyze_frames(robot: str, frames: Sequence[Frame]) -> VisualResult:
     """Statistics and the fitted look of ``frames`` (see the module docstring)."""
     if not frames:
         return VisualResult(0, (0.0,) * 3, (0.0,) * 3, 0.0, 0.0, note="no camera frame with a known scene")
+    if len(frames) > MAX_FRAMES:
+        frames = [frames[int(i)] for i in np.linspace(0, len(frames) - 1, MAX_FRAMES).round()]
     renderer = LookRenderer(robot, frames[0].image.shape[:2])
     try:
         renderer.mask = None
