@@ -63,8 +63,8 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
         extra = f"; {report.provenance['visual_unkeyed']}" if unkeyed else ""
         report.provenance["retune"] = f"skipped: {kept or 'no range moved'}; ranges kept{extra}"
         return None, None
-    if names:
-        idx = [result.names.index(n) for n in names]
+    idx = [result.names.index(n) for n in names if n in result.names]  # joint_noise: measured, not fitted
+    if idx:
         scale = [max(result.std[i], gap.min_relative_width * abs(result.mean[i])) for i in idx]
         report.weights = weights_from_posterior([result.names[i] for i in idx], [result.mean[i] for i in idx],
                                                 scale, 1.0 - report.success.real.value)  # fmt: skip
@@ -72,7 +72,7 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
     report.provenance["retune"] = f"retuned {', '.join(changed)}; every other range kept as it was"
     provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
                   **{k: report.provenance[k] for k in ("sim", "real", "date")},
-                  "fit": ", ".join(f"{n}={result.mean[result.names.index(n)]:.4g}" for n in names) or "-",
+                  "fit": ", ".join(f"{result.names[i]}={result.mean[i]:.4g}" for i in idx) or "-",
                   "visual_fit": ", ".join(f"{k}={v:.4g}" for k, v in (report.visual.fitted if visual else {}).items()) or "-"}  # fmt: skip
     path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned",
                                 overrides=overrides, visual=visual)  # fmt: skip

@@ -37,7 +37,7 @@ class SheetTable:
 class TableSheets:
     """Regenerates the driver's sheets on demand (env seeds ``0 .. max_seed``) and finds a record's table."""
 
-    def __init__(self, robot: str, max_seed: int = 256) -> None:
+    def __init__(self, robot: str, max_seed: int = 1024) -> None:
         self.robot, self.max_seed = robot, int(max_seed)
         self._sheets: list[SheetTable] = []
         self._env: Any = None

@@ -474,24 +474,37 @@ def _search_gauss_newton(ev: _Replays, space: ParamSpace, cfg: GapConfig,
 
 
 def _search_scan(ev: _Replays, space: ParamSpace, cfg: GapConfig, points: int,
-                 progress: Callable[[int, float], None] | None) -> tuple[np.ndarray, list[float]]:  # fmt: skip
-    """Each parameter alone over ``points`` values of its search box (the rest nominal), then
-    Gauss-Newton on all from the best single-parameter candidate (kept only if it lowers the loss)."""
+                 progress: Callable[[int, float], None] | None, refine: int = 2) -> tuple[np.ndarray, list[float]]:  # fmt: skip
+    """Each parameter alone over ``points`` values of its search box (the rest nominal); then ``refine``
+    coordinate passes around the best, each over 9 values within one previous grid step either way; then
+    Gauss-Newton on all from there (kept only if it lowers the loss). Contact replays have narrow basins
+    (a x0.3 grasp force: loss 1e-17 at 0.30, 3e-11 at 0.31, 3e-10 at 0.317, the nearest point of 15)."""
     nominal = np.asarray(space.nominal, dtype=float)
-    best, best_loss = nominal, ev.loss(nominal)
+    unit0 = np.clip(space.to_unit(nominal), 0.0, 1.0)
+    best_u, best_loss = unit0.copy(), ev.loss(nominal)
     history = [best_loss]
-    for i in range(len(space.names)):
-        for u in np.linspace(0.0, 1.0, points):
-            trial = nominal.copy()
-            trial[i] = float(space.to_values(np.where(np.arange(len(nominal)) == i, u, space.to_unit(nominal)))[i])
-            if _is_integer(space.names[i]):
-                trial[i] = float(np.round(trial[i]))
-            loss = ev.loss(trial)
-            if loss < best_loss:
-                best, best_loss = trial, loss
+
+    def values(u: np.ndarray) -> np.ndarray:
+        v = space.to_values(u)
+        return np.array([np.round(x) if _is_integer(n) else x for n, x in zip(space.names, v)])
+
+    step = 1.0 / max(points - 1, 1)
+    for p in range(refine + 1):
+        for i in range(len(space.names)):
+            base = unit0 if p == 0 else best_u  # first each alone from nominal, then around the best so far
+            grid = np.linspace(0.0, 1.0, points) if p == 0 else np.linspace(base[i] - step, base[i] + step, 9)
+            for g in np.clip(grid, 0.0, 1.0):
+                u = base.copy()
+                u[i] = g
+                loss = ev.loss(values(u))
+                if loss < best_loss:
+                    best_u, best_loss = u, loss
         history.append(best_loss)
         if progress is not None:
-            progress(i, best_loss)
+            progress(p, best_loss)
+        if p:
+            step /= 4.0
+    best = values(best_u)
     polished = _gauss_newton(ev, space, best, cfg.gn_iterations)
     history.append(ev.loss(polished))
     return polished, history
