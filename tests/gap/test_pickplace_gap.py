@@ -141,7 +141,9 @@ def test_gap_report_on_a_pickplace_bag_names_retunes_and_writes_a_loadable_confi
     rep = out.report
     assert rep.task == "pickplace" and rep.sysid.culprits()[0] == "object_mass" and rep.visual.culprits == ("light_intensity",)
     text = (out.folder / "report.md").read_text()
-    assert "Visual shift: light_intensity" in text and "object_mass = 3.0" in text
+    assert "Visual shift: light_intensity" in text and "Explained by: object_mass = " in text
+    assert rep.sysid.mean[rep.sysid.names.index("object_mass")] == pytest.approx(3.0, rel=0.05)
+    assert set(rep.culprits()) == {"object_mass", "light_intensity"}
     from ast_robot.envs.randomization import resolve
 
     cfg = load_config(out.retuned_config)
