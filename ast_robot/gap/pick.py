@@ -123,10 +123,12 @@ def visual_retune(visual_cfg: Any, result: Any) -> dict[str, Any]:
 
 def visual_sentences(result: Any, note: str) -> list[str]:
     """What the camera frames say, for the verdict."""
+    from ast_robot.gap.visual import FLOOR_LEVELS
+
     if result is None:
         return [f"Camera: {note}."] if note else []
     head = (f"Camera: {result.n_frames} real frames against re-renders of the same scenes differ by "
-            f"{result.rms_nominal:.2g} levels RMS (floor {0.5:g}); channel means real "
+            f"{result.rms_nominal:.2g} levels RMS (floor {FLOOR_LEVELS:g}); channel means real "
             f"{tuple(round(m, 1) for m in result.real_means)} vs sim {tuple(round(m, 1) for m in result.sim_means)}")  # fmt: skip
     if not result.gap():
         return [head + ": no visual gap, nothing is named."]

@@ -27,7 +27,10 @@ import numpy as np
 from ast_robot.gap.pick_table import SheetTable, TableSheets
 from ast_robot.records import EpisodeRecord
 
-FLOOR_LEVELS = 0.5  # uint8 levels RMS: below this the frames match their re-renders (nominal twin: 0.0)
+# uint8 levels RMS below which the frames match their re-renders: the nominal twin reads 0.0 with exact joints,
+# 0.67-0.87 with 0.5 mrad joint noise (the arm and its shadow rendered at a noisy pose; leaving the robot's own
+# pixels out took it only to 0.67, the shadows stay); the bench's looks read 10 (colour cast) to 54 levels
+FLOOR_LEVELS = 2.0
 MIN_SHARE = 0.10  # a visual parameter is named when it alone removes this share of the nominal pixel loss
 MAX_FRAMES = 24  # frames compared at most (evenly spread over the usable ones): bounds the fit's renders
 MAX_UNEXPLAINED = 0.25  # more of the nominal loss left after the fit: "a visual gap the fit does not explain"
