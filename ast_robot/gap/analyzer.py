@@ -60,7 +60,15 @@ class GapReport:
     weights: PhysicalWeights | None
     randomized: tuple[str, ...]
     sysid: Any = None  # ast_robot.gap.sysid.SysIdResult
+    visual: Any = None  # pick-and-place: ast_robot.gap.visual.VisualResult
     provenance: dict[str, str] = field(default_factory=dict)
+
+    def culprits(self) -> list[str]:
+        """Named causes, most explaining first: physical parameters by their share of the trajectory loss,
+        pick-and-place look groups by their share of the pixel loss (``ast_robot.gap.pick.ranked_culprits``)."""
+        from ast_robot.gap.pick import ranked_culprits
+
+        return ranked_culprits(self.sysid, self.visual)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -70,6 +78,7 @@ class GapReport:
                 "weights": None if self.weights is None else self.weights.to_dict(),
                 "randomized": list(self.randomized),
                 "sysid": None if self.sysid is None else self.sysid.to_dict(),
+                "visual": None if self.visual is None else self.visual.to_dict(), "culprits": self.culprits(),
                 "provenance": dict(self.provenance)}  # fmt: skip
 
 

@@ -127,7 +127,10 @@ def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, conf
                overrides: Sequence[str] = (), seed: int = 0, topic: str = RosNames().outcome,
                simulator: Simulator | None = None,
                progress: Callable[[int, float], None] | None = None) -> GapOutputs:  # fmt: skip
-    """Analyze sim records against real ones (bag or folder); with ``config``, also identify and retune."""
+    """Analyze sim records against real ones (bag or folder); with ``config``, also identify and retune.
+
+    Pick-and-place records go through :mod:`ast_robot.gap.pick_pipeline`: the cube's physical parameters from
+    the replayed episodes and, when ``real_path`` is a bag with camera frames, the camera's look."""
     from ast_robot.config import load_config
 
     sim, real = load_episodes(sim_dir, topic), load_episodes(real_path, topic)
@@ -145,9 +148,16 @@ def gap_report(sim_dir: str | Path, real_path: str | Path, out: str | Path, conf
         report.provenance = {"sim": str(Path(sim_dir).resolve()), "real": str(Path(real_path).resolve()),
                              "config": str(Path(config).resolve()) if config else "-",
                              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": str(seed)}  # fmt: skip
-        retuned_path, retuned, overlay = _identify_and_retune(
-            cfg, config, overrides, report, real, simulator, seed, tmp, progress
-        )
+        if report.task == "pickplace":
+            from ast_robot.gap.pick_pipeline import identify_and_retune_pickplace
+
+            retuned_path, retuned, overlay = identify_and_retune_pickplace(
+                cfg, config, overrides, report, real, real_path, simulator, seed, tmp, progress
+            )
+        else:
+            retuned_path, retuned, overlay = _identify_and_retune(
+                cfg, config, overrides, report, real, simulator, seed, tmp, progress
+            )
         write_report(tmp, report, sim, real, retuned, overlay)
         _commit(tmp, out)
     except BaseException:

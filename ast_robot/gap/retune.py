@@ -147,7 +147,7 @@ def retuned_names(result: SysIdResult, cfg: GapConfig | None = None) -> tuple[st
 
 def write_retuned_config(parent: str | Path, new: RandomizationConfig, out_path: str | Path,
                          provenance: Mapping[str, str], name: str | None = None,
-                         overrides: Sequence[str] = ()) -> Path:  # fmt: skip
+                         overrides: Sequence[str] = (), visual: Mapping[str, object] | None = None) -> Path:  # fmt: skip
     """Write ``out_path``: ``parent:`` + the ``--set`` overrides the run used + the retuned ranges
     (+ ``name``), provenance in the header.
 
@@ -161,7 +161,8 @@ def write_retuned_config(parent: str | Path, new: RandomizationConfig, out_path:
     changed = {n: to_dict(d) for n, d in new.params.items() if old.get(n) != d}  # the rest is inherited
     here = out_path.resolve().parent
     shared = os.path.commonpath([parent, here]) != here.anchor  # same tree: keep the pair movable together
-    body = deep_merge(apply_overrides({}, list(overrides)), {"randomization": {"params": changed}})
+    retuned: dict = {"params": changed, **({"visual": dict(visual)} if visual else {})}  # visual: pick-and-place looks
+    body = deep_merge(apply_overrides({}, list(overrides)), {"randomization": retuned})
     if name is not None:
         body["name"] = name
     data: dict = {"parent": os.path.relpath(parent, here) if shared else str(parent), **body}

@@ -64,16 +64,20 @@ def _evidence(sysid, name: str) -> str:
 
 
 def retune_sentence(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None) -> str:
-    if report.sysid is None:
+    if report.sysid is None and not retuned:
         return f"Nothing retuned: system identification {report.provenance.get('sysid', 'did not run')}."
-    kept = [n for n in report.sysid.names if not retuned or n not in retuned]
+    fitted = report.sysid.names if report.sysid is not None else ()
+    kept = [n for n in fitted if not retuned or n not in retuned]
     kept_text = f"Kept exactly as they were: {', '.join(kept)}." if kept else "No fitted range was kept."
     if not retuned:
         why = report.provenance.get("retune", "")
         return f"Nothing retuned ({why or 'no significant parameter'}). {kept_text}"
     parts = []
     for n, (lo, hi) in retuned.items():
-        if n not in report.sysid.names:  # joint_noise: measured from the residual, not fitted
+        if n.startswith("visual."):  # pick-and-place: a look range widened to cover the fitted look
+            parts.append(f"randomization.{n} to [{lo:.4g}, {hi:.4g}] (covers the fitted look)")
+            continue
+        if n not in fitted:  # joint_noise: measured from the residual, not fitted
             parts.append(f"{n} to [{lo:.4g}, {hi:.4g}] (the joint noise measured in the replay residual)")
             continue
         i = report.sysid.names.index(n)
@@ -86,5 +90,11 @@ def verdict(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None
     lines = [success_sentence(report)]
     if report.sysid is not None:
         lines += physics_sentences(report.sysid)
+    if report.task == "pickplace":
+        from ast_robot.gap.pick import visual_sentences
+
+        lines += visual_sentences(report.visual, report.provenance.get("visual", ""))
+        ranked = report.culprits()
+        lines.append("Culprits, most explaining first: " + ", ".join(ranked) + "." if ranked else "No culprit is named.")
     lines.append(retune_sentence(report, retuned))
     return lines

@@ -1,0 +1,82 @@
+"""The pick-and-place branch of ``gap_report``: identify (physical and visual), retune, weight.
+
+Same rules as the reach branch (:mod:`ast_robot.gap.pipeline`): a physical range is retuned only for a
+significant parameter of an explained gap whose fit removed enough of the nominal loss; a visual range is
+widened only for a named look group whose fitted value lies outside it (``randomization.visual``); every
+other range is kept. A colour shift has no randomization key: it is reported, never retuned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ast_robot.gap.analyzer import GapReport
+from ast_robot.gap.pick import VISUAL_KEYS, pick_gap_config, run_pick_sysid, run_visual, visual_retune
+from ast_robot.gap.report import Overlay
+from ast_robot.gap.weights import weights_from_posterior
+from ast_robot.records import EpisodeRecord
+
+
+def identify_and_retune_pickplace(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport,
+                                  real: Sequence[EpisodeRecord], real_path: str | Path, simulator: Any, seed: int,
+                                  tmp: Path, progress: Any) -> tuple[Path | None, dict | None, Overlay | None]:  # fmt: skip
+    """(retuned config path or None, retuned ranges for the verdict, trajectory overlay or None)."""
+    result, overlay = None, None
+    if cfg is None:
+        report.provenance["sysid"] = "skipped: no --config (the randomization ranges to fit are in it)"
+    else:
+        result, simulator, note = run_pick_sysid(cfg, real, simulator, seed, progress)
+        if result is None:
+            report.provenance["sysid"] = f"skipped: {note}"
+        else:
+            report.sysid = result
+            rec = next(r for r in real if not simulator.replayable(r))
+            overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
+                              simulator(result.estimate(), rec), rec.control_dt)  # fmt: skip
+    report.visual, note = run_visual(real_path, real, getattr(simulator, "sheets", None))
+    if note:
+        report.provenance["visual"] = note
+    if cfg is None:
+        return None, None, overlay
+    return _retune(cfg, config, overrides, report, result, tmp) + (overlay,)
+
+
+def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, result: Any,
+            tmp: Path) -> tuple[Path | None, dict | None]:  # fmt: skip
+    from ast_robot.gap.pipeline import _range, keep_reason
+    from ast_robot.gap.retune import changed_names, retune, write_retuned_config
+
+    gap = pick_gap_config(cfg.gap)
+    new, names = cfg.randomization, ()
+    if result is not None:
+        new = retune(cfg.randomization, result, gap)
+        names = changed_names(cfg.randomization, new)
+    visual = visual_retune(cfg.randomization.visual, report.visual)
+    unkeyed = [g for g in (report.visual.culprits if report.visual is not None else ()) if VISUAL_KEYS.get(g) is None]
+    if unkeyed:
+        report.provenance["visual_unkeyed"] = (f"{', '.join(unkeyed)}: no randomization key covers it (reported, not "
+                                               f"retuned; the camera pipeline or the sim's rendering must change)")  # fmt: skip
+    if not names and not visual:
+        kept = keep_reason(result, gap) if result is not None else "no physical fit"
+        extra = f"; {report.provenance['visual_unkeyed']}" if unkeyed else ""
+        report.provenance["retune"] = f"skipped: {kept or 'no range moved'}; ranges kept{extra}"
+        return None, None
+    idx = [result.names.index(n) for n in names if n in result.names]  # joint_noise: measured, not fitted
+    if idx:
+        scale = [max(result.std[i], gap.min_relative_width * abs(result.mean[i])) for i in idx]
+        report.weights = weights_from_posterior([result.names[i] for i in idx], [result.mean[i] for i in idx],
+                                                scale, 1.0 - report.success.real.value)  # fmt: skip
+    changed = [*names, *(f"visual.{k}" for k in visual)]
+    report.provenance["retune"] = f"retuned {', '.join(changed)}; every other range kept as it was"
+    provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
+                  **{k: report.provenance[k] for k in ("sim", "real", "date")},
+                  "fit": ", ".join(f"{result.names[i]}={result.mean[i]:.4g}" for i in idx) or "-",
+                  "visual_fit": ", ".join(f"{k}={v:.4g}" for k, v in (report.visual.fitted if visual else {}).items()) or "-"}  # fmt: skip
+    path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned",
+                                overrides=overrides, visual=visual)  # fmt: skip
+    ranges = {n: _range(new.params[n]) for n in names}
+    for key, value in visual.items():
+        ranges[f"visual.{key}"] = tuple(value) if isinstance(value, list) else (-value, value)
+    return path, ranges

@@ -1,0 +1,153 @@
+"""The MuJoCo simulator that pick-and-place system identification replays real episodes in.
+
+``PickReplay(robot)(params, record)`` sets the episode's table (:mod:`ast_robot.gap.pick_table`) in the
+envs' pick-and-place scene, puts the arm at the record's first measured joints with the fingers open, and
+drives the arm with the record's commanded joint targets (the trajectory semantics of
+:class:`~ast_robot.gap.replay.MujocoReplay`) and the gripper with the commands the deployment derived from
+the record's actions, returning the simulated arm joints at every control step, (T+1, J). Cube mass,
+friction and grasp force change how the hand and the arm carry the cube; their fit is the same fit as the
+reach one (:func:`ast_robot.gap.sysid.fit`).
+
+The gripper commands are rebuilt as the deployment built them (:mod:`ast_robot.deploy.gripper`): the
+action's last entry mapped linearly from the closed width (-1) to the open one (+1), sent when it moves by
+more than the dead band and at most ``max_rate_hz`` times a second, applied at the tick it was sent; a
+held tick (an all-zero action row) sends nothing. The grasp force is the one the robot's deploy YAML
+sets (``gripper.force_n``), times ``gripper_force``.
+
+:meth:`PickReplay.final_objects` gives the cubes' final positions of a replay, the other observable of
+an episode (compared with ``record.pick.object_positions``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ast_robot.gap.pick_table import TableSheets
+from ast_robot.gap.replay import ENV_DT, MujocoReplay
+from ast_robot.records import EpisodeRecord
+
+N_OBJECTS, N_PADS = 2, 2  # the deployable pick-and-place table (ast_robot.twin.pickplace serves the same)
+GRIPPER_DEADBAND_M = 1e-4  # ast_robot.robot.safety.gripper: a width this close to the last one is not re-sent
+
+
+class PickReplay(MujocoReplay):
+    """A reusable pick-and-place replay for one robot (the scene is compiled once)."""
+
+    def __init__(self, robot: str, env_dt: float = ENV_DT, sheets: TableSheets | None = None,
+                 force_n: float | None = None, max_rate_hz: float | None = None) -> None:  # fmt: skip
+        import mujoco
+
+        from ast_robot.envs import randomization as dr
+        from ast_robot.robot.specs import load_model
+
+        super().__init__(robot, "reach", env_dt)  # the arm's spec, indices and setpoint semantics; scene below
+        self.task = "pickplace"
+        self.model = load_model(robot, "pickplace", n_objects=N_OBJECTS, n_pads=N_PADS)
+        self.data = mujoco.MjData(self.model)
+        self.nominal = dr.nominal(self.model, self.spec)
+        self.qadr = np.array([self.model.jnt_qposadr[self.model.joint(n).id] for n in self.spec.joint_names])
+        self.act = np.array([self.model.actuator(a).id for a in self.spec.actuator_names])
+        self.grip = self.model.actuator(self.spec.gripper_actuator).id
+        self.fingers = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in self.spec.gripper_joints])
+        self.cubes = [int(self.model.jnt_qposadr[self.model.body(f"object{i}").jntadr[0]]) for i in range(N_OBJECTS)]
+        io = _robot_io(robot)
+        self.force_n = float(io.gripper.force_n if force_n is None else force_n)
+        self.max_rate_hz = float(io.gripper.max_rate_hz if max_rate_hz is None else max_rate_hz)
+        self.sheets = sheets or TableSheets(robot)
+        self.use_rollout = True
+        self._last_qpos: np.ndarray | None = None  # the full qpos at the end of the latest replay
+
+    # ----- the replay ------------------------------------------------------------------------
+    def __call__(self, params: Mapping[str, float], record: EpisodeRecord) -> np.ndarray:
+        """Simulated arm joints (T+1, J) of ``record``'s commands under ``params``."""
+        from mujoco import rollout
+
+        self._check(record)
+        self._apply(params)
+        h = self.model.opt.timestep
+        substeps = max(1, int(round(record.control_dt / h)))
+        delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))
+        q0 = np.asarray(record.joint_positions[0], dtype=float)
+        self._reset(q0, record)
+        spec = self._mj.mjtState.mjSTATE_FULLPHYSICS
+        state0 = np.empty(self._mj.mj_stateSize(self.model, spec))
+        self._mj.mj_getState(self.model, self.data, state0, spec)
+        ctrl = np.tile(self.data.ctrl, (record.steps * substeps, 1))  # (T * substeps, nu)
+        ctrl[:, self.act] = self.setpoints(record, substeps, delay, q0)
+        ctrl[:, self.grip] = np.repeat(self.gripper_widths(record), substeps)
+        state, _ = rollout.rollout(self.model, self.data, state0[None], ctrl[None])  # (1, n, nstate)
+        qpos = state[0, substeps - 1 :: substeps, 1 : 1 + self.model.nq]  # (T, nq)
+        self._last_qpos = qpos[-1].copy()
+        out = np.empty_like(record.joint_positions)
+        out[0] = q0
+        out[1:] = qpos[:, self.qadr]
+        return out
+
+    def final_objects(self, params: Mapping[str, float], record: EpisodeRecord) -> np.ndarray:
+        """The cubes' positions (n, 3) at the end of the replay of ``record`` under ``params``."""
+        self(params, record)
+        last = self._last_qpos
+        return np.array([last[a : a + 3] for a in self.cubes])
+
+    def many(self, params: Mapping[str, float], records: list[EpisodeRecord]) -> list[np.ndarray]:
+        """One replay per record (each has its own table: the reach replay's batched rollout does not set it)."""
+        return [self(params, r) for r in records]
+
+    def replayable(self, record: EpisodeRecord) -> str:
+        """Why ``record`` cannot be replayed ("" when it can): no joint targets, or no known table."""
+        if record.joint_targets is None:
+            return f"episode seed {record.seed} has no joint_targets"
+        return self.sheets.why_not(record)
+
+    def gripper_widths(self, record: EpisodeRecord) -> np.ndarray:
+        """The gripper's commanded opening (T,) m during each tick, as the deployment's commander sent it."""
+        closed, opened = (float(w) for w in self.spec.gripper_width)
+        out = np.empty(record.steps)
+        width, last_sent = opened, -np.inf  # the fingers start open (the twin's reset)
+        sent: float | None = None
+        for k, row in enumerate(np.asarray(record.actions)):
+            if np.any(row):  # an all-zero row is a held tick: nothing was commanded
+                a = float(np.clip(row[-1], -1.0, 1.0))
+                want = closed + (a + 1.0) / 2.0 * (opened - closed)
+                now = k * record.control_dt
+                fresh = sent is None or abs(want - sent) >= GRIPPER_DEADBAND_M
+                if fresh and now - last_sent >= 1.0 / self.max_rate_hz - 1e-9:
+                    width, sent, last_sent = want, want, now
+            out[k] = width
+        return out
+
+    # ----- model and state -------------------------------------------------------------------
+    def _apply(self, params: Mapping[str, float]) -> None:
+        unknown = [k for k in params if k not in self._dr.PARAMS]
+        if unknown:
+            raise ValueError(f"unknown randomization parameter(s) {unknown}; known: {sorted(self._dr.PARAMS)}")
+        self._dr.apply(self.model, {k: v for k, v in params.items() if k != "gripper_force"}, self.nominal)
+        force = self.force_n * float(params.get("gripper_force", 1.0))  # the driver's force, scaled
+        self.model.actuator_forcerange[self.grip] = (-force, force)
+        # masses feed the constraint solver's inverse weights: recompute them, as the twin's model has them
+        self._mj.mj_setConst(self.model, self.data)
+
+    def _reset(self, q0: np.ndarray, record: EpisodeRecord | None = None) -> None:  # type: ignore[override]
+        from ast_robot.robot.scene import OBJECT_HALF_SIZE
+
+        self._mj.mj_resetData(self.model, self.data)
+        self.data.qpos[self.qadr] = q0
+        self.data.ctrl[self.act] = q0
+        opened = float(self.spec.gripper_width[1])
+        self.data.qpos[self.fingers] = opened / 2.0
+        self.data.ctrl[self.grip] = opened
+        if record is not None:
+            table = self.sheets.table_of(record)
+            for adr, (x, y, yaw) in zip(self.cubes, table.objects):
+                self.data.qpos[adr : adr + 7] = [x, y, OBJECT_HALF_SIZE, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        self._mj.mj_forward(self.model, self.data)
+
+
+def _robot_io(robot: str) -> Any:
+    """The robot's deploy YAML (gripper force and command rate as the deployment set them)."""
+    from ast_robot.deploy.robot_io import load_robot_io
+
+    return load_robot_io(robot)

@@ -1,0 +1,298 @@
+"""Visual gap of pick-and-place: the real camera's frames against re-rendered frames of the same scenes.
+
+A frame is compared only where its scene is known: before the hand first closes in an episode the cubes
+rest where the table put them (:mod:`ast_robot.gap.pick_table`) and the arm is where the record measured it
+at that moment (the frame's time from the episode's start, in control ticks), so the simulator renders the
+same scene with the nominal look (straight-down light at intensity 1, the camera aimed at the workspace, no
+colour shift: the deployed camera's nominal model) and the real frame's difference is the visual gap.
+
+Statistics first: per-channel means and brightness of real and nominal frames, and the pixel RMS between
+them against :data:`FLOOR_LEVELS` (uint8 levels; the nominal twin's re-render is pixel-identical, 0 levels).
+When the gap is above the floor, candidate looks are re-rendered and fitted by coordinate search over
+light intensity, camera offset (m) and rotation (deg), with the per-channel colour shift solved in closed
+form for each candidate (the mean residual per channel). A look group (light, camera pose, colour shift) is
+named when it alone removes at least :data:`MIN_SHARE` of the nominal pixel loss and putting only it back at
+nominal in the fit costs at least as much (so a group that merely compensates for another, e.g. a colour
+shift that darkens for a dim light, is not named); what the fit leaves is reported as unexplained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ast_robot.gap.pick_table import SheetTable, TableSheets
+from ast_robot.records import EpisodeRecord
+
+# uint8 levels RMS below which the frames match their re-renders: the nominal twin reads 0.0 with exact joints,
+# 0.67-0.87 with 0.5 mrad joint noise (the arm and its shadow rendered at a noisy pose; leaving the robot's own
+# pixels out took it only to 0.67, the shadows stay); the bench's looks read 10 (colour cast) to 54 levels
+FLOOR_LEVELS = 2.0
+MIN_SHARE = 0.10  # a visual parameter is named when it alone removes this share of the nominal pixel loss
+MAX_FRAMES = 24  # frames compared at most (evenly spread over the usable ones): bounds the fit's renders
+MAX_UNEXPLAINED = 0.25  # more of the nominal loss left after the fit: "a visual gap the fit does not explain"
+# parameter -> (nominal, search low, search high, scan points); camera rotations in deg, offsets in m
+SEARCH = {"light_intensity": (1.0, 0.3, 1.6, 14),
+          "camera_dx": (0.0, -0.05, 0.05, 11), "camera_dy": (0.0, -0.05, 0.05, 11),
+          "camera_dz": (0.0, -0.05, 0.05, 11), "camera_roll": (0.0, -6.0, 6.0, 13),
+          "camera_pitch": (0.0, -6.0, 6.0, 13), "camera_yaw": (0.0, -6.0, 6.0, 13)}  # fmt: skip
+SHIFT = ("colour_shift_r", "colour_shift_g", "colour_shift_b")  # fractions of full scale, added per channel
+GROUPS = {"light_intensity": ("light_intensity",), "colour_shift": SHIFT,
+          "camera_pose": ("camera_dx", "camera_dy", "camera_dz", "camera_roll", "camera_pitch", "camera_yaw")}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # (H, W, 3) uint8, as the camera published it
+    q: np.ndarray  # (J,) arm joints at the frame's time (rad)
+    table: SheetTable
+    around: tuple[np.ndarray, ...] = ()  # arm joints one control tick before and after (motion mask)
+
+
+@dataclass
+class VisualResult:
+    """Image statistics, the fitted look and what is named (``culprits``: look groups, most explaining first)."""
+
+    n_frames: int
+    real_means: tuple[float, float, float]  # per-channel mean (0..255) of the real frames
+    sim_means: tuple[float, float, float]  # of the nominal re-renders of the same scenes
+    rms_nominal: float  # uint8 levels RMS, real vs nominal re-render
+    rms_fit: float  # real vs the fitted look's re-render
+    fitted: dict[str, float] = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)  # group -> share of the nominal loss it alone removes
+    drops: dict[str, float] = field(default_factory=dict)  # group -> share the fit loses with it back at nominal
+    culprits: tuple[str, ...] = ()
+    unexplained: float = 0.0  # share of the nominal loss left after the fit
+    note: str = ""
+
+    def gap(self) -> bool:
+        return self.rms_nominal > FLOOR_LEVELS
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LookRenderer:
+    """Renders the pick-and-place scene camera of ``robot`` for a frame's state under a candidate look."""
+
+    def __init__(self, robot: str, size: tuple[int, int]) -> None:
+        import mujoco
+
+        from ast_robot.envs import visual_randomization as visual
+        from ast_robot.robot.specs import get_robot, load_model
+
+        self._mj, self._visual = mujoco, visual
+        self.spec = get_robot(robot)
+        self.model = load_model(robot, "pickplace", n_objects=2, n_pads=2)
+        self.data = mujoco.MjData(self.model)
+        self.nom = visual.nominal(self.model)
+        self._light = self.model.light_diffuse[self.nom.light].copy()
+        self._cam_pos = self.model.cam_pos[self.nom.camera].copy()
+        self.qadr = np.array([self.model.jnt_qposadr[self.model.joint(n).id] for n in self.spec.joint_names])
+        self.fingers = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in self.spec.gripper_joints])
+        self.cubes = [int(self.model.jnt_qposadr[self.model.body(f"object{i}").jntadr[0]]) for i in range(2)]
+        self.renderer = mujoco.Renderer(self.model, height=size[0], width=size[1])
+        self.mask: np.ndarray | None = None  # (N, H, W, 1) pixels compared (see _still)
+
+    def close(self) -> None:
+        self.renderer.close()
+
+    def look(self, values: dict[str, float]) -> None:
+        """Write a candidate look (light intensity, camera offset and rotation) over the nominal model."""
+        self.model.light_diffuse[self.nom.light] = self._light
+        self.model.cam_pos[self.nom.camera] = self._cam_pos
+        params = {"visual_light_tilt": 0.0, "visual_light_azimuth": 0.0,
+                  "visual_light_intensity": values.get("light_intensity", 1.0)}  # fmt: skip
+        for element, rgb in self.nom.scenery_rgb.items():
+            params.update({f"visual_{element}_{c}": float(v) for c, v in zip("rgb", rgb)})
+        params.update({f"visual_camera_d{a}": values.get(f"camera_d{a}", 0.0) for a in "xyz"})
+        params.update({f"visual_camera_{a}": values.get(f"camera_{a}", 0.0) for a in ("roll", "pitch", "yaw")})
+        self._visual.apply(self.model, params, self.nom)
+
+    def render(self, frame: Frame) -> np.ndarray:
+        """(H, W, 3) float image of ``frame``'s scene under the current look (no colour shift)."""
+        from ast_robot.envs.instructions import COLOURS
+        from ast_robot.robot.scene import OBJECT_HALF_SIZE
+
+        m, d = self.model, self.data
+        d.qpos[:] = m.qpos0
+        d.qpos[self.qadr] = frame.q
+        d.qpos[self.fingers] = float(self.spec.gripper_width[1]) / 2.0
+        t = frame.table
+        for i, (adr, (x, y, yaw)) in enumerate(zip(self.cubes, t.objects)):
+            d.qpos[adr : adr + 7] = [x, y, OBJECT_HALF_SIZE, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+            if i < len(t.colours[0]) and t.colours[0][i] in COLOURS:
+                m.geom_rgba[m.geom(f"object{i}").id, :3] = COLOURS[t.colours[0][i]]
+        for j, (x, y) in enumerate(t.pads):
+            m.site_pos[m.site(f"pad{j}").id, :2] = (x, y)
+            if j < len(t.colours[1]) and t.colours[1][j] in COLOURS:
+                m.site_rgba[m.site(f"pad{j}").id, :3] = COLOURS[t.colours[1][j]]
+        self._mj.mj_forward(m, d)
+        self.renderer.update_scene(d, camera=self.nom.camera)
+        return self.renderer.render().astype(np.float64)
+
+
+def frames_of_episode(record: EpisodeRecord, images: Sequence[tuple[float, np.ndarray]], start_s: float,
+                      table: SheetTable) -> list[Frame]:  # fmt: skip
+    """The frames (time s, image) of one episode whose scene is known: after its start and before the hand
+    was first told to close (the cubes still rest where the table put them)."""
+    closing = np.flatnonzero(np.asarray(record.actions)[:, -1] < 0.0)
+    until = (closing[0] if closing.size else record.steps) * record.control_dt
+    out = []
+    for t, image in images:
+        k = int(round((t - start_s) / record.control_dt))
+        if 0 <= k < record.joint_positions.shape[0] and (t - start_s) < until - record.control_dt:
+            q = record.joint_positions
+            around = (q[max(k - 1, 0)], q[min(k + 1, q.shape[0] - 1)])
+            out.append(Frame(np.asarray(image), q[k], table, around))
+    return out
+
+
+def analyze_frames(robot: str, frames: Sequence[Frame]) -> VisualResult:
+    """Statistics and the fitted look of ``frames`` (see the module docstring)."""
+    if not frames:
+        return VisualResult(0, (0.0,) * 3, (0.0,) * 3, 0.0, 0.0, note="no camera frame with a known scene")
+    if len(frames) > MAX_FRAMES:
+        frames = [frames[int(i)] for i in np.linspace(0, len(frames) - 1, MAX_FRAMES).round()]
+    renderer = LookRenderer(robot, frames[0].image.shape[:2])
+    try:
+        renderer.mask = None
+        renderer.look({})
+        renderer.mask = np.stack([_still(renderer, f) for f in frames])  # (N, H, W, 1)
+        real = np.stack([f.image.astype(np.float64) for f in frames])  # (N, H, W, 3)
+        nominal = _renders(renderer, frames, {})
+        base = _loss(real, nominal, shift=False, mask=renderer.mask)
+        result = VisualResult(len(frames), _means(real), _means(nominal), float(np.sqrt(base)), float(np.sqrt(base)))
+        if not result.gap():
+            result.note = f"frames match their nominal re-renders within {FLOOR_LEVELS:g} levels RMS"
+            return result
+        values = _coordinate_search(renderer, frames, real)
+        fitted_renders = _renders(renderer, frames, values)
+        shift = _shift(real, fitted_renders, renderer.mask)
+        values.update({n: float(s) / 255.0 for n, s in zip(SHIFT, shift)})
+        loss_fit = _loss(real, fitted_renders, shift=True, mask=renderer.mask)
+        result.rms_fit, result.fitted = float(np.sqrt(loss_fit)), values
+        result.shares, result.drops = _group_shares(renderer, frames, real, values, base)
+        result.unexplained = max(0.0, loss_fit - FLOOR_LEVELS**2) / base
+        named = sorted((g for g, s in result.shares.items() if s >= MIN_SHARE and result.drops[g] >= MIN_SHARE),
+                       key=lambda g: -result.shares[g])  # fmt: skip
+        result.culprits = () if result.unexplained > MAX_UNEXPLAINED else tuple(named)
+        return result
+    finally:
+        renderer.close()
+
+
+def _still(renderer: LookRenderer, frame: Frame) -> np.ndarray:
+    """(H, W, 1) True where the nominal render does not change when the arm is where it was one control tick
+    earlier or later: the frame's exposure moment within the tick is not recorded (the twin's renderer shows
+    the pose of the last physics step), so pixels of the moving arm's edges are left out of the comparison."""
+    here = renderer.render(frame)
+    still = np.ones(here.shape[:2], dtype=bool)
+    for q in frame.around:
+        other = renderer.render(Frame(frame.image, q, frame.table))
+        still &= np.all(np.abs(other - here) < 1.0, axis=-1)
+    return still[..., None]
+
+
+def _renders(renderer: LookRenderer, frames: Sequence[Frame], values: dict[str, float]) -> np.ndarray:
+    """Renders of ``frames`` under ``values``; pixels outside the renderer's mask copy the real frame (no error)."""
+    renderer.look(values)
+    out = np.stack([renderer.render(f) for f in frames])
+    if renderer.mask is not None:
+        real = np.stack([f.image.astype(np.float64) for f in frames])
+        out = np.where(renderer.mask, out, real)
+    return out
+
+
+def _shift(real: np.ndarray, sim: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel additive shift (levels) that best maps ``sim`` onto ``real`` (compared pixels not clipped)."""
+    ok = (real > 0) & (real < 255) & (True if mask is None else mask)
+    diff = np.where(ok, real - sim, 0.0)
+    return diff.sum(axis=(0, 1, 2)) / np.maximum(ok.sum(axis=(0, 1, 2)), 1)
+
+
+def _loss(real: np.ndarray, sim: np.ndarray, shift: bool, mask: np.ndarray | None = None) -> float:
+    """Mean squared pixel error (levels^2) over the compared pixels (``mask``); with ``shift``, after the best
+    colour shift, clipped as a camera does."""
+    if shift:
+        sim = np.where(True if mask is None else mask, np.clip(sim + _shift(real, sim, mask), 0, 255), sim)
+    return float(np.mean((real - sim) ** 2))
+
+
+def _coordinate_search(renderer: LookRenderer, frames: Sequence[Frame], real: np.ndarray,
+                       passes: int = 4) -> dict[str, float]:  # fmt: skip
+    """Each look parameter in turn over its grid (the others held), colour shift profiled out; each later
+    pass searches a grid half as wide around the current value (light and camera pose trade off: a first
+    pass with the camera still wrong fits a compensating light, the later ones undo it)."""
+    values = {n: spec[0] for n, spec in SEARCH.items()}
+    best = _loss(real, _renders(renderer, frames, values), shift=True, mask=renderer.mask)
+    for p in range(passes):
+        for name, (_, low, high, points) in SEARCH.items():
+            half = 0.5 * (high - low) / (2**p)
+            centre = values[name] if p else 0.5 * (low + high)
+            for v in np.linspace(max(low, centre - half), min(high, centre + half), points):
+                trial = {**values, name: float(v)}
+                loss = _loss(real, _renders(renderer, frames, trial), shift=True, mask=renderer.mask)
+                if loss < best:
+                    best, values = loss, trial
+    return values
+
+
+def _group_shares(renderer: LookRenderer, frames: Sequence[Frame], real: np.ndarray, values: dict[str, float],
+                  base: float) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+    """Per look group: the share of the nominal loss it removes alone (the rest nominal), and the share the
+    fit loses when only it goes back to nominal (a group that merely compensates for another loses little)."""
+    shares, drops = {}, {}
+    shift_back = dict.fromkeys(SHIFT, 0.0)
+    fitted = _loss_at(renderer, frames, real, values)
+    for group, names in GROUPS.items():
+        alone = {n: values[n] for n in names} if group != "colour_shift" else {n: values[n] for n in SHIFT}
+        shares[group] = (base - _loss_at(renderer, frames, real, {**alone, **({} if group == "colour_shift" else shift_back)})) / base
+        dropped = {**values, **{n: SEARCH[n][0] if n in SEARCH else 0.0 for n in names}}
+        drops[group] = (_loss_at(renderer, frames, real, dropped) - fitted) / base
+    return shares, drops
+
+
+def _loss_at(renderer: LookRenderer, frames: Sequence[Frame], real: np.ndarray, values: dict[str, float]) -> float:
+    """Pixel loss of a complete look, its colour shift (fractions of full scale) applied as given."""
+    sim = _renders(renderer, frames, values)
+    shift = np.array([values.get(n, 0.0) for n in SHIFT]) * 255.0
+    sim = np.where(True if renderer.mask is None else renderer.mask, np.clip(sim + shift, 0, 255), sim)
+    return float(np.mean((real - sim) ** 2))
+
+
+def _means(images: np.ndarray) -> tuple[float, float, float]:
+    m = images.reshape(-1, 3).mean(axis=0)
+    return float(m[0]), float(m[1]), float(m[2])
+
+
+def episode_frames(robot: str, records: Sequence[EpisodeRecord], bag: Any, sheets: TableSheets | None = None) -> list[Frame]:
+    """Frames of a bag's camera topic assigned to its episodes: each outcome message ends an episode that
+    began ``steps * control_dt`` before it (its stamp); see :func:`frames_of_episode`."""
+    from ast_robot.records.bag import read_bag_images
+
+    sheets = sheets or TableSheets(robot)
+    images = [(t * 1e-9, img) for t, img in read_bag_images(bag)]
+    ends = _outcome_stamps(bag)
+    out: list[Frame] = []
+    for rec, end_s in zip(records, ends):
+        table = sheets.find(rec)
+        if table is None:
+            continue
+        start = end_s - rec.steps * rec.control_dt
+        out += frames_of_episode(rec, [(t, i) for t, i in images if start <= t <= end_s], start, table)
+    return out
+
+
+def _outcome_stamps(bag: Any) -> list[float]:
+    """Bag times (s) of the outcome messages, in order (the records' order)."""
+    from rosbags.rosbag2 import Reader
+
+    from ast_robot.config.deploy import RosNames
+
+    with Reader(bag) as reader:
+        conns = [c for c in reader.connections if c.topic == RosNames().outcome]
+        return [stamp * 1e-9 for _c, stamp, _raw in reader.messages(connections=conns)]

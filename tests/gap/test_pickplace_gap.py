@@ -1,0 +1,153 @@
+"""The pick-and-place gap analyzer on real MuJoCo: the twin's deployment (bench/gap_pickplace.py's in-process
+twin: the deployment's own session, safety module and gripper commander on the twin's physics, table and
+camera) writes the records and the bag; the analyzer re-simulates and re-renders them.
+
+Null cases: the nominal twin replays to ~1e-8 rad and re-renders to 0 levels, so nothing is named; a cube
+friction change alone is physically invisible (MuJoCo takes the larger friction of a contact's two geoms).
+Culprits: each single hidden parameter is ranked first (slow: ~10-40 s each on 2 cores)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ast_robot.gap.pick import PICK_PARAMS, ranked_culprits, run_pick_sysid, run_visual
+from ast_robot.gap.pick_replay import PickReplay
+from ast_robot.gap.pick_table import TableSheets
+from bench.gap_pickplace import PickTwinDeployment, write_bag
+
+ROBOT = "ur5e"
+
+
+def _deploy(hidden: dict, episodes: int = 1, seed: int = 0, tmp_path=None):
+    from ast_robot.twin.hidden import HiddenParams
+    from ast_robot.twin.pickplace import episode_sheets
+
+    twin = PickTwinDeployment(ROBOT, HiddenParams(**hidden), seed=seed)
+    try:
+        out = twin.run(episode_sheets(ROBOT, episodes, seed=seed))
+    finally:
+        twin.close()
+    bag = None if tmp_path is None else write_bag(tmp_path / "bag", out)
+    return [r for r, _, _ in out], bag
+
+
+@pytest.fixture(scope="module")
+def replay():
+    return PickReplay(ROBOT)
+
+
+@pytest.fixture(scope="module")
+def nominal():
+    return _deploy({})[0]
+
+
+def _cfg():
+    from ast_robot.config import load_config
+    from ast_robot.envs.randomization import resolve
+
+    cfg = load_config("configs/experiments/pickplace_ur5e_pixels_bc.yaml")
+    cfg.randomization = resolve(cfg.randomization)
+    return cfg
+
+
+def test_the_table_is_found_again_from_the_recorded_goal(nominal):
+    from ast_robot.twin.pickplace import episode_sheets
+
+    table = TableSheets(ROBOT).table_of(nominal[0])
+    sheet = json.loads(episode_sheets(ROBOT, 1)[0][0])
+    assert table.target_object == sheet["target"]["object"] and table.seed == 0
+    assert np.allclose([o[:2] for o in table.objects], [(o["x"], o["y"]) for o in sheet["objects"]])
+    moved = type(nominal[0]).from_dict({**nominal[0].to_dict(), "meta": {**nominal[0].meta, "goal": "0.1,0.9,0.02"}})
+    assert "matches no episode sheet" in TableSheets(ROBOT, max_seed=4).why_not(moved)
+
+
+def test_the_nominal_replay_reproduces_the_twin_and_a_wrong_mass_does_not(nominal, replay):
+    rec = nominal[0]
+    err = replay({}, rec) - rec.joint_positions
+    assert np.sqrt(np.mean(err**2)) < 1e-6  # measured 2e-9 - 6e-9 rad
+    assert np.allclose(replay.final_objects({}, rec), rec.pick.object_positions, atol=1e-6)
+    heavier = replay({"object_mass": 3.0}, rec) - rec.joint_positions
+    assert np.sqrt(np.mean(heavier**2)) > 1e-5  # the carried cube sags the arm (2e-4 rad measured)
+
+
+def test_the_gripper_commands_are_rebuilt_from_the_actions(nominal, replay):
+    widths = replay.gripper_widths(nominal[0])
+    closed, opened = replay.spec.gripper_width
+    assert widths[0] == pytest.approx(opened) and widths.min() == pytest.approx(closed)
+    first_close = int(np.flatnonzero(nominal[0].actions[:, -1] < 0)[0])
+    assert widths[first_close] == pytest.approx(closed) and widths[first_close - 1] == pytest.approx(opened)
+
+
+def test_cube_friction_alone_changes_nothing_the_trap_the_friction_twin_avoids(nominal):
+    slippery = _deploy({"object_friction_scale": 0.3})[0]
+    assert np.array_equal(slippery[0].joint_positions, nominal[0].joint_positions)
+
+
+def test_nominal_twin_names_nothing_physical_or_visual(tmp_path):
+    real, bag = _deploy({}, tmp_path=tmp_path)
+    result, _, note = run_pick_sysid(_cfg(), real, None, 0, None)
+    assert note == "" and set(result.names) == set(PICK_PARAMS)
+    assert result.culprits() == () and not result.trajectory_gap()
+    visual, note = run_visual(bag, real)
+    assert note == "" and visual.n_frames >= 2 and visual.rms_nominal == 0.0 and visual.culprits == ()
+    assert ranked_culprits(result, visual) == []
+
+
+def test_a_records_folder_has_no_frames_and_says_so(tmp_path, nominal):
+    from ast_robot.records import write_records
+
+    write_records(tmp_path / "records", nominal)
+    visual, note = run_visual(tmp_path / "records", nominal)
+    assert visual is None and "not a bag" in note
+
+
+@pytest.mark.slow  # ~15-30 s each on 2 cores (one episode, 45 replays + Gauss-Newton)
+@pytest.mark.parametrize("hidden, culprit", [({"object_mass_scale": 3.0}, "object_mass"),
+                                             ({"gripper_force_scale": 0.3}, "gripper_force"),
+                                             ({"friction_scale": 0.3}, "friction")])  # fmt: skip
+def test_each_physical_culprit_is_ranked_first(hidden, culprit, replay):
+    real, _ = _deploy(hidden)
+    result, _, _ = run_pick_sysid(_cfg(), real, replay, 0, None)
+    assert result.culprits()[0] == culprit
+    value = next(iter(hidden.values()))
+    assert result.mean[result.names.index(culprit)] == pytest.approx(value, rel=0.15)
+
+
+@pytest.mark.slow  # ~20-40 s each on 2 cores (coordinate search over re-renders)
+@pytest.mark.parametrize("hidden, culprit", [({"light_scale": 0.45}, "light_intensity"),
+                                             ({"colour_shift": [0.06, 0.0, -0.05]}, "colour_shift"),
+                                             ({"camera_offset_m": [0.04, 0.0, 0.0]}, "camera_pose")])  # fmt: skip
+def test_each_visual_culprit_is_ranked_first_and_physics_names_nothing(hidden, culprit, tmp_path, replay):
+    real, bag = _deploy(hidden, tmp_path=tmp_path)
+    visual, _ = run_visual(bag, real)
+    assert visual.culprits[0] == culprit
+    result, _, _ = run_pick_sysid(_cfg(), real, replay, 0, None)
+    assert result.culprits() == ()
+    assert ranked_culprits(result, visual)[0] == culprit
+
+
+@pytest.mark.slow  # ~20-30 s on 2 cores: deploy, fit, re-render, report
+def test_gap_report_on_a_pickplace_bag_names_retunes_and_writes_a_loadable_config(tmp_path, nominal):
+    from ast_robot.config import load_config
+    from ast_robot.gap.pipeline import gap_report
+    from ast_robot.records import EpisodeRecord, write_records
+
+    write_records(tmp_path / "sim", [EpisodeRecord.from_dict({**r.to_dict(), "source": "sim"}) for r in nominal])
+    real, bag = _deploy({"object_mass_scale": 3.0, "light_scale": 0.45}, tmp_path=tmp_path)
+    out = gap_report(tmp_path / "sim", bag, tmp_path / "report", config="configs/experiments/pickplace_ur5e_pixels_bc.yaml")
+    rep = out.report
+    assert rep.task == "pickplace" and rep.sysid.culprits()[0] == "object_mass" and rep.visual.culprits == ("light_intensity",)
+    text = (out.folder / "report.md").read_text()
+    assert "Visual shift: light_intensity" in text and "Explained by: object_mass = " in text
+    assert rep.sysid.mean[rep.sysid.names.index("object_mass")] == pytest.approx(3.0, rel=0.05)
+    assert set(rep.culprits()) == {"object_mass", "light_intensity"}
+    from ast_robot.envs.randomization import resolve
+
+    cfg = load_config(out.retuned_config)
+    cfg.randomization = resolve(cfg.randomization)  # the parent's preset holds the ranges kept
+    lo, hi = cfg.randomization.visual.light_intensity
+    assert lo < 0.45 < hi and cfg.randomization.params["object_mass"].low < 3.0 < cfg.randomization.params["object_mass"].high
+    assert cfg.randomization.params["friction"].high == pytest.approx(1.2)  # kept as it was
