@@ -37,9 +37,11 @@ SCRIPTED_PICKPLACE = "scripted:pickplace"
 SCRIPTED_SPECS = (SCRIPTED, SCRIPTED_GRIPPER, SCRIPTED_PICKPLACE)
 LAYOUT_VERSIONS = (OBSERVATION_LAYOUT_VERSION,)  # the observation layouts ObservationBuilder builds
 ACTION_MODES = ("ee_delta", "joint_delta")  # the action mappings robot.actions provides
-# interface -> the RosNames field that provides it (None: the command topic of the command interface)
+# interface -> the RosNames field that provides it (None: the command topic of the command interface); the
+# tracker's cube poses and the operator's table serve the privileged pick-and-place layout
 INTERFACE_TOPICS = {"joint_states": "joint_states", "arm_command": None, "goal": "goal", "camera": "camera",
-                    "instruction": "instruction", "gripper_command": "gripper_command", "object_pose": "object_pose"}  # fmt: skip
+                    "instruction": "instruction", "gripper_command": "gripper_command", "tracker": "object_poses",
+                    "table": "twin_scene"}  # fmt: skip
 RETRAIN = "retrain it with this version of ast_robot (its trainers write the contract)"
 
 
@@ -140,8 +142,10 @@ def _check_observation(contract: DeploymentContract, source: str) -> None:
     from ast_robot.robot.specs import get_robot
 
     size = proprio_size(get_robot(contract.robot).n_joints)
+    if "tracker" in contract.interfaces:  # the privileged pick-and-place entries (deploy.runner.tracked_entries)
+        size += 9 + 3 * (int(contract.n_objects or 0) - 1)
     built = {"observation": [size]}
-    if "goal" in contract.interfaces:  # goal-conditioned layouts; the deployable pick-and-place one has none
+    if "goal" in contract.interfaces or "table" in contract.interfaces:  # the deployable pick-and-place: none
         built.update(achieved_goal=[3], desired_goal=[3])
     if contract.camera_size is not None:
         built["camera"] = [*contract.camera_size, 3]
@@ -150,8 +154,9 @@ def _check_observation(contract: DeploymentContract, source: str) -> None:
     trained = {k: list(v["shape"]) for k, v in contract.observation.items()}
     if trained != built:
         raise ContractError(f"{source}: the policy observes {trained}, the deployment builds {built} (layout "
-                            f"v{contract.observation_layout_version}: the arm's proprioception, goals where the task has a goal "
-                            "interface, camera and instruction as trained; no task entries)")  # fmt: skip
+                            f"v{contract.observation_layout_version}: the arm's proprioception, the tracked cubes in the "
+                            "privileged pick-and-place layout, goals where the task has a goal or table interface, "
+                            "camera and instruction as trained)")  # fmt: skip
 
 
 def _locate(path: Path) -> tuple[str, Path]:

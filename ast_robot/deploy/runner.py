@@ -1,8 +1,9 @@
 """PolicyRunner: a policy checkpoint + the latest robot observation -> one safe joint command per tick.
 
-No ROS here: the ROS node feeds joint states, goal, camera and instruction in and publishes what
-:meth:`PolicyRunner.step` returns. Every command passes through :class:`~ast_robot.robot.safety.SafetyMonitor`.
-Observation layout and action meaning match the reach environments (:mod:`ast_robot.robot.actions`).
+No ROS here: the ROS node feeds joint states, goal, camera, instruction, the table and the tracker's cube
+positions in and publishes what :meth:`PolicyRunner.step` returns. Every command passes through
+:class:`~ast_robot.robot.safety.SafetyMonitor`. Observation layout and action meaning match the environments
+(:mod:`ast_robot.robot.actions`; the privileged pick-and-place entries: :func:`tracked_entries`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class PolicyRunner:
         self.contract: Any = None  # the checkpoint's DeploymentContract (for_robot sets it)
         self.gripper: Any = None  # a deploy.gripper.GripperCommander when the task commands the gripper
         self.camera_input: Any = None  # a deploy.camera.CameraInput when the policy sees the camera (age checked)
+        self.tracker: Any = None  # a deploy.tracker.TrackerInput when the policy observes the cubes (privileged)
+        self.table: Any = None  # the operator's table (deploy.table.Table): the target cube and its place
 
     @property
     def task(self) -> str:
@@ -81,8 +84,14 @@ class PolicyRunner:
 
     @property
     def needs_goal(self) -> bool:
-        """Whether the policy observes a goal (reach, privileged pick-and-place; not the deployable layout)."""
+        """Whether the policy observes a goal from the goal topic (reach); the privileged pick-and-place layout
+        takes its goals from the table and the tracker, the deployable one has none."""
         return self.contract is None or "goal" in self.contract.interfaces
+
+    @property
+    def tracked(self) -> bool:
+        """Whether the policy observes the cubes (the privileged pick-and-place layout, served by a tracker)."""
+        return self.tracker is not None
 
     @property
     def limits(self) -> SafetyLimits:
@@ -107,6 +116,10 @@ class PolicyRunner:
             missing.append(f"no recent camera image{age}")
         if c is not None and c.instruction_length is not None and self.instruction is None:
             missing.append("no instruction")
+        if self.tracked:
+            missing += ["no table set (the target cube and its pad)"] * (self.table is None)
+            if self.tracker.latest(now_s) is None:
+                missing.append(f"no trusted object poses within {self.tracker.max_age_s:g} s")
         return missing
 
     @property
@@ -142,7 +155,7 @@ class PolicyRunner:
     def reset(self) -> None:
         """Start of an episode: forget integrated targets and velocity history."""
         self.safety.reset_reference()
-        _reset(self.action_map, self.observe, self.scheduler, self.gripper)
+        _reset(self.action_map, self.observe, self.scheduler, self.gripper, self.tracker)
 
     def warm_up(self, q: np.ndarray | None = None) -> None:
         """Run the per-tick computation once at ``q`` (J,) rad and forget it; call before the control loop.
@@ -173,6 +186,11 @@ class PolicyRunner:
         obs = {"observation": vector}
         if self.needs_goal:
             obs.update(achieved_goal=ee, desired_goal=self.goal.copy())
+        if self.tracked:
+            positions, velocities = self.tracker.latest(now_s)
+            entries, target = tracked_entries(positions, velocities, self.table.target_object, ee)
+            obs.update(observation=np.concatenate([vector, entries]), achieved_goal=target,
+                       desired_goal=np.array(self.table.place, dtype=np.float64))  # fmt: skip
         camera = self.current_camera(now_s)
         if camera is not None:
             obs["camera"] = camera
@@ -249,6 +267,12 @@ def _wire_task_inputs(runner: PolicyRunner, contract: Any, spec: Any, io: Any) -
     robot's RobotIOConfig, default configs/deploy/<robot>.yaml)."""
     if "gripper_command" not in contract.interfaces and contract.camera_size is None:
         return
+    if "tracker" in contract.interfaces:
+        from ast_robot.deploy.tracker import TRACKER_RATE_HZ, TrackerInput
+
+        if not contract.n_objects:
+            raise ValueError(f"contract of {contract.env_id}: the tracked layout needs n_objects, got {contract.n_objects!r}")
+        runner.tracker = TrackerInput(contract.n_objects, TRACKER_RATE_HZ)
     from ast_robot.deploy.camera import CameraInput
     from ast_robot.deploy.gripper import GripperCommander
     from ast_robot.deploy.robot_io import load_robot_io
@@ -276,6 +300,16 @@ def _action_and_observation(trained: Any, spec: Any, model: Any, kin: Any, tick_
     action_map = EEDeltaAction(ik_for_robot(model, spec), trained.max_ee_step * share, (WORKSPACE_LOW, WORKSPACE_HIGH),
                                R_DOWN, trained.ik_iterations, lead_m=2.0 * trained.max_ee_step)  # the envs' anti-windup  # fmt: skip
     return action_map, ObservationBuilder(kin.ee_position, spec.gripper_width[1], lambda: action_map.ee_cmd)
+
+
+def tracked_entries(positions: np.ndarray, velocities: np.ndarray, target: int, tcp: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The privileged pick-and-place entries after the robot part, as ``PickPlaceEnv._task_obs`` lays them out:
+    target cube position (3), target minus TCP (3), target velocity (3), the other cubes' positions (3 each, the
+    table's order); and the target's position (the achieved goal). ``positions``/``velocities`` (n, 3)."""
+    others = [positions[i] for i in range(len(positions)) if i != target]
+    p = positions[target]
+    return np.concatenate([p, p - tcp, velocities[target], *others]), p.copy()
 
 
 def _reset(*parts: Any) -> None:

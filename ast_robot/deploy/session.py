@@ -125,17 +125,25 @@ class DeploymentSession:
         except ValueError as err:
             return self.reject("table", err)
         self.episodes.target_object = self.table.target_object
+        self.runner.table = self.table  # a tracker-fed policy's target cube and place
         return None
 
-    def on_object_poses(self, positions: Any) -> str | None:
-        """Cube positions (n, 3, m) from a lab's tracker: recorded in the outcome, never seen by the policy."""
+    def on_object_poses(self, positions: Any, now_s: float | None = None, stamp_s: float = 0.0) -> str | None:
+        """Cube positions (n, 3, m) from a lab's tracker, received at ``now_s`` (the node's clock, s) and
+        measured at ``stamp_s``: recorded in the outcome; a tracker-fed policy observes them once the safety
+        package trusts them (:mod:`ast_robot.deploy.tracker`; rate and age are checked with ``now_s``)."""
         try:
             arr = np.asarray(positions, dtype=float).reshape(-1, 3)
             if not np.isfinite(arr).all() or len(arr) == 0:
                 raise ValueError(f"object poses: expected finite (n >= 1, 3) positions, got {arr.shape}")
         except (TypeError, ValueError) as err:
             return self.reject("object_poses", err)
-        self.episodes.observe_objects(arr)
+        self.episodes.observe_objects(arr)  # the outcome's judge records every well-formed sample
+        if self.runner.tracker is not None and now_s is not None:
+            try:
+                self.runner.tracker.offer(arr, now_s, stamp_s)
+            except Rejected as err:
+                return self.reject("object_poses", err)
         return None
 
     def on_image(self, encoding: str, height: int, width: int, step: int, data: bytes,

@@ -23,6 +23,8 @@ the deployment all import it.
 | interfaces                 | what the robot must provide (:data:`TASK_INTERFACES`, + camera/instruction) |
 | gripper_observed           | the observation's gripper width: ``measured`` (the opening the robot reports)|
 |                            | or ``open`` (a constant: no gripper sensor); None: not recorded (before)    |
+| observation_layout         | the task's named layout (``pickplace-privileged-v1``, ...), None for reach  |
+| n_objects                  | cubes on the table (pick-and-place), None for reach                         |
 """
 
 from __future__ import annotations
@@ -47,10 +49,12 @@ STATE_KEY = "contract"
 # is the task, or "<task>-<layout>" for an observation layout that needs other inputs than the task's default
 # (``env.observation``): the deployable pick-and-place layout sees the table through the camera and reads the
 # target from the instruction (both added from the env config), so it needs no goal or object pose, only the
-# gripper. The privileged layout observes cube positions, which no robot interface provides (refused).
+# gripper. The privileged layout ("tracked" deployment) observes the cubes' positions and the target's place:
+# a lab serves them with a tracker (``tracker``: the cubes' poses, RosNames.object_poses, checked by
+# deploy.tracker) and the operator's table (``table``: which cube goes to which pad, RosNames.twin_scene).
 TASK_INTERFACES: dict[str, tuple[str, ...]] = {
     "reach": ("joint_states", "arm_command", "goal"),
-    "pickplace": ("joint_states", "arm_command", "goal", "gripper_command", "object_pose"),
+    "pickplace": ("joint_states", "arm_command", "gripper_command", "tracker", "table"),
     "pickplace-deploy": ("joint_states", "arm_command", "gripper_command"),
 }
 
@@ -91,6 +95,8 @@ class DeploymentContract:
     gripper_observed: str | None = None
     observation_layout_version: int = OBSERVATION_LAYOUT_VERSION
     version: int = CONTRACT_VERSION
+    observation_layout: str | None = None
+    n_objects: int | None = None
 
     @classmethod
     def from_env(cls, env: Any) -> DeploymentContract:
@@ -111,6 +117,8 @@ class DeploymentContract:
             instruction_length=int(cfg.instruction_length) if cfg.instruction else None,
             instruction_encoding=INSTRUCTION_ENCODING if cfg.instruction else None,
             gripper_observed=getattr(base, "gripper_observed", None),
+            observation_layout=getattr(base, "observation_layout", None),
+            n_objects=int(cfg.n_objects) if base.task == "pickplace" else None,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:

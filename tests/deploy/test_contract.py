@@ -136,18 +136,17 @@ def test_a_task_whose_interfaces_the_robot_lacks_is_refused(train):
     _, run_dir = train("bc", "ur5e", "env.id=ast_robot/PickPlaceUR5e-v0")
     contract = read_contract(run_dir / POLICY_DIR, "ur5e")
     assert contract.task == "pickplace" and "gripper_command" in contract.interfaces
-    # the privileged layout observes cube positions: no robot interface provides them (the gripper is wired)
-    with pytest.raises(ContractError, match=r"task 'pickplace' needs robot interfaces \['object_pose'\] that the "
-                                            r"deploy config of ur5e"):  # fmt: skip
-        PolicyRunner.from_checkpoint(run_dir / POLICY_DIR, "ur5e", DeployConfig())
-    # with those interfaces wired, the observation check still refuses: the runner builds no object entries
+    # the privileged layout observes the cubes: served by a tracker and the operator's table (deploy.tracker)
+    runner = PolicyRunner.from_checkpoint(run_dir / POLICY_DIR, "ur5e", DeployConfig())
+    assert runner.tracked and runner.tracker.n_objects == 3
     from ast_robot.deploy.robot_io import load_robot_io
 
     io = load_robot_io("ur5e")
-    wired = SimpleNamespace(robot="ur5e", command_interface=io.command_interface,
-                            topics=SimpleNamespace(**{**vars(io.topics), "gripper_command": "/g", "object_pose": "/o"}))  # fmt: skip
-    with pytest.raises(ContractError, match="the policy observes"):
-        check_contract(contract, "ur5e", wired)
+    untracked = SimpleNamespace(robot="ur5e", command_interface=io.command_interface,
+                                topics=SimpleNamespace(**{**vars(io.topics), "object_poses": ""}))  # fmt: skip
+    with pytest.raises(ContractError, match=r"task 'pickplace' needs robot interfaces \['tracker'\] that the "
+                                            r"deploy config of ur5e"):  # fmt: skip
+        check_contract(contract, "ur5e", untracked)
 
 
 def _sac_copy(train, tmp_path: Path, **changes) -> Path:

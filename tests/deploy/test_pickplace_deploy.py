@@ -177,12 +177,16 @@ def test_deploy_layout_needs_camera_instruction_and_gripper_not_goals(robot):
         check_contract(replace(contract, observation={**contract.observation, "object_pos": {"shape": [3]}}), robot)
 
 
-def test_privileged_pickplace_is_still_refused_for_its_object_pose():
+def test_privileged_pickplace_needs_the_tracker_and_the_table():
     env = PickPlaceEnv("ur5e", EnvConfig(id=IDS["ur5e"]), randomization={"enabled": False})
     contract = DeploymentContract.from_env(env)
     env.close()
-    with pytest.raises(ContractError, match=r"task 'pickplace' needs robot interfaces \['object_pose'\]"):
-        check_contract(contract, "ur5e")
+    assert {"tracker", "table"} <= set(contract.interfaces) and "camera" not in contract.interfaces
+    io = load_robot_io("ur5e")
+    unwired = SimpleNamespace(robot="ur5e", command_interface=io.command_interface,
+                              topics=SimpleNamespace(**{**vars(io.topics), "object_poses": "", "twin_scene": ""}))  # fmt: skip
+    with pytest.raises(ContractError, match=r"task 'pickplace' needs robot interfaces \['tracker', 'table'\]"):
+        check_contract(contract, "ur5e", unwired)
 
 
 @pytest.mark.slow

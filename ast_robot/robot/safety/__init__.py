@@ -3,7 +3,8 @@
 - :mod:`.arm`: :class:`SafetyLimits` and :class:`SafetyMonitor` (joint limits, speed, acceleration, the lead
   window, the workspace box, e-stop and safety-mode holds, the watchdog),
 - :mod:`.gripper`: :class:`GripperLimits` and :class:`GripperMonitor` (stroke, force, speed, rate),
-- :mod:`.trust`: which measured joint states count (:class:`MeasurementTrust`), read before anything else.
+- :mod:`.trust`: which measured joint states count (:class:`MeasurementTrust`), read before anything else, and
+  which tracked object positions do (:class:`TrackerTrust`).
 
 Every limit lives in these three modules; the envs (train as you deploy), the deployment and the twin import
 them from here. Pure Python + numpy, no ROS.
@@ -29,10 +30,10 @@ from ast_robot.robot.safety.gripper import (
     GripperMonitor,
     GripperSpec,
 )
-from ast_robot.robot.safety.trust import ACQUIRE_STATES, MeasurementTrust
+from ast_robot.robot.safety.trust import ACQUIRE_STATES, MeasurementTrust, TrackerTrust
 
 __all__ = [
     "ACQUIRE_STATES", "DEFAULT_LEAD_S", "GRIPPERS", "GRIPPER_DEADBAND_M", "JOINT_ACCELERATION", "MAX_GRIPPER_RATE_HZ",
     "MAX_LEAD_S", "MAX_WATCHDOG_S", "GripperDecision", "GripperLimits", "GripperMonitor", "GripperSpec",
-    "MeasurementTrust", "SafetyDecision", "SafetyLimits", "SafetyMonitor", "finite_vector", "segment_seconds",
+    "MeasurementTrust", "SafetyDecision", "TrackerTrust", "SafetyLimits", "SafetyMonitor", "finite_vector", "segment_seconds",
 ]

@@ -130,3 +130,50 @@ class MeasurementTrust:
         if np.any(np.abs(new.q - ref.q) > self._reach_speed * dt + TRUST_NOISE_RAD):
             return "unreachable from the last trusted state"
         return ""
+
+
+# Trust of tracked object positions (TrackerTrust): what a lab's tracker (motion capture, tags) reports of the
+# cubes the policy observes. A sample counts when it names every cube once, finite, inside the tracked volume,
+# and each cube reachable from its last trusted position at TRACKER_MAX_SPEED over the time between (a tag
+# swapped between two cubes, or a mismatched marker, jumps farther). Stale samples (older than the age limit)
+# leave the policy without its observation: the runner holds.
+TRACKER_MAX_SPEED = 3.0  # m/s: a cube carried at the arm's top TCP speed moves < 2 m/s
+TRACKER_NOISE_M = 0.01  # a tracker's position noise and a tag's re-detection jitter
+TRACKED_VOLUME = ((-1.5, -1.5, -0.1), (1.5, 1.5, 1.5))  # m, base_link: beyond it a sample is no table cube
+
+
+class TrackerTrust:
+    """Decides which tracker samples are measurements of the table's cubes: :meth:`judge` returns None
+    (trusted) or the reason a sample is not; :meth:`fresh` says whether the last trusted one is recent."""
+
+    def __init__(self, n_objects: int, max_age_s: float) -> None:
+        if n_objects < 1 or not (np.isfinite(max_age_s) and max_age_s > 0):
+            raise ValueError(f"tracker: expected >= 1 object and an age limit > 0 s, got {n_objects}, {max_age_s}")
+        self.n_objects, self.max_age_s = int(n_objects), float(max_age_s)
+        self.last: tuple[np.ndarray, float] | None = None  # (positions (n, 3) m, time s) of the last trusted
+
+    def judge(self, positions: np.ndarray, time_s: float) -> str | None:
+        """None when ``positions`` (n, 3) m measured at ``time_s`` are trusted (they become the last), else why not."""
+        p = np.asarray(positions, dtype=np.float64)
+        if p.shape != (self.n_objects, 3):
+            return f"expected {self.n_objects} object positions (the table's cubes), got {p.shape[0] if p.ndim else 0}"
+        if not np.isfinite(p).all():
+            return "non-finite object positions"
+        low, high = (np.asarray(v) for v in TRACKED_VOLUME)
+        if np.any(p < low) or np.any(p > high):
+            return f"object positions outside the tracked volume {TRACKED_VOLUME} m"
+        if self.last is not None and abs(time_s - self.last[1]) <= self.max_age_s:
+            if time_s < self.last[1]:
+                return "sample older than the last trusted one"
+            reach = TRACKER_MAX_SPEED * (time_s - self.last[1]) + TRACKER_NOISE_M
+            if np.any(np.linalg.norm(p - self.last[0], axis=1) > reach):
+                return f"an object jumped farther than {TRACKER_MAX_SPEED:g} m/s allows (a swapped or lost tag)"
+        self.last = (p.copy(), float(time_s))
+        return None
+
+    def fresh(self, now_s: float) -> bool:
+        """Whether the last trusted sample is at most ``max_age_s`` old at ``now_s``."""
+        return self.last is not None and -self.max_age_s <= now_s - self.last[1] <= self.max_age_s
+
+    def reset(self) -> None:
+        self.last = None

@@ -304,7 +304,9 @@ class PolicyNode(LifecycleNode):
         self._warn(self.session.on_table(msg.data))
 
     def _on_object_poses(self, msg: PoseArray) -> None:
-        self._warn(self.session.on_object_poses([(p.position.x, p.position.y, p.position.z) for p in msg.poses]))
+        now = self._sim_now if self._sim_time else time.monotonic()  # sample age and rate are checked on it
+        positions = [(p.position.x, p.position.y, p.position.z) for p in msg.poses[:65]]  # more: refused anyway
+        self._warn(self.session.on_object_poses(positions, now, stamp_seconds(msg.header.stamp)))
 
     def _on_goal(self, msg: PoseStamped) -> None:
         if msg.header.frame_id not in GOAL_FRAMES:

@@ -1,0 +1,97 @@
+"""The cubes' positions for a tracker-fed (privileged-layout) pick-and-place policy: checked, rate-bounded, aged.
+
+A lab serves the privileged pick-and-place observation (``pickplace-privileged-v1``) with an object tracker
+(motion capture, fiducial tags: ``topics.object_poses``, geometry_msgs/PoseArray in the table's cube order) and
+the operator's table (which cube goes to which pad: :mod:`ast_robot.deploy.table`). :class:`TrackerInput`
+keeps the latest trusted sample and the cubes' velocities (finite differences of consecutive samples: a
+tracker measures poses, not velocities). Whether a sample counts is the one safety package's call
+(:class:`~ast_robot.robot.safety.TrackerTrust`: count, finite, inside the tracked volume, no jump); a stale or
+missing sample leaves the policy without its observation, and the runner holds. Samples beyond 4x the
+tracker's rate (after a short burst) are refused before they are checked, as camera frames are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ast_robot.deploy.camera import BURST_FRAMES, MIN_MAX_AGE_S
+from ast_robot.deploy.inputs import Rejected
+from ast_robot.robot.safety import TrackerTrust
+
+MAX_TRACKED_OBJECTS = 64  # bigger arrays are refused unread
+# The tracker's nominal rate (Hz): a lab's overhead tag tracker; the twin publishes its cubes' poses at this rate
+# (ast_robot.twin.node.OBJECT_POSE_HZ). Motion capture is faster: a faster stream only passes the rate check
+# with more room (4x), and ages out later than it could.
+TRACKER_RATE_HZ = 10.0
+
+
+class TrackerInput:
+    """The latest trusted cube positions (n, 3) m and velocities (n, 3) m/s."""
+
+    def __init__(self, n_objects: int, rate_hz: float) -> None:
+        """``n_objects``: the cubes the policy was trained with; ``rate_hz``: the tracker's nominal rate (> 0).
+        Samples older than 3 periods (at least :data:`MIN_MAX_AGE_S`) are stale."""
+        if not (np.isfinite(rate_hz) and rate_hz > 0):
+            raise ValueError(f"tracker_rate_hz: expected the tracker's rate (Hz) > 0, got {rate_hz!r}")
+        self.max_age_s = max(3.0 / rate_hz, MIN_MAX_AGE_S)
+        self.max_rate_hz = 4.0 * rate_hz
+        self.trust = TrackerTrust(n_objects, self.max_age_s)
+        self._tokens, self._tokens_s = BURST_FRAMES, -np.inf
+        self.positions: np.ndarray | None = None
+        self.velocities = np.zeros((n_objects, 3))
+        self._stamp_s = 0.0  # the latest trusted sample's stamp (s; 0: unstamped)
+
+    @property
+    def n_objects(self) -> int:
+        return self.trust.n_objects
+
+    def offer(self, positions: object, now_s: float, stamp_s: float = 0.0) -> np.ndarray:
+        """Check and keep a sample received at ``now_s`` (the node's clock, s), measured at ``stamp_s`` (its
+        header stamp, s; 0: unstamped, the receipt time stands in for velocities); :class:`Rejected` saying why
+        not."""
+        if not np.isfinite(now_s):
+            raise Rejected(f"tracker sample time {now_s!r} is not finite", "time")
+        self._tokens = min(BURST_FRAMES, self._tokens + max(now_s - self._tokens_s, 0.0) * self.max_rate_hz)
+        self._tokens_s = float(now_s)
+        if self._tokens < 1.0:
+            raise Rejected(f"tracker samples faster than {self.max_rate_hz:g} Hz", "too fast")
+        self._tokens -= 1.0
+        p = _as_positions(positions)
+        previous, prev_time = self.positions, self._sample_time()
+        reason = self.trust.judge(p, float(now_s))
+        if reason is not None:
+            raise Rejected(f"object poses not trusted: {reason}", reason.split(" (")[0][:40])
+        self._stamp_s = float(stamp_s) if np.isfinite(stamp_s) and stamp_s > 0 else 0.0
+        dt = self._sample_time() - prev_time if previous is not None else 0.0
+        self.velocities = (p - previous) / dt if 0.0 < dt <= self.max_age_s else np.zeros_like(p)
+        self.positions = p
+        return p
+
+    def _sample_time(self) -> float:
+        """When the latest trusted sample was measured: its stamp, else its receipt."""
+        if self._stamp_s > 0:
+            return self._stamp_s
+        return -np.inf if self.trust.last is None else self.trust.last[1]
+
+    def latest(self, now_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(positions (n, 3) m, velocities (n, 3) m/s) of the latest trusted sample, or None when there is none
+        or it is older than ``max_age_s``."""
+        if self.positions is None or not self.trust.fresh(now_s):
+            return None
+        return self.positions, self.velocities
+
+    def reset(self) -> None:
+        """Start of an episode: the table was set again (cubes moved at once): trust the next sample anew."""
+        self.trust.reset()
+        self.positions, self._stamp_s = None, 0.0
+        self.velocities = np.zeros_like(self.velocities)
+
+
+def _as_positions(positions: object) -> np.ndarray:
+    try:
+        arr = np.asarray(positions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Rejected("object poses: expected (n, 3) numbers (m)", "not numbers") from None
+    if arr.size > 3 * MAX_TRACKED_OBJECTS or arr.ndim != 2 or arr.shape[1:] != (3,):
+        raise Rejected(f"object poses: expected (n, 3) positions, n <= {MAX_TRACKED_OBJECTS}, got {arr.shape}", "shape")
+    return arr

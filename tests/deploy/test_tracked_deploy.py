@@ -1,0 +1,188 @@
+"""Pick-and-place with a tracker (the privileged layout, "pickplace-privileged-v1"): the runner builds the env's
+observation from the tracker's cube positions, the operator's table and the measured joints and gripper; the
+contract asks for the tracker and the table; stale, missing or untrusted tracker samples leave the policy
+unasked (a hold)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ast_robot.config import DeployConfig, EnvConfig
+from ast_robot.deploy.inputs import Rejected
+from ast_robot.deploy.loader import check_contract
+from ast_robot.deploy.robot_io import load_robot_io
+from ast_robot.deploy.runner import PolicyRunner
+from ast_robot.deploy.table import parse_table
+from ast_robot.deploy.tracker import TrackerInput
+from ast_robot.envs.pick_place import PickPlaceEnv
+from ast_robot.robot.contract import ContractError, DeploymentContract
+from ast_robot.robot.safety import TrackerTrust
+from ast_robot.robot.safety.trust import ACQUIRE_STATES
+from ast_robot.twin.pickplace import table_of_env
+from tests.deploy.test_pickplace_deploy import IDS, Replay, gripper_state
+
+
+def tracked_env(robot: str, **cfg) -> PickPlaceEnv:
+    env_cfg = EnvConfig(id=IDS[robot], n_objects=2, n_pads=2, **cfg)
+    return PickPlaceEnv(robot, env_cfg, randomization={"enabled": False})  # no sensor noise: numbers compare
+
+
+def sheet(env: PickPlaceEnv) -> str:
+    """The operator's table of the env's episode, with its target (what the episode driver publishes)."""
+    table = json.loads(table_of_env(env))
+    table["target"] = {"object": int(env.target_object), "pad": int(env.target_pad)}
+    return json.dumps(table)
+
+
+@pytest.mark.parametrize("robot", ["ur5e", "fr3"])
+def test_tracked_observation_equals_the_envs(robot):
+    """Same state: the observation the policy gets from the tracker + table + joints + gripper equals the
+    env's, number for number, but the cube's velocity: the env reads it from the physics, the deployment
+    differentiates the tracker's positions (checked to 0.05 m/s: a tracker measures poses, not velocities)."""
+    env = tracked_env(robot)
+    contract = DeploymentContract.from_env(env)
+    assert contract.observation_layout == "pickplace-privileged-v1" and contract.n_objects == 2
+    assert contract.gripper_observed == "measured"
+    rng = np.random.default_rng(5)
+    actions = rng.uniform(-1.2, 1.2, (16, 4))
+    actions[9:, 3] = -1.0  # close the gripper: its measured opening enters the observation
+    policy = Replay(actions)
+    runner = PolicyRunner.for_robot(policy, robot, DeployConfig(robot=robot, control_hz=env.cfg.control_hz),
+                                    contract=contract, io=load_robot_io(robot))  # fmt: skip
+    obs, info = env.reset(seed=11)
+    runner.table = parse_table(sheet(env))
+    expected = []
+    n = env.robot.n_joints
+    for k in range(len(actions)):
+        now = k * env.control_dt
+        names, positions = gripper_state(runner, env)
+        runner.set_gripper_width(runner.gripper.width_from_state(names, positions))
+        runner.tracker.offer(info["object_positions"], now, stamp_s=now)
+        for _ in range(ACQUIRE_STATES if k == 0 else 1):
+            runner.observe_joint_state(info["joint_positions"], info["joint_velocities"], now)
+        runner.step(now)
+        assert len(policy.seen) == k + 1, f"the runner did not ask the policy at step {k}: {runner.missing_inputs(now)}"
+        expected.append(obs)
+        obs, _, _, _, info = env.step(actions[k])
+    velocity = slice(2 * n + 16, 2 * n + 19)  # target cube velocity: after proprio (2n + 10), position, relative
+    exact = np.ones(expected[0]["observation"].size, dtype=bool)
+    exact[velocity] = False
+    widths = [e["observation"][2 * n + 6] for e in expected]
+    assert max(widths) - min(widths) > 0.02  # the opening moved: the check covers the measured width
+    for k, (sim, real) in enumerate(zip(expected, policy.seen, strict=True)):
+        assert set(real) == set(sim) == {"observation", "achieved_goal", "desired_goal"}, k
+        np.testing.assert_allclose(real["observation"][exact], sim["observation"][exact], rtol=0, atol=1e-12,
+                                   err_msg=f"step {k}")  # fmt: skip
+        np.testing.assert_allclose(real["observation"][velocity], sim["observation"][velocity], atol=0.05)
+        np.testing.assert_allclose(real["achieved_goal"], sim["achieved_goal"], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(real["desired_goal"], sim["desired_goal"], rtol=0, atol=1e-12)
+    env.close()
+
+
+def held_runner() -> tuple[PolicyRunner, np.ndarray]:
+    env = tracked_env("ur5e")
+    env.reset(seed=3)
+    contract = DeploymentContract.from_env(env)
+    runner = PolicyRunner.for_robot(Replay(np.zeros((100, 4))), "ur5e", DeployConfig(), contract=contract,
+                                    synchronous=True)  # fmt: skip
+    runner.table = parse_table(sheet(env))
+    q = (runner.limits.lower + runner.limits.upper) / 2
+    env.close()
+    return runner, q
+
+
+def test_the_runner_holds_without_table_or_with_stale_or_missing_tracker_samples():
+    runner, q = held_runner()
+    table, runner.table = runner.table, None
+    trusted_state = [runner.observe_joint_state(q, None, 0.0) for _ in range(ACQUIRE_STATES)]
+    assert trusted_state[-1] is None
+    result = runner.step(0.0)
+    assert result.action is None and result.decision.held
+    assert "no table set" in result.decision.reasons[0] and "no trusted object poses" in result.decision.reasons[0]
+    assert "no goal" not in result.decision.reasons[0]  # the table is its goal, no goal topic
+    runner.table = table
+    cubes = np.array([[0.4, 0.1, 0.02], [0.5, -0.1, 0.02]])
+    runner.tracker.offer(cubes, 0.01)
+    runner.observe_joint_state(q, None, 0.01)
+    assert runner.step(0.01).action is not None  # every input there: the policy is asked
+    for t in np.arange(0.018, 0.351, 0.008):  # the arm's states keep coming (the joint watchdog is content)
+        runner.observe_joint_state(q, None, t)
+    result = runner.step(0.35)  # the last sample is 0.34 s old (3 periods at 10 Hz: 0.3 s): hold
+    assert result.action is None and "no trusted object poses within 0.3 s" in result.decision.reasons[0]
+    runner.tracker.offer(cubes, 0.36)
+    runner.observe_joint_state(q, None, 0.354)
+    assert runner.step(0.36).action is not None
+    runner.reset()  # a new episode: the table was set again, the next sample is trusted anew
+    runner.observe_joint_state(q, None, 0.362)
+    assert runner.step(0.362).action is None
+
+
+@pytest.mark.parametrize("sample,reason", [
+    (np.array([[0.4, 0.1, 0.02]]), "expected 2 object positions"),
+    (np.array([[0.4, 0.1, 0.02], [np.nan, 0.0, 0.02]]), "non-finite"),
+    (np.array([[0.4, 0.1, 0.02], [9.0, 0.0, 0.02]]), "outside the tracked volume"),
+    (np.array([[0.4, 0.1, 0.02], [0.5, 0.2, 0.02]]), "jumped"),  # 0.3 m in 0.05 s: a swapped tag
+    ("cubes", "expected \\(n, 3\\) numbers"),
+    (np.zeros((65, 3)), "n <= 64"),
+])  # fmt: skip
+def test_untrusted_tracker_samples_are_refused_and_leave_the_last_one(sample, reason):
+    tracker = TrackerInput(2, 10.0)
+    cubes = np.array([[0.4, 0.1, 0.02], [0.5, -0.1, 0.02]])
+    tracker.offer(cubes, 0.0)
+    with pytest.raises(Rejected, match=reason):
+        tracker.offer(sample, 0.05)
+    positions, velocities = tracker.latest(0.05)
+    np.testing.assert_array_equal(positions, cubes)
+    np.testing.assert_array_equal(velocities, 0.0)
+
+
+def test_tracker_velocity_rate_and_age():
+    tracker = TrackerInput(2, 10.0)
+    assert tracker.latest(0.0) is None  # nothing yet
+    cubes = np.array([[0.4, 0.1, 0.02], [0.5, -0.1, 0.02]])
+    tracker.offer(cubes, 0.0, stamp_s=100.0)
+    tracker.offer(cubes + [0.0, 0.0, 0.01], 0.2, stamp_s=100.1)  # received late: the stamps give the interval
+    _, velocities = tracker.latest(0.2)
+    np.testing.assert_allclose(velocities, [[0.0, 0.0, 0.1]] * 2)  # 1 cm over the stamps' 0.1 s
+    assert tracker.latest(0.2 + 0.3) is not None and tracker.latest(0.2 + 0.31) is None  # 3 periods, then stale
+    accepted = 0
+    for k in range(1000):  # a flood at 1 kHz for 1 s: about 40 samples pass (4x the rate)
+        try:
+            tracker.offer(cubes + [0.0, 0.0, 0.01], 1.0 + k * 0.001)
+            accepted += 1
+        except Rejected:
+            pass
+    assert 38 <= accepted <= 45, accepted
+    with pytest.raises(ValueError, match="tracker_rate_hz"):
+        TrackerInput(2, 0.0)
+
+
+def test_tracker_trust_null_case_a_still_stream_is_trusted_throughout():
+    """The instrument on the null case: a steady, in-volume stream is never refused, and a sample after an
+    outage longer than the age limit is trusted without the jump rule (the operator may have moved a cube)."""
+    trust = TrackerTrust(2, 0.3)
+    cubes = np.array([[0.4, 0.1, 0.02], [0.5, -0.1, 0.02]])
+    assert all(trust.judge(cubes + 0.001 * (k % 3), 0.1 * k) is None for k in range(50))
+    assert trust.fresh(4.9 + 0.3) and not trust.fresh(4.9 + 0.31)
+    assert trust.judge(cubes + [0.3, 0.0, 0.0], 5.3) is None  # 0.4 s later: no jump check
+
+
+def test_the_contract_asks_for_the_tracker_and_the_table():
+    env = tracked_env("ur5e")
+    contract = DeploymentContract.from_env(env)
+    env.close()
+    assert set(contract.interfaces) == {"joint_states", "arm_command", "gripper_command", "tracker", "table"}
+    check_contract(contract, "ur5e")  # the shipped deploy config serves it (the twin's topics)
+    io = load_robot_io("ur5e")
+    for field, name in (("object_poses", "tracker"), ("twin_scene", "table")):
+        unwired = SimpleNamespace(robot="ur5e", command_interface=io.command_interface,
+                                  topics=SimpleNamespace(**{**vars(io.topics), field: ""}))  # fmt: skip
+        with pytest.raises(ContractError, match=rf"needs robot interfaces \['{name}'\]"):
+            check_contract(contract, "ur5e", unwired)
+    three = {**contract.to_dict(), "n_objects": 3}  # a contract whose observation does not match its count
+    with pytest.raises(ContractError, match="the policy observes"):
+        check_contract(DeploymentContract.from_dict(three), "ur5e")
