@@ -103,6 +103,13 @@ class PolicyRunner:
         if hasattr(self.observe, "measured_width") and getattr(self.contract, "gripper_observed", None) != "open":
             self.observe.measured_width = float(width)
 
+    def set_table(self, table: Any) -> None:
+        """The operator set the table (deploy.table.Table): the target cube and its place. The cubes were moved
+        to it at once (the tracker's next sample is trusted anew, not refused as a jump)."""
+        self.table = table
+        if self.tracker is not None:
+            self.tracker.reset()
+
     def current_camera(self, now_s: float) -> np.ndarray | None:
         """The camera image the policy sees now: the latest one younger than the camera input's age limit."""
         return self.camera if self.camera_input is None else self.camera_input.latest(now_s)
@@ -155,7 +162,7 @@ class PolicyRunner:
     def reset(self) -> None:
         """Start of an episode: forget integrated targets and velocity history."""
         self.safety.reset_reference()
-        _reset(self.action_map, self.observe, self.scheduler, self.gripper, self.tracker)
+        _reset(self.action_map, self.observe, self.scheduler, self.gripper)
 
     def warm_up(self, q: np.ndarray | None = None) -> None:
         """Run the per-tick computation once at ``q`` (J,) rad and forget it; call before the control loop.

@@ -125,7 +125,7 @@ class DeploymentSession:
         except ValueError as err:
             return self.reject("table", err)
         self.episodes.target_object = self.table.target_object
-        self.runner.table = self.table  # a tracker-fed policy's target cube and place
+        self.runner.set_table(self.table)  # a tracker-fed policy's target cube and place
         return None
 
     def on_object_poses(self, positions: Any, now_s: float | None = None, stamp_s: float = 0.0) -> str | None:

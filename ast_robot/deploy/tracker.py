@@ -81,7 +81,7 @@ class TrackerInput:
         return self.positions, self.velocities
 
     def reset(self) -> None:
-        """Start of an episode: the table was set again (cubes moved at once): trust the next sample anew."""
+        """The table was set again (the cubes moved at once): trust the next sample anew."""
         self.trust.reset()
         self.positions, self._stamp_s = None, 0.0
         self.velocities = np.zeros_like(self.velocities)

@@ -116,9 +116,12 @@ def test_the_runner_holds_without_table_or_with_stale_or_missing_tracker_samples
     runner.tracker.offer(cubes, 0.36)
     runner.observe_joint_state(q, None, 0.354)
     assert runner.step(0.36).action is not None
-    runner.reset()  # a new episode: the table was set again, the next sample is trusted anew
+    runner.set_table(table)  # the table was set again: no sample until the tracker sees the new one
     runner.observe_joint_state(q, None, 0.362)
     assert runner.step(0.362).action is None
+    runner.tracker.offer(cubes + [0.2, 0.0, 0.0], 0.363)  # 0.2 m from the last in 3 ms: trusted, a new table
+    runner.observe_joint_state(q, None, 0.364)
+    assert runner.step(0.364).action is not None
 
 
 @pytest.mark.parametrize("sample,reason", [
