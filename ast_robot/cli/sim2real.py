@@ -9,7 +9,8 @@ from ast_robot.cli.config_cmd import add_set_argument
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser = sub.add_parser(name, help="Train -> sim eval -> deploy on the twin -> gap report -> retune, K rounds.")
-    parser.add_argument("config", help="Experiment YAML (a BC reach experiment, e.g. configs/experiments/demo.yaml).")
+    parser.add_argument("config", help="Experiment YAML of a BC experiment: reach (configs/experiments/demo.yaml) or "
+                                       "pick-and-place (configs/experiments/pickplace_demo.yaml).")
     add_loop_arguments(parser, hidden=None)
     parser.set_defaults(func=run)
 
