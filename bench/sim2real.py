@@ -68,10 +68,14 @@ OPENED = 0.30  # a round-0 gap of at least this opens a trial for the closing go
 PP_CONFIG = Path(__file__).resolve().parents[1] / "configs/experiments/pickplace_demo.yaml"
 # Hidden pick-and-place twins (configs/twin/pickplace_hidden.yaml's fields), one of each kind the issue names. The
 # camera/lighting twin cannot move a tracker-fed policy (it sees no camera): it is the null case of the screen.
+# MuJoCo takes the larger friction of a contact pair: cube friction alone changes nothing against the fingers'
+# pads (1.5), so the friction twin lowers both. Values chosen by a hand screen (deploy_on_twin, 10 episodes each,
+# a 77%-sim policy, 2026-12-06; --pp-screen rows are the record): nominal 8/10; gripper force x0.01 0/10, x0.02 2/10,
+# x0.03 3/10; cube + finger friction x0.03 6/10, x0.01 4/10; cube mass x30 7/10.
 PP_TWINS = [
-    ("object friction x0.1", {"object_friction_scale": 0.1}),
-    ("object mass x8", {"object_mass_scale": 8.0}),
-    ("gripper force x0.05", {"gripper_force_scale": 0.05}),
+    ("gripper force x0.02", {"gripper_force_scale": 0.02}),
+    ("cube + finger friction x0.01", {"object_friction_scale": 0.01, "finger_friction_scale": 0.01}),
+    ("object mass x30", {"object_mass_scale": 30.0}),
     ("camera 3 cm + light x0.6 + colour shift", {"camera_offset_m": [0.0, 0.03, -0.02], "light_scale": 0.6,
                                                 "colour_shift": [0.05, 0.0, -0.05]}),
 ]  # fmt: skip
@@ -253,18 +257,28 @@ def pp_screen(policy: Path, twin: tuple, episodes: int, root: Path, domain: int)
 
 
 def run_pickplace(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: int) -> None:
-    """The issue-21 parts asked for; rows are written after each."""
-    for seed in range(args.pp_nominal_seeds):
+    """The issue-21 parts asked for, the quick screen before the long loops; rows are written after each."""
+
+    def nominal(seed: int) -> None:
         if not any(r.get("kind") == "pp_nominal" and r["seed"] == seed for r in rows):
             rows.append(pp_round({}, seed, 1, args.episodes, tmp, domain, "nominal"))
             print(f"pick-and-place nominal seed {seed}: {rows[-1]}", flush=True)
             write_pickplace(rows, args)
-    policy = Path(args.policy) if args.policy else next(
-        (Path(r["policy"]) for r in rows if r.get("kind") == "pp_nominal" and Path(r["policy"]).exists()), None)
-    for twin in PP_TWINS if args.pp_screen and policy is not None else ():
-        rows.append(pp_screen(policy, twin, args.episodes, tmp, domain))
-        print(f"screen: {rows[-1]}", flush=True)
-        write_pickplace(rows, args)
+
+    def policy() -> Path | None:
+        return Path(args.policy) if args.policy else next(
+            (Path(r["policy"]) for r in rows if r.get("kind") == "pp_nominal" and Path(r["policy"]).exists()), None)
+
+    if args.pp_screen and policy() is None:
+        nominal(0)  # the screen deploys seed 0's round-0 policy
+    screened = {(r["twin"], json.dumps(r["hidden"], sort_keys=True)) for r in rows if r.get("kind") == "pp_screen"}
+    for label, hidden in PP_TWINS if args.pp_screen else ():
+        if (label, json.dumps(hidden, sort_keys=True)) not in screened:
+            rows.append(pp_screen(policy(), (label, hidden), args.episodes, tmp, domain))
+            print(f"screen: {rows[-1]}", flush=True)
+            write_pickplace(rows, args)
+    for seed in range(args.pp_nominal_seeds):
+        nominal(seed)
     for label, hidden in PP_TWINS[: args.pp_twins]:
         for seed in range(args.seeds):
             rows.append(pp_round(hidden, seed, args.rounds, args.episodes, tmp, domain, label))
