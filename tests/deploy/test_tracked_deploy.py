@@ -189,3 +189,27 @@ def test_the_contract_asks_for_the_tracker_and_the_table():
     three = {**contract.to_dict(), "n_objects": 3}  # a contract whose observation does not match its count
     with pytest.raises(ContractError, match="the policy observes"):
         check_contract(DeploymentContract.from_dict(three), "ur5e")
+
+
+def test_the_session_feeds_the_tracker_and_a_new_table_restarts_its_jump_rule():
+    """Through the session as the node calls it: trusted samples reach the runner's tracker (and the outcome's
+    judge), untrusted ones are counted under object_poses; a new table lets the cubes' new places in."""
+    from ast_robot.deploy.session import DeploymentSession
+
+    runner, _ = held_runner()
+    session = DeploymentSession(runner, list(load_robot_io("ur5e").joint_names), "ur5e", require_safety_mode=False)
+    env = tracked_env("ur5e")
+    env.reset(seed=3)
+    table = sheet(env)
+    env.close()
+    assert session.on_table(table) is None and runner.table is not None
+    cubes = np.array([[0.4, 0.1, 0.02], [0.5, -0.1, 0.02]])
+    assert session.on_object_poses(cubes, 0.0, 10.0) is None
+    assert runner.tracker.latest(0.0) is not None
+    moved = cubes + [0.0, 0.2, 0.0]
+    assert "jumped" in session.on_object_poses(moved, 0.05, 10.05)  # a swapped tag, not trusted ...
+    assert session.rejections["object_poses"] == 1
+    np.testing.assert_array_equal(runner.tracker.latest(0.05)[0], cubes)  # ... the last trusted one stays
+    assert session.on_table(table) is None  # the operator set the table again: the cubes moved
+    assert session.on_object_poses(moved, 0.1, 10.1) is None
+    np.testing.assert_array_equal(runner.tracker.latest(0.1)[0], moved)
