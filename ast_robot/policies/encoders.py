@@ -152,6 +152,71 @@ class PooledInstructionTokenizer(nn.Module):
         return self.out(nn.functional.gelu(x)).unsqueeze(1)  # (B, 1, D)
 
 
+class ScenePerception(nn.Module):
+    """Camera + instruction + proprioception -> where the named cube and the named place are, relative to the TCP.
+
+    The first stage of the `two_stage` pixel student (issue 20). A conv stem at half resolution gives each
+    pixel a feature vector; the instruction gives two queries, one for the named cube and one for the named
+    pad, and each query's dot product with every pixel's feature is a heat map whose spatial soft-argmax is
+    that object's image position (sub-pixel, for objects of a few pixels). Finding "the pixels whose colour
+    matches the word" is the same function in every scene, so it generalizes to layouts it never saw; a
+    free regression from the whole image (the first version) memorised the 500 training layouts' pads.
+    ``n_keypoints`` unconditioned keypoints (the gripper, the arm) come beside them. An MLP maps the image
+    positions, the maps' peakedness and the proprioception to 6 numbers: target cube minus TCP and place
+    minus TCP (world, decimetres). Relative targets because the camera pose is randomized by a few cm and
+    degrees: the gripper's keypoint and the TCP (proprioception) locate the camera, so the difference is what
+    one jittered view determines. ``shift`` > 0: random image shifts (pixels) in training (off by default:
+    they would move the pixel-supervision targets).
+    """
+
+    def __init__(self, hw: tuple[int, int], text_length: int, proprio_dim: int, n_keypoints: int = 8,
+                 channels: int = 32, d_text: int = 64, hidden: int = 256, shift: float = 0.0) -> None:  # fmt: skip
+        super().__init__()
+        if hw[0] % 2 or hw[1] % 2:
+            raise ValueError(f"the scene perception needs an even image size, got {hw}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, channels, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )  # fmt: skip
+        self.text = PooledInstructionTokenizer(d_text, text_length)
+        self.queries = nn.Linear(d_text, 2 * channels)  # the named cube's and the named pad's query
+        self.free = nn.Conv2d(channels, n_keypoints, 1)
+        self.temperature = nn.Parameter(torch.tensor(float(channels) ** -0.5))
+        h, w = hw[0] // 2, hw[1] // 2
+        self.register_buffer("grid", torch.stack(torch.meshgrid(
+            torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"), -1).reshape(h * w, 2))  # fmt: skip
+        self.mlp = nn.Sequential(nn.Linear(3 * (n_keypoints + 2) + proprio_dim, hidden), nn.GELU(),
+                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 6))  # fmt: skip
+        self.shift = shift * 2.0 / hw[1]  # pixels -> normalized image coordinates
+
+    def forward(self, image: Tensor, text: Tensor, proprio: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, 6)``: (cube - TCP, place - TCP) in dm, and ``(B, 2, 2)``: the named cube's and pad's image
+        positions (row, col in [-1, 1], the half-resolution grid; what pixel supervision trains);
+        ``proprio`` is the normalized proprioception."""
+        x = prepare_image(image)
+        if self.training and self.shift > 0:
+            x = _random_shift(x, self.shift)
+        maps = self.stem(x)  # (B, C, h, w)
+        queries = self.queries(self.text(text)[:, 0]).unflatten(-1, (2, -1))  # (B, 2, C)
+        named = (queries @ maps.flatten(2)) * self.temperature  # (B, 2, h*w)
+        free = self.free(nn.functional.gelu(maps)).flatten(2)  # (B, K, h*w)
+        logits = torch.cat([named, free], 1)  # (B, 2 + K, h*w)
+        xy = logits.softmax(-1) @ self.grid  # (B, 2 + K, 2)
+        presence = (logits.logsumexp(-1) - logits.mean(-1)) * 0.1  # (B, 2 + K)
+        return self.mlp(torch.cat([xy.flatten(1), presence, proprio], -1)), xy[:, :2]
+
+
+def _random_shift(x: Tensor, amount: float) -> Tensor:
+    """Each image translated by up to ``amount`` (normalized units) per axis, edges replicated."""
+    B = x.shape[0]
+    theta = torch.zeros(B, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = (torch.rand(B, 2, device=x.device, dtype=x.dtype) * 2 - 1) * amount
+    grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
 class MultimodalTokenizer(nn.Module):
     """All modalities -> ``(B, T, d_model)`` tokens with modality-type embeddings and summary tokens."""
 
