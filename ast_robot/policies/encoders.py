@@ -153,23 +153,25 @@ class PooledInstructionTokenizer(nn.Module):
 
 
 class ScenePerception(nn.Module):
-    """Camera + instruction + proprioception -> where the named cube and the named place are, relative to the TCP.
+    """Camera + instruction -> where the named cube and the named place are (world, decimetres).
 
     The first stage of the `two_stage` pixel student (issue 20). A conv stem at half resolution gives each
     pixel a feature vector; the instruction gives two queries, one for the named cube and one for the named
     pad, and each query's dot product with every pixel's feature is a heat map whose spatial soft-argmax is
     that object's image position (sub-pixel, for objects of a few pixels). Finding "the pixels whose colour
     matches the word" is the same function in every scene, so it generalizes to layouts it never saw; a
-    free regression from the whole image (the first version) memorised the 500 training layouts' pads.
-    ``n_keypoints`` unconditioned keypoints (the gripper, the arm) come beside them. An MLP maps the image
-    positions, the maps' peakedness and the proprioception to 6 numbers: target cube minus TCP and place
-    minus TCP (world, decimetres). Relative targets because the camera pose is randomized by a few cm and
-    degrees: the gripper's keypoint and the TCP (proprioception) locate the camera, so the difference is what
-    one jittered view determines. ``shift`` > 0: random image shifts (pixels) in training (off by default:
-    they would move the pixel-supervision targets).
+    free regression from the whole image memorised the 500 training layouts' pads. ``n_keypoints``
+    unconditioned keypoints (the robot's base, the table's edges, the gripper) come beside them: they locate
+    the randomized camera. An MLP maps the image positions and the maps' peakedness to 6 numbers: the target
+    cube's and the place's positions.
+
+    The image alone, no proprioception: given the arm's state, an earlier version predicted "the cube is under
+    the gripper" (true in most demonstration frames) instead of looking, and steered the student 8 cm past
+    the cube. ``shift`` > 0: random image shifts (pixels) in training (off by default: they would move the
+    pixel-supervision targets).
     """
 
-    def __init__(self, hw: tuple[int, int], text_length: int, proprio_dim: int, n_keypoints: int = 8,
+    def __init__(self, hw: tuple[int, int], text_length: int, n_keypoints: int = 8,
                  channels: int = 32, d_text: int = 64, hidden: int = 256, shift: float = 0.0) -> None:  # fmt: skip
         super().__init__()
         if hw[0] % 2 or hw[1] % 2:
@@ -186,14 +188,13 @@ class ScenePerception(nn.Module):
         h, w = hw[0] // 2, hw[1] // 2
         self.register_buffer("grid", torch.stack(torch.meshgrid(
             torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"), -1).reshape(h * w, 2))  # fmt: skip
-        self.mlp = nn.Sequential(nn.Linear(3 * (n_keypoints + 2) + proprio_dim, hidden), nn.GELU(),
+        self.mlp = nn.Sequential(nn.Linear(3 * (n_keypoints + 2), hidden), nn.GELU(),
                                  nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 6))  # fmt: skip
         self.shift = shift * 2.0 / hw[1]  # pixels -> normalized image coordinates
 
-    def forward(self, image: Tensor, text: Tensor, proprio: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, 6)``: (cube - TCP, place - TCP) in dm, and ``(B, 2, 2)``: the named cube's and pad's image
-        positions (row, col in [-1, 1], the half-resolution grid; what pixel supervision trains);
-        ``proprio`` is the normalized proprioception."""
+    def forward(self, image: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, 6)``: the cube's and the place's positions in dm, and ``(B, 2, 2)``: their image positions
+        (row, col in [-1, 1], the half-resolution grid; what pixel supervision trains)."""
         x = prepare_image(image)
         if self.training and self.shift > 0:
             x = _random_shift(x, self.shift)
@@ -204,7 +205,7 @@ class ScenePerception(nn.Module):
         logits = torch.cat([named, free], 1)  # (B, 2 + K, h*w)
         xy = logits.softmax(-1) @ self.grid  # (B, 2 + K, 2)
         presence = (logits.logsumexp(-1) - logits.mean(-1)) * 0.1  # (B, 2 + K)
-        return self.mlp(torch.cat([xy.flatten(1), presence, proprio], -1)), xy[:, :2]
+        return self.mlp(torch.cat([xy.flatten(1), presence], -1)), xy[:, :2]
 
 
 def _random_shift(x: Tensor, amount: float) -> Tensor:

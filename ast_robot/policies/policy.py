@@ -227,7 +227,8 @@ class TwoStagePolicy(PolicyBase):
     """The pixel student of the deploy layout (issue 20) in two stages: perceive, then act as the teacher does.
 
     1. :class:`~ast_robot.policies.encoders.ScenePerception` estimates the named cube's and the named place's
-       positions relative to the TCP from camera + instruction + proprioception (6 numbers, dm).
+       positions from camera + instruction; minus the TCP (proprioception) they are the relative positions
+       (6 numbers, dm).
     2. An MLP (``hidden_sizes``) on the normalized proprioception and those 6 numbers gives the action: the
        relative vectors are the privileged policy's key inputs, so this stage is an ordinary state policy.
 
@@ -252,7 +253,7 @@ class TwoStagePolicy(PolicyBase):
         proprio = spec["observation"][0][0]
         self.tcp = slice(proprio - 10, proprio - 7)  # TCP position in the proprioception (2n + 10 entries)
         self.perception = encoders.ScenePerception(encoders.image_hw(spec[encoders.IMAGE_KEY][0]),
-                                                   spec[encoders.TEXT_KEY][0][0], proprio, cfg.n_keypoints)  # fmt: skip
+                                                   spec[encoders.TEXT_KEY][0][0], cfg.n_keypoints)  # fmt: skip
         layers: list[nn.Module] = []
         width = proprio + AUX_DIM
         for hidden in sizes:
@@ -261,9 +262,10 @@ class TwoStagePolicy(PolicyBase):
         self.net = nn.Sequential(*layers)
 
     def perceive(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the named objects' image positions ``(B, 2, 2)``."""
-        proprio = self.normalizer(batch)["observation"]
-        return self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY], proprio)
+        """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the named objects' image positions ``(B, 2, 2)``:
+        the perception sees the world positions, the proprioception's TCP makes them relative."""
+        world, named_xy = self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY])
+        return world - AUX_SCALE * batch["observation"][:, self.tcp].float().repeat(1, 2), named_xy
 
     def relative_truth(self, batch: Mapping[str, Tensor]) -> Tensor:
         """The privileged (cube - TCP, place - TCP) ``(B, 6)`` in dm, from ``AUX_KEY`` (absolute, m)."""
@@ -274,7 +276,7 @@ class TwoStagePolicy(PolicyBase):
         """The action MLP's last hidden layer ``(B, hidden_sizes[-1])`` on ``positions`` (default: the estimate)."""
         proprio = self.normalizer(batch)["observation"]
         if positions is None:
-            positions = self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY], proprio)[0]
+            positions = self.perceive(batch)[0]
         return self.net(torch.cat([proprio, positions], -1))
 
     def _losses(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
