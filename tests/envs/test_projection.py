@@ -59,3 +59,19 @@ def test_demonstrations_record_the_target_and_place_image_positions():
     assert np.ptp(arrays["target_pixels"][:, 2:], axis=0).max() < 1e-9  # the place does not move
     assert np.ptp(arrays["target_pixels"][:, :2], axis=0).max() > 0.1  # the carried cube does
     env.close()
+
+
+def test_bc_data_carry_the_pixel_targets_only_when_every_episode_has_them():
+    from ast_robot.envs.demos import Episode
+    from ast_robot.policies.policy import AUX_KEY, PIXEL_KEY
+    from ast_robot.trainers.bc import DemoData
+
+    env = gym.make("ast_robot/PickPlaceUR5e-v0", config=DEPLOY, randomization=VISUAL_DR)
+    episodes = [Episode(run_episode(env, expert_for(env), seed=s)) for s in (1, 2)]
+    env.close()
+    keys = ["observation", "camera", "instruction"]
+    data = DemoData.from_episodes(episodes, keys, aux=True)
+    steps = sum(len(e) for e in episodes if e.success)
+    assert data.obs[PIXEL_KEY].shape == (steps, 4) and data.obs[AUX_KEY].shape == (steps, 6)
+    older = Episode({k: v for k, v in episodes[0].arrays.items() if k != "target_pixels"})  # an older file
+    assert PIXEL_KEY not in DemoData.from_episodes([older, episodes[1]], keys, aux=True).obs
