@@ -20,7 +20,7 @@ On-disk format (version 1), one folder per collection::
         reward         (T,) float64
         is_success     (T,) bool
         joint_positions (T+1, n) float64, ee_pos (T+1, 3) float64, contact_force (T,) float64
-        target_pixels  (T+1, 4) float64         pick-and-place with a camera: achieved and desired goal in the
+        target_pixels  (T+1, 6) float64         pick-and-place with a camera: achieved goal, desired goal, TCP in the
                                                 scene camera's image (row, col each; ast_robot.envs.projection),
                                                 privileged supervision for a pixel student (older files lack it)
         dr_names       (K,) str                 randomized parameter names (sorted)
@@ -132,10 +132,11 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0, driver: An
 
 
 def _target_pixels(env: Any, steps: dict[str, list]) -> np.ndarray:
-    """(4,): the last recorded achieved and desired goal's normalized image positions (row, col each)."""
+    """(6,): the last recorded achieved goal's, desired goal's and TCP's normalized image positions (row, col each)."""
     from ast_robot.envs.projection import image_coords
 
-    return image_coords(env, np.stack([steps["achieved_goal"][-1], steps["desired_goal"][-1]])).reshape(4)
+    points = np.stack([steps["achieved_goal"][-1], steps["desired_goal"][-1], steps["ee_pos"][-1]])
+    return image_coords(env, points).reshape(6)
 
 
 def _perturbed(action: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:

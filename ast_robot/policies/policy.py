@@ -30,7 +30,7 @@ from ast_robot.registry import Registry
 POLICIES: Registry = Registry("policy type")
 META_KEY = "policy_meta"
 AUX_KEY, AUX_DIM, AUX_SCALE = "aux_target", 6, 10.0  # target object + goal positions (m), regressed in dm
-PIXEL_KEY = "aux_pixels"  # (B, 4): the target object's and goal's image positions (row, col, normalized)
+PIXEL_KEY = "aux_pixels"  # (B, 4 or 6): the target object's, goal's (and TCP's) image positions (row, col, normalized)
 PIXEL_SCALE = 15.5  # normalized image units -> half-resolution pixels of a 64-pixel image
 
 
@@ -227,8 +227,7 @@ class TwoStagePolicy(PolicyBase):
     """The pixel student of the deploy layout (issue 20) in two stages: perceive, then act as the teacher does.
 
     1. :class:`~ast_robot.policies.encoders.ScenePerception` estimates the named cube's and the named place's
-       positions from camera + instruction; minus the TCP (proprioception) they are the relative positions
-       (6 numbers, dm).
+       positions relative to the TCP from camera + instruction + the TCP's position (6 numbers, dm).
     2. An MLP (``hidden_sizes``) on the normalized proprioception and those 6 numbers gives the action: the
        relative vectors are the privileged policy's key inputs, so this stage is an ordinary state policy.
 
@@ -262,10 +261,10 @@ class TwoStagePolicy(PolicyBase):
         self.net = nn.Sequential(*layers)
 
     def perceive(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the named objects' image positions ``(B, 2, 2)``:
-        the perception sees the world positions, the proprioception's TCP makes them relative."""
-        world, named_xy = self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY])
-        return world - AUX_SCALE * batch["observation"][:, self.tcp].float().repeat(1, 2), named_xy
+        """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the cube's, pad's and gripper's image positions
+        ``(B, 3, 2)`` (the perception sees the image, the instruction and the TCP, no other proprioception)."""
+        tcp = AUX_SCALE * batch["observation"][:, self.tcp].float()
+        return self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY], tcp)
 
     def relative_truth(self, batch: Mapping[str, Tensor]) -> Tensor:
         """The privileged (cube - TCP, place - TCP) ``(B, 6)`` in dm, from ``AUX_KEY`` (absolute, m)."""
@@ -291,8 +290,9 @@ class TwoStagePolicy(PolicyBase):
         h = self.embed(batch, positions)
         perception = (estimate - truth).square().mean(-1)
         if PIXEL_KEY in batch:  # pixel supervision of the named cube's and pad's heat maps (half-res pixels)
-            target = batch[PIXEL_KEY].float().unflatten(-1, (2, 2))
-            perception = perception + self.cfg.pixel_weight * (PIXEL_SCALE * (named_xy - target)).square().mean((-2, -1))
+            target = batch[PIXEL_KEY].float().unflatten(-1, (-1, 2))  # cube, place (and the TCP when recorded)
+            error = PIXEL_SCALE * (named_xy[:, : target.shape[1]] - target)
+            perception = perception + self.cfg.pixel_weight * error.square().mean((-2, -1))
         return self.head.loss(h, batch["action"].float()) + self.cfg.aux_weight * perception, h
 
     def per_sample_loss(self, batch: Mapping[str, Tensor]) -> Tensor:

@@ -53,10 +53,11 @@ def test_demonstrations_record_the_target_and_place_image_positions():
     env = gym.make("ast_robot/PickPlaceUR5e-v0", config=DEPLOY, randomization=VISUAL_DR)
     arrays = run_episode(env, expert_for(env), seed=3)
     check_episode(arrays)
-    assert arrays["target_pixels"].shape == (len(arrays["action"]) + 1, 4)
+    assert arrays["target_pixels"].shape == (len(arrays["action"]) + 1, 6)  # cube, place, TCP
     env.reset(seed=3)
-    np.testing.assert_allclose(arrays["target_pixels"][0], image_coords(env, np.stack([arrays["achieved_goal"][0], arrays["desired_goal"][0]])).reshape(4))
-    assert np.ptp(arrays["target_pixels"][:, 2:], axis=0).max() < 1e-9  # the place does not move
+    first = np.stack([arrays["achieved_goal"][0], arrays["desired_goal"][0], arrays["ee_pos"][0]])
+    np.testing.assert_allclose(arrays["target_pixels"][0], image_coords(env, first).reshape(6))
+    assert np.ptp(arrays["target_pixels"][:, 2:4], axis=0).max() < 1e-9  # the place does not move
     assert np.ptp(arrays["target_pixels"][:, :2], axis=0).max() > 0.1  # the carried cube does
     env.close()
 
@@ -72,6 +73,6 @@ def test_bc_data_carry_the_pixel_targets_only_when_every_episode_has_them():
     keys = ["observation", "camera", "instruction"]
     data = DemoData.from_episodes(episodes, keys, aux=True)
     steps = sum(len(e) for e in episodes if e.success)
-    assert data.obs[PIXEL_KEY].shape == (steps, 4) and data.obs[AUX_KEY].shape == (steps, 6)
+    assert data.obs[PIXEL_KEY].shape == (steps, 6) and data.obs[AUX_KEY].shape == (steps, 6)
     older = Episode({k: v for k, v in episodes[0].arrays.items() if k != "target_pixels"})  # an older file
     assert PIXEL_KEY not in DemoData.from_episodes([older, episodes[1]], keys, aux=True).obs
