@@ -12,7 +12,11 @@ from ast_robot.config.schema import doc
 class PolicyConfig:
     """Tokenizers, sparse transformer and heads of `SparseMultimodalPolicy`."""
 
-    type: Literal["sparse_multimodal", "mlp"] = doc("sparse_multimodal", "Network family.")
+    type: Literal["sparse_multimodal", "mlp", "two_stage"] = doc(
+        "sparse_multimodal",
+        "Network family: `sparse_multimodal`, `mlp`, or `two_stage` (the deploy layout's pixel student: a "
+        "perception stage estimates the named cube and place relative to the TCP, an MLP acts on them).",
+    )
     d_model: int = doc(64, "Token width (features).", gt=0)
     n_layers: int = doc(2, "Transformer blocks.", gt=0)
     n_heads: int = doc(4, "Attention heads; must divide d_model.", gt=0)
@@ -68,7 +72,13 @@ class PolicyConfig:
     )
     n_critics: int = doc(0, "Q networks of the critic head (SAC uses 2); 0 builds no critic.", ge=0)
     critic_hidden: int = doc(256, "Hidden width of each Q network (features).", gt=0)
-    hidden_sizes: list[int] = doc([256, 256], "Hidden layer sizes of the `mlp` policy type.")
+    hidden_sizes: list[int] = doc([256, 256], "Hidden layer sizes of the `mlp` policy type and of `two_stage`'s "
+                                  "action MLP.")  # fmt: skip
+    teacher_noise: float = doc(0.01, "`two_stage`: std (m) of the Gaussian noise on the true relative positions "
+                               "the action MLP trains on (teacher forcing).", ge=0)  # fmt: skip
+    pixel_weight: float = doc(0.05, "`two_stage`: weight of the pixel supervision (squared half-resolution pixels) "
+                              "of the named cube's and pad's heat maps, when the demonstrations carry "
+                              "`target_pixels`.", ge=0)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:

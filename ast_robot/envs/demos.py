@@ -20,6 +20,9 @@ On-disk format (version 1), one folder per collection::
         reward         (T,) float64
         is_success     (T,) bool
         joint_positions (T+1, n) float64, ee_pos (T+1, 3) float64, contact_force (T,) float64
+        target_pixels  (T+1, 6) float64         pick-and-place with a camera: achieved goal, desired goal, TCP in the
+                                                scene camera's image (row, col each; ast_robot.envs.projection),
+                                                privileged supervision for a pixel student (older files lack it)
         dr_names       (K,) str                 randomized parameter names (sorted)
         dr_values      (K,) float64             their values in this episode (info["dr"])
         success        () bool                  is_success of the last step
@@ -93,6 +96,9 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0, driver: An
     rng = np.random.default_rng([seed, 0xDA27])
     steps: dict[str, list] = {k: [obs[k] if k in obs else info[k]] for k in _STEP_KEYS if k in obs or k in info}
     steps.update(joint_positions=[info["joint_positions"]], ee_pos=[info["ee_pos"]])  # goals: info in deploy layout
+    pixels = "camera" in obs and env.unwrapped.task == "pickplace"  # image positions of the target and place
+    if pixels:
+        steps["target_pixels"] = [_target_pixels(env, steps)]
     acts, executed, rewards, succ, force = [], [], [], [], []
     done = False
     while not done:
@@ -103,7 +109,10 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0, driver: An
         executed.append(run)
         done = terminated or truncated
         for k in steps:
-            steps[k].append(obs[k] if k in obs else info[k])
+            if k != "target_pixels":
+                steps[k].append(obs[k] if k in obs else info[k])
+        if pixels:
+            steps["target_pixels"].append(_target_pixels(env, steps))
         acts.append(action)
         rewards.append(reward)
         succ.append(info["is_success"])
@@ -120,6 +129,14 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0, driver: An
     if "instruction" in obs:
         out["instruction"] = obs["instruction"]
     return out
+
+
+def _target_pixels(env: Any, steps: dict[str, list]) -> np.ndarray:
+    """(6,): the last recorded achieved goal's, desired goal's and TCP's normalized image positions (row, col each)."""
+    from ast_robot.envs.projection import image_coords
+
+    points = np.stack([steps["achieved_goal"][-1], steps["desired_goal"][-1], steps["ee_pos"][-1]])
+    return image_coords(env, points).reshape(6)
 
 
 def _perturbed(action: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -171,7 +188,7 @@ _REQUIRED = {"observation": 2, "achieved_goal": 2, "desired_goal": 2, "action": 
              "dr_values": 1}  # fmt: skip
 _PER_STEP = {"action": 0, "reward": 0, "is_success": 0, "contact_force": 0, "executed_action": 0,  # T rows
              "observation": 1, "achieved_goal": 1, "desired_goal": 1, "camera": 1, "joint_positions": 1,
-             "ee_pos": 1}  # T + 1 rows  # fmt: skip
+             "ee_pos": 1, "target_pixels": 1}  # T + 1 rows  # fmt: skip
 
 
 def read_episode(path: str | Path) -> Episode:

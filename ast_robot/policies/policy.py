@@ -1,4 +1,4 @@
-"""Policy networks with one API, chosen by ``policy.type`` (`sparse_multimodal`, `mlp`).
+"""Policy networks with one API, chosen by ``policy.type`` (`sparse_multimodal`, `mlp`, `two_stage`).
 
 Batches are dicts of tensors holding the observation keys (batched) plus ``action`` ``(B, A)``.
 
@@ -30,6 +30,8 @@ from ast_robot.registry import Registry
 POLICIES: Registry = Registry("policy type")
 META_KEY = "policy_meta"
 AUX_KEY, AUX_DIM, AUX_SCALE = "aux_target", 6, 10.0  # target object + goal positions (m), regressed in dm
+PIXEL_KEY = "aux_pixels"  # (B, 4 or 6): the target object's, goal's (and TCP's) image positions (row, col, normalized)
+PIXEL_SCALE = 15.5  # normalized image units -> half-resolution pixels of a 64-pixel image
 
 
 class PolicyBase(nn.Module):
@@ -218,6 +220,88 @@ class MLPPolicy(PolicyBase):
                 x = x.float() / 255.0
             parts.append(x.float())
         return self.net(torch.cat(parts, -1))
+
+
+@POLICIES.register("two_stage")
+class TwoStagePolicy(PolicyBase):
+    """The pixel student of the deploy layout (issue 20) in two stages: perceive, then act as the teacher does.
+
+    1. :class:`~ast_robot.policies.encoders.ScenePerception` estimates the named cube's and the named place's
+       positions relative to the TCP from camera + instruction + the TCP's position (6 numbers, dm).
+    2. An MLP (``hidden_sizes``) on the normalized proprioception and those 6 numbers gives the action: the
+       relative vectors are the privileged policy's key inputs, so this stage is an ordinary state policy.
+
+    Training (batches with the demonstrations' privileged positions, ``AUX_KEY``; needs ``aux_weight > 0``):
+    the perception regresses the true relative positions (weight ``aux_weight``; with ``PIXEL_KEY`` in the batch
+    also the named cube's and pad's image positions, weight ``pixel_weight``) and the action MLP learns
+    from the TRUE ones plus Gaussian noise of ``teacher_noise`` m (teacher forcing: the action stage does not
+    wait for a perception that is still wrong, and the noise makes it tolerate the estimate's error). No
+    gradient flows from the action loss into the perception. `act()` and eval mode use the estimate.
+    Observation: ``observation`` must be the proprioception alone (2n + 10; the TCP at [2n, 2n + 3)).
+    """
+
+    def __init__(self, cfg: PolicyConfig, obs_space: Any, action_dim: int) -> None:
+        spec = obs_space if isinstance(obs_space, dict) else encoders.obs_spec_from_space(obs_space)
+        missing = [k for k in ("observation", encoders.IMAGE_KEY, encoders.TEXT_KEY) if k not in spec]
+        if missing or cfg.aux_weight <= 0:
+            raise ValueError(f"policy.type 'two_stage' needs observation keys observation, camera and instruction "
+                             f"(missing {missing}) and policy.aux_weight > 0 (got {cfg.aux_weight})")  # fmt: skip
+        sizes = list(cfg.hidden_sizes) or [256]
+        super().__init__(cfg, spec, action_dim, sizes[-1])
+        self.aux = None  # the perception stage is the auxiliary regression
+        proprio = spec["observation"][0][0]
+        self.tcp = slice(proprio - 10, proprio - 7)  # TCP position in the proprioception (2n + 10 entries)
+        self.perception = encoders.ScenePerception(encoders.image_hw(spec[encoders.IMAGE_KEY][0]),
+                                                   spec[encoders.TEXT_KEY][0][0], cfg.n_keypoints)  # fmt: skip
+        layers: list[nn.Module] = []
+        width = proprio + AUX_DIM
+        for hidden in sizes:
+            layers += [nn.Linear(width, hidden), nn.GELU()]
+            width = hidden
+        self.net = nn.Sequential(*layers)
+
+    def perceive(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the cube's, pad's and gripper's image positions
+        ``(B, 3, 2)`` (the perception sees the image, the instruction and the TCP, no other proprioception)."""
+        tcp = AUX_SCALE * batch["observation"][:, self.tcp].float()
+        return self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY], tcp)
+
+    def relative_truth(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The privileged (cube - TCP, place - TCP) ``(B, 6)`` in dm, from ``AUX_KEY`` (absolute, m)."""
+        tcp = batch["observation"][:, self.tcp].float()
+        return AUX_SCALE * (batch[AUX_KEY].float() - tcp.repeat(1, 2))
+
+    def embed(self, batch: Mapping[str, Tensor], positions: Tensor | None = None) -> Tensor:
+        """The action MLP's last hidden layer ``(B, hidden_sizes[-1])`` on ``positions`` (default: the estimate)."""
+        proprio = self.normalizer(batch)["observation"]
+        if positions is None:
+            positions = self.perceive(batch)[0]
+        return self.net(torch.cat([proprio, positions], -1))
+
+    def _losses(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        if "action" not in batch:
+            raise ValueError(f"batch needs an 'action' entry for the loss; got keys {sorted(batch)}")
+        estimate, named_xy = self.perceive(batch)
+        if AUX_KEY not in batch:  # no privileged positions: the action loss on the estimate
+            h = self.embed(batch, estimate)
+            return self.head.loss(h, batch["action"].float()), h
+        truth = self.relative_truth(batch)
+        positions = truth + torch.randn_like(truth) * (AUX_SCALE * self.cfg.teacher_noise) if self.training else estimate
+        h = self.embed(batch, positions)
+        perception = (estimate - truth).square().mean(-1)
+        if PIXEL_KEY in batch:  # pixel supervision of the named cube's and pad's heat maps (half-res pixels)
+            target = batch[PIXEL_KEY].float().unflatten(-1, (-1, 2))  # cube, place (and the TCP when recorded)
+            error = PIXEL_SCALE * (named_xy[:, : target.shape[1]] - target)
+            perception = perception + self.cfg.pixel_weight * error.square().mean((-2, -1))
+        return self.head.loss(h, batch["action"].float()) + self.cfg.aux_weight * perception, h
+
+    def per_sample_loss(self, batch: Mapping[str, Tensor]) -> Tensor:
+        return self._losses(batch)[0]
+
+    def forward(self, batch: Mapping[str, Tensor], per_sample: bool = False) -> tuple[Tensor, Any]:
+        if per_sample:
+            return self._losses(batch)
+        return super().forward(batch)
 
 
 class _ActGraph(nn.Module):

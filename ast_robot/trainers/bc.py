@@ -42,7 +42,8 @@ class DemoData:
 
         ``physical_weight(dr) -> [0, 1]`` (from the gap analyzer) weights each episode's steps by how
         close its randomization values lie to where the real robot fails. ``aux`` adds the privileged
-        target positions (achieved + desired goal, ``AUX_KEY``) for the policy's auxiliary loss.
+        target positions (achieved + desired goal, ``AUX_KEY``) for the policy's auxiliary loss, and their
+        image positions (``PIXEL_KEY``) when every episode records ``target_pixels``.
         """
         chosen = [e for e in episodes if e.success or not only_success or getattr(e, "relabelled", False)]
         if not chosen:
@@ -50,10 +51,12 @@ class DemoData:
         obs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
         actions, physical = [], []
         if aux:
-            from ast_robot.policies.policy import AUX_KEY
+            from ast_robot.policies.policy import AUX_KEY, PIXEL_KEY
 
             obs[AUX_KEY] = [np.concatenate([e.arrays["achieved_goal"][: len(e)], e.arrays["desired_goal"][: len(e)]], -1)
                             for e in chosen]  # fmt: skip
+            if all("target_pixels" in e.arrays for e in chosen):  # image positions of the same (two_stage)
+                obs[PIXEL_KEY] = [e.arrays["target_pixels"][: len(e)] for e in chosen]
         for ep in chosen:
             steps = len(ep)
             for k in keys:
