@@ -8,7 +8,7 @@ blocks). Before a flex kernel runs, the plan's FlexAttention block lists (from t
 are checked against :func:`masks.flex_lists` run eagerly on the CPU, and every index against its range:
 a bad list then fails its row instead of ending the process with a device-side assert. The
 `flex_compiled_graph` cases run the whole layer core as one compiled graph (selection, block mask,
-kernel and branch traced together, as :meth:`SparseTransformer.compile_blocks` does).
+kernel and branch traced together into a caller's graph; opt-in, see cases()).
 
 Cases run in parallel worker processes (compilation is CPU-bound; a crash stays in its worker and
 fails only its cases). Tolerances: max abs error <= 0.05 in bf16, <= 2e-3 in float32 (TF32 off).
@@ -131,7 +131,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     q, k, v = (torch.randn(BATCH, HEADS, T, HEAD_DIM, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
     select_kernels.ENABLED = backend != "flex_torch_select"
     run = {"flex_eager_plan": "flex", "flex_torch_select": "flex", "flex_compiled_graph": "flex"}.get(backend, backend)
-    # flex_compiled_graph: the whole core as one compiled graph, as SparseTransformer.compile_blocks traces it
+    # flex_compiled_graph: the whole core as one compiled graph (a caller compiling a model around the layer)
     layer = torch.compile(core, dynamic=False) if backend == "flex_compiled_graph" else core
     chose = choose_backend(run, T, core.crossover_for(q)) if run == "auto" else run
     row["ran"] = chose
