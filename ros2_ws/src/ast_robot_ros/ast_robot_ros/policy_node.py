@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 import rclpy
@@ -436,8 +437,10 @@ def _rclpy_cleanup(step: str, action: Any) -> None:
     try:
         action()
     except Exception as err:  # noqa: BLE001 - see the docstring
-        print(f"ast_policy: rclpy {step} at exit raised {type(err).__name__}: {err} (the session had closed: "
-              f"arm held; exit status kept)", file=sys.stderr, flush=True)  # fmt: skip
+        frame = traceback.extract_tb(err.__traceback__)[-1]  # where, for the root cause (not found yet)
+        print(f"ast_policy: rclpy {step} at exit raised {type(err).__name__}: {err} at {frame.filename}:"
+              f"{frame.lineno} ({frame.name}); the session had closed: arm held, exit status kept",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 def run(checkpoint: str, robot: str, deploy_cfg: Any = None, args: list[str] | None = None) -> int:
