@@ -13,13 +13,14 @@ Nothing here reads the twin: the sheets are the operator's, generated from the e
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ast_robot.deploy.table import parse_table
 from ast_robot.records import EpisodeRecord
+from ast_robot.records.table import table_object
 
 GOAL_MATCH_M = 1e-3  # recorded goal vs a sheet's place (the goal is written to 0.1 mm)
 
@@ -142,9 +143,9 @@ def _closest(matches: list[SheetTable], record: EpisodeRecord) -> SheetTable | N
 
 
 def _parse(text: str) -> SheetTable:
-    data = json.loads(text)
-    objects = tuple((float(o["x"]), float(o["y"]), float(o.get("yaw", 0.0))) for o in data["objects"])
-    pads = tuple((float(p["x"]), float(p["y"])) for p in data["pads"])
-    target = data.get("target", {"object": 0, "pad": 0})
+    """A record's own table (the JSON the driver published): read and checked by the deployment's reader
+    (one line naming the field when it is wrong), plus the colours the re-renders need."""
+    table = parse_table(text)
+    data = table_object(text, "meta.table", "'objects', 'pads' and 'target'")
     colours = (tuple(o.get("colour", "") for o in data["objects"]), tuple(p.get("colour", "") for p in data["pads"]))
-    return SheetTable(objects, pads, int(target["object"]), int(target["pad"]), colours)
+    return SheetTable(table.objects, table.pads, table.target_object, table.target_pad, colours)
