@@ -32,3 +32,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sb3_logs_in_pytest_tmp(tmp_path_factory):
+    """Tests that build SB3 models directly get SB3's default logger, which makes a folder per learn() in the
+    system temp folder; this puts those under pytest's own temp folder (trainers/sac.py's models log nowhere)."""
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3_logs"))
+    yield
+    os.environ.pop("SB3_LOGDIR", None)

@@ -49,14 +49,24 @@ def build_sac(cfg: Any, env: Any, physical_weight: Any = None) -> Any:
                       replay_buffer_kwargs={"n_sampled_goal": tc.n_sampled_goal,
                                             "goal_selection_strategy": tc.goal_selection})  # fmt: skip
     if not is_gated(cfg):
-        return sb3.SAC("MultiInputPolicy", env, **kwargs)
+        return _silent(sb3.SAC("MultiInputPolicy", env, **kwargs))
     from ast_robot.integrations.sb3.gated_sac import GatedSAC, default_step_gate
 
     gs = cfg.gate.sac
-    return GatedSAC("MultiInputPolicy", env, sample_gate=cfg.gate, step_gate=default_step_gate(gs.step_rate),
-                    significance=cfg.significance, physical_weight=physical_weight,
-                    temperature_every_step=gs.temperature_every_step, target_every_step=gs.target_every_step,
-                    candidate_factor=gs.candidate_factor, stored_scores=gs.stored_scores, **kwargs)  # fmt: skip
+    return _silent(GatedSAC("MultiInputPolicy", env, sample_gate=cfg.gate, step_gate=default_step_gate(gs.step_rate),
+                            significance=cfg.significance, physical_weight=physical_weight,
+                            temperature_every_step=gs.temperature_every_step, target_every_step=gs.target_every_step,
+                            candidate_factor=gs.candidate_factor, stored_scores=gs.stored_scores, **kwargs))  # fmt: skip
+
+
+def _silent(model: Any) -> Any:
+    """The model with a logger that writes nothing: SB3's default logger makes an empty ``SB3-<time>`` folder
+    in the system temp folder at every ``learn()``, one per training run left behind. The run's own scalars
+    go to the run folder (``RunDir.scalars``)."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def lr_schedule(lr: float, end_fraction: float) -> float | Callable[[float], float]:

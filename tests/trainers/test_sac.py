@@ -29,8 +29,14 @@ def _base_yaml():
 
 
 @pytest.mark.parametrize("stored_scores", [False, True])
-def test_gated_sac_her_trains_on_reach(tmp_path, stored_scores):
+def test_gated_sac_her_trains_on_reach(tmp_path, stored_scores, monkeypatch):
     pytest.importorskip("stable_baselines3")
+    import tempfile
+
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # where SB3's default logger makes its folder
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)  # (tests/conftest.py points it elsewhere for other tests)
     cfg = reach_cfg(tmp_path, "train.steps=400", "train.learning_starts=200", "train.eval_every=400",
                     "train.eval_episodes=2", "gate.enabled=true", "train.batch_size=64", "name=sac",
                     "policy.hidden_sizes=[32, 32]", "gate.target_rate=0.5", f"gate.sac.stored_scores={stored_scores}",
@@ -43,6 +49,7 @@ def test_gated_sac_her_trains_on_reach(tmp_path, stored_scores):
     assert len(metrics["history"]) == 1 and metrics["history"][0]["env_steps"] == 400
     assert (tmp_path / "sac" / "sac.zip").is_file()
     assert len(read_records(tmp_path / "sac" / EVAL_DIR)) == 2
+    assert list(system_tmp.glob("SB3-*")) == []  # SB3 left an empty SB3-<time> folder there per run
     # the saved HER model loads for acting without an env (as `ast-robot eval` loads it)
     from ast_robot.envs import make_env
 
