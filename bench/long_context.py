@@ -70,6 +70,7 @@ from bench.common import RESULTS, goal, write_results  # noqa: E402
 ARMS = {  # arm -> (attention backend, gate scores: None = ungated)
     "dense": ("full", None), "sparse": ("flex", None), "gated": ("full", "loss"),
     "sparse_gated": ("flex", "loss"), "random": ("full", "random"),
+    "dense_eager": ("full", None), "sparse_eager": ("flex", None),  # never graphed (with --cuda-graphs)
 }  # fmt: skip
 ORDER = ("dense", "sparse_gated", "sparse", "gated", "random")  # the target first, the goal's arm next
 
@@ -87,7 +88,8 @@ def arm_config(arm: str, args: argparse.Namespace, steps: int):
              "d_model": args.width, "n_layers": args.layers, "n_heads": args.heads, "block_size": 128,
              "window_blocks": 1, "top_k_blocks": args.top_k, "weight_decay": 0.01, "device": args.device,
              "grad_accum": args.batch // args.micro_batch, "log_every": 10**6,
-             "eval_windows": args.eval_windows}  # fmt: skip
+             "eval_windows": args.eval_windows,
+             "cuda_graphs": args.cuda_graphs and not arm.endswith("_eager")}  # fmt: skip
     data = {"name": f"long_context_{arm}", "seed": args.seed, "run_root": "/tmp/long_context_runs", "train": train,
             "significance": {"weights": {scores or "loss": 1.0}, "stale_scores": True},
             "gate": {"enabled": scores is not None, "scoring": "stale_scores", "target_rate": args.target,
@@ -226,19 +228,18 @@ def plan_steps(args: argparse.Namespace, timing: dict[str, dict[str, float]], n_
     return steps
 
 
-def prime(model, train, held, args: argparse.Namespace) -> float:
+def prime(model, train, held, args: argparse.Namespace, loss_fn) -> float:
     """One untimed training forward+backward (gradients then dropped: no update) and one evaluation
     forward on this arm's fresh model, so that anything its graphs still need (a guard that fails on a
-    new instance, the layer's static tables) happens before the clock starts; seconds taken (> ~1 s means
-    something compiled here)."""
+    new instance, the layer's static tables, the CUDA graphs' capture with ``--cuda-graphs``) happens
+    before the clock starts; seconds taken (> ~1 s means something compiled here)."""
     import torch
 
     from ast_robot.core.data import Batch
-    from ast_robot.trainers import language as lm
 
     t0 = time.perf_counter()
     idx = torch.arange(args.micro_batch)
-    lm.lm_loss(model, Batch(train.inputs[idx], train.targets[idx], idx).to(args.device)).losses.mean().backward()
+    loss_fn(model, Batch(train.inputs[idx], train.targets[idx], idx).to(args.device)).losses.mean().backward()
     model.zero_grad(set_to_none=True)
     model.eval()
     with torch.no_grad():
@@ -256,7 +257,8 @@ def run_arm(arm: str, args: argparse.Namespace, steps: int, compile_s: float) ->
     from ast_robot.trainers import language as lm
 
     cfg, model, train, held = build(arm, args, steps)
-    prime_s = prime(model, train, held, args)
+    loss_fn = lm.training_loss(cfg)  # lm_loss, or replayed from CUDA graphs (captured in prime)
+    prime_s = prime(model, train, held, args, loss_fn)
     cuda = args.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -264,13 +266,14 @@ def run_arm(arm: str, args: argparse.Namespace, steps: int, compile_s: float) ->
     # Evaluations at the dense arm's interval in steps for every arm: with the same count over twice the
     # steps, the gated arms' time to the target was read at half the resolution (their evaluations
     # 36 steps apart instead of 18 at 32k), which could only delay it. Evaluation time is not counted.
-    trainer = build_trainer(cfg, model, lm.lm_loss, train, steps=n, evaluate=lm.make_bits_per_byte(held, batch=1),
+    trainer = build_trainer(cfg, model, loss_fn, train, steps=n, evaluate=lm.make_bits_per_byte(held, batch=1),
                             eval_every=max(1, steps // args.evals), run=None, show_progress=False)  # fmt: skip
     start = time.perf_counter()
     c = trainer.fit()
     history = eval_history(trainer)
     T = args.context
-    row = {"arm": arm, "context": T, "kernel": ARMS[arm][0], "steps": trainer.step,
+    row = {"arm": arm, "context": T, "kernel": ARMS[arm][0], "cuda_graphs": cfg.train.cuda_graphs,
+           "steps": trainer.step,
            "final_bits_per_byte": history[-1]["bits_per_byte"], "forward_tokens": c.forward_samples * T,
            "backward_tokens": c.backward_samples * T, "train_seconds": round(c.train_seconds, 2),
            "ms_per_step": round(1e3 * c.train_seconds / max(1, trainer.step), 1),
@@ -301,6 +304,12 @@ def annotate(rows: list[dict[str, Any]]) -> None:
         r["seconds_to_dense_final_with_compile"] = None if t is None else round(t + r["compile_seconds"], 2)
         r["speedup_vs_dense"] = round(t_dense / t, 3) if t else None
         r["speedup_vs_dense_with_compile"] = round(t_dense_compiled / (t + r["compile_seconds"]), 3) if t else None
+    eager = next((r for r in rows if r["arm"] == "dense_eager"), None)
+    if eager is not None:  # the same speed-up against an ungraphed dense run (its own time to dense's target)
+        t_eager = seconds_to(eager, target) or eager["train_seconds"]
+        for r in rows:
+            t = r["seconds_to_dense_final"]
+            r["speedup_vs_dense_eager"] = round(t_eager / t, 3) if t else None
 
 
 def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -330,6 +339,9 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "<=",
         ),  # fmt: skip
     ]
+    if "dense_eager" in by:
+        out.append(goal(f"{ctx} context: sparse+gated vs dense run eagerly (no CUDA graphs), wall-clock to dense's "
+                        "final bits/byte, compile excluded (x)", 5.0, both["speedup_vs_dense_eager"]))  # fmt: skip
     if {"gated", "random"} <= set(by):
         out.append(
             goal(
@@ -368,6 +380,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--evals", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--cuda-graphs", action="store_true", help="train every arm but *_eager with "
+                   "train.cuda_graphs (forward and backward replayed from CUDA graphs)")  # fmt: skip
     p.add_argument(
         "--device", default="cuda", help="cuda (the measurement) or cpu (a smoke test of full-attention arms)"
     )
