@@ -40,17 +40,25 @@ kept blocks of 256: what is left is the rest of the model plus the layers' selec
 B=1, H=4; not profiled) times reaching dense's loss in ~35% of the steps. The stale-score gate saved compute per step (0.46x dense's step time, 44% of drawn windows kept)
 but reached the target no sooner than a random subset, and on top of sparse it cost time (16.8 vs 14.5 s).
 
-Changed after that run (issue 22), not yet measured on a GPU. The profile (bench/sparse_profile.py)
-showed the sparse step bound by the host (13.2 ms per window with 9.1 ms of GPU work; dense is bound by
-SDPA, 17.8 of 25.1 ms); compiling whole blocks (one graph each) was tried and taken out: the layer traced
-into a caller's graph failed the GPU check (max error 3.66, bf16, 2 global tokens, causal, 2000 tokens)
-and the LM step was no faster (13.7 ms). Every arm is evaluated at the dense arm's interval in steps (the
-gated arms had half the resolution: 36-step intervals against 18, and sparse+gated passed dense's
-loss between its evaluations at 13.4 and 16.8 s, where sparse was read at 14.5 s). Each arm's fresh
-model runs one untimed step first (``prime_seconds``). The gate cannot act before the second epoch
-(a window never scored is always kept) and sparse reached dense's final loss within the first epoch
-(~126 of 139 steps per epoch): at this corpus size the gated arm's contribution on top of sparse is
-expected to be nil; the compound is then sparse's speed-up.
+With CUDA graphs (``--cuda-graphs``: ``train.cuda_graphs``, each micro-batch's forward and backward
+replayed from two captured graphs, :mod:`ast_robot.trainers.language_graph`; bitwise equal to eager for
+the sparse LM, bench/results/lm_graphs.json). The profile (bench/sparse_profile.py) had shown the sparse
+step bound by the host (13.2 ms per window with 9.1 ms of GPU work). Measured (H100 80GB, torch 2.11,
+2026-12-06):
+
+* bench/results/long_context_32768_graphs (the run above repeated, ``--steps 361``, every arm graphed
+  plus ``dense_eager``): sparse 77.6 ms per 8-window step (eager run above: 112.9), dense 196.5 (eager
+  199.2); to dense's final 3.685 bits/byte: sparse+gated 7.09x the graphed dense arm, 7.18x the eager
+  one, compile excluded (0.91x with the 68 s flex compile); sparse alone 7.25x; the gate adds nothing
+  on top of sparse (sparse reaches the target in the first epoch, step ~126 of 139, before any window
+  has a score); gated 1.25x, random subset 1.42x, gate vs random -0.23% final bits/byte.
+* bench/results/long_context_32768_epochs (``--corpus-bytes 12000000``: 331 windows, 41 steps an epoch,
+  8.7 epochs of dense): sparse+gated 7.41x, sparse 6.87x (the gate's share 1.08x, within the sparse
+  arm's 1.4 s evaluation spacing: not resolved by one run); dense-kernel gated and random never reach
+  dense's final (3.481 and 3.479 vs 3.472): the gate 0.06% behind random at the same backward budget.
+* Trap: in those two files ``peak_mib`` of a graphed arm leaves out the graphs' private memory pool
+  (allocated by the capture in ``prime``, before the peak was reset; fixed since: the reset now comes
+  first). lm_graphs' peaks include it: 1452 MiB graphed vs 1754 eager (sparse), 1234 vs 1534 (dense).
 """
 
 from __future__ import annotations
@@ -258,10 +266,10 @@ def run_arm(arm: str, args: argparse.Namespace, steps: int, compile_s: float) ->
 
     cfg, model, train, held = build(arm, args, steps)
     loss_fn = lm.training_loss(cfg)  # lm_loss, or replayed from CUDA graphs (captured in prime)
-    prime_s = prime(model, train, held, args, loss_fn)
     cuda = args.device.startswith("cuda")
-    if cuda:
+    if cuda:  # before prime: a graphed arm's private memory pool is allocated by its capture there
         torch.cuda.reset_peak_memory_stats()
+    prime_s = prime(model, train, held, args, loss_fn)
     n = arm_steps(arm, args, steps)
     # Evaluations at the dense arm's interval in steps for every arm: with the same count over twice the
     # steps, the gated arms' time to the target was read at half the resolution (their evaluations
