@@ -40,17 +40,25 @@ kept blocks of 256: what is left is the rest of the model plus the layers' selec
 B=1, H=4; not profiled) times reaching dense's loss in ~35% of the steps. The stale-score gate saved compute per step (0.46x dense's step time, 44% of drawn windows kept)
 but reached the target no sooner than a random subset, and on top of sparse it cost time (16.8 vs 14.5 s).
 
-Changed after that run (issue 22), not yet measured on a GPU. The profile (bench/sparse_profile.py)
-showed the sparse step bound by the host (13.2 ms per window with 9.1 ms of GPU work; dense is bound by
-SDPA, 17.8 of 25.1 ms); compiling whole blocks (one graph each) was tried and taken out: the layer traced
-into a caller's graph failed the GPU check (max error 3.66, bf16, 2 global tokens, causal, 2000 tokens)
-and the LM step was no faster (13.7 ms). Every arm is evaluated at the dense arm's interval in steps (the
-gated arms had half the resolution: 36-step intervals against 18, and sparse+gated passed dense's
-loss between its evaluations at 13.4 and 16.8 s, where sparse was read at 14.5 s). Each arm's fresh
-model runs one untimed step first (``prime_seconds``). The gate cannot act before the second epoch
-(a window never scored is always kept) and sparse reached dense's final loss within the first epoch
-(~126 of 139 steps per epoch): at this corpus size the gated arm's contribution on top of sparse is
-expected to be nil; the compound is then sparse's speed-up.
+With CUDA graphs (``--cuda-graphs``: ``train.cuda_graphs``, each micro-batch's forward and backward
+replayed from two captured graphs, :mod:`ast_robot.trainers.language_graph`; bitwise equal to eager for
+the sparse LM, bench/results/lm_graphs.json). The profile (bench/sparse_profile.py) had shown the sparse
+step bound by the host (13.2 ms per window with 9.1 ms of GPU work). Measured (H100 80GB, torch 2.11,
+2026-12-06):
+
+* bench/results/long_context_32768_graphs (the run above repeated, ``--steps 361``, every arm graphed
+  plus ``dense_eager``): sparse 77.6 ms per 8-window step (eager run above: 112.9), dense 196.5 (eager
+  199.2); to dense's final 3.685 bits/byte: sparse+gated 7.09x the graphed dense arm, 7.18x the eager
+  one, compile excluded (0.91x with the 68 s flex compile); sparse alone 7.25x; the gate adds nothing
+  on top of sparse (sparse reaches the target in the first epoch, step ~126 of 139, before any window
+  has a score); gated 1.25x, random subset 1.42x, gate vs random -0.23% final bits/byte.
+* bench/results/long_context_32768_epochs (``--corpus-bytes 12000000``: 331 windows, 41 steps an epoch,
+  8.7 epochs of dense): sparse+gated 7.41x, sparse 6.87x (the gate's share 1.08x, within the sparse
+  arm's 1.4 s evaluation spacing: not resolved by one run); dense-kernel gated and random never reach
+  dense's final (3.481 and 3.479 vs 3.472): the gate 0.06% behind random at the same backward budget.
+* Trap: in those two files ``peak_mib`` of a graphed arm leaves out the graphs' private memory pool
+  (allocated by the capture in ``prime``, before the peak was reset; fixed since: the reset now comes
+  first). lm_graphs' peaks include it: 1452 MiB graphed vs 1754 eager (sparse), 1234 vs 1534 (dense).
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ from bench.common import RESULTS, goal, write_results  # noqa: E402
 ARMS = {  # arm -> (attention backend, gate scores: None = ungated)
     "dense": ("full", None), "sparse": ("flex", None), "gated": ("full", "loss"),
     "sparse_gated": ("flex", "loss"), "random": ("full", "random"),
+    "dense_eager": ("full", None), "sparse_eager": ("flex", None),  # never graphed (with --cuda-graphs)
 }  # fmt: skip
 ORDER = ("dense", "sparse_gated", "sparse", "gated", "random")  # the target first, the goal's arm next
 
@@ -87,7 +96,8 @@ def arm_config(arm: str, args: argparse.Namespace, steps: int):
              "d_model": args.width, "n_layers": args.layers, "n_heads": args.heads, "block_size": 128,
              "window_blocks": 1, "top_k_blocks": args.top_k, "weight_decay": 0.01, "device": args.device,
              "grad_accum": args.batch // args.micro_batch, "log_every": 10**6,
-             "eval_windows": args.eval_windows}  # fmt: skip
+             "eval_windows": args.eval_windows,
+             "cuda_graphs": args.cuda_graphs and not arm.endswith("_eager")}  # fmt: skip
     data = {"name": f"long_context_{arm}", "seed": args.seed, "run_root": "/tmp/long_context_runs", "train": train,
             "significance": {"weights": {scores or "loss": 1.0}, "stale_scores": True},
             "gate": {"enabled": scores is not None, "scoring": "stale_scores", "target_rate": args.target,
@@ -226,19 +236,18 @@ def plan_steps(args: argparse.Namespace, timing: dict[str, dict[str, float]], n_
     return steps
 
 
-def prime(model, train, held, args: argparse.Namespace) -> float:
+def prime(model, train, held, args: argparse.Namespace, loss_fn) -> float:
     """One untimed training forward+backward (gradients then dropped: no update) and one evaluation
     forward on this arm's fresh model, so that anything its graphs still need (a guard that fails on a
-    new instance, the layer's static tables) happens before the clock starts; seconds taken (> ~1 s means
-    something compiled here)."""
+    new instance, the layer's static tables, the CUDA graphs' capture with ``--cuda-graphs``) happens
+    before the clock starts; seconds taken (> ~1 s means something compiled here)."""
     import torch
 
     from ast_robot.core.data import Batch
-    from ast_robot.trainers import language as lm
 
     t0 = time.perf_counter()
     idx = torch.arange(args.micro_batch)
-    lm.lm_loss(model, Batch(train.inputs[idx], train.targets[idx], idx).to(args.device)).losses.mean().backward()
+    loss_fn(model, Batch(train.inputs[idx], train.targets[idx], idx).to(args.device)).losses.mean().backward()
     model.zero_grad(set_to_none=True)
     model.eval()
     with torch.no_grad():
@@ -256,21 +265,23 @@ def run_arm(arm: str, args: argparse.Namespace, steps: int, compile_s: float) ->
     from ast_robot.trainers import language as lm
 
     cfg, model, train, held = build(arm, args, steps)
-    prime_s = prime(model, train, held, args)
+    loss_fn = lm.training_loss(cfg)  # lm_loss, or replayed from CUDA graphs (captured in prime)
     cuda = args.device.startswith("cuda")
-    if cuda:
+    if cuda:  # before prime: a graphed arm's private memory pool is allocated by its capture there
         torch.cuda.reset_peak_memory_stats()
+    prime_s = prime(model, train, held, args, loss_fn)
     n = arm_steps(arm, args, steps)
     # Evaluations at the dense arm's interval in steps for every arm: with the same count over twice the
     # steps, the gated arms' time to the target was read at half the resolution (their evaluations
     # 36 steps apart instead of 18 at 32k), which could only delay it. Evaluation time is not counted.
-    trainer = build_trainer(cfg, model, lm.lm_loss, train, steps=n, evaluate=lm.make_bits_per_byte(held, batch=1),
+    trainer = build_trainer(cfg, model, loss_fn, train, steps=n, evaluate=lm.make_bits_per_byte(held, batch=1),
                             eval_every=max(1, steps // args.evals), run=None, show_progress=False)  # fmt: skip
     start = time.perf_counter()
     c = trainer.fit()
     history = eval_history(trainer)
     T = args.context
-    row = {"arm": arm, "context": T, "kernel": ARMS[arm][0], "steps": trainer.step,
+    row = {"arm": arm, "context": T, "kernel": ARMS[arm][0], "cuda_graphs": cfg.train.cuda_graphs,
+           "steps": trainer.step,
            "final_bits_per_byte": history[-1]["bits_per_byte"], "forward_tokens": c.forward_samples * T,
            "backward_tokens": c.backward_samples * T, "train_seconds": round(c.train_seconds, 2),
            "ms_per_step": round(1e3 * c.train_seconds / max(1, trainer.step), 1),
@@ -301,6 +312,12 @@ def annotate(rows: list[dict[str, Any]]) -> None:
         r["seconds_to_dense_final_with_compile"] = None if t is None else round(t + r["compile_seconds"], 2)
         r["speedup_vs_dense"] = round(t_dense / t, 3) if t else None
         r["speedup_vs_dense_with_compile"] = round(t_dense_compiled / (t + r["compile_seconds"]), 3) if t else None
+    eager = next((r for r in rows if r["arm"] == "dense_eager"), None)
+    if eager is not None:  # the same speed-up against an ungraphed dense run (its own time to dense's target)
+        t_eager = seconds_to(eager, target) or eager["train_seconds"]
+        for r in rows:
+            t = r["seconds_to_dense_final"]
+            r["speedup_vs_dense_eager"] = round(t_eager / t, 3) if t else None
 
 
 def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -330,6 +347,9 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "<=",
         ),  # fmt: skip
     ]
+    if "dense_eager" in by:
+        out.append(goal(f"{ctx} context: sparse+gated vs dense run eagerly (no CUDA graphs), wall-clock to dense's "
+                        "final bits/byte, compile excluded (x)", 5.0, both["speedup_vs_dense_eager"]))  # fmt: skip
     if {"gated", "random"} <= set(by):
         out.append(
             goal(
@@ -368,6 +388,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--evals", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--cuda-graphs", action="store_true", help="train every arm but *_eager with "
+                   "train.cuda_graphs (forward and backward replayed from CUDA graphs)")  # fmt: skip
     p.add_argument(
         "--device", default="cuda", help="cuda (the measurement) or cpu (a smoke test of full-attention arms)"
     )

@@ -143,6 +143,20 @@ def prepare(cfg: Any) -> tuple[nn.Module, TensorData, torch.Tensor]:
     return model, TensorData(train[:, :-1], train[:, 1:]), held
 
 
+def training_loss(cfg: Any) -> Any:
+    """:func:`lm_loss`, replayed from CUDA graphs with ``train.cuda_graphs`` (see :mod:`language_graph`)."""
+    if not cfg.train.cuda_graphs:
+        return lm_loss
+    from ast_robot.core.precision import resolve_device
+    from ast_robot.trainers.language_graph import GraphedLoss
+
+    device = resolve_device(cfg.train.device)
+    if device.type != "cuda" or cfg.train.amp != "off":
+        raise ValueError(f"train.cuda_graphs: true needs train.device on CUDA (got {device}) and train.amp 'off' "
+                         f"(got {cfg.train.amp!r}); set train.cuda_graphs false otherwise")  # fmt: skip
+    return GraphedLoss(lm_loss)
+
+
 @TRAINERS.register("language")
 def train_language(cfg: Any, resume: str | None = None, show_progress: bool = True) -> dict[str, float]:
     """Train for ``train.steps`` and evaluate bits per byte; returns the final metrics."""
@@ -150,7 +164,7 @@ def train_language(cfg: Any, resume: str | None = None, show_progress: bool = Tr
 
     model, data, held = prepare(cfg)
     evaluate = make_bits_per_byte(held)
-    trainer = build_trainer(cfg, model, lm_loss, data, steps=cfg.train.steps, evaluate=evaluate,
+    trainer = build_trainer(cfg, model, training_loss(cfg), data, steps=cfg.train.steps, evaluate=evaluate,
                             show_progress=show_progress, resume=resume)  # fmt: skip
     counters = trainer.fit()
     return {**evaluate(trainer.model), **counters.summary()}

@@ -8,14 +8,24 @@ import argparse
 
 import pytest
 
-from bench.long_context import ARMS, annotate, goals, parse, plan_steps, python_sources, seconds_to
+from bench.long_context import (
+    ARMS,
+    annotate,
+    arm_config,
+    goals,
+    parse,
+    plan_steps,
+    python_sources,
+    seconds_to,
+)
 
 HISTORY = [(1.0, 4.0), (2.0, 3.5), (3.0, 3.2)]
+FIVE = ("dense", "sparse", "gated", "sparse_gated", "random")  # the issue's arms (the *_eager ones are extra)
 
 
-def rows(**overrides) -> list[dict]:
+def rows(arms=FIVE, **overrides) -> list[dict]:
     out = []
-    for arm in ARMS:
+    for arm in arms:
         row = {"arm": arm, "context": 1024, "history": list(HISTORY), "final_bits_per_byte": HISTORY[-1][1],
                "compile_seconds": 0.0}  # fmt: skip
         row.update(overrides.get(arm, {}))
@@ -80,9 +90,31 @@ def test_corpus_folder_holds_python_sources_up_to_its_size(tmp_path):
     assert 200_000 <= total < 200_000 + max(p.stat().st_size for p in files) + 1
 
 
-def test_arms_are_the_issue_s_five():
-    assert set(ARMS) == {"dense", "sparse", "gated", "sparse_gated", "random"}
+def test_arms_are_the_issue_s_five_and_two_eager_controls():
+    assert set(ARMS) == {*FIVE, "dense_eager", "sparse_eager"}
+    assert ARMS["dense_eager"] == ARMS["dense"] and ARMS["sparse_eager"] == ARMS["sparse"]
     assert isinstance(parse([]), argparse.Namespace)
+
+
+def test_cuda_graphs_reach_every_arm_but_the_eager_ones():
+    args = parse(["--cuda-graphs", "--device", "cpu"])
+    args.corpus_path = "stdlib"
+    assert arm_config("sparse_gated", args, 10).train.cuda_graphs is True
+    assert arm_config("dense_eager", args, 10).train.cuda_graphs is False
+    plain = parse(["--device", "cpu"])
+    plain.corpus_path = "stdlib"
+    assert arm_config("sparse", plain, 10).train.cuda_graphs is False
+
+
+def test_speed_up_against_the_eager_dense_arm():
+    """An eager dense arm identical to dense gives the same 1.0x; one twice as slow doubles the figure."""
+    same = rows((*FIVE, "dense_eager"))
+    g = goals(same)
+    assert len(g) == 5 and "eagerly" in g[3]["name"] and g[3]["measured"] == 1.0 and g[3]["met"] is False
+    slow = [(2.0, 4.0), (4.0, 3.5), (6.0, 3.2)]
+    twice = rows((*FIVE, "dense_eager"), dense_eager={"history": slow})
+    goals(twice)
+    assert all(r["speedup_vs_dense_eager"] == 2.0 for r in twice if r["arm"] != "dense_eager")
 
 
 def test_dense_pays_its_own_compile_in_the_with_compile_figure():
