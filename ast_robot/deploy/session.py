@@ -90,6 +90,7 @@ class DeploymentSession:
                                        success_radius=runner.success_threshold, meta=meta,
                                        end_on_success=end_on_success and task != "pickplace")  # fmt: skip
         self.table: Table | None = None  # pick-and-place: the table the operator set (deploy.table)
+        self.table_text: str | None = None  # ... as it was sent (each pick-and-place record's meta.table)
         self.width: float | None = None  # latest measured gripper opening (m)
         if task == "pickplace" and runner.gripper is not None:
             self.episodes.gripper_width = (runner.gripper.closed, runner.gripper.opened)
@@ -124,6 +125,7 @@ class DeploymentSession:
             self.table = parse_table(text)
         except ValueError as err:
             return self.reject("table", err)
+        self.table_text = text
         self.episodes.target_object = self.table.target_object
         self.runner.set_table(self.table)  # a tracker-fed policy's target cube and place
         return None
@@ -210,7 +212,8 @@ class DeploymentSession:
         """Start an episode (ValueError saying why not)."""
         if reason := self.start_refusal(now_s):
             raise ValueError(reason)
-        message = self.episodes.start(now_s, self._episode_goal())
+        table = self.table_text if self.episodes.task == "pickplace" else None
+        message = self.episodes.start(now_s, self._episode_goal(), table)
         if callable(set_table := getattr(self.runner.policy, "set_table", None)):  # scripted:pickplace
             set_table(self.table)
         self.runner.reset()
@@ -279,7 +282,7 @@ class DeploymentSession:
         d = result.decision
         ee = result.ee if result.ee is not None else (None if q is None else self.runner.ee_at(q))
         record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held,
-                                    width=self.width)  # fmt: skip
+                                    width=self.width, gripper_sent=result.gripper_width)  # fmt: skip
         return TickOutput(d.positions, d.held, d.reasons, record, result.gripper)
 
     # ----- what the node reads and asks besides messages and ticks --------------------------------

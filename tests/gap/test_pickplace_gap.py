@@ -53,14 +53,21 @@ def _cfg():
     return cfg
 
 
-def test_the_table_is_found_again_from_the_recorded_goal(nominal):
+def test_the_record_carries_its_table_and_an_older_one_is_found_again_from_the_goal(nominal):
     from ast_robot.twin.pickplace import episode_sheets
 
-    table = TableSheets(ROBOT).table_of(nominal[0])
-    sheet = json.loads(episode_sheets(ROBOT, 1)[0][0])
-    assert table.target_object == sheet["target"]["object"] and table.seed == 0
-    assert np.allclose([o[:2] for o in table.objects], [(o["x"], o["y"]) for o in sheet["objects"]])
-    moved = type(nominal[0]).from_dict({**nominal[0].to_dict(), "meta": {**nominal[0].meta, "goal": "0.1,0.9,0.02"}})
+    text = episode_sheets(ROBOT, 1)[0][0]
+    sheet = json.loads(text)
+    assert nominal[0].meta["table"] == text  # what the operator set, as the deployment received it (issue 21)
+    own = TableSheets(ROBOT, max_seed=0).table_of(nominal[0])  # read, not regenerated: no sheet to match
+    older = type(nominal[0]).from_dict({**nominal[0].to_dict(), "meta": {k: v for k, v in nominal[0].meta.items()
+                                                                         if k != "table"}})  # fmt: skip
+    found = TableSheets(ROBOT).table_of(older)
+    assert found.seed == 0 and own.seed is None
+    for table in (own, found):
+        assert table.target_object == sheet["target"]["object"]
+        assert np.allclose([o[:2] for o in table.objects], [(o["x"], o["y"]) for o in sheet["objects"]])
+    moved = type(older).from_dict({**older.to_dict(), "meta": {**older.meta, "goal": "0.1,0.9,0.02"}})
     assert "matches no episode sheet" in TableSheets(ROBOT, max_seed=4).why_not(moved)
 
 
