@@ -53,6 +53,9 @@ from ast_robot.records.stream import OUTCOME_QOS
 from ast_robot_ros.convert import forward_command, qos_profile, stamp_seconds, trajectory_command
 
 TICK_WITH_COMMAND = "command"  # its frame_id when a trajectory command stamped with the state's time went out
+# use_sim_time: a camera frame or object-pose sample taken in is acknowledged on /ast/tick (its stamp, these
+# frame_ids, as ast_robot.twin.node reads them): the twin publishes the joint state of that stamp only after it
+RECEIPT_POSES, RECEIPT_CAMERA = "received:object_poses", "received:camera"
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Joint states are taken by the control tick, not by the executor: 32 ms of a 500 Hz stream queue up between
@@ -303,6 +306,12 @@ class PolicyNode(LifecycleNode):
     def _on_image(self, msg: Image) -> None:
         now = self._sim_now if self._sim_time else time.monotonic()  # frame age and rate are checked on it
         self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, msg.data, now))  # no copy
+        self._receipt(msg.header.stamp, RECEIPT_CAMERA)
+
+    def _receipt(self, stamp: Any, kind: str) -> None:
+        """use_sim_time: tell the twin this sample was taken in (it waits for that before the next state)."""
+        if self._sim_time:
+            self.pub_tick.publish(Header(stamp=stamp, frame_id=kind))
 
     def _on_instruction(self, msg: String) -> None:
         self._warn(self.session.on_instruction(msg.data))
@@ -314,6 +323,7 @@ class PolicyNode(LifecycleNode):
         now = self._sim_now if self._sim_time else time.monotonic()  # sample age and rate are checked on it
         positions = [(p.position.x, p.position.y, p.position.z) for p in msg.poses[:65]]  # more: refused anyway
         self._warn(self.session.on_object_poses(positions, now, stamp_seconds(msg.header.stamp)))
+        self._receipt(msg.header.stamp, RECEIPT_POSES)
 
     def _on_goal(self, msg: PoseStamped) -> None:
         if msg.header.frame_id not in GOAL_FRAMES:
