@@ -101,11 +101,12 @@ class EpisodeTracker:
             return None
         if dq is not None:
             tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
+        elapsed = round(now_s - tr.start_s, 9)  # to the ns: the same episode started at another time reads the same
         if tr.judge is not None and width is not None:
-            self._judge(tr.judge, now_s - tr.start_s, width, ee)
+            self._judge(tr.judge, elapsed, width, ee)
         end = None
         if tr.success_s is None and reached(self._distance(tr, ee), self.success_radius):
-            tr.success_s = now_s - tr.start_s
+            tr.success_s = elapsed
             end = "success" if self.end_on_success else None
         if end is None and now_s - tr.start_s >= self.timeout_s - CLOCK_EPS_S:  # float sums: 2.0 s may read 1.99999...
             end = "timeout"
