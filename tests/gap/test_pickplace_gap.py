@@ -158,3 +158,29 @@ def test_gap_report_on_a_pickplace_bag_names_retunes_and_writes_a_loadable_confi
     lo, hi = cfg.randomization.visual.light_intensity
     assert lo < 0.45 < hi and cfg.randomization.params["object_mass"].low < 3.0 < cfg.randomization.params["object_mass"].high
     assert cfg.randomization.params["friction"].high == pytest.approx(1.2)  # kept as it was
+
+
+def test_gripper_commands_rebuilt_for_an_older_record_are_those_the_gate_sends(replay):
+    """A record without ``gripper_commands`` (schema < 3): the rebuild from the actions sends what the
+    deployment's commander sends, at the same ticks (its rate limit and its 1 mm dead band: the replay's own
+    0.1 mm dead band re-sent 17-25 widths where 9-15 went out, issue 21)."""
+    from ast_robot.deploy.gripper import GripperCommander
+    from ast_robot.deploy.robot_io import load_robot_io
+    from tests.gap.helpers import make_record
+
+    dt, steps = 0.008, 300
+    rng = np.random.default_rng(3)
+    grip = np.clip(np.cumsum(rng.normal(0.0, 0.02, steps)) + 0.5, -1.0, 1.0)  # a learned policy's drifting output
+    grip[150:] = -1.0
+    actions = np.column_stack([np.zeros((steps, 3)), grip])
+    actions[40:45] = 0.0  # held ticks: nothing commanded
+    commander = GripperCommander(load_robot_io(ROBOT).gripper, replay.spec.gripper_width)
+    sent, width = [], replay.spec.gripper_width[1]
+    for k, row in enumerate(actions):
+        decision, _ = (None, None) if not row.any() else commander.command(row, k * dt, stopped=False)
+        width = width if decision is None or decision.width is None else decision.width
+        sent.append(width)
+    rec = make_record(source="real", steps=steps, control_dt=dt, actions=actions)
+    rebuilt = replay.gripper_widths(rec)
+    assert 5 < len(np.flatnonzero(np.diff(sent))) < 60  # the drift does send, rate- and dead-band-limited
+    np.testing.assert_allclose(rebuilt, sent, rtol=0, atol=1e-12)
