@@ -56,6 +56,9 @@ class PickReplay(MujocoReplay):
         self.cubes = [int(self.model.jnt_qposadr[self.model.body(f"object{i}").jntadr[0]]) for i in range(N_OBJECTS)]
         io = _robot_io(robot)
         self.force_n = float(io.gripper.force_n if force_n is None else force_n)
+        # the sim's own grasp force (the envs' actuator, what randomization's gripper_force scales): a fitted
+        # gripper_force (a scale of the deployment's force_n) is this share of it in the sim's units
+        self.sim_force_n = float(self.model.actuator_forcerange[self.grip, 1])
         self.max_rate_hz = float(io.gripper.max_rate_hz if max_rate_hz is None else max_rate_hz)
         self.sheets = sheets or TableSheets(robot)
         self.use_rollout = True

@@ -184,3 +184,23 @@ def test_gripper_commands_rebuilt_for_an_older_record_are_those_the_gate_sends(r
     rebuilt = replay.gripper_widths(rec)
     assert 5 < len(np.flatnonzero(np.diff(sent))) < 60  # the drift does send, rate- and dead-band-limited
     np.testing.assert_allclose(rebuilt, sent, rtol=0, atol=1e-12)
+
+
+def test_a_fitted_grasp_force_is_retuned_in_the_sims_units(replay):
+    """The replay grasps with the deployment's 40 N (UR5e), the env's actuator with 100 N: a twin found at x0.3
+    of 40 N grips with 12 N, so the sim's gripper_force range is centred at x0.12, not at x0.3 (30 N)."""
+    from ast_robot.gap.pick_pipeline import in_sim_units
+    from ast_robot.gap.retune import retune
+    from ast_robot.gap.sysid import SysIdResult
+
+    assert (replay.force_n, replay.sim_force_n) == (40.0, 100.0)
+    names = ("friction", "gripper_force", "object_mass")
+    fit = SysIdResult(names=names, mean=(1.0, 0.3, 1.0), std=(0.01, 0.01, 0.01), nominal=(1.0,) * 3,
+                      prior_low=(0.5,) * 3, prior_high=(1.5,) * 3, loss_nominal=1e-8, loss_fit=1e-10,
+                      attribution=(0.0, 0.99, 0.0), ranking=("gripper_force", "friction", "object_mass"), history=(),
+                      n_episodes=3, significant=(False, True, False))  # fmt: skip
+    sim = in_sim_units(fit, replay)
+    assert sim.mean[1] == pytest.approx(0.12) and sim.nominal[1] == pytest.approx(0.4) and sim.mean[0] == 1.0
+    new = retune(_cfg().randomization, sim).params["gripper_force"]
+    low, high = (new.low, new.high) if new.dist != "normal" else (new.mean - 2 * new.std, new.mean + 2 * new.std)
+    assert low < 0.12 < high < 0.3, new
