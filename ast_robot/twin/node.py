@@ -13,8 +13,10 @@ after publishing the state stamped ``t`` it waits until the controller has answe
 which the twin then also waits for), applies what arrived, and only then advances to ``t + period``.
 So the twin never runs ahead of the policy node and no message crosses a period boundary: an episode's
 outcome depends on the policy, the goals and the hidden parameters, not on how loaded the machine is.
-Without a controller on ``/ast/tick`` the twin runs free at about real-time speed; a controller that
-stays silent for ``ACK_TIMEOUT_S`` of wall time (it died) is logged and no longer waited for.
+Without a controller on ``/ast/tick`` the twin runs free at about real-time speed, and until the controller
+has answered once (a policy node creates its answer publisher before it spins: at load 9 that took over
+``ACK_TIMEOUT_S``, the twin gave up on it and ran the first episode free); a controller that stays silent
+for ``ACK_TIMEOUT_S`` of wall time after that (it died) is logged and no longer waited for.
 Commands and resets are stamped in that clock; it runs on across ``/twin/reset`` (``RESET_PAUSE_S`` ahead),
 so stamps never go back.
 
@@ -274,8 +276,8 @@ class TwinNode(Node):
     def _wait_for_answer(self, t_ns: int, period: float) -> None:
         """Block until the controller answered the state stamped ``t_ns`` (and its command arrived); without
         a controller, pace the free run at about real time."""
-        if self._ignored or self.sub_tick.get_publisher_count() == 0:
-            time.sleep(period)
+        if self._ignored or self.sub_tick.get_publisher_count() == 0 or self._answer[0] < 0:
+            time.sleep(period)  # no controller yet, or one that has not answered once (still starting up)
             return
         deadline = time.monotonic() + ACK_TIMEOUT_S
         with self._answered:
