@@ -245,11 +245,18 @@ class DeploymentSession:
         if self._start_by is None:  # the first state after the request: the wait starts here
             self._start_by = now_s + START_WAIT_S
         reason = self.start_refusal(now_s)
+        waiting = now_s < self._start_by - 1e-9
+        if reason is None and waiting and self.runner.missing_inputs(now_s):
+            # the policy's other inputs (camera frame, tracker sample) are not there yet: an episode started now
+            # would hold its first ticks, for as many as the wall time of their arrival decided (issue 21: 17 vs
+            # 15 held ticks from one run to the next); it starts at the first state that has them (or, as
+            # before, holding once the wait ran out)
+            return False
         if reason is None:
             self._start_asked = False
             self.start_episode(now_s)
             return True
-        if now_s >= self._start_by - 1e-9 or self.runner.safety.stop_reasons():  # never on a stop's release
+        if not waiting or self.runner.safety.stop_reasons():  # never on a stop's release
             self._start_asked = False
             raise ValueError(f"{reason} (for {START_WAIT_S:g} s after the start request)")
         return False
