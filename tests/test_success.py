@@ -14,15 +14,20 @@ from ast_robot.success import episode_outcome, goal_distance
 
 
 def judged_on_the_robot(env: ReachEnv, record, ees: list[np.ndarray], threshold: float):
-    """Feed the simulated episode's states to the deployment's tracker, tick by tick, until its timeout."""
+    """Feed the simulated episode's states to the deployment's tracker, tick by tick, until its timeout: at
+    tick k the state after k actions is measured and the k-th command is computed from it."""
     dt, steps = env.control_dt, len(ees) - 1
     tracker = EpisodeTracker("ur5e", "reach", dt, timeout_s=steps * dt * (1 - 1e-9), success_radius=threshold,
                              end_on_success=False)  # run to the end, as a simulated episode does  # fmt: skip
     tracker.start(0.0, env.goal)
-    for k in range(1, steps + 1):
-        out = tracker.tick(k * dt, record.joint_positions[k], None, ees[k], record.joint_targets[k - 1],
-                           record.actions[k - 1])  # fmt: skip
-    assert out is not None and out.meta["end_reason"] == "timeout" and out.steps == steps
+    for k in range(steps + 1):
+        i = min(k, steps - 1)  # the last state's command is computed too, and is not the episode's
+        out = tracker.tick(k * dt, record.joint_positions[k], None, ees[k], record.joint_targets[i], record.actions[i])
+        assert (out is None) == (k < steps)
+    assert out.meta["end_reason"] == "timeout" and out.steps == steps
+    # the same arrays as the env's record: T commands, and T+1 states whose last follows the last command
+    for name in ("joint_positions", "joint_targets", "actions"):
+        np.testing.assert_array_equal(getattr(out, name), getattr(record, name), err_msg=name)
     return out
 
 

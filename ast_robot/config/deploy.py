@@ -63,7 +63,8 @@ class RosNames:
     outcome: str = doc("/ast/outcome", "std_msgs/String: one JSON episode record per episode, transient-local "
                                        "(ast_robot.records.stream.OUTCOME_QOS).")  # fmt: skip
     tick: str = doc("/ast/tick", "std_msgs/Header: sim-time lock-step, the policy node's answer to each joint "
-                                 "state (ast_robot.twin.node).")  # fmt: skip
+                                 "state, and its receipt of each camera frame and object-pose sample "
+                                 "(ast_robot.twin.node).")  # fmt: skip
     clock: str = doc("/clock", "rosgraph_msgs/Clock published by the twin on simulated time.")
     start_episode: str = doc("/ast/start_episode", "std_srvs/Trigger service of the policy node: start an episode.")
     stop_episode: str = doc("/ast/stop_episode", "std_srvs/Trigger service of the policy node: stop the episode.")

@@ -36,6 +36,8 @@ class _Trace:
     held: int = 0  # ticks whose command was a hold (safety or no policy action)
     success_s: float | None = None  # first time the goal was reached (s after the start)
     judge: PickJudge | None = None  # pick-and-place: events and the object's final pose (ast_robot.pick_outcome)
+    table: str | None = None  # pick-and-place: the table JSON the operator set for this episode (its replay's start)
+    gripper: list[tuple[int, float]] | None = None  # pick-and-place: (tick, width m) of each gripper command sent
 
 
 class EpisodeTracker:
@@ -66,14 +68,16 @@ class EpisodeTracker:
         if self._trace is not None:
             self._trace.goal = np.array(goal, dtype=float)
 
-    def start(self, now_s: float, goal: np.ndarray | None) -> str:
-        """Begin an episode; ValueError (with the reason) when one runs or no goal is set."""
+    def start(self, now_s: float, goal: np.ndarray | None, table: str | None = None) -> str:
+        """Begin an episode; ValueError (with the reason) when one runs or no goal is set. ``table``: the table
+        JSON the operator set (pick-and-place), written into the record's ``meta.table`` for its replay."""
         if self._trace is not None:
             raise ValueError("an episode is already running; stop it first")
         if goal is None:
             raise ValueError("no goal received yet; publish a goal before starting an episode")
-        self._trace = _Trace(start_s=now_s, seed=self.episodes, goal=np.array(goal, dtype=float))
+        self._trace = _Trace(start_s=now_s, seed=self.episodes, goal=np.array(goal, dtype=float), table=table)
         if self.gripper_width is not None:  # judged on the object: the goal is the target's place on its pad
+            self._trace.gripper = []
             self._trace.judge = PickJudge(self.gripper_width, goal, self.target_object, self.success_radius,
                                           pose_source="tracker")  # fmt: skip
         self._objects, self._fresh = None, False  # poses from before the start belong to the last table
@@ -86,30 +90,40 @@ class EpisodeTracker:
 
     def tick(self, now_s: float, q: np.ndarray | None, dq: np.ndarray | None, ee: np.ndarray | None,
              target: np.ndarray | None, action: np.ndarray | None, held: bool | None = None,
-             width: float | None = None) -> Any:  # fmt: skip
+             width: float | None = None, gripper_sent: float | None = None) -> Any:  # fmt: skip
         """Log one control tick; returns an EpisodeRecord when the episode ends here, else None.
 
         ``held``: the safety filter held this tick (default: no policy action counts as held); ``width``:
-        the measured gripper opening (m) for pick-and-place events."""
+        the measured gripper opening (m) for pick-and-place events; ``gripper_sent``: the opening (m) of the
+        gripper command sent at this tick (None: none), recorded so a replay applies what was sent, when."""
         tr = self._trace
         if tr is None or q is None or ee is None or target is None:
             return None
+        if dq is not None:
+            tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
+        elapsed = round(now_s - tr.start_s, 9)  # to the ns: the same episode started at another time reads the same
+        if tr.judge is not None and width is not None:
+            self._judge(tr.judge, elapsed, width, ee)
+        end = None
+        if tr.success_s is None and reached(self._distance(tr, ee), self.success_radius):
+            tr.success_s = elapsed
+            end = "success" if self.end_on_success else None
+        if end is None and now_s - tr.start_s >= self.timeout_s - CLOCK_EPS_S:  # float sums: 2.0 s may read 1.99999...
+            end = "timeout"
+        if end is not None and tr.targets:
+            # This state is the episode's last (as an env's episode ends at the state after its last action):
+            # the command computed at it is not the episode's. Logging it too would pair a command with no
+            # state after it, and the record's last row would repeat this state (issue 21: one period of
+            # motion, up to 9 mrad, was most of a nominal pick-and-place replay's loss).
+            return self._finish(q, ee, end)
         tr.q.append(np.array(q, dtype=float))
         tr.ee.append(np.array(ee, dtype=float))
         tr.targets.append(np.array(target, dtype=float))
         tr.actions.append(None if action is None else np.array(action, dtype=float))
         tr.held += bool(action is None if held is None else held or action is None)
-        if dq is not None:
-            tr.max_speed = max(tr.max_speed, float(np.max(np.abs(dq))))
-        if tr.judge is not None and width is not None:
-            self._judge(tr.judge, now_s - tr.start_s, width, ee)
-        if tr.success_s is None and reached(self._distance(tr, ee), self.success_radius):
-            tr.success_s = now_s - tr.start_s
-            if self.end_on_success:  # this state reached the goal and is the episode's last
-                return self._finish(q, ee, "success")
-        if now_s - tr.start_s >= self.timeout_s - CLOCK_EPS_S:  # tick times are float sums: 2.0 s may read 1.99999...
-            return self._finish(q, ee, "timeout")
-        return None
+        if tr.gripper is not None and gripper_sent is not None:
+            tr.gripper.append((len(tr.targets) - 1, float(gripper_sent)))
+        return None if end is None else self._finish(q, ee, end)  # ended at its first state: one step kept
 
     def stop(self, q: np.ndarray | None, ee: np.ndarray | None, reason: str = "stopped") -> Any:
         """End the running episode early; returns its record (None if it had no control tick)."""
@@ -142,6 +156,7 @@ class EpisodeTracker:
         judged = "tcp" if pick is None or pick.pose_source == "none" else "object"
         width = max((a.size for a in tr.actions if a is not None), default=3)
         actions = np.array([np.zeros(width) if a is None else a for a in tr.actions])  # (T, A)
+        table = {} if tr.table is None else {"table": tr.table}
         return EpisodeRecord(
             robot=self.robot, task=self.task, seed=tr.seed, source="real", success=success,
             final_error=final_error, time_to_success=_success_time(tr, self.control_dt) if success else None,
@@ -149,7 +164,8 @@ class EpisodeTracker:
             max_joint_velocity=tr.max_speed, control_dt=self.control_dt, actions=actions,
             joint_positions=np.array([*tr.q, q]), joint_targets=np.array(tr.targets),
             meta={**self.meta, "end_reason": reason, "held_steps": tr.held, "judged_on": judged,
-                  "goal": ",".join(f"{v:.4f}" for v in tr.goal)}, pick=pick,
+                  "goal": ",".join(f"{v:.4f}" for v in tr.goal), **table}, pick=pick,
+            gripper_commands=None if tr.gripper is None else tuple(tr.gripper),
         )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ class StepResult:
     action: np.ndarray | None  # the policy's raw action (A,), None when it was not asked
     ee: np.ndarray | None  # (3,) end-effector position at the measured state (m)
     gripper: list[float] | None = None  # gripper command data to publish (deploy.gripper), None: nothing
+    gripper_width: float | None = None  # the opening (m) that command asks for (recorded for the replay)
 
 
 class PolicyRunner:
@@ -222,10 +223,11 @@ class PolicyRunner:
         except Exception as err:  # noqa: BLE001 - a policy or IK failure must become a hold, not a crash
             return StepResult(self.safety.hold(f"policy failed: {type(err).__name__}: {err}"), None, None)
         decision = self.safety.filter(target, now_s)
-        grip = None
+        grip, width = None, None
         if self.gripper is not None:
-            _, grip = self.gripper.command(action, now_s, stopped=bool(self.safety.stop_reasons()))
-        return StepResult(decision, action, ee, grip)
+            sent, grip = self.gripper.command(action, now_s, stopped=bool(self.safety.stop_reasons()))
+            width = sent.width
+        return StepResult(decision, action, ee, grip, width)
 
     def ee_at(self, q: np.ndarray) -> np.ndarray:
         """End-effector position (3,) m at joint positions q (zeros without kinematics)."""

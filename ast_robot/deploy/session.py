@@ -90,6 +90,7 @@ class DeploymentSession:
                                        success_radius=runner.success_threshold, meta=meta,
                                        end_on_success=end_on_success and task != "pickplace")  # fmt: skip
         self.table: Table | None = None  # pick-and-place: the table the operator set (deploy.table)
+        self.table_text: str | None = None  # ... as it was sent (each pick-and-place record's meta.table)
         self.width: float | None = None  # latest measured gripper opening (m)
         if task == "pickplace" and runner.gripper is not None:
             self.episodes.gripper_width = (runner.gripper.closed, runner.gripper.opened)
@@ -124,6 +125,7 @@ class DeploymentSession:
             self.table = parse_table(text)
         except ValueError as err:
             return self.reject("table", err)
+        self.table_text = text
         self.episodes.target_object = self.table.target_object
         self.runner.set_table(self.table)  # a tracker-fed policy's target cube and place
         return None
@@ -210,7 +212,8 @@ class DeploymentSession:
         """Start an episode (ValueError saying why not)."""
         if reason := self.start_refusal(now_s):
             raise ValueError(reason)
-        message = self.episodes.start(now_s, self._episode_goal())
+        table = self.table_text if self.episodes.task == "pickplace" else None
+        message = self.episodes.start(now_s, self._episode_goal(), table)
         if callable(set_table := getattr(self.runner.policy, "set_table", None)):  # scripted:pickplace
             set_table(self.table)
         self.runner.reset()
@@ -242,11 +245,18 @@ class DeploymentSession:
         if self._start_by is None:  # the first state after the request: the wait starts here
             self._start_by = now_s + START_WAIT_S
         reason = self.start_refusal(now_s)
+        waiting = now_s < self._start_by - 1e-9
+        if reason is None and waiting and self.runner.missing_inputs(now_s):
+            # the policy's other inputs (camera frame, tracker sample) are not there yet: an episode started now
+            # would hold its first ticks, for as many as the wall time of their arrival decided (issue 21: 17 vs
+            # 15 held ticks from one run to the next); it starts at the first state that has them (or, as
+            # before, holding once the wait ran out)
+            return False
         if reason is None:
             self._start_asked = False
             self.start_episode(now_s)
             return True
-        if now_s >= self._start_by - 1e-9 or self.runner.safety.stop_reasons():  # never on a stop's release
+        if not waiting or self.runner.safety.stop_reasons():  # never on a stop's release
             self._start_asked = False
             raise ValueError(f"{reason} (for {START_WAIT_S:g} s after the start request)")
         return False
@@ -279,7 +289,7 @@ class DeploymentSession:
         d = result.decision
         ee = result.ee if result.ee is not None else (None if q is None else self.runner.ee_at(q))
         record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held,
-                                    width=self.width)  # fmt: skip
+                                    width=self.width, gripper_sent=result.gripper_width)  # fmt: skip
         return TickOutput(d.positions, d.held, d.reasons, record, result.gripper)
 
     # ----- what the node reads and asks besides messages and ticks --------------------------------

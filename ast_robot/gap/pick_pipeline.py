@@ -8,6 +8,7 @@ other range is kept. A colour shift has no randomization key: it is reported, ne
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,17 +41,36 @@ def identify_and_retune_pickplace(cfg: Any, config: Any, overrides: Sequence[str
         report.provenance["visual"] = note
     if cfg is None:
         return None, None, overlay
-    return _retune(cfg, config, overrides, report, result, tmp) + (overlay,)
+    return _retune(cfg, config, overrides, report, result, tmp, simulator) + (overlay,)
+
+
+def in_sim_units(result: Any, simulator: Any) -> Any:
+    """``result`` with ``gripper_force`` as a scale of the sim's grasp force (what the randomization scales).
+
+    The replay grasps with the deployment's configured force (``gripper.force_n``, UR5e 40 N) times
+    ``gripper_force``, the env's actuator with its own (UR5e 100 N): a twin found at x0.3 of 40 N grips with
+    12 N, x0.12 in the sim's units, where a retune must centre the range (x0.3 would train with 30 N)."""
+    force, sim_force = getattr(simulator, "force_n", None), getattr(simulator, "sim_force_n", None)
+    if "gripper_force" not in result.names or not force or not sim_force or force == sim_force:
+        return result
+    i, k = result.names.index("gripper_force"), force / sim_force
+    fields = ("mean", "std", "nominal")  # the fit's; its prior and box came from the sim's ranges as they are
+    return dataclasses.replace(result, **{f: _scaled(getattr(result, f), i, k) for f in fields})
+
+
+def _scaled(values: tuple, i: int, k: float) -> tuple:
+    return tuple(v * k if j == i else v for j, v in enumerate(values)) if len(values) > i else values
 
 
 def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, result: Any,
-            tmp: Path) -> tuple[Path | None, dict | None]:  # fmt: skip
+            tmp: Path, simulator: Any = None) -> tuple[Path | None, dict | None]:  # fmt: skip
     from ast_robot.gap.pipeline import _range, keep_reason
     from ast_robot.gap.retune import changed_names, retune, write_retuned_config
 
     gap = pick_gap_config(cfg.gap)
     new, names = cfg.randomization, ()
     if result is not None:
+        result = in_sim_units(result, simulator)
         new = retune(cfg.randomization, result, gap)
         names = changed_names(cfg.randomization, new)
     visual = visual_retune(cfg.randomization.visual, report.visual)
@@ -70,6 +90,9 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
                                                 scale, 1.0 - report.success.real.value)  # fmt: skip
     changed = [*names, *(f"visual.{k}" for k in visual)]
     report.provenance["retune"] = f"retuned {', '.join(changed)}; every other range kept as it was"
+    if "gripper_force" in names and getattr(simulator, "sim_force_n", None):
+        report.provenance["retune"] += (f" (gripper_force in the sim's units: the fit's scale of the deployment's "
+                                        f"{simulator.force_n:g} N over the sim's {simulator.sim_force_n:g} N)")  # fmt: skip
     provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
                   **{k: report.provenance[k] for k in ("sim", "real", "date")},
                   "fit": ", ".join(f"{result.names[i]}={result.mean[i]:.4g}" for i in idx) or "-",

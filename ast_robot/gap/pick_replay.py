@@ -8,11 +8,12 @@ the record's actions, returning the simulated arm joints at every control step, 
 friction and grasp force change how the hand and the arm carry the cube; their fit is the same fit as the
 reach one (:func:`ast_robot.gap.sysid.fit`).
 
-The gripper commands are rebuilt as the deployment built them (:mod:`ast_robot.deploy.gripper`): the
-action's last entry mapped linearly from the closed width (-1) to the open one (+1), sent when it moves by
-more than the dead band and at most ``max_rate_hz`` times a second, applied at the tick it was sent; a
-held tick (an all-zero action row) sends nothing. The grasp force is the one the robot's deploy YAML
-sets (``gripper.force_n``), times ``gripper_force``.
+The gripper gets the commands the deployment sent, at the ticks it sent them (``record.gripper_commands``,
+schema version 3). Older records are rebuilt as the deployment built them (:mod:`ast_robot.deploy.gripper`):
+the action's last entry mapped linearly from the closed width (-1) to the open one (+1), sent when it moves
+by at least the safety gate's dead band and at most ``max_rate_hz`` times a second, applied at the tick it
+was sent; a held tick (an all-zero action row) sends nothing. The grasp force is the one the robot's deploy
+YAML sets (``gripper.force_n``), times ``gripper_force``.
 
 :meth:`PickReplay.final_objects` gives the cubes' final positions of a replay, the other observable of
 an episode (compared with ``record.pick.object_positions``).
@@ -28,9 +29,9 @@ import numpy as np
 from ast_robot.gap.pick_table import TableSheets
 from ast_robot.gap.replay import ENV_DT, MujocoReplay
 from ast_robot.records import EpisodeRecord
+from ast_robot.robot.safety import GRIPPER_DEADBAND_M  # the gate's: a width this close is not re-sent
 
 N_OBJECTS, N_PADS = 2, 2  # the deployable pick-and-place table (ast_robot.twin.pickplace serves the same)
-GRIPPER_DEADBAND_M = 1e-4  # ast_robot.robot.safety.gripper: a width this close to the last one is not re-sent
 
 
 class PickReplay(MujocoReplay):
@@ -55,6 +56,9 @@ class PickReplay(MujocoReplay):
         self.cubes = [int(self.model.jnt_qposadr[self.model.body(f"object{i}").jntadr[0]]) for i in range(N_OBJECTS)]
         io = _robot_io(robot)
         self.force_n = float(io.gripper.force_n if force_n is None else force_n)
+        # the sim's own grasp force (the envs' actuator, what randomization's gripper_force scales): a fitted
+        # gripper_force (a scale of the deployment's force_n) is this share of it in the sim's units
+        self.sim_force_n = float(self.model.actuator_forcerange[self.grip, 1])
         self.max_rate_hz = float(io.gripper.max_rate_hz if max_rate_hz is None else max_rate_hz)
         self.sheets = sheets or TableSheets(robot)
         self.use_rollout = True
@@ -105,6 +109,11 @@ class PickReplay(MujocoReplay):
     def gripper_widths(self, record: EpisodeRecord) -> np.ndarray:
         """The gripper's commanded opening (T,) m during each tick, as the deployment's commander sent it."""
         closed, opened = (float(w) for w in self.spec.gripper_width)
+        if record.gripper_commands is not None:  # what was sent, when (the fingers start open: the twin's reset)
+            out = np.full(record.steps, opened)
+            for step, width in record.gripper_commands:
+                out[step:] = width
+            return out
         out = np.empty(record.steps)
         width, last_sent = opened, -np.inf  # the fingers start open (the twin's reset)
         sent: float | None = None

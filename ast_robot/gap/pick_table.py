@@ -1,12 +1,13 @@
 """The table a real pick-and-place episode was set with, for its replay.
 
-An episode record holds what the deployment measured (arm joints, events, the cubes' final positions and
-the goal it judged against: the target's place on its pad, ``meta["goal"]``), not the table the operator
-set. The episode driver sets the tables of the seeded deployable pick-and-place env (episode ``k`` of a run
-with ``--seed s``: env seed ``s + k``), so the table is found again by regenerating those sheets with the
-env's own sampler and matching the recorded goal (to 1 mm, as it is written to 0.1 mm). A record that
-carries its table (``meta["table"]``, the JSON the driver published) is read directly. A record that
-matches no sheet within ``max_seed`` is not replayed, and the analysis says so.
+A deployment record carries the table the operator set (``meta["table"]``, the JSON the driver published, as
+the policy node received it; written since record schema version 3): it is read directly. Older records hold
+only what the deployment measured (arm joints, events, the cubes' final positions and the goal it judged
+against: the target's place on its pad, ``meta["goal"]``). The episode driver sets the tables of the seeded
+deployable pick-and-place env (episode ``k`` of a run with ``--seed s``: env seed ``s + k``), so their table
+is found again by regenerating those sheets with the env's own sampler and matching the recorded goal (to
+1 mm, as it is written to 0.1 mm). A record that matches no sheet within ``max_seed`` is not replayed, and
+the analysis says so.
 
 Nothing here reads the twin: the sheets are the operator's, generated from the env as the driver does.
 """

@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: the optional ``pick`` outcome (pick-and-place events, object poses); 1 is still read
-SUPPORTED_VERSIONS = (1, 2)
+# 2: the optional ``pick`` outcome (pick-and-place events, object poses); 3: the optional ``gripper_commands``
+# (the widths the deployment sent, and when: what a replay must apply). 1 and 2 are still read.
+SCHEMA_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
 PICK_EVENTS = ("grasp", "lift", "drop", "place")  # ast_robot.pick_outcome says when each happens
 POSE_SOURCES = ("sim", "tracker", "none")  # where object positions came from; "none": no object pose measured
 SOURCES = ("sim", "real")
@@ -151,6 +153,9 @@ class EpisodeRecord:
     meta: Mapping[str, Any] = field(default_factory=dict)  # provenance: run dir, checkpoint, policy step...
     schema_version: int = SCHEMA_VERSION
     pick: PickOutcome | None = None  # pick-and-place events and object poses (schema version >= 2)
+    # (control step, width m) of each gripper command the deployment sent, in step order; None: no gripper was
+    # commanded (reach, a sim record) or not recorded (schema version < 3). The width holds until the next one.
+    gripper_commands: tuple[tuple[int, float], ...] | None = None
 
     def __post_init__(self) -> None:
         _check_version(self.schema_version)
@@ -172,7 +177,24 @@ class EpisodeRecord:
             raise RecordError("contact", self.contact, "must be a ContactSummary")
         if self.pick is not None and (not isinstance(self.pick, PickOutcome) or self.schema_version < 2):
             raise RecordError("pick", self.pick, "must be a PickOutcome, in records of schema version >= 2")
+        if self.gripper_commands is not None:
+            object.__setattr__(self, "gripper_commands", self._checked_gripper_commands())
         self._check_physically_possible()
+
+    def _checked_gripper_commands(self) -> tuple[tuple[int, float], ...]:
+        if self.schema_version < 3:
+            raise RecordError("gripper_commands", self.gripper_commands, "is a schema version 3 field")
+        out, last = [], -1
+        for i, item in enumerate(self.gripper_commands):
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise RecordError(f"gripper_commands[{i}]", item, "must be [control step, width m]")
+            step = _check_int(f"gripper_commands[{i}].step", item[0], low=0)
+            if step <= last or step >= self.steps:
+                raise RecordError(f"gripper_commands[{i}].step", step, f"must increase and be < the episode's "
+                                  f"{self.steps} control steps (one command per step at most)")  # fmt: skip
+            out.append((step, _check_number(f"gripper_commands[{i}].width", item[1], low=0.0)))
+            last = step
+        return tuple(out)
 
     def _check_scalars(self) -> None:
         for name in ("final_error", "path_length", "max_joint_velocity"):
@@ -240,6 +262,8 @@ class EpisodeRecord:
                                "randomization": dict(self.randomization), "meta": dict(self.meta)}  # fmt: skip
         if self.schema_version >= 2:
             out["pick"] = None if self.pick is None else self.pick.to_dict()
+        if self.schema_version >= 3:
+            out["gripper_commands"] = None if self.gripper_commands is None else [list(c) for c in self.gripper_commands]
         if include_arrays:
             for name in ARRAY_FIELDS:
                 value = getattr(self, name)
@@ -267,12 +291,14 @@ class EpisodeRecord:
         if "pick" in values and values.get("schema_version", SCHEMA_VERSION) < 2:
             raise RecordError("pick", values["pick"], "is a schema version 2 field (this record says version 1)")
         kwargs["pick"] = _pick_from(values.get("pick"))
+        if values.get("gripper_commands") is not None and not isinstance(values["gripper_commands"], (list, tuple)):
+            raise RecordError("gripper_commands", values["gripper_commands"], "must be a list of [control step, width m]")
         return cls(**kwargs)
 
 
 _FIELD_NAMES = ("schema_version", "robot", "task", "seed", "source", "success", "final_error", "time_to_success",
                 "path_length", "max_joint_velocity", "control_dt", "actions", "joint_positions", "joint_targets",
-                "contact", "randomization", "meta", "pick")  # fmt: skip
+                "contact", "randomization", "meta", "pick", "gripper_commands")  # fmt: skip
 _REQUIRED = ("robot", "task", "seed", "source", "success", "final_error", "time_to_success", "path_length",
              "max_joint_velocity", "control_dt")  # fmt: skip
 

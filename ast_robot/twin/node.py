@@ -13,10 +13,21 @@ after publishing the state stamped ``t`` it waits until the controller has answe
 which the twin then also waits for), applies what arrived, and only then advances to ``t + period``.
 So the twin never runs ahead of the policy node and no message crosses a period boundary: an episode's
 outcome depends on the policy, the goals and the hidden parameters, not on how loaded the machine is.
-Without a controller on ``/ast/tick`` the twin runs free at about real-time speed; a controller that
-stays silent for ``ACK_TIMEOUT_S`` of wall time (it died) is logged and no longer waited for.
+Without a controller on ``/ast/tick`` the twin runs free at about real-time speed, and until the controller
+has answered once (a policy node creates its answer publisher before it spins: at load 9 that took over
+``ACK_TIMEOUT_S``, the twin gave up on it and ran the first episode free); a controller that stays silent
+for ``ACK_TIMEOUT_S`` of wall time after that (it died) is logged and no longer waited for.
 Commands and resets are stamped in that clock; it runs on across ``/twin/reset`` (``RESET_PAUSE_S`` ahead),
 so stamps never go back.
+
+What the policy observes besides the joints is lock-stepped too (issue 21: the same twin and seed gave 2/4 and
+3/4 successes from one run to the next). The cubes' poses and the camera frames are published *before* the joint
+state of the same stamp, and once the controller has acknowledged a kind of sample (``/ast/tick`` with
+``frame_id`` :data:`RECEIPT_POSES` / :data:`RECEIPT_CAMERA`) the twin waits for each such receipt before it
+publishes that state: a sample can no longer arrive one tick late, or early, depending on the load. After
+``/twin/reset`` the samples keep the simulated clock's rate while the arm rests; from the first command on
+(the episode's first tick) they follow the physics' own time, with one sample of the resting table stamped at
+that tick, so their timing relative to the episode does not depend on how long the start took.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from ast_robot.twin.hidden import HiddenParams
 from ast_robot.twin.sim import CommandRefused, TwinSim
 
 TICK_WITH_COMMAND = "command"  # Header.frame_id of an answer whose tick also sent a command
+RECEIPT_POSES, RECEIPT_CAMERA = "received:object_poses", "received:camera"  # frame_ids of sample receipts
 # Sim-time mode: /twin/reset moves the clock on by this much. The reset teleports the arm home; a driver
 # stream whose arm jumps is trusted again only once the jump is reachable at the data-sheet speed over the time
 # since (robot/trust.MeasurementTrust), so without a pause the next episode's start waited on how fast the
@@ -95,7 +107,6 @@ class TwinNode(Node):
             self._attach_table(hidden, qos)
         self.create_timer(0.1, self._publish_mode)
         self._renderer: Any = None
-        self._next_frame_s = 0.0  # sim-time mode: the camera renders on the simulated clock (see _lockstep_loop)
         if io.camera_rate_hz > 0 and not sim_time:
             self.create_timer(1.0 / io.camera_rate_hz, self._publish_camera)
         self._last_mode = -1
@@ -104,6 +115,9 @@ class TwinNode(Node):
         self._answered = threading.Condition()
         self._answer: tuple[int, bool] = (-1, False)  # (stamp ns, with command) of the latest /ast/tick
         self._command_ns = -1  # stamp (ns) of the latest command received
+        self._receipts: dict[str, int] = {}  # sample kind -> stamp (ns) of the latest one the controller received
+        self._next_sample: dict[tuple[str, str], float] = {}  # sim-time mode: (kind, clock) -> when the next is due (s)
+        self._sample_ns: dict[str, int] = {}  # sim-time mode: kind -> stamp (ns) of the latest sample published
         self._ignored = False  # a controller that did not answer in ACK_TIMEOUT_S: run free
         if sim_time:
             self.pub_clock = self.create_publisher(Clock, t.clock, qos)
@@ -161,7 +175,7 @@ class TwinNode(Node):
         msg.name = names
         msg.position, msg.velocity, msg.effort = q.tolist() + extra, dq.tolist() + zeros, effort.tolist() + zeros
         self.pub_js.publish(msg)
-        if self.table is not None and self.pub_objects is not None:
+        if self.table is not None and self.pub_objects is not None and not self.sim_time:
             self._pose_count += 1
             if self._pose_count % self._pose_every == 1 or self._pose_every == 1:
                 self._publish_object_poses(stamp)
@@ -190,31 +204,80 @@ class TwinNode(Node):
     def _lockstep_steps(self, period: float) -> None:
         while self._running and rclpy.ok(context=self.context):
             with self._lock:
-                t = self.now_s()
+                t, frozen = self.now_s(), self._frozen
             stamp = _to_time(t)
             try:
                 self.pub_clock.publish(Clock(clock=stamp))
+                self._publish_samples(t, stamp, frozen)  # before the state they belong with, each one received
                 self._publish_state(stamp)
             except Exception:  # the context shut down between the check and the publish: a clean stop
                 if self._running and rclpy.ok(context=self.context):
                     raise
                 return
-            if self.io.camera_rate_hz > 0 and t >= self._next_frame_s - 1e-9:  # frames on the simulated clock
-                self._next_frame_s = t + 1.0 / self.io.camera_rate_hz
-                self._publish_camera(stamp)
             self._wait_for_answer(stamp_ns(stamp), period)
             with self._lock:
                 if self.now_s() != t:  # /twin/reset moved the clock meanwhile
+                    continue
+                started = frozen and not self._frozen
+            if started:  # the first command after a reset: samples follow the physics' time from here
+                self._publish_samples(t, stamp, frozen=False, restart=True)
+            with self._lock:
+                if self.now_s() != t:
                     continue
                 self._clock_ticks += 1
                 if not self._frozen:  # else the clock runs while the arm waits at rest for its first command
                     self.sim.step_to(self.sim.time + period)
 
+    def _publish_samples(self, t: float, stamp: Any, frozen: bool, restart: bool = False) -> None:
+        """Sim-time mode: the object poses and the camera frame due at ``t``, each waited for until received.
+
+        While the arm rests after a reset (``frozen``) they keep the simulated clock's rate; from the episode's
+        first command on, the physics' own time (``restart``: a sample of each now, unless one went out at this
+        stamp already, and the next a period later on the physics' time)."""
+        kinds = []
+        if self.table is not None and self.pub_objects is not None:
+            kinds.append((RECEIPT_POSES, OBJECT_POSE_HZ, self._publish_object_poses))
+        if self.io.camera_rate_hz > 0:
+            kinds.append((RECEIPT_CAMERA, self.io.camera_rate_hz, self._publish_camera))
+        with self._lock:
+            now = t if frozen else self.sim.time
+        for kind, rate, publish in kinds:
+            key = (kind, "clock" if frozen else "physics")
+            due = self._next_sample.get(key)
+            if not restart and due is not None and now < due - 1e-9:
+                continue
+            # the next one a period on (on the grid; from now after a restart, or when the clock jumped ahead)
+            self._next_sample[key] = now + 1.0 / rate if restart or due is None or now - due >= 1.0 / rate else due + 1.0 / rate
+            t_ns = stamp_ns(stamp)
+            if self._sample_ns.get(kind) == t_ns:  # this stamp's sample went out already (same resting scene)
+                continue
+            self._sample_ns[kind] = t_ns
+            publish(stamp)
+            self._wait_for_receipt(kind, t_ns)
+
+    def _wait_for_receipt(self, kind: str, t_ns: int) -> None:
+        """Block until the controller received the ``kind`` sample stamped ``t_ns``, if it acknowledges that kind
+        (one that never did is not waited for: a controller without the receipts, or one that does not
+        subscribe)."""
+        if kind not in self._receipts or self._ignored:
+            return
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        with self._answered:
+            while self._receipts.get(kind, -1) < t_ns:
+                if self.sub_tick.get_publisher_count() == 0 or not self._running:
+                    return
+                if time.monotonic() > deadline:
+                    self._ignored = True
+                    self.get_logger().error(f"no receipt of {kind} on {self.io.topics.tick} for {ACK_TIMEOUT_S:g} s: "
+                                            f"running free")  # fmt: skip
+                    return
+                self._answered.wait(0.1)
+
     def _wait_for_answer(self, t_ns: int, period: float) -> None:
         """Block until the controller answered the state stamped ``t_ns`` (and its command arrived); without
         a controller, pace the free run at about real time."""
-        if self._ignored or self.sub_tick.get_publisher_count() == 0:
-            time.sleep(period)
+        if self._ignored or self.sub_tick.get_publisher_count() == 0 or self._answer[0] < 0:
+            time.sleep(period)  # no controller yet, or one that has not answered once (still starting up)
             return
         deadline = time.monotonic() + ACK_TIMEOUT_S
         with self._answered:
@@ -234,7 +297,10 @@ class TwinNode(Node):
 
     def _on_tick_answer(self, msg: Header) -> None:
         with self._answered:
-            self._answer = (stamp_ns(msg.stamp), msg.frame_id == TICK_WITH_COMMAND)
+            if msg.frame_id in (RECEIPT_POSES, RECEIPT_CAMERA):
+                self._receipts[msg.frame_id] = max(self._receipts.get(msg.frame_id, -1), stamp_ns(msg.stamp))
+            else:
+                self._answer = (stamp_ns(msg.stamp), msg.frame_id == TICK_WITH_COMMAND)
             self._ignored = False
             self._answered.notify_all()
 

@@ -129,3 +129,38 @@ def test_a_requested_start_is_dropped_when_the_wait_runs_out_on_a_stop_or_on_sto
     with pytest.raises(ValueError, match="no episode is running"):
         session.stop_episode()
     session.close()
+
+
+def test_a_requested_start_waits_for_the_policys_camera_frame_then_starts_anyway():
+    """Issue 21: on simulated time an episode started before its camera frame (or tracker sample) arrived held
+    its first ticks, as many as the wall time of the arrival decided (17 vs 15 from one run to the next). It
+    now starts at the first state that has them; without them it starts once the wait ran out, holding."""
+    from ast_robot.deploy.loader import load_deployable
+    from ast_robot.deploy.robot_io import load_robot_io
+    from ast_robot.twin.pickplace import episode_sheets
+
+    io = load_robot_io("ur5e")
+    policy, contract = load_deployable("scripted:pickplace", "ur5e", io)
+    runner = PolicyRunner.for_robot(policy, "ur5e", DeployConfig(), contract=contract, io=io)
+    sim = TwinSim("ur5e", joint_names=io.joint_names)
+    session = DeploymentSession(runner, list(io.joint_names), "ur5e", require_safety_mode=False)
+    table, instruction = episode_sheets("ur5e", 1)[0]
+    assert session.on_table(table) is None and session.on_instruction(instruction) is None
+    image = np.zeros((64, 64, 3), dtype=np.uint8).tobytes()
+    for first_frame in (0.02, None):  # a frame 20 ms after the request; none at all
+        t0, period = _ready(session, sim, 5.0 if first_frame else 9.0)
+        session.request_start(t0)
+        t = t0
+        while not session.episode_active:
+            t += period
+            assert t <= t0 + 2 * period + START_WAIT_S, "the start neither happened nor ran out"
+            _state_at(session, sim, t)
+            if first_frame is not None and t >= t0 + first_frame:
+                assert session.on_image("rgb8", 64, 64, 64 * 3, image, t) is None
+            started = session.start_requested(t)
+            assert started == session.episode_active and (not started or bool(session.runner.missing_inputs(t))
+                                                          == (first_frame is None))  # fmt: skip
+        expected = t0 + first_frame if first_frame else t0 + period + START_WAIT_S
+        assert t == pytest.approx(expected, abs=period)
+        session.stop_episode()
+    session.close()

@@ -53,14 +53,21 @@ def _cfg():
     return cfg
 
 
-def test_the_table_is_found_again_from_the_recorded_goal(nominal):
+def test_the_record_carries_its_table_and_an_older_one_is_found_again_from_the_goal(nominal):
     from ast_robot.twin.pickplace import episode_sheets
 
-    table = TableSheets(ROBOT).table_of(nominal[0])
-    sheet = json.loads(episode_sheets(ROBOT, 1)[0][0])
-    assert table.target_object == sheet["target"]["object"] and table.seed == 0
-    assert np.allclose([o[:2] for o in table.objects], [(o["x"], o["y"]) for o in sheet["objects"]])
-    moved = type(nominal[0]).from_dict({**nominal[0].to_dict(), "meta": {**nominal[0].meta, "goal": "0.1,0.9,0.02"}})
+    text = episode_sheets(ROBOT, 1)[0][0]
+    sheet = json.loads(text)
+    assert nominal[0].meta["table"] == text  # what the operator set, as the deployment received it (issue 21)
+    own = TableSheets(ROBOT, max_seed=0).table_of(nominal[0])  # read, not regenerated: no sheet to match
+    older = type(nominal[0]).from_dict({**nominal[0].to_dict(), "meta": {k: v for k, v in nominal[0].meta.items()
+                                                                         if k != "table"}})  # fmt: skip
+    found = TableSheets(ROBOT).table_of(older)
+    assert found.seed == 0 and own.seed is None
+    for table in (own, found):
+        assert table.target_object == sheet["target"]["object"]
+        assert np.allclose([o[:2] for o in table.objects], [(o["x"], o["y"]) for o in sheet["objects"]])
+    moved = type(older).from_dict({**older.to_dict(), "meta": {**older.meta, "goal": "0.1,0.9,0.02"}})
     assert "matches no episode sheet" in TableSheets(ROBOT, max_seed=4).why_not(moved)
 
 
@@ -151,3 +158,49 @@ def test_gap_report_on_a_pickplace_bag_names_retunes_and_writes_a_loadable_confi
     lo, hi = cfg.randomization.visual.light_intensity
     assert lo < 0.45 < hi and cfg.randomization.params["object_mass"].low < 3.0 < cfg.randomization.params["object_mass"].high
     assert cfg.randomization.params["friction"].high == pytest.approx(1.2)  # kept as it was
+
+
+def test_gripper_commands_rebuilt_for_an_older_record_are_those_the_gate_sends(replay):
+    """A record without ``gripper_commands`` (schema < 3): the rebuild from the actions sends what the
+    deployment's commander sends, at the same ticks (its rate limit and its 1 mm dead band: the replay's own
+    0.1 mm dead band re-sent 17-25 widths where 9-15 went out, issue 21)."""
+    from ast_robot.deploy.gripper import GripperCommander
+    from ast_robot.deploy.robot_io import load_robot_io
+    from tests.gap.helpers import make_record
+
+    dt, steps = 0.008, 300
+    rng = np.random.default_rng(3)
+    grip = np.clip(np.cumsum(rng.normal(0.0, 0.02, steps)) + 0.5, -1.0, 1.0)  # a learned policy's drifting output
+    grip[150:] = -1.0
+    actions = np.column_stack([np.zeros((steps, 3)), grip])
+    actions[40:45] = 0.0  # held ticks: nothing commanded
+    commander = GripperCommander(load_robot_io(ROBOT).gripper, replay.spec.gripper_width)
+    sent, width = [], replay.spec.gripper_width[1]
+    for k, row in enumerate(actions):
+        decision, _ = (None, None) if not row.any() else commander.command(row, k * dt, stopped=False)
+        width = width if decision is None or decision.width is None else decision.width
+        sent.append(width)
+    rec = make_record(source="real", steps=steps, control_dt=dt, actions=actions)
+    rebuilt = replay.gripper_widths(rec)
+    assert 5 < len(np.flatnonzero(np.diff(sent))) < 60  # the drift does send, rate- and dead-band-limited
+    np.testing.assert_allclose(rebuilt, sent, rtol=0, atol=1e-12)
+
+
+def test_a_fitted_grasp_force_is_retuned_in_the_sims_units(replay):
+    """The replay grasps with the deployment's 40 N (UR5e), the env's actuator with 100 N: a twin found at x0.3
+    of 40 N grips with 12 N, so the sim's gripper_force range is centred at x0.12, not at x0.3 (30 N)."""
+    from ast_robot.gap.pick_pipeline import in_sim_units
+    from ast_robot.gap.retune import retune
+    from ast_robot.gap.sysid import SysIdResult
+
+    assert (replay.force_n, replay.sim_force_n) == (40.0, 100.0)
+    names = ("friction", "gripper_force", "object_mass")
+    fit = SysIdResult(names=names, mean=(1.0, 0.3, 1.0), std=(0.01, 0.01, 0.01), nominal=(1.0,) * 3,
+                      prior_low=(0.5,) * 3, prior_high=(1.5,) * 3, loss_nominal=1e-8, loss_fit=1e-10,
+                      attribution=(0.0, 0.99, 0.0), ranking=("gripper_force", "friction", "object_mass"), history=(),
+                      n_episodes=3, significant=(False, True, False))  # fmt: skip
+    sim = in_sim_units(fit, replay)
+    assert sim.mean[1] == pytest.approx(0.12) and sim.nominal[1] == pytest.approx(0.4) and sim.mean[0] == 1.0
+    new = retune(_cfg().randomization, sim).params["gripper_force"]
+    low, high = (new.low, new.high) if new.dist != "normal" else (new.mean - 2 * new.std, new.mean + 2 * new.std)
+    assert low < 0.12 < high < 0.3, new

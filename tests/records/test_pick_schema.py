@@ -1,5 +1,6 @@
-"""Record schema version 2: the pick-and-place outcome (events, final object poses) round-trips through JSON
-and a records folder; version 1 records still read; a bad pick field is one line naming it."""
+"""Record schema versions 2 and 3: the pick-and-place outcome (events, final object poses) and the gripper
+commands sent round-trip through JSON and a records folder; version 1 and 2 records still read; a bad pick or
+gripper field is one line naming it."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ PICK = PickOutcome(events=(("grasp", 0.6), ("lift", 0.68), ("place", 1.2)), obje
 
 def test_pick_outcome_round_trips_through_json_and_a_folder(tmp_path):
     rec = make_record(seed=1, source="real", pick=PICK)
-    assert SCHEMA_VERSION == 2 and rec.schema_version == 2
+    assert SCHEMA_VERSION == 3 and rec.schema_version == 3
     assert from_json(to_json(rec)).pick == PICK
     write_records(tmp_path, [rec, make_record(seed=2)])
     back = read_records(tmp_path)
@@ -39,6 +40,33 @@ def test_version_1_records_still_read_and_carry_no_pick():
     assert old.schema_version == 1 and old.pick is None and "pick" not in old.to_dict()
     with pytest.raises(RecordError, match="'pick': is a schema version 2 field"):
         from_json(json.dumps({**data, "schema_version": 1, "pick": PICK.to_dict()}))
+
+
+def test_gripper_commands_round_trip_and_version_2_records_still_read(tmp_path):
+    rec = make_record(seed=1, source="real", pick=PICK, gripper_commands=((0, 0.085), (3, 0.0012)))
+    assert from_json(to_json(rec)).gripper_commands == ((0, 0.085), (3, 0.0012))
+    write_records(tmp_path, [rec, make_record(seed=2)])
+    back = read_records(tmp_path)
+    assert back[0].gripper_commands == ((0, 0.085), (3, 0.0012)) and back[1].gripper_commands is None
+    data = {k: v for k, v in json.loads(to_json(make_record(source="real", pick=PICK))).items() if k != "gripper_commands"}
+    old = from_json(json.dumps({**data, "schema_version": 2}))
+    assert old.schema_version == 2 and old.pick == PICK and "gripper_commands" not in old.to_dict()
+    with pytest.raises(RecordError, match="'gripper_commands': is a schema version 3 field"):
+        from_json(json.dumps({**data, "schema_version": 2, "gripper_commands": [[0, 0.08]]}))
+
+
+@pytest.mark.parametrize("commands,field,reason", [
+    ([[0, 0.08], [0, 0.07]], "gripper_commands[1].step", "must increase"),
+    ([[99, 0.08]], "gripper_commands[0].step", "< the episode's"),
+    ([[0, -0.01]], "gripper_commands[0].width", ">= 0.0"),
+    ([[0.5, 0.08]], "gripper_commands[0].step", "must be an integer"),
+    ([[0]], "gripper_commands[0]", "[control step, width m]"),
+    ({"0": 0.08}, "gripper_commands", "must be a list"),
+])  # fmt: skip
+def test_bad_gripper_commands_name_the_field(commands, field, reason):
+    data = json.loads(to_json(make_record(source="real", pick=PICK)))
+    with pytest.raises(RecordError, match=rf"'{re.escape(field)}'.*{re.escape(reason)}"):
+        from_json(json.dumps({**data, "gripper_commands": commands}))
 
 
 @pytest.mark.parametrize("change,field,reason", [

@@ -42,8 +42,9 @@ def test_sim_time_deployment_reproduces_the_lockstep_episodes(tmp_path):
 
 @pytest.mark.slow
 def test_twin_on_sim_time_waits_for_its_controller(probe, tmp_path):
-    """/clock and the joint-state stamps are the twin's simulated time; with a controller on /ast/tick the
-    clock advances only as far as the controller has answered (never ahead of it)."""
+    """/clock and the joint-state stamps are the twin's simulated time; once a controller on /ast/tick has
+    answered, the clock advances only as far as it has answered (never ahead of it). Before its first answer
+    (a policy node still configuring: over 5 s at load 9, issue 21) the twin runs on, free."""
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Header
@@ -61,6 +62,11 @@ def test_twin_on_sim_time_waits_for_its_controller(probe, tmp_path):
         assert all(b - a == 8_000_000 for a, b in zip(states[-10:], states[-9:]))  # one 125 Hz period each
         answer = probe.create_publisher(Header, "/ast/tick", 100)
         wait_until(probe, lambda: answer.get_subscription_count() > 0, 10.0, "twin's /ast/tick subscription")
+        spin_for(probe, 0.3)
+        before = states[-1]
+        spin_for(probe, 0.3)
+        assert states[-1] > before, "the twin waited for a controller that has not answered yet"
+        answer.publish(Header(stamp=_time(states[-1])))  # its first answer (to an older state): now it waits
         spin_for(probe, 0.3)  # the twin now waits at the state it published last
         waiting = states[-1]
         spin_for(probe, 0.5)

@@ -53,6 +53,9 @@ from ast_robot.records.stream import OUTCOME_QOS
 from ast_robot_ros.convert import forward_command, qos_profile, stamp_seconds, trajectory_command
 
 TICK_WITH_COMMAND = "command"  # its frame_id when a trajectory command stamped with the state's time went out
+# use_sim_time: a camera frame or object-pose sample taken in is acknowledged on /ast/tick (its stamp, these
+# frame_ids, as ast_robot.twin.node reads them): the twin publishes the joint state of that stamp only after it
+RECEIPT_POSES, RECEIPT_CAMERA = "received:object_poses", "received:camera"
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Joint states are taken by the control tick, not by the executor: 32 ms of a 500 Hz stream queue up between
@@ -301,8 +304,22 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(f"episode did not start: {err}")
 
     def _on_image(self, msg: Image) -> None:
-        now = self._sim_now if self._sim_time else time.monotonic()  # frame age and rate are checked on it
+        now = self._sample_time(msg.header.stamp)  # frame age and rate are checked on it
         self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, msg.data, now))  # no copy
+        self._receipt(msg.header.stamp, RECEIPT_CAMERA)
+
+    def _sample_time(self, stamp: Any) -> float:
+        """When a camera frame or tracker sample counts as received: now (monotonic), or with use_sim_time its
+        stamp. The twin publishes it before the joint state of that stamp and waits for the receipt, so it is
+        taken in at that simulated time; the latest state's stamp would be one period earlier, or a whole
+        reset pause earlier for the first sample after /twin/reset (then it looked 1 s old at the episode's
+        first tick and the policy held: issue 21, once in 3 repeats at load 11)."""
+        return max(stamp_seconds(stamp), self._sim_now) if self._sim_time else time.monotonic()
+
+    def _receipt(self, stamp: Any, kind: str) -> None:
+        """use_sim_time: tell the twin this sample was taken in (it waits for that before the next state)."""
+        if self._sim_time:
+            self.pub_tick.publish(Header(stamp=stamp, frame_id=kind))
 
     def _on_instruction(self, msg: String) -> None:
         self._warn(self.session.on_instruction(msg.data))
@@ -311,9 +328,10 @@ class PolicyNode(LifecycleNode):
         self._warn(self.session.on_table(msg.data))
 
     def _on_object_poses(self, msg: PoseArray) -> None:
-        now = self._sim_now if self._sim_time else time.monotonic()  # sample age and rate are checked on it
+        now = self._sample_time(msg.header.stamp)  # sample age and rate are checked on it
         positions = [(p.position.x, p.position.y, p.position.z) for p in msg.poses[:65]]  # more: refused anyway
         self._warn(self.session.on_object_poses(positions, now, stamp_seconds(msg.header.stamp)))
+        self._receipt(msg.header.stamp, RECEIPT_POSES)
 
     def _on_goal(self, msg: PoseStamped) -> None:
         if msg.header.frame_id not in GOAL_FRAMES:
