@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class RoundResult:
     train_samples: float = 0.0  # samples this round's training forwarded (the core trainer's count)
     note: str = ""  # why no retuned config was written, when none was
     verdict: tuple[str, ...] = ()  # the gap report's opening sentences, word for word
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)  # wall seconds per stage of the round
 
     def line(self) -> str:
         return (f"round {self.round}: sim {self.sim_success:.0%}  real {self.real_success:.0%}  gap "
@@ -140,18 +142,26 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     cfg = load_config(cfg_path, overrides)
     folder = root / f"round{r}"
     cfg = dataclasses.replace(cfg, name=folder.name, run_root=str(root), seed=cfg.seed + r)
+    start = time.perf_counter()
     metrics = train_bc(cfg, init_from=init_from, physical_weight=weights)
+    timings = {"demos": metrics.get("demos_wall_s", 0.0), "train": metrics.get("train_wall_s", 0.0),
+               "sim_eval": metrics.get("eval_wall_s", 0.0), "train_bc": time.perf_counter() - start}  # fmt: skip
     config = ["--config", str(cfg_path), *(x for o in overrides for x in ("--set", o))]
     contract = read_contract(folder / POLICY_DIR, cfg.deploy.robot)
+    start = time.perf_counter()
     bag, records = deploy_on_twin(folder / POLICY_DIR, config, cfg.deploy.robot, args.hidden, args.real_episodes,
                                   seed=1000 + r, folder=folder, domain=args.domain,
                                   sim_time=not getattr(args, "wall_clock", False), control_hz=cfg.deploy.control_hz,
                                   task=contract.task, camera=contract.camera_size is not None)  # fmt: skip
+    timings["deploy"], start = time.perf_counter() - start, time.perf_counter()
     try:
         out = gap_report(folder / EVAL_DIR, bag, folder / "gap", config=cfg_path, overrides=overrides,
                          seed=cfg.seed)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - the round's outcomes stand without the analysis: say why
-        return _unanalyzed(r, folder, records, metrics, err), None
+        result = _unanalyzed(r, folder, records, metrics, err)
+        result.timings = {**timings, "gap_report": time.perf_counter() - start}
+        return result, None
+    timings["gap_report"] = time.perf_counter() - start
     rep = out.report
     top = (rep.sysid.top_parameter() if rep.sysid is not None else None) or "-"
     s = rep.success
@@ -159,7 +169,8 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     result = RoundResult(r, s.sim.value, s.real.value, s.gap.value, s.gap.low, s.gap.high, top, folder,
                          out.retuned_config, estimate, metrics.get("forward_samples", 0.0),
                          rep.provenance.get("retune", rep.provenance.get("sysid", "")),
-                         tuple(read_json(out.folder / "gap.json", "the gap report's JSON").get("verdict", ())))  # fmt: skip
+                         tuple(read_json(out.folder / "gap.json", "the gap report's JSON").get("verdict", ())),
+                         timings)  # fmt: skip
     return result, rep.weights
 
 
