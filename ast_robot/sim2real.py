@@ -190,9 +190,15 @@ def _unanalyzed(r: int, folder: Path, real: Path, metrics: dict, err: Exception)
 def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     """Run ``args.rounds`` rounds from ``config``; prints the gap per round.
 
+    ``args.torch_threads`` (default 1) sets this process's torch threads for the whole loop.
     ``args.physical_feedback`` (default True) passes the analyzer's physical-feedback weights to the next
     round's significance model; False fine-tunes on the retuned ranges alone (the ablation).
     """
+    import torch
+
+    # a tiny network on a few shared cores: intra-op threads that wait on each other cost far more than they
+    # share (bench/results/sim2real_threads.md); the child processes (twin, policy node) set their own
+    torch.set_num_threads(getattr(args, "torch_threads", 1))
     use_weights = getattr(args, "physical_feedback", True)
     base = load_config(config, list(args.overrides))
     root = Path(args.out or base.run_root) / base.name
