@@ -132,9 +132,9 @@ def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str 
 
 
 def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: Any, init_from: Path | None,
-              weights: Any) -> tuple[RoundResult, Any]:  # fmt: skip
+              weights: Any, demo_pool: list[Any] | None = None) -> tuple[RoundResult, Any]:  # fmt: skip
     """One round on ``cfg_path`` + ``overrides``; returns its result and the physical-feedback weights for
-    the next round."""
+    the next round. ``demo_pool``: the loop's demonstrations so far (this round's are added to it)."""
     from ast_robot.gap.pipeline import gap_report
     from ast_robot.run_layout import EVAL_DIR
     from ast_robot.trainers.bc import train_bc
@@ -143,7 +143,7 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     folder = root / f"round{r}"
     cfg = dataclasses.replace(cfg, name=folder.name, run_root=str(root), seed=cfg.seed + r)
     start = time.perf_counter()
-    metrics = train_bc(cfg, init_from=init_from, physical_weight=weights)
+    metrics = train_bc(cfg, init_from=init_from, physical_weight=weights, demo_pool=demo_pool)
     timings = {"demos": metrics.get("demos_wall_s", 0.0), "train": metrics.get("train_wall_s", 0.0),
                "sim_eval": metrics.get("eval_wall_s", 0.0), "train_bc": time.perf_counter() - start}  # fmt: skip
     config = ["--config", str(cfg_path), *(x for o in overrides for x in ("--set", o))]
@@ -190,6 +190,9 @@ def _unanalyzed(r: int, folder: Path, real: Path, metrics: dict, err: Exception)
 def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     """Run ``args.rounds`` rounds from ``config``; prints the gap per round.
 
+    With ``train.finetune_demos`` set, every round trains on the demonstrations of all rounds so far (one
+    pool; later rounds add that many, drawn from their retuned randomization, and fine-tune the previous
+    policy); without it each round collects ``train.n_demos`` anew (the reach demo).
     ``args.torch_threads`` (default 1) sets this process's torch threads for the whole loop.
     ``args.physical_feedback`` (default True) passes the analyzer's physical-feedback weights to the next
     round's significance model; False fine-tunes on the retuned ranges alone (the ablation).
@@ -203,10 +206,11 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     base = load_config(config, list(args.overrides))
     root = Path(args.out or base.run_root) / base.name
     cfg_path, init_from, weights, results = Path(config), None, None, []
+    pool = [] if getattr(base.train, "finetune_demos", 0) else None  # opted in with train.finetune_demos
     overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")
-        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, weights)
+        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, weights, pool)
         weights = weights if use_weights else None
         results.append(result)
         console.print(result.line())

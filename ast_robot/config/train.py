@@ -56,7 +56,10 @@ class BCTrainConfig(TrainConfig):
         0, "Optimizer steps when fine-tuning a trained policy (`init_from`: the sim-to-real loop's later rounds, on "
         "the retuned randomization); 0: `steps`.", ge=0
     )
-    finetune_demos: int = doc(0, "Demonstrations collected on the fly when fine-tuning; 0: `n_demos`.", ge=0)
+    finetune_demos: int = doc(
+        0, "Demonstrations collected on the fly when fine-tuning; 0: `n_demos`. Set, the sim-to-real loop also keeps "
+        "every round's demonstrations and trains each round on all of them.", ge=0
+    )
 
 
 @register_variant("sac")

@@ -99,13 +99,17 @@ def bc_loss(model: Any, batch: Batch) -> LossOutput:
 # ----------------------------------------------------------------------------------------- BC
 @TRAINERS.register("bc")
 def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None = None,
-             physical_weight: Any = None, show_progress: bool = True) -> dict[str, float]:  # fmt: skip
+             physical_weight: Any = None, show_progress: bool = True,
+             demo_pool: list[Any] | None = None) -> dict[str, float]:  # fmt: skip
     """Behaviour cloning of the configured policy from scripted-expert demonstrations.
 
     ``init_from`` fine-tunes a policy checkpoint (with ``train.finetune_steps`` and ``finetune_demos`` when
     set: the loop's later rounds adapt a trained policy, they need not learn the task again);
     ``physical_weight(dr) -> [0, 1]`` feeds the significance model's ``physical`` component (real-robot
-    feedback from the gap analyzer). The metrics carry each stage's wall time (demos, training, evaluation).
+    feedback from the gap analyzer). ``demo_pool``: demonstrations of earlier rounds, trained on beside this
+    round's new ones, which are appended to it (the loop keeps one pool: a fine-tune round adds a few demos
+    from the retuned randomization and still sees the earlier ones, so it does not forget them). The metrics
+    carry each stage's wall time (demos, training, evaluation).
     """
     from ast_robot.core.assemble import build_trainer
     from ast_robot.envs import make_env
@@ -122,7 +126,11 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
         check_fits(episodes, dict(env.observation_space.spaces), int(env.action_space.shape[0]))
     else:
         n_demos = (cfg.train.finetune_demos if init_from is not None else 0) or cfg.train.n_demos
-        episodes = collect_episodes(env, n_demos, seed=cfg.seed + 1_000_000, noise=cfg.train.demo_noise)
+        first = cfg.seed + 1_000_000 + len(demo_pool or ())  # a pool's next demos are new tables, not repeats
+        episodes = collect_episodes(env, n_demos, seed=first, noise=cfg.train.demo_noise)
+    if demo_pool is not None:
+        demo_pool.extend(episodes)
+        episodes = list(demo_pool)
     data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight, aux=cfg.policy.aux_weight > 0)
     demos_wall_s = time.perf_counter() - t0
     torch.manual_seed(cfg.seed)

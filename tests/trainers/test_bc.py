@@ -110,3 +110,15 @@ def test_fine_tuning_uses_its_own_steps_and_demos(bc_run, tmp_path):
     steps = {name: sorted(p.name for p in (tmp_path / name / POLICY_DIR).glob("ckpt-*")) for name in ("tuned", "fresh", "plain")}
     assert steps == {"tuned": ["ckpt-00000004"], "fresh": ["ckpt-00000007"], "plain": ["ckpt-00000007"]}
     assert all(m["demos_wall_s"] > 0 and m["eval_wall_s"] > 0 for m in (tuned, fresh, plain))
+
+
+def test_a_demo_pool_carries_the_demonstrations_from_round_to_round(bc_run, tmp_path):
+    """The loop's pool: each call trains on the pool plus its new demos and leaves the new ones in it."""
+    _, run_dir, _ = bc_run
+    pool: list = []
+    common = ["train.steps=2", "train.n_demos=3", "train.eval_episodes=1", "train.finetune_demos=2"]
+    first = TRAINERS.get("bc")(reach_cfg(tmp_path, *common, "name=r0"), None, demo_pool=pool)
+    second = TRAINERS.get("bc")(reach_cfg(tmp_path, *common, "name=r1", "seed=1"), None, demo_pool=pool,
+                                init_from=run_dir / POLICY_DIR)  # fmt: skip
+    assert (first["demos"], second["demos"], len(pool)) == (3, 5, 5)
+    assert len({int(ep.arrays["seed"]) for ep in pool}) == 5  # round 1's demos are new ones (its own seeds), not copies
