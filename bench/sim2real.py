@@ -258,6 +258,7 @@ def pp_round(hidden: dict, seed: int, rounds: int, episodes: int, root: Path, do
                                    for r, c in zip(results, cis)],
             "top_parameter": [r.top_parameter for r in results], "retuned": [r.retuned_config is not None for r in results],
             "notes": [r.note for r in results], "verdict": [list(r.verdict) for r in results],
+            "round_s": [round(sum(r.timings.get(k, 0.0) for k in ("train_bc", "deploy", "gap_report")), 1) for r in results],
             "wall_s": round(time.perf_counter() - start, 1), "loadavg_1min": os.getloadavg()[0],
             "policy": str(results[0].folder / "policy")}  # fmt: skip
 
@@ -303,7 +304,7 @@ def run_pickplace(args: argparse.Namespace, rows: list[dict], tmp: Path, domain:
             write_pickplace(rows, args)
     for seed in range(args.pp_nominal_seeds):
         nominal(seed)
-    chosen = [t for t in PP_TWINS if t[0] in args.pp_only] if args.pp_only else PP_TWINS[: args.pp_twins]
+    chosen = [t for t in PP_TWINS + PP_SENSIBLE if t[0] in args.pp_only] if args.pp_only else PP_TWINS[: args.pp_twins]
     for label, hidden in chosen:
         for seed in range(args.seeds):
             rows.append(pp_round(hidden, seed, args.rounds, args.episodes, tmp, domain, label))
@@ -371,7 +372,7 @@ def main() -> None:
                                                                      "(physically sensible values) instead of PP_TWINS.")  # fmt: skip
     parser.add_argument("--pp-twins", type=int, default=0, help="Pick-and-place: the loop on the first K hidden twins.")
     parser.add_argument("--pp-only", action="append", default=[], help="Pick-and-place: loop on this twin (its name "
-                                                                          "in PP_TWINS; repeatable) instead of the first K.")  # fmt: skip
+                                                                          "in PP_TWINS or PP_SENSIBLE; repeatable) instead of the first K.")  # fmt: skip
     parser.add_argument("--pp-name", default="sim2real_pickplace", help="Pick-and-place results file name.")
     parser.add_argument("--name", default="sim2real", help="Results file name (bench/results/NAME.json).")
     parser.add_argument("--workdir", default=None, help="Keep the rounds' folders here (default: a temporary "
