@@ -28,7 +28,7 @@ def add_loop_arguments(parser: argparse.ArgumentParser, hidden: str | None) -> N
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads of the loop's training, evaluation and analysis (default 1: on "
                              "2 cores shared with the twin or other jobs, 2 threads trained the pick-and-place policy "
-                             "9-17x slower, bench/results/sim2real_threads.md).")  # fmt: skip
+                             "7-12x slower, bench/results/sim2real_threads.md).")  # fmt: skip
     add_set_argument(parser)
 
 
