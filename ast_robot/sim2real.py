@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class RoundResult:
     train_samples: float = 0.0  # samples this round's training forwarded (the core trainer's count)
     note: str = ""  # why no retuned config was written, when none was
     verdict: tuple[str, ...] = ()  # the gap report's opening sentences, word for word
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)  # wall seconds per stage of the round
 
     def line(self) -> str:
         return (f"round {self.round}: sim {self.sim_success:.0%}  real {self.real_success:.0%}  gap "
@@ -130,9 +132,9 @@ def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str 
 
 
 def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: Any, init_from: Path | None,
-              weights: Any) -> tuple[RoundResult, Any]:  # fmt: skip
+              weights: Any, demo_pool: list[Any] | None = None) -> tuple[RoundResult, Any]:  # fmt: skip
     """One round on ``cfg_path`` + ``overrides``; returns its result and the physical-feedback weights for
-    the next round."""
+    the next round. ``demo_pool``: the loop's demonstrations so far (this round's are added to it)."""
     from ast_robot.gap.pipeline import gap_report
     from ast_robot.run_layout import EVAL_DIR
     from ast_robot.trainers.bc import train_bc
@@ -140,18 +142,26 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     cfg = load_config(cfg_path, overrides)
     folder = root / f"round{r}"
     cfg = dataclasses.replace(cfg, name=folder.name, run_root=str(root), seed=cfg.seed + r)
-    metrics = train_bc(cfg, init_from=init_from, physical_weight=weights)
+    start = time.perf_counter()
+    metrics = train_bc(cfg, init_from=init_from, physical_weight=weights, demo_pool=demo_pool)
+    timings = {"demos": metrics.get("demos_wall_s", 0.0), "train": metrics.get("train_wall_s", 0.0),
+               "sim_eval": metrics.get("eval_wall_s", 0.0), "train_bc": time.perf_counter() - start}  # fmt: skip
     config = ["--config", str(cfg_path), *(x for o in overrides for x in ("--set", o))]
     contract = read_contract(folder / POLICY_DIR, cfg.deploy.robot)
+    start = time.perf_counter()
     bag, records = deploy_on_twin(folder / POLICY_DIR, config, cfg.deploy.robot, args.hidden, args.real_episodes,
                                   seed=1000 + r, folder=folder, domain=args.domain,
                                   sim_time=not getattr(args, "wall_clock", False), control_hz=cfg.deploy.control_hz,
                                   task=contract.task, camera=contract.camera_size is not None)  # fmt: skip
+    timings["deploy"], start = time.perf_counter() - start, time.perf_counter()
     try:
         out = gap_report(folder / EVAL_DIR, bag, folder / "gap", config=cfg_path, overrides=overrides,
                          seed=cfg.seed)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - the round's outcomes stand without the analysis: say why
-        return _unanalyzed(r, folder, records, metrics, err), None
+        result = _unanalyzed(r, folder, records, metrics, err)
+        result.timings = {**timings, "gap_report": time.perf_counter() - start}
+        return result, None
+    timings["gap_report"] = time.perf_counter() - start
     rep = out.report
     top = (rep.sysid.top_parameter() if rep.sysid is not None else None) or "-"
     s = rep.success
@@ -159,7 +169,8 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     result = RoundResult(r, s.sim.value, s.real.value, s.gap.value, s.gap.low, s.gap.high, top, folder,
                          out.retuned_config, estimate, metrics.get("forward_samples", 0.0),
                          rep.provenance.get("retune", rep.provenance.get("sysid", "")),
-                         tuple(read_json(out.folder / "gap.json", "the gap report's JSON").get("verdict", ())))  # fmt: skip
+                         tuple(read_json(out.folder / "gap.json", "the gap report's JSON").get("verdict", ())),
+                         timings)  # fmt: skip
     return result, rep.weights
 
 
@@ -179,17 +190,27 @@ def _unanalyzed(r: int, folder: Path, real: Path, metrics: dict, err: Exception)
 def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     """Run ``args.rounds`` rounds from ``config``; prints the gap per round.
 
+    With ``train.finetune_demos`` set, every round trains on the demonstrations of all rounds so far (one
+    pool; later rounds add that many, drawn from their retuned randomization, and fine-tune the previous
+    policy); without it each round collects ``train.n_demos`` anew (the reach demo).
+    ``args.torch_threads`` (default 1) sets this process's torch threads for the whole loop.
     ``args.physical_feedback`` (default True) passes the analyzer's physical-feedback weights to the next
     round's significance model; False fine-tunes on the retuned ranges alone (the ablation).
     """
+    import torch
+
+    # a tiny network on a few shared cores: intra-op threads that wait on each other cost far more than they
+    # share (bench/results/sim2real_threads.md); the child processes (twin, policy node) set their own
+    torch.set_num_threads(getattr(args, "torch_threads", 1))
     use_weights = getattr(args, "physical_feedback", True)
     base = load_config(config, list(args.overrides))
     root = Path(args.out or base.run_root) / base.name
     cfg_path, init_from, weights, results = Path(config), None, None, []
+    pool = [] if getattr(base.train, "finetune_demos", 0) else None  # opted in with train.finetune_demos
     overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")
-        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, weights)
+        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, weights, pool)
         weights = weights if use_weights else None
         results.append(result)
         console.print(result.line())

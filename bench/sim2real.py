@@ -27,6 +27,8 @@ configs/experiments/pickplace_demo.yaml (the tracker-fed privileged policy, the 
   inside the 95% Wilson interval of sim success (the deployment path adds no gap), sim success >= 80%.
 - ``--pp-screen``: seed 0's round-0 policy deployed once on each hidden pick-and-place twin (:data:`PP_TWINS`):
   which twins open a gap (round-0 real <= 50% where sim >= 80%) before a loop is spent on them.
+  With ``--pp-sensible``: :data:`PP_SENSIBLE` instead (physically sensible values of each kind, the camera
+  null case, one combined twin); ``--policy`` deploys a given round-0 policy.
 - ``--pp-twins K --seeds S --rounds R``: the loop on the first K hidden twins; goals: round-0 real <= 50% where
   sim >= 80%, real success >= 80% within R rounds.
 
@@ -81,6 +83,25 @@ PP_TWINS = [
                                                 "colour_shift": [0.05, 0.0, -0.05]}),
     ("gripper force x0.01", {"gripper_force_scale": 0.01}),
     ("cube + finger friction x0.003", {"object_friction_scale": 0.003, "finger_friction_scale": 0.003}),
+]  # fmt: skip
+# Physically sensible hidden twins (--pp-sensible screens these instead of PP_TWINS). UR5e twin: the gripper driver
+# closes with deploy.gripper.force_n = 40 N (the env's actuator trains at 100 N x0.8-1.2: the twin's nominal is
+# already 0.4x); pads 1.5, cube and table 1.0 (MuJoCo takes the larger friction of a pair: a slippery cube needs
+# slippery pads); the 4 cm cube weighs 0.1 kg (1.6 g/cm3). A grasp holds while 2 mu F exceeds the cube's weight
+# plus its inertial load: nominal 2 x 1.5 x 40 = 120 N against ~1 N.
+PP_SENSIBLE = [
+    ("gripper force 20 N (x0.5: the Robotiq 2F-85's lowest setting)", {"gripper_force_scale": 0.5}),
+    ("gripper force 10 N (x0.25)", {"gripper_force_scale": 0.25}),
+    ("gripper force 4 N (x0.1: a force setting off by 10)", {"gripper_force_scale": 0.1}),
+    ("grip friction 0.3 (pads x0.2, cube x0.3: hard plastic)", {"finger_friction_scale": 0.2, "object_friction_scale": 0.3}),
+    ("grip friction 0.15 (pads x0.1, cube x0.15: oily metal)", {"finger_friction_scale": 0.1, "object_friction_scale": 0.15}),
+    ("all friction x0.3 (pads 0.45, cube and table 0.3)", {"friction_scale": 0.3}),
+    ("cube 0.5 kg (x5: steel)", {"object_mass_scale": 5.0}),
+    ("cube 1.2 kg (x12: tungsten)", {"object_mass_scale": 12.0}),
+    ("camera 3 cm + 3 deg + light x0.6 (null case: no camera in a tracker policy)",
+     {"camera_offset_m": [0.0, 0.03, -0.02], "camera_rotation_deg": [0.0, 3.0, 0.0], "light_scale": 0.6}),
+    ("combined: cube 1.2 kg, grip friction 0.15, force 20 N (not one kind)",
+     {"object_mass_scale": 12.0, "finger_friction_scale": 0.1, "object_friction_scale": 0.15, "gripper_force_scale": 0.5}),
 ]  # fmt: skip
 
 
@@ -237,6 +258,7 @@ def pp_round(hidden: dict, seed: int, rounds: int, episodes: int, root: Path, do
                                    for r, c in zip(results, cis)],
             "top_parameter": [r.top_parameter for r in results], "retuned": [r.retuned_config is not None for r in results],
             "notes": [r.note for r in results], "verdict": [list(r.verdict) for r in results],
+            "round_s": [round(sum(r.timings.get(k, 0.0) for k in ("train_bc", "deploy", "gap_report")), 1) for r in results],
             "wall_s": round(time.perf_counter() - start, 1), "loadavg_1min": os.getloadavg()[0],
             "policy": str(results[0].folder / "policy")}  # fmt: skip
 
@@ -275,14 +297,14 @@ def run_pickplace(args: argparse.Namespace, rows: list[dict], tmp: Path, domain:
     if args.pp_screen and policy() is None:
         nominal(0)  # the screen deploys seed 0's round-0 policy
     screened = {(r["twin"], json.dumps(r["hidden"], sort_keys=True)) for r in rows if r.get("kind") == "pp_screen"}
-    for label, hidden in PP_TWINS if args.pp_screen else ():
+    for label, hidden in (PP_SENSIBLE if args.pp_sensible else PP_TWINS) if args.pp_screen else ():
         if (label, json.dumps(hidden, sort_keys=True)) not in screened:
             rows.append(pp_screen(policy(), (label, hidden), args.episodes, tmp, domain))
             print(f"screen: {rows[-1]}", flush=True)
             write_pickplace(rows, args)
     for seed in range(args.pp_nominal_seeds):
         nominal(seed)
-    chosen = [t for t in PP_TWINS if t[0] in args.pp_only] if args.pp_only else PP_TWINS[: args.pp_twins]
+    chosen = [t for t in PP_TWINS + PP_SENSIBLE if t[0] in args.pp_only] if args.pp_only else PP_TWINS[: args.pp_twins]
     for label, hidden in chosen:
         for seed in range(args.seeds):
             rows.append(pp_round(hidden, seed, args.rounds, args.episodes, tmp, domain, label))
@@ -297,6 +319,7 @@ def pickplace_goals(rows: list[dict]) -> list[dict]:
     twins = [r for r in rows if r.get("kind") == "pp_twin"]
     opened = [r for r in twins if r["sim_success"][0] >= 0.8 and r["real_success"][0] <= 0.5]
     screen = [r for r in rows if r.get("kind") == "pp_screen" and r["hidden"] in [h for _, h in PP_TWINS]]
+    sensible = [r for r in rows if r.get("kind") == "pp_screen" and r["hidden"] in [h for _, h in PP_SENSIBLE[:-2]]]
     return [
         goal("nominal twin: seeds measured", 2, len(nominal) or None),
         goal("nominal twin: sim success of round 0 (mean over seeds)", 0.8, mean([r["sim_success"][0] for r in nominal])),
@@ -306,6 +329,8 @@ def pickplace_goals(rows: list[dict]) -> list[dict]:
              mean([r["gap_ci"][0][0] <= 0 <= r["gap_ci"][0][1] for r in nominal])),
         goal("screen: hidden twins where seed 0's policy succeeds <= 50% on the twin (count; the loops' premise)", 1,
              sum(r["real_successes"] <= 0.5 * r["episodes"] for r in screen) if screen else None),
+        goal("screen, physically sensible twins of one kind (PP_SENSIBLE): count where the policy succeeds <= 50%", 1,
+             sum(r["real_successes"] <= 0.5 * r["episodes"] for r in sensible) if sensible else None),
         goal("hidden twins: loop trials run", 8, len(twins) or None),
         goal("hidden twins: round-0 real <= 50% where sim >= 80% (fraction of trials)", 1.0,
              mean([r in opened for r in twins])),
@@ -343,9 +368,11 @@ def main() -> None:
     parser.add_argument("--pickplace", action="store_true", help="Issue 21: the pick-and-place parts only (below).")
     parser.add_argument("--pp-nominal-seeds", type=int, default=0, help="Pick-and-place: round 0 on the nominal twin.")
     parser.add_argument("--pp-screen", action="store_true", help="Pick-and-place: seed 0's policy on each hidden twin.")
+    parser.add_argument("--pp-sensible", action="store_true", help="Pick-and-place: --pp-screen screens PP_SENSIBLE "
+                                                                     "(physically sensible values) instead of PP_TWINS.")  # fmt: skip
     parser.add_argument("--pp-twins", type=int, default=0, help="Pick-and-place: the loop on the first K hidden twins.")
     parser.add_argument("--pp-only", action="append", default=[], help="Pick-and-place: loop on this twin (its name "
-                                                                          "in PP_TWINS; repeatable) instead of the first K.")  # fmt: skip
+                                                                          "in PP_TWINS or PP_SENSIBLE; repeatable) instead of the first K.")  # fmt: skip
     parser.add_argument("--pp-name", default="sim2real_pickplace", help="Pick-and-place results file name.")
     parser.add_argument("--name", default="sim2real", help="Results file name (bench/results/NAME.json).")
     parser.add_argument("--workdir", default=None, help="Keep the rounds' folders here (default: a temporary "

@@ -25,6 +25,10 @@ def add_loop_arguments(parser: argparse.ArgumentParser, hidden: str | None) -> N
     parser.add_argument("--wall-clock", action="store_true",
                         help="Run the twin on wall-clock time (default: simulated time in lock-step with the "
                              "policy node, so the outcomes do not depend on the machine's load).")  # fmt: skip
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads of the loop's training, evaluation and analysis (default 1: on "
+                             "2 cores shared with the twin or other jobs, 2 threads trained the pick-and-place policy "
+                             "7-12x slower, bench/results/sim2real_threads.md).")  # fmt: skip
     add_set_argument(parser)
 
 
@@ -50,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ast_robot.sim2real import sim2real
 
-    if args.rounds <= 0 or args.real_episodes <= 0:
-        raise ValueError(f"--rounds and --real-episodes must be > 0, got {args.rounds} and {args.real_episodes}")
+    if args.rounds <= 0 or args.real_episodes <= 0 or args.torch_threads <= 0:
+        raise ValueError(f"--rounds, --real-episodes and --torch-threads must be > 0, got {args.rounds}, "
+                         f"{args.real_episodes} and {args.torch_threads}")  # fmt: skip
     check_hidden(args.hidden)
     if args.domain is None:
         args.domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))

@@ -52,6 +52,14 @@ class BCTrainConfig(TrainConfig):
         "Gaussian noise added to the TCP motion the env executes; the expert's clean action is what is cloned.", ge=0
     )
     eval_episodes: int = doc(50, "Randomized evaluation episodes after training.", gt=0)
+    finetune_steps: int = doc(
+        0, "Optimizer steps when fine-tuning a trained policy (`init_from`: the sim-to-real loop's later rounds, on "
+        "the retuned randomization); 0: `steps`.", ge=0
+    )
+    finetune_demos: int = doc(
+        0, "Demonstrations collected on the fly when fine-tuning; 0: `n_demos`. Set, the sim-to-real loop also keeps "
+        "every round's demonstrations and trains each round on all of them.", ge=0
+    )
 
 
 @register_variant("sac")

@@ -99,17 +99,24 @@ def bc_loss(model: Any, batch: Batch) -> LossOutput:
 # ----------------------------------------------------------------------------------------- BC
 @TRAINERS.register("bc")
 def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None = None,
-             physical_weight: Any = None, show_progress: bool = True) -> dict[str, float]:  # fmt: skip
+             physical_weight: Any = None, show_progress: bool = True,
+             demo_pool: list[Any] | None = None) -> dict[str, float]:  # fmt: skip
     """Behaviour cloning of the configured policy from scripted-expert demonstrations.
 
-    ``init_from`` fine-tunes a policy checkpoint; ``physical_weight(dr) -> [0, 1]`` feeds the
-    significance model's ``physical`` component (real-robot feedback from the gap analyzer).
+    ``init_from`` fine-tunes a policy checkpoint (with ``train.finetune_steps`` and ``finetune_demos`` when
+    set: the loop's later rounds adapt a trained policy, they need not learn the task again);
+    ``physical_weight(dr) -> [0, 1]`` feeds the significance model's ``physical`` component (real-robot
+    feedback from the gap analyzer). ``demo_pool``: demonstrations of earlier rounds, trained on beside this
+    round's new ones, which are appended to it (the loop keeps one pool: a fine-tune round adds a few demos
+    from the retuned randomization and still sees the earlier ones, so it does not forget them). The metrics
+    carry each stage's wall time (demos, training, evaluation).
     """
     from ast_robot.core.assemble import build_trainer
     from ast_robot.envs import make_env
     from ast_robot.envs.demos import load_demos
     from ast_robot.policies.policy import build_policy
 
+    t0 = time.perf_counter()
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
     keys = list(env.observation_space.spaces)
     if cfg.train.demos:
@@ -118,8 +125,14 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
         episodes = load_demos(cfg.train.demos, env_id=cfg.env.id)  # checked: keys, shapes, finite values
         check_fits(episodes, dict(env.observation_space.spaces), int(env.action_space.shape[0]))
     else:
-        episodes = collect_episodes(env, cfg.train.n_demos, seed=cfg.seed + 1_000_000, noise=cfg.train.demo_noise)
+        n_demos = (cfg.train.finetune_demos if init_from is not None else 0) or cfg.train.n_demos
+        first = cfg.seed + 1_000_000 + len(demo_pool or ())  # a pool's next demos are new tables, not repeats
+        episodes = collect_episodes(env, n_demos, seed=first, noise=cfg.train.demo_noise)
+    if demo_pool is not None:
+        demo_pool.extend(episodes)
+        episodes = list(demo_pool)
     data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight, aux=cfg.policy.aux_weight > 0)
+    demos_wall_s = time.perf_counter() - t0
     torch.manual_seed(cfg.seed)
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
     if init_from is not None:
@@ -131,15 +144,18 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
             load_module_state(policy, PolicyBase.load(init_from).state_dict(), "policy")
     else:
         policy.normalizer.fit(data.obs)  # its keys only (not the auxiliary targets)
-    trainer = build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps, show_progress=show_progress,
+    steps = (cfg.train.finetune_steps if init_from is not None else 0) or cfg.train.steps
+    trainer = build_trainer(cfg, policy, bc_loss, data, steps=steps, show_progress=show_progress,
                             resume=resume)  # a failed resume writes nothing into the run folder  # fmt: skip
     start = time.perf_counter()
     counters = trainer.fit()
     run_dir = Path(cfg.run_root) / cfg.name
     save_policy(policy, run_dir / POLICY_DIR, trainer.step, cfg, contract_of(env))
     metrics = {**counters.summary(), "train_wall_s": time.perf_counter() - start, "demo_steps": len(data),
-               "demos": len(episodes)}  # fmt: skip
+               "demos": len(episodes), "demos_wall_s": demos_wall_s}  # fmt: skip
+    start = time.perf_counter()
     metrics.update(evaluate_run(cfg, run_dir, policy.act, episodes=cfg.train.eval_episodes, env=env))
+    metrics["eval_wall_s"] = time.perf_counter() - start
     env.close()
     return metrics
 

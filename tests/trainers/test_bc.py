@@ -94,3 +94,31 @@ def test_bc_without_demonstrations_is_a_clear_error(tmp_path):
     cfg = reach_cfg(tmp_path, f"train.demos={tmp_path / 'missing'}")
     with pytest.raises(FileNotFoundError, match="demo folder"):
         TRAINERS.get("bc")(cfg, None)
+
+
+def test_fine_tuning_uses_its_own_steps_and_demos(bc_run, tmp_path):
+    """A loop's later round (init_from) trains finetune_steps on finetune_demos fresh demonstrations; 0 keeps
+    steps / n_demos, and a round without init_from ignores both."""
+    _, run_dir, _ = bc_run
+    common = ["train.steps=7", "train.n_demos=3", "train.eval_episodes=1", "train.finetune_steps=4",
+              "train.finetune_demos=2"]  # fmt: skip
+    tuned = TRAINERS.get("bc")(reach_cfg(tmp_path, *common, "name=tuned"), None, init_from=run_dir / POLICY_DIR)
+    fresh = TRAINERS.get("bc")(reach_cfg(tmp_path, *common, "name=fresh"), None)
+    plain = TRAINERS.get("bc")(reach_cfg(tmp_path, "train.steps=7", "train.n_demos=3", "train.eval_episodes=1",
+                                         "name=plain"), None, init_from=run_dir / POLICY_DIR)  # fmt: skip
+    assert (tuned["demos"], fresh["demos"], plain["demos"]) == (2, 3, 3)
+    steps = {name: sorted(p.name for p in (tmp_path / name / POLICY_DIR).glob("ckpt-*")) for name in ("tuned", "fresh", "plain")}
+    assert steps == {"tuned": ["ckpt-00000004"], "fresh": ["ckpt-00000007"], "plain": ["ckpt-00000007"]}
+    assert all(m["demos_wall_s"] > 0 and m["eval_wall_s"] > 0 for m in (tuned, fresh, plain))
+
+
+def test_a_demo_pool_carries_the_demonstrations_from_round_to_round(bc_run, tmp_path):
+    """The loop's pool: each call trains on the pool plus its new demos and leaves the new ones in it."""
+    _, run_dir, _ = bc_run
+    pool: list = []
+    common = ["train.steps=2", "train.n_demos=3", "train.eval_episodes=1", "train.finetune_demos=2"]
+    first = TRAINERS.get("bc")(reach_cfg(tmp_path, *common, "name=r0"), None, demo_pool=pool)
+    second = TRAINERS.get("bc")(reach_cfg(tmp_path, *common, "name=r1", "seed=1"), None, demo_pool=pool,
+                                init_from=run_dir / POLICY_DIR)  # fmt: skip
+    assert (first["demos"], second["demos"], len(pool)) == (3, 5, 5)
+    assert len({int(ep.arrays["seed"]) for ep in pool}) == 5  # round 1's demos are new ones (its own seeds), not copies

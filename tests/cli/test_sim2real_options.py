@@ -1,0 +1,68 @@
+"""`ast-robot sim2real`'s speed options: the loop trains with the torch threads asked for (default 1; a
+non-positive count is refused before anything runs) and keeps one demonstration pool across rounds when the
+config fine-tunes on fresh demos (train.finetune_demos)."""
+
+from __future__ import annotations
+
+import types
+
+import torch
+
+
+def test_the_loop_runs_its_rounds_with_the_threads_asked_for(tmp_path, monkeypatch):
+    from ast_robot import sim2real as loop
+
+    seen = []
+
+    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None):
+        seen.append(torch.get_num_threads())
+        return loop.RoundResult(r, 1.0, 1.0, 0.0, 0.0, 0.0, "-", tmp_path / f"round{r}", None), None
+
+    monkeypatch.setattr(loop, "run_round", fake_round)
+    console = types.SimpleNamespace(rule=lambda *a: None, print=lambda *a: None)
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\n")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        loop.sim2real(config, types.SimpleNamespace(overrides=[], out=str(tmp_path), rounds=2), console)
+        assert seen == [1, 1]  # the default: one thread
+        torch.set_num_threads(1)
+        loop.sim2real(config, types.SimpleNamespace(overrides=[], out=str(tmp_path), rounds=1, torch_threads=2),
+                      console)  # fmt: skip
+        assert seen == [1, 1, 2]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_non_positive_thread_count_is_refused_in_one_line(repo_root, tmp_path, capsys):
+    from ast_robot.cli import main
+
+    demo = str(repo_root / "configs/experiments/demo.yaml")
+    assert main(["sim2real", demo, "--torch-threads", "0", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "--torch-threads must be > 0, got 2, 10 and 0" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_one_demo_pool_goes_through_the_rounds_only_when_fine_tuning_on_fresh_demos(tmp_path, monkeypatch):
+    from ast_robot import sim2real as loop
+
+    pools = []
+
+    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None):
+        pools.append(demo_pool)
+        if demo_pool is not None:
+            demo_pool.append(r)
+        return loop.RoundResult(r, 1.0, 1.0, 0.0, 0.0, 0.0, "-", tmp_path / f"round{r}", None), None
+
+    monkeypatch.setattr(loop, "run_round", fake_round)
+    console = types.SimpleNamespace(rule=lambda *a: None, print=lambda *a: None)
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\n")
+    loop.sim2real(config, types.SimpleNamespace(overrides=["train.finetune_demos=5"], out=str(tmp_path), rounds=3),
+                  console)  # fmt: skip
+    assert pools[0] is pools[1] is pools[2] and pools[0] == [0, 1, 2]
+    pools.clear()
+    loop.sim2real(config, types.SimpleNamespace(overrides=[], out=str(tmp_path), rounds=2), console)
+    assert pools == [None, None]
