@@ -52,6 +52,11 @@ class BCTrainConfig(TrainConfig):
         "Gaussian noise added to the TCP motion the env executes; the expert's clean action is what is cloned.", ge=0
     )
     eval_episodes: int = doc(50, "Randomized evaluation episodes after training.", gt=0)
+    scenes: int = doc(
+        0, "`policy.type: two_stage` only: single-render scenes (ast_robot.envs.scenes: a randomized reset, the arm "
+        "posed by IK, one render, labelled by projection) generated at the start and mixed into the data; they "
+        "train the perception only (no action). 0: demonstrations only.", ge=0
+    )
 
 
 @register_variant("sac")

@@ -31,6 +31,7 @@ POLICIES: Registry = Registry("policy type")
 META_KEY = "policy_meta"
 AUX_KEY, AUX_DIM, AUX_SCALE = "aux_target", 6, 10.0  # target object + goal positions (m), regressed in dm
 PIXEL_KEY = "aux_pixels"  # (B, 4 or 6): the target object's, goal's (and TCP's) image positions (row, col, normalized)
+ACTION_WEIGHT_KEY = "action_weight"  # (B,): 0 for rows without an action (single-render scenes), else 1
 PIXEL_SCALE = 15.5  # normalized image units -> half-resolution pixels of a 64-pixel image
 
 
@@ -293,7 +294,10 @@ class TwoStagePolicy(PolicyBase):
             target = batch[PIXEL_KEY].float().unflatten(-1, (-1, 2))  # cube, place (and the TCP when recorded)
             error = PIXEL_SCALE * (named_xy[:, : target.shape[1]] - target)
             perception = perception + self.cfg.pixel_weight * error.square().mean((-2, -1))
-        return self.head.loss(h, batch["action"].float()) + self.cfg.aux_weight * perception, h
+        action = self.head.loss(h, batch["action"].float())
+        if ACTION_WEIGHT_KEY in batch:  # scenes (no action) train the perception only
+            action = action * batch[ACTION_WEIGHT_KEY].float()
+        return action + self.cfg.aux_weight * perception, h
 
     def per_sample_loss(self, batch: Mapping[str, Tensor]) -> Tensor:
         return self._losses(batch)[0]
