@@ -233,7 +233,7 @@ def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     cfg = pixels_config(job, args)
     given = args.pixel_run.get(job.robot)
     if given is None:
-        m = TRAINERS.get("bc")(cfg, None)
+        m = TRAINERS.get("bc")(cfg, None, init_from=args.pixel_init.get(job.robot))
         run_dir, trained = Path(cfg.run_root) / cfg.name, {"train_wall_s": round(m["train_wall_s"], 1),
             "last_loss": round(m["last_loss"], 4), "demos": int(m["demos"]), "demo_steps": int(m["demo_steps"]),
             "backward_fraction": round(m["backward_samples"] / m["samples_seen"], 3)}  # fmt: skip
@@ -374,7 +374,7 @@ def budget_note(args: argparse.Namespace) -> str:
         f"{args.sample_rate}; BC {args.bc_steps} steps from {args.demos} demos, gate {args.bc_gate_rate}"
         f"{' (gated overrides ' + ' '.join(args.bc_gated_set) + ')' if args.bc_gated_set else ''}; final "
         f"evaluation {args.final_episodes} held-out episodes; pixels: steps {args.pixel_steps or 'of the config'}, "
-        f"demos {args.pixel_demos or 'of the config'}, runs {args.pixel_run or 'trained here'}, overrides "
+        f"demos {args.pixel_demos or 'of the config'}, runs {args.pixel_run or 'trained here'}, fine-tuned from {args.pixel_init or 'scratch'}, overrides "
         f"{args.pixel_set or 'none'}; {args.jobs} worker processes x {args.threads} torch "
         f"thread(s); seed {args.seed}.{' SMOKE run: tiny budgets, not a measurement.' if args.smoke else ''}"
     )
@@ -469,6 +469,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pixel-arms", default="ungated", help=f"arms of the pixels part, from {PIXEL_ARMS}")
     p.add_argument("--pixel-demos", action="append", default=[], metavar="ROBOT=DIR",
                    help="pixels part: demo folder of a robot (default: the config's; repeatable)")
+    p.add_argument("--pixel-init", action="append", default=[], metavar="ROBOT=POLICY_DIR",
+                   help="pixels part: fine-tune from this policy checkpoint instead of training from scratch")
     p.add_argument("--pixel-run", action="append", default=[], metavar="ROBOT=DIR",
                    help="pixels part: evaluate this trained BC run of a robot instead of training one")
     p.add_argument("--pixel-steps", type=int, default=None, help="pixels part: BC steps (default: the config's)")
@@ -502,6 +504,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.pixel_robots = _choices("--pixel-robots", args.pixel_robots, tuple(ROBOTS))
     args.pixel_arms = _choices("--pixel-arms", args.pixel_arms, PIXEL_ARMS)
     args.pixel_demos, args.pixel_run = _robot_paths("--pixel-demos", args.pixel_demos), _robot_paths("--pixel-run", args.pixel_run)
+    args.pixel_init = _robot_paths("--pixel-init", args.pixel_init)
     return args
 
 

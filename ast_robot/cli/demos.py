@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     collect.add_argument("--episodes", type=int, default=10, help="Episodes to write.")
     collect.add_argument("--out", required=True, help="Output folder.")
     collect.add_argument("--seed", type=int, default=0, help="Seed of the first episode (then +1 each).")
-    collect.add_argument("--camera", action="store_true", help="Record the 64x64 camera observation.")
+    collect.add_argument("--camera", action="store_true", help="Record the camera observation (--camera-size).")
+    collect.add_argument("--camera-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                         help="Camera image height and width in pixels (default: env.camera_size's, 64 64).")
     collect.add_argument("--instruction", action="store_true", help="Record the language instruction.")
     collect.add_argument("--observation", choices=("privileged", "deploy"), default="privileged",
                          help="Pick-and-place observation layout; `deploy` (camera + instruction + proprioception, "
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     deploy = args.observation == "deploy"
     env_cfg = EnvConfig(id=args.env, camera=args.camera or deploy, instruction=args.instruction or deploy,
                         observation=args.observation,
-                        **{k: v for k, v in (("n_objects", args.objects), ("n_pads", args.pads)) if v is not None})  # fmt: skip
+                        **{k: v for k, v in (("n_objects", args.objects), ("n_pads", args.pads),
+                                             ("camera_size", tuple(args.camera_size or ()) or None)) if v is not None})  # fmt: skip
     visual = VisualRandomizationConfig(enabled=args.visual)
     rand = (
         RandomizationConfig(enabled=False)

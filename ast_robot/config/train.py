@@ -60,6 +60,11 @@ class BCTrainConfig(TrainConfig):
         0, "Demonstrations collected on the fly when fine-tuning; 0: `n_demos`. Set, the sim-to-real loop also keeps "
         "every round's demonstrations and trains each round on all of them.", ge=0
     )
+    scenes: int = doc(
+        0, "`policy.type: two_stage` only: single-render scenes (ast_robot.envs.scenes: a randomized reset, the arm "
+        "posed by IK, one render, labelled by projection) generated at the start and mixed into the data; they "
+        "train the perception only (no action). 0: demonstrations only.", ge=0
+    )
 
 
 @register_variant("sac")

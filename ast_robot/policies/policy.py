@@ -31,7 +31,13 @@ POLICIES: Registry = Registry("policy type")
 META_KEY = "policy_meta"
 AUX_KEY, AUX_DIM, AUX_SCALE = "aux_target", 6, 10.0  # target object + goal positions (m), regressed in dm
 PIXEL_KEY = "aux_pixels"  # (B, 4 or 6): the target object's, goal's (and TCP's) image positions (row, col, normalized)
-PIXEL_SCALE = 15.5  # normalized image units -> half-resolution pixels of a 64-pixel image
+ACTION_WEIGHT_KEY = "action_weight"  # (B,): 0 for rows without an action (single-render scenes), else 1
+PIXEL_SCALE = 15.5  # normalized image units -> half-resolution pixels of a 64-pixel image (pixel_scale: any size)
+
+
+def pixel_scale(hw: tuple[int, int]) -> float:
+    """Normalized soft-argmax units -> half-resolution pixels of an ``hw`` image (grid of ``h / 2`` cells)."""
+    return (hw[0] // 2 - 1) / 2
 
 
 class PolicyBase(nn.Module):
@@ -251,6 +257,7 @@ class TwoStagePolicy(PolicyBase):
         self.aux = None  # the perception stage is the auxiliary regression
         proprio = spec["observation"][0][0]
         self.tcp = slice(proprio - 10, proprio - 7)  # TCP position in the proprioception (2n + 10 entries)
+        self.pixel_scale = pixel_scale(encoders.image_hw(spec[encoders.IMAGE_KEY][0]))
         self.perception = encoders.ScenePerception(encoders.image_hw(spec[encoders.IMAGE_KEY][0]),
                                                    spec[encoders.TEXT_KEY][0][0], cfg.n_keypoints)  # fmt: skip
         layers: list[nn.Module] = []
@@ -291,9 +298,12 @@ class TwoStagePolicy(PolicyBase):
         perception = (estimate - truth).square().mean(-1)
         if PIXEL_KEY in batch:  # pixel supervision of the named cube's and pad's heat maps (half-res pixels)
             target = batch[PIXEL_KEY].float().unflatten(-1, (-1, 2))  # cube, place (and the TCP when recorded)
-            error = PIXEL_SCALE * (named_xy[:, : target.shape[1]] - target)
+            error = self.pixel_scale * (named_xy[:, : target.shape[1]] - target)
             perception = perception + self.cfg.pixel_weight * error.square().mean((-2, -1))
-        return self.head.loss(h, batch["action"].float()) + self.cfg.aux_weight * perception, h
+        action = self.head.loss(h, batch["action"].float())
+        if ACTION_WEIGHT_KEY in batch:  # scenes (no action) train the perception only
+            action = action * batch[ACTION_WEIGHT_KEY].float()
+        return action + self.cfg.aux_weight * perception, h
 
     def per_sample_loss(self, batch: Mapping[str, Tensor]) -> Tensor:
         return self._losses(batch)[0]

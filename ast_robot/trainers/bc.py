@@ -68,6 +68,21 @@ class DemoData:
         weights = np.concatenate(physical) if physical else None
         return cls({k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(actions), weights)
 
+    def with_scenes(self, scenes: dict[str, np.ndarray]) -> DemoData:
+        """These steps plus perception-only rows (``ast_robot.envs.scenes``: no action, ``ACTION_WEIGHT_KEY`` 0);
+        the scenes must carry every input key of these steps."""
+        from ast_robot.policies.policy import ACTION_WEIGHT_KEY
+
+        missing = sorted(set(self.obs) - set(scenes))
+        if missing or self.physical is not None:
+            raise ValueError(f"train.scenes: scenes lack {missing} or the run weights demos by real-robot feedback "
+                             "(physical_weight); scenes go with plain two_stage BC only")  # fmt: skip
+        n, m = len(self), len(next(iter(scenes.values())))
+        obs = {k: np.concatenate([v.numpy(), scenes[k].astype(v.numpy().dtype)]) for k, v in self.obs.items()}
+        obs[ACTION_WEIGHT_KEY] = np.concatenate([np.ones(n, np.float32), np.zeros(m, np.float32)])
+        actions = np.concatenate([self.actions.numpy(), np.zeros((m, self.actions.shape[1]), np.float32)])
+        return DemoData(obs, actions)
+
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
@@ -145,6 +160,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     else:
         policy.normalizer.fit(data.obs)  # its keys only (not the auxiliary targets)
     steps = (cfg.train.finetune_steps if init_from is not None else 0) or cfg.train.steps
+    data = _add_scenes(cfg, env, data)  # after the normalizer: scenes are posed still, demos move
     trainer = build_trainer(cfg, policy, bc_loss, data, steps=steps, show_progress=show_progress,
                             resume=resume)  # a failed resume writes nothing into the run folder  # fmt: skip
     start = time.perf_counter()
@@ -158,6 +174,18 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     metrics["eval_wall_s"] = time.perf_counter() - start
     env.close()
     return metrics
+
+
+def _add_scenes(cfg: Any, env: Any, data: DemoData) -> DemoData:
+    """``train.scenes`` single-render scenes of the training env added to ``data`` (perception-only rows)."""
+    if not cfg.train.scenes:
+        return data
+    if cfg.policy.type != "two_stage":
+        raise ValueError(f"train.scenes: {cfg.train.scenes} needs policy.type 'two_stage' (got {cfg.policy.type!r}): "
+                         "scenes carry no action, only the perception's targets")  # fmt: skip
+    from ast_robot.envs.scenes import make_scenes
+
+    return data.with_scenes(make_scenes(env, cfg.train.scenes, seed=cfg.seed + 5_000_000))
 
 
 def save_policy(policy: Any, path: Path, step: int, cfg: Any, contract: Any) -> Path:

@@ -34,3 +34,10 @@ def test_pixel_flags_are_checked():
     assert args.pixel_run == {"fr3": "/runs/x"} and args.pixel_demos == {"ur5e": "/demos/y"}
     with pytest.raises(SystemExit, match="expected ROBOT=DIR"):
         parse_args(["--parts", "pixels", "--pixel-run", "ur6=/x"])
+
+
+def test_pixel_init_flag_is_checked():
+    args = parse_args(["--parts", "pixels", "--pixel-init", "ur5e=/runs/a/policy"])
+    assert args.pixel_init == {"ur5e": "/runs/a/policy"}
+    with pytest.raises(SystemExit, match="--pixel-init"):
+        parse_args(["--parts", "pixels", "--pixel-init", "ur5e"])
