@@ -32,7 +32,6 @@ META_KEY = "policy_meta"
 AUX_KEY, AUX_DIM, AUX_SCALE = "aux_target", 6, 10.0  # target object + goal positions (m), regressed in dm
 PIXEL_KEY = "aux_pixels"  # (B, 4 or 6): the target object's, goal's (and TCP's) image positions (row, col, normalized)
 ACTION_WEIGHT_KEY = "action_weight"  # (B,): 0 for rows without an action (single-render scenes), else 1
-PIXEL_SCALE = 15.5  # normalized image units -> half-resolution pixels of a 64-pixel image (pixel_scale: any size)
 
 
 def pixel_scale(hw: tuple[int, int]) -> float:
