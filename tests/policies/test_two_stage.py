@@ -113,3 +113,11 @@ def test_two_stage_trains_and_round_trips(tmp_path):
     np.testing.assert_array_equal(load_policy_weights(tmp_path).act(obs), action)
     policy.optimize_for_inference()
     np.testing.assert_allclose(policy.act(obs), action, atol=1e-5)
+
+
+def test_pixel_scale_maps_the_normalized_grid_onto_half_resolution_pixels():
+    from ast_robot.policies.policy import pixel_scale
+
+    # soft-argmax coordinates run -1..1 across the centres of the h/2 cells of the half-resolution grid
+    assert pixel_scale((64, 64)) == 15.5  # 32 cells: centres 31 cells apart, 15.5 per normalized unit
+    assert pixel_scale((96, 96)) == 23.5
