@@ -341,6 +341,19 @@ class SysIdResult:
             lo, hi = max(lo, self.search_low[i]), min(hi, self.search_high[i])
         return lo, hi
 
+    def search_edge(self, i: int) -> str:
+        """'floor' / 'ceiling' when fit ``i`` sits at that end of the searched box (within 1%), else ''.
+
+        A fit pinned there is a bound, not an estimate: the loss still falls towards the edge, so the true value
+        may lie beyond it (measured: a x0.02 grasp force, outside the x0.2-x5 box, was fitted at the floor and
+        friction, also at its floor, was ranked first)."""
+        if not self.search_low:
+            return ""
+        for end, which in ((self.search_low[i], "floor"), (self.search_high[i], "ceiling")):
+            if abs(self.mean[i] - end) <= 0.01 * max(abs(end), self.search_high[i] - self.search_low[i]):
+                return which
+        return ""
+
     def improvement(self) -> float:
         """Fraction of the nominal trajectory MSE the fit removed (0 when there was nothing to remove)."""
         return 1.0 - self.loss_fit / self.loss_nominal if self.loss_nominal > 0 else 0.0

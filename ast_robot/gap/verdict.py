@@ -58,9 +58,13 @@ def _evidence(sysid, name: str) -> str:
     i = sysid.names.index(name)
     lo, hi = sysid.interval(i)
     covered = sysid.prior_low[i] <= sysid.mean[i] <= sysid.prior_high[i]
+    edge = sysid.search_edge(i)
+    pinned = (f", AT THE {edge.upper()} of the searched range [{sysid.search_low[i]:.4g}, {sysid.search_high[i]:.4g}]: "
+              f"a bound, not an estimate (the true value may lie beyond it, or another cause is being stood in for; "
+              f"widen gap.search_expansion to see)") if edge else ""  # fmt: skip
     return (f"{name} = {sysid.mean[i]:.4g} (95% interval [{lo:.4g}, {hi:.4g}], nominal {sysid.nominal[i]:.4g}) "
             f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone (F-test {_p(sysid.pvalue[i])})"
-            + (", a value the training range already covers" if covered else ""))  # fmt: skip
+            + (", a value the training range already covers" if covered else "") + pinned)  # fmt: skip
 
 
 def retune_sentence(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None) -> str:

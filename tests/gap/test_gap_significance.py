@@ -5,6 +5,8 @@ limits; the deployment's latency offset is counted once across rounds."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -172,3 +174,16 @@ def test_intervals_stay_inside_the_physical_box():
     assert res.interval(0) == (0.0, pytest.approx(0.01 + 1.96 * 0.1))  # never a negative payload
     unpinned = SysIdResult(**{**res.to_dict(), "std": (float("inf"),)})
     assert unpinned.interval(0) == (0.0, 5.0)
+
+
+def test_a_fit_pinned_at_the_search_box_edge_is_reported_as_a_bound():
+    from ast_robot.gap.verdict import physics_sentences
+
+    inside = dataclasses.replace(_significant(["friction"], [0.5], [0.01]), search_low=(0.2,), search_high=(5.0,),
+                                 gap_pvalue=0.0)  # fmt: skip
+    floor = dataclasses.replace(inside, mean=(0.2,))
+    ceiling = dataclasses.replace(inside, mean=(4.99,))
+    assert (inside.search_edge(0), floor.search_edge(0), ceiling.search_edge(0)) == ("", "floor", "ceiling")
+    assert "AT THE FLOOR of the searched range [0.2, 5]" in " ".join(physics_sentences(floor))
+    assert "AT THE" not in " ".join(physics_sentences(inside))
+    assert _significant(["friction"], [0.2], [0.01]).search_edge(0) == ""  # no box recorded: nothing claimed
