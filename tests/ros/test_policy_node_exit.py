@@ -1,4 +1,5 @@
-"""The policy node's exit: rclpy's own clean-up failing after the session closed is reported, not raised."""
+"""The policy node's pure helpers: rclpy's clean-up failing after the session closed is reported, not raised;
+sim-time samples count at their stamp within a bounded lead."""
 
 from __future__ import annotations
 
@@ -20,3 +21,12 @@ def test_rclpy_cleanup_is_silent_when_the_cleanup_succeeds(capsys):
     done = []
     _rclpy_cleanup("shutdown", lambda: done.append(True))
     assert done == [True] and capsys.readouterr().err == ""
+
+
+def test_a_sim_time_sample_counts_at_its_stamp_within_a_bounded_lead():
+    from ast_robot_ros.policy_node import SAMPLE_LEAD_MAX_S, sim_receipt_time
+
+    assert sim_receipt_time(10.008, 10.0) == 10.008  # the twin's sample for the next state: at its stamp
+    assert sim_receipt_time(11.0, 10.0) == 11.0  # the first sample after /twin/reset's 1 s pause
+    assert sim_receipt_time(9.0, 10.0) == 10.0  # an old stamp counts now (its age is checked from there)
+    assert sim_receipt_time(1e9, 10.0) == 10.0 + SAMPLE_LEAD_MAX_S  # a far-future stamp cannot stay fresh

@@ -314,7 +314,7 @@ class PolicyNode(LifecycleNode):
         taken in at that simulated time; the latest state's stamp would be one period earlier, or a whole
         reset pause earlier for the first sample after /twin/reset (then it looked 1 s old at the episode's
         first tick and the policy held: issue 21, once in 3 repeats at load 11)."""
-        return max(stamp_seconds(stamp), self._sim_now) if self._sim_time else time.monotonic()
+        return sim_receipt_time(stamp_seconds(stamp), self._sim_now) if self._sim_time else time.monotonic()
 
     def _receipt(self, stamp: Any, kind: str) -> None:
         """use_sim_time: tell the twin this sample was taken in (it waits for that before the next state)."""
@@ -446,6 +446,18 @@ class PolicyNode(LifecycleNode):
             self._publish_outcome(record)
         res.message, res.success = "episode stopped", True
         return res
+
+
+# use_sim_time: how far ahead of the latest joint state a sample's stamp may count (the twin's 1 s reset pause
+# and a period): a stamp further ahead (a hostile or broken publisher) would otherwise keep its frame "fresh"
+# and empty the camera's rate budget until the simulated clock caught up with it.
+SAMPLE_LEAD_MAX_S = 1.5
+
+
+def sim_receipt_time(stamp_s: float, sim_now: float) -> float:
+    """use_sim_time: when a camera frame or tracker sample counts as received: its stamp, never before the
+    latest joint state and at most SAMPLE_LEAD_MAX_S after it."""
+    return min(max(stamp_s, sim_now), sim_now + SAMPLE_LEAD_MAX_S)
 
 
 def _rclpy_cleanup(step: str, action: Any) -> None:
