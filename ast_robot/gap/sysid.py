@@ -342,7 +342,8 @@ class SysIdResult:
         return lo, hi
 
     def search_edge(self, i: int) -> str:
-        """'floor' / 'ceiling' when fit ``i`` sits at that end of the searched box (within 1%), else ''.
+        """'floor' / 'ceiling' when fit ``i`` sits at that end of the searched box (within 1% of the end's value;
+        of the box's width for an end at 0), else ''.
 
         A fit pinned there is a bound, not an estimate: the loss still falls towards the edge, so the true value
         may lie beyond it (measured: a x0.02 grasp force, outside the x0.2-x5 box, was fitted at the floor and
@@ -350,7 +351,8 @@ class SysIdResult:
         if not self.search_low:
             return ""
         for end, which in ((self.search_low[i], "floor"), (self.search_high[i], "ceiling")):
-            if abs(self.mean[i] - end) <= 0.01 * max(abs(end), self.search_high[i] - self.search_low[i]):
+            tolerance = 0.01 * abs(end) if end != 0 else 0.001 * (self.search_high[i] - self.search_low[i])
+            if abs(self.mean[i] - end) <= tolerance:
                 return which
         return ""
 

@@ -184,6 +184,9 @@ def test_a_fit_pinned_at_the_search_box_edge_is_reported_as_a_bound():
     floor = dataclasses.replace(inside, mean=(0.2,))
     ceiling = dataclasses.replace(inside, mean=(4.99,))
     assert (inside.search_edge(0), floor.search_edge(0), ceiling.search_edge(0)) == ("", "floor", "ceiling")
+    assert dataclasses.replace(inside, mean=(0.24,)).search_edge(0) == ""  # 20% above a log box's floor: a value
+    at_zero = dataclasses.replace(inside, mean=(0.0001,), search_low=(0.0,), search_high=(5.0,))
+    assert at_zero.search_edge(0) == "floor"  # an end at 0 (e.g. payload): a share of the box's width
     assert "AT THE FLOOR of the searched range [0.2, 5]" in " ".join(physics_sentences(floor))
     assert "AT THE" not in " ".join(physics_sentences(inside))
     assert _significant(["friction"], [0.2], [0.01]).search_edge(0) == ""  # no box recorded: nothing claimed
