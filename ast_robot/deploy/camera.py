@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ast_robot.deploy.inputs import Rejected, check_image, resize_nearest
-
-MIN_MAX_AGE_S = 0.2  # never hold for a frame younger than this (one 25 Hz policy step + transport jitter)
-# Frames are taken when the executor gets to them, so a few may arrive back to back after a busy moment:
-# up to this many pass at once; beyond that, at most 4x the camera's rate on average.
-BURST_FRAMES = 4.0
+from ast_robot.deploy.inputs import StreamBudget, check_image, resize_nearest
 
 
 class CameraInput:
@@ -24,26 +19,17 @@ class CameraInput:
 
     def __init__(self, size: tuple[int, int], rate_hz: float) -> None:
         """``size``: the trained (height, width); ``rate_hz``: the camera's nominal rate (> 0). Frames older than
-        3 periods (at least :data:`MIN_MAX_AGE_S`) are stale; frames more than 4x faster (after a burst of
-        :data:`BURST_FRAMES`) are refused."""
-        if not (np.isfinite(rate_hz) and rate_hz > 0):
-            raise ValueError(f"camera_rate_hz: expected the camera's rate (Hz) > 0, got {rate_hz!r}")
+        3 periods are stale; frames more than 4x faster (after a short burst) are refused
+        (:class:`~ast_robot.deploy.inputs.StreamBudget`)."""
+        self.budget = StreamBudget(rate_hz, "camera_rate_hz", "camera")
+        self.max_age_s = self.budget.max_age_s
         self.size = (int(size[0]), int(size[1]))
-        self.max_age_s = max(3.0 / rate_hz, MIN_MAX_AGE_S)
-        self.max_rate_hz = 4.0 * rate_hz
-        self._tokens, self._tokens_s = BURST_FRAMES, -np.inf  # token bucket: bursts allowed, the mean bounded
         self.image: np.ndarray | None = None
         self.received_s = -np.inf
 
     def offer(self, encoding: str, height: int, width: int, step: int, data: bytes, now_s: float) -> np.ndarray:
         """Check, resize and keep a frame received at ``now_s`` (monotonic s); :class:`Rejected` saying why not."""
-        if not np.isfinite(now_s):
-            raise Rejected(f"camera frame time {now_s!r} is not finite", "time")
-        self._tokens = min(BURST_FRAMES, self._tokens + max(now_s - self._tokens_s, 0.0) * self.max_rate_hz)
-        self._tokens_s = float(now_s)
-        if self._tokens < 1.0:
-            raise Rejected(f"camera frames faster than {self.max_rate_hz:g} Hz", "too fast")
-        self._tokens -= 1.0
+        self.budget.admit(now_s, "camera frame", "camera frames")
         img = check_image(encoding, height, width, step, data)
         self.image = resize_nearest(img, *self.size) if img.shape[:2] != self.size else img
         self.received_s = float(now_s)

@@ -27,6 +27,38 @@ class Rejected(ValueError):
         self.key = key or message
 
 
+MIN_MAX_AGE_S = 0.2  # never hold for a sample younger than this (one 25 Hz policy step + transport jitter)
+# Samples are taken when the executor gets to them, so a few may arrive back to back after a busy moment:
+# up to this many pass at once; beyond that, at most 4x the stream's rate on average.
+BURST_SAMPLES = 4.0
+
+
+class StreamBudget:
+    """A sensor stream's age limit and rate budget (camera frames, tracker samples): a sample older than 3
+    periods (at least :data:`MIN_MAX_AGE_S`) is stale; samples beyond 4x the nominal rate (a token bucket that
+    lets :data:`BURST_SAMPLES` through at once) are refused before they are decoded or checked, so a flood
+    costs constant work per message."""
+
+    def __init__(self, rate_hz: float, field: str, source: str) -> None:
+        """``rate_hz``: the stream's nominal rate (> 0), read from config ``field`` (for the error line)."""
+        if not (np.isfinite(rate_hz) and rate_hz > 0):
+            raise ValueError(f"{field}: expected the {source}'s rate (Hz) > 0, got {rate_hz!r}")
+        self.max_age_s = max(3.0 / rate_hz, MIN_MAX_AGE_S)
+        self.max_rate_hz = 4.0 * rate_hz
+        self._tokens, self._tokens_s = BURST_SAMPLES, -np.inf
+
+    def admit(self, now_s: float, sample: str, samples: str) -> None:
+        """Spend one token for a sample received at ``now_s`` (s); :class:`Rejected` (named by ``sample`` /
+        ``samples``) when the time is not finite or the stream runs too fast."""
+        if not np.isfinite(now_s):
+            raise Rejected(f"{sample} time {now_s!r} is not finite", "time")
+        self._tokens = min(BURST_SAMPLES, self._tokens + max(now_s - self._tokens_s, 0.0) * self.max_rate_hz)
+        self._tokens_s = float(now_s)
+        if self._tokens < 1.0:
+            raise Rejected(f"{samples} faster than {self.max_rate_hz:g} Hz", "too fast")
+        self._tokens -= 1.0
+
+
 @dataclass(frozen=True)
 class JointReading:
     """A validated joint state in the policy's joint order."""

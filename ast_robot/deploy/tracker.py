@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ast_robot.deploy.camera import BURST_FRAMES, MIN_MAX_AGE_S
-from ast_robot.deploy.inputs import Rejected
+from ast_robot.deploy.inputs import Rejected, StreamBudget
 from ast_robot.robot.safety import TrackerTrust
 
 MAX_TRACKED_OBJECTS = 64  # bigger arrays are refused unread
@@ -30,13 +29,10 @@ class TrackerInput:
 
     def __init__(self, n_objects: int, rate_hz: float) -> None:
         """``n_objects``: the cubes the policy was trained with; ``rate_hz``: the tracker's nominal rate (> 0).
-        Samples older than 3 periods (at least :data:`MIN_MAX_AGE_S`) are stale."""
-        if not (np.isfinite(rate_hz) and rate_hz > 0):
-            raise ValueError(f"tracker_rate_hz: expected the tracker's rate (Hz) > 0, got {rate_hz!r}")
-        self.max_age_s = max(3.0 / rate_hz, MIN_MAX_AGE_S)
-        self.max_rate_hz = 4.0 * rate_hz
+        Samples older than 3 periods are stale (:class:`~ast_robot.deploy.inputs.StreamBudget`)."""
+        self.budget = StreamBudget(rate_hz, "tracker_rate_hz", "tracker")
+        self.max_age_s = self.budget.max_age_s
         self.trust = TrackerTrust(n_objects, self.max_age_s)
-        self._tokens, self._tokens_s = BURST_FRAMES, -np.inf
         self.positions: np.ndarray | None = None
         self.velocities = np.zeros((n_objects, 3))
         self._stamp_s = 0.0  # the latest trusted sample's stamp (s; 0: unstamped)
@@ -49,13 +45,7 @@ class TrackerInput:
         """Check and keep a sample received at ``now_s`` (the node's clock, s), measured at ``stamp_s`` (its
         header stamp, s; 0: unstamped, the receipt time stands in for velocities); :class:`Rejected` saying why
         not."""
-        if not np.isfinite(now_s):
-            raise Rejected(f"tracker sample time {now_s!r} is not finite", "time")
-        self._tokens = min(BURST_FRAMES, self._tokens + max(now_s - self._tokens_s, 0.0) * self.max_rate_hz)
-        self._tokens_s = float(now_s)
-        if self._tokens < 1.0:
-            raise Rejected(f"tracker samples faster than {self.max_rate_hz:g} Hz", "too fast")
-        self._tokens -= 1.0
+        self.budget.admit(now_s, "tracker sample", "tracker samples")
         p = _as_positions(positions)
         previous, prev_time = self.positions, self._sample_time()
         reason = self.trust.judge(p, float(now_s))
