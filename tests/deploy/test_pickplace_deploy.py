@@ -96,7 +96,7 @@ def test_gripper_command_data_per_interface(robot):
     if robot == "fr3":  # [width, speed, force] for the relay: open = Move (force 0)
         assert data == [0.08, 0.05, 0.0]
         _, data = g.command(np.array([0, 0, 0, -1.0]), 1.0, stopped=False)
-        assert data == [0.0, 0.05, 40.0]  # close = Grasp with the configured force
+        assert data == [0.0, 0.05, g.cfg.force_n] and g.cfg.force_n == 70.0  # close = Grasp, configured force
         assert g.width_from_state(["fr3_finger_joint1", "fr3_finger_joint2"], [0.01, 0.01]) == pytest.approx(0.02)
     else:  # [knuckle position] for a forward position controller: 0 open .. 0.8 closed
         assert data == [pytest.approx(0.0)]
@@ -227,3 +227,15 @@ def test_a_gripper_section_beyond_the_data_sheet_is_refused_naming_the_file(tmp_
     with pytest.raises((ValueError, ConfigError), match=message) as err:
         load_robot_io(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("robot", ["ur5e", "fr3"])
+def test_the_shipped_grasp_force_is_the_one_the_policy_was_trained_with(robot):
+    """Train as you deploy: the robot's deploy YAML grasps with the force of the envs' gripper actuator (the
+    nominal of the randomized gripper_force); a 40 N deployment of a policy trained at 100 N was a silent gap."""
+    from ast_robot.deploy.robot_io import load_robot_io
+    from ast_robot.robot.specs import get_robot, load_model
+
+    model = load_model(robot, "pickplace", n_objects=2, n_pads=2)
+    trained = model.actuator_forcerange[model.actuator(get_robot(robot).gripper_actuator).id, 1]
+    assert load_robot_io(robot).gripper.force_n == pytest.approx(trained)

@@ -186,13 +186,15 @@ def test_gripper_commands_rebuilt_for_an_older_record_are_those_the_gate_sends(r
     np.testing.assert_allclose(rebuilt, sent, rtol=0, atol=1e-12)
 
 
-def test_a_fitted_grasp_force_is_retuned_in_the_sims_units(replay):
-    """The replay grasps with the deployment's 40 N (UR5e), the env's actuator with 100 N: a twin found at x0.3
-    of 40 N grips with 12 N, so the sim's gripper_force range is centred at x0.12, not at x0.3 (30 N)."""
+def test_a_fitted_grasp_force_is_retuned_in_the_sims_units():
+    """A deployment that grasps with 40 N (UR5e; the shipped config grasps with the env's 100 N), the env's
+    actuator with 100 N: a twin found at x0.3 of 40 N grips with 12 N, so the sim's gripper_force range is
+    centred at x0.12, not at x0.3 (30 N)."""
     from ast_robot.gap.pick_pipeline import in_sim_units
     from ast_robot.gap.retune import retune
     from ast_robot.gap.sysid import SysIdResult
 
+    replay = PickReplay(ROBOT, force_n=40.0)
     assert (replay.force_n, replay.sim_force_n) == (40.0, 100.0)
     names = ("friction", "gripper_force", "object_mass")
     fit = SysIdResult(names=names, mean=(1.0, 0.3, 1.0), std=(0.01, 0.01, 0.01), nominal=(1.0,) * 3,

@@ -22,7 +22,7 @@ ROBOTS = {
     "ur5e": ("/gripper_position_controller/commands",  # Robotiq knuckle: 0 rad open .. 0.8 rad closed
              lambda s: 0.085 * (1 - s["robotiq_85_left_knuckle_joint"] / 0.8), [0.8]),
     "fr3": ("/ast/gripper_command",  # Franka Hand fingers (m each); [width, speed, force] for the relay: a grasp
-            lambda s: s["fr3_finger_joint1"] + s["fr3_finger_joint2"], [0.0, 0.05, 40.0]),
+            lambda s: s["fr3_finger_joint1"] + s["fr3_finger_joint2"], [0.0, 0.05, 70.0]),
 }  # fmt: skip
 
 
