@@ -44,7 +44,9 @@ SCRIPTED = ("scripted:pickplace", ["--set", "episode_timeout_s=5"], "10")
 # (scenario, a twin file of configs/twin/ or the hidden values, the name the analyzer should rank first)
 HIDDEN = [("cube mass x3", "pickplace_mass.yaml", "object_mass"),
           ("grasp force x0.3", "pickplace_force.yaml", "gripper_force"),
-          ("grasp force x0.02", {"gripper_force_scale": 0.02}, "gripper_force")]  # the cube slips: grasps fail
+          ("grasp force x0.02", {"gripper_force_scale": 0.02}, "gripper_force"),  # the cube slips: grasps fail
+          ("friction x0.3", "pickplace_friction.yaml", "friction"),  # every geom's friction (cube, pads, table)
+          ("camera 4 cm + 5 deg", "pickplace_camera.yaml", None)]  # null case: the physical fit must name nothing
 DEFAULT_HIDDEN = "cube mass x3,grasp force x0.3"
 
 
@@ -68,7 +70,7 @@ def tracked_policy(folder: Path) -> tuple[str, list[str], str]:
 
 
 def deploy(policy: tuple[str, list[str], str], hidden: str | dict | None, episodes: int, folder: Path,
-           domain: int) -> list:  # fmt: skip
+           domain: int, seed: int = 0) -> list:  # fmt: skip
     """One fresh deployment (twin, policy node, episode driver); its records."""
     from ast_robot.records import read_records
     from ast_robot.sim2real import RosProcesses
@@ -82,7 +84,7 @@ def deploy(policy: tuple[str, list[str], str], hidden: str | dict | None, episod
         ros.start("twin", "twin", "--robot", ROBOT, "--task", "pickplace", "--sim-time", "--rate", "125",
                   "--camera-rate", camera, *(["--hidden", str(ROOT / "configs" / "twin" / hidden)] if hidden else []))  # fmt: skip
         ros.start("deploy", "deploy", spec, "--robot", ROBOT, "--sim-time", *args)
-        ros.run("episodes", "episodes", "--task", "pickplace", "--robot", ROBOT, "--n", str(episodes), "--seed", "0",
+        ros.run("episodes", "episodes", "--task", "pickplace", "--robot", ROBOT, "--n", str(episodes), "--seed", str(seed),
                 "--sim-time", "--timeout", "120", "--discovery-timeout", "120", "--out", str(folder / "records"),
                 timeout=300 + 60 * episodes)  # fmt: skip
     finally:
@@ -131,6 +133,8 @@ def main() -> None:
     parser.add_argument("--twins", default=DEFAULT_HIDDEN, help=f"comma-separated hidden twins of {[h[0] for h in HIDDEN]}")
     parser.add_argument("--no-nominal", action="store_true", help="hidden twins only")
     parser.add_argument("--name", default="pick_ros_replay", help="results file name (bench/results/NAME.*)")
+    parser.add_argument("--keep", default="", help="copy each run's records into this folder (offline re-analysis)")
+    parser.add_argument("--seeds", default="0", help="comma-separated episode seeds (tables) per hidden twin")
     args = parser.parse_args()
     from ast_robot.config import load_config
     from ast_robot.envs.randomization import resolve
@@ -150,17 +154,20 @@ def main() -> None:
             for scenario, hidden, truth in [("nominal", None, None)] * (not args.no_nominal) + twins:
                 if hidden is not None and name == "tracked":  # it never grasps: nothing to identify
                     continue
-                runs = []
-                for k in range(args.repeats if hidden is None else args.hidden_repeats):
+                runs: dict[int, list] = {}
+                seeds = [0] if hidden is None else [int(x) for x in args.seeds.split(",")]
+                for seed, k in [(s, k) for s in seeds for k in range(args.repeats if hidden is None else args.hidden_repeats)]:
                     start = time.perf_counter()
-                    records = deploy(policies[name], hidden, args.episodes, scratch / f"{name}-{scenario}-{k}".replace(" ", "_"),
-                                     args.domain)  # fmt: skip
+                    run_dir = scratch / f"{name}-{scenario}-s{seed}-{k}".replace(" ", "_")
+                    records = deploy(policies[name], hidden, args.episodes, run_dir, args.domain, seed)
+                    if args.keep:
+                        shutil.copytree(run_dir / "records", Path(args.keep) / run_dir.name, dirs_exist_ok=True)
                     wall = time.perf_counter() - start
-                    row = {"policy": name, "twin": scenario, "repeat": k, "truth": truth or "-",
-                           "identical_to_repeat_0": None if not runs else same(runs[0], records),
+                    row = {"policy": name, "twin": scenario, "seed": seed, "repeat": k, "truth": truth or "-",
+                           "identical_to_repeat_0": None if seed not in runs else same(runs[seed], records),
                            **analyze(records, replay, cfg), "deploy_wall_s": round(wall, 1)}  # fmt: skip
                     row["named_first_right"] = (row["named"].split(", ")[0] == truth) if truth else row["named"] == "-"
-                    runs.append(records)
+                    runs.setdefault(seed, records)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     finally:
@@ -171,7 +178,7 @@ def main() -> None:
 def write(rows: list[dict], args: Any) -> None:
     nominal = [r for r in rows if r["twin"] == "nominal"]
     repeats = [r for r in rows if r["identical_to_repeat_0"] is not None]
-    hidden = [r for r in rows if r["truth"] != "-"]
+    hidden = [r for r in rows if r["twin"] != "nominal"]  # a twin without a physical culprit counts when nothing is named
     unexplained = [r["unexplained"] for r in nominal if r["trajectory_gap"] and r["unexplained"] is not None]
     goals = [goal("nominal twin through ROS: largest per-episode replay RMS (rad)", REPLAY_GOAL_RAD,
                   max((r["replay_rms_max_rad"] for r in nominal), default=None), "<="),
@@ -181,7 +188,7 @@ def write(rows: list[dict], args: Any) -> None:
                   round(float(np.mean([bool(r["trajectory_gap"]) for r in nominal])), 3) if nominal else None, "<="),
              goal("same twin, same seed: repeats identical to the first (share)", 1.0,
                   round(float(np.mean([r["identical_to_repeat_0"] for r in repeats])), 3) if repeats else None),
-             goal("hidden twin through ROS: true culprit named first (share)", 1.0,
+             goal("hidden twin through ROS: true culprit named first, nothing named on a null twin (share)", 1.0,
                   round(float(np.mean([r["named_first_right"] for r in hidden])), 3) if hidden else None)]  # fmt: skip
     notes = (f"UR5e, sim time, loopback; {args.episodes} episodes (seed 0) per run, {args.repeats} fresh deployments "
              f"per policy on the nominal twin; analyzer config {LOOP_CONFIG.name}. Largest unexplained share on a "

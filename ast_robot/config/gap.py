@@ -88,6 +88,12 @@ class GapConfig:
     search_expansion: float = doc(
         5.0, "System identification searches the prior range widened by this factor about its centre.", ge=1
     )
+    search_widenings: int = doc(
+        2,
+        "Times the search box may be widened (by search_expansion again, never past a physical limit) beyond "
+        "an end a significant parameter's fit is pinned at, each followed by a refit; 0 = never.",
+        ge=0,
+    )
     screen_tolerance: float = doc(
         1e-4,
         "Parameters that move the simulated joints less than this (rad RMS) across the whole search "

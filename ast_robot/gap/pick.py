@@ -35,7 +35,8 @@ PICK_PARAMS = ("friction", "gripper_force", "object_mass")  # what the cube's re
 PICK_REPLAY_FLOOR_RAD = 1e-6
 PICK_SCREEN_RAD = 1e-6
 SCAN_POINTS = 15
-# A parameter is named only when it alone also removes this share of the nominal loss *above the noise floor*:
+# A parameter is named only when it alone also removes this share of the nominal loss *above the noise floor*
+# (the fit applies it: ast_robot.gap.sysid.mark_min_share):
 # with the twin's noise-free joints the F-test passes tiny compensations (x3 cube mass: friction 1.03 beside
 # it, 1.4% of the loss alone, p < 1e-6), which a retune must not move. Above the floor, not of the whole loss:
 # with 0.5 mrad joint noise a x0.3 grasp force removes 0.8% of the whole loss but most of the part above noise.
@@ -67,20 +68,10 @@ def run_pick_sysid(cfg: Any, real: Sequence[EpisodeRecord], simulator: Any, seed
     space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names)
     try:
         result = fit(simulator, usable, space, pick_gap_config(cfg.gap), seed=seed, progress=progress,
-                     scan_points=SCAN_POINTS)  # fmt: skip
+                     scan_points=SCAN_POINTS, min_share=PICK_MIN_SHARE)  # fmt: skip
     except NotIdentifiable as err:
         return None, None, str(err)
-    return with_min_share(result, PICK_MIN_SHARE), simulator, ""
-
-
-def with_min_share(result: SysIdResult, min_share: float) -> SysIdResult:
-    """``result`` with parameters that alone remove less than ``min_share`` of the nominal loss above the
-    noise floor marked not significant (re-ranked)."""
-    excess = result.loss_nominal - result.floor_rms**2  # rad^2: the part of the nominal loss a parameter can explain
-    shares = [a * result.loss_nominal / excess if excess > 0 else 0.0 for a in result.attribution]
-    significant = tuple(bool(sig and sh >= min_share) for sig, sh in zip(result.significant, shares))
-    order = sorted(range(len(result.names)), key=lambda i: (not significant[i], -result.attribution[i]))
-    return dataclasses.replace(result, significant=significant, ranking=tuple(result.names[i] for i in order))
+    return result, simulator, ""
 
 
 def run_visual(real_path: str | Path, real: Sequence[EpisodeRecord], sheets: Any = None) -> tuple[Any, str]:
@@ -150,10 +141,10 @@ def _look(result: Any, group: str) -> str:
 
 
 def ranked_culprits(sysid: SysIdResult | None, visual: Any) -> list[str]:
-    """Physical culprits and visual groups in one list, each kind by its share of its own loss."""
+    """Physical culprits and visual groups in one list, each kind by its share of its own loss (pinned fits last)."""
     rows = []
-    if sysid is not None:
-        rows += [(sysid.attribution[sysid.names.index(n)], n) for n in sysid.culprits()]
+    if sysid is not None:  # a physical fit pinned at its box's end is a bound: after every estimate
+        rows += [(sysid.pinned(n), sysid.attribution[sysid.names.index(n)], n) for n in sysid.culprits()]
     if visual is not None:
-        rows += [(visual.shares[g], g) for g in visual.culprits]
-    return [n for _, n in sorted(rows, key=lambda r: -r[0])]
+        rows += [(False, visual.shares[g], g) for g in visual.culprits]
+    return [n for _, _, n in sorted(rows, key=lambda r: (r[0], -r[1]))]

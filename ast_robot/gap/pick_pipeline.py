@@ -54,7 +54,9 @@ def in_sim_units(result: Any, simulator: Any) -> Any:
     if "gripper_force" not in result.names or not force or not sim_force or force == sim_force:
         return result
     i, k = result.names.index("gripper_force"), force / sim_force
-    fields = ("mean", "std", "nominal")  # the fit's; its prior and box came from the sim's ranges as they are
+    # the fit's, in deployment units (its box too: a fit pinned at the box's end stays pinned); the prior came
+    # from the sim's ranges as they are
+    fields = ("mean", "std", "nominal", "search_low", "search_high")
     return dataclasses.replace(result, **{f: _scaled(getattr(result, f), i, k) for f in fields})
 
 

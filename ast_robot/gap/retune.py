@@ -36,7 +36,7 @@ from ast_robot.config.randomization import DistributionConfig, RandomizationConf
 from ast_robot.config.schema import from_dict, to_dict
 from ast_robot.fileio import atomic_write_text
 from ast_robot.gap.significance import noise_interval
-from ast_robot.gap.sysid import SysIdResult, lower_floor, prior_bounds
+from ast_robot.gap.sysid import SysIdResult, is_scale, lower_floor, prior_bounds
 
 _ABS_FLOOR = 1e-3  # smallest half-width in the parameter's unit, for centres at or near zero
 
@@ -69,6 +69,29 @@ def retuned_distribution(name: str, old: DistributionConfig, centre: float, std:
     return dataclasses.replace(old, dist=family, low=float(low), high=float(high), mean=float(centre))
 
 
+def bounded_distribution(name: str, old: DistributionConfig, bound: float, edge: str,
+                         ceiling: float | None = None) -> DistributionConfig:  # fmt: skip
+    """The range of a parameter whose fit stayed pinned at an end of its (widened) search box: the old range
+    extended to the bound, never collapsed onto it (the fit says only that the truth lies at the bound or
+    beyond, or that the parameter stands in for another cause; a range [0.19, 0.21] around a friction pinned at
+    0.2 trained for a value the truth, 0.1-0.15, was not). Log-uniform for a positive scale factor (as many
+    samples per factor of 2 near the bound as near the old range), else uniform."""
+    if not math.isfinite(bound):
+        raise ValueError(f"cannot retune {name!r}: the fit's bound is {bound}; it must be finite")
+    low, high, _ = prior_bounds(old)
+    if edge == "floor":
+        floor = lower_floor(name, old, bound)
+        low, high = max(min(low, bound), floor if floor is not None else -math.inf), max(high, bound)
+    else:
+        low, high = min(low, bound), max(high, bound) if ceiling is None else min(max(high, bound), ceiling)
+    if high - low < 2 * _ABS_FLOOR:
+        high = low + 2 * _ABS_FLOOR
+    scale = is_scale(name, old) or old.dist == "loguniform"
+    family = "loguniform" if scale and low > 0 else "uniform"
+    centre = math.sqrt(low * high) if family == "loguniform" else 0.5 * (low + high)
+    return dataclasses.replace(old, dist=family, low=float(low), high=float(high), mean=float(centre))
+
+
 def half_width(centre: float, std: float, cfg: GapConfig, ceiling: float | None = None,
                floor: float | None = None) -> float:  # fmt: skip
     """Half-width of a retuned range (and of the posterior bump): ``k`` posterior standard deviations,
@@ -97,6 +120,10 @@ def retune(
     params = dict(randomization.params)
     for name in retuned_names(result, cfg):
         i = result.names.index(name)
+        if edge := result.search_edge(i):  # a bound: the truth lies at it or beyond
+            params[name] = bounded_distribution(name, params[name], result.mean[i] + offsets.get(name, 0.0), edge,
+                                                limits.get(name))  # fmt: skip
+            continue
         params[name] = retuned_distribution(name, params[name], result.mean[i] + offsets.get(name, 0.0),
                                             result.std[i], cfg, limits.get(name))  # fmt: skip
     if "joint_noise" in params and not result.gap_unexplained():  # then the residual holds the missing cause
