@@ -34,6 +34,11 @@ def physics_sentences(sysid) -> list[str]:
                 f"({_p(sysid.gap_pvalue)}): no physical gap is detected, and no parameter is named."]  # fmt: skip
     out = [f"Trajectories: the nominal simulator's replay differs from the real joints beyond the {floor} "
            f"(mean squared error {sysid.loss_nominal:.3g} rad^2, {_p(sysid.gap_pvalue)})."]  # fmt: skip
+    if sysid.widened:
+        boxes = ", ".join(f"{n} [{sysid.search_low[sysid.names.index(n)]:.4g}, {sysid.search_high[sysid.names.index(n)]:.4g}]"
+                          for n in sysid.widened)  # fmt: skip
+        out.append(f"The first fit pointed past the searched range, so it was widened and refitted ({sysid.widen_seconds:.0f} s "
+                   f"of the fit's {sysid.seconds:.0f} s): {boxes}.")  # fmt: skip
     named = sysid.culprits()
     partial = [n for n, sig in zip(sysid.names, sysid.significant) if sig and n not in named]
     if named:
@@ -59,9 +64,13 @@ def _evidence(sysid, name: str) -> str:
     lo, hi = sysid.interval(i)
     covered = sysid.prior_low[i] <= sysid.mean[i] <= sysid.prior_high[i]
     edge = sysid.search_edge(i)
-    pinned = (f", AT THE {edge.upper()} of the searched range [{sysid.search_low[i]:.4g}, {sysid.search_high[i]:.4g}]: "
-              f"a bound, not an estimate (the true value may lie beyond it, or another cause is being stood in for; "
-              f"widen gap.search_expansion to see)") if edge else ""  # fmt: skip
+    pinned = ""
+    if edge:
+        where = ("its physical limit" if sysid.at_limit and sysid.at_limit[i] else
+                 "after widening it" if name in sysid.widened else "widen gap.search_expansion to see")  # fmt: skip
+        pinned = (f", AT THE {edge.upper()} of the searched range [{sysid.search_low[i]:.4g}, {sysid.search_high[i]:.4g}] "
+                  f"({where}): a bound, not an estimate (the true value may lie beyond it, or another cause is being "
+                  f"stood in for)")  # fmt: skip
     return (f"{name} = {sysid.mean[i]:.4g} (95% interval [{lo:.4g}, {hi:.4g}], nominal {sysid.nominal[i]:.4g}) "
             f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone (F-test {_p(sysid.pvalue[i])})"
             + (", a value the training range already covers" if covered else "") + pinned)  # fmt: skip
@@ -85,7 +94,9 @@ def retune_sentence(report: GapReport, retuned: Mapping[str, tuple[float, float]
             parts.append(f"{n} to [{lo:.4g}, {hi:.4g}] (the joint noise measured in the replay residual)")
             continue
         i = report.sysid.names.index(n)
-        parts.append(f"{n} to [{lo:.4g}, {hi:.4g}] (was [{report.sysid.prior_low[i]:.4g}, {report.sysid.prior_high[i]:.4g}])")
+        bound = (f"; the fit is a bound at the {report.sysid.search_edge(i)} of its searched range: the range is "
+                 f"extended to it, not collapsed onto it") if report.sysid.search_edge(i) else ""  # fmt: skip
+        parts.append(f"{n} to [{lo:.4g}, {hi:.4g}] (was [{report.sysid.prior_low[i]:.4g}, {report.sysid.prior_high[i]:.4g}]{bound})")
     return f"Retuned: {'; '.join(parts)}. {kept_text}"
 
 

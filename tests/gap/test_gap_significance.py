@@ -53,6 +53,7 @@ def test_a_null_twin_names_no_culprit_and_changes_no_range(replay, seed):
     real = twin_records({"joint_noise_rad": 0.001}, seed)  # the nominal arm, only sensor noise
     res = _fit(replay, real, seed=seed)
     assert not res.trajectory_gap() and res.culprits() == () and res.top_parameter() is None
+    assert res.widened == () and res.widen_seconds == 0.0  # the box is never widened on a null twin
     assert res.noise_rms == pytest.approx(0.001, rel=0.2)
     assert retune(RANGES, res, FAST) == RANGES  # every range exactly as it was
 

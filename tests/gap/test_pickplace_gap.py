@@ -98,6 +98,7 @@ def test_nominal_twin_names_nothing_physical_or_visual(tmp_path):
     result, _, note = run_pick_sysid(_cfg(), real, None, 0, None)
     assert note == "" and set(result.names) == set(PICK_PARAMS)
     assert result.culprits() == () and not result.trajectory_gap()
+    assert result.widened == () and result.search_low == (0.2,) * 3  # nothing widened on the nominal twin
     visual, note = run_visual(bag, real)
     assert note == "" and visual.n_frames >= 2 and visual.rms_nominal == 0.0 and visual.culprits == ()
     assert ranked_culprits(result, visual) == []
@@ -121,6 +122,18 @@ def test_each_physical_culprit_is_ranked_first(hidden, culprit, replay):
     assert result.culprits()[0] == culprit
     value = next(iter(hidden.values()))
     assert result.mean[result.names.index(culprit)] == pytest.approx(value, rel=0.15)
+
+
+@pytest.mark.slow  # ~40-90 s on 2 cores: the first fit, then two widenings of the box, each with a refit
+def test_a_grasp_force_outside_the_search_box_is_found_by_widening_and_named_alone(replay):
+    """x0.02 (2 N of 100 N) lies below the first box (x0.2-x5): before the widening the fit named friction or
+    nothing (bench/results/pick_ros_replay_failing_grasp*); now the box is widened past the floor and refitted."""
+    real, _ = _deploy({"gripper_force_scale": 0.02})
+    result, _, _ = run_pick_sysid(_cfg(), real, replay, 0, None)
+    assert result.culprits() == ("gripper_force",), result
+    i = result.names.index("gripper_force")
+    assert result.mean[i] == pytest.approx(0.02, rel=0.1) and result.search_edge(i) == ""  # an estimate, not a bound
+    assert "gripper_force" in result.widened and result.search_low[i] < 0.02
 
 
 @pytest.mark.slow  # ~20-40 s each on 2 cores (coordinate search over re-renders)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ast_robot.config import ConfigError, load_config
@@ -192,3 +194,18 @@ def test_a_refit_that_moves_a_range_by_round_off_is_no_change():
         dist="uniform", low=0.30, high=0.34)})
     assert changed_names(old, same) == ()
     assert changed_names(old, moved) == ("actuator_gain",)
+
+
+def test_a_fit_pinned_at_its_box_end_is_retuned_as_a_bound_never_onto_the_point():
+    """Measured before: friction pinned at the box floor 0.2 (truth 0.1-0.15) was retuned to [0.19, 0.21]."""
+    rand = RandomizationConfig(params={"friction": DistributionConfig(low=0.8, high=1.2),
+                                       "object_mass": DistributionConfig(low=0.7, high=1.3)})  # fmt: skip
+    res = SysIdResult(("friction", "object_mass"), (0.2, 5.0), (1e-5, 1e-5), (1.0, 1.0), (0.8, 0.7), (1.2, 1.3),
+                      1.0, 0.001, (0.9, 0.5), ("friction", "object_mass"), (), 3, pvalue=(0.0, 0.0),
+                      significant=(True, True), search_low=(0.2, 0.2), search_high=(5.0, 5.0))  # fmt: skip
+    new = retune(rand, res, GapConfig())
+    friction, mass = new.params["friction"], new.params["object_mass"]
+    assert (friction.dist, friction.low, friction.high) == ("loguniform", pytest.approx(0.2), pytest.approx(1.2))
+    assert (mass.dist, mass.low, mass.high) == ("loguniform", pytest.approx(0.7), pytest.approx(5.0))
+    inside = dataclasses.replace(res, search_low=(0.1, 0.2))  # 0.2 is now inside the box: an estimate
+    assert retune(rand, inside, GapConfig()).params["friction"].high == pytest.approx(0.21)

@@ -110,3 +110,35 @@ def test_parameters_without_effect_are_screened_out_and_reported():
     flat = lambda params, record: record.joint_positions  # noqa: E731 - a simulator no parameter affects
     with pytest.raises(NotIdentifiable, match="nothing can be fitted"):
         fit(flat, real, space_from_randomization(RANDOMIZATION, 5.0))
+
+
+def test_a_gain_outside_the_box_is_found_by_widening_and_a_pinned_fit_is_a_bound():
+    """x0.06 lies below the first box (x0.2-x5): without widening the fit pins at the floor x0.2 (a bound that
+    was named and retuned as an estimate); widened (x0.04, then x0.008) and refitted, it is found."""
+    import dataclasses
+
+    real = _real_records({"gain": 0.06, "damping": 5.0, "friction": 1.0})
+    space = space_from_randomization(RANDOMIZATION, expansion=5.0)
+    pinned = fit(toy_simulate, real, space, GapConfig(search_widenings=0))
+    i = pinned.names.index("gain")
+    assert pinned.search_edge(i) == "floor" and pinned.widened == () and pinned.pinned("gain")
+    found = fit(toy_simulate, real, space, GapConfig())
+    j = found.names.index("gain")
+    assert found.mean[j] == pytest.approx(0.06, rel=0.05) and found.search_edge(j) == ""
+    assert found.widened[0] == "gain" and found.search_low[j] < 0.06 and found.ranking[0] == "gain"
+    assert 0 < found.widen_seconds <= found.seconds
+    # never past the physical floor: a scale factor's box stops at 1e-3 and says it is there
+    narrow = space.widened({space.names.index("gain"): "floor"}, 1e4)
+    assert narrow.search_low[space.names.index("gain")] == pytest.approx(1e-3)
+    assert narrow.at_limit(space.names.index("gain"), "floor") and not space.at_limit(space.names.index("gain"), "floor")
+    # an estimate ranks before a pinned fit, whatever their shares
+    both = dataclasses.replace(found, names=("a", "b"), mean=(0.2, 1.0), attribution=(0.9, 0.5),
+                               significant=(True, True), search_low=(0.2, 0.2), search_high=(5.0, 5.0))
+    assert both.reranked().ranking == ("b", "a")
+
+
+def test_a_nominal_toy_is_never_widened():
+    real = _real_records({"gain": 1.0, "damping": 5.0, "friction": 1.0})
+    space = space_from_randomization(RANDOMIZATION, expansion=5.0)
+    res = fit(toy_simulate, real, space, GapConfig())
+    assert res.widened == () and res.search_low == space.subset(res.names).search_low and res.culprits() == ()
