@@ -92,6 +92,16 @@ def deploy(policy: tuple[str, list[str], str], hidden: str | dict | None, episod
     return read_records(folder / "records")
 
 
+def hidden_value(hidden: str | dict | None) -> str:
+    """The twin's hidden values (from its file or the dict), for the table beside the fit."""
+    import yaml
+
+    if hidden is None:
+        return "-"
+    values = hidden if isinstance(hidden, dict) else yaml.safe_load((ROOT / "configs" / "twin" / hidden).read_text())
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
 def same(a: list, b: list) -> bool:
     """Whether two runs' records are the same episodes, number for number."""
     if len(a) != len(b):
@@ -114,6 +124,9 @@ def analyze(records: list, replay: Any, cfg: Any) -> dict[str, Any]:
            "held_steps": [r.meta.get("held_steps") for r in records], "analyze_s": 0.0}  # fmt: skip
     if result is None:
         return {**out, "named": "-", "note": note, "trajectory_gap": None, "unexplained": None, "fit": "-"}
+    edges = {n: result.search_edge(i) for i, n in enumerate(result.names)}
+    out.update(widened=", ".join(result.widened) or "-", widen_s=round(result.widen_seconds, 1),
+               bounds=", ".join(f"{n} at {e}" for n, e in edges.items() if e) or "-")  # fmt: skip
     out.update(named=", ".join(result.culprits()) or "-", trajectory_gap=bool(result.trajectory_gap()),
                unexplained=round(float(result.unexplained), 3), note=note,
                fit=", ".join(f"{n}={v:.3g}" for n, v in zip(result.names, result.mean)),
@@ -167,6 +180,9 @@ def main() -> None:
                            "identical_to_repeat_0": None if seed not in runs else same(runs[seed], records),
                            **analyze(records, replay, cfg), "deploy_wall_s": round(wall, 1)}  # fmt: skip
                     row["named_first_right"] = (row["named"].split(", ")[0] == truth) if truth else row["named"] == "-"
+                    named = row["named"].split(", ")
+                    row["truth_rank"] = named.index(truth) + 1 if truth in named else None  # 1 = first; None = not named
+                    row["truth_value"] = hidden_value(hidden)
                     runs.setdefault(seed, records)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
