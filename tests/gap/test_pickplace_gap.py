@@ -98,7 +98,7 @@ def test_nominal_twin_names_nothing_physical_or_visual(tmp_path):
     result, _, note = run_pick_sysid(_cfg(), real, None, 0, None)
     assert note == "" and set(result.names) == set(PICK_PARAMS)
     assert result.culprits() == () and not result.trajectory_gap()
-    assert result.widened == () and result.search_low == (0.2,) * 3  # nothing widened on the nominal twin
+    assert result.widened == () and result.search_low == (0.2,) * len(result.names)  # nothing widened
     visual, note = run_visual(bag, real)
     assert note == "" and visual.n_frames >= 2 and visual.rms_nominal == 0.0 and visual.culprits == ()
     assert ranked_culprits(result, visual) == []

@@ -91,4 +91,4 @@ def test_nominal_ros_records_replay_exactly_name_nothing_and_repeat(tmp_path, re
     cfg.randomization = resolve(cfg.randomization)
     result, _, note = run_pick_sysid(cfg, first, replay, 0, None)
     assert note == "" and result.culprits() == () and not result.trajectory_gap(), result
-    assert result.widened == () and result.search_low == (0.2,) * 3, result  # no widening on the nominal twin
+    assert result.widened == () and result.search_low == (0.2,) * len(result.names), result  # no widening
