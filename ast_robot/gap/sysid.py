@@ -112,7 +112,7 @@ class ParamSpace:
     def at_limit(self, i: int, edge: str) -> bool:
         """Whether ``edge`` ('floor' / 'ceiling') of parameter ``i``'s box is its physical limit (no wider box)."""
         end, hard = (self.search_low[i], self.hard_low[i]) if edge == "floor" else (self.search_high[i], self.hard_high[i])
-        return bool(abs(end - hard) <= 1e-9 * max(abs(hard), 1.0))
+        return bool(np.isfinite(hard) and abs(end - hard) <= 1e-9 * max(abs(hard), 1.0))  # inf - 5 <= inf: no limit
 
     def widened(self, edges: Mapping[int, str], factor: float) -> ParamSpace:
         """The box with each ``edges[i]`` end moved outwards, never past the physical limit: a scale factor

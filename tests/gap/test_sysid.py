@@ -125,7 +125,7 @@ def test_a_gain_outside_the_box_is_found_by_widening_and_a_pinned_fit_is_a_bound
     found = fit(toy_simulate, real, space, GapConfig())
     j = found.names.index("gain")
     assert found.mean[j] == pytest.approx(0.06, rel=0.05) and found.search_edge(j) == ""
-    assert found.widened[0] == "gain" and found.search_low[j] < 0.06 and found.ranking[0] == "gain"
+    assert "gain" in found.widened and found.search_low[j] < 0.06 and found.ranking[0] == "gain"
     assert 0 < found.widen_seconds <= found.seconds
     # never past the physical floor: a scale factor's box stops at 1e-3 and says it is there
     narrow = space.widened({space.names.index("gain"): "floor"}, 1e4)
@@ -135,6 +135,16 @@ def test_a_gain_outside_the_box_is_found_by_widening_and_a_pinned_fit_is_a_bound
     both = dataclasses.replace(found, names=("a", "b"), mean=(0.2, 1.0), attribution=(0.9, 0.5),
                                significant=(True, True), search_low=(0.2, 0.2), search_high=(5.0, 5.0))
     assert both.reranked().ranking == ("b", "a")
+
+
+def test_a_gain_above_the_box_is_found_by_widening_the_ceiling():
+    """x12 lies above the first box's ceiling x5 (an unbounded end: no physical limit stops the widening)."""
+    real = _real_records({"gain": 12.0, "damping": 5.0, "friction": 1.0})
+    space = space_from_randomization(RANDOMIZATION, expansion=5.0)
+    assert not space.at_limit(space.names.index("gain"), "ceiling")
+    found = fit(toy_simulate, real, space, GapConfig())
+    j = found.names.index("gain")
+    assert found.mean[j] == pytest.approx(12.0, rel=0.05) and found.search_edge(j) == "" and found.search_high[j] > 12
 
 
 def test_a_nominal_toy_is_never_widened():
