@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--name", default="pick_ros_replay", help="results file name (bench/results/NAME.*)")
     parser.add_argument("--keep", default="", help="copy each run's records into this folder (offline re-analysis)")
     parser.add_argument("--seeds", default="0", help="comma-separated episode seeds (tables) per hidden twin")
+    parser.add_argument("--reanalyze", default="", help="a --keep folder: analyze its records (same runs) instead of "
+                                                        "deploying again (the analyzer changed, the twin did not)")  # fmt: skip
     args = parser.parse_args()
     from ast_robot.config import load_config
     from ast_robot.envs.randomization import resolve
@@ -172,8 +174,13 @@ def main() -> None:
                 for seed, k in [(s, k) for s in seeds for k in range(args.repeats if hidden is None else args.hidden_repeats)]:
                     start = time.perf_counter()
                     run_dir = scratch / f"{name}-{scenario}-s{seed}-{k}".replace(" ", "_")
-                    records = deploy(policies[name], hidden, args.episodes, run_dir, args.domain, seed)
-                    if args.keep:
+                    if args.reanalyze:
+                        from ast_robot.records import read_records
+
+                        records = read_records(Path(args.reanalyze) / run_dir.name)
+                    else:
+                        records = deploy(policies[name], hidden, args.episodes, run_dir, args.domain, seed)
+                    if args.keep and not args.reanalyze:
                         shutil.copytree(run_dir / "records", Path(args.keep) / run_dir.name, dirs_exist_ok=True)
                     wall = time.perf_counter() - start
                     row = {"policy": name, "twin": scenario, "seed": seed, "repeat": k, "truth": truth or "-",
