@@ -124,7 +124,7 @@ def test_each_physical_culprit_is_ranked_first(hidden, culprit, replay):
     assert result.mean[result.names.index(culprit)] == pytest.approx(value, rel=0.15)
 
 
-@pytest.mark.slow  # ~40-90 s on 2 cores: the first fit, then two widenings of the box, each with a refit
+@pytest.mark.slow  # 112-162 s measured at load 5-7 on 2 cores: the first fit, then two widenings, each with a refit
 def test_a_grasp_force_outside_the_search_box_is_found_by_widening_and_named_alone(replay):
     """x0.02 (2 N of 100 N) lies below the first box (x0.2-x5): before the widening the fit named friction or
     nothing (bench/results/pick_ros_replay_failing_grasp*); now the box is widened past the floor and refitted."""
