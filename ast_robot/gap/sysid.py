@@ -586,8 +586,13 @@ def _evaluate(ev: _Replays, fitted: np.ndarray, history: Sequence[float], cfg: G
     integer = [_is_integer(n) for n in space.names]
     steps = np.array([0.0 if whole else 1e-3 * (hi - lo)
                       for whole, lo, hi in zip(integer, space.search_low, space.search_high)])  # fmt: skip
-    std = np.sqrt(np.diag(covariance(ev.stacked, fitted, steps, s2)))
     n = int(sum(r[1:].size for r in res_fit))  # row 0 is the measured start: no information
+    # A fit that leaves more than the floor is a model missing something: its parameters are no surer than that
+    # residual says (the usual RSS / (n - p) variance). With the floor alone, the heavy-slippery twin's round-1
+    # fit (1.5% of the loss unexplained, friction standing in for mass) printed friction's interval as 0.3071-0.3071.
+    rss_fit = float(sum(np.sum(r[1:] ** 2) for r in res_fit))
+    s2_params = max(s2, rss_fit / max(1, n - len(fitted)))
+    std = np.sqrt(np.diag(covariance(ev.stacked, fitted, steps, s2_params)))
     evid = evidence(ev.rss, nominal, fitted, std, integer, n, s2, sigma2, cfg.significance)
     result = SysIdResult(space.names, tuple(fitted.tolist()), tuple(std.tolist()), space.nominal, space.prior_low,
                          space.prior_high, l0, lf, tuple(evid.share), space.names, tuple(history), len(ev.records),

@@ -152,3 +152,27 @@ def test_a_nominal_toy_is_never_widened():
     space = space_from_randomization(RANDOMIZATION, expansion=5.0)
     res = fit(toy_simulate, real, space, GapConfig())
     assert res.widened == () and res.search_low == space.subset(res.names).search_low and res.culprits() == ()
+
+
+def test_a_fit_that_leaves_a_residual_reports_intervals_as_wide_as_that_residual():
+    """The real arm has a cause the simulator lacks (a drift of 0.02 rad per step on joint 0): the best fit leaves
+    a significant residual, so the intervals come from that residual, not from the 1e-6 rad floor (which printed a
+    stand-in's interval as one point); a simulator that holds the cause keeps its tight interval."""
+
+    def drifting(params, record):
+        out = toy_simulate(params, record)
+        out[:, 0] += 0.02 * np.arange(len(out))
+        return out
+
+    truth = {"gain": 1.3, "damping": 5.0, "friction": 1.0}
+    real = _real_records(truth)
+    real = [make_record(seed=r.seed, source="real", actions=r.actions, joint_positions=drifting(truth, r),
+                        joint_targets=None) for r in real]  # fmt: skip
+    space = space_from_randomization(RANDOMIZATION, expansion=5.0)
+    cfg = GapConfig(search_widenings=0)
+    missing = fit(toy_simulate, real, space, cfg)
+    held = fit(drifting, real, space, cfg)
+    i, j = missing.names.index("gain"), held.names.index("gain")
+    assert missing.residual_pvalue < missing.alpha and held.residual_pvalue >= held.alpha
+    width = lambda res, k: np.subtract(*res.interval(k)[::-1])  # noqa: E731
+    assert width(missing, i) > 100 * width(held, j) and width(missing, i) > 1e-3
