@@ -383,7 +383,7 @@ def run_pickplace(args: argparse.Namespace, rows: list[dict], tmp: Path, domain:
         loop({}, "nominal", 0, 1)  # the screen deploys seed 0's round-0 policy
     screened = {(r["twin"], json.dumps(r["hidden"], sort_keys=True), r.get("config", PP_CONFIG.name))
                 for r in rows if r.get("kind") == "pp_screen"}  # fmt: skip
-    screen = (PP_SENSIBLE if args.pp_sensible else PP_TWINS) + twin_files(args.pp_twin_file) if args.pp_screen else []
+    screen = (twin_files(args.pp_twin_file) or (PP_SENSIBLE if args.pp_sensible else PP_TWINS)) if args.pp_screen else []
     for label, hidden in screen:
         if (label, json.dumps(hidden, sort_keys=True), config.name) not in screened:
             rows.append(pp_screen(policy(), (label, hidden), args.episodes, tmp, domain, config))
@@ -505,7 +505,8 @@ def main() -> None:
     parser.add_argument("--pp-seed-list", type=int, nargs="+", default=None,
                         help="Pick-and-place: these seeds (nominal and twin loops) instead of 0..N-1.")
     parser.add_argument("--pp-twin-file", action="append", default=[],
-                        help="Pick-and-place: loop on (or, with --pp-screen, screen) this hidden twin YAML (repeatable).")
+                        help="Pick-and-place: loop on this hidden twin YAML (repeatable); with --pp-screen: screen these "
+                             "instead of PP_TWINS / PP_SENSIBLE.")
     parser.add_argument("--pp-ablation", action="store_true",
                         help="Pick-and-place: every twin loop also without the physical-feedback weights (same seed, "
                              "rounds and budget).")  # fmt: skip
