@@ -312,6 +312,7 @@ def pp_round(hidden: dict, seed: int, rounds: int, episodes: int, root: Path, do
             "named": [w["named"] for w in words], "ranking": ranking,
             "culprit": [culprit_rank(hidden, w["named"], k) for w, k in zip(words, ranking)],
             "estimate": [{k: round(v, 4) for k, v in r.estimate.items()} for r in results],
+            "trained_with_weights": [getattr(r, "trained_with", None) for r in results],
             "train_samples": samples, "cumulative_samples": [float(x) for x in np.cumsum(samples)],
             "real_per_1k_samples": [round(1000.0 * r.real_success / c, 5) if c else None
                                     for r, c in zip(results, np.cumsum(samples))],

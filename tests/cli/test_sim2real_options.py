@@ -93,6 +93,7 @@ def test_no_physical_feedback_keeps_the_weights_from_the_next_round(tmp_path, mo
     for flags, expected in (([], [None, "w0", "w1"]), (["--no-physical-feedback"], [None, None, None])):
         seen.clear()
         args = parser.parse_args(["--rounds", "3", "--out", str(tmp_path), *flags])
-        loop.sim2real(config, args, console)
+        results = loop.sim2real(config, args, console)
         assert [w for w, _ in seen] == expected
+        assert [r.trained_with for r in results] == [None if w is None else {} for w in expected]
         assert [name for _, name in seen] == ["c.yaml", "retuned0.yaml", "retuned1.yaml"]
