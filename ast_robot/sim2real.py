@@ -52,6 +52,7 @@ class RoundResult:
     note: str = ""  # why no retuned config was written, when none was
     verdict: tuple[str, ...] = ()  # the gap report's opening sentences, word for word
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # wall seconds per stage of the round
+    trained_with: dict | None = None  # the physical-feedback weights this round's training got (None: none)
 
     def line(self) -> str:
         return (f"round {self.round}: sim {self.sim_success:.0%}  real {self.real_success:.0%}  gap "
@@ -210,7 +211,9 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")
-        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, weights, pool)
+        used = weights
+        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, used, pool)
+        result.trained_with = None if used is None else (used.to_dict() if hasattr(used, "to_dict") else {})
         weights = weights if use_weights else None
         results.append(result)
         console.print(result.line())

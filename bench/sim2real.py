@@ -44,6 +44,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -234,89 +235,176 @@ def run_issue18(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: i
         write(rows, args)
 
 
-def pp_round(hidden: dict, seed: int, rounds: int, episodes: int, root: Path, domain: int, label: str) -> dict:
-    """The pick-and-place loop on a twin with ``hidden`` parameters ({}: nominal): one row of its rounds."""
+# The analyzer's parameter that each hidden twin field moves (for "is the true culprit named first?")
+PP_TRUTH = {"object_mass_scale": "object_mass", "gripper_force_scale": "gripper_force", "friction_scale": "friction",
+            "object_friction_scale": "friction", "finger_friction_scale": "friction"}  # fmt: skip
+
+
+class LoadSampler:
+    """The 1-minute load average sampled every ``period`` s while a trial runs (a figure measured beside other
+    jobs is only as good as the load it says it ran under)."""
+
+    def __init__(self, period: float = 15.0) -> None:
+        self.period, self.values, self._stop = period, [os.getloadavg()[0]], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.values.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.values.append(os.getloadavg()[0])
+
+    def summary(self) -> dict:
+        return {"load_mean": round(float(np.mean(self.values)), 2), "load_max": round(float(max(self.values)), 2)}
+
+
+def culprit_rank(hidden: dict, named: list | None, ranking: list | None) -> dict:
+    """Where the true culprit(s) of ``hidden`` stand: first among the named culprits, and its rank (1-based) in
+    the analyzer's ranking of every parameter (None: not ranked / nothing hidden that the analyzer can fit)."""
+    truth = sorted({PP_TRUTH[k] for k in hidden if k in PP_TRUTH})
+    if not truth:
+        return {"truth": [], "named_first_true": None, "true_rank": None}
+    ranks = [ranking.index(t) + 1 for t in truth if ranking and t in ranking]
+    return {"truth": truth, "named_first_true": bool(named) and named[0] in truth, "true_rank": min(ranks, default=None)}
+
+
+def pp_round(hidden: dict, seed: int, rounds: int, episodes: int, root: Path, domain: int, label: str,
+             config: Path = PP_CONFIG, physical: bool = True) -> dict:  # fmt: skip
+    """The pick-and-place loop on a twin with ``hidden`` parameters ({}: nominal): one row of its rounds.
+    ``physical`` False: the same loop without the physical-feedback weights (the ablation's other arm)."""
     from rich.console import Console
 
+    from ast_robot.config import load_config
     from ast_robot.run_layout import EVAL_DIR
     from ast_robot.sim2real import sim2real
 
-    out = root / f"pp-{label.replace(' ', '_').replace('/', '_')}-s{seed}"
+    arm = "" if physical else "-noweights"
+    out = root / f"pp-{config.stem}-{label.replace(' ', '_').replace('/', '_')}-s{seed}{arm}"
     out.mkdir(parents=True)
     (out / "hidden.yaml").write_text(yaml.safe_dump(hidden) if hidden else "{}\n")
     args = argparse.Namespace(rounds=rounds, real_episodes=episodes, hidden=str(out / "hidden.yaml"), domain=domain,
-                              out=str(out), overrides=[f"seed={seed}"], physical_feedback=True)  # fmt: skip
+                              out=str(out), overrides=[f"seed={seed}"], physical_feedback=physical)  # fmt: skip
     start = time.perf_counter()
-    results = sim2real(PP_CONFIG, args, Console(quiet=True))
+    with LoadSampler() as load:
+        results = sim2real(config, args, Console(quiet=True))
     cis = [json.loads((r.folder / EVAL_DIR / "summary.json").read_text()) for r in results]
+    words = [analyzer_words(r.folder / "gap" / "gap.json") for r in results]
+    ranking = [(json.loads((r.folder / "gap" / "gap.json").read_text()).get("sysid") or {}).get("ranking")
+               if (r.folder / "gap" / "gap.json").exists() else None for r in results]  # fmt: skip
+    samples = [float(r.train_samples) for r in results]
     return {"kind": "pp_nominal" if not hidden else "pp_twin", "twin": label, "hidden": hidden, "seed": seed,
+            "config": config.name, "robot": load_config(config).deploy.robot, "physical_weights": physical,
             "sim_success": [round(r.sim_success, 3) for r in results],
             "sim_ci": [[round(c["ci_low"], 3), round(c["ci_high"], 3)] for c in cis], "sim_episodes": cis[0]["episodes"],
             "real_success": [round(r.real_success, 3) for r in results], "real_episodes": episodes,
+            "real_ci": [wilson(int(round(r.real_success * episodes)), episodes) for r in results],
             "gap_ci": [[round(r.gap_low, 3), round(r.gap_high, 3)] for r in results],
             "real_within_sim_ci": [bool(c["ci_low"] - 1e-9 <= r.real_success <= c["ci_high"] + 1e-9)
                                    for r, c in zip(results, cis)],
             "top_parameter": [r.top_parameter for r in results], "retuned": [r.retuned_config is not None for r in results],
+            "named": [w["named"] for w in words], "ranking": ranking,
+            "culprit": [culprit_rank(hidden, w["named"], k) for w, k in zip(words, ranking)],
+            "estimate": [{k: round(v, 4) for k, v in r.estimate.items()} for r in results],
+            "trained_with_weights": [getattr(r, "trained_with", None) for r in results],
+            "train_samples": samples, "cumulative_samples": [float(x) for x in np.cumsum(samples)],
+            "real_per_1k_samples": [round(1000.0 * r.real_success / c, 5) if c else None
+                                    for r, c in zip(results, np.cumsum(samples))],
             "notes": [r.note for r in results], "verdict": [list(r.verdict) for r in results],
             "round_s": [round(sum(r.timings.get(k, 0.0) for k in ("train_bc", "deploy", "gap_report")), 1) for r in results],
-            "wall_s": round(time.perf_counter() - start, 1), "loadavg_1min": os.getloadavg()[0],
+            "timings": [{k: round(v, 1) for k, v in r.timings.items()} for r in results],
+            "wall_s": round(time.perf_counter() - start, 1), "loadavg_1min": os.getloadavg()[0], **load.summary(),
             "policy": str(results[0].folder / "policy")}  # fmt: skip
 
 
-def pp_screen(policy: Path, twin: tuple, episodes: int, root: Path, domain: int) -> dict:
+def wilson(k: int, n: int) -> list[float]:
+    """95% Wilson interval of k successes in n (the analyzer's own: ast_robot.gap.stats)."""
+    from ast_robot.gap.stats import wilson_interval
+
+    ci = wilson_interval(k, n)
+    return [round(ci.low, 3), round(ci.high, 3)]
+
+
+def pp_screen(policy: Path, twin: tuple, episodes: int, root: Path, domain: int, config: Path = PP_CONFIG) -> dict:
     """One deployment of ``policy`` on a hidden pick-and-place twin (the tables of seed 1000, round 0's)."""
+    from ast_robot.config import load_config
     from ast_robot.records import read_records
     from ast_robot.sim2real import deploy_on_twin
 
     label, hidden = twin
-    out = root / f"screen-{label.replace(' ', '_').replace('/', '_')}"
+    out = root / f"screen-{config.stem}-{label.replace(' ', '_').replace('/', '_')}"
     out.mkdir(parents=True)
     (out / "hidden.yaml").write_text(yaml.safe_dump(hidden))
+    robot = load_config(config).deploy.robot
     start = time.perf_counter()
-    _, records = deploy_on_twin(policy, ["--config", str(PP_CONFIG)], "ur5e", str(out / "hidden.yaml"), episodes,
+    _, records = deploy_on_twin(policy, ["--config", str(config)], robot, str(out / "hidden.yaml"), episodes,
                                 seed=1000, folder=out, domain=domain, task="pickplace")  # fmt: skip
     recs = read_records(records)
-    return {"kind": "pp_screen", "twin": label, "hidden": hidden, "real_successes": int(sum(r.success for r in recs)),
-            "episodes": len(recs), "final_errors_mm": [round(1e3 * r.final_error, 1) for r in recs],
+    return {"kind": "pp_screen", "twin": label, "hidden": hidden, "config": config.name, "robot": robot,
+            "real_successes": int(sum(r.success for r in recs)), "episodes": len(recs),
+            "final_errors_mm": [round(1e3 * r.final_error, 1) for r in recs],
             "wall_s": round(time.perf_counter() - start, 1), "loadavg_1min": os.getloadavg()[0]}  # fmt: skip
 
 
-def run_pickplace(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: int) -> None:
-    """The issue-21 parts asked for, the quick screen before the long loops; rows are written after each."""
+def twin_files(paths: list[str]) -> list[tuple[str, dict]]:
+    """(label, hidden parameters) of hidden-twin YAML files (configs/twin/...): the label is the file's name."""
+    return [(Path(p).name, yaml.safe_load(Path(p).read_text()) or {}) for p in paths]
 
-    def nominal(seed: int) -> None:
-        if not any(r.get("kind") == "pp_nominal" and r["seed"] == seed for r in rows):
-            rows.append(pp_round({}, seed, 1, args.episodes, tmp, domain, "nominal"))
-            print(f"pick-and-place nominal seed {seed}: {rows[-1]}", flush=True)
+
+def run_pickplace(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: int) -> None:
+    """The issue-21 parts asked for, the quick screen before the long loops; rows are written after each.
+    A row already present (same kind, twin, seed, config, arm and rounds: from --merge) is not run again."""
+    config = Path(args.pp_config)
+    seeds = args.pp_seed_list if args.pp_seed_list else None
+
+    def done(kind: str, label: str, seed: int, physical: bool, rounds: int) -> bool:
+        return any(r.get("kind") == kind and r.get("twin") == label and r["seed"] == seed and
+                   r.get("config", PP_CONFIG.name) == config.name and r.get("physical_weights", True) == physical
+                   and len(r["sim_success"]) == rounds for r in rows)  # fmt: skip
+
+    def loop(hidden: dict, label: str, seed: int, rounds: int, physical: bool = True) -> None:
+        kind = "pp_twin" if hidden else "pp_nominal"
+        if not done(kind, label, seed, physical, rounds):
+            rows.append(pp_round(hidden, seed, rounds, args.episodes, tmp, domain, label, config, physical))
+            print(f"{config.name} {label} seed {seed} weights={physical}: {rows[-1]}", flush=True)
             write_pickplace(rows, args)
 
     def policy() -> Path | None:
         return Path(args.policy) if args.policy else next(
-            (Path(r["policy"]) for r in rows if r.get("kind") == "pp_nominal" and Path(r["policy"]).exists()), None)
+            (Path(r["policy"]) for r in rows if r.get("kind") == "pp_nominal" and Path(r["policy"]).exists()
+             and r.get("config", PP_CONFIG.name) == config.name), None)  # fmt: skip
 
     if args.pp_screen and policy() is None:
-        nominal(0)  # the screen deploys seed 0's round-0 policy
-    screened = {(r["twin"], json.dumps(r["hidden"], sort_keys=True)) for r in rows if r.get("kind") == "pp_screen"}
-    for label, hidden in (PP_SENSIBLE if args.pp_sensible else PP_TWINS) if args.pp_screen else ():
-        if (label, json.dumps(hidden, sort_keys=True)) not in screened:
-            rows.append(pp_screen(policy(), (label, hidden), args.episodes, tmp, domain))
+        loop({}, "nominal", 0, 1)  # the screen deploys seed 0's round-0 policy
+    screened = {(r["twin"], json.dumps(r["hidden"], sort_keys=True), r.get("config", PP_CONFIG.name))
+                for r in rows if r.get("kind") == "pp_screen"}  # fmt: skip
+    screen = (twin_files(args.pp_twin_file) or (PP_SENSIBLE if args.pp_sensible else PP_TWINS)) if args.pp_screen else []
+    for label, hidden in screen:
+        if (label, json.dumps(hidden, sort_keys=True), config.name) not in screened:
+            rows.append(pp_screen(policy(), (label, hidden), args.episodes, tmp, domain, config))
             print(f"screen: {rows[-1]}", flush=True)
             write_pickplace(rows, args)
-    for seed in range(args.pp_nominal_seeds):
-        nominal(seed)
+    for seed in seeds if seeds is not None and args.pp_nominal_seeds else range(args.pp_nominal_seeds):
+        loop({}, "nominal", seed, args.pp_nominal_rounds)
     chosen = [t for t in PP_TWINS + PP_SENSIBLE if t[0] in args.pp_only] if args.pp_only else PP_TWINS[: args.pp_twins]
+    chosen += [] if args.pp_screen else twin_files(args.pp_twin_file)
     for label, hidden in chosen:
-        for seed in range(args.seeds):
-            rows.append(pp_round(hidden, seed, args.rounds, args.episodes, tmp, domain, label))
-            print(f"twin {label} seed {seed}: {rows[-1]}", flush=True)
-            write_pickplace(rows, args)
+        for seed in seeds if seeds is not None else range(args.seeds):
+            for physical in (True, False) if args.pp_ablation else (True,):
+                loop(hidden, label, seed, args.rounds, physical)
 
 
 def pickplace_goals(rows: list[dict]) -> list[dict]:
     """The issue-21 goals over the rows present (measured None: that part was not run)."""
     mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
     nominal = [r for r in rows if r.get("kind") == "pp_nominal"]
-    twins = [r for r in rows if r.get("kind") == "pp_twin"]
+    twins = [r for r in rows if r.get("kind") == "pp_twin" and r.get("physical_weights", True)]
     opened = [r for r in twins if r["sim_success"][0] >= 0.8 and r["real_success"][0] <= 0.5]
     screen = [r for r in rows if r.get("kind") == "pp_screen" and r["hidden"] in [h for _, h in PP_TWINS]]
     sensible = [r for r in rows if r.get("kind") == "pp_screen" and r["hidden"] in [h for _, h in PP_SENSIBLE[:-2]]]
@@ -336,16 +424,63 @@ def pickplace_goals(rows: list[dict]) -> list[dict]:
              mean([r in opened for r in twins])),
         goal("hidden twins that opened: real >= 80% within the rounds (fraction)", 1.0,
              mean([max(r["real_success"]) >= 0.8 for r in opened])),
+        goal("nominal twin, every round: real success inside the 95% CI of sim success (fraction of rounds)", 1.0,
+             mean([x for r in nominal for x in r["real_within_sim_ci"]])),
+        goal("nominal twin, every round: the gap report names no culprit (fraction of rounds)", 1.0,
+             mean([not n for r in nominal for n in r.get("named", []) if n is not None])),
+        goal("hidden twins, round 0: the true culprit is the first one named (fraction of trials)", 0.9,
+             mean([r["culprit"][0]["named_first_true"] for r in twins if r.get("culprit")])),
+        *ablation_goals(rows),
+    ]  # fmt: skip
+
+
+def ablation_pairs(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """(with weights, without) rows of the same twin, seed, config and rounds: the ablation's pairs."""
+    key = lambda r: (r["twin"], r["seed"], r.get("config"), len(r["sim_success"]))  # noqa: E731
+    off = {key(r): r for r in rows if r.get("kind") == "pp_twin" and r.get("physical_weights") is False}
+    return [(r, off[key(r)]) for r in rows if r.get("kind") == "pp_twin" and r.get("physical_weights") is True
+            and key(r) in off]  # fmt: skip
+
+
+def ablation_goals(rows: list[dict]) -> list[dict]:
+    """Physical-feedback weighting vs the same loop without it at the same budget (same twin, seed, rounds):
+    the final round's real success, per simulated sample, and whether the two arms trained on equal budgets."""
+    from ast_robot.gap.stats import newcombe_difference
+
+    pairs = ablation_pairs(rows)
+    mean = lambda values: float(np.mean(values)) if values else None  # noqa: E731
+    # from the success counts (100 * (1.0 - 0.9) is 9.999999999999998 in floats)
+    count = lambda r: int(round(r["real_success"][-1] * r["real_episodes"]))  # noqa: E731
+    gain = mean([100.0 * (count(a) / a["real_episodes"] - count(b) / b["real_episodes"]) for a, b in pairs])
+    gain = None if gain is None else round(gain, 6)
+    low = min((100.0 * newcombe_difference(count(a), a["real_episodes"], count(b), b["real_episodes"]).low
+               for a, b in pairs), default=None)  # fmt: skip
+    per_sample = mean([a["real_per_1k_samples"][-1] - b["real_per_1k_samples"][-1] for a, b in pairs])
+    budget = mean([abs(a["cumulative_samples"][-1] / b["cumulative_samples"][-1] - 1) for a, b in pairs
+                   if b["cumulative_samples"][-1]])  # fmt: skip
+    return [
+        goal("weighting ablation: pairs run (same twin, seed, rounds)", 1, len(pairs) or None),
+        goal("weighting ablation: same budget (relative difference of the arms' simulated samples)", 0.01, budget, "<="),
+        goal("weighting ablation: final-round real success, with minus without weights (points, mean over pairs)",
+             10.0, gain),
+        goal("weighting ablation: final-round real success per 1k simulated samples, with minus without (mean)",
+             0.0, per_sample, ">"),
+        goal("weighting ablation: lower end of the 95% (Newcombe) interval of that gain, worst pair (points; > 0: "
+             "the gain is significant)", 0.0, None if low is None else round(low, 3), ">"),
     ]  # fmt: skip
 
 
 def write_pickplace(rows: list[dict], args: argparse.Namespace) -> Path:
-    notes = ("Issue 21 pick-and-place part: configs/experiments/pickplace_demo.yaml (UR5e, 2 cubes / 2 pads, "
+    notes = ("Issue 21 pick-and-place part: each row's config (pickplace_demo.yaml: UR5e; pickplace_demo_fr3.yaml: "
+             "the FR3 and its Franka Hand; rows without a config field: pickplace_demo.yaml), 2 cubes / 2 pads, "
              "privileged observation served by the twin's tracker topic + the operator's table, BC with the gate, "
              "env.deploy_pipeline). Twin on simulated time, lock-step. Nominal twin = empty hidden file. Screen rows: "
              "seed 0's round-0 policy deployed once per hidden twin (tables of seed 1000). Rows whose notes say "
              "'gap report failed' had no analysis (the analyzer did not read these records); their sim/real "
-             "success and gap CI come from the records (Wilson / Newcombe).")  # fmt: skip
+             "success and gap CI come from the records (Wilson / Newcombe). load_mean / load_max: the 1-minute load "
+             "average sampled every 15 s during the row's loop (2 cores shared with other jobs). Ablation rows "
+             "(physical_weights false): the same loop without the physical-feedback weights; real_per_1k_samples = "
+             "the round's real success per 1k simulated samples trained on so far (cumulative_samples).")  # fmt: skip
     return write_results(args.pp_name, rows, pickplace_goals(rows), notes)
 
 
@@ -374,6 +509,17 @@ def main() -> None:
     parser.add_argument("--pp-only", action="append", default=[], help="Pick-and-place: loop on this twin (its name "
                                                                           "in PP_TWINS or PP_SENSIBLE; repeatable) instead of the first K.")  # fmt: skip
     parser.add_argument("--pp-name", default="sim2real_pickplace", help="Pick-and-place results file name.")
+    parser.add_argument("--pp-config", default=str(PP_CONFIG), help="Pick-and-place experiment (e.g. "
+                                                                     "configs/experiments/pickplace_demo_fr3.yaml).")
+    parser.add_argument("--pp-nominal-rounds", type=int, default=1, help="Pick-and-place: rounds on the nominal twin.")
+    parser.add_argument("--pp-seed-list", type=int, nargs="+", default=None,
+                        help="Pick-and-place: these seeds (nominal and twin loops) instead of 0..N-1.")
+    parser.add_argument("--pp-twin-file", action="append", default=[],
+                        help="Pick-and-place: loop on this hidden twin YAML (repeatable); with --pp-screen: screen these "
+                             "instead of PP_TWINS / PP_SENSIBLE.")
+    parser.add_argument("--pp-ablation", action="store_true",
+                        help="Pick-and-place: every twin loop also without the physical-feedback weights (same seed, "
+                             "rounds and budget).")  # fmt: skip
     parser.add_argument("--name", default="sim2real", help="Results file name (bench/results/NAME.json).")
     parser.add_argument("--workdir", default=None, help="Keep the rounds' folders here (default: a temporary "
                                                          "folder, removed at the end).")  # fmt: skip

@@ -29,6 +29,9 @@ def add_loop_arguments(parser: argparse.ArgumentParser, hidden: str | None) -> N
                         help="torch intra-op threads of the loop's training, evaluation and analysis (default 1: on "
                              "2 cores shared with the twin or other jobs, 2 threads trained the pick-and-place policy "
                              "7-12x slower, bench/results/sim2real_threads.md).")  # fmt: skip
+    parser.add_argument("--no-physical-feedback", dest="physical_feedback", action="store_false",
+                        help="Fine-tune later rounds on the retuned ranges alone, without weighting the simulated "
+                             "samples by the real outcomes (the ablation of the physical-feedback weights).")  # fmt: skip
     add_set_argument(parser)
 
 

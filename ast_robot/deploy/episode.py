@@ -38,6 +38,7 @@ class _Trace:
     judge: PickJudge | None = None  # pick-and-place: events and the object's final pose (ast_robot.pick_outcome)
     table: str | None = None  # pick-and-place: the table JSON the operator set for this episode (its replay's start)
     gripper: list[tuple[int, float]] | None = None  # pick-and-place: (tick, width m) of each gripper command sent
+    stopped_at: int | None = None  # first tick at which the robot was stopped (e-stop or its own safety system)
 
 
 class EpisodeTracker:
@@ -90,12 +91,15 @@ class EpisodeTracker:
 
     def tick(self, now_s: float, q: np.ndarray | None, dq: np.ndarray | None, ee: np.ndarray | None,
              target: np.ndarray | None, action: np.ndarray | None, held: bool | None = None,
-             width: float | None = None, gripper_sent: float | None = None) -> Any:  # fmt: skip
+             width: float | None = None, gripper_sent: float | None = None, stopped: bool = False) -> Any:  # fmt: skip
         """Log one control tick; returns an EpisodeRecord when the episode ends here, else None.
 
         ``held``: the safety filter held this tick (default: no policy action counts as held); ``width``:
         the measured gripper opening (m) for pick-and-place events; ``gripper_sent``: the opening (m) of the
-        gripper command sent at this tick (None: none), recorded so a replay applies what was sent, when."""
+        gripper command sent at this tick (None: none), recorded so a replay applies what was sent, when;
+        ``stopped``: the robot is stopped (e-stop or its own safety system, e.g. a protective stop on a joint
+        over its speed limit): the record's meta says from which tick (``stopped_at_step``), since from there
+        the arm stood on its brakes, refusing commands, and no replay of the commands reproduces it."""
         tr = self._trace
         if tr is None or q is None or ee is None or target is None:
             return None
@@ -121,6 +125,8 @@ class EpisodeTracker:
         tr.targets.append(np.array(target, dtype=float))
         tr.actions.append(None if action is None else np.array(action, dtype=float))
         tr.held += bool(action is None if held is None else held or action is None)
+        if stopped and tr.stopped_at is None:
+            tr.stopped_at = len(tr.targets) - 1
         if tr.gripper is not None and gripper_sent is not None:
             tr.gripper.append((len(tr.targets) - 1, float(gripper_sent)))
         return None if end is None else self._finish(q, ee, end)  # ended at its first state: one step kept
@@ -157,6 +163,7 @@ class EpisodeTracker:
         width = max((a.size for a in tr.actions if a is not None), default=3)
         actions = np.array([np.zeros(width) if a is None else a for a in tr.actions])  # (T, A)
         table = {} if tr.table is None else {"table": tr.table}
+        stop = {} if tr.stopped_at is None else {"stopped_at_step": tr.stopped_at}
         return EpisodeRecord(
             robot=self.robot, task=self.task, seed=tr.seed, source="real", success=success,
             final_error=final_error, time_to_success=_success_time(tr, self.control_dt) if success else None,
@@ -164,7 +171,7 @@ class EpisodeTracker:
             max_joint_velocity=tr.max_speed, control_dt=self.control_dt, actions=actions,
             joint_positions=np.array([*tr.q, q]), joint_targets=np.array(tr.targets),
             meta={**self.meta, "end_reason": reason, "held_steps": tr.held, "judged_on": judged,
-                  "goal": ",".join(f"{v:.4f}" for v in tr.goal), **table}, pick=pick,
+                  "goal": ",".join(f"{v:.4f}" for v in tr.goal), **table, **stop}, pick=pick,
             gripper_commands=None if tr.gripper is None else tuple(tr.gripper),
         )  # fmt: skip
 

@@ -289,7 +289,8 @@ class DeploymentSession:
         d = result.decision
         ee = result.ee if result.ee is not None else (None if q is None else self.runner.ee_at(q))
         record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held,
-                                    width=self.width, gripper_sent=result.gripper_width)  # fmt: skip
+                                    width=self.width, gripper_sent=result.gripper_width,
+                                    stopped=bool(self.runner.safety.stop_reasons()))  # fmt: skip
         return TickOutput(d.positions, d.held, d.reasons, record, result.gripper)
 
     # ----- what the node reads and asks besides messages and ticks --------------------------------

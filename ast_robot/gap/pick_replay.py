@@ -101,9 +101,15 @@ class PickReplay(MujocoReplay):
         return [self(params, r) for r in records]
 
     def replayable(self, record: EpisodeRecord) -> str:
-        """Why ``record`` cannot be replayed ("" when it can): no joint targets, or no known table."""
+        """Why ``record`` cannot be replayed ("" when it can): no joint targets, no known table, or the robot
+        stopped during it (from then its brakes held the arm and it refused commands: issue 21, an FR3 wrist
+        over its speed limit put the twin in a protective stop, and replaying the commands after it made 99% of
+        a nominal round's trajectory loss)."""
         if record.joint_targets is None:
             return f"episode seed {record.seed} has no joint_targets"
+        if "stopped_at_step" in record.meta:
+            return (f"episode seed {record.seed}: the robot stopped (e-stop or its safety system) at step "
+                    f"{record.meta['stopped_at_step']}")  # fmt: skip
         return self.sheets.why_not(record)
 
     def gripper_widths(self, record: EpisodeRecord) -> np.ndarray:

@@ -66,3 +66,34 @@ def test_one_demo_pool_goes_through_the_rounds_only_when_fine_tuning_on_fresh_de
     pools.clear()
     loop.sim2real(config, types.SimpleNamespace(overrides=[], out=str(tmp_path), rounds=2), console)
     assert pools == [None, None]
+
+
+def test_no_physical_feedback_keeps_the_weights_from_the_next_round(tmp_path, monkeypatch):
+    """The ablation switch: round 0's physical-feedback weights reach round 1 by default and never with
+    --no-physical-feedback (the retuned config still does: only the weighting is switched off)."""
+    import argparse
+
+    from ast_robot import sim2real as loop
+    from ast_robot.cli.sim2real import add_loop_arguments
+
+    seen = []
+
+    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None):
+        seen.append((weights, cfg_path.name))
+        retuned = tmp_path / f"retuned{r}.yaml"
+        retuned.write_text("name: c\n")
+        return loop.RoundResult(r, 1.0, 0.5, 0.5, 0.1, 0.9, "object_mass", tmp_path / f"round{r}", retuned), f"w{r}"
+
+    monkeypatch.setattr(loop, "run_round", fake_round)
+    console = types.SimpleNamespace(rule=lambda *a: None, print=lambda *a: None)
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\n")
+    parser = argparse.ArgumentParser()
+    add_loop_arguments(parser, hidden=None)
+    for flags, expected in (([], [None, "w0", "w1"]), (["--no-physical-feedback"], [None, None, None])):
+        seen.clear()
+        args = parser.parse_args(["--rounds", "3", "--out", str(tmp_path), *flags])
+        results = loop.sim2real(config, args, console)
+        assert [w for w, _ in seen] == expected
+        assert [r.trained_with for r in results] == [None if w is None else {} for w in expected]
+        assert [name for _, name in seen] == ["c.yaml", "retuned0.yaml", "retuned1.yaml"]

@@ -38,8 +38,9 @@ def test_gate_enabled_is_the_switch_and_off_by_default(repo_root):
     assert not is_gated(ExperimentConfig())
     assert is_gated(from_dict(ExperimentConfig, {"gate": {"enabled": True}}))
     gated = {p.stem for p in (repo_root / "configs/experiments").glob("*.yaml") if is_gated(load_config(p))}
-    # demo, lm_stdlib, vision_digits as train.gated set them before the move; pickplace_demo written gated since
-    assert gated == {"demo", "lm_stdlib", "vision_digits", "pickplace_demo"}
+    # demo, lm_stdlib, vision_digits as train.gated set them before the move; pickplace_demo (and its FR3 variant)
+    # written gated since
+    assert gated == {"demo", "lm_stdlib", "vision_digits", "pickplace_demo", "pickplace_demo_fr3"}
 
 
 @pytest.mark.parametrize("enabled", [False, True])
