@@ -71,7 +71,8 @@ def run_pick_sysid(cfg: Any, real: Sequence[EpisodeRecord], simulator: Any, seed
                      scan_points=SCAN_POINTS, min_share=PICK_MIN_SHARE)  # fmt: skip
     except NotIdentifiable as err:
         return None, None, str(err)
-    return result, simulator, ""
+    left_out = tuple(why for why in map(simulator.replayable, real) if why)
+    return dataclasses.replace(result, left_out=left_out), simulator, ""
 
 
 def run_visual(real_path: str | Path, real: Sequence[EpisodeRecord], sheets: Any = None) -> tuple[Any, str]:

@@ -351,6 +351,7 @@ class SysIdResult:
     widened: tuple[str, ...] = ()  # parameters whose box was widened beyond a pinned end and refitted
     widen_seconds: float = 0.0  # wall time of those refits (part of ``seconds``)
     at_limit: tuple[bool, ...] = ()  # per parameter: pinned at an end that is a physical limit (no wider box)
+    left_out: tuple[str, ...] = ()  # why each real episode not replayed was left out of the fit (e.g. a robot stop)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,11 +29,14 @@ def success_sentence(report: GapReport) -> str:
 def physics_sentences(sysid) -> list[str]:
     """What the joint trajectories say: gap or not, culprits with evidence, the unexplained residual."""
     floor = f"noise floor {sysid.floor_rms:.2g} rad RMS (sensor noise {sysid.noise_rms:.2g} rad)"
+    # a left-out episode may be the gap itself (a robot that stops where the sim does not): always said
+    left = ([f"Left out of the fit: {len(sysid.left_out)} real episode(s) that cannot be replayed: "
+             + "; ".join(sysid.left_out) + "."] if sysid.left_out else [])  # fmt: skip
     if not sysid.trajectory_gap():
         return [f"Trajectories: the nominal simulator replays the {sysid.n_episodes} real episodes within the {floor} "
-                f"({_p(sysid.gap_pvalue)}): no physical gap is detected, and no parameter is named."]  # fmt: skip
+                f"({_p(sysid.gap_pvalue)}): no physical gap is detected, and no parameter is named.", *left]  # fmt: skip
     out = [f"Trajectories: the nominal simulator's replay differs from the real joints beyond the {floor} "
-           f"(mean squared error {sysid.loss_nominal:.3g} rad^2, {_p(sysid.gap_pvalue)})."]  # fmt: skip
+           f"(mean squared error {sysid.loss_nominal:.3g} rad^2, {_p(sysid.gap_pvalue)}).", *left]  # fmt: skip
     if sysid.widened:
         boxes = ", ".join(f"{n} [{sysid.search_low[sysid.names.index(n)]:.4g}, {sysid.search_high[sysid.names.index(n)]:.4g}]"
                           for n in sysid.widened)  # fmt: skip

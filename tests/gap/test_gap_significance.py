@@ -191,3 +191,15 @@ def test_a_fit_pinned_at_the_search_box_edge_is_reported_as_a_bound():
     assert "AT THE FLOOR of the searched range [0.2, 5]" in " ".join(physics_sentences(floor))
     assert "AT THE" not in " ".join(physics_sentences(inside))
     assert _significant(["friction"], [0.2], [0.01]).search_edge(0) == ""  # no box recorded: nothing claimed
+
+
+def test_episodes_left_out_of_the_fit_are_said_with_or_without_a_gap():
+    """A left-out episode may be the gap itself (the robot stopped where the sim did not): never dropped silently."""
+    from ast_robot.gap.verdict import physics_sentences
+
+    why = "episode seed 7: the robot stopped (e-stop or its safety system) at step 59"
+    gap = dataclasses.replace(_significant(["friction"], [0.5], [0.01]), gap_pvalue=0.0, left_out=(why,))
+    null = dataclasses.replace(gap, gap_pvalue=1.0)
+    for res in (gap, null):
+        assert f"Left out of the fit: 1 real episode(s) that cannot be replayed: {why}." in physics_sentences(res)
+    assert not any("Left out" in s for s in physics_sentences(dataclasses.replace(gap, left_out=())))
