@@ -68,7 +68,8 @@ def _edge(s: dict, i: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", default=str(ROOT / "configs" / "twin" / "pickplace_heavy_slippery.yaml"))
+    parser.add_argument("--hidden", default="configs/twin/pickplace_heavy_slippery.yaml",
+                        help="twin file (a relative path is of the repository root)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -78,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     from bench.sim2real import pp_round
 
-    hidden = yaml.safe_load(Path(args.hidden).read_text()) or {}
+    hidden = yaml.safe_load((ROOT / args.hidden).read_text()) or {}
     label = Path(args.hidden).stem
     root = Path(args.workdir or tempfile.mkdtemp(prefix="pick_loop-"))
     root.mkdir(parents=True, exist_ok=True)
