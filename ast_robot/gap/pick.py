@@ -61,18 +61,17 @@ def run_pick_sysid(cfg: Any, real: Sequence[EpisodeRecord], simulator: Any, seed
         from ast_robot.gap.pick_replay import PickReplay
 
         simulator = PickReplay(real[0].robot, env_dt=1.0 / cfg.env.control_hz)
-    usable = [r for r in real if not simulator.replayable(r)]
+    reasons = [simulator.replayable(r) for r in real]  # "" for an episode the replay can run
+    usable = [r for r, why in zip(real, reasons) if not why]
     if not usable:
-        why = "; ".join(simulator.replayable(r) for r in real[:3])
-        return None, None, f"no real episode can be replayed ({why})"
+        return None, None, f"no real episode can be replayed ({'; '.join(reasons[:3])})"
     space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names)
     try:
         result = fit(simulator, usable, space, pick_gap_config(cfg.gap), seed=seed, progress=progress,
                      scan_points=SCAN_POINTS, min_share=PICK_MIN_SHARE)  # fmt: skip
     except NotIdentifiable as err:
         return None, None, str(err)
-    left_out = tuple(why for why in map(simulator.replayable, real) if why)
-    return dataclasses.replace(result, left_out=left_out), simulator, ""
+    return dataclasses.replace(result, left_out=tuple(why for why in reasons if why)), simulator, ""
 
 
 def run_visual(real_path: str | Path, real: Sequence[EpisodeRecord], sheets: Any = None) -> tuple[Any, str]:

@@ -147,7 +147,7 @@ def lower_floor(name: str, dist: DistributionConfig, centre: float) -> float | N
 
     The mode comes from the simulator's parameter table when ``name`` is in it, else from the config.
     """
-    if _is_scale(name, dist) or dist.dist == "loguniform":
+    if is_scale(name, dist) or dist.dist == "loguniform":
         return max(1e-3, 0.05 * abs(centre))
     known = _simulator_params().get(name)
     if known is not None:
@@ -216,13 +216,11 @@ def _is_integer(name: str) -> bool:
     return bool(known is not None and known.integer)
 
 
-def _is_scale(name: str, dist: DistributionConfig) -> bool:
+def is_scale(name: str, dist: DistributionConfig) -> bool:
     """A multiplicative factor: from the simulator's parameter table, else from the config's mode."""
     known = _simulator_params().get(name)
     return known.mode == "scale" if known is not None else dist.mode == "scale"
 
-
-is_scale = _is_scale  # for the retune's ranges
 
 
 OFFSET_SEARCH_RAD = 0.1  # encoder offsets are searched at least +-0.1 rad (a gross calibration error)
@@ -233,7 +231,7 @@ def reference_value(name: str, dist: DistributionConfig) -> float:
     simulator's table); a parameter the simulator does not know keeps its prior centre."""
     known = _simulator_params().get(name)
     if known is not None or dist.mode == "scale":
-        return 1.0 if _is_scale(name, dist) else 0.0
+        return 1.0 if is_scale(name, dist) else 0.0
     return prior_bounds(dist)[2]
 
 
@@ -274,7 +272,7 @@ def physical_floor(name: str, dist: DistributionConfig) -> float:
     known = _simulator_params().get(name)
     if known is not None and np.isfinite(known.minimum):
         return float(max(known.minimum, 1e-3) if known.mode == "scale" else known.minimum)
-    if _is_scale(name, dist) or dist.dist == "loguniform":
+    if is_scale(name, dist) or dist.dist == "loguniform":
         return 1e-3
     return 0.0 if prior_bounds(dist)[0] >= 0 else -np.inf
 
@@ -288,7 +286,7 @@ def _space_row(n: str, dist: DistributionConfig, expansion: float, ceiling: floa
     nominal = reference_value(n, dist)
     half = 0.5 * expansion * max(high - low, 0.2 * max(abs(centre), 1e-3))  # constants get +-10% x expansion
     s_low, s_high = centre - half, centre + half
-    log = _is_scale(n, dist) and centre > 0
+    log = is_scale(n, dist) and centre > 0
     if log:  # a factor `expansion` either way of the prior centre, searched in log space
         s_low, s_high = min(low, centre / expansion), max(high, centre * expansion)
     if _is_integer(n):  # a delay the prior never covered can still be found: reach `expansion` steps past it
@@ -375,6 +373,10 @@ class SysIdResult:
                        key=lambda i: (not sig[i], bool(self.search_edge(i)), -self.attribution[i]))  # fmt: skip
         return dataclasses.replace(self, ranking=tuple(self.names[i] for i in order))
 
+    def loss_above_floor(self) -> float:
+        """rad^2: the part of the nominal loss above the noise floor (what a parameter can explain)."""
+        return self.loss_nominal - self.floor_rms**2
+
     def trajectory_gap(self) -> bool:
         """Whether the nominal model's replay differs from the real trajectories beyond the noise floor."""
         return self.gap_pvalue < self.alpha
@@ -446,6 +448,11 @@ class _Replays:
     def stacked(self, values: np.ndarray) -> np.ndarray:
         return np.concatenate([r.ravel() for r in self.residuals(values)])
 
+    def scaled(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`stacked` over the square root of its size: its sum of squares is the mean loss (for least squares)."""
+        r = self.stacked(values)
+        return r / np.sqrt(r.size)
+
     def profile(self, values: np.ndarray) -> np.ndarray:
         """``values`` with each encoder offset at its closed-form best (the mean residual of its joint,
         with the offsets zeroed); unchanged without offsets."""
@@ -491,8 +498,7 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
         best_u, _, _, history = _cem(ev.profiled_loss, space, cfg, np.random.default_rng(seed), progress)
         fitted = ev.profile(_snap_integers(space, space.to_values(best_u)))
         fitted = ev.profile(_refine_integers(ev.profiled_loss, space, fitted))
-        residuals = lambda v: (lambda r: r / np.sqrt(r.size))(ev.stacked(v))  # noqa: E731 - sum of squares = loss
-        fitted = _polish(residuals, ev.loss, space, fitted, cfg.polish_evaluations)
+        fitted = _polish(ev.scaled, ev.loss, space, fitted, cfg.polish_evaluations)
     unobservable = tuple(n for n in full.names if n not in keep)
     result = mark_min_share(_evaluate(ev, fitted, history, cfg, unobservable), min_share)
     result = _widen_and_refit(ev, result, cfg, scan_points or WIDEN_SCAN_POINTS, unobservable, min_share, progress)
@@ -519,7 +525,7 @@ def without_unneeded(ev: _Replays, result: SysIdResult, min_share: float) -> np.
     friction 0.96 (54% alone) rode along, were named and retuned, though the twin's grip and friction never
     changed. Only with ``min_share`` > 0 (the pick-and-place fit) and two or more significant parameters."""
     sig = [i for i in range(len(result.names)) if result.significant[i]]
-    excess = result.loss_nominal - result.floor_rms**2
+    excess = result.loss_above_floor()
     if min_share <= 0 or len(sig) < 2 or excess <= 0:
         return None
     fitted, nominal = np.asarray(result.mean, dtype=float), np.asarray(ev.space.nominal, dtype=float)
@@ -528,7 +534,7 @@ def without_unneeded(ev: _Replays, result: SysIdResult, min_share: float) -> np.
         held = [*dropped, i]
         if len(held) == len(result.names):
             break
-        best, loss = _refit_holding(ev, fitted, nominal, held)
+        loss = _refit_holding(ev, fitted, nominal, held)[1]
         if (loss - result.loss_fit) / excess < min_share:
             dropped.append(i)
     return _refit_holding(ev, fitted, nominal, dropped)[0] if dropped else None
@@ -545,7 +551,7 @@ def _refit_holding(ev: _Replays, fitted: np.ndarray, nominal: np.ndarray, held: 
         out[free] = values
         return out
 
-    residuals = lambda v: (lambda r: r / np.sqrt(r.size))(ev.stacked(full(v)))  # noqa: E731
+    residuals = lambda v: ev.scaled(full(v))  # noqa: E731
     loss = lambda v: ev.loss(full(v))  # noqa: E731
     best = full(_polish(residuals, loss, ev.space.subset([ev.space.names[k] for k in free]), start[free],
                         UNNEEDED_EVALUATIONS))  # fmt: skip
@@ -665,7 +671,7 @@ def mark_min_share(result: SysIdResult, min_share: float) -> SysIdResult:
     it, 1.4% of the loss alone, p < 1e-6), which a retune must not move (and a widening must not chase)."""
     if min_share <= 0:
         return result
-    excess = result.loss_nominal - result.floor_rms**2  # rad^2: the part of the nominal loss a parameter can explain
+    excess = result.loss_above_floor()
     shares = [a * result.loss_nominal / excess if excess > 0 else 0.0 for a in result.attribution]
     significant = tuple(bool(sig and sh >= min_share) for sig, sh in zip(result.significant, shares))
     return dataclasses.replace(result, significant=significant).reranked()
@@ -730,7 +736,8 @@ def _search_scan(ev: _Replays, space: ParamSpace, cfg: GapConfig, points: int,
     step = 1.0 / max(points - 1, 1)
     for p in range(refine + 1):
         # first each alone from the origins (nominal; a refit's fit so far too), then around the best so far
-        for base, i in [(u0, i) for u0 in units for i in first] if p == 0 else [(None, i) for i in range(len(space.names))]:
+        passes = [(u0, i) for u0 in units for i in first] if p == 0 else [(None, i) for i in range(len(space.names))]
+        for base, i in passes:
             base = best_u if base is None else base
             grid = np.linspace(0.0, 1.0, points) if p == 0 else np.linspace(base[i] - step, base[i] + step, 9)
             for g in np.clip(grid, 0.0, 1.0):

@@ -140,7 +140,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
         episodes = load_demos(cfg.train.demos, env_id=cfg.env.id)  # checked: keys, shapes, finite values
         check_fits(episodes, dict(env.observation_space.spaces), int(env.action_space.shape[0]))
     else:
-        n_demos = (cfg.train.finetune_demos if init_from is not None else 0) or cfg.train.n_demos
+        n_demos = _budget(cfg.train.n_demos, cfg.train.finetune_demos, init_from)
         first = cfg.seed + 1_000_000 + len(demo_pool or ())  # a pool's next demos are new tables, not repeats
         episodes = collect_episodes(env, n_demos, seed=first, noise=cfg.train.demo_noise)
     if demo_pool is not None:
@@ -159,7 +159,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
             load_module_state(policy, PolicyBase.load(init_from).state_dict(), "policy")
     else:
         policy.normalizer.fit(data.obs)  # its keys only (not the auxiliary targets)
-    steps = (cfg.train.finetune_steps if init_from is not None else 0) or cfg.train.steps
+    steps = _budget(cfg.train.steps, cfg.train.finetune_steps, init_from)
     data = _add_scenes(cfg, env, data)  # after the normalizer: scenes are posed still, demos move
     trainer = build_trainer(cfg, policy, bc_loss, data, steps=steps, show_progress=show_progress,
                             resume=resume)  # a failed resume writes nothing into the run folder  # fmt: skip
@@ -174,6 +174,11 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     metrics["eval_wall_s"] = time.perf_counter() - start
     env.close()
     return metrics
+
+
+def _budget(full: int, finetune: int, init_from: object) -> int:
+    """A fine-tune's (``init_from`` set) own number of steps or demos when configured (> 0), else the full run's."""
+    return finetune if init_from is not None and finetune else full
 
 
 def _add_scenes(cfg: Any, env: Any, data: DemoData) -> DemoData:
