@@ -27,6 +27,10 @@ class EnvConfig:
     camera: bool = doc(False, "Add a uint8 HxWx3 `camera` observation from the scene camera.")
     camera_size: tuple[int, int] = doc((64, 64), "Camera image (height, width) in pixels.")
     instruction: bool = doc(False, "Add a language `instruction` observation (bytes, padded).")
+    wrist_camera: bool = doc(False, "Pick-and-place: add a uint8 HxWx3 `wrist_camera` observation from a camera on "
+                             "the gripper (as a flange-mounted RealSense), looking down past the fingers; with "
+                             "`observation: deploy` the layout is `pickplace-deploy-wrist-v1`.")  # fmt: skip
+    wrist_camera_size: tuple[int, int] = doc((64, 64), "Wrist camera image (height, width) in pixels.")
     instruction_length: int = doc(64, "Maximum instruction length (bytes); longer ones are an error.", gt=0)
     reward_type: Literal["sparse", "dense"] = doc("sparse", "Sparse (-1 until success, 0 after) or dense shaping.")
     reward_scales: dict[str, float] = doc(

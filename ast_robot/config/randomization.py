@@ -59,6 +59,10 @@ class VisualRandomizationConfig:
     camera_shift: float = doc(0.03, "Camera position jitter (m): uniform in +-this per axis.", ge=0, le=0.1)
     camera_rotation_deg: float = doc(3.0, "Camera orientation jitter (deg): uniform in +-this for roll, pitch "
                                      "and yaw.", ge=0, le=15)  # fmt: skip
+    wrist_shift: float = doc(0.004, "Wrist camera mount jitter (m): uniform in +-this per axis of the gripper "
+                             "frame (only with env.wrist_camera).", ge=0, le=0.03)  # fmt: skip
+    wrist_rotation_deg: float = doc(2.0, "Wrist camera mount orientation jitter (deg): uniform in +-this for "
+                                    "roll, pitch and yaw (only with env.wrist_camera).", ge=0, le=10)  # fmt: skip
     image_noise: tuple[float, float] = doc((0.0, 6.0), "Range of the per-episode std (uint8 levels) of Gaussian "
                                            "pixel noise.")  # fmt: skip
 

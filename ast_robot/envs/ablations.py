@@ -7,7 +7,7 @@ altered by ``condition``:
 * ``swapped``: the instruction names another cube (same template and pad); a policy that reads it picks
   that cube, and success means that cube on the named pad;
 * ``blank_instruction``: the instruction all padding bytes (with 2 cubes, chance is 50%);
-* ``blank_camera``: a black image (nothing says where anything is).
+* ``blank_camera``: black images from every camera (nothing says where anything is).
 
 It records which cube the policy picked (the one lifted highest, else moved furthest: ``picked_object``),
 so instruction-following (picked == named) is reported apart from task success.
@@ -97,8 +97,10 @@ def _altered(obs: dict[str, np.ndarray], condition: str, text: np.ndarray | None
         out["instruction"] = text
     elif condition == "blank_instruction":
         out["instruction"] = np.zeros_like(obs["instruction"])
-    elif condition == "blank_camera":
-        out["camera"] = np.zeros_like(obs["camera"])
+    elif condition == "blank_camera":  # every camera: the scene's and, where the layout has one, the wrist's
+        for key in ("camera", "wrist_camera"):
+            if key in obs:
+                out[key] = np.zeros_like(obs[key])
     return out
 
 

@@ -94,7 +94,7 @@ class RobotEnv(gym.Env):
             raise ValueError(f"env.robot_model {self.cfg.robot_model!r}: the envs need the primitive models (their "
                              "sites and actuators); load menagerie arms with load_model(..., model='menagerie')")  # fmt: skip
         self.scales = reward_scales(self.cfg.reward_type, self.cfg.reward_scales)
-        self.model = load_model(robot, self.task, model=self.cfg.robot_model, **self._scene_options())
+        self.model = self._load_model()
         self.data = mujoco.MjData(self.model)
         self.n_substeps = _substeps(self.cfg.control_hz, self.model.opt.timestep)
         self.control_dt = self.n_substeps * self.model.opt.timestep  # the time one step() really simulates
@@ -192,6 +192,13 @@ class RobotEnv(gym.Env):
         return gym.spaces.Dict(spaces)
 
     # ----- task hooks -------------------------------------------------------------------------------
+    def _load_model(self) -> mujoco.MjModel:
+        """The compiled scene (tasks with cameras of their own add them here)."""
+        if self.cfg.wrist_camera:
+            raise ValueError(f"env.wrist_camera: only the pick-and-place envs have a wrist camera (task "
+                             f"{self.task!r}); set env.wrist_camera to false")  # fmt: skip
+        return load_model(self.robot.name, self.task, model=self.cfg.robot_model, **self._scene_options())
+
     def _scene_options(self) -> dict[str, Any]:
         return {}
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
+import mujoco
 import numpy as np
 
 from ast_robot.config import VisualRandomizationConfig
 from ast_robot.envs import visual_randomization as visual_dr
+from ast_robot.envs import wrist
 from ast_robot.envs.base import RobotEnv
 from ast_robot.envs.instructions import COLOURS, PICK_PLACE_TEMPLATES, choose_colours, fill
 from ast_robot.robot.scene import OBJECT_HALF_SIZE
@@ -35,13 +38,19 @@ class PickPlaceEnv(RobotEnv):
     and ``info["desired_goal"]``, for rewards and analysis). With >= 2 cubes and >= 2 pads of distinct colours
     the target is named only by the instruction. ``randomization.visual`` (``visual_randomization``) varies
     lights, colours inside their names' hue bands, camera pose and image noise, in any layout.
+
+    ``env.wrist_camera`` adds ``wrist_camera`` (H, W, 3 uint8, ``wrist_camera_size``): a camera on the gripper
+    (:mod:`ast_robot.envs.wrist`), with its own mount jitter and the scene's image noise; the deploy layout is
+    then ``pickplace-deploy-wrist-v1``. Off, the model, the observation and every random draw are as before.
     """
 
     task = "pickplace"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._wrist_renderer: mujoco.Renderer | None = None
         super().__init__(*args, **kwargs)
         self._visual_nominal = visual_dr.nominal(self.model)
+        self._wrist_nominal = wrist.nominal(self.model) if self.cfg.wrist_camera else None
 
     @property
     def deploy(self) -> bool:
@@ -51,7 +60,16 @@ class PickPlaceEnv(RobotEnv):
     @property
     def observation_layout(self) -> str:
         """Versioned name of the observation layout (what a checkpoint must record to be served)."""
-        return f"pickplace-{self.cfg.observation}-v1"
+        return f"pickplace-{self.cfg.observation}{'-wrist' if self.cfg.wrist_camera else ''}-v1"
+
+    def _load_model(self) -> mujoco.MjModel:
+        if not self.cfg.wrist_camera:
+            return super()._load_model()
+        from ast_robot.robot.scene import build_spec
+
+        spec = build_spec(self.robot, self.task, model=self.cfg.robot_model, **self._scene_options())
+        wrist.add_wrist_camera(spec)
+        return spec.compile()
 
     def _scene_options(self) -> dict[str, Any]:
         if self.cfg.observation == "deploy":
@@ -65,6 +83,8 @@ class PickPlaceEnv(RobotEnv):
         space = super()._make_observation_space()
         if self.deploy:
             del space.spaces["achieved_goal"], space.spaces["desired_goal"]
+        if self.cfg.wrist_camera:
+            space.spaces[wrist.WRIST_KEY] = gym.spaces.Box(0, 255, shape=(*self.cfg.wrist_camera_size, 3), dtype=np.uint8)
         return space
 
     def _reset_task(self, rng: np.random.Generator) -> None:
@@ -105,6 +125,10 @@ class PickPlaceEnv(RobotEnv):
                                   pad_colours)  # fmt: skip
         visual_dr.apply(self.model, visual, self._visual_nominal)
         self.dr.update(visual)
+        if self._wrist_nominal is not None:  # drawn after everything else: other draws keep their order
+            mount = wrist.sample(self.rand_cfg.visual if self.rand_cfg.enabled else _NO_VISUAL, rng)
+            wrist.apply(self.model, mount, self._wrist_nominal)
+            self.dr.update(mount)
 
     def object_pos(self, i: int) -> np.ndarray:
         """Position (3, m, world) of cube ``i`` (a view into ``data.qpos``)."""
@@ -129,9 +153,29 @@ class PickPlaceEnv(RobotEnv):
         noise = self.dr.get("visual_image_noise", 0.0)
         if noise > 0 and "camera" in obs:
             obs["camera"] = visual_dr.add_image_noise(obs["camera"], noise, self.np_random)
+        if self.cfg.wrist_camera:
+            obs[wrist.WRIST_KEY] = visual_dr.add_image_noise(self.render_wrist(), noise, self.np_random)
         if self.deploy:
             del obs["achieved_goal"], obs["desired_goal"]
         return obs
+
+    def render_wrist(self) -> np.ndarray:
+        """The wrist camera's image (H, W, 3) uint8 at ``config.wrist_camera_size``."""
+        if self._wrist_renderer is None:
+            self._wrist_renderer = mujoco.Renderer(self.model, *self.cfg.wrist_camera_size)
+        self._wrist_renderer.update_scene(self.data, camera=wrist.WRIST_CAMERA)
+        return self._wrist_renderer.render()
+
+    def close(self) -> None:
+        if self._wrist_renderer is not None:
+            self._wrist_renderer.close()
+            self._wrist_renderer = None
+        super().close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_wrist_renderer"] = None
+        return state
 
     def _info(self, obs: dict[str, np.ndarray], dist: float) -> dict[str, Any]:
         info = super()._info(obs, dist)

@@ -8,7 +8,8 @@ render, labelled by projection (:mod:`ast_robot.envs.projection`): thousands of 
 
 Each scene holds what a demonstration frame holds for the perception: the env's observation keys
 (``observation``, ``camera``, ``instruction``), ``aux_target`` (6: the named cube's and its place's world
-positions, m) and ``aux_pixels`` (6: the cube's, the place's and the TCP's image positions, row/col normalized).
+positions, m) and ``aux_pixels`` (6: the cube's, the place's and the TCP's image positions, row/col normalized);
+with ``env.wrist_camera`` also ``wrist_camera`` and ``aux_wrist_pixels`` (4: the cube and the place in it).
 No action: scenes train the perception only (the action stage learns from demonstrations).
 """
 
@@ -21,6 +22,7 @@ import mujoco
 import numpy as np
 
 from ast_robot.envs.projection import image_coords
+from ast_robot.envs.wrist import WRIST_CAMERA, WRIST_KEY
 from ast_robot.robot.workspace import R_DOWN
 
 FORMAT, VERSION = "ast_robot.scenes", 1
@@ -70,9 +72,14 @@ def pose_scene(env: Any, seed: int) -> dict[str, np.ndarray]:
     obs = u._get_obs()
     cube = u.object_pos(u.target_object).copy()
     points = np.stack([cube, u.goal, u.tcp_pos])
-    return {"observation": obs["observation"].astype(np.float32), "camera": obs["camera"],
-            "instruction": obs["instruction"], "aux_target": np.concatenate([cube, u.goal]).astype(np.float32),
-            "aux_pixels": image_coords(env, points).reshape(6).astype(np.float32)}  # fmt: skip
+    scene = {"observation": obs["observation"].astype(np.float32), "camera": obs["camera"],
+             "instruction": obs["instruction"], "aux_target": np.concatenate([cube, u.goal]).astype(np.float32),
+             "aux_pixels": image_coords(env, points).reshape(6).astype(np.float32)}  # fmt: skip
+    if WRIST_KEY in obs:  # the wrist camera's image and where the cube and the place are in it (NaN: behind)
+        scene[WRIST_KEY] = obs[WRIST_KEY]
+        scene["aux_wrist_pixels"] = image_coords(env, points[:2], WRIST_CAMERA, u.cfg.wrist_camera_size).reshape(4)
+        scene["aux_wrist_pixels"] = scene["aux_wrist_pixels"].astype(np.float32)
+    return scene
 
 
 def make_scenes(env: Any, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -82,7 +89,7 @@ def make_scenes(env: Any, n: int, seed: int) -> dict[str, np.ndarray]:
     if not getattr(env.unwrapped, "deploy", False):
         raise ValueError("scenes need the deploy pick-and-place layout (env.observation: deploy, camera, instruction)")
     rows = [pose_scene(env, seed + i) for i in range(n)]
-    return {k: np.stack([r[k] for r in rows]) for k in SCENE_KEYS}
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
 def write_scenes(path: str | Path, scenes: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
@@ -106,6 +113,8 @@ def read_scenes(path: str | Path, keys: list[str] | None = None) -> dict[str, np
         missing = sorted(set(need) - set(f.files))
         if missing:
             raise ValueError(f"{path}: scenes file lacks {missing}; it has {sorted(f.files)}")
+        if keys is None:  # every array (a wrist camera's too)
+            need = [k for k in f.files if k != "meta"]
         out = {k: f[k] for k in need}
     n = {len(v) for v in out.values()}
     if len(n) != 1:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-IMAGE_KEY, TEXT_KEY = "camera", "instruction"
+IMAGE_KEY, TEXT_KEY, WRIST_KEY = "camera", "instruction", "wrist_camera"
+IMAGE_KEYS = (IMAGE_KEY, WRIST_KEY)  # the scene camera and the optional wrist camera (issue 20)
 ObsSpec = dict[str, tuple[tuple[int, ...], str]]  # key -> (shape, numpy dtype name)
 
 
@@ -26,11 +27,11 @@ def obs_spec_from_space(space) -> ObsSpec:
         raise TypeError(f"obs_space must be a non-empty gymnasium.spaces.Dict, got {type(space).__name__}")
     spec = {key: (tuple(int(n) for n in sub.shape), np.dtype(sub.dtype).name) for key, sub in spaces.items()}
     for key, (shape, _) in spec.items():
-        if key == IMAGE_KEY and (len(shape) != 3 or 3 not in (shape[0], shape[-1])):
+        if key in IMAGE_KEYS and (len(shape) != 3 or 3 not in (shape[0], shape[-1])):
             raise ValueError(
                 f"obs_space[{key!r}] must be an H x W x 3 (or 3 x H x W) image, got shape {shape}"
             )
-        if key != IMAGE_KEY and len(shape) != 1:
+        if key not in IMAGE_KEYS and len(shape) != 1:
             raise ValueError(f"obs_space[{key!r}] must be a 1-D vector, got shape {shape}")
     return spec
 
@@ -211,6 +212,56 @@ class ScenePerception(nn.Module):
         return world.flatten(1), xy[:, :3]
 
 
+class WristPerception(nn.Module):
+    """Wrist camera + instruction + TCP -> a second estimate of the named cube and place relative to the TCP,
+    fused with the scene camera's (dm); the wrist camera is optional (``env.wrist_camera``, issue 20).
+
+    The camera rides on the gripper, which ee_delta actions keep pointing down: an object's image position
+    (row, col) and the TCP's height fix its offset from the TCP up to the perspective division, so the world
+    offset is ``A [r, c, r^2, c^2, r c] + b`` with ``A`` (3 x 5) and ``b`` (3) from an MLP of the TCP (dm)
+    and the heat map's peakedness (the quadratic terms stand in for the perspective). The instruction's
+    pooled embedding gives the cube and pad queries, as in :class:`ScenePerception`. A gate per object and
+    axis, from the same context and the scene estimate, mixes the two estimates: the wrist's where its map
+    is peaked (the object in view), the scene camera's elsewhere (far from the gripper).
+    """
+
+    def __init__(self, hw: tuple[int, int], d_text: int = 64, channels: int = 32, hidden: int = 128) -> None:
+        super().__init__()
+        if hw[0] % 2 or hw[1] % 2:
+            raise ValueError(f"the wrist perception needs an even image size, got {hw}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, channels, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )  # fmt: skip
+        self.queries = nn.Linear(d_text, 2 * channels)
+        self.temperature = nn.Parameter(torch.tensor(float(channels) ** -0.5))
+        h, w = hw[0] // 2, hw[1] // 2
+        self.register_buffer("grid", torch.stack(torch.meshgrid(
+            torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"), -1).reshape(h * w, 2))  # fmt: skip
+        self.geometry = nn.Sequential(nn.Linear(5, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                      nn.Linear(hidden, 2 * 18))  # fmt: skip  (per object: A 3 x 5, b 3)
+        self.gate = nn.Sequential(nn.Linear(11, hidden), nn.GELU(), nn.Linear(hidden, 6))
+        nn.init.zeros_(self.gate[-1].weight)
+        nn.init.constant_(self.gate[-1].bias, -2.0)  # starts near the scene estimate (what a trained student had)
+
+    def forward(self, image: Tensor, text: Tensor, tcp: Tensor, scene: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(fused (B, 6), wrist estimate (B, 6), image positions (B, 2, 2))``; ``text`` ``(B, d_text)``: the
+        pooled instruction, ``tcp`` ``(B, 3)`` dm, ``scene`` ``(B, 6)`` dm: the scene camera's estimate."""
+        maps = self.stem(prepare_image(image))  # (B, C, h, w)
+        queries = self.queries(text).unflatten(-1, (2, -1))  # (B, 2, C): the named cube, the named pad
+        logits = (queries @ maps.flatten(2)) * self.temperature  # (B, 2, h*w)
+        xy = logits.softmax(-1) @ self.grid  # (B, 2, 2)
+        presence = (logits.logsumexp(-1) - logits.mean(-1)) * 0.1  # (B, 2)
+        context = torch.cat([tcp, presence], -1)  # (B, 5)
+        out = self.geometry(context).unflatten(-1, (2, 18))  # (B, 2, 18)
+        r, c = xy[..., 0], xy[..., 1]
+        terms = torch.stack([r, c, r * r, c * c, r * c], -1).unsqueeze(-1)  # (B, 2, 5, 1)
+        wrist = ((out[..., :15].unflatten(-1, (3, 5)) @ terms).squeeze(-1) + out[..., 15:]).flatten(1)  # (B, 6)
+        gate = torch.sigmoid(self.gate(torch.cat([context, scene], -1)))  # (B, 6)
+        return gate * wrist + (1 - gate) * scene, wrist, xy
+
+
 def _random_shift(x: Tensor, amount: float) -> Tensor:
     """Each image translated by up to ``amount`` (normalized units) per axis, edges replicated."""
     B = x.shape[0]
@@ -227,6 +278,8 @@ class MultimodalTokenizer(nn.Module):
     def __init__(self, spec: ObsSpec, d_model: int, patch_size: int, n_summary: int, image_tokenizer: str = "patches",
                  n_keypoints: int = 32, instruction_tokenizer: str = "bytes", film: bool = False) -> None:  # fmt: skip
         super().__init__()
+        if WRIST_KEY in spec:
+            raise ValueError(f"observation key {WRIST_KEY!r} needs policy.type 'two_stage' (the wrist perception)")
         self.vector_keys = sorted(k for k in spec if k not in (IMAGE_KEY, TEXT_KEY))
         self.vectors = nn.ModuleDict({k: nn.Linear(spec[k][0][0], d_model) for k in self.vector_keys})
         self.image = _image_tokenizer(image_tokenizer, d_model, image_hw(spec[IMAGE_KEY][0]), patch_size,
@@ -314,7 +367,7 @@ class ObsNormalizer(nn.Module):
 
     def __init__(self, spec: ObsSpec) -> None:
         super().__init__()
-        self.keys = sorted(k for k in spec if k not in (IMAGE_KEY, TEXT_KEY))
+        self.keys = sorted(k for k in spec if k not in (*IMAGE_KEYS, TEXT_KEY))
         for key in self.keys:
             size = spec[key][0][0]
             self.register_buffer(f"mean_{key}", torch.zeros(size))

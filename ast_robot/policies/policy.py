@@ -31,6 +31,7 @@ POLICIES: Registry = Registry("policy type")
 META_KEY = "policy_meta"
 AUX_KEY, AUX_DIM, AUX_SCALE = "aux_target", 6, 10.0  # target object + goal positions (m), regressed in dm
 PIXEL_KEY = "aux_pixels"  # (B, 4 or 6): the target object's, goal's (and TCP's) image positions (row, col, normalized)
+WRIST_PIXEL_KEY = "aux_wrist_pixels"  # (B, 4): the target object's and goal's wrist-image positions (NaN: behind it)
 ACTION_WEIGHT_KEY = "action_weight"  # (B,): 0 for rows without an action (single-render scenes), else 1
 
 
@@ -243,6 +244,9 @@ class TwoStagePolicy(PolicyBase):
     wait for a perception that is still wrong, and the noise makes it tolerate the estimate's error). No
     gradient flows from the action loss into the perception. `act()` and eval mode use the estimate.
     Observation: ``observation`` must be the proprioception alone (2n + 10; the TCP at [2n, 2n + 3)).
+    With a ``wrist_camera`` key, :class:`~ast_robot.policies.encoders.WristPerception` refines the estimate
+    (gated per object and axis); ``WRIST_PIXEL_KEY`` in a batch supervises its heat maps where the object is in
+    view, and its own estimate there.
     """
 
     def __init__(self, cfg: PolicyConfig, obs_space: Any, action_dim: int) -> None:
@@ -259,6 +263,11 @@ class TwoStagePolicy(PolicyBase):
         self.pixel_scale = pixel_scale(encoders.image_hw(spec[encoders.IMAGE_KEY][0]))
         self.perception = encoders.ScenePerception(encoders.image_hw(spec[encoders.IMAGE_KEY][0]),
                                                    spec[encoders.TEXT_KEY][0][0], cfg.n_keypoints)  # fmt: skip
+        self.wrist = None
+        if encoders.WRIST_KEY in spec:
+            wrist_hw = encoders.image_hw(spec[encoders.WRIST_KEY][0])
+            self.wrist = encoders.WristPerception(wrist_hw)
+            self.wrist_pixel_scale = pixel_scale(wrist_hw)
         layers: list[nn.Module] = []
         width = proprio + AUX_DIM
         for hidden in sizes:
@@ -269,8 +278,19 @@ class TwoStagePolicy(PolicyBase):
     def perceive(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the cube's, pad's and gripper's image positions
         ``(B, 3, 2)`` (the perception sees the image, the instruction and the TCP, no other proprioception)."""
+        estimate, xy, _ = self.perceive_all(batch)
+        return estimate, xy
+
+    def perceive_all(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+        """`perceive`'s two tensors, and with a wrist camera (wrist estimate (B, 6), wrist image positions
+        (B, 2, 2)), else None. The estimate is then the fused one."""
         tcp = AUX_SCALE * batch["observation"][:, self.tcp].float()
-        return self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY], tcp)
+        estimate, xy = self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY], tcp)
+        if self.wrist is None:
+            return estimate, xy, None
+        text = self.perception.text(batch[encoders.TEXT_KEY])[:, 0]
+        fused, wrist, wrist_xy = self.wrist(batch[encoders.WRIST_KEY], text, tcp, estimate)
+        return fused, xy, (wrist, wrist_xy)
 
     def relative_truth(self, batch: Mapping[str, Tensor]) -> Tensor:
         """The privileged (cube - TCP, place - TCP) ``(B, 6)`` in dm, from ``AUX_KEY`` (absolute, m)."""
@@ -287,7 +307,7 @@ class TwoStagePolicy(PolicyBase):
     def _losses(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         if "action" not in batch:
             raise ValueError(f"batch needs an 'action' entry for the loss; got keys {sorted(batch)}")
-        estimate, named_xy = self.perceive(batch)
+        estimate, named_xy, wrist = self.perceive_all(batch)
         if AUX_KEY not in batch:  # no privileged positions: the action loss on the estimate
             h = self.embed(batch, estimate)
             return self.head.loss(h, batch["action"].float()), h
@@ -299,10 +319,23 @@ class TwoStagePolicy(PolicyBase):
             target = batch[PIXEL_KEY].float().unflatten(-1, (-1, 2))  # cube, place (and the TCP when recorded)
             error = self.pixel_scale * (named_xy[:, : target.shape[1]] - target)
             perception = perception + self.cfg.pixel_weight * error.square().mean((-2, -1))
+        if wrist is not None and WRIST_PIXEL_KEY in batch:
+            perception = perception + self._wrist_loss(wrist, truth, batch[WRIST_PIXEL_KEY].float())
         action = self.head.loss(h, batch["action"].float())
         if ACTION_WEIGHT_KEY in batch:  # scenes (no action) train the perception only
             action = action * batch[ACTION_WEIGHT_KEY].float()
         return action + self.cfg.aux_weight * perception, h
+
+    def _wrist_loss(self, wrist: tuple[Tensor, Tensor], truth: Tensor, pixels: Tensor) -> Tensor:
+        """Per sample: the wrist estimate's squared error (dm) and ``pixel_weight`` x its heat maps' (half-res
+        pixels), each object counted only where its true image position lies inside the wrist image."""
+        estimate, xy = wrist
+        target = pixels.unflatten(-1, (2, 2))  # (B, 2 objects, row / col)
+        seen = (target.abs() <= 1).all(-1).float()  # (B, 2); NaN (behind the camera) compares False
+        target = torch.nan_to_num(target)
+        world = (estimate - truth).square().unflatten(-1, (2, 3)).mean(-1)  # (B, 2)
+        image = (self.wrist_pixel_scale * (xy - target)).square().mean(-1)  # (B, 2)
+        return ((world + self.cfg.pixel_weight * image) * seen).sum(-1) / 2
 
     def per_sample_loss(self, batch: Mapping[str, Tensor]) -> Tensor:
         return self._losses(batch)[0]
