@@ -3,7 +3,7 @@
 From ``--base RUN`` (a trained student: scene-camera perception + action MLP), build the same student with a
 ``wrist_camera`` input (env.wrist_camera, ast_robot/envs/wrist.py): the base's weights are copied, the new
 :class:`~ast_robot.policies.encoders.WristPerception` (wrist heat maps -> a second estimate, gated with the scene
-camera's) is the only part trained, for ``--steps`` on ``--scenes`` single-render scenes rendered with both
+camera's) is the only part trained (with two_stage's loss terms that reach it), for ``--steps`` on ``--scenes`` single-render scenes rendered with both
 cameras (ast_robot.envs.scenes; no expert, no demonstration needs a wrist image). Then, on ``--held`` fresh
 scenes (seeds from 90000000, as bench/pixels_perception.py), the named cube's estimated offset from the TCP
 (cm, per world axis; x is depth for the scene camera) of: the null estimate (cube at the TCP), the base
@@ -29,6 +29,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ast_robot.policies.encoders import WRIST_KEY  # noqa: E402
+from ast_robot.policies.policy import AUX_SCALE, WRIST_PIXEL_KEY  # noqa: E402
 from bench.common import goal, write_results  # noqa: E402
 
 HELD_SEED, TRAIN_SEED = 90_000_000, 71_000_000  # the trainers' scenes use 5e6 + seed, evaluation 2e6 + seed
@@ -74,10 +76,38 @@ def wrist_student(base_policy: object, cfg: object) -> object:
     return policy
 
 
+@torch.no_grad()
+def frozen_inputs(policy: object, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen scene estimate (N, 6) and pooled instruction (N, d) of every scene, computed once."""
+    policy.eval()
+    scene, text = [], []
+    for i in range(0, len(data["camera"]), 200):
+        b = _chunk(data, i, 200)
+        scene.append(policy.perceive(b)[0] if policy.wrist is None else _scene_estimate(policy, b))
+        text.append(policy.perception.text(b["instruction"])[:, 0])
+    return torch.cat(scene), torch.cat(text)
+
+
+def _scene_estimate(policy: object, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    tcp = AUX_SCALE * b["observation"][:, policy.tcp].float()
+    return policy.perception(b["camera"], b["instruction"], tcp)[0]
+
+
+def wrist_loss(policy: object, b: dict[str, torch.Tensor], scene: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The terms of two_stage's loss that reach the wrist perception (the fused estimate's error and the wrist's
+    own, `_wrist_loss`), with the frozen scene estimate and instruction precomputed: the same gradients."""
+    tcp = AUX_SCALE * b["observation"][:, policy.tcp].float()
+    fused, wrist, xy = policy.wrist(b[WRIST_KEY], text, tcp, scene)
+    truth = policy.relative_truth(b)
+    own = policy._wrist_loss((wrist, xy), truth, b[WRIST_PIXEL_KEY].float())
+    return policy.cfg.aux_weight * ((fused - truth).square().mean(-1) + own)
+
+
 def train(policy: object, data: dict[str, torch.Tensor], steps: int, batch: int, lr: float) -> tuple[float, float]:
     """The wrist perception alone, ``steps`` Adam steps on scenes; returns (wall s, last loss)."""
     for name, p in policy.named_parameters():
         p.requires_grad_(name.startswith("wrist."))
+    scene, text = frozen_inputs(policy, data)
     params = list(policy.wrist.parameters())
     opt = torch.optim.AdamW(params, lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
@@ -86,16 +116,15 @@ def train(policy: object, data: dict[str, torch.Tensor], steps: int, batch: int,
     for step in range(steps):
         idx = torch.randint(n, (batch,))
         b = {k: v[idx] for k, v in data.items()}
-        b["action"], b["action_weight"] = torch.zeros(batch, 4), torch.zeros(batch)  # scenes: perception only
-        loss = policy.per_sample_loss(b).mean()
+        loss = wrist_loss(policy, b, scene[idx], text[idx]).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         if step % 250 == 0:
-            print(f"step {step} loss {float(loss):.4f} {time.perf_counter() - start:.0f}s", flush=True)
-    return time.perf_counter() - start, float(loss)
+            print(f"step {step} loss {loss.item():.4f} {time.perf_counter() - start:.0f}s", flush=True)
+    return time.perf_counter() - start, loss.item()
 
 
 @torch.no_grad()
@@ -107,7 +136,7 @@ def errors(policy: object | None, held: dict[str, torch.Tensor], ref: object) ->
         estimate = torch.zeros_like(truth)
     else:
         policy.eval()
-        estimate = torch.cat([policy.perceive(_chunk(held, i))[0] for i in range(0, len(truth), 100)])
+        estimate = torch.cat([policy.perceive(_chunk(held, i, 100))[0] for i in range(0, len(truth), 100)])
     cm = (estimate - truth).abs() * 10
     dist = truth[:, :3].norm(dim=-1) / 10  # m
     held_cube = held["aux_target"][:, :3].float()[:, 2] > 0.03  # lifted (held) scenes are not grasps
@@ -119,8 +148,8 @@ def errors(policy: object | None, held: dict[str, torch.Tensor], ref: object) ->
     return row
 
 
-def _chunk(data: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
-    return {k: v[i : i + 100] for k, v in data.items()}
+def _chunk(data: dict[str, torch.Tensor], i: int, n: int) -> dict[str, torch.Tensor]:
+    return {k: v[i : i + n] for k, v in data.items()}
 
 
 def _r(t: torch.Tensor) -> list[float]:

@@ -217,9 +217,10 @@ class WristPerception(nn.Module):
     fused with the scene camera's (dm); the wrist camera is optional (``env.wrist_camera``, issue 20).
 
     The camera rides on the gripper, which ee_delta actions keep pointing down: an object's image position
-    (row, col) and the TCP's height fix its offset from the TCP up to the perspective division, so the world
-    offset is ``A [r, c, r^2, c^2, r c] + b`` with ``A`` (3 x 5) and ``b`` (3) from an MLP of the TCP (dm)
-    and the heat map's peakedness (the quadratic terms stand in for the perspective). The instruction's
+    (row, col) and the TCP's height fix its offset from the TCP (a ray through the pixel, cut by the plane the
+    object rests on), a smooth function of five numbers that an MLP learns: (row, col, TCP (dm), the heat map's
+    peakedness, which object) -> offset (dm). Its inputs hold no image feature and no other arm state, so
+    it cannot learn "the cube is under the gripper" from the data's poses. The instruction's
     pooled embedding gives the cube and pad queries, as in :class:`ScenePerception`. A gate per object and
     axis, from the same context and the scene estimate, mixes the two estimates: the wrist's where its map
     is peaked (the object in view), the scene camera's elsewhere (far from the gripper).
@@ -239,8 +240,9 @@ class WristPerception(nn.Module):
         h, w = hw[0] // 2, hw[1] // 2
         self.register_buffer("grid", torch.stack(torch.meshgrid(
             torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"), -1).reshape(h * w, 2))  # fmt: skip
-        self.geometry = nn.Sequential(nn.Linear(5, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                      nn.Linear(hidden, 2 * 18))  # fmt: skip  (per object: A 3 x 5, b 3)
+        self.geometry = nn.Sequential(nn.Linear(7, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                      nn.Linear(hidden, 3))  # fmt: skip  (one object: row, col, TCP, peak, kind)
+        self.register_buffer("kind", torch.tensor([[1.0], [-1.0]]))  # the cube, the pad
         self.gate = nn.Sequential(nn.Linear(11, hidden), nn.GELU(), nn.Linear(hidden, 6))
         nn.init.zeros_(self.gate[-1].weight)
         nn.init.constant_(self.gate[-1].bias, -2.0)  # starts near the scene estimate (what a trained student had)
@@ -253,12 +255,10 @@ class WristPerception(nn.Module):
         logits = (queries @ maps.flatten(2)) * self.temperature  # (B, 2, h*w)
         xy = logits.softmax(-1) @ self.grid  # (B, 2, 2)
         presence = (logits.logsumexp(-1) - logits.mean(-1)) * 0.1  # (B, 2)
-        context = torch.cat([tcp, presence], -1)  # (B, 5)
-        out = self.geometry(context).unflatten(-1, (2, 18))  # (B, 2, 18)
-        r, c = xy[..., 0], xy[..., 1]
-        terms = torch.stack([r, c, r * r, c * c, r * c], -1).unsqueeze(-1)  # (B, 2, 5, 1)
-        wrist = ((out[..., :15].unflatten(-1, (3, 5)) @ terms).squeeze(-1) + out[..., 15:]).flatten(1)  # (B, 6)
-        gate = torch.sigmoid(self.gate(torch.cat([context, scene], -1)))  # (B, 6)
+        per_object = torch.cat([xy, tcp.unsqueeze(1).expand(-1, 2, -1), presence.unsqueeze(-1),
+                                self.kind.expand(xy.shape[0], -1, -1)], -1)  # fmt: skip  (B, 2, 7)
+        wrist = self.geometry(per_object).flatten(1)  # (B, 6)
+        gate = torch.sigmoid(self.gate(torch.cat([tcp, presence, scene], -1)))  # (B, 6)
         return gate * wrist + (1 - gate) * scene, wrist, xy
 
 
