@@ -187,6 +187,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--wrist-size", type=int, default=64, help="wrist image side (pixels)")
+    p.add_argument("--init", default=None, help="run directory of a wrist student to continue from (its wrist weights)")
     p.add_argument("--out", required=True, help="run directory of the wrist student")
     p.add_argument("--cache", default="/tmp/px5", help="scene cache folder ('' for none)")
     p.add_argument("--name", default=None)
@@ -204,6 +205,9 @@ def main() -> int:
     pool = scenes(cfg, args.scenes, TRAIN_SEED, cache)
     render_s = time.perf_counter() - start
     student = wrist_student(base, cfg)
+    if args.init:  # continue a wrist student: its wrist perception (the rest is the base's either way)
+        init = PolicyBase.load(Path(args.init) / POLICY_DIR).state_dict()
+        student.load_state_dict({k: v for k, v in init.items() if k.startswith("wrist.")}, strict=False)
     wall, loss = train(student, pool, args.steps, args.batch, args.lr)
     save_run(student, cfg, Path(args.out), args.steps, wall, loss)
     rows = [{"label": "null: estimate 0 (cube and place at the TCP)", **errors(None, held, student)},
@@ -218,7 +222,7 @@ def main() -> int:
              goal(f"{args.robot}: instrument check, the base beats the null estimate near the grasp (cm, worst axis)",
                   0.0, round(min(n - b for n, b in zip(null, before)), 2), ">")]  # fmt: skip
     load = os.getloadavg()
-    notes = (f"{args.held} held-out scenes (seeds from {HELD_SEED}), {rows[1]['near_scenes']} near the grasp (TCP within "
+    notes = (f"{'continued from ' + args.init + '; ' if args.init else ''}{args.held} held-out scenes (seeds from {HELD_SEED}), {rows[1]['near_scenes']} near the grasp (TCP within "
              f"{NEAR * 100:.0f} cm of the named cube, not holding it); errors of the named cube (and its place) relative "
              f"to the TCP, mean absolute, world x (depth for the scene camera), y, z. Wrist image {args.wrist_size}x"
              f"{args.wrist_size}; only the wrist perception trained ({args.steps} steps, batch {args.batch}, peak lr "
