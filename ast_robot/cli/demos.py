@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     collect.add_argument("--camera-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                          help="Camera image height and width in pixels (default: env.camera_size's, 64 64).")
     collect.add_argument("--instruction", action="store_true", help="Record the language instruction.")
+    collect.add_argument("--wrist-camera", action="store_true",
+                         help="Pick-and-place: render the wrist camera (env.wrist_camera), for a --policy student "
+                              "that reads it; episodes record the scene camera, not the wrist image.")  # fmt: skip
     collect.add_argument("--observation", choices=("privileged", "deploy"), default="privileged",
                          help="Pick-and-place observation layout; `deploy` (camera + instruction + proprioception, "
                               "no object positions) implies --camera and --instruction.")  # fmt: skip
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes must be > 0, got {args.episodes}")
     deploy = args.observation == "deploy"
     env_cfg = EnvConfig(id=args.env, camera=args.camera or deploy, instruction=args.instruction or deploy,
-                        observation=args.observation,
+                        observation=args.observation, wrist_camera=args.wrist_camera,
                         **{k: v for k, v in (("n_objects", args.objects), ("n_pads", args.pads),
                                              ("camera_size", tuple(args.camera_size or ()) or None)) if v is not None})  # fmt: skip
     visual = VisualRandomizationConfig(enabled=args.visual)
