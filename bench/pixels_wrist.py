@@ -96,8 +96,9 @@ def _scene_estimate(policy: object, b: dict[str, torch.Tensor]) -> torch.Tensor:
 def wrist_loss(policy: object, b: dict[str, torch.Tensor], scene: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     """The terms of two_stage's loss that reach the wrist perception (the fused estimate's error and the wrist's
     own, `_wrist_loss`), with the frozen scene estimate and instruction precomputed: the same gradients."""
-    tcp = AUX_SCALE * b["observation"][:, policy.tcp].float()
-    fused, wrist, xy = policy.wrist(b[WRIST_KEY], text, tcp, scene)
+    obs = b["observation"].float()
+    arm = AUX_SCALE * torch.cat([obs[:, policy.tcp], obs[:, policy.width : policy.width + 1]], -1)
+    fused, wrist, xy = policy.wrist(b[WRIST_KEY], text, arm, scene)
     truth = policy.relative_truth(b)
     own = policy._wrist_loss((wrist, xy), truth, b[WRIST_PIXEL_KEY].float())
     return policy.cfg.aux_weight * ((fused - truth).square().mean(-1) + own)

@@ -260,6 +260,7 @@ class TwoStagePolicy(PolicyBase):
         self.aux = None  # the perception stage is the auxiliary regression
         proprio = spec["observation"][0][0]
         self.tcp = slice(proprio - 10, proprio - 7)  # TCP position in the proprioception (2n + 10 entries)
+        self.width = proprio - 4  # the gripper's opening (m)
         self.pixel_scale = pixel_scale(encoders.image_hw(spec[encoders.IMAGE_KEY][0]))
         self.perception = encoders.ScenePerception(encoders.image_hw(spec[encoders.IMAGE_KEY][0]),
                                                    spec[encoders.TEXT_KEY][0][0], cfg.n_keypoints)  # fmt: skip
@@ -289,7 +290,8 @@ class TwoStagePolicy(PolicyBase):
         if self.wrist is None:
             return estimate, xy, None
         text = self.perception.text(batch[encoders.TEXT_KEY])[:, 0]
-        fused, wrist, wrist_xy = self.wrist(batch[encoders.WRIST_KEY], text, tcp, estimate)
+        arm = torch.cat([tcp, AUX_SCALE * batch["observation"][:, self.width : self.width + 1].float()], -1)
+        fused, wrist, wrist_xy = self.wrist(batch[encoders.WRIST_KEY], text, arm, estimate)
         return fused, xy, (wrist, wrist_xy)
 
     def relative_truth(self, batch: Mapping[str, Tensor]) -> Tensor:
