@@ -92,3 +92,17 @@ def test_a_training_step_with_wrist_targets_trains_the_wrist_perception():
     assert WristPerception((30, 30)).grid.shape == (15 * 15, 2)
     with pytest.raises(ValueError, match="even image size"):
         WristPerception((31, 30))
+
+
+def test_the_wrist_estimate_reads_the_grippers_opening_and_the_scene_estimate_does_not():
+    torch.manual_seed(0)
+    policy = build_policy(PolicyConfig(**TWO_STAGE), wrist_space(), 4).eval()
+    batch = batch_of(wrist_space(), 3)
+    wider = dict(batch, observation=batch["observation"].clone())
+    wider["observation"][:, policy.width] += 0.04  # the fingers 4 cm further apart
+    with torch.no_grad():
+        _, xy, (wrist, _) = policy.perceive_all(batch)
+        _, xy_wider, (wrist_wider, _) = policy.perceive_all(wider)
+    assert policy.width == 22 - 4  # proprioception 2n + 10: the opening at 2n + 6
+    assert not torch.allclose(wrist, wrist_wider)
+    torch.testing.assert_close(xy, xy_wider)  # the scene camera's maps do not see it
