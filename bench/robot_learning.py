@@ -267,6 +267,8 @@ def run_train_log(run_dir: Path) -> dict[str, Any]:
     """Training wall-clock and last loss a separate `ast-robot train` run logged (its TensorBoard scalars)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    if not (run_dir / "tb").is_dir():  # a run trained by this bench keeps its figures in its own result file
+        return {"train_wall_s": None, "note": f"no {run_dir / 'tb'}: training figures in the run's own result"}
     events = EventAccumulator(str(run_dir / "tb"))
     events.Reload()
     last = lambda tag: events.Scalars(tag)[-1]  # noqa: E731
