@@ -23,6 +23,10 @@ Parts (``--parts``, all by default):
   other cube, instruction blanked, camera blanked; task success and instruction-following (the cube picked
   is the one named) are reported apart. Goals: success >= 0.8, following >= 0.95 (as given and swapped),
   blank instruction <= 0.6, blank camera <= 0.1, act() p99 <= 8 ms (one thread), training <= 2400 s.
+  Its gated / random arms (``--pixel-arms``) score every sample by a forward (``forward_all``: n + k
+  forwards, k backwards; the random arm pays that forward too) and keep about, not exactly, the same k (each
+  arm's own PI gate), in separate processes; issue 20's gated-vs-ungated-vs-random comparison is
+  bench/robot_learning_pixels_gated.py (stale scores, exact backward budget, arms in lockstep, curves).
 
 Jobs run in ``--jobs`` worker processes (default 2, one torch thread each), the gated pairs first so
 their arms share the machine alike. Results are rewritten after every finished job, so an interrupted run

@@ -1,0 +1,356 @@
+"""Gated vs ungated vs random-subset BC from pixels (issue 20, deliverable 6), side by side in one process.
+
+PickPlace UR5e from pixels and language (configs/experiments/pickplace_ur5e_pixels_bc.yaml: the two_stage
+student, deploy layout, 2 cubes, 2 pads, physical + visual randomization), trained from scratch on the first
+``--episodes`` episodes of ``--demos`` plus ``--scenes`` single-render scenes. Three arms share one process,
+one torch thread, the same data (one copy), the same initial weights and the same batch order:
+
+* ``ungated``: forward + backward every drawn sample;
+* ``gated``: stale-score gate (``gate.scoring: stale_scores``): each sample is kept by the PI-controlled
+  logistic gate on its loss score from the last time it was forwarded, so a dropped sample costs neither a
+  forward nor a backward; never-seen samples are kept (the first epoch is ungated);
+* ``random``: the random-subset control with the gated arm's backward budget EXACTLY: at every step it keeps
+  as many samples as the gated arm kept at that step, chosen uniformly (1/p = n/k weights), with the same
+  never-seen rule (same batch order, so the same forced samples). It forwards only what it keeps, as the
+  gated arm does: gated and random differ only in which samples they pick.
+
+The arms step in turn (one optimizer step each, order alternating), so machine load falls on them alike;
+each arm's wall-clock is the sum of its own steps (batch fetch + gate + forward + backward + update),
+evaluations excluded. At ``--checkpoints`` points each arm's policy runs ``--eval-episodes`` fixed
+held-out randomized episodes (instruction as given); at the end ``--final-episodes`` (a superset). Before
+training, a cost breakdown on real batches: no-grad scoring forward, forward+backward at the full and kept
+batch, optimizer step (why ``forward_all`` scoring cannot pay here, and stale scores can).
+
+Goals (issue 20): the gated arm reaches the ungated arm's final success (within 2 points) at >= 1.3x less
+wall-clock than the ungated arm took to reach it, and its final success beats the random arm's.
+
+    MUJOCO_GL=egl .venv/bin/python bench/robot_learning_pixels_gated.py --demos /tmp/px4/demos96_ur5e \\
+        --episodes 500 --scenes 12000 --steps 2500 --out /tmp/gated/run
+    MUJOCO_GL=egl .venv/bin/python bench/robot_learning_pixels_gated.py --demos DIR --smoke   # checks the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import torch  # noqa: E402
+
+from ast_robot.core.gate import Gate  # noqa: E402
+from bench.common import goal, write_results  # noqa: E402
+
+CONFIG = ROOT / "configs/experiments/pickplace_ur5e_pixels_bc.yaml"
+ARMS = ("ungated", "gated", "random")
+WITHIN = 0.02  # "reaches the ungated final success": within 2 points of it
+SPEEDUP = 1.3  # the issue's wall-clock goal
+
+
+# ------------------------------------------------------------------------------------------- the arms
+class QuotaGate(Gate):
+    """Keeps exactly ``quota`` of the samples it decides on, uniformly at random (p = quota / n for each).
+
+    The random-subset control: the bench sets ``quota`` before every step to what the gated arm kept
+    (by its gate, never-seen samples aside), so both arms backward the same number of samples."""
+
+    quota = 0
+
+    def _decide(self, scores: torch.Tensor, was_kept: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        n = scores.numel()
+        k = min(self.quota, n)
+        keep = torch.zeros(n, dtype=torch.bool)
+        keep[torch.randperm(n, generator=self.generator)[:k]] = True
+        self._update(k, n)
+        return keep, torch.full((n,), max(k, 1) / n)
+
+
+def arm_config(arm: str, args: argparse.Namespace) -> Any:
+    """The pixels config with this run's budgets; the gated and random arms gate on stale scores."""
+    from ast_robot.config import load_config
+
+    overrides = [f"name=pxg_{arm}", f"run_root={args.out}", f"seed={args.seed}", f"train.steps={args.steps}",
+                 f"train.scenes={args.scenes}", "train.device=cpu", f"env.camera_size=[{args.camera},{args.camera}]",
+                 f"gate.enabled={str(arm != 'ungated').lower()}", f"gate.target_rate={args.rate}",
+                 "gate.scoring=stale_scores", "significance.stale_scores=true",
+                 "significance.weights={random: 1.0}" if arm == "random" else f"significance.weights={args.weights}"]  # fmt: skip
+    return load_config(CONFIG, overrides + args.set)
+
+
+def subset_folder(src: Path, n: int, dst: Path) -> Path:
+    """A demo folder of the first ``n`` episodes of ``src`` (links, and its meta.json with the shorter list)."""
+    meta = json.loads((src / "meta.json").read_text())
+    if len(meta["files"]) < n:
+        raise SystemExit(f"--episodes {n}: {src}/meta.json lists only {len(meta['files'])} episodes")
+    dst.mkdir(parents=True, exist_ok=True)
+    meta["files"] = meta["files"][:n]
+    meta["subset_of"] = str(src)
+    for name in meta["files"]:
+        link = dst / name
+        if not link.exists():
+            link.symlink_to(src / name)
+    (dst / "meta.json").write_text(json.dumps(meta))
+    return dst
+
+
+def build_data(cfg: Any, demos: Path) -> tuple[Any, Any, Any]:
+    """(env, demo steps without scenes (for the normalizer), demo steps + scenes), as train_bc builds them."""
+    from ast_robot.envs import make_env
+    from ast_robot.envs.demos import check_fits, load_demos
+    from ast_robot.trainers.bc import DemoData, _add_scenes
+
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
+    episodes = load_demos(demos, env_id=cfg.env.id)
+    check_fits(episodes, dict(env.observation_space.spaces), int(env.action_space.shape[0]))
+    data = DemoData.from_episodes(episodes, list(env.observation_space.spaces), aux=cfg.policy.aux_weight > 0)
+    return env, data, _add_scenes(cfg, env, data)
+
+
+def build_arm(cfg: Any, env: Any, demo_data: Any, data: Any) -> Any:
+    """A trainer of a fresh policy (same seed: same initial weights in every arm); writes no run folder."""
+    from ast_robot.core.assemble import build_trainer
+    from ast_robot.policies.policy import build_policy
+    from ast_robot.trainers.bc import bc_loss
+
+    torch.manual_seed(cfg.seed)
+    policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
+    policy.normalizer.fit(demo_data.obs)
+    return build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps, run=None, show_progress=False)
+
+
+def one_step(trainer: Any) -> float:
+    """One optimizer step (batch fetch included); returns its wall seconds."""
+    start = time.perf_counter()
+    batch = trainer.data.get(trainer.sampler.next()).to(trainer.device)
+    trainer.train_step(batch)
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------------- measuring
+def evaluate(policy: Any, env: Any, seeds: list[int]) -> list[bool]:
+    """Task success (instruction as given) of ``policy`` on each held-out seed."""
+    from ast_robot.envs.ablations import probe_episode
+
+    return [bool(probe_episode(env, policy.act, s, "as_given")["success"]) for s in seeds]
+
+
+def _median_seconds(fn: Any, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def cost_breakdown(trainer: Any, kept: int, reps: int) -> dict[str, float]:
+    """Median ms of the pieces of a step on real batches (a copy of the policy: the arm is not trained)."""
+    import copy
+
+    from ast_robot.trainers.bc import bc_loss
+
+    model = copy.deepcopy(trainer.model).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0)
+    full = trainer.data.get(torch.arange(trainer.cfg.batch_size))
+    part = full.select(torch.arange(full.size) < kept)
+
+    def forward_nograd() -> None:
+        with torch.no_grad():
+            bc_loss(model, full)
+
+    def fwd_bwd(batch: Any) -> None:
+        opt.zero_grad(set_to_none=True)
+        bc_loss(model, batch).losses.mean().backward()
+
+    fwd_bwd(full)  # warm-up (allocator, first-call overheads)
+    ms = {"scoring_forward_nograd_full": _median_seconds(forward_nograd, reps),
+          "forward_backward_full": _median_seconds(lambda: fwd_bwd(full), reps),
+          "forward_backward_kept": _median_seconds(lambda: fwd_bwd(part), reps),
+          "optimizer_step": _median_seconds(opt.step, reps),
+          "batch_fetch_full": _median_seconds(lambda: trainer.data.get(torch.randperm(len(trainer.data))[: full.size]), reps)}  # fmt: skip
+    out = {f"{k}_ms": round(v * 1000, 1) for k, v in ms.items()}
+    out.update(batch=full.size, kept=kept, reps=reps)
+    base = ms["batch_fetch_full"] + ms["optimizer_step"]
+    # per-step cost ratios these pieces predict (ungated / gated): forward_all pays the scoring forward
+    out["predicted_speedup_forward_all"] = round((base + ms["forward_backward_full"]) /
+                                                 (base + ms["scoring_forward_nograd_full"] + ms["forward_backward_kept"]), 3)  # fmt: skip
+    out["predicted_speedup_stale"] = round((base + ms["forward_backward_full"]) / (base + ms["forward_backward_kept"]), 3)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- the run
+def train_side_by_side(arms: dict[str, Any], env: Any, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Step the arms in turn; evaluate every arm at each checkpoint; returns per-arm counters and curves."""
+    seeds = [args.seed + 2_000_000 + i for i in range(max(args.eval_episodes, args.final_episodes))]
+    points = sorted({round(args.steps * (i + 1) / args.checkpoints) for i in range(args.checkpoints)})
+    state = {a: {"wall_s": 0.0, "curve": [], "step_s": []} for a in arms}
+    began = segment_start = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        _step_all(arms, state, step)
+        if step not in points:
+            continue
+        # the wall-clock guard: when the next segment would not fit in --budget-s, this checkpoint is the last
+        now = time.perf_counter()
+        last = step == args.steps or now - began + 1.5 * (now - segment_start) > args.budget_s
+        n = args.final_episodes if last else args.eval_episodes
+        for name, trainer in arms.items():
+            start = time.perf_counter()
+            ok = evaluate(trainer.model, env, seeds[:n])
+            state[name]["curve"].append(_point(trainer, state[name], step, ok, args.eval_episodes,
+                                               time.perf_counter() - start))  # fmt: skip
+            print(name, state[name]["curve"][-1], f"load {os.getloadavg()[0]:.2f}", flush=True)
+        segment_start = time.perf_counter()
+        if last:
+            args.stopped_at = step
+            break
+        save(args, arms, state, final=False)
+    return state
+
+
+def _step_all(arms: dict[str, Any], state: dict[str, Any], step: int) -> None:
+    """One optimizer step of every arm, in alternating order; the random arm right after the gated one,
+    keeping as many samples as the gated arm's gate kept this step."""
+    order = list(arms) if step % 2 else list(reversed(arms))
+    if "random" in arms:
+        order.remove("random")
+        order.insert(order.index("gated") + 1, "random")
+    kept_before = arms["gated"].gate.kept if "gated" in arms else 0
+    for name in order:
+        if name == "random":
+            arms[name].gate.quota = arms["gated"].gate.kept - kept_before
+        seconds = one_step(arms[name])
+        state[name]["wall_s"] += seconds
+        state[name]["step_s"].append(seconds)
+
+
+def _point(trainer: Any, st: dict[str, Any], step: int, ok: list[bool], n_curve: int, eval_s: float) -> dict[str, Any]:
+    from ast_robot.gap.stats import wilson_interval
+
+    c = trainer.counters
+    ci = wilson_interval(sum(ok), len(ok))
+    return {"step": step, "wall_s": round(st["wall_s"], 1), "forward_samples": c.forward_samples,
+            "backward_samples": c.backward_samples, "samples_seen": c.samples_seen,
+            "success": round(sum(ok) / len(ok), 3), "episodes": len(ok), "ci": [round(ci.low, 3), round(ci.high, 3)],
+            "success_first_n": round(sum(ok[:n_curve]) / min(n_curve, len(ok)), 3),
+            "eval_s": round(eval_s, 1), "loadavg": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def time_to(curve: list[dict[str, Any]], target: float) -> float | None:
+    """Training wall-clock at the first checkpoint whose success is >= ``target`` (None: never)."""
+    for point in curve:
+        if point["success"] >= target - 1e-9:
+            return point["wall_s"]
+    return None
+
+
+def goals_of(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's goals from the finished curves (measured None while an arm has no final point)."""
+    final = {a: r["curve"][-1] for a, r in rows.items() if r.get("finished")}
+    if not {"ungated", "gated"} <= set(final):
+        return [goal("gated: ungated wall-clock / gated wall-clock to the ungated final success (-2 points)", SPEEDUP, None),
+                goal("gated final success - random-subset final success (same backward budget)", 0.0, None, ">")]  # fmt: skip
+    target = final["ungated"]["success"] - WITHIN
+    t_u, t_g = time_to(rows["ungated"]["curve"], target), time_to(rows["gated"]["curve"], target)
+    speedup = round(t_u / t_g, 3) if t_u and t_g else None
+    out = [goal(f"gated: ungated wall-clock / gated wall-clock to the ungated final success (-2 points: {target:.2f})",
+                SPEEDUP, speedup),
+           goal("gated final success - ungated final success (within 2 points)", -WITHIN,
+                round(final["gated"]["success"] - final["ungated"]["success"], 3))]  # fmt: skip
+    if t_g is None:
+        out[0]["met"] = False  # the gated arm never reached it: a failure, not a missing measurement
+    if "random" in final:
+        out.append(goal("gated final success - random-subset final success (same backward budget)", 0.0,
+                        round(final["gated"]["success"] - final["random"]["success"], 3), ">"))  # fmt: skip
+    return out
+
+
+def save(args: argparse.Namespace, arms: dict[str, Any], state: dict[str, Any], final: bool,
+         costs: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    rows = {}
+    for name, st in state.items():
+        steps = st["step_s"]
+        half = sorted(steps[len(steps) // 2:]) or [0.0]
+        rows[name] = {"arm": name, "finished": final and bool(st["curve"]), "wall_s": round(st["wall_s"], 1),
+                      "median_step_ms_second_half": round(1000 * half[len(half) // 2], 1),
+                      "counters": {k: v for k, v in arms[name].counters.summary().items() if k != "train_seconds"},
+                      "curve": st["curve"]}  # fmt: skip
+    out = list(rows.values())
+    if costs is not None:
+        out.append({"arm": "cost_breakdown", **costs})
+    notes = (f"UR5e two_stage student at {args.camera}x{args.camera}, from scratch on the first {args.episodes} "
+             f"episodes of {args.demos} + {args.scenes} scenes; {args.steps} steps of batch 64 per arm, gate rate "
+             f"{args.rate} on stale scores (weights {args.weights}); checkpoints every {args.steps // args.checkpoints} "
+             f"steps on {args.eval_episodes} held-out seeds (the last on {args.final_episodes}); one process, one torch "
+             f"thread, the arms stepping in turn; seed {args.seed}; overrides {args.set or 'none'}; stopped at step "
+             f"{getattr(args, 'stopped_at', None)} (the wall-clock guard --budget-s {args.budget_s:g}). wall_s: the "
+             "arm's own steps (fetch + gate + forward + backward + update), evaluation excluded.")  # fmt: skip
+    if args.note:
+        notes += f" note: {args.note}"
+    return write_results(args.name, out, goals_of(rows), notes, out_dir=args.out_dir)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--demos", type=Path, required=True, help="demo folder (ast-robot demos collect, deploy layout)")
+    p.add_argument("--episodes", type=int, default=500, help="the first N episodes of --demos")
+    p.add_argument("--scenes", type=int, default=12000, help="single-render scenes added (perception only)")
+    p.add_argument("--steps", type=int, default=2500, help="optimizer steps per arm")
+    p.add_argument("--camera", type=int, default=96, help="camera image size (square)")
+    p.add_argument("--rate", type=float, default=0.5, help="gate target rate (fraction of samples backwarded)")
+    p.add_argument("--weights", default="{loss: 1.0}", help="significance weights of the gated arm")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma list of {ARMS}")
+    p.add_argument("--checkpoints", type=int, default=5, help="evaluation points (the last at the end)")
+    p.add_argument("--eval-episodes", type=int, default=40, help="held-out episodes per checkpoint")
+    p.add_argument("--final-episodes", type=int, default=100, help="held-out episodes of the last checkpoint")
+    p.add_argument("--cost-reps", type=int, default=7, help="repetitions of each timed piece")
+    p.add_argument("--budget-s", type=float, default=float("inf"),
+                   help="wall-clock guard: stop at the first checkpoint after which the next would not fit (s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override of every arm")
+    p.add_argument("--out", type=Path, default=Path("/tmp/ast_robot_bench/pixels_gated"), help="scratch folder")
+    p.add_argument("--name", default="robot_learning_pixels_gated")
+    p.add_argument("--out-dir", type=Path, default=None, help="folder of the results (default bench/results)")
+    p.add_argument("--note", default="")
+    p.add_argument("--smoke", action="store_true", help="tiny budgets: checks the script, not the claims")
+    args = p.parse_args(argv)
+    args.arms = [a for a in args.arms.split(",") if a]
+    if bad := [a for a in args.arms if a not in ARMS]:
+        raise SystemExit(f"--arms: unknown {bad}; choose from {list(ARMS)}")
+    if "random" in args.arms and "gated" not in args.arms:
+        raise SystemExit("--arms: the random arm copies the gated arm's per-step count; run it with 'gated'")
+    if args.smoke:
+        args.episodes, args.scenes, args.steps, args.checkpoints = 6, 50, 12, 2
+        args.eval_episodes, args.final_episodes, args.cost_reps = 2, 3, 2
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)
+    cfgs = {arm: arm_config(arm, args) for arm in args.arms}
+    demos = subset_folder(args.demos, args.episodes, args.out / f"demos_first{args.episodes}")
+    start = time.perf_counter()
+    env, demo_data, data = build_data(cfgs[args.arms[0]], demos)
+    print(f"data: {len(demo_data)} demo steps + {len(data) - len(demo_data)} scenes in {time.perf_counter() - start:.0f} s", flush=True)
+    arms = {}
+    for arm, cfg in cfgs.items():
+        arms[arm] = build_arm(cfg, env, demo_data, data)
+        if arm == "random":  # the same gate settings and seed, deciding by the gated arm's count
+            arms[arm].gate = QuotaGate(cfg.gate, seed=cfg.seed)
+    costs = cost_breakdown(arms[args.arms[0]], kept=round(args.rate * cfgs[args.arms[0]].train.batch_size),
+                           reps=args.cost_reps)  # fmt: skip
+    print("costs", costs, flush=True)
+    state = train_side_by_side(arms, env, args)
+    print(save(args, arms, state, final=True, costs=costs), flush=True)
+    env.close()
+
+
+if __name__ == "__main__":
+    main()
