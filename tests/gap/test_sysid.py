@@ -199,14 +199,14 @@ def test_a_stand_in_riding_along_a_real_cause_is_not_named():
     """Only ``gain`` changed (x3): a fit that split it (gain x1.5, gain2 x2, both significant alone, as the FR3's
     cube mass x3 came with gripper force x0.59 and friction x0.96) is refitted without the stand-in; two real,
     distinct causes both stay named."""
-    from ast_robot.gap.sysid import _Replays, without_unneeded
+    from ast_robot.gap.sysid import Replays, without_unneeded
 
     real = _real_records({"gain": 3.0, "damping": 5.0, "friction": 1.0})
     space = space_from_randomization(PRODUCT, expansion=5.0)
     res = fit(_product_simulate, real, space, GapConfig(), min_share=0.05)
     assert res.culprits() == ("gain",) and res.estimate()["gain"] == pytest.approx(3.0, rel=0.02)
     split = dataclasses.replace(res, mean=(1.5, 2.0), significant=(True, True), attribution=(0.8, 0.9))
-    reduced = without_unneeded(_Replays(_product_simulate, real, space, {}), split, 0.05)
+    reduced = without_unneeded(Replays(_product_simulate, real, space, {}), split, 0.05)
     assert reduced is not None and reduced[1] == 1.0 and reduced[0] == pytest.approx(3.0, rel=0.02)
     both = fit(_product_simulate, _real_records({"gain": 3.0, "gain2": 2.0}, simulate=_product_simulate), space,
                GapConfig(), min_share=0.05)  # fmt: skip
