@@ -1,0 +1,183 @@
+"""What a pick-and-place refit costs, before and after a change of the analyzer, on the same kept ROS records.
+
+For each round folder R (a sim2real round: R/config.yaml, R/real), the physical fit of the gap report
+(``ast_robot.gap.pick.run_pick_sysid`` with R's config, seed 0) runs in a fresh process on two source trees:
+``--before REV`` (checked out into a temporary git worktree) and this tree, interleaved before/after/before/after
+``--pairs`` times so that both meet the same load (the machine is shared; each row records the 1-minute load at
+its start and end). Each row: wall seconds, replays (parameter vectors simulated: every record once each),
+what was named and the fitted values with their 95% intervals. The goals: the same parameters named, every
+value of one tree inside the other's interval, and the time ratio.
+
+Replay speed (this tree, the first folder): milliseconds per replay of all its records at one parameter vector:
+one ``mujoco.rollout`` call per record (the replay before), all records in one call on 1 thread (now), and on 2
+threads (``mujoco.rollout``'s thread pool); outputs checked bit-identical to the first.
+
+    MUJOCO_GL=egl .venv/bin/python bench/sysid_refit_cost.py --rounds R1 [R2 ...] [--before b10c8ba] [--pairs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(round_dir: Path) -> dict[str, Any]:
+    """The pick fit of ``round_dir`` in this process (ast_robot imported from the tree on PYTHONPATH)."""
+    import ast_robot
+    from ast_robot.config import load_config
+    from ast_robot.config.deploy import RosNames
+    from ast_robot.envs.randomization import resolve
+    from ast_robot.gap.pick import run_pick_sysid
+    from ast_robot.gap.pick_replay import PickReplay
+    from ast_robot.records.load import load_episodes
+
+    tree = Path(os.environ.get("SYSID_TREE", ROOT)).resolve()
+    if tree not in Path(ast_robot.__file__).resolve().parents:
+        raise SystemExit(f"ast_robot was imported from {ast_robot.__file__}, not from the tree {tree}")
+    cfg = load_config(round_dir / "config.yaml", [])
+    cfg.randomization = resolve(cfg.randomization)
+    real = load_episodes(round_dir / "real", RosNames().outcome)
+    sim = PickReplay(real[0].robot, env_dt=1.0 / cfg.env.control_hz)
+    count = {"replays": 0}
+    many = sim.many
+
+    def counted(params: Any, records: Any) -> Any:
+        count["replays"] += 1
+        return many(params, records)
+
+    sim.many = counted  # type: ignore[method-assign]
+    load0, start = os.getloadavg()[0], time.perf_counter()
+    result, _, note = run_pick_sysid(cfg, real, sim, 0, None)
+    seconds = time.perf_counter() - start
+    if result is None:
+        raise SystemExit(f"{round_dir}: no fit ({note})")
+    return {"seconds": round(seconds, 1), "load_start": round(load0, 2), "load_end": round(os.getloadavg()[0], 2),
+            "replays": count["replays"], "named": list(result.culprits()), "names": list(result.names),
+            "mean": list(result.mean), "interval": [list(result.interval(i)) for i in range(len(result.names))],
+            "widened": list(result.widened), "unexplained": result.unexplained}  # fmt: skip
+
+
+def run_child(tree: Path, round_dir: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree), "SYSID_TREE": str(tree)}
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(round_dir)], env=env,
+                         cwd=tree, capture_output=True, text=True, check=False)  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"the fit on {tree} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Same parameters named, and each named value of either inside the other's 95% interval."""
+    if a["named"] != b["named"]:
+        return False
+    for n in a["named"]:
+        i, j = a["names"].index(n), b["names"].index(n)
+        if not (b["interval"][j][0] <= a["mean"][i] <= b["interval"][j][1]
+                and a["interval"][i][0] <= b["mean"][j] <= a["interval"][i][1]):  # fmt: skip
+            return False
+    return True
+
+
+def replay_speed(round_dir: Path, repeats: int = 3) -> list[dict[str, Any]]:
+    """ms per replay of every record at one vector: one rollout per record, all in one on 1 and 2 threads."""
+    import mujoco
+    import numpy as np
+
+    from ast_robot.config.deploy import RosNames
+    from ast_robot.gap.pick_replay import PickReplay
+    from ast_robot.records.load import load_episodes
+
+    real = load_episodes(round_dir / "real", RosNames().outcome)
+    sim = PickReplay(real[0].robot)
+    recs = [r for r in real if not sim.replayable(r)][:8]
+    params = {"friction": 0.3, "gripper_force": 0.5, "object_mass": 3.0}
+    ref = [sim.many(params, [r])[0] for r in recs]
+    rows = []
+    for label, threads in (("one rollout per record", 0), ("all records, one rollout, 1 thread", 1),
+                           ("all records, one rollout, 2 threads", 2)):  # fmt: skip
+        best, same = float("inf"), True
+        data = sim.data
+        if threads == 2:
+            sim.data = [mujoco.MjData(sim.model) for _ in range(2)]  # a list: rollout's thread pool, one per thread
+        for _ in range(repeats):
+            t = time.perf_counter()
+            out = [sim.many(params, [r])[0] for r in recs] if threads == 0 else _threaded(sim, params, recs, threads)
+            best = min(best, time.perf_counter() - t)
+            same = same and all(np.array_equal(a, b) for a, b in zip(ref, out))
+        sim.data = data
+        rows.append({"replay": label, "records": len(recs), "ms_best_of_3": round(1000 * best, 1),
+                     "bit_identical": same, "load": round(os.getloadavg()[0], 2)})  # fmt: skip
+    return rows
+
+
+def _threaded(sim: Any, params: dict, recs: list, threads: int) -> list:
+    if threads == 1:
+        return sim.many(params, recs)
+    import numpy as np
+    from mujoco import rollout
+
+    sim._apply(params)
+    substeps = max(1, int(round(recs[0].control_dt / sim.model.opt.timestep)))
+    inputs = [sim._inputs(r, substeps, 0) for r in recs]
+    state, _ = rollout.rollout(sim.model, sim.data, np.stack([s for s, _ in inputs]), np.stack([c for _, c in inputs]),
+                               initial_warmstart=np.zeros((len(recs), sim.model.nv)), persistent_pool=True)  # fmt: skip
+    out = []
+    for r, s in zip(recs, state):
+        q = np.empty_like(r.joint_positions)
+        q[0], q[1:] = r.joint_positions[0], s[substeps - 1 :: substeps, 1 : 1 + sim.model.nq][:, sim.qadr]
+        out.append(q)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", nargs="+", type=Path, help="sim2real round folders (config.yaml, real/)")
+    parser.add_argument("--before", default="b10c8ba", help="git revision of the analyzer before the change")
+    parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--name", default="sysid_refit_cost")
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(child(args.child)))
+        return
+    sys.path.insert(0, str(ROOT))
+    from bench.common import goal, write_results
+
+    rows, pairs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=ROOT, check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            for round_dir in args.rounds:
+                for k in range(args.pairs):
+                    a, b = run_child(before, round_dir), run_child(ROOT, round_dir)
+                    for tree, r in (("before", a), ("after", b)):
+                        rows.append({"round": str(round_dir), "pair": k, "tree": tree, **r})
+                        print(json.dumps(rows[-1]), flush=True)
+                    pairs.append((a, b))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
+    speed = replay_speed(args.rounds[0])
+    ratio = max(b["seconds"] / a["seconds"] for a, b in pairs)
+    goals = [goal("same parameters named, values inside each other's 95% intervals (share of pairs)", 1.0,
+                  sum(agree(a, b) for a, b in pairs) / len(pairs)),
+             goal("after / before fit time, worst pair", 0.8, round(ratio, 3), "<="),
+             goal("batched replay bit-identical to one rollout per record", 1.0,
+                  float(all(r["bit_identical"] for r in speed)))]  # fmt: skip
+    notes = (f"before = {args.before}, after = this tree; each fit in a fresh process, interleaved. Replay speed on "
+             f"{args.rounds[0]}: " + "; ".join(f"{r['replay']}: {r['ms_best_of_3']} ms" for r in speed))  # fmt: skip
+    write_results(args.name, rows + [{"round": str(args.rounds[0]), "tree": "after", **r} for r in speed], goals, notes)
+
+
+if __name__ == "__main__":
+    main()
