@@ -2,17 +2,17 @@
 
 For each round folder R (a sim2real round: R/config.yaml, R/real), the physical fit of the gap report
 (``ast_robot.gap.pick.run_pick_sysid`` with R's config, seed 0) runs in a fresh process on two source trees:
-``--before REV`` (checked out into a temporary git worktree) and this tree, interleaved before/after/before/after
+``--before REV`` and ``--after REV`` (each checked out into a temporary git worktree), interleaved before/after/before/after
 ``--pairs`` times so that both meet the same load (the machine is shared; each row records the 1-minute load at
 its start and end). Each row: wall seconds, replays (parameter vectors simulated: every record once each),
 what was named and the fitted values with their 95% intervals. The goals: the same parameters named, every
 value of one tree inside the other's interval, and the time ratio.
 
-Replay speed (this tree, the first folder): milliseconds per replay of all its records at one parameter vector:
+Replay speed (the after tree, the first folder): milliseconds per replay of all its records at one parameter vector:
 one ``mujoco.rollout`` call per record (the replay before), all records in one call on 1 thread (now), and on 2
 threads (``mujoco.rollout``'s thread pool); outputs checked bit-identical to the first.
 
-    MUJOCO_GL=egl .venv/bin/python bench/sysid_refit_cost.py --rounds R1 [R2 ...] [--before b10c8ba] [--pairs 1]
+    MUJOCO_GL=egl .venv/bin/python bench/sysid_refit_cost.py --rounds R1 [R2 ...] --after REV [--before b10c8ba]
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ def child(round_dir: Path) -> dict[str, Any]:
             "widened": list(result.widened), "unexplained": result.unexplained}  # fmt: skip
 
 
-def run_child(tree: Path, round_dir: Path) -> dict[str, Any]:
+def run_child(tree: Path, round_dir: Path, *extra: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree), "SYSID_TREE": str(tree)}
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(round_dir)], env=env,
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(round_dir), *extra], env=env,
                          cwd=tree, capture_output=True, text=True, check=False)  # fmt: skip
     if out.returncode != 0:
         raise SystemExit(f"the fit on {tree} failed:\n{out.stderr[-2000:]}")
@@ -142,39 +142,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", nargs="+", type=Path, help="sim2real round folders (config.yaml, real/)")
     parser.add_argument("--before", default="b10c8ba", help="git revision of the analyzer before the change")
+    parser.add_argument("--after", default="HEAD", help="git revision of the analyzer after the change")
     parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--speed-only", action="store_true", help="only the replay speed rows (the after tree)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--speed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="sysid_refit_cost")
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.child)))
+        print(json.dumps({"rows": replay_speed(args.child)} if args.speed else child(args.child)))
         return
     sys.path.insert(0, str(ROOT))
     from bench.common import goal, write_results
 
     rows, pairs = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=ROOT, check=True,
-                       capture_output=True)  # fmt: skip
+        trees = {k: Path(tmp) / k for k in ("before", "after")}
+        for k, rev in (("before", args.before), ("after", args.after)):
+            subprocess.run(["git", "worktree", "add", "--detach", str(trees[k]), rev], cwd=ROOT, check=True,
+                           capture_output=True)  # fmt: skip
         try:
-            for round_dir in args.rounds:
+            for round_dir in args.rounds if not args.speed_only else []:
                 for k in range(args.pairs):
-                    a, b = run_child(before, round_dir), run_child(ROOT, round_dir)
+                    a, b = run_child(trees["before"], round_dir), run_child(trees["after"], round_dir)
                     for tree, r in (("before", a), ("after", b)):
                         rows.append({"round": str(round_dir), "pair": k, "tree": tree, **r})
                         print(json.dumps(rows[-1]), flush=True)
                     pairs.append((a, b))
+            speed = run_child(trees["after"], args.rounds[0], "--speed")
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
-    speed = replay_speed(args.rounds[0])
+            for path in trees.values():
+                subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
+    speed = speed["rows"]
+    if not pairs:
+        print(json.dumps(speed, indent=1))
+        return
     ratio = max(b["seconds"] / a["seconds"] for a, b in pairs)
     goals = [goal("same parameters named, values inside each other's 95% intervals (share of pairs)", 1.0,
                   sum(agree(a, b) for a, b in pairs) / len(pairs)),
              goal("after / before fit time, worst pair", 0.8, round(ratio, 3), "<="),
              goal("batched replay bit-identical to one rollout per record", 1.0,
                   float(all(r["bit_identical"] for r in speed)))]  # fmt: skip
-    notes = (f"before = {args.before}, after = this tree; each fit in a fresh process, interleaved. Replay speed on "
+    notes = (f"before = {args.before}, after = {args.after}; each fit in a fresh process, interleaved. Replay speed on "
              f"{args.rounds[0]}: " + "; ".join(f"{r['replay']}: {r['ms_best_of_3']} ms" for r in speed))  # fmt: skip
     write_results(args.name, rows + [{"round": str(args.rounds[0]), "tree": "after", **r} for r in speed], goals, notes)
 
