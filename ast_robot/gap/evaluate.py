@@ -46,18 +46,19 @@ def evaluate(ev: Replays, fitted: np.ndarray, history: Sequence[float], cfg: Gap
                          evid.noise_rms, evid.floor_rms, evid.gap_pvalue, evid.residual_pvalue, evid.unexplained,
                          cfg.max_unexplained_share, cfg.significance, evid.n_residuals)  # fmt: skip
     at_limit = tuple(bool(e) and space.at_limit(i, e) for i, e in enumerate(map(result.search_edge, range(len(fitted)))))
-    return dataclasses.replace(result, at_limit=at_limit).reranked()
+    return dataclasses.replace(result, at_limit=at_limit, conditional=evid.conditional).reranked()
 
 
 def mark_min_share(result: SysIdResult, min_share: float) -> SysIdResult:
-    """``result`` with parameters that alone remove less than ``min_share`` of the nominal loss above the
-    noise floor marked not significant (re-ranked); unchanged for ``min_share`` 0.
+    """``result`` with parameters that remove less than ``min_share`` of the nominal loss above the noise floor,
+    alone or given the others' fit (:meth:`SysIdResult.explains`), marked not significant (re-ranked); unchanged
+    for ``min_share`` 0.
 
     With noise-free joints (the twin) the F-test passes tiny compensations (x3 cube mass: friction 1.03 beside
     it, 1.4% of the loss alone, p < 1e-6), which a retune must not move (and a widening must not chase)."""
     if min_share <= 0:
         return result
     excess = result.loss_above_floor()
-    shares = [a * result.loss_nominal / excess if excess > 0 else 0.0 for a in result.attribution]
+    shares = [result.explains(i) * result.loss_nominal / excess if excess > 0 else 0.0 for i in range(len(result.names))]
     significant = tuple(bool(sig and sh >= min_share) for sig, sh in zip(result.significant, shares))
     return dataclasses.replace(result, significant=significant).reranked()

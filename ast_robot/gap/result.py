@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class SysIdResult:
@@ -44,6 +46,9 @@ class SysIdResult:
     widen_seconds: float = 0.0  # wall time of those refits (part of ``seconds``)
     at_limit: tuple[bool, ...] = ()  # per parameter: pinned at an end that is a physical limit (no wider box)
     left_out: tuple[str, ...] = ()  # why each real episode not replayed was left out of the fit (e.g. a robot stop)
+    # share of the nominal loss each parameter's fit removes given the others' fit (the fit with it put back at
+    # nominal, minus the fit): large where the alone share is not for a cause that acts only jointly with others
+    conditional: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +71,14 @@ class SysIdResult:
         order = sorted(range(len(self.names)),
                        key=lambda i: (not sig[i], bool(self.search_edge(i)), -self.attribution[i]))  # fmt: skip
         return dataclasses.replace(self, ranking=tuple(self.names[i] for i in order))
+
+    def explains(self, i: int) -> float:
+        """Share of the nominal loss parameter ``i`` explains: alone, or given the others' fit if that is more."""
+        return max(self.attribution[i], self.conditional[i] if self.conditional else -np.inf)
+
+    def jointly(self, i: int) -> bool:
+        """Parameter ``i`` explains the gap mostly given the others' fit, not alone (a joint cause)."""
+        return bool(self.conditional) and self.conditional[i] > 2.0 * max(self.attribution[i], 0.0)
 
     def loss_above_floor(self) -> float:
         """rad^2: the part of the nominal loss above the noise floor (what a parameter can explain)."""

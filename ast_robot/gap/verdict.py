@@ -75,8 +75,16 @@ def _evidence(sysid, name: str) -> str:
                   f"({where}): a bound, not an estimate (the true value may lie beyond it, or another cause is being "
                   f"stood in for)")  # fmt: skip
     return (f"{name} = {sysid.mean[i]:.4g} (95% interval [{lo:.4g}, {hi:.4g}], nominal {sysid.nominal[i]:.4g}) "
-            f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone (F-test {_p(sysid.pvalue[i])})"
-            + (", a value the training range already covers" if covered else "") + pinned)  # fmt: skip
+            f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone" + _jointly(sysid, i)
+            + f" (F-test {_p(sysid.pvalue[i])})" + (", a value the training range already covers" if covered else "") + pinned)  # fmt: skip
+
+
+def _jointly(sysid, i: int) -> str:
+    """For a cause that acts only with others: what it removes given their fit."""
+    if not (hasattr(sysid, "jointly") and sysid.jointly(i)):
+        return ""
+    return (f" but {sysid.conditional[i]:.1%} given the others' fit (it explains the gap only jointly with "
+            f"them)")  # fmt: skip
 
 
 def retune_sentence(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None) -> str:

@@ -212,3 +212,32 @@ def test_a_stand_in_riding_along_a_real_cause_is_not_named():
                GapConfig(), min_share=0.05)  # fmt: skip
     assert set(both.culprits()) == {"gain", "gain2"}
     assert both.mean == pytest.approx((3.0, 2.0), rel=0.02)
+
+
+def _joint_simulate(params, record):
+    """``drive`` scales the actuator's gain and ``drag`` its damping: raised together they keep the steady
+    velocity and only quicken the response, so each alone moves the replay further from such a robot (as a
+    heavier cube alone does from the heavy-slippery twin's weak, slippery grip)."""
+    return toy_simulate({"gain": params["drive"], "damping": 5.0 * params["drag"]}, record)
+
+
+JOINT = RandomizationConfig(params={
+    "drive": DistributionConfig(dist="uniform", low=0.8, high=1.2, mode="scale"),
+    "drag": DistributionConfig(dist="uniform", low=0.8, high=1.2, mode="scale"),
+})  # fmt: skip
+
+
+@pytest.mark.parametrize(("expansion", "widened"), [(5.0, ()), (2.0, ("drag", "drive"))])
+def test_two_causes_that_each_make_the_loss_worse_alone_are_named_together(expansion, widened):
+    """Truth drive x3 and drag x3: each alone worsens the replay (its alone share < 0), so only the share given
+    the others' fit names them. With a x2 box (ceiling 2) both fits pin at the ceiling and neither helps alone:
+    the box is widened because each, given the other's fit, still lowers the loss past the end."""
+    real = _real_records({"drive": 3.0, "drag": 3.0}, simulate=_joint_simulate)
+    space = space_from_randomization(JOINT, expansion=expansion)
+    res = fit(_joint_simulate, real, space, GapConfig(), min_share=0.05)
+    assert set(res.culprits()) == {"drive", "drag"} and res.mean == pytest.approx((3.0, 3.0), rel=0.02)
+    assert all(a < 0 for a in res.attribution) and all(res.jointly(i) for i in range(2))
+    assert tuple(sorted(res.widened)) == widened
+    nothing = fit(_joint_simulate, _real_records({"drive": 1.0, "drag": 1.0}, simulate=_joint_simulate), space,
+                  GapConfig(), min_share=0.05)  # fmt: skip
+    assert nothing.culprits() == () and nothing.widened == () and not nothing.trajectory_gap()
