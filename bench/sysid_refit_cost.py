@@ -4,7 +4,7 @@ For each round folder R (a sim2real round: R/config.yaml, R/real), the physical 
 (``ast_robot.gap.pick.run_pick_sysid`` with R's config, seed 0) runs in a fresh process on two source trees:
 ``--before REV`` and ``--after REV`` (each checked out into a temporary git worktree), interleaved before/after/before/after
 ``--pairs`` times so that both meet the same load (the machine is shared; each row records the 1-minute load at
-its start and end). Each row: wall seconds, replays (parameter vectors simulated: every record once each),
+its start and end). Each row: wall seconds, replays (episodes simulated, counted at ``mujoco.rollout``),
 what was named and the fitted values with their 95% intervals. The goals: the same parameters named, every
 value of one tree inside the other's interval, and the time ratio.
 
@@ -48,13 +48,15 @@ def child(round_dir: Path) -> dict[str, Any]:
     real = load_episodes(round_dir / "real", RosNames().outcome)
     sim = PickReplay(real[0].robot, env_dt=1.0 / cfg.env.control_hz)
     count = {"replays": 0}
-    many = sim.many
+    from mujoco import rollout
 
-    def counted(params: Any, records: Any) -> Any:
-        count["replays"] += 1
-        return many(params, records)
+    plain = rollout.rollout
 
-    sim.many = counted  # type: ignore[method-assign]
+    def counted(model: Any, data: Any, initial_state: Any, *rest: Any, **kw: Any) -> Any:
+        count["replays"] += len(initial_state)  # one roll per episode replayed
+        return plain(model, data, initial_state, *rest, **kw)
+
+    rollout.rollout = counted  # both trees' replays step through mujoco.rollout.rollout
     load0, start = os.getloadavg()[0], time.perf_counter()
     result, _, note = run_pick_sysid(cfg, real, sim, 0, None)
     seconds = time.perf_counter() - start
@@ -105,22 +107,20 @@ def replay_speed(round_dir: Path, repeats: int = 3) -> list[dict[str, Any]]:
     for label, threads in (("one rollout per record", 0), ("all records, one rollout, 1 thread", 1),
                            ("all records, one rollout, 2 threads", 2)):  # fmt: skip
         best, same = float("inf"), True
-        data = sim.data
-        if threads == 2:
-            sim.data = [mujoco.MjData(sim.model) for _ in range(2)]  # a list: rollout's thread pool, one per thread
+        datas = [mujoco.MjData(sim.model) for _ in range(threads)]  # rollout's thread pool: one per thread
         for _ in range(repeats):
             t = time.perf_counter()
-            out = [sim.many(params, [r])[0] for r in recs] if threads == 0 else _threaded(sim, params, recs, threads)
+            out = [sim.many(params, [r])[0] for r in recs] if threads == 0 else _threaded(sim, params, recs, datas)
             best = min(best, time.perf_counter() - t)
             same = same and all(np.array_equal(a, b) for a, b in zip(ref, out))
-        sim.data = data
         rows.append({"replay": label, "records": len(recs), "ms_best_of_3": round(1000 * best, 1),
                      "bit_identical": same, "load": round(os.getloadavg()[0], 2)})  # fmt: skip
     return rows
 
 
-def _threaded(sim: Any, params: dict, recs: list, threads: int) -> list:
-    if threads == 1:
+def _threaded(sim: Any, params: dict, recs: list, datas: list) -> list:
+    """All records in one rollout: on ``sim``'s own data (1 thread, what ``many`` does) or on a pool of ``datas``."""
+    if len(datas) == 1:
         return sim.many(params, recs)
     import numpy as np
     from mujoco import rollout
@@ -128,7 +128,7 @@ def _threaded(sim: Any, params: dict, recs: list, threads: int) -> list:
     sim._apply(params)
     substeps = max(1, int(round(recs[0].control_dt / sim.model.opt.timestep)))
     inputs = [sim._inputs(r, substeps, 0) for r in recs]
-    state, _ = rollout.rollout(sim.model, sim.data, np.stack([s for s, _ in inputs]), np.stack([c for _, c in inputs]),
+    state, _ = rollout.rollout(sim.model, datas, np.stack([s for s, _ in inputs]), np.stack([c for _, c in inputs]),
                                initial_warmstart=np.zeros((len(recs), sim.model.nv)), persistent_pool=True)  # fmt: skip
     out = []
     for r, s in zip(recs, state):
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--rounds", nargs="+", type=Path, help="sim2real round folders (config.yaml, real/)")
     parser.add_argument("--before", default="b10c8ba", help="git revision of the analyzer before the change")
     parser.add_argument("--after", default="HEAD", help="git revision of the analyzer after the change")
+    parser.add_argument("--also", nargs="*", default=[], help="further revisions measured beside them (rows only)")
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--speed-only", action="store_true", help="only the replay speed rows (the after tree)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -153,40 +154,46 @@ def main() -> None:
         print(json.dumps({"rows": replay_speed(args.child)} if args.speed else child(args.child)))
         return
     sys.path.insert(0, str(ROOT))
-    from bench.common import goal, write_results
-
-    rows, pairs = [], []
+    revs = {"before": args.before, "after": args.after, **{f"also-{r}": r for r in args.also}}
     with tempfile.TemporaryDirectory() as tmp:
-        trees = {k: Path(tmp) / k for k in ("before", "after")}
-        for k, rev in (("before", args.before), ("after", args.after)):
+        trees = {k: Path(tmp) / k for k in revs}
+        for k, rev in revs.items():
             subprocess.run(["git", "worktree", "add", "--detach", str(trees[k]), rev], cwd=ROOT, check=True,
                            capture_output=True)  # fmt: skip
         try:
+            speed = run_child(trees["after"], args.rounds[0], "--speed")["rows"]
+            print(json.dumps(speed), flush=True)
+            rows: list[dict[str, Any]] = []
             for round_dir in args.rounds if not args.speed_only else []:
                 for k in range(args.pairs):
-                    a, b = run_child(trees["before"], round_dir), run_child(trees["after"], round_dir)
-                    for tree, r in (("before", a), ("after", b)):
-                        rows.append({"round": str(round_dir), "pair": k, "tree": tree, **r})
+                    for tree in revs:  # interleaved: each tree meets the load of its neighbours
+                        rows.append({"round": str(round_dir), "pair": k, "tree": tree, "rev": revs[tree],
+                                     **run_child(trees[tree], round_dir)})  # fmt: skip
                         print(json.dumps(rows[-1]), flush=True)
-                    pairs.append((a, b))
-            speed = run_child(trees["after"], args.rounds[0], "--speed")
+                    write(args, rows, speed)  # after every pair: a later failure keeps what was measured
+            if args.speed_only:
+                write(args, rows, speed)
         finally:
             for path in trees.values():
                 subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
-    speed = speed["rows"]
-    if not pairs:
-        print(json.dumps(speed, indent=1))
-        return
-    ratio = max(b["seconds"] / a["seconds"] for a, b in pairs)
+
+
+def write(args: argparse.Namespace, rows: list[dict[str, Any]], speed: list[dict[str, Any]]) -> None:
+    from bench.common import goal, write_results
+
+    pairs = [(a, b) for a in rows for b in rows
+             if (a["tree"], b["tree"]) == ("before", "after") and (a["round"], a["pair"]) == (b["round"], b["pair"])]
+    ratio = max((b["seconds"] / a["seconds"] for a, b in pairs), default=None)
     goals = [goal("same parameters named, values inside each other's 95% intervals (share of pairs)", 1.0,
-                  sum(agree(a, b) for a, b in pairs) / len(pairs)),
-             goal("after / before fit time, worst pair", 0.8, round(ratio, 3), "<="),
+                  sum(agree(a, b) for a, b in pairs) / len(pairs) if pairs else None),
+             goal("after / before fit time, worst pair", 0.8, None if ratio is None else round(ratio, 3), "<="),
              goal("batched replay bit-identical to one rollout per record", 1.0,
                   float(all(r["bit_identical"] for r in speed)))]  # fmt: skip
-    notes = (f"before = {args.before}, after = {args.after}; each fit in a fresh process, interleaved. Replay speed on "
-             f"{args.rounds[0]}: " + "; ".join(f"{r['replay']}: {r['ms_best_of_3']} ms" for r in speed))  # fmt: skip
+    notes = (f"before = {args.before}, after = {args.after}" + "".join(f", also {r}" for r in args.also) +
+             "; each fit in a fresh process, interleaved in that order; load = 1-minute load average at the fit's "
+             f"start and end. Replay speed of the after tree on {args.rounds[0]}: "
+             + "; ".join(f"{r['replay']}: {r['ms_best_of_3']} ms (load {r['load']})" for r in speed))  # fmt: skip
     write_results(args.name, rows + [{"round": str(args.rounds[0]), "tree": "after", **r} for r in speed], goals, notes)
-
 
 if __name__ == "__main__":
     main()
