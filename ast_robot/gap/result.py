@@ -49,6 +49,10 @@ class SysIdResult:
     # share of the nominal loss each parameter's fit removes given the others' fit (the fit with it put back at
     # nominal, minus the fit): large where the alone share is not for a cause that acts only jointly with others
     conditional: tuple[float, ...] = ()
+    # significant in the full fit, dropped as stand-ins (the others, refitted without them, came within the min share)
+    eliminated: tuple[str, ...] = ()
+    full_fit: tuple[float, ...] = ()  # the full fit's values before the elimination (per name; () when none)
+    full_loss: float = 0.0  # rad^2: the full fit's loss
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -92,7 +92,10 @@ def fit(simulate: Simulator, records: Sequence[EpisodeRecord], space: ParamSpace
     result = widen_and_refit(ev, result, cfg, scan_points or WIDEN_SCAN_POINTS, unobservable, min_share, progress)
     reduced = without_unneeded(ev, result, min_share)
     if reduced is not None:  # the model without the stand-ins, refitted and tested again
-        fields = {"widened": result.widened, "widen_seconds": result.widen_seconds}
+        dropped = tuple(n for i, n in enumerate(result.names) if result.significant[i]
+                        and reduced[i] == ev.space.nominal[i] != result.mean[i])  # fmt: skip
+        fields = {"widened": result.widened, "widen_seconds": result.widen_seconds, "eliminated": dropped,
+                  "full_fit": result.mean, "full_loss": result.loss_fit}  # fmt: skip
         result = dataclasses.replace(mark_min_share(evaluate(ev, reduced, result.history, cfg, unobservable),
                                                     min_share), **fields)  # fmt: skip
     return dataclasses.replace(result, seconds=time.perf_counter() - start)

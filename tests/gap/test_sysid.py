@@ -238,6 +238,12 @@ def test_two_causes_that_each_make_the_loss_worse_alone_are_named_together(expan
     assert set(res.culprits()) == {"drive", "drag"} and res.mean == pytest.approx((3.0, 3.0), rel=0.02)
     assert all(a < 0 for a in res.attribution) and all(res.jointly(i) for i in range(2))
     assert tuple(sorted(res.widened)) == widened
+    from ast_robot.gap.verdict import physics_sentences
+
+    text = " ".join(physics_sentences(res))
+    assert "only jointly" in text and "Not named" not in text
+    dropped = dataclasses.replace(res, eliminated=("drag",), full_fit=(3.0, 3.0), full_loss=0.5 * res.loss_fit)
+    assert "Not named: drag: significant in the full fit (drag 3)" in " ".join(physics_sentences(dropped))
     nothing = fit(_joint_simulate, _real_records({"drive": 1.0, "drag": 1.0}, simulate=_joint_simulate), space,
                   GapConfig(), min_share=0.05)  # fmt: skip
     assert nothing.culprits() == () and nothing.widened == () and not nothing.trajectory_gap()
