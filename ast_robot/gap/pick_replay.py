@@ -80,8 +80,9 @@ class PickReplay(MujocoReplay):
         """Simulated arm joints (T+1, J) of each record under ``params``: the model set once, the records of one
         length stepped together by one ``mujoco.rollout`` call, each from its own table, on ``threads`` threads;
         bit-identical to one call each (every roll starts with the solver's warm start zeroed, as a reset leaves
-        it: passed explicitly, though rollout does the same without it). bench/sysid_refit_cost.py measures it: 8 heavy-slippery episodes, 1 thread 1016 ms against 1043 ms
-        one call each; 2 threads 788 ms at load 6.5, but no faster at load 4.6 (the 2 cores are shared)."""
+        it: passed explicitly, though rollout does the same without it). bench/sysid_refit_cost.py measures it on 8 heavy-slippery episodes, on
+        2 shared cores: one call each 1043 / 453 ms, all in one 1016 / 492 ms, on 2 threads 788 / 747 ms (load 6.5 /
+        8.1): the batch saves its inputs' rebuilding, not physics; threads win or lose with the load (off by default)."""
         from mujoco import rollout
 
         for r in records:
