@@ -34,7 +34,8 @@ class GapConfig:
         1,
         "Threads of the replay: > 1 steps real episodes of one length together in one threaded mujoco.rollout "
         "call (bit-identical). On the 2 shared cores here it ranged from 1.9x faster to 3x slower than one "
-        "thread with the machine's load (bench/gap_sysid.py), so it is off by default; try it on idle cores.",
+        "thread with the machine's load (bench/gap_sysid.py; pick-and-place: 0.78x the time at load 6.5, "
+        "1.5x at load 8.1, bench/sysid_refit_cost.py), so it is off by default; try it on idle cores.",
         gt=0,
     )
     cem_iterations: int = doc(8, "Cross-entropy-method iterations of the parameter fit.", gt=0)

@@ -61,6 +61,7 @@ def run_pick_sysid(cfg: Any, real: Sequence[EpisodeRecord], simulator: Any, seed
         from ast_robot.gap.pick_replay import PickReplay
 
         simulator = PickReplay(real[0].robot, env_dt=1.0 / cfg.env.control_hz)
+        simulator.threads = cfg.gap.replay_threads
     reasons = [simulator.replayable(r) for r in real]  # "" for an episode the replay can run
     usable = [r for r, why in zip(real, reasons) if not why]
     if not usable:

@@ -14,15 +14,19 @@ RMS error of replaying a noise-free nominal twin (integration and timing differe
 ``GapConfig.replay_floor_rad``).
 
 Test (a partial F-test of nested least-squares models): for parameter i,
-``F_i = min((RSS_nominal - RSS_alone_i) / s2, W_i)`` with 1 and ``n - p`` degrees of freedom. The first
-term is the reduction i alone produces; under the null "nothing changed" it is at most the best
-single-parameter reduction, ``s2 * chi2(1)``. ``W_i = ((fit_i - nominal_i) / std_i)^2`` is the
-linearised partial F statistic of dropping i from the full fit *with the others re-fitted* (``std_i``
-from ``s2 (J^T J)^-1``): it keeps a parameter that merely trades off against the true culprit (payload
-against gain) from being named. An integer parameter (latency) has no derivative; its second term is
-the drop reduction ``(RSS_drop_i - RSS_fit) / s2`` with i put back at nominal. Taking the smaller is
-conservative. P-values are Bonferroni-adjusted over the fitted parameters; a parameter is
-*significant* when its adjusted p-value is below ``GapConfig.significance``.
+``F_i = min(max(RSS_nominal - RSS_alone_i, RSS_drop_i - RSS_fit) / s2, W_i)`` with 1 and ``n - p`` degrees of
+freedom. The first term is the larger of the reduction i produces alone (everything else nominal) and the one it
+produces given the others' fit (``RSS_drop_i``: the fit with i put back at nominal); under the null "nothing
+changed" each is at most a best single-parameter reduction, ``s2 * chi2(1)``. The conditional term names a
+parameter that explains the gap only together with others: a heavy cube held by a slippery, weak grip (heavy-
+slippery twin: the mass fit lowers the loss only with the friction/force fit beside it; alone, a heavier cube in
+the nominal grip moves the arm further from the real joints), or a stronger actuator with more damping, each of
+which alone makes the replay worse. ``W_i = ((fit_i - nominal_i) / std_i)^2`` is the linearised partial F
+statistic of dropping i from the full fit *with the others re-fitted* (``std_i`` from ``s2 (J^T J)^-1``): it
+keeps a parameter that merely trades off against the true culprit (payload against gain) from being named. An
+integer parameter (latency) has no derivative and so no such guard: it takes the smaller of its alone and its
+drop reduction. Taking the smaller is conservative. P-values are Bonferroni-adjusted over the fitted parameters;
+a parameter is *significant* when its adjusted p-value is below ``GapConfig.significance``.
 
 The same floor tests the whole model: the nominal model's residual (is there a trajectory gap at all?)
 and the best fit's (is something left that the randomized parameters do not explain?), each as
@@ -51,6 +55,7 @@ class Evidence:
     residual_pvalue: float  # fit residual against the floor: small = something is left unexplained
     unexplained: float  # (L_fit - s2)+ / L_nominal: share of the nominal loss the best fit leaves above the floor
     n_residuals: int
+    conditional: tuple[float, ...] = ()  # share of the nominal loss the parameter's fit removes given the others' fit
 
 
 def noise_variance(residuals: Sequence[np.ndarray]) -> float:
@@ -87,24 +92,23 @@ def evidence(rss: Callable[[np.ndarray], float], nominal: np.ndarray, fitted: np
     ``std`` (P,) least-squares standard deviations, ``n`` residual count, ``s2`` the floor variance."""
     p = len(nominal)
     rss0, rssf = rss(nominal), rss(fitted)
-    shares, pvals = [], []
+    shares, conditional, pvals = [], [], []
     for i in range(p):
-        alone = nominal.copy()
-        alone[i] = fitted[i]
-        rss_alone = rss(alone)
+        alone, drop = nominal.copy(), fitted.copy()
+        alone[i], drop[i] = fitted[i], nominal[i]
+        rss_alone, rss_drop = rss(alone), rss(drop)
         shares.append((rss0 - rss_alone) / rss0 if rss0 > 0 else 0.0)
-        if integer[i]:
-            drop = fitted.copy()
-            drop[i] = nominal[i]
-            second = (rss(drop) - rssf) / s2
-        else:
+        conditional.append((rss_drop - rssf) / rss0 if rss0 > 0 else 0.0)
+        if integer[i]:  # no derivative, so no refitted guard: alone and dropped must both say so
+            f = min(rss0 - rss_alone, rss_drop - rssf) / s2
+        else:  # alone, or given the others' fit; and still when the others are refitted (linearised)
             second = ((fitted[i] - nominal[i]) / std[i]) ** 2 if std[i] > 0 else np.inf
-        f = max(0.0, min((rss0 - rss_alone) / s2, second))
-        pvals.append(min(1.0, float(stats.f.sf(f, 1, max(1, n - p))) * p))
+            f = min(max(rss0 - rss_alone, rss_drop - rssf) / s2, second)
+        pvals.append(min(1.0, float(stats.f.sf(max(0.0, f), 1, max(1, n - p))) * p))
     return Evidence(tuple(shares), tuple(pvals), tuple(pv < alpha for pv in pvals), float(np.sqrt(sigma2)),
                     float(np.sqrt(s2)), float(stats.chi2.sf(rss0 / s2, n)),
                     float(stats.chi2.sf(rssf / s2, max(1, n - p))),
-                    max(0.0, rssf / n - s2) / (rss0 / n) if rss0 > 0 else 0.0, n)  # fmt: skip
+                    max(0.0, rssf / n - s2) / (rss0 / n) if rss0 > 0 else 0.0, n, tuple(conditional))  # fmt: skip
 
 
 def covariance(residuals: Callable[[np.ndarray], np.ndarray], values: np.ndarray, steps: np.ndarray,

@@ -48,6 +48,8 @@ def physics_sentences(sysid) -> list[str]:
         out.append("Explained by: " + "; ".join(_evidence(sysid, n) for n in named) + ".")
     elif not partial:
         out.append("No randomized parameter reduces the nominal loss significantly: none is named.")
+    if getattr(sysid, "eliminated", ()):
+        out.append(_eliminated(sysid))
     if sysid.gap_unexplained():
         out.append(f"Unexplained: the best fit over the randomized parameters still leaves {sysid.unexplained:.0%} of "
                    f"the nominal loss above the noise floor ({_p(sysid.residual_pvalue)}): the gap is NOT explained "
@@ -75,8 +77,25 @@ def _evidence(sysid, name: str) -> str:
                   f"({where}): a bound, not an estimate (the true value may lie beyond it, or another cause is being "
                   f"stood in for)")  # fmt: skip
     return (f"{name} = {sysid.mean[i]:.4g} (95% interval [{lo:.4g}, {hi:.4g}], nominal {sysid.nominal[i]:.4g}) "
-            f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone (F-test {_p(sysid.pvalue[i])})"
-            + (", a value the training range already covers" if covered else "") + pinned)  # fmt: skip
+            f"removes {sysid.attribution[i]:.1%} of the nominal trajectory loss alone" + _jointly(sysid, i)
+            + f" (F-test {_p(sysid.pvalue[i])})" + (", a value the training range already covers" if covered else "") + pinned)  # fmt: skip
+
+
+def _eliminated(sysid) -> str:
+    """What the full fit had that the reduced model dropped, and what keeping it would have removed."""
+    values = ", ".join(f"{n} {sysid.full_fit[sysid.names.index(n)]:.4g}" for n in sysid.eliminated)
+    gain = (sysid.loss_fit - sysid.full_loss) / sysid.loss_nominal if sysid.loss_nominal > 0 else 0.0
+    return (f"Not named: {', '.join(sysid.eliminated)}: significant in the full fit ({values}), but the others "
+            f"refitted without them explain the replay within the minimum share (keeping them would remove a further "
+            f"{gain:.1%} of the nominal loss): a stand-in, or a cause these episodes cannot tell apart.")  # fmt: skip
+
+
+def _jointly(sysid, i: int) -> str:
+    """For a cause that acts only with others: what it removes given their fit."""
+    if not (hasattr(sysid, "jointly") and sysid.jointly(i)):
+        return ""
+    return (f" but {sysid.conditional[i]:.1%} given the others' fit (it explains the gap only jointly with "
+            f"them)")  # fmt: skip
 
 
 def retune_sentence(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None) -> str:

@@ -199,16 +199,51 @@ def test_a_stand_in_riding_along_a_real_cause_is_not_named():
     """Only ``gain`` changed (x3): a fit that split it (gain x1.5, gain2 x2, both significant alone, as the FR3's
     cube mass x3 came with gripper force x0.59 and friction x0.96) is refitted without the stand-in; two real,
     distinct causes both stay named."""
-    from ast_robot.gap.sysid import _Replays, without_unneeded
+    from ast_robot.gap.sysid import Replays, without_unneeded
 
     real = _real_records({"gain": 3.0, "damping": 5.0, "friction": 1.0})
     space = space_from_randomization(PRODUCT, expansion=5.0)
     res = fit(_product_simulate, real, space, GapConfig(), min_share=0.05)
     assert res.culprits() == ("gain",) and res.estimate()["gain"] == pytest.approx(3.0, rel=0.02)
     split = dataclasses.replace(res, mean=(1.5, 2.0), significant=(True, True), attribution=(0.8, 0.9))
-    reduced = without_unneeded(_Replays(_product_simulate, real, space, {}), split, 0.05)
+    reduced = without_unneeded(Replays(_product_simulate, real, space, {}), split, 0.05)
     assert reduced is not None and reduced[1] == 1.0 and reduced[0] == pytest.approx(3.0, rel=0.02)
     both = fit(_product_simulate, _real_records({"gain": 3.0, "gain2": 2.0}, simulate=_product_simulate), space,
                GapConfig(), min_share=0.05)  # fmt: skip
     assert set(both.culprits()) == {"gain", "gain2"}
     assert both.mean == pytest.approx((3.0, 2.0), rel=0.02)
+
+
+def _joint_simulate(params, record):
+    """``drive`` scales the actuator's gain and ``drag`` its damping: raised together they keep the steady
+    velocity and only quicken the response, so each alone moves the replay further from such a robot (as a
+    heavier cube alone does from the heavy-slippery twin's weak, slippery grip)."""
+    return toy_simulate({"gain": params["drive"], "damping": 5.0 * params["drag"]}, record)
+
+
+JOINT = RandomizationConfig(params={
+    "drive": DistributionConfig(dist="uniform", low=0.8, high=1.2, mode="scale"),
+    "drag": DistributionConfig(dist="uniform", low=0.8, high=1.2, mode="scale"),
+})  # fmt: skip
+
+
+@pytest.mark.parametrize(("expansion", "widened"), [(5.0, ()), (2.0, ("drag", "drive"))])
+def test_two_causes_that_each_make_the_loss_worse_alone_are_named_together(expansion, widened):
+    """Truth drive x3 and drag x3: each alone worsens the replay (its alone share < 0), so only the share given
+    the others' fit names them. With a x2 box (ceiling 2) both fits pin at the ceiling and neither helps alone:
+    the box is widened because each, given the other's fit, still lowers the loss past the end."""
+    real = _real_records({"drive": 3.0, "drag": 3.0}, simulate=_joint_simulate)
+    space = space_from_randomization(JOINT, expansion=expansion)
+    res = fit(_joint_simulate, real, space, GapConfig(), min_share=0.05)
+    assert set(res.culprits()) == {"drive", "drag"} and res.mean == pytest.approx((3.0, 3.0), rel=0.02)
+    assert all(a < 0 for a in res.attribution) and all(res.jointly(i) for i in range(2))
+    assert tuple(sorted(res.widened)) == widened
+    from ast_robot.gap.verdict import physics_sentences
+
+    text = " ".join(physics_sentences(res))
+    assert "only jointly" in text and "Not named" not in text
+    dropped = dataclasses.replace(res, eliminated=("drag",), full_fit=(3.0, 3.0), full_loss=0.5 * res.loss_fit)
+    assert "Not named: drag: significant in the full fit (drag 3)" in " ".join(physics_sentences(dropped))
+    nothing = fit(_joint_simulate, _real_records({"drive": 1.0, "drag": 1.0}, simulate=_joint_simulate), space,
+                  GapConfig(), min_share=0.05)  # fmt: skip
+    assert nothing.culprits() == () and nothing.widened == () and not nothing.trajectory_gap()
