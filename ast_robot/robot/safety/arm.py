@@ -52,6 +52,11 @@ MAX_WATCHDOG_S = 0.1
 # an FR3 wrist blocked by a cube on the table was led 0.21 rad; when the cube slipped, its position servo
 # closed that gap at its torque limit and reached 4.96 rad/s (data sheet 4.18; the twin's protective stop).
 DEFAULT_LEAD_S = 0.1
+# The speed term of the lead window, in lead_s: heavy joints trail longer than the wrist. The FR3 shoulder
+# (joint 2, torque-limited against gravity) trails its command by the stall allowance + ~0.12 s of motion
+# in the envs' command path (DR latency 0-1 steps); at 1 x lead_s its lead clamped ~200 ticks an episode and
+# the scripted expert took up to 89 steps instead of 80. Moving joints are led up to max_lead as before.
+FOLLOW_LAG = 2.0
 MAX_LEAD_S = 0.5
 # Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
 JOINT_ACCELERATION = {
@@ -147,9 +152,16 @@ class SafetyLimits:
         blocked joint's position servo closes at most this gap when it is freed, not ``max_lead``."""
         return np.minimum(0.5 * self.max_acceleration * self.lead_s**2, self.max_lead)
 
-    def lead_at(self, speed: np.ndarray) -> np.ndarray:
-        """(J,) rad: how far a command may lead joints measured moving at ``speed`` (J,) rad/s."""
-        return np.minimum(self.stall_lead + self.lead_s * np.abs(speed), self.max_lead)
+    def lead_at(self, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(behind, ahead) (J,) rad: how far a command may lie below / above joints measured moving at
+        ``speed`` (J,) rad/s: the stall allowance, + :data:`FOLLOW_LAG` x ``lead_s`` of motion at that speed
+        on the side the joint moves towards (a follower trails its command there), at most :attr:`max_lead`.
+        A joint pushed away from its command (the cube on the table drove the FR3 wrist backwards while the
+        command stayed ahead on the other side) gets the stall allowance on the command's side."""
+        follow = FOLLOW_LAG * self.lead_s * np.asarray(speed, dtype=float)
+        behind = np.minimum(self.stall_lead + np.maximum(-follow, 0.0), self.max_lead)
+        ahead = np.minimum(self.stall_lead + np.maximum(follow, 0.0), self.max_lead)
+        return behind, ahead
 
     @property
     def n_joints(self) -> int:
@@ -443,9 +455,9 @@ class SafetyMonitor:
         speed around the measured position and inside the joint limits (a measured position beyond a limit
         by more than the lead: that limit)."""
         lim, measured = self.limits, self._s.positions
-        lead = lim.lead_at(np.zeros_like(measured) if self._s.speed is None else self._s.speed)
-        low = np.maximum(lim.lower, measured - lead)
-        high = np.minimum(lim.upper, measured + lead)
+        behind, ahead = lim.lead_at(np.zeros_like(measured) if self._s.speed is None else self._s.speed)
+        low = np.maximum(lim.lower, measured - behind)
+        high = np.minimum(lim.upper, measured + ahead)
         edge = np.clip(measured, lim.lower, lim.upper)
         return np.where(low > high, edge, low), np.where(low > high, edge, high)
 
