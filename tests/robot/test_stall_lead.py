@@ -91,3 +91,42 @@ def test_free_arm_is_never_held_back_by_the_lead_limit():
     assert sim.safety_mode == SAFETY_NORMAL
     cap = float(mon.limits.max_step[WRIST] / PERIOD)
     assert 0.95 * cap < peak < 1.1 * cap, (peak, cap)
+
+
+def fr3_monitor() -> SafetyMonitor:
+    mon = SafetyMonitor(fr3_limits())
+    for k in range(ACQUIRE_STATES):
+        mon.observe_state(np.array(get_robot("fr3").home_qpos), received_s=(k - ACQUIRE_STATES) * PERIOD)
+    return mon
+
+
+def window(mon: SafetyMonitor) -> tuple[np.ndarray, np.ndarray]:
+    low, high = mon._lead_window()
+    return mon.measured - low, high - mon.measured
+
+
+def test_a_following_joint_is_led_further_in_its_direction_only():
+    """Measured moving up at 1 rad/s: up to stall + 2 x lead_s x 1 rad/s ahead (at most max_lead), the stall
+    allowance behind; a joint pushed away from its command keeps the stall allowance on the command's side."""
+    mon, lim = fr3_monitor(), fr3_limits()
+    q = np.array(get_robot("fr3").home_qpos)
+    for k in range(3):  # 1 kHz states: the speed is taken over at least one control period
+        for i in range(8):
+            t = k * PERIOD + i * 1e-3
+            mon.observe_state(q + 1.0 * t, received_s=t)
+    behind, ahead = window(mon)
+    np.testing.assert_allclose(behind, lim.stall_lead, rtol=1e-9)
+    np.testing.assert_allclose(ahead, np.minimum(lim.stall_lead + 0.2 * 1.0, lim.max_lead), rtol=1e-6)
+    assert np.all(ahead > behind)
+
+
+def test_speed_after_a_gap_counts_as_rest():
+    """After no state for longer than the watchdog the speed is unknown: the stall allowance on both sides."""
+    mon, lim = fr3_monitor(), fr3_limits()
+    q = np.array(get_robot("fr3").home_qpos)
+    mon.observe_state(q, received_s=0.0)
+    mon.observe_state(q + 0.01, received_s=PERIOD)  # 1.25 rad/s
+    assert np.all(window(mon)[1] > lim.stall_lead)
+    for k in range(ACQUIRE_STATES):  # reacquired 0.5 s later, 0.3 rad on
+        mon.observe_state(q + 0.3, received_s=0.5 + k * 1e-3)
+    np.testing.assert_allclose(window(mon), [lim.stall_lead, lim.stall_lead], rtol=1e-9)

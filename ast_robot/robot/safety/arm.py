@@ -4,8 +4,9 @@ Pure Python + numpy, no ROS. A :class:`SafetyMonitor` keeps what it knows about 
 state and when it arrived, e-stop, the robot's safety mode, the last command sent) and turns any
 requested joint target into a command that is finite, inside the joint limits, at most one velocity-limited
 step from the previous command, changes its step by at most the acceleration limit per tick while the arm
-follows, leads the *measured* position by at most ``lead_s`` of motion, and keeps the end effector in the
-workspace box, or into a *hold* with the reasons why.
+follows, leads the *measured* position by at most a stall allowance plus the motion the joint's measured
+speed covers in ``FOLLOW_LAG x lead_s`` on the side it moves towards (never more than ``lead_s`` at the
+allowed speed), and keeps the end effector in the workspace box, or into a *hold* with the reasons why.
 
 Measurements are *trusted* before anything uses them (:class:`~ast_robot.robot.safety.trust.MeasurementTrust`): a joint state counts
 only when every position is inside the joint limits and reachable from the last trusted state at the
