@@ -49,7 +49,7 @@ MAX_WATCHDOG_S = 0.1
 # Closed loop with the twin (scripted reach, UR5e and FR3, 125 Hz) the arm trails the command by up to
 # ~56 ms, so a following arm is led by up to speed x 56 ms < lead_s x speed. A stalled arm (a held cube
 # pressed on the table, a collision) measures no speed and gets at most the stall allowance
-# (SafetyLimits.stall_lead): issue 21, with the window at lead_s x the allowed speed whatever the arm did,
+# (SafetyLimits.stall_lead, half of max_lead): issue 21, with the window at lead_s x the allowed speed whatever the arm did,
 # an FR3 wrist blocked by a cube on the table was led 0.21 rad; when the cube slipped, its position servo
 # closed that gap at its torque limit and reached 4.96 rad/s (data sheet 4.18; the twin's protective stop).
 DEFAULT_LEAD_S = 0.1
@@ -58,6 +58,13 @@ DEFAULT_LEAD_S = 0.1
 # in the envs' command path (DR latency 0-1 steps); at 1 x lead_s its lead clamped ~200 ticks an episode and
 # the scripted expert took up to 89 steps instead of 80. Moving joints are led up to max_lead as before.
 FOLLOW_LAG = 2.0
+# The stall allowance, as a share of max_lead (lead_s at the allowed speed). Freed from half of it (0.10 rad),
+# the FR3 wrist peaked at 3.07 rad/s in the replayed twin episodes (4.96 from all of it). At a
+# acceleration x lead_s^2 / 2 instead (the UR5e: 0.025 rad) the UR5e's lagging joints were clamped during
+# acceleration and its scripted pick-and-place expert needed up to 94 steps instead of 84 (20 seeds); at
+# half of max_lead the scripted experts (UR5e and FR3 pick-and-place, UR5e reach) take exactly the steps
+# they took before the fix.
+STALL_SHARE = 0.5
 MAX_LEAD_S = 0.5
 # Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
 JOINT_ACCELERATION = {
@@ -147,11 +154,11 @@ class SafetyLimits:
 
     @property
     def stall_lead(self) -> np.ndarray:
-        """(J,) rad: the most a command may lead a joint that measures no speed: how far a command ahead by
-        up to ``lead_s`` of delay gets while the arm starts from rest at the acceleration limit (a lead_s^2 /
-        2), at most :attr:`max_lead`. A following arm is allowed ``lead_s`` x its measured speed more. A
-        blocked joint's position servo closes at most this gap when it is freed, not ``max_lead``."""
-        return np.minimum(0.5 * self.max_acceleration * self.lead_s**2, self.max_lead)
+        """(J,) rad: the most a command may lead a joint that measures no speed (or moves away from the
+        command): :data:`STALL_SHARE` of :attr:`max_lead`. A blocked joint's position servo closes at most
+        this gap when it is freed, not ``max_lead``; a following joint is allowed more in the direction it
+        moves (:meth:`lead_at`)."""
+        return STALL_SHARE * self.max_lead
 
     def lead_at(self, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(behind, ahead) (J,) rad: how far a command may lie below / above joints measured moving at
