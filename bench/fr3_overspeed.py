@@ -10,6 +10,8 @@ twin's protective stop) though every command is capped at half the data-sheet sp
 - ``replay`` (``--records``): the commands of recorded twin episodes (records with ``joint_targets``) fed to
   the twin's own sim (``ast_robot.twin.sim.TwinSim`` + its pick-and-place table, no ROS), speed check off,
   per physics step: reproduces the overspeed outside ROS from what the deployment sent.
+- ``expert`` (``--expert CONFIG``): the scripted expert through that experiment's env (its command path,
+  this checkout's safety module), 20 seeds: steps to first success, before and after the fix.
 - ``actions`` (``--records`` with ``--run``): the same episodes' recorded policy actions (per 125 Hz tick)
   through the deployment's command path of *this* checkout (the run's env's ``DeployPipeline``: action map,
   IK, the safety module) into the twin's sim, closed loop on its joints: the command stream the deployment
@@ -143,6 +145,25 @@ def replay_peaks(rec: Any, io: Any, pipe: Any = None) -> np.ndarray:
     return meter.peak
 
 
+def expert_row(config: Path, episodes: int, label: str, seed: int = 5000) -> dict:
+    """The scripted expert through ``config``'s env (deploy pipeline: this checkout's safety module), no DART
+    noise, 120-step episodes: the step of first success per seed (whether the fix changed normal motion)."""
+    from ast_robot.config import load_config
+    from ast_robot.envs import make_env
+    from ast_robot.envs.demos import run_episode
+    from ast_robot.envs.experts import expert_for
+
+    cfg = load_config(config)
+    cfg.env.max_episode_steps = 120
+    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
+    expert, start, first = expert_for(env), time.perf_counter(), []
+    for k in range(episodes):
+        hit = run_episode(env, expert, seed + k)["is_success"]
+        first.append(int(np.argmax(hit)) + 1 if hit.any() else None)
+    return {"label": label, "kind": "expert", "config": config.name, "episodes": episodes,
+            "first_success_steps": first, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
 def _summary(label: str, kind: str, peaks: np.ndarray, tolerance: float, seconds: float, **extra: Any) -> dict:
     over = np.any(peaks > SPEED_LIMIT * tolerance, axis=1)
     ratio = peaks / SPEED_LIMIT
@@ -153,7 +174,17 @@ def _summary(label: str, kind: str, peaks: np.ndarray, tolerance: float, seconds
 
 
 def goals(rows: list[dict]) -> list[dict]:
-    out = []
+    experts = {(r["label"], r["config"]): r["first_success_steps"] for r in rows if r["kind"] == "expert"}
+    pairs = {c: (experts[("before", c)], experts[("after", c)]) for (label, c) in experts
+             if label == "after" and ("before", c) in experts}
+    ur5e = [a == b for c, (b, a) in pairs.items() if c in ("demo.yaml", "pickplace_demo.yaml")]
+    fr3 = pairs.get("pickplace_demo_fr3.yaml")
+    out = [goal("UR5e scripted experts (reach demo, pick-and-place loop): every seed's steps to success "
+                "unchanged by the fix (fraction of configs)", 1.0, float(np.mean(ur5e)) if ur5e else None),
+           goal("FR3 pick-and-place scripted expert: seeds whose steps to success changed (of 20)", 1,
+                sum(a != b for a, b in zip(*fr3)) if fr3 else None, "<="),
+           goal("FR3 pick-and-place scripted expert: slowest seed's steps, after minus before", 0,
+                max(fr3[1]) - max(fr3[0]) if fr3 else None, "<=")]  # fmt: skip
     for kind in ("actions", "sim"):
         after = [r for r in rows if r["label"] == "after" and r["kind"] == kind]
         out += [goal(f"after the fix, {kind}: episodes whose joints pass the twin's stop (data sheet x 1.05)", 0,
@@ -167,6 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", default=[], help="A trained FR3 pick-and-place run folder.")
     parser.add_argument("--records", action="append", default=[], help="Recorded twin episodes (a records folder).")
+    parser.add_argument("--expert", action="append", default=[], help="An experiment YAML whose scripted expert "
+                                                                      "is timed through its env's command path.")
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2_000_000, help="First held-out env seed (the loop's sim eval's).")
     parser.add_argument("--label", required=True, help="Row label, e.g. before / after.")
@@ -177,13 +210,19 @@ def main() -> None:
     rows += [replay_row(Path(r), args.label) for r in args.records]
     rows += [actions_row(Path(args.run[0]), Path(r), args.label) for r in args.records if args.run]
     rows += [sim_row(Path(r), args.episodes, args.seed, args.label) for r in args.run if args.episodes]
+    rows += [expert_row(Path(c), 20, args.label) for c in args.expert]
     for row in rows:
         print(row)
     notes = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 ms), rad/s; peak_over_limit: "
              "peak / data-sheet speed per joint; episodes_over_stop: episodes with a joint above the twin's "
              "protective-stop threshold (data sheet x 1.05). sim rows: the run's policy in its env with the "
              "deploy pipeline at the safety module of the label's commit; replay rows: recorded twin commands "
-             "replayed in the twin's sim (no ROS).")  # fmt: skip
+             "replayed in the twin's sim (no ROS); actions rows: recorded policy actions through the command "
+             "path of the label's code into the twin's sim. 'before' rows: this script run at commit 3e15b36 "
+             "(the safety module before the fix; a detached worktree, merged here with --merge); their "
+             "lead_clamps_per_episode count a reason that then fired on float rounding (~all ticks), not real "
+             "clamps. Policies: round 0 of last session's FR3 nominal loop (/tmp/ppd, trained before the fix, "
+             "80-step episodes) and, label 'after-loop', round 0 of this session's loop (trained with the fix).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
 
