@@ -49,7 +49,8 @@ MAX_WATCHDOG_S = 0.1
 # Closed loop with the twin (scripted reach, UR5e and FR3, 125 Hz) the arm trails the command by up to
 # ~56 ms, so a following arm is led by up to speed x 56 ms < lead_s x speed. A stalled arm (a held cube
 # pressed on the table, a collision) measures no speed and gets at most the stall allowance
-# (SafetyLimits.stall_lead, half of max_lead): issue 21, with the window at lead_s x the allowed speed whatever the arm did,
+# (SafetyLimits.stall_lead, 0.35 of max_lead): issue 21, with the window at lead_s x the allowed speed
+# whatever the arm did,
 # an FR3 wrist blocked by a cube on the table was led 0.21 rad; when the cube slipped, its position servo
 # closed that gap at its torque limit and reached 4.96 rad/s (data sheet 4.18; the twin's protective stop).
 DEFAULT_LEAD_S = 0.1
@@ -58,13 +59,14 @@ DEFAULT_LEAD_S = 0.1
 # in the envs' command path (DR latency 0-1 steps); at 1 x lead_s its lead clamped ~200 ticks an episode and
 # the scripted expert took up to 89 steps instead of 80. Moving joints are led up to max_lead as before.
 FOLLOW_LAG = 2.0
-# The stall allowance, as a share of max_lead (lead_s at the allowed speed). Freed from half of it (0.10 rad),
-# the FR3 wrist peaked at 3.07 rad/s in the replayed twin episodes (4.96 from all of it). At a
-# acceleration x lead_s^2 / 2 instead (the UR5e: 0.025 rad) the UR5e's lagging joints were clamped during
-# acceleration and its scripted pick-and-place expert needed up to 94 steps instead of 84 (20 seeds); at
-# half of max_lead the scripted experts (UR5e and FR3 pick-and-place, UR5e reach) take exactly the steps
-# they took before the fix.
-STALL_SHARE = 0.5
+# The stall allowance, as a share of max_lead (lead_s at the allowed speed). Replaying the FR3 loop's recorded
+# twin episodes (30, three rounds) through the command path: at 0.5 a wrist freed while its command moved on
+# peaked at 4.06 rad/s (0.97 x data sheet), at 0.35 at 3.13 (bench/results/fr3_overspeed.md). Smaller slows
+# the lagging arms: at 0.25 the UR5e and FR3 pick-and-place experts needed more steps on 1 and 7 of 20 seeds,
+# at a x lead_s^2 / 2 (the UR5e: 0.025 rad) the UR5e expert up to 94 steps instead of 84; at 0.35 every
+# scripted expert (UR5e reach and pick-and-place, FR3 pick-and-place) takes exactly the steps it took
+# before the fix.
+STALL_SHARE = 0.35
 MAX_LEAD_S = 0.5
 # Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
 JOINT_ACCELERATION = {
