@@ -22,6 +22,11 @@ def test_the_fr3_loop_differs_from_the_ur5e_loop_only_in_the_arm(repo_root):
     assert (ur5e.env.id, ur5e.deploy.robot) == ("ast_robot/PickPlaceUR5e-v0", "ur5e")
     a, b = _flat(ur5e), _flat(fr3)
     differ = sorted(k for k in a if a[k] != b[k])
-    # the FR3 expert fails more under DART noise (pickplace_fr3_bc.yaml): half the UR5e's
-    assert differ == ["deploy.robot", "env.id", "name", "train.demo_noise"], differ
+    # the FR3 expert fails more under DART noise (pickplace_fr3_bc.yaml): half the UR5e's; the slower FR3
+    # gets a longer episode (its expert needs up to 80 of the UR5e's 80 steps), on the robot as in the env
+    assert differ == ["deploy.episode_timeout_s", "deploy.robot", "env.id", "env.max_episode_steps", "name",
+                      "train.demo_noise"], differ  # fmt: skip
     assert fr3.train.demo_noise == 0.5 * ur5e.train.demo_noise
+    assert fr3.env.max_episode_steps > ur5e.env.max_episode_steps
+    for cfg in (ur5e, fr3):
+        assert cfg.deploy.episode_timeout_s == cfg.env.max_episode_steps / cfg.env.control_hz

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from ast_robot.config import DeployConfig
 from ast_robot.config.errors import ConfigError
 from ast_robot.robot.safety import MAX_WATCHDOG_S, SafetyLimits, SafetyMonitor
+from ast_robot.robot.safety.arm import STALL_SHARE
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.robot.specs import get_robot
 
@@ -241,12 +242,18 @@ def test_lagging_arm_bounds_lead_and_acceleration(lag, far, seed):
         prev_cmd, prev_step = cmd, step
 
 
-def test_stalled_arm_is_not_led_beyond_the_lead_limit():
+def test_stalled_arm_is_not_led_beyond_the_stall_lead():
+    """A joint that measures no speed is led by the stall allowance only (STALL_SHARE of max_lead), not by
+    lead_s at the allowed speed (0.157 rad here): freed, its servo closes that gap."""
     mon = fresh_monitor()
     for k in range(250):  # 2 s of a far target while the arm does not move
         mon.observe_state(np.zeros(J), received_s=k * PERIOD)
         out = mon.filter(np.full(J, 3.0), now_s=k * PERIOD + 1e-4)
-    np.testing.assert_allclose(out.positions, mon.limits.max_lead, rtol=1e-6)  # 0.1 s of motion, not 2.8 rad
+    lim = mon.limits
+    np.testing.assert_allclose(lim.stall_lead, STALL_SHARE * lim.max_lead)
+    assert 0 < STALL_SHARE < 1
+    assert np.all(lim.stall_lead < lim.max_lead)
+    np.testing.assert_allclose(out.positions, lim.stall_lead, rtol=1e-6)
     assert "clamped to lead limit (command ahead of the measured position)" in out.reasons
 
 

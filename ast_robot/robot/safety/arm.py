@@ -4,8 +4,9 @@ Pure Python + numpy, no ROS. A :class:`SafetyMonitor` keeps what it knows about 
 state and when it arrived, e-stop, the robot's safety mode, the last command sent) and turns any
 requested joint target into a command that is finite, inside the joint limits, at most one velocity-limited
 step from the previous command, changes its step by at most the acceleration limit per tick while the arm
-follows, leads the *measured* position by at most ``lead_s`` of motion, and keeps the end effector in the
-workspace box, or into a *hold* with the reasons why.
+follows, leads the *measured* position by at most a stall allowance plus the motion the joint's measured
+speed covers in ``FOLLOW_LAG x lead_s`` on the side it moves towards (never more than ``lead_s`` at the
+allowed speed), and keeps the end effector in the workspace box, or into a *hold* with the reasons why.
 
 Measurements are *trusted* before anything uses them (:class:`~ast_robot.robot.safety.trust.MeasurementTrust`): a joint state counts
 only when every position is inside the joint limits and reachable from the last trusted state at the
@@ -43,12 +44,29 @@ EEFunction = Callable[[np.ndarray], np.ndarray]  # joint positions (J,) -> end-e
 # The longest a joint state may be missing before we hold (s). At the UR5e's 3.14 rad/s that is 0.31 rad
 # travelled blind; a watchdog of thousands of seconds (a typo in a parameter) is refused, not obeyed.
 MAX_WATCHDOG_S = 0.1
-# How far the command may lead the measured position, as travel time at the allowed speed (lead_s x speed
-# per joint, so the same distance at any control rate). Closed loop with the twin (scripted reach, UR5e and
-# FR3, 125 Hz) the arm trails the command by up to ~56 ms; a stalled arm (collision, payload) gets no
-# further command than this, so resuming is never a jump of more than 0.1 s of motion (0.16 rad on a UR5e
-# at the default speed scale; forward controllers pass jumps on).
+# How far the command may lead the measured position, as travel time (lead_s) at the joint's *measured*
+# speed, on top of a stall allowance, never more than lead_s at the allowed speed (SafetyLimits.max_lead).
+# Closed loop with the twin (scripted reach, UR5e and FR3, 125 Hz) the arm trails the command by up to
+# ~56 ms, so a following arm is led by up to speed x 56 ms < lead_s x speed. A stalled arm (a held cube
+# pressed on the table, a collision) measures no speed and gets at most the stall allowance
+# (SafetyLimits.stall_lead, 0.35 of max_lead): issue 21, with the window at lead_s x the allowed speed
+# whatever the arm did,
+# an FR3 wrist blocked by a cube on the table was led 0.21 rad; when the cube slipped, its position servo
+# closed that gap at its torque limit and reached 4.96 rad/s (data sheet 4.18; the twin's protective stop).
 DEFAULT_LEAD_S = 0.1
+# The speed term of the lead window, in lead_s: heavy joints trail longer than the wrist. The FR3 shoulder
+# (joint 2, torque-limited against gravity) trails its command by the stall allowance + ~0.12 s of motion
+# in the envs' command path (DR latency 0-1 steps); at 1 x lead_s its lead clamped ~200 ticks an episode and
+# the scripted expert took up to 89 steps instead of 80. Moving joints are led up to max_lead as before.
+FOLLOW_LAG = 2.0
+# The stall allowance, as a share of max_lead (lead_s at the allowed speed). Replaying the FR3 loop's recorded
+# twin episodes (30, three rounds) through the command path: at 0.5 a wrist freed while its command moved on
+# peaked at 4.06 rad/s (0.97 x data sheet), at 0.35 at 3.13 (bench/results/fr3_overspeed.md). Smaller slows
+# the lagging arms: at 0.25 the UR5e and FR3 pick-and-place experts needed more steps on 1 and 7 of 20 seeds,
+# at a x lead_s^2 / 2 (the UR5e: 0.025 rad) the UR5e expert up to 94 steps instead of 84; at 0.35 every
+# scripted expert (UR5e reach and pick-and-place, FR3 pick-and-place) takes exactly the steps it took
+# before the fix.
+STALL_SHARE = 0.35
 MAX_LEAD_S = 0.5
 # Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
 JOINT_ACCELERATION = {
@@ -137,6 +155,25 @@ class SafetyLimits:
         return self.max_step * (self.lead_s / self.period_s)
 
     @property
+    def stall_lead(self) -> np.ndarray:
+        """(J,) rad: the most a command may lead a joint that measures no speed (or moves away from the
+        command): :data:`STALL_SHARE` of :attr:`max_lead`. A blocked joint's position servo closes at most
+        this gap when it is freed, not ``max_lead``; a following joint is allowed more in the direction it
+        moves (:meth:`lead_at`)."""
+        return STALL_SHARE * self.max_lead
+
+    def lead_at(self, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(behind, ahead) (J,) rad: how far a command may lie below / above joints measured moving at
+        ``speed`` (J,) rad/s: the stall allowance, + :data:`FOLLOW_LAG` x ``lead_s`` of motion at that speed
+        on the side the joint moves towards (a follower trails its command there), at most :attr:`max_lead`.
+        A joint pushed away from its command (the cube on the table drove the FR3 wrist backwards while the
+        command stayed ahead on the other side) gets the stall allowance on the command's side."""
+        follow = FOLLOW_LAG * self.lead_s * np.asarray(speed, dtype=float)
+        behind = np.minimum(self.stall_lead + np.maximum(-follow, 0.0), self.max_lead)
+        ahead = np.minimum(self.stall_lead + np.maximum(follow, 0.0), self.max_lead)
+        return behind, ahead
+
+    @property
     def n_joints(self) -> int:
         return len(self.joint_names)
 
@@ -192,6 +229,8 @@ class _RobotState:
     safety_detail: str = ""
     last_command: np.ndarray | None = None  # (J,) last command that was sent
     last_step: np.ndarray | None = None  # (J,) last command - the one before (None: at rest)
+    speed: np.ndarray | None = None  # (J,) rad/s, measured: trusted positions at least a period apart
+    speed_ref: tuple[np.ndarray, float] | None = None  # (positions, receipt s) the next speed is taken from
     stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -224,9 +263,20 @@ class SafetyMonitor:
         reason = self.trust.judge(q, received_s, stamp_s)
         if reason is None:
             self._s.positions, self._s.received_s = q, float(received_s)
+            self._measure_speed(q, float(received_s))
         elif self.trust.trusted is None and self._s.positions is not None:
             self._s.received_s = min(self._s.received_s, float(received_s) - self.limits.stale_after_s - 1e-9)
         return reason
+
+    def _measure_speed(self, q: np.ndarray, received_s: float) -> None:
+        """Joint speeds from trusted positions at least one control period apart (a 1 kHz stream's noise is
+        not divided by 1 ms). After a gap longer than the watchdog the speed is unknown: taken as rest (the
+        stall allowance: the smaller window)."""
+        ref = self._s.speed_ref
+        if ref is None or received_s - ref[1] > self.limits.stale_after_s + self.limits.period_s:
+            self._s.speed, self._s.speed_ref = np.zeros_like(q), (q, received_s)
+        elif received_s - ref[1] >= self.limits.period_s * (1 - 1e-9):
+            self._s.speed, self._s.speed_ref = (q - ref[0]) / (received_s - ref[1]), (q, received_s)
 
     def set_estop(self, engaged: bool) -> None:
         """Engage (True) or release (False) the e-stop. Either way motion restarts from rest at the last
@@ -382,7 +432,7 @@ class SafetyMonitor:
         """The command nearest ``ref + wanted`` that keeps the step, acceleration and lead limits, and
         the reasons for each limit that changed it.
 
-        The step limit, the joint limits and the lead window (``max_lead`` around the measured position)
+        The step limit, the joint limits and the lead window (:meth:`_lead_window` around the measured position)
         always hold. The acceleration bound holds while the arm follows: when the arm stalls or is pushed
         so that the window edge stops the command, the command stops there at once (the lead bound
         wins), and a command outside the window (the arm moved away from it) walks back towards it by at
@@ -404,16 +454,20 @@ class SafetyMonitor:
         if brake_at_edge:
             smooth = np.clip(smooth, -_braking_step(ref - low, change), _braking_step(high - ref, change))
         bounded = np.clip(np.clip(ref + smooth, low, high) - ref, -lim.max_step, lim.max_step)
-        if not np.array_equal(bounded, smooth):
+        # (ref + s) - ref differs from s in the last bits: only a real move by the window is a clamp (the
+        # reason fired on ~390 of 400 ticks of every FR3 pick-and-place episode before)
+        if np.any(np.abs(bounded - smooth) > 1e-12):
             reasons.append("clamped to lead limit (command ahead of the measured position)")
         return np.clip(ref + bounded, lim.lower, lim.upper), reasons
 
     def _lead_window(self) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) (J,): the positions a command may take, ``max_lead`` around the measured position and
-        inside the joint limits (a measured position beyond a limit by more than the lead: that limit)."""
+        """(low, high) (J,): the positions a command may take, :meth:`SafetyLimits.lead_at` the measured
+        speed around the measured position and inside the joint limits (a measured position beyond a limit
+        by more than the lead: that limit)."""
         lim, measured = self.limits, self._s.positions
-        low = np.maximum(lim.lower, measured - lim.max_lead)
-        high = np.minimum(lim.upper, measured + lim.max_lead)
+        behind, ahead = lim.lead_at(np.zeros_like(measured) if self._s.speed is None else self._s.speed)
+        low = np.maximum(lim.lower, measured - behind)
+        high = np.minimum(lim.upper, measured + ahead)
         edge = np.clip(measured, lim.lower, lim.upper)
         return np.where(low > high, edge, low), np.where(low > high, edge, high)
 

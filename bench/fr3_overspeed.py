@@ -1,0 +1,234 @@
+"""Peak joint speeds of the FR3 pick-and-place policy through the deployment's command path (issue 21).
+
+Last session the FR3 wrist (joint 6) reached 4.43 rad/s on the nominal twin (data sheet 4.18 x 1.05: the
+twin's protective stop) though every command is capped at half the data-sheet speed. Two measurements:
+
+- ``sim``: a trained policy in its own env with ``env.deploy_pipeline`` (the node's 125 Hz command path:
+  action map -> safety filter -> forward position controller), every physics step's joint speeds kept:
+  per-joint peak over ``--episodes`` held-out episodes, how many episodes pass the twin's stop threshold,
+  sim success, and how often the lead limit changed a command.
+- ``replay`` (``--records``): the commands of recorded twin episodes (records with ``joint_targets``) fed to
+  the twin's own sim (``ast_robot.twin.sim.TwinSim`` + its pick-and-place table, no ROS), speed check off,
+  per physics step: reproduces the overspeed outside ROS from what the deployment sent.
+- ``expert`` (``--expert CONFIG``): the scripted expert through that experiment's env (its command path,
+  this checkout's safety module), 20 seeds: steps to first success, before and after the fix.
+- ``actions`` (``--records`` with ``--run``): the same episodes' recorded policy actions (per 125 Hz tick)
+  through the deployment's command path of *this* checkout (the run's env's ``DeployPipeline``: action map,
+  IK, the safety module) into the twin's sim, closed loop on its joints: the command stream the deployment
+  would send now for the same policy outputs (the fix's before/after on the streams that overshot).
+
+    .venv/bin/python bench/fr3_overspeed.py --run RUN_DIR [--records REAL_DIR] --label before --name fr3_overspeed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import goal, write_results  # noqa: E402
+
+SPEED_LIMIT = np.array((2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26))  # FR3 data sheet (ast_robot.robot.specs)
+
+
+class PeakSpeeds:
+    """Per-joint peak |qvel| of ``dof`` over every physics step of one MuJoCo model (wraps mujoco.mj_step)."""
+
+    def __init__(self, model: Any, dof: np.ndarray) -> None:
+        import mujoco
+
+        self.model, self.dof, self._step = model, dof, mujoco.mj_step  # dof: index array or slice
+        self.peak = np.zeros(7)
+
+    def __enter__(self) -> PeakSpeeds:
+        import mujoco
+
+        def step(m: Any, d: Any, nstep: int = 1) -> None:
+            for _ in range(nstep):
+                self._step(m, d)
+                if m is self.model:
+                    self.peak = np.maximum(self.peak, np.abs(d.qvel[self.dof]))
+
+        mujoco.mj_step = step
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import mujoco
+
+        mujoco.mj_step = self._step
+
+
+def sim_row(run: Path, episodes: int, seed: int, label: str) -> dict:
+    """The run's policy in its env (deploy pipeline on), ``episodes`` held-out seeds: peaks and outcomes."""
+    from ast_robot.config import load_config
+    from ast_robot.envs import make_env
+    from ast_robot.evaluation import rollout
+    from ast_robot.trainers.common import load_actor
+    from ast_robot.twin.sim import SPEED_TOLERANCE
+
+    cfg = load_config(run / "config.yaml")
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
+    act, base = load_actor(cfg, run), env.unwrapped
+    peaks, wins, lead_clamps, start = [], 0, 0, time.perf_counter()
+    for k in range(episodes):
+        with PeakSpeeds(base.model, base._vadr) as meter:
+            rec = rollout(env, act, seed + k)
+        lead_clamps += base._pipeline.safety.counters.get("clamped to lead limit", 0)
+        peaks.append(meter.peak)
+        wins += bool(rec.success)
+    return _summary(label, "sim", np.array(peaks), SPEED_TOLERANCE, time.perf_counter() - start,
+                    sim_success=wins / episodes, lead_clamps_per_episode=lead_clamps / episodes, run=str(run))  # fmt: skip
+
+
+def replay_row(records: Path, label: str) -> dict:
+    """Recorded twin commands into the twin's sim (no ROS), speed check off: per-episode joint peaks."""
+    from ast_robot.deploy.robot_io import load_robot_io
+    from ast_robot.records.load import load_episodes
+    from ast_robot.twin.sim import SPEED_TOLERANCE
+
+    io, start = load_robot_io("fr3"), time.perf_counter()
+    peaks = [replay_peaks(rec, io) for rec in load_episodes(records)]
+    return _summary(label, "replay", np.array(peaks), SPEED_TOLERANCE, time.perf_counter() - start, records=str(records))
+
+
+def actions_row(run: Path, records: Path, label: str) -> dict:
+    """Recorded policy actions through this checkout's command path into the twin's sim: per-episode peaks."""
+    from ast_robot.config import load_config
+    from ast_robot.deploy.robot_io import load_robot_io
+    from ast_robot.envs import make_env
+    from ast_robot.records.load import load_episodes
+    from ast_robot.twin.sim import SPEED_TOLERANCE
+
+    cfg = load_config(run / "config.yaml")
+    pipe = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy).unwrapped._pipeline
+    io, start, peaks, clamps = load_robot_io("fr3"), time.perf_counter(), [], 0
+    for rec in load_episodes(records):
+        peaks.append(replay_peaks(rec, io, pipe))
+        clamps += pipe.safety.counters.get("clamped to lead limit", 0)
+    return _summary(label, "actions", np.array(peaks), SPEED_TOLERANCE, time.perf_counter() - start,
+                    lead_clamps_per_episode=clamps / len(peaks), records=str(records), run=str(run))  # fmt: skip
+
+
+def replay_peaks(rec: Any, io: Any, pipe: Any = None) -> np.ndarray:
+    """One record on the twin's pick-and-place sim: its 125 Hz joint targets, or (``pipe``, a
+    DeployPipeline) its actions through the command path, closed loop; the gripper as it was commanded."""
+    from ast_robot.twin.hidden import HiddenParams
+    from ast_robot.twin.pickplace import PickPlaceTable, build_model, parse_scene
+    from ast_robot.twin.sim import TwinSim
+
+    hidden = HiddenParams()
+    sim = TwinSim("fr3", hidden, model=build_model("fr3", hidden))
+    sim.speed_limit[:] = np.inf  # measure how fast, not whether it stops
+    table = PickPlaceTable(sim, io.gripper, hidden)
+    scene = json.loads(rec.meta["table"])
+    scene.pop("target", None)
+    sim.reset(rec.joint_positions[0])
+    table.set_scene(parse_scene(json.dumps(scene)))
+    if pipe is not None:
+        pipe.reset(sim.true_positions())
+    gripper = dict(rec.gripper_commands or [])
+    with PeakSpeeds(sim.model, sim.idx.dof) as meter:
+        for k in range(rec.steps):
+            if k in gripper:
+                table.command([gripper[k], io.gripper.speed_mps, io.gripper.force_n])
+            now = k * rec.control_dt
+            target = rec.joint_targets[k] if pipe is None else pipe.tick(rec.actions[k], sim.true_positions(), now, 0.0)
+            sim.command_positions(target)
+            sim.step_to(now + rec.control_dt)
+    return meter.peak
+
+
+def expert_row(config: Path, episodes: int, label: str, seed: int = 5000) -> dict:
+    """The scripted expert through ``config``'s env (deploy pipeline: this checkout's safety module), no DART
+    noise, 120-step episodes: the step of first success per seed (whether the fix changed normal motion)."""
+    from ast_robot.config import load_config
+    from ast_robot.envs import make_env
+    from ast_robot.envs.demos import run_episode
+    from ast_robot.envs.experts import expert_for
+
+    cfg = load_config(config)
+    cfg.env.max_episode_steps = 120
+    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
+    expert, start, first = expert_for(env), time.perf_counter(), []
+    for k in range(episodes):
+        hit = run_episode(env, expert, seed + k)["is_success"]
+        first.append(int(np.argmax(hit)) + 1 if hit.any() else None)
+    return {"label": label, "kind": "expert", "config": config.name, "episodes": episodes,
+            "first_success_steps": first, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def _summary(label: str, kind: str, peaks: np.ndarray, tolerance: float, seconds: float, **extra: Any) -> dict:
+    over = np.any(peaks > SPEED_LIMIT * tolerance, axis=1)
+    ratio = peaks / SPEED_LIMIT
+    return {"label": label, "kind": kind, "episodes": len(peaks), "peak_rad_s": peaks.max(0).round(3).tolist(),
+            "peak_over_limit": ratio.max(0).round(3).tolist(), "max_ratio": round(float(ratio.max()), 3),
+            "episodes_over_stop": int(over.sum()), "wrist6_peaks": peaks[:, 5].round(2).tolist(),
+            "seconds": round(seconds, 1), **extra}  # fmt: skip
+
+
+def goals(rows: list[dict]) -> list[dict]:
+    experts = {(r["label"], r["config"]): r["first_success_steps"] for r in rows if r["kind"] == "expert"}
+    pairs = {c: (experts[("before", c)], experts[("after", c)]) for (label, c) in experts
+             if label == "after" and ("before", c) in experts}
+    ur5e = [a == b for c, (b, a) in pairs.items() if c in ("demo.yaml", "pickplace_demo.yaml")]
+    fr3 = pairs.get("pickplace_demo_fr3.yaml")
+    out = [goal("UR5e scripted experts (reach demo, pick-and-place loop): every seed's steps to success "
+                "unchanged by the fix (fraction of configs)", 1.0, float(np.mean(ur5e)) if ur5e else None),
+           goal("FR3 pick-and-place scripted expert: seeds whose steps to success changed (of 20)", 1,
+                sum(a != b for a, b in zip(*fr3)) if fr3 else None, "<="),
+           goal("FR3 pick-and-place scripted expert: slowest seed's steps, after minus before", 0,
+                max(fr3[1]) - max(fr3[0]) if fr3 else None, "<=")]  # fmt: skip
+    # after-loop replay rows: what the twin did in the loop's episodes deployed with the fix
+    for label, kind in (("after", "actions"), ("after", "sim"), ("after-loop", "replay"), ("after-loop", "sim")):
+        after = [r for r in rows if r["label"] == label and r["kind"] == kind]
+        out += [goal(f"{label}, {kind}: episodes whose joints pass the twin's stop (data sheet x 1.05)", 0,
+                     sum(r["episodes_over_stop"] for r in after) if after else None, "<="),
+                goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
+                     max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", default=[], help="A trained FR3 pick-and-place run folder.")
+    parser.add_argument("--records", action="append", default=[], help="Recorded twin episodes (a records folder).")
+    parser.add_argument("--expert", action="append", default=[], help="An experiment YAML whose scripted expert "
+                                                                      "is timed through its env's command path.")
+    parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=2_000_000, help="First held-out env seed (the loop's sim eval's).")
+    parser.add_argument("--label", required=True, help="Row label, e.g. before / after.")
+    parser.add_argument("--name", default="fr3_overspeed")
+    parser.add_argument("--merge", default=None, help="Earlier results JSON whose rows are kept.")
+    args = parser.parse_args()
+    rows = json.loads(Path(args.merge).read_text())["rows"] if args.merge else []
+    rows += [replay_row(Path(r), args.label) for r in args.records]
+    rows += [actions_row(Path(args.run[0]), Path(r), args.label) for r in args.records if args.run]
+    rows += [sim_row(Path(r), args.episodes, args.seed, args.label) for r in args.run if args.episodes]
+    rows += [expert_row(Path(c), 20, args.label) for c in args.expert]
+    for row in rows:
+        print(row)
+    notes = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 ms), rad/s; peak_over_limit: "
+             "peak / data-sheet speed per joint; episodes_over_stop: episodes with a joint above the twin's "
+             "protective-stop threshold (data sheet x 1.05). sim rows: the run's policy in its env with the "
+             "deploy pipeline at the safety module of the label's commit; replay rows: recorded twin commands "
+             "replayed in the twin's sim (no ROS); actions rows: recorded policy actions through the command "
+             "path of the label's code into the twin's sim. 'before' rows: this script run at commit 3e15b36 "
+             "(the safety module before the fix; a detached worktree, merged here with --merge); their "
+             "lead_clamps_per_episode count a reason that then fired on float rounding (~all ticks), not real "
+             "clamps. Policies: round 0 of last session's FR3 nominal loop (/tmp/ppd, trained before the fix, "
+             "80-step episodes) and, label 'after-loop', round 0 of this session's loop (trained with the fix, "
+             "100-step episodes), whose replay rows are the twin's own episodes of rounds 0 and 1 deployed with the "
+             "fix. Labels '*-share0.5': the same at commit 56b818e (STALL_SHARE 0.5; relabelled when 0.35 replaced "
+             "it), whose loop wrist reached 4.06 rad/s.")  # fmt: skip
+    print(write_results(args.name, rows, goals(rows), notes))
+
+
+if __name__ == "__main__":
+    main()
