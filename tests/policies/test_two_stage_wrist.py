@@ -9,7 +9,8 @@ import torch
 
 from ast_robot.config import PolicyConfig
 from ast_robot.policies.encoders import WristPerception
-from ast_robot.policies.policy import AUX_KEY, WRIST_PIXEL_KEY, build_policy, load_policy_weights
+from ast_robot.policies.policy import WRIST_PIXEL_KEY, build_policy, load_policy_weights
+from tests.policies.test_two_stage import batch_of
 
 TWO_STAGE = dict(type="two_stage", aux_weight=1.0, n_keypoints=4, hidden_sizes=[32, 32], pixel_weight=0.05)
 
@@ -23,13 +24,6 @@ def wrist_space() -> gym.spaces.Dict:
     })  # fmt: skip
     space.seed(0)
     return space
-
-
-def batch_of(space: gym.spaces.Dict, n: int) -> dict[str, torch.Tensor]:
-    batch = {k: torch.as_tensor(np.stack([space[k].sample() for _ in range(n)])) for k in space.spaces}
-    batch["action"] = torch.rand(n, 4) * 1.8 - 0.9
-    batch[AUX_KEY] = torch.rand(n, 6)
-    return batch
 
 
 def test_wrist_student_acts_and_survives_a_save_load_round_trip(tmp_path):
