@@ -130,3 +130,26 @@ def test_speed_after_a_gap_counts_as_rest():
     for k in range(ACQUIRE_STATES):  # reacquired 0.5 s later, 0.3 rad on
         mon.observe_state(q + 0.3, received_s=0.5 + k * 1e-3)
     np.testing.assert_allclose(window(mon), [lim.stall_lead, lim.stall_lead], rtol=1e-9)
+
+
+@pytest.mark.parametrize("stamped", [False, True])
+def test_the_window_does_not_depend_on_the_absolute_time(stamped):
+    """The same states at another absolute time give the same window to the bit (stamped: timed by the
+    stamps). Speeds from unrounded intervals differed in the last bits (8 ms after 1234.568 s is
+    0.008000000000038 s), a binding window moved them into the commands, and the same episode on
+    simulated time differed run to run."""
+
+    def windows(t0: float) -> list[np.ndarray]:
+        mon, out = fr3_monitor(), []
+        q = np.array(get_robot("fr3").home_qpos)
+        for k in range(12):
+            t = t0 + k * PERIOD
+            if stamped:
+                mon.observe_state(q + 0.7 * k * PERIOD, received_s=k * PERIOD + 1e-4 * (k % 3), stamp_s=t)
+            else:
+                mon.observe_state(q + 0.7 * k * PERIOD, received_s=t)
+            out.append(np.concatenate(window(mon)))
+        return out
+
+    for a, b in zip(windows(1.0), windows(1234.568), strict=True):
+        assert np.array_equal(a, b), a - b
