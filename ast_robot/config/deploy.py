@@ -56,6 +56,9 @@ class RosNames:
                            "/io_and_status_controller/safety_mode: bridge its `mode` field here (the twin "
                            "publishes this topic itself).")  # fmt: skip
     camera: str = doc("/camera/image_raw", "sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8 or mono8).")
+    wrist_camera: str = doc("/wrist_camera/image_raw", "sensor_msgs/Image of the camera on the gripper (a wrist-"
+                            "camera policy, layout pickplace-deploy-wrist-v1; same encodings and rate as the scene "
+                            "camera); empty: no wrist camera (wrist-camera checkpoints are refused).")  # fmt: skip
     instruction: str = doc("/ast/instruction", "std_msgs/String language instruction.")
     goal: str = doc("/ast/goal", "geometry_msgs/PoseStamped end-effector goal (position used, m, mounting frame = base_link).")
     estop: str = doc("/ast/estop", "std_msgs/Bool e-stop, transient-local (an e-stop engaged before the node "
@@ -117,6 +120,8 @@ class RobotIOConfig:
     joint_state_rate_hz: float = doc(500.0, "Rate at which the twin publishes /joint_states (Hz).", gt=0)
     camera_rate_hz: float = doc(10.0, "Rate at which the twin publishes camera images (Hz; 0 = off).", ge=0)
     camera_size: tuple[int, int] = doc((64, 64), "Twin camera image (height, width) in pixels.")
+    wrist_camera_size: tuple[int, int] = doc((64, 64), "Twin wrist camera image (height, width) in pixels "
+                                                       "(pick-and-place; published at camera_rate_hz).")  # fmt: skip
     safety_mode_required: bool = doc(True, "Refuse to start an episode until a safety-mode message arrived "
                                            "(fail closed; false for robots without one, e.g. FR3).")  # fmt: skip
     topics: RosNames = doc(factory=RosNames, help="Topic and service names.")

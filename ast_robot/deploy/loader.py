@@ -36,12 +36,17 @@ SCRIPTED_GRIPPER = "scripted:close-gripper"
 SCRIPTED_PICKPLACE = "scripted:pickplace"
 SCRIPTED_SPECS = (SCRIPTED, SCRIPTED_GRIPPER, SCRIPTED_PICKPLACE)
 LAYOUT_VERSIONS = (OBSERVATION_LAYOUT_VERSION,)  # the observation layouts ObservationBuilder builds
+# The task layouts the runner builds (the contract's observation_layout; None: reach, which has no named one):
+# the tracker-fed privileged pick-and-place, the deployable one from pixels and language, and that one with the
+# camera on the gripper (issue 20). A layout named otherwise (a privileged layout with a wrist camera, a v2)
+# is refused in one line before its shapes are compared.
+TASK_LAYOUTS = (None, "pickplace-privileged-v1", "pickplace-deploy-v1", "pickplace-deploy-wrist-v1")
 ACTION_MODES = ("ee_delta", "joint_delta")  # the action mappings robot.actions provides
 # interface -> the RosNames field that provides it (None: the command topic of the command interface); the
 # tracker's cube poses and the operator's table serve the privileged pick-and-place layout
 INTERFACE_TOPICS = {"joint_states": "joint_states", "arm_command": None, "goal": "goal", "camera": "camera",
                     "instruction": "instruction", "gripper_command": "gripper_command", "tracker": "object_poses",
-                    "table": "twin_scene"}  # fmt: skip
+                    "table": "twin_scene", "wrist_camera": "wrist_camera"}  # fmt: skip
 RETRAIN = "retrain it with this version of ast_robot (its trainers write the contract)"
 
 
@@ -114,6 +119,9 @@ def check_contract(contract: DeploymentContract, robot: str, io: Any = None, sou
         raise ContractError(f"{source}: observation layout version {contract.observation_layout_version!r} is "
                             f"unknown here (this deployment builds version(s) {list(LAYOUT_VERSIONS)}); "
                             "deploy it with the ast_robot version that trained it")  # fmt: skip
+    if contract.observation_layout not in TASK_LAYOUTS:
+        raise ContractError(f"{source}: observation layout {contract.observation_layout!r} is not one this "
+                            f"deployment builds ({[n for n in TASK_LAYOUTS if n]}, or none for reach)")  # fmt: skip
     provided = provided_interfaces(io)
     missing = [name for name in contract.interfaces if name not in provided]
     if missing:
@@ -151,12 +159,14 @@ def _check_observation(contract: DeploymentContract, source: str) -> None:
         built["camera"] = [*contract.camera_size, 3]
     if contract.instruction_length is not None:
         built["instruction"] = [contract.instruction_length]
+    if contract.wrist_camera_size is not None:  # the camera on the gripper (its own input, deploy.camera)
+        built["wrist_camera"] = [*contract.wrist_camera_size, 3]
     trained = {k: list(v["shape"]) for k, v in contract.observation.items()}
     if trained != built:
         raise ContractError(f"{source}: the policy observes {trained}, the deployment builds {built} (layout "
                             f"v{contract.observation_layout_version}: the arm's proprioception, the tracked cubes in the "
                             "privileged pick-and-place layout, goals where the task has a goal or table interface, "
-                            "camera and instruction as trained)")  # fmt: skip
+                            "camera, wrist camera and instruction as trained)")  # fmt: skip
 
 
 def _locate(path: Path) -> tuple[str, Path]:

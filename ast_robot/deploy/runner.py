@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ast_robot.deploy.scheduler import PolicyScheduler
+from ast_robot.robot.contract import WRIST_KEY
 from ast_robot.robot.safety import SafetyDecision, SafetyLimits, SafetyMonitor, finite_vector
 
 
@@ -64,6 +65,7 @@ class PolicyRunner:
         self.contract: Any = None  # the checkpoint's DeploymentContract (for_robot sets it)
         self.gripper: Any = None  # a deploy.gripper.GripperCommander when the task commands the gripper
         self.camera_input: Any = None  # a deploy.camera.CameraInput when the policy sees the camera (age checked)
+        self.wrist_input: Any = None  # ... and one for the camera on the gripper (contract.wrist_camera_size)
         self.tracker: Any = None  # a deploy.tracker.TrackerInput when the policy observes the cubes (privileged)
         self.table: Any = None  # the operator's table (deploy.table.Table): the target cube and its place
 
@@ -122,6 +124,8 @@ class PolicyRunner:
         if c is not None and c.camera_size is not None and self.current_camera(now_s) is None:
             age = "" if self.camera_input is None else f" (none within {self.camera_input.max_age_s:g} s)"
             missing.append(f"no recent camera image{age}")
+        if self.wrist_input is not None and self.wrist_input.latest(now_s) is None:  # held as for the scene camera
+            missing.append(f"no recent wrist camera image (none within {self.wrist_input.max_age_s:g} s)")
         if c is not None and c.instruction_length is not None and self.instruction is None:
             missing.append("no instruction")
         if self.tracked:
@@ -202,6 +206,8 @@ class PolicyRunner:
         camera = self.current_camera(now_s)
         if camera is not None:
             obs["camera"] = camera
+        if self.wrist_input is not None:
+            obs[WRIST_KEY] = self.wrist_input.latest(now_s)
         if self.instruction is not None:
             obs["instruction"] = self.instruction
         return obs, ee
@@ -272,9 +278,9 @@ class PolicyRunner:
 
 
 def _wire_task_inputs(runner: PolicyRunner, contract: Any, spec: Any, io: Any) -> None:
-    """The gripper command path and the camera input that a contract's interfaces call for (``io``: the
-    robot's RobotIOConfig, default configs/deploy/<robot>.yaml)."""
-    if "gripper_command" not in contract.interfaces and contract.camera_size is None:
+    """The gripper command path and the camera inputs (scene, wrist) that a contract's interfaces call for
+    (``io``: the robot's RobotIOConfig, default configs/deploy/<robot>.yaml)."""
+    if "gripper_command" not in contract.interfaces and contract.camera_size is None and not contract.wrist_camera_size:
         return
     if "tracker" in contract.interfaces:
         from ast_robot.deploy.tracker import TRACKER_RATE_HZ, TrackerInput
@@ -291,6 +297,8 @@ def _wire_task_inputs(runner: PolicyRunner, contract: Any, spec: Any, io: Any) -
         runner.gripper = GripperCommander(io.gripper, spec.gripper_width)
     if contract.camera_size is not None:
         runner.camera_input = CameraInput(tuple(contract.camera_size), io.camera_rate_hz or 10.0)
+    if contract.wrist_camera_size is not None:  # the camera on the gripper: its own topic, the same checks
+        runner.wrist_input = CameraInput(tuple(contract.wrist_camera_size), io.camera_rate_hz or 10.0, "wrist camera")
 
 
 def _action_and_observation(trained: Any, spec: Any, model: Any, kin: Any, tick_hz: float) -> tuple[Any, Any]:

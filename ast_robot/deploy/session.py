@@ -164,6 +164,19 @@ class DeploymentSession:
         self.runner.camera = resize_nearest(img, *size) if img.shape[:2] != size else img
         return None
 
+    def on_wrist_image(self, encoding: str, height: int, width: int, step: int, data: bytes,
+                       now_s: float) -> str | None:  # fmt: skip
+        """A wrist camera frame received at ``now_s`` (monotonic s): encoding, size, rate and age checked as the
+        scene camera's (:mod:`ast_robot.deploy.camera`); refused when the policy has no wrist camera."""
+        wrist = self.runner.wrist_input
+        try:
+            if wrist is None:
+                raise Rejected("this policy observes no wrist camera (its contract has no wrist_camera_size)", "unused")
+            wrist.offer(encoding, height, width, step, data, now_s)  # the runner reads wrist.latest()
+        except (Rejected, TypeError, ValueError) as err:
+            return self.reject("wrist_image", err)
+        return None
+
     def on_goal(self, xyz: Any) -> str | None:
         try:
             self.runner.set_goal(xyz)
@@ -314,6 +327,11 @@ class DeploymentSession:
         return self.episodes.gripper_width is not None
 
     @property
+    def sees_wrist_camera(self) -> bool:
+        """Whether the policy observes the camera on the gripper: the node then subscribes its topic."""
+        return self.runner.wrist_input is not None
+
+    @property
     def gripper_wired(self) -> bool:
         """Whether the policy commands a gripper (pick-and-place): the node then publishes its commands."""
         return self.runner.gripper is not None
@@ -343,6 +361,8 @@ class DeploymentSession:
         self.log.interval_s = 0.0
         pending = self.log.summary(now_s)
         counts = {k: self.rejections.get(k, 0) for k in ("joint_state", "image", "goal", "instruction")}
+        if self.sees_wrist_camera:
+            counts["wrist_image"] = self.rejections.get("wrist_image", 0)
         reasons = "; ".join(f"{k} x{n}" for k, n in sorted(self.log.totals.items()))
         total = ("rejected messages: " + " ".join(f"{k}={v}" for k, v in counts.items())
                  + (f" (by reason: {reasons})" if reasons else ""))  # fmt: skip

@@ -25,6 +25,8 @@ the deployment all import it.
 |                            | or ``open`` (a constant: no gripper sensor); None: not recorded (before)    |
 | observation_layout         | the task's named layout (``pickplace-privileged-v1``, ...), None for reach  |
 | n_objects                  | cubes on the table (pick-and-place), None for reach                         |
+| wrist_camera_size          | (height, width) pixels of the ``wrist_camera`` entry (the camera on the     |
+|                            | gripper, ``env.wrist_camera``), or None without one                          |
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ INSTRUCTION_ENCODING = "utf-8, zero-padded"
 # observes the same (PolicyRunner.set_gripper_width). Contracts written before it was recorded read None.
 GRIPPER_OBSERVED = ("measured", "open")
 STATE_KEY = "contract"
+# The camera on the gripper (env.wrist_camera): its observation key and the interface that serves it.
+WRIST_KEY = WRIST_INTERFACE = "wrist_camera"
 
 # What a task needs from the robot besides the policy: the robot's deploy YAML must provide each one. The key
 # is the task, or "<task>-<layout>" for an observation layout that needs other inputs than the task's default
@@ -97,6 +101,7 @@ class DeploymentContract:
     version: int = CONTRACT_VERSION
     observation_layout: str | None = None
     n_objects: int | None = None
+    wrist_camera_size: tuple[int, int] | None = None
 
     @classmethod
     def from_env(cls, env: Any) -> DeploymentContract:
@@ -106,7 +111,9 @@ class DeploymentContract:
         observation = {k: {"shape": [int(n) for n in space.shape], "dtype": str(space.dtype)}
                        for k, space in base.observation_space.spaces.items()}  # fmt: skip
         interfaces = task_interfaces(base.task, getattr(cfg, "observation", None))
+        wrist = bool(getattr(cfg, "wrist_camera", False))
         interfaces += ("camera",) * bool(cfg.camera) + ("instruction",) * bool(cfg.instruction)
+        interfaces += (WRIST_INTERFACE,) * wrist
         return cls(
             env_id=cfg.id, task=base.task, robot=base.robot.name, control_hz=float(cfg.control_hz),
             action_mode=cfg.action_mode, action_size=int(base.action_space.shape[0]),
@@ -119,13 +126,15 @@ class DeploymentContract:
             gripper_observed=getattr(base, "gripper_observed", None),
             observation_layout=getattr(base, "observation_layout", None),
             n_objects=int(cfg.n_objects) if base.task == "pickplace" else None,
+            wrist_camera_size=tuple(int(n) for n in cfg.wrist_camera_size) if wrist else None,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (JSON, and ``torch.load(weights_only=True)`` accepts them)."""
         out = dataclasses.asdict(self)
         out["interfaces"] = list(self.interfaces)
-        out["camera_size"] = None if self.camera_size is None else list(self.camera_size)
+        for key in ("camera_size", "wrist_camera_size"):
+            out[key] = None if out[key] is None else list(out[key])
         return out
 
     @classmethod
@@ -145,8 +154,24 @@ class DeploymentContract:
         if data.get("gripper_observed") not in (None, *GRIPPER_OBSERVED):
             raise ContractError(f"{source}: gripper_observed {data['gripper_observed']!r}; allowed: "
                                 f"{list(GRIPPER_OBSERVED)} or null (not recorded)")  # fmt: skip
-        values = dict(data)
+        values = _with_wrist_camera(dict(data))
         values["interfaces"] = tuple(values["interfaces"])
-        if values.get("camera_size") is not None:
-            values["camera_size"] = tuple(values["camera_size"])
+        for key in ("camera_size", "wrist_camera_size"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         return cls(**values)
+
+
+def _with_wrist_camera(values: dict[str, Any]) -> dict[str, Any]:
+    """A contract written before ``wrist_camera_size`` existed (the wrist students of issue 20, trained before
+    the deployment served the wrist camera) says what it needs in its observation entry: the ``wrist_camera``
+    shape is the size, and the wrist image an interface the robot must provide."""
+    entry = values.get("observation", {}).get(WRIST_KEY) if isinstance(values.get("observation"), dict) else None
+    if "wrist_camera_size" in values or not isinstance(entry, dict) or not isinstance(values["interfaces"], list):
+        return values
+    shape = entry.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3):
+        return values  # the loader's observation check names the malformed entry
+    interfaces = list(values["interfaces"])
+    return {**values, "wrist_camera_size": shape[:2],
+            "interfaces": interfaces + [WRIST_INTERFACE] * (WRIST_INTERFACE not in interfaces)}

@@ -4,7 +4,7 @@ configure: load the checkpoint, create subscriptions, (lifecycle) publishers and
 activate: start the control timer from rest at the measured position. deactivate: stop it and end a
 running episode (end_reason "deactivated"). cleanup: the same, then drop everything.
 
-Subscribes joint states, camera, instruction, goal (PoseStamped in ``base_link``), e-stop (Bool) and the
+Subscribes joint states, camera (and the wrist camera where the policy sees one), instruction, goal (PoseStamped in ``base_link``), e-stop (Bool) and the
 robot's safety mode (UInt8, UR numbering, bridged from ur_robot_driver: see ``RosNames.safety_mode``);
 e-stop and safety mode are transient-local, so a state set before the node started still counts. With
 ``safety_mode_required`` (UR5e) no episode starts before a safety-mode message arrived. Publishes a
@@ -56,6 +56,7 @@ TICK_WITH_COMMAND = "command"  # its frame_id when a trajectory command stamped 
 # use_sim_time: a camera frame or object-pose sample taken in is acknowledged on /ast/tick (its stamp, these
 # frame_ids, as ast_robot.twin.node reads them): the twin publishes the joint state of that stamp only after it
 RECEIPT_POSES, RECEIPT_CAMERA = "received:object_poses", "received:camera"
+RECEIPT_WRIST = "received:wrist_camera"  # the wrist camera's frames (a wrist-camera policy subscribes them)
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Joint states are taken by the control tick, not by the executor: 32 ms of a 500 Hz stream queue up between
@@ -142,6 +143,8 @@ class PolicyNode(LifecycleNode):
             self.pub_gripper = self.create_lifecycle_publisher(Float64MultiArray, t.gripper_command, RELIABLE)
         subs = [(Image, t.camera, self._on_image, RELIABLE), (String, t.instruction, self._on_instruction, RELIABLE),
                 (PoseStamped, t.goal, self._on_goal, RELIABLE)]  # fmt: skip
+        if self.session.sees_wrist_camera:  # the camera on the gripper: checked as the scene camera
+            subs.append((Image, t.wrist_camera, self._on_wrist_image, RELIABLE))
         if self.session.judges_objects:  # the outcome's judge, never the policy: the table and a lab's tracker
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)  # the twin's /twin/scene QoS
@@ -307,6 +310,11 @@ class PolicyNode(LifecycleNode):
         now = self._sample_time(msg.header.stamp)  # frame age and rate are checked on it
         self._warn(self.session.on_image(msg.encoding, msg.height, msg.width, msg.step, msg.data, now))  # no copy
         self._receipt(msg.header.stamp, RECEIPT_CAMERA)
+
+    def _on_wrist_image(self, msg: Image) -> None:
+        now = self._sample_time(msg.header.stamp)
+        self._warn(self.session.on_wrist_image(msg.encoding, msg.height, msg.width, msg.step, msg.data, now))
+        self._receipt(msg.header.stamp, RECEIPT_WRIST)
 
     def _sample_time(self, stamp: Any) -> float:
         """When a camera frame or tracker sample counts as received: now (monotonic), or with use_sim_time its
