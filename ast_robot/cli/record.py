@@ -1,5 +1,5 @@
 """`ast-robot record --out BAG`: write the outcome records and the joint states to a ROS 2 bag (rosbags);
-with `--camera-rate 2` also the camera images, thinned to 2 a second (``ast_robot.records.bag.read_bag_images``)."""
+with `--camera-rate 2` also the camera images (the scene camera's and the wrist camera's), thinned to 2 a second (``ast_robot.records.bag.read_bag_images``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--camera-rate", type=float, default=0.0,
                         help="Also record the camera images, at most this many a second (0: none; e.g. 2).")
     parser.add_argument("--camera-topic", default=NAMES.camera, help="Camera image topic.")
+    parser.add_argument("--wrist-camera-topic", default=NAMES.wrist_camera,
+                        help="Wrist camera image topic, recorded with the camera's (empty: none).")  # fmt: skip
     parser.add_argument("--sim-time", action="store_true", help="use_sim_time: stamp bag entries with /clock.")
     parser.set_defaults(func=run)
 
@@ -35,10 +37,12 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         raise ValueError(f"--duration: expected seconds > 0, got {args.duration}")
     from ast_robot.records.bag import recorded_topics
+    from ast_robot.records.stream import IMAGE
 
-    names = RosNames(outcome=args.outcome_topic, joint_states=args.joint_states_topic, camera=args.camera_topic)
+    names = RosNames(outcome=args.outcome_topic, joint_states=args.joint_states_topic, camera=args.camera_topic,
+                     wrist_camera=args.wrist_camera_topic)  # fmt: skip
     topics = recorded_topics(names, joint_states=not args.no_joint_states, camera=args.camera_rate > 0)
-    rates = {names.camera: args.camera_rate} if args.camera_rate > 0 else None
+    rates = {t: args.camera_rate for t, kind in topics.items() if kind == IMAGE} or None
     try:
         from ast_robot_ros.recorder_node import run as record
     except ImportError as err:

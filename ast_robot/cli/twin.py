@@ -11,6 +11,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--hidden", default=None, help="YAML of hidden physical parameters (default: nominal).")
     parser.add_argument("--rate", type=float, default=None, help="/joint_states rate (Hz); default from the YAML.")
     parser.add_argument("--camera-rate", type=float, default=None, help="Camera rate (Hz; 0 = off).")
+    parser.add_argument("--camera-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="Scene camera image (height, width) in pixels; default from the YAML.")  # fmt: skip
+    parser.add_argument("--wrist-camera-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="Wrist camera image (height, width) in pixels (pick-and-place); default from the YAML.")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="Seed of the sensor noise.")
     parser.add_argument("--task", default="reach", choices=("reach", "pickplace"),
                         help="Scene: reach, or the envs' pick-and-place table (cubes and pads set on the twin_scene "
@@ -34,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.camera_rate >= 0:
             raise ValueError(f"--camera-rate: expected a rate >= 0 (Hz; 0 turns the camera off), got {args.camera_rate}")
         io.camera_rate_hz = args.camera_rate
+    for flag, field in (("--camera-size", "camera_size"), ("--wrist-camera-size", "wrist_camera_size")):
+        size = getattr(args, field)
+        if size is not None:
+            if not all(0 < n <= 4096 for n in size):
+                raise ValueError(f"{flag}: expected a height and a width in 1..4096 pixels, got {size}")
+            setattr(io, field, (int(size[0]), int(size[1])))
     hidden = load_hidden(args.hidden)
     from ast_robot.twin.node import main
 

@@ -38,9 +38,10 @@ _NAMES = RosNames()
 
 def recorded_topics(names: RosNames = _NAMES, joint_states: bool = True, camera: bool = False) -> dict[str, str]:
     """What ``ast-robot record`` writes: topic -> message type (the outcome stream, the joint states, and with
-    ``camera`` the camera images, which the recorder thins to its ``--camera-rate``)."""
-    return {names.outcome: STRING, **({names.joint_states: JOINT_STATE} if joint_states else {}),
-            **({names.camera: IMAGE} if camera else {})}  # fmt: skip
+    ``camera`` the camera images, the scene camera's and the wrist camera's where its topic is named, which the
+    recorder thins to its ``--camera-rate``)."""
+    cameras = {t: IMAGE for t in (names.camera, names.wrist_camera) if t} if camera else {}
+    return {names.outcome: STRING, **({names.joint_states: JOINT_STATE} if joint_states else {}), **cameras}
 
 
 def _rosbags() -> Any:

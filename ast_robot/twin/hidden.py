@@ -34,6 +34,10 @@ class HiddenParams:
     finger_friction_scale: float = doc(1.0, "Scale of the finger pads' sliding friction (after friction_scale).", gt=0)
     camera_offset_m: list[float] = doc([0.0, 0.0, 0.0], "Scene camera position offset (m, world x/y/z).")
     camera_rotation_deg: list[float] = doc([0.0, 0.0, 0.0], "Scene camera roll/pitch/yaw after aiming (deg).")
+    wrist_camera_offset_m: list[float] = doc([0.0, 0.0, 0.0], "Wrist camera mount offset (m, gripper frame x/y/z; "
+                                             "the env's visual_wrist_d* jitter is +-4 mm).")  # fmt: skip
+    wrist_camera_rotation_deg: list[float] = doc([0.0, 0.0, 0.0], "Wrist camera mount roll/pitch/yaw about its own "
+                                                 "axes (deg; the env's visual_wrist_* jitter is +-2 deg).")  # fmt: skip
     light_scale: float = doc(1.0, "Scale of the directional light's intensity.", gt=0)
     colour_shift: list[float] = doc([0.0, 0.0, 0.0], "Camera colour shift: added to each RGB channel of the "
                                                      "published image, as a fraction of full scale (-1..1).")  # fmt: skip

@@ -59,6 +59,8 @@ from ast_robot.twin.sim import CommandRefused, TwinSim
 
 TICK_WITH_COMMAND = "command"  # Header.frame_id of an answer whose tick also sent a command
 RECEIPT_POSES, RECEIPT_CAMERA = "received:object_poses", "received:camera"  # frame_ids of sample receipts
+RECEIPT_WRIST = "received:wrist_camera"  # ... of a wrist camera frame (a wrist-camera policy node sends it)
+SCENE_CAMERA = "scene"  # the envs' scene camera (ast_robot.envs.base renders it by this name)
 # Sim-time mode: /twin/reset moves the clock on by this much. The reset teleports the arm home; a driver
 # stream whose arm jumps is trusted again only once the jump is reachable at the data-sheet speed over the time
 # since (robot/trust.MeasurementTrust), so without a pause the next episode's start waited on how fast the
@@ -86,7 +88,7 @@ class TwinNode(Node):
         if task == "pickplace":
             from ast_robot.twin.pickplace import build_model
 
-            model = build_model(io.robot, hidden)
+            model = build_model(io.robot, hidden, wrist_camera=bool(io.topics.wrist_camera))
         self.sim = TwinSim(io.robot, hidden, seed=seed, joint_names=io.joint_names, model=model)
         self._seed, self._resets = seed, 0
         self._frozen = False  # sim-time mode: at rest after /twin/reset until the first command (see _on_reset)
@@ -99,6 +101,7 @@ class TwinNode(Node):
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub_mode = self.create_publisher(UInt8, t.safety_mode, latched)  # late joiners get the current mode
         self.pub_cam = self.create_publisher(Image, t.camera, 2)
+        self.pub_wrist = None  # pick-and-place with a wrist_camera topic: the camera on the gripper (_attach_table)
         self.create_subscription(JointTrajectory, t.trajectory, self._on_trajectory, qos)
         self.create_subscription(Float64MultiArray, t.forward_position, self._on_forward, qos)
         self.create_service(Trigger, t.twin_reset, self._on_reset)
@@ -107,8 +110,9 @@ class TwinNode(Node):
             self._attach_table(hidden, qos)
         self.create_timer(0.1, self._publish_mode)
         self._renderer: Any = None
-        if io.camera_rate_hz > 0 and not sim_time:
-            self.create_timer(1.0 / io.camera_rate_hz, self._publish_camera)
+        self._wrist_renderer: Any = None
+        if io.camera_rate_hz > 0 and not sim_time:  # the wrist camera's frames at the scene camera's rate
+            self.create_timer(1.0 / io.camera_rate_hz, self._publish_cameras)
         self._last_mode = -1
         self._reset_stamp = 0.0  # ROS time (s) of the last /twin/reset
         self._clock_ticks = 0  # sim-time mode: the clock in whole periods (exact stamps; runs on across resets)
@@ -197,9 +201,7 @@ class TwinNode(Node):
         try:
             self._lockstep_steps(period)
         finally:
-            if self._renderer is not None:
-                self._renderer.close()
-                self._renderer = None
+            self._close_renderers()
 
     def _lockstep_steps(self, period: float) -> None:
         while self._running and rclpy.ok(context=self.context):
@@ -239,6 +241,8 @@ class TwinNode(Node):
             kinds.append((RECEIPT_POSES, OBJECT_POSE_HZ, self._publish_object_poses))
         if self.io.camera_rate_hz > 0:
             kinds.append((RECEIPT_CAMERA, self.io.camera_rate_hz, self._publish_camera))
+            if self.pub_wrist is not None:  # on the same grid as the scene camera's
+                kinds.append((RECEIPT_WRIST, self.io.camera_rate_hz, self._publish_wrist_camera))
         with self._lock:
             now = t if frozen else self.sim.time
         for kind, rate, publish in kinds:
@@ -297,7 +301,7 @@ class TwinNode(Node):
 
     def _on_tick_answer(self, msg: Header) -> None:
         with self._answered:
-            if msg.frame_id in (RECEIPT_POSES, RECEIPT_CAMERA):
+            if msg.frame_id in (RECEIPT_POSES, RECEIPT_CAMERA, RECEIPT_WRIST):
                 self._receipts[msg.frame_id] = max(self._receipts.get(msg.frame_id, -1), stamp_ns(msg.stamp))
             else:
                 self._answer = (stamp_ns(msg.stamp), msg.frame_id == TICK_WITH_COMMAND)
@@ -308,21 +312,39 @@ class TwinNode(Node):
         self._last_mode = self.sim.safety_mode
         self.pub_mode.publish(UInt8(data=self.sim.safety_mode))
 
+    def _publish_cameras(self) -> None:
+        """Wall clock: the scene camera's frame, then the wrist camera's (where there is one), same stamp."""
+        stamp = self.get_clock().now().to_msg()
+        self._publish_camera(stamp)
+        if self.pub_wrist is not None:
+            self._publish_wrist_camera(stamp)
+
     def _publish_camera(self, stamp: Any = None) -> None:
         import mujoco
 
         h, w = self.io.camera_size
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.sim.model, height=h, width=w)
+        model = self.sim.model
+        scene = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, SCENE_CAMERA)  # not the wrist camera
         with self._lock:
-            self._renderer.update_scene(self.sim.data, camera=0 if self.sim.model.ncam else -1)
+            self._renderer.update_scene(self.sim.data, camera=scene if scene >= 0 else (0 if model.ncam else -1))
         pixels = self._renderer.render()  # (H, W, 3) uint8
         if self.table is not None:
             pixels = self.table.post_process(pixels)
-        msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3)
-        msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
-        msg.data = pixels.tobytes()
-        self.pub_cam.publish(msg)
+        self.pub_cam.publish(_image(pixels, stamp if stamp is not None else self.get_clock().now().to_msg()))
+
+    def _publish_wrist_camera(self, stamp: Any) -> None:
+        """The camera on the gripper (ast_robot.envs.wrist), on its hidden mount, at ``io.wrist_camera_size``."""
+        import mujoco
+
+        from ast_robot.envs.wrist import WRIST_CAMERA
+
+        if self._wrist_renderer is None:
+            self._wrist_renderer = mujoco.Renderer(self.sim.model, *self.io.wrist_camera_size)
+        with self._lock:
+            self._wrist_renderer.update_scene(self.sim.data, camera=WRIST_CAMERA)
+        self.pub_wrist.publish(_image(self._wrist_renderer.render(), stamp))
 
     # ----- commands -----------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
@@ -387,6 +409,8 @@ class TwinNode(Node):
         self._pose_count = 0
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(String, self.io.topics.twin_scene, self._on_scene, latched)
+        if self.io.topics.wrist_camera:  # the model has the camera on the gripper (build_model)
+            self.pub_wrist = self.create_publisher(Image, self.io.topics.wrist_camera, 2)
         if self.io.topics.gripper_command:
             self.create_subscription(Float64MultiArray, self.io.topics.gripper_command, self._on_gripper, qos)
 
@@ -434,10 +458,23 @@ class TwinNode(Node):
         self._running = False
         if self._loop.is_alive() and self._loop is not threading.current_thread():
             self._loop.join(timeout=1.0)
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._close_renderers()
         super().destroy_node()
+
+    def _close_renderers(self) -> None:
+        for name in ("_renderer", "_wrist_renderer"):
+            if getattr(self, name) is not None:
+                getattr(self, name).close()
+                setattr(self, name, None)
+
+
+def _image(pixels: np.ndarray, stamp: Any) -> Image:
+    """sensor_msgs/Image (rgb8) of an (H, W, 3) uint8 render."""
+    h, w = pixels.shape[:2]
+    msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3)
+    msg.header.stamp = stamp
+    msg.data = pixels.tobytes()
+    return msg
 
 
 def _to_time(seconds: float) -> Any:

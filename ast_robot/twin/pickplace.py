@@ -10,6 +10,9 @@ the same cubes, pads and scene camera as ``PickPlaceEnv``) and this module adds 
   its measured opening is published in ``/joint_states`` under ``gripper.state_joints``, as the drivers do;
 - **the camera** renders the scene camera of the twin's own scene, moved by the hidden camera offsets,
   under the hidden light scale, with the hidden colour shift on the pixels;
+- **the wrist camera** (where the robot's deploy YAML names a ``wrist_camera`` topic) is the envs' camera on the
+  gripper (:mod:`ast_robot.envs.wrist`), on a mount off by the hidden ``wrist_camera_offset_m`` /
+  ``wrist_camera_rotation_deg``, under the same light (the colour shift is the scene camera's sensor's);
 - **hidden physics**: cube mass and friction, finger friction (:class:`~ast_robot.twin.hidden.HiddenParams`).
 
 No ROS here (``ast_robot.twin.node`` subscribes and publishes).
@@ -97,11 +100,17 @@ def _placement(name: str, item: Any, colours: dict, low: np.ndarray, high: np.nd
     return Placement(item["colour"], x, y, yaw)
 
 
-def build_model(robot: str, hidden: HiddenParams) -> Any:
-    """The envs' pick-and-place scene for ``robot`` with the hidden cube, finger, camera and light values."""
-    from ast_robot.robot.specs import load_model
+def build_model(robot: str, hidden: HiddenParams, wrist_camera: bool = False) -> Any:
+    """The envs' pick-and-place scene for ``robot`` with the hidden cube masses (``wrist_camera``: with the envs'
+    camera on the gripper, as ``env.wrist_camera`` builds it; nothing else in the model changes)."""
+    from ast_robot.envs import wrist
+    from ast_robot.robot.scene import build_spec
+    from ast_robot.robot.specs import get_robot
 
-    model = load_model(robot, "pickplace", n_objects=N_OBJECTS, n_pads=N_PADS)
+    spec = build_spec(get_robot(robot), "pickplace", n_objects=N_OBJECTS, n_pads=N_PADS)
+    if wrist_camera:
+        wrist.add_wrist_camera(spec)
+    model = spec.compile()
     for i in range(N_OBJECTS):
         body = model.body(f"object{i}").id
         model.body_mass[body] *= hidden.object_mass_scale
@@ -118,8 +127,9 @@ def apply_scene_hidden(model: Any, hidden: HiddenParams) -> None:
         model.geom_friction[model.geom(f"object{i}").id, 0] *= hidden.object_friction_scale
     for pad in ("left_pad", "right_pad"):
         model.geom_friction[model.geom(pad).id, 0] *= hidden.finger_friction_scale
-    for name, values in (("camera_offset_m", hidden.camera_offset_m), ("camera_rotation_deg", hidden.camera_rotation_deg),
-                         ("colour_shift", hidden.colour_shift)):  # fmt: skip
+    for name in ("camera_offset_m", "camera_rotation_deg", "colour_shift", "wrist_camera_offset_m",
+                 "wrist_camera_rotation_deg"):  # fmt: skip
+        values = getattr(hidden, name)
         if len(values) != 3 or not np.all(np.isfinite(values)):
             raise ValueError(f"hidden.{name}: expected 3 finite values, got {values}")
     if max(abs(v) for v in hidden.colour_shift) > 1.0:
@@ -131,6 +141,21 @@ def apply_scene_hidden(model: Any, hidden: HiddenParams) -> None:
     params.update({f"visual_camera_d{a}": float(v) for a, v in zip("xyz", hidden.camera_offset_m)})
     params.update({f"visual_camera_{a}": float(v) for a, v in zip(("roll", "pitch", "yaw"), hidden.camera_rotation_deg)})
     visual.apply(model, params, nom)
+    apply_wrist_mount(model, hidden)
+
+
+def apply_wrist_mount(model: Any, hidden: HiddenParams) -> None:
+    """The wrist camera's mount, off its nominal place by the hidden offsets (as the envs' mount jitter moves it:
+    in the gripper frame, turned about the camera's own axes); nothing without a wrist camera in ``model``."""
+    import mujoco
+
+    from ast_robot.envs import wrist
+
+    if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, wrist.WRIST_CAMERA) < 0:
+        return
+    mount = {f"visual_wrist_d{a}": float(v) for a, v in zip("xyz", hidden.wrist_camera_offset_m)}
+    mount.update({f"visual_wrist_{a}": float(v) for a, v in zip(("roll", "pitch", "yaw"), hidden.wrist_camera_rotation_deg)})
+    wrist.apply(model, mount, wrist.nominal(model))
 
 
 class PickPlaceTable:
