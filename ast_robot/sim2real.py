@@ -105,7 +105,7 @@ class RosProcesses:
 
 def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str | None, episodes: int, seed: int,
                    folder: Path, domain: int, sim_time: bool = True, control_hz: float = 125.0,
-                   task: str = "reach", camera: bool = False, camera_sizes: dict[str, Any] | None = None
+                   task: str = "reach", camera: bool = False, twin_flags: dict[str, Any] | None = None
                    ) -> tuple[Path, Path]:  # fmt: skip
     """Twin + policy node + recorder; drive ``episodes`` episodes of ``task``. Returns (bag, records folder).
 
@@ -113,15 +113,15 @@ def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str 
     ``sim_time`` (the default): the twin runs on simulated time in lock-step with the policy node, one
     joint state per control tick (``control_hz``), so the outcomes do not depend on the machine's load;
     False: wall clock, as on a real robot. ``camera``: the policy sees the twin's camera (else, on simulated
-    time, the twin renders none: rendering is most of a lock-step tick's cost). ``camera_sizes``: the twin's
-    ``--camera-size`` / ``--wrist-camera-size`` (the policy's trained sizes, :func:`twin_camera_sizes`).
+    time, the twin renders none: rendering is most of a lock-step tick's cost). ``twin_flags``: more twin flags
+    -> values, e.g. ``--camera-size`` / ``--wrist-camera-size`` at the policy's trained sizes (:func:`twin_camera_sizes`).
     """
     bag, records = folder / "real_bag", folder / "real"  # no ".bag" suffix: rosbags reads that as ROS 1
     ros = RosProcesses(folder / "logs", domain)
     clock = ["--sim-time"] if sim_time else []
     rates = ["--rate", f"{control_hz:g}", *([] if camera else ["--camera-rate", "0"])] if sim_time else []
     table = ["--task", task, "--robot", robot] if task == "pickplace" else []
-    sizes = [x for flag, size in (camera_sizes or {}).items() if size for x in (flag, *map(str, size))]
+    sizes = [x for flag, values in (twin_flags or {}).items() if values for x in (flag, *map(str, values))]
     try:
         ros.start("twin", "twin", "--robot", robot, *(["--hidden", hidden] if hidden else []), *clock, *rates,
                   *table[:2], *sizes)  # fmt: skip
@@ -163,7 +163,7 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
                                   seed=1000 + r, folder=folder, domain=args.domain,
                                   sim_time=not getattr(args, "wall_clock", False), control_hz=cfg.deploy.control_hz,
                                   task=contract.task, camera=contract.camera_size is not None,
-                                  camera_sizes=twin_camera_sizes(contract))  # fmt: skip
+                                  twin_flags=twin_camera_sizes(contract))  # fmt: skip
     timings["deploy"], start = time.perf_counter() - start, time.perf_counter()
     try:
         out = gap_report(folder / EVAL_DIR, bag, folder / "gap", config=cfg_path, overrides=overrides,

@@ -83,3 +83,15 @@ def test_without_a_wrist_camera_the_twins_model_is_unchanged():
 def test_a_bad_hidden_mount_is_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"hidden.{field}: expected 3 finite values"):
         twin("ur5e", **{field: value})
+
+
+def test_the_hidden_mount_is_read_by_the_twin_alone():
+    """Learning and analysis learn about the mount only from what the twin's camera shows: no module outside the
+    twin (and the CLIs that start it: `sim2real` only checks the file before the loop starts) imports the hidden
+    parameters or names the hidden fields."""
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "ast_robot"
+    readers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                     if "twin.hidden" in p.read_text() or "wrist_camera_offset_m" in p.read_text())  # fmt: skip
+    assert readers and all(r.startswith(("twin/", "cli/twin.py", "cli/sim2real.py")) for r in readers), readers
