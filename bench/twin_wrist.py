@@ -24,6 +24,7 @@ and misses the other two: the gap is its training, not the twin (env.deploy_pipe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -40,8 +41,6 @@ def same_table_sim(cfg: object, act: object, robot: str, episodes: int, seed: in
     """The student in the nominal env on the episode driver's tables (seeds ``seed``, ``seed + 1``, ...);
     ``pipeline``: with ``env.deploy_pipeline`` (each 25 Hz step through the deployment's 125 Hz command path:
     its speed, acceleration and lead limits), whatever the student was trained with."""
-    import dataclasses
-
     from ast_robot.envs.pick_place import PickPlaceEnv
     from ast_robot.evaluation import rollout
     from ast_robot.twin.pickplace import episode_sheets, table_of_env
@@ -94,7 +93,9 @@ def main() -> int:
 
     run = Path(args.run)
     cfg = load_config(run / CONFIG_FILE)
-    robot, contract = cfg.deploy.robot, read_contract(run / POLICY_DIR, cfg.deploy.robot)
+    contract = read_contract(run / POLICY_DIR, cfg.deploy.robot)
+    robot = contract.robot  # the arm it was trained for (a run's deploy section may name the default arm)
+    cfg.deploy = dataclasses.replace(cfg.deploy, robot=robot)
     act = load_actor(cfg, run)
     work = Path(tempfile.mkdtemp(prefix="twin_wrist_"))
     timings, start = {}, time.perf_counter()
@@ -108,7 +109,8 @@ def main() -> int:
     timings["sim_as_trained_s"], start = round(time.perf_counter() - start, 1), time.perf_counter()
     timeout = cfg.env.max_episode_steps / cfg.env.control_hz  # the sim episode's time budget
     bag, real_dir = deploy_on_twin(run / POLICY_DIR, ["--config", str(run / CONFIG_FILE), "--set",
-                                                      f"deploy.episode_timeout_s={timeout:g}"], robot, None,
+                                                      f"deploy.episode_timeout_s={timeout:g}", "--set",
+                                                      f"deploy.robot={robot}"], robot, None,
                                    args.episodes, seed=args.seed, folder=work / "twin", domain=args.domain,
                                    control_hz=cfg.deploy.control_hz, task="pickplace", camera=True,
                                    twin_flags={**twin_camera_sizes(contract), "--camera-rate": args.camera_rate})  # fmt: skip

@@ -107,3 +107,26 @@ def test_a_wrist_student_runs_pickplace_episodes_on_the_twin(probe, tmp_path, wr
         assert len(images) >= 3 and images[0][1].shape == (*size, 3), topic
         assert np.diff(times).min() >= 0.5 - 1e-3, topic  # 2 Hz of the twin's 10
     assert "image rejected" not in procs[1].text() and "refused" not in procs[0].text(), logs
+
+
+@pytest.mark.slow  # ~10 s: the twin alone, on the wall clock
+def test_the_wall_clock_twin_publishes_the_wrist_camera_with_the_scene_camera(probe, tmp_path):
+    """Wall clock: one timer at the scene camera's rate sends the scene frame and the wrist frame, same stamp; the
+    wrist frame at ``--wrist-camera-size`` (the FR3's YAML names the wrist topic too)."""
+    frames: dict[str, list[Image]] = {NAMES.camera: [], NAMES.wrist_camera: []}
+    twin = Proc(["twin", "--robot", "fr3", "--task", "pickplace", "--rate", "100", "--camera-rate", "10",
+                 "--wrist-camera-size", "24", "40"], tmp_path / "twin.log")  # fmt: skip
+    try:
+        for topic, got in frames.items():
+            probe.create_subscription(Image, topic, got.append, 10)
+        wait_until(probe, lambda: len(frames[NAMES.wrist_camera]) >= 12, 60.0, "a second of wrist frames")
+    finally:
+        code = twin.stop()
+    assert code == 0 and "refused" not in twin.text(), twin.text()[-3000:]
+    wrist, scene = frames[NAMES.wrist_camera], frames[NAMES.camera]
+    assert (wrist[-1].encoding, wrist[-1].height, wrist[-1].width) == ("rgb8", 24, 40)
+    assert (scene[-1].height, scene[-1].width) == (64, 64)  # the YAML's, untouched by the wrist's flag
+    stamp = {t: [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in got] for t, got in frames.items()}
+    assert np.isin(stamp[NAMES.wrist_camera], stamp[NAMES.camera]).mean() > 0.9  # sent together
+    rate = (len(wrist) - 1) / ((stamp[NAMES.wrist_camera][-1] - stamp[NAMES.wrist_camera][0]) * 1e-9)
+    assert 7.0 < rate < 11.0, rate  # the scene camera's 10 Hz (a loaded machine may stretch a period)
