@@ -3,6 +3,8 @@ the twin knows (HiddenParams.wrist_camera_*), moved exactly as the envs' mount j
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mujoco
 import numpy as np
 import pytest
@@ -95,3 +97,20 @@ def test_the_hidden_mount_is_read_by_the_twin_alone():
     readers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
                      if "twin.hidden" in p.read_text() or "wrist_camera_offset_m" in p.read_text())  # fmt: skip
     assert readers and all(r.startswith(("twin/", "cli/twin.py", "cli/sim2real.py")) for r in readers), readers
+
+
+def test_the_twins_camera_sizes_come_from_the_flags_the_loop_passes(capsys):
+    """The sim-to-real loop starts the twin at the policy's trained sizes; bad sizes are refused in one line."""
+    from ast_robot.cli import main
+    from ast_robot.robot.contract import DeploymentContract
+    from ast_robot.sim2real import twin_camera_sizes
+
+    env = PickPlaceEnv("ur5e", EnvConfig(id=IDS["ur5e"], observation="deploy", camera=True, instruction=True,
+                                         n_objects=2, n_pads=2, camera_size=(96, 96), wrist_camera=True),
+                       randomization={"enabled": False})  # fmt: skip
+    contract = DeploymentContract.from_env(env)
+    env.close()
+    assert twin_camera_sizes(contract) == {"--camera-size": (96, 96), "--wrist-camera-size": (64, 64)}
+    assert not any(twin_camera_sizes(replace(contract, camera_size=None, wrist_camera_size=None)).values())
+    assert main(["twin", "--wrist-camera-size", "0", "64"]) == 2
+    assert "--wrist-camera-size: expected a height and a width in 1..4096 pixels, got [0, 64]" in capsys.readouterr().err
