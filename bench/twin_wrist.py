@@ -77,6 +77,7 @@ def main() -> int:
     p.add_argument("--name", default="twin_wrist_ur5e")
     p.add_argument("--camera-rate", type=float, nargs="*", default=[],
                    help="the twin's camera rate (Hz; default: the deploy YAML's camera_rate_hz)")
+    p.add_argument("--hidden", default=None, help="hidden twin YAML (default: the nominal twin)")
     p.add_argument("--no-gap-report", action="store_true")
     args = p.parse_args()
     import torch
@@ -110,7 +111,7 @@ def main() -> int:
     timeout = cfg.env.max_episode_steps / cfg.env.control_hz  # the sim episode's time budget
     bag, real_dir = deploy_on_twin(run / POLICY_DIR, ["--config", str(run / CONFIG_FILE), "--set",
                                                       f"deploy.episode_timeout_s={timeout:g}", "--set",
-                                                      f"deploy.robot={robot}"], robot, None,
+                                                      f"deploy.robot={robot}"], robot, args.hidden,
                                    args.episodes, seed=args.seed, folder=work / "twin", domain=args.domain,
                                    control_hz=cfg.deploy.control_hz, task="pickplace", camera=True,
                                    twin_flags={**twin_camera_sizes(contract), "--camera-rate": args.camera_rate})  # fmt: skip
@@ -132,7 +133,8 @@ def main() -> int:
     from ast_robot.deploy.robot_io import load_robot_io
 
     rate = args.camera_rate[0] if args.camera_rate else load_robot_io(robot).camera_rate_hz
-    row = {"run": str(run), "layout": contract.observation_layout, "twin_camera_hz": rate, "camera": list(contract.camera_size),
+    row = {"run": str(run), "hidden": args.hidden or "nominal", "layout": contract.observation_layout,
+           "twin_camera_hz": rate, "camera": list(contract.camera_size),
            "wrist_camera": list(contract.wrist_camera_size), "episodes": len(real), "episode_s": timeout,
            "real_success": k_real / max(len(real), 1), "real_ci": wilson(k_real, len(real)),
            "trained_deploy_pipeline": bool(cfg.env.deploy_pipeline),
@@ -151,8 +153,8 @@ def main() -> int:
              goal("real success inside the Wilson 95% CI of sim as trained (1 = yes)", 1,
                   float(low_tr - 1e-9 <= real_rate <= high_tr + 1e-9)),
              goal("parameters named by the gap report on the nominal twin", 0,
-                  None if words.get("named") is None else len(words["named"]), "<=")]  # fmt: skip
-    notes = ("Nominal twin (no hidden file) on simulated time, lock-step; the twin renders the scene camera and the "
+                  None if words.get("named") is None or args.hidden else len(words["named"]), "<=")]  # fmt: skip
+    notes = ("Twin (nominal: no hidden file; else the row's hidden file) on simulated time, lock-step; the twin renders the scene camera and the "
              "wrist camera at the student's trained sizes (ast-robot twin --camera-size/--wrist-camera-size). Real "
              "episodes last the sim episode's budget (env.max_episode_steps / env.control_hz). 'sim same tables': the "
              "nominal env reset with the episode driver's seeds (tables checked equal), as trained (env.deploy_pipeline "

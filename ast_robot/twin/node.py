@@ -1,7 +1,8 @@
 """The twin's ROS 2 adapter: :class:`~ast_robot.twin.sim.TwinSim` behind the drivers' topics.
 
 The only module of ``ast_robot`` that imports rclpy. Publishes ``/joint_states`` at the configured rate
-(the physics is advanced to wall-clock time on every tick; with ``sim_time``, see below), camera images, and the safety mode
+(the physics is advanced to wall-clock time on every tick; with ``sim_time``, see below), camera images (pick-and-
+place with a ``wrist_camera`` topic: the wrist camera's too, on the same ticks), and the safety mode
 (std_msgs/UInt8, UR numbering, transient-local on ``topics.safety_mode``: what a user bridges from
 ur_robot_driver's ur_dashboard_msgs/SafetyMode, so the policy node's fail-closed start sees it); accepts JointTrajectory and Float64MultiArray commands; offers
 ``/twin/reset`` and ``/twin/unlock`` (std_srvs/Trigger).
