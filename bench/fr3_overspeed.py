@@ -192,6 +192,23 @@ def goals(rows: list[dict]) -> list[dict]:
                      sum(r["episodes_over_stop"] for r in after) if after else None, "<="),
                 goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
                      max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
+    return out + stalltime_goals(rows, experts)
+
+
+def stalltime_goals(rows: list[dict], experts: dict) -> list[dict]:
+    """The stall judged by time (labels ``stalltime*``): every record set's actions through its command path
+    a clear margin under the data sheet (<= 0.9), none over the stop; scripted experts no slower per seed
+    than before the fix."""
+    mine = [r for r in rows if r["label"].startswith("stalltime") and r["kind"] == "actions"]
+    out = [goal("stalltime, actions (every record set): highest joint speed / data-sheet speed", 0.9,
+                max(r["max_ratio"] for r in mine) if mine else None, "<="),
+           goal("stalltime, actions (every record set): episodes whose joints pass the twin's stop", 0,
+                sum(r["episodes_over_stop"] for r in mine) if mine else None, "<=")]  # fmt: skip
+    for config in ("demo.yaml", "pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        before, now = experts.get(("before", config)), experts.get(("stalltime", config))
+        slower = sum(a is None or (b is not None and a > b) for b, a in zip(before, now)) if before and now else None
+        out.append(goal(f"stalltime, {config} scripted expert: seeds slower to success than before the fix (of 20)",
+                        0, slower, "<="))  # fmt: skip
     return out
 
 
@@ -226,7 +243,11 @@ def main() -> None:
              "80-step episodes) and, label 'after-loop', round 0 of this session's loop (trained with the fix, "
              "100-step episodes), whose replay rows are the twin's own episodes of rounds 0 and 1 deployed with the "
              "fix. Labels '*-share0.5': the same at commit 56b818e (STALL_SHARE 0.5; relabelled when 0.35 replaced "
-             "it), whose loop wrist reached 4.06 rad/s.")  # fmt: skip
+             "it), whose loop wrist reached 4.06 rad/s. Labels 'stalltime*': the stall judged by time (branch stalltime: "
+             "full lead until a joint has lagged a command ahead of it for 0.2 s or is pushed away from it, then "
+             "STALL_SHARE 0.35), actions rows of the same record sets: 'stalltime' /tmp/ppd (the 'before'/'after' "
+             "episodes), 'stalltime-w2' the share-0.5 loop's (after-loop-share0.5), 'stalltime-w3' the 0.35 loop's "
+             "(after-loop).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
 

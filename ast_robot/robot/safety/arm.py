@@ -59,14 +59,20 @@ DEFAULT_LEAD_S = 0.1
 # The speed term of a blocked joint's window, in lead_s: a joint pushed away from its command or creeping
 # keeps the stall allowance on the command's side and a little more on the side it moves towards.
 FOLLOW_LAG = 2.0
-# The stall allowance of a blocked joint, as a share of max_lead. Replaying the FR3 loop's recorded twin
-# episodes through the command path with every joint at rest counted as stalled: at 0.5 a wrist freed while
-# its command moved on peaked at 4.06 rad/s (0.97 x data sheet), at 0.35 at 3.13 (bench/results/
-# fr3_overspeed.md).
+# The stall allowance of a blocked joint, as a share of max_lead. Judged by speed alone (every joint at rest
+# or pushed away counted as stalled) the recorded FR3 twin episodes' wrist peaked at 4.06 rad/s (0.97 x data
+# sheet) at 0.5 and 3.13 at 0.35; 0.25 slowed the UR5e and FR3 pick-and-place experts on 1 and 7 of 20 seeds.
+# Judged by time (below) at 0.35: 3.47 rad/s (0.83 x data sheet) over the same 50 recorded episodes' actions,
+# none over the twin's stop, and `make demo` real 100% / 100% with latency 3 and gain 0.35 named in both
+# rounds (bench/results/fr3_overspeed.md, labels stalltime*).
 STALL_SHARE = 0.35
 # How long (s) a joint may lag a command standing ahead of it before it counts as blocked: longer than the
 # servo's lag (the twin's arms trail a moving command by up to ~56 ms; `make demo`'s twin adds 120 ms of
-# latency before a weak arm starts), so a joint starting from rest gets the full lead.
+# latency before a weak arm starts), so a joint starting from rest gets the full lead (that twin's UR5e, a
+# 0.1-0.2 rad move from rest: 138 ticks, as under the old window; 0.15 s: 148; speed-judged 0.35: 155). The
+# price: a joint held still (not pushed away) from rest and freed within this time closes up to max_lead, as
+# before issue 21 (an FR3 wrist blocked 0.1-0.25 s: up to 5.4 rad/s); the recorded presses push the wrist
+# away from its command and are caught at once (SafetyMonitor._time_stall).
 STALL_AFTER_S = 0.2
 # "Ahead": the command leads the joint by at least this share of the stall allowance (a joint sagging under
 # gravity a little below its command is not blocked); "not following": the joint moves towards the command
