@@ -247,7 +247,8 @@ def main() -> None:
              "full lead until a joint has lagged a command ahead of it for 0.2 s or is pushed away from it, then "
              "STALL_SHARE 0.35), actions rows of the same record sets: 'stalltime' /tmp/ppd (the 'before'/'after' "
              "episodes), 'stalltime-w2' the share-0.5 loop's (after-loop-share0.5), 'stalltime-w3' the 0.35 loop's "
-             "(after-loop).")  # fmt: skip
+             "(after-loop). Label 'main-share0.5-w3': the w3 record sets through main's command path at 53b9aba "
+             "(STALL_SHARE 0.5, judged by speed; this script run in a detached worktree, merged here).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
 
