@@ -87,15 +87,19 @@ def sim_row(run: Path, episodes: int, seed: int, label: str) -> dict:
                     sim_success=wins / episodes, lead_clamps_per_episode=lead_clamps / episodes, run=str(run))  # fmt: skip
 
 
-def replay_row(records: Path, label: str) -> dict:
-    """Recorded twin commands into the twin's sim (no ROS), speed check off: per-episode joint peaks."""
+def replay_row(records: Path, label: str, hidden: Path | None = None) -> dict:
+    """Recorded twin commands into the twin's sim (no ROS), speed check off: per-episode joint peaks. With
+    ``hidden`` (the twin's hidden-parameter YAML) the sim is that twin's (a weak gripper's commands replayed
+    with the nominal grip press the cube differently)."""
     from ast_robot.deploy.robot_io import load_robot_io
     from ast_robot.records.load import load_episodes
+    from ast_robot.twin.hidden import load_hidden
     from ast_robot.twin.sim import SPEED_TOLERANCE
 
-    io, start = load_robot_io("fr3"), time.perf_counter()
-    peaks = [replay_peaks(rec, io) for rec in load_episodes(records)]
-    return _summary(label, "replay", np.array(peaks), SPEED_TOLERANCE, time.perf_counter() - start, records=str(records))
+    io, start, params = load_robot_io("fr3"), time.perf_counter(), load_hidden(hidden)
+    peaks = [replay_peaks(rec, io, hidden=params) for rec in load_episodes(records)]
+    return _summary(label, "replay", np.array(peaks), SPEED_TOLERANCE, time.perf_counter() - start,
+                    records=str(records), hidden=str(hidden) if hidden else None)  # fmt: skip
 
 
 def actions_row(run: Path, records: Path, label: str) -> dict:
@@ -116,14 +120,14 @@ def actions_row(run: Path, records: Path, label: str) -> dict:
                     lead_clamps_per_episode=clamps / len(peaks), records=str(records), run=str(run))  # fmt: skip
 
 
-def replay_peaks(rec: Any, io: Any, pipe: Any = None) -> np.ndarray:
+def replay_peaks(rec: Any, io: Any, pipe: Any = None, hidden: Any = None) -> np.ndarray:
     """One record on the twin's pick-and-place sim: its 125 Hz joint targets, or (``pipe``, a
     DeployPipeline) its actions through the command path, closed loop; the gripper as it was commanded."""
     from ast_robot.twin.hidden import HiddenParams
     from ast_robot.twin.pickplace import PickPlaceTable, build_model, parse_scene
     from ast_robot.twin.sim import TwinSim
 
-    hidden = HiddenParams()
+    hidden = hidden or HiddenParams()
     sim = TwinSim("fr3", hidden, model=build_model("fr3", hidden))
     sim.speed_limit[:] = np.inf  # measure how fast, not whether it stops
     table = PickPlaceTable(sim, io.gripper, hidden)
@@ -192,6 +196,26 @@ def goals(rows: list[dict]) -> list[dict]:
                      sum(r["episodes_over_stop"] for r in after) if after else None, "<="),
                 goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
                      max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
+    return out + stalltime_goals(rows, experts)
+
+
+def stalltime_goals(rows: list[dict], experts: dict) -> list[dict]:
+    """The stall judged by time (labels ``stalltime*``): every record set's actions through its command path
+    a clear margin under the data sheet (<= 0.9), none over the stop; scripted experts no slower per seed
+    than before the fix."""
+    mine = [r for r in rows if r["label"].startswith("stalltime") and r["kind"] == "actions"]
+    out = [goal("stalltime, actions (every record set): highest joint speed / data-sheet speed", 0.9,
+                max(r["max_ratio"] for r in mine) if mine else None, "<="),
+           goal("stalltime, actions (every record set): episodes whose joints pass the twin's stop", 0,
+                sum(r["episodes_over_stop"] for r in mine) if mine else None, "<=")]  # fmt: skip
+    loop = [r for r in rows if r["label"] == "stalltime-loop" and r["kind"] == "replay"]
+    out.append(goal("stalltime-loop, replay (the FR3 loops' own twin episodes at this code): highest joint speed / "
+                    "data-sheet speed", 0.9, max(r["max_ratio"] for r in loop) if loop else None, "<="))  # fmt: skip
+    for config in ("demo.yaml", "pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        before, now = experts.get(("before", config)), experts.get(("stalltime", config))
+        slower = sum(a is None or (b is not None and a > b) for b, a in zip(before, now)) if before and now else None
+        out.append(goal(f"stalltime, {config} scripted expert: seeds slower to success than before the fix (of 20)",
+                        0, slower, "<="))  # fmt: skip
     return out
 
 
@@ -201,6 +225,8 @@ def main() -> None:
     parser.add_argument("--records", action="append", default=[], help="Recorded twin episodes (a records folder).")
     parser.add_argument("--expert", action="append", default=[], help="An experiment YAML whose scripted expert "
                                                                       "is timed through its env's command path.")
+    parser.add_argument("--hidden", default=None, help="The twin's hidden-parameter YAML for replay rows "
+                                                         "(default: the nominal twin).")
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2_000_000, help="First held-out env seed (the loop's sim eval's).")
     parser.add_argument("--label", required=True, help="Row label, e.g. before / after.")
@@ -208,7 +234,7 @@ def main() -> None:
     parser.add_argument("--merge", default=None, help="Earlier results JSON whose rows are kept.")
     args = parser.parse_args()
     rows = json.loads(Path(args.merge).read_text())["rows"] if args.merge else []
-    rows += [replay_row(Path(r), args.label) for r in args.records]
+    rows += [replay_row(Path(r), args.label, Path(args.hidden) if args.hidden else None) for r in args.records]
     rows += [actions_row(Path(args.run[0]), Path(r), args.label) for r in args.records if args.run]
     rows += [sim_row(Path(r), args.episodes, args.seed, args.label) for r in args.run if args.episodes]
     rows += [expert_row(Path(c), 20, args.label) for c in args.expert]
@@ -226,7 +252,15 @@ def main() -> None:
              "80-step episodes) and, label 'after-loop', round 0 of this session's loop (trained with the fix, "
              "100-step episodes), whose replay rows are the twin's own episodes of rounds 0 and 1 deployed with the "
              "fix. Labels '*-share0.5': the same at commit 56b818e (STALL_SHARE 0.5; relabelled when 0.35 replaced "
-             "it), whose loop wrist reached 4.06 rad/s.")  # fmt: skip
+             "it), whose loop wrist reached 4.06 rad/s. Labels 'stalltime*': the stall judged by time (branch stalltime: "
+             "full lead until a joint has lagged a command ahead of it for 0.2 s or is pushed away from it, then "
+             "STALL_SHARE 0.35), actions rows of the same record sets: 'stalltime' /tmp/ppd (the 'before'/'after' "
+             "episodes), 'stalltime-w2' the share-0.5 loop's (after-loop-share0.5), 'stalltime-w3' the 0.35 loop's "
+             "(after-loop). Label 'main-share0.5-w3': the w3 record sets through main's command path at 53b9aba "
+             "(STALL_SHARE 0.5, judged by speed; this script run in a detached worktree, merged here). Label "
+             "'stalltime-loop': replay rows of the twin episodes that the FR3 loops of sim2real_pickplace_fr3_stalltime "
+             "recorded at this code (nominal seed 0 rounds 0-1, seed 1 round 0; gripper force x0.3 seed 0 round 0, "
+             "replayed with that twin's hidden parameters, --hidden).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
 

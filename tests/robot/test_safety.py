@@ -243,8 +243,9 @@ def test_lagging_arm_bounds_lead_and_acceleration(lag, far, seed):
 
 
 def test_stalled_arm_is_not_led_beyond_the_stall_lead():
-    """A joint that measures no speed is led by the stall allowance only (STALL_SHARE of max_lead), not by
-    lead_s at the allowed speed (0.157 rad here): freed, its servo closes that gap."""
+    """A joint that has not moved towards a command ahead of it for 2 s (longer than STALL_AFTER_S) is led by
+    the stall allowance only (STALL_SHARE of max_lead), not by lead_s at the allowed speed (0.157 rad here):
+    freed, its servo closes that gap."""
     mon = fresh_monitor()
     for k in range(250):  # 2 s of a far target while the arm does not move
         mon.observe_state(np.zeros(J), received_s=k * PERIOD)

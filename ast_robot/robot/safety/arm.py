@@ -4,9 +4,10 @@ Pure Python + numpy, no ROS. A :class:`SafetyMonitor` keeps what it knows about 
 state and when it arrived, e-stop, the robot's safety mode, the last command sent) and turns any
 requested joint target into a command that is finite, inside the joint limits, at most one velocity-limited
 step from the previous command, changes its step by at most the acceleration limit per tick while the arm
-follows, leads the *measured* position by at most a stall allowance plus the motion the joint's measured
-speed covers in ``FOLLOW_LAG x lead_s`` on the side it moves towards (never more than ``lead_s`` at the
-allowed speed), and keeps the end effector in the workspace box, or into a *hold* with the reasons why.
+follows, leads the *measured* position by at most ``lead_s`` at the allowed speed, and a *blocked* joint
+(one that has lagged a command ahead of it for longer than the servo's lag, or is pushed away from it) by a
+stall allowance plus the motion its measured speed covers in ``FOLLOW_LAG x lead_s`` on the side it moves
+towards, and keeps the end effector in the workspace box, or into a *hold* with the reasons why.
 
 Measurements are *trusted* before anything uses them (:class:`~ast_robot.robot.safety.trust.MeasurementTrust`): a joint state counts
 only when every position is inside the joint limits and reachable from the last trusted state at the
@@ -44,31 +45,40 @@ EEFunction = Callable[[np.ndarray], np.ndarray]  # joint positions (J,) -> end-e
 # The longest a joint state may be missing before we hold (s). At the UR5e's 3.14 rad/s that is 0.31 rad
 # travelled blind; a watchdog of thousands of seconds (a typo in a parameter) is refused, not obeyed.
 MAX_WATCHDOG_S = 0.1
-# How far the command may lead the measured position, as travel time (lead_s) at the joint's *measured*
-# speed, on top of a stall allowance, never more than lead_s at the allowed speed (SafetyLimits.max_lead).
-# Closed loop with the twin (scripted reach, UR5e and FR3, 125 Hz) the arm trails the command by up to
-# ~56 ms, so a following arm is led by up to speed x 56 ms < lead_s x speed. A stalled arm (a held cube
-# pressed on the table, a collision) measures no speed and gets at most the stall allowance
-# (SafetyLimits.stall_lead, 0.35 of max_lead): issue 21, with the window at lead_s x the allowed speed
-# whatever the arm did,
-# an FR3 wrist blocked by a cube on the table was led 0.21 rad; when the cube slipped, its position servo
-# closed that gap at its torque limit and reached 4.96 rad/s (data sheet 4.18; the twin's protective stop).
+# How far the command may lead the measured position, as travel time (lead_s) at the allowed speed
+# (SafetyLimits.max_lead), unless the joint is *blocked*: the command has stood ahead of it and it has not
+# followed for longer than the servo's lag (STALL_AFTER_S). A blocked joint (a held cube pressed on the
+# table, a collision) gets a stall allowance plus the motion its measured speed covers in FOLLOW_LAG x lead_s
+# (SafetyLimits.lead_at). Issue 21: with lead_s x the allowed speed whatever the arm did, an FR3 wrist blocked
+# by a cube on the table was led 0.21 rad; when the cube slipped, its position servo closed that gap at its
+# torque limit and reached 4.96 rad/s (data sheet 4.18; the twin's protective stop). Judged by speed alone
+# (every joint at rest got the stall allowance) a weak arm starting from rest was starved of the lead it needs
+# to start: `make demo`'s twin (actuator gain x0.35, 120 ms latency) at 0.35 of max_lead left real success
+# 80% and the gap report named latency 4 steps (truth 3).
 DEFAULT_LEAD_S = 0.1
-# The speed term of the lead window, in lead_s: heavy joints trail longer than the wrist. The FR3 shoulder
-# (joint 2, torque-limited against gravity) trails its command by the stall allowance + ~0.12 s of motion
-# in the envs' command path (DR latency 0-1 steps); at 1 x lead_s its lead clamped ~200 ticks an episode and
-# the scripted expert took up to 89 steps instead of 80. Moving joints are led up to max_lead as before.
+# The speed term of a blocked joint's window, in lead_s: a joint pushed away from its command or creeping
+# keeps the stall allowance on the command's side and a little more on the side it moves towards.
 FOLLOW_LAG = 2.0
-# The stall allowance, as a share of max_lead (lead_s at the allowed speed). Replaying the FR3 loop's recorded
-# twin episodes (30, three rounds) through the command path: at 0.5 a wrist freed while its command moved on
-# peaked at 4.06 rad/s (0.97 x data sheet), at 0.35 at 3.13 (bench/results/fr3_overspeed.md). Smaller slows
-# the lagging arms: at 0.25 the UR5e and FR3 pick-and-place experts needed more steps on 1 and 7 of 20 seeds,
-# at a x lead_s^2 / 2 (the UR5e: 0.025 rad) the UR5e expert up to 94 steps instead of 84; at 0.35 every
-# scripted expert (UR5e reach and pick-and-place, FR3 pick-and-place) takes exactly the steps it took
-# before the fix. 0.5, not 0.35: a weak arm needs the lead to start moving. On `make demo`'s twin (actuator
-# gain x0.35, latency 3) 0.35 left real success 80% in both rounds and the gap report named latency 4 (truth
-# 3) in round 1; 0.5 gave real 90% / 100% and the truth in both rounds (the old window: 100% / 100%).
-STALL_SHARE = 0.5
+# The stall allowance of a blocked joint, as a share of max_lead. Judged by speed alone (every joint at rest
+# or pushed away counted as stalled) the recorded FR3 twin episodes' wrist peaked at 4.06 rad/s (0.97 x data
+# sheet) at 0.5 and 3.13 at 0.35; 0.25 slowed the UR5e and FR3 pick-and-place experts on 1 and 7 of 20 seeds.
+# Judged by time (below) at 0.35: 3.47 rad/s (0.83 x data sheet) over the same 50 recorded episodes' actions,
+# none over the twin's stop, and `make demo` real 100% / 100% with latency 3 and gain 0.35 named in both
+# rounds (bench/results/fr3_overspeed.md, labels stalltime*).
+STALL_SHARE = 0.35
+# How long (s) a joint may lag a command standing ahead of it before it counts as blocked: longer than the
+# servo's lag (the twin's arms trail a moving command by up to ~56 ms; `make demo`'s twin adds 120 ms of
+# latency before a weak arm starts), so a joint starting from rest gets the full lead (that twin's UR5e, a
+# 0.1-0.2 rad move from rest: 138 ticks, as under the old window; 0.15 s: 148; speed-judged 0.35: 155). The
+# price: a joint held still (not pushed away) from rest and freed within this time closes up to max_lead, as
+# before issue 21 (an FR3 wrist blocked 0.1-0.25 s: up to 5.4 rad/s); the recorded presses push the wrist
+# away from its command and are caught at once (SafetyMonitor._time_stall).
+STALL_AFTER_S = 0.2
+# "Ahead": the command leads the joint by at least this share of the stall allowance (a joint sagging under
+# gravity a little below its command is not blocked); "not following": the joint moves towards the command
+# slower than this share of its allowed speed.
+PRESS_SHARE = 0.5
+FOLLOW_MIN_SHARE = 0.1
 MAX_LEAD_S = 0.5
 # Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
 JOINT_ACCELERATION = {
@@ -158,22 +168,31 @@ class SafetyLimits:
 
     @property
     def stall_lead(self) -> np.ndarray:
-        """(J,) rad: the most a command may lead a joint that measures no speed (or moves away from the
-        command): :data:`STALL_SHARE` of :attr:`max_lead`. A blocked joint's position servo closes at most
-        this gap when it is freed, not ``max_lead``; a following joint is allowed more in the direction it
-        moves (:meth:`lead_at`)."""
+        """(J,) rad: the most a command may lead a *blocked* joint that measures no speed (or moves away from
+        the command): :data:`STALL_SHARE` of :attr:`max_lead`. A blocked joint's position servo closes at most
+        this gap when it is freed, not ``max_lead``; one moving is allowed more in its direction
+        (:meth:`lead_at`)."""
         return STALL_SHARE * self.max_lead
 
-    def lead_at(self, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def follow_min_speed(self) -> np.ndarray:
+        """(J,) rad/s: below this speed towards its command a joint does not follow it
+        (:data:`FOLLOW_MIN_SHARE` of the allowed speed)."""
+        return FOLLOW_MIN_SHARE * self.max_step / self.period_s
+
+    def lead_at(self, speed: np.ndarray, blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(behind, ahead) (J,) rad: how far a command may lie below / above joints measured moving at
-        ``speed`` (J,) rad/s: the stall allowance, + :data:`FOLLOW_LAG` x ``lead_s`` of motion at that speed
-        on the side the joint moves towards (a follower trails its command there), at most :attr:`max_lead`.
-        A joint pushed away from its command (the cube on the table drove the FR3 wrist backwards while the
-        command stayed ahead on the other side) gets the stall allowance on the command's side."""
+        ``speed`` (J,) rad/s. A joint not ``blocked`` (J,) bool (None: every joint blocked): :attr:`max_lead`
+        on both sides. A blocked one: the stall allowance, + :data:`FOLLOW_LAG` x ``lead_s`` of motion at its
+        speed on the side it moves towards, at most :attr:`max_lead`; a joint pushed away from its command
+        (the cube on the table drove the FR3 wrist backwards while the command stayed ahead on the other
+        side) gets the stall allowance on the command's side."""
         follow = FOLLOW_LAG * self.lead_s * np.asarray(speed, dtype=float)
         behind = np.minimum(self.stall_lead + np.maximum(-follow, 0.0), self.max_lead)
         ahead = np.minimum(self.stall_lead + np.maximum(follow, 0.0), self.max_lead)
-        return behind, ahead
+        if blocked is None:
+            return behind, ahead
+        return np.where(blocked, behind, self.max_lead), np.where(blocked, ahead, self.max_lead)
 
     @property
     def n_joints(self) -> int:
@@ -232,7 +251,9 @@ class _RobotState:
     last_command: np.ndarray | None = None  # (J,) last command that was sent
     last_step: np.ndarray | None = None  # (J,) last command - the one before (None: at rest)
     speed: np.ndarray | None = None  # (J,) rad/s, measured: trusted positions at least a period apart
-    speed_ref: tuple[np.ndarray, float] | None = None  # (positions, stamp or receipt s) the next speed is taken from
+    speed_ref: tuple[np.ndarray, float, float] | None = None  # (positions, stamp or receipt s, receipt s) of the
+    # state the next speed is taken from
+    stalled_us: np.ndarray | None = None  # (J,) int: how long (us) each joint has lagged a command ahead of it
     stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -265,25 +286,60 @@ class SafetyMonitor:
         reason = self.trust.judge(q, received_s, stamp_s)
         if reason is None:
             self._s.positions, self._s.received_s = q, float(received_s)
-            self._measure_speed(q, float(stamp_s) if stamp_s > 0 else float(received_s))
+            self._measure_speed(q, float(stamp_s) if stamp_s > 0 else float(received_s), float(received_s))
         elif self.trust.trusted is None and self._s.positions is not None:
             self._s.received_s = min(self._s.received_s, float(received_s) - self.limits.stale_after_s - 1e-9)
         return reason
 
-    def _measure_speed(self, q: np.ndarray, t: float) -> None:
+    def _measure_speed(self, q: np.ndarray, t: float, received_s: float) -> None:
         """Joint speeds from trusted positions at least one control period apart (a 1 kHz stream's noise is
         not divided by 1 ms), timed by the robot's stamps where the states carry them (DDS may deliver two
-        states at once), else by receipt. A forged stamp buys nothing: the speed only widens the lead window
-        up to ``max_lead``. The interval is rounded to the microsecond: unrounded, the float rounding of large
-        absolute times (~1e-12 relative) moved a binding window, and the same episode on simulated time
-        differed run to run (7e-7 rad after 150 steps of contact). After a gap longer than the watchdog the
-        speed is unknown: taken as rest (the stall allowance: the smaller window)."""
-        ref = self._s.speed_ref
+        states at once), else by receipt. The interval is rounded to the microsecond: unrounded, the float
+        rounding of large absolute times (~1e-12 relative) moved a binding window, and the same episode on
+        simulated time differed run to run (7e-7 rad after 150 steps of contact). After a gap longer than the
+        watchdog, by stamp or by receipt (frozen stamps), the speed is unknown: taken as rest, and a joint
+        with a command ahead of it as blocked (the smaller window: a stream that says nothing buys no lead)."""
+        ref, lim = self._s.speed_ref, self.limits
         dt = round(t - ref[1], 6) if ref is not None else -1.0
-        if not 0 <= dt <= self.limits.stale_after_s + self.limits.period_s:
-            self._s.speed, self._s.speed_ref = np.zeros_like(q), (q, t)
-        elif dt >= round(self.limits.period_s, 6):
-            self._s.speed, self._s.speed_ref = (q - ref[0]) / dt, (q, t)
+        late = ref is not None and received_s - ref[2] > lim.stale_after_s + lim.period_s
+        if late or not 0 <= dt <= lim.stale_after_s + lim.period_s:
+            self._s.speed, self._s.speed_ref = np.zeros_like(q), (q, t, received_s)
+            self._time_stall(q, None)
+        elif dt >= round(lim.period_s, 6):
+            self._s.speed, self._s.speed_ref = (q - ref[0]) / dt, (q, t, received_s)
+            self._time_stall(q, round(dt * 1e6))
+
+    def _time_stall(self, q: np.ndarray, dt_us: int | None) -> None:
+        """Add ``dt_us`` to the time each joint has lagged its command: the last command leads it by at
+        least :data:`PRESS_SHARE` of the stall allowance and it moves towards it slower than
+        :attr:`SafetyLimits.follow_min_speed`; any other joint's time restarts at 0. In whole microseconds
+        (sums of rounded intervals: no dependence on the absolute time). A joint moving *away* from a command
+        ahead of it at that speed or more is pushed (a contact drove the FR3 wrist 0.2 rad from its command in
+        0.1 s, then its servo closed the gap at 4.96 rad/s): blocked at once, as is a lagging joint after an
+        interval of unknown length (``dt_us`` None)."""
+        lim, cmd = self.limits, self._s.last_command
+        if cmd is None:
+            self._s.stalled_us = np.zeros(q.shape, dtype=np.int64)
+            return
+        gap = cmd - q
+        toward = np.sign(gap) * self._s.speed
+        ahead = np.abs(gap) >= PRESS_SHARE * lim.stall_lead
+        before = self._s.stalled_us if self._s.stalled_us is not None else np.zeros(q.shape, dtype=np.int64)
+        grown = before + dt_us if dt_us is not None else np.full(q.shape, self._stall_after_us + 1, dtype=np.int64)
+        grown = np.where(toward <= -lim.follow_min_speed, np.maximum(grown, self._stall_after_us + 1), grown)
+        self._s.stalled_us = np.where(ahead & (toward < lim.follow_min_speed), grown, 0)
+
+    @property
+    def _stall_after_us(self) -> int:
+        return round(STALL_AFTER_S * 1e6)
+
+    @property
+    def blocked(self) -> np.ndarray:
+        """(J,) bool: joints blocked now: they have lagged a command ahead of them for longer than
+        :data:`STALL_AFTER_S` (their lead window shrinks to the stall allowance, :meth:`SafetyLimits.lead_at`)."""
+        if self._s.stalled_us is None:
+            return np.zeros(self.limits.n_joints, dtype=bool)
+        return self._s.stalled_us > self._stall_after_us
 
     def set_estop(self, engaged: bool) -> None:
         """Engage (True) or release (False) the e-stop. Either way motion restarts from rest at the last
@@ -430,20 +486,21 @@ class SafetyMonitor:
     def _brake(self, reason: str) -> SafetyDecision:
         """Decelerate towards a stop (no new target) within the acceleration and lead limits."""
         ref = self._reference()
-        cmd = self._step_from(ref, np.zeros_like(ref), brake_at_edge=True)[0]
-        self._s.last_step = cmd - ref
+        cmd, _, self._s.last_step = self._step_from(ref, np.zeros_like(ref), brake_at_edge=True)
         return SafetyDecision(cmd, True, (reason,))
 
     def _step_from(self, ref: np.ndarray, wanted: np.ndarray, brake_at_edge: bool = False
-                   ) -> tuple[np.ndarray, list[str]]:  # fmt: skip
-        """The command nearest ``ref + wanted`` that keeps the step, acceleration and lead limits, and
-        the reasons for each limit that changed it.
+                   ) -> tuple[np.ndarray, list[str], np.ndarray]:  # fmt: skip
+        """The command nearest ``ref + wanted`` that keeps the step, acceleration and lead limits, the
+        reasons for each limit that changed it, and the step the next tick's acceleration bound starts from.
 
         The step limit, the joint limits and the lead window (:meth:`_lead_window` around the measured position)
         always hold. The acceleration bound holds while the arm follows: when the arm stalls or is pushed
         so that the window edge stops the command, the command stops there at once (the lead bound
         wins), and a command outside the window (the arm moved away from it) walks back towards it by at
-        most one step per tick. ``brake_at_edge`` (a soft hold, which stops anyway): also slow down early
+        most one step per tick and stops there (that walk is the window's, not a motion to continue: carried
+        on at the acceleration limit, a blocked FR3 wrist's command walked back past the joint and 0.02 rad
+        beyond it, away from its target). ``brake_at_edge`` (a soft hold, which stops anyway): also slow down early
         enough to stop inside the window at the acceleration limit, as if its edge stood still (for normal
         motion that would cap the speed at sqrt(2 x acceleration x lead), below the speed limit)."""
         lim = self.limits
@@ -465,14 +522,17 @@ class SafetyMonitor:
         # reason fired on ~390 of 400 ticks of every FR3 pick-and-place episode before)
         if np.any(np.abs(bounded - smooth) > 1e-12):
             reasons.append("clamped to lead limit (command ahead of the measured position)")
-        return np.clip(ref + bounded, lim.lower, lim.upper), reasons
+        cmd = np.clip(ref + bounded, lim.lower, lim.upper)
+        walked_back = (bounded * smooth < 0) | ((smooth == 0) & (bounded != 0))
+        return cmd, reasons, np.where(walked_back, 0.0, cmd - ref)
 
     def _lead_window(self) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) (J,): the positions a command may take, :meth:`SafetyLimits.lead_at` the measured
         speed around the measured position and inside the joint limits (a measured position beyond a limit
         by more than the lead: that limit)."""
         lim, measured = self.limits, self._s.positions
-        behind, ahead = lim.lead_at(np.zeros_like(measured) if self._s.speed is None else self._s.speed)
+        speed = np.zeros_like(measured) if self._s.speed is None else self._s.speed
+        behind, ahead = lim.lead_at(speed, self.blocked)
         low = np.maximum(lim.lower, measured - behind)
         high = np.minimum(lim.upper, measured + ahead)
         edge = np.clip(measured, lim.lower, lim.upper)
@@ -484,12 +544,12 @@ class SafetyMonitor:
         cmd = np.clip(target, lim.lower, lim.upper)
         if not np.array_equal(cmd, target):
             reasons.append("clamped to joint limits")
-        cmd, step_reasons = self._step_from(ref, cmd - ref)
+        cmd, step_reasons, step = self._step_from(ref, cmd - ref)
         reasons += step_reasons
         if self._leaves_workspace(cmd, ref):
             self._s.last_step = None  # the box is a hard limit: stop at the last command
             return SafetyDecision(ref, True, ("end effector would leave the workspace box",))
-        self._s.last_step = cmd - ref
+        self._s.last_step = step
         return SafetyDecision(cmd, False, tuple(reasons), clamped=bool(reasons))
 
     def _leaves_workspace(self, cmd: np.ndarray, ref: np.ndarray) -> bool:
