@@ -129,4 +129,7 @@ def test_the_wall_clock_twin_publishes_the_wrist_camera_with_the_scene_camera(pr
     stamp = {t: [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in got] for t, got in frames.items()}
     assert np.isin(stamp[NAMES.wrist_camera], stamp[NAMES.camera]).mean() > 0.9  # sent together
     rate = (len(wrist) - 1) / ((stamp[NAMES.wrist_camera][-1] - stamp[NAMES.wrist_camera][0]) * 1e-9)
-    assert 7.0 < rate < 11.0, rate  # the scene camera's 10 Hz (a loaded machine may stretch a period)
+    # at most the scene camera's 10 Hz (not the 100 Hz state rate); no lower bound: on the wall clock a loaded
+    # 2-core machine stretches the render timer (1.8 Hz measured at load 9 beside the suite)
+    assert rate < 11.0, rate
+    assert abs(len(wrist) - len(scene)) <= 2, (len(wrist), len(scene))  # one timer sends both
