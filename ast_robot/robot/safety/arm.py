@@ -74,14 +74,14 @@ STALL_SHARE = 0.35
 # 0.1-0.2 rad move from rest: 138 ticks, as under the old window; 0.15 s: 148; speed-judged 0.35: 155).
 STALL_AFTER_S = 0.2
 # Until then a joint held still from rest (a grasped object caught, not pushed away) looks like a servo that
-# has not started (a weak arm's latency), and with max_lead the FR3 wrist held still 0.08-0.26 s and freed
-# reached 1.03-1.07 x its data-sheet speed (tests/robot/test_stall_lead.py's drive). Its position servo
+# has not started (a weak arm's latency), and with max_lead the FR3 wrist held still 0.07-0.27 s and freed
+# reached up to 5.44 rad/s = 1.3 x its data-sheet speed (bench/fr3_overspeed.py --held). Its position servo
 # closes a static gap g at about sqrt(K g), K = SERVO_ACCEL_SHARE x the data-sheet acceleration (the twin's
 # FR3 wrist: gaps 0.10 / 0.125 / 0.21 rad freed peak at 3.05 / 3.49 / 4.49 rad/s, K ~ 90-100 for A = 20),
 # and behind a command still moving at u at about u + sqrt(K g) (held 0.088 s: gap ~0.08 rad, u ~1.8 rad/s,
 # 4.3 rad/s). So a joint that a command leads and that does not move towards it at STILL_SHARE of its
 # allowed speed is led only as far as keeps u + sqrt(K g) at most FREED_SPEED_SHARE of the data-sheet speed
-# (SafetyLimits.freed_lead): the held FR3 wrist freed after 0.05-0.3 s peaks at <= 0.75 x. The UR5e (A = 5)
+# (SafetyLimits.freed_lead): the held FR3 wrist freed after 0.05-0.3 s peaks at <= 3.14 rad/s = 0.75 x. The UR5e (A = 5)
 # reaches that bound only near max_lead at > 0.5 rad/s: make demo's weak twin keeps its 138 ticks (even with
 # every lagging joint bounded); STILL_SHARE 0.01 (not FOLLOW_MIN_SHARE) because a starting FR3 joint that
 # already moves is following: bounded at 0.1, the FR3 pick-and-place expert changed on 4 of 20 seeds.
