@@ -296,18 +296,19 @@ def test_no_stream_leads_beyond_max_lead():
             assert np.all(np.abs(out.positions - mon.measured) <= lim.max_lead + 1e-12)
 
 
-@pytest.mark.parametrize("stamped", [False, True])
-def test_the_window_does_not_depend_on_the_absolute_time(stamped):
+@pytest.mark.parametrize("stamped,creep", [(False, 0.05), (True, 0.05), (True, 0.0)])
+def test_the_window_does_not_depend_on_the_absolute_time(stamped, creep):
     """The same states and targets at another absolute time give the same windows, lag times and commands
-    to the bit (stamped: timed by the stamps), through the moment the joints count as blocked. Speeds from
-    unrounded intervals differed in the last bits (8 ms after 1234.568 s is 0.008000000000038 s), a binding
-    window moved them into the commands, and the same episode on simulated time differed run to run."""
+    to the bit (stamped: timed by the stamps; held still: bounded by freed_lead), through the moment the
+    joints count as blocked. Speeds from unrounded intervals differed in the last bits (8 ms after 1234.568 s
+    is 0.008000000000038 s), a binding window moved them into the commands, and the same episode on simulated
+    time differed run to run."""
 
     def run(t0: float) -> list[np.ndarray]:
         mon, out = fr3_monitor(), []
         q = np.array(get_robot("fr3").home_qpos)
         for k in range(60):
-            t, at = t0 + k * PERIOD, q + 0.05 * k * PERIOD  # creeping: lagging its command
+            t, at = t0 + k * PERIOD, q + creep * k * PERIOD  # creeping (or held still): lagging its command
             if stamped:
                 mon.observe_state(at, received_s=k * PERIOD + 1e-4 * (k % 3), stamp_s=t)
             else:
