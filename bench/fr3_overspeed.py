@@ -168,6 +168,41 @@ def expert_row(config: Path, episodes: int, label: str, seed: int = 5000) -> dic
             "first_success_steps": first, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
+def held_row(label: str, holds: range = range(6, 39), ticks: int = 120) -> dict:
+    """The FR3 twin's wrist (joint 6) driven by this checkout's safety filter towards home - 1 rad, held still
+    from rest (a kinematic block: a grasped object caught) for each of ``holds`` 125 Hz ticks (0.048-0.304
+    s), then freed: its peak speed over every 2 ms physics step, per hold (the hole of the stall judged by
+    time: a joint held still, not pushed away, and freed before it counts as blocked)."""
+    from ast_robot.config import DeployConfig
+    from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
+    from ast_robot.robot.safety.trust import ACQUIRE_STATES
+    from ast_robot.robot.specs import get_robot
+    from ast_robot.twin.sim import TwinSim
+
+    limits = SafetyLimits.from_robot(get_robot("fr3"), DeployConfig(robot="fr3", command_interface="forward_position"))
+    start, peaks = time.perf_counter(), []
+    for hold in holds:
+        sim, mon, wrist = TwinSim("fr3"), SafetyMonitor(limits), 5
+        sim.speed_limit[:] = np.inf  # measure how fast, not whether it stops
+        q0, dt, period = sim.true_positions(), sim.model.opt.timestep, limits.period_s
+        for k in range(ACQUIRE_STATES):
+            mon.observe_state(q0, received_s=(k - ACQUIRE_STATES) * period)
+        target, peak = q0 - np.eye(7)[wrist], 0.0
+        for k in range(ticks):
+            mon.observe_state(sim.true_positions(), received_s=k * period)
+            sim.command_positions(mon.filter(target, now_s=k * period).positions)
+            for _ in range(round(period / dt)):
+                sim.step_to(sim.time + dt)
+                if k < hold:
+                    sim.data.qpos[sim.idx.qpos[wrist]], sim.data.qvel[sim.idx.dof[wrist]] = q0[wrist], 0.0
+                peak = max(peak, abs(float(sim.data.qvel[sim.idx.dof[wrist]])))
+        peaks.append(peak)
+    ratio = np.array(peaks) / SPEED_LIMIT[5]
+    return {"label": label, "kind": "held", "episodes": len(peaks), "hold_s": [round(h * limits.period_s, 3) for h in holds],
+            "wrist6_peaks": np.round(peaks, 2).tolist(), "max_ratio": round(float(ratio.max()), 3),
+            "peak_over_limit": np.round(ratio, 3).tolist(), "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
 def _summary(label: str, kind: str, peaks: np.ndarray, tolerance: float, seconds: float, **extra: Any) -> dict:
     over = np.any(peaks > SPEED_LIMIT * tolerance, axis=1)
     ratio = peaks / SPEED_LIMIT
@@ -196,7 +231,32 @@ def goals(rows: list[dict]) -> list[dict]:
                      sum(r["episodes_over_stop"] for r in after) if after else None, "<="),
                 goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
                      max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
-    return out + stalltime_goals(rows, experts)
+    return out + stalltime_goals(rows, experts) + stall2_goals(rows, experts)
+
+
+def stall2_goals(rows: list[dict], experts: dict) -> list[dict]:
+    """A joint held still bounded by its servo (label ``stall2``): the held-still sweep under 0.9 x the data
+    sheet (and, label ``stall2-null``, the same sweep at the code before it over 1.0: the instrument sees the
+    hole), every record set's actions under 0.9 and none over the stop, experts' steps as at the stall judged
+    by time (label ``stalltime``) on every seed."""
+    def worst(label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
+        mine = [r[key] for r in rows if r["label"] == label and r["kind"] == kind]
+        return agg(mine) if mine else None
+
+    out = [goal("stall2, held: FR3 wrist held still 0.05-0.3 s from rest and freed: highest speed / data sheet", 0.9,
+                worst("stall2", "held"), "<="),
+           goal("stall2-null, held: the same sweep at the code before (main 2e597c2): highest speed / data sheet", 1.0,
+                worst("stall2-null", "held"), ">"),
+           goal("stall2, actions (every record set): highest joint speed / data-sheet speed", 0.9,
+                worst("stall2", "actions"), "<="),
+           goal("stall2, actions (every record set): episodes whose joints pass the twin's stop", 0,
+                worst("stall2", "actions", "episodes_over_stop", sum), "<=")]  # fmt: skip
+    for config in ("demo.yaml", "pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        before, now = experts.get(("stalltime", config)), experts.get(("stall2", config))
+        changed = sum(a != b for a, b in zip(before, now)) if before and now else None
+        out.append(goal(f"stall2, {config} scripted expert: seeds whose steps to success differ from stalltime's (of 20)",
+                        0, changed, "<="))  # fmt: skip
+    return out
 
 
 def stalltime_goals(rows: list[dict], experts: dict) -> list[dict]:
@@ -227,6 +287,7 @@ def main() -> None:
                                                                       "is timed through its env's command path.")
     parser.add_argument("--hidden", default=None, help="The twin's hidden-parameter YAML for replay rows "
                                                          "(default: the nominal twin).")
+    parser.add_argument("--held", action="store_true", help="Add the held-still-then-freed FR3 wrist sweep row.")
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2_000_000, help="First held-out env seed (the loop's sim eval's).")
     parser.add_argument("--label", required=True, help="Row label, e.g. before / after.")
@@ -238,6 +299,7 @@ def main() -> None:
     rows += [actions_row(Path(args.run[0]), Path(r), args.label) for r in args.records if args.run]
     rows += [sim_row(Path(r), args.episodes, args.seed, args.label) for r in args.run if args.episodes]
     rows += [expert_row(Path(c), 20, args.label) for c in args.expert]
+    rows += [held_row(args.label)] if args.held else []
     for row in rows:
         print(row)
     notes = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 ms), rad/s; peak_over_limit: "
@@ -260,7 +322,11 @@ def main() -> None:
              "(STALL_SHARE 0.5, judged by speed; this script run in a detached worktree, merged here). Label "
              "'stalltime-loop': replay rows of the twin episodes that the FR3 loops of sim2real_pickplace_fr3_stalltime "
              "recorded at this code (nominal seed 0 rounds 0-1, seed 1 round 0; gripper force x0.3 seed 0 round 0, "
-             "replayed with that twin's hidden parameters, --hidden).")  # fmt: skip
+             "replayed with that twin's hidden parameters, --hidden). Label 'stall2': a joint held still under a command ahead of it "
+             "(blocked or not yet) led only as far as its servo, freed, closes under 0.8 x the data sheet (branch stall2, "
+             "SafetyLimits.freed_lead): actions rows of the 5 record sets above, the experts, and a held row (--held: the FR3 "
+             "wrist held still from rest 6-38 ticks, then freed; peaks per hold); 'stall2-null': the held row at main 2e597c2 "
+             "(this script in a detached worktree, merged here).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
 

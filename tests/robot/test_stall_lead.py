@@ -190,13 +190,71 @@ def reach_ticks(monkeypatch: pytest.MonkeyPatch, **constants: float) -> int:
 
 
 def test_a_weak_arm_from_rest_is_not_slowed(monkeypatch):
-    """The weak arm gets there as fast as under the old window (every joint led by max_lead); judged by
-    speed alone (every lagging joint blocked at once: STALL_AFTER_S < 0) it is slower (null case: the
-    starvation that made `make demo` name latency 4 for 3)."""
-    share, now = arm.STALL_SHARE, reach_ticks(monkeypatch)
-    assert now == reach_ticks(monkeypatch, STALL_SHARE=1.0), now
+    """The weak arm gets there as fast as under the old window (every joint led by max_lead, no bound on a
+    joint held still: FREED_SPEED_SHARE huge); judged by speed alone (every lagging joint blocked at once:
+    STALL_AFTER_S < 0) it is slower (null case: the starvation that made `make demo` name latency 4 for 3)."""
+    share, freed, now = arm.STALL_SHARE, arm.FREED_SPEED_SHARE, reach_ticks(monkeypatch)
+    assert now == reach_ticks(monkeypatch, STALL_SHARE=1.0, FREED_SPEED_SHARE=1e3), now
     assert now < 250
-    assert reach_ticks(monkeypatch, STALL_SHARE=share, STALL_AFTER_S=-1.0) > now + 5
+    assert reach_ticks(monkeypatch, STALL_SHARE=share, FREED_SPEED_SHARE=freed, STALL_AFTER_S=-1.0) > now + 5
+
+
+HOLDS = range(6, 39)  # ticks held still: 0.048 .. 0.304 s
+
+
+def held_peaks() -> list[float]:
+    """The FR3 wrist held still from rest for each of HOLDS, then freed: its peak speed / data sheet."""
+    limit = get_robot("fr3").velocity_limits[WRIST]
+    out = []
+    for ticks in HOLDS:
+        sim, peak, _ = drive(ticks=120, blocked_ticks=ticks)
+        assert sim.safety_mode == SAFETY_NORMAL or peak > limit, sim.stop_reason
+        out.append(peak / limit)
+    return out
+
+
+def test_a_wrist_held_still_from_rest_and_freed_stays_under_the_data_sheet(monkeypatch):
+    """Held still (not pushed away) from rest and freed before it counts as blocked, the wrist's servo
+    closes whatever the command opened: bounded by freed_lead, under 0.9 x the data sheet for every hold of
+    0.05-0.3 s. Null case: without that bound (max_lead until STALL_AFTER_S) holds of ~0.1-0.25 s pass the
+    data sheet (the hole left by the stall judged by time)."""
+    assert max(held_peaks()) < 0.9
+    monkeypatch.setattr(arm, "FREED_SPEED_SHARE", 1e3)
+    assert max(held_peaks()) > 1.0
+
+
+def test_the_freed_lead_keeps_the_closing_speed_bound():
+    """freed_lead(g): the step to g' keeps (g' - g) / period + sqrt(K g') = FREED_SPEED_SHARE x V where it
+    is below max_lead; never below g while sqrt(K g) <= that speed (no walk-back, no chatter), V^2 / K
+    beyond; never above max_lead; the UR5e's bound at rest is max_lead (its A = 5: a weak arm keeps it)."""
+    lim = fr3_limits()
+    k, v = arm.SERVO_ACCEL_SHARE * lim.max_acceleration, arm.FREED_SPEED_SHARE * lim.max_velocity
+    for g in np.linspace(0.0, 0.3, 31):
+        gap = np.full(7, g)
+        reach = lim.freed_lead(gap)
+        assert np.all(reach <= lim.max_lead + 1e-15)
+        fits = k * gap <= v**2
+        speed = (reach - gap) / lim.period_s + np.sqrt(k * reach)
+        inside = fits & (reach < lim.max_lead)
+        np.testing.assert_allclose(speed[inside], v[inside], rtol=1e-9)
+        assert np.all(reach[fits] >= np.minimum(gap, lim.max_lead)[fits])
+        np.testing.assert_allclose(reach[~fits], np.minimum(v**2 / k, lim.max_lead)[~fits], rtol=1e-12)
+    assert v[WRIST] ** 2 / k[WRIST] < lim.max_lead[WRIST]  # the FR3 wrist's servo bounds even a standing command
+    ur5e = SafetyLimits.from_robot(get_robot("ur5e"), DeployConfig(robot="ur5e", command_interface="forward_position"))
+    k, v = arm.SERVO_ACCEL_SHARE * ur5e.max_acceleration, arm.FREED_SPEED_SHARE * ur5e.max_velocity
+    assert np.all(v**2 / k > ur5e.max_lead)  # the UR5e's does not: a command standing max_lead ahead is fine
+
+
+def test_a_joint_that_moves_is_not_held_to_the_freed_lead():
+    """Creeping towards its command at 0.05 rad/s (above STILL_SHARE of the allowed speed; a weak servo
+    starting) the joint keeps max_lead until STALL_AFTER_S; held still it gets freed_lead of its gap."""
+    lim = fr3_limits()
+    creeping, still = lagging_monitor(15, creep=0.05), lagging_monitor(15)
+    assert not creeping.blocked.any() and not still.blocked.any()
+    np.testing.assert_allclose(window(creeping)[1], lim.max_lead, rtol=1e-12)
+    gap = still.reference - still.measured
+    np.testing.assert_allclose(window(still)[1], lim.freed_lead(gap), rtol=1e-12)
+    assert np.all(window(still)[1] < lim.max_lead)
 
 
 def test_after_a_gap_a_lagging_joint_counts_as_blocked():
@@ -238,18 +296,19 @@ def test_no_stream_leads_beyond_max_lead():
             assert np.all(np.abs(out.positions - mon.measured) <= lim.max_lead + 1e-12)
 
 
-@pytest.mark.parametrize("stamped", [False, True])
-def test_the_window_does_not_depend_on_the_absolute_time(stamped):
+@pytest.mark.parametrize("stamped,creep", [(False, 0.05), (True, 0.05), (True, 0.0)])
+def test_the_window_does_not_depend_on_the_absolute_time(stamped, creep):
     """The same states and targets at another absolute time give the same windows, lag times and commands
-    to the bit (stamped: timed by the stamps), through the moment the joints count as blocked. Speeds from
-    unrounded intervals differed in the last bits (8 ms after 1234.568 s is 0.008000000000038 s), a binding
-    window moved them into the commands, and the same episode on simulated time differed run to run."""
+    to the bit (stamped: timed by the stamps; held still: bounded by freed_lead), through the moment the
+    joints count as blocked. Speeds from unrounded intervals differed in the last bits (8 ms after 1234.568 s
+    is 0.008000000000038 s), a binding window moved them into the commands, and the same episode on simulated
+    time differed run to run."""
 
     def run(t0: float) -> list[np.ndarray]:
         mon, out = fr3_monitor(), []
         q = np.array(get_robot("fr3").home_qpos)
         for k in range(60):
-            t, at = t0 + k * PERIOD, q + 0.05 * k * PERIOD  # creeping: lagging its command
+            t, at = t0 + k * PERIOD, q + creep * k * PERIOD  # creeping (or held still): lagging its command
             if stamped:
                 mon.observe_state(at, received_s=k * PERIOD + 1e-4 * (k % 3), stamp_s=t)
             else:

@@ -7,7 +7,9 @@ step from the previous command, changes its step by at most the acceleration lim
 follows, leads the *measured* position by at most ``lead_s`` at the allowed speed, and a *blocked* joint
 (one that has lagged a command ahead of it for longer than the servo's lag, or is pushed away from it) by a
 stall allowance plus the motion its measured speed covers in ``FOLLOW_LAG x lead_s`` on the side it moves
-towards, and keeps the end effector in the workspace box, or into a *hold* with the reasons why.
+towards; a joint *held still* under a command ahead of it (blocked or not yet) by no more than its servo,
+freed, closes under the data-sheet speed (:meth:`SafetyLimits.freed_lead`); and keeps the end effector in the
+workspace box, or into a *hold* with the reasons why.
 
 Measurements are *trusted* before anything uses them (:class:`~ast_robot.robot.safety.trust.MeasurementTrust`): a joint state counts
 only when every position is inside the joint limits and reachable from the last trusted state at the
@@ -69,11 +71,23 @@ STALL_SHARE = 0.35
 # How long (s) a joint may lag a command standing ahead of it before it counts as blocked: longer than the
 # servo's lag (the twin's arms trail a moving command by up to ~56 ms; `make demo`'s twin adds 120 ms of
 # latency before a weak arm starts), so a joint starting from rest gets the full lead (that twin's UR5e, a
-# 0.1-0.2 rad move from rest: 138 ticks, as under the old window; 0.15 s: 148; speed-judged 0.35: 155). The
-# price: a joint held still (not pushed away) from rest and freed within this time closes up to max_lead, as
-# before issue 21 (an FR3 wrist blocked 0.1-0.25 s: up to 5.4 rad/s); the recorded presses push the wrist
-# away from its command and are caught at once (SafetyMonitor._time_stall).
+# 0.1-0.2 rad move from rest: 138 ticks, as under the old window; 0.15 s: 148; speed-judged 0.35: 155).
 STALL_AFTER_S = 0.2
+# Until then a joint held still from rest (a grasped object caught, not pushed away) looks like a servo that
+# has not started (a weak arm's latency), and with max_lead the FR3 wrist held still 0.07-0.27 s and freed
+# reached up to 5.44 rad/s = 1.3 x its data-sheet speed (bench/fr3_overspeed.py --held). Its position servo
+# closes a static gap g at about sqrt(K g), K = SERVO_ACCEL_SHARE x the data-sheet acceleration (the twin's
+# FR3 wrist: gaps 0.10 / 0.125 / 0.21 rad freed peak at 3.05 / 3.49 / 4.49 rad/s, K ~ 90-100 for A = 20),
+# and behind a command still moving at u at about u + sqrt(K g) (held 0.088 s: gap ~0.08 rad, u ~1.8 rad/s,
+# 4.3 rad/s). So a joint that a command leads and that does not move towards it at STILL_SHARE of its
+# allowed speed is led only as far as keeps u + sqrt(K g) at most FREED_SPEED_SHARE of the data-sheet speed
+# (SafetyLimits.freed_lead): the held FR3 wrist freed after 0.05-0.3 s peaks at <= 3.14 rad/s = 0.75 x. The UR5e (A = 5)
+# reaches that bound only near max_lead at > 0.5 rad/s: make demo's weak twin keeps its 138 ticks (even with
+# every lagging joint bounded); STILL_SHARE 0.01 (not FOLLOW_MIN_SHARE) because a starting FR3 joint that
+# already moves is following: bounded at 0.1, the FR3 pick-and-place expert changed on 4 of 20 seeds.
+SERVO_ACCEL_SHARE = 5.0
+FREED_SPEED_SHARE = 0.8
+STILL_SHARE = 0.01
 # "Ahead": the command leads the joint by at least this share of the stall allowance (a joint sagging under
 # gravity a little below its command is not blocked); "not following": the joint moves towards the command
 # slower than this share of its allowed speed.
@@ -180,19 +194,38 @@ class SafetyLimits:
         (:data:`FOLLOW_MIN_SHARE` of the allowed speed)."""
         return FOLLOW_MIN_SHARE * self.max_step / self.period_s
 
-    def lead_at(self, speed: np.ndarray, blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def freed_lead(self, gap: np.ndarray) -> np.ndarray:
+        """(J,) rad: the most a command now ``gap`` (J,) rad ahead of a joint held still may lead it after this
+        tick: the largest g' whose step from ``gap`` (a speed u = (g' - gap) / period) keeps u + sqrt(K g')
+        at most :data:`FREED_SPEED_SHARE` of the data-sheet speed V (K: :data:`SERVO_ACCEL_SHARE` x the
+        data-sheet acceleration), so the servo freed at any tick stays under it; V^2 / K (walk back) when
+        even standing still would not; at most :attr:`max_lead`. Judged by the step, not by the last
+        command's speed: a window that shrank with the speed walked the command back, which let the window
+        grow again (a command chattering against the acceleration limit)."""
+        k, v, t = SERVO_ACCEL_SHARE * self.max_acceleration, FREED_SPEED_SHARE * self.max_velocity, self.period_s
+        gap = np.maximum(np.asarray(gap, dtype=float), 0.0)
+        root = 0.5 * t * (np.sqrt(k + 4.0 * (v + gap / t) / t) - np.sqrt(k))  # sqrt(g'): g'/t + sqrt(k g') = v + gap/t
+        reach = np.where(k * gap <= v**2, np.maximum(root**2, gap), v**2 / k)
+        return np.minimum(reach, self.max_lead)
+
+    def lead_at(self, speed: np.ndarray, blocked: np.ndarray | None = None, still: np.ndarray | None = None,
+                gap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """(behind, ahead) (J,) rad: how far a command may lie below / above joints measured moving at
         ``speed`` (J,) rad/s. A joint not ``blocked`` (J,) bool (None: every joint blocked): :attr:`max_lead`
         on both sides. A blocked one: the stall allowance, + :data:`FOLLOW_LAG` x ``lead_s`` of motion at its
         speed on the side it moves towards, at most :attr:`max_lead`; a joint pushed away from its command
         (the cube on the table drove the FR3 wrist backwards while the command stayed ahead on the other
-        side) gets the stall allowance on the command's side."""
+        side) gets the stall allowance on the command's side. A ``still`` (J,) bool joint (led by a command
+        it does not move towards, blocked or not yet): at most :meth:`freed_lead` of its command's ``gap`` (J,) rad."""
         follow = FOLLOW_LAG * self.lead_s * np.asarray(speed, dtype=float)
         behind = np.minimum(self.stall_lead + np.maximum(-follow, 0.0), self.max_lead)
         ahead = np.minimum(self.stall_lead + np.maximum(follow, 0.0), self.max_lead)
-        if blocked is None:
-            return behind, ahead
-        return np.where(blocked, behind, self.max_lead), np.where(blocked, ahead, self.max_lead)
+        if blocked is not None:
+            behind, ahead = np.where(blocked, behind, self.max_lead), np.where(blocked, ahead, self.max_lead)
+        if still is not None:
+            cap = self.freed_lead(np.zeros(self.n_joints) if gap is None else gap)
+            behind, ahead = np.where(still, np.minimum(behind, cap), behind), np.where(still, np.minimum(ahead, cap), ahead)
+        return behind, ahead
 
     @property
     def n_joints(self) -> int:
@@ -254,6 +287,7 @@ class _RobotState:
     speed_ref: tuple[np.ndarray, float, float] | None = None  # (positions, stamp or receipt s, receipt s) of the
     # state the next speed is taken from
     stalled_us: np.ndarray | None = None  # (J,) int: how long (us) each joint has lagged a command ahead of it
+    still: np.ndarray | None = None  # (J,) bool: a command leads it and it does not move towards it at all
     stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -320,6 +354,7 @@ class SafetyMonitor:
         lim, cmd = self.limits, self._s.last_command
         if cmd is None:
             self._s.stalled_us = np.zeros(q.shape, dtype=np.int64)
+            self._s.still = np.zeros(q.shape, dtype=bool)
             return
         gap = cmd - q
         toward = np.sign(gap) * self._s.speed
@@ -328,6 +363,7 @@ class SafetyMonitor:
         grown = before + dt_us if dt_us is not None else np.full(q.shape, self._stall_after_us + 1, dtype=np.int64)
         grown = np.where(toward <= -lim.follow_min_speed, np.maximum(grown, self._stall_after_us + 1), grown)
         self._s.stalled_us = np.where(ahead & (toward < lim.follow_min_speed), grown, 0)
+        self._s.still = ahead & (toward < STILL_SHARE * lim.max_step / lim.period_s)
 
     @property
     def _stall_after_us(self) -> int:
@@ -532,7 +568,9 @@ class SafetyMonitor:
         by more than the lead: that limit)."""
         lim, measured = self.limits, self._s.positions
         speed = np.zeros_like(measured) if self._s.speed is None else self._s.speed
-        behind, ahead = lim.lead_at(speed, self.blocked)
+        still = self._s.still if self._s.still is not None else np.zeros(lim.n_joints, dtype=bool)
+        gap = np.zeros_like(measured) if self._s.last_command is None else np.abs(self._s.last_command - measured)
+        behind, ahead = lim.lead_at(speed, self.blocked, still, gap)
         low = np.maximum(lim.lower, measured - behind)
         high = np.minimum(lim.upper, measured + ahead)
         edge = np.clip(measured, lim.lower, lim.upper)
