@@ -31,7 +31,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import goal, write_results  # noqa: E402
+from bench.common import RESULTS, goal, write_results  # noqa: E402
 from bench.sim2real import PP_CONFIG, LoadSampler, pp_round  # noqa: E402
 
 VISUAL_TRUTH = {"light_scale": "light_intensity", "camera_offset_m": "camera_pose", "camera_rotation_deg": "camera_pose",
@@ -43,7 +43,7 @@ def loop_row(twin: str, seed: int, rounds: int, episodes: int, root: Path, domai
     """One loop on ``twin`` (``nominal`` or a hidden-twin YAML): bench.sim2real's row plus the camera's words."""
     hidden = {} if twin == "nominal" else yaml.safe_load(Path(twin).read_text()) or {}
     row = pp_round(hidden, seed, rounds, episodes, root, domain, Path(twin).stem)
-    row["kind"], row["twin_file"] = "loop", twin
+    row["kind"], row["twin_file"], row["command"] = "loop", twin, " ".join(sys.argv[1:])
     folder = Path(row["policy"]).parent
     rep = json.loads((folder / "gap" / "gap.json").read_text()) if (folder / "gap" / "gap.json").exists() else {}
     vis = rep.get("visual") or {}
@@ -77,7 +77,7 @@ def cost_row(policy: Path, hidden_file: str | None, camera_hz: float, episodes: 
     frames = len(read_bag_images(bag)) if camera_hz > 0 else 0
     t0 = time.perf_counter()
     visual, note = run_visual(bag, recs) if camera_hz > 0 else (None, "not recorded")
-    return {"kind": "deploy", "twin": label, "camera_hz": camera_hz, "repeat": i, "episodes": len(recs),
+    return {"kind": "deploy", "command": " ".join(sys.argv[1:]), "twin": label, "camera_hz": camera_hz, "repeat": i, "episodes": len(recs),
             "real_successes": int(sum(r.success for r in recs)), "deploy_wall_s": round(wall, 1),
             "bag_frames": frames, "visual_s": round(time.perf_counter() - t0, 1),
             "visual_named": None if visual is None else list(visual.culprits),
@@ -122,12 +122,14 @@ def main() -> None:
     parser.add_argument("--domain", type=int, default=126)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--name", default="loop_camera")
+    parser.add_argument("--merge", action="store_true", help="Add to the rows of bench/results/<name>.json.")
     args = parser.parse_args()
     from ast_robot.config import load_config
 
     camera_hz = load_config(PP_CONFIG).gap.camera_rate_hz
     root = Path(args.workdir or tempfile.mkdtemp(prefix="loop_camera-"))
-    rows: list[dict] = []
+    earlier = RESULTS / f"{args.name}.json"
+    rows: list[dict] = json.loads(earlier.read_text())["rows"] if args.merge and earlier.exists() else []
     policy = Path(args.policy) if args.policy else None
     for twin in [t for t in args.loops.split(",") if t]:
         rows.append(loop_row(twin, args.seed, args.rounds, args.episodes, root, args.domain))
