@@ -109,7 +109,8 @@ class GapConfig:
         "Camera frames a second (simulated time) the sim-to-real loop records from the twin for the visual gap "
         "analysis of pick-and-place (ast_robot.gap.visual: frames before each grasp against their re-renders); "
         "the twin then renders its cameras at this rate even for a policy that does not see them. 0 = none "
-        "(the report says 'Camera: skipped'). Reach has no visual analysis and records none.",
+        "(the report says 'Camera: skipped'). Reach has no visual analysis and records none; nor does a loop on wall "
+        "clock (--wall-clock: frames timed by their receipt, not aligned with the arm's pose they show).",
         ge=0,
         le=25,
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ast_robot.records import read_records
-from ast_robot.sim2real import deploy_on_twin, twin_camera_rate
+from ast_robot.sim2real import deploy_on_twin, loop_camera_hz, twin_camera_rate
 from tests.ros.test_pickplace_replay import tracked_checkpoint
 
 pytest.importorskip("rclpy", reason='needs ROS 2 Python packages: pip install "ast-robot[ros]"')
@@ -97,6 +97,12 @@ def test_the_twin_renders_only_what_is_read():
     assert twin_camera_rate(camera=True, record_camera_hz=2.0) == []  # the policy's camera: the YAML's rate
     with pytest.raises(ValueError, match=r"^gap.camera_rate_hz: expected frames per second >= 0"):
         twin_camera_rate(camera=False, record_camera_hz=-1.0)
+
+
+def test_the_loop_records_the_camera_for_pickplace_on_simulated_time_only():
+    assert loop_camera_hz(2.0, "pickplace", sim_time=True) == 2.0
+    assert loop_camera_hz(2.0, "reach", sim_time=True) == 0.0  # no visual analysis of reach
+    assert loop_camera_hz(2.0, "pickplace", sim_time=False) == 0.0  # frames timed by receipt: not aligned
 
 
 def test_a_bad_camera_rate_in_the_config_is_refused_in_one_line():
