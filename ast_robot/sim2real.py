@@ -33,6 +33,8 @@ from ast_robot.deploy.loader import read_contract
 from ast_robot.fileio import read_json
 from ast_robot.run_layout import POLICY_DIR
 
+THIN_MARGIN = 1.5  # the recorder's camera rate over the twin's when the twin renders only for the bag
+
 
 @dataclass
 class RoundResult:
@@ -105,8 +107,8 @@ class RosProcesses:
 
 def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str | None, episodes: int, seed: int,
                    folder: Path, domain: int, sim_time: bool = True, control_hz: float = 125.0,
-                   task: str = "reach", camera: bool = False, twin_flags: dict[str, Any] | None = None
-                   ) -> tuple[Path, Path]:  # fmt: skip
+                   task: str = "reach", camera: bool = False, twin_flags: dict[str, Any] | None = None,
+                   record_camera_hz: float = 0.0) -> tuple[Path, Path]:  # fmt: skip
     """Twin + policy node + recorder; drive ``episodes`` episodes of ``task``. Returns (bag, records folder).
 
     ``config`` is the ``--config PATH [--set k=v ...]`` of the experiment whose ``deploy`` section to use.
@@ -115,24 +117,51 @@ def deploy_on_twin(policy_dir: Path, config: list[str], robot: str, hidden: str 
     False: wall clock, as on a real robot. ``camera``: the policy sees the twin's camera (else, on simulated
     time, the twin renders none: rendering is most of a lock-step tick's cost). ``twin_flags``: more twin flags
     -> values, e.g. ``--camera-size`` / ``--wrist-camera-size`` at the policy's trained sizes (:func:`twin_camera_sizes`).
+    ``record_camera_hz`` > 0: the bag also holds the cameras' frames at that rate (the visual gap analysis reads
+    them), and a twin on simulated time renders them at that rate even when the policy sees no camera.
     """
     bag, records = folder / "real_bag", folder / "real"  # no ".bag" suffix: rosbags reads that as ROS 1
     ros = RosProcesses(folder / "logs", domain)
     clock = ["--sim-time"] if sim_time else []
-    rates = ["--rate", f"{control_hz:g}", *([] if camera else ["--camera-rate", "0"])] if sim_time else []
+    rates = ["--rate", f"{control_hz:g}", *twin_camera_rate(camera, record_camera_hz)] if sim_time else []
+    # a twin that renders only for the bag sends exactly record_camera_hz; its frames reach the recorder with
+    # jitter, and thinning at the same rate would drop every other one (measured: 1 s apart at 2 Hz)
+    thin = record_camera_hz * (1.0 if camera or not sim_time else THIN_MARGIN)
+    shots = ["--camera-rate", f"{thin:g}"] if record_camera_hz > 0 else []
     table = ["--task", task, "--robot", robot] if task == "pickplace" else []
     sizes = [x for flag, values in (twin_flags or {}).items() if values for x in (flag, *map(str, values))]
     try:
         ros.start("twin", "twin", "--robot", robot, *(["--hidden", hidden] if hidden else []), *clock, *rates,
                   *table[:2], *sizes)  # fmt: skip
         ros.start("deploy", "deploy", str(policy_dir), "--robot", robot, *config, *clock)
-        ros.start("record", "record", "--out", str(bag), *clock)
+        ros.start("record", "record", "--out", str(bag), *clock, *shots)
         # discovery waits for the policy node's start-up (torch, numba): over 30 s on a 2-core machine at load 14
         ros.run("episodes", "episodes", "--n", str(episodes), "--seed", str(seed), "--out", str(records), *clock,
                 *table, "--discovery-timeout", "120", timeout=240 + 30 * episodes)  # fmt: skip
     finally:
         ros.stop_all()
     return bag, records
+
+
+def twin_camera_rate(camera: bool, record_camera_hz: float) -> list[str]:
+    """The sim-time twin's camera flags: the YAML's rate for a policy that sees the camera; else only the frames
+    the bag records (rendering is most of a lock-step tick's cost: none when nothing reads them)."""
+    if camera:
+        return []
+    if not record_camera_hz >= 0:
+        raise ValueError(f"gap.camera_rate_hz: expected frames per second >= 0 (0: none), got {record_camera_hz}")
+    return ["--camera-rate", f"{record_camera_hz:g}"]
+
+
+def loop_camera_hz(rate_hz: float, task: str, sim_time: bool) -> float:
+    """The camera rate the loop records (``gap.camera_rate_hz``): pick-and-place on simulated time only.
+
+    Reach has no visual analysis. On wall clock the frames are placed in their episodes by the time the
+    recorder received them, which is not the arm's pose they show: the nominal twin read 7.5 levels RMS (floor 2;
+    untrained policy, 2 episodes) and 11.9 (the loop's trained policy, 10 episodes, load 6: bench/results/
+    loop_camera.md, row deploy_wall) and the report would claim a visual gap it cannot explain, so the loop
+    records none there (aligning frames by their header stamps with the joint states' is the fix left)."""
+    return rate_hz if task == "pickplace" and sim_time else 0.0
 
 
 def twin_camera_sizes(contract: Any) -> dict[str, Any]:
@@ -159,11 +188,12 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     config = ["--config", str(cfg_path), *(x for o in overrides for x in ("--set", o))]
     contract = read_contract(folder / POLICY_DIR, cfg.deploy.robot)
     start = time.perf_counter()
+    sim_time = not getattr(args, "wall_clock", False)
     bag, records = deploy_on_twin(folder / POLICY_DIR, config, cfg.deploy.robot, args.hidden, args.real_episodes,
-                                  seed=1000 + r, folder=folder, domain=args.domain,
-                                  sim_time=not getattr(args, "wall_clock", False), control_hz=cfg.deploy.control_hz,
-                                  task=contract.task, camera=contract.camera_size is not None,
-                                  twin_flags=twin_camera_sizes(contract))  # fmt: skip
+                                  seed=1000 + r, folder=folder, domain=args.domain, sim_time=sim_time,
+                                  control_hz=cfg.deploy.control_hz, task=contract.task,
+                                  camera=contract.camera_size is not None, twin_flags=twin_camera_sizes(contract),
+                                  record_camera_hz=loop_camera_hz(cfg.gap.camera_rate_hz, contract.task, sim_time))  # fmt: skip
     timings["deploy"], start = time.perf_counter() - start, time.perf_counter()
     try:
         out = gap_report(folder / EVAL_DIR, bag, folder / "gap", config=cfg_path, overrides=overrides,

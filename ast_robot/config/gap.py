@@ -104,5 +104,15 @@ class GapConfig:
     max_replay_episodes: int = doc(
         8, "Real episodes replayed in simulation per candidate (the first N).", gt=0
     )
+    camera_rate_hz: float = doc(
+        2.0,
+        "Camera frames a second (simulated time) the sim-to-real loop records from the twin for the visual gap "
+        "analysis of pick-and-place (ast_robot.gap.visual: frames before each grasp against their re-renders); "
+        "the twin then renders its cameras at this rate even for a policy that does not see them. 0 = none "
+        "(the report says 'Camera: skipped'). Reach has no visual analysis and records none; nor does a loop on wall "
+        "clock (--wall-clock: frames timed by their receipt, not aligned with the arm's pose they show).",
+        ge=0,
+        le=25,
+    )
     classifier_folds: int = doc(5, "Cross-validation folds of the sim-vs-real classifier.", ge=2)
     confidence: float = doc(0.95, "Confidence level of reported intervals.", gt=0, lt=1)

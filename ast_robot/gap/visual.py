@@ -18,7 +18,7 @@ shift that darkens for a dim light, is not named); what the fit leaves is report
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,6 +50,7 @@ class Frame:
     q: np.ndarray  # (J,) arm joints at the frame's time (rad)
     table: SheetTable
     around: tuple[np.ndarray, ...] = ()  # arm joints one control tick before and after (motion mask)
+    opening: float | None = None  # measured gripper opening (m) at the frame's time; None: the widest
 
 
 @dataclass
@@ -120,7 +121,7 @@ class LookRenderer:
         m, d = self.model, self.data
         d.qpos[:] = m.qpos0
         d.qpos[self.qadr] = frame.q
-        d.qpos[self.fingers] = float(self.spec.gripper_width[1]) / 2.0
+        d.qpos[self.fingers] = (float(self.spec.gripper_width[1]) if frame.opening is None else frame.opening) / 2.0
         t = frame.table
         for i, (adr, (x, y, yaw)) in enumerate(zip(self.cubes, t.objects)):
             d.qpos[adr : adr + 7] = [x, y, OBJECT_HALF_SIZE, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
@@ -136,9 +137,10 @@ class LookRenderer:
 
 
 def frames_of_episode(record: EpisodeRecord, images: Sequence[tuple[float, np.ndarray]], start_s: float,
-                      table: SheetTable) -> list[Frame]:  # fmt: skip
+                      table: SheetTable, opening: Callable[[float], float | None] = lambda t: None) -> list[Frame]:  # fmt: skip
     """The frames (time s, image) of one episode whose scene is known: after its start and before the hand
-    was first told to close (the cubes still rest where the table put them)."""
+    was first told to close (the cubes still rest where the table put them). ``opening``: the measured gripper
+    opening (m) at a time (a policy that leaves the hand half open moves the fingers before any grasp)."""
     closing = np.flatnonzero(np.asarray(record.actions)[:, -1] < 0.0)
     until = (closing[0] if closing.size else record.steps) * record.control_dt
     out = []
@@ -147,7 +149,7 @@ def frames_of_episode(record: EpisodeRecord, images: Sequence[tuple[float, np.nd
         if 0 <= k < record.joint_positions.shape[0] and (t - start_s) < until - record.control_dt:
             q = record.joint_positions
             around = (q[max(k - 1, 0)], q[min(k + 1, q.shape[0] - 1)])
-            out.append(Frame(np.asarray(image), q[k], table, around))
+            out.append(Frame(np.asarray(image), q[k], table, around, opening(t)))
     return out
 
 
@@ -192,7 +194,7 @@ def _still(renderer: LookRenderer, frame: Frame) -> np.ndarray:
     here = renderer.render(frame)
     still = np.ones(here.shape[:2], dtype=bool)
     for q in frame.around:
-        other = renderer.render(Frame(frame.image, q, frame.table))
+        other = renderer.render(Frame(frame.image, q, frame.table, opening=frame.opening))
         still &= np.all(np.abs(other - here) < 1.0, axis=-1)
     return still[..., None]
 
@@ -277,14 +279,44 @@ def episode_frames(robot: str, records: Sequence[EpisodeRecord], bag: Any, sheet
     sheets = sheets or TableSheets(robot)
     images = [(t * 1e-9, img) for t, img in read_bag_images(bag)]
     ends = _outcome_stamps(bag)
+    opening = _openings(robot, bag)
     out: list[Frame] = []
     for rec, end_s in zip(records, ends):
         table = sheets.find(rec)
         if table is None:
             continue
         start = end_s - rec.steps * rec.control_dt
-        out += frames_of_episode(rec, [(t, i) for t, i in images if start <= t <= end_s], start, table)
+        out += frames_of_episode(rec, [(t, i) for t, i in images if start <= t <= end_s], start, table, opening)
     return out
+
+
+def _openings(robot: str, bag: Any) -> Callable[[float], float | None]:
+    """Bag time (s) -> the gripper opening (m) its last joint state at or before then measured (the deploy YAML's
+    ``gripper.state_joints``); None where the bag has no joint states (the fingers are then rendered widest)."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+    from ast_robot.deploy.gripper import GripperCommander
+    from ast_robot.deploy.robot_io import load_robot_io
+    from ast_robot.robot.specs import get_robot
+
+    io = load_robot_io(robot)
+    gripper = GripperCommander(io.gripper, tuple(get_robot(robot).gripper_width))
+    store, times, widths = get_typestore(Stores.ROS2_KILTED), [], []
+    with Reader(bag) as reader:
+        conns = [c for c in reader.connections if c.topic == io.topics.joint_states]
+        for conn, stamp, raw in reader.messages(connections=conns) if conns else ():  # none: rosbags reads all
+            msg = store.deserialize_cdr(raw, conn.msgtype)
+            width = gripper.width_from_state(list(msg.name), list(msg.position))
+            if width is not None:
+                times.append(stamp * 1e-9)
+                widths.append(width)
+
+    def at(t: float) -> float | None:
+        i = int(np.searchsorted(times, t + 1e-9, side="right")) - 1
+        return widths[i] if i >= 0 else None
+
+    return at
 
 
 def _outcome_stamps(bag: Any) -> list[float]:
