@@ -41,12 +41,14 @@ def same_table_sim(cfg: object, act: object, robot: str, episodes: int, seed: in
     """The student in the nominal env on the episode driver's tables (seeds ``seed``, ``seed + 1``, ...);
     ``pipeline``: with ``env.deploy_pipeline`` (each 25 Hz step through the deployment's 125 Hz command path:
     its speed, acceleration and lead limits), whatever the student was trained with."""
+    from ast_robot.config.deploy import driver_command_interface
     from ast_robot.envs.pick_place import PickPlaceEnv
     from ast_robot.evaluation import rollout
     from ast_robot.twin.pickplace import episode_sheets, table_of_env
 
+    deploy = dataclasses.replace(cfg.deploy, command_interface=driver_command_interface(robot))  # as the node drives it
     env = PickPlaceEnv(robot, dataclasses.replace(cfg.env, deploy_pipeline=pipeline), randomization={"enabled": False},
-                       deploy=cfg.deploy)  # fmt: skip
+                       deploy=deploy)  # fmt: skip
     records = []
     try:
         for k, (sheet, instruction) in enumerate(episode_sheets(robot, episodes, seed)):

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.config.deploy import driver_command_interface
 from ast_robot.robot.actions import EEDeltaAction
 from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
@@ -71,6 +72,12 @@ class DeployPipeline:
         step = env_cfg.max_ee_step * env_cfg.control_hz / deploy_cfg.control_hz  # the runner's per-tick share
         self.action_map = EEDeltaAction(ik, step, workspace, orientation, env_cfg.ik_iterations,
                                         lead_m=2.0 * env_cfg.max_ee_step)  # fmt: skip
+        driver = driver_command_interface(robot.name)
+        if driver is not None and driver != deploy_cfg.command_interface:
+            raise ValueError(f"deploy.command_interface: {deploy_cfg.command_interface!r}, but configs/deploy/"
+                             f"{robot.name}.yaml drives the {robot.name} through {driver!r}: the env would train "
+                             f"against another controller than the deployment's; set deploy.command_interface: "
+                             f"{driver}")  # fmt: skip
         self.trajectory = deploy_cfg.command_interface == "trajectory"
         self.setpoint = Setpoint(np.zeros(robot.n_joints))
         self._queue: deque[tuple[float, np.ndarray, float]] = deque()  # (activation s, target, segment s)

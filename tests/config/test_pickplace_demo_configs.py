@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from ast_robot.config import load_config
+from ast_robot.config.deploy import driver_command_interface
 
 
 def _flat(value, prefix=""):
@@ -23,9 +24,12 @@ def test_the_fr3_loop_differs_from_the_ur5e_loop_only_in_the_arm(repo_root):
     a, b = _flat(ur5e), _flat(fr3)
     differ = sorted(k for k in a if a[k] != b[k])
     # the FR3 expert fails more under DART noise (pickplace_fr3_bc.yaml): half the UR5e's; the slower FR3
-    # gets a longer episode (its expert needs up to 80 of the UR5e's 80 steps), on the robot as in the env
-    assert differ == ["deploy.episode_timeout_s", "deploy.robot", "env.id", "env.max_episode_steps", "name",
-                      "train.demo_noise"], differ  # fmt: skip
+    # gets a longer episode (its expert needs up to 80 of the UR5e's 80 steps), on the robot as in the env; each
+    # env models its arm's controller as configs/deploy/<robot>.yaml wires it (the FR3: a forward controller)
+    assert differ == ["deploy.command_interface", "deploy.episode_timeout_s", "deploy.robot", "env.id",
+                      "env.max_episode_steps", "name", "train.demo_noise"], differ  # fmt: skip
+    assert fr3.deploy.command_interface == driver_command_interface("fr3") == "forward_position"
+    assert ur5e.deploy.command_interface == driver_command_interface("ur5e") == "trajectory"
     assert fr3.train.demo_noise == 0.5 * ur5e.train.demo_noise
     assert fr3.env.max_episode_steps > ur5e.env.max_episode_steps
     for cfg in (ur5e, fr3):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ast_robot.config import DeployConfig, EnvConfig
+from ast_robot.config.deploy import driver_command_interface
 from ast_robot.deploy.robot_io import load_robot_io
 from ast_robot.deploy.runner import PolicyRunner, ReachController
 from ast_robot.envs.pick_place import PickPlaceEnv
@@ -41,8 +42,9 @@ def _closing(n: int = 10) -> np.ndarray:
 def test_a_deploy_pipeline_pickplace_env_observes_the_measured_opening(robot):
     """The runner of a pick-and-place policy reads the opening from the gripper's joint states: the env that
     trains as it deploys observes that opening too (it read the open width, whatever the fingers did)."""
+    deploy = DeployConfig(robot=robot, command_interface=driver_command_interface(robot))  # its driver's controller
     env = PickPlaceEnv(robot, EnvConfig(observation="deploy", camera=True, instruction=True, deploy_pipeline=True,
-                                           n_objects=2, n_pads=2), NO_DR)
+                                           n_objects=2, n_pads=2), NO_DR, deploy=deploy)
     seen, fingers = _width_entries(env, _closing())
     assert fingers[0] - fingers[-1] > 0.02  # the fingers closed
     np.testing.assert_allclose(seen, fingers, rtol=0, atol=1e-12)
