@@ -16,7 +16,9 @@ class DeployConfig:
     robot: Literal["ur5e", "fr3"] = doc("ur5e", "Robot; topic and joint names come from its YAML file.")
     control_hz: float = doc(125.0, "Control loop rate (Hz).", gt=0)
     command_interface: Literal["trajectory", "forward_position"] = doc(
-        "trajectory", "JointTrajectory to a trajectory controller, or Float64MultiArray to a forward controller."
+        "trajectory", "JointTrajectory to a trajectory controller, or Float64MultiArray to a forward controller. "
+                      "The policy node takes it from configs/deploy/<robot>.yaml; an env with env.deploy_pipeline "
+                      "refuses a value other than that file's (it would model another controller)."
     )
     max_joint_speed_scale: float = doc(0.5, "Fraction of the data-sheet joint speed allowed per step.", gt=0, le=1)
     workspace_min: tuple[float, float, float] = doc((-0.9, -0.9, 0.0), "End-effector box lower corner (m, mounting frame).")
