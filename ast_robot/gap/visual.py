@@ -136,20 +136,26 @@ class LookRenderer:
         return self.renderer.render().astype(np.float64)
 
 
-def frames_of_episode(record: EpisodeRecord, images: Sequence[tuple[float, np.ndarray]], start_s: float,
-                      table: SheetTable, opening: Callable[[float], float | None] = lambda t: None) -> list[Frame]:  # fmt: skip
-    """The frames (time s, image) of one episode whose scene is known: after its start and before the hand
-    was first told to close (the cubes still rest where the table put them). ``opening``: the measured gripper
-    opening (m) at a time (a policy that leaves the hand half open moves the fingers before any grasp)."""
+def frames_of_episode(record: EpisodeRecord, images: Sequence[tuple[float, float, np.ndarray]], start_s: float,
+                      table: SheetTable, measured: Callable[[float, float], Any] = lambda t, dt: None) -> list[Frame]:  # fmt: skip
+    """The frames (bag time s, time taken s, image) of one episode whose scene is known: after its start and
+    before the hand was first told to close (the cubes still rest where the table put them), both judged by the
+    frame's receipt, which comes after it was taken. ``measured(taken, dt)``: the arm joints, the joints one
+    control tick ``dt`` around and the gripper opening that the bag's joint states measured when the frame was
+    taken (None: no joint states; the record's joints at the frame's receipt and the widest opening are used)."""
     closing = np.flatnonzero(np.asarray(record.actions)[:, -1] < 0.0)
     until = (closing[0] if closing.size else record.steps) * record.control_dt
     out = []
-    for t, image in images:
+    q = record.joint_positions
+    for t, taken, image in images:
         k = int(round((t - start_s) / record.control_dt))
-        if 0 <= k < record.joint_positions.shape[0] and (t - start_s) < until - record.control_dt:
-            q = record.joint_positions
-            around = (q[max(k - 1, 0)], q[min(k + 1, q.shape[0] - 1)])
-            out.append(Frame(np.asarray(image), q[k], table, around, opening(t)))
+        if not (0 <= k < q.shape[0] and (t - start_s) < until - record.control_dt):
+            continue
+        state = measured(taken, record.control_dt)
+        if state is None:
+            out.append(Frame(np.asarray(image), q[k], table, (q[max(k - 1, 0)], q[min(k + 1, q.shape[0] - 1)])))
+        else:
+            out.append(Frame(np.asarray(image), state[0], table, state[1], state[2]))
     return out
 
 
@@ -273,26 +279,28 @@ def _means(images: np.ndarray) -> tuple[float, float, float]:
 
 def episode_frames(robot: str, records: Sequence[EpisodeRecord], bag: Any, sheets: TableSheets | None = None) -> list[Frame]:
     """Frames of a bag's camera topic assigned to its episodes: each outcome message ends an episode that
-    began ``steps * control_dt`` before it (its stamp); see :func:`frames_of_episode`."""
-    from ast_robot.records.bag import read_bag_images
+    began ``steps * control_dt`` before it (its stamp); see :func:`frames_of_episode`. A frame's pose is the
+    joint state stamped when it was taken, not the one at its receipt: on a loaded machine the recorder
+    received frames late (a nominal bag read 11 levels RMS against the floor of 2 when placed by receipt)."""
+    from ast_robot.records.bag import read_bag_frames
 
     sheets = sheets or TableSheets(robot)
-    images = [(t * 1e-9, img) for t, img in read_bag_images(bag)]
+    images = [(t * 1e-9, taken * 1e-9, img) for t, taken, img in read_bag_frames(bag)]
     ends = _outcome_stamps(bag)
-    opening = _openings(robot, bag)
+    measured = _measured_states(robot, bag)
     out: list[Frame] = []
     for rec, end_s in zip(records, ends):
         table = sheets.find(rec)
         if table is None:
             continue
         start = end_s - rec.steps * rec.control_dt
-        out += frames_of_episode(rec, [(t, i) for t, i in images if start <= t <= end_s], start, table, opening)
+        out += frames_of_episode(rec, [f for f in images if start <= f[0] <= end_s], start, table, measured)
     return out
 
 
-def _openings(robot: str, bag: Any) -> Callable[[float], float | None]:
-    """Bag time (s) -> the gripper opening (m) its last joint state at or before then measured (the deploy YAML's
-    ``gripper.state_joints``); None where the bag has no joint states (the fingers are then rendered widest)."""
+def _measured_states(robot: str, bag: Any) -> Callable[[float, float], Any]:
+    """(time taken s, control tick s) -> (arm joints, (joints a tick before, after), gripper opening m or None)
+    from the bag's joint states by their header stamps (the camera's clock); None where the bag has none."""
     from rosbags.rosbag2 import Reader
     from rosbags.typesys import Stores, get_typestore
 
@@ -302,19 +310,30 @@ def _openings(robot: str, bag: Any) -> Callable[[float], float | None]:
 
     io = load_robot_io(robot)
     gripper = GripperCommander(io.gripper, tuple(get_robot(robot).gripper_width))
-    store, times, widths = get_typestore(Stores.ROS2_KILTED), [], []
+    store, times, arms, widths = get_typestore(Stores.ROS2_KILTED), [], [], []
     with Reader(bag) as reader:
         conns = [c for c in reader.connections if c.topic == io.topics.joint_states]
-        for conn, stamp, raw in reader.messages(connections=conns) if conns else ():  # none: rosbags reads all
+        for conn, _stamp, raw in reader.messages(connections=conns) if conns else ():  # none: rosbags reads all
             msg = store.deserialize_cdr(raw, conn.msgtype)
-            width = gripper.width_from_state(list(msg.name), list(msg.position))
-            if width is not None:
-                times.append(stamp * 1e-9)
-                widths.append(width)
+            by_name = dict(zip(msg.name, msg.position))
+            if not all(n in by_name for n in io.joint_names):
+                continue
+            times.append(int(msg.header.stamp.sec) + int(msg.header.stamp.nanosec) * 1e-9)
+            arms.append([by_name[n] for n in io.joint_names])
+            widths.append(gripper.width_from_state(list(msg.name), list(msg.position)))
+    order = np.argsort(times, kind="stable")
+    times, arms = np.asarray(times)[order], np.asarray(arms, dtype=float).reshape(-1, len(io.joint_names))[order]
+    widths = [widths[i] for i in order]
 
-    def at(t: float) -> float | None:
-        i = int(np.searchsorted(times, t + 1e-9, side="right")) - 1
-        return widths[i] if i >= 0 else None
+    def index(t: float) -> int:
+        return int(np.searchsorted(times, t + 1e-9, side="right")) - 1
+
+    def at(taken: float, dt: float) -> Any:
+        i = index(taken)
+        if i < 0:
+            return None
+        around = (arms[max(index(taken - dt), 0)], arms[max(index(taken + dt), 0)])
+        return arms[i], around, widths[i]
 
     return at
 

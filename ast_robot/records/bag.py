@@ -161,6 +161,12 @@ def _min_gaps(max_rate_hz: Mapping[str, float], topics: Mapping[str, str] | None
 def read_bag_images(path: str | Path, topic: str = _NAMES.camera) -> list[tuple[int, Any]]:
     """(bag time ns, image (H, W, C) uint8 array) of every camera frame on ``topic``; BadFile (one line) for
     an unreadable bag, a bag without the topic, or a frame whose size does not match its data."""
+    return [(t, image) for t, _stamp, image in read_bag_frames(path, topic)]
+
+
+def read_bag_frames(path: str | Path, topic: str = _NAMES.camera) -> list[tuple[int, int, Any]]:
+    """(bag time ns, header stamp ns, image) of every camera frame on ``topic``: the bag time is when the
+    recorder received the frame, the header stamp when the camera took it (what to match poses by)."""
     import numpy as np
 
     reader_cls, _, _, _, typestore = _rosbags()
@@ -177,7 +183,8 @@ def read_bag_images(path: str | Path, topic: str = _NAMES.camera) -> list[tuple[
                 msg = typestore.deserialize_cdr(raw, IMAGE)
                 rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
                 channels = msg.step // msg.width
-                frames.append((int(stamp), rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)))
+                taken = int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
+                frames.append((int(stamp), taken, rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)))
     except BadFile:
         raise
     except Exception as err:  # rosbags' own errors, or a frame whose data does not fit its size
