@@ -252,7 +252,8 @@ def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     for cond, r in summarize(results).items():
         ci = wilson_interval(r["successes"], r["episodes"])
         row[cond] = {"success": r["successes"] / r["episodes"], "ci": [round(ci.low, 3), round(ci.high, 3)],
-                     "followed": r["followed"] / r["episodes"], "picked_any": r["picked_any"] / r["episodes"]}  # fmt: skip
+                     "followed": r["followed"] / r["episodes"], "picked_any": r["picked_any"] / r["episodes"],
+                     "outcomes": r["outcomes"]}  # fmt: skip
     env.close()
     return row
 

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     collect.add_argument("--instruction", action="store_true", help="Record the language instruction.")
     collect.add_argument("--wrist-camera", action="store_true",
                          help="Pick-and-place: render the wrist camera (env.wrist_camera), for a --policy student "
-                              "that reads it; episodes record the scene camera, not the wrist image.")  # fmt: skip
+                              "that reads it; episodes record the wrist image (wrist_camera) and the goals' place in it.")  # fmt: skip
     collect.add_argument("--observation", choices=("privileged", "deploy"), default="privileged",
                          help="Pick-and-place observation layout; `deploy` (camera + instruction + proprioception, "
                               "no object positions) implies --camera and --instruction.")  # fmt: skip
@@ -42,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     collect.add_argument("--policy", default=None, metavar="RUN",
                          help="DAgger: a trained BC run (or its policy/ checkpoint) drives, the scripted expert "
                               "labels every visited state; failed episodes are kept (their labels are good).")  # fmt: skip
+    collect.add_argument("--replay", default=None, metavar="DIR",
+                         help="Re-run DIR's episodes (their seeds and executed actions; --episodes at most its count) "
+                              "in this env, the expert labelling the states visited: old demos gain a new "
+                              "observation (e.g. --wrist-camera's image).")  # fmt: skip
     collect.add_argument("--beta", type=float, default=0.0,
                          help="With --policy: probability per step of executing the expert's action instead.")
     collect.add_argument("--append", action="store_true",
@@ -74,17 +78,19 @@ def run(args: argparse.Namespace) -> int:
     )
     env = make_env(env_cfg, rand, seed=args.seed)
     earlier = _earlier(args)
+    if args.policy and args.replay:
+        raise ValueError("--policy and --replay both choose the executed actions: give one")
     act = _student(args.policy) if args.policy else None
     with progress(f"demos {args.env}", args.episodes) as advance:
         files, successes, tried = _collect(env, expert_for(env), args, advance, act, first=len(earlier["files"]))
     env.close()
-    this = {"seed": args.seed, "noise": args.noise, "policy": args.policy, "beta": args.beta if args.policy else None,
+    this = {"seed": args.seed, "noise": args.noise, "policy": args.policy, "replay": args.replay, "beta": args.beta if args.policy else None,
             "episodes": len(files), "attempts": tried, "successes": successes, "success_rate": successes / tried}  # fmt: skip
     runs = [*earlier.get("collections", []), this]
     write_meta(args.out, {"env_id": args.env, "env_config": to_dict(env_cfg), "randomization": to_dict(env.unwrapped.rand_cfg),
                           **this, "episodes": len(earlier["files"]) + len(files), "collections": runs,
                           "files": earlier["files"] + files})  # fmt: skip
-    who = "student (DAgger, expert-labelled)" if args.policy else "expert"
+    who = "student (DAgger, expert-labelled)" if args.policy else f"replay of {args.replay}" if args.replay else "expert"
     Console().print(f"wrote {len(files)} episodes to {args.out} ({who} success {successes}/{tried})")
     return 0
 
@@ -127,13 +133,17 @@ def _collect(env, expert, args: argparse.Namespace, advance, act=None, first: in
     from ast_robot.envs.dagger import dagger_episode
     from ast_robot.envs.demos import run_episode, write_episode
 
+    replays = _replays(args.replay, args.episodes, args.env) if args.replay else None
     files, successes, tried = [], 0, 0
     while len(files) < args.episodes:
-        if tried >= 10 * args.episodes:  # --only-success with a failing expert must not loop forever
+        if tried >= 10 * args.episodes or (replays is not None and tried >= len(replays)):  # never loop forever
             raise ValueError(f"--only-success: only {len(files)} successes in {tried} episodes; giving up")
         seed = args.seed + tried
-        episode = (run_episode(env, expert, seed, noise=args.noise) if act is None
-                   else dagger_episode(env, expert, act, seed, beta=args.beta, noise=args.noise))  # fmt: skip
+        if replays is not None:
+            episode = _replayed(env, expert, replays[tried])
+        else:
+            episode = (run_episode(env, expert, seed, noise=args.noise) if act is None
+                       else dagger_episode(env, expert, act, seed, beta=args.beta, noise=args.noise))  # fmt: skip
         tried += 1
         successes += bool(episode["success"])
         if args.only_success and not episode["success"]:
@@ -143,3 +153,30 @@ def _collect(env, expert, args: argparse.Namespace, advance, act=None, first: in
         files.append(name)
         advance(success_rate=successes / tried)
     return files, successes, tried
+
+
+def _replays(folder: str, episodes: int, env_id: str) -> list:
+    """The first ``episodes`` file paths of ``folder`` (a demo folder of this env id), checked up front."""
+    from pathlib import Path
+
+    from ast_robot.envs.demos import read_meta
+    from ast_robot.fileio import BadFile
+
+    meta = read_meta(folder)
+    if meta["env_id"] != env_id:
+        raise BadFile(Path(folder) / "meta.json", f"holds demonstrations of {meta['env_id']}, not {env_id}",
+                      "--replay of a folder of the same env")  # fmt: skip
+    if len(meta["files"]) < episodes:
+        raise BadFile(Path(folder) / "meta.json", f"holds {len(meta['files'])} episodes, --episodes asks {episodes}",
+                      "--episodes at most the --replay folder's count")  # fmt: skip
+    return [Path(folder) / name for name in meta["files"][:episodes]]
+
+
+def _replayed(env, expert, path):
+    """One recorded episode re-run from its seed with its executed actions, the expert labelling every state."""
+    from ast_robot.envs.dagger import replay_driver
+    from ast_robot.envs.demos import read_episode, run_episode
+
+    old = read_episode(path)
+    actions = old.arrays.get("executed_action", old.arrays["action"])
+    return run_episode(env, expert, int(old.arrays["seed"]), driver=replay_driver(actions))

@@ -10,7 +10,8 @@ altered by ``condition``:
 * ``blank_camera``: black images from every camera (nothing says where anything is).
 
 It records which cube the policy picked (the one lifted highest, else moved furthest: ``picked_object``),
-so instruction-following (picked == named) is reported apart from task success.
+so instruction-following (picked == named) is reported apart from task success, and where an episode
+failed (``outcome``): the lever a failure calls for differs (see :func:`outcome`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 CONDITIONS = ("as_given", "swapped", "blank_instruction", "blank_camera")
 LIFTED = 0.02  # m above its start: the cube was picked up
 MOVED = 0.03  # m from its start (x, y): the cube was pushed or dragged, when none was lifted
+OUTCOMES = ("success", "wrong_cube", "never_lifted", "carried_at_end", "placed_off", "dropped")
 
 Act = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -61,6 +63,24 @@ def picked_object(lift: np.ndarray, moved: np.ndarray) -> int | None:
     return None
 
 
+def outcome(named: int, picked: int | None, success: bool, lift: np.ndarray, end_height: np.ndarray,
+            goal_distance: float, threshold: float) -> str:  # fmt: skip
+    """Where an episode ended, one of ``OUTCOMES``: ``success``; ``wrong_cube`` (another cube picked);
+    ``never_lifted`` (the named cube never rose ``LIFTED``: the grasp failed); ``carried_at_end`` (still up at
+    the end: placing was too slow or hovered); ``placed_off`` (set down within twice the success radius of
+    the goal: a near miss); ``dropped`` (set down or fallen farther away). ``lift``: each cube's highest rise
+    above its start (m), ``end_height``: its rise at the end."""
+    if success:
+        return "success"
+    if picked is not None and picked != named:
+        return "wrong_cube"
+    if lift[named] <= LIFTED:
+        return "never_lifted"
+    if end_height[named] > LIFTED:
+        return "carried_at_end"
+    return "placed_off" if goal_distance < 2 * threshold else "dropped"
+
+
 def probe_episode(env: Any, act: Act, seed: int, condition: str,
                   reset: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """One episode under ``condition``: {condition, seed, named, picked, followed, success}.
@@ -86,9 +106,11 @@ def probe_episode(env: Any, act: Act, seed: int, condition: str,
         done = terminated or truncated
     end = np.array([u.object_pos(i).copy() for i in range(n)])
     picked = picked_object(top - start[:, 2], np.linalg.norm(end[:, :2] - start[:, :2], axis=1))
-    success = float(np.linalg.norm(end[named] - u.goal)) < u.cfg.success_threshold
+    distance = float(np.linalg.norm(end[named] - u.goal))
+    success = distance < u.cfg.success_threshold
+    how = outcome(named, picked, success, top - start[:, 2], end[:, 2] - start[:, 2], distance, u.cfg.success_threshold)
     return {"condition": condition, "seed": int(seed), "named": int(named), "picked": picked,
-            "followed": picked == named, "success": bool(success)}  # fmt: skip
+            "followed": picked == named, "success": bool(success), "outcome": how}  # fmt: skip
 
 
 def _altered(obs: dict[str, np.ndarray], condition: str, text: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -105,10 +127,14 @@ def _altered(obs: dict[str, np.ndarray], condition: str, text: np.ndarray | None
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per condition: episodes, successes, followed (picked the named cube), picked_any."""
+    """Per condition: episodes, successes, followed (picked the named cube), picked_any, and the count of each
+    ``outcome`` (results without one, from older callers, count none)."""
     out: dict[str, dict[str, Any]] = {}
     for r in results:
-        row = out.setdefault(r["condition"], {"episodes": 0, "successes": 0, "followed": 0, "picked_any": 0})
+        row = out.setdefault(r["condition"], {"episodes": 0, "successes": 0, "followed": 0, "picked_any": 0,
+                                              "outcomes": dict.fromkeys(OUTCOMES, 0)})  # fmt: skip
+        if "outcome" in r:
+            row["outcomes"][r["outcome"]] += 1
         row["episodes"] += 1
         row["successes"] += r["success"]
         row["followed"] += r["followed"]

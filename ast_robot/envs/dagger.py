@@ -41,3 +41,17 @@ def dagger_episode(env: Any, expert: Any, act: Act, seed: int, beta: float = 0.0
 
     rng = np.random.default_rng([seed, 0xDA66E5])
     return run_episode(env, expert, seed, noise=noise, driver=student_driver(act, beta, rng))
+
+
+def replay_driver(actions: np.ndarray) -> Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]:
+    """``driver(obs, expert_action)`` that executes a recorded episode's ``actions`` (T, A) in order, then the
+    expert's: re-running an old episode from its seed with a changed observation (a wrist camera added) so that
+    the expert labels the states it visits and the new images are recorded. The env's random draws after reset
+    (action noise, image noise) differ once an image is added, so the states drift a little from the recorded
+    ones: the labels are the expert's at the states visited now, never the old ones."""
+    queue = [np.asarray(a, dtype=np.float32) for a in actions]
+
+    def drive(obs: dict[str, np.ndarray], expert_action: np.ndarray) -> np.ndarray:
+        return queue.pop(0) if queue else expert_action
+
+    return drive

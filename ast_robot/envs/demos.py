@@ -10,6 +10,8 @@ On-disk format (version 1), one folder per collection::
         achieved_goal  (T+1, 3) float64         from info in the deploy layout (privileged: never a policy input
         desired_goal   (T+1, 3) float64         there, since the BC data takes only the env's observation keys)
         camera         (T+1, H, W, 3) uint8     only when the env has a camera
+        wrist_camera   (T+1, h, w, 3) uint8     only with env.wrist_camera (`demos collect --wrist-camera`; older
+                                                files and folders without it lack it, and load as before)
         instruction    (L,) uint8               only with instructions (UTF-8, zero padded)
         action         (T, A) float32           the expert's actions (what behaviour cloning imitates)
         executed_action (T, A) float32          with noise injection or a DAgger driver: the actions given to env.step
@@ -23,6 +25,9 @@ On-disk format (version 1), one folder per collection::
         target_pixels  (T+1, 6) float64         pick-and-place with a camera: achieved goal, desired goal, TCP in the
                                                 scene camera's image (row, col each; ast_robot.envs.projection),
                                                 privileged supervision for a pixel student (older files lack it)
+        wrist_pixels   (T+1, 4) float64         with wrist_camera: the achieved and desired goal in the wrist camera's
+                                                image (row, col each, normalized as target_pixels); a point
+                                                behind the camera is WRIST_BEHIND (outside [-1, 1]: unseen)
         dr_names       (K,) str                 randomized parameter names (sorted)
         dr_values      (K,) float64             their values in this episode (info["dr"])
         success        () bool                  is_success of the last step
@@ -44,7 +49,8 @@ import numpy as np
 from ast_robot.fileio import BadFile, atomic_write, atomic_write_json, check_nonempty, read_json, reading
 
 FORMAT, VERSION = "ast_robot.demos", 1
-_STEP_KEYS = ("observation", "achieved_goal", "desired_goal", "camera")
+_STEP_KEYS = ("observation", "achieved_goal", "desired_goal", "camera", "wrist_camera")
+WRIST_BEHIND = 9.0  # wrist_pixels of a point behind the wrist camera (finite, so the file check holds; the loss skips it)
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,9 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0, driver: An
     pixels = "camera" in obs and env.unwrapped.task == "pickplace"  # image positions of the target and place
     if pixels:
         steps["target_pixels"] = [_target_pixels(env, steps)]
+    wrist = pixels and "wrist_camera" in obs  # the same points in the wrist camera's image
+    if wrist:
+        steps["wrist_pixels"] = [_wrist_pixels(env, steps)]
     acts, executed, rewards, succ, force = [], [], [], [], []
     done = False
     while not done:
@@ -109,10 +118,12 @@ def run_episode(env: Any, expert: Any, seed: int, noise: float = 0.0, driver: An
         executed.append(run)
         done = terminated or truncated
         for k in steps:
-            if k != "target_pixels":
+            if k not in ("target_pixels", "wrist_pixels"):
                 steps[k].append(obs[k] if k in obs else info[k])
         if pixels:
             steps["target_pixels"].append(_target_pixels(env, steps))
+        if wrist:
+            steps["wrist_pixels"].append(_wrist_pixels(env, steps))
         acts.append(action)
         rewards.append(reward)
         succ.append(info["is_success"])
@@ -137,6 +148,17 @@ def _target_pixels(env: Any, steps: dict[str, list]) -> np.ndarray:
 
     points = np.stack([steps["achieved_goal"][-1], steps["desired_goal"][-1], steps["ee_pos"][-1]])
     return image_coords(env, points).reshape(6)
+
+
+def _wrist_pixels(env: Any, steps: dict[str, list]) -> np.ndarray:
+    """(4,): the last recorded achieved and desired goal in the wrist camera's image (row, col each; behind the
+    camera: ``WRIST_BEHIND``), the targets of the wrist perception's heat maps (as ``aux_wrist_pixels`` of scenes)."""
+    from ast_robot.envs.projection import image_coords
+    from ast_robot.envs.wrist import WRIST_CAMERA
+
+    points = np.stack([steps["achieved_goal"][-1], steps["desired_goal"][-1]])
+    coords = image_coords(env, points, WRIST_CAMERA, env.unwrapped.cfg.wrist_camera_size).reshape(4)
+    return np.nan_to_num(coords, nan=WRIST_BEHIND)
 
 
 def _perturbed(action: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -188,7 +210,8 @@ _REQUIRED = {"observation": 2, "achieved_goal": 2, "desired_goal": 2, "action": 
              "dr_values": 1}  # fmt: skip
 _PER_STEP = {"action": 0, "reward": 0, "is_success": 0, "contact_force": 0, "executed_action": 0,  # T rows
              "observation": 1, "achieved_goal": 1, "desired_goal": 1, "camera": 1, "joint_positions": 1,
-             "ee_pos": 1, "target_pixels": 1}  # T + 1 rows  # fmt: skip
+             "ee_pos": 1, "target_pixels": 1, "wrist_camera": 1, "wrist_pixels": 1}  # T + 1 rows  # fmt: skip
+_IMAGES = ("camera", "wrist_camera")  # (T+1, H, W, 3) uint8
 
 
 def read_episode(path: str | Path) -> Episode:
@@ -215,6 +238,11 @@ def check_episode(arrays: dict[str, np.ndarray]) -> None:
     for key, extra in _PER_STEP.items():
         if key in arrays and (arrays[key].ndim == 0 or arrays[key].shape[0] != steps + extra):
             raise ValueError(f"{key} has shape {arrays[key].shape}, not {steps + extra} rows for the {steps} steps of action")
+    for key in _IMAGES:
+        if key in arrays and (arrays[key].ndim != 4 or arrays[key].shape[-1] != 3 or arrays[key].dtype != np.uint8):
+            raise ValueError(f"{key} has shape {arrays[key].shape} dtype {arrays[key].dtype}, expected (T+1, H, W, 3) uint8")
+    if "wrist_pixels" in arrays and arrays["wrist_pixels"].shape[1:] != (4,):
+        raise ValueError(f"wrist_pixels has shape {arrays['wrist_pixels'].shape}, expected (T+1, 4)")
     for key in ("achieved_goal", "desired_goal"):
         if arrays[key].shape[1] != 3:
             raise ValueError(f"{key} has shape {arrays[key].shape}, expected (T+1, 3)")
@@ -252,7 +280,8 @@ def check_fits(episodes: list[Episode], spaces: dict[str, Any], action_dim: int)
             raise BadFile(where, f"action has {ep.arrays['action'].shape[1]} columns", expected)
         for key, space in spaces.items():
             if key not in ep.arrays:
-                raise BadFile(where, f"the observation {key!r} is missing", expected)
+                hint = " (recorded without the wrist camera: `demos collect --wrist-camera`, or --replay the folder)" if key == "wrist_camera" else ""
+                raise BadFile(where, f"the observation {key!r} is missing{hint}", expected)
             shape = ep.arrays[key].shape if key == "instruction" else ep.arrays[key].shape[1:]
             if tuple(shape) != tuple(space.shape):
                 raise BadFile(where, f"{key} has per-step shape {tuple(shape)}, the env's is {space.shape}", expected)

@@ -42,7 +42,9 @@ class PickPlaceExpert(ReachExpert):
     """Above the cube -> down -> close -> lift -> above the pad -> down -> open -> up.
 
     A grasp that fails (the cube stays on the table while the TCP lifts, or the lift times out) and a drop
-    while carrying (the cube back near the table, or away from the TCP) start over from the approach.
+    while carrying (the cube back near the table, or away from the TCP) start over from the approach. A cube
+    already up in the hand before the expert's own grasp (DAgger: the student grasped and lifted it) goes
+    straight to the carry: labelling those states "open" taught the student to drop what it held (issue 20).
     """
 
     HOVER = 0.09  # height of the TCP above the table while carrying (m)
@@ -62,6 +64,8 @@ class PickPlaceExpert(ReachExpert):
         tcp, cube, goal = u.tcp_pos, u.object_pos(u.target_object).copy(), u.goal
         grasp_z = u.half_size  # TCP at the centre of a cube resting on the table
         self.timer += 1
+        if self.phase in ("approach", "descend", "close") and self._in_hand(tcp, cube, grasp_z):
+            self._enter("carry")
         step = getattr(self, f"_{self.phase}")
         move, grip = step(tcp, cube, goal, grasp_z)
         return np.concatenate([_toward(self.env, move, gain=1.0), [grip]]).astype(np.float32)
@@ -97,6 +101,10 @@ class PickPlaceExpert(ReachExpert):
         elif np.linalg.norm(cube[:2] - goal[:2]) < 0.015:
             self._enter("place")
         return np.array([goal[0] + tcp[0] - cube[0], goal[1] + tcp[1] - cube[1], self.HOVER]), -1.0
+
+    def _in_hand(self, tcp, cube, grasp_z) -> bool:
+        """The cube lifted off the table (as a finished lift) and at the TCP: someone else grasped it."""
+        return cube[2] > grasp_z + 0.03 and not self._lost(tcp, cube)
 
     def _lost(self, tcp, cube) -> bool:
         return float(np.linalg.norm(tcp - cube)) > self.HOLD_DISTANCE

@@ -43,7 +43,8 @@ class DemoData:
         ``physical_weight(dr) -> [0, 1]`` (from the gap analyzer) weights each episode's steps by how
         close its randomization values lie to where the real robot fails. ``aux`` adds the privileged
         target positions (achieved + desired goal, ``AUX_KEY``) for the policy's auxiliary loss, and their
-        image positions (``PIXEL_KEY``) when every episode records ``target_pixels``.
+        image positions (``PIXEL_KEY``) when every episode records ``target_pixels``, and in the wrist camera's
+        image (``WRIST_PIXEL_KEY``) when the keys hold ``wrist_camera`` and every episode records ``wrist_pixels``.
         """
         chosen = [e for e in episodes if e.success or not only_success or getattr(e, "relabelled", False)]
         if not chosen:
@@ -57,6 +58,10 @@ class DemoData:
                             for e in chosen]  # fmt: skip
             if all("target_pixels" in e.arrays for e in chosen):  # image positions of the same (two_stage)
                 obs[PIXEL_KEY] = [e.arrays["target_pixels"][: len(e)] for e in chosen]
+            if "wrist_camera" in keys and all("wrist_pixels" in e.arrays for e in chosen):  # in the wrist image
+                from ast_robot.policies.policy import WRIST_PIXEL_KEY
+
+                obs[WRIST_PIXEL_KEY] = [e.arrays["wrist_pixels"][: len(e)].astype(np.float32) for e in chosen]
         for ep in chosen:
             steps = len(ep)
             for k in keys:

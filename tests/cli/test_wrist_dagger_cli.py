@@ -14,7 +14,7 @@ ENV = "ast_robot/PickPlaceUR5e-v0"
 DEPLOY = ["--observation", "deploy", "--visual", "--objects", "2", "--pads", "2"]
 
 
-def test_a_wrist_student_drives_dagger_episodes_that_record_the_scene_camera(tmp_path, capsys):
+def test_a_wrist_student_drives_dagger_episodes_that_record_both_cameras(tmp_path, capsys):
     env = gym.make(ENV, config={"observation": "deploy", "camera": True, "instruction": True, "n_objects": 2,
                                 "n_pads": 2, "wrist_camera": True})  # fmt: skip
     cfg = PolicyConfig(type="two_stage", aux_weight=1.0, n_keypoints=2, hidden_sizes=[16])
@@ -28,4 +28,5 @@ def test_a_wrist_student_drives_dagger_episodes_that_record_the_scene_camera(tmp
     assert main([*args, "--wrist-camera"]) == 0
     assert read_meta(out)["env_config"]["wrist_camera"] is True
     (episode,) = load_demos(out, env_id=ENV)
-    assert "camera" in episode.arrays and "wrist_camera" not in episode.arrays
+    assert "camera" in episode.arrays and "wrist_camera" in episode.arrays and "wrist_pixels" in episode.arrays
+    assert episode.arrays["wrist_camera"].shape == (len(episode) + 1, 64, 64, 3) and episode.relabelled

@@ -8,6 +8,7 @@ import pytest
 
 import ast_robot  # noqa: F401  (registers the ids)
 from ast_robot.cli import main
+from ast_robot.envs import ablations
 from ast_robot.envs.ablations import CONDITIONS, picked_object, probe_episode, summarize, swapped_instruction
 from ast_robot.envs.dagger import dagger_episode, student_driver
 from ast_robot.envs.demos import Episode, load_demos, read_meta, run_episode
@@ -36,13 +37,16 @@ def test_probe_tells_a_policy_that_reads_its_instruction_from_one_that_does_not(
     conditions = [c for c in CONDITIONS if c != "blank_instruction"]  # (blank_camera shows the same as it would)
     results = [probe_episode(env, expert.act, s, c, reset=expert.reset) for c in conditions for s in seeds]
     table = summarize(results)
-    assert table["as_given"] == {"episodes": 2, "successes": 2, "followed": 2, "picked_any": 2}
+    ok = {**dict.fromkeys(ablations.OUTCOMES, 0), "success": 2}
+    assert table["as_given"] == {"episodes": 2, "successes": 2, "followed": 2, "picked_any": 2, "outcomes": ok}
+    assert table["swapped"]["outcomes"]["wrong_cube"] == 2
     # the instruction now names the other cube, the expert still carries the env's target: never "followed"
     assert table["swapped"]["followed"] == 0 and table["swapped"]["successes"] == 0
     assert table["swapped"]["picked_any"] == 2
     assert table["blank_camera"]["successes"] == 2  # a privileged controller needs no camera
     idle = summarize([probe_episode(env, _still, s, "blank_instruction") for s in seeds])["blank_instruction"]
-    assert idle == {"episodes": 2, "successes": 0, "followed": 0, "picked_any": 0}  # null case: nothing picked
+    never = {**dict.fromkeys(ablations.OUTCOMES, 0), "never_lifted": 2}
+    assert idle == {"episodes": 2, "successes": 0, "followed": 0, "picked_any": 0, "outcomes": never}  # null case
 
 
 def test_swapped_instruction_names_the_other_cube_and_keeps_the_pad(env):
@@ -61,6 +65,16 @@ def test_picked_object_prefers_lift_then_motion():
     assert picked_object(np.array([0.001, 0.0]), np.array([0.01, 0.0])) is None  # nudged: nothing counts
     with pytest.raises(ValueError, match="condition 'mute'"):
         probe_episode(None, _still, 0, "mute")
+
+
+def test_outcome_says_where_a_failed_episode_ended():
+    lift, down, up = np.array([0.10, 0.0]), np.array([0.0, 0.0]), np.array([0.08, 0.0])
+    assert ablations.outcome(0, 0, True, lift, down, 0.01, 0.05) == "success"
+    assert ablations.outcome(0, 1, False, np.array([0.0, 0.1]), down, 0.3, 0.05) == "wrong_cube"
+    assert ablations.outcome(0, None, False, np.array([0.01, 0.0]), down, 0.3, 0.05) == "never_lifted"
+    assert ablations.outcome(0, 0, False, lift, up, 0.2, 0.05) == "carried_at_end"
+    assert ablations.outcome(0, 0, False, lift, down, 0.07, 0.05) == "placed_off"
+    assert ablations.outcome(0, 0, False, lift, down, 0.2, 0.05) == "dropped"
 
 
 def test_dagger_episode_executes_the_student_and_records_the_expert(env):

@@ -140,3 +140,24 @@ def test_pick_place_expert_notices_a_missed_grasp():
         if expert.phase != "lift":
             break
     assert expert.phase == "approach"
+
+
+def test_pick_place_expert_carries_a_cube_someone_else_lifted():
+    """DAgger: the student grasped and lifted the cube while the expert (labelling) was still approaching; the
+    label must keep the gripper closed and carry, not open it (which taught students to drop held cubes)."""
+    env = gym.make("ast_robot/PickPlaceUR5e-v0", config={"max_episode_steps": 150}, randomization={"enabled": False})
+    expert = expert_for(env)
+    obs, _ = env.reset(seed=5)
+    expert.reset()
+    obs = _run_until(env, expert, obs, "carry")  # the cube is up in the hand
+    expert.reset()  # a labeller whose own phase machine never saw the grasp
+    label = expert.act(obs)
+    assert expert.phase == "carry" and label[-1] == -1.0
+    for _ in range(80):
+        obs, _, _, _, info = env.step(expert.act(obs))
+        if info["is_success"]:
+            break
+    assert info["is_success"]
+    obs, _ = env.reset(seed=5)  # null case: a cube on the table is approached with the gripper open
+    expert.reset()
+    assert expert.act(obs)[-1] == 1.0 and expert.phase == "approach"
