@@ -37,6 +37,29 @@ class Replay:
         return self.actions[len(self.seen) - 1]
 
 
+def replay_runner(env: PickPlaceEnv, robot: str, seed: int, steps: int, close_from: int) -> tuple[np.ndarray, Replay, PolicyRunner]:
+    """Random actions (the hand told to close from step ``close_from`` on: its opening enters the observation),
+    a policy replaying them, and a runner serving it with the env's contract on ``robot``'s driver wiring."""
+    actions = np.random.default_rng(seed).uniform(-1.2, 1.2, (steps, 4))
+    actions[close_from:, 3] = -1.0
+    policy = Replay(actions)
+    runner = PolicyRunner.for_robot(policy, robot, DeployConfig(robot=robot, control_hz=env.cfg.control_hz),
+                                    contract=DeploymentContract.from_env(env), io=load_robot_io(robot))  # fmt: skip
+    return actions, policy, runner
+
+
+def tick_and_step(env: PickPlaceEnv, runner: PolicyRunner, policy: Replay, info: dict, k: int) -> tuple:
+    """Step ``k``: the runner's tick on the env's joints (a trust chain of states first), the policy asked
+    (asserted), then the env's step with the same action. (the runner's step result, obs, info)"""
+    now = k * env.control_dt
+    for _ in range(ACQUIRE_STATES if k == 0 else 1):
+        runner.observe_joint_state(info["joint_positions"], info["joint_velocities"], now)
+    result = runner.step(now)
+    assert len(policy.seen) == k + 1, f"the runner did not ask the policy at step {k}: {runner.missing_inputs(now)}"
+    obs, _, _, _, info = env.step(policy.actions[k])
+    return result, obs, info
+
+
 def gripper_state(runner: PolicyRunner, env: PickPlaceEnv) -> tuple[list[str], list[float]]:
     """The gripper's joint-state entries as the robot's driver publishes them, from the env's fingers."""
     cfg = runner.gripper.cfg
@@ -51,13 +74,7 @@ def test_deploy_observation_equals_the_envs(robot):
     """Same state, same image: every observation the policy gets on the robot equals the env's, number for
     number (the measured gripper opening included: the gripper closes on the way); bgr8 frames too."""
     env = deploy_env(robot)
-    contract = DeploymentContract.from_env(env)
-    rng = np.random.default_rng(4)
-    actions = rng.uniform(-1.2, 1.2, (14, 4))
-    actions[8:, 3] = -1.0  # close the gripper: its opening changes in the observation
-    policy = Replay(actions)
-    runner = PolicyRunner.for_robot(policy, robot, DeployConfig(robot=robot, control_hz=env.cfg.control_hz),
-                                    contract=contract, io=load_robot_io(robot))  # fmt: skip
+    actions, policy, runner = replay_runner(env, robot, seed=4, steps=14, close_from=8)
     obs, info = env.reset(seed=7)
     runner.set_instruction(env.instruction)
     expected, grips = [], []
@@ -67,12 +84,9 @@ def test_deploy_observation_equals_the_envs(robot):
         runner.set_gripper_width(runner.gripper.width_from_state(names, positions))
         frame = obs["camera"] if k % 2 else np.ascontiguousarray(obs["camera"][:, :, ::-1])
         runner.camera_input.offer("rgb8" if k % 2 else "bgr8", 64, 64, 64 * 3, frame.tobytes(), now)
-        for _ in range(ACQUIRE_STATES if k == 0 else 1):
-            runner.observe_joint_state(info["joint_positions"], info["joint_velocities"], now)
-        grips.append(runner.step(now).gripper)
-        assert len(policy.seen) == k + 1, f"the runner did not ask the policy at step {k}: {runner.missing_inputs(now)}"
         expected.append(obs)
-        obs, _, _, _, info = env.step(actions[k])
+        result, obs, info = tick_and_step(env, runner, policy, info, k)
+        grips.append(result.gripper)
     widths = [e["observation"][2 * env.robot.n_joints + 6] for e in expected]
     assert max(widths) - min(widths) > 0.02  # the opening moved: the check covers the measured width
     for k, (sim, real) in enumerate(zip(expected, policy.seen, strict=True)):

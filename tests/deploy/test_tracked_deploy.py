@@ -23,7 +23,7 @@ from ast_robot.robot.contract import ContractError, DeploymentContract
 from ast_robot.robot.safety import TrackerTrust
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.twin.pickplace import table_of_env
-from tests.deploy.test_pickplace_deploy import IDS, Replay, gripper_state
+from tests.deploy.test_pickplace_deploy import IDS, Replay, gripper_state, replay_runner, tick_and_step
 
 
 def tracked_env(robot: str, **cfg) -> PickPlaceEnv:
@@ -47,12 +47,7 @@ def test_tracked_observation_equals_the_envs(robot):
     contract = DeploymentContract.from_env(env)
     assert contract.observation_layout == "pickplace-privileged-v1" and contract.n_objects == 2
     assert contract.gripper_observed == "measured"
-    rng = np.random.default_rng(5)
-    actions = rng.uniform(-1.2, 1.2, (16, 4))
-    actions[9:, 3] = -1.0  # close the gripper: its measured opening enters the observation
-    policy = Replay(actions)
-    runner = PolicyRunner.for_robot(policy, robot, DeployConfig(robot=robot, control_hz=env.cfg.control_hz),
-                                    contract=contract, io=load_robot_io(robot))  # fmt: skip
+    actions, policy, runner = replay_runner(env, robot, seed=5, steps=16, close_from=9)
     obs, info = env.reset(seed=11)
     runner.table = parse_table(sheet(env))
     expected = []
@@ -62,12 +57,8 @@ def test_tracked_observation_equals_the_envs(robot):
         names, positions = gripper_state(runner, env)
         runner.set_gripper_width(runner.gripper.width_from_state(names, positions))
         runner.tracker.offer(info["object_positions"], now, stamp_s=now)
-        for _ in range(ACQUIRE_STATES if k == 0 else 1):
-            runner.observe_joint_state(info["joint_positions"], info["joint_velocities"], now)
-        runner.step(now)
-        assert len(policy.seen) == k + 1, f"the runner did not ask the policy at step {k}: {runner.missing_inputs(now)}"
         expected.append(obs)
-        obs, _, _, _, info = env.step(actions[k])
+        _, obs, info = tick_and_step(env, runner, policy, info, k)
     velocity = slice(2 * n + 16, 2 * n + 19)  # target cube velocity: after proprio (2n + 10), position, relative
     exact = np.ones(expected[0]["observation"].size, dtype=bool)
     exact[velocity] = False

@@ -18,7 +18,7 @@ from ast_robot.deploy.session import DeploymentSession
 from ast_robot.envs.pick_place import PickPlaceEnv
 from ast_robot.robot.contract import ContractError, DeploymentContract
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
-from tests.deploy.test_pickplace_deploy import IDS, Replay, gripper_state
+from tests.deploy.test_pickplace_deploy import IDS, Replay, gripper_state, replay_runner, tick_and_step
 
 
 def wrist_env(robot: str, size: tuple[int, int] = (64, 64), wrist: tuple[int, int] = (48, 40),
@@ -137,13 +137,7 @@ def test_deploy_wrist_observation_equals_the_envs(robot, randomized):
     size; with randomization: mount jitter, lights, colours and image noise in them): every observation the
     policy gets on the robot equals the env's, number for number; the wrist frames arrive as bgr8 or rgb8."""
     env = wrist_env(robot, randomized=randomized)
-    contract = DeploymentContract.from_env(env)
-    rng = np.random.default_rng(5)
-    actions = rng.uniform(-1.2, 1.2, (12, 4))
-    actions[7:, 3] = -1.0  # close the gripper: its opening changes in the observation
-    policy = Replay(actions)
-    runner = PolicyRunner.for_robot(policy, robot, DeployConfig(robot=robot, control_hz=env.cfg.control_hz),
-                                    contract=contract, io=load_robot_io(robot))  # fmt: skip
+    actions, policy, runner = replay_runner(env, robot, seed=5, steps=12, close_from=7)
     obs, info = env.reset(seed=11)
     if randomized:
         assert {"visual_wrist_dx", "visual_wrist_roll", "visual_image_noise"} <= set(info["dr"])
@@ -155,12 +149,8 @@ def test_deploy_wrist_observation_equals_the_envs(robot, randomized):
         runner.camera_input.offer("rgb8", 64, 64, 64 * 3, obs["camera"].tobytes(), now)
         wrist = obs["wrist_camera"] if k % 2 else np.ascontiguousarray(obs["wrist_camera"][:, :, ::-1])
         runner.wrist_input.offer("rgb8" if k % 2 else "bgr8", 48, 40, 40 * 3, wrist.tobytes(), now)
-        for _ in range(ACQUIRE_STATES if k == 0 else 1):
-            runner.observe_joint_state(info["joint_positions"], info["joint_velocities"], now)
-        runner.step(now)
-        assert len(policy.seen) == k + 1, f"the runner did not ask the policy at step {k}: {runner.missing_inputs(now)}"
         expected.append(obs)
-        obs, _, _, _, info = env.step(actions[k])
+        _, obs, info = tick_and_step(env, runner, policy, info, k)
     env.close()
     changed = [np.abs(a["wrist_camera"].astype(int) - b["wrist_camera"]).mean() for a, b in zip(expected, expected[1:])]
     assert max(changed) > 1.0  # the wrist view moved with the gripper: the check covers changing frames
