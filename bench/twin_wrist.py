@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -70,7 +71,7 @@ def wilson(k: int, n: int) -> list[float]:
     return [round(ci.low, 3), round(ci.high, 3)]
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default="/tmp/px5/wrist_ur5e_w", help="run folder of the wrist student")
     p.add_argument("--episodes", type=int, default=30)
@@ -81,12 +82,13 @@ def main() -> int:
                    help="the twin's camera rate (Hz; default: the deploy YAML's camera_rate_hz)")
     p.add_argument("--hidden", default=None, help="hidden twin YAML (default: the nominal twin)")
     p.add_argument("--no-gap-report", action="store_true")
-    args = p.parse_args()
-    import torch
+    return p.parse_args()
 
-    torch.set_num_threads(1)
-    from ast_robot.config import load_config
-    from ast_robot.deploy.loader import read_contract
+
+def run_arms(args: argparse.Namespace, cfg: Any, contract: Any, work: Path, timings: dict) -> dict:
+    """The student's episodes: sim on the driver's tables (as trained, and with the pipeline), sim as trained
+    (randomized, held-out seeds; written to ``work/sim`` for the gap report), and the twin's. Wall-clock per arm
+    into ``timings``; the twin's bag path under ``"bag"``."""
     from ast_robot.envs import make_env
     from ast_robot.evaluation import evaluate
     from ast_robot.records import read_records, write_records
@@ -94,21 +96,16 @@ def main() -> int:
     from ast_robot.sim2real import deploy_on_twin, twin_camera_sizes
     from ast_robot.trainers.common import load_actor
 
-    run = Path(args.run)
-    cfg = load_config(run / CONFIG_FILE)
-    contract = read_contract(run / POLICY_DIR, cfg.deploy.robot)
-    robot = contract.robot  # the arm it was trained for (a run's deploy section may name the default arm)
-    cfg.deploy = dataclasses.replace(cfg.deploy, robot=robot)
+    run, robot = Path(args.run), contract.robot
     act = load_actor(cfg, run)
-    work = Path(tempfile.mkdtemp(prefix="twin_wrist_"))
-    timings, start = {}, time.perf_counter()
-    paired = same_table_sim(cfg, act, robot, args.episodes, args.seed, pipeline=cfg.env.deploy_pipeline)
-    piped = same_table_sim(cfg, act, robot, args.episodes, args.seed, pipeline=True)
+    start = time.perf_counter()
+    arms = {"paired": same_table_sim(cfg, act, robot, args.episodes, args.seed, pipeline=cfg.env.deploy_pipeline),
+            "piped": same_table_sim(cfg, act, robot, args.episodes, args.seed, pipeline=True)}  # fmt: skip
     timings["sim_same_tables_s"], start = round(time.perf_counter() - start, 1), time.perf_counter()
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
-    trained = evaluate(env, act, args.episodes, seed=cfg.seed + 2_000_000).records  # held-out seeds, as eval's
+    arms["trained"] = evaluate(env, act, args.episodes, seed=cfg.seed + 2_000_000).records  # held-out, as eval's
     env.close()
-    write_records(work / "sim", trained)
+    write_records(work / "sim", arms["trained"])
     timings["sim_as_trained_s"], start = round(time.perf_counter() - start, 1), time.perf_counter()
     timeout = cfg.env.max_episode_steps / cfg.env.control_hz  # the sim episode's time budget
     bag, real_dir = deploy_on_twin(run / POLICY_DIR, ["--config", str(run / CONFIG_FILE), "--set",
@@ -117,53 +114,95 @@ def main() -> int:
                                    args.episodes, seed=args.seed, folder=work / "twin", domain=args.domain,
                                    control_hz=cfg.deploy.control_hz, task="pickplace", camera=True,
                                    twin_flags={**twin_camera_sizes(contract), "--camera-rate": args.camera_rate})  # fmt: skip
-    real = read_records(real_dir)
-    timings["twin_s"], start = round(time.perf_counter() - start, 1), time.perf_counter()
-    words: dict = {"named": None, "verdict": None}
-    if not args.no_gap_report:
-        from ast_robot.gap.pipeline import gap_report
-        from bench.sim2real import analyzer_words
+    arms["real"], arms["bag"] = read_records(real_dir), bag
+    timings["twin_s"] = round(time.perf_counter() - start, 1)
+    return arms
 
-        try:
-            out = gap_report(work / "sim", bag, work / "gap", config=run / CONFIG_FILE, seed=0)
-            words = analyzer_words(out.folder / "gap.json")
-        except Exception as err:  # noqa: BLE001 - the outcomes stand without the analysis: say why
-            words = {"named": None, "verdict": [f"gap report failed: {type(err).__name__}: {str(err)[:300]}"]}
-        timings["gap_report_s"] = round(time.perf_counter() - start, 1)
-    k_real, k_same, k_piped, k_trained = (int(sum(r.success for r in recs)) for recs in (real, paired, piped, trained))
-    differ = [k for k, (r, s) in enumerate(zip(real, piped)) if bool(r.success) != bool(s.success)]
+
+def gap_words(run: Path, work: Path, bag: Path, timings: dict) -> dict:
+    """What the gap report on the twin's bag named and said (its failure said instead of raised)."""
+    from ast_robot.gap.pipeline import gap_report
+    from ast_robot.run_layout import CONFIG_FILE
+    from bench.sim2real import analyzer_words
+
+    start = time.perf_counter()
+    try:
+        out = gap_report(work / "sim", bag, work / "gap", config=run / CONFIG_FILE, seed=0)
+        words = analyzer_words(out.folder / "gap.json")
+    except Exception as err:  # noqa: BLE001 - the outcomes stand without the analysis: say why
+        words = {"named": None, "verdict": [f"gap report failed: {type(err).__name__}: {str(err)[:300]}"]}
+    timings["gap_report_s"] = round(time.perf_counter() - start, 1)
+    return words
+
+
+def result_row(args: argparse.Namespace, cfg: Any, contract: Any, arms: dict, words: dict, timings: dict,
+               work: Path) -> dict:  # fmt: skip
     from ast_robot.deploy.robot_io import load_robot_io
 
-    rate = args.camera_rate[0] if args.camera_rate else load_robot_io(robot).camera_rate_hz
-    row = {"run": str(run), "hidden": args.hidden or "nominal", "layout": contract.observation_layout,
-           "twin_camera_hz": rate, "camera": list(contract.camera_size),
-           "wrist_camera": list(contract.wrist_camera_size), "episodes": len(real), "episode_s": timeout,
-           "real_success": k_real / max(len(real), 1), "real_ci": wilson(k_real, len(real)),
-           "trained_deploy_pipeline": bool(cfg.env.deploy_pipeline),
-           "sim_same_tables": k_same / len(paired), "sim_same_tables_ci": wilson(k_same, len(paired)),
-           "sim_same_tables_pipeline": k_piped / len(piped), "sim_same_tables_pipeline_ci": wilson(k_piped, len(piped)),
-           "sim_as_trained": k_trained / len(trained), "sim_as_trained_ci": wilson(k_trained, len(trained)),
-           "real_vs_pipeline_outcome_differs": differ,
-           "real_held_steps_mean": round(sum(r.meta.get("held_steps", 0) for r in real) / max(len(real), 1), 2),
-           **words, **timings, "loadavg_1min": os.getloadavg()[0], "work": str(work)}  # fmt: skip
-    real_rate, low_same, high_same = row["real_success"], *row["sim_same_tables_ci"]
-    low_tr, high_tr = row["sim_as_trained_ci"]
-    low_pi, high_pi = row["sim_same_tables_pipeline_ci"]
-    goals = [goal("real success inside the Wilson 95% CI of sim through the deployment's command path, same tables "
-                  "(1 = yes)", 1, float(low_pi - 1e-9 <= real_rate <= high_pi + 1e-9)),goal("real success inside the Wilson 95% CI of sim on the same tables (1 = yes)", 1,
-                  float(low_same - 1e-9 <= real_rate <= high_same + 1e-9)),
-             goal("real success inside the Wilson 95% CI of sim as trained (1 = yes)", 1,
-                  float(low_tr - 1e-9 <= real_rate <= high_tr + 1e-9)),
-             goal("parameters named by the gap report on the nominal twin", 0,
-                  None if words.get("named") is None or args.hidden else len(words["named"]), "<=")]  # fmt: skip
-    notes = ("Twin (nominal: no hidden file; else the row's hidden file) on simulated time, lock-step; the twin renders the scene camera and the "
-             "wrist camera at the student's trained sizes (ast-robot twin --camera-size/--wrist-camera-size). Real "
-             "episodes last the sim episode's budget (env.max_episode_steps / env.control_hz). 'sim same tables': the "
-             "nominal env reset with the episode driver's seeds (tables checked equal), as trained (env.deploy_pipeline "
-             "as in the student's config) and with env.deploy_pipeline (_pipeline); 'sim as trained': the "
-             "student's own randomization, held-out seeds (the gap report's sim side). 2 cores shared with other "
-             "helpers' jobs: loadavg_1min beside the row.")  # fmt: skip
-    path = write_results(args.name, [row], goals, notes)
+    real, paired, piped, trained = arms["real"], arms["paired"], arms["piped"], arms["trained"]
+    k_real, k_same, k_piped, k_trained = (int(sum(r.success for r in recs)) for recs in (real, paired, piped, trained))
+    differ = [k for k, (r, s) in enumerate(zip(real, piped)) if bool(r.success) != bool(s.success)]
+    rate = args.camera_rate[0] if args.camera_rate else load_robot_io(contract.robot).camera_rate_hz
+    return {"run": str(args.run), "hidden": args.hidden or "nominal", "layout": contract.observation_layout,
+            "twin_camera_hz": rate, "camera": list(contract.camera_size),
+            "wrist_camera": list(contract.wrist_camera_size), "episodes": len(real),
+            "episode_s": cfg.env.max_episode_steps / cfg.env.control_hz,
+            "real_success": k_real / max(len(real), 1), "real_ci": wilson(k_real, len(real)),
+            "trained_deploy_pipeline": bool(cfg.env.deploy_pipeline),
+            "sim_same_tables": k_same / len(paired), "sim_same_tables_ci": wilson(k_same, len(paired)),
+            "sim_same_tables_pipeline": k_piped / len(piped), "sim_same_tables_pipeline_ci": wilson(k_piped, len(piped)),
+            "sim_as_trained": k_trained / len(trained), "sim_as_trained_ci": wilson(k_trained, len(trained)),
+            "real_vs_pipeline_outcome_differs": differ,
+            "real_held_steps_mean": round(sum(r.meta.get("held_steps", 0) for r in real) / max(len(real), 1), 2),
+            **words, **timings, "loadavg_1min": os.getloadavg()[0], "work": str(work)}  # fmt: skip
+
+
+def row_goals(row: dict, words: dict, hidden: str | None) -> list[dict]:
+    real_rate = row["real_success"]
+
+    def inside(ci_key: str) -> float:
+        low, high = row[ci_key]
+        return float(low - 1e-9 <= real_rate <= high + 1e-9)
+
+    return [goal("real success inside the Wilson 95% CI of sim through the deployment's command path, same tables "
+                 "(1 = yes)", 1, inside("sim_same_tables_pipeline_ci")),
+            goal("real success inside the Wilson 95% CI of sim on the same tables (1 = yes)", 1,
+                 inside("sim_same_tables_ci")),
+            goal("real success inside the Wilson 95% CI of sim as trained (1 = yes)", 1, inside("sim_as_trained_ci")),
+            goal("parameters named by the gap report on the nominal twin", 0,
+                 None if words.get("named") is None or hidden else len(words["named"]), "<=")]  # fmt: skip
+
+
+NOTES = ("Twin (nominal: no hidden file; else the row's hidden file) on simulated time, lock-step; the twin renders the scene camera and the "
+         "wrist camera at the student's trained sizes (ast-robot twin --camera-size/--wrist-camera-size). Real "
+         "episodes last the sim episode's budget (env.max_episode_steps / env.control_hz). 'sim same tables': the "
+         "nominal env reset with the episode driver's seeds (tables checked equal), as trained (env.deploy_pipeline "
+         "as in the student's config) and with env.deploy_pipeline (_pipeline); 'sim as trained': the "
+         "student's own randomization, held-out seeds (the gap report's sim side). 2 cores shared with other "
+         "helpers' jobs: loadavg_1min beside the row.")  # fmt: skip
+
+
+def main() -> int:
+    args = parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    from ast_robot.config import load_config
+    from ast_robot.deploy.loader import read_contract
+    from ast_robot.run_layout import CONFIG_FILE, POLICY_DIR
+
+    run = Path(args.run)
+    cfg = load_config(run / CONFIG_FILE)
+    contract = read_contract(run / POLICY_DIR, cfg.deploy.robot)
+    # the arm it was trained for (a run's deploy section may name the default arm)
+    cfg.deploy = dataclasses.replace(cfg.deploy, robot=contract.robot)
+    work, timings = Path(tempfile.mkdtemp(prefix="twin_wrist_")), {}
+    arms = run_arms(args, cfg, contract, work, timings)
+    words: dict = {"named": None, "verdict": None}
+    if not args.no_gap_report:
+        words = gap_words(run, work, arms["bag"], timings)
+    row = result_row(args, cfg, contract, arms, words, timings, work)
+    path = write_results(args.name, [row], row_goals(row, words, args.hidden), NOTES)
     print(json.dumps(row, indent=1), "\n", path)
     return 0
 
