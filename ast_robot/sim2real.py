@@ -160,7 +160,9 @@ def loop_camera_hz(rate_hz: float, task: str, sim_time: bool) -> float:
     recorder received them, which is not the arm's pose they show: the nominal twin read 7.5 levels RMS (floor 2;
     untrained policy, 2 episodes) and 11.9 (the loop's trained policy, 10 episodes, load 6: bench/results/
     loop_camera.md, row deploy_wall) and the report would claim a visual gap it cannot explain, so the loop
-    records none there (aligning frames by their header stamps with the joint states' is the fix left)."""
+    records none there. Since then each frame is drawn at the joint state stamped when it was taken
+    (ast_robot.gap.visual), but which episode a frame belongs to is still judged by receipt: wall clock stays
+    off until that is measured."""
     return rate_hz if task == "pickplace" and sim_time else 0.0
 
 
