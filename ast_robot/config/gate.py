@@ -23,6 +23,11 @@ class SignificanceConfig:
     stale_scores: bool = doc(False, "Reuse a sample's score from when it was last seen (skips its forward pass).")
     novelty_prototypes: int = doc(64, "Size of the bounded embedding memory of the novelty component.", gt=0)
     stats_momentum: float = doc(0.99, "EMA momentum of the running loss statistics.", gt=0, lt=1)
+    loss_groups: int = doc(
+        1, "The loss component z-scores each sample's loss within its row group (the trainer's LossOutput.groups), "
+        "so a group whose loss has another scale (BC's action-free scene rows, group 1) is ranked among its own "
+        "kind, not dropped wholesale; 1: one scale for all rows.", ge=1
+    )
 
 
 @dataclass

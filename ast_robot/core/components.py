@@ -17,19 +17,41 @@ from ast_robot.core.significance import COMPONENTS, Component, RunningStats, Sco
 
 @COMPONENTS.register("loss")
 class LossComponent(Component):
-    """Difficulty: the per-sample loss, z-scored by running statistics and squashed to (0, 1)."""
+    """Difficulty: the per-sample loss, z-scored by running statistics and squashed to (0, 1).
+
+    With ``loss_groups`` > 1 and ``ScoreInputs.groups`` given, each group keeps its own statistics: rows whose
+    loss has another scale (BC's scene rows train only the perception, demo rows add the action loss) are
+    ranked within their kind, else one scale would rank one kind above the other and gate it out wholesale."""
 
     needs = ("losses",)
 
     def __init__(self, cfg: SignificanceConfig) -> None:
         super().__init__(cfg)
-        self.stats = RunningStats(cfg.stats_momentum)
+        self.stats = RunningStats(cfg.stats_momentum)  # group 0 (every row when ungrouped): checkpoint keys kept
+        self.group_stats = nn.ModuleList(RunningStats(cfg.stats_momentum) for _ in range(cfg.loss_groups - 1))
+
+    def _groups(self, x: ScoreInputs) -> list[tuple[torch.Tensor, RunningStats]]:
+        """(row mask, statistics) per group present; one group of every row when ungrouped."""
+        if x.groups is None or not len(self.group_stats):
+            return [(torch.ones(x.losses.shape[0], dtype=torch.bool), self.stats)]
+        groups = x.groups.detach().cpu().long()
+        if bool(((groups < 0) | (groups > len(self.group_stats))).any()):
+            raise ValueError(f"ScoreInputs.groups: values {sorted(set(groups.tolist()))}; significance.loss_groups "
+                             f"{len(self.group_stats) + 1} allows 0..{len(self.group_stats)}")  # fmt: skip
+        stats = [self.stats, *self.group_stats]
+        return [(groups == g, stats[g]) for g in range(len(stats)) if bool((groups == g).any())]
 
     def score(self, x: ScoreInputs) -> torch.Tensor:
-        return self.stats.normalize(torch.log1p(x.losses.clamp_min(0)))  # log: losses are heavy-tailed
+        values = torch.log1p(x.losses.detach().float().cpu().clamp_min(0))  # log: losses are heavy-tailed
+        out = torch.zeros_like(values)
+        for mask, stats in self._groups(x):
+            out[mask] = stats.normalize(values[mask])
+        return out
 
     def update(self, x: ScoreInputs, grad_norms: torch.Tensor | None) -> None:
-        self.stats.update(torch.log1p(x.losses.clamp_min(0)))
+        values = torch.log1p(x.losses.detach().float().cpu().clamp_min(0))
+        for mask, stats in self._groups(x):
+            stats.update(values[mask])
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ class ScoreInputs(NamedTuple):
     variance: torch.Tensor | None = None  # (B,) predicted variance / ensemble or critic disagreement
     embeddings: torch.Tensor | None = None  # (B, D) sample embedding (novelty)
     physical: torch.Tensor | None = None  # (B,) weight in [0, 1] from real-robot feedback
+    groups: torch.Tensor | None = None  # (B,) long in [0, loss_groups): row kind (loss scored within each)
 
     def select(self, mask: torch.Tensor) -> ScoreInputs:
         """The rows where ``mask`` (B,) is true."""

@@ -49,6 +49,7 @@ class LossOutput(NamedTuple):
     variance: torch.Tensor | None = None  # (B,) predicted variance / disagreement (uncertainty)
     grad_target: torch.Tensor | None = None  # (B, ...) output whose per-row gradient norm is recorded
     physical: torch.Tensor | None = None  # (B,) real-robot feedback weight in [0, 1] (physical component)
+    groups: torch.Tensor | None = None  # (B,) long: row kind; the loss score is z-scored within each (loss_groups)
 
 
 LossFn = Callable[[nn.Module, Batch], LossOutput]
@@ -79,7 +80,7 @@ class Counters:
 
 def score_inputs(batch: Batch, out: LossOutput) -> ScoreInputs:
     return ScoreInputs(batch.indices, out.losses.detach(), _detach(out.logits), _detach(out.variance),
-                       _detach(out.embeddings), _detach(out.physical))  # fmt: skip
+                       _detach(out.embeddings), _detach(out.physical), _detach(out.groups))  # fmt: skip
 
 
 def _detach(t: torch.Tensor | None) -> torch.Tensor | None:

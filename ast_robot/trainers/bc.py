@@ -110,10 +110,16 @@ def collect_episodes(env: Any, n: int, seed: int, noise: float = 0.0) -> list[An
 def bc_loss(model: Any, batch: Batch) -> LossOutput:
     """Per-sample BC loss; the pooled features double as the novelty embedding (one forward).
 
-    Goes through ``model(...)`` (not ``model.embed``) so a DDP-wrapped policy works and syncs gradients."""
+    Goes through ``model(...)`` (not ``model.embed``) so a DDP-wrapped policy works and syncs gradients.
+    Scene rows (no action) are group 1 of the loss score (``significance.loss_groups: 2`` ranks them apart)."""
+    from ast_robot.policies.policy import ACTION_WEIGHT_KEY
+
     obs = {k: v for k, v in batch.inputs.items() if k != PHYSICAL_KEY}
     losses, h = model({**obs, "action": batch.targets}, per_sample=True)  # (B,), (B, F)
-    return LossOutput(losses=losses, embeddings=h, physical=batch.inputs.get(PHYSICAL_KEY))
+    groups = None
+    if ACTION_WEIGHT_KEY in obs:  # scene rows: perception loss only, another scale than demo rows
+        groups = (obs[ACTION_WEIGHT_KEY] <= 0).long()
+    return LossOutput(losses=losses, embeddings=h, physical=batch.inputs.get(PHYSICAL_KEY), groups=groups)
 
 
 # ----------------------------------------------------------------------------------------- BC

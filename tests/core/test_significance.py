@@ -120,3 +120,25 @@ def test_learning_value_predictor_correlates_with_gradient_norms():
     predicted = model.components["learning_value"].predict(ScoreInputs(torch.arange(256), losses, logits))
     rho = spearmanr(predicted.numpy(), _per_sample_grad_norms(net, x, y).numpy()).statistic
     assert rho >= 0.5, rho
+
+
+def test_loss_groups_rank_each_row_kind_within_itself():
+    """BC's scene rows (perception loss only) sit on another loss scale than demo rows: one scale ranks every
+    demo row above every scene row; ``loss_groups: 2`` z-scores each kind apart, so each is ranked in its kind."""
+    torch.manual_seed(0)
+    groups = torch.arange(64) % 2  # odd rows: group 1, losses 20x larger
+    losses = (0.5 + torch.rand(64)) * torch.where(groups == 1, 20.0, 1.0)
+    x = ScoreInputs(torch.arange(64), losses, groups=groups)
+    one = _model(loss=1.0)
+    one.update(x)
+    assert one.score(x)[groups == 1].min() > one.score(x)[groups == 0].max()  # one scale: a wholesale split
+    apart = SignificanceModel(SignificanceConfig(weights={"loss": 1.0}, loss_groups=2))
+    apart.update(x)
+    scores = apart.score(x)
+    for g in (0, 1):  # each kind centred on 0.5 and ranked by its own losses
+        assert abs(float(scores[groups == g].mean()) - 0.5) < 0.1
+        assert spearmanr(scores[groups == g], losses[groups == g]).statistic > 0.99
+    ungrouped = ScoreInputs(torch.arange(64), losses)  # no groups given: the first statistics score every row
+    assert torch.allclose(apart.score(ungrouped), apart.components["loss"].stats.normalize(torch.log1p(losses)))
+    with pytest.raises(ValueError, match="loss_groups 2 allows 0..1"):
+        apart.score(ScoreInputs(torch.arange(2), torch.rand(2), groups=torch.tensor([0, 2])))

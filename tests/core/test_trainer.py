@@ -260,3 +260,41 @@ def test_hysteresis_favours_samples_kept_last_time():
     was_kept = torch.arange(20_000) % 2 == 0
     keep, _ = gate(scores, was_kept)
     assert keep[was_kept].float().mean() > keep[~was_kept].float().mean() + 0.2
+
+
+def test_stale_gate_keeps_both_row_kinds_when_their_losses_are_scored_apart():
+    """Two row kinds, one with a 10x loss scale (BC's demo vs scene rows): scored on one scale, the stale gate
+    backwards almost only the large-loss kind; with ``loss_groups: 2`` (groups from the loss) both near the rate."""
+    kind = torch.arange(len(X)) % 2
+
+    def grouped_loss(model, batch):
+        out = ce_loss(model, batch)
+        g = kind[batch.indices]
+        return out._replace(losses=out.losses * torch.where(g == 1, 10.0, 1.0), groups=g)
+
+    def kept_share(loss_groups: int) -> list[float]:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        cfg = from_dict(TrainConfig, {"type": "vision", "steps": 48, "batch_size": 32})
+        sig = SignificanceModel(SignificanceConfig(weights={"loss": 1.0}, stale_scores=True, loss_groups=loss_groups))
+        gate = Gate(GateConfig(target_rate=0.4, scoring="stale_scores"), seed=0)
+        frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # fixed losses: the ranking alone decides
+        trainer = Trainer(model, grouped_loss, frozen, TensorData(X, Y), cfg, significance=sig, gate=gate,
+                          show_progress=False)  # fmt: skip
+        kept = torch.zeros(2)
+        for _ in range(cfg.steps):
+            batch = trainer.data.get(trainer.sampler.next())
+            keep = trainer._decide(batch)[0]
+            trainer._learn_significance(batch.indices, keep, None, score_of(trainer, batch.select(keep)), None)
+            if trainer.step >= 8:  # after the first epoch (never-seen rows are all kept)
+                kept += torch.bincount(kind[batch.indices][keep], minlength=2)
+            trainer.step += 1
+        return (kept / kept.sum()).tolist()
+
+    def score_of(trainer, kept_batch):
+        from ast_robot.core.trainer import score_inputs
+
+        return score_inputs(kept_batch, grouped_loss(trainer.model, kept_batch)) if kept_batch.size else None
+
+    assert kept_share(1)[0] < 0.15  # the small-loss kind is gated out wholesale
+    assert 0.35 < kept_share(2)[0] < 0.65  # scored apart: both kinds are kept

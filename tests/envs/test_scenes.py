@@ -81,6 +81,9 @@ def test_scene_rows_train_the_perception_and_never_the_action(env):
     after = policy.per_sample_loss({**batch.inputs, "action": batch.targets + 0.7})  # another action label
     assert torch.equal(before[2:], after[2:])  # scene rows: the action does not count
     assert (before[:2] != after[:2]).all()  # demonstration rows: it does
+    from ast_robot.trainers.bc import bc_loss
+
+    assert bc_loss(policy, batch).groups.tolist() == [0, 0, 1, 1, 1, 1]  # scene rows: group 1 of the loss score
     with pytest.raises(ValueError, match="train.scenes: scenes lack"):
         DemoData({"observation": demo["observation"]}, np.zeros((2, 4), np.float32)).with_scenes(
             {"camera": scenes["camera"]})
