@@ -122,15 +122,50 @@ def build_arm(cfg: Any, env: Any, demo_data: Any, data: Any) -> Any:
     torch.manual_seed(cfg.seed)
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
     policy.normalizer.fit(demo_data.obs)
-    return build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps, run=None, show_progress=False)
+    trainer = build_trainer(cfg, policy, bc_loss, data, steps=cfg.train.steps, run=None, show_progress=False)
+    trainer.callback.init_callback(trainer)  # the bench steps the arm itself: its callbacks (gate.anneal) still run
+    trainer.callback.on_training_start()
+    return trainer
 
 
 def one_step(trainer: Any) -> float:
-    """One optimizer step (batch fetch included); returns its wall seconds."""
+    """One optimizer step (batch fetch and callbacks included); returns its wall seconds."""
     start = time.perf_counter()
     batch = trainer.data.get(trainer.sampler.next()).to(trainer.device)
     trainer.train_step(batch)
+    trainer.callback.on_step()
     return time.perf_counter() - start
+
+
+def heldout_batch(cfg: Any, env: Any, demos: Path, first: int, count: int, rows: int, scratch: Path) -> Any:
+    """``rows`` frames spread over demo episodes [first, first + count) of ``demos`` (never trained on)."""
+    from ast_robot.envs.demos import load_demos
+    from ast_robot.trainers.bc import DemoData
+
+    folder = subset_folder(demos, first + count, scratch / f"heldout_first{first + count}")
+    episodes = load_demos(folder, env_id=cfg.env.id)[first:]
+    data = DemoData.from_episodes(episodes, list(env.observation_space.spaces), aux=True)
+    return data.get(torch.linspace(0, len(data) - 1, min(rows, len(data))).long())
+
+
+@torch.no_grad()
+def heldout_errors(model: Any, batch: Any) -> dict[str, float]:
+    """Eval-mode RMS error (cm) of the perception's cube and place estimates (relative to the TCP: the
+    closed-loop bottleneck) and the action loss on that estimate, over the held-out frames."""
+    model.eval()
+    sums = {"cube": 0.0, "place": 0.0, "action": 0.0}
+    for chunk in batch.split(max(1, batch.size // 64)):
+        obs = {**chunk.inputs, "action": chunk.targets}
+        estimate = model.perceive_all(obs)[0]
+        sq = (estimate - model.relative_truth(obs)).square()  # dm^2
+        sums["cube"] += float(sq[:, :3].sum())
+        sums["place"] += float(sq[:, 3:].sum())
+        sums["action"] += float(model.head.loss(model.embed(obs, estimate), chunk.targets.float()).sum())
+    model.train()
+    n = batch.size
+    return {"heldout_cube_cm": round(10 * (sums["cube"] / n) ** 0.5, 3),
+            "heldout_place_cm": round(10 * (sums["place"] / n) ** 0.5, 3),
+            "heldout_action_loss": round(sums["action"] / n, 4)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- measuring
@@ -186,7 +221,8 @@ def cost_breakdown(trainer: Any, kept: int, reps: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------- the run
-def train_side_by_side(arms: dict[str, Any], env: Any, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def train_side_by_side(arms: dict[str, Any], env: Any, args: argparse.Namespace,
+                       held: Any = None) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Step the arms in turn; evaluate every arm at each checkpoint; returns per-arm counters and curves."""
     seeds = [args.seed + 2_000_000 + i for i in range(max(args.eval_episodes, args.final_episodes))]
     points = sorted({round(args.steps * (i + 1) / args.checkpoints) for i in range(args.checkpoints)})
@@ -205,6 +241,8 @@ def train_side_by_side(arms: dict[str, Any], env: Any, args: argparse.Namespace)
             ok = evaluate(trainer.model, env, seeds[:n])
             state[name]["curve"].append(_point(trainer, state[name], step, ok, args.eval_episodes,
                                                time.perf_counter() - start))  # fmt: skip
+            if held is not None:
+                state[name]["curve"][-1].update(heldout_errors(trainer.model, held))
             print(name, state[name]["curve"][-1], f"load {os.getloadavg()[0]:.2f}", flush=True)
         segment_start = time.perf_counter()
         if last:
@@ -310,6 +348,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-episodes", type=int, default=40, help="held-out episodes per checkpoint")
     p.add_argument("--final-episodes", type=int, default=100, help="held-out episodes of the last checkpoint")
     p.add_argument("--cost-reps", type=int, default=7, help="repetitions of each timed piece")
+    p.add_argument("--heldout-from", type=int, default=0,
+                   help="first held-out demo episode (>= --episodes) whose frames measure the perception error at "
+                        "each checkpoint; 0: none")  # fmt: skip
+    p.add_argument("--heldout-episodes", type=int, default=40)
+    p.add_argument("--heldout-rows", type=int, default=256)
     p.add_argument("--budget-s", type=float, default=float("inf"),
                    help="wall-clock guard: stop at the first checkpoint after which the next would not fit (s)")
     p.add_argument("--seed", type=int, default=0)
@@ -328,6 +371,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke:
         args.episodes, args.scenes, args.steps, args.checkpoints = 6, 50, 12, 2
         args.eval_episodes, args.final_episodes, args.cost_reps = 2, 3, 2
+        args.heldout_episodes, args.heldout_rows = 2, 16
+    if args.heldout_from and args.heldout_from < args.episodes:
+        raise SystemExit(f"--heldout-from {args.heldout_from}: must be >= --episodes {args.episodes} (held out)")
     return args
 
 
@@ -347,7 +393,11 @@ def main() -> None:
     costs = cost_breakdown(arms[args.arms[0]], kept=round(args.rate * cfgs[args.arms[0]].train.batch_size),
                            reps=args.cost_reps)  # fmt: skip
     print("costs", costs, flush=True)
-    state = train_side_by_side(arms, env, args)
+    held = None
+    if args.heldout_from:
+        held = heldout_batch(cfgs[args.arms[0]], env, args.demos, args.heldout_from, args.heldout_episodes,
+                             args.heldout_rows, args.out)  # fmt: skip
+    state = train_side_by_side(arms, env, args, held)
     print(save(args, arms, state, final=True, costs=costs), flush=True)
     env.close()
 

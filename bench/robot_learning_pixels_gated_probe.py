@@ -43,6 +43,8 @@ from bench.robot_learning_pixels_gated import (  # noqa: E402
     QuotaGate,
     build_arm,
     build_data,
+    heldout_batch,
+    heldout_errors,
     one_step,
     subset_folder,
 )
@@ -67,36 +69,6 @@ def arm_config(name: str, extra: list[str], args: argparse.Namespace) -> Any:
     if name == "random":
         base.append("significance.weights={random: 1.0}")
     return load_config(CONFIG, base + extra + args.set)
-
-
-def heldout_batch(cfg: Any, env: Any, args: argparse.Namespace) -> Any:
-    """``--heldout-rows`` frames spread over episodes [--heldout-from, +--heldout-episodes) (never trained on)."""
-    from ast_robot.envs.demos import load_demos
-    from ast_robot.trainers.bc import DemoData
-
-    folder = subset_folder(args.demos, args.heldout_from + args.heldout_episodes, args.out / "heldout_all")
-    episodes = load_demos(folder, env_id=cfg.env.id)[args.heldout_from:]
-    data = DemoData.from_episodes(episodes, list(env.observation_space.spaces), aux=True)
-    rows = torch.linspace(0, len(data) - 1, min(args.heldout_rows, len(data))).long()
-    return data.get(rows)
-
-
-@torch.no_grad()
-def heldout_errors(model: Any, batch: Any) -> dict[str, float]:
-    """Eval-mode RMS error (cm) of the cube and place estimates, and the action loss on the estimate."""
-    model.eval()
-    out = {"cube_cm": 0.0, "place_cm": 0.0, "action_loss": 0.0}
-    n = batch.size
-    for chunk in batch.split(max(1, n // 64)):
-        obs = {**chunk.inputs, "action": chunk.targets}
-        estimate = model.perceive_all(obs)[0]
-        sq = (estimate - model.relative_truth(obs)).square()  # dm^2
-        out["cube_cm"] += float(sq[:, :3].sum(-1).sum())
-        out["place_cm"] += float(sq[:, 3:].sum(-1).sum())
-        out["action_loss"] += float(model.head.loss(model.embed(obs, estimate), chunk.targets.float()).sum())
-    model.train()
-    return {"cube_cm": round(10 * (out["cube_cm"] / n) ** 0.5, 3), "place_cm": round(10 * (out["place_cm"] / n) ** 0.5, 3),
-            "action_loss": round(out["action_loss"] / n, 4)}  # fmt: skip
 
 
 def record_kept(trainer: Any) -> None:
@@ -156,7 +128,7 @@ def goals_of(state: dict[str, Any]) -> list[dict[str, Any]]:
         for ref in ("random", "ungated"):
             if ref in final:
                 out.append(goal(f"{name}: held-out cube error - {ref}'s (cm; < 0 better)", 0.0,
-                                round(final[name]["cube_cm"] - final[ref]["cube_cm"], 3), "<"))  # fmt: skip
+                                round(final[name]["heldout_cube_cm"] - final[ref]["heldout_cube_cm"], 3), "<"))  # fmt: skip
     return out
 
 
@@ -198,7 +170,7 @@ def main() -> None:
     first = next(iter(cfgs.values()))
     demos = subset_folder(args.demos, args.episodes, args.out / f"demos_first{args.episodes}")
     env, demo_data, data = build_data(first, demos)
-    held = heldout_batch(first, env, args)
+    held = heldout_batch(first, env, args.demos, args.heldout_from, args.heldout_episodes, args.heldout_rows, args.out)
     arms = {}
     for name, cfg in cfgs.items():
         arms[name] = build_arm(cfg, env, demo_data, data)
