@@ -9,11 +9,12 @@ from torch import nn
 from ast_robot.config import from_dict
 from ast_robot.config.gate import GateConfig, SignificanceConfig
 from ast_robot.config.train import TrainConfig
+from ast_robot.core.callbacks import GateAnneal
 from ast_robot.core.data import TensorData
 from ast_robot.core.gate import Gate
 from ast_robot.core.significance import SignificanceModel
 from ast_robot.core.trainer import LossOutput, Trainer
-from bench.robot_learning_pixels_gated import QuotaGate, _step_all, goals_of, parse_args, time_to
+from bench.robot_learning_pixels_gated import QuotaGate, _step_all, goals_of, one_step, parse_args, time_to
 
 X = torch.randn(200, 6, generator=torch.Generator().manual_seed(1))
 Y = X[:, :2].sum(1, keepdim=True)
@@ -99,3 +100,19 @@ def test_arms_are_checked():
         parse_args(["--demos", "/x", "--arms", "ungated,random"])
     with pytest.raises(SystemExit, match="unknown"):
         parse_args(["--demos", "/x", "--arms", "gated,best"])
+
+
+def test_the_bench_steps_run_the_arm_callbacks_so_gate_anneal_trains_the_last_steps_ungated():
+    """The bench steps arms itself (not Trainer.fit): gate.anneal must still end the run ungated."""
+    trainer = stale_trainer({"loss": 1.0})
+    trainer.callback.callbacks.append(GateAnneal(0.2))  # the last 6 of 30 steps ungated
+    trainer.callback.init_callback(trainer)
+    trainer.callback.on_training_start()
+    for _ in range(23):
+        one_step(trainer)
+    assert trainer.gated and trainer.counters.backward_samples < 23 * 20
+    one_step(trainer)  # step 24 is still gated; its callback turns the last 6 ungated
+    before = trainer.counters.backward_samples
+    for _ in range(6):
+        one_step(trainer)
+    assert not trainer.gated and trainer.counters.backward_samples - before == 6 * 20
