@@ -27,6 +27,7 @@ wall-clock than the ungated arm took to reach it, and its final success beats th
     MUJOCO_GL=egl .venv/bin/python bench/robot_learning_pixels_gated.py --demos /tmp/px4/demos96_ur5e \\
         --episodes 500 --scenes 12000 --steps 2500 --out /tmp/gated/run
     MUJOCO_GL=egl .venv/bin/python bench/robot_learning_pixels_gated.py --demos DIR --smoke   # checks the script
+    .venv/bin/python bench/robot_learning_pixels_gated.py --regoal bench/results/NAME.json   # goals of this code
 """
 
 from __future__ import annotations
@@ -294,6 +295,17 @@ def goals_of(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if not {"ungated", "gated"} <= set(final):
         return [goal("gated: ungated wall-clock / gated wall-clock to the ungated final success (-2 points)", SPEEDUP, None),
                 goal("gated final success - random-subset final success (same backward budget)", 0.0, None, ">")]  # fmt: skip
+    if final["ungated"]["success"] <= WITHIN:  # nothing learned to reach: any arm "reaches" 0 at its first point
+        out = [goal("gated: ungated wall-clock / gated wall-clock to the ungated final success (ungated final "
+                    f"{final['ungated']['success']:.2f}: nothing to reach)", SPEEDUP, None),
+               goal("gated final success - ungated final success (within 2 points; ungated learned nothing)",
+                    -WITHIN, None)]  # fmt: skip
+        for g in out:
+            g["met"] = False
+        if "random" in final:
+            out.append(goal("gated final success - random-subset final success (same backward budget)", 0.0,
+                            round(final["gated"]["success"] - final["random"]["success"], 3), ">"))  # fmt: skip
+        return out
     target = final["ungated"]["success"] - WITHIN
     t_u, t_g = time_to(rows["ungated"]["curve"], target), time_to(rows["gated"]["curve"], target)
     speedup = round(t_u / t_g, 3) if t_u and t_g else None
@@ -377,7 +389,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def regoal(path: Path) -> Path:
+    """Recompute the goals of a written result file (its rows unchanged) with this script's goals_of;
+    the notes record that they were recomputed and from which command the rows came."""
+    result = json.loads(path.read_text())
+    rows = {r["arm"]: r for r in result["rows"] if r["arm"] in ARMS}
+    notes = f"{result['notes']} Goals recomputed by --regoal from the rows of `{result['command']}` ({result['date']})."
+    return write_results(result["name"], result["rows"], goals_of(rows), notes, out_dir=path.parent,
+                         machine_info=result["machine"])  # fmt: skip
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--regoal":
+        print(regoal(Path(sys.argv[2])))
+        return
     args = parse_args()
     torch.set_num_threads(1)
     cfgs = {arm: arm_config(arm, args) for arm in args.arms}

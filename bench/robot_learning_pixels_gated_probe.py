@@ -83,7 +83,22 @@ def record_kept(trainer: Any) -> None:
     trainer._decide = wrapped
 
 
-def run(arms: dict[str, Any], held: Any, args: argparse.Namespace, n_demo: int) -> dict[str, Any]:
+def save(state: dict[str, Any], specs: dict[str, list[str]], args: argparse.Namespace, n_rows: tuple[int, int],
+         held_rows: int) -> Path:  # fmt: skip
+    """Write the curves so far (after every measurement: a run cut short keeps its points)."""
+    n_demo, n_all = n_rows
+    rows = [{"arm": n, "overrides": specs[n], "curve": s["curve"]} for n, s in state.items()]
+    done = max((len(s["curve"]) for s in state.values()), default=0) * args.every
+    notes = (f"from scratch on the first {args.episodes} episodes of {args.demos} ({n_demo} rows) + {args.scenes} "
+             f"scenes; {args.steps} steps of batch 64 per arm planned (= {args.steps * 64 / n_all:.1f} epochs), "
+             f"about {min(done, args.steps)} done; gate rate {args.rate} on stale scores; held-out: {held_rows} "
+             f"frames of episodes {args.heldout_from}..{args.heldout_from + args.heldout_episodes - 1}; one process, "
+             "one torch thread.")  # fmt: skip
+    return write_results(args.name, rows, goals_of(state), notes, out_dir=args.out_dir)
+
+
+def run(arms: dict[str, Any], held: Any, args: argparse.Namespace, n_demo: int,
+        on_point: Any = None) -> dict[str, Any]:  # fmt: skip
     state = {a: {"wall_s": 0.0, "curve": [], "scene_kept": 0, "kept": 0} for a in arms}
     for step in range(1, args.steps + 1):
         order = list(arms) if step % 2 else list(reversed(arms))
@@ -106,6 +121,8 @@ def run(arms: dict[str, Any], held: Any, args: argparse.Namespace, n_demo: int) 
                          **heldout_errors(tr.model, held), "loadavg": round(os.getloadavg()[0], 2)}  # fmt: skip
                 state[name]["curve"].append(point)
                 print(name, point, flush=True)
+            if on_point is not None:
+                on_point(state)
     return state
 
 
@@ -178,13 +195,9 @@ def main() -> None:
             arms[name].gate = QuotaGate(cfg.gate, seed=cfg.seed)
         record_kept(arms[name])
     print(f"data: {len(demo_data)} demo rows + {len(data) - len(demo_data)} scenes; held-out {held.size} rows", flush=True)
-    state = run(arms, held, args, len(demo_data))
-    rows = [{"arm": n, "overrides": specs[n], "curve": s["curve"]} for n, s in state.items()]
-    notes = (f"from scratch on the first {args.episodes} episodes of {args.demos} ({len(demo_data)} rows) + "
-             f"{args.scenes} scenes; {args.steps} steps of batch 64 per arm (= {args.steps * 64 / len(data):.1f} "
-             f"epochs), gate rate {args.rate} on stale scores; held-out: {held.size} frames of episodes "
-             f"{args.heldout_from}..{args.heldout_from + args.heldout_episodes - 1}; one process, one torch thread.")  # fmt: skip
-    print(write_results(args.name, rows, goals_of(state), notes, out_dir=args.out_dir), flush=True)
+    sizes = (len(demo_data), len(data))
+    state = run(arms, held, args, len(demo_data), on_point=lambda st: save(st, specs, args, sizes, held.size))
+    print(save(state, specs, args, sizes, held.size), flush=True)
     env.close()
 
 

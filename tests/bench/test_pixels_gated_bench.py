@@ -116,3 +116,12 @@ def test_the_bench_steps_run_the_arm_callbacks_so_gate_anneal_trains_the_last_st
     for _ in range(6):
         one_step(trainer)
     assert not trainer.gated and trainer.counters.backward_samples - before == 6 * 20
+
+
+def test_goals_when_the_ungated_arm_learned_nothing_are_not_met():
+    """All arms at 0 success: every arm 'reaches' the ungated final at its first point, and the cheaper gated
+    arm would pass the speed-up goal by its cost alone; the goals must say nothing was learned instead."""
+    zero = _curve((100, 0.0), (200, 0.0))
+    goals = goals_of(_rows(zero, _curve((50, 0.0), (100, 0.0)), _curve((50, 0.0), (100, 0.0))))
+    assert [g["met"] for g in goals] == [False, False, False]
+    assert goals[0]["measured"] is None and "nothing to reach" in goals[0]["name"]
