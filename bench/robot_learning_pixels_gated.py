@@ -53,6 +53,7 @@ CONFIG = ROOT / "configs/experiments/pickplace_ur5e_pixels_bc.yaml"
 ARMS = ("ungated", "gated", "random")
 WITHIN = 0.02  # "reaches the ungated final success": within 2 points of it
 SPEEDUP = 1.3  # the issue's wall-clock goal
+ERROR_WITHIN = 0.02  # "reaches the ungated final held-out error": within 2% of it
 
 
 # ------------------------------------------------------------------------------------------- the arms
@@ -289,9 +290,44 @@ def time_to(curve: list[dict[str, Any]], target: float) -> float | None:
     return None
 
 
+def time_below(curve: list[dict[str, Any]], key: str, target: float) -> float | None:
+    """Training wall-clock at the first checkpoint whose ``key`` (an error) is <= ``target`` (None: never)."""
+    for point in curve:
+        if key in point and point[key] <= target + 1e-9:
+            return point["wall_s"]
+    return None
+
+
+def heldout_goals(final: dict[str, dict[str, Any]], rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same two questions on the held-out perception errors (with --heldout-from): a continuous signal
+    that moves long before closed-loop success does. Not the issue's goals: they say where the curves stand."""
+    out = []
+    for key in ("heldout_place_cm", "heldout_cube_cm"):
+        if not all(key in final.get(a, {}) for a in ("ungated", "gated")):
+            continue
+        target = final["ungated"][key] * (1 + ERROR_WITHIN)
+        curve_u = rows["ungated"]["curve"]
+        t_u, t_g = time_below(curve_u, key, target), time_below(rows["gated"]["curve"], key, target)
+        flat = t_u == curve_u[0]["wall_s"]  # at its final level from the first point: nothing learned to time
+        out.append(goal(f"held-out {key}: ungated wall-clock / gated wall-clock to the ungated final + 2% "
+                        f"({target:.2f} cm{'; ungated flat from its first point' if flat else ''})", SPEEDUP,
+                        round(t_u / t_g, 3) if t_u and t_g and not flat else None))  # fmt: skip
+        if t_g is None or flat:
+            out[-1]["met"] = False
+        if key in final.get("random", {}):
+            out.append(goal(f"held-out {key}: gated final - random-subset final (cm, same backward budget)", 0.0,
+                            round(final["gated"][key] - final["random"][key], 3), "<"))  # fmt: skip
+    return out
+
+
 def goals_of(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's goals from the finished curves (measured None while an arm has no final point)."""
+    """The issue's goals from the finished curves (measured None while an arm has no final point), then the
+    held-out perception versions when the curves carry them."""
     final = {a: r["curve"][-1] for a, r in rows.items() if r.get("finished")}
+    return _success_goals(final, rows) + heldout_goals(final, rows)
+
+
+def _success_goals(final: dict[str, dict[str, Any]], rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if not {"ungated", "gated"} <= set(final):
         return [goal("gated: ungated wall-clock / gated wall-clock to the ungated final success (-2 points)", SPEEDUP, None),
                 goal("gated final success - random-subset final success (same backward budget)", 0.0, None, ">")]  # fmt: skip
@@ -394,7 +430,10 @@ def regoal(path: Path) -> Path:
     the notes record that they were recomputed and from which command the rows came."""
     result = json.loads(path.read_text())
     rows = {r["arm"]: r for r in result["rows"] if r["arm"] in ARMS}
-    notes = f"{result['notes']} Goals recomputed by --regoal from the rows of `{result['command']}` ({result['date']})."
+    marker = " Goals recomputed by --regoal from the rows of "
+    base, _, origin = result["notes"].partition(marker)  # a result recomputed before keeps its first origin
+    origin = origin or f"`{result['command']}` ({result['date']})."
+    notes = f"{base}{marker}{origin}"
     return write_results(result["name"], result["rows"], goals_of(rows), notes, out_dir=path.parent,
                          machine_info=result["machine"])  # fmt: skip
 

@@ -125,3 +125,17 @@ def test_goals_when_the_ungated_arm_learned_nothing_are_not_met():
     goals = goals_of(_rows(zero, _curve((50, 0.0), (100, 0.0)), _curve((50, 0.0), (100, 0.0))))
     assert [g["met"] for g in goals] == [False, False, False]
     assert goals[0]["measured"] is None and "nothing to reach" in goals[0]["name"]
+
+
+def test_heldout_goals_time_the_perception_error_and_compare_with_random():
+    ungated = [{"wall_s": 100, "success": 0.0, "heldout_place_cm": 9.0}, {"wall_s": 200, "success": 0.0, "heldout_place_cm": 8.0}]
+    gated = [{"wall_s": 60, "success": 0.0, "heldout_place_cm": 8.5}, {"wall_s": 100, "success": 0.0, "heldout_place_cm": 7.9}]
+    random = [{"wall_s": 60, "success": 0.0, "heldout_place_cm": 9.5}, {"wall_s": 100, "success": 0.0, "heldout_place_cm": 8.6}]
+    goals = goals_of(_rows(ungated, gated, random))[3:]
+    assert [g["measured"] for g in goals] == [2.0, -0.7] and [g["met"] for g in goals] == [True, True]
+    same = goals_of(_rows(ungated, ungated, ungated))[3:]  # null case: identical arms
+    assert [g["measured"] for g in same] == [1.0, 0.0] and [g["met"] for g in same] == [False, False]
+    flat = [{"wall_s": 100, "success": 0.0, "heldout_place_cm": 6.0}, {"wall_s": 200, "success": 0.0, "heldout_place_cm": 6.1}]
+    unlearned = goals_of(_rows(flat, gated, random))[3]  # ungated never improved: a cheaper arm "reaches" it at once
+    assert unlearned["measured"] is None and unlearned["met"] is False and "flat" in unlearned["name"]
+    assert len(goals_of(_rows(_curve((1, 0.5)), _curve((1, 0.5)), _curve((1, 0.5))))) == 3  # no held-out: none
