@@ -244,7 +244,7 @@ def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     else:
         run_dir, trained = Path(given), {"trained_by": f"ast-robot train, separately ({given})", **run_train_log(Path(given))}
     policy = PolicyBase.load(run_dir / POLICY_DIR)
-    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)  # env.deploy_pipeline: its controller
     seeds = [cfg.seed + 2_000_000 + i for i in range(args.final_episodes)]  # the trainer's held-out seeds
     results = [probe_episode(env, policy.act, s, c) for c in CONDITIONS for s in seeds]
     row: dict[str, Any] = {**trained, "policy": _policy_line(policy), "final_episodes": args.final_episodes,
