@@ -225,9 +225,16 @@ def pixels_config(job: Job, args: argparse.Namespace) -> Any:
     return load_config(EXPERIMENTS / f"pickplace_{job.robot}_pixels_bc.yaml", overrides + args.pixel_set)
 
 
+def pixels_env(cfg: Any) -> Any:
+    """The evaluation env of a pixels run: its env, randomization and deploy settings (with env.deploy_pipeline
+    the deploy config names the robot's controller: the FR3's forward position, not the default trajectory)."""
+    from ast_robot.envs import make_env
+
+    return make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
+
+
 def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     """Train (or take ``--pixel-run``'s policy), then the four input conditions on the same held-out seeds."""
-    from ast_robot.envs import make_env
     from ast_robot.envs.ablations import CONDITIONS, probe_episode, summarize
     from ast_robot.gap.stats import wilson_interval
     from ast_robot.policies.policy import PolicyBase
@@ -244,7 +251,7 @@ def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     else:
         run_dir, trained = Path(given), {"trained_by": f"ast-robot train, separately ({given})", **run_train_log(Path(given))}
     policy = PolicyBase.load(run_dir / POLICY_DIR)
-    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
+    env = pixels_env(cfg)
     seeds = [cfg.seed + 2_000_000 + i for i in range(args.final_episodes)]  # the trainer's held-out seeds
     results = [probe_episode(env, policy.act, s, c) for c in CONDITIONS for s in seeds]
     row: dict[str, Any] = {**trained, "policy": _policy_line(policy), "final_episodes": args.final_episodes,

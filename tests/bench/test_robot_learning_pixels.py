@@ -1,10 +1,11 @@
-"""bench/robot_learning.py's pixels goals: an ablation cannot pass for a policy that never succeeds (issue 20)."""
+"""bench/robot_learning.py's pixels part: an ablation cannot pass for a policy that never succeeds, and the FR3
+student is evaluated as it is deployed (issue 20)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.robot_learning import parse_args, pixel_goals
+from bench.robot_learning import Job, parse_args, pixel_goals, pixels_config, pixels_env
 
 
 def _row(success: float, blank_instruction: float, blank_camera: float) -> dict:
@@ -41,3 +42,33 @@ def test_pixel_init_flag_is_checked():
     assert args.pixel_init == {"ur5e": "/runs/a/policy"}
     with pytest.raises(SystemExit, match="--pixel-init"):
         parse_args(["--parts", "pixels", "--pixel-init", "ur5e"])
+
+
+def _expert_successes(env, seeds) -> list[bool]:
+    from ast_robot.envs.ablations import probe_episode
+    from ast_robot.envs.experts import expert_for
+
+    expert = expert_for(env)
+    return [probe_episode(env, expert.act, s, "as_given", reset=expert.reset)["success"] for s in seeds]
+
+
+def test_fr3_pixels_run_is_evaluated_through_the_fr3_controller_with_time_to_finish():
+    """configs/experiments/pickplace_fr3_pixels_bc.yaml trains and evaluates through the deployment's command
+    path with the FR3 driver's forward position controller, and its episode is long enough for the scripted
+    expert there; seeds 0, 2, 4, 5 are tables the expert does not finish in the old 50 steps (the null case)."""
+    from ast_robot.envs import make_env
+
+    cfg = pixels_config(Job("px", "fr3", "ungated"), parse_args(["--parts", "pixels"]))
+    env = pixels_env(cfg)
+    pipeline = env.unwrapped._pipeline
+    assert cfg.env.deploy_pipeline and pipeline is not None and not pipeline.trajectory  # forward: no segments
+    seeds = (0, 2, 4, 5)
+    assert all(_expert_successes(env, seeds))
+    env.close()
+    short = pixels_config(Job("px", "fr3", "ungated"), parse_args(["--parts", "pixels", "--pixel-set",
+                                                                   "env.max_episode_steps=50"]))  # fmt: skip
+    env = pixels_env(short)
+    assert not any(_expert_successes(env, seeds))
+    env.close()
+    with pytest.raises(ValueError, match="forward_position"):  # without the run's deploy config: refused
+        make_env(cfg.env, cfg.randomization, seed=0)
