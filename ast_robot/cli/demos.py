@@ -35,6 +35,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                               "--randomization.")  # fmt: skip
     collect.add_argument("--randomization", default="default",
                          help="Randomization preset name or YAML path; `none` for the nominal model.")  # fmt: skip
+    collect.add_argument("--deploy-pipeline", action="store_true",
+                         help="Run every step through the deployment's command path (env.deploy_pipeline: the "
+                              "node's 125 Hz ticks, the safety module, the robot's controller per "
+                              "configs/deploy/<robot>.yaml), as a student that trains as it deploys must be "
+                              "collected, driven and labelled.")  # fmt: skip
+    collect.add_argument("--max-episode-steps", type=int, default=None,
+                         help="Control steps per episode (default: env.max_episode_steps's, 50); through "
+                              "--deploy-pipeline the arm moves as the deployment's limits let it, and the "
+                              "pick-and-place expert needs up to ~90 steps (configs/experiments/"
+                              "pickplace_ur5e_pixels_bc.yaml).")  # fmt: skip
     collect.add_argument("--only-success", action="store_true", help="Skip failed episodes.")
     collect.add_argument("--noise", type=float, default=0.0,
                          help="DART-style noise std (action units) on the executed TCP motion; the clean "
@@ -68,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
     deploy = args.observation == "deploy"
     env_cfg = EnvConfig(id=args.env, camera=args.camera or deploy, instruction=args.instruction or deploy,
                         observation=args.observation, wrist_camera=args.wrist_camera,
+                        deploy_pipeline=args.deploy_pipeline,
                         **{k: v for k, v in (("n_objects", args.objects), ("n_pads", args.pads),
-                                             ("camera_size", tuple(args.camera_size or ()) or None)) if v is not None})  # fmt: skip
+                                             ("camera_size", tuple(args.camera_size or ()) or None),
+                                             ("max_episode_steps", args.max_episode_steps)) if v is not None})  # fmt: skip
     visual = VisualRandomizationConfig(enabled=args.visual)
     rand = (
         RandomizationConfig(enabled=False)
