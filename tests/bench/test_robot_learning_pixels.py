@@ -72,3 +72,16 @@ def test_fr3_pixels_run_is_evaluated_through_the_fr3_controller_with_time_to_fin
     env.close()
     with pytest.raises(ValueError, match="forward_position"):  # without the run's deploy config: refused
         make_env(cfg.env, cfg.randomization, seed=0)
+
+
+def test_conditions_left_out_are_reported_unmeasured_not_met_or_failed():
+    args = parse_args(["--parts", "pixels", "--pixel-conditions", "as_given"])
+    assert args.pixel_conditions == ["as_given"] and parse_args([]).pixel_conditions == [
+        "as_given", "swapped", "blank_instruction", "blank_camera"]  # fmt: skip
+    with pytest.raises(SystemExit, match="--pixel-conditions"):
+        parse_args(["--pixel-conditions", "as_given,blank_arm"])
+    row = {k: v for k, v in _row(0.9, 0.5, 0.02).items() if k not in ("swapped", "blank_instruction", "blank_camera")}
+    met = _met(pixel_goals({"px/ur5e/ungated": row}))
+    assert met["task success"] and met["instruction-following (as given)"]
+    assert met["success with the instruction blanked"] is None and met["success with the camera blanked"] is None
+    assert met["instruction-following (instruction swapped to the other cube)"] is None
