@@ -354,7 +354,7 @@ def pixel_goals(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                      goal(f"{name}: success with the camera blanked (counts only with task success met)", 0.1,
                           measured("blank_camera", "success"), "<=")]  # fmt: skip
         for g in ablations:
-            g["met"] = None if g["met"] is None else bool(g["met"] and works["met"])
+            g["met"] = None if g["met"] is None or works["met"] is None else bool(g["met"] and works["met"])
         goals += [works, goal(f"{name}: instruction-following (as given)", 0.95, measured("as_given", "followed")),
                   goal(f"{name}: instruction-following (instruction swapped to the other cube)", 0.95,
                        measured("swapped", "followed")), *ablations,

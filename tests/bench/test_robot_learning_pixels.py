@@ -85,3 +85,10 @@ def test_conditions_left_out_are_reported_unmeasured_not_met_or_failed():
     assert met["task success"] and met["instruction-following (as given)"]
     assert met["success with the instruction blanked"] is None and met["success with the camera blanked"] is None
     assert met["instruction-following (instruction swapped to the other cube)"] is None
+
+
+def test_ablation_goals_of_a_run_without_its_task_success_are_unmeasured():
+    row = {k: v for k, v in _row(0.9, 0.5, 0.02).items() if k != "as_given"}  # the ablations run apart
+    met = _met(pixel_goals({"px/ur5e/ungated": row}))
+    assert met["task success"] is None
+    assert met["success with the instruction blanked"] is None and met["success with the camera blanked"] is None
