@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from ast_robot.config import DeployConfig, EnvConfig, RandomizationConfig, from_dict
+from ast_robot.config.deploy import driver_command_interface
 from ast_robot.config.randomization import merge_preset_entries
 from ast_robot.envs import randomization as dr_lib
 from ast_robot.envs.pipeline import DeployPipeline, ticks_per_step
@@ -80,8 +81,8 @@ class RobotEnv(gym.Env):
     def __init__(self, robot: str = "ur5e", config: EnvConfig | dict | None = None,
                  randomization: RandomizationConfig | dict | None = None, render_mode: str | None = None,
                  deploy: DeployConfig | dict | None = None) -> None:  # fmt: skip
-        """``deploy``: the deployment whose command path ``config.deploy_pipeline`` models (default:
-        DeployConfig's defaults for this robot); ignored without it."""
+        """``deploy``: the deployment whose command path ``config.deploy_pipeline`` models (default: this robot
+        with configs/deploy/<robot>.yaml's command interface); ignored without it."""
         self.cfg: EnvConfig = _as_config(EnvConfig, config)
         self._deploy_arg = deploy
         self.rand_cfg: RandomizationConfig = dr_lib.resolve(_as_config(RandomizationConfig, randomization))
@@ -164,7 +165,10 @@ class RobotEnv(gym.Env):
         """The deployment's command path (:mod:`ast_robot.envs.pipeline`) when ``deploy_pipeline`` is set."""
         if not self.cfg.deploy_pipeline:
             return None
-        deploy = self._deploy_arg if self._deploy_arg is not None else {"robot": self.robot.name}
+        deploy = self._deploy_arg
+        if deploy is None:  # this robot's shipped driver wiring: the controller the policy node drives
+            driver = driver_command_interface(self.robot.name)
+            deploy = {"robot": self.robot.name, **({"command_interface": driver} if driver else {})}
         self.deploy_cfg: DeployConfig = _as_config(DeployConfig, deploy)
         if self.cfg.action_mode != "ee_delta":
             raise ValueError("env.deploy_pipeline: the deployment serves ee_delta actions only; set "

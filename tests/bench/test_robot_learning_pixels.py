@@ -56,6 +56,7 @@ def test_fr3_pixels_run_is_evaluated_through_the_fr3_controller_with_time_to_fin
     """configs/experiments/pickplace_fr3_pixels_bc.yaml trains and evaluates through the deployment's command
     path with the FR3 driver's forward position controller, and its episode is long enough for the scripted
     expert there; seeds 0, 2, 4, 5 are tables the expert does not finish in the old 50 steps (the null case)."""
+    from ast_robot.config import DeployConfig
     from ast_robot.envs import make_env
 
     cfg = pixels_config(Job("px", "fr3", "ungated"), parse_args(["--parts", "pixels"]))
@@ -70,8 +71,8 @@ def test_fr3_pixels_run_is_evaluated_through_the_fr3_controller_with_time_to_fin
     env = pixels_env(short)
     assert not any(_expert_successes(env, seeds))
     env.close()
-    with pytest.raises(ValueError, match="forward_position"):  # without the run's deploy config: refused
-        make_env(cfg.env, cfg.randomization, seed=0)
+    with pytest.raises(ValueError, match="forward_position"):  # a deploy config naming another controller: refused
+        make_env(cfg.env, cfg.randomization, seed=0, deploy=DeployConfig(robot="fr3", command_interface="trajectory"))
 
 
 def test_conditions_left_out_are_reported_unmeasured_not_met_or_failed():
@@ -92,3 +93,16 @@ def test_ablation_goals_of_a_run_without_its_task_success_are_unmeasured():
     met = _met(pixel_goals({"px/ur5e/ungated": row}))
     assert met["task success"] is None
     assert met["success with the instruction blanked"] is None and met["success with the camera blanked"] is None
+
+
+def test_a_pipeline_env_without_a_deploy_config_models_its_robots_shipped_driver():
+    """`demos collect --deploy-pipeline` and gymnasium.make build the env without a DeployConfig: the FR3 env then
+    models configs/deploy/fr3.yaml's forward position controller (it defaulted to the trajectory controller and
+    refused itself, so FR3 pipeline episodes could not be collected), the UR5e's its trajectory controller."""
+    from ast_robot.config import EnvConfig
+    from ast_robot.envs import make_env
+
+    for robot, name, trajectory in (("fr3", "FR3", False), ("ur5e", "UR5e", True)):
+        env = make_env(EnvConfig(id=f"ast_robot/PickPlace{name}-v0", deploy_pipeline=True), seed=0)
+        assert env.unwrapped._pipeline.trajectory is trajectory and env.unwrapped.deploy_cfg.robot == robot
+        env.close()
