@@ -55,6 +55,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
                       f'pip install "ast-robot[ros]"') from err  # fmt: skip
 
 from ast_robot.config.deploy import RobotIOConfig
+from ast_robot.robot.sampling import TRACKER_RATE_HZ, next_due, sample_due
 from ast_robot.twin.hidden import HiddenParams
 from ast_robot.twin.sim import CommandRefused, TwinSim
 
@@ -67,7 +68,7 @@ SCENE_CAMERA = "scene"  # the envs' scene camera (ast_robot.envs.base renders it
 # since (robot/trust.MeasurementTrust), so without a pause the next episode's start waited on how fast the
 # lock-step ran (flaky under load). A real arm taken home also takes about this long.
 RESET_PAUSE_S = 1.0
-OBJECT_POSE_HZ = 10.0  # the cubes' poses, at about a lab tag tracker's rate (every k-th joint state)
+OBJECT_POSE_HZ = TRACKER_RATE_HZ  # the cubes' poses, at about a lab tag tracker's rate (every k-th joint state)
 ACK_TIMEOUT_S = 5.0  # wall seconds the twin waits for an answer before it stops waiting for that controller
 
 
@@ -249,10 +250,11 @@ class TwinNode(Node):
         for kind, rate, publish in kinds:
             key = (kind, "clock" if frozen else "physics")
             due = self._next_sample.get(key)
-            if not restart and due is not None and now < due - 1e-9:
+            if not restart and not sample_due(now, due):
                 continue
-            # the next one a period on (on the grid; from now after a restart, or when the clock jumped ahead)
-            self._next_sample[key] = now + 1.0 / rate if restart or due is None or now - due >= 1.0 / rate else due + 1.0 / rate
+            # the next one a period on (on the grid; from now after a restart, or when the clock jumped ahead): the
+            # schedule an env with the deployment pipeline samples its tracker on (robot.sampling)
+            self._next_sample[key] = next_due(now, due, rate, restart)
             t_ns = stamp_ns(stamp)
             if self._sample_ns.get(kind) == t_ns:  # this stamp's sample went out already (same resting scene)
                 continue
