@@ -71,7 +71,8 @@ class DeployPipeline:
                  ee_position: Any, commands_gripper: bool = False) -> None:  # fmt: skip
         self.limits = SafetyLimits.from_robot(robot, deploy_cfg)
         self.safety = SafetyMonitor(self.limits, ee_position)
-        step = env_cfg.max_ee_step * env_cfg.control_hz / deploy_cfg.control_hz  # the runner's per-tick share
+        # the runner's per-tick share, in its float operations (a * (b / c), not a * b / c: 1.7e-18 rad apart)
+        step = env_cfg.max_ee_step * (env_cfg.control_hz / deploy_cfg.control_hz)
         self.action_map = EEDeltaAction(ik, step, workspace, orientation, env_cfg.ik_iterations,
                                         lead_m=2.0 * env_cfg.max_ee_step)  # fmt: skip
         io = driver_io(robot.name)
