@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ast_robot.robot import gripper_wire as wire
+from ast_robot.robot import wire
 from ast_robot.robot.safety import GripperDecision, GripperLimits, GripperMonitor
 
 

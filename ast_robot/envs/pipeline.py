@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ast_robot.config.deploy import driver_io
-from ast_robot.robot import gripper_wire as wire
+from ast_robot.robot import wire
 from ast_robot.robot.actions import EEDeltaAction
 from ast_robot.robot.safety import GripperLimits, GripperMonitor, SafetyLimits, SafetyMonitor
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
@@ -53,11 +53,12 @@ class Setpoint:
         self.start_s, self.start, self.end, self.duration = 0.0, q.copy(), q.copy(), 0.0
 
     def at(self, t: float) -> np.ndarray:
-        if self.duration <= 0 or t >= self.start_s + self.duration:
+        elapsed = t - self.start_s  # the twin's arithmetic: time since activation over the segment's own time
+        if self.duration <= 0 or elapsed >= self.duration:
             return self.end
-        if t <= self.start_s:
+        if elapsed <= 0:
             return self.start
-        return self.start + (self.end - self.start) * ((t - self.start_s) / self.duration)
+        return self.start + (self.end - self.start) * (elapsed / self.duration)
 
     def command(self, t: float, target: np.ndarray, duration: float) -> None:
         self.start = self.at(t).copy()
@@ -114,7 +115,8 @@ class DeployPipeline:
         target = self.action_map(action, self.safety.reference, q)
         decision = self.safety.filter(target, now_s)
         command = decision.positions
-        segment = self.safety.segment_time(command) if self.trajectory else 0.0
+        # a trajectory point's time as the controller reads it off the wire (whole nanoseconds)
+        segment = wire.as_sent(self.safety.segment_time(command)) if self.trajectory else 0.0
         self._queue.append((now_s + delay_s, command, segment))
         self.last_command = command
         return command
@@ -138,7 +140,7 @@ class GripperPath:
     """The deployment's gripper path: the action's opening (the envs' map, closed at -1, open at +1) through the
     safety module's gate (:class:`~ast_robot.robot.safety.GripperMonitor`: stroke, dead band, at most
     ``max_rate_hz`` commands a second), on the wire to the gripper's controller, and the opening its joint state
-    reports (:mod:`ast_robot.robot.gripper_wire`). The env applied every step's width at once: on a nominal twin the
+    reports (:mod:`ast_robot.robot.wire`). The env applied every step's width at once: on a nominal twin the
     gate held back a 4 mm opening for 0.1 s (issue 21)."""
 
     def __init__(self, cfg: Any, action_width: tuple[float, float]) -> None:

@@ -56,6 +56,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 
 from ast_robot.config.deploy import RobotIOConfig
 from ast_robot.robot.sampling import TRACKER_RATE_HZ, next_due, sample_due
+from ast_robot.robot.wire import duration_seconds
 from ast_robot.twin.hidden import HiddenParams
 from ast_robot.twin.sim import CommandRefused, TwinSim
 
@@ -355,7 +356,7 @@ class TwinNode(Node):
         if 0 < stamp < self._reset_stamp:  # sent before /twin/reset teleported the arm: stale, drop it
             self._note_command(msg.header.stamp)
             return
-        points = [(list(p.positions), p.time_from_start.sec + p.time_from_start.nanosec * 1e-9) for p in msg.points]
+        points = [(list(p.positions), duration_seconds(p.time_from_start.sec, p.time_from_start.nanosec)) for p in msg.points]
         self._command(lambda: self.sim.command_trajectory(list(msg.joint_names), points))
         self._note_command(msg.header.stamp)
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ast_robot.records.table import table_object
-from ast_robot.robot import gripper_wire as wire
+from ast_robot.robot import wire
 from ast_robot.twin.hidden import HiddenParams
 
 N_OBJECTS, N_PADS = 2, 2  # the deployable pick-and-place layout's table (env.observation: deploy)

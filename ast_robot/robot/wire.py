@@ -1,10 +1,12 @@
-"""A gripper's wire forms (``GripperIOConfig.interface``): the numbers a command carries, and the opening a joint
-state reports.
+"""What commands look like on the wire: a trajectory point's time, and a gripper's command and reported opening.
 
-One definition for the three places that use them: the deployment writes commands and reads the measured opening
-(:mod:`ast_robot.deploy.gripper`), the twin reads commands and reports its opening (:mod:`ast_robot.twin.pickplace`),
-and an env with the deployment pipeline models both (:mod:`ast_robot.envs.pipeline`): a width sent as a knuckle
-position arrives rounded, and the policy must train on what the deployed gripper gets and reports (issue 21).
+One definition for every place that writes, reads or models them: the deployment writes commands and reads the
+measured opening (:mod:`ast_robot.deploy.gripper`, the ROS package's ``convert``), the twin reads commands and
+reports its opening (:mod:`ast_robot.twin`), and an env with the deployment pipeline models both
+(:mod:`ast_robot.envs.pipeline`): what arrives is rounded (a segment time to whole nanoseconds, a width sent as a
+knuckle position), and the policy must train on what the deployed controller gets and reports (issue 21).
+
+Gripper forms (``GripperIOConfig.interface``):
 
 - ``forward_position``: ``[p]``, linear from ``position_open`` (widest, the stroke's top) to ``position_closed``;
   the opening comes back as that joint's position (clamped to the stroke);
@@ -18,6 +20,24 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+
+def duration_parts(seconds: float) -> tuple[int, int]:
+    """(sec, nanosec) of a builtin_interfaces/Duration of ``seconds`` >= 0 (whole nanoseconds)."""
+    whole = int(seconds)
+    return whole, int(round((seconds - whole) * 1e9))
+
+
+def duration_seconds(sec: int, nanosec: int) -> float:
+    """Seconds of a builtin_interfaces/Duration (or Time) as its reader computes them."""
+    return sec + nanosec * 1e-9
+
+
+def as_sent(seconds: float) -> float:
+    """A duration as a trajectory controller reads it after the wire: rounded to whole nanoseconds (a UR5e
+    segment's time, 0.5 ns off, moved the twin's setpoint 1.6e-13 rad from the env's in one tick; contact grew it
+    to 4e-6 rad over a pick-and-place episode)."""
+    return duration_seconds(*duration_parts(seconds))
 
 
 def command_data(cfg: Any, stroke: tuple[float, float], width: float, speed: float, force: float) -> list[float]:
