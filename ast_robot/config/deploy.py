@@ -130,14 +130,21 @@ class RobotIOConfig:
     gripper: GripperIOConfig = doc(factory=GripperIOConfig, help="Gripper command interface (pick-and-place).")
 
 
+def driver_io(robot: str) -> RobotIOConfig | None:
+    """``robot``'s shipped driver wiring (``configs/deploy/<robot>.yaml``) as the policy node reads it; None where
+    no such file ships. An env with the deployment pipeline models what it names (controller, gripper)."""
+    from ast_robot.config.loader import load_config
+    from ast_robot.config.shipped import shipped_dir
+
+    path = shipped_dir("deploy") / f"{robot}.yaml"
+    return load_config(path, cls=RobotIOConfig) if path.is_file() else None
+
+
 def driver_command_interface(robot: str) -> str | None:
     """The command interface that ``robot``'s shipped driver wiring (``configs/deploy/<robot>.yaml``) uses, as
     the policy node drives it; None where no such file ships. The env's deployment pipeline must model the same
     controller: a trajectory controller's interpolated segments and a forward controller's jumps differ from the
     first tick (an FR3 env modelling the former against a twin running the latter: joints 6e-3 rad apart after
     one 25 Hz step, 4 of 10 pick-and-place outcomes flipped)."""
-    from ast_robot.config.loader import load_config
-    from ast_robot.config.shipped import shipped_dir
-
-    path = shipped_dir("deploy") / f"{robot}.yaml"
-    return load_config(path, cls=RobotIOConfig).command_interface if path.is_file() else None
+    io = driver_io(robot)
+    return None if io is None else io.command_interface

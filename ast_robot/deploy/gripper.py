@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ast_robot.robot import wire
 from ast_robot.robot.safety import GripperDecision, GripperLimits, GripperMonitor
 
 
@@ -56,15 +57,11 @@ class GripperCommander:
 
     def data(self, decision: GripperDecision) -> list[float]:
         """The message data of a decision with a width (see the module docstring)."""
-        if self.cfg.interface == "width_speed_force":
-            return [float(decision.width), float(decision.speed), float(decision.force)]
-        return [self.position_of(float(decision.width))]
+        return wire.command_data(self.cfg, self._stroke, float(decision.width), decision.speed, decision.force)
 
     def position_of(self, width: float) -> float:
         """forward_position: controller position for an opening ``width`` (m)."""
-        lo, hi = self._stroke
-        frac = (width - lo) / (hi - lo)  # 1 = widest
-        return self.cfg.position_closed + frac * (self.cfg.position_open - self.cfg.position_closed)
+        return wire.position_of(self.cfg, self._stroke, width)
 
     def width_from_state(self, names: Sequence[str], positions: Sequence[float]) -> float | None:
         """Measured opening (m) from a joint state's entries, or None when they are absent or not finite."""
@@ -77,11 +74,7 @@ class GripperCommander:
         values = np.array([lookup[j] for j in joints], dtype=np.float64)
         if not np.all(np.isfinite(values)):
             return None
-        if self.cfg.interface == "width_speed_force":  # finger travels (m): the opening is their sum
-            return float(values.sum())
-        lo, hi = self._stroke
-        frac = (values[0] - self.cfg.position_closed) / (self.cfg.position_open - self.cfg.position_closed)
-        return float(lo + min(max(frac, 0.0), 1.0) * (hi - lo))
+        return wire.reported_width(self.cfg, self._stroke, values)
 
     def reset(self) -> None:
         self.monitor.reset()

@@ -230,6 +230,7 @@ class DeploymentSession:
         if callable(set_table := getattr(self.runner.policy, "set_table", None)):  # scripted:pickplace
             set_table(self.table)
         self.runner.reset()
+        self.runner.safety.reset_reference(from_measured=True)  # from rest where the arm is, as the envs start
         return message
 
     def request_start(self, now_s: float) -> str:

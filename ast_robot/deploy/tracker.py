@@ -16,12 +16,13 @@ import numpy as np
 
 from ast_robot.deploy.inputs import Rejected, StreamBudget
 from ast_robot.robot.safety import TrackerTrust
+from ast_robot.robot.sampling import TRACKER_RATE_HZ, finite_velocity, interval_s
+
+__all__ = ["MAX_TRACKED_OBJECTS", "TRACKER_RATE_HZ", "TrackerInput"]
 
 MAX_TRACKED_OBJECTS = 64  # bigger arrays are refused unread
-# The tracker's nominal rate (Hz): a lab's overhead tag tracker; the twin publishes its cubes' poses at this rate
-# (ast_robot.twin.node.OBJECT_POSE_HZ). Motion capture is faster: a faster stream only passes the rate check
-# with more room (4x), and ages out later than it could.
-TRACKER_RATE_HZ = 10.0
+# TRACKER_RATE_HZ (ast_robot.robot.sampling): the twin publishes its cubes' poses at that rate. Motion capture is
+# faster: a faster stream only passes the rate check with more room (4x), and ages out later than it could.
 
 
 class TrackerInput:
@@ -52,8 +53,9 @@ class TrackerInput:
         if reason is not None:
             raise Rejected(f"object poses not trusted: {reason}", reason.split(" (")[0][:40])
         self._stamp_s = float(stamp_s) if np.isfinite(stamp_s) and stamp_s > 0 else 0.0
-        dt = self._sample_time() - prev_time if previous is not None else 0.0
-        self.velocities = (p - previous) / dt if 0.0 < dt <= self.max_age_s else np.zeros_like(p)
+        # over the stamps' interval in whole microseconds (robot.sampling: as an env with the pipeline computes it)
+        dt = interval_s(self._sample_time(), prev_time) if previous is not None else 0.0
+        self.velocities = finite_velocity(p, previous, dt, self.max_age_s) if previous is not None else np.zeros_like(p)
         self.positions = p
         return p
 

@@ -105,8 +105,8 @@ class RobotEnv(gym.Env):
         self._ik = for_robot(self.model, self.robot)
         self._index_model()
         self._bind_views()
-        self._pipeline = self._make_pipeline()
         self.gripper_observed = self._gripper_observed()  # the contract records it
+        self._pipeline = self._make_pipeline()
         self._width_measured = self.gripper_observed == "measured"
         self.action_space = self._make_action_space()
         self.observation_space = self._make_observation_space()
@@ -158,8 +158,11 @@ class RobotEnv(gym.Env):
         gripper sensor is wired). Without the pipeline the env reads its fingers, as before."""
         if not self.cfg.deploy_pipeline:
             return "measured"
-        commands_gripper = "gripper_command" in task_interfaces(self.task, getattr(self.cfg, "observation", None))
-        return "measured" if commands_gripper else "open"
+        return "measured" if self._commands_gripper() else "open"
+
+    def _commands_gripper(self) -> bool:
+        """Whether the deployment commands this task's gripper (else the twin holds it open)."""
+        return "gripper_command" in task_interfaces(self.task, getattr(self.cfg, "observation", None))
 
     def _make_pipeline(self) -> DeployPipeline | None:
         """The deployment's command path (:mod:`ast_robot.envs.pipeline`) when ``deploy_pipeline`` is set."""
@@ -176,7 +179,7 @@ class RobotEnv(gym.Env):
         self._ticks, self._tick_substeps = ticks_per_step(self.cfg.control_hz, self.deploy_cfg.control_hz,
                                                           self.model.opt.timestep)  # fmt: skip
         return DeployPipeline(self.robot, self._ik, self.deploy_cfg, self.cfg, (WORKSPACE_LOW, WORKSPACE_HIGH),
-                              R_DOWN, lambda q: self._ik.forward(q)[0])  # fmt: skip
+                              R_DOWN, lambda q: self._ik.forward(q)[0], self._commands_gripper())  # fmt: skip
 
     def _make_action_space(self) -> gym.spaces.Box:
         n = 3 if self.cfg.action_mode == "ee_delta" else self.robot.n_joints
@@ -241,6 +244,7 @@ class RobotEnv(gym.Env):
         self._prev_ee = self._tcp.copy()
         if self._pipeline is not None:
             self._pipeline.reset(self.robot.home_qpos)
+            self._sample_world(self.data.time, restart=True)
         obs = self._get_obs()
         return obs, self._info(obs, self._goal_distance())
 
@@ -274,23 +278,31 @@ class RobotEnv(gym.Env):
 
     def _deployed_step(self, action: np.ndarray) -> None:
         """One control step as the deployment runs it: ``_ticks`` ticks of the pipeline, each followed by
-        its physics steps with the controller's setpoint; commands act ``latency`` env steps late."""
+        its physics steps with the controller's setpoint; commands act ``latency`` env steps late. The gripper
+        takes what the pipeline's gripper gate sends (held open where the deployment commands none); slower
+        streams (a tracker) are sampled at the ticks they are due on (:meth:`_sample_world`)."""
         pipe = self._pipeline
         delay = int(self.dr.get("latency", 0)) * self.control_dt
-        closed, opened = self.robot.gripper_width
-        width = closed + (min(max(float(action[-1]), -1.0), 1.0) + 1.0) / 2.0 * (opened - closed)
         ctrl = self._ctrl
         for _ in range(self._ticks):
             now = self.data.time
             command = pipe.tick(action, self._arm_qpos.copy(), now, delay)
+            width = pipe.gripper_tick(action, now)
+            if width is not None:
+                self._target[-1] = width
             self._prev_ee[:] = self._tcp  # the deployment's TCP velocity spans one tick
             for _ in range(self._tick_substeps):
-                ctrl[self._ctrl_idx] = np.append(pipe.ctrl_at(self.data.time), width)
+                ctrl[self._ctrl_idx] = np.append(pipe.ctrl_at(self.data.time), self._target[-1])
                 mujoco.mj_step(self.model, self.data)
             mujoco.mj_kinematics(self.model, self.data)
-        self._target = np.append(command, width)
+            self._sample_world(self.data.time)
+        self._target = np.append(command, self._target[-1])
         self._q_cmd = command
         self._ee_cmd = pipe.tcp_command.copy()
+
+    def _sample_world(self, t: float, restart: bool = False) -> None:
+        """Deploy pipeline: take the samples of the deployment's slower streams due at the tick at ``t`` (s), the
+        state after its physics (``restart``: the episode's first, at reset). The robot alone has none."""
 
     def _command(self, action: np.ndarray) -> np.ndarray:
         """Arm joint targets (n,) + gripper width (1,) for an action (clipped to [-1, 1] here).
@@ -328,7 +340,7 @@ class RobotEnv(gym.Env):
             velocity_dt, width = self.control_dt, self._gripper_width()
         else:  # as the deployment observes: TCP velocity over one tick, the gripper as gripper_observed says
             velocity_dt = 1.0 / self.deploy_cfg.control_hz
-            width = self._gripper_width() if self._width_measured else self.robot.gripper_width[1]
+            width = self._observed_width()
         proprio = kernels.proprio(self._arm_qpos, self._arm_qvel, self._tcp, self._prev_ee,
                                   1.0 / velocity_dt, width, tcp_cmd)  # (2n + 10,)  # fmt: skip
         if noise > 0:  # position sensors only: velocities (rad/s, m/s) and the command offset stay exact
@@ -345,6 +357,14 @@ class RobotEnv(gym.Env):
         if self.cfg.instruction:
             obs["instruction"] = self._instruction_bytes.copy()
         return obs
+
+    def _observed_width(self) -> float:
+        """Deploy pipeline: the opening the deployment observes: measured through the gripper's joint-state report
+        where it commands the gripper, else the open width (no gripper sensor wired)."""
+        if not self._width_measured:
+            return self.robot.gripper_width[1]
+        gripper = self._pipeline.gripper
+        return self._gripper_width() if gripper is None else gripper.measured(self._qpos[self._finger_qadr].tolist())
 
     def _gripper_width(self) -> float:
         """Finger opening (m): the sum of both finger joints, as a float (two numbers: no array sum)."""

@@ -13,6 +13,7 @@ from ast_robot.envs import visual_randomization as visual_dr
 from ast_robot.envs import wrist
 from ast_robot.envs.base import RobotEnv
 from ast_robot.envs.instructions import COLOURS, PICK_PLACE_TEMPLATES, choose_colours, fill
+from ast_robot.envs.pipeline import TrackerSamples
 from ast_robot.robot.scene import OBJECT_HALF_SIZE
 
 AREA_LOW = np.array([0.35, -0.22])  # where objects and pads are placed (m, world x, y)
@@ -49,6 +50,8 @@ class PickPlaceEnv(RobotEnv):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._wrist_renderer: mujoco.Renderer | None = None
         super().__init__(*args, **kwargs)
+        # deploy pipeline, privileged layout: the cubes as the deployment's tracker delivers them (10 Hz samples)
+        self._tracker = TrackerSamples() if self._pipeline is not None and not self.deploy else None
         self._visual_nominal = visual_dr.nominal(self.model)
         self._wrist_nominal = wrist.nominal(self.model) if self.cfg.wrist_camera else None
 
@@ -141,6 +144,10 @@ class PickPlaceEnv(RobotEnv):
     def _task_obs(self, noise: float) -> np.ndarray:
         if self.deploy:
             return np.zeros(0)
+        if self._tracker is not None:  # as deploy.runner.tracked_entries lays out the tracker's latest sample
+            p, v, target = self._tracker.positions, self._tracker.velocities, self.target_object
+            others = [p[i] for i in range(len(p)) if i != target]
+            return np.concatenate([p[target], p[target] - self._tcp, v[target], *others])
         positions = self._qpos[self._obs_pos_idx]  # (3 * n_objects,) target cube first
         if noise > 0:
             positions = positions + self.np_random.normal(0.0, noise, size=positions.shape)
@@ -157,7 +164,24 @@ class PickPlaceEnv(RobotEnv):
             obs[wrist.WRIST_KEY] = visual_dr.add_image_noise(self.render_wrist(), noise, self.np_random)
         if self.deploy:
             del obs["achieved_goal"], obs["desired_goal"]
+        elif self._tracker is not None:  # the deployment's achieved goal is the tracked target (rewards: the physics)
+            obs["achieved_goal"] = self._tracker.positions[self.target_object].copy()
         return obs
+
+    def _sample_world(self, t: float, restart: bool = False) -> None:
+        """The tracker's sample due at ``t`` (privileged layout with the deploy pipeline; see TrackerSamples)."""
+        if self._tracker is None:
+            return
+        if restart:
+            self._tracker.reset(self._tracked_positions(), t)
+        else:
+            self._tracker.offer(t, self._tracked_positions)
+
+    def _tracked_positions(self) -> np.ndarray:
+        """Every cube's position (n, 3) m in the table's order, as a tracker measures it (``object_pos_noise``)."""
+        positions = self.data.qpos[np.add.outer(self._obj_qadr, np.arange(3))]
+        noise = self.dr.get("object_pos_noise", 0.0)
+        return positions + self.np_random.normal(0.0, noise, size=positions.shape) if noise > 0 else positions
 
     def render_wrist(self) -> np.ndarray:
         """The wrist camera's image (H, W, 3) uint8 at ``config.wrist_camera_size``."""

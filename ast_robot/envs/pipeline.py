@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from ast_robot.config.deploy import driver_command_interface
+from ast_robot.config.deploy import driver_io
+from ast_robot.robot import wire
 from ast_robot.robot.actions import EEDeltaAction
-from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
+from ast_robot.robot.safety import GripperLimits, GripperMonitor, SafetyLimits, SafetyMonitor
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
+from ast_robot.robot.sampling import TRACKER_RATE_HZ, finite_velocity, interval_s, next_due, sample_due
 
 STATE_PERIOD_S = 0.002  # the drivers' joint-state period (500 Hz) before an episode starts
 
@@ -51,11 +53,12 @@ class Setpoint:
         self.start_s, self.start, self.end, self.duration = 0.0, q.copy(), q.copy(), 0.0
 
     def at(self, t: float) -> np.ndarray:
-        if self.duration <= 0 or t >= self.start_s + self.duration:
+        elapsed = t - self.start_s  # the twin's arithmetic: time since activation over the segment's own time
+        if self.duration <= 0 or elapsed >= self.duration:
             return self.end
-        if t <= self.start_s:
+        if elapsed <= 0:
             return self.start
-        return self.start + (self.end - self.start) * ((t - self.start_s) / self.duration)
+        return self.start + (self.end - self.start) * (elapsed / self.duration)
 
     def command(self, t: float, target: np.ndarray, duration: float) -> None:
         self.start = self.at(t).copy()
@@ -66,18 +69,22 @@ class DeployPipeline:
     """Per tick: action map -> safety filter -> controller setpoint; the env steps the physics between."""
 
     def __init__(self, robot: Any, ik: Any, deploy_cfg: Any, env_cfg: Any, workspace: tuple, orientation: np.ndarray,
-                 ee_position: Any) -> None:  # fmt: skip
+                 ee_position: Any, commands_gripper: bool = False) -> None:  # fmt: skip
         self.limits = SafetyLimits.from_robot(robot, deploy_cfg)
         self.safety = SafetyMonitor(self.limits, ee_position)
-        step = env_cfg.max_ee_step * env_cfg.control_hz / deploy_cfg.control_hz  # the runner's per-tick share
+        # the runner's per-tick share, in its float operations (a * (b / c), not a * b / c: 1.7e-18 rad apart)
+        step = env_cfg.max_ee_step * (env_cfg.control_hz / deploy_cfg.control_hz)
         self.action_map = EEDeltaAction(ik, step, workspace, orientation, env_cfg.ik_iterations,
                                         lead_m=2.0 * env_cfg.max_ee_step)  # fmt: skip
-        driver = driver_command_interface(robot.name)
+        io = driver_io(robot.name)
+        driver = None if io is None else io.command_interface
         if driver is not None and driver != deploy_cfg.command_interface:
             raise ValueError(f"deploy.command_interface: {deploy_cfg.command_interface!r}, but configs/deploy/"
                              f"{robot.name}.yaml drives the {robot.name} through {driver!r}: the env would train "
                              f"against another controller than the deployment's; set deploy.command_interface: "
                              f"{driver}")  # fmt: skip
+        # the gripper as the deployment commands it (pick-and-place); None: held open, as the twin holds it for reach
+        self.gripper = GripperPath(io.gripper, robot.gripper_width) if commands_gripper and io is not None else None
         self.trajectory = deploy_cfg.command_interface == "trajectory"
         self.setpoint = Setpoint(np.zeros(robot.n_joints))
         self._queue: deque[tuple[float, np.ndarray, float]] = deque()  # (activation s, target, segment s)
@@ -90,6 +97,8 @@ class DeployPipeline:
         for k in reversed(range(ACQUIRE_STATES)):  # the driver streamed states before the episode started
             self.safety.observe_state(q, -k * STATE_PERIOD_S)
         self.action_map.reset()
+        if self.gripper is not None:
+            self.gripper.reset()
         self.setpoint = Setpoint(np.asarray(q, dtype=float))
         self._queue.clear()
         self.last_command = np.asarray(q, dtype=float).copy()
@@ -106,10 +115,18 @@ class DeployPipeline:
         target = self.action_map(action, self.safety.reference, q)
         decision = self.safety.filter(target, now_s)
         command = decision.positions
-        segment = self.safety.segment_time(command) if self.trajectory else 0.0
+        # a trajectory point's time as the controller reads it off the wire (whole nanoseconds)
+        segment = wire.as_sent(self.safety.segment_time(command)) if self.trajectory else 0.0
         self._queue.append((now_s + delay_s, command, segment))
         self.last_command = command
         return command
+
+    def gripper_tick(self, action: np.ndarray, now_s: float) -> float | None:
+        """The opening (m) the gripper's controller gets at this tick (after :meth:`tick`, as the runner sends
+        it), None when nothing is sent (no gripper commanded, or the gate withholds it)."""
+        if self.gripper is None:
+            return None
+        return self.gripper.command(float(action[-1]), now_s, bool(self.safety.stop_reasons()))
 
     def ctrl_at(self, t: float) -> np.ndarray:
         """The setpoint the servo tracks during the physics step that starts at ``t`` (s)."""
@@ -117,3 +134,61 @@ class DeployPipeline:
             start_s, command, segment = self._queue.popleft()
             self.setpoint.command(start_s, command, segment)
         return self.setpoint.at(t)
+
+
+class GripperPath:
+    """The deployment's gripper path: the action's opening (the envs' map, closed at -1, open at +1) through the
+    safety module's gate (:class:`~ast_robot.robot.safety.GripperMonitor`: stroke, dead band, at most
+    ``max_rate_hz`` commands a second), on the wire to the gripper's controller, and the opening its joint state
+    reports (:mod:`ast_robot.robot.wire`). The env applied every step's width at once: on a nominal twin the
+    gate held back a 4 mm opening for 0.1 s (issue 21)."""
+
+    def __init__(self, cfg: Any, action_width: tuple[float, float]) -> None:
+        """``cfg``: the robot's GripperIOConfig (configs/deploy/<robot>.yaml); ``action_width``: (closed, open) m."""
+        self.cfg = cfg
+        self.monitor = GripperMonitor(GripperLimits.for_gripper(cfg.model, cfg.force_n, cfg.speed_mps, cfg.max_rate_hz))
+        self.stroke = (self.monitor.limits.spec.min_width, self.monitor.limits.spec.max_width)
+        self.closed, self.opened = (float(w) for w in action_width)
+
+    def reset(self) -> None:
+        self.monitor.reset()
+
+    def command(self, value: float, now_s: float, stopped: bool) -> float | None:
+        """The opening (m) the controller reads for an action's gripper entry ``value``, None: nothing sent."""
+        width = self.closed + (min(max(value, -1.0), 1.0) + 1.0) / 2.0 * (self.opened - self.closed)
+        decision = self.monitor.filter(width, now_s, stopped)
+        if decision.width is None:
+            return None
+        data = wire.command_data(self.cfg, self.stroke, decision.width, decision.speed, decision.force)
+        return wire.command_width(self.cfg, self.stroke, np.asarray(data, dtype=np.float64))[0]
+
+    def measured(self, fingers: Any) -> float:
+        """The opening (m) the deployment observes for finger travels ``fingers`` (m each)."""
+        return wire.measured_width(self.cfg, self.stroke, fingers)
+
+
+class TrackerSamples:
+    """The cube positions a tracker-fed policy observes in deployment: a sample at the tracker's rate on the twin's
+    schedule (:mod:`ast_robot.robot.sampling`), held in between; velocities by finite differences of consecutive
+    samples over their microsecond-rounded interval, as :class:`ast_robot.deploy.tracker.TrackerInput` computes
+    them. The env read every cube's position and velocity from the physics at every step."""
+
+    def __init__(self, rate_hz: float = TRACKER_RATE_HZ) -> None:
+        self.rate_hz, self.max_age_s = rate_hz, 3.0 / rate_hz  # StreamBudget's age limit: 3 periods
+        self.positions = self.velocities = np.zeros((0, 3))
+        self._t, self._due = 0.0, 0.0
+
+    def reset(self, positions: np.ndarray, t: float) -> None:
+        """Episode start at ``t`` (s): the resting cubes (n, 3) m; the next sample a period on (the twin restarts
+        its schedule at the first command)."""
+        self.positions, self.velocities = np.array(positions, dtype=np.float64), np.zeros_like(positions, dtype=np.float64)
+        self._t, self._due = t, next_due(t, None, self.rate_hz, restart=True)
+
+    def offer(self, t: float, read: Any) -> None:
+        """At a tick's time ``t`` (s): take a sample (``read()`` -> (n, 3) m) if one is due."""
+        if not sample_due(t, self._due):
+            return
+        positions = np.asarray(read(), dtype=np.float64)
+        self.velocities = finite_velocity(positions, self.positions, interval_s(t, self._t), self.max_age_s)
+        self.positions, self._t = positions, t
+        self._due = next_due(t, self._due, self.rate_hz)

@@ -22,6 +22,7 @@ import numpy as np
 from ast_robot.deploy.session import SAFETY_MODE_NORMAL, DeploymentSession
 from ast_robot.envs.pipeline import STATE_PERIOD_S
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
+from ast_robot.robot.wire import as_sent
 from ast_robot.twin.sim import TwinSim
 
 
@@ -95,7 +96,7 @@ class LockstepDeployment:
 
     def _send(self, command: np.ndarray) -> None:
         if self.command_interface == "trajectory":
-            seconds = self.session.segment_time(command)
+            seconds = as_sent(self.session.segment_time(command))  # as a JointTrajectory carries it (whole ns)
             self.sim.command_trajectory(list(self.sim.joint_names), [(command, seconds)])
         else:
             self.sim.command_positions(command)

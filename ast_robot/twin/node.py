@@ -55,10 +55,13 @@ except ImportError as err:  # pragma: no cover - depends on the environment
                       f'pip install "ast-robot[ros]"') from err  # fmt: skip
 
 from ast_robot.config.deploy import RobotIOConfig
+from ast_robot.records.tick import SENT_KINDS, parse_answer
+from ast_robot.robot.sampling import TRACKER_RATE_HZ, next_due, sample_due
+from ast_robot.robot.wire import duration_seconds
 from ast_robot.twin.hidden import HiddenParams
 from ast_robot.twin.sim import CommandRefused, TwinSim
 
-TICK_WITH_COMMAND = "command"  # Header.frame_id of an answer whose tick also sent a command
+# Header.frame_id of an answer: ast_robot.records.tick (a stamped command, counts of unstamped ones)
 RECEIPT_POSES, RECEIPT_CAMERA = "received:object_poses", "received:camera"  # frame_ids of sample receipts
 RECEIPT_WRIST = "received:wrist_camera"  # ... of a wrist camera frame (a wrist-camera policy node sends it)
 SCENE_CAMERA = "scene"  # the envs' scene camera (ast_robot.envs.base renders it by this name)
@@ -67,7 +70,7 @@ SCENE_CAMERA = "scene"  # the envs' scene camera (ast_robot.envs.base renders it
 # since (robot/trust.MeasurementTrust), so without a pause the next episode's start waited on how fast the
 # lock-step ran (flaky under load). A real arm taken home also takes about this long.
 RESET_PAUSE_S = 1.0
-OBJECT_POSE_HZ = 10.0  # the cubes' poses, at about a lab tag tracker's rate (every k-th joint state)
+OBJECT_POSE_HZ = TRACKER_RATE_HZ  # the cubes' poses, at about a lab tag tracker's rate (every k-th joint state)
 ACK_TIMEOUT_S = 5.0  # wall seconds the twin waits for an answer before it stops waiting for that controller
 
 
@@ -120,6 +123,8 @@ class TwinNode(Node):
         self._answered = threading.Condition()
         self._answer: tuple[int, bool] = (-1, False)  # (stamp ns, with command) of the latest /ast/tick
         self._command_ns = -1  # stamp (ns) of the latest command received
+        self._announced = dict.fromkeys(SENT_KINDS, 0)  # unstamped commands the controller says it sent, in all
+        self._received = dict.fromkeys(SENT_KINDS, 0)  # ... and those received (records.tick)
         self._receipts: dict[str, int] = {}  # sample kind -> stamp (ns) of the latest one the controller received
         self._next_sample: dict[tuple[str, str], float] = {}  # sim-time mode: (kind, clock) -> when the next is due (s)
         self._sample_ns: dict[str, int] = {}  # sim-time mode: kind -> stamp (ns) of the latest sample published
@@ -249,10 +254,11 @@ class TwinNode(Node):
         for kind, rate, publish in kinds:
             key = (kind, "clock" if frozen else "physics")
             due = self._next_sample.get(key)
-            if not restart and due is not None and now < due - 1e-9:
+            if not restart and not sample_due(now, due):
                 continue
-            # the next one a period on (on the grid; from now after a restart, or when the clock jumped ahead)
-            self._next_sample[key] = now + 1.0 / rate if restart or due is None or now - due >= 1.0 / rate else due + 1.0 / rate
+            # the next one a period on (on the grid; from now after a restart, or when the clock jumped ahead): the
+            # schedule an env with the deployment pipeline samples its tracker on (robot.sampling)
+            self._next_sample[key] = next_due(now, due, rate, restart)
             t_ns = stamp_ns(stamp)
             if self._sample_ns.get(kind) == t_ns:  # this stamp's sample went out already (same resting scene)
                 continue
@@ -292,20 +298,28 @@ class TwinNode(Node):
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._running:
                     self._ignored = self._running
+                    for kind, n in self._announced.items():  # a lost command must not stall every later tick
+                        self._received[kind] = max(self._received[kind], n)
                     self.get_logger().error(f"no answer on {self.io.topics.tick} for {ACK_TIMEOUT_S:g} s: running free")
                     return
                 self._answered.wait(min(left, 0.1))
 
     def _has_answer(self, t_ns: int) -> bool:
         answered, with_command = self._answer
-        return answered >= t_ns and (not with_command or self._command_ns >= answered)
+        return answered >= t_ns and (not with_command or self._command_ns >= answered) and \
+            all(self._received[k] >= n for k, n in self._announced.items())  # fmt: skip
 
     def _on_tick_answer(self, msg: Header) -> None:
         with self._answered:
             if msg.frame_id in (RECEIPT_POSES, RECEIPT_CAMERA, RECEIPT_WRIST):
                 self._receipts[msg.frame_id] = max(self._receipts.get(msg.frame_id, -1), stamp_ns(msg.stamp))
             else:
-                self._answer = (stamp_ns(msg.stamp), msg.frame_id == TICK_WITH_COMMAND)
+                with_command, sent = parse_answer(msg.frame_id)
+                self._answer = (stamp_ns(msg.stamp), with_command)
+                for kind, n in sent.items():
+                    if n < self._announced[kind]:  # a new controller counts from 0: its messages from here on
+                        self._received[kind] = n
+                    self._announced[kind] = n
             self._ignored = False
             self._answered.notify_all()
 
@@ -353,7 +367,7 @@ class TwinNode(Node):
         if 0 < stamp < self._reset_stamp:  # sent before /twin/reset teleported the arm: stale, drop it
             self._note_command(msg.header.stamp)
             return
-        points = [(list(p.positions), p.time_from_start.sec + p.time_from_start.nanosec * 1e-9) for p in msg.points]
+        points = [(list(p.positions), duration_seconds(p.time_from_start.sec, p.time_from_start.nanosec)) for p in msg.points]
         self._command(lambda: self.sim.command_trajectory(list(msg.joint_names), points))
         self._note_command(msg.header.stamp)
 
@@ -365,9 +379,17 @@ class TwinNode(Node):
                 self._answered.notify_all()
 
     def _on_forward(self, msg: Float64MultiArray) -> None:
-        # no stamp: in sim-time mode it acts from the period it arrives in (the controller's answer for a
-        # forward command does not announce it, so the twin cannot wait for it)
+        # no stamp: in sim-time mode the controller's answer counts the forward commands it sent, and the twin
+        # waits until it has received as many (records.tick) before it steps on
         self._command(lambda: self.sim.command_positions(list(msg.data)))
+        self._count_received("forward")
+
+    def _count_received(self, kind: str) -> None:
+        """Sim-time mode: one more unstamped command of ``kind`` received (and applied, or refused)."""
+        if self.sim_time:
+            with self._answered:
+                self._received[kind] += 1
+                self._answered.notify_all()
 
     def _command(self, apply: Any) -> None:
         try:
@@ -447,6 +469,7 @@ class TwinNode(Node):
         except ValueError as err:
             self.refused["gripper"] = self.refused.get("gripper", 0) + 1
             self.get_logger().warning(f"gripper command refused: {err}", throttle_duration_sec=1.0)
+        self._count_received("gripper")
 
     def _on_unlock(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         with self._lock:

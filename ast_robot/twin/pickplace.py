@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ast_robot.records.table import table_object
+from ast_robot.robot import wire
 from ast_robot.twin.hidden import HiddenParams
 
 N_OBJECTS, N_PADS = 2, 2  # the deployable pick-and-place layout's table (env.observation: deploy)
@@ -222,11 +223,7 @@ class PickPlaceTable:
         if values.size != wanted or not np.all(np.isfinite(values)):
             raise ValueError(f"gripper command: expected {wanted} finite values ({self.cfg.interface}), got {values.tolist()}")
         lo, hi = self.stroke
-        if self.cfg.interface == "width_speed_force":
-            width, force = values[0], values[2] if values[2] > 0 else self.cfg.force_n  # a move pushes as hard
-        else:
-            frac = (values[0] - self.cfg.position_closed) / (self.cfg.position_open - self.cfg.position_closed)
-            width, force = lo + frac * (hi - lo), self.cfg.force_n  # the driver's configured force
+        width, force = wire.command_width(self.cfg, self.stroke, values)
         if not lo - 1e-9 <= width <= hi + 1e-9:
             raise ValueError(f"gripper command: width {width:.4f} m outside the stroke {lo}..{hi} m")
         self._set_force(force)
@@ -245,11 +242,8 @@ class PickPlaceTable:
         names = list(self.cfg.state_joints)
         if not names:
             return [], []
-        if self.cfg.interface == "width_speed_force":  # one entry per finger (m of travel)
-            return names, [float(self.sim.data.qpos[a]) for a in self._fingers][: len(names)]
-        lo, hi = self.stroke
-        frac = (min(max(self.width(), lo), hi) - lo) / (hi - lo)
-        return names[:1], [self.cfg.position_closed + frac * (self.cfg.position_open - self.cfg.position_closed)]
+        positions = wire.reported_positions(self.cfg, self.stroke, [self.sim.data.qpos[a] for a in self._fingers])
+        return names[: len(positions)], positions
 
     # ----- the camera ---------------------------------------------------------------------------
     def post_process(self, pixels: np.ndarray) -> np.ndarray:

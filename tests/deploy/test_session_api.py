@@ -164,3 +164,30 @@ def test_a_requested_start_waits_for_the_policys_camera_frame_then_starts_anyway
         assert t == pytest.approx(expected, abs=period)
         session.stop_episode()
     session.close()
+
+
+def test_an_episode_starts_from_rest_at_the_measured_arm_not_the_last_command():
+    """The arm was moved home between episodes (an operator; the twin's /twin/reset teleports it) with the last
+    command still inside the lead window: the new episode's first command starts at the arm, as the envs start
+    one. Before, it started at the previous episode's last command (a UR5e nominal loop: 0.13 rad from the arm,
+    the episode apart from the env's from its first tick, issue 21)."""
+    session, sim = _session()
+    runner, home = session.runner, np.array(sim.spec.home_qpos)
+    for k in range(ACQUIRE_STATES):
+        session.on_joint_state(list(sim.joint_names), home, None, k * 0.002, k * 0.002, k * 0.002)
+    session.on_goal([0.35, -0.1, 0.3])
+    session.start_episode(0.01)
+    t = 0.01
+    while np.abs(runner.safety.reference - home).max() < 0.1:  # drive the commands 0.1 rad away
+        t += session.period_s
+        out = session.tick(t)
+        session.on_joint_state(list(sim.joint_names), out.command, None, t, t, t)  # the arm follows exactly
+    session.stop_episode()
+    assert np.abs(runner.safety.reference - home).max() < runner.limits.max_lead.min()  # inside the window
+    for k in range(1, ACQUIRE_STATES + 60):  # moved home between episodes: states at rest there
+        s = t + k * 0.002
+        session.on_joint_state(list(sim.joint_names), home, None, s, s, s)
+    session.start_episode(s)
+    first = session.tick(s + session.period_s).command
+    assert np.abs(first - home).max() <= runner.limits.max_step.max() + 1e-12, np.abs(first - home)
+    session.close()

@@ -85,3 +85,43 @@ def _time(ns: int):
     from builtin_interfaces.msg import Time
 
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+@pytest.mark.slow
+def test_twin_on_sim_time_waits_for_the_unstamped_commands_an_answer_counts(probe, tmp_path):
+    """A forward-position arm command (the FR3's) and a gripper command carry no stamp, and DDS orders messages
+    within a topic only: an answer counts them (records.tick) and the twin steps on only once it has received as
+    many. Before, it stepped on at the answer, and a command that arrived after it acted a period late."""
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray, Header
+
+    from ast_robot.records.tick import answer_frame
+    from ast_robot.robot.specs import get_robot
+    from tests.ros.helpers import Proc, spin_for, wait_until
+
+    twin = Proc(["twin", "--robot", "fr3", "--task", "pickplace", "--sim-time", "--rate", "125", "--camera-rate", "0"],
+                tmp_path / "twin.log")  # fmt: skip
+    states: list[int] = []
+    ns = lambda s: s.sec * 1_000_000_000 + s.nanosec  # noqa: E731
+    try:
+        probe.create_subscription(JointState, "/joint_states", lambda m: states.append(ns(m.header.stamp)), 100)
+        answer = probe.create_publisher(Header, "/ast/tick", 100)
+        forward = probe.create_publisher(Float64MultiArray, "/forward_position_controller/commands", 100)
+        gripper = probe.create_publisher(Float64MultiArray, "/ast/gripper_command", 100)
+        wait_until(probe, lambda: len(states) > 5 and answer.get_subscription_count() > 0 and
+                   forward.get_subscription_count() > 0 and gripper.get_subscription_count() > 0, 20.0, "the twin")  # fmt: skip
+        answer.publish(Header(stamp=_time(states[-1])))  # the first answer: from now on the twin waits
+        spin_for(probe, 0.3)
+        sent = {"forward": 0, "gripper": 0}
+        for kind, publisher, data in (("forward", forward, list(get_robot("fr3").home_qpos)),
+                                      ("gripper", gripper, [0.05, 0.05, 0.0])):  # fmt: skip
+            waiting = states[-1]
+            sent[kind] += 1
+            answer.publish(Header(stamp=_time(waiting), frame_id=answer_frame(False, sent)))  # announced, not sent
+            spin_for(probe, 0.5)
+            assert states[-1] == waiting, f"the twin stepped on before the {kind} command its answer counts arrived"
+            publisher.publish(Float64MultiArray(data=data))
+            wait_until(probe, lambda w=waiting: states[-1] > w, 5.0, f"the next state once the {kind} command arrived")
+            assert states[-1] == waiting + 8_000_000
+    finally:
+        assert twin.stop() == 0, twin.text()[-2000:]

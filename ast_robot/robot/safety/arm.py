@@ -400,14 +400,17 @@ class SafetyMonitor:
         if not self.stop_reasons():
             self._s.stop_point = None
 
-    def reset_reference(self) -> None:
+    def reset_reference(self, from_measured: bool = False) -> None:
         """Forget the velocity: the next command starts from rest (call on activation, at episode start,
         after any stop). From the last command while that is within the lead window of the last trusted
         measurement (the controller holds its last point, so the arm is there or on its way: starting at
         the measurement would step back up to ``max_lead`` in one tick), else from the measurement (the arm
-        was moved while nothing was commanded)."""
+        was moved while nothing was commanded). ``from_measured`` (an episode's start, the arm at rest): from
+        the measurement always: the arm may have been moved home meanwhile (an operator, the twin's reset)
+        with the last command still inside the window (a UR5e episode then began 0.13 rad from the arm, at
+        the previous episode's last command: issue 21)."""
         last, q = self._s.last_command, self._s.positions
-        if last is not None and (q is None or np.any(np.abs(last - q) > self.limits.max_lead)):
+        if last is not None and (from_measured or q is None or np.any(np.abs(last - q) > self.limits.max_lead)):
             self._s.last_command = None
         self._s.last_step = None
 

@@ -10,6 +10,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ast_robot.records.stream import TopicQos
+from ast_robot.robot.wire import duration_parts
 
 
 def stamp_seconds(stamp: Any) -> float:
@@ -18,8 +19,9 @@ def stamp_seconds(stamp: Any) -> float:
 
 
 def duration(seconds: float) -> Duration:
-    whole = int(seconds)
-    return Duration(sec=whole, nanosec=int(round((seconds - whole) * 1e9)))
+    """builtin_interfaces/Duration of ``seconds`` (whole nanoseconds: ast_robot.robot.wire, which the env models)."""
+    sec, nanosec = duration_parts(seconds)
+    return Duration(sec=sec, nanosec=nanosec)
 
 
 def trajectory_command(joint_names: list[str], positions: Any, time_from_start: float) -> JointTrajectory:

@@ -50,9 +50,9 @@ from ast_robot.deploy.realtime import freeze_heap
 from ast_robot.deploy.session import SAFETY_MODE_NORMAL
 from ast_robot.records import to_json
 from ast_robot.records.stream import OUTCOME_QOS
+from ast_robot.records.tick import SENT_KINDS, answer_frame
 from ast_robot_ros.convert import forward_command, qos_profile, stamp_seconds, trajectory_command
 
-TICK_WITH_COMMAND = "command"  # its frame_id when a trajectory command stamped with the state's time went out
 # use_sim_time: a camera frame or object-pose sample taken in is acknowledged on /ast/tick (its stamp, these
 # frame_ids, as ast_robot.twin.node reads them): the twin publishes the joint state of that stamp only after it
 RECEIPT_POSES, RECEIPT_CAMERA = "received:object_poses", "received:camera"
@@ -120,6 +120,7 @@ class PolicyNode(LifecycleNode):
         self._sim_time = False  # use_sim_time: joint-state-driven ticks, answered on /ast/tick (see module doc)
         self._sim_now = 0.0  # the latest joint state's stamp (s), the node's time with use_sim_time
         self._next_tick = -float("inf")  # sim time (s) of the next tick
+        self._sent = dict.fromkeys(SENT_KINDS, 0)  # unstamped commands published in all (forward arm, gripper)
 
     # ----- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -297,7 +298,8 @@ class PolicyNode(LifecycleNode):
             if t >= self._next_tick - 1e-6:
                 self._next_tick = t + self.period
                 sent = self._control(t, msg.header.stamp)
-        self.pub_tick.publish(Header(stamp=msg.header.stamp, frame_id=TICK_WITH_COMMAND if sent else ""))
+        # what went out for this state, so the twin waits for it (records.tick): DDS orders within a topic only
+        self.pub_tick.publish(Header(stamp=msg.header.stamp, frame_id=answer_frame(sent, self._sent)))
 
     def _start_now(self, t: float) -> None:
         try:
@@ -401,6 +403,7 @@ class PolicyNode(LifecycleNode):
                 self.get_logger().warning(f"holding: {'; '.join(out.reasons)}", throttle_duration_sec=1.0)
         if out.gripper is not None and self.pub_gripper is not None:  # passed the gripper's safety gate
             self.pub_gripper.publish(Float64MultiArray(data=list(out.gripper)))
+            self._sent["gripper"] += 1
         if out.record is not None:
             self._publish_outcome(out.record)
         return sent
@@ -415,6 +418,7 @@ class PolicyNode(LifecycleNode):
             self.pub_cmd.publish(msg)
             return True
         self.pub_cmd.publish(forward_command(positions))
+        self._sent["forward"] += 1
         return False
 
     def _publish_outcome(self, record: Any) -> None:
