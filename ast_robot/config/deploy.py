@@ -79,7 +79,7 @@ class RosNames:
                                    "empty: no gripper wired (pick-and-place checkpoints are refused).")  # fmt: skip
     object_poses: str = doc("/ast/object_poses", "geometry_msgs/PoseArray (frame base_link): the cubes' poses in the "
                             "table's order, as a lab's overhead tag tracker or mocap publishes them (the twin "
-                            "publishes its own at ~10 Hz). Recorded in the outcome (events, final poses); a tracker-fed "
+                            "publishes its own at ~25 Hz). Recorded in the outcome (events, final poses); a tracker-fed "
                             "(privileged-layout) policy observes them (deploy.tracker); empty: no tracker.")  # fmt: skip
     twin_scene: str = doc("/twin/scene", "std_msgs/String JSON: the twin's table for the next episode (cubes and pads; "
                                          "ast_robot.twin.pickplace), set as a lab operator sets the table; "

@@ -50,7 +50,7 @@ class PickPlaceEnv(RobotEnv):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._wrist_renderer: mujoco.Renderer | None = None
         super().__init__(*args, **kwargs)
-        # deploy pipeline, privileged layout: the cubes as the deployment's tracker delivers them (10 Hz samples)
+        # deploy pipeline, privileged layout: the cubes as the deployment's tracker delivers them (TRACKER_RATE_HZ samples)
         self._tracker = TrackerSamples() if self._pipeline is not None and not self.deploy else None
         self._visual_nominal = visual_dr.nominal(self.model)
         self._wrist_nominal = wrist.nominal(self.model) if self.cfg.wrist_camera else None

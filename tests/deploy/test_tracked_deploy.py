@@ -100,19 +100,21 @@ def test_the_runner_holds_without_table_or_with_stale_or_missing_tracker_samples
     runner.tracker.offer(cubes, 0.01)
     runner.observe_joint_state(q, None, 0.01)
     assert runner.step(0.01).action is not None  # every input there: the policy is asked
-    for t in np.arange(0.018, 0.351, 0.008):  # the arm's states keep coming (the joint watchdog is content)
+    age = runner.tracker.max_age_s  # 3 tracker periods
+    stale = round(0.01 + age + 0.04, 3)  # the last sample is 0.04 s past that age: hold
+    for t in np.arange(0.018, stale + 1e-9, 0.008):  # the arm's states keep coming (the joint watchdog is content)
         runner.observe_joint_state(q, None, t)
-    result = runner.step(0.35)  # the last sample is 0.34 s old (3 periods at 10 Hz: 0.3 s): hold
-    assert result.action is None and "no trusted object poses within 0.3 s" in result.decision.reasons[0]
-    runner.tracker.offer(cubes, 0.36)
-    runner.observe_joint_state(q, None, 0.354)
-    assert runner.step(0.36).action is not None
+    result = runner.step(stale)
+    assert result.action is None and f"no trusted object poses within {age:g} s" in result.decision.reasons[0]
+    runner.tracker.offer(cubes, stale + 0.01)
+    runner.observe_joint_state(q, None, stale + 0.004)
+    assert runner.step(stale + 0.01).action is not None
     runner.set_table(table)  # the table was set again: no sample until the tracker sees the new one
-    runner.observe_joint_state(q, None, 0.362)
-    assert runner.step(0.362).action is None
-    runner.tracker.offer(cubes + [0.2, 0.0, 0.0], 0.363)  # 0.2 m from the last in 3 ms: trusted, a new table
-    runner.observe_joint_state(q, None, 0.364)
-    assert runner.step(0.364).action is not None
+    runner.observe_joint_state(q, None, stale + 0.012)
+    assert runner.step(stale + 0.012).action is None
+    runner.tracker.offer(cubes + [0.2, 0.0, 0.0], stale + 0.013)  # 0.2 m from the last in 3 ms: trusted, a new table
+    runner.observe_joint_state(q, None, stale + 0.014)
+    assert runner.step(stale + 0.014).action is not None
 
 
 @pytest.mark.parametrize("sample,reason", [

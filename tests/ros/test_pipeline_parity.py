@@ -4,7 +4,7 @@ for tick, for a tracker-fed pick-and-place policy on each robot's own controller
 
 Before the fixes the paths parted at the second policy step (FR3 1e-6..3e-5 rad, UR5e 4e-8..1e-6 rad, growing to
 0.1-0.5 rad; 2 of 10 FR3 outcomes flipped): the env read the cubes from the physics at every step where the
-deployment observes the twin's 10 Hz tracker samples; it applied every gripper width at once where the safety gate
+deployment observes the twin's tracker samples; it applied every gripper width at once where the safety gate
 holds commands to 10 a second and a 1 mm dead band; it interpolated trajectory segments over times the wire rounds
 to nanoseconds; and it computed the per-tick TCP step in other float operations than the runner."""
 
