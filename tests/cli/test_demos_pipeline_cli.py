@@ -24,7 +24,9 @@ def test_pipeline_episodes_move_the_arm_as_the_deployment_does(tmp_path):
     piped_cfg, piped = _collect(tmp_path, "piped", "--deploy-pipeline", "--max-episode-steps", "60")
     assert plain_cfg["deploy_pipeline"] is False and plain_cfg["max_episode_steps"] == 50 and len(plain) == 50
     assert piped_cfg["deploy_pipeline"] is True and piped_cfg["max_episode_steps"] == 60 and len(piped) == 60
-    np.testing.assert_array_equal(plain.arrays["observation"][0], piped.arrays["observation"][0])  # same table
+    # Same table and start: equal up to sensor noise (the pipeline env's tracker sample draws its own noise first,
+    # so the observation's noise draws differ; another table differs by centimetres)
+    np.testing.assert_allclose(plain.arrays["observation"][0], piped.arrays["observation"][0], rtol=0, atol=5e-3)
     # The expert asks for full-speed steps from the start; the deployment's acceleration and speed limits ramp
     # the arm up (the plain step moves the servo target a whole max_ee_step at once).
     first = lambda ep: np.linalg.norm(np.diff(ep.arrays["observation"][:6, TCP], axis=0), axis=1).max()  # noqa: E731

@@ -5,6 +5,7 @@ records and bag -> gap report (or, where the analysis fails, the round's success
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -33,7 +34,13 @@ def test_the_pickplace_loop_runs_one_round_end_to_end(repo_root, tmp_path):
     assert all(r.steps > 10 for r in real)  # the policy drove the arm (it is held until the tracker's first sample)
     assert (folder / "real_bag" / "metadata.yaml").is_file()
     deploy_log = (folder / "logs" / "deploy.log").read_text()
-    assert "object_poses" not in deploy_log.split("rejected messages:")[-1]  # no tracker sample refused at exit
+    # Tracker samples refused by the exit count: only jumps, at most one per episode: the twin teleports the cubes to
+    # the next table and its 25 Hz sample can reach the node before that table does (DDS orders no two topics; seen
+    # in the first second of a run; a lab's table is set by hand, which the tracker follows). At 10 Hz the 0.3 m a
+    # period allows hid it.
+    refused = re.findall(r"object_poses: (.*?) x(\d+)[;)]", deploy_log.split("rejected messages:")[-1])
+    assert all(why.startswith("an object jumped") for why, _ in refused), refused
+    assert sum(int(n) for _, n in refused) <= len(real), refused
     twin_log = (folder / "logs" / "twin.log").read_text()
     assert "scene refused" not in twin_log
     # the gap report, or (an analyzer that does not read pick-and-place records) the reason in the round's line
