@@ -12,10 +12,13 @@ tracker's rate (after a short burst) are refused before they are checked, as cam
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ast_robot.deploy.inputs import Rejected, StreamBudget
 from ast_robot.robot.safety import TrackerTrust
+from ast_robot.robot.safety.trust import JUMP_REASON
 from ast_robot.robot.sampling import TRACKER_RATE_HZ, finite_velocity, interval_s
 
 __all__ = ["MAX_TRACKED_OBJECTS", "TRACKER_RATE_HZ", "TrackerInput"]
@@ -37,6 +40,10 @@ class TrackerInput:
         self.positions: np.ndarray | None = None
         self.velocities = np.zeros((n_objects, 3))
         self._stamp_s = 0.0  # the latest trusted sample's stamp (s; 0: unstamped)
+        # The last sample refused as a jump (positions, receipt s, stamp s): the twin moves the cubes to the next
+        # table at once, and DDS may deliver that table's first sample before the table itself (no order across
+        # topics); :meth:`reset` judges it again, so both orders give the same input.
+        self._jumped: tuple[np.ndarray, float, float] | None = None
 
     @property
     def n_objects(self) -> int:
@@ -47,9 +54,12 @@ class TrackerInput:
         header stamp, s; 0: unstamped, the receipt time stands in for velocities); :class:`Rejected` saying why
         not."""
         self.budget.admit(now_s, "tracker sample", "tracker samples")
-        p = _as_positions(positions)
+        return self._keep(_as_positions(positions), now_s, stamp_s)
+
+    def _keep(self, p: np.ndarray, now_s: float, stamp_s: float) -> np.ndarray:
         previous, prev_time = self.positions, self._sample_time()
         reason = self.trust.judge(p, float(now_s))
+        self._jumped = (p, now_s, stamp_s) if reason is not None and reason.startswith(JUMP_REASON) else None
         if reason is not None:
             raise Rejected(f"object poses not trusted: {reason}", reason.split(" (")[0][:40])
         self._stamp_s = float(stamp_s) if np.isfinite(stamp_s) and stamp_s > 0 else 0.0
@@ -73,10 +83,15 @@ class TrackerInput:
         return self.positions, self.velocities
 
     def reset(self) -> None:
-        """The table was set again (the cubes moved at once): trust the next sample anew."""
+        """The table was set again (the cubes moved at once): trust the next sample anew; a sample refused as a jump
+        just before (the new table's, delivered first) is judged again as that next sample."""
         self.trust.reset()
         self.positions, self._stamp_s = None, 0.0
         self.velocities = np.zeros_like(self.velocities)
+        jumped, self._jumped = self._jumped, None
+        if jumped is not None:
+            with contextlib.suppress(Rejected):
+                self._keep(*jumped)
 
 
 def _as_positions(positions: object) -> np.ndarray:

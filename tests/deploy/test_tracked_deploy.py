@@ -136,6 +136,36 @@ def test_untrusted_tracker_samples_are_refused_and_leave_the_last_one(sample, re
     np.testing.assert_array_equal(velocities, 0.0)
 
 
+def test_a_new_tables_sample_delivered_before_the_table_gives_the_same_input_as_after_it():
+    """The twin moves the cubes to the next table at once; DDS may deliver that table's first tracker sample before
+    the table (no order across topics): refused as a jump, then judged again when the table is set, so both
+    orders leave the same positions. A jump with no table set stays refused (the swapped-tag case)."""
+    old, new = np.array([[0.4, 0.1, 0.02], [0.5, -0.1, 0.02]]), np.array([[0.6, -0.15, 0.02], [0.45, 0.2, 0.02]])
+    orders = []
+    for table_first in (True, False):
+        tracker = TrackerInput(2, 25.0)
+        tracker.offer(old, 0.0, stamp_s=10.0)
+        if table_first:
+            tracker.reset()
+            tracker.offer(new, 0.04, stamp_s=10.04)
+        else:
+            with pytest.raises(Rejected, match="jumped"):
+                tracker.offer(new, 0.04, stamp_s=10.04)
+            np.testing.assert_array_equal(tracker.latest(0.04)[0], old)  # refused: the last trusted one stands
+            tracker.reset()
+        orders.append(tracker.latest(0.05))
+    np.testing.assert_array_equal(orders[0][0], new)
+    np.testing.assert_array_equal(orders[1][0], orders[0][0])
+    np.testing.assert_array_equal(orders[1][1], orders[0][1])
+    tracker = TrackerInput(2, 25.0)  # the null: another sample trusted after the jump, then a new table
+    tracker.offer(old, 0.0)
+    with pytest.raises(Rejected, match="jumped"):
+        tracker.offer(new, 0.04)
+    tracker.offer(old, 0.08)
+    tracker.reset()
+    assert tracker.latest(0.09) is None  # the refused jump is not revived once a trusted sample followed it
+
+
 def test_tracker_velocity_rate_and_age():
     tracker = TrackerInput(2, 10.0)
     assert tracker.latest(0.0) is None  # nothing yet

@@ -138,6 +138,7 @@ class MeasurementTrust:
 # swapped between two cubes, or a mismatched marker, jumps farther). Stale samples (older than the age limit)
 # leave the policy without its observation: the runner holds.
 TRACKER_MAX_SPEED = 3.0  # m/s: a cube carried at the arm's top TCP speed moves < 2 m/s
+JUMP_REASON = "an object jumped farther"  # how a jump's refusal begins (deploy.tracker re-judges it on a new table)
 TRACKER_NOISE_M = 0.01  # a tracker's position noise and a tag's re-detection jitter
 TRACKED_VOLUME = ((-1.5, -1.5, -0.1), (1.5, 1.5, 1.5))  # m, base_link: beyond it a sample is no table cube
 
@@ -167,7 +168,7 @@ class TrackerTrust:
                 return "sample older than the last trusted one"
             reach = TRACKER_MAX_SPEED * (time_s - self.last[1]) + TRACKER_NOISE_M
             if np.any(np.linalg.norm(p - self.last[0], axis=1) > reach):
-                return f"an object jumped farther than {TRACKER_MAX_SPEED:g} m/s allows (a swapped or lost tag)"
+                return f"{JUMP_REASON} than {TRACKER_MAX_SPEED:g} m/s allows (a swapped or lost tag)"
         self.last = (p.copy(), float(time_s))
         return None
 
