@@ -45,6 +45,9 @@ class PickPlaceExpert(ReachExpert):
     while carrying (the cube back near the table, or away from the TCP) start over from the approach. A cube
     already up in the hand before the expert's own grasp (DAgger: the student grasped and lifted it) goes
     straight to the carry: labelling those states "open" taught the student to drop what it held (issue 20).
+    Likewise a student that is already closing its fingers around the cube (:meth:`_closing_around`) gets
+    "close" (then the lift), not the expert's own "still descending, open": labelling those states "open"
+    taught the student to miss grasps it was making (33% of such steps in FR3 DAgger data, issue 20).
     """
 
     HOVER = 0.09  # height of the TCP above the table while carrying (m)
@@ -52,9 +55,14 @@ class PickPlaceExpert(ReachExpert):
     LIFT_STEPS = 15  # control steps the lift may take before the grasp counts as failed
     HOLD_DISTANCE = 0.03  # TCP-cube distance (m) beyond which the cube is not in the hand
     ON_TABLE = 0.01  # cube centre this close to its resting height (m): on the table
+    AROUND_XY = 0.012  # TCP this close to the cube centre horizontally (m): the expert's own descend test
+    AROUND_Z = 0.011  # TCP at most this far above the cube centre (m): closing there grasps (1.0 cm lifted the
+    # nominal cube on both arms, 1.3 cm shut the fingers over it: /tmp/px7/grasplab/heights.py)
+    SHUT = 0.01  # finger opening below this (m): shut on nothing (at the cube it dips to ~0.018 then rests ~0.036)
 
     def reset(self) -> None:
         self._enter("approach")
+        self._grip = 1.0  # the expert's last gripper label: a close it did not label came from someone else
 
     def _enter(self, phase: str) -> None:
         self.phase, self.timer = phase, 0  # every phase counts its own steps
@@ -66,8 +74,11 @@ class PickPlaceExpert(ReachExpert):
         self.timer += 1
         if self.phase in ("approach", "descend", "close") and self._in_hand(tcp, cube, grasp_z):
             self._enter("carry")
+        elif self.phase in ("approach", "descend") and self._closing_around(tcp, cube):
+            self._enter("close")
         step = getattr(self, f"_{self.phase}")
         move, grip = step(tcp, cube, goal, grasp_z)
+        self._grip = grip
         return np.concatenate([_toward(self.env, move, gain=1.0), [grip]]).astype(np.float32)
 
     def _approach(self, tcp, cube, goal, grasp_z):
@@ -105,6 +116,23 @@ class PickPlaceExpert(ReachExpert):
     def _in_hand(self, tcp, cube, grasp_z) -> bool:
         """The cube lifted off the table (as a finished lift) and at the TCP: someone else grasped it."""
         return cube[2] > grasp_z + 0.03 and not self._lost(tcp, cube)
+
+    def _closing_around(self, tcp, cube) -> bool:
+        """Someone else (DAgger: the student) is closing the fingers around the cube on the table.
+
+        Closing: the gripper command now applied is below half open while the expert's own last label was
+        open (so never in the expert's own rollouts: its labels are executed). Around: the TCP within
+        ``AROUND_XY`` of the cube centre horizontally and between the centre's height (less a half size) and
+        ``AROUND_Z`` above it, and the measured finger opening above ``SHUT`` (not shut on nothing). A grasp
+        that fails anyway is caught by the lift's own tests, as the expert's own misses are."""
+        u = self.env.unwrapped
+        closed, opened = u.robot.gripper_width
+        commanded = float(u._target[-1])  # privileged: the width the actuators are driven to (latency included)
+        if self._grip <= 0.0 or commanded > (closed + opened) / 2:
+            return False
+        dz = float(tcp[2] - cube[2])
+        return (float(np.linalg.norm(tcp[:2] - cube[:2])) < self.AROUND_XY and -u.half_size < dz < self.AROUND_Z
+                and u._gripper_width() > self.SHUT)
 
     def _lost(self, tcp, cube) -> bool:
         return float(np.linalg.norm(tcp - cube)) > self.HOLD_DISTANCE

@@ -161,3 +161,61 @@ def test_pick_place_expert_carries_a_cube_someone_else_lifted():
     obs, _ = env.reset(seed=5)  # null case: a cube on the table is approached with the gripper open
     expert.reset()
     assert expert.act(obs)[-1] == 1.0 and expert.phase == "approach"
+
+
+def _student_closes_above_the_cube(env, expert, obs, height: float):
+    """A student drives the TCP to ``height`` m above the target cube's centre (the expert labelling every state),
+    then closes once; returns the observation after the close and the label there."""
+    from ast_robot.envs.experts import _toward
+
+    u = env.unwrapped
+    for _ in range(40):
+        expert.act(obs)
+        spot = u.object_pos(u.target_object) + np.array([0.0, 0.0, height])
+        obs, *_ = env.step(np.append(_toward(env, spot), 1.0).astype(np.float32))
+        if np.linalg.norm(u.tcp_pos - spot) < 0.003:
+            break
+    expert.act(obs)
+    obs, *_ = env.step(np.append(_toward(env, spot), -1.0).astype(np.float32))  # the student closes here
+    return obs, expert.act(obs)
+
+
+def test_pick_place_expert_keeps_closing_a_grasp_the_student_started():
+    """DAgger: the student closes with its fingers around the cube, 1 cm above where the expert would close (it is
+    still descending, gripper open); the label must say close (then lift), not open (which taught FR3 students to
+    miss grasps: 33% of such steps). Closing 5 cm above the cube is not around it: the label stays open."""
+    env = gym.make("ast_robot/PickPlaceFR3-v0", config={"max_episode_steps": 150}, randomization={"enabled": False})
+    expert = expert_for(env)
+    obs, _ = env.reset(seed=2)
+    expert.reset()
+    obs, label = _student_closes_above_the_cube(env, expert, obs, height=0.01)
+    assert expert.phase == "close" and label[-1] == -1.0
+    for _ in range(100):  # the expert finishes the grasp the student started
+        obs, _, _, _, info = env.step(expert.act(obs))
+        if info["is_success"]:
+            break
+    assert info["is_success"]
+    obs, _ = env.reset(seed=2)  # null case: closing well above the cube is not a grasp
+    expert.reset()
+    obs, label = _student_closes_above_the_cube(env, expert, obs, height=0.05)
+    assert expert.phase in ("approach", "descend") and label[-1] == 1.0
+
+
+def test_closing_around_needs_fingers_that_have_not_shut_past_the_cube():
+    """The same state reads as a grasp in progress with the fingers at the cube's width, not with them shut."""
+    import mujoco
+
+    env = gym.make("ast_robot/PickPlaceFR3-v0", randomization={"enabled": False})
+    expert = expert_for(env)
+    obs, _ = env.reset(seed=2)
+    expert.reset()
+    obs, _ = _student_closes_above_the_cube(env, expert, obs, height=0.01)
+    u = env.unwrapped
+    tcp, cube = u.tcp_pos.copy(), u.object_pos(u.target_object).copy()
+    expert._grip = 1.0  # as if the expert had labelled open at the step before
+    u.data.qpos[u._finger_qadr] = u.half_size  # fingers at the cube's width (the sum of both joints)
+    mujoco.mj_forward(u.model, u.data)
+    assert expert._closing_around(tcp, cube)
+    u.data.qpos[u._finger_qadr] = 0.0  # shut: the cube is not between them
+    mujoco.mj_forward(u.model, u.data)
+    assert not expert._closing_around(tcp, cube)
