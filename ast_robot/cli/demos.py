@@ -6,6 +6,7 @@ The format and its loader are documented in :mod:`ast_robot.envs.demos`.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -145,7 +146,7 @@ def _collect(env, expert, args: argparse.Namespace, advance, act=None, first: in
     from ast_robot.envs.dagger import dagger_episode
     from ast_robot.envs.demos import run_episode, write_episode
 
-    replays = _replays(args.replay, args.episodes, args.env) if args.replay else None
+    replays = _replays(args.replay, args.episodes, args.env, env.unwrapped.cfg) if args.replay else None
     files, successes, tried = [], 0, 0
     while len(files) < args.episodes:
         if tried >= 10 * args.episodes or (replays is not None and tried >= len(replays)):  # never loop forever
@@ -167,8 +168,12 @@ def _collect(env, expert, args: argparse.Namespace, advance, act=None, first: in
     return files, successes, tried
 
 
-def _replays(folder: str, episodes: int, env_id: str) -> list:
-    """The first ``episodes`` file paths of ``folder`` (a demo folder of this env id), checked up front."""
+# What makes a replayed episode another episode: its table (cubes, pads) and how an action moves the arm.
+REPLAY_SAME = ("n_objects", "n_pads", "deploy_pipeline")
+
+
+def _replays(folder: str, episodes: int, env_id: str, env_cfg: Any) -> list:
+    """The first ``episodes`` file paths of ``folder`` (a demo folder of this env id and table), checked up front."""
     from pathlib import Path
 
     from ast_robot.envs.demos import read_meta
@@ -178,6 +183,11 @@ def _replays(folder: str, episodes: int, env_id: str) -> list:
     if meta["env_id"] != env_id:
         raise BadFile(Path(folder) / "meta.json", f"holds demonstrations of {meta['env_id']}, not {env_id}",
                       "--replay of a folder of the same env")  # fmt: skip
+    made = meta.get("env_config", {})
+    for key in (k for k in REPLAY_SAME if k in made and made[k] != getattr(env_cfg, k)):
+        flag = {"n_objects": "--objects", "n_pads": "--pads", "deploy_pipeline": "--deploy-pipeline"}[key]
+        raise BadFile(Path(folder) / "meta.json", f"env_config.{key} is {made[key]!r}, this env's {getattr(env_cfg, key)!r}: "
+                      "its episodes would replay on another table or arm", f"{flag} as the folder was made")  # fmt: skip
     if len(meta["files"]) < episodes:
         raise BadFile(Path(folder) / "meta.json", f"holds {len(meta['files'])} episodes, --episodes asks {episodes}",
                       "--episodes at most the --replay folder's count")  # fmt: skip

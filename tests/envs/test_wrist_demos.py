@@ -104,4 +104,7 @@ def test_demos_collect_replay_adds_the_wrist_camera_to_an_old_folder(tmp_path, c
     assert "old/meta.json: holds 2 episodes, --episodes asks 3" in capsys.readouterr().err
     assert main([*common, "--episodes", "1", "--replay", str(old), "--policy", str(old), "--out", str(tmp_path / "y")]) != 0
     assert "--policy and --replay both choose the executed actions" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before writing anything
+    three = [x if x != "2" else "3" for x in common[:-2]] + common[-2:]  # --objects 3 --pads 3: another table
+    assert main([*three, "--episodes", "1", "--replay", str(old), "--out", str(tmp_path / "z")]) != 0
+    assert "old/meta.json: env_config.n_objects is 2, this env's 3" in capsys.readouterr().err  # not replayed silently
+    assert not any((tmp_path / d).exists() for d in "xyz")  # refused before writing anything
