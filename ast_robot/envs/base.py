@@ -420,6 +420,16 @@ class RobotEnv(gym.Env):
         """Commanded TCP position (3, m, world) that ee_delta actions integrate (see ``_command``); a copy."""
         return self._ee_cmd.copy()
 
+    @property
+    def applied_gripper_width(self) -> float:
+        """The gripper width (m) the actuators are driven to now (after latency; privileged: experts, DAgger)."""
+        return float(self._target[-1])
+
+    @property
+    def finger_width(self) -> float:
+        """The fingers' opening (m) in the physics (privileged: experts, DAgger)."""
+        return self._gripper_width()
+
     # ----- rendering, pickling, closing -------------------------------------------------------------
     def render_camera(self) -> np.ndarray:
         """The scene camera's image (H, W, 3) uint8 at ``config.camera_size``."""

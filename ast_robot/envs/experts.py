@@ -127,12 +127,12 @@ class PickPlaceExpert(ReachExpert):
         that fails anyway is caught by the lift's own tests, as the expert's own misses are."""
         u = self.env.unwrapped
         closed, opened = u.robot.gripper_width
-        commanded = float(u._target[-1])  # privileged: the width the actuators are driven to (latency included)
+        commanded = u.applied_gripper_width  # privileged: the width the actuators are driven to (latency included)
         if self._grip <= 0.0 or commanded > (closed + opened) / 2:
             return False
         dz = float(tcp[2] - cube[2])
         return (float(np.linalg.norm(tcp[:2] - cube[:2])) < self.AROUND_XY and -u.half_size < dz < self.AROUND_Z
-                and u._gripper_width() > self.SHUT)
+                and u.finger_width > self.SHUT)
 
     def _lost(self, tcp, cube) -> bool:
         return float(np.linalg.norm(tcp - cube)) > self.HOLD_DISTANCE
