@@ -75,6 +75,22 @@ class ImageTokenizer(nn.Module):
         return x.flatten(1, 2)  # (B, h*w, D)
 
 
+def _half_resolution_stem(channels: int) -> nn.Sequential:
+    """The heat-map perceptions' conv stem: one feature vector per pixel of the half-resolution grid."""
+    return nn.Sequential(
+        nn.Conv2d(3, channels, 5, stride=2, padding=2), nn.GELU(),
+        nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(),
+        nn.Conv2d(channels, channels, 3, padding=1),
+    )  # fmt: skip
+
+
+def _half_resolution_grid(hw: tuple[int, int]) -> Tensor:
+    """``(h/2 * w/2, 2)``: (row, col) in [-1, 1] of each cell of a half-resolution grid (soft-argmax targets)."""
+    h, w = hw[0] // 2, hw[1] // 2
+    rows, cols = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    return torch.stack([rows, cols], -1).reshape(h * w, 2)
+
+
 class KeypointImageTokenizer(nn.Module):
     """Conv stem at half resolution -> one spatial soft-argmax keypoint per output channel -> one token each.
 
@@ -95,9 +111,7 @@ class KeypointImageTokenizer(nn.Module):
         )  # fmt: skip  (stride 2 first: ~40% of the multiply-adds of a full-resolution first layer)
         self.head = nn.Sequential(nn.GELU(), nn.Conv2d(channels, n_keypoints, 1))
         self.channels = channels
-        h, w = hw[0] // 2, hw[1] // 2
-        self.register_buffer("grid", torch.stack(torch.meshgrid(
-            torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"), -1).reshape(h * w, 2))  # fmt: skip
+        self.register_buffer("grid", _half_resolution_grid(hw))
         self.point = nn.Linear(3, d_model)
         self.ids = nn.Parameter(torch.randn(n_keypoints, d_model) * 0.02)
         self.n_tokens = n_keypoints
@@ -177,19 +191,13 @@ class ScenePerception(nn.Module):
         super().__init__()
         if hw[0] % 2 or hw[1] % 2:
             raise ValueError(f"the scene perception needs an even image size, got {hw}")
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-        )  # fmt: skip
+        self.stem = _half_resolution_stem(channels)
         self.text = PooledInstructionTokenizer(d_text, text_length)
         self.queries = nn.Linear(d_text, 2 * channels)  # the named cube's and the named pad's query
         self.gripper = nn.Parameter(torch.randn(1, 1, channels) * 0.1)
         self.free = nn.Conv2d(channels, n_keypoints, 1)
         self.temperature = nn.Parameter(torch.tensor(float(channels) ** -0.5))
-        h, w = hw[0] // 2, hw[1] // 2
-        self.register_buffer("grid", torch.stack(torch.meshgrid(
-            torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"), -1).reshape(h * w, 2))  # fmt: skip
+        self.register_buffer("grid", _half_resolution_grid(hw))
         self.geometry = nn.Sequential(nn.Linear(3 * n_keypoints + 8, hidden), nn.GELU(),  # see forward's context
                                       nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 2 * 9))  # fmt: skip
 
@@ -232,16 +240,10 @@ class WristPerception(nn.Module):
         super().__init__()
         if hw[0] % 2 or hw[1] % 2:
             raise ValueError(f"the wrist perception needs an even image size, got {hw}")
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-        )  # fmt: skip
+        self.stem = _half_resolution_stem(channels)
         self.queries = nn.Linear(d_text, 2 * channels)
         self.temperature = nn.Parameter(torch.tensor(float(channels) ** -0.5))
-        h, w = hw[0] // 2, hw[1] // 2
-        self.register_buffer("grid", torch.stack(torch.meshgrid(
-            torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"), -1).reshape(h * w, 2))  # fmt: skip
+        self.register_buffer("grid", _half_resolution_grid(hw))
         self.geometry = nn.Sequential(nn.Linear(8, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
                                       nn.Linear(hidden, 3))  # fmt: skip  (one object: row, col, TCP, width, peak, kind)
         self.register_buffer("kind", torch.tensor([[1.0], [-1.0]]))  # the cube, the pad
