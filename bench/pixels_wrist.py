@@ -190,7 +190,7 @@ def main() -> int:
     p.add_argument("--wrist-size", type=int, default=64, help="wrist image side (pixels)")
     p.add_argument("--init", default=None, help="run directory of a wrist student to continue from (its wrist weights)")
     p.add_argument("--out", required=True, help="run directory of the wrist student")
-    p.add_argument("--cache", default="/tmp/px5", help="scene cache folder ('' for none)")
+    p.add_argument("--cache", default="/tmp/ast_robot_bench/wrist_scenes", help="scene cache folder ('' for none)")
     p.add_argument("--name", default=None)
     args = p.parse_args()
     torch.set_num_threads(1)

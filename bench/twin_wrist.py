@@ -76,7 +76,7 @@ def wilson(k: int, n: int) -> list[float]:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", default="/tmp/px5/wrist_ur5e_w", help="run folder of the wrist student")
+    p.add_argument("--run", required=True, help="run folder of the pixel student (a `train` or bench run directory)")
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--seed", type=int, default=1000, help="first table seed (the loop's round 0 uses 1000)")
     p.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "156")))
