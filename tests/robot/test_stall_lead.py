@@ -417,3 +417,43 @@ def test_every_fr3_joint_held_still_and_freed_stays_under_its_data_sheet(monkeyp
     assert worst() < 0.9
     monkeypatch.setattr(arm, "SERVO_CLOSING", {})
     assert worst() > 1.0
+
+
+def ur5e_freed(share: float, hold: int, interface: str, joint: int, ticks: int = 120) -> float:
+    """A UR5e twin joint driven by the filter towards home - 1 rad through ``interface`` (its deployed
+    trajectory segments of segment_time, or forward positions) while a kinematic block moves it towards the
+    target at ``share`` of its allowed speed for ``hold`` ticks, then freed: peak speed / data sheet (speed
+    stop off)."""
+    spec = get_robot("ur5e")
+    mon = SafetyMonitor(SafetyLimits.from_robot(spec, DeployConfig(robot="ur5e", command_interface=interface)))
+    sim = TwinSim("ur5e")
+    sim.speed_limit[:] = np.inf
+    q0, dt = sim.true_positions(), sim.model.opt.timestep
+    for k in range(ACQUIRE_STATES):
+        mon.observe_state(q0, received_s=(k - ACQUIRE_STATES) * PERIOD)
+    target, creep = q0 - np.eye(6)[joint], -share * mon.limits.max_step[joint] / PERIOD
+    qadr, dof, peak = sim.idx.qpos[joint], sim.idx.dof[joint], 0.0
+    for k in range(ticks):
+        mon.observe_state(sim.true_positions(), received_s=k * PERIOD)
+        cmd = mon.filter(target, now_s=k * PERIOD).positions
+        if interface == "trajectory":
+            sim.command_trajectory(sim.joint_names, [(cmd, mon.segment_time(cmd))])
+        else:
+            sim.command_positions(cmd)
+        for _ in range(SUBSTEPS):
+            sim.step_to(sim.time + dt)
+            if k < hold:
+                sim.data.qpos[qadr], sim.data.qvel[dof] = q0[joint] + creep * sim.time, creep
+            else:
+                peak = max(peak, abs(float(sim.data.qvel[dof])))
+    return peak / spec.velocity_limits[joint]
+
+
+def test_a_ur5e_joint_freed_through_trajectory_segments_stays_under_its_data_sheet():
+    """The UR5e keeps the data-sheet servo model (its twin's wrist 3 measured K 125, the model's 25) because
+    it is commanded through trajectory segments timed at the allowed speed from the measured position: its
+    elbow and wrist 3 held still or creeping at 5-30% of their allowed speed 0.2-0.4 s, then freed, stay under
+    0.95 x their data sheet. Null case: the same joints and blocks through forward positions pass it."""
+    cases = [(s, h, j) for s in (0.0, 0.05, 0.15, 0.3) for h in (25, 50) for j in (2, 5)]
+    assert max(ur5e_freed(s, h, "trajectory", j) for s, h, j in cases) < 0.95
+    assert max(ur5e_freed(s, h, "forward_position", j) for s, h, j in cases) > 1.0
