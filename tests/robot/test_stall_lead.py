@@ -4,7 +4,10 @@ The FR3 wrist (joint 6, 12 Nm, 4.18 rad/s) of the twin's sim is held still for a
 on the table did this in the twin), then let go, while the safety filter drives it towards a far target.
 The position servo closes whatever gap the command has opened at its torque limit: the filter must not lead
 a *blocked* joint (one that has lagged a command ahead of it for longer than the servo's lag, or is pushed
-away from it) by more than its stall allowance, and must not starve a weak arm that starts from rest.
+away from it) by more than its stall allowance, must lead a joint held still or creeping towards it (slower than
+10% of its allowed speed, not gaining speed) only as far as its servo, freed, closes under the data sheet (K
+per joint: each FR3 joint; the UR5e through trajectory segments), and must not starve a weak arm that starts
+from rest or a joint that starts to follow.
 """
 
 from __future__ import annotations
