@@ -327,6 +327,12 @@ def creep_goals(rows: list[dict]) -> list[dict]:
                 worst("creep", "actions"), "<="),
            goal("creep, actions (every record set): episodes whose joints pass the twin's stop", 0,
                 worst("creep", "actions", "episodes_over_stop", sum), "<=")]  # fmt: skip
+    steps = {(r["label"], r["config"]): r["first_success_steps"] for r in rows if r["kind"] == "expert"}
+    for config in ("demo.yaml", "pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        before, now = steps.get(("creep-null", config)), steps.get(("creep", config))
+        changed = sum(a != b for a, b in zip(before, now)) if before and now else None
+        out.append(goal(f"creep, {config} scripted expert (seeds 5000-5019, 120 steps): seeds whose steps to success "
+                        "differ from main's (of 20; main has moved since stall2's rows)", 0, changed, "<="))  # fmt: skip
     digests = {(r["label"], r["config"]): r["action_digests"] for r in rows if r["kind"] == "expert_actions"}
     for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
         main, now = digests.get(("creep-null", config)), digests.get(("creep", config))
@@ -437,8 +443,8 @@ def main() -> None:
              "than 10% of its allowed speed, not gaining speed) led only by freed_lead, K per joint (branch creep): creep rows "
              "(--creep: every FR3 joint driven by the filter while a kinematic block moves it towards its target at 0-50% of "
              "its allowed speed for 6-50 ticks, then freed, speed stop off), the held row, expert_actions rows (--expert-actions: "
-             "seeds 0-19 in one env, digests of the action sequences) and actions rows of the nominal FR3 loop this branch ran "
-             "(/tmp/s8/creep/loop_fr3); 'creep-null': the same creep and expert_actions rows at main 2ad0a7b (this script in "
+             "seeds 0-19 in one env, digests of the action sequences), expert rows (steps to success, seeds 5000-5019) and actions rows of the nominal FR3 loop this branch ran "
+             "(/tmp/s8/creep/loop_fr3); 'creep-null': the same creep, expert and expert_actions rows at main 2ad0a7b (this script in "
              "a git archive of main, merged here).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
