@@ -168,6 +168,79 @@ def expert_row(config: Path, episodes: int, label: str, seed: int = 5000) -> dic
             "first_success_steps": first, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
+CREEP_SHARES = (0.0, 0.01, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5)  # of the joint's allowed speed
+CREEP_HOLDS = (6, 10, 15, 20, 25, 30, 50)  # ticks (0.048-0.4 s)
+
+
+def creep_peak(limits: Any, joint: int, share: float, hold: int, ticks: int = 150) -> float:
+    """One FR3 twin joint driven by this checkout's safety filter towards home - 1 rad while a kinematic block
+    moves it towards the target at ``share`` of its allowed speed (a slipping grasp) for ``hold`` ticks, then
+    freed: its peak |qvel| after the release / data sheet (speed stop off)."""
+    from ast_robot.robot.safety import SafetyMonitor
+    from ast_robot.robot.safety.trust import ACQUIRE_STATES
+    from ast_robot.twin.sim import TwinSim
+
+    sim, mon = TwinSim("fr3"), SafetyMonitor(limits)
+    sim.speed_limit[:] = np.inf  # measure how fast, not whether it stops
+    q0, dt, period = sim.true_positions(), sim.model.opt.timestep, limits.period_s
+    for k in range(ACQUIRE_STATES):
+        mon.observe_state(q0, received_s=(k - ACQUIRE_STATES) * period)
+    target, creep = q0 - np.eye(7)[joint], -share * limits.max_step[joint] / period
+    qadr, dof, peak = sim.idx.qpos[joint], sim.idx.dof[joint], 0.0
+    for k in range(ticks):
+        mon.observe_state(sim.true_positions(), received_s=k * period)
+        sim.command_positions(mon.filter(target, now_s=k * period).positions)
+        for _ in range(round(period / dt)):
+            sim.step_to(sim.time + dt)
+            if k < hold:
+                sim.data.qpos[qadr], sim.data.qvel[dof] = q0[joint] + creep * sim.time, creep
+            else:
+                peak = max(peak, abs(float(sim.data.qvel[dof])))
+    return peak / SPEED_LIMIT[joint]
+
+
+def creep_row(label: str) -> dict:
+    """Every FR3 joint creeping towards its command at each of CREEP_SHARES of its allowed speed for each of
+    CREEP_HOLDS, then freed: peak / data sheet per joint, share and hold; the worst below 10% (the creeping
+    hole: below 10%) and at or above 10% (a joint held back while it still moves at FOLLOW_MIN_SHARE or faster)."""
+    from ast_robot.config import DeployConfig
+    from ast_robot.robot.safety import SafetyLimits
+    from ast_robot.robot.specs import get_robot
+
+    limits = SafetyLimits.from_robot(get_robot("fr3"), DeployConfig(robot="fr3", command_interface="forward_position"))
+    start = time.perf_counter()
+    ratios = np.array([[[creep_peak(limits, j, s, h) for h in CREEP_HOLDS] for s in CREEP_SHARES] for j in range(7)])
+    low = np.array(CREEP_SHARES) < 0.1 - 1e-9  # the creeping rule's band: slower than FOLLOW_MIN_SHARE
+    return {"label": label, "kind": "creep", "creep_shares": list(CREEP_SHARES), "hold_s": [round(h * limits.period_s, 3) for h in CREEP_HOLDS],
+            "max_ratio_lt10": round(float(ratios[:, low].max()), 3), "max_ratio_ge10": round(float(ratios[:, ~low].max()), 3),
+            "per_joint_lt10": ratios[:, low].max(axis=(1, 2)).round(3).tolist(),
+            "per_joint_ge10": ratios[:, ~low].max(axis=(1, 2)).round(3).tolist(),
+            "ratios": ratios.round(3).tolist(), "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def expert_actions_row(config: Path, label: str, seeds: int = 20) -> dict:
+    """The scripted expert through ``config``'s env (deploy pipeline: this checkout's safety module), seeds
+    0..seeds-1 in one env in that order (counts depend on the order): a digest of each seed's action sequence
+    (whether normal motion changed at all) and its step of first success."""
+    import hashlib
+
+    from ast_robot.config import load_config
+    from ast_robot.envs import make_env
+    from ast_robot.envs.demos import run_episode
+    from ast_robot.envs.experts import expert_for
+
+    cfg = load_config(config)
+    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
+    expert, start, digests, first = expert_for(env), time.perf_counter(), [], []
+    for seed in range(seeds):
+        run = run_episode(env, expert, seed)
+        digests.append(hashlib.sha1(np.ascontiguousarray(run["action"]).tobytes()).hexdigest()[:12])
+        first.append(int(np.argmax(run["is_success"])) + 1 if run["is_success"].any() else None)
+    return {"label": label, "kind": "expert_actions", "config": config.name, "episodes": seeds,
+            "deploy_pipeline": bool(cfg.env.deploy_pipeline), "action_digests": digests,
+            "first_success_steps": first, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
 def held_row(label: str, holds: range = range(6, 39), ticks: int = 120) -> dict:
     """The FR3 twin's wrist (joint 6) driven by this checkout's safety filter towards home - 1 rad, held still
     from rest (a kinematic block: a grasped object caught) for each of ``holds`` 125 Hz ticks (0.048-0.304
@@ -231,7 +304,42 @@ def goals(rows: list[dict]) -> list[dict]:
                      sum(r["episodes_over_stop"] for r in after) if after else None, "<="),
                 goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
                      max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
-    return out + stalltime_goals(rows, experts) + stall2_goals(rows, experts)
+    return out + stalltime_goals(rows, experts) + stall2_goals(rows, experts) + creep_goals(rows)
+
+
+def creep_goals(rows: list[dict]) -> list[dict]:
+    """The creeping joint (label ``creep``; ``creep-null``: this script's rows at main 2ad0a7b): the creep sweep
+    below 10% of the allowed speed under 0.9 x the data sheet (null: over 1.0, the instrument sees the hole);
+    at 10% and above reported against 1.0 (open); the held sweep as stall2's; every record set's actions under 0.9
+    and none over the stop; the experts' action sequences: seeds whose actions differ from main's."""
+    def worst(label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
+        mine = [r[key] for r in rows if r["label"] == label and r["kind"] == kind]
+        return agg(mine) if mine else None
+
+    out = [goal("creep: every FR3 joint creeping at 0-8% of its allowed speed 0.05-0.4 s, freed: highest speed / "
+                "data sheet", 0.9, worst("creep", "creep", "max_ratio_lt10"), "<="),
+           goal("creep-null: the same at main 2ad0a7b", 1.0, worst("creep-null", "creep", "max_ratio_lt10"), ">"),
+           goal("creep: the same at 10-50% (held back while moving at FOLLOW_MIN_SHARE or faster; open, as at main)", 1.0,
+                worst("creep", "creep", "max_ratio_ge10"), "<="),
+           goal("creep, held: FR3 wrist held still 0.05-0.3 s from rest and freed: highest speed / data sheet", 0.9,
+                worst("creep", "held"), "<="),
+           goal("creep, actions (every record set): highest joint speed / data-sheet speed", 0.9,
+                worst("creep", "actions"), "<="),
+           goal("creep, actions (every record set): episodes whose joints pass the twin's stop", 0,
+                worst("creep", "actions", "episodes_over_stop", sum), "<=")]  # fmt: skip
+    steps = {(r["label"], r["config"]): r["first_success_steps"] for r in rows if r["kind"] == "expert"}
+    for config in ("demo.yaml", "pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        before, now = steps.get(("creep-null", config)), steps.get(("creep", config))
+        changed = sum(a != b for a, b in zip(before, now)) if before and now else None
+        out.append(goal(f"creep, {config} scripted expert (seeds 5000-5019, 120 steps): seeds whose steps to success "
+                        "differ from main's (of 20; main has moved since stall2's rows)", 0, changed, "<="))  # fmt: skip
+    digests = {(r["label"], r["config"]): r["action_digests"] for r in rows if r["kind"] == "expert_actions"}
+    for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        main, now = digests.get(("creep-null", config)), digests.get(("creep", config))
+        changed = sum(a != b for a, b in zip(main, now)) if main and now else None
+        out.append(goal(f"creep, {config} scripted expert (deploy pipeline, 2 cubes 2 pads): seeds whose action "
+                        "sequence differs from main's (of 20)", 0, changed, "<="))  # fmt: skip
+    return out
 
 
 def stall2_goals(rows: list[dict], experts: dict) -> list[dict]:
@@ -288,6 +396,9 @@ def main() -> None:
     parser.add_argument("--hidden", default=None, help="The twin's hidden-parameter YAML for replay rows "
                                                          "(default: the nominal twin).")
     parser.add_argument("--held", action="store_true", help="Add the held-still-then-freed FR3 wrist sweep row.")
+    parser.add_argument("--creep", action="store_true", help="Add the creeping-then-freed sweep row (every FR3 joint).")
+    parser.add_argument("--expert-actions", action="append", default=[],
+                        help="An experiment YAML whose scripted expert's action sequences (seeds 0-19) are digested.")
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2_000_000, help="First held-out env seed (the loop's sim eval's).")
     parser.add_argument("--label", required=True, help="Row label, e.g. before / after.")
@@ -300,6 +411,8 @@ def main() -> None:
     rows += [sim_row(Path(r), args.episodes, args.seed, args.label) for r in args.run if args.episodes]
     rows += [expert_row(Path(c), 20, args.label) for c in args.expert]
     rows += [held_row(args.label)] if args.held else []
+    rows += [creep_row(args.label)] if args.creep else []
+    rows += [expert_actions_row(Path(c), args.label) for c in args.expert_actions]
     for row in rows:
         print(row)
     notes = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 ms), rad/s; peak_over_limit: "
@@ -326,7 +439,13 @@ def main() -> None:
              "(blocked or not yet) led only as far as its servo, freed, closes under 0.8 x the data sheet (branch stall2, "
              "SafetyLimits.freed_lead): actions rows of the 5 record sets above, the experts, and a held row (--held: the FR3 "
              "wrist held still from rest 6-38 ticks, then freed; peaks per hold); 'stall2-null': the held row at main 2e597c2 "
-             "(this script in a detached worktree, merged here).")  # fmt: skip
+             "(this script in a detached worktree, merged here). Label 'creep': a joint creeping towards its command (slower "
+             "than 10% of its allowed speed, not gaining speed) led only by freed_lead, K per joint (branch creep): creep rows "
+             "(--creep: every FR3 joint driven by the filter while a kinematic block moves it towards its target at 0-50% of "
+             "its allowed speed for 6-50 ticks, then freed, speed stop off), the held row, expert_actions rows (--expert-actions: "
+             "seeds 0-19 in one env, digests of the action sequences), expert rows (steps to success, seeds 5000-5019) and actions rows of the nominal FR3 loop this branch ran "
+             "(/tmp/s8/creep/loop_fr3); 'creep-null': the same creep, expert and expert_actions rows at main 2ad0a7b (this script in "
+             "a git archive of main, merged here).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
 
