@@ -61,7 +61,7 @@ def loop_row(twin: str, seed: int, rounds: int, episodes: int, root: Path, domai
 def cost_row(policy: Path, hidden_file: str | None, camera_hz: float, episodes: int, root: Path, domain: int,
              i: int, sim_time: bool = True) -> dict:  # fmt: skip
     """One deployment of ``policy`` (the tables of seed 1000) with the camera recorded at ``camera_hz``
-    (``sim_time`` False: on wall clock, where the loop records none: what the frames would read there)."""
+    (``sim_time`` False: on wall clock; frames placed in episodes by their stamps since records schema 4)."""
     from ast_robot.gap.pick import run_visual
     from ast_robot.records import read_records
     from ast_robot.records.bag import read_bag_images
@@ -158,7 +158,8 @@ def notes(camera_hz: float) -> str:
             f"re-renders (fingers at the bag's measured opening). Deploy rows: the nominal loop's round-0 policy, "
             f"the tables of seed 1000, camera recorded at 0 vs {camera_hz:g} Hz, alternating; 2 shared cores "
             f"(other helpers' jobs beside: see load_mean/load_max). deploy_wall rows (--wall-rows): the same policy on "
-            f"wall clock with the camera on, where the loop records none (frames timed by receipt).")  # fmt: skip
+            f"wall clock with the camera on (before records schema 4 the frames were placed by receipt: 11.85 levels; "
+            f"since then by their stamps, and the wall-clock loop records them too).")  # fmt: skip
 
 
 if __name__ == "__main__":
