@@ -18,14 +18,15 @@ import pytest
 from ast_robot.records import read_records
 from tests.ros.helpers import Proc
 
-PIXELS = "configs/experiments/pickplace_ur5e_pixels_bc.yaml"
+PIXELS = {"ur5e": "configs/experiments/pickplace_ur5e_pixels_bc.yaml",
+          "fr3": "configs/experiments/pickplace_fr3_pixels_bc.yaml"}
 SETS = ["policy.hidden_sizes=[16]", "randomization.enabled=false"]
 PARITY_BOUND_RAD = 0.0  # joints: measured 0.0 (bit for bit), as the tracker-fed parity test (test_pipeline_parity.py)
 IMAGE_BOUND_LEVELS = 0  # uint8 levels: the twin's frames and the env's renders are the same pixels
 EPISODES, TIMEOUT_S = 2, 1.2
 
 
-def pixel_policy(folder):
+def pixel_policy(folder, robot: str):
     """An untrained (seeded) pixel student (scene camera + instruction + proprioception): its actions move with
     the image. Returns (path, cfg, policy)."""
     import torch
@@ -36,7 +37,7 @@ def pixel_policy(folder):
     from ast_robot.trainers.bc import save_policy
     from ast_robot.trainers.common import contract_of
 
-    cfg = load_config(PIXELS, SETS)
+    cfg = load_config(PIXELS[robot], SETS)
     env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
     torch.manual_seed(1)
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
@@ -45,19 +46,19 @@ def pixel_policy(folder):
     return str(folder), cfg, policy
 
 
-def twin_episodes(tmp_path, policy: str) -> tuple[list, list]:
+def twin_episodes(tmp_path, policy: str, robot: str) -> tuple[list, list]:
     """Nominal twin (camera at the YAML's rate) + policy node + recorder + driver (seed 0): (records, frames)."""
     from ast_robot.records.bag import read_bag_frames
 
     bag = tmp_path / "bag"
-    procs = [Proc(["twin", "--robot", "ur5e", "--task", "pickplace", "--sim-time", "--rate", "125", "--camera-size",
+    procs = [Proc(["twin", "--robot", robot, "--task", "pickplace", "--sim-time", "--rate", "125", "--camera-size",
                    "64", "64"], tmp_path / "twin.log"),
-             Proc(["deploy", policy, "--robot", "ur5e", "--sim-time", "--config", PIXELS, "--set",
+             Proc(["deploy", policy, "--robot", robot, "--sim-time", "--config", PIXELS[robot], "--set",
                    f"deploy.episode_timeout_s={TIMEOUT_S}"], tmp_path / "deploy.log"),
              Proc(["record", "--out", str(bag), "--sim-time", "--no-joint-states", "--camera-rate", "1000"],
                   tmp_path / "record.log")]  # fmt: skip
     try:
-        driver = Proc(["episodes", "--task", "pickplace", "--robot", "ur5e", "--n", str(EPISODES), "--seed", "0",
+        driver = Proc(["episodes", "--task", "pickplace", "--robot", robot, "--n", str(EPISODES), "--seed", "0",
                        "--sim-time", "--timeout", "120", "--discovery-timeout", "120", "--out", str(tmp_path / "real")],
                       tmp_path / "episodes.log")  # fmt: skip
         driver.p.wait(300)
@@ -71,15 +72,15 @@ def twin_episodes(tmp_path, policy: str) -> tuple[list, list]:
     return read_records(tmp_path / "real"), read_bag_frames(bag)
 
 
-def pipeline_episode(cfg, policy, seed: int, steps: int) -> tuple[np.ndarray, list]:
+def pipeline_episode(cfg, policy, robot: str, seed: int, steps: int) -> tuple[np.ndarray, list]:
     """Joints (steps + 1, J) and camera images of the nominal pipeline env on the driver's table of ``seed``."""
     import torch
 
     from ast_robot.config.deploy import driver_command_interface
     from ast_robot.envs.pick_place import PickPlaceEnv
 
-    deploy = dataclasses.replace(cfg.deploy, command_interface=driver_command_interface("ur5e"))
-    env = PickPlaceEnv("ur5e", dataclasses.replace(cfg.env, deploy_pipeline=True), randomization={"enabled": False},
+    deploy = dataclasses.replace(cfg.deploy, command_interface=driver_command_interface(robot))
+    env = PickPlaceEnv(robot, dataclasses.replace(cfg.env, deploy_pipeline=True), randomization={"enabled": False},
                        deploy=deploy)  # fmt: skip
     obs, info = env.reset(seed=seed)
     joints, images = [info["joint_positions"]], [obs["camera"]]
@@ -116,19 +117,21 @@ def seen_frames(frames: list, stamps: np.ndarray) -> list:
     return out
 
 
-@pytest.mark.slow  # ~60-120 s at load 5 on 2 cores: four processes, two 1.2 s episodes rendering 25 frames/s
-def test_the_nominal_twin_shows_a_pixel_policy_the_pipeline_envs_images_and_joints(tmp_path, repo_root, monkeypatch):
+@pytest.mark.slow  # ~20-60 s per robot at load 5-7 on 2 cores: four processes, two 1.2 s episodes at 25 frames/s
+@pytest.mark.parametrize("robot", ["ur5e", "fr3"])
+def test_the_nominal_twin_shows_a_pixel_policy_the_pipeline_envs_images_and_joints(tmp_path, repo_root, monkeypatch,
+                                                                                   robot):  # fmt: skip
     from ast_robot.deploy.robot_io import load_robot_io
 
     monkeypatch.chdir(repo_root)
-    assert load_robot_io("ur5e").camera_rate_hz == 25.0  # one frame per 25 Hz policy step
-    path, cfg, policy = pixel_policy(tmp_path / "policy")
-    records, frames = twin_episodes(tmp_path, path)
+    assert load_robot_io(robot).camera_rate_hz == 25.0  # one frame per 25 Hz policy step
+    path, cfg, policy = pixel_policy(tmp_path / "policy", robot)
+    records, frames = twin_episodes(tmp_path, path, robot)
     assert len(records) == EPISODES and frames
     ticks = round(cfg.deploy.control_hz / cfg.env.control_hz)
     for seed, rec in enumerate(records):
         real = np.asarray(rec.joint_positions)[::ticks]  # per tick -> per env step
-        sim, images = pipeline_episode(cfg, policy, seed, len(real) - 1)
+        sim, images = pipeline_episode(cfg, policy, robot, seed, len(real) - 1)
         gap = np.abs(real - sim).max(axis=1)
         seen = seen_frames(frames, np.asarray(rec.joint_stamps)[::ticks][: len(real) - 1])  # each action's frame
         diffs = [None if a is None else int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(seen, images)]
