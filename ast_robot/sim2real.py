@@ -55,6 +55,7 @@ class RoundResult:
     verdict: tuple[str, ...] = ()  # the gap report's opening sentences, word for word
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # wall seconds per stage of the round
     trained_with: dict | None = None  # the physical-feedback weights this round's training got (None: none)
+    demos: int = 0  # demonstrations this round trained on (0: the start policy deployed as given, no training)
 
     def line(self) -> str:
         return (f"round {self.round}: sim {self.sim_success:.0%}  real {self.real_success:.0%}  gap "
@@ -154,16 +155,16 @@ def twin_camera_rate(camera: bool, record_camera_hz: float) -> list[str]:
 
 
 def loop_camera_hz(rate_hz: float, task: str, sim_time: bool) -> float:
-    """The camera rate the loop records (``gap.camera_rate_hz``): pick-and-place on simulated time only.
+    """The camera rate the loop records (``gap.camera_rate_hz``): pick-and-place, on simulated or wall-clock time.
 
-    Reach has no visual analysis. On wall clock the frames are placed in their episodes by the time the
-    recorder received them, which is not the arm's pose they show: the nominal twin read 7.5 levels RMS (floor 2;
-    untrained policy, 2 episodes) and 11.9 (the loop's trained policy, 10 episodes, load 6: bench/results/
-    loop_camera.md, row deploy_wall) and the report would claim a visual gap it cannot explain, so the loop
-    records none there. Since then each frame is drawn at the joint state stamped when it was taken
-    (ast_robot.gap.visual), but which episode a frame belongs to is still judged by receipt: wall clock stays
-    off until that is measured."""
-    return rate_hz if task == "pickplace" and sim_time else 0.0
+    Reach has no visual analysis. On wall clock (a real robot's time) the frames used to be placed in their
+    episodes by the time the recorder received them, not the arm's pose they show (the nominal twin read 7.5 and
+    11.9 levels RMS, floor 2: bench/results/loop_camera.md, row deploy_wall), so the loop recorded none there.
+    Now each frame is drawn at the joint state stamped when it was taken and placed in the episode whose records'
+    joint-state stamps span its own stamp (records schema 4, :func:`ast_robot.gap.visual.episode_spans`): the
+    wall-clock bag is read as the simulated-time one. ``sim_time`` is kept for the callers' clarity."""
+    del sim_time  # both clocks record: frames are placed by their stamps
+    return rate_hz if task == "pickplace" else 0.0
 
 
 def twin_camera_sizes(contract: Any) -> dict[str, Any]:
@@ -173,9 +174,10 @@ def twin_camera_sizes(contract: Any) -> dict[str, Any]:
 
 
 def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: Any, init_from: Path | None,
-              weights: Any, demo_pool: list[Any] | None = None) -> tuple[RoundResult, Any]:  # fmt: skip
+              weights: Any, demo_pool: list[Any] | None = None, as_given: bool = False) -> tuple[RoundResult, Any]:  # fmt: skip
     """One round on ``cfg_path`` + ``overrides``; returns its result and the physical-feedback weights for
-    the next round. ``demo_pool``: the loop's demonstrations so far (this round's are added to it)."""
+    the next round. ``demo_pool``: the loop's demonstrations so far (this round's are added to it).
+    ``as_given``: ``init_from`` (a start policy) is deployed as it is, not trained (evaluated in sim first)."""
     from ast_robot.gap.pipeline import gap_report
     from ast_robot.run_layout import EVAL_DIR
     from ast_robot.trainers.bc import train_bc
@@ -184,7 +186,10 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     folder = root / f"round{r}"
     cfg = dataclasses.replace(cfg, name=folder.name, run_root=str(root), seed=cfg.seed + r)
     start = time.perf_counter()
-    metrics = train_bc(cfg, init_from=init_from, physical_weight=weights, demo_pool=demo_pool)
+    if as_given:
+        metrics = adopt_policy(cfg, Path(init_from))
+    else:
+        metrics = train_bc(cfg, init_from=init_from, physical_weight=weights, demo_pool=demo_pool)
     timings = {"demos": metrics.get("demos_wall_s", 0.0), "train": metrics.get("train_wall_s", 0.0),
                "sim_eval": metrics.get("eval_wall_s", 0.0), "train_bc": time.perf_counter() - start}  # fmt: skip
     config = ["--config", str(cfg_path), *(x for o in overrides for x in ("--set", o))]
@@ -214,7 +219,81 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
                          rep.provenance.get("retune", rep.provenance.get("sysid", "")),
                          tuple(read_json(out.folder / "gap.json", "the gap report's JSON").get("verdict", ())),
                          timings)  # fmt: skip
+    result.demos = int(metrics.get("demos", 0))
     return result, rep.weights
+
+
+def adopt_policy(cfg: Any, start: Path) -> dict[str, float]:
+    """Round 0 from a start policy: copied into the round's ``policy/`` as it is (the round's folder holds what
+    was deployed) and evaluated in sim on the run's held-out seeds, as a trained round's policy is."""
+    import shutil
+
+    from ast_robot.policies.policy import PolicyBase
+    from ast_robot.trainers.common import evaluate_run
+
+    run_dir = Path(cfg.run_root) / cfg.name
+    shutil.copytree(start, run_dir / POLICY_DIR, dirs_exist_ok=True)
+    policy = PolicyBase.load(run_dir / POLICY_DIR)
+    began = time.perf_counter()
+    metrics = evaluate_run(cfg, run_dir, policy.act, episodes=cfg.train.eval_episodes)
+    return {**metrics, "eval_wall_s": time.perf_counter() - began, "demos": 0, "forward_samples": 0.0}
+
+
+def check_start_policy(spec: str | Path, cfg: Any) -> Path:
+    """The policy folder of ``--start-policy`` (a trained run folder or its ``policy/``), checked against the
+    experiment: its deployment contract must be the contract of the experiment's env (the same observation
+    layout, camera size, action mode, ...) and its network the experiment's ``policy`` section (later rounds
+    fine-tune it). ValueError, one line naming the field, otherwise."""
+    from ast_robot.core.checkpoint import load_module_state
+    from ast_robot.envs import make_env
+    from ast_robot.policies.policy import PolicyBase, build_policy
+    from ast_robot.trainers.common import contract_of
+
+    path = Path(spec)
+    folder = path / POLICY_DIR if (path / POLICY_DIR).is_dir() else path
+    where = f"--start-policy {spec}"
+    if not folder.is_dir():
+        raise ValueError(f"{where}: not a folder (expected a trained run folder or its {POLICY_DIR}/)")
+    try:
+        theirs = read_contract(folder, cfg.deploy.robot).to_dict()
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint: one line
+        raise ValueError(f"{where}: {err}") from err
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
+    try:
+        ours = contract_of(env).to_dict()
+        if diff := [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]:
+            k = diff[0]
+            raise ValueError(f"{where}: its contract's {k} is {theirs.get(k)!r}, the experiment's env ({cfg.env.id}) "
+                             f"has {ours.get(k)!r}; a start policy must be trained on this experiment's env")  # fmt: skip
+        policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
+        try:
+            load_module_state(policy, PolicyBase.load(folder).state_dict(), "policy")
+        except Exception as err:  # noqa: BLE001 - another network: later rounds could not fine-tune it
+            raise ValueError(f"{where}: its network is not the experiment's policy section "
+                             f"({_first_line(err)}); pass the config it was trained with") from err  # fmt: skip
+    finally:
+        env.close()
+    return folder
+
+
+def load_demo_pool(spec: str | Path, cfg: Any) -> list[Any]:
+    """The demonstrations of ``--demo-pool`` (a demos folder), checked against the experiment's env (its id, the
+    observation keys and shapes, the action size): the loop's pool starts with them."""
+    from ast_robot.envs import make_env
+    from ast_robot.envs.demos import check_fits, load_demos
+
+    episodes = load_demos(spec, env_id=cfg.env.id)
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
+    try:
+        check_fits(episodes, dict(env.observation_space.spaces), int(env.action_space.shape[0]))
+    finally:
+        env.close()
+    return episodes
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
 
 
 def _unanalyzed(r: int, folder: Path, real: Path, metrics: dict, err: Exception) -> RoundResult:
@@ -227,7 +306,8 @@ def _unanalyzed(r: int, folder: Path, real: Path, metrics: dict, err: Exception)
     s = success_gap(load_episodes(folder / EVAL_DIR), load_episodes(real), 0.95)
     note = f"gap report failed: {one_line(f'{type(err).__name__}: {err}', 300)}"
     return RoundResult(r, s.sim.value, s.real.value, s.gap.value, s.gap.low, s.gap.high, "-", folder, None,
-                       train_samples=metrics.get("forward_samples", 0.0), note=note, verdict=(note,))  # fmt: skip
+                       train_samples=metrics.get("forward_samples", 0.0), note=note, verdict=(note,),
+                       demos=int(metrics.get("demos", 0)))  # fmt: skip
 
 
 def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
@@ -239,6 +319,10 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     ``args.torch_threads`` (default 1) sets this process's torch threads for the whole loop.
     ``args.physical_feedback`` (default True) passes the analyzer's physical-feedback weights to the next
     round's significance model; False fine-tunes on the retuned ranges alone (the ablation).
+    ``args.start_policy`` (a trained run folder, e.g. a pixel student's): round 0 deploys it as it is (evaluated
+    in sim, not trained) and later rounds fine-tune from it; its contract must match the experiment's env.
+    ``args.demo_pool`` (a demos folder): the loop's pool of demonstrations starts with these (each round adds its
+    own: round 0 ``train.n_demos`` unless a start policy is given, later rounds ``train.finetune_demos``).
     """
     import torch
 
@@ -248,13 +332,18 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     use_weights = getattr(args, "physical_feedback", True)
     base = load_config(config, list(args.overrides))
     root = Path(args.out or base.run_root) / base.name
-    cfg_path, init_from, weights, results = Path(config), None, None, []
+    cfg_path, weights, results = Path(config), None, []
+    start = getattr(args, "start_policy", None)
+    init_from = check_start_policy(start, base) if start else None  # checked before anything runs
     pool = [] if getattr(base.train, "finetune_demos", 0) else None  # opted in with train.finetune_demos
+    if getattr(args, "demo_pool", None):
+        pool = load_demo_pool(args.demo_pool, base)
     overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")
         used = weights
-        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, used, pool)
+        result, weights = run_round(cfg_path, overrides, r, root, args, init_from, used, pool,
+                                    as_given=r == 0 and start is not None)  # fmt: skip
         result.trained_with = None if used is None else (used.to_dict() if hasattr(used, "to_dict") else {})
         weights = weights if use_weights else None
         results.append(result)

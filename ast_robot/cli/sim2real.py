@@ -12,6 +12,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("config", help="Experiment YAML of a BC experiment: reach (configs/experiments/demo.yaml) or "
                                        "pick-and-place (configs/experiments/pickplace_demo.yaml).")
     add_loop_arguments(parser, hidden=None)
+    parser.add_argument("--start-policy", default=None,
+                        help="A trained run folder (or its policy/) deployed in round 0 as it is, fine-tuned in later "
+                             "rounds (e.g. a pixel student; default: round 0 trains from scratch on scripted demos). "
+                             "Its deployment contract must match the experiment's env.")  # fmt: skip
+    parser.add_argument("--demo-pool", default=None,
+                        help="A demos folder (ast-robot demos collect) the loop's pool of demonstrations starts with; "
+                             "each round adds its own to it.")  # fmt: skip
     parser.set_defaults(func=run)
 
 

@@ -39,6 +39,7 @@ class _Trace:
     table: str | None = None  # pick-and-place: the table JSON the operator set for this episode (its replay's start)
     gripper: list[tuple[int, float]] | None = None  # pick-and-place: (tick, width m) of each gripper command sent
     stopped_at: int | None = None  # first tick at which the robot was stopped (e-stop or its own safety system)
+    stamps: list[float] = field(default_factory=list)  # header stamp (s) of each row of q (0.0: unstamped)
 
 
 class EpisodeTracker:
@@ -91,7 +92,8 @@ class EpisodeTracker:
 
     def tick(self, now_s: float, q: np.ndarray | None, dq: np.ndarray | None, ee: np.ndarray | None,
              target: np.ndarray | None, action: np.ndarray | None, held: bool | None = None,
-             width: float | None = None, gripper_sent: float | None = None, stopped: bool = False) -> Any:  # fmt: skip
+             width: float | None = None, gripper_sent: float | None = None, stopped: bool = False,
+             stamp_s: float = 0.0) -> Any:  # fmt: skip
         """Log one control tick; returns an EpisodeRecord when the episode ends here, else None.
 
         ``held``: the safety filter held this tick (default: no policy action counts as held); ``width``:
@@ -99,7 +101,9 @@ class EpisodeTracker:
         gripper command sent at this tick (None: none), recorded so a replay applies what was sent, when;
         ``stopped``: the robot is stopped (e-stop or its own safety system, e.g. a protective stop on a joint
         over its speed limit): the record's meta says from which tick (``stopped_at_step``), since from there
-        the arm stood on its brakes, refusing commands, and no replay of the commands reproduces it."""
+        the arm stood on its brakes, refusing commands, and no replay of the commands reproduces it.
+        ``stamp_s``: the header stamp (s, the robot's clock; 0: unstamped) of the joint state ``q`` was measured
+        in: the record's ``joint_stamps``, by which camera frames are placed in their episode."""
         tr = self._trace
         if tr is None or q is None or ee is None or target is None:
             return None
@@ -119,8 +123,9 @@ class EpisodeTracker:
             # the command computed at it is not the episode's. Logging it too would pair a command with no
             # state after it, and the record's last row would repeat this state (issue 21: one period of
             # motion, up to 9 mrad, was most of a nominal pick-and-place replay's loss).
-            return self._finish(q, ee, end)
+            return self._finish(q, ee, end, stamp_s)
         tr.q.append(np.array(q, dtype=float))
+        tr.stamps.append(float(stamp_s))
         tr.ee.append(np.array(ee, dtype=float))
         tr.targets.append(np.array(target, dtype=float))
         tr.actions.append(None if action is None else np.array(action, dtype=float))
@@ -129,16 +134,16 @@ class EpisodeTracker:
             tr.stopped_at = len(tr.targets) - 1
         if tr.gripper is not None and gripper_sent is not None:
             tr.gripper.append((len(tr.targets) - 1, float(gripper_sent)))
-        return None if end is None else self._finish(q, ee, end)  # ended at its first state: one step kept
+        return None if end is None else self._finish(q, ee, end, stamp_s)  # ended at its first state: one step kept
 
-    def stop(self, q: np.ndarray | None, ee: np.ndarray | None, reason: str = "stopped") -> Any:
+    def stop(self, q: np.ndarray | None, ee: np.ndarray | None, reason: str = "stopped", stamp_s: float = 0.0) -> Any:
         """End the running episode early; returns its record (None if it had no control tick)."""
         if self._trace is None:
             raise ValueError("no episode is running")
         if not self._trace.targets or q is None or ee is None:
             self._trace = None
             return None
-        return self._finish(q, ee, reason)
+        return self._finish(q, ee, reason, stamp_s)
 
     def _judge(self, judge: PickJudge, t_s: float, width: float, ee: np.ndarray) -> None:
         """Step the judge once per tracker message (the cube and TCP of one moment: a pose 0.1 s old beside
@@ -153,8 +158,10 @@ class EpisodeTracker:
         cube = None if tr.judge is None else tr.judge.target_distance()
         return goal_distance(ee, tr.goal) if cube is None else cube
 
-    def _finish(self, q: np.ndarray, ee: np.ndarray, reason: str) -> EpisodeRecord:
+    def _finish(self, q: np.ndarray, ee: np.ndarray, reason: str, stamp_s: float = 0.0) -> EpisodeRecord:
         tr, self._trace = self._trace, None
+        stamps = np.array([*tr.stamps, stamp_s])  # (T+1,) s; unknown when any state was unstamped
+        stamps = stamps if stamps.min() > 0.0 and (np.diff(stamps) >= 0).all() else None
         self.episodes += 1
         ees = np.array([*tr.ee, ee])  # (T+1, 3)
         success, final_error = episode_outcome(self._distance(tr, ee), self.success_radius)
@@ -172,7 +179,7 @@ class EpisodeTracker:
             joint_positions=np.array([*tr.q, q]), joint_targets=np.array(tr.targets),
             meta={**self.meta, "end_reason": reason, "held_steps": tr.held, "judged_on": judged,
                   "goal": ",".join(f"{v:.4f}" for v in tr.goal), **table, **stop}, pick=pick,
-            gripper_commands=None if tr.gripper is None else tuple(tr.gripper),
+            gripper_commands=None if tr.gripper is None else tuple(tr.gripper), joint_stamps=stamps,
         )  # fmt: skip
 
 

@@ -92,6 +92,7 @@ class DeploymentSession:
         self.table: Table | None = None  # pick-and-place: the table the operator set (deploy.table)
         self.table_text: str | None = None  # ... as it was sent (each pick-and-place record's meta.table)
         self.width: float | None = None  # latest measured gripper opening (m)
+        self.state_stamp_s = 0.0  # header stamp (s) of the trusted joint state (0: unstamped), for the record
         if task == "pickplace" and runner.gripper is not None:
             self.episodes.gripper_width = (runner.gripper.closed, runner.gripper.opened)
         self.rejections: Counter[str] = Counter()  # per kind of message, since start
@@ -112,6 +113,7 @@ class DeploymentSession:
         untrusted = self.runner.observe_joint_state(reading.positions, reading.velocities, now_s, reading.stamp_s)
         if untrusted is not None:  # well formed, but not a measurement the safety monitor believes
             return self.reject("joint_state", Rejected(f"not trusted: {untrusted}", untrusted))
+        self.state_stamp_s = float(reading.stamp_s)  # when the measurement now trusted was taken (robot's clock)
         if self.runner.gripper is not None:  # the gripper's joints ride along in the same message
             width = self.runner.gripper.width_from_state(names, positions)
             if width is not None:
@@ -290,7 +292,7 @@ class DeploymentSession:
             return None
         q = self.runner.safety.measured
         ee = None if q is None else self.runner.ee_at(q)
-        record = self.episodes.stop(q, ee, reason)
+        record = self.episodes.stop(q, ee, reason, self.state_stamp_s)
         self.runner.safety.reset_reference()
         return record
 
@@ -304,7 +306,7 @@ class DeploymentSession:
         ee = result.ee if result.ee is not None else (None if q is None else self.runner.ee_at(q))
         record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held,
                                     width=self.width, gripper_sent=result.gripper_width,
-                                    stopped=bool(self.runner.safety.stop_reasons()))  # fmt: skip
+                                    stopped=bool(self.runner.safety.stop_reasons()), stamp_s=self.state_stamp_s)  # fmt: skip
         return TickOutput(d.positions, d.held, d.reasons, record, result.gripper)
 
     # ----- what the node reads and asks besides messages and ticks --------------------------------

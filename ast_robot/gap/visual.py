@@ -33,6 +33,7 @@ from ast_robot.records import EpisodeRecord
 FLOOR_LEVELS = 2.0
 MIN_SHARE = 0.10  # a visual parameter is named when it alone removes this share of the nominal pixel loss
 MAX_FRAMES = 24  # frames compared at most (evenly spread over the usable ones): bounds the fit's renders
+STAMP_EPS_S = 1e-9  # stamps are whole nanoseconds; seconds as floats compare within this
 MAX_UNEXPLAINED = 0.25  # more of the nominal loss left after the fit: "a visual gap the fit does not explain"
 # parameter -> (nominal, search low, search high, scan points); camera rotations in deg, offsets in m
 SEARCH = {"light_intensity": (1.0, 0.3, 1.6, 14),
@@ -139,17 +140,19 @@ class LookRenderer:
 def frames_of_episode(record: EpisodeRecord, images: Sequence[tuple[float, float, np.ndarray]], start_s: float,
                       table: SheetTable, measured: Callable[[float, float], Any] = lambda t, dt: None) -> list[Frame]:  # fmt: skip
     """The frames (bag time s, time taken s, image) of one episode whose scene is known: after its start and
-    before the hand was first told to close (the cubes still rest where the table put them), both judged by the
-    frame's receipt, which comes after it was taken. ``measured(taken, dt)``: the arm joints, the joints one
-    control tick ``dt`` around and the gripper opening that the bag's joint states measured when the frame was
-    taken (None: no joint states; the record's joints at the frame's receipt and the widest opening are used)."""
+    before the hand was first told to close (the cubes still rest where the table put them). With the record's
+    ``joint_stamps`` (schema 4) both are judged by the frame's own stamp against the stamps of the record's
+    joint states (``start_s`` unused); without them (older records) by the frame's receipt, ``start_s`` being
+    the episode's start on the bag's clock. ``measured(taken, dt)``: the arm joints, the joints one control tick
+    ``dt`` around and the gripper opening that the bag's joint states measured when the frame was taken (None:
+    no joint states; the record's joints at the frame's time and the widest opening are used)."""
     closing = np.flatnonzero(np.asarray(record.actions)[:, -1] < 0.0)
-    until = (closing[0] if closing.size else record.steps) * record.control_dt
+    first_close = int(closing[0]) if closing.size else record.steps
     out = []
     q = record.joint_positions
     for t, taken, image in images:
-        k = int(round((t - start_s) / record.control_dt))
-        if not (0 <= k < q.shape[0] and (t - start_s) < until - record.control_dt):
+        k, before_close = _row_of(record, t, taken, start_s, first_close)
+        if not (0 <= k < q.shape[0] and before_close):
             continue
         state = measured(taken, record.control_dt)
         if state is None:
@@ -157,6 +160,20 @@ def frames_of_episode(record: EpisodeRecord, images: Sequence[tuple[float, float
         else:
             out.append(Frame(np.asarray(image), state[0], table, state[1], state[2]))
     return out
+
+
+def _row_of(record: EpisodeRecord, received_s: float, taken_s: float, start_s: float, first_close: int) -> tuple[int, bool]:
+    """(row of the record's joint states a frame shows, whether it was taken at least a control tick before the
+    hand was first told to close). By stamps: the last state stamped at or before the frame (a frame at ``t`` is
+    rendered at the state of ``t``); by receipt (no stamps): the receipt's time from the start in control ticks."""
+    dt = record.control_dt
+    stamps = record.joint_stamps
+    if stamps is None:
+        elapsed = received_s - start_s
+        return int(round(elapsed / dt)), elapsed < first_close * dt - dt
+    k = int(np.searchsorted(stamps, taken_s + STAMP_EPS_S, side="right")) - 1
+    until = stamps[min(first_close, len(stamps) - 1)] if first_close < record.steps else stamps[-1] + dt
+    return k, taken_s < until - dt - STAMP_EPS_S
 
 
 def analyze_frames(robot: str, frames: Sequence[Frame]) -> VisualResult:
@@ -278,24 +295,36 @@ def _means(images: np.ndarray) -> tuple[float, float, float]:
 
 
 def episode_frames(robot: str, records: Sequence[EpisodeRecord], bag: Any, sheets: TableSheets | None = None) -> list[Frame]:
-    """Frames of a bag's camera topic assigned to its episodes: each outcome message ends an episode that
-    began ``steps * control_dt`` before it (its stamp); see :func:`frames_of_episode`. A frame's pose is the
-    joint state stamped when it was taken, not the one at its receipt: on a loaded machine the recorder
-    received frames late (a nominal bag read 11 levels RMS against the floor of 2 when placed by receipt)."""
+    """Frames of a bag's camera topic assigned to its episodes (:func:`episode_spans`); see
+    :func:`frames_of_episode`. A frame's pose is the joint state stamped when it was taken, not the one at its
+    receipt: on a loaded machine the recorder received frames late (a nominal bag read 11 levels RMS against the
+    floor of 2 when placed by receipt)."""
     from ast_robot.records.bag import read_bag_frames
 
     sheets = sheets or TableSheets(robot)
     images = [(t * 1e-9, taken * 1e-9, img) for t, taken, img in read_bag_frames(bag)]
-    ends = _outcome_stamps(bag)
+    spans = episode_spans(records, lambda: _outcome_stamps(bag))
     measured = _measured_states(robot, bag)
     out: list[Frame] = []
-    for rec, end_s in zip(records, ends):
+    for rec, (start, end, by_stamp) in zip(records, spans):
         table = sheets.find(rec)
         if table is None:
             continue
-        start = end_s - rec.steps * rec.control_dt
-        out += frames_of_episode(rec, [f for f in images if start <= f[0] <= end_s], start, table, measured)
+        mine = [f for f in images if start <= f[1 if by_stamp else 0] <= end]
+        out += frames_of_episode(rec, mine, start, table, measured)
     return out
+
+
+def episode_spans(records: Sequence[EpisodeRecord], outcome_ends: Callable[[], list[float]]) -> list[tuple[float, float, bool]]:
+    """(start s, end s, by stamp) of each record's episode. Records with ``joint_stamps`` (schema 4): the stamps
+    of their first and last joint states, the clock the camera stamps its frames on, so a frame delivered late
+    (after the next episode began) still falls in the episode it was taken in. Older records: each outcome
+    message (``outcome_ends()``, bag times s, in order) ends an episode that began ``steps * control_dt`` before
+    it, and frames are placed by their receipt (a frame received after the next start is misplaced)."""
+    if records and all(r.joint_stamps is not None for r in records):
+        return [(float(r.joint_stamps[0]), float(r.joint_stamps[-1]), True) for r in records]
+    ends = outcome_ends()
+    return [(end - r.steps * r.control_dt, end, False) for r, end in zip(records, ends)]
 
 
 def _measured_states(robot: str, bag: Any) -> Callable[[float, float], Any]:

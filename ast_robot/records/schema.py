@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 
 # 2: the optional ``pick`` outcome (pick-and-place events, object poses); 3: the optional ``gripper_commands``
-# (the widths the deployment sent, and when: what a replay must apply). 1 and 2 are still read.
-SCHEMA_VERSION = 3
-SUPPORTED_VERSIONS = (1, 2, 3)
+# (the widths the deployment sent, and when: what a replay must apply); 4: the optional ``joint_stamps`` (when
+# each measured joint state was taken, on the robot's clock: what camera frames are placed in episodes by).
+# 1, 2 and 3 are still read.
+SCHEMA_VERSION = 4
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 PICK_EVENTS = ("grasp", "lift", "drop", "place")  # ast_robot.pick_outcome says when each happens
 POSE_SOURCES = ("sim", "tracker", "none")  # where object positions came from; "none": no object pose measured
 SOURCES = ("sim", "real")
@@ -156,6 +158,10 @@ class EpisodeRecord:
     # (control step, width m) of each gripper command the deployment sent, in step order; None: no gripper was
     # commanded (reach, a sim record) or not recorded (schema version < 3). The width holds until the next one.
     gripper_commands: tuple[tuple[int, float], ...] | None = None
+    # (T+1,) header stamps (s, the robot's clock: simulated or wall time) of the joint states in joint_positions,
+    # non-decreasing; None: not measured (a sim record, an unstamped robot) or not recorded (schema version < 4).
+    # A camera frame belongs to the episode whose stamps span its own stamp (ast_robot.gap.visual).
+    joint_stamps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_version(self.schema_version)
@@ -179,7 +185,24 @@ class EpisodeRecord:
             raise RecordError("pick", self.pick, "must be a PickOutcome, in records of schema version >= 2")
         if self.gripper_commands is not None:
             object.__setattr__(self, "gripper_commands", self._checked_gripper_commands())
+        if self.joint_stamps is not None:
+            object.__setattr__(self, "joint_stamps", self._checked_stamps())
         self._check_physically_possible()
+
+    def _checked_stamps(self) -> np.ndarray:
+        if self.schema_version < 4:
+            raise RecordError("joint_stamps", self.joint_stamps, "is a schema version 4 field")
+        try:
+            arr = np.array(self.joint_stamps, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise RecordError("joint_stamps", self.joint_stamps, "must be a list of times (s)") from err
+        if arr.shape != (self.joint_positions.shape[0],):
+            raise RecordError("joint_stamps", arr.shape, f"must have one stamp per joint_positions row "
+                              f"({self.joint_positions.shape[0]})")  # fmt: skip
+        if not np.isfinite(arr).all() or (arr < 0).any() or (np.diff(arr) < 0).any():
+            raise RecordError("joint_stamps", arr.tolist()[:8], "must be finite times (s) >= 0, non-decreasing")
+        arr.setflags(write=False)
+        return arr
 
     def _checked_gripper_commands(self) -> tuple[tuple[int, float], ...]:
         if self.schema_version < 3:
@@ -264,6 +287,8 @@ class EpisodeRecord:
             out["pick"] = None if self.pick is None else self.pick.to_dict()
         if self.schema_version >= 3:
             out["gripper_commands"] = None if self.gripper_commands is None else [list(c) for c in self.gripper_commands]
+        if self.schema_version >= 4:
+            out["joint_stamps"] = None if self.joint_stamps is None else self.joint_stamps.tolist()
         if include_arrays:
             for name in ARRAY_FIELDS:
                 value = getattr(self, name)
@@ -298,7 +323,7 @@ class EpisodeRecord:
 
 _FIELD_NAMES = ("schema_version", "robot", "task", "seed", "source", "success", "final_error", "time_to_success",
                 "path_length", "max_joint_velocity", "control_dt", "actions", "joint_positions", "joint_targets",
-                "contact", "randomization", "meta", "pick", "gripper_commands")  # fmt: skip
+                "contact", "randomization", "meta", "pick", "gripper_commands", "joint_stamps")  # fmt: skip
 _REQUIRED = ("robot", "task", "seed", "source", "success", "final_error", "time_to_success", "path_length",
              "max_joint_velocity", "control_dt")  # fmt: skip
 

@@ -343,6 +343,10 @@ class TwinNode(Node):
         model = self.sim.model
         scene = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, SCENE_CAMERA)  # not the wrist camera
         with self._lock:
+            # the geometry of the state now: after mj_step it is the previous substep's (mj_step computes positions
+            # before it integrates), which drew the moving arm up to 132 levels off the env's render of the same
+            # tick (tests/ros/test_pipeline_parity_camera.py); the next mj_step recomputes them, dynamics unchanged
+            mujoco.mj_kinematics(model, self.sim.data)
             self._renderer.update_scene(self.sim.data, camera=scene if scene >= 0 else (0 if model.ncam else -1))
         pixels = self._renderer.render()  # (H, W, 3) uint8
         if self.table is not None:
@@ -358,6 +362,7 @@ class TwinNode(Node):
         if self._wrist_renderer is None:
             self._wrist_renderer = mujoco.Renderer(self.sim.model, *self.io.wrist_camera_size)
         with self._lock:
+            mujoco.mj_kinematics(self.sim.model, self.sim.data)  # the state now (see _publish_camera)
             self._wrist_renderer.update_scene(self.sim.data, camera=WRIST_CAMERA)
         self.pub_wrist.publish(_image(self._wrist_renderer.render(), stamp))
 

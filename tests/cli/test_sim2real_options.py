@@ -14,7 +14,7 @@ def test_the_loop_runs_its_rounds_with_the_threads_asked_for(tmp_path, monkeypat
 
     seen = []
 
-    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None):
+    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None, as_given=False):
         seen.append(torch.get_num_threads())
         return loop.RoundResult(r, 1.0, 1.0, 0.0, 0.0, 0.0, "-", tmp_path / f"round{r}", None), None
 
@@ -50,7 +50,7 @@ def test_one_demo_pool_goes_through_the_rounds_only_when_fine_tuning_on_fresh_de
 
     pools = []
 
-    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None):
+    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None, as_given=False):
         pools.append(demo_pool)
         if demo_pool is not None:
             demo_pool.append(r)
@@ -78,7 +78,7 @@ def test_no_physical_feedback_keeps_the_weights_from_the_next_round(tmp_path, mo
 
     seen = []
 
-    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None):
+    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None, as_given=False):
         seen.append((weights, cfg_path.name))
         retuned = tmp_path / f"retuned{r}.yaml"
         retuned.write_text("name: c\n")

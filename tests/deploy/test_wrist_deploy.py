@@ -106,8 +106,10 @@ def test_the_runner_holds_without_a_recent_wrist_image_as_without_a_scene_image(
     assert runner.policy.seen[-1]["wrist_camera"].shape == (48, 40, 3)
     runner.camera_input.offer("rgb8", 64, 64, 192, frame(64, 64), 0.4)  # the scene camera goes on ...
     runner.observe_joint_state(q, None, 0.45)
-    result = runner.step(0.45)  # ... the wrist camera stopped 0.45 s ago (3 frames at 10 Hz): hold, no policy call
-    assert result.action is None and "no recent wrist camera image (none within 0.3 s)" in result.decision.reasons[0]
+    result = runner.step(0.45)  # ... the wrist camera stopped 0.45 s ago (> 3 frames, at least 0.2 s): hold, no call
+    age = runner.wrist_input.max_age_s  # the YAML's camera_rate_hz (25 Hz: 3 periods, at least MIN_MAX_AGE_S 0.2 s)
+    assert age == max(3.0 / load_robot_io("ur5e").camera_rate_hz, 0.2) < 0.45
+    assert result.action is None and f"no recent wrist camera image (none within {age:g} s)" in result.decision.reasons[0]
     assert len(runner.policy.seen) == 1
 
 
@@ -121,7 +123,8 @@ def test_the_session_checks_wrist_frames_as_scene_frames(contract):
     assert "data has" in session.on_wrist_image("rgb8", 48, 40, 120, bytes(7), 0.6)
     for k in range(4):  # a burst passes ...
         assert session.on_wrist_image("rgb8", 48, 40, 120, frame(48, 40), 1.0 + 0.001 * k) is None
-    assert "wrist camera frames faster than 40 Hz" in session.on_wrist_image("rgb8", 48, 40, 120, frame(48, 40), 1.005)
+    cap = 4 * load_robot_io("ur5e").camera_rate_hz  # 4x the camera's rate (100 Hz at the YAML's 25)
+    assert f"wrist camera frames faster than {cap:g} Hz" in session.on_wrist_image("rgb8", 48, 40, 120, frame(48, 40), 1.005)
     assert session.rejections["wrist_image"] == 3 and session.rejections["image"] == 0
     assert "wrist_image=3" in session.rejection_report(2.0)[1]
     scene_only = DeploymentSession(PolicyRunner.from_checkpoint("scripted:close-gripper", "ur5e", DeployConfig(),

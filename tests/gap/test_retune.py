@@ -139,7 +139,7 @@ def test_sim2real_applies_the_overrides_to_the_first_config_only(tmp_path, monke
     parent.write_text(PARENT)
     calls = []
 
-    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None):
+    def fake_round(cfg_path, overrides, r, root, args, init_from, weights, demo_pool=None, as_given=False):
         calls.append((cfg_path, list(overrides)))
         retuned = tmp_path / f"round{r}" / "retuned.yaml"
         return loop.RoundResult(r, 1.0, 0.5, 0.5, 0.1, 0.9, "-", retuned.parent, retuned), None

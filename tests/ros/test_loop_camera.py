@@ -19,10 +19,11 @@ pytest.importorskip("rclpy", reason='needs ROS 2 Python packages: pip install "a
 CONFIGS = {"ur5e": "configs/experiments/pickplace_demo.yaml", "fr3": "configs/experiments/pickplace_demo_fr3.yaml"}
 
 
-def deploy(tmp_path, name: str, camera_hz: float, robot: str = "ur5e") -> tuple:
+def deploy(tmp_path, name: str, camera_hz: float, robot: str = "ur5e", sim_time: bool = True) -> tuple:
     folder, config = tmp_path / name, ["--config", CONFIGS[robot], "--set", "deploy.episode_timeout_s=2.0"]
     bag, records = deploy_on_twin(tmp_path / "policy", config, robot, None, 2, 0, folder,
-                                  int(os.environ["ROS_DOMAIN_ID"]), task="pickplace", record_camera_hz=camera_hz)  # fmt: skip
+                                  int(os.environ["ROS_DOMAIN_ID"]), task="pickplace", record_camera_hz=camera_hz,
+                                  sim_time=sim_time)  # fmt: skip
     return bag, read_records(records)
 
 
@@ -54,6 +55,7 @@ def test_the_loops_bag_carries_frames_the_visual_analysis_reads_and_names_nothin
     monkeypatch.chdir(repo_root)
     tracked_checkpoint(tmp_path / "policy")
     bag, real = deploy(tmp_path, "with", 2.0)
+    assert all(r.joint_stamps is not None for r in real)  # frames are placed by stamp (records schema 4)
     images = read_bag_images(bag)
     # 2 Hz over two 2 s episodes (plus the rest between them): at least 2 a episode, never the twin's 10 Hz
     assert len(images) >= 4, len(images)
@@ -80,6 +82,20 @@ def test_the_fr3_loops_frames_match_their_re_renders(tmp_path, repo_root, monkey
     assert note == "" and visual.n_frames >= 2 and visual.rms_nominal <= FLOOR_LEVELS and visual.culprits == (), note
 
 
+@pytest.mark.slow  # ~40-70 s: two 2 s episodes on wall clock (a real robot's time), frames at the YAML's rate
+def test_a_wall_clock_loops_frames_are_placed_by_stamp_and_name_nothing(tmp_path, repo_root, monkeypatch):
+    from ast_robot.gap.pick import run_visual
+    from ast_robot.gap.visual import FLOOR_LEVELS
+
+    monkeypatch.chdir(repo_root)
+    tracked_checkpoint(tmp_path / "policy")
+    bag, real = deploy(tmp_path, "wall", 2.0, sim_time=False)
+    assert all(r.joint_stamps is not None and r.joint_stamps[0] > 1e9 for r in real)  # the wall clock's stamps
+    visual, note = run_visual(bag, real)
+    assert note == "" and visual.n_frames >= 2, note
+    assert visual.rms_nominal <= FLOOR_LEVELS and visual.culprits == (), visual.to_dict()
+
+
 @pytest.mark.slow
 def test_without_the_rate_the_bag_has_no_frames_and_the_report_says_skipped(tmp_path, repo_root, monkeypatch):
     from ast_robot.gap.pick import run_visual
@@ -99,10 +115,11 @@ def test_the_twin_renders_only_what_is_read():
         twin_camera_rate(camera=False, record_camera_hz=-1.0)
 
 
-def test_the_loop_records_the_camera_for_pickplace_on_simulated_time_only():
+def test_the_loop_records_the_camera_for_pickplace_on_either_clock():
     assert loop_camera_hz(2.0, "pickplace", sim_time=True) == 2.0
     assert loop_camera_hz(2.0, "reach", sim_time=True) == 0.0  # no visual analysis of reach
-    assert loop_camera_hz(2.0, "pickplace", sim_time=False) == 0.0  # frames timed by receipt: not aligned
+    # wall clock: frames placed by their stamps (records schema 4), no longer by receipt
+    assert loop_camera_hz(2.0, "pickplace", sim_time=False) == 2.0
 
 
 def test_a_bad_camera_rate_in_the_config_is_refused_in_one_line():
