@@ -65,6 +65,11 @@ class BCTrainConfig(TrainConfig):
         "posed by IK, one render, labelled by projection) generated at the start and mixed into the data; they "
         "train the perception only (no action). 0: demonstrations only.", ge=0
     )
+    scenes_file: str = doc(
+        "", "`train.scenes` rendered once into this .npz and read back by every later run of the same env, "
+        "randomization, count and seed (a DAgger round's fine-tune otherwise re-renders them: ~6 min for 12000 at "
+        "load 8); a file rendered for another run is refused. Empty: render them every run."
+    )
 
 
 @register_variant("sac")

@@ -102,6 +102,16 @@ def write_scenes(path: str | Path, scenes: dict[str, np.ndarray], meta: dict[str
     return atomic_write(path, lambda fh: np.savez(fh, **scenes, meta=info))
 
 
+def scenes_meta(path: str | Path) -> dict[str, Any]:
+    """The ``meta`` entry of a scenes file (what :func:`write_scenes` was given, with format and version)."""
+    import json
+
+    with np.load(Path(path), allow_pickle=False) as f:
+        if "meta" not in f.files:
+            raise ValueError(f"{path}: not an {FORMAT} file (no meta entry)")
+        return json.loads(str(f["meta"]))
+
+
 def read_scenes(path: str | Path, keys: list[str] | None = None) -> dict[str, np.ndarray]:
     """The arrays of a scenes file; ValueError naming the file when it is not one or lacks ``keys``."""
     import json

@@ -201,7 +201,32 @@ def _add_scenes(cfg: Any, env: Any, data: DemoData) -> DemoData:
                          "scenes carry no action, only the perception's targets")  # fmt: skip
     from ast_robot.envs.scenes import make_scenes
 
-    return data.with_scenes(make_scenes(env, cfg.train.scenes, seed=cfg.seed + 5_000_000))
+    seed = cfg.seed + 5_000_000
+    if cfg.train.scenes_file:
+        return data.with_scenes(_cached_scenes(cfg, env, seed))
+    return data.with_scenes(make_scenes(env, cfg.train.scenes, seed=seed))
+
+
+def _cached_scenes(cfg: Any, env: Any, seed: int) -> dict[str, np.ndarray]:
+    """``train.scenes_file``'s scenes, rendered and written first when the file is missing; refused (naming the
+    field) when rendered for another env, randomization, count or seed: the cache must not change what trains."""
+    import json
+
+    from ast_robot.config import to_dict
+    from ast_robot.envs.scenes import make_scenes, read_scenes, scenes_meta, write_scenes
+
+    path = Path(cfg.train.scenes_file)
+    want = json.loads(json.dumps({"env": to_dict(cfg.env), "randomization": to_dict(cfg.randomization),
+                                  "n": cfg.train.scenes, "seed": seed}))  # fmt: skip  (JSON's types, as stored)
+    want["env"].pop("max_episode_steps", None)  # a scene is one render: the episode's length does not enter it
+    if not path.is_file():
+        write_scenes(path, make_scenes(env, cfg.train.scenes, seed=seed), want)
+    have = scenes_meta(path)
+    for key, value in want.items():
+        if have.get(key) != value:
+            raise ValueError(f"train.scenes_file: {path} holds scenes of another run ({key} differs: {str(have.get(key))[:120]} "
+                             f"vs this run's {str(value)[:120]}); give another path or delete it to re-render")  # fmt: skip
+    return read_scenes(path)
 
 
 def save_policy(policy: Any, path: Path, step: int, cfg: Any, contract: Any) -> Path:
