@@ -48,6 +48,8 @@ class PickPlaceExpert(ReachExpert):
     Likewise a student that is already closing its fingers around the cube (:meth:`_closing_around`) gets
     "close" (then the lift), not the expert's own "still descending, open": labelling those states "open"
     taught the student to miss grasps it was making (33% of such steps in FR3 DAgger data, issue 20).
+    A student that keeps the fingers shut at the place and rises with the cube gets "down over the place, open",
+    not the expert's own retreat "up, open": that label taught UR5e students to carry the cube away (issue 20).
     """
 
     HOVER = 0.09  # height of the TCP above the table while carrying (m)
@@ -59,6 +61,8 @@ class PickPlaceExpert(ReachExpert):
     AROUND_Z = 0.011  # TCP at most this far above the cube centre (m): closing there grasps (1.0 cm lifted the
     # nominal cube on both arms, 1.3 cm shut the fingers over it: /tmp/px7/grasplab/heights.py)
     SHUT = 0.01  # finger opening below this (m): shut on nothing (at the cube it dips to ~0.018 then rests ~0.036)
+    RISEN = 0.02  # the cube this far above its place while still at the TCP during the release (m): it rose in
+    # the hand (DAgger: the student did not open and lifted it; 0 steps in 250 of the expert's own noisy demos)
 
     def reset(self) -> None:
         self._enter("approach")
@@ -143,6 +147,8 @@ class PickPlaceExpert(ReachExpert):
         return goal + tcp - cube, -1.0  # keep correcting x, y while going down
 
     def _release(self, tcp, cube, goal, grasp_z):
+        if not self._lost(tcp, cube) and cube[2] - goal[2] > self.RISEN:  # someone else kept it shut and rose
+            return goal + tcp - cube, 1.0  # back down over the place, opening: never "up" with the cube in hand
         return self.env.unwrapped.tcp_command + np.array([0.0, 0.0, 0.05]), 1.0
 
 

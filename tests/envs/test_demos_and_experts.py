@@ -219,3 +219,36 @@ def test_closing_around_needs_fingers_that_have_not_shut_past_the_cube():
     u.data.qpos[u._finger_qadr] = 0.0  # shut: the cube is not between them
     mujoco.mj_forward(u.model, u.data)
     assert not expert._closing_around(tcp, cube)
+
+
+def test_pick_place_expert_puts_down_a_cube_the_student_rose_with_at_the_place():
+    """DAgger: at the place the expert labels "open, then up"; a student that keeps the fingers shut and rises
+    carries the cube up with it. Labelling those states "up" taught UR5e students to carry the cube away (1-2% of
+    DAgger steps, in 6-15% of episodes, growing each round): the label must be down over the place and open, and
+    following it finishes the task. Null case: in the expert's own release (fingers opened) every label rises."""
+    from ast_robot.envs.experts import _toward
+
+    env = gym.make("ast_robot/PickPlaceUR5e-v0", config={"max_episode_steps": 150}, randomization={"enabled": False})
+    expert = expert_for(env)
+    u = env.unwrapped
+    obs, _ = env.reset(seed=5)
+    expert.reset()
+    obs = _run_until(env, expert, obs, "release", limit=120)
+    for _ in range(10):  # the student rises with the fingers shut, the expert labelling
+        label = expert.act(obs)
+        if u.object_pos(u.target_object)[2] - u.goal[2] > expert.RISEN:
+            break
+        obs, *_ = env.step(np.append(_toward(env, u.tcp_pos + np.array([0.0, 0.0, 0.05])), -1.0).astype(np.float32))
+    cube = u.object_pos(u.target_object)
+    assert cube[2] - u.goal[2] > expert.RISEN and np.linalg.norm(cube - u.tcp_pos) < expert.HOLD_DISTANCE  # in hand
+    assert label[2] < 0.0 and label[-1] == 1.0  # down and open, not the retreat's up
+    for _ in range(40):
+        obs, _, _, _, info = env.step(expert.act(obs))
+    assert info["is_success"]
+    obs, _ = env.reset(seed=5)  # null case: the expert's own release opens and rises
+    expert.reset()
+    obs = _run_until(env, expert, obs, "release", limit=120)
+    for _ in range(10):
+        label = expert.act(obs)
+        assert label[2] > 0.0 and label[-1] == 1.0
+        obs, *_ = env.step(label)
