@@ -28,5 +28,29 @@ def test_a_sim_time_sample_counts_at_its_stamp_within_a_bounded_lead():
 
     assert sim_receipt_time(10.008, 10.0) == 10.008  # the twin's sample for the next state: at its stamp
     assert sim_receipt_time(11.0, 10.0) == 11.0  # the first sample after /twin/reset's 1 s pause
-    assert sim_receipt_time(9.0, 10.0) == 10.0  # an old stamp counts now (its age is checked from there)
+    assert sim_receipt_time(9.96, 10.0) == 9.96  # delivered late (a queued sample): when it was taken
+    assert sim_receipt_time(0.001, 10.0) == 10.0 - SAMPLE_LEAD_MAX_S  # a far-past stamp: bounded (and stale)
+    assert sim_receipt_time(0.0, 10.0) == 10.0  # unstamped: the latest joint state's time
     assert sim_receipt_time(1e9, 10.0) == 10.0 + SAMPLE_LEAD_MAX_S  # a far-future stamp cannot stay fresh
+
+
+def test_a_backlog_of_tracker_samples_delivered_at_once_keeps_the_newest():
+    """A policy node that subscribed late gets the twin's queued samples (40 ms apart) after later joint states,
+    in one burst; the episode's first sample follows. Counted at the latest joint state's time, the burst emptied
+    the tracker's rate budget and that first sample was refused (the nominal twin then parted from the pipeline
+    env at step 2). Counted at their stamps, all are taken and the newest is what the policy sees."""
+    import numpy as np
+
+    from ast_robot.deploy.tracker import TrackerInput
+    from ast_robot.robot.sampling import TRACKER_RATE_HZ
+    from ast_robot_ros.policy_node import sim_receipt_time
+
+    cube = np.array([[0.5, -0.1, 0.02]])
+    tracker, sim_now = TrackerInput(1, TRACKER_RATE_HZ), 4.472
+    for k in range(10):  # stamps 4.112 .. 4.472, all delivered once the node's clock read 4.472
+        stamp = round(4.112 + 0.04 * k, 3)
+        tracker.offer(cube, sim_receipt_time(stamp, sim_now), stamp)
+    first = cube + [0.0, 0.0, 1e-4]  # the episode's first sample, at the next joint state's time
+    tracker.offer(first, sim_receipt_time(4.48, 4.48), 4.48)  # raised Rejected ("too fast") before
+    positions, _ = tracker.latest(4.48)
+    assert np.array_equal(positions, first)

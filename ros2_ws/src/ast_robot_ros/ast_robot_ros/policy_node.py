@@ -460,16 +460,25 @@ class PolicyNode(LifecycleNode):
         return res
 
 
-# use_sim_time: how far ahead of the latest joint state a sample's stamp may count (the twin's 1 s reset pause
-# and a period): a stamp further ahead (a hostile or broken publisher) would otherwise keep its frame "fresh"
-# and empty the camera's rate budget until the simulated clock caught up with it.
+# use_sim_time: how far from the latest joint state a sample's stamp may count (the twin's 1 s reset pause and
+# a period): a stamp further ahead (a hostile or broken publisher) would otherwise keep its frame "fresh" and
+# empty the camera's rate budget until the simulated clock caught up with it; one further back is stale anyway.
 SAMPLE_LEAD_MAX_S = 1.5
 
 
 def sim_receipt_time(stamp_s: float, sim_now: float) -> float:
-    """use_sim_time: when a camera frame or tracker sample counts as received: its stamp, never before the
-    latest joint state and at most SAMPLE_LEAD_MAX_S after it."""
-    return min(max(stamp_s, sim_now), sim_now + SAMPLE_LEAD_MAX_S)
+    """use_sim_time: when a camera frame or tracker sample counts as received: its stamp, within
+    SAMPLE_LEAD_MAX_S of the latest joint state (an unstamped one: that state's time).
+
+    A sample delivered late, after later joint states, counts when it was taken, not at the latest state: a
+    node that subscribed late under load got the twin's queued tracker samples (10, 40 ms apart) in one burst;
+    counted at one instant they emptied the rate budget, which then refused the episode's first sample, so
+    the policy's first velocities came from an older sample than the env's (tests/ros/test_pipeline_parity.py
+    failed 2 of ~90 runs at load 5-10 with 2.4e-5 rad at step 2; debug log of the node's receipts). Counted at
+    their stamps they keep their spacing for the budget, and their age is judged from when they were taken."""
+    if not stamp_s > 0.0:
+        return sim_now
+    return min(max(stamp_s, sim_now - SAMPLE_LEAD_MAX_S), sim_now + SAMPLE_LEAD_MAX_S)
 
 
 def _rclpy_cleanup(step: str, action: Any) -> None:
