@@ -58,6 +58,27 @@ class Proc:
         return self.log.read_text(errors="replace")
 
 
+def drive_pickplace(tmp_path: Path, procs: list[Proc], robot: str, episodes: int, out: str = "real") -> list[Any]:
+    """``ast-robot episodes --task pickplace`` (seed 0, simulated time) against the running ``procs`` (twin,
+    policy node, ...); stops them all after it, each must exit 0 (their logs are printed when anything fails).
+    Returns the driver's records."""
+    from ast_robot.records import read_records
+
+    try:
+        driver = Proc(["episodes", "--task", "pickplace", "--robot", robot, "--n", str(episodes), "--seed", "0",
+                       "--sim-time", "--timeout", "120", "--discovery-timeout", "120", "--out", str(tmp_path / out)],
+                      tmp_path / "episodes.log")  # fmt: skip
+        driver.p.wait(300)
+        assert driver.stop() == 0, driver.text()[-3000:]
+    except BaseException:
+        print("\n".join(f"--- {p.log.name}\n{p.text()[-4000:]}" for p in procs))
+        raise
+    finally:
+        codes = [p.stop() for p in procs]
+    assert codes == [0] * len(procs), "\n".join(p.text()[-2000:] for p in procs)
+    return read_records(tmp_path / out)
+
+
 def wait_until(node: Node, predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """Spin ``node`` until ``predicate()`` holds; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

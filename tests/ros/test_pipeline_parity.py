@@ -15,8 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ast_robot.records import read_records
-from tests.ros.helpers import Proc
+from tests.ros.helpers import Proc, drive_pickplace
 
 PARITY_BOUND_RAD = 1e-9  # measured 0.0 (bit for bit) after the fixes; 1e-6..3e-5 rad at the second step before
 CONFIGS = {"ur5e": "configs/experiments/pickplace_demo.yaml", "fr3": "configs/experiments/pickplace_demo_fr3.yaml"}
@@ -49,19 +48,7 @@ def twin_episodes(tmp_path, robot: str, policy: str) -> list:
                   tmp_path / "twin.log"),
              Proc(["deploy", policy, "--robot", robot, "--sim-time", "--config", CONFIGS[robot], "--set",
                    f"deploy.episode_timeout_s={TIMEOUT_S}"], tmp_path / "deploy.log")]  # fmt: skip
-    try:
-        driver = Proc(["episodes", "--task", "pickplace", "--robot", robot, "--n", str(EPISODES), "--seed", "0",
-                       "--sim-time", "--timeout", "120", "--discovery-timeout", "120", "--out", str(tmp_path / "real")],
-                      tmp_path / "episodes.log")  # fmt: skip
-        driver.p.wait(300)
-        assert driver.stop() == 0, driver.text()[-3000:]
-    except BaseException:
-        print("\n".join(f"--- {p.log.name}\n{p.text()[-4000:]}" for p in procs))
-        raise
-    finally:
-        codes = [p.stop() for p in procs]
-    assert codes == [0, 0], "\n".join(p.text()[-2000:] for p in procs)
-    return read_records(tmp_path / "real")
+    return drive_pickplace(tmp_path, procs, robot, EPISODES)
 
 
 def pipeline_joints(cfg, policy, robot: str, seed: int, steps: int) -> np.ndarray:

@@ -15,8 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ast_robot.records import read_records
-from tests.ros.helpers import Proc
+from tests.ros.helpers import Proc, drive_pickplace
 
 PIXELS = {"ur5e": "configs/experiments/pickplace_ur5e_pixels_bc.yaml",
           "fr3": "configs/experiments/pickplace_fr3_pixels_bc.yaml"}
@@ -57,19 +56,8 @@ def twin_episodes(tmp_path, policy: str, robot: str) -> tuple[list, list]:
                    f"deploy.episode_timeout_s={TIMEOUT_S}"], tmp_path / "deploy.log"),
              Proc(["record", "--out", str(bag), "--sim-time", "--no-joint-states", "--camera-rate", "1000"],
                   tmp_path / "record.log")]  # fmt: skip
-    try:
-        driver = Proc(["episodes", "--task", "pickplace", "--robot", robot, "--n", str(EPISODES), "--seed", "0",
-                       "--sim-time", "--timeout", "120", "--discovery-timeout", "120", "--out", str(tmp_path / "real")],
-                      tmp_path / "episodes.log")  # fmt: skip
-        driver.p.wait(300)
-        assert driver.stop() == 0, driver.text()[-3000:]
-    except BaseException:
-        print("\n".join(f"--- {p.log.name}\n{p.text()[-4000:]}" for p in procs))
-        raise
-    finally:
-        codes = [p.stop() for p in procs]
-    assert codes == [0, 0, 0], "\n".join(p.text()[-2000:] for p in procs)
-    return read_records(tmp_path / "real"), read_bag_frames(bag)
+    records = drive_pickplace(tmp_path, procs, robot, EPISODES)
+    return records, read_bag_frames(bag)
 
 
 def pipeline_episode(cfg, policy, robot: str, seed: int, steps: int) -> tuple[np.ndarray, list]:

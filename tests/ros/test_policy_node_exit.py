@@ -40,10 +40,10 @@ def test_a_backlog_of_tracker_samples_delivered_at_once_keeps_the_newest():
     the tracker's rate budget and that first sample was refused (the nominal twin then parted from the pipeline
     env at step 2). Counted at their stamps, all are taken and the newest is what the policy sees."""
     import numpy as np
+    from ast_robot_ros.policy_node import sim_receipt_time
 
     from ast_robot.deploy.tracker import TrackerInput
     from ast_robot.robot.sampling import TRACKER_RATE_HZ
-    from ast_robot_ros.policy_node import sim_receipt_time
 
     cube = np.array([[0.5, -0.1, 0.02]])
     tracker, sim_now = TrackerInput(1, TRACKER_RATE_HZ), 4.472
