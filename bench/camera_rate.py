@@ -111,7 +111,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         rows.append({**stale_rows(rate, args.episodes, args.seed), "loadavg_1min": round(load, 2)})
         print(rows[-1], flush=True)
-    root = Path(tempfile.mkdtemp(prefix="camera_rate-", dir="/tmp/s8/loopcam" if Path("/tmp/s8/loopcam").is_dir() else None))
+    root = Path(tempfile.mkdtemp(prefix="camera_rate-"))  # twin runs: scratch, not results
     for i in range(args.cost_repeats if args.policy else 0):
         for rate in args.rates if i % 2 == 0 else args.rates[::-1]:
             rows.append(cost_row(Path(args.policy), rate, args.cost_episodes, root, args.domain, i))
