@@ -176,6 +176,11 @@ def creep_peak(limits: Any, joint: int, share: float, hold: int, ticks: int = 15
     """One FR3 twin joint driven by this checkout's safety filter towards home - 1 rad while a kinematic block
     moves it towards the target at ``share`` of its allowed speed (a slipping grasp) for ``hold`` ticks, then
     freed: its peak |qvel| after the release / data sheet (speed stop off)."""
+    return freed_peak(limits, joint, share, hold, ticks) / SPEED_LIMIT[joint]
+
+
+def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int) -> float:
+    """:func:`creep_peak`'s peak |qvel| (rad/s) after the release; ``share`` 0: held still from rest."""
     from ast_robot.robot.safety import SafetyMonitor
     from ast_robot.robot.safety.trust import ACQUIRE_STATES
     from ast_robot.twin.sim import TwinSim
@@ -196,7 +201,7 @@ def creep_peak(limits: Any, joint: int, share: float, hold: int, ticks: int = 15
                 sim.data.qpos[qadr], sim.data.qvel[dof] = q0[joint] + creep * sim.time, creep
             else:
                 peak = max(peak, abs(float(sim.data.qvel[dof])))
-    return peak / SPEED_LIMIT[joint]
+    return peak
 
 
 def creep_row(label: str) -> dict:
@@ -247,29 +252,12 @@ def held_row(label: str, holds: range = range(6, 39), ticks: int = 120) -> dict:
     s), then freed: its peak speed over every 2 ms physics step, per hold (the hole of the stall judged by
     time: a joint held still, not pushed away, and freed before it counts as blocked)."""
     from ast_robot.config import DeployConfig
-    from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
-    from ast_robot.robot.safety.trust import ACQUIRE_STATES
+    from ast_robot.robot.safety import SafetyLimits
     from ast_robot.robot.specs import get_robot
-    from ast_robot.twin.sim import TwinSim
 
     limits = SafetyLimits.from_robot(get_robot("fr3"), DeployConfig(robot="fr3", command_interface="forward_position"))
-    start, peaks = time.perf_counter(), []
-    for hold in holds:
-        sim, mon, wrist = TwinSim("fr3"), SafetyMonitor(limits), 5
-        sim.speed_limit[:] = np.inf  # measure how fast, not whether it stops
-        q0, dt, period = sim.true_positions(), sim.model.opt.timestep, limits.period_s
-        for k in range(ACQUIRE_STATES):
-            mon.observe_state(q0, received_s=(k - ACQUIRE_STATES) * period)
-        target, peak = q0 - np.eye(7)[wrist], 0.0
-        for k in range(ticks):
-            mon.observe_state(sim.true_positions(), received_s=k * period)
-            sim.command_positions(mon.filter(target, now_s=k * period).positions)
-            for _ in range(round(period / dt)):
-                sim.step_to(sim.time + dt)
-                if k < hold:
-                    sim.data.qpos[sim.idx.qpos[wrist]], sim.data.qvel[sim.idx.dof[wrist]] = q0[wrist], 0.0
-                peak = max(peak, abs(float(sim.data.qvel[sim.idx.dof[wrist]])))
-        peaks.append(peak)
+    start = time.perf_counter()
+    peaks = [freed_peak(limits, 5, 0.0, hold, ticks) for hold in holds]  # held still: a creep of 0
     ratio = np.array(peaks) / SPEED_LIMIT[5]
     return {"label": label, "kind": "held", "episodes": len(peaks), "hold_s": [round(h * limits.period_s, 3) for h in holds],
             "wrist6_peaks": np.round(peaks, 2).tolist(), "max_ratio": round(float(ratio.max()), 3),
