@@ -94,10 +94,5 @@ def all_gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def cleanup() -> None:
-    """Leave the process group together: a rank that tore its group down and exited while a peer was still
-    in its last collective aborted that peer's gloo threads (the 2-rank CPU test's rank 0 died with SIGABRT,
-    "terminate called without an active exception", once in a fresh-clone suite at load ~3)."""
     if active():
-        if current().world > 1:
-            dist.barrier()
         dist.destroy_process_group()
