@@ -108,7 +108,7 @@ def drive_pickplace(tmp_path: Path, procs: list[Proc], robot: str, episodes: int
         raise
     finally:
         codes = [p.stop() for p in procs]
-    assert codes == [0] * len(procs), f"exit codes {codes}\n" + "\n".join(p.text()[-2000:] for p in procs)
+    assert codes == [0] * len(procs), "\n".join(p.text()[-2000:] for p in procs)
     return read_records(tmp_path / out)
 
 
