@@ -58,39 +58,6 @@ class Proc:
         return self.log.read_text(errors="replace")
 
 
-def seeded_policy(folder: Path, config: str, overrides: list[str]) -> tuple[str, Any, Any]:
-    """An untrained policy of ``config`` + ``overrides`` (torch seed 1), saved as a run's policy in ``folder`` for
-    the policy node: (path, cfg, policy)."""
-    import torch
-
-    from ast_robot.config import load_config
-    from ast_robot.envs import make_env
-    from ast_robot.policies.policy import build_policy
-    from ast_robot.trainers.bc import save_policy
-    from ast_robot.trainers.common import contract_of
-
-    cfg = load_config(config, overrides)
-    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
-    torch.manual_seed(1)
-    policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
-    save_policy(policy, folder, 0, cfg, contract_of(env))
-    env.close()
-    return str(folder), cfg, policy
-
-
-def nominal_pipeline_env(cfg: Any, robot: str) -> Any:
-    """The pick-and-place env of ``cfg`` with the deployment pipeline on ``robot``'s shipped driver interface and
-    no randomization: what a nominal twin behind ROS is compared with."""
-    import dataclasses
-
-    from ast_robot.config.deploy import driver_command_interface
-    from ast_robot.envs.pick_place import PickPlaceEnv
-
-    deploy = dataclasses.replace(cfg.deploy, command_interface=driver_command_interface(robot))
-    return PickPlaceEnv(robot, dataclasses.replace(cfg.env, deploy_pipeline=True), randomization={"enabled": False},
-                        deploy=deploy)  # fmt: skip
-
-
 def drive_pickplace(tmp_path: Path, procs: list[Proc], robot: str, episodes: int, out: str = "real") -> list[Any]:
     """``ast-robot episodes --task pickplace`` (seed 0, simulated time) against the running ``procs`` (twin,
     policy node, ...); stops them all after it, each must exit 0 (their logs are printed when anything fails).

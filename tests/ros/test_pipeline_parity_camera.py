@@ -10,10 +10,12 @@ render deployed on other images."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from tests.ros.helpers import Proc, drive_pickplace, nominal_pipeline_env, seeded_policy
+from tests.ros.helpers import Proc, drive_pickplace
 
 PIXELS = {"ur5e": "configs/experiments/pickplace_ur5e_pixels_bc.yaml",
           "fr3": "configs/experiments/pickplace_fr3_pixels_bc.yaml"}
@@ -26,7 +28,21 @@ EPISODES, TIMEOUT_S = 2, 1.2
 def pixel_policy(folder, robot: str):
     """An untrained (seeded) pixel student (scene camera + instruction + proprioception): its actions move with
     the image. Returns (path, cfg, policy)."""
-    return seeded_policy(folder, PIXELS[robot], SETS)
+    import torch
+
+    from ast_robot.config import load_config
+    from ast_robot.envs import make_env
+    from ast_robot.policies.policy import build_policy
+    from ast_robot.trainers.bc import save_policy
+    from ast_robot.trainers.common import contract_of
+
+    cfg = load_config(PIXELS[robot], SETS)
+    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
+    torch.manual_seed(1)
+    policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
+    save_policy(policy, folder, 0, cfg, contract_of(env))
+    env.close()
+    return str(folder), cfg, policy
 
 
 def twin_episodes(tmp_path, policy: str, robot: str) -> tuple[list, list]:
@@ -48,7 +64,12 @@ def pipeline_episode(cfg, policy, robot: str, seed: int, steps: int) -> tuple[np
     """Joints (steps + 1, J) and camera images of the nominal pipeline env on the driver's table of ``seed``."""
     import torch
 
-    env = nominal_pipeline_env(cfg, robot)
+    from ast_robot.config.deploy import driver_command_interface
+    from ast_robot.envs.pick_place import PickPlaceEnv
+
+    deploy = dataclasses.replace(cfg.deploy, command_interface=driver_command_interface(robot))
+    env = PickPlaceEnv(robot, dataclasses.replace(cfg.env, deploy_pipeline=True), randomization={"enabled": False},
+                       deploy=deploy)  # fmt: skip
     obs, info = env.reset(seed=seed)
     joints, images = [info["joint_positions"]], [obs["camera"]]
     threads = torch.get_num_threads()
