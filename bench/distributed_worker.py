@@ -87,6 +87,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{info.rank}.json").write_text(json.dumps(result))
+    del trainer  # the DDP wrapper must die before the group: see distributed.cleanup
     distributed.cleanup()
 
 

@@ -7,6 +7,7 @@ the same amount from the same global activation rate and all ranks share one thr
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -94,5 +95,11 @@ def all_gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def cleanup() -> None:
+    """Leave the process group; call it once the trainer is out of scope.
+
+    A DDP wrapper still alive when the interpreter exits is destroyed after gloo's threads and aborts the
+    process ("terminate called without an active exception": 3 of 10 two-rank CPU runs, torch 2.13). The
+    trainer holds its model in reference cycles, so collect them here, before the group goes."""
+    gc.collect()
     if active():
         dist.destroy_process_group()

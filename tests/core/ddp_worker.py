@@ -20,9 +20,8 @@ def loss_fn(model, batch):
     return LossOutput(nn.functional.cross_entropy(logits, batch.targets, reduction="none"), logits, grad_target=logits)
 
 
-def main(out_dir: str, steps: int, mode: str) -> None:
-    torch.set_num_threads(1)
-    info = distributed.init_distributed("cpu")
+def train(steps: int, mode: str, info: distributed.DistInfo) -> dict:
+    """The gated DDP steps and what each rank saw; the trainer (and its DDP wrapper) dies on return."""
     cfg = from_dict(ExperimentConfig, {
         "seed": 3, "train": {"type": "vision", "batch_size": 16, "lr": 1e-2, "device": "cpu"},
         "significance": {"weights": {"loss": 1.0, "uncertainty": 0.5}, "stale_scores": mode == "stale_scores"},
@@ -58,6 +57,13 @@ def main(out_dir: str, steps: int, mode: str) -> None:
               "gate_seen": trainer.gate.seen, "local_gate_seen": local["gate_seen"], "local_seen": trainer.counters.samples_seen,
               "local_kept": trainer.counters.backward_samples, "first_indices": indices, "stale": table,
               "drawn": sorted({i for batch in drawn for i in batch})}  # fmt: skip
+    return result
+
+
+def main(out_dir: str, steps: int, mode: str) -> None:
+    torch.set_num_threads(1)
+    info = distributed.init_distributed("cpu")
+    result = train(steps, mode, info)
     with open(f"{out_dir}/rank{info.rank}.json", "w") as fh:
         json.dump(result, fh)
     distributed.cleanup()
