@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import os
+import signal
 import sys
 
 # Subcommand name -> module. Only working subcommands are listed here.
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     from ast_robot.fileio import one_line
 
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack: where a stuck node waits
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     debug = bool(os.environ.get("AST_ROBOT_DEBUG"))
     try:
         return int(args.func(args) or 0)

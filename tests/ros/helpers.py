@@ -41,12 +41,15 @@ class Proc:
         return self.p.poll() is None
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
-        """Send ``sig`` and wait; kills (and fails later checks) if it does not exit in time."""
+        """Send ``sig`` and wait; kills (and fails later checks) if it does not exit in time, after asking it
+        for every thread's stack (SIGUSR1: see ast_robot.cli.main) so the log shows where it hung."""
         if self.p.poll() is None:
             self.p.send_signal(sig)
             try:
                 self.p.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.p.send_signal(signal.SIGUSR1)
+                time.sleep(1.0)
                 self.p.kill()
                 self.p.wait()
         self._fh.close()
