@@ -111,7 +111,7 @@ class PolicyRunner:
         to it at once (the tracker's next sample is trusted anew, not refused as a jump)."""
         self.table = table
         if self.tracker is not None:
-            self.tracker.reset()
+            self.tracker.reset(np.array([cube[:2] for cube in table.objects], dtype=np.float64))
 
     def current_camera(self, now_s: float) -> np.ndarray | None:
         """The camera image the policy sees now: the latest one younger than the camera input's age limit."""
