@@ -179,8 +179,9 @@ def creep_peak(limits: Any, joint: int, share: float, hold: int, ticks: int = 15
     return freed_peak(limits, joint, share, hold, ticks) / SPEED_LIMIT[joint]
 
 
-def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int) -> float:
-    """:func:`creep_peak`'s peak |qvel| (rad/s) after the release; ``share`` 0: held still from rest."""
+def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int, accel: float = 0.0) -> float:
+    """:func:`creep_peak`'s peak |qvel| (rad/s) after the release; ``share`` 0: held still from rest; ``accel``:
+    the block also speeds up towards the target at that share of the joint's acceleration limit (it yields)."""
     from ast_robot.robot.safety import SafetyMonitor
     from ast_robot.robot.safety.trust import ACQUIRE_STATES
     from ast_robot.twin.sim import TwinSim
@@ -191,6 +192,7 @@ def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int) -> 
     for k in range(ACQUIRE_STATES):
         mon.observe_state(q0, received_s=(k - ACQUIRE_STATES) * period)
     target, creep = q0 - np.eye(7)[joint], -share * limits.max_step[joint] / period
+    gain = -accel * limits.max_acceleration[joint]
     qadr, dof, peak = sim.idx.qpos[joint], sim.idx.dof[joint], 0.0
     for k in range(ticks):
         mon.observe_state(sim.true_positions(), received_s=k * period)
@@ -198,7 +200,8 @@ def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int) -> 
         for _ in range(round(period / dt)):
             sim.step_to(sim.time + dt)
             if k < hold:
-                sim.data.qpos[qadr], sim.data.qvel[dof] = q0[joint] + creep * sim.time, creep
+                t = sim.time
+                sim.data.qpos[qadr], sim.data.qvel[dof] = q0[joint] + creep * t + 0.5 * gain * t * t, creep + gain * t
             else:
                 peak = max(peak, abs(float(sim.data.qvel[dof])))
     return peak
@@ -221,6 +224,31 @@ def creep_row(label: str) -> dict:
             "per_joint_lt10": ratios[:, low].max(axis=(1, 2)).round(3).tolist(),
             "per_joint_ge10": ratios[:, ~low].max(axis=(1, 2)).round(3).tolist(),
             "ratios": ratios.round(3).tolist(), "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+YIELD_ACCELS = (0.03, 0.06, 0.1, 0.2, 0.4)  # of the joint's acceleration limit (GAIN_SHARE: 0.05)
+YIELD_SHARES = (0.0, 0.1, 0.2, 0.3)  # the block's starting speed, of the joint's allowed speed
+YIELD_HOLDS = (15, 25, 50)  # ticks
+
+
+def yield_row(label: str) -> dict:
+    """Every FR3 joint held back by a block that yields: it moves towards the target from each of YIELD_SHARES
+    of the joint's allowed speed and speeds up at each of YIELD_ACCELS of its acceleration limit for each of
+    YIELD_HOLDS, then lets go: peak / data sheet, worst per acceleration (over joints, start speeds, holds). A
+    joint gaining speed at GAIN_SHARE of its acceleration limit or more counts as following (a servo starting it),
+    so a block yielding that fast is the case the creeping and held-back rules leave open."""
+    from ast_robot.config import DeployConfig
+    from ast_robot.robot.safety import SafetyLimits
+    from ast_robot.robot.specs import get_robot
+
+    limits = SafetyLimits.from_robot(get_robot("fr3"), DeployConfig(robot="fr3", command_interface="forward_position"))
+    start = time.perf_counter()
+    ratios = np.array([[[[freed_peak(limits, j, s, h, 150, a) / SPEED_LIMIT[j] for h in YIELD_HOLDS]
+                         for s in YIELD_SHARES] for a in YIELD_ACCELS] for j in range(7)])  # fmt: skip
+    worst = ratios.max(axis=(0, 2, 3))
+    return {"label": label, "kind": "yield", "accel_shares": list(YIELD_ACCELS), "start_shares": list(YIELD_SHARES),
+            "hold_s": [round(h * limits.period_s, 3) for h in YIELD_HOLDS], "worst_per_accel": worst.round(3).tolist(),
+            "per_joint": ratios.max(axis=(2, 3)).round(3).tolist(), "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
 def expert_actions_row(config: Path, label: str, seeds: int = 20) -> dict:
@@ -292,7 +320,45 @@ def goals(rows: list[dict]) -> list[dict]:
                      sum(r["episodes_over_stop"] for r in after) if after else None, "<="),
                 goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
                      max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
-    return out + stalltime_goals(rows, experts) + stall2_goals(rows, experts) + creep_goals(rows)
+    return out + stalltime_goals(rows, experts) + stall2_goals(rows, experts) + creep_goals(rows) + creep2_goals(rows)
+
+
+def creep2_goals(rows: list[dict]) -> list[dict]:
+    """A joint held back while it moves (label ``creep2``: SafetyLimits.held_lead; ``creep2-null``: this script at
+    main e4b57f4): the creep sweep at 10-50% under 0.9 x the data sheet (null: over 1.0), below 10% and the held
+    sweep still under 0.9, the nominal loop's record set under 0.9 with none over the stop; the yielding block
+    reported (under GAIN_SHARE: under 0.9; at or above it: against 1.0, open); the experts' action sequences and
+    steps to success against main's (seeds 0-19, deploy pipeline)."""
+    def worst(label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
+        mine = [r[key] for r in rows if r["label"] == label and r["kind"] == kind]
+        return agg(mine) if mine else None
+
+    def yielding(label: str, slow: bool) -> Any:
+        mine = [r for r in rows if r["label"] == label and r["kind"] == "yield"]
+        return max(w for r in mine for a, w in zip(r["accel_shares"], r["worst_per_accel"]) if (a < 0.05) == slow) if mine else None
+
+    out = [goal("creep2: every FR3 joint held back at 10-50% of its allowed speed 0.05-0.4 s, freed: highest speed / "
+                "data sheet", 0.9, worst("creep2", "creep", "max_ratio_ge10"), "<="),
+           goal("creep2-null: the same at main e4b57f4 (the band open)", 1.0, worst("creep2-null", "creep", "max_ratio_ge10"), ">"),
+           goal("creep2: the same at 0-8% (the creeping rule, unchanged)", 0.9, worst("creep2", "creep", "max_ratio_lt10"), "<="),
+           goal("creep2, held: FR3 wrist held still 0.05-0.3 s from rest and freed", 0.9, worst("creep2", "held"), "<="),
+           goal("creep2, actions (the nominal FR3 loop's record set): highest joint speed / data sheet", 0.9,
+                worst("creep2", "actions"), "<="),
+           goal("creep2, actions: episodes whose joints pass the twin's stop", 0, worst("creep2", "actions", "episodes_over_stop", sum), "<="),
+           goal("creep2, yield: a block speeding up at 3% of the acceleration limit (< GAIN_SHARE), freed", 0.9,
+                yielding("creep2", True), "<="),
+           goal("creep2, yield: a block speeding up at 6-40% (>= GAIN_SHARE: counts as following; open, as at main)", 1.0,
+                yielding("creep2", False), "<=")]  # fmt: skip
+    runs = {(r["label"], r["config"]): r for r in rows if r["kind"] == "expert_actions"}
+    for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        main, now = runs.get(("creep2-null", config)), runs.get(("creep2", config))
+        pairs = list(zip(main["action_digests"], now["action_digests"])) if main and now else None
+        steps = list(zip(main["first_success_steps"], now["first_success_steps"])) if main and now else None
+        out += [goal(f"creep2, {config} scripted expert (deploy pipeline, 2 cubes 2 pads, seeds 0-19): seeds whose action "
+                     "sequence differs from main's", 0, sum(a != b for a, b in pairs) if pairs else None, "<="),
+                goal(f"creep2, {config}: seeds whose steps to success differ from main's", 0,
+                     sum(a != b for a, b in steps) if steps else None, "<=")]  # fmt: skip
+    return out
 
 
 def creep_goals(rows: list[dict]) -> list[dict]:
@@ -385,6 +451,8 @@ def main() -> None:
                                                          "(default: the nominal twin).")
     parser.add_argument("--held", action="store_true", help="Add the held-still-then-freed FR3 wrist sweep row.")
     parser.add_argument("--creep", action="store_true", help="Add the creeping-then-freed sweep row (every FR3 joint).")
+    parser.add_argument("--yield", dest="yield_sweep", action="store_true",
+                        help="Add the yielding-block sweep row (every FR3 joint held by a block that speeds up).")
     parser.add_argument("--expert-actions", action="append", default=[],
                         help="An experiment YAML whose scripted expert's action sequences (seeds 0-19) are digested.")
     parser.add_argument("--episodes", type=int, default=30)
@@ -400,6 +468,7 @@ def main() -> None:
     rows += [expert_row(Path(c), 20, args.label) for c in args.expert]
     rows += [held_row(args.label)] if args.held else []
     rows += [creep_row(args.label)] if args.creep else []
+    rows += [yield_row(args.label)] if args.yield_sweep else []
     rows += [expert_actions_row(Path(c), args.label) for c in args.expert_actions]
     for row in rows:
         print(row)
@@ -433,7 +502,12 @@ def main() -> None:
              "its allowed speed for 6-50 ticks, then freed, speed stop off), the held row, expert_actions rows (--expert-actions: "
              "seeds 0-19 in one env, digests of the action sequences), expert rows (steps to success, seeds 5000-5019) and actions rows of the nominal FR3 loop this branch ran "
              "(/tmp/s8/creep/loop_fr3); 'creep-null': the same creep, expert and expert_actions rows at main 2ad0a7b (this script in "
-             "a git archive of main, merged here).")  # fmt: skip
+             "a git archive of main, merged here). Label 'creep2': a joint held back while it moves towards its command at 10% of "
+             "its allowed speed or faster without gaining speed led by its servo's lag at that speed + freed_lead of the lead "
+             "beyond (branch creep2, SafetyLimits.held_lead, SERVO_LAG_S + LAG_ALLOWANCE_S 0.05 s): creep, held, yield (--yield: "
+             "a block that speeds up at 3-40% of the acceleration limit from 0-30% of the allowed speed), expert_actions and "
+             "actions rows (the s8 nominal FR3 loop's round-0 policy and twin records, /tmp/s8/creep/loop_fr3); 'creep2-null': "
+             "the creep, yield and expert_actions rows at main e4b57f4 (this script in a git archive of main, merged here).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
 
