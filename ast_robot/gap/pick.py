@@ -43,7 +43,8 @@ SCAN_POINTS = 15
 PICK_MIN_SHARE = 0.05
 # visual look groups -> the randomization.visual fields that cover them
 VISUAL_KEYS = {"light_intensity": "light_intensity", "camera_pose": "camera_shift / camera_rotation_deg",
-               "colour_shift": None}  # fmt: skip
+               "colour_shift": "colour_shift"}  # fmt: skip
+COLOUR_SHIFT_CEILING = 0.5  # the config's bound on visual.colour_shift (fraction of full scale)
 
 
 def pick_gap_config(gap: Any) -> Any:
@@ -110,6 +111,10 @@ def visual_retune(visual_cfg: Any, result: Any) -> dict[str, Any]:
             out["camera_shift"] = round(min(0.1, 1.2 * shift), 4)
         if turn > visual_cfg.camera_rotation_deg:
             out["camera_rotation_deg"] = round(min(15.0, 1.2 * turn), 3)
+    if "colour_shift" in result.culprits:  # +-range per channel: the largest fitted channel's cast, 20% margin
+        cast = max(abs(fit[f"colour_shift_{c}"]) for c in "rgb")
+        if cast > visual_cfg.colour_shift:  # from the default 0 (off) too: the key turns on at 1.2 x the fit
+            out["colour_shift"] = round(min(COLOUR_SHIFT_CEILING, 1.2 * cast), 4)
     return out
 
 

@@ -3,7 +3,7 @@
 Same rules as the reach branch (:mod:`ast_robot.gap.pipeline`): a physical range is retuned only for a
 significant parameter of an explained gap whose fit removed enough of the nominal loss; a visual range is
 widened only for a named look group whose fitted value lies outside it (``randomization.visual``); every
-other range is kept. A colour shift has no randomization key: it is reported, never retuned.
+other range is kept. A named colour shift widens ``visual.colour_shift`` (off by default: it turns on).
 """
 
 from __future__ import annotations
