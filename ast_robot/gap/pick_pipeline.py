@@ -76,7 +76,7 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
         new = retune(cfg.randomization, result, gap)
         names = changed_names(cfg.randomization, new)
     visual = visual_retune(cfg.randomization.visual, report.visual)
-    unkeyed = [g for g in (report.visual.culprits if report.visual is not None else ()) if VISUAL_KEYS.get(g) is None]
+    unkeyed = [g for g in (report.visual.all_culprits() if report.visual is not None else ()) if VISUAL_KEYS.get(g) is None]
     if unkeyed:
         report.provenance["visual_unkeyed"] = (f"{', '.join(unkeyed)}: no randomization key covers it (reported, not "
                                                f"retuned; the camera pipeline or the sim's rendering must change)")  # fmt: skip
@@ -98,10 +98,18 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
     provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
                   **{k: report.provenance[k] for k in ("sim", "real", "date")},
                   "fit": ", ".join(f"{result.names[i]}={result.mean[i]:.4g}" for i in idx) or "-",
-                  "visual_fit": ", ".join(f"{k}={v:.4g}" for k, v in (report.visual.fitted if visual else {}).items()) or "-"}  # fmt: skip
+                  "visual_fit": _visual_fit(report.visual) if visual else "-"}
     path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned",
                                 overrides=overrides, visual=visual)  # fmt: skip
     ranges = {n: _range(new.params[n]) for n in names}
     for key, value in visual.items():
         ranges[f"visual.{key}"] = tuple(value) if isinstance(value, list) else (-value, value)
     return path, ranges
+
+
+def _visual_fit(visual: Any) -> str:
+    """The fitted looks for a retuned config's header (the wrist camera's prefixed ``wrist.``)."""
+    fits = [f"{k}={v:.4g}" for k, v in visual.fitted.items()]
+    if visual.wrist is not None and visual.wrist.culprits:
+        fits += [f"wrist.{k}={v:.4g}" for k, v in visual.wrist.fitted.items()]
+    return ", ".join(fits) or "-"

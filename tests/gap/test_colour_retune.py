@@ -40,11 +40,10 @@ def test_null_case_nothing_named_nothing_retuned():
 
 
 def _deploy_bag(hidden: dict, tmp_path):
-    from bench.gap_pickplace import PickTwinDeployment, write_bag
-
     from ast_robot.records import EpisodeRecord, write_records
     from ast_robot.twin.hidden import HiddenParams
     from ast_robot.twin.pickplace import episode_sheets
+    from bench.gap_pickplace import PickTwinDeployment, write_bag
 
     twin = PickTwinDeployment(ROBOT, HiddenParams(**hidden), seed=0)
     try:
