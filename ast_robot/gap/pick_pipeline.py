@@ -83,6 +83,9 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
     if not names and not visual:
         kept = keep_reason(result, gap) if result is not None else "no physical fit"
         extra = f"; {report.provenance['visual_unkeyed']}" if unkeyed else ""
+        covered = [g for g in (report.visual.all_culprits() if report.visual is not None else ()) if g not in unkeyed]
+        if covered:  # named, but the training range already holds the fitted look: nothing to widen
+            extra += f"; visual {', '.join(covered)}: the fitted look lies inside its training range"
         report.provenance["retune"] = f"skipped: {kept or 'no range moved'}; ranges kept{extra}"
         return None, None
     idx = [result.names.index(n) for n in names if n in result.names]  # joint_noise: measured, not fitted

@@ -74,6 +74,17 @@ def test_gap_report_on_the_colour_twin_retunes_the_cast_and_the_config_loads(tmp
     assert cfg.randomization.params["friction"].high == pytest.approx(1.2)
 
 
+@pytest.mark.slow  # ~30-60 s on 2 cores
+def test_a_cast_inside_the_training_range_is_named_and_kept_saying_so(tmp_path):
+    """Round 1 of the loop: the range retuned in round 0 holds the cast; nothing to widen, and the report says why."""
+    from ast_robot.gap.pipeline import gap_report
+
+    sim, bag = _deploy_bag({"colour_shift": [0.06, 0.0, -0.05]}, tmp_path)
+    out = gap_report(sim, bag, tmp_path / "report", config=CONFIG, overrides=["randomization.visual.colour_shift=0.0706"])
+    assert out.report.visual.culprits == ("colour_shift",) and out.retuned_config is None
+    assert "visual colour_shift: the fitted look lies inside its training range" in out.report.provenance["retune"]
+
+
 @pytest.mark.slow  # ~20-30 s on 2 cores
 def test_gap_report_on_the_nominal_twin_names_and_retunes_nothing(tmp_path):
     from ast_robot.gap.pipeline import gap_report
