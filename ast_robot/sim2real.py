@@ -161,7 +161,7 @@ def loop_camera_hz(rate_hz: float, task: str, sim_time: bool) -> float:
     episodes by the time the recorder received them, not the arm's pose they show (the nominal twin read 7.5 and
     11.9 levels RMS, floor 2: bench/results/loop_camera.md, row deploy_wall), so the loop recorded none there.
     Now each frame is drawn at the joint state stamped when it was taken and placed in the episode whose records'
-    joint-state stamps span its own stamp (records schema 4, :func:`ast_robot.gap.visual.episode_spans`): the
+    joint-state stamps span its own stamp (records schema 4, :func:`ast_robot.gap.visual_frames.episode_spans`): the
     wall-clock bag is read as the simulated-time one. ``sim_time`` is kept for the callers' clarity."""
     del sim_time  # both clocks record: frames are placed by their stamps
     return rate_hz if task == "pickplace" else 0.0

@@ -57,7 +57,9 @@ SCENARIOS = [
 class PickTwinDeployment:
     """``scripted:pickplace`` through a DeploymentSession on an in-process pick-and-place twin."""
 
-    def __init__(self, robot: str, hidden: Any, seed: int = 0, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(self, robot: str, hidden: Any, seed: int = 0, timeout_s: float = TIMEOUT_S, wrist: bool = False) -> None:
+        """``wrist``: the twin's model has the envs' wrist camera (on its hidden mount), whose frames are taken
+        with the scene camera's (``wrist_frames``, one list per episode)."""
         import mujoco
 
         from ast_robot.config.deploy import DeployConfig
@@ -73,7 +75,8 @@ class PickTwinDeployment:
         policy, contract = load_deployable("scripted:pickplace", robot, io)
         runner = PolicyRunner.for_robot(policy, robot, cfg, synchronous=True, contract=contract, io=io)
         runner.warm_up()
-        self.sim = TwinSim(robot, hidden, seed=seed, joint_names=io.joint_names, model=build_model(robot, hidden))
+        self.sim = TwinSim(robot, hidden, seed=seed, joint_names=io.joint_names,
+                           model=build_model(robot, hidden, wrist_camera=wrist))  # fmt: skip
         self.table = PickPlaceTable(self.sim, io.gripper, hidden)
         meta = {"control_hz": cfg.control_hz, "command_interface": cfg.command_interface,
                 "max_joint_speed_scale": cfg.max_joint_speed_scale}  # fmt: skip
@@ -81,10 +84,14 @@ class PickTwinDeployment:
                                          end_on_success=cfg.end_on_success)  # fmt: skip
         self.session.on_safety_mode(SAFETY_MODE_NORMAL)
         self.renderer = mujoco.Renderer(self.sim.model, *io.camera_size)
+        self.wrist_renderer = mujoco.Renderer(self.sim.model, *io.wrist_camera_size) if wrist else None
+        self.wrist_frames: list[list[tuple[float, np.ndarray]]] = []
         self.clock_s = 0.0
 
     def close(self) -> None:
         self.renderer.close()
+        if self.wrist_renderer is not None:
+            self.wrist_renderer.close()
         self.session.close()
 
     def run(self, sheets: list[tuple[str, str]]) -> list[tuple[EpisodeRecord, float, list[tuple[float, np.ndarray]]]]:
@@ -103,6 +110,7 @@ class PickTwinDeployment:
         t0 = self.clock_s = self.clock_s + 1.0  # the driver's pause between episodes
         for k in reversed(range(10)):  # the driver streams states before the start (the first build trust)
             self._state(t0 - k * 0.002, strict=k == 0)
+        self.wrist_frames.append([])
         frames = [self._image(t0)]
         s.start_episode(t0)
         every = max(1, round(1.0 / (CAMERA_HZ * dt)))  # the tracker and the camera at 10 Hz
@@ -133,6 +141,11 @@ class PickTwinDeployment:
             raise RuntimeError(reason)
 
     def _image(self, now: float) -> tuple[float, np.ndarray]:
+        if self.wrist_renderer is not None:  # the twin's wrist camera: its hidden mount, no colour shift
+            from ast_robot.envs.wrist import WRIST_CAMERA
+
+            self.wrist_renderer.update_scene(self.sim.data, camera=WRIST_CAMERA)
+            self.wrist_frames[-1].append((now, self.wrist_renderer.render()))
         self.renderer.update_scene(self.sim.data, camera=0)
         pixels = self.table.post_process(self.renderer.render())
         reason = self.session.on_image("rgb8", pixels.shape[0], pixels.shape[1], pixels.shape[1] * 3,
@@ -142,25 +155,35 @@ class PickTwinDeployment:
         return now, pixels
 
 
-def write_bag(path: Path, episodes: list[tuple[EpisodeRecord, float, list]]) -> Path:
-    """What ``ast-robot record --camera-rate 2`` writes: the outcome records and the camera at 2 Hz."""
+def write_bag(path: Path, episodes: list[tuple[EpisodeRecord, float, list]],
+              wrist: list[list[tuple[float, np.ndarray]]] | None = None, wrist_topic: str = "/wrist_camera/image_raw") -> Path:  # fmt: skip
+    """What ``ast-robot record --camera-rate 2`` writes: the outcome records and the camera at 2 Hz (with
+    ``wrist``, one frame list per episode: the wrist camera's frames on ``wrist_topic`` too)."""
     from ast_robot.config.deploy import RosNames
     from ast_robot.records.bag import BagWriter, recorded_topics
 
     names = RosNames()
     topics = recorded_topics(names, joint_states=False, camera=True)
-    with BagWriter(path, topics, max_rate_hz={names.camera: BAG_CAMERA_HZ}) as bag:
-        types = bag.typestore.types
-        for record, end_s, frames in episodes:
-            for t, img in frames:
-                ns = int(round(t * 1e9))
-                stamp = types["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
-                msg = types[topics[names.camera]](header=types["std_msgs/msg/Header"](stamp=stamp, frame_id="camera"),
-                                                  height=img.shape[0], width=img.shape[1], encoding="rgb8",
-                                                  is_bigendian=0, step=img.shape[1] * 3, data=img.reshape(-1))  # fmt: skip
-                bag.write(names.camera, bag.typestore.serialize_cdr(msg, topics[names.camera]), ns)
+    cameras = [names.camera] + ([wrist_topic] if wrist is not None else [])
+    topics.update({t: topics[names.camera] for t in cameras})
+    with BagWriter(path, topics, max_rate_hz={t: BAG_CAMERA_HZ for t in cameras}) as bag:
+        for i, (record, end_s, frames) in enumerate(episodes):
+            _write_frames(bag, names.camera, topics[names.camera], frames)
+            if wrist is not None:
+                _write_frames(bag, wrist_topic, topics[names.camera], wrist[i])
             bag.write_record(record, int(round(end_s * 1e9)))
     return path
+
+
+def _write_frames(bag: Any, topic: str, msgtype: str, frames: list[tuple[float, np.ndarray]]) -> None:
+    types = bag.typestore.types
+    for t, img in frames:
+        ns = int(round(t * 1e9))
+        stamp = types["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
+        msg = types[msgtype](header=types["std_msgs/msg/Header"](stamp=stamp, frame_id="camera"), height=img.shape[0],
+                             width=img.shape[1], encoding="rgb8", is_bigendian=0, step=img.shape[1] * 3,
+                             data=img.reshape(-1))  # fmt: skip
+        bag.write(topic, bag.typestore.serialize_cdr(msg, msgtype), ns)
 
 
 def deploy_on_twin(robot: str, hidden_file: str | None, seed: int, episodes: int, bag: Path,

@@ -42,7 +42,8 @@ class DistributionConfig:
 @dataclass
 class VisualRandomizationConfig:
     """Per-episode visual randomization (ast_robot.envs.visual_randomization); values go to `info["dr"]` as
-    `visual_*`. Applies to the pick-and-place envs' scene camera."""
+    `visual_*`. Applies to the pick-and-place envs' scene camera (colour cast and image noise: to the wrist
+    camera too)."""
 
     enabled: bool = doc(False, "Sample lights, colours, camera pose jitter and image noise at every reset.")
     light_tilt_deg: float = doc(35.0, "Largest tilt (deg) of the directional light from straight down.", ge=0, le=80)
@@ -65,6 +66,9 @@ class VisualRandomizationConfig:
                                     "roll, pitch and yaw (only with env.wrist_camera).", ge=0, le=10)  # fmt: skip
     image_noise: tuple[float, float] = doc((0.0, 6.0), "Range of the per-episode std (uint8 levels) of Gaussian "
                                            "pixel noise.")  # fmt: skip
+    colour_shift: float = doc(0.0, "Camera colour cast (fraction of full scale): uniform in +-this per RGB "
+                              "channel, added to every pixel of a camera's image (each camera draws its own); 0 "
+                              "(the default) draws nothing.", ge=0, le=0.5)  # fmt: skip
 
     def __post_init__(self) -> None:
         for name in ("light_intensity", "table_value", "floor_value", "saturation_scale", "value_scale",

@@ -38,7 +38,7 @@ class PickPlaceEnv(RobotEnv):
     camera) and ``instruction``; no object or pad position and no goals (they are in ``info["achieved_goal"]``
     and ``info["desired_goal"]``, for rewards and analysis). With >= 2 cubes and >= 2 pads of distinct colours
     the target is named only by the instruction. ``randomization.visual`` (``visual_randomization``) varies
-    lights, colours inside their names' hue bands, camera pose and image noise, in any layout.
+    lights, colours inside their names' hue bands, camera pose, colour cast and image noise, in any layout.
 
     ``env.wrist_camera`` adds ``wrist_camera`` (H, W, 3 uint8, ``wrist_camera_size``): a camera on the gripper
     (:mod:`ast_robot.envs.wrist`), with its own mount jitter and the scene's image noise; the deploy layout is
@@ -132,6 +132,11 @@ class PickPlaceEnv(RobotEnv):
             mount = wrist.sample(self.rand_cfg.visual if self.rand_cfg.enabled else _NO_VISUAL, rng)
             wrist.apply(self.model, mount, self._wrist_nominal)
             self.dr.update(mount)
+        # the colour casts last of all: with visual.colour_shift 0 nothing is drawn and every seed draws as before
+        visual_cfg = self.rand_cfg.visual if self.rand_cfg.enabled else _NO_VISUAL
+        self.dr.update(visual_dr.sample_colour_shift(visual_cfg, rng))
+        if self._wrist_nominal is not None:
+            self.dr.update(visual_dr.sample_colour_shift(visual_cfg, rng, visual_dr.WRIST_CAST))
 
     def object_pos(self, i: int) -> np.ndarray:
         """Position (3, m, world) of cube ``i`` (a view into ``data.qpos``)."""
@@ -158,10 +163,13 @@ class PickPlaceEnv(RobotEnv):
     def _get_obs(self) -> dict[str, np.ndarray]:
         obs = super()._get_obs()
         noise = self.dr.get("visual_image_noise", 0.0)
-        if noise > 0 and "camera" in obs:
-            obs["camera"] = visual_dr.add_image_noise(obs["camera"], noise, self.np_random)
+        if "camera" in obs:  # the camera's colour cast, then its noise (both sensor effects)
+            obs["camera"] = visual_dr.colour_cast(obs["camera"], visual_dr.shift_of(self.dr))
+            if noise > 0:
+                obs["camera"] = visual_dr.add_image_noise(obs["camera"], noise, self.np_random)
         if self.cfg.wrist_camera:
-            obs[wrist.WRIST_KEY] = visual_dr.add_image_noise(self.render_wrist(), noise, self.np_random)
+            image = visual_dr.colour_cast(self.render_wrist(), visual_dr.shift_of(self.dr, visual_dr.WRIST_CAST))
+            obs[wrist.WRIST_KEY] = visual_dr.add_image_noise(image, noise, self.np_random)
         if self.deploy:
             del obs["achieved_goal"], obs["desired_goal"]
         elif self._tracker is not None:  # the deployment's achieved goal is the tracked target (rewards: the physics)

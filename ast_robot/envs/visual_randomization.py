@@ -17,6 +17,11 @@ below goes into ``info["dr"]`` (floats, names prefixed ``visual_``), so an episo
 | visual_camera_roll/pitch/yaw | deg       | scene camera rotation about its own axes, after aiming at the    |
 |                              |           | workspace centre (the camera becomes a fixed camera)             |
 | visual_image_noise           | uint8 lvl | std of Gaussian pixel noise on every camera observation          |
+| visual_colour_shift_r/g/b    | fraction  | colour cast of the scene camera: added to each channel (x 255)   |
+| visual_wrist_colour_shift_r/g/b | fraction | the wrist camera's own cast (drawn apart: another sensor)      |
+
+The colour cast is drawn only when ``colour_shift`` > 0 and after every other draw of the reset, so a config
+without it draws exactly what it drew before the key existed (tests/envs/test_colour_cast.py).
 
 Colour names mean bands in HSV (:data:`BANDS`): a jittered colour stays inside its name's band, so the
 instruction "the red block" still names the red cube under any sample (tests check it on many draws).
@@ -198,6 +203,33 @@ def _axis_rotation(axis: int, angle: float) -> np.ndarray:
     out = np.eye(3)
     out[i, i], out[i, j], out[j, i], out[j, j] = c, -s, s, c
     return out
+
+
+CAST = "visual_colour_shift"  # info["dr"] prefix of the scene camera's colour cast (_r, _g, _b)
+WRIST_CAST = "visual_wrist_colour_shift"  # ... of the wrist camera's
+
+
+def sample_colour_shift(cfg: VisualRandomizationConfig, rng: np.random.Generator, prefix: str = CAST) -> dict[str, float]:
+    """One camera's colour cast for an episode (``prefix``_r/g/b, fractions of full scale, uniform in
+    +-``cfg.colour_shift``); {} and no draw when visual randomization is off or the range is zero."""
+    if not cfg.enabled or cfg.colour_shift <= 0:
+        return {}
+    return {f"{prefix}_{c}": float(rng.uniform(-cfg.colour_shift, cfg.colour_shift)) for c in "rgb"}
+
+
+def shift_of(params: dict[str, float], prefix: str = CAST) -> np.ndarray:
+    """(3,) the colour cast ``params`` holds under ``prefix`` (zeros when it holds none)."""
+    return np.array([params.get(f"{prefix}_{c}", 0.0) for c in "rgb"])
+
+
+def colour_cast(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, 3 uint8) plus ``shift`` (3, fractions of full scale) x 255 per channel, clipped to
+    [0, 255] and truncated to uint8: what the twin's camera does to its frames (its ``post_process`` calls
+    this), so a sim cast of ``s`` is the twin's cast of ``s`` bit for bit. The image itself when ``shift`` is 0."""
+    shift = np.asarray(shift, dtype=np.float64)
+    if not shift.any():
+        return image
+    return np.clip(image.astype(np.float64) + shift * 255.0, 0, 255).astype(np.uint8)
 
 
 def add_image_noise(image: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:

@@ -43,7 +43,9 @@ SCAN_POINTS = 15
 PICK_MIN_SHARE = 0.05
 # visual look groups -> the randomization.visual fields that cover them
 VISUAL_KEYS = {"light_intensity": "light_intensity", "camera_pose": "camera_shift / camera_rotation_deg",
-               "colour_shift": None}  # fmt: skip
+               "colour_shift": "colour_shift", "wrist_pose": "wrist_shift / wrist_rotation_deg",
+               "wrist_colour_shift": "colour_shift"}  # fmt: skip
+COLOUR_SHIFT_CEILING = 0.5  # the config's bound on visual.colour_shift (fraction of full scale)
 
 
 def pick_gap_config(gap: Any) -> Any:
@@ -88,55 +90,93 @@ def run_visual(real_path: str | Path, real: Sequence[EpisodeRecord], sheets: Any
         return None, f"skipped: {err}"
     if not frames:
         return None, "skipped: no camera frame falls before a grasp in an episode whose table is known"
-    return analyze_frames(real[0].robot, frames), ""
+    result = analyze_frames(real[0].robot, frames)
+    result.wrist = _wrist_visual(path, real, sheets)
+    return result, ""
+
+
+def _wrist_visual(path: Path, real: Sequence[EpisodeRecord], sheets: Any) -> Any:
+    """The wrist camera's VisualResult where the robot's deploy YAML names a wrist camera topic and the bag holds
+    frames of it with a known scene (None otherwise: e.g. a scene-camera deployment)."""
+    from ast_robot.deploy.robot_io import load_robot_io
+    from ast_robot.gap.visual import analyze_frames, episode_frames
+    from ast_robot.records.bag import read_bag_topics
+
+    robot = real[0].robot
+    topic = load_robot_io(robot).topics.wrist_camera
+    if not topic or topic not in read_bag_topics(path):
+        return None
+    frames = episode_frames(robot, real, path, sheets, topic=topic)
+    return analyze_frames(robot, frames, camera="wrist") if frames else None
 
 
 def visual_retune(visual_cfg: Any, result: Any) -> dict[str, Any]:
-    """randomization.visual fields widened to cover the fitted look (only for named groups whose fitted value
-    lies outside the training range); {} when nothing changes."""
-    if result is None or not result.culprits:
-        return {}
+    """randomization.visual fields widened to cover the fitted look of both cameras (only for named groups whose
+    fitted value lies outside the training range); {} when nothing changes."""
     out: dict[str, Any] = {}
-    fit = result.fitted
-    if "light_intensity" in result.culprits:
-        low, high = visual_cfg.light_intensity
-        v = fit["light_intensity"]
-        if not low <= v <= high:
-            out["light_intensity"] = [round(min(low, 0.9 * v), 4), round(max(high, 1.1 * v), 4)]
-    if "camera_pose" in result.culprits:
-        shift = max(abs(fit[f"camera_d{a}"]) for a in "xyz")
-        turn = max(abs(fit[f"camera_{a}"]) for a in ("roll", "pitch", "yaw"))
-        if shift > visual_cfg.camera_shift:
-            out["camera_shift"] = round(min(0.1, 1.2 * shift), 4)
-        if turn > visual_cfg.camera_rotation_deg:
-            out["camera_rotation_deg"] = round(min(15.0, 1.2 * turn), 3)
+    for r in (result, getattr(result, "wrist", None)):
+        for group in () if r is None else r.culprits:
+            _widen(out, visual_cfg, group, r.fitted)
     return out
 
 
-def visual_sentences(result: Any, note: str) -> list[str]:
-    """What the camera frames say, for the verdict."""
-    from ast_robot.gap.visual import FLOOR_LEVELS
+def _widen(out: dict[str, Any], visual_cfg: Any, group: str, fit: dict[str, float]) -> None:
+    """Widen ``out`` (the fields changed so far, else ``visual_cfg``'s) to cover ``group``'s fitted look."""
+    now = {**dataclasses.asdict(visual_cfg), **out}
+    if group == "light_intensity":
+        low, high = now["light_intensity"]
+        v = fit["light_intensity"]
+        if not low <= v <= high:
+            out["light_intensity"] = [round(min(low, 0.9 * v), 4), round(max(high, 1.1 * v), 4)]
+    elif group in ("camera_pose", "wrist_pose"):  # +-ranges: the largest fitted axis, 20% margin, the config's bound
+        pre, fields, bounds = (("camera", ("camera_shift", "camera_rotation_deg"), (0.1, 15.0)) if group == "camera_pose"
+                               else ("wrist_mount", ("wrist_shift", "wrist_rotation_deg"), (0.03, 10.0)))  # fmt: skip
+        shift = max(abs(fit[f"{group.split('_')[0]}_d{a}"]) for a in "xyz")
+        turn = max(abs(fit[f"{pre}_{a}"]) for a in ("roll", "pitch", "yaw"))
+        for field, value, bound, digits in zip(fields, (shift, turn), bounds, (4, 3)):
+            if value > now[field]:
+                out[field] = round(min(bound, 1.2 * value), digits)
+    elif group in ("colour_shift", "wrist_colour_shift"):  # one key, drawn per camera: the largest channel's cast
+        cast = max(abs(fit[f"colour_shift_{c}"]) for c in "rgb")
+        if cast > now["colour_shift"]:  # from the default 0 (off) too: the key turns on at 1.2 x the fit
+            out["colour_shift"] = round(min(COLOUR_SHIFT_CEILING, 1.2 * cast), 4)
 
+
+def visual_sentences(result: Any, note: str) -> list[str]:
+    """What the camera frames say, for the verdict (the wrist camera's in a sentence of its own)."""
     if result is None:
         return [f"Camera: {note}."] if note else []
-    head = (f"Camera: {result.n_frames} real frames against re-renders of the same scenes differ by "
-            f"{result.rms_nominal:.2g} levels RMS (floor {FLOOR_LEVELS:g}); channel means real "
+    out = [_camera_sentence("Camera", result)]
+    if getattr(result, "wrist", None) is not None:
+        out.append(_camera_sentence("Wrist camera", result.wrist))
+    return out
+
+
+def _camera_sentence(name: str, result: Any) -> str:
+    if not result.n_frames:
+        return f"{name}: {result.note or 'no frame'}; nothing is named."
+    head = (f"{name}: {result.n_frames} real frames against re-renders of the same scenes differ by "
+            f"{result.rms_nominal:.2g} levels RMS (floor {result.floor():g}); channel means real "
             f"{tuple(round(m, 1) for m in result.real_means)} vs sim {tuple(round(m, 1) for m in result.sim_means)}")  # fmt: skip
     if not result.gap():
-        return [head + ": no visual gap, nothing is named."]
+        return head + ": no visual gap, nothing is named."
     if not result.culprits:
-        return [head + f". The fitted look leaves {result.unexplained:.0%} of it: a visual gap that light, camera pose "
-                f"and colour shift do not explain; nothing is named."]  # fmt: skip
+        what = "camera pose" if result.camera == "scene" else "mount"
+        return head + (f". The fitted look leaves {result.unexplained:.0%} of it: a visual gap that light, {what} "
+                       f"and colour shift do not explain; nothing is named.")  # fmt: skip
     parts = [f"{g} ({_look(result, g)}; removes {result.shares[g]:.0%} alone)" for g in result.culprits]
-    return [head + f". Visual shift: {'; '.join(parts)}; {result.unexplained:.0%} of it unexplained."]
+    return head + f". Visual shift: {'; '.join(parts)}; {result.unexplained:.0%} of it unexplained."
 
 
 def _look(result: Any, group: str) -> str:
     f = result.fitted
     if group == "light_intensity":
         return f"light intensity x{f['light_intensity']:.2f}"
-    if group == "colour_shift":
+    if group in ("colour_shift", "wrist_colour_shift"):
         return "colour shift " + ", ".join(f"{c} {f[f'colour_shift_{c}']:+.3f}" for c in "rgb")
+    if group == "wrist_pose":
+        return (f"mount offset ({f['wrist_dx'] * 1000:+.0f}, {f['wrist_dy'] * 1000:+.0f}, {f['wrist_dz'] * 1000:+.0f}) mm, "
+                f"rotation ({f['wrist_mount_roll']:+.1f}, {f['wrist_mount_pitch']:+.1f}, {f['wrist_mount_yaw']:+.1f}) deg")  # fmt: skip
     return (f"camera offset ({f['camera_dx'] * 1000:+.0f}, {f['camera_dy'] * 1000:+.0f}, {f['camera_dz'] * 1000:+.0f}) mm, "
             f"rotation ({f['camera_roll']:+.1f}, {f['camera_pitch']:+.1f}, {f['camera_yaw']:+.1f}) deg")  # fmt: skip
 
@@ -146,6 +186,8 @@ def ranked_culprits(sysid: SysIdResult | None, visual: Any) -> list[str]:
     rows = []
     if sysid is not None:  # a physical fit pinned at its box's end is a bound: after every estimate
         rows += [(sysid.pinned(n), sysid.attribution[sysid.names.index(n)], n) for n in sysid.culprits()]
-    if visual is not None:
+    if visual is not None:  # the wrist camera's groups after the scene camera's of the same name (the light)
         rows += [(False, visual.shares[g], g) for g in visual.culprits]
+        wrist = getattr(visual, "wrist", None)
+        rows += [(False, wrist.shares[g], g) for g in visual.all_culprits()[len(visual.culprits):]]
     return [n for _, _, n in sorted(rows, key=lambda r: (r[0], -r[1]))]

@@ -3,7 +3,7 @@
 Same rules as the reach branch (:mod:`ast_robot.gap.pipeline`): a physical range is retuned only for a
 significant parameter of an explained gap whose fit removed enough of the nominal loss; a visual range is
 widened only for a named look group whose fitted value lies outside it (``randomization.visual``); every
-other range is kept. A colour shift has no randomization key: it is reported, never retuned.
+other range is kept. A named colour shift widens ``visual.colour_shift`` (off by default: it turns on).
 """
 
 from __future__ import annotations
@@ -76,13 +76,16 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
         new = retune(cfg.randomization, result, gap)
         names = changed_names(cfg.randomization, new)
     visual = visual_retune(cfg.randomization.visual, report.visual)
-    unkeyed = [g for g in (report.visual.culprits if report.visual is not None else ()) if VISUAL_KEYS.get(g) is None]
+    unkeyed = [g for g in (report.visual.all_culprits() if report.visual is not None else ()) if VISUAL_KEYS.get(g) is None]
     if unkeyed:
         report.provenance["visual_unkeyed"] = (f"{', '.join(unkeyed)}: no randomization key covers it (reported, not "
                                                f"retuned; the camera pipeline or the sim's rendering must change)")  # fmt: skip
     if not names and not visual:
         kept = keep_reason(result, gap) if result is not None else "no physical fit"
         extra = f"; {report.provenance['visual_unkeyed']}" if unkeyed else ""
+        covered = [g for g in (report.visual.all_culprits() if report.visual is not None else ()) if g not in unkeyed]
+        if covered:  # named, but the training range already holds the fitted look: nothing to widen
+            extra += f"; visual {', '.join(covered)}: the fitted look lies inside its training range"
         report.provenance["retune"] = f"skipped: {kept or 'no range moved'}; ranges kept{extra}"
         return None, None
     idx = [result.names.index(n) for n in names if n in result.names]  # joint_noise: measured, not fitted
@@ -98,10 +101,18 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
     provenance = {"report": str(tmp.parent / tmp.name.split(".tmp-")[0].lstrip(".") / "report.html"),
                   **{k: report.provenance[k] for k in ("sim", "real", "date")},
                   "fit": ", ".join(f"{result.names[i]}={result.mean[i]:.4g}" for i in idx) or "-",
-                  "visual_fit": ", ".join(f"{k}={v:.4g}" for k, v in (report.visual.fitted if visual else {}).items()) or "-"}  # fmt: skip
+                  "visual_fit": _visual_fit(report.visual) if visual else "-"}
     path = write_retuned_config(config, new, tmp / "retuned.yaml", provenance, name=f"{cfg.name}-retuned",
                                 overrides=overrides, visual=visual)  # fmt: skip
     ranges = {n: _range(new.params[n]) for n in names}
     for key, value in visual.items():
         ranges[f"visual.{key}"] = tuple(value) if isinstance(value, list) else (-value, value)
     return path, ranges
+
+
+def _visual_fit(visual: Any) -> str:
+    """The fitted looks for a retuned config's header (the wrist camera's prefixed ``wrist.``)."""
+    fits = [f"{k}={v:.4g}" for k, v in visual.fitted.items()]
+    if visual.wrist is not None and visual.wrist.culprits:
+        fits += [f"wrist.{k}={v:.4g}" for k, v in visual.wrist.fitted.items()]
+    return ", ".join(fits) or "-"

@@ -158,6 +158,13 @@ def _min_gaps(max_rate_hz: Mapping[str, float], topics: Mapping[str, str] | None
     return gaps
 
 
+def read_bag_topics(path: str | Path) -> set[str]:
+    """The topics a bag holds messages of (connections)."""
+    reader_cls = _rosbags()[0]
+    with reader_cls(Path(path)) as reader:
+        return {c.topic for c in reader.connections}
+
+
 def read_bag_images(path: str | Path, topic: str = _NAMES.camera) -> list[tuple[int, Any]]:
     """(bag time ns, image (H, W, C) uint8 array) of every camera frame on ``topic``; BadFile (one line) for
     an unreadable bag, a bag without the topic, or a frame whose size does not match its data."""

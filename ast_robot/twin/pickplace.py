@@ -248,10 +248,9 @@ class PickPlaceTable:
     # ----- the camera ---------------------------------------------------------------------------
     def post_process(self, pixels: np.ndarray) -> np.ndarray:
         """The hidden colour shift on a rendered (H, W, 3) uint8 image."""
-        shift = np.asarray(self.hidden.colour_shift, dtype=np.float64)
-        if not shift.any():
-            return pixels
-        return np.clip(pixels.astype(np.float64) + shift * 255.0, 0, 255).astype(np.uint8)
+        from ast_robot.envs.visual_randomization import colour_cast
+
+        return colour_cast(pixels, self.hidden.colour_shift)  # the envs' visual.colour_shift applies the same
 
 
 def episode_sheets(robot: str, episodes: int, seed: int = 0) -> list[tuple[str, str]]:
