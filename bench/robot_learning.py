@@ -275,7 +275,7 @@ def condition_rows(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                       # of the episodes where a cube was picked, the named one (followed counts no pick as not
                       # followed: it mixes failed grasps into instruction-following)
                       "followed_of_picked": round(r["followed"] / r["picked_any"], 3) if r["picked_any"] else None,
-                      "outcomes": r["outcomes"]}  # fmt: skip
+                      "outcomes": r["outcomes"], "failed_reached": r.get("failed_reached")}  # fmt: skip
     return rows
 
 
@@ -428,7 +428,8 @@ NOTES = (
     "`ast-robot train` runs) with the budgets above as overrides (sac_config / bc_config). Pixels rows: "
     "followed = the named cube picked, of all episodes (an episode where no cube was picked counts as not "
     "followed); followed_of_picked = of the episodes where a cube was picked; act_p99_ms is wall-clock (it "
-    "includes the machine's load), act_p99_cpu_ms the calling thread's own CPU time."
+    "includes the machine's load), act_p99_cpu_ms the calling thread's own CPU time; failed_reached: of the "
+    "failed episodes, those where the TCP came within 3 cm of the named cube, of only the other, of none."
 )
 
 
