@@ -11,7 +11,9 @@ altered by ``condition``:
 
 It records which cube the policy picked (the one lifted highest, else moved furthest: ``picked_object``),
 so instruction-following (picked == named) is reported apart from task success, and where an episode
-failed (``outcome``): the lever a failure calls for differs (see :func:`outcome`).
+failed (``outcome``): the lever a failure calls for differs (see :func:`outcome`). ``reached`` (the cubes the
+TCP came within ``REACHED`` of) tells a failed grasp at the named cube from a policy that went for another
+cube or for none, when no cube moved enough to count as picked.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 CONDITIONS = ("as_given", "swapped", "blank_instruction", "blank_camera")
 LIFTED = 0.02  # m above its start: the cube was picked up
 MOVED = 0.03  # m from its start (x, y): the cube was pushed or dragged, when none was lifted
+REACHED = 0.03  # m: the TCP came this close to a cube's centre (the expert grasps with the TCP at the centre)
 OUTCOMES = ("success", "wrong_cube", "never_lifted", "carried_at_end", "placed_off", "dropped")
 
 Act = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -99,10 +102,12 @@ def probe_episode(env: Any, act: Act, seed: int, condition: str,
     n = len(u.colour_names["objects"])
     start = np.array([u.object_pos(i).copy() for i in range(n)])  # (n, 3)
     top = start[:, 2].copy()
+    nearest = np.full(n, np.inf)  # the TCP's closest approach to each cube's centre (m)
     done = False
     while not done:
         obs, _, terminated, truncated, _ = env.step(np.asarray(act(_altered(obs, condition, text)), dtype=np.float64))
         top = np.maximum(top, [u.object_pos(i)[2] for i in range(n)])
+        nearest = np.minimum(nearest, [np.linalg.norm(u.tcp_pos - u.object_pos(i)) for i in range(n)])
         done = terminated or truncated
     end = np.array([u.object_pos(i).copy() for i in range(n)])
     picked = picked_object(top - start[:, 2], np.linalg.norm(end[:, :2] - start[:, :2], axis=1))
@@ -110,7 +115,8 @@ def probe_episode(env: Any, act: Act, seed: int, condition: str,
     success = distance < u.cfg.success_threshold
     how = outcome(named, picked, success, top - start[:, 2], end[:, 2] - start[:, 2], distance, u.cfg.success_threshold)
     return {"condition": condition, "seed": int(seed), "named": int(named), "picked": picked,
-            "followed": picked == named, "success": bool(success), "outcome": how}  # fmt: skip
+            "followed": picked == named, "success": bool(success), "outcome": how,
+            "reached": [int(i) for i in np.flatnonzero(nearest < REACHED)]}  # fmt: skip
 
 
 def _altered(obs: dict[str, np.ndarray], condition: str, text: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -127,14 +133,20 @@ def _altered(obs: dict[str, np.ndarray], condition: str, text: np.ndarray | None
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per condition: episodes, successes, followed (picked the named cube), picked_any, and the count of each
-    ``outcome`` (results without one, from older callers, count none)."""
+    """Per condition: episodes, successes, followed (picked the named cube), picked_any, the count of each
+    ``outcome`` (results without one, from older callers, count none) and, of the failed episodes with a
+    ``reached`` record, where the TCP went: ``failed_reached`` {named: it reached the named cube (a failed grasp
+    or place), other: only another cube (it went for the wrong one), none: no cube}."""
     out: dict[str, dict[str, Any]] = {}
     for r in results:
         row = out.setdefault(r["condition"], {"episodes": 0, "successes": 0, "followed": 0, "picked_any": 0,
                                               "outcomes": dict.fromkeys(OUTCOMES, 0)})  # fmt: skip
         if "outcome" in r:
             row["outcomes"][r["outcome"]] += 1
+        if "reached" in r and not r["success"]:
+            went = "named" if r["named"] in r["reached"] else "other" if r["reached"] else "none"
+            where = row.setdefault("failed_reached", {"named": 0, "other": 0, "none": 0})
+            where[went] += 1
         row["episodes"] += 1
         row["successes"] += r["success"]
         row["followed"] += r["followed"]

@@ -40,13 +40,16 @@ def test_probe_tells_a_policy_that_reads_its_instruction_from_one_that_does_not(
     ok = {**dict.fromkeys(ablations.OUTCOMES, 0), "success": 2}
     assert table["as_given"] == {"episodes": 2, "successes": 2, "followed": 2, "picked_any": 2, "outcomes": ok}
     assert table["swapped"]["outcomes"]["wrong_cube"] == 2
+    assert table["swapped"]["failed_reached"] == {"named": 0, "other": 2, "none": 0}  # it went for the other cube
+    assert all(r["reached"] == [r["named"]] for r in results if r["condition"] == "as_given")
     # the instruction now names the other cube, the expert still carries the env's target: never "followed"
     assert table["swapped"]["followed"] == 0 and table["swapped"]["successes"] == 0
     assert table["swapped"]["picked_any"] == 2
     assert table["blank_camera"]["successes"] == 2  # a privileged controller needs no camera
     idle = summarize([probe_episode(env, _still, s, "blank_instruction") for s in seeds])["blank_instruction"]
     never = {**dict.fromkeys(ablations.OUTCOMES, 0), "never_lifted": 2}
-    assert idle == {"episodes": 2, "successes": 0, "followed": 0, "picked_any": 0, "outcomes": never}  # null case
+    assert idle == {"episodes": 2, "successes": 0, "followed": 0, "picked_any": 0, "outcomes": never,
+                    "failed_reached": {"named": 0, "other": 0, "none": 2}}  # null case: it reached nothing
 
 
 def test_swapped_instruction_names_the_other_cube_and_keeps_the_pad(env):
