@@ -156,13 +156,14 @@ class PickTwinDeployment:
 
 
 def write_bag(path: Path, episodes: list[tuple[EpisodeRecord, float, list]],
-              wrist: list[list[tuple[float, np.ndarray]]] | None = None, wrist_topic: str = "/wrist_camera/image_raw") -> Path:  # fmt: skip
+              wrist: list[list[tuple[float, np.ndarray]]] | None = None, wrist_topic: str | None = None) -> Path:  # fmt: skip
     """What ``ast-robot record --camera-rate 2`` writes: the outcome records and the camera at 2 Hz (with
-    ``wrist``, one frame list per episode: the wrist camera's frames on ``wrist_topic`` too)."""
+    ``wrist``, one frame list per episode: the wrist camera's frames on ``wrist_topic`` (default: the driver's) too)."""
     from ast_robot.config.deploy import RosNames
     from ast_robot.records.bag import BagWriter, recorded_topics
 
     names = RosNames()
+    wrist_topic = wrist_topic or names.wrist_camera
     topics = recorded_topics(names, joint_states=False, camera=True)
     cameras = [names.camera] + ([wrist_topic] if wrist is not None else [])
     topics.update({t: topics[names.camera] for t in cameras})

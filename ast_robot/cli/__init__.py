@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import importlib
+import io
 import os
 import signal
 import sys
@@ -33,6 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stacks_on_sigusr1() -> None:
+    """`kill -USR1 PID` prints every thread's stack to stderr and the process goes on: where a stuck node waits.
+    Only where stderr is a real file (called in-process, e.g. under pytest's capture, it has no descriptor)."""
+    try:
+        if hasattr(signal, "SIGUSR1"):
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Config and input errors (a bad file included) print one clear line and exit 2; a missing
     optional extra (ImportError with its install line), a failed step (RuntimeError) or any other error
@@ -41,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from ast_robot.fileio import one_line
 
     args = build_parser().parse_args(argv)
-    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack: where a stuck node waits
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    _stacks_on_sigusr1()
     debug = bool(os.environ.get("AST_ROBOT_DEBUG"))
     try:
         return int(args.func(args) or 0)

