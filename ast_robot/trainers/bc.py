@@ -18,8 +18,7 @@ import torch
 from ast_robot.core.data import Batch
 from ast_robot.core.trainer import LossOutput
 from ast_robot.run_layout import POLICY_DIR
-from ast_robot.trainers import TRAINERS
-from ast_robot.trainers import colour_aug
+from ast_robot.trainers import TRAINERS, colour_aug
 from ast_robot.trainers.common import contract_of, evaluate_run
 
 PHYSICAL_KEY = "_physical"  # per-sample real-robot feedback weight, carried beside the observations
@@ -238,14 +237,20 @@ def _cached_scenes(cfg: Any, env: Any, seed: int) -> tuple[dict[str, np.ndarray]
     if not path.is_file():
         write_scenes(path, make_scenes(env, cfg.train.scenes, seed=seed), want)
     have = scenes_meta(path)
-    cast = float(have.get("randomization", {}).get("visual", {}).get("colour_shift", 0.0))
-    cast = cast if have.get("randomization", {}).get("enabled") and have["randomization"]["visual"].get("enabled") else 0.0
+    cast = _meta_cast(have)
     have, want = _without_cast(have), _without_cast(want)
     for key, value in want.items():
         if have.get(key) != value:
             raise ValueError(f"train.scenes_file: {path} holds scenes of another run ({key} differs: {str(have.get(key))[:120]} "
                              f"vs this run's {str(value)[:120]}); give another path or delete it to re-render")  # fmt: skip
     return read_scenes(path), cast > 0
+
+
+def _meta_cast(meta: dict[str, Any]) -> float:
+    """The colour-cast range the scenes of ``meta`` were rendered under (0: none; as colour_aug.casts_drawn)."""
+    rand = meta.get("randomization", {})
+    visual = rand.get("visual", {})
+    return float(visual.get("colour_shift", 0.0)) if rand.get("enabled") and visual.get("enabled") else 0.0
 
 
 def _without_cast(meta: dict[str, Any]) -> dict[str, Any]:
