@@ -8,7 +8,9 @@ arithmetic (float64 add of ``shift * 255``, clip to [0, 255], truncate to uint8:
 
 Draws come from torch's global generator, whose state every trainer checkpoint holds
 (:func:`ast_robot.core.checkpoint.rng_state`), so a resumed run draws what the uninterrupted one drew. With a
-range of 0 nothing is drawn and the batch is the stored images themselves.
+range of 0 nothing is drawn and the batch is the stored images themselves. The env casts before its pixel
+noise; stored images carry their noise already, so here the cast comes after it (they differ only where a
+pixel clips at 0 or 255).
 """
 
 from __future__ import annotations
