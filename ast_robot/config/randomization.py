@@ -68,7 +68,9 @@ class VisualRandomizationConfig:
                                            "pixel noise.")  # fmt: skip
     colour_shift: float = doc(0.0, "Camera colour cast (fraction of full scale): uniform in +-this per RGB "
                               "channel, added to every pixel of a camera's image (each camera draws its own); 0 "
-                              "(the default) draws nothing.", ge=0, le=0.5)  # fmt: skip
+                              "(the default) draws nothing. BC training casts every stored demo and scene image "
+                              "recorded without a cast the same way, per sample and batch (trainers/colour_aug.py).",
+                              ge=0, le=0.5)  # fmt: skip
 
     def __post_init__(self) -> None:
         for name in ("light_intensity", "table_value", "floor_value", "saturation_scale", "value_scale",

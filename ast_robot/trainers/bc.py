@@ -18,7 +18,7 @@ import torch
 from ast_robot.core.data import Batch
 from ast_robot.core.trainer import LossOutput
 from ast_robot.run_layout import POLICY_DIR
-from ast_robot.trainers import TRAINERS
+from ast_robot.trainers import TRAINERS, colour_aug
 from ast_robot.trainers.common import contract_of, evaluate_run
 
 PHYSICAL_KEY = "_physical"  # per-sample real-robot feedback weight, carried beside the observations
@@ -28,12 +28,16 @@ PHYSICAL_KEY = "_physical"  # per-sample real-robot feedback weight, carried bes
 class DemoData:
     """Demonstration steps as a dataset: inputs are dicts of observation tensors, targets the actions."""
 
-    def __init__(self, obs: dict[str, np.ndarray], actions: np.ndarray, physical: np.ndarray | None = None) -> None:
+    def __init__(self, obs: dict[str, np.ndarray], actions: np.ndarray, physical: np.ndarray | None = None,
+                 cast_done: dict[str, torch.Tensor] | None = None) -> None:  # fmt: skip
         if len(actions) == 0:
             raise ValueError("no demonstration steps: the demonstrations are empty")
         self.obs = {k: torch.as_tensor(v) for k, v in obs.items()}
         self.actions = torch.as_tensor(actions, dtype=torch.float32)
         self.physical = None if physical is None else torch.as_tensor(physical, dtype=torch.float32)
+        # colour-cast augmentation (colour_aug): the range (0: off) and, per camera key, the rows recorded under a cast
+        self.cast_limit = 0.0
+        self.cast_done = dict(cast_done or {})
 
     @classmethod
     def from_episodes(cls, episodes: list[Any], keys: list[str], only_success: bool = True,
@@ -71,11 +75,13 @@ class DemoData:
             if physical_weight is not None:
                 physical.append(np.full(steps, physical_weight(ep.dr)))
         weights = np.concatenate(physical) if physical else None
-        return cls({k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(actions), weights)
+        return cls({k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(actions), weights,
+                   colour_aug.cast_done_rows(chosen, keys))  # fmt: skip
 
-    def with_scenes(self, scenes: dict[str, np.ndarray]) -> DemoData:
+    def with_scenes(self, scenes: dict[str, np.ndarray], cast: bool = False) -> DemoData:
         """These steps plus perception-only rows (``ast_robot.envs.scenes``: no action, ``ACTION_WEIGHT_KEY`` 0);
-        the scenes must carry every input key of these steps."""
+        the scenes must carry every input key of these steps. ``cast``: the scenes were rendered under a colour
+        cast (the augmentation leaves their images alone). The augmentation range is not carried over."""
         from ast_robot.policies.policy import ACTION_WEIGHT_KEY
 
         missing = sorted(set(self.obs) - set(scenes))
@@ -86,13 +92,18 @@ class DemoData:
         obs = {k: np.concatenate([v.numpy(), scenes[k].astype(v.numpy().dtype)]) for k, v in self.obs.items()}
         obs[ACTION_WEIGHT_KEY] = np.concatenate([np.ones(n, np.float32), np.zeros(m, np.float32)])
         actions = np.concatenate([self.actions.numpy(), np.zeros((m, self.actions.shape[1]), np.float32)])
-        return DemoData(obs, actions)
+        done = {k: torch.cat([self.cast_done.get(k, torch.zeros(n, dtype=torch.bool)), torch.full((m,), cast)])
+                for k in colour_aug.CAST_PREFIX if k in obs}  # fmt: skip
+        return DemoData(obs, actions, cast_done=done)
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
     def get(self, indices: torch.Tensor) -> Batch:
         inputs = {k: v[indices] for k, v in self.obs.items()}
+        if self.cast_limit > 0:  # per-row camera casts, drawn as the env draws them (off: no draw, images as stored)
+            done = {k: v[indices] for k, v in self.cast_done.items()}
+            inputs = colour_aug.augment(inputs, self.cast_limit, done)
         if self.physical is not None:
             inputs[PHYSICAL_KEY] = self.physical[indices]
         return Batch(inputs, self.actions[indices], indices.long())
@@ -172,6 +183,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
         policy.normalizer.fit(data.obs)  # its keys only (not the auxiliary targets)
     steps = _budget(cfg.train.steps, cfg.train.finetune_steps, init_from)
     data = _add_scenes(cfg, env, data)  # after the normalizer: scenes are posed still, demos move
+    data.cast_limit = colour_aug.casts_drawn(cfg.randomization)  # the cast the env draws, on every stored image
     trainer = build_trainer(cfg, policy, bc_loss, data, steps=steps, show_progress=show_progress,
                             resume=resume)  # a failed resume writes nothing into the run folder  # fmt: skip
     start = time.perf_counter()
@@ -203,13 +215,16 @@ def _add_scenes(cfg: Any, env: Any, data: DemoData) -> DemoData:
 
     seed = cfg.seed + 5_000_000
     if cfg.train.scenes_file:
-        return data.with_scenes(_cached_scenes(cfg, env, seed))
-    return data.with_scenes(make_scenes(env, cfg.train.scenes, seed=seed))
+        return data.with_scenes(*_cached_scenes(cfg, env, seed))
+    cast = colour_aug.casts_drawn(cfg.randomization) > 0  # this env renders them under its cast
+    return data.with_scenes(make_scenes(env, cfg.train.scenes, seed=seed), cast=cast)
 
 
-def _cached_scenes(cfg: Any, env: Any, seed: int) -> dict[str, np.ndarray]:
-    """``train.scenes_file``'s scenes, rendered and written first when the file is missing; refused (naming the
-    field) when rendered for another env, randomization, count or seed: the cache must not change what trains."""
+def _cached_scenes(cfg: Any, env: Any, seed: int) -> tuple[dict[str, np.ndarray], bool]:
+    """``train.scenes_file``'s scenes and whether they were rendered under a colour cast; rendered and written
+    first when the file is missing; refused (naming the field) when rendered for another env, randomization,
+    count or seed: the cache must not change what trains. The colour-cast range alone may differ: the trainer
+    casts uncast rows at batch time (colour_aug), so scenes rendered without it serve a run with it."""
     import json
 
     from ast_robot.config import to_dict
@@ -222,11 +237,28 @@ def _cached_scenes(cfg: Any, env: Any, seed: int) -> dict[str, np.ndarray]:
     if not path.is_file():
         write_scenes(path, make_scenes(env, cfg.train.scenes, seed=seed), want)
     have = scenes_meta(path)
+    cast = _meta_cast(have)
+    have, want = _without_cast(have), _without_cast(want)
     for key, value in want.items():
         if have.get(key) != value:
             raise ValueError(f"train.scenes_file: {path} holds scenes of another run ({key} differs: {str(have.get(key))[:120]} "
                              f"vs this run's {str(value)[:120]}); give another path or delete it to re-render")  # fmt: skip
-    return read_scenes(path)
+    return read_scenes(path), cast > 0
+
+
+def _meta_cast(meta: dict[str, Any]) -> float:
+    """The colour-cast range the scenes of ``meta`` were rendered under (0: none; as colour_aug.casts_drawn)."""
+    rand = meta.get("randomization", {})
+    visual = rand.get("visual", {})
+    return float(visual.get("colour_shift", 0.0)) if rand.get("enabled") and visual.get("enabled") else 0.0
+
+
+def _without_cast(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` (scenes file) without ``randomization.visual.colour_shift`` (a copy)."""
+    visual = {k: v for k, v in meta.get("randomization", {}).get("visual", {}).items() if k != "colour_shift"}
+    if "randomization" not in meta:
+        return meta
+    return {**meta, "randomization": {**meta["randomization"], "visual": visual}}
 
 
 def save_policy(policy: Any, path: Path, step: int, cfg: Any, contract: Any) -> Path:

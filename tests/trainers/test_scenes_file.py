@@ -23,7 +23,7 @@ def _cfg(path: Path, *overrides: str):
 def _scenes(cfg):
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
     try:
-        return bc._cached_scenes(cfg, env, cfg.seed + 5_000_000)
+        return bc._cached_scenes(cfg, env, cfg.seed + 5_000_000)[0]
     finally:
         env.close()
 
@@ -56,3 +56,24 @@ def test_a_file_rendered_for_another_run_is_refused_naming_what_differs(tmp_path
     _scenes(_cfg(path))
     with pytest.raises(ValueError, match=rf"train.scenes_file: .*scenes.npz holds scenes of another run \({field} differs"):
         _scenes(_cfg(path, override))
+
+
+def test_the_cast_range_alone_may_differ_and_the_file_says_whether_its_scenes_are_cast(tmp_path, monkeypatch):
+    """The trainer casts uncast rows at batch time (colour_aug): scenes rendered without the cast serve a run
+    with it (flagged uncast, not re-rendered); scenes rendered under a cast are flagged cast."""
+    plain, cast = tmp_path / "plain.npz", tmp_path / "cast.npz"
+    _scenes(_cfg(plain))
+    assert _cast_flag(_cfg(cast, "randomization.visual.colour_shift=0.05")) is True  # rendered under the cast
+    monkeypatch.setattr("ast_robot.envs.scenes.make_scenes", lambda *a, **k: pytest.fail("re-rendered"))
+    assert _cast_flag(_cfg(plain, "randomization.visual.colour_shift=0.0706")) is False
+    assert _cast_flag(_cfg(cast)) is True  # and the other way round
+
+
+def _cast_flag(cfg) -> bool:
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
+    try:
+        scenes, cast = bc._cached_scenes(cfg, env, cfg.seed + 5_000_000)
+    finally:
+        env.close()
+    assert len(scenes["camera"]) == 3
+    return cast
