@@ -501,7 +501,7 @@ def main() -> None:
              "(--creep: every FR3 joint driven by the filter while a kinematic block moves it towards its target at 0-50% of "
              "its allowed speed for 6-50 ticks, then freed, speed stop off), the held row, expert_actions rows (--expert-actions: "
              "seeds 0-19 in one env, digests of the action sequences), expert rows (steps to success, seeds 5000-5019) and actions rows of the nominal FR3 loop this branch ran "
-             "(/tmp/s8/creep/loop_fr3); 'creep-null': the same creep, expert and expert_actions rows at main 2ad0a7b (this script in "
+             "(its loop folder); 'creep-null': the same creep, expert and expert_actions rows at main 2ad0a7b (this script in "
              "a git archive of main, merged here). Label 'creep2': a joint held back while it moves towards its command at 10% of "
              "its allowed speed or faster without gaining speed led by its servo's lag at that speed + freed_lead of the lead "
              "beyond (branch creep2, SafetyLimits.held_lead, SERVO_LAG_S + LAG_ALLOWANCE_S 0.05 s): creep, held, yield (--yield: "
