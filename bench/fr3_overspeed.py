@@ -23,6 +23,7 @@ twin's protective stop) though every command is capped at half the data-sheet sp
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -323,15 +324,19 @@ def goals(rows: list[dict]) -> list[dict]:
     return out + stalltime_goals(rows, experts) + stall2_goals(rows, experts) + creep_goals(rows) + creep2_goals(rows)
 
 
+def worst_of(rows: list[dict], label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
+    """``agg`` of ``key`` over the rows of ``label`` and ``kind`` (None: no such row)."""
+    mine = [r[key] for r in rows if r["label"] == label and r["kind"] == kind]
+    return agg(mine) if mine else None
+
+
 def creep2_goals(rows: list[dict]) -> list[dict]:
     """A joint held back while it moves (label ``creep2``: SafetyLimits.held_lead; ``creep2-null``: this script at
     main e4b57f4): the creep sweep at 10-50% under 0.9 x the data sheet (null: over 1.0), below 10% and the held
     sweep still under 0.9, the nominal loop's record set under 0.9 with none over the stop; the yielding block
     reported (under GAIN_SHARE: under 0.9; at or above it: against 1.0, open); the experts' action sequences and
     steps to success against main's (seeds 0-19, deploy pipeline)."""
-    def worst(label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
-        mine = [r[key] for r in rows if r["label"] == label and r["kind"] == kind]
-        return agg(mine) if mine else None
+    worst = functools.partial(worst_of, rows)
 
     def yielding(label: str, slow: bool) -> Any:
         mine = [r for r in rows if r["label"] == label and r["kind"] == "yield"]
@@ -366,9 +371,7 @@ def creep_goals(rows: list[dict]) -> list[dict]:
     below 10% of the allowed speed under 0.9 x the data sheet (null: over 1.0, the instrument sees the hole);
     at 10% and above reported against 1.0 (open); the held sweep as stall2's; every record set's actions under 0.9
     and none over the stop; the experts' action sequences: seeds whose actions differ from main's."""
-    def worst(label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
-        mine = [r[key] for r in rows if r["label"] == label and r["kind"] == kind]
-        return agg(mine) if mine else None
+    worst = functools.partial(worst_of, rows)
 
     out = [goal("creep: every FR3 joint creeping at 0-8% of its allowed speed 0.05-0.4 s, freed: highest speed / "
                 "data sheet", 0.9, worst("creep", "creep", "max_ratio_lt10"), "<="),
@@ -401,9 +404,7 @@ def stall2_goals(rows: list[dict], experts: dict) -> list[dict]:
     sheet (and, label ``stall2-null``, the same sweep at the code before it over 1.0: the instrument sees the
     hole), every record set's actions under 0.9 and none over the stop, experts' steps as at the stall judged
     by time (label ``stalltime``) on every seed."""
-    def worst(label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
-        mine = [r[key] for r in rows if r["label"] == label and r["kind"] == kind]
-        return agg(mine) if mine else None
+    worst = functools.partial(worst_of, rows)
 
     out = [goal("stall2, held: FR3 wrist held still 0.05-0.3 s from rest and freed: highest speed / data sheet", 0.9,
                 worst("stall2", "held"), "<="),

@@ -113,3 +113,23 @@ def ur5e_limits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     lim = SafetyLimits.from_robot(get_robot("ur5e"), DeployConfig())
     return lim.lower, lim.upper, lim.max_step
+
+
+def seeded_policy(folder: Path, config: str, overrides: list[str]) -> tuple[str, Any, Any]:
+    """An untrained policy (torch seed 1) of ``config`` + ``overrides``, saved in ``folder`` with its env's contract
+    for the node to load. Returns (path, cfg, policy)."""
+    import torch
+
+    from ast_robot.config import load_config
+    from ast_robot.envs import make_env
+    from ast_robot.policies.policy import build_policy
+    from ast_robot.trainers.bc import save_policy
+    from ast_robot.trainers.common import contract_of
+
+    cfg = load_config(config, overrides)
+    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
+    torch.manual_seed(1)
+    policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
+    save_policy(policy, folder, 0, cfg, contract_of(env))
+    env.close()
+    return str(folder), cfg, policy

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tests.ros.helpers import Proc, drive_pickplace
+from tests.ros.helpers import Proc, drive_pickplace, seeded_policy
 
 PARITY_BOUND_RAD = 1e-9  # measured 0.0 (bit for bit) after the fixes; 1e-6..3e-5 rad at the second step before
 CONFIGS = {"ur5e": "configs/experiments/pickplace_demo.yaml", "fr3": "configs/experiments/pickplace_demo_fr3.yaml"}
@@ -25,21 +25,7 @@ EPISODES, TIMEOUT_S = 2, 1.2
 def tracked_policy(folder, robot: str):
     """An untrained (seeded) MLP on the privileged layout of ``robot``'s demo: it observes the cubes through the
     tracker and its gripper output is continuous (the gate's dead band and rate both act). Returns (path, cfg)."""
-    import torch
-
-    from ast_robot.config import load_config
-    from ast_robot.envs import make_env
-    from ast_robot.policies.policy import build_policy
-    from ast_robot.trainers.bc import save_policy
-    from ast_robot.trainers.common import contract_of
-
-    cfg = load_config(CONFIGS[robot], ["policy.type=mlp", "policy.hidden_sizes=[16]"])
-    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
-    torch.manual_seed(1)
-    policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
-    save_policy(policy, folder, 0, cfg, contract_of(env))
-    env.close()
-    return str(folder), cfg, policy
+    return seeded_policy(folder, CONFIGS[robot], ["policy.type=mlp", "policy.hidden_sizes=[16]"])
 
 
 def twin_episodes(tmp_path, robot: str, policy: str) -> list:

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tests.ros.helpers import Proc, drive_pickplace
+from tests.ros.helpers import Proc, drive_pickplace, seeded_policy
 
 PIXELS = {"ur5e": "configs/experiments/pickplace_ur5e_pixels_bc.yaml",
           "fr3": "configs/experiments/pickplace_fr3_pixels_bc.yaml"}
@@ -28,21 +28,7 @@ EPISODES, TIMEOUT_S = 2, 1.2
 def pixel_policy(folder, robot: str):
     """An untrained (seeded) pixel student (scene camera + instruction + proprioception): its actions move with
     the image. Returns (path, cfg, policy)."""
-    import torch
-
-    from ast_robot.config import load_config
-    from ast_robot.envs import make_env
-    from ast_robot.policies.policy import build_policy
-    from ast_robot.trainers.bc import save_policy
-    from ast_robot.trainers.common import contract_of
-
-    cfg = load_config(PIXELS[robot], SETS)
-    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
-    torch.manual_seed(1)
-    policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
-    save_policy(policy, folder, 0, cfg, contract_of(env))
-    env.close()
-    return str(folder), cfg, policy
+    return seeded_policy(folder, PIXELS[robot], SETS)
 
 
 def twin_episodes(tmp_path, policy: str, robot: str) -> tuple[list, list]:
