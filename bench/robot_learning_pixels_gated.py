@@ -27,6 +27,7 @@ wall-clock than the ungated arm took to reach it, and its final success beats th
     MUJOCO_GL=egl .venv/bin/python bench/robot_learning_pixels_gated.py --demos /tmp/px4/demos96_ur5e \\
         --episodes 500 --scenes 12000 --steps 2500 --out /tmp/gated/run
     MUJOCO_GL=egl .venv/bin/python bench/robot_learning_pixels_gated.py --demos DIR --smoke   # checks the script
+    ... --device cuda --eval-workers 14   # a GPU machine (bench/device/gated_pixels.py drives it there)
     .venv/bin/python bench/robot_learning_pixels_gated.py --regoal bench/results/NAME.json   # goals of this code
 """
 
@@ -79,7 +80,7 @@ def arm_config(arm: str, args: argparse.Namespace) -> Any:
     from ast_robot.config import load_config
 
     overrides = [f"name=pxg_{arm}", f"run_root={args.out}", f"seed={args.seed}", f"train.steps={args.steps}",
-                 f"train.scenes={args.scenes}", "train.device=cpu", f"env.camera_size=[{args.camera},{args.camera}]",
+                 f"train.scenes={args.scenes}", f"train.device={args.device}", f"env.camera_size=[{args.camera},{args.camera}]",
                  f"gate.enabled={str(arm != 'ungated').lower()}", f"gate.target_rate={args.rate}",
                  "gate.scoring=stale_scores", "significance.stale_scores=true",
                  "significance.weights={random: 1.0}" if arm == "random" else f"significance.weights={args.weights}"]  # fmt: skip
@@ -130,12 +131,21 @@ def build_arm(cfg: Any, env: Any, demo_data: Any, data: Any) -> Any:
     return trainer
 
 
+def sync(device: Any) -> None:
+    """Waits for the device's queued work, so a wall-clock reading holds the work it follows (CUDA runs
+    asynchronously: unsynchronized, one arm's kernels would be timed in the next arm's step)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def one_step(trainer: Any) -> float:
     """One optimizer step (batch fetch and callbacks included); returns its wall seconds."""
+    sync(trainer.device)
     start = time.perf_counter()
     batch = trainer.data.get(trainer.sampler.next()).to(trainer.device)
     trainer.train_step(batch)
     trainer.callback.on_step()
+    sync(trainer.device)
     return time.perf_counter() - start
 
 
@@ -156,7 +166,9 @@ def heldout_errors(model: Any, batch: Any) -> dict[str, float]:
     closed-loop bottleneck) and the action loss on that estimate, over the held-out frames."""
     model.eval()
     sums = {"cube": 0.0, "place": 0.0, "action": 0.0}
+    device = next(model.parameters()).device
     for chunk in batch.split(max(1, batch.size // 64)):
+        chunk = chunk.to(device)
         obs = {**chunk.inputs, "action": chunk.targets}
         estimate = model.perceive_all(obs)[0]
         sq = (estimate - model.relative_truth(obs)).square()  # dm^2
@@ -178,11 +190,64 @@ def evaluate(policy: Any, env: Any, seeds: list[int]) -> list[bool]:
     return [bool(probe_episode(env, policy.act, s, "as_given")["success"]) for s in seeds]
 
 
-def _median_seconds(fn: Any, reps: int) -> float:
+# One env per evaluation worker process (spawned: safe beside CUDA in the parent), made by _eval_init.
+_EVAL_ENV: Any = None
+
+
+def _eval_init(cfg: Any) -> None:
+    global _EVAL_ENV
+    from ast_robot.envs import make_env
+
+    torch.set_num_threads(1)
+    _EVAL_ENV = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
+
+
+def _eval_chunk(task: tuple[bytes, list[int]]) -> list[bool]:
+    import io
+
+    blob, seeds = task
+    return evaluate(torch.load(io.BytesIO(blob), weights_only=False), _EVAL_ENV, seeds)
+
+
+class Evaluator:
+    """Held-out success of a policy on seeds: in this process (``workers`` 0), or split into contiguous seed
+    chunks over ``workers`` spawned processes, each with its own env of ``cfg``, running a CPU copy of the
+    policy (same mode, same weights), so the list comes back in seed order. Each episode depends only on
+    its seed and the policy, so the split changes no outcome (tests/bench/test_gated_device_eval.py)."""
+
+    def __init__(self, cfg: Any, env: Any, workers: int) -> None:
+        import multiprocessing
+
+        self.env, self.workers, self.pool = env, workers, None
+        if workers > 0:
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ctx.Pool(workers, initializer=_eval_init, initargs=(cfg,))
+
+    def __call__(self, policy: Any, seeds: list[int]) -> list[bool]:
+        if self.pool is None:
+            return evaluate(policy, self.env, seeds)
+        import copy
+        import io
+
+        buf = io.BytesIO()
+        torch.save(copy.deepcopy(policy).cpu(), buf)
+        size = -(-len(seeds) // self.workers)
+        chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
+        return [ok for part in self.pool.map(_eval_chunk, [(buf.getvalue(), c) for c in chunks]) for ok in part]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+
+
+def _median_seconds(fn: Any, reps: int, device: Any = "cpu") -> float:
     times = []
     for _ in range(reps):
+        sync(device)
         start = time.perf_counter()
         fn()
+        sync(device)
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
 
@@ -195,7 +260,7 @@ def cost_breakdown(trainer: Any, kept: int, reps: int) -> dict[str, float]:
 
     model = copy.deepcopy(trainer.model).train()
     opt = torch.optim.AdamW(model.parameters(), lr=0.0)
-    full = trainer.data.get(torch.arange(trainer.cfg.batch_size))
+    full = trainer.data.get(torch.arange(trainer.cfg.batch_size)).to(trainer.device)
     part = full.select(torch.arange(full.size) < kept)
 
     def forward_nograd() -> None:
@@ -207,11 +272,12 @@ def cost_breakdown(trainer: Any, kept: int, reps: int) -> dict[str, float]:
         bc_loss(model, batch).losses.mean().backward()
 
     fwd_bwd(full)  # warm-up (allocator, first-call overheads)
-    ms = {"scoring_forward_nograd_full": _median_seconds(forward_nograd, reps),
-          "forward_backward_full": _median_seconds(lambda: fwd_bwd(full), reps),
-          "forward_backward_kept": _median_seconds(lambda: fwd_bwd(part), reps),
-          "optimizer_step": _median_seconds(opt.step, reps),
-          "batch_fetch_full": _median_seconds(lambda: trainer.data.get(torch.randperm(len(trainer.data))[: full.size]), reps)}  # fmt: skip
+    dev = trainer.device
+    ms = {"scoring_forward_nograd_full": _median_seconds(forward_nograd, reps, dev),
+          "forward_backward_full": _median_seconds(lambda: fwd_bwd(full), reps, dev),
+          "forward_backward_kept": _median_seconds(lambda: fwd_bwd(part), reps, dev),
+          "optimizer_step": _median_seconds(opt.step, reps, dev),
+          "batch_fetch_full": _median_seconds(lambda: trainer.data.get(torch.randperm(len(trainer.data))[: full.size]).to(dev), reps, dev)}  # fmt: skip
     out = {f"{k}_ms": round(v * 1000, 1) for k, v in ms.items()}
     out.update(batch=full.size, kept=kept, reps=reps)
     base = ms["batch_fetch_full"] + ms["optimizer_step"]
@@ -223,7 +289,7 @@ def cost_breakdown(trainer: Any, kept: int, reps: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------- the run
-def train_side_by_side(arms: dict[str, Any], env: Any, args: argparse.Namespace,
+def train_side_by_side(arms: dict[str, Any], evaluator: Any, args: argparse.Namespace,
                        held: Any = None) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Step the arms in turn; evaluate every arm at each checkpoint; returns per-arm counters and curves."""
     seeds = [args.seed + 2_000_000 + i for i in range(max(args.eval_episodes, args.final_episodes))]
@@ -240,7 +306,7 @@ def train_side_by_side(arms: dict[str, Any], env: Any, args: argparse.Namespace,
         n = args.final_episodes if last else args.eval_episodes
         for name, trainer in arms.items():
             start = time.perf_counter()
-            ok = evaluate(trainer.model, env, seeds[:n])
+            ok = evaluator(trainer.model, seeds[:n])
             state[name]["curve"].append(_point(trainer, state[name], step, ok, args.eval_episodes,
                                                time.perf_counter() - start))  # fmt: skip
             if held is not None:
@@ -373,8 +439,9 @@ def save(args: argparse.Namespace, arms: dict[str, Any], state: dict[str, Any], 
     notes = (f"UR5e two_stage student at {args.camera}x{args.camera}, from scratch on the first {args.episodes} "
              f"episodes of {args.demos} + {args.scenes} scenes; {args.steps} steps of batch 64 per arm, gate rate "
              f"{args.rate} on stale scores (weights {args.weights}); checkpoints every {args.steps // args.checkpoints} "
-             f"steps on {args.eval_episodes} held-out seeds (the last on {args.final_episodes}); one process, one torch "
-             f"thread, the arms stepping in turn; seed {args.seed}; overrides {args.set or 'none'}; stopped at step "
+             f"steps on {args.eval_episodes} held-out seeds (the last on {args.final_episodes}); one process "
+             f"(device {args.device}), one torch thread, the arms stepping in turn; held-out episodes in "
+             f"{args.eval_workers or 'that'} process(es), CPU policy copies; seed {args.seed}; overrides {args.set or 'none'}; stopped at step "
              f"{getattr(args, 'stopped_at', None)} (the wall-clock guard --budget-s {args.budget_s:g}). wall_s: the "
              "arm's own steps (fetch + gate + forward + backward + update), evaluation excluded.")  # fmt: skip
     if args.note:
@@ -404,6 +471,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=float("inf"),
                    help="wall-clock guard: stop at the first checkpoint after which the next would not fit (s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device of the arms' training (cpu, cuda, cuda:1)")
+    p.add_argument("--eval-workers", type=int, default=0,
+                   help="processes that run the held-out episodes (a CPU copy of the policy each); 0: this one")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override of every arm")
     p.add_argument("--out", type=Path, default=Path("/tmp/ast_robot_bench/pixels_gated"), help="scratch folder")
     p.add_argument("--name", default="robot_learning_pixels_gated")
@@ -461,7 +531,11 @@ def main() -> None:
     if args.heldout_from:
         held = heldout_batch(cfgs[args.arms[0]], env, args.demos, args.heldout_from, args.heldout_episodes,
                              args.heldout_rows, args.out)  # fmt: skip
-    state = train_side_by_side(arms, env, args, held)
+    evaluator = Evaluator(cfgs[args.arms[0]], env, args.eval_workers)
+    try:
+        state = train_side_by_side(arms, evaluator, args, held)
+    finally:
+        evaluator.close()
     print(save(args, arms, state, final=True, costs=costs), flush=True)
     env.close()
 
