@@ -15,6 +15,8 @@ Run it with the machine's own python3 (the one with CUDA torch). Stages, each ma
   step 1: deploy layout, 2 cubes, 2 pads, visual randomization, wrist camera, through the deploy pipeline
   (no ROS), 100-step episodes, DART noise 0.1, seeds 0..), --episodes for training + --heldout-episodes after
   them, split over --workers processes by seed range and pooled in seed order (bench/pool_demos.py).
+* ``smoke``: the bench's own --smoke (6 episodes, 12 steps, 3 arms) on --device with 2 eval workers: the
+  device path (CUDA training, stale scores, parallel evaluation) fails here in ~1 minute, not in ``train``.
 * ``scenes``: the --scenes single-render scenes the bench would render itself (seeds seed + 5,000,000 + i),
   split over the workers by seed range, written as the ``train.scenes_file`` the bench checks and reads.
 * ``train``: the bench on --device with --eval-workers, its JSON/MD and log written to --out.
@@ -38,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 NONUMBA = REPO / "bench/device/nonumba"
 REQUIREMENTS = REPO / "bench/device/requirements.txt"
-STAGES = ("setup", "render", "collect", "scenes", "train")
+STAGES = ("setup", "render", "collect", "smoke", "scenes", "train")
 # the plateau run's gate settings (bench/results/robot_learning_pixels_gated_plateau.md), the last three-arm run
 PLATEAU_SET = ["gate.min_probability=0.3", "significance.loss_groups=2", "gate.anneal=0.15"]
 COLLECT_FLAGS = ["--env", "ast_robot/PickPlaceUR5e-v0", "--observation", "deploy", "--visual", "--objects", "2",
@@ -56,7 +58,9 @@ def stage_env(args: argparse.Namespace) -> dict[str, str]:
                ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")  # fmt: skip
     saved = args.work / "env.json"
     for key, value in (json.loads(saved.read_text()) if saved.is_file() else {}).items():
-        env[key] = f"{value}:{env[key]}" if key in ("PYTHONPATH", "LD_LIBRARY_PATH") and env.get(key) else value
+        env[key] = (
+            f"{value}:{env[key]}" if key in ("PYTHONPATH", "LD_LIBRARY_PATH") and env.get(key) else value
+        )
     return env
 
 
@@ -66,13 +70,18 @@ def run(cmd: list, args: argparse.Namespace, log: Path | None = None, check: boo
     print("+", " ".join(cmd)[:300], flush=True)
     out = open(log, "w") if log else None  # noqa: SIM115  (closed below)
     try:
-        rc = subprocess.run(cmd, cwd=REPO, env=stage_env(args), stdout=out, stderr=subprocess.STDOUT if out else None).returncode
+        rc = subprocess.run(
+            cmd, cwd=REPO, env=stage_env(args), stdout=out, stderr=subprocess.STDOUT if out else None
+        ).returncode
     finally:
         if out:
             out.close()
     if check and rc:
         tail = log.read_text()[-3000:] if log else ""
-        raise SystemExit(f"{tail}\nstage command failed (exit {rc}): {' '.join(cmd)[:300]}" + (f"; log {log}" if log else ""))
+        raise SystemExit(
+            f"{tail}\nstage command failed (exit {rc}): {' '.join(cmd)[:300]}"
+            + (f"; log {log}" if log else "")
+        )
     return rc
 
 
@@ -120,10 +129,15 @@ PARENT_PTH = "_device_parent_site.pth"
 def setup(args: argparse.Namespace) -> dict:
     """The venv on this python (its packages visible), the wheelhouse installed offline, the repo editable."""
     if not args.wheels.is_dir():
-        raise SystemExit(f"--wheels {args.wheels}: no such folder; carry it (bench/device/make_wheelhouse.sh makes it)")
+        raise SystemExit(
+            f"--wheels {args.wheels}: no such folder; carry it (bench/device/make_wheelhouse.sh makes it)"
+        )
     vpy = venv_python(args)
     if not vpy.exists():
-        run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", args.work / "venv"], args)
+        run(
+            [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", args.work / "venv"],
+            args,
+        )
     _see_parent_site(vpy, args)
     pip = _pip(args)
     index = ["--no-index", "--find-links", args.wheels]
@@ -137,7 +151,10 @@ def setup(args: argparse.Namespace) -> dict:
     found = subprocess.run([vpy, "-c", probe], cwd=REPO, env=stage_env(args), capture_output=True, text=True)
     if found.returncode:
         raise SystemExit(f"setup: the venv cannot import the path's packages: {found.stderr.strip()[-1500:]}")
-    return {"versions": json.loads(found.stdout.strip().splitlines()[-1]), "env": json.loads((args.work / "env.json").read_text())}
+    return {
+        "versions": json.loads(found.stdout.strip().splitlines()[-1]),
+        "env": json.loads((args.work / "env.json").read_text()),
+    }
 
 
 def _see_parent_site(vpy: Path, args: argparse.Namespace) -> None:
@@ -147,7 +164,9 @@ def _see_parent_site(vpy: Path, args: argparse.Namespace) -> None:
         return
     import site
 
-    dirs = [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+    dirs = [
+        p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages")) and Path(p).is_dir()
+    ]
     dirs += [d for d in site.getsitepackages() if d not in dirs and Path(d).is_dir()]
     target = subprocess.run([vpy, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
@@ -163,11 +182,17 @@ def _pip(args: argparse.Namespace) -> list:
         return [sys.executable, "-m", "pip", "--python", venv_python(args)]
     if shutil.which("uv"):
         return ["uv", "pip", "--python", venv_python(args)]  # uv pip install takes the same flags used here
-    raise SystemExit(f"setup: neither `{sys.executable} -m pip` nor `uv` exists: one is needed to install the wheels")
+    raise SystemExit(
+        f"setup: neither `{sys.executable} -m pip` nor `uv` exists: one is needed to install the wheels"
+    )
 
 
 NVIDIA_JSON = '{"file_format_version": "1.0.0", "ICD": {"library_path": "libEGL_nvidia.so.0"}}\n'
-VENDOR_DIRS = ("/usr/share/glvnd/egl_vendor.d", "/etc/glvnd/egl_vendor.d", "/usr/local/share/glvnd/egl_vendor.d")
+VENDOR_DIRS = (
+    "/usr/share/glvnd/egl_vendor.d",
+    "/etc/glvnd/egl_vendor.d",
+    "/usr/local/share/glvnd/egl_vendor.d",
+)
 NVIDIA_LIB_DIRS = ("/usr/local/nvidia/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
 
 
@@ -180,7 +205,9 @@ def _egl_env(args: argparse.Namespace) -> dict[str, str]:
     if subprocess.run([vpy, "-c", "import numba"], capture_output=True).returncode:
         env["PYTHONPATH"] = str(NONUMBA)
     lib_dirs = []
-    if subprocess.run([vpy, "-c", "import ctypes; ctypes.CDLL('libEGL.so.1')"], capture_output=True).returncode:
+    if subprocess.run(
+        [vpy, "-c", "import ctypes; ctypes.CDLL('libEGL.so.1')"], capture_output=True
+    ).returncode:
         lib_dirs.append(str(args.wheels / "egl/lib"))
     nvidia = [d for d in NVIDIA_LIB_DIRS if Path(d, "libEGL_nvidia.so.0").exists()]
     if nvidia and "/usr/local/nvidia/lib64" in nvidia:
@@ -242,7 +269,9 @@ def render(args: argparse.Namespace) -> dict:
         cuda = subprocess.run([vpy, "-c", "import torch; assert torch.cuda.is_available()"], env=stage_env(args),
                               capture_output=True, text=True)  # fmt: skip
         if cuda.returncode:
-            raise SystemExit(f"render check: --device {args.device} but torch.cuda.is_available() is False in the venv")
+            raise SystemExit(
+                f"render check: --device {args.device} but torch.cuda.is_available() is False in the venv"
+            )
     return out
 
 
@@ -324,7 +353,9 @@ def scenes_merge(parts: list[Path], out: Path, bench: dict) -> None:
     loaded = [np.load(p) for p in parts]
     rows = {k: np.concatenate([f[k] for f in loaded]) for k in loaded[0].files}
     if len(next(iter(rows.values()))) != cfg.train.scenes:
-        raise SystemExit(f"scenes-merge: {len(next(iter(rows.values())))} scenes in the parts, train.scenes is {cfg.train.scenes}")
+        raise SystemExit(
+            f"scenes-merge: {len(next(iter(rows.values())))} scenes in the parts, train.scenes is {cfg.train.scenes}"
+        )
     want = json.loads(json.dumps({"env": to_dict(cfg.env), "randomization": to_dict(cfg.randomization),
                                   "n": cfg.train.scenes, "seed": cfg.seed + 5_000_000}))  # as bc._cached_scenes  # fmt: skip
     want["env"].pop("max_episode_steps", None)
@@ -337,7 +368,11 @@ def scenes_merge(parts: list[Path], out: Path, bench: dict) -> None:
 # ------------------------------------------------------------------------------------------- the bench
 def _bench_json(args: argparse.Namespace) -> dict:
     """What the bench's arguments are made of (passed to worker processes as JSON)."""
-    sets = [f"env.wrist_camera={str(args.wrist).lower()}", f"train.scenes_file={scenes_file(args)}", *args.set]
+    sets = [
+        f"env.wrist_camera={str(args.wrist).lower()}",
+        f"train.scenes_file={scenes_file(args)}",
+        *args.set,
+    ]
     return {"demos": str(args.work / "demos"), "episodes": args.episodes, "scenes": args.scenes, "steps": args.steps,
             "camera": args.camera, "seed": args.seed, "out": str(args.work / "run"), "set": sets}  # fmt: skip
 
@@ -353,6 +388,17 @@ def bench_args(bench: dict) -> argparse.Namespace:
     from bench.robot_learning_pixels_gated import parse_args
 
     return parse_args(bench_argv(bench))
+
+
+def smoke(args: argparse.Namespace) -> dict:
+    """The bench's --smoke on --device (results kept in --work; the log's tail printed)."""
+    log = args.work / "logs/smoke.log"
+    run([venv_python(args), "-u", REPO / "bench/robot_learning_pixels_gated.py", "--demos", args.work / "demos", "--smoke",
+         "--device", args.device, "--eval-workers", 2, "--out", args.work / "smoke", "--out-dir", args.work / "smoke",
+         "--name", "smoke", "--set", f"env.wrist_camera={str(args.wrist).lower()}", "--camera", args.camera,
+         *[a for kv in args.set for a in ("--set", kv)]], args, log)  # fmt: skip
+    rows = json.loads((args.work / "smoke/smoke.json").read_text())["rows"]
+    return {"arms_finished": [r["arm"] for r in rows if r.get("finished")], "log": str(log)}
 
 
 def train(args: argparse.Namespace, budget_s: float) -> dict:
@@ -374,9 +420,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("stage", choices=("all", *STAGES, "scenes-part", "scenes-merge"))
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/gated_pixels_out")),
                    help="results folder (default $OUT)")  # fmt: skip
-    p.add_argument("--work", type=Path, default=REPO / "device_work", help="venv, demos, scenes, runs (git-ignored)")
+    p.add_argument(
+        "--work", type=Path, default=REPO / "device_work", help="venv, demos, scenes, runs (git-ignored)"
+    )
     p.add_argument("--wheels", type=Path, default=REPO / "device_wheels", help="the wheelhouse (git-ignored)")
-    p.add_argument("--deadline-s", type=float, default=560, help="`all`: wall seconds for every stage it runs")
+    p.add_argument(
+        "--deadline-s", type=float, default=560, help="`all`: wall seconds for every stage it runs"
+    )
     p.add_argument("--train-reserve-s", type=float, default=150,
                    help="`all`: of the time left for `train`, what data loading + the final evaluation keep")  # fmt: skip
     p.add_argument("--train-budget-s", type=float, default=None, help="`train` alone: the bench's --budget-s")
@@ -384,7 +434,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--device", default="cuda")
     p.add_argument("--episodes", type=int, default=500, help="training demo episodes (seeds 0..)")
-    p.add_argument("--heldout-episodes", type=int, default=40, help="demo episodes after them (perception error)")
+    p.add_argument(
+        "--heldout-episodes", type=int, default=40, help="demo episodes after them (perception error)"
+    )
     p.add_argument("--scenes", type=int, default=12000)
     p.add_argument("--steps", type=int, default=2500)
     p.add_argument("--camera", type=int, default=96)
@@ -418,17 +470,23 @@ def main() -> None:
     began = time.perf_counter()
     for stage in STAGES if args.stage == "all" else (args.stage,):
         if args.stage == "all" and (args.work / f"done_{stage}").is_file():
-            print(f"stage {stage}: done earlier ({(args.work / f'done_{stage}').read_text()[:200]})", flush=True)
+            print(
+                f"stage {stage}: done earlier ({(args.work / f'done_{stage}').read_text()[:200]})", flush=True
+            )
             continue
         start = time.perf_counter()
         if stage == "train":
             left = args.deadline_s - (start - began) - args.train_reserve_s
             budget = args.train_budget_s if args.stage == "train" and args.train_budget_s else left
             if budget < 60:
-                raise SystemExit(f"train: {budget:.0f} s left of --deadline-s {args.deadline_s:g}: run `train` again")
+                raise SystemExit(
+                    f"train: {budget:.0f} s left of --deadline-s {args.deadline_s:g}: run `train` again"
+                )
             extra = train(args, budget)
         else:
-            extra = {"setup": setup, "render": render, "collect": collect, "scenes": scenes}[stage](args)
+            extra = {"setup": setup, "render": render, "collect": collect, "smoke": smoke, "scenes": scenes}[
+                stage
+            ](args)
         record(args, stage, time.perf_counter() - start, **extra)
 
 
