@@ -391,14 +391,24 @@ def bench_args(bench: dict) -> argparse.Namespace:
 
 
 def smoke(args: argparse.Namespace) -> dict:
-    """The bench's --smoke on --device (results kept in --work; the log's tail printed)."""
+    """The bench's --smoke on --device (its JSON/MD into --out: the device's cost breakdown, before `train`)."""
     log = args.work / "logs/smoke.log"
     run([venv_python(args), "-u", REPO / "bench/robot_learning_pixels_gated.py", "--demos", args.work / "demos", "--smoke",
-         "--device", args.device, "--eval-workers", 2, "--out", args.work / "smoke", "--out-dir", args.work / "smoke",
-         "--name", "smoke", "--set", f"env.wrist_camera={str(args.wrist).lower()}", "--camera", args.camera,
+         "--device", args.device, "--eval-workers", 2, "--out", args.work / "smoke", "--out-dir", args.out,
+         "--name", f"{args.name}_smoke", "--set", f"env.wrist_camera={str(args.wrist).lower()}", "--camera", args.camera,
          *[a for kv in args.set for a in ("--set", kv)]], args, log)  # fmt: skip
-    rows = json.loads((args.work / "smoke/smoke.json").read_text())["rows"]
-    return {"arms_finished": [r["arm"] for r in rows if r.get("finished")], "log": str(log)}
+    rows = json.loads((args.out / f"{args.name}_smoke.json").read_text())["rows"]
+    costs = next((r for r in rows if r["arm"] == "cost_breakdown"), {})
+    return {"arms_finished": [r["arm"] for r in rows if r.get("finished")], "log": str(log),
+            "predicted_speedup_stale": costs.get("predicted_speedup_stale"),
+            "forward_backward_full_ms": costs.get("forward_backward_full_ms")}  # fmt: skip
+
+
+def _gpu_name(args: argparse.Namespace) -> str:
+    done = args.work / "done_setup"
+    return (
+        str(json.loads(done.read_text()).get("versions", {}).get("gpu")) if done.is_file() else "GPU unknown"
+    )
 
 
 def train(args: argparse.Namespace, budget_s: float) -> dict:
@@ -406,7 +416,7 @@ def train(args: argparse.Namespace, budget_s: float) -> dict:
     extra = ["--device", args.device, "--eval-workers", args.eval_workers, "--checkpoints", args.checkpoints,
              "--eval-episodes", args.eval_episodes, "--final-episodes", args.final_episodes,
              "--heldout-from", args.episodes, "--heldout-episodes", args.heldout_episodes, "--budget-s", round(budget_s),
-             "--name", args.name, "--out-dir", args.out, "--note", f"GPU run by bench/device/gated_pixels.py ({args.device})"]  # fmt: skip
+             "--name", args.name, "--out-dir", args.out, "--note", f"run by bench/device/gated_pixels.py on {args.device} ({_gpu_name(args)}), {os.cpu_count()} CPUs"]  # fmt: skip
     log = args.out / f"{args.name}.log"
     run([venv_python(args), "-u", REPO / "bench/robot_learning_pixels_gated.py", *bench_argv(_bench_json(args)), *extra],
         args, log)  # fmt: skip
@@ -427,7 +437,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--deadline-s", type=float, default=560, help="`all`: wall seconds for every stage it runs"
     )
-    p.add_argument("--train-reserve-s", type=float, default=150,
+    p.add_argument("--until", choices=STAGES, default=STAGES[-1], help="`all`: the last stage to run")
+    p.add_argument("--train-reserve-s", type=float, default=120,
                    help="`all`: of the time left for `train`, what data loading + the final evaluation keep")  # fmt: skip
     p.add_argument("--train-budget-s", type=float, default=None, help="`train` alone: the bench's --budget-s")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="collect/scenes processes")
@@ -468,7 +479,7 @@ def main() -> None:
     for folder in (args.out, args.work / "logs"):
         folder.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    for stage in STAGES if args.stage == "all" else (args.stage,):
+    for stage in STAGES[: STAGES.index(args.until) + 1] if args.stage == "all" else (args.stage,):
         if args.stage == "all" and (args.work / f"done_{stage}").is_file():
             print(
                 f"stage {stage}: done earlier ({(args.work / f'done_{stage}').read_text()[:200]})", flush=True
