@@ -110,6 +110,19 @@ def split(total: int, parts: int) -> list[tuple[int, int]]:
     return out
 
 
+def data_key(args: argparse.Namespace) -> dict:
+    """What the data stages' output depends on: `all` redoes a stage marked done with other values."""
+    return {"episodes": args.episodes, "heldout": args.heldout_episodes, "scenes": args.scenes, "camera": args.camera,
+            "wrist": args.wrist, "seed": args.seed, "set": args.set}  # fmt: skip
+
+
+def done_before(args: argparse.Namespace, stage: str) -> bool:
+    marker = args.work / f"done_{stage}"
+    return marker.is_file() and json.loads(marker.read_text()).get("data") == json.loads(
+        json.dumps(data_key(args))
+    )
+
+
 def record(args: argparse.Namespace, stage: str, seconds: float, **extra) -> None:
     """Append the stage's wall time, load and machine to OUT/stages.json (and mark it done in --work)."""
     path = args.out / "stages.json"
@@ -118,7 +131,7 @@ def record(args: argparse.Namespace, stage: str, seconds: float, **extra) -> Non
                  "cpus": os.cpu_count(), "machine": platform.node(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                  **extra})  # fmt: skip
     path.write_text(json.dumps(rows, indent=1))
-    (args.work / f"done_{stage}").write_text(json.dumps(rows[-1]))
+    (args.work / f"done_{stage}").write_text(json.dumps({**rows[-1], "data": data_key(args)}))
     print(f"stage {stage}: {seconds:.0f} s", json.dumps(extra)[:400], flush=True)
 
 
@@ -279,7 +292,7 @@ def render(args: argparse.Namespace) -> dict:
 def collect(args: argparse.Namespace) -> dict:
     """Expert demos, seeds 0 .. episodes + heldout - 1, in --workers processes by seed range, then pooled."""
     total = args.episodes + args.heldout_episodes
-    parts_dir = args.work / "demo_parts"
+    parts_dir = args.work / f"demo_parts_{total}_{args.camera}_{'wrist' if args.wrist else 'nowrist'}"
     cmds, logs, parts = [], [], []
     for i, (first, count) in enumerate(split(total, args.workers)):
         part = parts_dir / f"p{i:02d}"
@@ -304,7 +317,7 @@ def _meta_count(folder: Path) -> int:
 
 def scenes(args: argparse.Namespace) -> dict:
     """The bench's train.scenes rendered by --workers processes (seed ranges), merged into one scenes_file."""
-    parts_dir = args.work / "scene_parts"
+    parts_dir = args.work / f"scene_parts_{args.camera}_{args.seed}_{'wrist' if args.wrist else 'nowrist'}"
     parts_dir.mkdir(parents=True, exist_ok=True)
     cmds, logs, parts = [], [], []
     for i, (first, count) in enumerate(split(args.scenes, args.workers)):
@@ -480,7 +493,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     for stage in STAGES[: STAGES.index(args.until) + 1] if args.stage == "all" else (args.stage,):
-        if args.stage == "all" and (args.work / f"done_{stage}").is_file():
+        if args.stage == "all" and stage != "train" and done_before(args, stage):  # train: always (new steps)
             print(
                 f"stage {stage}: done earlier ({(args.work / f'done_{stage}').read_text()[:200]})", flush=True
             )
