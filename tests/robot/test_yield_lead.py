@@ -31,7 +31,9 @@ def fr3_limits(command_latency_s: float | None = None, interface: str = "forward
     return SafetyLimits.from_robot(SPEC, cfg, command_latency_s=command_latency_s)
 
 
-def yielded_ratio(lim: SafetyLimits, joint: int, accel: float, start: float, hold: int, ticks: int = 120) -> float:
+def yielded_ratio(
+    lim: SafetyLimits, joint: int, accel: float, start: float, hold: int, ticks: int = 120
+) -> float:
     """An FR3 twin joint driven by the filter towards home - 1 rad while a kinematic block moves it towards the
     target from ``start`` x its allowed speed, speeding up at ``accel`` x its acceleration limit, for ``hold``
     ticks, then lets go: peak |qvel| / data sheet after the release (speed stop off: how fast, not whether the
@@ -119,7 +121,9 @@ def test_the_held_lead_adds_the_lead_of_the_acceleration():
             for extra in (0.0, 0.01, 0.1):
                 expected = np.minimum(model + lim.freed_lead(np.full(7, extra), v), lim.max_lead)
                 np.testing.assert_allclose(lim.held_lead(model + extra, v, accel), expected, rtol=1e-12)
-        np.testing.assert_array_equal(lim.held_lead(lag * v, v, -lim.max_acceleration), lim.held_lead(lag * v, v, np.zeros(7)))
+        np.testing.assert_array_equal(
+            lim.held_lead(lag * v, v, -lim.max_acceleration), lim.held_lead(lag * v, v, np.zeros(7))
+        )
         np.testing.assert_array_equal(lim.held_lead(lag * v, v, None), lim.held_lead(lag * v, v, np.zeros(7)))
 
 
