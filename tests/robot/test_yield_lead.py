@@ -136,7 +136,7 @@ def test_a_declared_command_latency_replaces_the_allowance():
     np.testing.assert_allclose(fr3_limits(0.0).servo_lag, own + arm.LAG_MARGIN_S, rtol=1e-12)
     np.testing.assert_allclose(fr3_limits(0.02).servo_lag, own + 0.02 + arm.LAG_MARGIN_S, rtol=1e-12)
     assert fr3_limits(0.02, interface="trajectory").servo_lag is None
-    for bad in (-0.01, float("nan"), float("inf"), arm.MAX_LEAD_S + 0.1):
+    for bad in (-0.01, float("nan"), float("inf"), arm.MAX_LEAD_S + 0.1, "0.01", True):
         with pytest.raises(ValueError, match=r"command_latency_s: expected a delay of 0-0.5 s"):
             fr3_limits(bad)
         with pytest.raises(ValueError, match=r"command_latency_s: expected a delay of 0-0.5 s"):

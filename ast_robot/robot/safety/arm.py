@@ -201,7 +201,9 @@ def servo_lag(robot: str, command_interface: str | None, command_latency_s: floa
     :data:`SERVO_LAG_S` + the command path's delay (``command_latency_s`` + :data:`LAG_MARGIN_S` where the
     deployment declares it, else :data:`LAG_ALLOWANCE_S`); None where it was not measured or through trajectory
     segments (the controller ramps each segment's setpoint: a freed UR5e joint stays under its data sheet)."""
-    if command_latency_s is not None and not (np.isfinite(command_latency_s) and 0 <= command_latency_s <= MAX_LEAD_S):
+    declared = command_latency_s is not None
+    number = isinstance(command_latency_s, (int, float)) and not isinstance(command_latency_s, bool)
+    if declared and not (number and np.isfinite(command_latency_s) and 0 <= command_latency_s <= MAX_LEAD_S):
         raise ValueError(f"command_latency_s: expected a delay of 0-{MAX_LEAD_S:g} s, got {command_latency_s!r}")
     if command_interface == "trajectory" or robot not in SERVO_LAG_S:
         return None
