@@ -232,30 +232,112 @@ YIELD_SHARES = (0.0, 0.1, 0.2, 0.3)  # the block's starting speed, of the joint'
 YIELD_HOLDS = (15, 25, 50)  # ticks
 
 
-def yield_row(label: str) -> dict:
-    """Every FR3 joint held back by a block that yields: it moves towards the target from each of YIELD_SHARES
-    of the joint's allowed speed and speeds up at each of YIELD_ACCELS of its acceleration limit for each of
-    YIELD_HOLDS, then lets go: peak / data sheet, worst per acceleration (over joints, start speeds, holds). A
-    joint gaining speed at GAIN_SHARE of its acceleration limit or more counts as following (a servo starting it),
-    so a block yielding that fast is the case the creeping and held-back rules leave open."""
+def fr3_limits(command_latency_s: float | None = None) -> Any:
+    """The FR3's SafetyLimits through forward positions (``command_latency_s``: the deployment's declared command
+    latency, s; None: undeclared, arm.LAG_ALLOWANCE_S)."""
     from ast_robot.config import DeployConfig
     from ast_robot.robot.safety import SafetyLimits
     from ast_robot.robot.specs import get_robot
 
-    limits = SafetyLimits.from_robot(get_robot("fr3"), DeployConfig(robot="fr3", command_interface="forward_position"))
+    cfg = DeployConfig(robot="fr3", command_interface="forward_position")
+    declared = {} if command_latency_s is None else {"command_latency_s": command_latency_s}  # (main's has no keyword)
+    return SafetyLimits.from_robot(get_robot("fr3"), cfg, **declared)
+
+
+def yield_row(label: str, command_latency_s: float | None = None) -> dict:
+    """Every FR3 joint held back by a block that yields: it moves towards the target from each of YIELD_SHARES
+    of the joint's allowed speed and speeds up at each of YIELD_ACCELS of its acceleration limit for each of
+    YIELD_HOLDS, then lets go: peak / data sheet, worst per acceleration (over joints, start speeds, holds); the
+    same over the cases whose block itself left the joint under FREED_SPEED_SHARE of its data sheet ("valid": at
+    40% and 0.4 s the block alone drives joints 1 and 4 past theirs, which no command bound can undo).
+    ``command_latency_s``: the latency the deployment declares (None: undeclared)."""
+    from ast_robot.robot.safety import arm
+
+    limits = fr3_limits(command_latency_s)
     start = time.perf_counter()
     ratios = np.array([[[[freed_peak(limits, j, s, h, 150, a) / SPEED_LIMIT[j] for h in YIELD_HOLDS]
                          for s in YIELD_SHARES] for a in YIELD_ACCELS] for j in range(7)])  # fmt: skip
-    worst = ratios.max(axis=(0, 2, 3))
-    return {"label": label, "kind": "yield", "accel_shares": list(YIELD_ACCELS), "start_shares": list(YIELD_SHARES),
-            "hold_s": [round(h * limits.period_s, 3) for h in YIELD_HOLDS], "worst_per_accel": worst.round(3).tolist(),
+    allowed, accel = limits.max_step / limits.period_s, limits.max_acceleration
+    released = np.array([[[[(s * allowed[j] + a * accel[j] * h * limits.period_s) / SPEED_LIMIT[j] for h in YIELD_HOLDS]
+                           for s in YIELD_SHARES] for a in YIELD_ACCELS] for j in range(7)])  # fmt: skip
+    valid = np.where(released <= arm.FREED_SPEED_SHARE, ratios, 0.0)
+    return {"label": label, "kind": "yield", "command_latency_s": command_latency_s, "accel_shares": list(YIELD_ACCELS),
+            "start_shares": list(YIELD_SHARES), "hold_s": [round(h * limits.period_s, 3) for h in YIELD_HOLDS],
+            "worst_per_accel": ratios.max(axis=(0, 2, 3)).round(3).tolist(),
+            "worst_per_accel_valid": valid.max(axis=(0, 2, 3)).round(3).tolist(), "cases_invalid": int((released > arm.FREED_SPEED_SHARE).sum()),
             "per_joint": ratios.max(axis=(2, 3)).round(3).tolist(), "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
-def expert_actions_row(config: Path, label: str, seeds: int = 20) -> dict:
+FAST_SHARES = (0.6, 0.7, 0.8, 0.9, 0.95)  # of the joint's allowed speed
+FAST_HOLDS = (25, 50, 75)  # ticks, each cut where the block has taken the joint 60% of the way to its target or limit
+
+
+def fast_row(label: str, command_latency_s: float | None = None) -> dict:
+    """Every FR3 joint held back at a steady FAST_SHARES of its allowed speed (a block dragging it above the creep
+    sweep's 10-50%) for FAST_HOLDS, then freed: peak / data sheet, worst per share. The command can only outrun the
+    joint by the allowed speed less the joint's, so the lead fills the held window only after long holds."""
+    from ast_robot.robot.specs import get_robot
+
+    limits = fr3_limits(command_latency_s)
+    start, allowed = time.perf_counter(), limits.max_step / limits.period_s
+    # the target stands 1 rad below home, joint 4's lower limit 0.55 rad (a block dragging it past the limit is not a case)
+    room = 0.6 * np.minimum(1.0, np.asarray(get_robot("fr3").home_qpos) - limits.lower)
+    ratios = np.array([[freed_peak(limits, j, s, min(h, int(room[j] / (s * allowed[j] * limits.period_s))), 200) / SPEED_LIMIT[j]
+                        for s in FAST_SHARES for h in FAST_HOLDS] for j in range(7)]).reshape(7, len(FAST_SHARES), -1)  # fmt: skip
+    return {"label": label, "kind": "fast", "command_latency_s": command_latency_s, "shares": list(FAST_SHARES),
+            "hold_s": [round(h * limits.period_s, 3) for h in FAST_HOLDS], "worst_per_share": ratios.max(axis=(0, 2)).round(3).tolist(),
+            "per_joint": ratios.max(axis=(1, 2)).round(3).tolist(), "max_ratio": round(float(ratios.max()), 3),
+            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def follow_clamps(limits: Any, joint: int, kind: str, amount: float, latency: float, gain: float, ticks: int = 60) -> int:
+    """An FR3 twin joint (commands ``latency`` s late, actuator gain x ``gain``) following, through the filter and
+    free of any block, a ramp target at ``amount`` of its allowed speed or a step target ``amount`` rad away
+    (towards its wider room): ticks the lead window clamped the command (normal motion: 0)."""
+    from ast_robot.robot.safety import SafetyMonitor
+    from ast_robot.robot.safety.trust import ACQUIRE_STATES
+    from ast_robot.twin.hidden import HiddenParams
+    from ast_robot.twin.sim import TwinSim
+
+    sim, mon, period = TwinSim("fr3", HiddenParams(latency_s=latency, gain_scale=gain)), SafetyMonitor(limits), limits.period_s
+    q0 = sim.true_positions()
+    for k in range(ACQUIRE_STATES):
+        mon.observe_state(q0, received_s=(k - ACQUIRE_STATES) * period)
+    side = np.eye(7)[joint] * (1.0 if limits.upper[joint] - q0[joint] > q0[joint] - limits.lower[joint] else -1.0)
+    for k in range(ticks):
+        mon.observe_state(sim.true_positions(), received_s=k * period)
+        target = q0 + side * (amount * limits.max_step[joint] * (k + 1) if kind == "ramp" else amount)
+        sim.command_positions(mon.filter(target, now_s=k * period).positions)
+        sim.step_to((k + 1) * period)
+    return mon.counters.get("clamped to lead limit", 0)
+
+
+FOLLOW_CASES = (("ramp", 0.2), ("ramp", 0.5), ("ramp", 1.0), ("step", 0.05), ("step", 0.2), ("step", 0.5))
+
+
+def follow_row(label: str, latencies: tuple = (0.0, 0.04), command_latency_s: float | None = None) -> dict:
+    """Normal motion: every FR3 joint following each of FOLLOW_CASES from rest (its servo accelerating it, commands
+    ``latencies`` s late, actuator gain 0.8 / 1.0 / 1.2 as the env randomizes): lead-window clamps per case."""
+    limits = fr3_limits(command_latency_s)
+    start, clamped = time.perf_counter(), []
+    for j in range(7):
+        for kind, amount in FOLLOW_CASES:
+            for latency in latencies:
+                for gain in (0.8, 1.0, 1.2):
+                    if n := follow_clamps(limits, j, kind, amount, latency, gain):
+                        clamped.append([j + 1, kind, amount, latency, gain, n])
+    return {"label": label, "kind": "follow", "command_latency_s": command_latency_s, "latencies_s": list(latencies),
+            "cases": len(FOLLOW_CASES) * len(latencies) * 3 * 7, "cases_clamped": len(clamped),
+            "ticks_clamped": sum(c[-1] for c in clamped), "clamped (joint, kind, amount, latency, gain, ticks)": clamped,
+            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def expert_actions_row(config: Path, label: str, seeds: int = 20, declare_latency: bool = False) -> dict:
     """The scripted expert through ``config``'s env (deploy pipeline: this checkout's safety module), seeds
     0..seeds-1 in one env in that order (counts depend on the order): a digest of each seed's action sequence
-    (whether normal motion changed at all) and its step of first success."""
+    (whether normal motion changed at all) and its step of first success. ``declare_latency``: each episode's
+    safety limits declare that episode's randomized command latency (SafetyLimits.from_robot(command_latency_s=)),
+    as an env would whose filter models a deployment that declares its own (not wired into the env yet)."""
     import hashlib
 
     from ast_robot.config import load_config
@@ -265,14 +347,35 @@ def expert_actions_row(config: Path, label: str, seeds: int = 20) -> dict:
 
     cfg = load_config(config)
     env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
+    if declare_latency:
+        _declare_episode_latency(env.unwrapped, cfg.deploy)
     expert, start, digests, first = expert_for(env), time.perf_counter(), [], []
     for seed in range(seeds):
         run = run_episode(env, expert, seed)
         digests.append(hashlib.sha1(np.ascontiguousarray(run["action"]).tobytes()).hexdigest()[:12])
         first.append(int(np.argmax(run["is_success"])) + 1 if run["is_success"].any() else None)
     return {"label": label, "kind": "expert_actions", "config": config.name, "episodes": seeds,
-            "deploy_pipeline": bool(cfg.env.deploy_pipeline), "action_digests": digests,
+            "deploy_pipeline": bool(cfg.env.deploy_pipeline), "declared_latency": declare_latency, "action_digests": digests,
             "first_success_steps": first, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def _declare_episode_latency(base: Any, deploy: Any) -> None:
+    """After each reset of the env ``base``, its pipeline's safety limits declare the episode's own command latency
+    (its randomized ``latency`` env steps x control_dt)."""
+    from ast_robot.robot.safety import SafetyLimits
+    from ast_robot.robot.specs import get_robot
+
+    reset = base.reset
+
+    def declared_reset(*args: Any, **kwargs: Any) -> Any:
+        out = reset(*args, **kwargs)
+        latency = int(base.dr.get("latency", 0)) * base.control_dt
+        pipe = base._pipeline
+        pipe.limits = SafetyLimits.from_robot(get_robot(deploy.robot), deploy, command_latency_s=latency)
+        pipe.safety.limits = pipe.limits
+        return out
+
+    base.reset = declared_reset
 
 
 def held_row(label: str, holds: range = range(6, 39), ticks: int = 120) -> dict:
@@ -321,13 +424,65 @@ def goals(rows: list[dict]) -> list[dict]:
                      sum(r["episodes_over_stop"] for r in after) if after else None, "<="),
                 goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
                      max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
-    return out + stalltime_goals(rows, experts) + stall2_goals(rows, experts) + creep_goals(rows) + creep2_goals(rows)
+    return (out + stalltime_goals(rows, experts) + stall2_goals(rows, experts) + creep_goals(rows) + creep2_goals(rows)
+            + yield_goals(rows))  # fmt: skip
 
 
 def worst_of(rows: list[dict], label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
     """``agg`` of ``key`` over the rows of ``label`` and ``kind`` (None: no such row)."""
     mine = [r[key] for r in rows if r["label"] == label and r["kind"] == kind]
     return agg(mine) if mine else None
+
+
+def yield_goals(rows: list[dict]) -> list[dict]:
+    """A joint gaining speed led by the servo model at its acceleration (label ``yield``: latency undeclared;
+    ``yield-declared0``: the deployment declares no command latency; ``yield-null``: this script at main 29ff978):
+    the yielding block and the fast held-back sweep against 0.9 x the data sheet (null: over 1.0), normal following
+    never clamped, the creeping and held rules unchanged, the experts' action sequences and steps against main's."""
+    worst = functools.partial(worst_of, rows)
+
+    def yielding(label: str, key: str = "worst_per_accel_valid") -> Any:
+        mine = [r for r in rows if r["label"] == label and r["kind"] == "yield"]
+        return max(w for r in mine for a, w in zip(r["accel_shares"], r[key]) if a >= 0.05) if mine else None
+
+    out = [goal("yield: a block speeding the joint up at 6-40% of its acceleration limit, freed (cases the block left under "
+                "0.8 x), latency undeclared: highest speed / data sheet", 0.9, yielding("yield"), "<="),
+           goal("yield-null: the same at main 29ff978 (gaining joints at max_lead)", 1.0, yielding("yield-null"), ">"),
+           goal("yield-declared0: the same, the deployment declaring no command latency", 0.9, yielding("yield-declared0"), "<="),
+           goal("yield, fast: every FR3 joint held back at 60-95% of its allowed speed, freed, latency undeclared", 0.9,
+                worst("yield", "fast"), "<="),
+           goal("yield-null, fast: the same at main 29ff978 (the held rule's creep sweep stopped at 50%)", 1.0,
+                worst("yield-null", "fast"), ">"),
+           goal("yield-declared0, fast: the same, no command latency declared", 0.9, worst("yield-declared0", "fast"), "<="),
+           goal("yield, follow: normal following (steps, ramps; latency 0 / 40 ms; gain 0.8-1.2): cases clamped", 0,
+                worst("yield", "follow", "cases_clamped"), "<="),
+           goal("yield-declared0, follow: the same at latency 0, no latency declared: cases clamped", 0,
+                worst("yield-declared0", "follow", "cases_clamped"), "<="),
+           goal("yield: every FR3 joint creeping at 0-8% (the creeping rule)", 0.9, worst("yield", "creep", "max_ratio_lt10"), "<="),
+           goal("yield: the same at 10-50% (the held rule)", 0.9, worst("yield", "creep", "max_ratio_ge10"), "<="),
+           goal("yield, held: FR3 wrist held still 0.05-0.3 s from rest and freed", 0.9, worst("yield", "held"), "<="),
+           goal("yield-loop (this branch's nominal FR3 loop, round 0): replay, actions and sim rows: highest joint speed / "
+                "data sheet", 0.9, max((worst("yield-loop", k) or 0.0) for k in ("replay", "actions", "sim")) if any(
+                    r["label"] == "yield-loop" for r in rows) else None, "<="),
+           goal("yield-loop: episodes whose joints pass the twin's stop", 0,
+                sum((worst("yield-loop", k, "episodes_over_stop", sum) or 0) for k in ("replay", "actions", "sim")), "<=")]  # fmt: skip
+    runs = {(r["label"], r["config"], r.get("declared_latency", False)): r for r in rows if r["kind"] == "expert_actions"}
+    for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        main = runs.get(("yield-null", config, False))
+        for label, declared in (("yield", False), ("yield-declared0", True)):
+            now = runs.get((label, config, declared))
+            pairs = list(zip(main["action_digests"], now["action_digests"])) if main and now else None
+            steps = list(zip(main["first_success_steps"], now["first_success_steps"])) if main and now else None
+            out += [goal(f"{label}, {config} scripted expert (seeds 0-19{', each episode latency declared' if declared else ''}): "
+                         "seeds whose action sequence differs from main's", 0, sum(a != b for a, b in pairs) if pairs else None, "<="),
+                    goal(f"{label}, {config}: seeds whose steps to success differ from main's", 0,
+                         sum(a != b for a, b in steps) if steps else None, "<=")]  # fmt: skip
+    main, now = runs.get(("yield-null", "pickplace_demo_fr3.yaml", False)), runs.get(("yield-allowance0", "pickplace_demo_fr3.yaml", False))
+    steps = list(zip(main["first_success_steps"], now["first_success_steps"])) if main and now else None
+    out.append(goal("yield-allowance0, pickplace_demo_fr3.yaml: seeds whose steps to success differ from main's with "
+                    "LAG_ALLOWANCE_S 0 for every deployment (the cost of closing without a declared latency)", 0,
+                    sum(a != b for a, b in steps) if steps else None, "<="))  # fmt: skip
+    return out
 
 
 def creep2_goals(rows: list[dict]) -> list[dict]:
@@ -456,6 +611,14 @@ def main() -> None:
                         help="Add the yielding-block sweep row (every FR3 joint held by a block that speeds up).")
     parser.add_argument("--expert-actions", action="append", default=[],
                         help="An experiment YAML whose scripted expert's action sequences (seeds 0-19) are digested.")
+    parser.add_argument("--expert-actions-declared", action="append", default=[],
+                        help="The same with each episode's randomized command latency declared to its safety limits.")
+    parser.add_argument("--fast", action="store_true", help="Add the held-back-at-60-95%%-then-freed sweep row.")
+    parser.add_argument("--follow", action="store_true", help="Add the normal-following (no block) clamp count row.")
+    parser.add_argument("--lag-allowance", type=float, default=None,
+                        help="Diagnostic: arm.LAG_ALLOWANCE_S for this run (what an undeclared latency gets, s).")
+    parser.add_argument("--declared-latency", type=float, default=None,
+                        help="Yield / fast / follow rows with this command latency declared (s; default: undeclared).")
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2_000_000, help="First held-out env seed (the loop's sim eval's).")
     parser.add_argument("--label", required=True, help="Row label, e.g. before / after.")
@@ -463,14 +626,22 @@ def main() -> None:
     parser.add_argument("--merge", default=None, help="Earlier results JSON whose rows are kept.")
     args = parser.parse_args()
     rows = json.loads(Path(args.merge).read_text())["rows"] if args.merge else []
+    if args.lag_allowance is not None:
+        from ast_robot.robot.safety import arm
+
+        arm.LAG_ALLOWANCE_S = args.lag_allowance
     rows += [replay_row(Path(r), args.label, Path(args.hidden) if args.hidden else None) for r in args.records]
     rows += [actions_row(Path(args.run[0]), Path(r), args.label) for r in args.records if args.run]
     rows += [sim_row(Path(r), args.episodes, args.seed, args.label) for r in args.run if args.episodes]
     rows += [expert_row(Path(c), 20, args.label) for c in args.expert]
     rows += [held_row(args.label)] if args.held else []
     rows += [creep_row(args.label)] if args.creep else []
-    rows += [yield_row(args.label)] if args.yield_sweep else []
+    declared = args.declared_latency
+    rows += [yield_row(args.label, declared)] if args.yield_sweep else []
+    rows += [fast_row(args.label, declared)] if args.fast else []
+    rows += [follow_row(args.label, (0.0,) if declared == 0.0 else (0.0, 0.04), declared)] if args.follow else []
     rows += [expert_actions_row(Path(c), args.label) for c in args.expert_actions]
+    rows += [expert_actions_row(Path(c), args.label, declare_latency=True) for c in args.expert_actions_declared]
     for row in rows:
         print(row)
     notes = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 ms), rad/s; peak_over_limit: "
@@ -508,7 +679,22 @@ def main() -> None:
              "beyond (branch creep2, SafetyLimits.held_lead, SERVO_LAG_S + LAG_ALLOWANCE_S 0.05 s): creep, held, yield (--yield: "
              "a block that speeds up at 3-40% of the acceleration limit from 0-30% of the allowed speed), expert_actions and "
              "actions rows (the s8 nominal FR3 loop's round-0 policy and twin records, /tmp/s8/creep/loop_fr3); 'creep2-null': "
-             "the creep, yield and expert_actions rows at main e4b57f4 (this script in a git archive of main, merged here).")  # fmt: skip
+             "the creep, yield and expert_actions rows at main e4b57f4 (this script in a git archive of main, merged here). Label "
+             "'yield': a joint gaining speed towards a command ahead of it led by the servo model at its speed and acceleration "
+             "(branch yield, SafetyLimits.held_lead with accel, ACCEL_LEAD_SHARE 2, the command latency undeclared: "
+             "LAG_ALLOWANCE_S 0.05 s): yield rows (worst_per_accel_valid: the cases whose block itself left the joint under 0.8 x "
+             "its data sheet), fast rows (--fast: every FR3 joint held back at a steady 60-95% of its allowed speed for up to "
+             "0.6 s, travel cut at 0.7 rad, then freed), follow rows (--follow: every FR3 joint following steps of 0.05-0.5 rad "
+             "and ramps at 20-100% of its allowed speed, no block, latency 0 / 40 ms, actuator gain 0.8-1.2: ticks clamped by the "
+             "lead window), creep, held and expert_actions rows; 'yield-declared0': the yield, fast and follow rows with command "
+             "latency 0 declared (SafetyLimits.from_robot(command_latency_s=0): LAG_MARGIN_S 0.01 s in place of the allowance; "
+             "follow at latency 0 only) and expert_actions rows with each episode's randomized latency declared (--expert-actions-"
+             "declared); 'yield-null': the yield, fast and expert_actions rows at main 29ff978 (this script in a git archive of "
+             "main, merged here); 'yield-allowance0': expert_actions rows with LAG_ALLOWANCE_S 0 (--lag-allowance 0: the "
+             "allowance removed for every deployment, env included). The yield* rows were measured in separate runs at load 5.4-10.9 "
+             "(2 shared cores; /tmp/s10/yield/*_uptime.txt), merged here. Label 'yield-loop': replay, actions and sim rows of this "
+             "branch's nominal FR3 loop (sim2real pickplace_demo_fr3.yaml, 1 round, hidden {}, domain 171: sim 93%, real 9/10, "
+             "gap +3 [-13, +34], nothing named; its round-0 policy and twin records).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
 
 

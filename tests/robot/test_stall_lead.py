@@ -277,8 +277,10 @@ def test_the_freed_lead_keeps_the_closing_speed_bound():
 def test_a_joint_that_starts_is_not_held_to_the_freed_lead():
     """A joint that creeps towards its command at a steady 0.05 rad/s (2-4% of its allowed speed: a slipping
     grasp) is led only by freed_lead of its gap and speed, as one held still; one that starts from rest
-    (gaining 0.1 x its acceleration limit per tick: its servo accelerates it) keeps max_lead although it is
-    just as slow yet. Null case: judged by speed alone (GAIN_SHARE huge) the starting joint is held too."""
+    (gaining 0.1 x its acceleration limit per tick: its servo accelerates it, or a block that yields) is led by
+    the servo model at its speed and acceleration (held_lead: max_lead through trajectory segments or without a
+    measured lag), more than freed_lead gives it, although it is just as slow yet. Null case: judged by speed alone
+    (GAIN_SHARE huge) the starting joint is held to freed_lead."""
     lim = fr3_limits()
     creeping, still = lagging_monitor(15, creep=0.05), lagging_monitor(15)
     assert not creeping.blocked.any() and not still.blocked.any()
@@ -286,17 +288,22 @@ def test_a_joint_that_starts_is_not_held_to_the_freed_lead():
     assert np.all(window(creeping)[1] < lim.max_lead)
     np.testing.assert_allclose(window(still)[1], capped(still, lim.max_lead), rtol=1e-12)
     assert np.all(window(still)[1] < lim.max_lead)
-    starting = starting_monitor(8)
+    starting = starting_monitor(9)
     slow = starting._s.speed < lim.follow_min_speed
-    led = np.abs(starting.reference - starting.measured) >= arm.PRESS_SHARE * lim.stall_lead
-    assert slow.all() and led[[0, 5]].all()  # slow and led: what a creeping joint also is
-    np.testing.assert_allclose(window(starting)[1], lim.max_lead, rtol=1e-12)
+    led = starting._s.held  # led by its command when the state came (the monitor's own judgement)
+    assert slow.all() and led[[0, 3, 5]].all()  # slow and led: what a creeping joint also is
+    gap, toward = np.abs(starting.reference - starting.measured), starting._s.speed
+    model = lim.held_lead(gap, toward, starting._s.accel)
+    np.testing.assert_allclose(window(starting)[1][led], model[led], rtol=1e-12)
+    assert np.all(model[led] > lim.freed_lead(gap, toward)[led])
 
 
 def test_a_starting_joint_is_held_when_judged_by_speed_alone(monkeypatch):
     monkeypatch.setattr(arm, "GAIN_SHARE", 1e9)
-    mon = starting_monitor(8)
-    assert np.any(window(mon)[1] < mon.limits.max_lead - 1e-9)
+    mon = starting_monitor(9)
+    still = mon._s.still  # a starting joint judged as a creeping one: freed_lead, not the servo model
+    assert still[[0, 3, 5]].all()
+    np.testing.assert_allclose(window(mon)[1][still], capped(mon, mon.limits.max_lead)[still], rtol=1e-12)
 
 
 def starting_monitor(ticks: int) -> SafetyMonitor:
@@ -396,10 +403,12 @@ def test_a_wrist_creeping_towards_its_command_and_freed_stays_under_the_data_she
     """Creeping at 2-8% of its allowed speed (above STILL_SHARE, below FOLLOW_MIN_SHARE) and freed after
     0.08-0.24 s, the wrist's servo closes what the command opened: bounded by freed_lead because the joint does
     not gain speed towards its command (what it does, not how long it lagged), under 0.9 x the data sheet.
-    Null case: judged as before (max_lead until STALL_AFTER_S for a joint that moves at all) it passes the
-    data sheet (the twin's protective stop at 1.05 x)."""
+    Null case: judged as before (max_lead until STALL_AFTER_S for a joint that moves at all: every joint that moves
+    counted as following, and no servo model for following joints) it passes the data sheet (the twin's protective
+    stop at 1.05 x)."""
     assert max(creep_peaks()) < 0.9
     monkeypatch.setattr(arm, "GAIN_SHARE", -1e9)
+    monkeypatch.setattr(arm, "SERVO_LAG_S", {})
     assert max(creep_peaks()) > 1.0
 
 
