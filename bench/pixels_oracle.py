@@ -8,7 +8,7 @@ relative positions (``true``: an oracle perception), the success difference is w
 steps: the cube's horizontal and vertical error with the TCP within 5 cm of the cube, the place's horizontal
 error), in mm. Nothing under ast_robot/policies/ is changed: the instrument calls `perceive` and `embed`.
 
-    .venv/bin/python bench/pixels_oracle.py --run fix1=/tmp/s10/fr3px/runsA/px_fr3_ungated --episodes 100 \\
+    .venv/bin/python bench/pixels_oracle.py --run fix1=RUNS/px_fr3_ungated --episodes 100 \\
         --name pixels_oracle_fr3_s10
 """
 
