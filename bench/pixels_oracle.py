@@ -1,0 +1,137 @@
+"""Perception or action? A two-stage pixel student on its own estimate vs on the TRUE positions (issue 20).
+
+The `two_stage` student (ast_robot/policies/policy.py) perceives (camera + instruction + TCP -> the named cube's
+and place's positions relative to the TCP, 6 numbers) and then acts (an MLP on proprioception + those 6 numbers).
+Run on the same held-out seeds twice, once as deployed (``estimate``) and once with the action stage fed the true
+relative positions (``true``: an oracle perception), the success difference is what the perception costs and the
+``true`` success is what the action stage can do. Also reported: the estimate's error while acting (median over
+steps: the cube's horizontal and vertical error with the TCP within 5 cm of the cube, the place's horizontal
+error), in mm. Nothing under ast_robot/policies/ is changed: the instrument calls `perceive` and `embed`.
+
+    .venv/bin/python bench/pixels_oracle.py --run fix1=RUNS/px_fr3_ungated --episodes 100 \\
+        --name pixels_oracle_fr3_s10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.common import write_results  # noqa: E402
+
+MODES = ("estimate", "true")
+NEAR_M = 0.05  # TCP within this of the cube: where the grasp needs the estimate
+
+
+def truth_dm(env: Any, tcp: torch.Tensor) -> torch.Tensor:
+    """The true (cube - TCP, place - TCP) ``(1, 6)`` in dm, as the perception is trained to estimate it (the TCP as
+    observed: ``tcp`` (3,) m from the observation)."""
+    from ast_robot.policies.policy import AUX_SCALE
+
+    u = env.unwrapped
+    cube = torch.as_tensor(u.object_pos(u.target_object), dtype=torch.float32)
+    place = torch.as_tensor(u.goal, dtype=torch.float32)
+    return AUX_SCALE * torch.cat([cube - tcp, place - tcp])[None]
+
+
+def oracle_act(policy: Any, env: Any, mode: str, errors: list) -> Any:
+    """``act(obs)`` of ``policy`` whose action stage sees its estimate (``estimate``) or the truth (``true``); every
+    call appends (estimate - truth in mm (6,), true TCP-to-cube distance m) to ``errors``."""
+    from ast_robot.policies import encoders
+    from ast_robot.policies.policy import AUX_SCALE
+
+    u = env.unwrapped
+
+    @torch.inference_mode()
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        batch = encoders.to_tensors(obs, policy.spec, "cpu")
+        estimate = policy.perceive(batch)[0]  # (1, 6) dm
+        truth = truth_dm(env, batch["observation"][0, policy.tcp].float())
+        errors.append(((estimate - truth)[0].numpy() * (1000.0 / AUX_SCALE),
+                       float(np.linalg.norm(u.object_pos(u.target_object) - u.tcp_pos))))  # fmt: skip
+        positions = truth if mode == "true" else estimate
+        return policy.head.mode(policy.embed(batch, positions))[0].numpy()
+
+    return act
+
+
+def measure(policy: Any, env: Any, mode: str, seeds: list[int]) -> dict[str, Any]:
+    """One mode on ``seeds``: success, Wilson interval, outcomes, the estimate's median errors (mm), the failed seeds."""
+    from ast_robot.envs.ablations import probe_episode
+    from ast_robot.gap.stats import wilson_interval
+
+    errors: list = []
+    results = [probe_episode(env, oracle_act(policy, env, mode, errors), s, "as_given") for s in seeds]
+    e = np.array([x[0] for x in errors])  # (steps, 6) mm
+    near = np.array([x[1] for x in errors]) < NEAR_M
+    wins = sum(r["success"] for r in results)
+    ci = wilson_interval(wins, len(results))
+    median = lambda v: round(float(np.median(v)), 2) if len(v) else None  # noqa: E731
+    return {"mode": mode, "episodes": len(results), "success": wins / len(results),
+            "ci": [round(ci.low, 3), round(ci.high, 3)], "outcomes": dict(Counter(r["outcome"] for r in results)),
+            "cube_xy_err_near_mm": median(np.linalg.norm(e[near, :2], axis=1)),
+            "cube_z_err_near_mm": median(np.abs(e[near, 2])), "place_xy_err_mm": median(np.linalg.norm(e[:, 3:5], axis=1)),
+            "failed_seeds": [int(r["seed"]) for r in results if not r["success"]]}  # fmt: skip
+
+
+def run(label: str, run_dir: Path, episodes: int) -> list[dict[str, Any]]:
+    """Both modes for one run on its trainer's held-out seeds (config seed + 2,000,000 + i, as bench/robot_learning)."""
+    from ast_robot.config import load_config
+    from ast_robot.envs import make_env
+    from ast_robot.policies.policy import PolicyBase
+    from ast_robot.run_layout import POLICY_DIR
+
+    cfg = load_config(run_dir / "config.yaml")
+    if cfg.policy.type != "two_stage":
+        raise ValueError(f"--run {label}={run_dir}: policy.type {cfg.policy.type!r}; the oracle needs 'two_stage'")
+    policy = PolicyBase.load(run_dir / POLICY_DIR)
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
+    seeds = [cfg.seed + 2_000_000 + i for i in range(episodes)]
+    rows = []
+    for mode in MODES:
+        start = time.perf_counter()
+        row = {"run": label, **measure(policy, env, mode, seeds), "wall_s": round(time.perf_counter() - start, 1)}
+        rows.append(row)
+        print(row, flush=True)
+    env.close()
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--run", action="append", required=True, metavar="LABEL=RUN_DIR", help="a two_stage BC run (repeatable)")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the deployment's: 1)")
+    p.add_argument("--name", default="pixels_oracle")
+    p.add_argument("--out-dir", type=Path, default=None)
+    p.add_argument("--note", default="")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    rows = [row for item in args.run for row in run(*_label(item), args.episodes)]
+    notes = (f"{args.note} Load {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. `true`: the action stage "
+             f"on the true relative positions (an oracle perception); `estimate`: as deployed. Errors: estimate - "
+             f"truth, median over steps (cube: TCP within {NEAR_M * 100:.0f} cm of it).").strip()  # fmt: skip
+    print(write_results(args.name, rows, [], notes, args.out_dir))
+
+
+def _label(item: str) -> tuple[str, Path]:
+    label, sep, path = item.partition("=")
+    if not sep or not label or not path:
+        raise SystemExit(f"--run {item!r}: expected LABEL=RUN_DIR (a run folder with config.yaml and policy/)")
+    return label, Path(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""bench/pixels_oracle.py's instrument: with a perception that returns the truth, the two modes are one (issue 20)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.pixels_oracle import measure, oracle_act, truth_dm
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "pickplace_fr3_pixels_bc.yaml"
+
+
+def _student_and_env():
+    """An untrained two-stage FR3 student and its env (the pipeline config, 6-step episodes)."""
+    from ast_robot.config import load_config
+    from ast_robot.envs import make_env
+    from ast_robot.policies.policy import build_policy
+
+    cfg = load_config(CONFIG, ["env.max_episode_steps=6", "deploy.episode_timeout_s=0.24"])
+    env = make_env(cfg.env, cfg.randomization, seed=0, deploy=cfg.deploy)
+    policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0])).eval()
+    return policy, env
+
+
+def test_a_perception_that_returns_the_truth_has_no_error_and_no_gap():
+    policy, env = _student_and_env()
+    seeds = [2_000_000, 2_000_001]
+    untrained = measure(policy, env, "estimate", seeds)
+    assert untrained["cube_xy_err_near_mm"] is None or untrained["cube_xy_err_near_mm"] > 0  # it sees a gap when there is one
+    assert untrained["place_xy_err_mm"] > 1.0
+    policy.perceive = lambda batch: (truth_dm(env, batch["observation"][0, policy.tcp].float()), None)  # null case
+    as_deployed, oracle = measure(policy, env, "estimate", seeds), measure(policy, env, "true", seeds)
+    assert as_deployed["place_xy_err_mm"] == 0.0 and oracle["place_xy_err_mm"] == 0.0
+    for key in ("success", "outcomes", "failed_seeds"):
+        assert as_deployed[key] == oracle[key]
+    np.testing.assert_array_equal(as_deployed["ci"], oracle["ci"])
+    actions = {}
+    for mode in ("estimate", "true"):  # step by step, the same actions
+        act, obs, actions[mode] = oracle_act(policy, env, mode, []), env.reset(seed=seeds[0])[0], []
+        for _ in range(6):
+            actions[mode].append(act(obs))
+            obs, *_ = env.step(actions[mode][-1])
+    np.testing.assert_array_equal(actions["estimate"], actions["true"])
+    env.close()
