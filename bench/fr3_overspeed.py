@@ -692,7 +692,7 @@ def main() -> None:
              "declared); 'yield-null': the yield, fast and expert_actions rows at main 29ff978 (this script in a git archive of "
              "main, merged here); 'yield-allowance0': expert_actions rows with LAG_ALLOWANCE_S 0 (--lag-allowance 0: the "
              "allowance removed for every deployment, env included). The yield* rows were measured in separate runs at load 5.4-10.9 "
-             "(2 shared cores; /tmp/s10/yield/*_uptime.txt), merged here. Label 'yield-loop': replay, actions and sim rows of this "
+             "(2 shared cores; uptime read before and after each run), merged here. Label 'yield-loop': replay, actions and sim rows of this "
              "branch's nominal FR3 loop (sim2real pickplace_demo_fr3.yaml, 1 round, hidden {}, domain 171: sim 93%, real 9/10, "
              "gap +3 [-13, +34], nothing named; its round-0 policy and twin records).")  # fmt: skip
     print(write_results(args.name, rows, goals(rows), notes))
