@@ -43,7 +43,7 @@ class DemoData:
     @classmethod
     def from_episodes(cls, episodes: list[Any], keys: list[str], only_success: bool = True,
                       physical_weight: Any = None, aux: bool = False, scenes: dict[str, np.ndarray] | None = None,
-                      scenes_cast: bool = False) -> DemoData:  # fmt: skip
+                      scenes_cast: bool = False, images_dir: str | Path | None = None) -> DemoData:  # fmt: skip
         """Step t of every (successful or DAgger-relabelled) episode: observation at t -> action at t.
 
         ``physical_weight(dr) -> [0, 1]`` (from the gap analyzer) weights each episode's steps by how
@@ -53,6 +53,7 @@ class DemoData:
         image (``WRIST_PIXEL_KEY``) when the keys hold ``wrist_camera`` and every episode records ``wrist_pixels``.
         ``scenes``: perception-only rows after the steps, as :meth:`with_scenes` adds them, built in the same
         arrays (camera images are filled in place, never held twice: ``demo_rows`` says where the steps end).
+        ``images_dir``: the camera images go to memory-mapped files there (``train.images_dir``), not to memory.
         """
         chosen = [e for e in episodes if e.success or not only_success or getattr(e, "relabelled", False)]
         if not chosen:
@@ -60,7 +61,7 @@ class DemoData:
         parts = _step_parts(chosen, keys, aux)
         if scenes is not None:
             _check_scenes(scenes, parts, physical_weight)
-        obs = {k: _stack(chosen, part, None if scenes is None else scenes[k]) for k, part in parts.items()}
+        obs = {k: _stack(chosen, part, None if scenes is None else scenes[k], images_dir) for k, part in parts.items()}
         actions = np.concatenate([ep.arrays["action"] for ep in chosen])
         weights = None
         if physical_weight is not None:
@@ -131,17 +132,17 @@ def _step_parts(chosen: list[Any], keys: list[str], aux: bool) -> dict[str, Any]
     return parts
 
 
-def _stack(chosen: list[Any], part: Any, tail: np.ndarray | None) -> np.ndarray:
+def _stack(chosen: list[Any], part: Any, tail: np.ndarray | None, images_dir: str | Path | None = None) -> np.ndarray:
     """``part`` of every episode, then ``tail`` (scenes) in that dtype, as one array. Images (uint8, checked per
     file) are filled into one allocation: a list of per-episode copies and their concatenation held the pool's
     images twice (the loop's 700-episode fine-tune peaked near 12 GB). Other keys concatenate as they always did
-    (their dtype is the episodes' common one)."""
+    (their dtype is the episodes' common one). ``images_dir``: images into a memory-mapped file there."""
     first = part(chosen[0])
     if first.dtype != np.uint8 or first.ndim != 4:
         head = np.concatenate([part(e) for e in chosen])
         return head if tail is None else np.concatenate([head, tail.astype(head.dtype)])
     rows = sum(len(e) for e in chosen)
-    out = np.empty((rows + (0 if tail is None else len(tail)), *first.shape[1:]), np.uint8)
+    out = _image_buffer((rows + (0 if tail is None else len(tail)), *first.shape[1:]), images_dir)
     at = 0
     for e in chosen:
         block = first if at == 0 else part(e)
@@ -150,6 +151,19 @@ def _stack(chosen: list[Any], part: Any, tail: np.ndarray | None) -> np.ndarray:
     if tail is not None:
         out[at:] = tail
     return out
+
+
+def _image_buffer(shape: tuple[int, ...], images_dir: str | Path | None) -> np.ndarray:
+    """An uninitialised uint8 array: in memory, or a memory-mapped file in ``images_dir`` unlinked at once (the
+    mapping keeps it; nothing is left behind when the process ends, however it ends)."""
+    if not images_dir:
+        return np.empty(shape, np.uint8)
+    import tempfile
+
+    folder = Path(images_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix="images-", suffix=".u8") as fh:
+        return np.memmap(fh.name, np.uint8, mode="w+", shape=shape)  # the file goes at the with's end; the map stays
 
 
 def _check_scenes(scenes: dict[str, np.ndarray], inputs: Any, physical: Any) -> None:
@@ -226,7 +240,7 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
     scenes, cast = _scenes(cfg, env, scene_pool)
     data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight, aux=cfg.policy.aux_weight > 0,
-                                  scenes=scenes, scenes_cast=cast)  # fmt: skip
+                                  scenes=scenes, scenes_cast=cast, images_dir=cfg.train.images_dir)  # fmt: skip
     del scenes  # copied into data
     demos_wall_s = time.perf_counter() - t0
     if init_from is not None:

@@ -127,3 +127,35 @@ def test_a_scene_pool_of_another_image_size_is_refused_before_the_loop_runs(tmp_
     args = types.SimpleNamespace(overrides=SMALL, out=str(tmp_path / "loop"), rounds=1, scenes_pool=str(path))
     with pytest.raises(ValueError, match=r"^scene pool "):
         loop.sim2real(CONFIG, args, console=None)
+
+
+def _anon_kb() -> int:
+    """This process's anonymous resident memory (kB): what a memory-mapped file's pages do not count in."""
+    text = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("RssAnon:")))
+
+
+def test_images_in_a_memory_mapped_file_train_on_the_same_data_outside_the_process_s_memory(tmp_path):
+    rng = np.random.default_rng(2)
+    big = []
+    for i in range(12):  # ~60 MB of 96x96 images, read back from their files (the pool's way)
+        ep = _episode(rng, 60)
+        arrays = dict(ep.arrays)
+        arrays["camera"] = rng.integers(0, 256, (61, 96, 96, 3), np.uint8)
+        arrays["wrist_camera"] = rng.integers(0, 256, (61, 96, 96, 3), np.uint8)
+        write_episode(tmp_path / f"ep{i}.npz", arrays)
+        big.append(f"ep{i}.npz")
+    write_meta(tmp_path, {"env_id": "ast_robot/PickPlaceUR5e-v0", "files": big})
+    pool = load_demos(tmp_path, images_in_memory=False)
+    keys = ["observation", "camera", "wrist_camera", "instruction"]
+    images_kb = 12 * 61 * 96 * 96 * 3 * 2 // 1024
+    spill = tmp_path / "spill"
+    before = _anon_kb()
+    mapped = DemoData.from_episodes(pool, keys, aux=True, images_dir=spill)
+    grew_mapped = _anon_kb() - before
+    before = _anon_kb()
+    held = DemoData.from_episodes(pool, keys, aux=True)  # null case of the instrument: the images in memory
+    grew_held = _anon_kb() - before
+    _same(mapped, held)
+    assert list(spill.iterdir()) == []  # unlinked once mapped: nothing left behind
+    assert grew_held > 0.9 * images_kb and grew_mapped < 0.25 * images_kb, (grew_held, grew_mapped, images_kb)
