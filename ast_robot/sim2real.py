@@ -356,6 +356,9 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     if getattr(args, "demo_pool", None):
         pool = load_demo_pool(args.demo_pool, base)
     if getattr(args, "scenes_pool", None):
+        if use_weights:  # the analyzer weights demos by their draws near real failures; a scene has no such weight
+            raise ValueError("--scenes-pool: scenes train only with --no-physical-feedback (the physical-feedback "
+                             "weights score demonstrations by their randomization draws; scenes carry no action)")  # fmt: skip
         check_scene_pool(args.scenes_pool, base)
     overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):

@@ -124,8 +124,13 @@ def test_a_scene_pool_of_another_image_size_is_refused_before_the_loop_runs(tmp_
         raise AssertionError("a round ran although the scene pool does not fit")
 
     monkeypatch.setattr(loop, "run_round", no_round)
-    args = types.SimpleNamespace(overrides=SMALL, out=str(tmp_path / "loop"), rounds=1, scenes_pool=str(path))
+    args = types.SimpleNamespace(overrides=SMALL, out=str(tmp_path / "loop"), rounds=1, scenes_pool=str(path),
+                                 physical_feedback=False)  # fmt: skip
     with pytest.raises(ValueError, match=r"^scene pool "):
+        loop.sim2real(CONFIG, args, console=None)
+    # with the physical-feedback weights (the default) refused before anything runs: round 1 used to fail on it
+    args.physical_feedback, args.scenes_pool = True, str(tmp_path / "scenes.npz")
+    with pytest.raises(ValueError, match=r"^--scenes-pool: scenes train only with --no-physical-feedback"):
         loop.sim2real(CONFIG, args, console=None)
 
 
