@@ -164,3 +164,23 @@ def test_images_in_a_memory_mapped_file_train_on_the_same_data_outside_the_proce
     _same(mapped, held)
     assert list(spill.iterdir()) == []  # unlinked once mapped: nothing left behind
     assert grew_held > 0.9 * images_kb and grew_mapped < 0.25 * images_kb, (grew_held, grew_mapped, images_kb)
+
+
+def test_a_training_s_data_is_gone_when_it_returns(tmp_path, monkeypatch):
+    """The loop trains round after round in one process: a round's data (GBs of images) must not outlive it (a
+    reference cycle through the trainer kept it until a collection: the next round's data was built beside it)."""
+    import weakref
+
+    built = []
+    make = DemoData.from_episodes.__func__
+
+    def spy(cls, *args, **kwargs):
+        data = make(cls, *args, **kwargs)
+        built.append(weakref.ref(data))
+        return data
+
+    monkeypatch.setattr(DemoData, "from_episodes", classmethod(spy))
+    cfg = load_config(CONFIG, ["env.camera_size=[32,32]", "train.n_demos=1", "train.steps=2", "train.eval_episodes=1",
+                               "train.scenes=0", "policy.hidden_sizes=[32]"])  # fmt: skip
+    bc.train_bc(dataclasses.replace(cfg, name="gone", run_root=str(tmp_path)), show_progress=False)
+    assert len(built) == 1 and built[0]() is None  # collected by the time train_bc returned
