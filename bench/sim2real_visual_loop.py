@@ -60,12 +60,12 @@ def run_info(loop_dir: Path) -> dict:
         text = time_txt.read_text()
         rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
         wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
-        info["peak_rss_gb"] = round(int(rss.group(1)) / 1024**2, 2) if rss else None
+        info["peak_rss_gib"] = round(int(rss.group(1)) / 1024**2, 2) if rss else None
         info["wall"] = wall.group(1) if wall else None
     anon = loop_dir / "anon.txt"
     if anon.exists():
         values = [int(line.split()[1]) for line in anon.read_text().splitlines() if len(line.split()) >= 3]
-        info["peak_anon_gb_sampled"] = round(max(values) / 1024**2, 2) if values else None
+        info["peak_anon_gib_sampled"] = round(max(values) / 1024**2, 2) if values else None
     return info
 
 
@@ -98,8 +98,8 @@ def goals(rows: list[dict]) -> list[dict]:
     quiet = [all(not x["culprits"] for x in t) for t in null if t]
     inside = [all(x["sim_ci"][0] - 1e-9 <= x["real"] <= x["sim_ci"][1] + 1e-9 for x in t) for t in null if t]
     zero = [all(x["gap_ci"][0] <= 0 <= x["gap_ci"][1] for x in t) for t in null if t]
-    rss = [r["peak_rss_gb"] for r in loops if r.get("peak_rss_gb") is not None]
-    anon = [r["peak_anon_gb_sampled"] for r in loops if r.get("peak_anon_gb_sampled") is not None]
+    rss = [r["peak_rss_gib"] for r in loops if r.get("peak_rss_gib") is not None]
+    anon = [r["peak_anon_gib_sampled"] for r in loops if r.get("peak_anon_gib_sampled") is not None]
     frac = lambda xs: None if not xs else round(sum(xs) / len(xs), 3)  # noqa: E731
     return [goal("camera/lighting twin: seeds of the loop measured", 2, len({t[0]["seed"] for t in twins})),
             goal("round-0 real <= 50% where sim >= 80% (fraction of loop trials)", 1.0,
@@ -109,8 +109,8 @@ def goals(rows: list[dict]) -> list[dict]:
             goal("nominal twin: nothing named in any round (fraction of null loops)", 1.0, frac(quiet)),
             goal("nominal twin: the gap's 95% CI holds 0 every round (fraction of null loops)", 1.0, frac(zero)),
             goal("nominal twin: real inside sim's 95% CI every round (fraction of null loops)", 1.0, frac(inside)),
-            goal("loop peak VmRSS, GB (time -v; counts mapped image files)", 8.0, max(rss) if rss else None, "<="),
-            goal("loop peak anonymous RSS, GB (sampled every 5 s)", 8.0, max(anon) if anon else None, "<=")]  # fmt: skip
+            goal("loop peak VmRSS, GiB (time -v; counts mapped image files)", 8.0, max(rss) if rss else None, "<="),
+            goal("loop peak anonymous RSS, GiB (sampled every 5 s)", 8.0, max(anon) if anon else None, "<=")]  # fmt: skip
 
 
 def main() -> None:
