@@ -136,7 +136,7 @@ def _step_parts(chosen: list[Any], keys: list[str], aux: bool) -> dict[str, Any]
 def _stack(chosen: list[Any], part: Any, tail: np.ndarray | None, images_dir: str | Path | None = None) -> np.ndarray:
     """``part`` of every episode, then ``tail`` (scenes) in that dtype, as one array. Images (uint8, checked per
     file) are filled into one allocation: a list of per-episode copies and their concatenation held the pool's
-    images twice (the loop's 700-episode fine-tune peaked near 12 GB). Other keys concatenate as they always did
+    images twice (a pixel training on 700-1000 episodes took 11-12 GB in session 8). Other keys concatenate as before
     (their dtype is the episodes' common one). ``images_dir``: images into a memory-mapped file there."""
     first = part(chosen[0])
     if first.dtype != np.uint8 or first.ndim != 4:
