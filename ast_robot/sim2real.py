@@ -189,7 +189,8 @@ def run_round(cfg_path: Path, overrides: list[str], r: int, root: Path, args: An
     if as_given:
         metrics = adopt_policy(cfg, Path(init_from))
     else:
-        metrics = train_bc(cfg, init_from=init_from, physical_weight=weights, demo_pool=demo_pool)
+        metrics = train_bc(cfg, init_from=init_from, physical_weight=weights, demo_pool=demo_pool,
+                           scene_pool=getattr(args, "scenes_pool", None))  # fmt: skip
     timings = {"demos": metrics.get("demos_wall_s", 0.0), "train": metrics.get("train_wall_s", 0.0),
                "sim_eval": metrics.get("eval_wall_s", 0.0), "train_bc": time.perf_counter() - start}  # fmt: skip
     config = ["--config", str(cfg_path), *(x for o in overrides for x in ("--set", o))]
@@ -282,13 +283,26 @@ def load_demo_pool(spec: str | Path, cfg: Any) -> list[Any]:
     from ast_robot.envs import make_env
     from ast_robot.envs.demos import check_fits, load_demos
 
-    episodes = load_demos(spec, env_id=cfg.env.id)
+    episodes = load_demos(spec, env_id=cfg.env.id, images_in_memory=False)  # a pixel pool: GBs of images
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
     try:
         check_fits(episodes, dict(env.observation_space.spaces), int(env.action_space.shape[0]))
     finally:
         env.close()
     return episodes
+
+
+def check_scene_pool(spec: str | Path, cfg: Any) -> None:
+    """``--scenes-pool`` checked before anything runs (read again by each trained round: ~0.5 GB held only
+    while that round builds its data): scenes rendered in the experiment's env, fitting its observation."""
+    from ast_robot.envs import make_env
+    from ast_robot.trainers.bc import read_scene_pool
+
+    env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
+    try:
+        read_scene_pool(spec, cfg.env.id, dict(env.observation_space.spaces))
+    finally:
+        env.close()
 
 
 def _first_line(err: Exception) -> str:
@@ -322,7 +336,10 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     ``args.start_policy`` (a trained run folder, e.g. a pixel student's): round 0 deploys it as it is (evaluated
     in sim, not trained) and later rounds fine-tune from it; its contract must match the experiment's env.
     ``args.demo_pool`` (a demos folder): the loop's pool of demonstrations starts with these (each round adds its
-    own: round 0 ``train.n_demos`` unless a start policy is given, later rounds ``train.finetune_demos``).
+    own: round 0 ``train.n_demos`` unless a start policy is given, later rounds ``train.finetune_demos``); they
+    stay in their files (camera images read when a round builds its data). ``args.scenes_pool`` (a scenes file):
+    every trained round trains on these scenes as they are, in place of ``train.scenes`` (the start policy's own
+    scenes: a fine-tune that replays the student's demos and scenes keeps what it knew).
     """
     import torch
 
@@ -338,6 +355,11 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     pool = [] if getattr(base.train, "finetune_demos", 0) else None  # opted in with train.finetune_demos
     if getattr(args, "demo_pool", None):
         pool = load_demo_pool(args.demo_pool, base)
+    if getattr(args, "scenes_pool", None):
+        if use_weights:  # the analyzer weights demos by their draws near real failures; a scene has no such weight
+            raise ValueError("--scenes-pool: scenes train only with --no-physical-feedback (the physical-feedback "
+                             "weights score demonstrations by their randomization draws; scenes carry no action)")  # fmt: skip
+        check_scene_pool(args.scenes_pool, base)
     overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")

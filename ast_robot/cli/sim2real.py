@@ -19,6 +19,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--demo-pool", default=None,
                         help="A demos folder (ast-robot demos collect) the loop's pool of demonstrations starts with; "
                              "each round adds its own to it.")  # fmt: skip
+    parser.add_argument("--scenes-pool", default=None,
+                        help="A scenes file (train.scenes_file of the start policy's training) every trained round "
+                             "trains on as it is, beside the demo pool, in place of train.scenes: a fine-tune that "
+                             "replays what the student learnt from keeps it. Its env and image sizes must match.")  # fmt: skip
     parser.set_defaults(func=run)
 
 

@@ -39,7 +39,7 @@ Files are written atomically, so an interrupted collection leaves only whole epi
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ WRIST_BEHIND = 9.0  # wrist_pixels of a point behind the wrist camera (finite, s
 class Episode:
     """One loaded demonstration (arrays as documented in this module)."""
 
-    arrays: dict[str, np.ndarray]
+    arrays: Mapping[str, np.ndarray]  # a dict, or ImagesOnDisk (camera images read from ``source`` when asked)
     source: Path | None = None  # the .npz file it was loaded from (errors name it)
 
     @property
@@ -214,14 +214,46 @@ _PER_STEP = {"action": 0, "reward": 0, "is_success": 0, "contact_force": 0, "exe
 _IMAGES = ("camera", "wrist_camera")  # (T+1, H, W, 3) uint8
 
 
-def read_episode(path: str | Path) -> Episode:
-    """One episode file, loaded without pickles and checked (keys, shapes, finite values)."""
+class ImagesOnDisk(Mapping):
+    """An episode's arrays with its camera images left in its file and read again on each access.
+
+    The loop's demo pool replays hundreds of pixel episodes every round (~4 MB of images each, 2.9 GB for the
+    700-episode pool of the UR5e student); held in memory beside the training data built from them, the images
+    were counted twice. The file was checked when loaded (:func:`read_episode`); it must stay in place."""
+
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        self._path = path
+        self._small = {k: v for k, v in arrays.items() if k not in _IMAGES}
+        self._images = tuple(k for k in _IMAGES if k in arrays)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key in self._small:
+            return self._small[key]
+        if key not in self._images:
+            raise KeyError(key)
+        with reading(self._path, EPISODE_EXPECTED), np.load(self._path, allow_pickle=False) as data:
+            return data[key]
+
+    def __contains__(self, key: object) -> bool:  # Mapping's default would read an image to answer
+        return key in self._small or key in self._images
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._small
+        yield from self._images
+
+    def __len__(self) -> int:
+        return len(self._small) + len(self._images)
+
+
+def read_episode(path: str | Path, images_in_memory: bool = True) -> Episode:
+    """One episode file, loaded without pickles and checked (keys, shapes, finite values). ``images_in_memory``
+    False: its camera images are read from the file when asked for (:class:`ImagesOnDisk`), not kept."""
     path = check_nonempty(path, EPISODE_EXPECTED)
     with reading(path, EPISODE_EXPECTED):
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         check_episode(arrays)
-    return Episode(arrays, path)
+    return Episode(arrays if images_in_memory else ImagesOnDisk(Path(path), arrays), path)
 
 
 def check_episode(arrays: dict[str, np.ndarray]) -> None:
@@ -255,20 +287,21 @@ def check_episode(arrays: dict[str, np.ndarray]) -> None:
             raise ValueError(f"{key} holds {int(np.size(value) - np.isfinite(value).sum())} non-finite values (NaN/inf)")
 
 
-def iter_demos(path: str | Path, env_id: str | None = None) -> Iterator[Episode]:
+def iter_demos(path: str | Path, env_id: str | None = None, images_in_memory: bool = True) -> Iterator[Episode]:
     """Episodes of a demo folder in order, loaded one at a time and checked. With ``env_id``, demonstrations
-    recorded in another env (task or robot) are refused, naming both."""
+    recorded in another env (task or robot) are refused, naming both. ``images_in_memory``: see
+    :func:`read_episode`."""
     meta = read_meta(path)
     if env_id is not None and meta["env_id"] != env_id:
         raise BadFile(Path(path) / "meta.json", f"the demonstrations were recorded in {meta['env_id']}, this "
                       f"run trains {env_id}", f"demonstrations of {env_id} (same task and robot)")  # fmt: skip
     for name in meta["files"]:
-        yield read_episode(Path(path) / name)
+        yield read_episode(Path(path) / name, images_in_memory)
 
 
-def load_demos(path: str | Path, env_id: str | None = None) -> list[Episode]:
+def load_demos(path: str | Path, env_id: str | None = None, images_in_memory: bool = True) -> list[Episode]:
     """Every episode of a demo folder (see :func:`iter_demos`)."""
-    return list(iter_demos(path, env_id))
+    return list(iter_demos(path, env_id, images_in_memory))
 
 
 def check_fits(episodes: list[Episode], spaces: dict[str, Any], action_dim: int) -> None:

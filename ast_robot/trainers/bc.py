@@ -8,6 +8,7 @@ then an evaluation under randomization whose episode records go to ``eval/``.
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,12 @@ class DemoData:
         # colour-cast augmentation (colour_aug): the range (0: off) and, per camera key, the rows recorded under a cast
         self.cast_limit = 0.0
         self.cast_done = dict(cast_done or {})
+        self.demo_rows = len(actions)  # rows 0 .. demo_rows - 1 are demonstration steps, the rest scenes (if any)
 
     @classmethod
     def from_episodes(cls, episodes: list[Any], keys: list[str], only_success: bool = True,
-                      physical_weight: Any = None, aux: bool = False) -> DemoData:  # fmt: skip
+                      physical_weight: Any = None, aux: bool = False, scenes: dict[str, np.ndarray] | None = None,
+                      scenes_cast: bool = False, images_dir: str | Path | None = None) -> DemoData:  # fmt: skip
         """Step t of every (successful or DAgger-relabelled) episode: observation at t -> action at t.
 
         ``physical_weight(dr) -> [0, 1]`` (from the gap analyzer) weights each episode's steps by how
@@ -49,34 +52,34 @@ class DemoData:
         target positions (achieved + desired goal, ``AUX_KEY``) for the policy's auxiliary loss, and their
         image positions (``PIXEL_KEY``) when every episode records ``target_pixels``, and in the wrist camera's
         image (``WRIST_PIXEL_KEY``) when the keys hold ``wrist_camera`` and every episode records ``wrist_pixels``.
+        ``scenes``: perception-only rows after the steps, as :meth:`with_scenes` adds them, built in the same
+        arrays (camera images are filled in place, never held twice: ``demo_rows`` says where the steps end).
+        ``images_dir``: the camera images go to memory-mapped files there (``train.images_dir``), not to memory.
         """
         chosen = [e for e in episodes if e.success or not only_success or getattr(e, "relabelled", False)]
         if not chosen:
             raise ValueError(f"none of the {len(episodes)} demonstrations succeeded; nothing to clone")
-        obs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-        actions, physical = [], []
-        if aux:
-            from ast_robot.policies.policy import AUX_KEY, PIXEL_KEY
+        parts = _step_parts(chosen, keys, aux)
+        if scenes is not None:
+            _check_scenes(scenes, parts, physical_weight)
+        obs = {k: _stack(chosen, part, None if scenes is None else scenes[k], images_dir) for k, part in parts.items()}
+        actions = np.concatenate([ep.arrays["action"] for ep in chosen])
+        weights = None
+        if physical_weight is not None:
+            weights = np.concatenate([np.full(len(ep), physical_weight(ep.dr)) for ep in chosen])
+        done = colour_aug.cast_done_rows(chosen, keys)
+        n = len(actions)
+        if scenes is not None:
+            from ast_robot.policies.policy import ACTION_WEIGHT_KEY
 
-            obs[AUX_KEY] = [np.concatenate([e.arrays["achieved_goal"][: len(e)], e.arrays["desired_goal"][: len(e)]], -1)
-                            for e in chosen]  # fmt: skip
-            if all("target_pixels" in e.arrays for e in chosen):  # image positions of the same (two_stage)
-                obs[PIXEL_KEY] = [e.arrays["target_pixels"][: len(e)] for e in chosen]
-            if "wrist_camera" in keys and all("wrist_pixels" in e.arrays for e in chosen):  # in the wrist image
-                from ast_robot.policies.policy import WRIST_PIXEL_KEY
-
-                obs[WRIST_PIXEL_KEY] = [e.arrays["wrist_pixels"][: len(e)].astype(np.float32) for e in chosen]
-        for ep in chosen:
-            steps = len(ep)
-            for k in keys:
-                value = ep.arrays[k]
-                obs[k].append(np.repeat(value[None], steps, 0) if k == "instruction" else value[:steps])
-            actions.append(ep.arrays["action"])
-            if physical_weight is not None:
-                physical.append(np.full(steps, physical_weight(ep.dr)))
-        weights = np.concatenate(physical) if physical else None
-        return cls({k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(actions), weights,
-                   colour_aug.cast_done_rows(chosen, keys))  # fmt: skip
+            m = len(next(iter(scenes.values())))
+            obs[ACTION_WEIGHT_KEY] = np.concatenate([np.ones(n, np.float32), np.zeros(m, np.float32)])
+            actions = np.concatenate([actions, np.zeros((m, actions.shape[1]), np.float32)])
+            done = {k: torch.cat([done.get(k, torch.zeros(n, dtype=torch.bool)), torch.full((m,), scenes_cast)])
+                    for k in colour_aug.CAST_PREFIX if k in obs}  # fmt: skip
+        data = cls(obs, actions, weights, done)
+        data.demo_rows = n
+        return data
 
     def with_scenes(self, scenes: dict[str, np.ndarray], cast: bool = False) -> DemoData:
         """These steps plus perception-only rows (``ast_robot.envs.scenes``: no action, ``ACTION_WEIGHT_KEY`` 0);
@@ -84,17 +87,16 @@ class DemoData:
         cast (the augmentation leaves their images alone). The augmentation range is not carried over."""
         from ast_robot.policies.policy import ACTION_WEIGHT_KEY
 
-        missing = sorted(set(self.obs) - set(scenes))
-        if missing or self.physical is not None:
-            raise ValueError(f"train.scenes: scenes lack {missing} or the run weights demos by real-robot feedback "
-                             "(physical_weight); scenes go with plain two_stage BC only")  # fmt: skip
+        _check_scenes(scenes, self.obs, self.physical)
         n, m = len(self), len(next(iter(scenes.values())))
         obs = {k: np.concatenate([v.numpy(), scenes[k].astype(v.numpy().dtype)]) for k, v in self.obs.items()}
         obs[ACTION_WEIGHT_KEY] = np.concatenate([np.ones(n, np.float32), np.zeros(m, np.float32)])
         actions = np.concatenate([self.actions.numpy(), np.zeros((m, self.actions.shape[1]), np.float32)])
         done = {k: torch.cat([self.cast_done.get(k, torch.zeros(n, dtype=torch.bool)), torch.full((m,), cast)])
                 for k in colour_aug.CAST_PREFIX if k in obs}  # fmt: skip
-        return DemoData(obs, actions, cast_done=done)
+        data = DemoData(obs, actions, cast_done=done)
+        data.demo_rows = n
+        return data
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -107,6 +109,70 @@ class DemoData:
         if self.physical is not None:
             inputs[PHYSICAL_KEY] = self.physical[indices]
         return Batch(inputs, self.actions[indices], indices.long())
+
+
+def _step_parts(chosen: list[Any], keys: list[str], aux: bool) -> dict[str, Any]:
+    """Per input key, ``part(episode) -> (steps, ...)`` array: the rows :meth:`DemoData.from_episodes` stacks."""
+    parts: dict[str, Any] = {}
+    for k in keys:
+        if k == "instruction":
+            parts[k] = lambda e: np.repeat(e.arrays["instruction"][None], len(e), 0)
+        else:
+            parts[k] = lambda e, k=k: e.arrays[k][: len(e)]
+    if aux:
+        from ast_robot.policies.policy import AUX_KEY, PIXEL_KEY
+
+        parts[AUX_KEY] = lambda e: np.concatenate([e.arrays["achieved_goal"][: len(e)],
+                                                   e.arrays["desired_goal"][: len(e)]], -1)  # fmt: skip
+        if all("target_pixels" in e.arrays for e in chosen):  # image positions of the same (two_stage)
+            parts[PIXEL_KEY] = lambda e: e.arrays["target_pixels"][: len(e)]
+        if "wrist_camera" in keys and all("wrist_pixels" in e.arrays for e in chosen):  # in the wrist image
+            from ast_robot.policies.policy import WRIST_PIXEL_KEY
+
+            parts[WRIST_PIXEL_KEY] = lambda e: e.arrays["wrist_pixels"][: len(e)].astype(np.float32)
+    return parts
+
+
+def _stack(chosen: list[Any], part: Any, tail: np.ndarray | None, images_dir: str | Path | None = None) -> np.ndarray:
+    """``part`` of every episode, then ``tail`` (scenes) in that dtype, as one array. Images (uint8, checked per
+    file) are filled into one allocation: a list of per-episode copies and their concatenation held the pool's
+    images twice (a pixel training on 700-1000 episodes took 11-12 GB in session 8). Other keys concatenate as before
+    (their dtype is the episodes' common one). ``images_dir``: images into a memory-mapped file there."""
+    first = part(chosen[0])
+    if first.dtype != np.uint8 or first.ndim != 4:
+        head = np.concatenate([part(e) for e in chosen])
+        return head if tail is None else np.concatenate([head, tail.astype(head.dtype)])
+    rows = sum(len(e) for e in chosen)
+    out = _image_buffer((rows + (0 if tail is None else len(tail)), *first.shape[1:]), images_dir)
+    at = 0
+    for e in chosen:
+        block = first if at == 0 else part(e)
+        out[at: at + len(block)] = block
+        at += len(block)
+    if tail is not None:
+        out[at:] = tail
+    return out
+
+
+def _image_buffer(shape: tuple[int, ...], images_dir: str | Path | None) -> np.ndarray:
+    """An uninitialised uint8 array: in memory, or a memory-mapped file in ``images_dir`` unlinked at once (the
+    mapping keeps it; nothing is left behind when the process ends, however it ends)."""
+    if not images_dir:
+        return np.empty(shape, np.uint8)
+    import tempfile
+
+    folder = Path(images_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix="images-", suffix=".u8") as fh:
+        return np.memmap(fh.name, np.uint8, mode="w+", shape=shape)  # the file goes at the with's end; the map stays
+
+
+def _check_scenes(scenes: dict[str, np.ndarray], inputs: Any, physical: Any) -> None:
+    """Scenes carry every input key of the steps, and go with unweighted BC only (ValueError otherwise)."""
+    missing = sorted(set(inputs) - set(scenes))
+    if missing or physical is not None:
+        raise ValueError(f"train.scenes: scenes lack {missing} or the run weights demos by real-robot feedback "
+                         "(physical_weight); scenes go with plain two_stage BC only")  # fmt: skip
 
 
 def collect_episodes(env: Any, n: int, seed: int, noise: float = 0.0) -> list[Any]:
@@ -137,7 +203,7 @@ def bc_loss(model: Any, batch: Batch) -> LossOutput:
 @TRAINERS.register("bc")
 def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None = None,
              physical_weight: Any = None, show_progress: bool = True,
-             demo_pool: list[Any] | None = None) -> dict[str, float]:  # fmt: skip
+             demo_pool: list[Any] | None = None, scene_pool: str | Path | None = None) -> dict[str, float]:  # fmt: skip
     """Behaviour cloning of the configured policy from scripted-expert demonstrations.
 
     ``init_from`` fine-tunes a policy checkpoint (with ``train.finetune_steps`` and ``finetune_demos`` when
@@ -146,7 +212,10 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     feedback from the gap analyzer). ``demo_pool``: demonstrations of earlier rounds, trained on beside this
     round's new ones, which are appended to it (the loop keeps one pool: a fine-tune round adds a few demos
     from the retuned randomization and still sees the earlier ones, so it does not forget them). The metrics
-    carry each stage's wall time (demos, training, evaluation).
+    carry each stage's wall time (demos, training, evaluation). ``scene_pool``: a scenes file
+    (:mod:`ast_robot.envs.scenes`) trained on as it is, in place of ``train.scenes``: a fine-tune's replay of the
+    scenes its start policy learnt from, like the demo pool (checked against this env's inputs, not against this
+    run's randomization or seed: they are old data, which a retune must not throw away).
     """
     from ast_robot.core.assemble import build_trainer
     from ast_robot.envs import make_env
@@ -168,10 +237,13 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     if demo_pool is not None:
         demo_pool.extend(episodes)
         episodes = list(demo_pool)
-    data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight, aux=cfg.policy.aux_weight > 0)
-    demos_wall_s = time.perf_counter() - t0
     torch.manual_seed(cfg.seed)
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
+    scenes, cast = _scenes(cfg, env, scene_pool)
+    data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight, aux=cfg.policy.aux_weight > 0,
+                                  scenes=scenes, scenes_cast=cast, images_dir=cfg.train.images_dir)  # fmt: skip
+    del scenes  # copied into data
+    demos_wall_s = time.perf_counter() - t0
     if init_from is not None:
         from ast_robot.core.checkpoint import POLICY_EXPECTED, load_module_state
         from ast_robot.fileio import reading
@@ -179,10 +251,9 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
 
         with reading(init_from, f"{POLICY_EXPECTED}, of the configured network"):
             load_module_state(policy, PolicyBase.load(init_from).state_dict(), "policy")
-    else:
-        policy.normalizer.fit(data.obs)  # its keys only (not the auxiliary targets)
+    else:  # the demonstration steps only: scenes are posed still, demos move; its keys only (not the aux targets)
+        policy.normalizer.fit({k: v[: data.demo_rows] for k, v in data.obs.items()})
     steps = _budget(cfg.train.steps, cfg.train.finetune_steps, init_from)
-    data = _add_scenes(cfg, env, data)  # after the normalizer: scenes are posed still, demos move
     data.cast_limit = colour_aug.casts_drawn(cfg.randomization)  # the cast the env draws, on every stored image
     trainer = build_trainer(cfg, policy, bc_loss, data, steps=steps, show_progress=show_progress,
                             resume=resume)  # a failed resume writes nothing into the run folder  # fmt: skip
@@ -192,6 +263,11 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     save_policy(policy, run_dir / POLICY_DIR, trainer.step, cfg, contract_of(env))
     metrics = {**counters.summary(), "train_wall_s": time.perf_counter() - start, "demo_steps": len(data),
                "demos": len(episodes), "demos_wall_s": demos_wall_s}  # fmt: skip
+    # the trainer and its data sit in a reference cycle: without a collection the data (GBs of images for a pixel
+    # pool) outlived this call, and the loop's next round built its own beside it (9.3 GB in round 2 of the UR5e
+    # pool loop, 5.1 in round 1)
+    del trainer, data
+    gc.collect()
     start = time.perf_counter()
     metrics.update(evaluate_run(cfg, run_dir, policy.act, episodes=cfg.train.eval_episodes, env=env))
     metrics["eval_wall_s"] = time.perf_counter() - start
@@ -206,18 +282,46 @@ def _budget(full: int, finetune: int, init_from: object) -> int:
 
 def _add_scenes(cfg: Any, env: Any, data: DemoData) -> DemoData:
     """``train.scenes`` single-render scenes of the training env added to ``data`` (perception-only rows)."""
-    if not cfg.train.scenes:
-        return data
-    if cfg.policy.type != "two_stage":
+    scenes, cast = _scenes(cfg, env, None)
+    return data if scenes is None else data.with_scenes(scenes, cast)
+
+
+def _scenes(cfg: Any, env: Any, pool: str | Path | None) -> tuple[dict[str, np.ndarray] | None, bool]:
+    """The run's perception-only rows and whether they were rendered under a colour cast: the scene pool's
+    (``pool``: a scenes file, as it is), else ``train.scenes`` of the training env (None: no scenes)."""
+    count = cfg.train.scenes or (pool is not None)
+    if count and cfg.policy.type != "two_stage":
         raise ValueError(f"train.scenes: {cfg.train.scenes} needs policy.type 'two_stage' (got {cfg.policy.type!r}): "
                          "scenes carry no action, only the perception's targets")  # fmt: skip
+    if pool is not None:
+        return read_scene_pool(pool, cfg.env.id, dict(env.observation_space.spaces))
+    if not cfg.train.scenes:
+        return None, False
     from ast_robot.envs.scenes import make_scenes
 
     seed = cfg.seed + 5_000_000
     if cfg.train.scenes_file:
-        return data.with_scenes(*_cached_scenes(cfg, env, seed))
+        return _cached_scenes(cfg, env, seed)
     cast = colour_aug.casts_drawn(cfg.randomization) > 0  # this env renders them under its cast
-    return data.with_scenes(make_scenes(env, cfg.train.scenes, seed=seed), cast=cast)
+    return make_scenes(env, cfg.train.scenes, seed=seed), cast
+
+
+def read_scene_pool(path: str | Path, env_id: str, spaces: dict[str, Any]) -> tuple[dict[str, np.ndarray], bool]:
+    """A scenes file's scenes and whether they were rendered under a colour cast, checked against the env
+    (``env_id``, its observation ``spaces``); ValueError naming the file when they do not fit it."""
+    from ast_robot.envs.scenes import read_scenes, scenes_meta
+
+    meta = scenes_meta(path)
+    theirs = meta.get("env", {}).get("id")
+    if theirs != env_id:
+        raise ValueError(f"scene pool {path}: rendered in {theirs}, this run trains {env_id}; give scenes of the same env")
+    scenes = read_scenes(path)
+    for key, space in spaces.items():
+        got = tuple(scenes[key].shape[1:]) if key in scenes else None
+        if got != tuple(space.shape):
+            raise ValueError(f"scene pool {path}: {key} has per-scene shape {got}, this env's is {space.shape}; give "
+                             f"scenes rendered for this env's observation (camera size, wrist camera)")  # fmt: skip
+    return scenes, _meta_cast(meta) > 0
 
 
 def _cached_scenes(cfg: Any, env: Any, seed: int) -> tuple[dict[str, np.ndarray], bool]:
