@@ -4,7 +4,7 @@ The loops are run by the command in bench/results/sim2real_colour_rounds/README.
 student, `--demo-pool` its training pool, `--scenes-pool` its scenes file); each takes 15-60 min on the shared
 2-core machine, so this script reads their folders rather than running them: per round the sim evaluation
 (eval/summary.json), the gap report (gap/gap.json: success, culprits, retuned ranges, visual fit) and, where the
-loop was started by /tmp/s10/loopft/loop.sh-style wrappers, its wall time, load and peak RSS (start.txt, end.txt,
+loop was started by a wrapper that writes them, its wall time, load and peak RSS (start.txt, end.txt,
 time.txt of `/usr/bin/time -v`). Writes bench/results/<name>.json + .md with the issue's goals computed here.
 
     python bench/sim2real_visual_loop.py --name NAME --loop LABEL SEED TWIN.yaml LOOP_DIR [--loop ...] \
