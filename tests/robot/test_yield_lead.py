@@ -18,12 +18,9 @@ import pytest
 from ast_robot.config import DeployConfig
 from ast_robot.robot.safety import SafetyLimits, SafetyMonitor, arm
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
-from ast_robot.robot.specs import get_robot
 from ast_robot.twin.hidden import HiddenParams
 from ast_robot.twin.sim import TwinSim
-
-PERIOD = 1 / 125
-SPEC = get_robot("fr3")
+from tests.robot.blocked_joint import PERIOD, SPEC, freed_ratio
 
 
 def fr3_limits(command_latency_s: float | None = None, interface: str = "forward_position") -> SafetyLimits:
@@ -31,39 +28,11 @@ def fr3_limits(command_latency_s: float | None = None, interface: str = "forward
     return SafetyLimits.from_robot(SPEC, cfg, command_latency_s=command_latency_s)
 
 
-def yielded_ratio(
-    lim: SafetyLimits, joint: int, accel: float, start: float, hold: int, ticks: int = 120
-) -> float:
-    """An FR3 twin joint driven by the filter towards home - 1 rad while a kinematic block moves it towards the
-    target from ``start`` x its allowed speed, speeding up at ``accel`` x its acceleration limit, for ``hold``
-    ticks, then lets go: peak |qvel| / data sheet after the release (speed stop off: how fast, not whether the
-    twin stops)."""
-    sim, mon = TwinSim("fr3"), SafetyMonitor(lim)
-    sim.speed_limit[:] = np.inf
-    q0, dt = sim.true_positions(), sim.model.opt.timestep
-    for k in range(ACQUIRE_STATES):
-        mon.observe_state(q0, received_s=(k - ACQUIRE_STATES) * PERIOD)
-    target = q0 - np.eye(7)[joint]
-    v0, a = -start * lim.max_step[joint] / PERIOD, -accel * lim.max_acceleration[joint]
-    qadr, dof, peak = sim.idx.qpos[joint], sim.idx.dof[joint], 0.0
-    for k in range(ticks):
-        mon.observe_state(sim.true_positions(), received_s=k * PERIOD)
-        sim.command_positions(mon.filter(target, now_s=k * PERIOD).positions)
-        for _ in range(round(PERIOD / dt)):
-            sim.step_to(sim.time + dt)
-            if k < hold:
-                t = sim.time
-                sim.data.qpos[qadr], sim.data.qvel[dof] = q0[joint] + v0 * t + 0.5 * a * t * t, v0 + a * t
-            else:
-                peak = max(peak, abs(float(sim.data.qvel[dof])))
-    return peak / SPEC.velocity_limits[joint]
-
-
 def worst_yield(lim: SafetyLimits) -> float:
     # joints 1 and 3 (1.75 / 1.74 x at main), the wrist (1.30 x); each case's block leaves the joint at 0.25-0.46 x
     # its data sheet, so what passes it is the servo closing the lead the command opened
     cases = [(j, a, s, h) for j in (0, 2, 5) for a in (0.1, 0.2) for s in (0.0, 0.2) for h in (25, 50)]
-    return max(yielded_ratio(lim, *case) for case in cases)
+    return max(freed_ratio(lim, *case) for case in cases)
 
 
 def test_a_yielding_block_freed_stays_under_the_data_sheet_where_the_latency_is_declared(monkeypatch):
