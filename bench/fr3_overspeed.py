@@ -405,6 +405,12 @@ def _summary(label: str, kind: str, peaks: np.ndarray, tolerance: float, seconds
             "seconds": round(seconds, 1), **extra}  # fmt: skip
 
 
+def seeds_differ(main: dict | None, now: dict | None, key: str) -> int | None:
+    """How many seeds' ``key`` (action digests, steps to success) differ between two expert_actions rows (None: one
+    is missing)."""
+    return sum(a != b for a, b in zip(main[key], now[key])) if main and now else None
+
+
 def goals(rows: list[dict]) -> list[dict]:
     experts = {(r["label"], r["config"]): r["first_success_steps"] for r in rows if r["kind"] == "expert"}
     pairs = {c: (experts[("before", c)], experts[("after", c)]) for (label, c) in experts
@@ -471,17 +477,14 @@ def yield_goals(rows: list[dict]) -> list[dict]:
         main = runs.get(("yield-null", config, False))
         for label, declared in (("yield", False), ("yield-declared0", True)):
             now = runs.get((label, config, declared))
-            pairs = list(zip(main["action_digests"], now["action_digests"])) if main and now else None
-            steps = list(zip(main["first_success_steps"], now["first_success_steps"])) if main and now else None
             out += [goal(f"{label}, {config} scripted expert (seeds 0-19{', each episode latency declared' if declared else ''}): "
-                         "seeds whose action sequence differs from main's", 0, sum(a != b for a, b in pairs) if pairs else None, "<="),
+                         "seeds whose action sequence differs from main's", 0, seeds_differ(main, now, "action_digests"), "<="),
                     goal(f"{label}, {config}: seeds whose steps to success differ from main's", 0,
-                         sum(a != b for a, b in steps) if steps else None, "<=")]  # fmt: skip
+                         seeds_differ(main, now, "first_success_steps"), "<=")]  # fmt: skip
     main, now = runs.get(("yield-null", "pickplace_demo_fr3.yaml", False)), runs.get(("yield-allowance0", "pickplace_demo_fr3.yaml", False))
-    steps = list(zip(main["first_success_steps"], now["first_success_steps"])) if main and now else None
     out.append(goal("yield-allowance0, pickplace_demo_fr3.yaml: seeds whose steps to success differ from main's with "
                     "LAG_ALLOWANCE_S 0 for every deployment (the cost of closing without a declared latency)", 0,
-                    sum(a != b for a, b in steps) if steps else None, "<="))  # fmt: skip
+                    seeds_differ(main, now, "first_success_steps"), "<="))  # fmt: skip
     return out
 
 
@@ -512,12 +515,10 @@ def creep2_goals(rows: list[dict]) -> list[dict]:
     runs = {(r["label"], r["config"]): r for r in rows if r["kind"] == "expert_actions"}
     for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
         main, now = runs.get(("creep2-null", config)), runs.get(("creep2", config))
-        pairs = list(zip(main["action_digests"], now["action_digests"])) if main and now else None
-        steps = list(zip(main["first_success_steps"], now["first_success_steps"])) if main and now else None
         out += [goal(f"creep2, {config} scripted expert (deploy pipeline, 2 cubes 2 pads, seeds 0-19): seeds whose action "
-                     "sequence differs from main's", 0, sum(a != b for a, b in pairs) if pairs else None, "<="),
+                     "sequence differs from main's", 0, seeds_differ(main, now, "action_digests"), "<="),
                 goal(f"creep2, {config}: seeds whose steps to success differ from main's", 0,
-                     sum(a != b for a, b in steps) if steps else None, "<=")]  # fmt: skip
+                     seeds_differ(main, now, "first_success_steps"), "<=")]  # fmt: skip
     return out
 
 
@@ -597,7 +598,7 @@ def stalltime_goals(rows: list[dict], experts: dict) -> list[dict]:
     return out
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", default=[], help="A trained FR3 pick-and-place run folder.")
     parser.add_argument("--records", action="append", default=[], help="Recorded twin episodes (a records folder).")
@@ -624,7 +625,64 @@ def main() -> None:
     parser.add_argument("--label", required=True, help="Row label, e.g. before / after.")
     parser.add_argument("--name", default="fr3_overspeed")
     parser.add_argument("--merge", default=None, help="Earlier results JSON whose rows are kept.")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+NOTES = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 ms), rad/s; peak_over_limit: "
+         "peak / data-sheet speed per joint; episodes_over_stop: episodes with a joint above the twin's "
+         "protective-stop threshold (data sheet x 1.05). sim rows: the run's policy in its env with the "
+         "deploy pipeline at the safety module of the label's commit; replay rows: recorded twin commands "
+         "replayed in the twin's sim (no ROS); actions rows: recorded policy actions through the command "
+         "path of the label's code into the twin's sim. 'before' rows: this script run at commit 3e15b36 "
+         "(the safety module before the fix; a detached worktree, merged here with --merge); their "
+         "lead_clamps_per_episode count a reason that then fired on float rounding (~all ticks), not real "
+         "clamps. Policies: round 0 of last session's FR3 nominal loop (/tmp/ppd, trained before the fix, "
+         "80-step episodes) and, label 'after-loop', round 0 of this session's loop (trained with the fix, "
+         "100-step episodes), whose replay rows are the twin's own episodes of rounds 0 and 1 deployed with the "
+         "fix. Labels '*-share0.5': the same at commit 56b818e (STALL_SHARE 0.5; relabelled when 0.35 replaced "
+         "it), whose loop wrist reached 4.06 rad/s. Labels 'stalltime*': the stall judged by time (branch stalltime: "
+         "full lead until a joint has lagged a command ahead of it for 0.2 s or is pushed away from it, then "
+         "STALL_SHARE 0.35), actions rows of the same record sets: 'stalltime' /tmp/ppd (the 'before'/'after' "
+         "episodes), 'stalltime-w2' the share-0.5 loop's (after-loop-share0.5), 'stalltime-w3' the 0.35 loop's "
+         "(after-loop). Label 'main-share0.5-w3': the w3 record sets through main's command path at 53b9aba "
+         "(STALL_SHARE 0.5, judged by speed; this script run in a detached worktree, merged here). Label "
+         "'stalltime-loop': replay rows of the twin episodes that the FR3 loops of sim2real_pickplace_fr3_stalltime "
+         "recorded at this code (nominal seed 0 rounds 0-1, seed 1 round 0; gripper force x0.3 seed 0 round 0, "
+         "replayed with that twin's hidden parameters, --hidden). Label 'stall2': a joint held still under a command ahead of it "
+         "(blocked or not yet) led only as far as its servo, freed, closes under 0.8 x the data sheet (branch stall2, "
+         "SafetyLimits.freed_lead): actions rows of the 5 record sets above, the experts, and a held row (--held: the FR3 "
+         "wrist held still from rest 6-38 ticks, then freed; peaks per hold); 'stall2-null': the held row at main 2e597c2 "
+         "(this script in a detached worktree, merged here). Label 'creep': a joint creeping towards its command (slower "
+         "than 10% of its allowed speed, not gaining speed) led only by freed_lead, K per joint (branch creep): creep rows "
+         "(--creep: every FR3 joint driven by the filter while a kinematic block moves it towards its target at 0-50% of "
+         "its allowed speed for 6-50 ticks, then freed, speed stop off), the held row, expert_actions rows (--expert-actions: "
+         "seeds 0-19 in one env, digests of the action sequences), expert rows (steps to success, seeds 5000-5019) and actions rows of the nominal FR3 loop this branch ran "
+         "(its loop folder); 'creep-null': the same creep, expert and expert_actions rows at main 2ad0a7b (this script in "
+         "a git archive of main, merged here). Label 'creep2': a joint held back while it moves towards its command at 10% of "
+         "its allowed speed or faster without gaining speed led by its servo's lag at that speed + freed_lead of the lead "
+         "beyond (branch creep2, SafetyLimits.held_lead, SERVO_LAG_S + LAG_ALLOWANCE_S 0.05 s): creep, held, yield (--yield: "
+         "a block that speeds up at 3-40% of the acceleration limit from 0-30% of the allowed speed), expert_actions and "
+         "actions rows (the s8 nominal FR3 loop's round-0 policy and twin records, /tmp/s8/creep/loop_fr3); 'creep2-null': "
+         "the creep, yield and expert_actions rows at main e4b57f4 (this script in a git archive of main, merged here). Label "
+         "'yield': a joint gaining speed towards a command ahead of it led by the servo model at its speed and acceleration "
+         "(branch yield, SafetyLimits.held_lead with accel, ACCEL_LEAD_SHARE 2, the command latency undeclared: "
+         "LAG_ALLOWANCE_S 0.05 s): yield rows (worst_per_accel_valid: the cases whose block itself left the joint under 0.8 x "
+         "its data sheet), fast rows (--fast: every FR3 joint held back at a steady 60-95% of its allowed speed for up to "
+         "0.6 s, travel cut at 0.7 rad, then freed), follow rows (--follow: every FR3 joint following steps of 0.05-0.5 rad "
+         "and ramps at 20-100% of its allowed speed, no block, latency 0 / 40 ms, actuator gain 0.8-1.2: ticks clamped by the "
+         "lead window), creep, held and expert_actions rows; 'yield-declared0': the yield, fast and follow rows with command "
+         "latency 0 declared (SafetyLimits.from_robot(command_latency_s=0): LAG_MARGIN_S 0.01 s in place of the allowance; "
+         "follow at latency 0 only) and expert_actions rows with each episode's randomized latency declared (--expert-actions-"
+         "declared); 'yield-null': the yield, fast and expert_actions rows at main 29ff978 (this script in a git archive of "
+         "main, merged here); 'yield-allowance0': expert_actions rows with LAG_ALLOWANCE_S 0 (--lag-allowance 0: the "
+         "allowance removed for every deployment, env included). The yield* rows were measured in separate runs at load 5.4-10.9 "
+         "(2 shared cores; uptime read before and after each run), merged here. Label 'yield-loop': replay, actions and sim rows of this "
+         "branch's nominal FR3 loop (sim2real pickplace_demo_fr3.yaml, 1 round, hidden {}, domain 171: sim 93%, real 9/10, "
+         "gap +3 [-13, +34], nothing named; its round-0 policy and twin records).")  # fmt: skip
+
+
+def main() -> None:
+    args = parse_args()
     rows = json.loads(Path(args.merge).read_text())["rows"] if args.merge else []
     if args.lag_allowance is not None:
         from ast_robot.robot.safety import arm
@@ -644,58 +702,7 @@ def main() -> None:
     rows += [expert_actions_row(Path(c), args.label, declare_latency=True) for c in args.expert_actions_declared]
     for row in rows:
         print(row)
-    notes = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 ms), rad/s; peak_over_limit: "
-             "peak / data-sheet speed per joint; episodes_over_stop: episodes with a joint above the twin's "
-             "protective-stop threshold (data sheet x 1.05). sim rows: the run's policy in its env with the "
-             "deploy pipeline at the safety module of the label's commit; replay rows: recorded twin commands "
-             "replayed in the twin's sim (no ROS); actions rows: recorded policy actions through the command "
-             "path of the label's code into the twin's sim. 'before' rows: this script run at commit 3e15b36 "
-             "(the safety module before the fix; a detached worktree, merged here with --merge); their "
-             "lead_clamps_per_episode count a reason that then fired on float rounding (~all ticks), not real "
-             "clamps. Policies: round 0 of last session's FR3 nominal loop (/tmp/ppd, trained before the fix, "
-             "80-step episodes) and, label 'after-loop', round 0 of this session's loop (trained with the fix, "
-             "100-step episodes), whose replay rows are the twin's own episodes of rounds 0 and 1 deployed with the "
-             "fix. Labels '*-share0.5': the same at commit 56b818e (STALL_SHARE 0.5; relabelled when 0.35 replaced "
-             "it), whose loop wrist reached 4.06 rad/s. Labels 'stalltime*': the stall judged by time (branch stalltime: "
-             "full lead until a joint has lagged a command ahead of it for 0.2 s or is pushed away from it, then "
-             "STALL_SHARE 0.35), actions rows of the same record sets: 'stalltime' /tmp/ppd (the 'before'/'after' "
-             "episodes), 'stalltime-w2' the share-0.5 loop's (after-loop-share0.5), 'stalltime-w3' the 0.35 loop's "
-             "(after-loop). Label 'main-share0.5-w3': the w3 record sets through main's command path at 53b9aba "
-             "(STALL_SHARE 0.5, judged by speed; this script run in a detached worktree, merged here). Label "
-             "'stalltime-loop': replay rows of the twin episodes that the FR3 loops of sim2real_pickplace_fr3_stalltime "
-             "recorded at this code (nominal seed 0 rounds 0-1, seed 1 round 0; gripper force x0.3 seed 0 round 0, "
-             "replayed with that twin's hidden parameters, --hidden). Label 'stall2': a joint held still under a command ahead of it "
-             "(blocked or not yet) led only as far as its servo, freed, closes under 0.8 x the data sheet (branch stall2, "
-             "SafetyLimits.freed_lead): actions rows of the 5 record sets above, the experts, and a held row (--held: the FR3 "
-             "wrist held still from rest 6-38 ticks, then freed; peaks per hold); 'stall2-null': the held row at main 2e597c2 "
-             "(this script in a detached worktree, merged here). Label 'creep': a joint creeping towards its command (slower "
-             "than 10% of its allowed speed, not gaining speed) led only by freed_lead, K per joint (branch creep): creep rows "
-             "(--creep: every FR3 joint driven by the filter while a kinematic block moves it towards its target at 0-50% of "
-             "its allowed speed for 6-50 ticks, then freed, speed stop off), the held row, expert_actions rows (--expert-actions: "
-             "seeds 0-19 in one env, digests of the action sequences), expert rows (steps to success, seeds 5000-5019) and actions rows of the nominal FR3 loop this branch ran "
-             "(its loop folder); 'creep-null': the same creep, expert and expert_actions rows at main 2ad0a7b (this script in "
-             "a git archive of main, merged here). Label 'creep2': a joint held back while it moves towards its command at 10% of "
-             "its allowed speed or faster without gaining speed led by its servo's lag at that speed + freed_lead of the lead "
-             "beyond (branch creep2, SafetyLimits.held_lead, SERVO_LAG_S + LAG_ALLOWANCE_S 0.05 s): creep, held, yield (--yield: "
-             "a block that speeds up at 3-40% of the acceleration limit from 0-30% of the allowed speed), expert_actions and "
-             "actions rows (the s8 nominal FR3 loop's round-0 policy and twin records, /tmp/s8/creep/loop_fr3); 'creep2-null': "
-             "the creep, yield and expert_actions rows at main e4b57f4 (this script in a git archive of main, merged here). Label "
-             "'yield': a joint gaining speed towards a command ahead of it led by the servo model at its speed and acceleration "
-             "(branch yield, SafetyLimits.held_lead with accel, ACCEL_LEAD_SHARE 2, the command latency undeclared: "
-             "LAG_ALLOWANCE_S 0.05 s): yield rows (worst_per_accel_valid: the cases whose block itself left the joint under 0.8 x "
-             "its data sheet), fast rows (--fast: every FR3 joint held back at a steady 60-95% of its allowed speed for up to "
-             "0.6 s, travel cut at 0.7 rad, then freed), follow rows (--follow: every FR3 joint following steps of 0.05-0.5 rad "
-             "and ramps at 20-100% of its allowed speed, no block, latency 0 / 40 ms, actuator gain 0.8-1.2: ticks clamped by the "
-             "lead window), creep, held and expert_actions rows; 'yield-declared0': the yield, fast and follow rows with command "
-             "latency 0 declared (SafetyLimits.from_robot(command_latency_s=0): LAG_MARGIN_S 0.01 s in place of the allowance; "
-             "follow at latency 0 only) and expert_actions rows with each episode's randomized latency declared (--expert-actions-"
-             "declared); 'yield-null': the yield, fast and expert_actions rows at main 29ff978 (this script in a git archive of "
-             "main, merged here); 'yield-allowance0': expert_actions rows with LAG_ALLOWANCE_S 0 (--lag-allowance 0: the "
-             "allowance removed for every deployment, env included). The yield* rows were measured in separate runs at load 5.4-10.9 "
-             "(2 shared cores; uptime read before and after each run), merged here. Label 'yield-loop': replay, actions and sim rows of this "
-             "branch's nominal FR3 loop (sim2real pickplace_demo_fr3.yaml, 1 round, hidden {}, domain 171: sim 93%, real 9/10, "
-             "gap +3 [-13, +34], nothing named; its round-0 policy and twin records).")  # fmt: skip
-    print(write_results(args.name, rows, goals(rows), notes))
+    print(write_results(args.name, rows, goals(rows), NOTES))
 
 
 if __name__ == "__main__":
