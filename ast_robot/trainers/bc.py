@@ -68,35 +68,17 @@ class DemoData:
         if physical_weight is not None:
             weights = np.concatenate([np.full(len(ep), physical_weight(ep.dr)) for ep in chosen])
         done = colour_aug.cast_done_rows(chosen, keys)
-        n = len(actions)
-        if scenes is not None:
-            from ast_robot.policies.policy import ACTION_WEIGHT_KEY
-
-            m = len(next(iter(scenes.values())))
-            obs[ACTION_WEIGHT_KEY] = np.concatenate([np.ones(n, np.float32), np.zeros(m, np.float32)])
-            actions = np.concatenate([actions, np.zeros((m, actions.shape[1]), np.float32)])
-            done = {k: torch.cat([done.get(k, torch.zeros(n, dtype=torch.bool)), torch.full((m,), scenes_cast)])
-                    for k in colour_aug.CAST_PREFIX if k in obs}  # fmt: skip
-        data = cls(obs, actions, weights, done)
-        data.demo_rows = n
-        return data
+        if scenes is None:
+            return cls(obs, actions, weights, done)
+        return _with_scene_rows(obs, actions, done, len(next(iter(scenes.values()))), scenes_cast)
 
     def with_scenes(self, scenes: dict[str, np.ndarray], cast: bool = False) -> DemoData:
         """These steps plus perception-only rows (``ast_robot.envs.scenes``: no action, ``ACTION_WEIGHT_KEY`` 0);
         the scenes must carry every input key of these steps. ``cast``: the scenes were rendered under a colour
         cast (the augmentation leaves their images alone). The augmentation range is not carried over."""
-        from ast_robot.policies.policy import ACTION_WEIGHT_KEY
-
         _check_scenes(scenes, self.obs, self.physical)
-        n, m = len(self), len(next(iter(scenes.values())))
         obs = {k: np.concatenate([v.numpy(), scenes[k].astype(v.numpy().dtype)]) for k, v in self.obs.items()}
-        obs[ACTION_WEIGHT_KEY] = np.concatenate([np.ones(n, np.float32), np.zeros(m, np.float32)])
-        actions = np.concatenate([self.actions.numpy(), np.zeros((m, self.actions.shape[1]), np.float32)])
-        done = {k: torch.cat([self.cast_done.get(k, torch.zeros(n, dtype=torch.bool)), torch.full((m,), cast)])
-                for k in colour_aug.CAST_PREFIX if k in obs}  # fmt: skip
-        data = DemoData(obs, actions, cast_done=done)
-        data.demo_rows = n
-        return data
+        return _with_scene_rows(obs, self.actions.numpy(), self.cast_done, len(next(iter(scenes.values()))), cast)
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -109,6 +91,23 @@ class DemoData:
         if self.physical is not None:
             inputs[PHYSICAL_KEY] = self.physical[indices]
         return Batch(inputs, self.actions[indices], indices.long())
+
+
+def _with_scene_rows(obs: dict[str, np.ndarray], actions: np.ndarray, done: dict[str, torch.Tensor], m: int,
+                     cast: bool) -> DemoData:  # fmt: skip
+    """DemoData of ``obs`` whose last ``m`` rows are scenes after the steps of ``actions`` (n, A): the scenes get
+    ``ACTION_WEIGHT_KEY`` 0 (no action: perception only), zero actions, and count as rendered under a colour cast
+    when ``cast`` (``done``: the steps' rows recorded under one)."""
+    from ast_robot.policies.policy import ACTION_WEIGHT_KEY
+
+    n = len(actions)
+    obs[ACTION_WEIGHT_KEY] = np.concatenate([np.ones(n, np.float32), np.zeros(m, np.float32)])
+    padded = np.concatenate([actions, np.zeros((m, actions.shape[1]), np.float32)])
+    done = {k: torch.cat([done.get(k, torch.zeros(n, dtype=torch.bool)), torch.full((m,), cast)])
+            for k in colour_aug.CAST_PREFIX if k in obs}  # fmt: skip
+    data = DemoData(obs, padded, cast_done=done)
+    data.demo_rows = n
+    return data
 
 
 def _step_parts(chosen: list[Any], keys: list[str], aux: bool) -> dict[str, Any]:
