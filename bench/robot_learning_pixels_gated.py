@@ -437,7 +437,8 @@ def save(args: argparse.Namespace, arms: dict[str, Any], state: dict[str, Any], 
     if costs is not None:
         out.append({"arm": "cost_breakdown", **costs})
     notes = (f"UR5e two_stage student at {args.camera}x{args.camera}, from scratch on the first {args.episodes} "
-             f"episodes of {args.demos} + {args.scenes} scenes; {args.steps} steps of batch 64 per arm, gate rate "
+             f"episodes of {args.demos} + {args.scenes} scenes; {args.steps} steps of batch "
+             f"{next(iter(arms.values())).cfg.batch_size} per arm, gate rate "
              f"{args.rate} on stale scores (weights {args.weights}); checkpoints every {args.steps // args.checkpoints} "
              f"steps on {args.eval_episodes} held-out seeds (the last on {args.final_episodes}); one process "
              f"(device {args.device}), one torch thread, the arms stepping in turn; held-out episodes in "
