@@ -525,6 +525,8 @@ def main() -> None:
         arms[arm] = build_arm(cfg, env, demo_data, data)
         if arm == "random":  # the same gate settings and seed, deciding by the gated arm's count
             arms[arm].gate = QuotaGate(cfg.gate, seed=cfg.seed)
+    if cfgs[args.arms[0]].train.data_on_device:  # one copy on the device, shared by the arms as on the host
+        data.to(arms[args.arms[0]].device)
     costs = cost_breakdown(arms[args.arms[0]], kept=round(args.rate * cfgs[args.arms[0]].train.batch_size),
                            reps=args.cost_reps)  # fmt: skip
     print("costs", costs, flush=True)

@@ -80,6 +80,14 @@ class DemoData:
         obs = {k: np.concatenate([v.numpy(), scenes[k].astype(v.numpy().dtype)]) for k, v in self.obs.items()}
         return _with_scene_rows(obs, self.actions.numpy(), self.cast_done, len(next(iter(scenes.values()))), cast)
 
+    def to(self, device: str | torch.device) -> DemoData:
+        """These steps moved to ``device`` in place (``train.data_on_device``): observations, actions and physical
+        weights; the cast flags stay with the sampler's indices on the host (they choose draws, not pixels)."""
+        self.obs = {k: v.to(device) for k, v in self.obs.items()}
+        self.actions = self.actions.to(device)
+        self.physical = None if self.physical is None else self.physical.to(device)
+        return self
+
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
@@ -256,6 +264,8 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     data.cast_limit = colour_aug.casts_drawn(cfg.randomization)  # the cast the env draws, on every stored image
     trainer = build_trainer(cfg, policy, bc_loss, data, steps=steps, show_progress=show_progress,
                             resume=resume)  # a failed resume writes nothing into the run folder  # fmt: skip
+    if cfg.train.data_on_device:
+        data.to(trainer.device)
     start = time.perf_counter()
     counters = trainer.fit()
     run_dir = Path(cfg.run_root) / cfg.name

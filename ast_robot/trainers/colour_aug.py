@@ -44,7 +44,7 @@ def cast_images(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     ``colour_cast(images[i], shifts[i])`` for every i (the same float64 operations)."""
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"colour cast: images must be (B, H, W, 3) uint8, got {tuple(images.shape)} {images.dtype}")
-    out = images.to(torch.float64) + shifts.to(torch.float64)[:, None, None, :] * 255.0  # (B, H, W, 3)
+    out = images.to(torch.float64) + shifts.to(images.device, torch.float64)[:, None, None, :] * 255.0  # (B, H, W, 3)
     return out.clamp_(0.0, 255.0).to(torch.uint8)
 
 
