@@ -265,7 +265,8 @@ def yield_row(label: str, command_latency_s: float | None = None) -> dict:
             "start_shares": list(YIELD_SHARES), "hold_s": [round(h * limits.period_s, 3) for h in YIELD_HOLDS],
             "worst_per_accel": ratios.max(axis=(0, 2, 3)).round(3).tolist(),
             "worst_per_accel_valid": valid.max(axis=(0, 2, 3)).round(3).tolist(), "cases_invalid": int((released > arm.FREED_SPEED_SHARE).sum()),
-            "per_joint": ratios.max(axis=(2, 3)).round(3).tolist(), "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+            "per_joint": ratios.max(axis=(2, 3)).round(3).tolist(), "seconds": round(time.perf_counter() - start, 1),
+            "ratios": ratios.round(3).tolist(), "released": released.round(3).tolist()}  # fmt: skip
 
 
 FAST_SHARES = (0.6, 0.7, 0.8, 0.9, 0.95)  # of the joint's allowed speed
@@ -504,14 +505,26 @@ def wired_goals(rows: list[dict]) -> list[dict]:
         mine = [r for r in rows if r["label"] == label and r["kind"] == "yield"]
         return max(max(r[key]) for r in mine) if mine else None
 
+    def released_under(label: str, share: float) -> Any:
+        """Worst ratio over the yield cases whose block itself left the joint at most ``share`` x its data sheet."""
+        mine = [r for r in rows if r["label"] == label and r["kind"] == "yield" and "released" in r]
+        return max(float(np.max(np.where(np.array(r["released"]) <= share, r["ratios"], 0.0))) for r in mine) if mine else None
+
     out = [goal("wired, yield: a block speeding the joint up at 3-40% of its acceleration limit, freed, every case whose "
                 "block left the joint under 0.8 x: highest speed / data sheet", 1.0, yielding("wired", "worst_per_accel_valid"), "<="),
            goal("wired-null, yield: the same with the allowance of before (the instrument sees the hole)", 1.0,
                 yielding("wired-null", "worst_per_accel_valid"), ">"),
+           goal("wired, yield: the cases whose block itself left the joint at 0.8-1.0 x its data sheet, dragged faster than "
+                "any command may go (outside the freed model's 0.8; reported)", 1.0, released_under("wired", 1.0), "<="),
+           goal("wired, yield: every case, with those whose block alone drove the joint past its data sheet (no command "
+                "bound can undo them; reported)", 1.0, yielding("wired", "worst_per_accel"), "<="),
            goal("wired, fast: every FR3 joint held back at 60-95% of its allowed speed, freed", 1.0, worst("wired", "fast"), "<="),
            goal("wired-null, fast: the same with the allowance of before", 1.0, worst("wired-null", "fast"), ">"),
            goal("wired, follow: normal following (latency 0 / 40 ms, each declared; gain 0.8-1.2): cases clamped", 0,
-                worst("wired", "follow", "cases_clamped"), "<=")]  # fmt: skip
+                worst("wired", "follow", "cases_clamped"), "<="),
+           goal("wired-undeclared, follow: the same with no latency declared (the strict filter): cases clamped, all at 40 "
+                "ms (the trade-off: an arm with more latency than declared is slowed; reported)", 0,
+                worst("wired-undeclared", "follow", "cases_clamped"), ">")]  # fmt: skip
     runs = {(r["label"], r["config"]): r for r in rows if r["kind"] == "expert_actions"}
     for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
         main, now = runs.get(("wired-null", config)), runs.get(("wired", config))
