@@ -250,10 +250,9 @@ class PolicyRunner:
         declare ``io``'s ``command_latency_s`` (``io``: the robot's RobotIOConfig, default configs/deploy/<robot>.yaml).
         """
         from ast_robot.config import EnvConfig
+        from ast_robot.deploy.robot_io import load_robot_io
         from ast_robot.robot.kinematics import ArmKinematics
         from ast_robot.robot.specs import get_robot, load_model
-
-        from ast_robot.deploy.robot_io import load_robot_io
 
         trained = contract if contract is not None else (env_cfg or EnvConfig())  # same field names
         spec = get_robot(robot)

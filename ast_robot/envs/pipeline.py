@@ -28,7 +28,13 @@ import numpy as np
 from ast_robot.config.deploy import driver_io
 from ast_robot.robot import wire
 from ast_robot.robot.actions import EEDeltaAction
-from ast_robot.robot.safety import PRE_DECLARATION_LATENCY_S, GripperLimits, GripperMonitor, SafetyLimits, SafetyMonitor
+from ast_robot.robot.safety import (
+    PRE_DECLARATION_LATENCY_S,
+    GripperLimits,
+    GripperMonitor,
+    SafetyLimits,
+    SafetyMonitor,
+)
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.robot.sampling import TRACKER_RATE_HZ, finite_velocity, interval_s, next_due, sample_due
 
