@@ -317,6 +317,12 @@ class DeploymentSession:
         return self.runner.limits.period_s
 
     @property
+    def command_latency_s(self) -> float | None:
+        """The command latency (s) declared to the safety module (configs/deploy/<robot>.yaml; None: undeclared, the
+        strict filter); every episode record carries it."""
+        return self.runner.limits.command_latency_s
+
+    @property
     def episode_active(self) -> bool:
         return self.episodes.active
 
