@@ -733,7 +733,10 @@ NOTES = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 m
          "filter, as 0), the pipeline env each episode's randomized latency: yield and fast rows (--wired), follow rows with each "
          "case's latency declared, expert_actions rows (the env as it is now: each episode declares its own); 'wired-null': the "
          "yield and fast rows with arm.PRE_DECLARATION_LATENCY_S 0.04 s declared (the filter of before: LAG_ALLOWANCE_S for "
-         "all), the expert_actions rows at main (this script in a git archive of main, merged here).")  # fmt: skip
+         "all), the expert_actions rows at main 3e9857a (this script in a git archive of main, merged here); 'wired-undeclared': "
+         "follow rows with no latency declared (the strict filter) behind 0 / 40 ms. Measured 2026-12-07 15:49-15:55 UTC in "
+         "separate runs at load 4.0-7.0 (2 shared cores; uptime before and after each run in /tmp/s11/latwire/RUNS/uptime.txt), "
+         "merged here.")  # fmt: skip
 
 
 def deployed_latency() -> float | None:
