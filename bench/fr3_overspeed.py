@@ -136,8 +136,8 @@ def replay_peaks(rec: Any, io: Any, pipe: Any = None, hidden: Any = None) -> np.
     scene.pop("target", None)
     sim.reset(rec.joint_positions[0])
     table.set_scene(parse_scene(json.dumps(scene)))
-    if pipe is not None:
-        pipe.reset(sim.true_positions())
+    if pipe is not None:  # the filter the deployment runs now: it declares configs/deploy/fr3.yaml's latency
+        pipe.reset(sim.true_positions(), deployed_latency())  # (the record's own: envs.pipeline.declared_latency)
     gripper = dict(rec.gripper_commands or [])
     with PeakSpeeds(sim.model, sim.idx.dof) as meter:
         for k in range(rec.steps):
