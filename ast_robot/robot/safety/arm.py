@@ -188,7 +188,10 @@ LAG_ALLOWANCE_S = 0.05
 # the joint under 0.8 x (the grant of before: 1.457 x), held back at 60-95% 0.666 x (1.135 x); normal following with its
 # latency declared never clamped (252 cases), but behind 40 ms undeclared 93 of them are (a full-speed ramp followed at
 # 35-43% of its speed: the cost of not declaring); experts through the pipeline (seeds 0-19) against main: steps to
-# success unchanged on every seed (UR5e actions identical, FR3 4 seeds' actions differ).
+# success unchanged on every seed (UR5e actions identical, FR3 4 seeds' actions differ). The FR3 pick-and-place BC
+# policy (pickplace_demo_fr3, same seed) trained and evaluated on 100 held-out episodes through each command path:
+# 89/100 declared, 88/100 at main (latency 0: 80 / 83%, 1 step: 95 / 92%); the nominal loop's policy on 100 seeds:
+# 89/100 with each latency declared and with the grant of before, no outcome differing (load 6-10).
 ACCEL_LEAD_SHARE = 2.0
 # What a declared command latency gets on top (s): the 8 ms tick the command is held for and the measurement's
 # rounding (the FR3 pick-and-place expert with each episode's own latency declared: margin 0 slowed 2 latency-free
