@@ -97,6 +97,7 @@ def _record(base: Any, seed: int, info: dict[str, Any], actions: list, q: list, 
         path_length=path, max_joint_velocity=max_qvel, control_dt=float(base.control_dt),
         actions=np.asarray(actions), joint_positions=np.asarray(q), joint_targets=np.asarray(targets),
         contact=contact, randomization=dict(info["dr"]), meta=meta, pick=pick,
+        command_latency_s=getattr(base, "command_latency_s", None),  # what its safety filter declared (None: no filter)
     )  # fmt: skip
 
 

@@ -136,8 +136,8 @@ def replay_peaks(rec: Any, io: Any, pipe: Any = None, hidden: Any = None) -> np.
     scene.pop("target", None)
     sim.reset(rec.joint_positions[0])
     table.set_scene(parse_scene(json.dumps(scene)))
-    if pipe is not None:
-        pipe.reset(sim.true_positions())
+    if pipe is not None:  # the filter the deployment runs now: it declares configs/deploy/fr3.yaml's latency
+        pipe.reset(sim.true_positions(), deployed_latency())  # (the record's own: envs.pipeline.declared_latency)
     gripper = dict(rec.gripper_commands or [])
     with PeakSpeeds(sim.model, sim.idx.dof) as meter:
         for k in range(rec.steps):
@@ -234,7 +234,7 @@ YIELD_HOLDS = (15, 25, 50)  # ticks
 
 def fr3_limits(command_latency_s: float | None = None) -> Any:
     """The FR3's SafetyLimits through forward positions (``command_latency_s``: the deployment's declared command
-    latency, s; None: undeclared, arm.LAG_ALLOWANCE_S)."""
+    latency, s; None: undeclared: arm.LAG_ALLOWANCE_S before the declaration was wired, the strict filter since)."""
     from ast_robot.config import DeployConfig
     from ast_robot.robot.safety import SafetyLimits
     from ast_robot.robot.specs import get_robot
@@ -265,7 +265,8 @@ def yield_row(label: str, command_latency_s: float | None = None) -> dict:
             "start_shares": list(YIELD_SHARES), "hold_s": [round(h * limits.period_s, 3) for h in YIELD_HOLDS],
             "worst_per_accel": ratios.max(axis=(0, 2, 3)).round(3).tolist(),
             "worst_per_accel_valid": valid.max(axis=(0, 2, 3)).round(3).tolist(), "cases_invalid": int((released > arm.FREED_SPEED_SHARE).sum()),
-            "per_joint": ratios.max(axis=(2, 3)).round(3).tolist(), "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+            "per_joint": ratios.max(axis=(2, 3)).round(3).tolist(), "seconds": round(time.perf_counter() - start, 1),
+            "ratios": ratios.round(3).tolist(), "released": released.round(3).tolist()}  # fmt: skip
 
 
 FAST_SHARES = (0.6, 0.7, 0.8, 0.9, 0.95)  # of the joint's allowed speed
@@ -315,18 +316,22 @@ def follow_clamps(limits: Any, joint: int, kind: str, amount: float, latency: fl
 FOLLOW_CASES = (("ramp", 0.2), ("ramp", 0.5), ("ramp", 1.0), ("step", 0.05), ("step", 0.2), ("step", 0.5))
 
 
-def follow_row(label: str, latencies: tuple = (0.0, 0.04), command_latency_s: float | None = None) -> dict:
+def follow_row(label: str, latencies: tuple = (0.0, 0.04), command_latency_s: float | None = None,
+               declare_each: bool = False) -> dict:  # fmt: skip
     """Normal motion: every FR3 joint following each of FOLLOW_CASES from rest (its servo accelerating it, commands
-    ``latencies`` s late, actuator gain 0.8 / 1.0 / 1.2 as the env randomizes): lead-window clamps per case."""
-    limits = fr3_limits(command_latency_s)
+    ``latencies`` s late, actuator gain 0.8 / 1.0 / 1.2 as the env randomizes): lead-window clamps per case.
+    ``declare_each``: each case's limits declare its own latency (a deployment that measured its latency, the env's
+    episodes), else ``command_latency_s`` for all."""
     start, clamped = time.perf_counter(), []
-    for j in range(7):
-        for kind, amount in FOLLOW_CASES:
-            for latency in latencies:
+    for latency in latencies:
+        limits = fr3_limits(latency if declare_each else command_latency_s)
+        for j in range(7):
+            for kind, amount in FOLLOW_CASES:
                 for gain in (0.8, 1.0, 1.2):
                     if n := follow_clamps(limits, j, kind, amount, latency, gain):
                         clamped.append([j + 1, kind, amount, latency, gain, n])
-    return {"label": label, "kind": "follow", "command_latency_s": command_latency_s, "latencies_s": list(latencies),
+    return {"label": label, "kind": "follow", "command_latency_s": "each case's own" if declare_each else command_latency_s,
+            "latencies_s": list(latencies),
             "cases": len(FOLLOW_CASES) * len(latencies) * 3 * 7, "cases_clamped": len(clamped),
             "ticks_clamped": sum(c[-1] for c in clamped), "clamped (joint, kind, amount, latency, gain, ticks)": clamped,
             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
@@ -431,7 +436,7 @@ def goals(rows: list[dict]) -> list[dict]:
                 goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
                      max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
     return (out + stalltime_goals(rows, experts) + stall2_goals(rows, experts) + creep_goals(rows) + creep2_goals(rows)
-            + yield_goals(rows))  # fmt: skip
+            + yield_goals(rows) + wired_goals(rows))  # fmt: skip
 
 
 def worst_of(rows: list[dict], label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
@@ -485,6 +490,53 @@ def yield_goals(rows: list[dict]) -> list[dict]:
     out.append(goal("yield-allowance0, pickplace_demo_fr3.yaml: seeds whose steps to success differ from main's with "
                     "LAG_ALLOWANCE_S 0 for every deployment (the cost of closing without a declared latency)", 0,
                     seeds_differ(main, now, "first_success_steps"), "<="))  # fmt: skip
+    return out
+
+
+def wired_goals(rows: list[dict]) -> list[dict]:
+    """The declared command latency wired (label ``wired``: the deployment declares configs/deploy/fr3.yaml's
+    command_latency_s, the env each episode's randomized latency; ``wired-null``: the filter before, LAG_ALLOWANCE_S for
+    all, i.e. arm.PRE_DECLARATION_LATENCY_S declared, and this script at main for the experts): the yielding block and
+    the fast held-back sweep under 1.0 x the data sheet in every case (null: over 1.0); normal following with the
+    latency declared never clamped; the experts' steps to success as main's on every seed (actions: counted)."""
+    worst = functools.partial(worst_of, rows)
+
+    def yielding(label: str, key: str) -> Any:
+        mine = [r for r in rows if r["label"] == label and r["kind"] == "yield"]
+        return max(max(r[key]) for r in mine) if mine else None
+
+    def released_under(label: str, share: float) -> Any:
+        """Worst ratio over the yield cases whose block itself left the joint at most ``share`` x its data sheet."""
+        mine = [r for r in rows if r["label"] == label and r["kind"] == "yield" and "released" in r]
+        return max(float(np.max(np.where(np.array(r["released"]) <= share, r["ratios"], 0.0))) for r in mine) if mine else None
+
+    out = [goal("wired, yield: a block speeding the joint up at 3-40% of its acceleration limit, freed, every case whose "
+                "block left the joint under 0.8 x: highest speed / data sheet", 1.0, yielding("wired", "worst_per_accel_valid"), "<="),
+           goal("wired-null, yield: the same with the allowance of before (the instrument sees the hole)", 1.0,
+                yielding("wired-null", "worst_per_accel_valid"), ">"),
+           goal("wired, yield: the cases whose block itself left the joint at 0.8-1.0 x its data sheet, dragged faster than "
+                "any command may go (outside the freed model's 0.8; reported)", 1.0, released_under("wired", 1.0), "<="),
+           goal("wired, yield: every case, with those whose block alone drove the joint past its data sheet (no command "
+                "bound can undo them; reported)", 1.0, yielding("wired", "worst_per_accel"), "<="),
+           goal("wired, fast: every FR3 joint held back at 60-95% of its allowed speed, freed", 1.0, worst("wired", "fast"), "<="),
+           goal("wired-null, fast: the same with the allowance of before", 1.0, worst("wired-null", "fast"), ">"),
+           goal("wired, follow: normal following (latency 0 / 40 ms, each declared; gain 0.8-1.2): cases clamped", 0,
+                worst("wired", "follow", "cases_clamped"), "<="),
+           goal("wired-undeclared, follow: the same with no latency declared (the strict filter): cases clamped, all at 40 "
+                "ms (the trade-off: an arm with more latency than declared is slowed; reported)", 0,
+                worst("wired-undeclared", "follow", "cases_clamped"), ">"),
+           goal("wired-loop (the nominal FR3 loop at this code, round 0): replay, actions and sim rows: highest joint speed "
+                "/ data sheet", 0.9, max((worst("wired-loop", k) or 0.0) for k in ("replay", "actions", "sim")) if any(
+                    r["label"] == "wired-loop" for r in rows) else None, "<="),
+           goal("wired-loop: episodes whose joints pass the twin's stop", 0,
+                sum((worst("wired-loop", k, "episodes_over_stop", sum) or 0) for k in ("replay", "actions", "sim")), "<=")]  # fmt: skip
+    runs = {(r["label"], r["config"]): r for r in rows if r["kind"] == "expert_actions"}
+    for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
+        main, now = runs.get(("wired-null", config)), runs.get(("wired", config))
+        out += [goal(f"wired, {config} scripted expert (deploy pipeline, seeds 0-19): seeds whose steps to success differ "
+                     "from main's", 0, seeds_differ(main, now, "first_success_steps"), "<="),
+                goal(f"wired, {config}: seeds whose action sequence differs from main's (counted; may differ)", 20,
+                     seeds_differ(main, now, "action_digests"), "<=")]  # fmt: skip
     return out
 
 
@@ -620,6 +672,9 @@ def parse_args() -> argparse.Namespace:
                         help="Diagnostic: arm.LAG_ALLOWANCE_S for this run (what an undeclared latency gets, s).")
     parser.add_argument("--declared-latency", type=float, default=None,
                         help="Yield / fast / follow rows with this command latency declared (s; default: undeclared).")
+    parser.add_argument("--wired", action="store_true",
+                        help="Yield / fast rows declare what the deployment declares (configs/deploy/fr3.yaml's "
+                             "command_latency_s), follow rows each case's own latency (overrides --declared-latency).")
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2_000_000, help="First held-out env seed (the loop's sim eval's).")
     parser.add_argument("--label", required=True, help="Row label, e.g. before / after.")
@@ -678,7 +733,28 @@ NOTES = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 m
          "allowance removed for every deployment, env included). The yield* rows were measured in separate runs at load 5.4-10.9 "
          "(2 shared cores; uptime read before and after each run), merged here. Label 'yield-loop': replay, actions and sim rows of this "
          "branch's nominal FR3 loop (sim2real pickplace_demo_fr3.yaml, 1 round, hidden {}, domain 171: sim 93%, real 9/10, "
-         "gap +3 [-13, +34], nothing named; its round-0 policy and twin records).")  # fmt: skip
+         "gap +3 [-13, +34], nothing named; its round-0 policy and twin records). Label 'wired': the declared command latency wired "
+         "(branch latwire): the deployment declares configs/deploy/fr3.yaml's command_latency_s (null: undeclared, the strict "
+         "filter, as 0), the pipeline env each episode's randomized latency: yield and fast rows (--wired), follow rows with each "
+         "case's latency declared, expert_actions rows (the env as it is now: each episode declares its own); 'wired-null': the "
+         "yield and fast rows with arm.PRE_DECLARATION_LATENCY_S 0.04 s declared (the filter of before: LAG_ALLOWANCE_S for "
+         "all), the expert_actions rows at main 3e9857a (this script in a git archive of main, merged here); 'wired-undeclared': "
+         "follow rows with no latency declared (the strict filter) behind 0 / 40 ms. Measured 2026-12-07 15:49-15:55 UTC in "
+         "separate runs at load 4.0-7.0 (2 shared cores; uptime before and after each run in /tmp/s11/latwire/RUNS/uptime.txt), "
+         "merged here. Label 'wired-loop': replay, actions and sim rows of this branch's nominal FR3 loop (sim2real "
+         "pickplace_demo_fr3.yaml --rounds 1 --hidden {} --domain 142, /tmp/s11/latwire/loops/loop_fr3, 8.7 min at load 6-12: "
+         "sim 80% (n=30), real 6/10, gap +20 [-9, +51], the real episodes replayed within the 1e-6 rad noise floor, nothing "
+         "named or retuned; its round-0 policy on 100 held-out seeds: 89/100 with each episode's latency declared and 89/100 "
+         "with the grant of before for all, no episode's outcome differs); the nominal UR5e loop (pickplace_demo.yaml, domain "
+         "141): sim 87%, real 10/10, gap -13 [-30, +16], nothing named; make demo's config (demo.yaml, 2 rounds, domain 143): "
+         "100% / 100% both rounds, latency 3 and actuator gain 0.35 named, as before.")  # fmt: skip
+
+
+def deployed_latency() -> float | None:
+    """The command latency the FR3's deployment declares (configs/deploy/fr3.yaml), as PolicyRunner.for_robot reads it."""
+    from ast_robot.deploy.robot_io import load_robot_io
+
+    return load_robot_io("fr3").command_latency_s
 
 
 def main() -> None:
@@ -694,10 +770,11 @@ def main() -> None:
     rows += [expert_row(Path(c), 20, args.label) for c in args.expert]
     rows += [held_row(args.label)] if args.held else []
     rows += [creep_row(args.label)] if args.creep else []
-    declared = args.declared_latency
+    declared = deployed_latency() if args.wired else args.declared_latency
     rows += [yield_row(args.label, declared)] if args.yield_sweep else []
     rows += [fast_row(args.label, declared)] if args.fast else []
-    rows += [follow_row(args.label, (0.0,) if declared == 0.0 else (0.0, 0.04), declared)] if args.follow else []
+    follow = (0.0, 0.04) if args.wired or declared != 0.0 else (0.0,)
+    rows += [follow_row(args.label, follow, declared, declare_each=args.wired)] if args.follow else []
     rows += [expert_actions_row(Path(c), args.label) for c in args.expert_actions]
     rows += [expert_actions_row(Path(c), args.label, declare_latency=True) for c in args.expert_actions_declared]
     for row in rows:

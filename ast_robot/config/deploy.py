@@ -8,6 +8,10 @@ from typing import Literal
 
 from ast_robot.config.schema import _check_bounds, doc
 
+# The longest command latency a deployment may declare (s): the safety module's longest lead window
+# (ast_robot.robot.safety.arm.MAX_LEAD_S; a test keeps the two equal). More is a typo (ms for s), not an arm.
+MAX_COMMAND_LATENCY_S = 0.5
+
 
 @dataclass
 class DeployConfig:
@@ -126,6 +130,14 @@ class RobotIOConfig:
                                                        "(pick-and-place; published at camera_rate_hz).")  # fmt: skip
     safety_mode_required: bool = doc(True, "Refuse to start an episode until a safety-mode message arrived "
                                            "(fail closed; false for robots without one, e.g. FR3).")  # fmt: skip
+    command_latency_s: float | None = doc(
+        None, "The delay (s) from the policy node publishing a joint command to the arm's controller acting on it "
+              "(DDS, driver, controller cycle), as measured on this robot (README: deployment, command latency). "
+              "Declared to the safety module (SafetyLimits.from_robot): a joint following freely behind it is led "
+              f"by it x its speed. 0-{MAX_COMMAND_LATENCY_S:g} s; null: undeclared, the strict filter (as if 0): an "
+              "arm with more latency than declared gets its free motion slowed, never more lead than it needs.",
+        ge=0.0, le=MAX_COMMAND_LATENCY_S,
+        expect=f"the measured command latency in seconds, 0-{MAX_COMMAND_LATENCY_S:g} (null: undeclared)")  # fmt: skip
     topics: RosNames = doc(factory=RosNames, help="Topic and service names.")
     gripper: GripperIOConfig = doc(factory=GripperIOConfig, help="Gripper command interface (pick-and-place).")
 

@@ -20,8 +20,9 @@ from ast_robot.config.errors import ConfigError
 
 
 def doc(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None, **bounds: Any) -> Any:
-    """A dataclass field with a docstring and optional bounds (ge, gt, le, lt, choices)."""
-    allowed = {"ge", "gt", "le", "lt", "choices"}
+    """A dataclass field with a docstring and optional bounds (ge, gt, le, lt, choices); ``expect``: what a bad
+    value's error says is allowed, in place of the type's or the bound's own words."""
+    allowed = {"ge", "gt", "le", "lt", "choices", "expect"}
     if unknown := set(bounds) - allowed:
         raise TypeError(f"doc(): unknown bound(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
     meta = {"help": help, **bounds}
@@ -85,9 +86,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            value = _convert(hints[name], data[name], _join(path, name))
-            _check_bounds(f, value, _join(path, name))
-            kwargs[name] = value
+            kwargs[name] = _field_value(f, hints[name], data[name], _join(path, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(_join(path, name), None, f"a value (field {name!r} is required)", "missing key")
     try:
@@ -96,6 +95,18 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(path or "<root>", data, str(err)) from err
+
+
+def _field_value(f: dataclasses.Field, hint: Any, raw: Any, path: str) -> Any:
+    """``raw`` converted to the field's type and inside its bounds; ConfigError (its ``expect`` words where set)."""
+    try:
+        value = _convert(hint, raw, path)
+        _check_bounds(f, value, path)
+    except ConfigError as err:
+        if "expect" in f.metadata and err.path == path:
+            raise ConfigError(path, raw, f.metadata["expect"], err.problem) from None
+        raise
+    return value
 
 
 def to_dict(obj: Any) -> Any:

@@ -47,12 +47,13 @@ class EpisodeTracker:
 
     def __init__(self, robot: str, task: str, control_dt: float, timeout_s: float,
                  success_radius: float = 0.05, meta: dict[str, Any] | None = None,
-                 end_on_success: bool = True) -> None:  # fmt: skip
+                 end_on_success: bool = True, command_latency_s: float | None = None) -> None:  # fmt: skip
         if not control_dt > 0 or not timeout_s > 0 or not success_radius > 0:
             raise ValueError(f"control_dt, timeout_s and success_radius must be > 0, got "
                              f"{control_dt}, {timeout_s}, {success_radius}")  # fmt: skip
         self.robot, self.task, self.control_dt, self.timeout_s = robot, task, control_dt, timeout_s
         self.success_radius, self.meta, self.end_on_success = success_radius, dict(meta or {}), end_on_success
+        self.command_latency_s = command_latency_s  # s, declared to the safety filter: each record carries it
         self._trace: _Trace | None = None
         self.episodes = 0
         self.gripper_width: tuple[float, float] | None = None  # pick-and-place: (closed, open) m, judge's bounds
@@ -180,6 +181,7 @@ class EpisodeTracker:
             meta={**self.meta, "end_reason": reason, "held_steps": tr.held, "judged_on": judged,
                   "goal": ",".join(f"{v:.4f}" for v in tr.goal), **table, **stop}, pick=pick,
             gripper_commands=None if tr.gripper is None else tuple(tr.gripper), joint_stamps=stamps,
+            command_latency_s=self.command_latency_s,
         )  # fmt: skip
 
 

@@ -246,9 +246,11 @@ class PolicyRunner:
 
         The action semantics come from ``contract`` (a :class:`~ast_robot.robot.contract.DeploymentContract`),
         else from ``env_cfg`` (default ``EnvConfig()``). The policy is asked at the training control rate;
-        each command tick moves the TCP (or joint) target by its share of the latest action.
+        each command tick moves the TCP (or joint) target by its share of the latest action. The safety limits
+        declare ``io``'s ``command_latency_s`` (``io``: the robot's RobotIOConfig, default configs/deploy/<robot>.yaml).
         """
         from ast_robot.config import EnvConfig
+        from ast_robot.deploy.robot_io import load_robot_io
         from ast_robot.robot.kinematics import ArmKinematics
         from ast_robot.robot.specs import get_robot, load_model
 
@@ -257,8 +259,11 @@ class PolicyRunner:
         model = load_model(robot, "reach")
         kin = ArmKinematics(model, spec.joint_names, spec.ee_site)
         action_map, observe = _action_and_observation(trained, spec, model, kin, cfg.control_hz)
-        runner = cls(policy, SafetyLimits.from_robot(spec, cfg), action_map, observe, kin.ee_position,
-                     policy_period_s=1.0 / trained.control_hz, synchronous=synchronous)  # fmt: skip
+        io = io or load_robot_io(spec.name)
+        # the command latency its user measured on this robot (configs/deploy/<robot>.yaml; None: the strict filter)
+        limits = SafetyLimits.from_robot(spec, cfg, command_latency_s=io.command_latency_s)
+        runner = cls(policy, limits, action_map, observe, kin.ee_position, policy_period_s=1.0 / trained.control_hz,
+                     synchronous=synchronous)  # fmt: skip
         runner.contract = contract
         if contract is not None:
             _wire_task_inputs(runner, contract, spec, io)

@@ -88,7 +88,8 @@ class DeploymentSession:
         # pick-and-place is judged on the object and, as in the env, by its last state: no end on success
         self.episodes = EpisodeTracker(robot, task, runner.limits.period_s, timeout_s,
                                        success_radius=runner.success_threshold, meta=meta,
-                                       end_on_success=end_on_success and task != "pickplace")  # fmt: skip
+                                       end_on_success=end_on_success and task != "pickplace",
+                                       command_latency_s=runner.limits.command_latency_s)  # fmt: skip
         self.table: Table | None = None  # pick-and-place: the table the operator set (deploy.table)
         self.table_text: str | None = None  # ... as it was sent (each pick-and-place record's meta.table)
         self.width: float | None = None  # latest measured gripper opening (m)
@@ -314,6 +315,12 @@ class DeploymentSession:
     def period_s(self) -> float:
         """Control period (s), as the policy was trained."""
         return self.runner.limits.period_s
+
+    @property
+    def command_latency_s(self) -> float | None:
+        """The command latency (s) declared to the safety module (configs/deploy/<robot>.yaml; None: undeclared, the
+        strict filter); every episode record carries it."""
+        return self.runner.limits.command_latency_s
 
     @property
     def episode_active(self) -> bool:

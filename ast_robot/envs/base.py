@@ -242,8 +242,8 @@ class RobotEnv(gym.Env):
         self._ee_cmd = self._tcp.copy()
         self._steps = 0
         self._prev_ee = self._tcp.copy()
-        if self._pipeline is not None:
-            self._pipeline.reset(self.robot.home_qpos)
+        if self._pipeline is not None:  # its safety filter declares the latency the commands will act after
+            self._pipeline.reset(self.robot.home_qpos, int(self.dr.get("latency", 0)) * self.control_dt)
             self._sample_world(self.data.time, restart=True)
         obs = self._get_obs()
         return obs, self._info(obs, self._goal_distance())
@@ -419,6 +419,12 @@ class RobotEnv(gym.Env):
     def tcp_command(self) -> np.ndarray:
         """Commanded TCP position (3, m, world) that ee_delta actions integrate (see ``_command``); a copy."""
         return self._ee_cmd.copy()
+
+    @property
+    def command_latency_s(self) -> float | None:
+        """The command latency (s) this episode's safety filter declared (the randomized latency the commands act
+        after; recorded with the episode); None without ``deploy_pipeline`` (no filter runs)."""
+        return None if self._pipeline is None else self._pipeline.command_latency_s
 
     @property
     def applied_gripper_width(self) -> float:

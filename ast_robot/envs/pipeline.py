@@ -13,7 +13,9 @@ oscillated around goals the env reached.
 :class:`DeployPipeline` runs that path with the deployment's own objects, so the env and the deployment
 cannot drift apart: each env step is ``deploy.control_hz / env.control_hz`` ticks of it, each tick a whole
 number of physics steps. Commands act after the randomized latency (whole env steps), as a twin's
-``latency_s`` delays them.
+``latency_s`` delays them, and each episode declares that latency to its safety filter
+(``SafetyLimits.from_robot(command_latency_s=)``), as a deployment declares its measured one
+(configs/deploy/<robot>.yaml): sim and robot run the same filter for the same latency.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ import numpy as np
 from ast_robot.config.deploy import driver_io
 from ast_robot.robot import wire
 from ast_robot.robot.actions import EEDeltaAction
-from ast_robot.robot.safety import GripperLimits, GripperMonitor, SafetyLimits, SafetyMonitor
+from ast_robot.robot.safety import (
+    PRE_DECLARATION_LATENCY_S,
+    GripperLimits,
+    GripperMonitor,
+    SafetyLimits,
+    SafetyMonitor,
+)
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.robot.sampling import TRACKER_RATE_HZ, finite_velocity, interval_s, next_due, sample_due
 
@@ -42,6 +50,14 @@ def ticks_per_step(control_hz: float, deploy_hz: float, timestep: float) -> tupl
                          f"({control_hz:g} Hz) and divide the physics rate ({1 / timestep:g} Hz) by a whole "
                          f"number, e.g. 125 Hz for a 25 Hz env on 500 Hz physics")  # fmt: skip
     return round(ticks), round(substeps)
+
+
+def declared_latency(record: Any) -> float | None:
+    """The command latency (s) that rebuilds the safety filter an episode record ran under (pass it to
+    :meth:`DeployPipeline.reset` or ``SafetyLimits.from_robot``): the record's own (schema >= 5; None: undeclared,
+    the strict filter), else :data:`~ast_robot.robot.safety.arm.PRE_DECLARATION_LATENCY_S` (records made before
+    deployments declared it: the filter granted ``LAG_ALLOWANCE_S`` to all)."""
+    return record.command_latency_s if record.schema_version >= 5 else PRE_DECLARATION_LATENCY_S
 
 
 class Setpoint:
@@ -70,7 +86,9 @@ class DeployPipeline:
 
     def __init__(self, robot: Any, ik: Any, deploy_cfg: Any, env_cfg: Any, workspace: tuple, orientation: np.ndarray,
                  ee_position: Any, commands_gripper: bool = False) -> None:  # fmt: skip
-        self.limits = SafetyLimits.from_robot(robot, deploy_cfg)
+        self.robot, self.deploy_cfg = robot, deploy_cfg
+        self._limits: dict[float | None, SafetyLimits] = {}  # per declared latency (an env draws a few values)
+        self.limits = self._declared(None)
         self.safety = SafetyMonitor(self.limits, ee_position)
         # the runner's per-tick share, in its float operations (a * (b / c), not a * b / c: 1.7e-18 rad apart)
         step = env_cfg.max_ee_step * (env_cfg.control_hz / deploy_cfg.control_hz)
@@ -90,8 +108,21 @@ class DeployPipeline:
         self._queue: deque[tuple[float, np.ndarray, float]] = deque()  # (activation s, target, segment s)
         self.last_command = np.zeros(robot.n_joints)
 
-    def reset(self, q: np.ndarray) -> None:
-        """Episode start: the arm at rest at ``q``; no command in flight, no integrated TCP target."""
+    def _declared(self, command_latency_s: float | None) -> SafetyLimits:
+        """The safety limits with ``command_latency_s`` (s) declared (None: undeclared, the strict filter)."""
+        if command_latency_s not in self._limits:
+            self._limits[command_latency_s] = SafetyLimits.from_robot(self.robot, self.deploy_cfg, command_latency_s)
+        return self._limits[command_latency_s]
+
+    @property
+    def command_latency_s(self) -> float | None:
+        """The command latency (s) this episode declared to its safety filter (None: undeclared)."""
+        return self.limits.command_latency_s
+
+    def reset(self, q: np.ndarray, command_latency_s: float | None = None) -> None:
+        """Episode start: the arm at rest at ``q``; no command in flight, no integrated TCP target. The safety
+        filter declares ``command_latency_s`` (s): the episode's randomized latency (None: undeclared, strict)."""
+        self.limits = self._declared(command_latency_s)
         self.safety = SafetyMonitor(self.limits, self.safety.ee_position)  # a new stream of states
         q = np.asarray(q, dtype=float)
         for k in reversed(range(ACQUIRE_STATES)):  # the driver streamed states before the episode started

@@ -25,10 +25,14 @@ import numpy as np
 
 # 2: the optional ``pick`` outcome (pick-and-place events, object poses); 3: the optional ``gripper_commands``
 # (the widths the deployment sent, and when: what a replay must apply); 4: the optional ``joint_stamps`` (when
-# each measured joint state was taken, on the robot's clock: what camera frames are placed in episodes by).
-# 1, 2 and 3 are still read.
-SCHEMA_VERSION = 4
-SUPPORTED_VERSIONS = (1, 2, 3, 4)
+# each measured joint state was taken, on the robot's clock: what camera frames are placed in episodes by); 5: the
+# optional ``command_latency_s`` (the command latency the episode declared to the safety filter: what a replay of the
+# filter needs). 1-4 are still read.
+SCHEMA_VERSION = 5
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
+# The longest command latency a record may carry (s): the safety module's longest lead window (the deploy config's
+# bound, ast_robot.config.deploy.MAX_COMMAND_LATENCY_S; records import neither, a test keeps the three equal).
+MAX_COMMAND_LATENCY_S = 0.5
 PICK_EVENTS = ("grasp", "lift", "drop", "place")  # ast_robot.pick_outcome says when each happens
 POSE_SOURCES = ("sim", "tracker", "none")  # where object positions came from; "none": no object pose measured
 SOURCES = ("sim", "real")
@@ -162,6 +166,11 @@ class EpisodeRecord:
     # non-decreasing; None: not measured (a sim record, an unstamped robot) or not recorded (schema version < 4).
     # A camera frame belongs to the episode whose stamps span its own stamp (ast_robot.gap.visual).
     joint_stamps: np.ndarray | None = None
+    # s: the command latency the episode declared to the safety filter (SafetyLimits.from_robot): the deployment's
+    # configs/deploy/<robot>.yaml value, a pipeline env's randomized latency. None: undeclared (schema >= 5: the
+    # strict filter, as 0), no filter ran (a plain env step), or not recorded (schema < 5: the filter then granted
+    # arm.LAG_ALLOWANCE_S, i.e. a declared arm.PRE_DECLARATION_LATENCY_S; ast_robot.envs.pipeline.declared_latency)
+    command_latency_s: float | None = None
 
     def __post_init__(self) -> None:
         _check_version(self.schema_version)
@@ -187,7 +196,18 @@ class EpisodeRecord:
             object.__setattr__(self, "gripper_commands", self._checked_gripper_commands())
         if self.joint_stamps is not None:
             object.__setattr__(self, "joint_stamps", self._checked_stamps())
+        if self.command_latency_s is not None:
+            object.__setattr__(self, "command_latency_s", self._checked_latency())
         self._check_physically_possible()
+
+    def _checked_latency(self) -> float:
+        if self.schema_version < 5:
+            raise RecordError("command_latency_s", self.command_latency_s, "is a schema version 5 field")
+        value = _check_number("command_latency_s", self.command_latency_s, low=0.0)
+        if value > MAX_COMMAND_LATENCY_S:
+            raise RecordError("command_latency_s", value, f"must be a declared command latency of 0-"
+                              f"{MAX_COMMAND_LATENCY_S:g} s (null: undeclared)")  # fmt: skip
+        return value
 
     def _checked_stamps(self) -> np.ndarray:
         if self.schema_version < 4:
@@ -289,6 +309,8 @@ class EpisodeRecord:
             out["gripper_commands"] = None if self.gripper_commands is None else [list(c) for c in self.gripper_commands]
         if self.schema_version >= 4:
             out["joint_stamps"] = None if self.joint_stamps is None else self.joint_stamps.tolist()
+        if self.schema_version >= 5:
+            out["command_latency_s"] = self.command_latency_s
         if include_arrays:
             for name in ARRAY_FIELDS:
                 value = getattr(self, name)
@@ -323,7 +345,7 @@ class EpisodeRecord:
 
 _FIELD_NAMES = ("schema_version", "robot", "task", "seed", "source", "success", "final_error", "time_to_success",
                 "path_length", "max_joint_velocity", "control_dt", "actions", "joint_positions", "joint_targets",
-                "contact", "randomization", "meta", "pick", "gripper_commands", "joint_stamps")  # fmt: skip
+                "contact", "randomization", "meta", "pick", "gripper_commands", "joint_stamps", "command_latency_s")  # fmt: skip
 _REQUIRED = ("robot", "task", "seed", "source", "success", "final_error", "time_to_success", "path_length",
              "max_joint_velocity", "control_dt")  # fmt: skip
 

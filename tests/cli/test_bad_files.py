@@ -344,6 +344,10 @@ CASES: dict[str, Case] = {
                          lambda w: ["deploy", "scripted:reach", "--robot", str(w.root / "r.yaml")], lambda w: w.root / "r.yaml"),
     "robot truncated": (lambda w: w.yaml("r.yaml", "robot: ur5e\ntopics: {joint_states: [\n"),
                         lambda w: ["deploy", "scripted:reach", "--robot", str(w.root / "r.yaml")], lambda w: w.root / "r.yaml"),
+    "robot command latency in ms": (lambda w: w.yaml("r.yaml", "robot: fr3\ncommand_interface: forward_position\n"
+                                                             "command_latency_s: 40\n"),
+                                    lambda w: ["deploy", "scripted:reach", "--robot", str(w.root / "r.yaml")],
+                                    lambda w: w.root / "r.yaml"),  # fmt: skip
     # episode records and bags: gap-report
     "records.jsonl binary": (lambda w: random_bytes(records(w) / "records.jsonl"), gap(records, lambda w: w.bag),
                              lambda w: records(w) / "records.jsonl"),

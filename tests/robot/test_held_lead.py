@@ -2,8 +2,8 @@
 (issue 21, safety/arm.py: SafetyLimits.held_lead), in real MuJoCo, and a joint that follows freely is not held.
 
 A joint led by its command that moves towards it at >= FOLLOW_MIN_SHARE of its allowed speed without gaining
-speed is led by its servo's lag at that speed (SERVO_LAG_S + LAG_ALLOWANCE_S: a following joint's lead, which
-stores no push) plus freed_lead of the lead beyond it. Before, it kept max_lead and, freed, FR3 joints 1-4 reached
+speed is led by its servo's lag at that speed (SERVO_LAG_S + the declared command latency + LAG_MARGIN_S: a
+following joint's lead, which stores no push) plus freed_lead of the lead beyond it. Before, it kept max_lead and, freed, FR3 joints 1-4 reached
 up to 1.73 x their data sheet.
 """
 
@@ -21,8 +21,9 @@ from ast_robot.twin.sim import TwinSim
 from tests.robot.blocked_joint import PERIOD, freed_ratio
 
 
-def fr3_limits(interface: str = "forward_position") -> SafetyLimits:
-    return SafetyLimits.from_robot(get_robot("fr3"), DeployConfig(robot="fr3", command_interface=interface))
+def fr3_limits(interface: str = "forward_position", command_latency_s: float | None = None) -> SafetyLimits:
+    cfg = DeployConfig(robot="fr3", command_interface=interface)
+    return SafetyLimits.from_robot(get_robot("fr3"), cfg, command_latency_s=command_latency_s)
 
 
 def creep_freed_ratio(joint: int, share: float, hold: int, ticks: int = 120) -> float:
@@ -45,11 +46,12 @@ def test_a_joint_held_back_while_moving_and_freed_stays_under_its_data_sheet(mon
     assert worst_held_back() > 1.0
 
 
-def follow(joint: int, share: float, latency_s: float, ticks: int = 60) -> tuple[SafetyMonitor, float]:
-    """An FR3 twin joint (commands acting ``latency_s`` late) following a ramp target at ``share`` of its
-    allowed speed through the filter (nothing holds it): the monitor and the joint's mean speed over the last
-    0.16 s (rad/s)."""
-    lim = fr3_limits()
+def follow(joint: int, share: float, latency_s: float, ticks: int = 60, declared: float | None = -1.0
+           ) -> tuple[SafetyMonitor, float]:  # fmt: skip
+    """An FR3 twin joint (commands acting ``latency_s`` late, ``declared`` to the filter: -1, that latency) following
+    a ramp target at ``share`` of its allowed speed through the filter (nothing holds it): the monitor and the
+    joint's mean speed over the last 0.16 s (rad/s)."""
+    lim = fr3_limits(command_latency_s=latency_s if declared == -1.0 else declared)
     sim, mon = TwinSim("fr3", HiddenParams(latency_s=latency_s)), SafetyMonitor(lim)
     q0 = sim.true_positions()
     for k in range(ACQUIRE_STATES):
@@ -66,26 +68,27 @@ def follow(joint: int, share: float, latency_s: float, ticks: int = 60) -> tuple
 
 
 @pytest.mark.parametrize("joint", range(7))
-def test_a_joint_following_at_a_steady_speed_is_not_held(joint, monkeypatch):
+def test_a_joint_following_at_a_steady_speed_is_not_held(joint):
     """Every FR3 joint following a ramp at 20 / 50 / 100% of its allowed speed (steady: not gaining speed, so
     judged by held_lead), with commands acting at once or one 25 Hz policy step (40 ms) late as the env's
-    randomized latency does, is never clamped by the lead window and reaches the ramp's speed. Null case:
-    without LAG_ALLOWANCE_S the window clamps the late ramps (a latency is lag the servo's own does not cover)."""
+    randomized latency does, that latency declared, is never clamped by the lead window and reaches the ramp's
+    speed. Null case: the 40 ms undeclared (the strict filter) clamps the late ramps (a latency is lag the servo's
+    own does not cover)."""
     for latency in (0.0, 0.04):
         for share in (0.2, 0.5, 1.0):
             mon, speed = follow(joint, share, latency)
             assert mon.counters.get("clamped to lead limit", 0) == 0, (latency, share, mon.counters)
             assert speed == pytest.approx(share * mon.limits.max_step[joint] / PERIOD, rel=0.05)
-    monkeypatch.setattr(arm, "LAG_ALLOWANCE_S", 0.0)
-    assert any(follow(joint, share, 0.04)[0].counters.get("clamped to lead limit", 0) for share in (0.5, 1.0))
+    assert any(follow(joint, share, 0.04, declared=None)[0].counters.get("clamped to lead limit", 0) for share in (0.5, 1.0))
 
 
 def test_the_held_lead_is_the_lag_plus_the_freed_lead_of_the_rest():
     """held_lead(g, v) = lag x v + freed_lead(g - lag x v, v), at most max_lead: a lead within the lag keeps room
-    to grow (a following joint is never walked back); servo_lag from SERVO_LAG_S + LAG_ALLOWANCE_S through
-    forward positions, None (max_lead) through trajectory segments or for a robot not measured (the UR5e)."""
+    to grow (a following joint is never walked back); servo_lag from SERVO_LAG_S + LAG_MARGIN_S through forward
+    positions (no latency declared), None (max_lead) through trajectory segments or for a robot not measured (the
+    UR5e)."""
     lim = fr3_limits()
-    lag = np.asarray(arm.SERVO_LAG_S["fr3"]) + arm.LAG_ALLOWANCE_S
+    lag = np.asarray(arm.SERVO_LAG_S["fr3"]) + arm.LAG_MARGIN_S
     np.testing.assert_array_equal(lim.servo_lag, lag)
     for share in (0.1, 0.3, 0.5, 1.0):
         v = share * lim.max_step / PERIOD

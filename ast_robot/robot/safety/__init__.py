@@ -15,6 +15,7 @@ from ast_robot.robot.safety.arm import (
     JOINT_ACCELERATION,
     MAX_LEAD_S,
     MAX_WATCHDOG_S,
+    PRE_DECLARATION_LATENCY_S,
     SafetyDecision,
     SafetyLimits,
     SafetyMonitor,
@@ -34,6 +35,6 @@ from ast_robot.robot.safety.trust import ACQUIRE_STATES, MeasurementTrust, Track
 
 __all__ = [
     "ACQUIRE_STATES", "DEFAULT_LEAD_S", "GRIPPERS", "GRIPPER_DEADBAND_M", "JOINT_ACCELERATION", "MAX_GRIPPER_RATE_HZ",
-    "MAX_LEAD_S", "MAX_WATCHDOG_S", "GripperDecision", "GripperLimits", "GripperMonitor", "GripperSpec",
+    "MAX_LEAD_S", "MAX_WATCHDOG_S", "PRE_DECLARATION_LATENCY_S", "GripperDecision", "GripperLimits", "GripperMonitor", "GripperSpec",
     "MeasurementTrust", "SafetyDecision", "TrackerTrust", "SafetyLimits", "SafetyMonitor", "finite_vector", "segment_seconds",
 ]

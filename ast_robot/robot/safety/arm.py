@@ -165,6 +165,9 @@ SERVO_CLOSING = {
 # Nominal FR3 loop (sim2real, 1 round, hidden {}, load 4.9-8.6): sim 93%, real 9/10, gap +3 [-13, +34], nothing named;
 # its episodes' joints <= 0.73 x their data sheet.
 SERVO_LAG_S = {"fr3": (0.0152, 0.0338, 0.0145, 0.0179, 0.0194, 0.0204, 0.0181)}
+# What the monitor granted for the command path's delay before deployments declared it (records of schema < 5; the
+# same lead as a declared LAG_ALLOWANCE_S - LAG_MARGIN_S = 0.04 s: PRE_DECLARATION_LATENCY_S). No longer granted to
+# anyone: an undeclared latency gets the strict filter (servo_lag).
 LAG_ALLOWANCE_S = 0.05
 # A joint trailing its command by a delay D (q(t) = cmd(t - D)) leads it by D v + D^2 a / 2 while it gains speed at a
 # (the delay's Taylor expansion; a critically damped servo alone: D^2 a / 4). Its measured acceleration trails the
@@ -178,12 +181,24 @@ LAG_ALLOWANCE_S = 0.05
 # before: the held rule's sweep stopped at 50%); declaring the latency (from_robot(command_latency_s=0): LAG_MARGIN_S
 # in place of the allowance) closes both: <= 0.76 x wherever the block itself left the joint under 0.8 x its data
 # sheet, <= 0.67 x (bench yield / fast rows). LAG_ALLOWANCE_S 0 for all would slow the env's 40 ms episodes (the
-# expert: 15 of 20 seeds slower, by 2-43 steps); each episode declaring its own latency changes none's steps.
+# expert: 15 of 20 seeds slower, by 2-43 steps); each episode declaring its own latency changes none's steps. So the
+# latency is declared (issue 21, wired): the deployment's by configs/deploy/<robot>.yaml (command_latency_s, what its
+# user measured), the env's by each episode's randomized latency (envs.pipeline), and one not declared gets none.
+# Measured wired (bench fr3_overspeed, labels wired*, load 4-7): yielding block freed <= 0.764 x wherever the block left
+# the joint under 0.8 x (the grant of before: 1.457 x), held back at 60-95% 0.666 x (1.135 x); normal following with its
+# latency declared never clamped (252 cases), but behind 40 ms undeclared 93 of them are (a full-speed ramp followed at
+# 35-43% of its speed: the cost of not declaring); experts through the pipeline (seeds 0-19) against main: steps to
+# success unchanged on every seed (UR5e actions identical, FR3 4 seeds' actions differ). The FR3 pick-and-place BC
+# policy (pickplace_demo_fr3, same seed) trained and evaluated on 100 held-out episodes through each command path:
+# 89/100 declared, 88/100 at main (latency 0: 80 / 83%, 1 step: 95 / 92%); the nominal loop's policy on 100 seeds:
+# 89/100 with each latency declared and with the grant of before, no outcome differing (load 6-10).
 ACCEL_LEAD_SHARE = 2.0
 # What a declared command latency gets on top (s): the 8 ms tick the command is held for and the measurement's
 # rounding (the FR3 pick-and-place expert with each episode's own latency declared: margin 0 slowed 2 latency-free
 # seeds by 2-4 steps in free motion, 0.01 none).
 LAG_MARGIN_S = 0.01
+# The declared latency that reproduces the filter of records made before declarations (LAG_ALLOWANCE_S in all).
+PRE_DECLARATION_LATENCY_S = LAG_ALLOWANCE_S - LAG_MARGIN_S
 
 
 def servo_closing(robot: str, command_interface: str | None, acceleration: Sequence[float]) -> np.ndarray:
@@ -198,17 +213,24 @@ def servo_closing(robot: str, command_interface: str | None, acceleration: Seque
 
 def servo_lag(robot: str, command_interface: str | None, command_latency_s: float | None = None) -> np.ndarray | None:
     """(J,) s: how long ``robot``'s joints trail a command they follow freely through ``command_interface``:
-    :data:`SERVO_LAG_S` + the command path's delay (``command_latency_s`` + :data:`LAG_MARGIN_S` where the
-    deployment declares it, else :data:`LAG_ALLOWANCE_S`); None where it was not measured or through trajectory
-    segments (the controller ramps each segment's setpoint: a freed UR5e joint stays under its data sheet)."""
-    declared = command_latency_s is not None
-    number = isinstance(command_latency_s, (int, float)) and not isinstance(command_latency_s, bool)
-    if declared and not (number and np.isfinite(command_latency_s) and 0 <= command_latency_s <= MAX_LEAD_S):
-        raise ValueError(f"command_latency_s: expected a delay of 0-{MAX_LEAD_S:g} s, got {command_latency_s!r}")
+    :data:`SERVO_LAG_S` + the declared delay of the command path ``command_latency_s`` + :data:`LAG_MARGIN_S`;
+    None where it was not measured or through trajectory segments (the controller ramps each segment's setpoint: a
+    freed UR5e joint stays under its data sheet). ``command_latency_s`` None (undeclared): the strict filter, as if
+    0 were declared: lead granted for a latency the arm does not have is push a yielding block turns into speed
+    (1.46 x the data sheet), while an arm slower than declared only gets its free motion slowed."""
+    check_command_latency(command_latency_s)
     if command_interface == "trajectory" or robot not in SERVO_LAG_S:
         return None
-    delay = LAG_ALLOWANCE_S if command_latency_s is None else command_latency_s + LAG_MARGIN_S
-    return np.asarray(SERVO_LAG_S[robot], dtype=float) + delay
+    declared = 0.0 if command_latency_s is None else command_latency_s
+    return np.asarray(SERVO_LAG_S[robot], dtype=float) + (declared + LAG_MARGIN_S)
+
+
+def check_command_latency(value: Any) -> None:
+    """ValueError (one line naming the field) unless ``value`` is None (undeclared) or a delay of 0-MAX_LEAD_S s."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is not None and not (number and np.isfinite(value) and 0 <= value <= MAX_LEAD_S):
+        raise ValueError(f"command_latency_s: expected a delay of 0-{MAX_LEAD_S:g} s (the measured command "
+                         f"latency; null: undeclared, the strict filter), got {value!r}")  # fmt: skip
 
 
 def finite_vector(name: str, value: Any, size: int | None = None) -> np.ndarray:
@@ -246,6 +268,9 @@ class SafetyLimits:
     # (J,) s: how long each joint trails a command it follows freely (held_lead); None: not known, a joint held
     # back while it moves keeps max_lead
     servo_lag: np.ndarray | None = None
+    # s: the command path's delay the deployment declared (from_robot: servo_lag includes it; recorded with each
+    # episode, so that a replay rebuilds these limits); None: undeclared (the strict filter)
+    command_latency_s: float | None = None
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -270,6 +295,7 @@ class SafetyLimits:
             if np.any(self.servo_lag < 0):
                 raise ValueError(f"servo_lag: expected lags >= 0 s, got {self.servo_lag.tolist()}")
         self._check_motion_limits()
+        check_command_latency(self.command_latency_s)
         if not (np.isfinite(self.watchdog_periods) and 0 < self.stale_after_s <= MAX_WATCHDOG_S):
             raise ValueError(f"watchdog_periods: expected > 0 and at most {MAX_WATCHDOG_S} s of control periods "
                              f"({MAX_WATCHDOG_S / self.period_s:g} at {1 / self.period_s:g} Hz), got "
@@ -377,8 +403,9 @@ class SafetyLimits:
     @classmethod
     def from_robot(cls, spec: Any, cfg: Any, command_latency_s: float | None = None) -> SafetyLimits:
         """Limits from a RobotSpec (data-sheet limits) and a DeployConfig (rate, speed scale, box);
-        ``command_latency_s``: the delay (s) of the deployment's command path before its controller acts, where
-        known (None: :data:`LAG_ALLOWANCE_S` covers up to the env's 40 ms, see :func:`servo_lag`).
+        ``command_latency_s``: the delay (s) of the deployment's command path before its controller acts, as
+        declared (configs/deploy/<robot>.yaml; an env episode: its randomized latency); None: undeclared, the
+        strict filter (:func:`servo_lag`).
 
         ValueError for a speed scale outside (0, 1], a robot without acceleration limits here or a latency
         outside 0-MAX_LEAD_S."""
@@ -404,6 +431,7 @@ class SafetyLimits:
             watchdog_periods=cfg.watchdog_periods,
             servo_closing=servo_closing(spec.name, getattr(cfg, "command_interface", None), JOINT_ACCELERATION[spec.name]),
             servo_lag=servo_lag(spec.name, getattr(cfg, "command_interface", None), command_latency_s),
+            command_latency_s=None if command_latency_s is None else float(command_latency_s),
         )
 
 

@@ -133,6 +133,9 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {one_line(str(err) or type(err).__name__, 2000)}")
             return TransitionCallbackReturn.FAILURE
         self.session.warm_up()  # first-call costs (numba IK, imports) here, not in the first tick
+        declared = self.session.command_latency_s  # configs/deploy/<robot>.yaml, recorded with each episode
+        self.get_logger().info("command latency declared to the safety module: " + (
+            "none (command_latency_s null): the strict filter" if declared is None else f"{declared * 1e3:.1f} ms"))
         frozen = freeze_heap()  # start-up objects out of the garbage collector's full passes
         t = self.io.topics
         self.pub_cmd = (self.create_lifecycle_publisher(JointTrajectory, t.trajectory, RELIABLE)
