@@ -62,3 +62,17 @@ def test_an_earlier_checkpoint_gives_its_own_weights_and_a_foreign_network_is_re
     TRAINERS.get("bc")(cfg, None, show_progress=False)
     with pytest.raises(ValueError, match=r"ckpt-00000002/state.pt: its weights do not fit the template .*same network"):
         convert(run / "r" / "ckpt-00000002", run / "wide" / POLICY_DIR, tmp_path / "bad")
+
+
+def test_several_checkpoints_give_their_weights_mean_and_one_twice_gives_itself(run, tmp_path):
+    ckpts = [run / "r" / "ckpt-00000002", run / "r" / "ckpt-00000004"]
+    convert([ckpts[1], ckpts[1]], run / "r" / POLICY_DIR, tmp_path / "twice")  # null case: the mean of x and x is x
+    twice, last = PolicyBase.load(tmp_path / "twice" / POLICY_DIR), PolicyBase.load(run / "r" / POLICY_DIR)
+    assert all(torch.equal(a, b) for a, b in zip(twice.state_dict().values(), last.state_dict().values(), strict=True))
+    out = convert(ckpts, run / "r" / POLICY_DIR, tmp_path / "mean")
+    assert out.name == "ckpt-00000004"  # stored under the last one's step
+    early = convert(ckpts[0], run / "r" / POLICY_DIR, tmp_path / "early")
+    mean, first = PolicyBase.load(out.parent), PolicyBase.load(early.parent)
+    for (k, m), a, b in zip(mean.state_dict().items(), first.state_dict().values(), last.state_dict().values(), strict=True):
+        expected = (a.float() + b.float()) / 2 if m.is_floating_point() else b
+        torch.testing.assert_close(m.float(), expected.float(), msg=k)

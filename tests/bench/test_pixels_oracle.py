@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.pixels_oracle import measure, oracle_act, truth_dm
+from bench.pixels_oracle import MODES, _positions, measure, oracle_act, truth_dm
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "pickplace_fr3_pixels_bc.yaml"
 
@@ -30,16 +30,32 @@ def test_a_perception_that_returns_the_truth_has_no_error_and_no_gap():
     assert untrained["cube_xy_err_near_mm"] is None or untrained["cube_xy_err_near_mm"] > 0  # it sees a gap when there is one
     assert untrained["place_xy_err_mm"] > 1.0
     policy.perceive = lambda batch: (truth_dm(env, batch["observation"][0, policy.tcp].float()), None)  # null case
-    as_deployed, oracle = measure(policy, env, "estimate", seeds), measure(policy, env, "true", seeds)
-    assert as_deployed["place_xy_err_mm"] == 0.0 and oracle["place_xy_err_mm"] == 0.0
-    for key in ("success", "outcomes", "failed_seeds"):
-        assert as_deployed[key] == oracle[key]
-    np.testing.assert_array_equal(as_deployed["ci"], oracle["ci"])
+    as_deployed = measure(policy, env, "estimate", seeds)
+    for mode in MODES[1:]:  # every oracle mode is the deployed one when the estimate is the truth
+        oracle = measure(policy, env, mode, seeds)
+        assert as_deployed["place_xy_err_mm"] == 0.0 and oracle["place_xy_err_mm"] == 0.0
+        for key in ("success", "outcomes", "failed_seeds"):
+            assert as_deployed[key] == oracle[key]
+        np.testing.assert_array_equal(as_deployed["ci"], oracle["ci"])
     actions = {}
-    for mode in ("estimate", "true"):  # step by step, the same actions
+    for mode in MODES:  # step by step, the same actions
         act, obs, actions[mode] = oracle_act(policy, env, mode, []), env.reset(seed=seeds[0])[0], []
         for _ in range(6):
             actions[mode].append(act(obs))
             obs, *_ = env.step(actions[mode][-1])
-    np.testing.assert_array_equal(actions["estimate"], actions["true"])
+    for mode in MODES[1:]:
+        np.testing.assert_array_equal(actions["estimate"], actions[mode])
     env.close()
+
+
+def test_the_split_modes_take_the_truth_for_one_object_and_the_estimate_for_the_other():
+    import pytest
+    import torch
+
+    estimate, truth = torch.arange(6.0)[None], -torch.arange(6.0)[None] - 1
+    assert torch.equal(_positions("estimate", estimate, truth), estimate)
+    assert torch.equal(_positions("true", estimate, truth), truth)
+    assert torch.equal(_positions("true_cube", estimate, truth), torch.cat([truth[:, :3], estimate[:, 3:]], -1))
+    assert torch.equal(_positions("true_place", estimate, truth), torch.cat([estimate[:, :3], truth[:, 3:]], -1))
+    with pytest.raises(ValueError, match=r"oracle mode 'truth': choose from"):
+        _positions("truth", estimate, truth)
