@@ -30,7 +30,10 @@ import torch  # noqa: E402
 
 from bench.common import write_results  # noqa: E402
 
-MODES = ("estimate", "true", "true_cube", "true_place")  # true_cube: the cube's truth, the place's estimate; vice versa
+# true_cube: the cube's truth, the place's estimate (true_place the other way); wrist_seen: per object, the wrist
+# camera's own estimate wherever the object lies inside the wrist image (the fused estimate elsewhere): a gate that
+# always trusts the wrist when it sees the object (visibility from the truth; no estimate is the truth)
+MODES = ("estimate", "true", "true_cube", "true_place", "wrist_seen")
 NEAR_M = 0.05  # TCP within this of the cube: where the grasp needs the estimate
 
 
@@ -60,10 +63,25 @@ def oracle_act(policy: Any, env: Any, mode: str, errors: list) -> Any:
         truth = truth_dm(env, batch["observation"][0, policy.tcp].float())
         errors.append(((estimate - truth)[0].numpy() * (1000.0 / AUX_SCALE),
                        float(np.linalg.norm(u.object_pos(u.target_object) - u.tcp_pos))))  # fmt: skip
-        positions = _positions(mode, estimate, truth)
+        positions = _positions(mode, estimate, truth) if mode != "wrist_seen" else _wrist_seen(policy, env, batch, estimate)
         return policy.head.mode(policy.embed(batch, positions))[0].numpy()
 
     return act
+
+
+def _wrist_seen(policy: Any, env: Any, batch: dict[str, torch.Tensor], fused: torch.Tensor) -> torch.Tensor:
+    """``fused`` (1, 6) with each object's three numbers replaced by the wrist camera's estimate where the object's
+    true centre projects inside the wrist image (as the wrist's training loss counts it seen)."""
+    from ast_robot.envs.projection import image_coords
+    from ast_robot.envs.wrist import WRIST_CAMERA
+
+    u = env.unwrapped
+    if not u.cfg.wrist_camera:
+        raise ValueError("oracle mode 'wrist_seen' needs a student with a wrist camera (env.wrist_camera: true)")
+    wrist = policy.perceive_all(batch)[2][0]  # (1, 6) dm
+    coords = image_coords(env, np.stack([u.object_pos(u.target_object), u.goal]), WRIST_CAMERA, u.cfg.wrist_camera_size)
+    seen = torch.as_tensor(np.repeat((np.abs(coords) <= 1).all(-1), 3))[None]  # (1, 6); NaN (behind) is unseen
+    return torch.where(seen, wrist, fused)
 
 
 def _positions(mode: str, estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
