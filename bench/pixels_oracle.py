@@ -30,7 +30,10 @@ import torch  # noqa: E402
 
 from bench.common import write_results  # noqa: E402
 
-MODES = ("estimate", "true")
+# true_cube: the cube's truth, the place's estimate (true_place the other way); wrist_seen: per object, the wrist
+# camera's own estimate wherever the object lies inside the wrist image (the fused estimate elsewhere): a gate that
+# always trusts the wrist when it sees the object (visibility from the truth; no estimate is the truth)
+MODES = ("estimate", "true", "true_cube", "true_place", "wrist_seen")
 NEAR_M = 0.05  # TCP within this of the cube: where the grasp needs the estimate
 
 
@@ -60,10 +63,34 @@ def oracle_act(policy: Any, env: Any, mode: str, errors: list) -> Any:
         truth = truth_dm(env, batch["observation"][0, policy.tcp].float())
         errors.append(((estimate - truth)[0].numpy() * (1000.0 / AUX_SCALE),
                        float(np.linalg.norm(u.object_pos(u.target_object) - u.tcp_pos))))  # fmt: skip
-        positions = truth if mode == "true" else estimate
+        positions = _positions(mode, estimate, truth) if mode != "wrist_seen" else _wrist_seen(policy, env, batch, estimate)
         return policy.head.mode(policy.embed(batch, positions))[0].numpy()
 
     return act
+
+
+def _wrist_seen(policy: Any, env: Any, batch: dict[str, torch.Tensor], fused: torch.Tensor) -> torch.Tensor:
+    """``fused`` (1, 6) with each object's three numbers replaced by the wrist camera's estimate where the object's
+    true centre projects inside the wrist image (as the wrist's training loss counts it seen)."""
+    from ast_robot.envs.projection import image_coords
+    from ast_robot.envs.wrist import WRIST_CAMERA
+
+    u = env.unwrapped
+    if not u.cfg.wrist_camera:
+        raise ValueError("oracle mode 'wrist_seen' needs a student with a wrist camera (env.wrist_camera: true)")
+    wrist = policy.perceive_all(batch)[2][0]  # (1, 6) dm
+    coords = image_coords(env, np.stack([u.object_pos(u.target_object), u.goal]), WRIST_CAMERA, u.cfg.wrist_camera_size)
+    seen = torch.as_tensor(np.repeat((np.abs(coords) <= 1).all(-1), 3))[None]  # (1, 6); NaN (behind) is unseen
+    return torch.where(seen, wrist, fused)
+
+
+def _positions(mode: str, estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """What the action stage sees in ``mode`` (MODES): (cube - TCP, place - TCP) ``(1, 6)`` dm."""
+    if mode not in MODES:
+        raise ValueError(f"oracle mode {mode!r}: choose from {list(MODES)}")
+    cube = truth if mode in ("true", "true_cube") else estimate
+    place = truth if mode in ("true", "true_place") else estimate
+    return torch.cat([cube[:, :3], place[:, 3:]], -1)
 
 
 def measure(policy: Any, env: Any, mode: str, seeds: list[int]) -> dict[str, Any]:
@@ -85,8 +112,8 @@ def measure(policy: Any, env: Any, mode: str, seeds: list[int]) -> dict[str, Any
             "failed_seeds": [int(r["seed"]) for r in results if not r["success"]]}  # fmt: skip
 
 
-def run(label: str, run_dir: Path, episodes: int) -> list[dict[str, Any]]:
-    """Both modes for one run on its trainer's held-out seeds (config seed + 2,000,000 + i, as bench/robot_learning)."""
+def run(label: str, run_dir: Path, episodes: int, modes: tuple[str, ...] = MODES[:2]) -> list[dict[str, Any]]:
+    """``modes`` for one run on its trainer's held-out seeds (config seed + 2,000,000 + i, as bench/robot_learning)."""
     from ast_robot.config import load_config
     from ast_robot.envs import make_env
     from ast_robot.policies.policy import PolicyBase
@@ -99,7 +126,7 @@ def run(label: str, run_dir: Path, episodes: int) -> list[dict[str, Any]]:
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
     seeds = [cfg.seed + 2_000_000 + i for i in range(episodes)]
     rows = []
-    for mode in MODES:
+    for mode in modes:
         start = time.perf_counter()
         row = {"run": label, **measure(policy, env, mode, seeds), "wall_s": round(time.perf_counter() - start, 1)}
         rows.append(row)
@@ -112,6 +139,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run", action="append", required=True, metavar="LABEL=RUN_DIR", help="a two_stage BC run (repeatable)")
     p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--modes", default="estimate,true", help=f"comma list from {list(MODES)} (true_cube: the action stage "
+                   "sees the cube's truth and the place's estimate; true_place the other way: which estimate costs)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="torch threads (the deployment's: 1)")
     p.add_argument("--name", default="pixels_oracle")
     p.add_argument("--out-dir", type=Path, default=None)
@@ -119,9 +148,14 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    rows = [row for item in args.run for row in run(*_label(item), args.episodes)]
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise SystemExit(f"--modes {args.modes!r}: unknown {bad}; choose from {list(MODES)}")
+    rows = [row for item in args.run for row in run(*_label(item), args.episodes, modes)]
     notes = (f"{args.note} Load {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. `true`: the action stage "
-             f"on the true relative positions (an oracle perception); `estimate`: as deployed. Errors: estimate - "
+             f"on the true relative positions (an oracle perception); `estimate`: as deployed; `true_cube` / "
+             f"`true_place`: the truth for that one, the estimate for the other. Errors: estimate - "
              f"truth, median over steps (cube: TCP within {NEAR_M * 100:.0f} cm of it).").strip()  # fmt: skip
     print(write_results(args.name, rows, [], notes, args.out_dir))
 
