@@ -530,14 +530,7 @@ def wired_goals(rows: list[dict]) -> list[dict]:
                     r["label"] == "wired-loop" for r in rows) else None, "<="),
            goal("wired-loop: episodes whose joints pass the twin's stop", 0,
                 sum((worst("wired-loop", k, "episodes_over_stop", sum) or 0) for k in ("replay", "actions", "sim")), "<=")]  # fmt: skip
-    runs = {(r["label"], r["config"]): r for r in rows if r["kind"] == "expert_actions"}
-    for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
-        main, now = runs.get(("wired-null", config)), runs.get(("wired", config))
-        out += [goal(f"wired, {config} scripted expert (deploy pipeline, seeds 0-19): seeds whose steps to success differ "
-                     "from main's", 0, seeds_differ(main, now, "first_success_steps"), "<="),
-                goal(f"wired, {config}: seeds whose action sequence differs from main's (counted; may differ)", 20,
-                     seeds_differ(main, now, "action_digests"), "<=")]  # fmt: skip
-    return out
+    return out + expert_goals(rows, "wired", "(deploy pipeline, seeds 0-19)", actions_may_differ=True)
 
 
 def creep2_goals(rows: list[dict]) -> list[dict]:
@@ -564,13 +557,22 @@ def creep2_goals(rows: list[dict]) -> list[dict]:
                 yielding("creep2", True), "<="),
            goal("creep2, yield: a block speeding up at 6-40% (>= GAIN_SHARE: counts as following; open, as at main)", 1.0,
                 yielding("creep2", False), "<=")]  # fmt: skip
+    return out + expert_goals(rows, "creep2", "(deploy pipeline, 2 cubes 2 pads, seeds 0-19)", actions_may_differ=False)
+
+
+def expert_goals(rows: list[dict], label: str, how: str, actions_may_differ: bool) -> list[dict]:
+    """The scripted experts' runs of ``label`` against its ``-null`` rows (main's code), per pick-and-place config:
+    seeds whose steps to success differ (must be none) and seeds whose action sequence differs (none, or counted
+    against all 20 where the change may alter actions)."""
     runs = {(r["label"], r["config"]): r for r in rows if r["kind"] == "expert_actions"}
+    out = []
     for config in ("pickplace_demo.yaml", "pickplace_demo_fr3.yaml"):
-        main, now = runs.get(("creep2-null", config)), runs.get(("creep2", config))
-        out += [goal(f"creep2, {config} scripted expert (deploy pipeline, 2 cubes 2 pads, seeds 0-19): seeds whose action "
-                     "sequence differs from main's", 0, seeds_differ(main, now, "action_digests"), "<="),
-                goal(f"creep2, {config}: seeds whose steps to success differ from main's", 0,
-                     seeds_differ(main, now, "first_success_steps"), "<=")]  # fmt: skip
+        main, now = runs.get((f"{label}-null", config)), runs.get((label, config))
+        actions = "(counted; may differ)" if actions_may_differ else ""
+        out += [goal(f"{label}, {config} scripted expert {how}: seeds whose steps to success differ from main's", 0,
+                     seeds_differ(main, now, "first_success_steps"), "<="),
+                goal(f"{label}, {config}: seeds whose action sequence differs from main's {actions}".rstrip(),
+                     20 if actions_may_differ else 0, seeds_differ(main, now, "action_digests"), "<=")]  # fmt: skip
     return out
 
 
@@ -668,8 +670,6 @@ def parse_args() -> argparse.Namespace:
                         help="The same with each episode's randomized command latency declared to its safety limits.")
     parser.add_argument("--fast", action="store_true", help="Add the held-back-at-60-95%%-then-freed sweep row.")
     parser.add_argument("--follow", action="store_true", help="Add the normal-following (no block) clamp count row.")
-    parser.add_argument("--lag-allowance", type=float, default=None,
-                        help="Diagnostic: arm.LAG_ALLOWANCE_S for this run (what an undeclared latency gets, s).")
     parser.add_argument("--declared-latency", type=float, default=None,
                         help="Yield / fast / follow rows with this command latency declared (s; default: undeclared).")
     parser.add_argument("--wired", action="store_true",
@@ -729,7 +729,7 @@ NOTES = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 m
          "latency 0 declared (SafetyLimits.from_robot(command_latency_s=0): LAG_MARGIN_S 0.01 s in place of the allowance; "
          "follow at latency 0 only) and expert_actions rows with each episode's randomized latency declared (--expert-actions-"
          "declared); 'yield-null': the yield, fast and expert_actions rows at main 29ff978 (this script in a git archive of "
-         "main, merged here); 'yield-allowance0': expert_actions rows with LAG_ALLOWANCE_S 0 (--lag-allowance 0: the "
+         "main, merged here); 'yield-allowance0': expert_actions rows with LAG_ALLOWANCE_S 0 (--lag-allowance 0, a flag removed once the declared latency was wired; the "
          "allowance removed for every deployment, env included). The yield* rows were measured in separate runs at load 5.4-10.9 "
          "(2 shared cores; uptime read before and after each run), merged here. Label 'yield-loop': replay, actions and sim rows of this "
          "branch's nominal FR3 loop (sim2real pickplace_demo_fr3.yaml, 1 round, hidden {}, domain 171: sim 93%, real 9/10, "
@@ -760,10 +760,6 @@ def deployed_latency() -> float | None:
 def main() -> None:
     args = parse_args()
     rows = json.loads(Path(args.merge).read_text())["rows"] if args.merge else []
-    if args.lag_allowance is not None:
-        from ast_robot.robot.safety import arm
-
-        arm.LAG_ALLOWANCE_S = args.lag_allowance
     rows += [replay_row(Path(r), args.label, Path(args.hidden) if args.hidden else None) for r in args.records]
     rows += [actions_row(Path(args.run[0]), Path(r), args.label) for r in args.records if args.run]
     rows += [sim_row(Path(r), args.episodes, args.seed, args.label) for r in args.run if args.episodes]
