@@ -193,8 +193,8 @@ def _check_scenes(scenes: dict[str, np.ndarray], inputs: Any) -> None:
     """Scenes carry every input key of the steps (ValueError naming the missing keys otherwise)."""
     missing = sorted(set(inputs) - set(scenes))
     if missing:
-        raise ValueError(f"train.scenes: scenes lack the steps' input keys {missing}; render them for this env's "
-                         "observation (camera size, wrist camera, instruction)")  # fmt: skip
+        raise ValueError(f"train.scenes: scenes lack {missing}, input keys of the steps; render them for this "
+                         "env's observation (camera size, wrist camera, instruction)")  # fmt: skip
 
 
 def collect_episodes(env: Any, n: int, seed: int, noise: float = 0.0) -> list[Any]:
