@@ -107,7 +107,7 @@ def round_data(args: argparse.Namespace) -> tuple[Any, Any, Any, np.ndarray]:
     from ast_robot.trainers.bc import DemoData, collect_episodes, read_scene_pool
     from bench.robot_learning_pixels_gated import subset_folder
 
-    cfg = load_config(args.retuned, [*GATED, f"seed={args.seed}"])
+    cfg = load_config(args.retuned, [*GATED, f"seed={args.seed}", *args.set])
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed, deploy=cfg.deploy)
     pool = load_demos(subset_folder(Path(args.pool), args.pool_episodes, Path(args.workdir) / "pool"),
                       env_id=cfg.env.id, images_in_memory=False)  # fmt: skip
@@ -135,7 +135,7 @@ def run_arms(args: argparse.Namespace) -> list[dict[str, Any]]:
         counts = kept_counts(cfg, policy, arm_data(data, weights, arm), args.steps)
         heavy = weighted_step_rates(counts.pop("drawn_indices"), counts.pop("kept_indices"), weights,
                                     data.demo_rows, args.heavy)  # fmt: skip
-        rows.append({"kind": "scene_weight_arm", "arm": arm, "steps": args.steps, "demo_rows": data.demo_rows,
+        rows.append({"kind": "scene_weight_arm", "arm": arm, "overrides": args.set, "steps": args.steps, "demo_rows": data.demo_rows,
                      "scene_rows": len(data) - data.demo_rows, "step_weight_mean": round(float(weights[: data.demo_rows].mean()), 5),
                      "step_weight_max": round(float(weights[: data.demo_rows].max()), 5),
                      "scene_weight": None if arm == "none" else (1.0 if arm == "one" else round(float(weights[data.demo_rows]), 5)),
@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--heavy", type=float, default=1e-3, help="a step counts as weighted above this weight")
     parser.add_argument("--workdir", default="/tmp/physical_scenes")
+    parser.add_argument("--set", action="append", default=[], help="another override of the gated config")
     parser.add_argument("--name", default="sim2real_pixels_physical_scenes")
     parser.add_argument("--notes", default="")
     args = parser.parse_args()
