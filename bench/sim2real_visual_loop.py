@@ -44,7 +44,23 @@ def round_row(folder: Path, label: str, seed: int) -> dict:
             "sim_n": sim["episodes"], "real": round(s["real"]["value"], 3), "real_n": s["n_real"],
             "gap_ci": [round(s["gap"]["low"], 3), round(s["gap"]["high"], 3)],
             "culprits": list(rep.get("culprits") or []), "retuned": rep.get("retuned") or {},
-            "fitted_cast_rgb": cast, "camera_rms_levels": round((rep.get("visual") or {}).get("rms_nominal") or 0.0, 2)}  # fmt: skip
+            "fitted_cast_rgb": cast, "camera_rms_levels": round((rep.get("visual") or {}).get("rms_nominal") or 0.0, 2),
+            **trained_samples(folder)}  # fmt: skip
+
+
+def trained_samples(folder: Path) -> dict:
+    """The round's training budget from its TensorBoard log (the trainer's counters at its last step): samples
+    drawn, forwarded and backwarded; empty for a round that was deployed as it is (no training, no log)."""
+    events = sorted((folder / "tb").glob("events.out.tfevents.*"))
+    if not events:
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(events[-1]))
+    acc.Reload()
+    tags = set(acc.Tags().get("scalars", ()))
+    return {name: int(acc.Scalars(f"train/{name}")[-1].value) for name in ("samples_seen", "forward_samples",
+            "backward_samples") if f"train/{name}" in tags}  # fmt: skip
 
 
 def run_info(loop_dir: Path) -> dict:
