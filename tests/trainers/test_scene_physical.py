@@ -27,9 +27,8 @@ INPUTS = ("observation", "camera", "wrist_camera", "instruction", "aux_target", 
 
 @pytest.fixture(scope="module")
 def small():
-    from bench.sim2real_pixels_physical_scenes import GATED
-
     from ast_robot.envs.scenes import make_scenes
+    from bench.sim2real_pixels_physical_scenes import GATED
 
     cfg = load_config(CONFIG, [*SMALL, *GATED, "gate.mode=top_fraction"])
     env = make_env(cfg.env, cfg.randomization, seed=cfg.seed)
@@ -66,9 +65,8 @@ def test_scene_rows_weigh_as_the_mean_step_and_the_steps_keep_their_episode_s_we
 
 
 def test_gate_keeps_the_same_rows_with_uniform_weights_and_more_scenes_with_scene_weight_one(small):
-    from bench.sim2real_pixels_physical_scenes import arm_data, kept_counts
-
     from ast_robot.policies.policy import build_policy
+    from bench.sim2real_pixels_physical_scenes import arm_data, kept_counts
 
     cfg, env, rows = small
     data = _data(rows, np.full(12, 0.3, np.float32))
