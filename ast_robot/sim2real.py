@@ -305,6 +305,23 @@ def check_scene_pool(spec: str | Path, cfg: Any) -> None:
         env.close()
 
 
+def feedback_unused(cfg: Any) -> str | None:
+    """Why the physical-feedback weights would change nothing in ``cfg``'s training, or None when they act.
+
+    The weights reach training only through the gate's significance score (component ``physical``): an ungated
+    run (the pixel students' recipe) or one whose ``significance.weights`` give ``physical`` no weight computes
+    them and trains exactly as ``--no-physical-feedback`` would."""
+    from ast_robot.config.gate import is_gated
+
+    if not is_gated(cfg):
+        return ("computed but unused: gate.enabled is false, and the weights act only through the gate's "
+                "significance score (set gate.enabled=true and significance.weights.physical > 0)")  # fmt: skip
+    if not cfg.significance.weights.get("physical", 0) > 0:
+        return (f"computed but unused: significance.weights {dict(cfg.significance.weights)} give 'physical' no "
+                "weight (set significance.weights.physical > 0)")  # fmt: skip
+    return None
+
+
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0][:300] if text else type(err).__name__
@@ -355,11 +372,10 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     pool = [] if getattr(base.train, "finetune_demos", 0) else None  # opted in with train.finetune_demos
     if getattr(args, "demo_pool", None):
         pool = load_demo_pool(args.demo_pool, base)
-    if getattr(args, "scenes_pool", None):
-        if use_weights:  # the analyzer weights demos by their draws near real failures; a scene has no such weight
-            raise ValueError("--scenes-pool: scenes train only with --no-physical-feedback (the physical-feedback "
-                             "weights score demonstrations by their randomization draws; scenes carry no action)")  # fmt: skip
+    if getattr(args, "scenes_pool", None):  # with physical feedback its rows weigh as the mean demo step (bc)
         check_scene_pool(args.scenes_pool, base)
+    if use_weights and (idle := feedback_unused(base)) and console is not None:
+        console.print(f"physical feedback: {idle}")
     overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")

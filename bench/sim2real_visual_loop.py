@@ -26,7 +26,10 @@ from bench.common import goal, write_results  # noqa: E402
 TRUTH = {"colour_shift": "colour_shift", "light_scale": "light_intensity", "camera_offset_m": "camera_pose",
          "camera_rotation_deg": "camera_pose", "wrist_camera_offset_m": "wrist_pose",
          "wrist_camera_rotation_deg": "wrist_pose"}  # twin field -> the visual culprit the analyzer names  # fmt: skip
+PHYSICAL = {"object_mass_scale": "object_mass", "friction_scale": "friction", "object_friction_scale": "friction",
+            "finger_friction_scale": "friction", "gripper_force_scale": "gripper_force"}  # -> the randomized range it names  # fmt: skip
 OPEN_REAL, OPEN_SIM, CLOSED_REAL, ROUNDS = 0.5, 0.8, 0.8, 3  # the issue's thresholds
+TWIN_KINDS = ("visual_twin", "physical_twin", "nominal")
 
 
 def round_row(folder: Path, label: str, seed: int) -> dict:
@@ -41,7 +44,23 @@ def round_row(folder: Path, label: str, seed: int) -> dict:
             "sim_n": sim["episodes"], "real": round(s["real"]["value"], 3), "real_n": s["n_real"],
             "gap_ci": [round(s["gap"]["low"], 3), round(s["gap"]["high"], 3)],
             "culprits": list(rep.get("culprits") or []), "retuned": rep.get("retuned") or {},
-            "fitted_cast_rgb": cast, "camera_rms_levels": round((rep.get("visual") or {}).get("rms_nominal") or 0.0, 2)}  # fmt: skip
+            "fitted_cast_rgb": cast, "camera_rms_levels": round((rep.get("visual") or {}).get("rms_nominal") or 0.0, 2),
+            **trained_samples(folder)}  # fmt: skip
+
+
+def trained_samples(folder: Path) -> dict:
+    """The round's training budget from its TensorBoard log (the trainer's counters at its last step): samples
+    drawn, forwarded and backwarded; empty for a round that was deployed as it is (no training, no log)."""
+    events = sorted((folder / "tb").glob("events.out.tfevents.*"))
+    if not events:
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(events[-1]))
+    acc.Reload()
+    tags = set(acc.Tags().get("scalars", ()))
+    return {name: int(acc.Scalars(f"train/{name}")[-1].value) for name in ("samples_seen", "forward_samples",
+            "backward_samples") if f"train/{name}" in tags}  # fmt: skip
 
 
 def run_info(loop_dir: Path) -> dict:
@@ -78,17 +97,18 @@ def loop_rows(label: str, seed: int, twin: str | None, loop_dir: Path) -> list[d
         import yaml
 
         hidden = yaml.safe_load(Path(twin).read_text()) or {}
-    truth = sorted({TRUTH[k] for k in hidden if k in TRUTH})
-    head = {"kind": "visual_twin" if hidden else "nominal", "twin": label, "seed": seed, "hidden": hidden,
+    truth = sorted({TRUTH[k] for k in hidden if k in TRUTH} | {PHYSICAL[k] for k in hidden if k in PHYSICAL})
+    kind = "nominal" if not hidden else "physical_twin" if set(hidden) <= set(PHYSICAL) else "visual_twin"
+    head = {"kind": kind, "twin": label, "seed": seed, "hidden": hidden,
             "truth": truth, "rounds_analysed": len(rows), **run_info(loop_dir), "folder": str(loop_dir)}  # fmt: skip
     return [head, *rows]
 
 
 def goals(rows: list[dict]) -> list[dict]:
-    loops = [r for r in rows if r["kind"] in ("visual_twin", "nominal")]
+    loops = [r for r in rows if r["kind"] in TWIN_KINDS]
     rounds = {(r["twin"], r["seed"]): [x for x in rows if x["kind"] == "round" and (x["twin"], x["seed"]) ==
                                        (r["twin"], r["seed"])] for r in loops}  # fmt: skip
-    twins = [rounds[(r["twin"], r["seed"])] for r in loops if r["kind"] == "visual_twin"]
+    twins = [rounds[(r["twin"], r["seed"])] for r in loops if r["kind"] != "nominal"]
     truth = {(r["twin"], r["seed"]): r["truth"] for r in loops}
     twins = [t for t in twins if t]
     opened = [t for t in twins if t[0]["real"] <= OPEN_REAL and t[0]["sim"] >= OPEN_SIM]
@@ -101,7 +121,8 @@ def goals(rows: list[dict]) -> list[dict]:
     rss = [r["peak_rss_gib"] for r in loops if r.get("peak_rss_gib") is not None]
     anon = [r["peak_anon_gib_sampled"] for r in loops if r.get("peak_anon_gib_sampled") is not None]
     frac = lambda xs: None if not xs else round(sum(xs) / len(xs), 3)  # noqa: E731
-    return [goal("camera/lighting twin: seeds of the loop measured", 2, len({t[0]["seed"] for t in twins})),
+    screens = [r for r in rows if r["kind"] == "screen"]
+    return [goal("hidden twin: seeds of the loop measured", 2, len({t[0]["seed"] for t in twins})),
             goal("round-0 real <= 50% where sim >= 80% (fraction of loop trials)", 1.0,
                  frac([t in opened for t in twins])),
             goal("true culprit named first in round 0 (fraction of trials)", 0.9, frac(first)),
@@ -109,6 +130,10 @@ def goals(rows: list[dict]) -> list[dict]:
             goal("nominal twin: nothing named in any round (fraction of null loops)", 1.0, frac(quiet)),
             goal("nominal twin: the gap's 95% CI holds 0 every round (fraction of null loops)", 1.0, frac(zero)),
             goal("nominal twin: real inside sim's 95% CI every round (fraction of null loops)", 1.0, frac(inside)),
+            goal("screen: twins that open (real <= 50% where sim >= 80%; count)", 1,
+                 sum(r["opened"] for r in screens) if screens else None),
+            goal("screen: true culprit named first (fraction of screened twins)", 0.9,
+                 frac([r["named_first"] for r in screens])),
             goal("loop peak VmRSS, GiB (time -v; counts mapped image files)", 8.0, max(rss) if rss else None, "<="),
             goal("loop peak anonymous RSS, GiB (sampled every 5 s)", 8.0, max(anon) if anon else None, "<=")]  # fmt: skip
 
@@ -126,8 +151,10 @@ def main() -> None:
     rows += [row for label, seed, d in args.null for row in loop_rows(label, int(seed), None, Path(d))]
     for label, twin, d in args.screen:
         head, *rounds = loop_rows(label, 0, twin, Path(d))
-        rows += [{**x, "kind": "screen", "hidden": head["hidden"], "wall": head.get("wall"),
-                  "load_start": head.get("load_start")} for x in rounds]  # fmt: skip
+        rows += [{**x, "kind": "screen", "hidden": head["hidden"], "truth": head["truth"],
+                  "named_first": bool(x["culprits"]) and x["culprits"][0] in head["truth"],
+                  "opened": x["real"] <= OPEN_REAL and x["sim"] >= OPEN_SIM, "wall": head.get("wall"),
+                  "load_start": head.get("load_start"), "load_end": head.get("load_end")} for x in rounds]  # fmt: skip
     path = write_results(args.name, rows, goals(rows), notes=args.notes)
     print(path)
 

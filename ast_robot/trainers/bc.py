@@ -53,7 +53,8 @@ class DemoData:
         image positions (``PIXEL_KEY``) when every episode records ``target_pixels``, and in the wrist camera's
         image (``WRIST_PIXEL_KEY``) when the keys hold ``wrist_camera`` and every episode records ``wrist_pixels``.
         ``scenes``: perception-only rows after the steps, as :meth:`with_scenes` adds them, built in the same
-        arrays (camera images are filled in place, never held twice: ``demo_rows`` says where the steps end).
+        arrays (camera images are filled in place, never held twice: ``demo_rows`` says where the steps end); with
+        ``physical_weight`` they get the steps' mean weight (:func:`scene_physical_weight`).
         ``images_dir``: the camera images go to memory-mapped files there (``train.images_dir``), not to memory.
         """
         chosen = [e for e in episodes if e.success or not only_success or getattr(e, "relabelled", False)]
@@ -61,24 +62,30 @@ class DemoData:
             raise ValueError(f"none of the {len(episodes)} demonstrations succeeded; nothing to clone")
         parts = _step_parts(chosen, keys, aux)
         if scenes is not None:
-            _check_scenes(scenes, parts, physical_weight)
+            _check_scenes(scenes, parts)
         obs = {k: _stack(chosen, part, None if scenes is None else scenes[k], images_dir) for k, part in parts.items()}
         actions = np.concatenate([ep.arrays["action"] for ep in chosen])
         weights = None
         if physical_weight is not None:
-            weights = np.concatenate([np.full(len(ep), physical_weight(ep.dr)) for ep in chosen])
+            weights = np.concatenate([np.full(len(ep), physical_weight(ep.dr), np.float32) for ep in chosen])
         done = colour_aug.cast_done_rows(chosen, keys)
         if scenes is None:
             return cls(obs, actions, weights, done)
-        return _with_scene_rows(obs, actions, done, len(next(iter(scenes.values()))), scenes_cast)
+        return _with_scene_rows(obs, actions, done, len(next(iter(scenes.values()))), scenes_cast, weights)
 
     def with_scenes(self, scenes: dict[str, np.ndarray], cast: bool = False) -> DemoData:
         """These steps plus perception-only rows (``ast_robot.envs.scenes``: no action, ``ACTION_WEIGHT_KEY`` 0);
         the scenes must carry every input key of these steps. ``cast``: the scenes were rendered under a colour
-        cast (the augmentation leaves their images alone). The augmentation range is not carried over."""
-        _check_scenes(scenes, self.obs, self.physical)
+        cast (the augmentation leaves their images alone). The augmentation range is not carried over; physical
+        weights are, the scenes getting the steps' mean (:func:`scene_physical_weight`)."""
+        if self.demo_rows != len(self):
+            raise ValueError(f"with_scenes: these data already hold {len(self) - self.demo_rows} scene rows after "
+                             f"{self.demo_rows} steps; add every scene at once (from_episodes(scenes=...))")  # fmt: skip
+        _check_scenes(scenes, self.obs)
         obs = {k: np.concatenate([v.numpy(), scenes[k].astype(v.numpy().dtype)]) for k, v in self.obs.items()}
-        return _with_scene_rows(obs, self.actions.numpy(), self.cast_done, len(next(iter(scenes.values()))), cast)
+        physical = None if self.physical is None else self.physical.numpy()
+        return _with_scene_rows(obs, self.actions.numpy(), self.cast_done, len(next(iter(scenes.values()))), cast,
+                                physical)  # fmt: skip
 
     def to(self, device: str | torch.device) -> DemoData:
         """These steps moved to ``device`` in place (``train.data_on_device``): observations, actions and physical
@@ -102,10 +109,11 @@ class DemoData:
 
 
 def _with_scene_rows(obs: dict[str, np.ndarray], actions: np.ndarray, done: dict[str, torch.Tensor], m: int,
-                     cast: bool) -> DemoData:  # fmt: skip
+                     cast: bool, physical: np.ndarray | None = None) -> DemoData:  # fmt: skip
     """DemoData of ``obs`` whose last ``m`` rows are scenes after the steps of ``actions`` (n, A): the scenes get
     ``ACTION_WEIGHT_KEY`` 0 (no action: perception only), zero actions, and count as rendered under a colour cast
-    when ``cast`` (``done``: the steps' rows recorded under one)."""
+    when ``cast`` (``done``: the steps' rows recorded under one). ``physical`` (n,): the steps' physical-feedback
+    weights; the scenes get :func:`scene_physical_weight` of them."""
     from ast_robot.policies.policy import ACTION_WEIGHT_KEY
 
     n = len(actions)
@@ -113,9 +121,24 @@ def _with_scene_rows(obs: dict[str, np.ndarray], actions: np.ndarray, done: dict
     padded = np.concatenate([actions, np.zeros((m, actions.shape[1]), np.float32)])
     done = {k: torch.cat([done.get(k, torch.zeros(n, dtype=torch.bool)), torch.full((m,), cast)])
             for k in colour_aug.CAST_PREFIX if k in obs}  # fmt: skip
-    data = DemoData(obs, padded, cast_done=done)
+    if physical is not None:
+        physical = np.concatenate([physical, np.full(m, scene_physical_weight(physical))]).astype(np.float32)
+    data = DemoData(obs, padded, physical, cast_done=done)
     data.demo_rows = n
     return data
+
+
+def scene_physical_weight(steps: np.ndarray) -> float:
+    """The physical-feedback weight of a scene row: the mean of the demonstration steps' ``steps`` (n,).
+
+    The weights score a demonstration by its randomization draws near the real failures; a scene has no action
+    and its draws are not stored, so nothing places it near or far from them. The mean is neutral where the
+    weight acts (the gate's ``physical`` component, the score the rows are kept by): a scene row ranks like an
+    average demonstration step, so the feedback moves keep-share among the steps, not from steps to scenes.
+    Weight 1 would rank every scene as the steps nearest the failures (the weights' strength is the real
+    failure rate, often <= 0.5): the gate would keep scenes instead of the very steps the feedback points at
+    (bench/results/sim2real_pixels_physical_scenes.md measures the scene rows' kept share for each choice)."""
+    return float(np.mean(steps, dtype=np.float64)) if len(steps) else 0.0
 
 
 def _step_parts(chosen: list[Any], keys: list[str], aux: bool) -> dict[str, Any]:
@@ -174,12 +197,12 @@ def _image_buffer(shape: tuple[int, ...], images_dir: str | Path | None) -> np.n
         return np.memmap(fh.name, np.uint8, mode="w+", shape=shape)  # the file goes at the with's end; the map stays
 
 
-def _check_scenes(scenes: dict[str, np.ndarray], inputs: Any, physical: Any) -> None:
-    """Scenes carry every input key of the steps, and go with unweighted BC only (ValueError otherwise)."""
+def _check_scenes(scenes: dict[str, np.ndarray], inputs: Any) -> None:
+    """Scenes carry every input key of the steps (ValueError naming the missing keys otherwise)."""
     missing = sorted(set(inputs) - set(scenes))
-    if missing or physical is not None:
-        raise ValueError(f"train.scenes: scenes lack {missing} or the run weights demos by real-robot feedback "
-                         "(physical_weight); scenes go with plain two_stage BC only")  # fmt: skip
+    if missing:
+        raise ValueError(f"train.scenes: scenes lack {missing}, input keys of the steps; render them for this "
+                         "env's observation (camera size, wrist camera, instruction)")  # fmt: skip
 
 
 def collect_episodes(env: Any, n: int, seed: int, noise: float = 0.0) -> list[Any]:
