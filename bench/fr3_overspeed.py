@@ -717,7 +717,7 @@ NOTES = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 m
          "its allowed speed or faster without gaining speed led by its servo's lag at that speed + freed_lead of the lead "
          "beyond (branch creep2, SafetyLimits.held_lead, SERVO_LAG_S + LAG_ALLOWANCE_S 0.05 s): creep, held, yield (--yield: "
          "a block that speeds up at 3-40% of the acceleration limit from 0-30% of the allowed speed), expert_actions and "
-         "actions rows (the s8 nominal FR3 loop's round-0 policy and twin records, /tmp/s8/creep/loop_fr3); 'creep2-null': "
+         "actions rows (the s8 nominal FR3 loop's round-0 policy and twin records, RUNS/loop_fr3); 'creep2-null': "
          "the creep, yield and expert_actions rows at main e4b57f4 (this script in a git archive of main, merged here). Label "
          "'yield': a joint gaining speed towards a command ahead of it led by the servo model at its speed and acceleration "
          "(branch yield, SafetyLimits.held_lead with accel, ACCEL_LEAD_SHARE 2, the command latency undeclared: "
