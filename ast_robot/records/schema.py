@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+# the longest command latency a record may carry (s): what a deployment may declare
+from ast_robot.config.deploy import MAX_COMMAND_LATENCY_S
+
 # 2: the optional ``pick`` outcome (pick-and-place events, object poses); 3: the optional ``gripper_commands``
 # (the widths the deployment sent, and when: what a replay must apply); 4: the optional ``joint_stamps`` (when
 # each measured joint state was taken, on the robot's clock: what camera frames are placed in episodes by); 5: the
@@ -30,9 +33,6 @@ import numpy as np
 # filter needs). 1-4 are still read.
 SCHEMA_VERSION = 5
 SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
-# The longest command latency a record may carry (s): the safety module's longest lead window (the deploy config's
-# bound, ast_robot.config.deploy.MAX_COMMAND_LATENCY_S; records import neither, a test keeps the three equal).
-MAX_COMMAND_LATENCY_S = 0.5
 PICK_EVENTS = ("grasp", "lift", "drop", "place")  # ast_robot.pick_outcome says when each happens
 POSE_SOURCES = ("sim", "tracker", "none")  # where object positions came from; "none": no object pose measured
 SOURCES = ("sim", "real")
