@@ -323,6 +323,16 @@ class SafetyLimits:
         """(J,) rad: the most a command may lead the measured position (``lead_s`` at the allowed speed)."""
         return self.max_step * (self.lead_s / self.period_s)
 
+    def walk_steps(self, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(down, up) (J,) rad: the most a command outside its lead window (the arm moved away from it) may move
+        back towards it in one tick, downwards / upwards: :attr:`max_step`, or, where the joint is measured moving
+        that way at ``speed`` (J,) rad/s faster than that, its speed + one tick of the acceleration limit, never
+        more than the data-sheet speed (:data:`WALK_AT_ARM_SPEED`: a command left behind an arm dragged faster than
+        the allowed speed is a gap its servo closes at up to sqrt(K g) when the arm stops)."""
+        v = np.asarray(speed, dtype=float) * self.period_s
+        sheet = self.max_velocity * self.period_s
+        return tuple(np.minimum(sheet, np.maximum(self.max_step, s + self.max_step_change)) for s in (-v, v))
+
     @property
     def stall_lead(self) -> np.ndarray:
         """(J,) rad: the most a command may lead a *blocked* joint that measures no speed (or moves away from
@@ -745,14 +755,16 @@ class SafetyMonitor:
         low, high = self._lead_window()
         if brake_at_edge:
             smooth = np.clip(smooth, -_braking_step(ref - low, change), _braking_step(high - ref, change))
-        bounded = np.clip(np.clip(ref + smooth, low, high) - ref, -lim.max_step, lim.max_step)
+        down, up = lim.walk_steps(np.zeros_like(ref) if self._s.speed is None else self._s.speed)
+        bounded = np.clip(np.clip(ref + smooth, low, high) - ref, -down, up)  # beyond max_step: a walk back only
         # (ref + s) - ref differs from s in the last bits: only a real move by the window is a clamp (the
         # reason fired on ~390 of 400 ticks of every FR3 pick-and-place episode before)
         if np.any(np.abs(bounded - smooth) > 1e-12):
             reasons.append("clamped to lead limit (command ahead of the measured position)")
         cmd = np.clip(ref + bounded, lim.lower, lim.upper)
         walked_back = (bounded * smooth < 0) | ((smooth == 0) & (bounded != 0))
-        return cmd, reasons, np.where(walked_back, 0.0, cmd - ref)
+        # a walk at the arm's speed leaves the next tick's acceleration bound at most one allowed step
+        return cmd, reasons, np.where(walked_back, 0.0, np.clip(cmd - ref, -lim.max_step, lim.max_step))
 
     def _lead_window(self) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) (J,): the positions a command may take, :meth:`SafetyLimits.lead_at` the measured
