@@ -618,7 +618,12 @@ def dragsafe_goals(rows: list[dict]) -> list[dict]:
            goal("dragsafe, follow: normal following (latency 0 / 40 ms, each declared; gain 0.8-1.2): cases clamped", 0,
                 worst("dragsafe", "follow", "cases_clamped"), "<="),
            goal("dragsafe-undeclared, follow: the same with no latency declared: cases clamped (the trade-off; main: 93)", 93,
-                worst("dragsafe-undeclared", "follow", "cases_clamped"), "<=")]  # fmt: skip
+                worst("dragsafe-undeclared", "follow", "cases_clamped"), "<="),
+           goal("dragsafe-loop (the nominal FR3 loop's round-0 policy, as wired-loop): actions and sim rows: highest joint "
+                "speed / data sheet", 0.9, max((worst("dragsafe-loop", k) or 0.0) for k in ("actions", "sim")) if any(
+                    r["label"] == "dragsafe-loop" for r in rows) else None, "<="),
+           goal("dragsafe-loop: episodes whose joints pass the twin's stop", 0,
+                sum((worst("dragsafe-loop", k, "episodes_over_stop", sum) or 0) for k in ("actions", "sim")), "<=")]  # fmt: skip
     return out + expert_goals(rows, "dragsafe", "(deploy pipeline, seeds 0-19)", actions_may_differ=True)
 
 

@@ -330,6 +330,7 @@ class SafetyLimits:
         more than the data-sheet speed (:data:`WALK_AT_ARM_SPEED`: a command left behind an arm dragged faster than
         the allowed speed is a gap its servo closes at up to sqrt(K g) when the arm stops)."""
         v = np.asarray(speed, dtype=float) * self.period_s
+        v = np.where(np.isfinite(v), v, 0.0)  # a speed not measured (non-finite) buys nothing beyond max_step
         sheet = self.max_velocity * self.period_s
         return tuple(np.minimum(sheet, np.maximum(self.max_step, s + self.max_step_change)) for s in (-v, v))
 
