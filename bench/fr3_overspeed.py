@@ -603,8 +603,8 @@ def dragsafe_goals(rows: list[dict]) -> list[dict]:
                 "band included): highest speed / data sheet", 1.0, released_under("dragsafe", 1.0), "<="),
            goal("dragsafe-null, yield: the same at main (the instrument sees the hole)", 1.0, released_under("dragsafe-null", 1.0), ">"),
            goal("dragsafe, yield: every case whose block left the joint under 0.8 x", 1.0, released_under("dragsafe", 0.8), "<="),
-           goal("dragsafe, yield: every case, with those whose block alone drove the joint past its data sheet (no command "
-                "bound can undo them; reported)", 1.0, worst("dragsafe", "yield", "worst_per_accel", lambda v: max(max(x) for x in v)), "<="),
+           goal("dragsafe, yield: every case, with those whose block alone drove the joint past its data sheet (at main "
+                "1.285 x: its servo returning to a command left behind)", 1.0, worst("dragsafe", "yield", "worst_per_accel", lambda v: max(max(x) for x in v)), "<="),
            goal("dragsafe, yield: the fastest command step of any case / data-sheet speed (what the filter asked for)", 1.0,
                 worst("dragsafe", "yield", "command_speed_max"), "<="),
            goal("dragsafe, trace (joint 4 dragged at 0.91 x): the command's distance from the joint when the block let go / "
@@ -843,7 +843,19 @@ NOTES = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 m
          "named or retuned; its round-0 policy on 100 held-out seeds: 89/100 with each episode's latency declared and 89/100 "
          "with the grant of before for all, no episode's outcome differs); the nominal UR5e loop (pickplace_demo.yaml, domain "
          "141): sim 87%, real 10/10, gap -13 [-30, +16], nothing named; make demo's config (demo.yaml, 2 rounds, domain 143): "
-         "100% / 100% both rounds, latency 3 and actuator gain 0.35 named, as before.")  # fmt: skip
+         "100% / 100% both rounds, latency 3 and actuator gain 0.35 named, as before. Label 'dragsafe': a command "
+         "left behind a joint dragged faster than the allowed speed walks back at the joint's measured speed + one tick of "
+         "its acceleration limit, at most the data sheet (branch dragsafe, SafetyLimits.walk_steps): yield, fast, follow "
+         "(--wired), trace (--trace: per tick around the release of the yield sweep's worst 0.8-1.0 x case, joint 4 from "
+         "0.3 x its allowed speed gaining 0.4 x its acceleration limit for 0.4 s; lead = command - trusted measured "
+         "position, window = the lead window's edges around it, qvel = the joint's true speed at the tick's start; "
+         "freed_bound_rad = (FREED_SPEED_SHARE x V)^2 / K), creep, held and expert_actions rows; yield rows' "
+         "command_speed_max: the fastest command step / period / data sheet over every case; 'dragsafe-null': the yield, "
+         "fast, follow, trace and expert_actions rows at main 2bc48ba (this branch's script in a git archive of main, "
+         "merged here); 'dragsafe-undeclared': follow rows with no latency declared; 'dragsafe-loop': replay, actions and "
+         "sim rows of the nominal FR3 loop of 'wired-loop' (RUNS/loops/loop_fr3 round 0, 30 sim episodes from seed "
+         "2000000) at this code. Measured 2026-12-07 18:19-18:26 UTC in separate runs (load 7.4 / 6.1 before / after the "
+         "null, 5.3 / 5.3 the dragsafe rows, 4.0 / 4.8 the loop rows; 2 shared cores; <= 0.5 GB RSS), merged here.")  # fmt: skip
 
 
 def deployed_latency() -> float | None:

@@ -3,7 +3,8 @@
 Pure Python + numpy, no ROS. A :class:`SafetyMonitor` keeps what it knows about the robot (last joint
 state and when it arrived, e-stop, the robot's safety mode, the last command sent) and turns any
 requested joint target into a command that is finite, inside the joint limits, at most one velocity-limited
-step from the previous command, changes its step by at most the acceleration limit per tick while the arm
+step from the previous command (a command the arm was dragged away from walks back at the arm's measured speed,
+never faster than the data sheet: :meth:`SafetyLimits.walk_steps`), changes its step by at most the acceleration limit per tick while the arm
 follows, leads the *measured* position by at most ``lead_s`` at the allowed speed, and a *blocked* joint
 (one that has lagged a command ahead of it for longer than the servo's lag, or is pushed away from it) by a
 stall allowance plus the motion its measured speed covers in ``FOLLOW_LAG x lead_s`` on the side it moves
@@ -327,8 +328,14 @@ class SafetyLimits:
         """(down, up) (J,) rad: the most a command outside its lead window (the arm moved away from it) may move
         back towards it in one tick, downwards / upwards: :attr:`max_step`, or, where the joint is measured moving
         that way at ``speed`` (J,) rad/s faster than that, its speed + one tick of the acceleration limit, never
-        more than the data-sheet speed (:data:`WALK_AT_ARM_SPEED`: a command left behind an arm dragged faster than
-        the allowed speed is a gap its servo closes at up to sqrt(K g) when the arm stops)."""
+        more than the data-sheet speed. Why: a command left behind an arm dragged faster than the allowed speed is
+        a gap its servo closes at up to sqrt(K g) once the arm stops. Issue 21 (bench/fr3_overspeed.py, trace rows):
+        FR3 joint 4 dragged by a yielding block to 0.91 x its data sheet passed its command, which walked after it at
+        the allowed 0.5 x and stood 0.067 rad behind it at the release (1.9 x freed_lead's bound); the joint stopped
+        at its lower limit and its servo returned at 1.066 x the data sheet. Walking at the measured speed: 0.026 rad
+        behind, peak 0.72 x; every yield case whose block left its joint under the data sheet <= 0.89 x (those past
+        it 0.99 x, were 1.285 x); the experts' actions through the pipeline identical on seeds 0-19, both robots;
+        normal following never clamped. Only trusted measurements move it: after a gap the speed is unknown (0)."""
         v = np.asarray(speed, dtype=float) * self.period_s
         v = np.where(np.isfinite(v), v, 0.0)  # a speed not measured (non-finite) buys nothing beyond max_step
         sheet = self.max_velocity * self.period_s
@@ -737,7 +744,8 @@ class SafetyMonitor:
         always hold. The acceleration bound holds while the arm follows: when the arm stalls or is pushed
         so that the window edge stops the command, the command stops there at once (the lead bound
         wins), and a command outside the window (the arm moved away from it) walks back towards it by at
-        most one step per tick and stops there (that walk is the window's, not a motion to continue: carried
+        most :meth:`SafetyLimits.walk_steps` per tick (one step, or the arm's measured speed where it is dragged
+        faster) and stops there (that walk is the window's, not a motion to continue: carried
         on at the acceleration limit, a blocked FR3 wrist's command walked back past the joint and 0.02 rad
         beyond it, away from its target). ``brake_at_edge`` (a soft hold, which stops anyway): also slow down early
         enough to stop inside the window at the acceleration limit, as if its edge stood still (for normal
