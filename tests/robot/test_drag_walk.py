@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ast_robot.config import DeployConfig
-from ast_robot.robot.safety import SafetyLimits, SafetyMonitor
+from ast_robot.robot.safety import SafetyLimits, SafetyMonitor, arm
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from tests.robot.blocked_joint import PERIOD, SPEC, freed_ratio
 
@@ -102,6 +102,29 @@ def test_after_a_gap_in_the_states_the_walk_is_back_to_the_allowed_speed():
     assert max(steps) <= lim.max_step[JOINT] + 1e-12
 
 
+def glitch_steps(lim: SafetyLimits) -> float:
+    """The largest command step (rad) around one state 0.04 rad off a blocked joint, away from its command ahead of
+    it (within the data-sheet reach, so trusted), then the arm again."""
+    mon = fresh(lim)
+    _, q = drag(mon, 0.0, 40)  # held still under its command: blocked, the window shrinks around it
+    target, last, steps = np.array(SPEC.home_qpos) - np.eye(7)[JOINT], mon.reference.copy(), []
+    for k, offset in enumerate((0.04, 0.0, 0.0, 0.0), start=40):
+        assert mon.observe_state(q + offset * np.eye(7)[JOINT], received_s=k * PERIOD) is None
+        cmd = mon.filter(target, now_s=k * PERIOD + 1e-4).positions
+        steps.append(abs(cmd[JOINT] - last[JOINT]))
+        last = cmd
+    return max(steps)
+
+
+def test_one_state_off_the_arm_moves_no_command_faster_than_the_allowed_step(monkeypatch):
+    """A glitch the trust rule lets through shows a speed for one interval only: the command it puts outside the
+    window walks at max_step. Null case: walking at the last interval's speed alone, the glitch moves it faster."""
+    lim = fr3_limits()
+    assert glitch_steps(lim) <= lim.max_step[JOINT] + 1e-12
+    monkeypatch.setattr(arm, "_sustained", lambda before, now: now)
+    assert glitch_steps(lim) > 1.5 * lim.max_step[JOINT]
+
+
 def test_the_traced_case_freed_in_mujoco_stays_under_the_data_sheet(monkeypatch):
     """The bench's trace: joint 4 from 0.3 x its allowed speed gaining 0.4 x its acceleration limit for 0.4 s (the
     block leaves it at 0.913 x its data sheet against its lower limit), then freed: under 1.0 x (measured 0.72 x).
@@ -119,7 +142,8 @@ states = st.lists(st.tuples(st.floats(-0.08, 0.08), st.sampled_from([1.0, 1.0, 1
 @given(states)
 def test_no_command_step_passes_the_data_sheet_whatever_the_measured_states(moves):
     """Hostile joint states (jumps of up to 0.08 rad a tick, late states, NaN / inf positions): every command step stays
-    within the data-sheet step, and one beyond the allowed step goes the way the trusted speed moves, no faster."""
+    within the data-sheet step, and one beyond the allowed step goes the way the trusted speed of the last two
+    intervals moves, no faster."""
     lim = fr3_limits()
     mon, q, t = fresh(lim), np.array(SPEC.home_qpos), 0.0
     target = np.array(SPEC.home_qpos) + 0.5
@@ -131,7 +155,7 @@ def test_no_command_step_passes_the_data_sheet_whatever_the_measured_states(move
             q = state
         except ValueError:  # a non-finite state: refused, nothing recorded
             assert not np.all(np.isfinite(state))
-        speed = np.zeros(7) if mon._s.speed is None else mon._s.speed.copy()
+        speed = np.zeros(7) if mon._s.drag_speed is None else mon._s.drag_speed.copy()  # both last intervals
         ref = mon.reference  # the last command (the measured joints before the first)
         cmd = mon.filter(target, now_s=t + 1e-4).positions
         step = cmd - ref

@@ -479,6 +479,7 @@ class _RobotState:
     still: np.ndarray | None = None  # (J,) bool: a command leads it and it does not move towards it at all
     held: np.ndarray | None = None  # (J,) bool: a command leads it and it moves towards it (not still)
     accel: np.ndarray | None = None  # (J,) rad/s^2: the speed it gained towards the command over the last interval
+    drag_speed: np.ndarray | None = None  # (J,) rad/s: the speed of the last two intervals, where they agree (walk_steps)
     stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -530,9 +531,11 @@ class SafetyMonitor:
         before = self._s.speed
         if late or not 0 <= dt <= lim.stale_after_s + lim.period_s:
             self._s.speed, self._s.speed_ref = np.zeros_like(q), (q, t, received_s)
+            self._s.drag_speed = np.zeros_like(q)
             self._time_stall(q, None, None)
         elif dt >= round(lim.period_s, 6):
             self._s.speed, self._s.speed_ref = (q - ref[0]) / dt, (q, t, received_s)
+            self._s.drag_speed = _sustained(before, self._s.speed)
             self._time_stall(q, round(dt * 1e6), before)
 
     def _time_stall(self, q: np.ndarray, dt_us: int | None, last_speed: np.ndarray | None) -> None:
@@ -764,7 +767,7 @@ class SafetyMonitor:
         low, high = self._lead_window()
         if brake_at_edge:
             smooth = np.clip(smooth, -_braking_step(ref - low, change), _braking_step(high - ref, change))
-        down, up = lim.walk_steps(np.zeros_like(ref) if self._s.speed is None else self._s.speed)
+        down, up = lim.walk_steps(np.zeros_like(ref) if self._s.drag_speed is None else self._s.drag_speed)
         bounded = np.clip(np.clip(ref + smooth, low, high) - ref, -down, up)  # beyond max_step: a walk back only
         # (ref + s) - ref differs from s in the last bits: only a real move by the window is a clamp (the
         # reason fired on ~390 of 400 ticks of every FR3 pick-and-place episode before)
@@ -830,6 +833,15 @@ class SafetyMonitor:
             assert np.all(pos >= self.limits.lower) and np.all(pos <= self.limits.upper)
             self._s.last_command = pos.copy()
         return decision
+
+
+def _sustained(before: np.ndarray | None, now: np.ndarray) -> np.ndarray:
+    """(J,) rad/s: the speed both of the last two measured intervals show (the slower, where they move the same way;
+    0 elsewhere). A command walks after an arm at this speed (SafetyLimits.walk_steps): one state off the arm (a
+    glitch the trust rule let through: up to 1.25 x the data-sheet reach) moves no command faster than max_step."""
+    if before is None:
+        return np.zeros_like(now)
+    return np.where(before * now > 0, np.sign(now) * np.minimum(np.abs(before), np.abs(now)), 0.0)
 
 
 def _braking_step(room: np.ndarray, change: np.ndarray) -> np.ndarray:
