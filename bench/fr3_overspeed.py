@@ -854,8 +854,10 @@ NOTES = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 m
          "fast, follow, trace and expert_actions rows at main 2bc48ba (this branch's script in a git archive of main, "
          "merged here); 'dragsafe-undeclared': follow rows with no latency declared; 'dragsafe-loop': replay, actions and "
          "sim rows of the nominal FR3 loop of 'wired-loop' (RUNS/loops/loop_fr3 round 0, 30 sim episodes from seed "
-         "2000000) at this code. Measured 2026-12-07 18:19-18:26 UTC in separate runs (load 7.4 / 6.1 before / after the "
-         "null, 5.3 / 5.3 the dragsafe rows, 4.0 / 4.8 the loop rows; 2 shared cores; <= 0.5 GB RSS), merged here.")  # fmt: skip
+         "2000000) at this code (walk at the speed both of the last two measured intervals show). Measured 2026-12-07 "
+         "18:19-18:35 UTC in separate runs (uptime before / after: the null 7.4 / 6.1, the dragsafe rows 4.4 / 6.0, "
+         "undeclared 6.0 / 6.0, loop 6.0 / 5.7; 2 shared cores; <= 0.5 GB RSS; RUNS/: the helpers' data folders on that machine), "
+         "merged here.")  # fmt: skip
 
 
 def deployed_latency() -> float | None:
