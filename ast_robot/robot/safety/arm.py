@@ -3,9 +3,10 @@
 Pure Python + numpy, no ROS. A :class:`SafetyMonitor` keeps what it knows about the robot (last joint
 state and when it arrived, e-stop, the robot's safety mode, the last command sent) and turns any
 requested joint target into a command that is finite, inside the joint limits, at most one velocity-limited
-step from the previous command (a command the arm was dragged away from walks back at the arm's measured speed,
-never faster than the data sheet: :meth:`SafetyLimits.walk_steps`), changes its step by at most the acceleration limit per tick while the arm
-follows, leads the *measured* position by at most ``lead_s`` at the allowed speed, and a *blocked* joint
+step from the previous command (a command the arm was dragged away from walks back at the arm's measured
+speed, never faster than the data sheet: :meth:`SafetyLimits.walk_steps`), changes its step by at most the
+acceleration limit per tick while the arm follows, leads the *measured* position by at most ``lead_s`` at the
+allowed speed, and a *blocked* joint
 (one that has lagged a command ahead of it for longer than the servo's lag, or is pushed away from it) by a
 stall allowance plus the motion its measured speed covers in ``FOLLOW_LAG x lead_s`` on the side it moves
 towards; a joint *held still* under a command ahead of it (blocked or not yet) by no more than its servo,
@@ -335,7 +336,8 @@ class SafetyLimits:
         at its lower limit and its servo returned at 1.066 x the data sheet. Walking at the measured speed: 0.026 rad
         behind, peak 0.72 x; every yield case whose block left its joint under the data sheet <= 0.89 x (those past
         it 0.99 x, were 1.285 x); the experts' actions through the pipeline identical on seeds 0-19, both robots;
-        normal following never clamped. Only trusted measurements move it: after a gap the speed is unknown (0)."""
+        normal following never clamped. The monitor passes the speed both of the last two intervals of trusted
+        states show (:func:`_sustained`: one glitch state buys nothing); after a gap in the states it is unknown (0)."""
         v = np.asarray(speed, dtype=float) * self.period_s
         v = np.where(np.isfinite(v), v, 0.0)  # a speed not measured (non-finite) buys nothing beyond max_step
         sheet = self.max_velocity * self.period_s
