@@ -180,9 +180,12 @@ def creep_peak(limits: Any, joint: int, share: float, hold: int, ticks: int = 15
     return freed_peak(limits, joint, share, hold, ticks) / SPEED_LIMIT[joint]
 
 
-def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int, accel: float = 0.0) -> float:
+def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int, accel: float = 0.0,
+               stats: dict | None = None) -> float:  # fmt: skip
     """:func:`creep_peak`'s peak |qvel| (rad/s) after the release; ``share`` 0: held still from rest; ``accel``:
-    the block also speeds up towards the target at that share of the joint's acceleration limit (it yields)."""
+    the block also speeds up towards the target at that share of the joint's acceleration limit (it yields).
+    ``stats``: gets ``command_speed`` (the joint's fastest command step / period / data sheet: what the filter asked
+    for) and, where it holds a ``trace`` list, one :func:`_tick` per tick."""
     from ast_robot.robot.safety import SafetyMonitor
     from ast_robot.robot.safety.trust import ACQUIRE_STATES
     from ast_robot.twin.sim import TwinSim
@@ -194,10 +197,18 @@ def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int, acc
         mon.observe_state(q0, received_s=(k - ACQUIRE_STATES) * period)
     target, creep = q0 - np.eye(7)[joint], -share * limits.max_step[joint] / period
     gain = -accel * limits.max_acceleration[joint]
-    qadr, dof, peak = sim.idx.qpos[joint], sim.idx.dof[joint], 0.0
+    qadr, dof, peak, last = sim.idx.qpos[joint], sim.idx.dof[joint], 0.0, float(q0[joint])
+    stats = {} if stats is None else stats
+    stats["command_speed"] = 0.0
     for k in range(ticks):
         mon.observe_state(sim.true_positions(), received_s=k * period)
-        sim.command_positions(mon.filter(target, now_s=k * period).positions)
+        window = mon._lead_window() if "trace" in stats else None  # the window this tick's command was bounded by
+        cmd = mon.filter(target, now_s=k * period).positions
+        sim.command_positions(cmd)
+        stats["command_speed"] = max(stats["command_speed"], abs(cmd[joint] - last) / period / SPEED_LIMIT[joint])
+        last = float(cmd[joint])
+        if window is not None:
+            stats["trace"].append(_tick(mon, joint, k, hold, sim.data.qvel[dof], window))
         for _ in range(round(period / dt)):
             sim.step_to(sim.time + dt)
             if k < hold:
@@ -206,6 +217,37 @@ def freed_peak(limits: Any, joint: int, share: float, hold: int, ticks: int, acc
             else:
                 peak = max(peak, abs(float(sim.data.qvel[dof])))
     return peak
+
+
+def _tick(mon: Any, joint: int, k: int, hold: int, qvel: float, window: tuple) -> dict:
+    """One tick of :func:`freed_peak`'s ``joint`` as the filter saw it (rad, rad/s): the trusted measured position,
+    the speed measured from trusted states, the command sent and its lead over the measurement, the lead window's
+    edges around the measurement, how the monitor judged the joint (still / held / blocked), the joint's true speed."""
+    s, (low, high) = mon._s, window
+    q, cmd = float(s.positions[joint]), float(s.last_command[joint])
+    return {"tick": k, "block": k < hold, "measured": round(q, 4), "speed": round(float(s.speed[joint]), 3),
+            "command": round(cmd, 4), "lead": round(cmd - q, 4), "window": [round(float(low[joint]) - q, 4), round(float(high[joint]) - q, 4)],
+            "still": bool(s.still[joint]), "held": bool(s.held[joint]), "blocked": bool(mon.blocked[joint]),
+            "qvel": round(float(qvel), 3)}  # fmt: skip
+
+
+TRACE_CASE = (3, 0.3, 0.4, 50)  # joint 4 (index 3), from 0.3 x its allowed speed, +0.4 x its acceleration limit, 0.4 s
+
+
+def trace_row(label: str, case: tuple = TRACE_CASE, command_latency_s: float | None = None, around: int = 14) -> dict:
+    """The yield sweep's worst case of the 0.8-1.0 x band, per tick (``around`` ticks either side of the release):
+    where the command stood against the dragged joint when the block let go, and what the joint did after."""
+    from ast_robot.robot.safety import arm
+
+    limits, stats = fr3_limits(command_latency_s), {"trace": []}
+    joint, share, accel, hold = case
+    ratio = freed_peak(limits, joint, share, hold, hold + around, accel, stats) / SPEED_LIMIT[joint]
+    bound = (arm.FREED_SPEED_SHARE * limits.max_velocity[joint]) ** 2 / limits.servo_closing[joint]  # freed_lead's reach at rest
+    ticks = stats["trace"][hold - around:]
+    return {"label": label, "kind": "trace", "command_latency_s": command_latency_s,
+            "case (joint, start share, accel share, hold ticks)": [joint + 1, share, accel, hold], "max_ratio": round(ratio, 3),
+            "lead_at_release": ticks[around]["lead"], "freed_bound_rad": round(float(bound), 4),
+            "command_speed": round(stats["command_speed"], 3), "ticks": ticks}  # fmt: skip
 
 
 def creep_row(label: str) -> dict:
@@ -253,10 +295,17 @@ def yield_row(label: str, command_latency_s: float | None = None) -> dict:
     ``command_latency_s``: the latency the deployment declares (None: undeclared)."""
     from ast_robot.robot.safety import arm
 
-    limits = fr3_limits(command_latency_s)
+    limits, commanded = fr3_limits(command_latency_s), []
     start = time.perf_counter()
-    ratios = np.array([[[[freed_peak(limits, j, s, h, 150, a) / SPEED_LIMIT[j] for h in YIELD_HOLDS]
-                         for s in YIELD_SHARES] for a in YIELD_ACCELS] for j in range(7)])  # fmt: skip
+
+    def case(j: int, s: float, h: int, a: float) -> float:
+        stats: dict = {}
+        ratio = freed_peak(limits, j, s, h, 150, a, stats) / SPEED_LIMIT[j]
+        commanded.append(stats["command_speed"])
+        return ratio
+
+    ratios = np.array([[[[case(j, s, h, a) for h in YIELD_HOLDS] for s in YIELD_SHARES] for a in YIELD_ACCELS]
+                       for j in range(7)])  # fmt: skip
     allowed, accel = limits.max_step / limits.period_s, limits.max_acceleration
     released = np.array([[[[(s * allowed[j] + a * accel[j] * h * limits.period_s) / SPEED_LIMIT[j] for h in YIELD_HOLDS]
                            for s in YIELD_SHARES] for a in YIELD_ACCELS] for j in range(7)])  # fmt: skip
@@ -265,6 +314,7 @@ def yield_row(label: str, command_latency_s: float | None = None) -> dict:
             "start_shares": list(YIELD_SHARES), "hold_s": [round(h * limits.period_s, 3) for h in YIELD_HOLDS],
             "worst_per_accel": ratios.max(axis=(0, 2, 3)).round(3).tolist(),
             "worst_per_accel_valid": valid.max(axis=(0, 2, 3)).round(3).tolist(), "cases_invalid": int((released > arm.FREED_SPEED_SHARE).sum()),
+            "command_speed_max": round(max(commanded), 3),
             "per_joint": ratios.max(axis=(2, 3)).round(3).tolist(), "seconds": round(time.perf_counter() - start, 1),
             "ratios": ratios.round(3).tolist(), "released": released.round(3).tolist()}  # fmt: skip
 
@@ -436,7 +486,7 @@ def goals(rows: list[dict]) -> list[dict]:
                 goal(f"{label}, {kind}: highest joint speed / data-sheet speed", 1.0,
                      max(r["max_ratio"] for r in after) if after else None, "<=")]  # fmt: skip
     return (out + stalltime_goals(rows, experts) + stall2_goals(rows, experts) + creep_goals(rows) + creep2_goals(rows)
-            + yield_goals(rows) + wired_goals(rows))  # fmt: skip
+            + yield_goals(rows) + wired_goals(rows) + dragsafe_goals(rows))  # fmt: skip
 
 
 def worst_of(rows: list[dict], label: str, kind: str, key: str = "max_ratio", agg: Any = max) -> Any:
@@ -531,6 +581,50 @@ def wired_goals(rows: list[dict]) -> list[dict]:
            goal("wired-loop: episodes whose joints pass the twin's stop", 0,
                 sum((worst("wired-loop", k, "episodes_over_stop", sum) or 0) for k in ("replay", "actions", "sim")), "<=")]  # fmt: skip
     return out + expert_goals(rows, "wired", "(deploy pipeline, seeds 0-19)", actions_may_differ=True)
+
+
+def dragsafe_goals(rows: list[dict]) -> list[dict]:
+    """A command left behind a joint dragged faster than the allowed speed walks back at the joint's measured speed
+    (label ``dragsafe``, SafetyLimits.walk_steps; ``dragsafe-null``: the same rows at main 2bc48ba): every yield case
+    whose block itself left the joint under its data sheet under it (null: over), no command faster than the data
+    sheet, the traced case's lead at release inside the freed model's bound (null: outside); the fast, creep and held
+    sweeps and normal following as before; the experts' steps to success as main's on seeds 0-19."""
+    worst = functools.partial(worst_of, rows)
+
+    def released_under(label: str, share: float) -> Any:
+        mine = [r for r in rows if r["label"] == label and r["kind"] == "yield" and "released" in r]
+        return max(float(np.max(np.where(np.array(r["released"]) <= share, r["ratios"], 0.0))) for r in mine) if mine else None
+
+    def traced(label: str) -> Any:
+        mine = [r for r in rows if r["label"] == label and r["kind"] == "trace"]
+        return round(max(abs(r["lead_at_release"]) / r["freed_bound_rad"] for r in mine), 3) if mine else None
+
+    out = [goal("dragsafe, yield: every case whose block itself left the joint under 1.0 x its data sheet (the 0.8-1.0 x "
+                "band included): highest speed / data sheet", 1.0, released_under("dragsafe", 1.0), "<="),
+           goal("dragsafe-null, yield: the same at main (the instrument sees the hole)", 1.0, released_under("dragsafe-null", 1.0), ">"),
+           goal("dragsafe, yield: every case whose block left the joint under 0.8 x", 1.0, released_under("dragsafe", 0.8), "<="),
+           goal("dragsafe, yield: every case, with those whose block alone drove the joint past its data sheet (at main "
+                "1.285 x: its servo returning to a command left behind)", 1.0, worst("dragsafe", "yield", "worst_per_accel", lambda v: max(max(x) for x in v)), "<="),
+           goal("dragsafe, yield: the fastest command step of any case / data-sheet speed (what the filter asked for)", 1.0,
+                worst("dragsafe", "yield", "command_speed_max"), "<="),
+           goal("dragsafe, trace (joint 4 dragged at 0.91 x): the command's distance from the joint when the block let go / "
+                "the freed model's bound (FREED_SPEED_SHARE x V)^2 / K", 1.0, traced("dragsafe"), "<="),
+           goal("dragsafe-null, trace: the same at main", 1.0, traced("dragsafe-null"), ">"),
+           goal("dragsafe, fast: every FR3 joint held back at 60-95% of its allowed speed, freed", 1.0, worst("dragsafe", "fast"), "<="),
+           goal("dragsafe, creep: every FR3 joint creeping at 0-8% of its allowed speed, freed", 0.9,
+                worst("dragsafe", "creep", "max_ratio_lt10"), "<="),
+           goal("dragsafe, creep: the same at 10-50% (the held rule)", 0.9, worst("dragsafe", "creep", "max_ratio_ge10"), "<="),
+           goal("dragsafe, held: FR3 wrist held still 0.05-0.3 s from rest and freed", 0.9, worst("dragsafe", "held"), "<="),
+           goal("dragsafe, follow: normal following (latency 0 / 40 ms, each declared; gain 0.8-1.2): cases clamped", 0,
+                worst("dragsafe", "follow", "cases_clamped"), "<="),
+           goal("dragsafe-undeclared, follow: the same with no latency declared: cases clamped (the trade-off; main: 93)", 93,
+                worst("dragsafe-undeclared", "follow", "cases_clamped"), "<="),
+           goal("dragsafe-loop (the nominal FR3 loop's round-0 policy, as wired-loop): actions and sim rows: highest joint "
+                "speed / data sheet", 0.9, max((worst("dragsafe-loop", k) or 0.0) for k in ("actions", "sim")) if any(
+                    r["label"] == "dragsafe-loop" for r in rows) else None, "<="),
+           goal("dragsafe-loop: episodes whose joints pass the twin's stop", 0,
+                sum((worst("dragsafe-loop", k, "episodes_over_stop", sum) or 0) for k in ("actions", "sim")), "<=")]  # fmt: skip
+    return out + expert_goals(rows, "dragsafe", "(deploy pipeline, seeds 0-19)", actions_may_differ=True)
 
 
 def creep2_goals(rows: list[dict]) -> list[dict]:
@@ -670,6 +764,8 @@ def parse_args() -> argparse.Namespace:
                         help="The same with each episode's randomized command latency declared to its safety limits.")
     parser.add_argument("--fast", action="store_true", help="Add the held-back-at-60-95%%-then-freed sweep row.")
     parser.add_argument("--follow", action="store_true", help="Add the normal-following (no block) clamp count row.")
+    parser.add_argument("--trace", action="store_true", help="Add the per-tick trace row of the yield sweep's worst case "
+                                                             "in the 0.8-1.0 x band (TRACE_CASE).")
     parser.add_argument("--declared-latency", type=float, default=None,
                         help="Yield / fast / follow rows with this command latency declared (s; default: undeclared).")
     parser.add_argument("--wired", action="store_true",
@@ -747,7 +843,21 @@ NOTES = ("FR3 pick-and-place: per-joint peak |qvel| over every physics step (2 m
          "named or retuned; its round-0 policy on 100 held-out seeds: 89/100 with each episode's latency declared and 89/100 "
          "with the grant of before for all, no episode's outcome differs); the nominal UR5e loop (pickplace_demo.yaml, domain "
          "141): sim 87%, real 10/10, gap -13 [-30, +16], nothing named; make demo's config (demo.yaml, 2 rounds, domain 143): "
-         "100% / 100% both rounds, latency 3 and actuator gain 0.35 named, as before.")  # fmt: skip
+         "100% / 100% both rounds, latency 3 and actuator gain 0.35 named, as before. Label 'dragsafe': a command "
+         "left behind a joint dragged faster than the allowed speed walks back at the joint's measured speed + one tick of "
+         "its acceleration limit, at most the data sheet (branch dragsafe, SafetyLimits.walk_steps): yield, fast, follow "
+         "(--wired), trace (--trace: per tick around the release of the yield sweep's worst 0.8-1.0 x case, joint 4 from "
+         "0.3 x its allowed speed gaining 0.4 x its acceleration limit for 0.4 s; lead = command - trusted measured "
+         "position, window = the lead window's edges around it, qvel = the joint's true speed at the tick's start; "
+         "freed_bound_rad = (FREED_SPEED_SHARE x V)^2 / K), creep, held and expert_actions rows; yield rows' "
+         "command_speed_max: the fastest command step / period / data sheet over every case; 'dragsafe-null': the yield, "
+         "fast, follow, trace and expert_actions rows at main 2bc48ba (this branch's script in a git archive of main, "
+         "merged here); 'dragsafe-undeclared': follow rows with no latency declared; 'dragsafe-loop': replay, actions and "
+         "sim rows of the nominal FR3 loop of 'wired-loop' (RUNS/loops/loop_fr3 round 0, 30 sim episodes from seed "
+         "2000000) at this code (walk at the speed both of the last two measured intervals show). Measured 2026-12-07 "
+         "18:19-18:35 UTC in separate runs (uptime before / after: the null 7.4 / 6.1, the dragsafe rows 4.4 / 6.0, "
+         "undeclared 6.0 / 6.0, loop 6.0 / 5.7; 2 shared cores; <= 0.5 GB RSS; RUNS/: the helpers' data folders on that machine), "
+         "merged here.")  # fmt: skip
 
 
 def deployed_latency() -> float | None:
@@ -769,6 +879,7 @@ def main() -> None:
     declared = deployed_latency() if args.wired else args.declared_latency
     rows += [yield_row(args.label, declared)] if args.yield_sweep else []
     rows += [fast_row(args.label, declared)] if args.fast else []
+    rows += [trace_row(args.label, command_latency_s=declared)] if args.trace else []
     follow = (0.0, 0.04) if args.wired or declared != 0.0 else (0.0,)
     rows += [follow_row(args.label, follow, declared, declare_each=args.wired)] if args.follow else []
     rows += [expert_actions_row(Path(c), args.label) for c in args.expert_actions]

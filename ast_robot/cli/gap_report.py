@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
         for line in physics_sentences(rep.sysid):  # the report's verdict, word for word
             console.print(line, markup=False)
+    for line in rep.warnings:
+        console.print(line, markup=False)
     if result.retuned_config is not None:
         console.print(f"retuned config: {result.retuned_config}")
     elif "retune" in rep.provenance:

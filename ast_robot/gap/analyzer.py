@@ -62,6 +62,8 @@ class GapReport:
     sysid: Any = None  # ast_robot.gap.sysid.SysIdResult
     visual: Any = None  # pick-and-place: ast_robot.gap.visual.VisualResult
     provenance: dict[str, str] = field(default_factory=dict)
+    # lines the verdict carries after what the trajectories say (e.g. a command latency above the declared one)
+    warnings: list[str] = field(default_factory=list)
 
     def culprits(self) -> list[str]:
         """Named causes, most explaining first: physical parameters by their share of the trajectory loss,
@@ -79,7 +81,7 @@ class GapReport:
                 "randomized": list(self.randomized),
                 "sysid": None if self.sysid is None else self.sysid.to_dict(),
                 "visual": None if self.visual is None else self.visual.to_dict(), "culprits": self.culprits(),
-                "provenance": dict(self.provenance)}  # fmt: skip
+                "provenance": dict(self.provenance), "warnings": list(self.warnings)}  # fmt: skip
 
 
 def check_inputs(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRecord]) -> tuple[str, str]:

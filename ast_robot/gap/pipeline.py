@@ -19,6 +19,7 @@ from ast_robot.config.deploy import RosNames
 from ast_robot.config.gap import GapConfig
 from ast_robot.fileio import default_mode
 from ast_robot.gap.analyzer import GapReport, analyze
+from ast_robot.gap.latency import latency_warning
 from ast_robot.gap.report import Overlay, write_report
 from ast_robot.gap.sysid import (
     NotIdentifiable,
@@ -176,6 +177,8 @@ def _identify_and_retune(cfg, config, overrides: Sequence[str], report: GapRepor
         report.provenance["sysid"] = f"skipped: {note}"
         return None, None, None
     report.sysid = result
+    if line := latency_warning(result, real, 1.0 / cfg.env.control_hz):  # the fit's latency is in env steps
+        report.warnings.append(line)
     rec = next(r for r in real if r.joint_targets is not None)
     overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
                       simulator(result.estimate(), rec), rec.control_dt)  # fmt: skip

@@ -127,6 +127,7 @@ def verdict(report: GapReport, retuned: Mapping[str, tuple[float, float]] | None
     lines = [success_sentence(report)]
     if report.sysid is not None:
         lines += physics_sentences(report.sysid)
+    lines += report.warnings
     if report.task == "pickplace":
         from ast_robot.gap.pick import visual_sentences
 

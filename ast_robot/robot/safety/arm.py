@@ -3,8 +3,10 @@
 Pure Python + numpy, no ROS. A :class:`SafetyMonitor` keeps what it knows about the robot (last joint
 state and when it arrived, e-stop, the robot's safety mode, the last command sent) and turns any
 requested joint target into a command that is finite, inside the joint limits, at most one velocity-limited
-step from the previous command, changes its step by at most the acceleration limit per tick while the arm
-follows, leads the *measured* position by at most ``lead_s`` at the allowed speed, and a *blocked* joint
+step from the previous command (a command the arm was dragged away from walks back at the arm's measured
+speed, never faster than the data sheet: :meth:`SafetyLimits.walk_steps`), changes its step by at most the
+acceleration limit per tick while the arm follows, leads the *measured* position by at most ``lead_s`` at the
+allowed speed, and a *blocked* joint
 (one that has lagged a command ahead of it for longer than the servo's lag, or is pushed away from it) by a
 stall allowance plus the motion its measured speed covers in ``FOLLOW_LAG x lead_s`` on the side it moves
 towards; a joint *held still* under a command ahead of it (blocked or not yet) by no more than its servo,
@@ -323,6 +325,24 @@ class SafetyLimits:
         """(J,) rad: the most a command may lead the measured position (``lead_s`` at the allowed speed)."""
         return self.max_step * (self.lead_s / self.period_s)
 
+    def walk_steps(self, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(down, up) (J,) rad: the most a command outside its lead window (the arm moved away from it) may move
+        back towards it in one tick, downwards / upwards: :attr:`max_step`, or, where the joint is measured moving
+        that way at ``speed`` (J,) rad/s faster than that, its speed + one tick of the acceleration limit, never
+        more than the data-sheet speed. Why: a command left behind an arm dragged faster than the allowed speed is
+        a gap its servo closes at up to sqrt(K g) once the arm stops. Issue 21 (bench/fr3_overspeed.py, trace rows):
+        FR3 joint 4 dragged by a yielding block to 0.91 x its data sheet passed its command, which walked after it at
+        the allowed 0.5 x and stood 0.067 rad behind it at the release (1.9 x freed_lead's bound); the joint stopped
+        at its lower limit and its servo returned at 1.066 x the data sheet. Walking at the measured speed: 0.026 rad
+        behind, peak 0.72 x; every yield case whose block left its joint under the data sheet <= 0.89 x (those past
+        it 0.99 x, were 1.285 x); the experts' actions through the pipeline identical on seeds 0-19, both robots;
+        normal following never clamped. The monitor passes the speed both of the last two intervals of trusted
+        states show (:func:`_sustained`: one glitch state buys nothing); after a gap in the states it is unknown (0)."""
+        v = np.asarray(speed, dtype=float) * self.period_s
+        v = np.where(np.isfinite(v), v, 0.0)  # a speed not measured (non-finite) buys nothing beyond max_step
+        sheet = self.max_velocity * self.period_s
+        return tuple(np.minimum(sheet, np.maximum(self.max_step, s + self.max_step_change)) for s in (-v, v))
+
     @property
     def stall_lead(self) -> np.ndarray:
         """(J,) rad: the most a command may lead a *blocked* joint that measures no speed (or moves away from
@@ -461,6 +481,7 @@ class _RobotState:
     still: np.ndarray | None = None  # (J,) bool: a command leads it and it does not move towards it at all
     held: np.ndarray | None = None  # (J,) bool: a command leads it and it moves towards it (not still)
     accel: np.ndarray | None = None  # (J,) rad/s^2: the speed it gained towards the command over the last interval
+    drag_speed: np.ndarray | None = None  # (J,) rad/s: the speed of the last two intervals, where they agree (walk_steps)
     stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -512,9 +533,11 @@ class SafetyMonitor:
         before = self._s.speed
         if late or not 0 <= dt <= lim.stale_after_s + lim.period_s:
             self._s.speed, self._s.speed_ref = np.zeros_like(q), (q, t, received_s)
+            self._s.drag_speed = np.zeros_like(q)
             self._time_stall(q, None, None)
         elif dt >= round(lim.period_s, 6):
             self._s.speed, self._s.speed_ref = (q - ref[0]) / dt, (q, t, received_s)
+            self._s.drag_speed = _sustained(before, self._s.speed)
             self._time_stall(q, round(dt * 1e6), before)
 
     def _time_stall(self, q: np.ndarray, dt_us: int | None, last_speed: np.ndarray | None) -> None:
@@ -726,7 +749,8 @@ class SafetyMonitor:
         always hold. The acceleration bound holds while the arm follows: when the arm stalls or is pushed
         so that the window edge stops the command, the command stops there at once (the lead bound
         wins), and a command outside the window (the arm moved away from it) walks back towards it by at
-        most one step per tick and stops there (that walk is the window's, not a motion to continue: carried
+        most :meth:`SafetyLimits.walk_steps` per tick (one step, or the arm's measured speed where it is dragged
+        faster) and stops there (that walk is the window's, not a motion to continue: carried
         on at the acceleration limit, a blocked FR3 wrist's command walked back past the joint and 0.02 rad
         beyond it, away from its target). ``brake_at_edge`` (a soft hold, which stops anyway): also slow down early
         enough to stop inside the window at the acceleration limit, as if its edge stood still (for normal
@@ -745,14 +769,16 @@ class SafetyMonitor:
         low, high = self._lead_window()
         if brake_at_edge:
             smooth = np.clip(smooth, -_braking_step(ref - low, change), _braking_step(high - ref, change))
-        bounded = np.clip(np.clip(ref + smooth, low, high) - ref, -lim.max_step, lim.max_step)
+        down, up = lim.walk_steps(np.zeros_like(ref) if self._s.drag_speed is None else self._s.drag_speed)
+        bounded = np.clip(np.clip(ref + smooth, low, high) - ref, -down, up)  # beyond max_step: a walk back only
         # (ref + s) - ref differs from s in the last bits: only a real move by the window is a clamp (the
         # reason fired on ~390 of 400 ticks of every FR3 pick-and-place episode before)
         if np.any(np.abs(bounded - smooth) > 1e-12):
             reasons.append("clamped to lead limit (command ahead of the measured position)")
         cmd = np.clip(ref + bounded, lim.lower, lim.upper)
         walked_back = (bounded * smooth < 0) | ((smooth == 0) & (bounded != 0))
-        return cmd, reasons, np.where(walked_back, 0.0, cmd - ref)
+        # a walk at the arm's speed leaves the next tick's acceleration bound at most one allowed step
+        return cmd, reasons, np.where(walked_back, 0.0, np.clip(cmd - ref, -lim.max_step, lim.max_step))
 
     def _lead_window(self) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) (J,): the positions a command may take, :meth:`SafetyLimits.lead_at` the measured
@@ -809,6 +835,15 @@ class SafetyMonitor:
             assert np.all(pos >= self.limits.lower) and np.all(pos <= self.limits.upper)
             self._s.last_command = pos.copy()
         return decision
+
+
+def _sustained(before: np.ndarray | None, now: np.ndarray) -> np.ndarray:
+    """(J,) rad/s: the speed both of the last two measured intervals show (the slower, where they move the same way;
+    0 elsewhere). A command walks after an arm at this speed (SafetyLimits.walk_steps): one state off the arm (a
+    glitch the trust rule let through: up to 1.25 x the data-sheet reach) moves no command faster than max_step."""
+    if before is None:
+        return np.zeros_like(now)
+    return np.where(before * now > 0, np.sign(now) * np.minimum(np.abs(before), np.abs(now)), 0.0)
 
 
 def _braking_step(room: np.ndarray, change: np.ndarray) -> np.ndarray:

@@ -1,0 +1,61 @@
+"""Whether the real arm's command latency, as the gap fit identifies it, exceeds what its deployment declared.
+
+The deployment declares its command latency to the safety module (configs/deploy/<robot>.yaml ``command_latency_s``;
+each real record of schema >= 5 carries the value its episode ran with, None: undeclared, the strict filter, as 0).
+An arm with more latency than declared is not sped up, but its free motion is slowed (the filter leads a following
+joint by the declared delay only): the report says so in one line, naming both values and the field to change.
+
+Only a *named* latency counts (``SysIdResult.culprits``: significant against the replay noise floor, of an explained
+gap): on the nominal twin nothing is named, so nothing is said. The fit's latency is in env control steps (integer:
+its resolution is one step), so it exceeds a declaration only by more than half a step. Measured through ROS (the
+policy node and the twin, `ast-robot demo configs/experiments/demo.yaml --rounds 1`, load 5-8): twin hidden latency
+40 ms, deploy YAML undeclared: latency 1 step named and this line in the verdict; the nominal twin: nothing named, no
+line. The pick-and-place fit does not identify latency (gap.pick.PICK_PARAMS), so its reports carry no such line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ast_robot.records import EpisodeRecord
+
+FIELD = "command_latency_s"
+
+
+def declared_latencies(real: Sequence[EpisodeRecord]) -> list[float | None] | None:
+    """The distinct declared command latencies (s; None: undeclared) of the ``real`` records, smallest first, None
+    undeclared as 0; None when a record predates the declaration (schema < 5: it carries none)."""
+    if not real or any(r.schema_version < 5 for r in real):
+        return None
+    values = {r.command_latency_s for r in real}
+    return sorted(values, key=lambda v: 0.0 if v is None else v)
+
+
+def latency_warning(sysid: Any, real: Sequence[EpisodeRecord], env_dt: float) -> str | None:
+    """One line when the latency the fit names (``sysid``: a SysIdResult with ``latency`` in env control steps of
+    ``env_dt`` s) exceeds every declaration of the ``real`` records by more than half a step, else None."""
+    if sysid is None or "latency" not in sysid.culprits():
+        return None
+    declared = declared_latencies(real)
+    if declared is None:
+        return None
+    i = sysid.names.index("latency")
+    fitted_s = sysid.mean[i] * env_dt
+    most = max(0.0 if v is None else v for v in declared)
+    if fitted_s <= most + 0.5 * env_dt:
+        return None
+    lo, hi = sysid.interval(i)
+    said = " / ".join("null (undeclared: the strict filter, as 0)" if v is None else f"{v:g} s" for v in declared)
+    return (f"Command latency: the real arm acts on its commands {fitted_s * 1e3:.0f} ms after they are sent (latency "
+            f"{sysid.mean[i]:g} control step(s) of {env_dt * 1e3:.0f} ms, 95% interval [{lo:.3g}, {hi:.3g}]), more than "
+            f"the deployment declared to the safety module ({FIELD} {said} in the records): measure it "
+            f"(bench/command_latency.py) and set {FIELD} in configs/deploy/{real[0].robot}.yaml; {_consequence(real)}.")  # fmt: skip
+
+
+def _consequence(real: Sequence[EpisodeRecord]) -> str:
+    """What the too-small declaration does to the deployment the records came through (their command interface)."""
+    if all(r.meta.get("command_interface") == "trajectory" for r in real):
+        return ("through trajectory segments the filter leads by no latency, so nothing is slowed now; a forward "
+                "position deployment of this arm would be slowed")  # safety.arm.servo_lag: None for trajectory segments
+    return "until then the safety filter slows the arm's free motion (it leads a following joint by the declared delay only)"
