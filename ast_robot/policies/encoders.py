@@ -9,6 +9,7 @@ summary tokens come first so that they can be the global tokens of the sparse at
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -89,6 +90,37 @@ def _half_resolution_grid(hw: tuple[int, int]) -> Tensor:
     h, w = hw[0] // 2, hw[1] // 2
     rows, cols = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
     return torch.stack([rows, cols], -1).reshape(h * w, 2)
+
+
+def _full_resolution_grid(hw: tuple[int, int]) -> Tensor:
+    """``(h * w, 2)``: each full-resolution pixel's centre in the half-resolution grid's units (-1 at the first
+    half-resolution cell's centre, which is full-resolution pixel coordinate 1.0; see envs/projection.py), so
+    targets, ``pixel_scale`` and the geometry keep their meaning: pixel ``j`` (centre ``j + 0.5``) sits at
+    ``-1 + (j - 0.5) / (h / 2 - 1)``, slightly outside [-1, 1] at the borders."""
+    rows, cols = ((torch.arange(n, dtype=torch.float32) - 0.5) / (n // 2 - 1) - 1 for n in hw)
+    rows, cols = torch.meshgrid(rows, cols, indexing="ij")
+    return torch.stack([rows, cols], -1).reshape(hw[0] * hw[1], 2)
+
+
+class FullResolutionMaps(nn.Module):
+    """Half-resolution features -> full-resolution features: bilinear x2 upsampling (its sample points are the
+    full-resolution pixel centres) plus a 1x1 merge of the upsampled features with a 3x3 conv of the image at
+    full resolution, whose colour edges place a 2-3 pixel cube to a fraction of a half-resolution cell. The merge
+    starts at zero: the output starts as the upsampled features (an extended half-resolution checkpoint starts
+    with its own maps, only sampled finer)."""
+
+    def __init__(self, channels: int, image_channels: int = 16) -> None:
+        super().__init__()
+        self.image = nn.Conv2d(3, image_channels, 3, padding=1)
+        self.merge = nn.Conv2d(channels + image_channels, channels, 1)
+        nn.init.zeros_(self.merge.weight)
+        nn.init.zeros_(self.merge.bias)
+
+    def forward(self, maps: Tensor, image: Tensor) -> Tensor:
+        """``maps`` ``(B, C, h/2, w/2)``, ``image`` ``(B, 3, h, w)`` in [0, 1] -> ``(B, C, h, w)``."""
+        up = nn.functional.interpolate(maps, scale_factor=2, mode="bilinear", align_corners=False)
+        detail = nn.functional.gelu(self.image(image))
+        return up + self.merge(torch.cat([nn.functional.gelu(up), detail], 1))
 
 
 class KeypointImageTokenizer(nn.Module):
@@ -186,38 +218,71 @@ class ScenePerception(nn.Module):
     student 8 cm past the cube; the image-only world regression missed by 4-6 cm (camera jitter, depth).
     """
 
-    def __init__(self, hw: tuple[int, int], text_length: int, n_keypoints: int = 8,
-                 channels: int = 32, d_text: int = 64, hidden: int = 256) -> None:  # fmt: skip
+    def __init__(self, hw: tuple[int, int], text_length: int, n_keypoints: int = 8, channels: int = 32,
+                 d_text: int = 64, hidden: int = 256, resolution: str = "half", gripper_prior: float = 0.0) -> None:  # fmt: skip
         super().__init__()
         if hw[0] % 2 or hw[1] % 2:
             raise ValueError(f"the scene perception needs an even image size, got {hw}")
+        if resolution not in ("half", "full"):
+            raise ValueError(f"policy.scene_resolution {resolution!r}: choose from ['half', 'full']")
         self.stem = _half_resolution_stem(channels)
+        # options (policy.scene_resolution / gripper_prior); absent modules keep old checkpoints' state dicts exact
+        self.full = FullResolutionMaps(channels) if resolution == "full" else None
+        self.prior = None
+        if gripper_prior > 0:  # free keypoints (camera pose) + TCP (dm) -> the gripper's image position
+            self.prior = nn.Sequential(nn.Linear(3 * n_keypoints + 3, 128), nn.GELU(), nn.Linear(128, 128), nn.GELU(),
+                                       nn.Linear(128, 2))  # fmt: skip
+            self.prior_sigma = float(gripper_prior)
+            self.register_buffer("cells", torch.tensor([hw[0] // 2 - 1, hw[1] // 2 - 1], dtype=torch.float32) / 2)
         self.text = PooledInstructionTokenizer(d_text, text_length)
         self.queries = nn.Linear(d_text, 2 * channels)  # the named cube's and the named pad's query
         self.gripper = nn.Parameter(torch.randn(1, 1, channels) * 0.1)
         self.free = nn.Conv2d(channels, n_keypoints, 1)
         self.temperature = nn.Parameter(torch.tensor(float(channels) ** -0.5))
-        self.register_buffer("grid", _half_resolution_grid(hw))
+        self.register_buffer("grid", _half_resolution_grid(hw) if self.full is None else _full_resolution_grid(hw))
+        self.log_cells = 0.0 if self.full is None else math.log(4.0)  # a map 4x finer: logsumexp +log 4 if smooth
         self.geometry = nn.Sequential(nn.Linear(3 * n_keypoints + 8, hidden), nn.GELU(),  # see forward's context
                                       nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 2 * 9))  # fmt: skip
 
     def forward(self, image: Tensor, text: Tensor, tcp: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, 6)``: (cube - TCP, place - TCP) in dm, and ``(B, 3, 2)``: the cube's, the pad's and the
         gripper's image positions (row, col in [-1, 1], the half-resolution grid; what pixel supervision
-        trains). ``tcp``: ``(B, 3)`` TCP position in dm."""
-        maps = self.stem(prepare_image(image))  # (B, C, h, w)
+        trains); with ``gripper_prior`` a 4th point: the prior's centre (its own pixel supervision: the TCP's).
+        ``tcp``: ``(B, 3)`` TCP position in dm."""
+        pixels = prepare_image(image)
+        maps = self.stem(pixels)  # (B, C, h, w)
+        if self.full is not None:
+            maps = self.full(maps, pixels)  # (B, C, H, W)
         queries = self.queries(self.text(text)[:, 0]).unflatten(-1, (2, -1))  # (B, 2, C)
         queries = torch.cat([queries, self.gripper.expand(queries.shape[0], -1, -1)], 1)  # (B, 3, C)
         named = (queries @ maps.flatten(2)) * self.temperature  # (B, 3, h*w)
         free = self.free(nn.functional.gelu(maps)).flatten(2)  # (B, K, h*w)
         logits = torch.cat([named, free], 1)  # (B, 3 + K, h*w)
+        presence = (logits.logsumexp(-1) - logits.mean(-1) - self.log_cells) * 0.1  # (B, 3 + K) how peaked (no prior)
+        centre = None
+        if self.prior is not None:
+            logits, centre = self._gripper_prior(logits, tcp)
         xy = logits.softmax(-1) @ self.grid  # (B, 3 + K, 2)
-        presence = (logits.logsumexp(-1) - logits.mean(-1)) * 0.1  # (B, 3 + K)
         context = torch.cat([xy[:, 2:].flatten(1), presence, tcp], -1)  # no object position in the context
         out = self.geometry(context).unflatten(-1, (2, 9))  # (B, 2 objects, 3 x 2 matrix + 3 offset)
         offsets = (xy[:, :2] - xy[:, 2:3]).unsqueeze(-1)  # (B, 2, 2, 1) image offset from the gripper
         world = (out[..., :6].unflatten(-1, (3, 2)) @ offsets).squeeze(-1) + out[..., 6:]  # (B, 2, 3)
-        return world.flatten(1), xy[:, :3]
+        points = xy[:, :3] if centre is None else torch.cat([xy[:, :3], centre.unsqueeze(1)], 1)
+        return world.flatten(1), points
+
+    def _gripper_prior(self, logits: Tensor, tcp: Tensor) -> tuple[Tensor, Tensor]:
+        """``logits`` ``(B, 3 + K, h*w)`` with the gripper's (index 2) plus a Gaussian log-prior (std
+        ``prior_sigma`` half-resolution cells) around the prior MLP's centre, and that centre ``(B, 2)``. The centre
+        is a smooth function of the TCP and of where the free keypoints (fixed scene features: the camera's
+        randomized pose) are, so it cannot jump to a cube; the map still places the gripper blob itself, to a
+        fraction of a cell, near it."""
+        free = logits[:, 3:]
+        xy = free.softmax(-1) @ self.grid  # (B, K, 2)
+        presence = (free.logsumexp(-1) - free.mean(-1) - self.log_cells) * 0.1  # (B, K)
+        centre = self.prior(torch.cat([xy.flatten(1), presence, tcp], -1))  # (B, 2)
+        cells = ((self.grid - centre.unsqueeze(1)) * self.cells).square().sum(-1)  # (B, h*w) squared distance
+        gripper = logits[:, 2] - cells / (2 * self.prior_sigma**2)
+        return torch.cat([logits[:, :2], gripper.unsqueeze(1), free], 1), centre
 
 
 class WristPerception(nn.Module):
