@@ -64,10 +64,8 @@ def fit_prior(policy: Any, demos: Path, steps: int = 2000, rows: int = 6000) -> 
     with torch.no_grad():  # the prior's inputs, computed once (the stem is frozen here)
         for chunk in idx.split(256):
             b = data.get(chunk).inputs
-            maps = perception.stem(_image(b))
-            free = perception.free(torch.nn.functional.gelu(maps if perception.full is None
-                                                            else perception.full(maps, _image(b)))).flatten(2)  # fmt: skip
-            xy = free.softmax(-1) @ perception.grid
+            free = perception.free(torch.nn.functional.gelu(perception.stem(_image(b)))).flatten(2)
+            xy = free.softmax(-1) @ perception.grid  # the free keypoints stay on the half-resolution grid
             presence = (free.logsumexp(-1) - free.mean(-1)) * 0.1
             tcp = AUX_SCALE * b["observation"][:, policy.tcp].float()
             inputs.append(torch.cat([xy.flatten(1), presence, tcp], -1))

@@ -81,10 +81,11 @@ class PolicyConfig:
                               "`target_pixels`.", ge=0)  # fmt: skip
     scene_resolution: Literal["half", "full"] = doc(
         "half",
-        "`two_stage`: grid of the scene perception's heat maps. `half` (each cell 2x2 pixels: 17-22 mm at the FR3 "
-        "table through a 96 px camera) or `full` (the half-resolution features upsampled x2 plus a 3x3 conv of the "
-        "image at full resolution: sub-cell object positions). `full` adds parameters (zero-initialized: a `half` "
-        "checkpoint extended by bench/extend_policy.py starts with near-identical maps).",
+        "`two_stage`: grid of the scene perception's named heat maps (cube, pad, gripper). `half` (each cell 2x2 "
+        "pixels: 17-22 mm at the FR3 table through a 96 px camera) or `full` (the half-resolution maps upsampled x2 "
+        "plus the queries' products with a 3x3 conv of the image at full resolution: sub-cell positions). `full` "
+        "adds parameters (zero-initialized: a `half` checkpoint extended by bench/extend_policy.py starts with "
+        "near-identical maps).",
     )
     gripper_prior: float = doc(
         0.0,

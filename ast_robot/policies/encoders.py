@@ -103,24 +103,33 @@ def _full_resolution_grid(hw: tuple[int, int]) -> Tensor:
 
 
 class FullResolutionMaps(nn.Module):
-    """Half-resolution features -> full-resolution features: bilinear x2 upsampling (its sample points are the
-    full-resolution pixel centres) plus a 1x1 merge of the upsampled features with a 3x3 conv of the image at
-    full resolution, whose colour edges place a 2-3 pixel cube to a fraction of a half-resolution cell. The merge
-    starts at zero: the output starts as the upsampled features (an extended half-resolution checkpoint starts
-    with its own maps, only sampled finer)."""
+    """The named heat maps at full resolution: the half-resolution logits upsampled x2 (bilinear: its sample
+    points are the full-resolution pixel centres, and a query's product with upsampled features is the upsampled
+    product) plus each query's product with a 3x3 conv of the image at full resolution, whose colour edges place
+    a 2-3 pixel cube to a fraction of a half-resolution cell. Only the three named maps go to full resolution
+    (the free keypoints see the camera's pose, coarse features), and the query products run on 16 channels: act()
+    stays a few ms on one CPU thread (upsampled 32-channel features merged at full resolution cost 2x act()).
+    ``merge`` starts at zero: an extended half-resolution checkpoint starts with its own maps, sampled finer."""
 
-    def __init__(self, channels: int, image_channels: int = 16) -> None:
+    def __init__(self, hw: tuple[int, int], channels: int, image_channels: int = 16) -> None:
         super().__init__()
         self.image = nn.Conv2d(3, image_channels, 3, padding=1)
-        self.merge = nn.Conv2d(channels + image_channels, channels, 1)
+        self.merge = nn.Linear(image_channels, channels)  # the full-res features in the queries' space
         nn.init.zeros_(self.merge.weight)
         nn.init.zeros_(self.merge.bias)
+        self.register_buffer("grid", _full_resolution_grid(hw))
+        self.log_cells = math.log(4.0)  # 4x the cells: a smooth map's logsumexp is log 4 higher
 
-    def forward(self, maps: Tensor, image: Tensor) -> Tensor:
-        """``maps`` ``(B, C, h/2, w/2)``, ``image`` ``(B, 3, h, w)`` in [0, 1] -> ``(B, C, h, w)``."""
-        up = nn.functional.interpolate(maps, scale_factor=2, mode="bilinear", align_corners=False)
-        detail = nn.functional.gelu(self.image(image))
-        return up + self.merge(torch.cat([nn.functional.gelu(up), detail], 1))
+    def forward(self, logits: Tensor, queries: Tensor, pixels: Tensor, temperature: Tensor) -> Tensor:
+        """``logits`` ``(B, Q, h/2 * w/2)`` of ``queries`` ``(B, Q, C)``, ``pixels`` ``(B, 3, h, w)`` in [0, 1]
+        -> ``(B, Q, h * w)`` logits on :attr:`grid`."""
+        B, Q = logits.shape[:2]
+        h, w = pixels.shape[-2:]
+        up = nn.functional.interpolate(logits.reshape(B, Q, h // 2, w // 2), scale_factor=2, mode="bilinear",
+                                       align_corners=False).flatten(2)  # fmt: skip
+        detail = nn.functional.gelu(self.image(pixels)).flatten(2)  # (B, D, h*w)
+        local = queries @ self.merge.weight @ detail + (queries @ self.merge.bias).unsqueeze(-1)  # (B, Q, h*w)
+        return up + local * temperature
 
 
 class KeypointImageTokenizer(nn.Module):
@@ -227,7 +236,7 @@ class ScenePerception(nn.Module):
             raise ValueError(f"policy.scene_resolution {resolution!r}: choose from ['half', 'full']")
         self.stem = _half_resolution_stem(channels)
         # options (policy.scene_resolution / gripper_prior); absent modules keep old checkpoints' state dicts exact
-        self.full = FullResolutionMaps(channels) if resolution == "full" else None
+        self.full = FullResolutionMaps(hw, channels) if resolution == "full" else None
         self.prior = None
         if gripper_prior > 0:  # free keypoints (camera pose) + TCP (dm) -> the gripper's image position
             self.prior = nn.Sequential(nn.Linear(3 * n_keypoints + 3, 128), nn.GELU(), nn.Linear(128, 128), nn.GELU(),
@@ -239,8 +248,7 @@ class ScenePerception(nn.Module):
         self.gripper = nn.Parameter(torch.randn(1, 1, channels) * 0.1)
         self.free = nn.Conv2d(channels, n_keypoints, 1)
         self.temperature = nn.Parameter(torch.tensor(float(channels) ** -0.5))
-        self.register_buffer("grid", _half_resolution_grid(hw) if self.full is None else _full_resolution_grid(hw))
-        self.log_cells = 0.0 if self.full is None else math.log(4.0)  # a map 4x finer: logsumexp +log 4 if smooth
+        self.register_buffer("grid", _half_resolution_grid(hw))
         self.geometry = nn.Sequential(nn.Linear(3 * n_keypoints + 8, hidden), nn.GELU(),  # see forward's context
                                       nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 2 * 9))  # fmt: skip
 
@@ -251,18 +259,11 @@ class ScenePerception(nn.Module):
         ``tcp``: ``(B, 3)`` TCP position in dm."""
         pixels = prepare_image(image)
         maps = self.stem(pixels)  # (B, C, h, w)
-        if self.full is not None:
-            maps = self.full(maps, pixels)  # (B, C, H, W)
         queries = self.queries(self.text(text)[:, 0]).unflatten(-1, (2, -1))  # (B, 2, C)
         queries = torch.cat([queries, self.gripper.expand(queries.shape[0], -1, -1)], 1)  # (B, 3, C)
         named = (queries @ maps.flatten(2)) * self.temperature  # (B, 3, h*w)
         free = self.free(nn.functional.gelu(maps)).flatten(2)  # (B, K, h*w)
-        logits = torch.cat([named, free], 1)  # (B, 3 + K, h*w)
-        presence = (logits.logsumexp(-1) - logits.mean(-1) - self.log_cells) * 0.1  # (B, 3 + K) how peaked (no prior)
-        centre = None
-        if self.prior is not None:
-            logits, centre = self._gripper_prior(logits, tcp)
-        xy = logits.softmax(-1) @ self.grid  # (B, 3 + K, 2)
+        xy, presence, centre = self._positions(named, free, queries, pixels, tcp)  # (B, 3 + K, 2), (B, 3 + K)
         context = torch.cat([xy[:, 2:].flatten(1), presence, tcp], -1)  # no object position in the context
         out = self.geometry(context).unflatten(-1, (2, 9))  # (B, 2 objects, 3 x 2 matrix + 3 offset)
         offsets = (xy[:, :2] - xy[:, 2:3]).unsqueeze(-1)  # (B, 2, 2, 1) image offset from the gripper
@@ -270,19 +271,38 @@ class ScenePerception(nn.Module):
         points = xy[:, :3] if centre is None else torch.cat([xy[:, :3], centre.unsqueeze(1)], 1)
         return world.flatten(1), points
 
-    def _gripper_prior(self, logits: Tensor, tcp: Tensor) -> tuple[Tensor, Tensor]:
-        """``logits`` ``(B, 3 + K, h*w)`` with the gripper's (index 2) plus a Gaussian log-prior (std
-        ``prior_sigma`` half-resolution cells) around the prior MLP's centre, and that centre ``(B, 2)``. The centre
-        is a smooth function of the TCP and of where the free keypoints (fixed scene features: the camera's
-        randomized pose) are, so it cannot jump to a cube; the map still places the gripper blob itself, to a
-        fraction of a cell, near it."""
-        free = logits[:, 3:]
-        xy = free.softmax(-1) @ self.grid  # (B, K, 2)
-        presence = (free.logsumexp(-1) - free.mean(-1) - self.log_cells) * 0.1  # (B, K)
-        centre = self.prior(torch.cat([xy.flatten(1), presence, tcp], -1))  # (B, 2)
-        cells = ((self.grid - centre.unsqueeze(1)) * self.cells).square().sum(-1)  # (B, h*w) squared distance
-        gripper = logits[:, 2] - cells / (2 * self.prior_sigma**2)
-        return torch.cat([logits[:, :2], gripper.unsqueeze(1), free], 1), centre
+    def _positions(self, named: Tensor, free: Tensor, queries: Tensor, pixels: Tensor,
+                   tcp: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:  # fmt: skip
+        """Soft-argmax positions and peakedness of the named (``named``, ``(B, 3, h*w)``) and free maps, and the
+        gripper prior's centre (None without it)."""
+        if self.full is None:  # one grid for all maps: the computation as before the options, op for op
+            logits = torch.cat([named, free], 1)  # (B, 3 + K, h*w)
+            presence = (logits.logsumexp(-1) - logits.mean(-1)) * 0.1  # (B, 3 + K) how peaked: the maps' own
+            centre = None
+            if self.prior is not None:
+                free_xy = free.softmax(-1) @ self.grid
+                named, centre = self._gripper_prior(named, self.grid, free_xy, presence[:, 3:], tcp)
+                logits = torch.cat([named, free], 1)
+            return logits.softmax(-1) @ self.grid, presence, centre
+        named = self.full(named, queries, pixels, self.temperature)  # the named maps on the full-resolution grid
+        free_xy = free.softmax(-1) @ self.grid  # (B, K, 2) the free keypoints stay at half resolution
+        presence = torch.cat([named.logsumexp(-1) - named.mean(-1) - self.full.log_cells,
+                              free.logsumexp(-1) - free.mean(-1)], -1) * 0.1  # fmt: skip
+        centre = None
+        if self.prior is not None:
+            named, centre = self._gripper_prior(named, self.full.grid, free_xy, presence[:, 3:], tcp)
+        return torch.cat([named.softmax(-1) @ self.full.grid, free_xy], 1), presence, centre
+
+    def _gripper_prior(self, named: Tensor, grid: Tensor, free_xy: Tensor, free_presence: Tensor,
+                       tcp: Tensor) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """``named`` ``(B, 3, cells)`` with the gripper's (index 2) plus a Gaussian log-prior (std ``prior_sigma``
+        half-resolution cells) around the prior MLP's centre, and that centre ``(B, 2)``. The centre is a smooth
+        function of the TCP and of where the free keypoints (fixed scene features: the camera's randomized pose)
+        are, so it cannot jump to a cube; the map still places the gripper blob itself, to a part of a cell."""
+        centre = self.prior(torch.cat([free_xy.flatten(1), free_presence, tcp], -1))  # (B, 2)
+        cells = ((grid - centre.unsqueeze(1)) * self.cells).square().sum(-1)  # (B, cells) squared distance
+        gripper = named[:, 2] - cells / (2 * self.prior_sigma**2)
+        return torch.cat([named[:, :2], gripper.unsqueeze(1)], 1), centre
 
 
 class WristPerception(nn.Module):

@@ -162,10 +162,8 @@ class PolicyBase(nn.Module):
         """Load an older network's weights into this one, which adds modules (a new option switched on, e.g.
         ``two_stage``'s ``scene_resolution: full`` or ``gripper_prior``): every tensor of ``state`` must exist
         here with its shape (ValueError naming them, else); this network's other tensors keep their fresh
-        initialization, and so do buffers whose shape the options change. Returns the names not loaded, sorted."""
-        own, params = self.state_dict(), dict(self.named_parameters())
-        # a buffer of another shape is derived from the options (the soft-argmax grid of `full` maps): keep ours
-        state = {k: v for k, v in state.items() if k in params or k not in own or own[k].shape == v.shape}
+        initialization. Returns their names (the fresh ones), sorted."""
+        own = self.state_dict()
         bad = sorted(k for k in state if k not in own or own[k].shape != state[k].shape)
         if bad:
             raise ValueError(f"{what}: {len(bad)} checkpoint tensors have no place of that shape in the extended "

@@ -69,13 +69,12 @@ def test_full_maps_place_a_pixel_finer_than_a_half_resolution_cell():
             return torch.zeros(x.shape[0], 3, 32, 32)
 
     net.stem = Nothing()
-    net.full = FullResolutionMaps(3, image_channels=3)
+    net.full = FullResolutionMaps((64, 64), 3, image_channels=3)
     with torch.no_grad():
         net.full.image.weight.zero_()
         net.full.image.bias.zero_()
         net.full.image.weight[:, :, 1, 1] = torch.eye(3)  # the image itself
-        net.full.merge.weight.zero_()
-        net.full.merge.weight[:, 3:, 0, 0] = torch.eye(3)
+        net.full.merge.weight.copy_(torch.eye(3))
         net.temperature.fill_(1.0)
 
     class Red(nn.Module):
@@ -99,8 +98,8 @@ def test_an_extended_full_resolution_student_starts_near_its_half_resolution_sel
     half = build_policy(PolicyConfig(**TWO_STAGE), space, 4).eval()
     full = build_policy(PolicyConfig(**TWO_STAGE, scene_resolution="full"), space, 4).eval()
     fresh = full.load_extended(half.state_dict())
-    assert fresh == ["perception.full.image.bias", "perception.full.image.weight", "perception.full.merge.bias",
-                     "perception.full.merge.weight", "perception.grid"]  # fmt: skip
+    assert fresh == ["perception.full.grid", "perception.full.image.bias", "perception.full.image.weight",
+                     "perception.full.merge.bias", "perception.full.merge.weight"]  # fmt: skip
     batch = batch_of(space, 8)
     with torch.no_grad():
         (a, xa), (b, xb) = half.perceive(batch), full.perceive(batch)
