@@ -145,4 +145,4 @@ def analyze(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRecord], cfg: Ga
     names = randomized_names(sim)
     return GapReport(robot, task, success_gap(sim, real, cfg.confidence), metrics,
                      classifier_accuracy(sim, real, cfg.classifier_folds, seed),
-                     weights_from_failures(sim, real, names, seed=seed), names)  # fmt: skip
+                     weights_from_failures(sim, real, names), names)  # fmt: skip

@@ -1,8 +1,8 @@
 """Physical-feedback weights: a small model over randomization values, high where real failures cluster.
 
 A score in [0, 1]: ``strength * exp(-0.5 * sum(((theta - centre) / scale) ** 2))`` over a FEW parameters: the
-analyzer's named ones (the sysid posterior, :func:`weights_from_posterior`), else those whose draws differ
-significantly between the sim episodes nearest the real failures and those nearest the real successes
+analyzer's named ones (the sysid posterior, :func:`weights_from_posterior`), else those where the sim episodes
+nearest the real failures sit significantly apart from where the policy fails in sim anyway
 (:func:`weights_from_failures`). Behaviour cloning turns the scores into per-row loss weights of mean 1
 (:mod:`ast_robot.trainers.feedback`, from :meth:`PhysicalWeights.log_weight`); SAC's gate reads ``weights(dr)``.
 
@@ -100,71 +100,88 @@ class PhysicalWeights:
 
 
 MAX_FAILURE_DIMS = 3  # at most this many parameters in a failure-located bump (the few that differ most)
-PERMUTATIONS = 400  # label shuffles of the real episodes for the contrast's null distribution
-ALPHA = 0.05  # a parameter is kept when its contrast beats the shuffles' maximum at this level (family-wise)
+ALPHA = 0.05  # family-wise level of the per-parameter tests (Bonferroni over the randomized parameters)
+MIN_EFFECT = 0.25  # and the failures' matches must sit this many sim standard deviations from the reference
 
 
 def weights_from_failures(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRecord], names: Sequence[str],
-                          k: int = 5, seed: int = 0) -> PhysicalWeights | None:  # fmt: skip
+                          k: int = 5) -> PhysicalWeights | None:  # fmt: skip
     """Locate real failures in parameter space through the sim episodes whose outcomes look most like them.
 
-    Each real episode is matched to its ``k`` nearest sim episodes in standardized outcome-feature space. Per
-    parameter, the contrast is the difference of the mean draws of the failures' matches and the successes'
-    matches, in units of the sim draws' spread. Kept: the (at most :data:`MAX_FAILURE_DIMS`) parameters whose
-    contrast exceeds the 1 - :data:`ALPHA` quantile of the largest contrast over all parameters when the real
-    episodes' success labels are shuffled (a family-wise permutation test: with real outcomes indistinguishable
-    from sim, or too few real episodes to tell, nothing is kept). The bump sits at the failures' matches' mean.
-    Returns None when nothing is kept, the real robot never failed or never succeeded (no contrast), no
-    parameter is randomized or no outcome feature varies in sim.
+    Each real failure is matched to its ``k`` nearest sim episodes in standardized outcome-feature space. Per
+    parameter (draws standardized by the sim spread), the matches' mean is compared with a reference: where the
+    sim's own failures' nearest neighbours sit (every sim episode's mean when none failed in sim), so a real
+    robot that fails where the policy fails in sim anyway (the nominal twin) moves nothing. Kept: the (at most
+    :data:`MAX_FAILURE_DIMS`) parameters whose difference is at least :data:`MIN_EFFECT` standard deviations and
+    significant in a t-test over the distinct matched episodes (count-weighted: real failures with one failure
+    mode share their matches, which is less evidence than as many different ones), Bonferroni-corrected over
+    the parameters at :data:`ALPHA`. Returns None when nothing is kept, the real robot never failed, no parameter
+    is randomized or no outcome feature varies in sim; the bump sits at the matches' mean draw.
     """
-    fails = np.array([not r.success for r in real], dtype=bool)
-    if not names or not sim or not fails.any() or fails.all():
+    fails = [r for r in real if not r.success]
+    if not names or len(sim) < 3 or not fails:
         return None
-    nearest = _nearest_sim(sim, real, k)  # (Nr, k) or None
-    if nearest is None:
+    near = _nearest_sim(sim, fails, k)
+    if near is None:
         return None
+    real_near, sim_near = near  # (Nf, k), (Ns, k): sim episodes' own neighbours, themselves excluded
     theta = randomization_matrix(sim, names)  # (Ns, P)
     spread = theta.std(axis=0)
-    spread = np.where(spread > 0, spread, np.inf)  # a constant draw carries no contrast
-    per_real = theta[nearest].mean(axis=1) / spread  # (Nr, P): each real episode's matches' mean, standardized
-    observed = _contrast(per_real, fails)
-    rng = np.random.default_rng(seed)
-    null = np.array([_contrast(per_real, rng.permutation(fails)).max() for _ in range(PERMUTATIONS)])
-    bar = np.quantile(null, 1 - ALPHA)
-    keep = [i for i in np.argsort(-observed)[:MAX_FAILURE_DIMS] if observed[i] > bar and np.isfinite(spread[i])]
+    z = (theta - theta.mean(axis=0)) / np.where(spread > 0, spread, np.inf)  # (Ns, P); constant draws: 0
+    sim_fails = np.flatnonzero([not r.success for r in sim])
+    reference = z[sim_near[sim_fails]].mean(axis=(0, 1)) if len(sim_fails) else np.zeros(len(names))
+    keep = _separated(z, real_near.ravel(), reference)
     if not keep:
         return None
-    matched = theta[nearest[fails].ravel()][:, keep]
+    matched = theta[real_near.ravel()][:, keep]
     span = theta[:, keep].max(axis=0) - theta[:, keep].min(axis=0)
     scale = np.maximum(matched.std(axis=0), 0.1 * span + 1e-6)  # never narrower than 10% of the sampled span
     return PhysicalWeights(tuple(names[i] for i in keep), tuple(matched.mean(axis=0).tolist()),
-                           tuple(scale.tolist()), float(fails.mean()),
-                           "real failures (nearest sim episodes by outcome; parameters that separate them "
-                           "from the successes')")  # fmt: skip
+                           tuple(scale.tolist()), len(fails) / len(real),
+                           "real failures (nearest sim episodes by outcome; the parameters where they sit apart "
+                           "from the sim failures')")  # fmt: skip
 
 
-def _nearest_sim(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRecord], k: int) -> np.ndarray | None:
-    """(Nr, k) indices of each real episode's nearest sim episodes in standardized outcome space; None when no
-    outcome feature varies across sim or the features are not finite."""
-    track = all(r.joint_targets is not None for r in (*sim, *real))
-    fs, fr = outcome_features(sim, track), outcome_features(real, track)
+def _separated(z: np.ndarray, matched: np.ndarray, reference: np.ndarray) -> list[int]:
+    """Columns of ``z`` (Ns, P) where the rows ``matched`` (with repeats) differ from ``reference`` (P,): the
+    :func:`weights_from_failures` test; the largest differences first, at most :data:`MAX_FAILURE_DIMS`."""
+    from scipy.stats import t as student
+
+    rows, counts = np.unique(matched, return_counts=True)
+    if len(rows) < 2:
+        return []
+    c = counts / counts.sum()
+    mean = c @ z[rows]  # (P,)
+    var = (c @ (z[rows] - mean) ** 2) * len(rows) / (len(rows) - 1)
+    n_eff = 1.0 / np.sum(c**2)  # distinct episodes, fewer where matches repeat
+    effect = np.abs(mean - reference)
+    t = effect / np.maximum(np.sqrt(var / n_eff), 1e-9)
+    bar = student.ppf(1 - ALPHA / (2 * z.shape[1]), df=len(rows) - 1)
+    ok = (t > bar) & (effect >= MIN_EFFECT)
+    return [int(i) for i in np.argsort(-effect) if ok[i]][:MAX_FAILURE_DIMS]
+
+
+def _nearest_sim(sim: Sequence[EpisodeRecord], failures: Sequence[EpisodeRecord],
+                 k: int) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """((Nf, k) nearest sim episodes of each real failure, (Ns, k) of each sim episode but itself) in
+    standardized outcome space; None when no outcome feature varies across sim (finite in both)."""
+    track = all(r.joint_targets is not None for r in (*sim, *failures))
+    fs, fr = outcome_features(sim, track), outcome_features(failures, track)
     # A feature constant across sim (e.g. `success` when every sim episode succeeded) carries no
     # information about where in parameter space an outcome happened; scaling it by a tiny std would
     # make it dominate every distance and wash out the real differences, so it is left out.
-    varying = np.ptp(fs, axis=0) > 0  # exact: std() of a constant column can come out as 1e-15
-    varying &= np.isfinite(fs).all(axis=0) & np.isfinite(fr).all(axis=0)
+    varying = np.isfinite(fs).all(axis=0) & np.isfinite(fr).all(axis=0)
+    varying[varying] = np.ptp(fs[:, varying], axis=0) > 0  # exact: std() of a constant column can be 1e-15
     if not varying.any():
         return None
     fs, fr = fs[:, varying], fr[:, varying]
     mu, sd = fs.mean(axis=0), fs.std(axis=0)
-    d = np.linalg.norm(((fr - mu) / sd)[:, None, :] - ((fs - mu) / sd)[None, :, :], axis=2)  # (Nr, Ns)
-    return np.argsort(d, axis=1)[:, : min(k, len(sim))]
-
-
-def _contrast(per_real: np.ndarray, fails: np.ndarray) -> np.ndarray:
-    """(P,) |mean over failures - mean over successes| of the standardized matched draws (0 where undefined)."""
-    diff = np.abs(per_real[fails].mean(axis=0) - per_real[~fails].mean(axis=0))
-    return np.nan_to_num(diff, nan=0.0, posinf=0.0)
+    a, b = (fr - mu) / sd, (fs - mu) / sd
+    k = min(k, len(sim) - 1)
+    d_real = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)  # (Nf, Ns)
+    d_sim = np.linalg.norm(b[:, None, :] - b[None, :, :], axis=2)  # (Ns, Ns)
+    np.fill_diagonal(d_sim, np.inf)
+    return np.argsort(d_real, axis=1)[:, :k], np.argsort(d_sim, axis=1)[:, :k]
 
 
 def weights_from_posterior(names: Sequence[str], mean: Sequence[float], std: Sequence[float],
