@@ -113,9 +113,8 @@ def weights_from_failures(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRe
     sim's own failures' nearest neighbours sit (every sim episode's mean when none failed in sim), so a real
     robot that fails where the policy fails in sim anyway (the nominal twin) moves nothing. Kept: the (at most
     :data:`MAX_FAILURE_DIMS`) parameters whose difference is at least :data:`MIN_EFFECT` standard deviations and
-    significant in a t-test over the distinct matched episodes (count-weighted: real failures with one failure
-    mode share their matches, which is less evidence than as many different ones), Bonferroni-corrected over
-    the parameters at :data:`ALPHA`. Returns None when nothing is kept, the real robot never failed, no parameter
+    significant in a one-sample t-test over the real failures (each its matches' mean; >= 2 failures),
+    Bonferroni-corrected over the parameters at :data:`ALPHA`. Returns None when nothing is kept, the real robot never failed, no parameter
     is randomized or no outcome feature varies in sim; the bump sits at the matches' mean draw.
     """
     fails = [r for r in real if not r.success]
@@ -130,7 +129,7 @@ def weights_from_failures(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRe
     z = (theta - theta.mean(axis=0)) / np.where(spread > 0, spread, np.inf)  # (Ns, P); constant draws: 0
     sim_fails = np.flatnonzero([not r.success for r in sim])
     reference = z[sim_near[sim_fails]].mean(axis=(0, 1)) if len(sim_fails) else np.zeros(len(names))
-    keep = _separated(z, real_near.ravel(), reference)
+    keep = _separated(z, real_near, reference)
     if not keep:
         return None
     matched = theta[real_near.ravel()][:, keep]
@@ -142,21 +141,27 @@ def weights_from_failures(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRe
                            "from the sim failures')")  # fmt: skip
 
 
-def _separated(z: np.ndarray, matched: np.ndarray, reference: np.ndarray) -> list[int]:
-    """Columns of ``z`` (Ns, P) where the rows ``matched`` (with repeats) differ from ``reference`` (P,): the
-    :func:`weights_from_failures` test; the largest differences first, at most :data:`MAX_FAILURE_DIMS`."""
+def _separated(z: np.ndarray, near: np.ndarray, reference: np.ndarray) -> list[int]:
+    """Columns of ``z`` (Ns, P) where the real failures' matches ``near`` (Nf, k) sit apart from ``reference``
+    (P,): the :func:`weights_from_failures` test; the largest differences first, at most :data:`MAX_FAILURE_DIMS`.
+
+    The unit of evidence is a real failure (its matches' mean draw), not a matched sim episode: one failure's k
+    matches describe one failure mode, however tight they are. The standard error is never below that of a mean
+    over the distinct matched episodes (the floor, for failures that share their matches)."""
     from scipy.stats import t as student
 
-    rows, counts = np.unique(matched, return_counts=True)
-    if len(rows) < 2:
-        return []
-    c = counts / counts.sum()
-    mean = c @ z[rows]  # (P,)
-    var = (c @ (z[rows] - mean) ** 2) * len(rows) / (len(rows) - 1)
-    n_eff = 1.0 / np.sum(c**2)  # distinct episodes, fewer where matches repeat
+    n, k = near.shape
+    if n < 2:
+        return []  # one real failure: no spread between failures to test against
+    per_failure = z[near].mean(axis=1)  # (Nf, P)
+    mean = per_failure.mean(axis=0)
+    between = per_failure.var(axis=0, ddof=1)
+    within = z[near].var(axis=1, ddof=1).mean(axis=0) if k > 1 else np.zeros_like(mean)
+    distinct = len(np.unique(near))  # failures that share their matches are one piece of evidence, not several
+    se = np.sqrt(np.maximum(between / n, within / distinct))
     effect = np.abs(mean - reference)
-    t = effect / np.maximum(np.sqrt(var / n_eff), 1e-9)
-    bar = student.ppf(1 - ALPHA / (2 * z.shape[1]), df=len(rows) - 1)
+    t = effect / np.maximum(se, 1e-9)
+    bar = student.ppf(1 - ALPHA / (2 * z.shape[1]), df=n - 1)
     ok = (t > bar) & (effect >= MIN_EFFECT)
     return [int(i) for i in np.argsort(-effect) if ok[i]][:MAX_FAILURE_DIMS]
 

@@ -1,0 +1,172 @@
+"""Physical feedback that acts (issue 21): what the weights are on recorded rounds, and the loop with and without
+them at equal budget.
+
+``weights``: for each recorded round (``ROUND/eval`` sim records, ``ROUND/real`` twin records, ``ROUND/gap`` the
+report), the feedback the loop would train the next round with and what it does to a demo pool's loss:
+
+- session 11's failure bump over every randomized parameter (the reference: its mean over the pool underflowed);
+- this session's failure weights (:func:`ast_robot.gap.weights.weights_from_failures`: the few parameters a
+  Bonferroni t-test keeps, None on nominal-like outcomes) and the report's sysid-posterior weights when it retuned;
+- per-demonstration loss weights of the one used (:mod:`ast_robot.trainers.feedback`) over the pool: spread and
+  the share of the loss on the 10% most weighted episodes (10% when uniform).
+
+``ablation``: two sim2real output folders (the same loop with and without ``--no-physical-feedback``): per round sim
+and real success, the real tables' outcomes paired (exact McNemar), the training budget (rows drawn, forwarded,
+backwarded) and wall time.
+
+    python bench/sim2real_feedback.py weights --pool POOL ROUND... [--name N]
+    python bench/sim2real_feedback.py ablation --on LOOP_ON --off LOOP_OFF [--name N] [--notes TEXT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import goal, write_results  # noqa: E402
+
+
+def all_dims_bump(sim: list[Any], real: list[Any], names: tuple[str, ...], k: int = 5) -> Any:
+    """Session 11's failure weights (the reference): a bump over EVERY randomized parameter at the real failures'
+    nearest sim episodes (by outcome), scale their spread (>= 10% of the sampled span)."""
+    from ast_robot.gap.features import randomization_matrix
+    from ast_robot.gap.weights import PhysicalWeights, _nearest_sim
+
+    fails = [r for r in real if not r.success]
+    near = _nearest_sim(sim, fails, k) if fails and names else None
+    if near is None:
+        return None
+    theta = randomization_matrix(sim, names)
+    matched = theta[near[0].ravel()]
+    scale = np.maximum(matched.std(axis=0), 0.1 * np.ptp(theta, axis=0) + 1e-6)
+    return PhysicalWeights(names, tuple(matched.mean(axis=0)), tuple(scale), len(fails) / len(real), "all dims")
+
+
+def pool_effect(weights: Any, pool: list[dict[str, float]]) -> dict[str, Any]:
+    """Loss weights of ``weights`` over the pool's draws (one step per episode: the pool's episodes are ~equal
+    length): min, max, and the share of the loss the 10% most weighted episodes carry (uniform: 0.1)."""
+    from ast_robot.trainers.feedback import loss_weights
+
+    if weights is None:
+        w = np.ones(len(pool))
+    else:
+        w = loss_weights([weights.log_weight(d) for d in pool])
+    top = np.sort(w)[::-1][: max(1, len(w) // 10)]
+    return {"w_min": float(w.min()), "w_max": float(w.max()), "top10_share": float(top.sum() / w.sum())}
+
+
+def weights_rows(rounds: list[str], pool_dir: str) -> list[dict[str, Any]]:
+    from ast_robot.envs.demos import load_demos
+    from ast_robot.gap.analyzer import randomized_names
+    from ast_robot.gap.weights import PhysicalWeights, weights_from_failures
+    from ast_robot.records import load_episodes
+
+    pool = [ep.dr for ep in load_demos(pool_dir, images_in_memory=False)]
+    rows = []
+    for folder in map(Path, rounds):
+        sim, real = load_episodes(folder / "eval"), load_episodes(folder / "real")
+        names = randomized_names(sim)
+        old = all_dims_bump(sim, real, names)
+        new = weights_from_failures(sim, real, names)
+        posterior = None
+        if (folder / "gap" / "weights.json").is_file():
+            data = json.loads((folder / "gap" / "weights.json").read_text())
+            posterior = PhysicalWeights.from_dict(data) if data.get("source") == "sysid posterior" else None
+        used = posterior or new
+        old_mean = float(np.mean([old(d) for d in pool])) if old is not None else None
+        rows.append({"round": str(folder), "real": f"{sum(r.success for r in real)}/{len(real)}",
+                     "sim": f"{sum(r.success for r in sim)}/{len(sim)}", "randomized": len(names),
+                     "s11_all_dims_pool_mean": old_mean,
+                     "failures_named": ",".join(new.names) if new is not None else "-",
+                     "failures_centre": ",".join(f"{c:.3g}" for c in new.centre) if new is not None else "-",
+                     "posterior_named": ",".join(posterior.names) if posterior is not None else "-",
+                     "used": "posterior" if posterior is not None else ("failures" if new is not None else "none"),
+                     **pool_effect(used, pool)})  # fmt: skip
+    return rows
+
+
+def _round_rows(arm: str, loop: Path) -> list[dict[str, Any]]:
+    from ast_robot.records import load_episodes
+
+    rows = []
+    for folder in sorted(loop.glob("*/round*")):
+        sim, real = load_episodes(folder / "eval"), load_episodes(folder / "real")
+        real = sorted(real, key=lambda r: r.seed)
+        scalars = _train_scalars(folder)
+        rows.append({"arm": arm, "round": int(folder.name[5:]), "sim": sum(r.success for r in sim) / len(sim),
+                     "n_sim": len(sim), "real": sum(r.success for r in real), "n_real": len(real),
+                     "tables": "".join("1" if r.success else "0" for r in real),
+                     "table_seeds": f"{real[0].seed}..{real[-1].seed}" if real else "-", **scalars,
+                     "folder": str(folder)})  # fmt: skip
+    return rows
+
+
+def _train_scalars(folder: Path) -> dict[str, Any]:
+    """The round's training budget from its TensorBoard-free metrics (the trainer's counters in tb/ are not read:
+    the policy checkpoint's step and the run's config say what it trained)."""
+    cfg = folder / "config.yaml"
+    out: dict[str, Any] = {}
+    if cfg.is_file():
+        import yaml
+
+        data = yaml.safe_load(cfg.read_text())
+        train = data.get("train", {})
+        out = {"steps": train.get("finetune_steps"), "batch": train.get("batch_size"), "lr": train.get("lr"),
+               "new_demos": train.get("finetune_demos"), "feedback_mix": train.get("feedback_mix")}  # fmt: skip
+    return out
+
+
+def mcnemar(a: str, b: str) -> dict[str, Any]:
+    """Exact two-sided McNemar on paired outcome strings (1 = success): tables a fixed / broke vs b."""
+    from scipy.stats import binomtest
+
+    fixed = sum(x == "1" and y == "0" for x, y in zip(a, b))
+    broke = sum(x == "0" and y == "1" for x, y in zip(a, b))
+    p = binomtest(fixed, fixed + broke, 0.5).pvalue if fixed + broke else 1.0
+    return {"on_only": fixed, "off_only": broke, "mcnemar_p": float(p)}
+
+
+def ablation(on: Path, off: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows = _round_rows("on", on) + _round_rows("off", off)
+    goals = []
+    last = max(r["round"] for r in rows)
+    a = next(r for r in rows if r["arm"] == "on" and r["round"] == last)
+    b = next(r for r in rows if r["arm"] == "off" and r["round"] == last)
+    if a["table_seeds"] == b["table_seeds"]:
+        rows.append({"arm": "paired on vs off", "round": last, **mcnemar(a["tables"], b["tables"])})
+    gain = 100 * (a["real"] / a["n_real"] - b["real"] / b["n_real"])
+    goals.append(goal("real success gain with physical feedback at equal budget (points, final round)", 10, gain))
+    return rows, goals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("weights")
+    w.add_argument("rounds", nargs="+")
+    w.add_argument("--pool", required=True)
+    w.add_argument("--name", default="sim2real_feedback_weights")
+    a = sub.add_parser("ablation")
+    a.add_argument("--on", type=Path, required=True)
+    a.add_argument("--off", type=Path, required=True)
+    a.add_argument("--name", default="sim2real_feedback_ablation")
+    for p in (w, a):
+        p.add_argument("--notes", default="")
+    args = parser.parse_args()
+    if args.cmd == "weights":
+        rows = weights_rows(args.rounds, args.pool)
+        print(write_results(args.name, rows, [], args.notes))
+    else:
+        rows, goals = ablation(args.on, args.off)
+        print(write_results(args.name, rows, goals, args.notes))
+
+
+if __name__ == "__main__":
+    main()
