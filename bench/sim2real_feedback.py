@@ -109,18 +109,22 @@ def _round_rows(arm: str, loop: Path) -> list[dict[str, Any]]:
 
 
 def _train_scalars(folder: Path) -> dict[str, Any]:
-    """The round's training budget from its TensorBoard-free metrics (the trainer's counters in tb/ are not read:
-    the policy checkpoint's step and the run's config say what it trained)."""
+    """The round's training budget from its config: fine-tune steps, batch, new demos; rows trained = steps x batch
+    for an ungated run (every drawn row forwarded and backwarded; a gated run's counts are in its tb/ scalars).
+    A round without a ``policy/ckpt``-trained run (round 0 deployed as given) trained 0 rows."""
     cfg = folder / "config.yaml"
-    out: dict[str, Any] = {}
-    if cfg.is_file():
-        import yaml
+    if not cfg.is_file():
+        return {}
+    import yaml
 
-        data = yaml.safe_load(cfg.read_text())
-        train = data.get("train", {})
-        out = {"steps": train.get("finetune_steps"), "batch": train.get("batch_size"), "lr": train.get("lr"),
-               "new_demos": train.get("finetune_demos"), "feedback_mix": train.get("feedback_mix")}  # fmt: skip
-    return out
+    data = yaml.safe_load(cfg.read_text())
+    train, gated = data.get("train", {}), bool(data.get("gate", {}).get("enabled"))
+    trained = any(folder.glob("ckpt-*"))
+    steps, batch = train.get("finetune_steps") or train.get("steps"), train.get("batch_size")
+    rows = (steps * batch if not gated else None) if trained else 0
+    return {"steps": steps if trained else 0, "batch": batch, "lr": train.get("lr"), "gated": gated,
+            "new_demos": train.get("finetune_demos") if trained else 0, "feedback_mix": train.get("feedback_mix"),
+            "rows_trained": rows}  # fmt: skip
 
 
 def mcnemar(a: str, b: str) -> dict[str, Any]:
@@ -135,6 +139,9 @@ def mcnemar(a: str, b: str) -> dict[str, Any]:
 
 def ablation(on: Path, off: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     rows = _round_rows("on", on) + _round_rows("off", off)
+    for row in rows:  # real success per simulated (trained) sample, as bench/sim2real reports it
+        done = row.get("rows_trained")
+        row["real_per_1k_rows"] = 1000.0 * row["real"] / row["n_real"] / done if done else None
     goals = []
     last = max(r["round"] for r in rows)
     a = next(r for r in rows if r["arm"] == "on" and r["round"] == last)
