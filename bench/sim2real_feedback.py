@@ -93,18 +93,20 @@ def weights_rows(rounds: list[str], pool_dir: str) -> list[dict[str, Any]]:
 
 
 def _round_rows(arm: str, loop: Path) -> list[dict[str, Any]]:
+    """Per round of one loop: sim and real success, the outcome strings (sim by episode seed, real by episode in
+    the driver's order) and the real tables (their layouts) for pairing; the training budget."""
     from ast_robot.records import load_episodes
 
     rows = []
     for folder in sorted(loop.glob("*/round*")):
-        sim, real = load_episodes(folder / "eval"), load_episodes(folder / "real")
-        real = sorted(real, key=lambda r: r.seed)
-        scalars = _train_scalars(folder)
+        sim = sorted(load_episodes(folder / "eval"), key=lambda r: r.seed)
+        real = sorted(load_episodes(folder / "real"), key=lambda r: r.seed)
         rows.append({"arm": arm, "round": int(folder.name[5:]), "sim": sum(r.success for r in sim) / len(sim),
                      "n_sim": len(sim), "real": sum(r.success for r in real), "n_real": len(real),
-                     "tables": "".join("1" if r.success else "0" for r in real),
-                     "table_seeds": f"{real[0].seed}..{real[-1].seed}" if real else "-", **scalars,
+                     "tables": "".join("1" if r.success else "0" for r in real), **_train_scalars(folder),
                      "folder": str(folder)})  # fmt: skip
+        rows[-1]["_sim"] = {r.seed: r.success for r in sim}
+        rows[-1]["_layouts"] = [r.meta.get("table") for r in real]
     return rows
 
 
@@ -138,19 +140,32 @@ def mcnemar(a: str, b: str) -> dict[str, Any]:
 
 
 def ablation(on: Path, off: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Both loops' rounds, then per round the paired comparison: real tables (only when the two arms drove the
+    same table layouts) and sim episodes (the same seeds); the goal on the final round's real success."""
     rows = _round_rows("on", on) + _round_rows("off", off)
     for row in rows:  # real success per simulated (trained) sample, as bench/sim2real reports it
         done = row.get("rows_trained")
         row["real_per_1k_rows"] = 1000.0 * row["real"] / row["n_real"] / done if done else None
-    goals = []
+    paired = []
+    for r in sorted({row["round"] for row in rows}):
+        a = next((x for x in rows if x["arm"] == "on" and x["round"] == r), None)
+        b = next((x for x in rows if x["arm"] == "off" and x["round"] == r), None)
+        if a is None or b is None:
+            continue
+        same = a["_layouts"] == b["_layouts"] and None not in a["_layouts"]
+        seeds = sorted(set(a["_sim"]) & set(b["_sim"]))
+        sim_a, sim_b = ("".join("1" if x["_sim"][s] else "0" for s in seeds) for x in (a, b))
+        paired.append({"arm": "paired on vs off", "round": r, "same_tables": same,
+                       **({f"real_{k}": v for k, v in mcnemar(a["tables"], b["tables"]).items()} if same else {}),
+                       "sim_paired_n": len(seeds), **{f"sim_{k}": v for k, v in mcnemar(sim_a, sim_b).items()}})  # fmt: skip
+    for row in rows:
+        row.pop("_sim"), row.pop("_layouts")
     last = max(r["round"] for r in rows)
     a = next(r for r in rows if r["arm"] == "on" and r["round"] == last)
     b = next(r for r in rows if r["arm"] == "off" and r["round"] == last)
-    if a["table_seeds"] == b["table_seeds"]:
-        rows.append({"arm": "paired on vs off", "round": last, **mcnemar(a["tables"], b["tables"])})
     gain = 100 * (a["real"] / a["n_real"] - b["real"] / b["n_real"])
-    goals.append(goal("real success gain with physical feedback at equal budget (points, final round)", 10, gain))
-    return rows, goals
+    goals = [goal("real success gain with physical feedback at equal budget (points, final round)", 10, gain)]
+    return rows + paired, goals
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ def _loop(root: Path, real: str) -> Path:
     for r in (0, 1):
         folder = root / "exp" / f"round{r}"
         write_records(folder / "eval", [make_record(seed=i, success=i % 10 != 0) for i in range(20)])
-        write_records(folder / "real", [make_record(seed=1000 + i, source="real", success=c == "1")
+        write_records(folder / "real", [make_record(seed=i, source="real", success=c == "1", meta={"table": f"t{i}"})
                                         for i, c in enumerate(real)])  # fmt: skip
         (folder / "config.yaml").write_text("train: {finetune_steps: 100, batch_size: 8, finetune_demos: 5}\n")
         if r:
@@ -28,13 +28,15 @@ def test_identical_loops_measure_no_gain(tmp_path):
     tables = "1101111011"
     rows, goals = ablation(_loop(tmp_path / "on", tables), _loop(tmp_path / "off", tables))
     paired = rows[-1]
-    assert paired["arm"] == "paired on vs off" and (paired["on_only"], paired["off_only"]) == (0, 0)
-    assert paired["mcnemar_p"] == 1.0
+    assert paired["arm"] == "paired on vs off" and paired["same_tables"] is True
+    assert (paired["real_on_only"], paired["real_off_only"], paired["real_mcnemar_p"]) == (0, 0, 1.0)
+    assert (paired["sim_paired_n"], paired["sim_on_only"], paired["sim_off_only"]) == (20, 0, 0)
     assert goals[0]["measured"] == 0.0 and goals[0]["met"] is False
+    assert "_sim" not in rows[0] and "_layouts" not in rows[0]
     trained = [r for r in rows if r.get("round") == 1 and r["arm"] in ("on", "off")]
     assert [r["rows_trained"] for r in trained] == [800, 800]  # equal budget: steps x batch, ungated
     assert trained[0]["real_per_1k_rows"] == pytest.approx(1000 * 0.8 / 800)
-    assert [r["rows_trained"] for r in rows if r.get("round") == 0] == [0, 0]  # round 0: deployed as given
+    assert [r["rows_trained"] for r in rows if r["round"] == 0 and r["arm"] in ("on", "off")] == [0, 0]  # round 0: deployed as given
 
 
 def test_no_feedback_leaves_the_pool_loss_uniform():
