@@ -181,13 +181,17 @@ def main() -> None:
     a.add_argument("--name", default="sim2real_feedback_ablation")
     for p in (w, a):
         p.add_argument("--notes", default="")
+        p.add_argument("--runs", default="", help="this folder is written RUNS/ in the results (no machine paths)")
     args = parser.parse_args()
     if args.cmd == "weights":
-        rows = weights_rows(args.rounds, args.pool)
-        print(write_results(args.name, rows, [], args.notes))
+        rows, goals = weights_rows(args.rounds, args.pool), []
     else:
         rows, goals = ablation(args.on, args.off)
-        print(write_results(args.name, rows, goals, args.notes))
+    if args.runs:
+        rows = json.loads(json.dumps(rows).replace(str(Path(args.runs)).rstrip("/") + "/", "RUNS/"))
+        root = str(Path(args.runs))
+        sys.argv = ["RUNS" if x.rstrip("/") == root else x.replace(root + "/", "RUNS/") for x in sys.argv]
+    print(write_results(args.name, rows, goals, args.notes))
 
 
 if __name__ == "__main__":
