@@ -16,6 +16,10 @@ backwarded) and wall time.
 
     python bench/sim2real_feedback.py weights --pool POOL ROUND... [--name N]
     python bench/sim2real_feedback.py ablation --on LOOP_ON --off LOOP_OFF [--name N] [--notes TEXT]
+    python bench/sim2real_feedback.py tables --on RUN_ON... --off RUN_OFF... [--start RUN_START]
+
+``tables``: the loops' final policies deployed as given on many more twin tables (the same tables for each):
+per policy sim and real success, paired per seed and pooled.
 """
 
 from __future__ import annotations
@@ -168,6 +172,39 @@ def ablation(on: Path, off: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
     return rows + paired, goals
 
 
+def tables(on: list[Path], off: list[Path], start: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """Final policies deployed as given on the same many twin tables (``ast-robot sim2real --start-policy P --rounds
+    1``: each folder a run root holding ``*/round0``): per policy sim and real success; per on/off pair (same
+    seed) and pooled over pairs, the paired real comparison (McNemar on the discordant tables)."""
+    if len(on) != len(off):
+        raise ValueError(f"--on has {len(on)} folders, --off {len(off)}: give one off run per on run (same seed)")
+    rows, pooled = [], {"on_only": 0, "off_only": 0, "n": 0, "on": 0, "off": 0}
+    runs = [("start", start)] if start else []
+    for i, (a, b) in enumerate(zip(on, off)):
+        runs += [(f"on #{i}", a), (f"off #{i}", b)]
+    got = {}
+    for label, folder in runs:
+        row = _round_rows(label, folder)[0]
+        got[label] = row
+        rows.append({k: v for k, v in row.items() if not k.startswith("_") and k != "tables"} | {"tables": row["tables"]})
+    for i in range(len(on)):
+        a, b = got[f"on #{i}"], got[f"off #{i}"]
+        if a["_layouts"] != b["_layouts"] or None in a["_layouts"]:
+            raise ValueError(f"{on[i]} and {off[i]}: the real tables differ; deploy both on the same driver seed and count")
+        m = mcnemar(a["tables"], b["tables"])
+        rows.append({"arm": f"paired on #{i} vs off #{i}", "n_real": a["n_real"], "real_on": a["real"],
+                     "real_off": b["real"], **m})  # fmt: skip
+        for k, v in (("on_only", m["on_only"]), ("off_only", m["off_only"]), ("n", a["n_real"]), ("on", a["real"]),
+                     ("off", b["real"])):  # fmt: skip
+            pooled[k] += v
+    m = mcnemar("1" * pooled["on_only"] + "0" * pooled["off_only"], "0" * pooled["on_only"] + "1" * pooled["off_only"])
+    rows.append({"arm": "pooled on vs off", "n_real": pooled["n"], "real_on": pooled["on"], "real_off": pooled["off"],
+                 **m})  # fmt: skip
+    gain = 100.0 * (pooled["on"] - pooled["off"]) / pooled["n"]
+    return rows, [goal("real success gain with physical feedback at equal budget (points, pooled paired tables)", 10,
+                       gain)]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -179,12 +216,19 @@ def main() -> None:
     a.add_argument("--on", type=Path, required=True)
     a.add_argument("--off", type=Path, required=True)
     a.add_argument("--name", default="sim2real_feedback_ablation")
-    for p in (w, a):
+    t = sub.add_parser("tables")
+    t.add_argument("--on", type=Path, nargs="+", required=True)
+    t.add_argument("--off", type=Path, nargs="+", required=True)
+    t.add_argument("--start", type=Path, default=None, help="the start policy's run on the same tables")
+    t.add_argument("--name", default="sim2real_feedback_tables")
+    for p in (w, a, t):
         p.add_argument("--notes", default="")
         p.add_argument("--runs", default="", help="this folder is written RUNS/ in the results (no machine paths)")
     args = parser.parse_args()
     if args.cmd == "weights":
         rows, goals = weights_rows(args.rounds, args.pool), []
+    elif args.cmd == "tables":
+        rows, goals = tables(args.on, args.off, args.start)
     else:
         rows, goals = ablation(args.on, args.off)
     if args.runs:

@@ -42,3 +42,22 @@ def test_identical_loops_measure_no_gain(tmp_path):
 def test_no_feedback_leaves_the_pool_loss_uniform():
     pool = [{"object_mass": 0.7 + 0.01 * i} for i in range(50)]
     assert pool_effect(None, pool) == {"w_min": 1.0, "w_max": 1.0, "top10_share": pytest.approx(0.1)}
+
+
+def test_tables_pool_paired_seeds_and_refuse_unpaired_tables(tmp_path):
+    from bench.sim2real_feedback import tables
+
+    runs = {name: _loop(tmp_path / name, real) for name, real in
+            (("on0", "1101"), ("off0", "1101"), ("on1", "1111"), ("off1", "0111"))}  # fmt: skip
+    rows, goals = tables([runs["on0"], runs["on1"]], [runs["off0"], runs["off1"]])
+    pooled = rows[-1]
+    assert (pooled["n_real"], pooled["real_on"], pooled["real_off"]) == (8, 7, 6)
+    assert (pooled["on_only"], pooled["off_only"], pooled["mcnemar_p"]) == (1, 0, 1.0)
+    assert goals[0]["measured"] == 12.5
+    same = tables([runs["on0"]], [runs["on0"]])[1][0]["measured"]
+    assert same == 0.0  # null case: a policy against itself
+    other = _loop(tmp_path / "other", "1101")
+    for rec in (other / "exp" / "round0" / "real").glob("*.jsonl"):
+        rec.write_text(rec.read_text().replace('"t0"', '"t9"'))
+    with pytest.raises(ValueError, match="the real tables differ"):
+        tables([runs["on0"]], [other])
