@@ -114,8 +114,9 @@ def weights_from_failures(sim: Sequence[EpisodeRecord], real: Sequence[EpisodeRe
     robot that fails where the policy fails in sim anyway (the nominal twin) moves nothing. Kept: the (at most
     :data:`MAX_FAILURE_DIMS`) parameters whose difference is at least :data:`MIN_EFFECT` standard deviations and
     significant in a one-sample t-test over the real failures (each its matches' mean; >= 2 failures),
-    Bonferroni-corrected over the parameters at :data:`ALPHA`. Returns None when nothing is kept, the real robot never failed, no parameter
-    is randomized or no outcome feature varies in sim; the bump sits at the matches' mean draw.
+    Bonferroni-corrected over the parameters at :data:`ALPHA`. Returns None when nothing is kept, the real
+    robot failed fewer than twice, no parameter is randomized or no outcome feature varies in sim; the bump sits
+    at the matches' mean draw.
     """
     fails = [r for r in real if not r.success]
     if not names or len(sim) < 3 or not fails:

@@ -114,6 +114,25 @@ def test_physical_weights_peak_where_real_failures_cluster():
     assert analyze(sim, like_sim).weights is None
 
 
+def test_failure_weights_on_hostile_record_sets_are_none_never_an_invalid_bump():
+    from ast_robot.gap.weights import weights_from_failures
+
+    rng = np.random.default_rng(3)
+    sim = [make_record(seed=i, success=i % 4 != 0, final_error=0.01 + 0.1 * (i % 4 == 0) + 0.001 * i,
+                       randomization={"friction": float(rng.uniform(0.5, 1.5)), "payload": 0.5})
+           for i in range(40)]  # fmt: skip
+    fail = [make_record(seed=100 + i, source="real", success=False, final_error=0.2) for i in range(3)]
+    assert weights_from_failures(sim, [], ("friction",)) is None  # no real episodes
+    assert weights_from_failures([], fail, ("friction",)) is None  # no sim episodes
+    assert weights_from_failures(sim, fail[:1], ("friction",)) is None  # one real failure: nothing to test
+    assert weights_from_failures(sim, fail, ()) is None  # nothing randomized
+    assert weights_from_failures(sim[:2], fail, ("friction",)) is None  # too few sim episodes to match
+    with pytest.raises(ValueError, match=r"^episode record field 'randomization.friction': must be finite"):
+        make_record(randomization={"friction": float("nan")})  # a NaN draw never reaches the weights
+    with pytest.raises(ValueError, match=r"sim record 0 \(seed 0\) lacks randomization value\(s\) \['mass'\]"):
+        weights_from_failures(sim, fail, ("mass",))
+
+
 def test_weights_round_trip_and_column_form():
     from ast_robot.gap.weights import PhysicalWeights
 
