@@ -4,7 +4,7 @@
 Round ``r`` lives in ``<run_root>/<name>/round<r>/``: the trained policy (``policy/``), the simulated
 episode records (``eval/``), the deployment's bag (``real_bag/``, MCAP) and records (``real/``), process logs
 (``logs/``) and the gap report with the retuned config (``gap/``). The next round trains on the retuned
-config, starting from this round's policy, with the physical-feedback weights in the significance model.
+config, starting from this round's policy, with the physical-feedback weights as per-demonstration loss weights.
 
 The ROS 2 side runs as child processes (`ast-robot twin`, `ast-robot deploy`, `ast-robot record`,
 `ast-robot episodes`) on loopback only; nothing here imports rclpy or reads the twin's hidden parameters.
@@ -305,21 +305,17 @@ def check_scene_pool(spec: str | Path, cfg: Any) -> None:
         env.close()
 
 
-def feedback_unused(cfg: Any) -> str | None:
-    """Why the physical-feedback weights would change nothing in ``cfg``'s training, or None when they act.
+def feedback_mode(cfg: Any) -> str:
+    """How the physical-feedback weights act in ``cfg``'s training (printed at the loop's start).
 
-    The weights reach training only through the gate's significance score (component ``physical``): an ungated
-    run (the pixel students' recipe) or one whose ``significance.weights`` give ``physical`` no weight computes
-    them and trains exactly as ``--no-physical-feedback`` would."""
-    from ast_robot.config.gate import is_gated
-
-    if not is_gated(cfg):
-        return ("computed but unused: gate.enabled is false, and the weights act only through the gate's "
-                "significance score (set gate.enabled=true and significance.weights.physical > 0)")  # fmt: skip
-    if not cfg.significance.weights.get("physical", 0) > 0:
-        return (f"computed but unused: significance.weights {dict(cfg.significance.weights)} give 'physical' no "
-                "weight (set significance.weights.physical > 0)")  # fmt: skip
-    return None
+    They weight each demonstration's loss (trainers/feedback.py), in every recipe, gated or not; until session 11
+    they reached only the gate's ``physical`` significance component, which ungated recipes (every pixel one)
+    never consult (the loop printed "computed but unused")."""
+    mix, cap = cfg.train.feedback_mix, cfg.train.feedback_cap
+    if mix == 0:
+        return "off: train.feedback_mix is 0 (computed, every loss weight 1)"
+    return (f"per-demonstration loss weight (1 - {mix:g}) + {mix:g} * score / mean score over the steps (capped at "
+            f"{cap:g}x the mean): no demonstration below {1 - mix:g}, mean 1")  # fmt: skip
 
 
 def _first_line(err: Exception) -> str:
@@ -349,7 +345,7 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
     policy); without it each round collects ``train.n_demos`` anew (the reach demo).
     ``args.torch_threads`` (default 1) sets this process's torch threads for the whole loop.
     ``args.physical_feedback`` (default True) passes the analyzer's physical-feedback weights to the next
-    round's significance model; False fine-tunes on the retuned ranges alone (the ablation).
+    round's training as loss weights; False fine-tunes on the retuned ranges alone (the ablation).
     ``args.start_policy`` (a trained run folder, e.g. a pixel student's): round 0 deploys it as it is (evaluated
     in sim, not trained) and later rounds fine-tune from it; its contract must match the experiment's env.
     ``args.demo_pool`` (a demos folder): the loop's pool of demonstrations starts with these (each round adds its
@@ -374,8 +370,8 @@ def sim2real(config: str | Path, args: Any, console: Any) -> list[RoundResult]:
         pool = load_demo_pool(args.demo_pool, base)
     if getattr(args, "scenes_pool", None):  # with physical feedback its rows weigh as the mean demo step (bc)
         check_scene_pool(args.scenes_pool, base)
-    if use_weights and (idle := feedback_unused(base)) and console is not None:
-        console.print(f"physical feedback: {idle}")
+    if use_weights and console is not None:
+        console.print(f"physical feedback: {feedback_mode(base)}")
     overrides = list(args.overrides)  # a retuned config has them written in: apply them to the first one only
     for r in range(args.rounds):
         console.rule(f"sim2real round {r}")

@@ -12,6 +12,10 @@ what the gate kept:
 - ``mean``: scene rows weigh as the demonstration steps' mean (the design);
 - ``one``: scene rows weigh 1 (every scene ranked as the steps nearest the real failures).
 
+Retired path (session 12): ``bc_loss`` no longer passes the feedback to the gate's ``physical`` component; the
+feedback is a per-row loss weight (trainers/feedback.py), so this bench now measures the gate's loss score on
+weighted losses, not the session-11 mechanism its committed results describe.
+
     python bench/sim2real_pixels_physical_scenes.py --retuned ROUND0/gap/retuned.yaml --weights ROUND0/gap/weights.json \
         --policy START --pool POOL --scenes SCENES.npz [--pool-episodes 70 --new-demos 10 --scenes-n 1200 --steps 60]
 """

@@ -42,8 +42,8 @@ def add_loop_arguments(parser: argparse.ArgumentParser, hidden: str | None) -> N
                              "7-12x slower, bench/results/sim2real_threads.md).")  # fmt: skip
     parser.add_argument("--no-physical-feedback", dest="physical_feedback", action="store_false",
                         help="Fine-tune later rounds on the retuned ranges alone, without weighting the simulated "
-                             "samples by the real outcomes (the ablation of the physical-feedback weights; they act "
-                             "only in gated training with a 'physical' significance weight).")  # fmt: skip
+                             "samples by the real outcomes (the ablation of the physical-feedback weights: without it they "
+                             "weight each demonstration's loss, train.feedback_mix).")  # fmt: skip
     add_set_argument(parser)
 
 

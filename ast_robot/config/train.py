@@ -76,6 +76,16 @@ class BCTrainConfig(TrainConfig):
         "the 700-episode UR5e pixel pool + 12000 scenes: two such loops at once would not fit a shared 24 GB "
         "machine). Empty: in memory."
     )
+    feedback_mix: float = doc(
+        0.5, "Physical feedback (sim2real's gap weights) as a loss weight: w = (1 - mix) + mix * score / mean(score) "
+        "over the demonstration steps (ast_robot/trainers/feedback.py). 0.5: half the loss follows where the real "
+        "robot failed, half stays uniform, so no demonstration weighs less than half its unweighted share (the pool "
+        "is never zeroed); 0: feedback off.", ge=0, lt=1
+    )
+    feedback_cap: float = doc(
+        10.0, "The most a demonstration's normalised feedback score may exceed the mean (clipped, then renormalised): "
+        "a few episodes near the real failures must not own the loss.", ge=1
+    )
     data_on_device: bool = doc(
         False, "Hold the whole training set on train.device (BC): each step's batch is then gathered there, not "
         "copied from host memory (on an H100 the host gather of a 512-row pixel batch took 17-23 ms of a ~70 ms "

@@ -19,10 +19,11 @@ import torch
 from ast_robot.core.data import Batch
 from ast_robot.core.trainer import LossOutput
 from ast_robot.run_layout import POLICY_DIR
-from ast_robot.trainers import TRAINERS, colour_aug
+from ast_robot.trainers import TRAINERS, colour_aug, feedback
 from ast_robot.trainers.common import contract_of, evaluate_run
+from ast_robot.trainers.feedback import DEFAULT_CAP, DEFAULT_MIX
 
-PHYSICAL_KEY = "_physical"  # per-sample real-robot feedback weight, carried beside the observations
+PHYSICAL_KEY = "_physical"  # per-row loss weight from real-robot feedback (mean 1), carried beside the observations
 
 
 # ----------------------------------------------------------------------------------------- BC data
@@ -44,11 +45,14 @@ class DemoData:
     @classmethod
     def from_episodes(cls, episodes: list[Any], keys: list[str], only_success: bool = True,
                       physical_weight: Any = None, aux: bool = False, scenes: dict[str, np.ndarray] | None = None,
-                      scenes_cast: bool = False, images_dir: str | Path | None = None) -> DemoData:  # fmt: skip
+                      scenes_cast: bool = False, images_dir: str | Path | None = None,
+                      feedback_mix: float = DEFAULT_MIX, feedback_cap: float = DEFAULT_CAP) -> DemoData:  # fmt: skip
         """Step t of every (successful or DAgger-relabelled) episode: observation at t -> action at t.
 
-        ``physical_weight(dr) -> [0, 1]`` (from the gap analyzer) weights each episode's steps by how
-        close its randomization values lie to where the real robot fails. ``aux`` adds the privileged
+        ``physical_weight`` (from the gap analyzer: a ``PhysicalWeights`` or any ``f(dr) -> [0, 1]``) scores each
+        episode by how close its randomization values lie to where the real robot fails; the scores become the
+        steps' loss weights, of mean 1 over the steps (:mod:`ast_robot.trainers.feedback`, ``feedback_mix`` and
+        ``feedback_cap``). ``aux`` adds the privileged
         target positions (achieved + desired goal, ``AUX_KEY``) for the policy's auxiliary loss, and their
         image positions (``PIXEL_KEY``) when every episode records ``target_pixels``, and in the wrist camera's
         image (``WRIST_PIXEL_KEY``) when the keys hold ``wrist_camera`` and every episode records ``wrist_pixels``.
@@ -67,7 +71,9 @@ class DemoData:
         actions = np.concatenate([ep.arrays["action"] for ep in chosen])
         weights = None
         if physical_weight is not None:
-            weights = np.concatenate([np.full(len(ep), physical_weight(ep.dr), np.float32) for ep in chosen])
+            log_raw = [_log_score(physical_weight, ep.dr) for ep in chosen]
+            per_episode = feedback.loss_weights(log_raw, [len(ep) for ep in chosen], feedback_mix, feedback_cap)
+            weights = np.concatenate([np.full(len(ep), w, np.float32) for ep, w in zip(chosen, per_episode)])
         done = colour_aug.cast_done_rows(chosen, keys)
         if scenes is None:
             return cls(obs, actions, weights, done)
@@ -108,6 +114,20 @@ class DemoData:
         return Batch(inputs, self.actions[indices], indices.long())
 
 
+def _log_score(physical_weight: Any, dr: dict[str, float]) -> float:
+    """log of one episode's feedback score: ``log_weight(dr)`` of a ``PhysicalWeights`` (exact far from the centre,
+    where the score underflows), else log of ``physical_weight(dr)``; NaN (unknown) for a non-finite score."""
+    if hasattr(physical_weight, "log_weight"):
+        return float(physical_weight.log_weight(dr))
+    value = float(physical_weight(dr))
+    if not np.isfinite(value):
+        return float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"physical feedback: a score of {value!r} for draws {dict(list(dr.items())[:4])}...; the "
+                         "analyzer's scores lie in [0, 1]")  # fmt: skip
+    return float(np.log(value)) if value > 0 else float("-inf")
+
+
 def _with_scene_rows(obs: dict[str, np.ndarray], actions: np.ndarray, done: dict[str, torch.Tensor], m: int,
                      cast: bool, physical: np.ndarray | None = None) -> DemoData:  # fmt: skip
     """DemoData of ``obs`` whose last ``m`` rows are scenes after the steps of ``actions`` (n, A): the scenes get
@@ -129,15 +149,13 @@ def _with_scene_rows(obs: dict[str, np.ndarray], actions: np.ndarray, done: dict
 
 
 def scene_physical_weight(steps: np.ndarray) -> float:
-    """The physical-feedback weight of a scene row: the mean of the demonstration steps' ``steps`` (n,).
+    """The physical-feedback loss weight of a scene row: the mean of the demonstration steps' ``steps`` (n,),
+    which is 1 for the loss weights :mod:`ast_robot.trainers.feedback` builds.
 
     The weights score a demonstration by its randomization draws near the real failures; a scene has no action
-    and its draws are not stored, so nothing places it near or far from them. The mean is neutral where the
-    weight acts (the gate's ``physical`` component, the score the rows are kept by): a scene row ranks like an
-    average demonstration step, so the feedback moves keep-share among the steps, not from steps to scenes.
-    Weight 1 would rank every scene as the steps nearest the failures (the weights' strength is the real
-    failure rate, often <= 0.5): the gate would keep scenes instead of the very steps the feedback points at
-    (bench/results/sim2real_pixels_physical_scenes.md measures the scene rows' kept share for each choice)."""
+    and its draws are not stored, so nothing places it near or far from them: it keeps the loss weight it has
+    without feedback, and the feedback moves loss among the steps, not from steps to scenes (session 11 measured
+    the gate-side version of this choice: bench/results/sim2real_pixels_physical_scenes.md)."""
     return float(np.mean(steps, dtype=np.float64)) if len(steps) else 0.0
 
 
@@ -218,15 +236,23 @@ def bc_loss(model: Any, batch: Batch) -> LossOutput:
     """Per-sample BC loss; the pooled features double as the novelty embedding (one forward).
 
     Goes through ``model(...)`` (not ``model.embed``) so a DDP-wrapped policy works and syncs gradients.
-    Scene rows (no action) are group 1 of the loss score (``significance.loss_groups: 2`` ranks them apart)."""
+    Scene rows (no action) are group 1 of the loss score (``significance.loss_groups: 2`` ranks them apart).
+
+    Physical feedback (``PHYSICAL_KEY``, mean 1 over the steps) multiplies each row's loss: the objective itself
+    changes, gated or not. It is not passed to the gate's ``physical`` component as well: a gated run's loss
+    score already sees the weighted losses, and a second physical score would count the feedback twice (with the
+    gate's 1/p importance weights that second path changed only which rows got a backward, not what was learnt)."""
     from ast_robot.policies.policy import ACTION_WEIGHT_KEY
 
     obs = {k: v for k, v in batch.inputs.items() if k != PHYSICAL_KEY}
     losses, h = model({**obs, "action": batch.targets}, per_sample=True)  # (B,), (B, F)
+    weight = batch.inputs.get(PHYSICAL_KEY)
+    if weight is not None:
+        losses = losses * weight.to(losses.dtype)  # (B,)
     groups = None
     if ACTION_WEIGHT_KEY in obs:  # scene rows: perception loss only, another scale than demo rows
         groups = (obs[ACTION_WEIGHT_KEY] <= 0).long()
-    return LossOutput(losses=losses, embeddings=h, physical=batch.inputs.get(PHYSICAL_KEY), groups=groups)
+    return LossOutput(losses=losses, embeddings=h, groups=groups)
 
 
 # ----------------------------------------------------------------------------------------- BC
@@ -238,8 +264,8 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
 
     ``init_from`` fine-tunes a policy checkpoint (with ``train.finetune_steps`` and ``finetune_demos`` when
     set: the loop's later rounds adapt a trained policy, they need not learn the task again);
-    ``physical_weight(dr) -> [0, 1]`` feeds the significance model's ``physical`` component (real-robot
-    feedback from the gap analyzer). ``demo_pool``: demonstrations of earlier rounds, trained on beside this
+    ``physical_weight`` (real-robot feedback from the gap analyzer) weights each demonstration's loss
+    (``train.feedback_mix``, ``train.feedback_cap``: :mod:`ast_robot.trainers.feedback`). ``demo_pool``: demonstrations of earlier rounds, trained on beside this
     round's new ones, which are appended to it (the loop keeps one pool: a fine-tune round adds a few demos
     from the retuned randomization and still sees the earlier ones, so it does not forget them). The metrics
     carry each stage's wall time (demos, training, evaluation). ``scene_pool``: a scenes file
@@ -271,7 +297,8 @@ def train_bc(cfg: Any, resume: str | None = None, init_from: str | Path | None =
     policy = build_policy(cfg.policy, env.observation_space, int(env.action_space.shape[0]))
     scenes, cast = _scenes(cfg, env, scene_pool)
     data = DemoData.from_episodes(episodes, keys, physical_weight=physical_weight, aux=cfg.policy.aux_weight > 0,
-                                  scenes=scenes, scenes_cast=cast, images_dir=cfg.train.images_dir)  # fmt: skip
+                                  scenes=scenes, scenes_cast=cast, images_dir=cfg.train.images_dir,
+                                  feedback_mix=cfg.train.feedback_mix, feedback_cap=cfg.train.feedback_cap)  # fmt: skip
     del scenes  # copied into data
     demos_wall_s = time.perf_counter() - t0
     if init_from is not None:
