@@ -10,7 +10,6 @@ import torch
 
 from ast_robot.trainers import TRAINERS, colour_aug
 from ast_robot.trainers.bc import DemoData
-
 from tests.trainers.test_bc import reach_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
