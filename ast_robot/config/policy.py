@@ -79,22 +79,6 @@ class PolicyConfig:
     pixel_weight: float = doc(0.05, "`two_stage`: weight of the pixel supervision (squared half-resolution pixels) "
                               "of the named cube's and pad's heat maps, when the demonstrations carry "
                               "`target_pixels`.", ge=0)  # fmt: skip
-    scene_resolution: Literal["half", "full"] = doc(
-        "half",
-        "`two_stage`: grid of the scene perception's named heat maps (cube, pad, gripper). `half` (each cell 2x2 "
-        "pixels: 17-22 mm at the FR3 table through a 96 px camera) or `full` (the half-resolution maps upsampled x2 "
-        "plus the queries' products with a 3x3 conv of the image at full resolution: sub-cell positions). `full` "
-        "adds parameters (zero-initialized: a `half` checkpoint extended by bench/extend_policy.py starts with "
-        "near-identical maps).",
-    )
-    gripper_prior: float = doc(
-        0.0,
-        "`two_stage`: std (half-resolution cells) of a Gaussian log-prior on the scene perception's gripper heat "
-        "map, centred where an MLP of the TCP and the free keypoints (the camera's pose) puts the gripper, trained on "
-        "the TCP's `target_pixels`; the map then picks the gripper blob near where it must be (the unconstrained map "
-        "wandered 3.2 cells, issue 20). 0 = no prior (as before).",
-        ge=0,
-    )
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:

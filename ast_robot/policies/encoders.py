@@ -9,7 +9,6 @@ summary tokens come first so that they can be the global tokens of the sparse at
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -90,50 +89,6 @@ def _half_resolution_grid(hw: tuple[int, int]) -> Tensor:
     h, w = hw[0] // 2, hw[1] // 2
     rows, cols = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
     return torch.stack([rows, cols], -1).reshape(h * w, 2)
-
-
-def _full_resolution_grid(hw: tuple[int, int]) -> Tensor:
-    """``(h * w, 2)``: each full-resolution pixel's centre in the half-resolution grid's units (-1 at the first
-    half-resolution cell's centre, which is full-resolution pixel coordinate 1.0; see envs/projection.py), so
-    targets, ``pixel_scale`` and the geometry keep their meaning: pixel ``j`` (centre ``j + 0.5``) sits at
-    ``-1 + (j - 0.5) / (h / 2 - 1)``, slightly outside [-1, 1] at the borders."""
-    rows, cols = ((torch.arange(n, dtype=torch.float32) - 0.5) / (n // 2 - 1) - 1 for n in hw)
-    rows, cols = torch.meshgrid(rows, cols, indexing="ij")
-    return torch.stack([rows, cols], -1).reshape(hw[0] * hw[1], 2)
-
-
-class FullResolutionMaps(nn.Module):
-    """The named heat maps at full resolution: the half-resolution logits upsampled x2 (bilinear: its sample
-    points are the full-resolution pixel centres, and a query's product with upsampled features is the upsampled
-    product) plus each query's product with a 3x3 conv of the image at full resolution, whose colour edges place
-    a 2-3 pixel cube to a fraction of a half-resolution cell. Only the three named maps go to full resolution
-    (the free keypoints see the camera's pose, coarse features), and the query products run on 16 channels: act()
-    stays a few ms on one CPU thread (upsampled 32-channel features merged at full resolution cost 2x act()).
-    ``merge`` starts at zero: an extended half-resolution checkpoint starts with its own maps, sampled finer."""
-
-    def __init__(self, hw: tuple[int, int], channels: int, image_channels: int = 16) -> None:
-        super().__init__()
-        self.image = nn.Conv2d(3, image_channels, 3, padding=1)
-        self.merge = nn.Linear(image_channels, channels)  # the full-res features in the queries' space
-        nn.init.zeros_(self.merge.weight)
-        nn.init.zeros_(self.merge.bias)
-        self.register_buffer("grid", _full_resolution_grid(hw))
-        self.log_cells = math.log(4.0)  # 4x the cells: a smooth map's logsumexp is log 4 higher
-        # the merge's output gain: a fine-tune runs at lr ~1e-4, and Adam moves each weight ~lr a step, so a
-        # zero-initialized merge would need ~1e4 steps to reach O(1) weights (after 250 steps of a gain-1 merge the
-        # maps had not moved: 0.88 / 0.74 cells, as before); x20 lets it grow within a few hundred
-        self.gain = 20.0
-
-    def forward(self, logits: Tensor, queries: Tensor, pixels: Tensor, temperature: Tensor) -> Tensor:
-        """``logits`` ``(B, Q, h/2 * w/2)`` of ``queries`` ``(B, Q, C)``, ``pixels`` ``(B, 3, h, w)`` in [0, 1]
-        -> ``(B, Q, h * w)`` logits on :attr:`grid`."""
-        B, Q = logits.shape[:2]
-        h, w = pixels.shape[-2:]
-        up = nn.functional.interpolate(logits.reshape(B, Q, h // 2, w // 2), scale_factor=2, mode="bilinear",
-                                       align_corners=False).flatten(2)  # fmt: skip
-        detail = nn.functional.gelu(self.image(pixels)).flatten(2)  # (B, D, h*w)
-        local = queries @ self.merge.weight @ detail + (queries @ self.merge.bias).unsqueeze(-1)  # (B, Q, h*w)
-        return up + local * (self.gain * temperature)
 
 
 class KeypointImageTokenizer(nn.Module):
@@ -231,22 +186,12 @@ class ScenePerception(nn.Module):
     student 8 cm past the cube; the image-only world regression missed by 4-6 cm (camera jitter, depth).
     """
 
-    def __init__(self, hw: tuple[int, int], text_length: int, n_keypoints: int = 8, channels: int = 32,
-                 d_text: int = 64, hidden: int = 256, resolution: str = "half", gripper_prior: float = 0.0) -> None:  # fmt: skip
+    def __init__(self, hw: tuple[int, int], text_length: int, n_keypoints: int = 8,
+                 channels: int = 32, d_text: int = 64, hidden: int = 256) -> None:  # fmt: skip
         super().__init__()
         if hw[0] % 2 or hw[1] % 2:
             raise ValueError(f"the scene perception needs an even image size, got {hw}")
-        if resolution not in ("half", "full"):
-            raise ValueError(f"policy.scene_resolution {resolution!r}: choose from ['half', 'full']")
         self.stem = _half_resolution_stem(channels)
-        # options (policy.scene_resolution / gripper_prior); absent modules keep old checkpoints' state dicts exact
-        self.full = FullResolutionMaps(hw, channels) if resolution == "full" else None
-        self.prior = None
-        if gripper_prior > 0:  # free keypoints (camera pose) + TCP (dm) -> the gripper's image position
-            self.prior = nn.Sequential(nn.Linear(3 * n_keypoints + 3, 128), nn.GELU(), nn.Linear(128, 128), nn.GELU(),
-                                       nn.Linear(128, 2))  # fmt: skip
-            self.prior_sigma = float(gripper_prior)
-            self.register_buffer("cells", torch.tensor([hw[0] // 2 - 1, hw[1] // 2 - 1], dtype=torch.float32) / 2)
         self.text = PooledInstructionTokenizer(d_text, text_length)
         self.queries = nn.Linear(d_text, 2 * channels)  # the named cube's and the named pad's query
         self.gripper = nn.Parameter(torch.randn(1, 1, channels) * 0.1)
@@ -259,54 +204,20 @@ class ScenePerception(nn.Module):
     def forward(self, image: Tensor, text: Tensor, tcp: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, 6)``: (cube - TCP, place - TCP) in dm, and ``(B, 3, 2)``: the cube's, the pad's and the
         gripper's image positions (row, col in [-1, 1], the half-resolution grid; what pixel supervision
-        trains); with ``gripper_prior`` a 4th point: the prior's centre (its own pixel supervision: the TCP's).
-        ``tcp``: ``(B, 3)`` TCP position in dm."""
-        pixels = prepare_image(image)
-        maps = self.stem(pixels)  # (B, C, h, w)
+        trains). ``tcp``: ``(B, 3)`` TCP position in dm."""
+        maps = self.stem(prepare_image(image))  # (B, C, h, w)
         queries = self.queries(self.text(text)[:, 0]).unflatten(-1, (2, -1))  # (B, 2, C)
         queries = torch.cat([queries, self.gripper.expand(queries.shape[0], -1, -1)], 1)  # (B, 3, C)
         named = (queries @ maps.flatten(2)) * self.temperature  # (B, 3, h*w)
         free = self.free(nn.functional.gelu(maps)).flatten(2)  # (B, K, h*w)
-        xy, presence, centre = self._positions(named, free, queries, pixels, tcp)  # (B, 3 + K, 2), (B, 3 + K)
+        logits = torch.cat([named, free], 1)  # (B, 3 + K, h*w)
+        xy = logits.softmax(-1) @ self.grid  # (B, 3 + K, 2)
+        presence = (logits.logsumexp(-1) - logits.mean(-1)) * 0.1  # (B, 3 + K)
         context = torch.cat([xy[:, 2:].flatten(1), presence, tcp], -1)  # no object position in the context
         out = self.geometry(context).unflatten(-1, (2, 9))  # (B, 2 objects, 3 x 2 matrix + 3 offset)
         offsets = (xy[:, :2] - xy[:, 2:3]).unsqueeze(-1)  # (B, 2, 2, 1) image offset from the gripper
         world = (out[..., :6].unflatten(-1, (3, 2)) @ offsets).squeeze(-1) + out[..., 6:]  # (B, 2, 3)
-        points = xy[:, :3] if centre is None else torch.cat([xy[:, :3], centre.unsqueeze(1)], 1)
-        return world.flatten(1), points
-
-    def _positions(self, named: Tensor, free: Tensor, queries: Tensor, pixels: Tensor,
-                   tcp: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:  # fmt: skip
-        """Soft-argmax positions and peakedness of the named (``named``, ``(B, 3, h*w)``) and free maps, and the
-        gripper prior's centre (None without it)."""
-        if self.full is None:  # one grid for all maps: the computation as before the options, op for op
-            logits = torch.cat([named, free], 1)  # (B, 3 + K, h*w)
-            presence = (logits.logsumexp(-1) - logits.mean(-1)) * 0.1  # (B, 3 + K) how peaked: the maps' own
-            centre = None
-            if self.prior is not None:
-                free_xy = free.softmax(-1) @ self.grid
-                named, centre = self._gripper_prior(named, self.grid, free_xy, presence[:, 3:], tcp)
-                logits = torch.cat([named, free], 1)
-            return logits.softmax(-1) @ self.grid, presence, centre
-        named = self.full(named, queries, pixels, self.temperature)  # the named maps on the full-resolution grid
-        free_xy = free.softmax(-1) @ self.grid  # (B, K, 2) the free keypoints stay at half resolution
-        presence = torch.cat([named.logsumexp(-1) - named.mean(-1) - self.full.log_cells,
-                              free.logsumexp(-1) - free.mean(-1)], -1) * 0.1  # fmt: skip
-        centre = None
-        if self.prior is not None:
-            named, centre = self._gripper_prior(named, self.full.grid, free_xy, presence[:, 3:], tcp)
-        return torch.cat([named.softmax(-1) @ self.full.grid, free_xy], 1), presence, centre
-
-    def _gripper_prior(self, named: Tensor, grid: Tensor, free_xy: Tensor, free_presence: Tensor,
-                       tcp: Tensor) -> tuple[Tensor, Tensor]:  # fmt: skip
-        """``named`` ``(B, 3, cells)`` with the gripper's (index 2) plus a Gaussian log-prior (std ``prior_sigma``
-        half-resolution cells) around the prior MLP's centre, and that centre ``(B, 2)``. The centre is a smooth
-        function of the TCP and of where the free keypoints (fixed scene features: the camera's randomized pose)
-        are, so it cannot jump to a cube; the map still places the gripper blob itself, to a part of a cell."""
-        centre = self.prior(torch.cat([free_xy.flatten(1), free_presence, tcp], -1))  # (B, 2)
-        cells = ((grid - centre.unsqueeze(1)) * self.cells).square().sum(-1)  # (B, cells) squared distance
-        gripper = named[:, 2] - cells / (2 * self.prior_sigma**2)
-        return torch.cat([named[:, :2], gripper.unsqueeze(1)], 1), centre
+        return world.flatten(1), xy[:, :3]
 
 
 class WristPerception(nn.Module):

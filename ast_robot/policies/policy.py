@@ -158,20 +158,6 @@ class PolicyBase(nn.Module):
         config_text = yaml.safe_dump({"policy": to_dict(self.cfg)}, sort_keys=False)
         return save_checkpoint(path, step, self.checkpoint_state(), config_text)
 
-    def load_extended(self, state: Mapping[str, Tensor], what: str = "policy") -> list[str]:
-        """Load an older network's weights into this one, which adds modules (a new option switched on, e.g.
-        ``two_stage``'s ``scene_resolution: full`` or ``gripper_prior``): every tensor of ``state`` must exist
-        here with its shape (ValueError naming them, else); this network's other tensors keep their fresh
-        initialization. Returns their names (the fresh ones), sorted."""
-        own = self.state_dict()
-        bad = sorted(k for k in state if k not in own or own[k].shape != state[k].shape)
-        if bad:
-            raise ValueError(f"{what}: {len(bad)} checkpoint tensors have no place of that shape in the extended "
-                             f"network (e.g. {bad[:3]}); extend a checkpoint of the same network without the options")
-        fresh = sorted(set(own) - set(state))
-        self.load_state_dict({**own, **state})
-        return fresh
-
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> PolicyBase:
         """Rebuild the policy a checkpoint describes (any registered type), load its weights; eval mode."""
@@ -277,9 +263,7 @@ class TwoStagePolicy(PolicyBase):
         self.width = proprio - 4  # the gripper's opening (m)
         self.pixel_scale = pixel_scale(encoders.image_hw(spec[encoders.IMAGE_KEY][0]))
         self.perception = encoders.ScenePerception(encoders.image_hw(spec[encoders.IMAGE_KEY][0]),
-                                                   spec[encoders.TEXT_KEY][0][0], cfg.n_keypoints,
-                                                   resolution=cfg.scene_resolution,
-                                                   gripper_prior=cfg.gripper_prior)  # fmt: skip
+                                                   spec[encoders.TEXT_KEY][0][0], cfg.n_keypoints)  # fmt: skip
         self.wrist = None
         if encoders.WRIST_KEY in spec:
             wrist_hw = encoders.image_hw(spec[encoders.WRIST_KEY][0])
@@ -294,8 +278,7 @@ class TwoStagePolicy(PolicyBase):
 
     def perceive(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the cube's, pad's and gripper's image positions
-        ``(B, 3, 2)`` (``(B, 4, 2)`` with ``gripper_prior``: its centre last) (the perception sees the image, the
-        instruction and the TCP, no other proprioception)."""
+        ``(B, 3, 2)`` (the perception sees the image, the instruction and the TCP, no other proprioception)."""
         estimate, xy, _ = self.perceive_all(batch)
         return estimate, xy
 
@@ -338,9 +321,6 @@ class TwoStagePolicy(PolicyBase):
             target = batch[PIXEL_KEY].float().unflatten(-1, (-1, 2))  # cube, place (and the TCP when recorded)
             error = self.pixel_scale * (named_xy[:, : target.shape[1]] - target)
             perception = perception + self.cfg.pixel_weight * error.square().mean((-2, -1))
-            if named_xy.shape[1] > 3 and target.shape[1] > 2:  # the gripper prior's centre: the TCP's pixels
-                prior = self.pixel_scale * (named_xy[:, 3] - target[:, 2])
-                perception = perception + self.cfg.pixel_weight * prior.square().mean(-1)
         if wrist is not None and WRIST_PIXEL_KEY in batch:
             perception = perception + self._wrist_loss(wrist, truth, batch[WRIST_PIXEL_KEY].float())
         action = self.head.loss(h, batch["action"].float())
