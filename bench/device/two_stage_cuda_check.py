@@ -1,7 +1,8 @@
 """The `two_stage` pixel student on CUDA against the same weights on the CPU (a minute on a GPU machine).
 
 bench/gpu_check.py covers the attention backends; this covers the pixel student's perception (conv stems, heat
-maps, soft-argmax, the scene-map options of config/policy.py) where a CUDA kernel could differ from the CPU one:
+maps, soft-argmax; the scene-map options of bench/results/fr3_scene_maps_pending/ where the config has them) where a
+CUDA kernel could differ from the CPU one:
 for each variant, the per-sample loss, every parameter's gradient and ``act``'s action are compared between a CPU
 copy and a CUDA copy of one network on one batch (float32, TF32 off). A variant whose config lacks an option
 (an older checkout) is skipped with its reason.
