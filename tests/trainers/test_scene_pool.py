@@ -4,7 +4,9 @@ camera images in their files, the training data built in one allocation (the 700
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import gc
 import pickle
 import types
 from pathlib import Path
@@ -137,7 +139,12 @@ def test_a_scene_pool_of_another_image_size_is_refused_before_the_loop_runs(tmp_
 
 
 def _anon_kb() -> int:
-    """This process's anonymous resident memory (kB): what a memory-mapped file's pages do not count in."""
+    """This process's anonymous resident memory (kB): what a memory-mapped file's pages do not count in. Freed heap
+    memory is handed back to the system first (malloc_trim): otherwise a new array may reuse pages an earlier step
+    freed and not grow the count at all (the held copy's null case read half its images once, an allocation
+    history that changed with unrelated imports)."""
+    gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)
     text = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in text.splitlines() if line.startswith("RssAnon:")))
 
