@@ -51,6 +51,20 @@ def test_each_kind_of_unsafe_command_is_caught(fault, field):
     assert log.violations()[field] >= 1
 
 
+def test_a_command_lost_on_the_way_is_not_a_step_when_the_stamps_show_the_gap():
+    log = safe_stream()
+    stamped = CommandLog(LIM)
+    for k, (t, cmd, arm) in enumerate(zip(log.times, log.commands, log.arm)):
+        stamped.add(t, cmd, arm, sent=1000.0 + k * LIM.period_s)
+    for lost in (stamped.times, stamped.sent, stamped.commands, stamped.arm):
+        del lost[20]  # published, never received: the next one moved two periods' worth
+    assert stamped.violations()["beyond_step"] == 0
+    stamped.sent = [float("nan")] * len(stamped.sent)  # null case: without the stamps it reads as one 2x step
+    assert stamped.violations()["beyond_step"] == 1
+    stamped.sent = [1000.0 + k * LIM.period_s for k in range(len(stamped.sent))]  # stamps claim no gap
+    assert stamped.violations()["beyond_step"] == 1
+
+
 def test_constant_from_finds_where_the_hold_starts():
     cmds = np.array([[0.0], [1.0], [2.0], [2.0], [2.0]])
     assert constant_from(cmds) == 2 and constant_from(np.ones((3, 2))) == 0
