@@ -1,4 +1,5 @@
-"""Whether the real arm's command latency, as the gap fit identifies it, exceeds what its deployment declared.
+"""The arm's command latency in the gap analysis: what the deployment adds on top of the arm (the fit's prior and the
+retune's offset), and whether the latency the fit identifies exceeds what the deployment declared.
 
 The deployment declares its command latency to the safety module (configs/deploy/<robot>.yaml ``command_latency_s``;
 each real record of schema >= 5 carries the value its episode ran with, None: undeclared, the strict filter, as 0).
@@ -10,7 +11,8 @@ gap): on the nominal twin nothing is named, so nothing is said. The fit's latenc
 its resolution is one step), so it exceeds a declaration only by more than half a step. Measured through ROS (the
 policy node and the twin, `ast-robot demo configs/experiments/demo.yaml --rounds 1`, load 5-8): twin hidden latency
 40 ms, deploy YAML undeclared: latency 1 step named and this line in the verdict; the nominal twin: nothing named, no
-line. The pick-and-place fit does not identify latency (gap.pick.PICK_PARAMS), so its reports carry no such line.
+line. Pick-and-place reports carry the same line: latency is one of the pick fit's parameters (gap.pick.PICK_PARAMS),
+fitted from the same replayed arm, with the cube's physics beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,20 @@ from typing import Any
 from ast_robot.records import EpisodeRecord
 
 FIELD = "command_latency_s"
+
+
+def deployed_records(real: Sequence[EpisodeRecord]) -> bool:
+    """Whether the real records came through the policy node (which adds its own delay), not a replay."""
+    return any("command_interface" in r.meta for r in real)
+
+
+def deployment_offsets(cfg: Any, real: Sequence[EpisodeRecord]) -> dict[str, float]:
+    """What the policy node adds on top of the arm, in randomized-parameter units, when the env does not
+    model it: a deployment's closed-loop delay (``gap.deployment_latency_steps``). An env that runs the
+    node's command path (``env.deploy_pipeline``) already trains with it, so nothing is added."""
+    if not deployed_records(real) or cfg.env.deploy_pipeline:
+        return {}
+    return {"latency": cfg.gap.deployment_latency_steps}
 
 
 def declared_latencies(real: Sequence[EpisodeRecord]) -> list[float | None] | None:

@@ -3,8 +3,8 @@ look from the camera's frames, and what is retuned from both.
 
 Physical: :class:`~ast_robot.gap.pick_replay.PickReplay` replays each real episode (its table, its commanded
 joint targets and gripper commands) and :func:`ast_robot.gap.sysid.fit` fits the randomized cube mass, friction
-and grasp force to the measured arm joints, with the reach fit's absolute-scale test and its honesty
-(NotIdentifiable, the unexplained residual). The cube changes the arm's joints through the hand: a heavier
+and grasp force, and the arm's command latency, to the measured arm joints, with the reach fit's absolute-scale
+test and its honesty (NotIdentifiable, the unexplained residual). The cube changes the arm's joints through the hand: a heavier
 cube sags the arm while carried, a weaker grasp or lower friction lets it shift in the fingers (measured on
 the twin, 3 episodes: x3 mass 2e-4 rad RMS, x0.3 force 2e-5 - 7e-5, x0.3 friction 7e-5 - 2e-4; the nominal
 replay matches to 6e-9 rad). The loss is rugged in these parameters (contacts), so the fit starts from a
@@ -25,10 +25,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ast_robot.gap.latency import deployment_offsets
 from ast_robot.gap.sysid import NotIdentifiable, SysIdResult, fit, space_from_randomization
 from ast_robot.records import EpisodeRecord
 
-PICK_PARAMS = ("friction", "gripper_force", "object_mass")  # what the cube's replay can identify
+# What the pick-and-place replay can identify: the cube's physics, and the arm's command latency (the reach fit's
+# parameter: the replay is MujocoReplay's setpoints with the same delay, so a twin behind 40 ms replays to 3e-15 rad
+# at latency 1 and 1.4e-2 rad at 0). Without it a latency gap is left 99.95% unexplained (UR5e twin, 40 ms, one
+# episode) and no latency warning can be given; with it the latency is named alone, ranked with the physical ones by
+# its share of the loss, under the same absolute-scale test (gap.latency words the warning).
+PICK_PARAMS = ("friction", "gripper_force", "latency", "object_mass")
 # Replay floor and screen of the pick-and-place replay (rad RMS): the nominal twin replays to 2e-9 - 6e-9 rad
 # (bench/gap_pickplace.py, UR5e, 3 episodes), so 1e-6 leaves a margin of 100 and keeps the smallest
 # measured single-parameter effects (1.6e-5 rad RMS at x0.3 force) 16 times above it.
@@ -55,7 +61,7 @@ def pick_gap_config(gap: Any) -> Any:
 
 def run_pick_sysid(cfg: Any, real: Sequence[EpisodeRecord], simulator: Any, seed: int,
                    progress: Callable[[int, float], None] | None) -> tuple[SysIdResult | None, Any, str]:  # fmt: skip
-    """(result, simulator, note when skipped) of the cube's physical parameters."""
+    """(result, simulator, note when skipped) of the cube's physical parameters and the arm's command latency."""
     names = [n for n in PICK_PARAMS if n in cfg.randomization.params]
     if not names:
         return None, None, f"no identifiable pick-and-place parameter is randomized (identifiable: {list(PICK_PARAMS)})"
@@ -68,7 +74,9 @@ def run_pick_sysid(cfg: Any, real: Sequence[EpisodeRecord], simulator: Any, seed
     usable = [r for r, why in zip(real, reasons) if not why]
     if not usable:
         return None, None, f"no real episode can be replayed ({'; '.join(reasons[:3])})"
-    space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names)
+    # the arm's latency prior without what the policy node adds when the env does not model it (as the reach fit)
+    shift = {k: -v for k, v in deployment_offsets(cfg, real).items()}
+    space = space_from_randomization(cfg.randomization, cfg.gap.search_expansion, names, shift=shift)
     try:
         result = fit(simulator, usable, space, pick_gap_config(cfg.gap), seed=seed, progress=progress,
                      scan_points=SCAN_POINTS, min_share=PICK_MIN_SHARE)  # fmt: skip

@@ -4,6 +4,7 @@ Same rules as the reach branch (:mod:`ast_robot.gap.pipeline`): a physical range
 significant parameter of an explained gap whose fit removed enough of the nominal loss; a visual range is
 widened only for a named look group whose fitted value lies outside it (``randomization.visual``); every
 other range is kept. A named colour shift widens ``visual.colour_shift`` (off by default: it turns on).
+A named command latency above the records' declared one adds the reach branch's warning line (gap.latency).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ast_robot.gap.analyzer import GapReport
+from ast_robot.gap.latency import deployment_offsets, latency_warning
 from ast_robot.gap.pick import VISUAL_KEYS, pick_gap_config, run_pick_sysid, run_visual, visual_retune
 from ast_robot.gap.report import Overlay
 from ast_robot.gap.weights import weights_from_posterior
@@ -33,6 +35,8 @@ def identify_and_retune_pickplace(cfg: Any, config: Any, overrides: Sequence[str
             report.provenance["sysid"] = f"skipped: {note}"
         else:
             report.sysid = result
+            if line := latency_warning(result, real, 1.0 / cfg.env.control_hz):  # the fit's latency is in env steps
+                report.warnings.append(line)
             rec = next(r for r in real if not simulator.replayable(r))
             overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
                               simulator(result.estimate(), rec), rec.control_dt)  # fmt: skip
@@ -41,7 +45,7 @@ def identify_and_retune_pickplace(cfg: Any, config: Any, overrides: Sequence[str
         report.provenance["visual"] = note
     if cfg is None:
         return None, None, overlay
-    return _retune(cfg, config, overrides, report, result, tmp, simulator) + (overlay,)
+    return _retune(cfg, config, overrides, report, result, tmp, simulator, deployment_offsets(cfg, real)) + (overlay,)
 
 
 def in_sim_units(result: Any, simulator: Any) -> Any:
@@ -65,7 +69,9 @@ def _scaled(values: tuple, i: int, k: float) -> tuple:
 
 
 def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, result: Any,
-            tmp: Path, simulator: Any = None) -> tuple[Path | None, dict | None]:  # fmt: skip
+            tmp: Path, simulator: Any = None, offsets: dict | None = None) -> tuple[Path | None, dict | None]:  # fmt: skip
+    """``offsets``: what the deployment adds on top of the arm (gap.latency.deployment_offsets), added to a
+    retuned latency range as the reach branch adds it."""
     from ast_robot.gap.pipeline import _range, keep_reason
     from ast_robot.gap.retune import changed_names, retune, write_retuned_config
 
@@ -73,7 +79,7 @@ def _retune(cfg: Any, config: Any, overrides: Sequence[str], report: GapReport, 
     new, names = cfg.randomization, ()
     if result is not None:
         result = in_sim_units(result, simulator)
-        new = retune(cfg.randomization, result, gap)
+        new = retune(cfg.randomization, result, gap, offsets or {})
         names = changed_names(cfg.randomization, new)
     visual = visual_retune(cfg.randomization.visual, report.visual)
     unkeyed = [g for g in (report.visual.all_culprits() if report.visual is not None else ()) if VISUAL_KEYS.get(g) is None]

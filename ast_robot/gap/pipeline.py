@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ast_robot.config.deploy import RosNames
 from ast_robot.config.gap import GapConfig
 from ast_robot.fileio import default_mode
 from ast_robot.gap.analyzer import GapReport, analyze
-from ast_robot.gap.latency import latency_warning
+from ast_robot.gap.latency import deployed_records, deployment_offsets, latency_warning  # noqa: F401 (re-exported)
 from ast_robot.gap.report import Overlay, write_report
 from ast_robot.gap.sysid import (
     NotIdentifiable,
@@ -79,20 +78,6 @@ def data_sheet_limits(robot: str) -> dict[str, float]:
 
 
 search_ceilings = data_sheet_limits  # the name bench/ and older callers use
-
-
-def deployed_records(real: Sequence[EpisodeRecord]) -> bool:
-    """Whether the real records came through the policy node (which adds its own delay), not a replay."""
-    return any("command_interface" in r.meta for r in real)
-
-
-def deployment_offsets(cfg: Any, real: Sequence[EpisodeRecord]) -> dict[str, float]:
-    """What the policy node adds on top of the arm, in randomized-parameter units, when the env does not
-    model it: a deployment's closed-loop delay (``gap.deployment_latency_steps``). An env that runs the
-    node's command path (``env.deploy_pipeline``) already trains with it, so nothing is added."""
-    if not deployed_records(real) or cfg.env.deploy_pipeline:
-        return {}
-    return {"latency": cfg.gap.deployment_latency_steps}
 
 
 def run_sysid(cfg, real: Sequence[EpisodeRecord], simulator: Simulator | None, seed: int,

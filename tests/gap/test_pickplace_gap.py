@@ -13,12 +13,15 @@ import json
 import numpy as np
 import pytest
 
+from ast_robot.gap.latency import latency_warning
 from ast_robot.gap.pick import PICK_PARAMS, ranked_culprits, run_pick_sysid, run_visual
 from ast_robot.gap.pick_replay import PickReplay
 from ast_robot.gap.pick_table import TableSheets
 from bench.gap_pickplace import PickTwinDeployment, write_bag
 
 ROBOT = "ur5e"
+ENV_DT = 0.04  # the experiments' 25 Hz: the fit's latency is in these steps
+BOX_LOW = (0.2, 0.2, 0.0, 0.2)  # the first search box's floors (PICK_PARAMS order: scales x0.2, latency 0 steps)
 
 
 def _deploy(hidden: dict, episodes: int = 1, seed: int = 0, tmp_path=None):
@@ -98,7 +101,8 @@ def test_nominal_twin_names_nothing_physical_or_visual(tmp_path):
     result, _, note = run_pick_sysid(_cfg(), real, None, 0, None)
     assert note == "" and set(result.names) == set(PICK_PARAMS)
     assert result.culprits() == () and not result.trajectory_gap()
-    assert result.widened == () and result.search_low == (0.2,) * len(result.names)  # nothing widened
+    assert result.estimate()["latency"] == 0.0 and latency_warning(result, real, ENV_DT) is None
+    assert result.widened == () and result.search_low == BOX_LOW  # nothing widened
     visual, note = run_visual(bag, real)
     assert note == "" and visual.n_frames >= 2 and visual.rms_nominal == 0.0 and visual.culprits == ()
     assert ranked_culprits(result, visual) == []
@@ -122,6 +126,23 @@ def test_each_physical_culprit_is_ranked_first(hidden, culprit, replay):
     assert result.culprits()[0] == culprit
     value = next(iter(hidden.values()))
     assert result.mean[result.names.index(culprit)] == pytest.approx(value, rel=0.15)
+    # no false culprit: the arm's command latency is fitted beside them and stays at the nominal arm's
+    assert result.estimate()["latency"] == 0.0 and latency_warning(result, real, ENV_DT) is None
+
+
+@pytest.mark.slow  # ~15-30 s on 2 cores
+def test_a_hidden_command_latency_is_named_alone_and_warned(replay):
+    """The twin's arm acts 40 ms (one 25 Hz step) after each command, the deployment undeclared: the pick fit
+    names latency = 1 step and nothing physical (before latency was a pick parameter: 99.95% unexplained, no
+    line), and the report's line gives 40 ms and the field to set."""
+    real, _ = _deploy({"latency_s": 0.04})
+    assert real[0].command_latency_s is None and real[0].schema_version >= 5  # undeclared (configs/deploy/ur5e.yaml)
+    result, _, note = run_pick_sysid(_cfg(), real, replay, 0, None)
+    assert note == "" and result.culprits() == ("latency",), result
+    assert result.estimate()["latency"] == 1.0 and not result.gap_unexplained()
+    line = latency_warning(result, real, ENV_DT)
+    assert line is not None and "40 ms" in line and "command_latency_s null" in line and "\n" not in line
+    assert "configs/deploy/ur5e.yaml" in line
 
 
 @pytest.mark.slow  # 112-162 s measured at load 5-7 on 2 cores: the first fit, then two widenings, each with a refit
@@ -164,6 +185,7 @@ def test_gap_report_on_a_pickplace_bag_names_retunes_and_writes_a_loadable_confi
     assert "Visual shift: light_intensity" in text and "Explained by: object_mass = " in text
     assert rep.sysid.mean[rep.sysid.names.index("object_mass")] == pytest.approx(3.0, rel=0.05)
     assert set(rep.culprits()) == {"object_mass", "light_intensity"}
+    assert rep.warnings == [] and "Command latency" not in text  # a physical twin: no latency culprit, no line
     from ast_robot.envs.randomization import resolve
 
     cfg = load_config(out.retuned_config)
@@ -171,6 +193,22 @@ def test_gap_report_on_a_pickplace_bag_names_retunes_and_writes_a_loadable_confi
     lo, hi = cfg.randomization.visual.light_intensity
     assert lo < 0.45 < hi and cfg.randomization.params["object_mass"].low < 3.0 < cfg.randomization.params["object_mass"].high
     assert cfg.randomization.params["friction"].high == pytest.approx(1.2)  # kept as it was
+
+
+@pytest.mark.slow  # ~20-30 s on 2 cores: deploy, fit, re-render, report
+def test_gap_report_on_a_late_arm_carries_the_latency_line_in_its_verdict(tmp_path, nominal):
+    """End to end, as `ast-robot sim2real` and `gap-report` write it: the line in report.md's verdict and gap.json."""
+    from ast_robot.gap.pipeline import gap_report
+    from ast_robot.records import EpisodeRecord, write_records
+
+    write_records(tmp_path / "sim", [EpisodeRecord.from_dict({**r.to_dict(), "source": "sim"}) for r in nominal])
+    _, bag = _deploy({"latency_s": 0.04}, tmp_path=tmp_path)
+    out = gap_report(tmp_path / "sim", bag, tmp_path / "report", config="configs/experiments/pickplace_ur5e_pixels_bc.yaml")
+    gap = json.loads((out.folder / "gap.json").read_text())
+    lines = [v for v in gap["verdict"] if v.startswith("Command latency:")]
+    assert len(lines) == 1 and gap["warnings"] == lines and "40 ms" in lines[0]
+    assert lines[0] in (out.folder / "report.md").read_text()
+    assert out.report.culprits() == ["latency"]
 
 
 def test_gripper_commands_rebuilt_for_an_older_record_are_those_the_gate_sends(replay):

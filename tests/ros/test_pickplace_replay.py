@@ -55,6 +55,7 @@ def drive(tmp_path, name: str, episodes: int) -> list:
 def test_nominal_ros_records_replay_exactly_name_nothing_and_repeat(tmp_path, repo_root, monkeypatch):
     from ast_robot.config import load_config
     from ast_robot.envs.randomization import resolve
+    from ast_robot.gap.latency import latency_warning
     from ast_robot.gap.pick import run_pick_sysid
     from ast_robot.gap.pick_replay import PickReplay
     from ast_robot.twin.pickplace import episode_sheets
@@ -91,4 +92,5 @@ def test_nominal_ros_records_replay_exactly_name_nothing_and_repeat(tmp_path, re
     cfg.randomization = resolve(cfg.randomization)
     result, _, note = run_pick_sysid(cfg, first, replay, 0, None)
     assert note == "" and result.culprits() == () and not result.trajectory_gap(), result
-    assert result.widened == () and result.search_low == (0.2,) * len(result.names), result  # no widening
+    assert result.widened == () and result.search_low == (0.2, 0.2, 0.0, 0.2), result  # no widening
+    assert result.estimate()["latency"] == 0.0 and latency_warning(result, first, 0.04) is None  # no latency line
