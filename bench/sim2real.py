@@ -31,6 +31,9 @@ configs/experiments/pickplace_demo.yaml (the tracker-fed privileged policy, the 
   null case, one combined twin); ``--policy`` deploys a given round-0 policy.
 - ``--pp-twins K --seeds S --rounds R``: the loop on the first K hidden twins; goals: round-0 real <= 50% where
   sim >= 80%, real success >= 80% within R rounds.
+- The command latency line (any loop): the round-0 report carries it exactly where the twin's arm is late (its
+  ``latency_s``; the deploy YAML declares none), e.g. ``--pp-nominal-seeds 1 --pp-twin-file
+  configs/twin/pickplace_latency.yaml --pp-twin-file configs/twin/pickplace_mass5.yaml --rounds 1``.
 
     MUJOCO_GL=egl ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST .venv/bin/python bench/sim2real.py [--seeds 2]
     ... bench/sim2real.py --twins 0 --ablation-twins 0 --nominal-seeds 5 --repeats 5 --wall-repeats 3 --demo
@@ -238,7 +241,9 @@ def run_issue18(args: argparse.Namespace, rows: list[dict], tmp: Path, domain: i
 
 # The analyzer's parameter that each hidden twin field moves (for "is the true culprit named first?")
 PP_TRUTH = {"object_mass_scale": "object_mass", "gripper_force_scale": "gripper_force", "friction_scale": "friction",
-            "object_friction_scale": "friction", "finger_friction_scale": "friction"}  # fmt: skip
+            "object_friction_scale": "friction", "finger_friction_scale": "friction",
+            "latency_s": "latency"}  # fmt: skip
+LATENCY_LINE = "Command latency:"  # the gap report's verdict line of a latency above the declared one (gap.latency)
 
 
 class LoadSampler:
@@ -318,6 +323,7 @@ def pp_round(hidden: dict, seed: int, rounds: int, episodes: int, root: Path, do
             "real_per_1k_samples": [round(1000.0 * r.real_success / c, 5) if c else None
                                     for r, c in zip(results, np.cumsum(samples))],
             "notes": [r.note for r in results], "verdict": [list(r.verdict) for r in results],
+            "latency_line": [any(v.startswith(LATENCY_LINE) for v in r.verdict) for r in results],
             "round_s": [round(sum(r.timings.get(k, 0.0) for k in ("train_bc", "deploy", "gap_report")), 1) for r in results],
             "timings": [{k: round(v, 1) for k, v in r.timings.items()} for r in results],
             "wall_s": round(time.perf_counter() - start, 1), "loadavg_1min": os.getloadavg()[0], **load.summary(),
@@ -431,6 +437,9 @@ def pickplace_goals(rows: list[dict]) -> list[dict]:
              mean([not n for r in nominal for n in r.get("named", []) if n is not None])),
         goal("hidden twins, round 0: the true culprit is the first one named (fraction of trials)", 0.9,
              mean([r["culprit"][0]["named_first_true"] for r in twins if r.get("culprit")])),
+        goal("every loop, round 0: the latency line exactly where the twin's arm is late (fraction of loops)", 1.0,
+             mean([r["latency_line"][0] == bool(r["hidden"].get("latency_s")) for r in nominal + twins
+                   if "latency_line" in r])),
         *ablation_goals(rows),
     ]  # fmt: skip
 

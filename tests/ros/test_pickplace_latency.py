@@ -15,7 +15,7 @@ ENV_DT = 0.04  # pickplace_demo.yaml's 25 Hz: the fit's latency is in these step
 
 def _records(tmp_path, hidden: str) -> list:
     """Two scripted episodes (4 s each: the program places its cube by ~3.8 s) on the twin with ``hidden``."""
-    procs = [Proc(["twin", "--robot", ROBOT, "--task", "pickplace", "--sim-time", "--rate", "125", "--camera-rate", "0",
+    procs = [Proc(["twin", "--robot", ROBOT, "--task", "pickplace", "--sim-time", "--rate", "125", "--camera-rate", "25",
                    "--hidden", f"configs/twin/{hidden}"], tmp_path / "twin.log"),
              Proc(["deploy", "scripted:pickplace", "--robot", ROBOT, "--sim-time", "--config",
                    "configs/experiments/pickplace_demo.yaml", "--set", "deploy.episode_timeout_s=4"],
