@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ast_robot.gap.analyzer import GapReport
-from ast_robot.gap.latency import deployment_offsets, latency_warning
+from ast_robot.gap.latency import deployment_offsets, latency_warning, sub_step_latency
 from ast_robot.gap.pick import VISUAL_KEYS, pick_gap_config, run_pick_sysid, run_visual, visual_retune
 from ast_robot.gap.report import Overlay
 from ast_robot.gap.weights import weights_from_posterior
@@ -35,7 +35,7 @@ def identify_and_retune_pickplace(cfg: Any, config: Any, overrides: Sequence[str
             report.provenance["sysid"] = f"skipped: {note}"
         else:
             report.sysid = result
-            if line := latency_warning(result, real, 1.0 / cfg.env.control_hz):  # the fit's latency is in env steps
+            if line := _latency_line(cfg, result, real, simulator):
                 report.warnings.append(line)
             rec = next(r for r in real if not simulator.replayable(r))
             overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
@@ -46,6 +46,14 @@ def identify_and_retune_pickplace(cfg: Any, config: Any, overrides: Sequence[str
     if cfg is None:
         return None, None, overlay
     return _retune(cfg, config, overrides, report, result, tmp, simulator, deployment_offsets(cfg, real)) + (overlay,)
+
+
+def _latency_line(cfg: Any, result: Any, real: Sequence[EpisodeRecord], simulator: Any) -> str | None:
+    """The latency line (gap.latency): of the fit's named latency, else of a delay between its whole steps that
+    alone explains a gap the fit leaves unexplained (replayed on the records the fit used)."""
+    used = [r for r in real if not simulator.replayable(r)][: cfg.gap.max_replay_episodes]
+    sub = None if "latency" in result.culprits() else sub_step_latency(simulator, used, result)
+    return latency_warning(result, real, 1.0 / cfg.env.control_hz, sub)  # the fit's latency is in env steps
 
 
 def in_sim_units(result: Any, simulator: Any) -> Any:

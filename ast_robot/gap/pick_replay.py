@@ -89,7 +89,7 @@ class PickReplay(MujocoReplay):
             self._check(r)
         self._apply(params)
         h = self.model.opt.timestep
-        delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))
+        delay = self.delay_steps(params, h)
         out: list[np.ndarray] = [np.empty(0)] * len(records)
         groups: dict[tuple[int, float], list[int]] = {}
         for i, r in enumerate(records):

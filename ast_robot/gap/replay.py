@@ -45,6 +45,9 @@ class MujocoReplay:
         self.robot, self.task, self.env_dt = robot, task, float(env_dt)
         self.use_rollout = use_rollout  # mujoco.rollout steps the physics in C (bench/gap_sysid.py measures it)
         self.threads = 1  # > 1: ``many`` steps several records at once on that many threads
+        # True: ``latency`` is not rounded to whole env steps (the envs' resolution) but to physics steps
+        # (gap.latency.sub_step_latency: a delay between whole steps, for the latency line only)
+        self.fractional_latency = False
         self._datas: list = []
         self.spec = get_robot(robot)
         self.model = load_model(robot, task)
@@ -64,7 +67,7 @@ class MujocoReplay:
         self._dr.apply(self.model, dict(params), self.nominal)
         h = self.model.opt.timestep
         substeps = max(1, int(round(record.control_dt / h)))
-        delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))  # physics steps
+        delay = self.delay_steps(params, h)  # physics steps
         # encoder offsets: the record reads true angle + offset; the arm starts at (and its servo tracks)
         # the true angle, and the simulated reading carries the same offset
         offset = self._dr.encoder_offsets(dict(params), self.spec.n_joints)  # (J,) rad
@@ -82,6 +85,12 @@ class MujocoReplay:
                 self._mj.mj_step(self.model, self.data)
             out[t + 1] = self.data.qpos[self.qadr]
         return out + offset
+
+    def delay_steps(self, params: Mapping[str, float], h: float) -> int:
+        """Physics steps (of ``h`` s) from a command to its arrival: ``latency`` env steps, whole as the envs
+        sample it (``fractional_latency``: as given)."""
+        latency = float(params.get("latency", 0.0))
+        return int(round((latency if self.fractional_latency else round(latency)) * self.env_dt / h))
 
     def many(self, params: Mapping[str, float], records: list[EpisodeRecord]) -> list[np.ndarray]:
         """``[self(params, r) for r in records]``, with records of one length and rate stepped together by
@@ -107,7 +116,7 @@ class MujocoReplay:
         self._dr.apply(self.model, dict(params), self.nominal)
         h = self.model.opt.timestep
         substeps = max(1, int(round(records[0].control_dt / h)))
-        delay = int(round(round(float(params.get("latency", 0.0))) * self.env_dt / h))
+        delay = self.delay_steps(params, h)
         offset = self._dr.encoder_offsets(dict(params), self.spec.n_joints)
         spec = self._mj.mjtState.mjSTATE_FULLPHYSICS
         states, controls, starts = [], [], []
