@@ -12,7 +12,8 @@ its resolution is one step), so it exceeds a declaration only by more than half 
 policy node and the twin, `ast-robot demo configs/experiments/demo.yaml --rounds 1`, load 5-8): twin hidden latency
 40 ms, deploy YAML undeclared: latency 1 step named and this line in the verdict; the nominal twin: nothing named, no
 line. Pick-and-place reports carry the same line: latency is one of the pick fit's parameters (gap.pick.PICK_PARAMS),
-fitted from the same replayed arm, with the cube's physics beside it.
+fitted from the same replayed arm, with the cube's physics beside it; where its whole steps leave the gap unexplained,
+:func:`sub_step_latency` looks for a delay between them that explains it alone (the line's only other source).
 """
 
 from __future__ import annotations
