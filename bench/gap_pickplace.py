@@ -54,6 +54,8 @@ SCENARIOS = [
     ("grasp force x0.3 + 0.5 mrad noise", "pickplace_force.yaml", "gripper_force", NOISY),
     ("latency 40 ms", "pickplace_latency.yaml", "latency", {}),
     ("latency 40 ms + 0.5 mrad noise", "pickplace_latency.yaml", "latency", NOISY),
+    # 1.5 control steps: the whole-step fit names nothing (truth None); the line must come from the sub-step scan
+    ("latency 60 ms", "pickplace_latency60.yaml", None, {}),
 ]  # fmt: skip
 
 
@@ -297,6 +299,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3, help="real episodes per trial")
     parser.add_argument("--robot", default="ur5e")
     parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
+    parser.add_argument("--name", default=None, help="results file name (default gap_pickplace[_ROBOT]): --only runs "
+                        "should not overwrite the whole table")  # fmt: skip
     parser.add_argument("--compare", action="store_true", help="only: our fit beside mujoco.sysid (needs the "
                         "sysid extra), results in gap_pickplace_mujoco_sysid.*")  # fmt: skip
     args = parser.parse_args()
@@ -328,18 +332,24 @@ def main() -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     culprit = [r for r in rows if r["truth"] != "-"]
-    null = [r for r in rows if r["truth"] == "-"]
+    null = [r for r in rows if r["truth"] == "-" and not _late(r["scenario"])]
     goals = [goal("true culprit ranked first (share of hidden-twin trials)", 0.9,
                   round(float(np.mean([r["correct"] for r in culprit])), 3) if culprit else None),
              goal("nominal twin: nothing named (share of trials)", 1.0,
                   round(float(np.mean([r["correct"] for r in null])), 3) if null else None),
              goal("latency line exactly where the twin's arm is late (share of trials)", 1.0,
-                  round(float(np.mean([r["latency_line"] == (r["truth"] == "latency") for r in rows])), 3) if rows else None)]  # fmt: skip
+                  round(float(np.mean([r["latency_line"] == _late(r["scenario"]) for r in rows])), 3) if rows else None)]  # fmt: skip
     notes = ("Real records: scripted:pickplace deployed in-process on the twin's physics, table and camera through the "
              "deployment's own session (no ROS), bag written by the project's bag writer (outcomes + camera at 2 Hz). "
              f"{args.episodes} episodes of {TIMEOUT_S:g} s per trial; noise-free joints (the twin's default) unless the "
              "scenario adds 0.5 mrad.")  # fmt: skip
-    write_results(f"gap_pickplace_{args.robot}" if args.robot != "ur5e" else "gap_pickplace", rows, goals, notes)
+    name = args.name or (f"gap_pickplace_{args.robot}" if args.robot != "ur5e" else "gap_pickplace")
+    write_results(name, rows, goals, notes)
+
+
+def _late(scenario: str) -> bool:
+    """Whether the scenario's twin has an arm later than the records declare (none: the shipped deploy YAMLs)."""
+    return next(bool(f and "latency" in f) for name, f, _, _ in SCENARIOS if name == scenario)
 
 
 if __name__ == "__main__":
