@@ -4,7 +4,8 @@ Same rules as the reach branch (:mod:`ast_robot.gap.pipeline`): a physical range
 significant parameter of an explained gap whose fit removed enough of the nominal loss; a visual range is
 widened only for a named look group whose fitted value lies outside it (``randomization.visual``); every
 other range is kept. A named colour shift widens ``visual.colour_shift`` (off by default: it turns on).
-A named command latency above the records' declared one adds the reach branch's warning line (gap.latency).
+A named command latency above the records' declared one adds the reach branch's warning line (gap.latency), as does
+a delay between the fit's whole control steps that alone explains a gap the fit leaves unexplained.
 """
 
 from __future__ import annotations
