@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -245,6 +246,8 @@ def trial(robot: str, scenario: tuple, seed: int, episodes: int, sim_dir: Path, 
             "correct": first == truth, "real_success": sum(r.success for r in real) / len(real),
             # the report's command latency line (gap.latency): the records declare none (configs/deploy/<robot>.yaml)
             "latency_line": any(w.startswith("Command latency:") for w in rep.warnings),
+            "latency_line_ms": next((int(m.group(1)) for w in rep.warnings
+                                     if (m := re.match(r"Command latency: .*? (\d+) ms after", w))), "-"),
             "fit": "-" if sysid is None else ", ".join(f"{n}={v:.3g}" for n, v in zip(sysid.names, sysid.mean)),
             "unexplained": "-" if sysid is None else round(sysid.unexplained, 3),
             "pixel_rms_nominal": "-" if vis is None else round(vis.rms_nominal, 2),
