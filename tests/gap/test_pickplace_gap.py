@@ -102,7 +102,7 @@ def test_nominal_twin_names_nothing_physical_or_visual(tmp_path):
     assert note == "" and set(result.names) == set(PICK_PARAMS)
     assert result.culprits() == () and not result.trajectory_gap()
     assert result.estimate()["latency"] == 0.0 and latency_warning(result, real, ENV_DT) is None
-    assert result.widened == () and result.search_low == BOX_LOW  # nothing widened
+    assert result.widened == () and result.search_low == BOX_LOW  # nothing widened (every parameter observable)
     visual, note = run_visual(bag, real)
     assert note == "" and visual.n_frames >= 2 and visual.rms_nominal == 0.0 and visual.culprits == ()
     assert ranked_culprits(result, visual) == []
