@@ -253,7 +253,7 @@ def run_pixels(job: Job, args: argparse.Namespace) -> dict[str, Any]:
     env = pixels_env(cfg)
     seeds = [cfg.seed + 2_000_000 + i for i in range(args.final_episodes)]  # the trainer's held-out seeds
     conditions = [c for c in CONDITIONS if c in args.pixel_conditions]
-    results = [probe_episode(env, policy.act, s, c, reset=policy.reset_episode) for c in conditions for s in seeds]
+    results = [probe_episode(env, policy.act, s, c) for c in conditions for s in seeds]
     p99 = act_p99_ms(policy, env)
     row: dict[str, Any] = {**trained, "policy": _policy_line(policy), "final_episodes": args.final_episodes,
                            "act_p99_ms": p99["wall"], "act_p99_cpu_ms": p99["cpu"]}  # fmt: skip
