@@ -83,8 +83,9 @@ class PolicyConfig:
                                      "`[place_frames, cube_frames]` feeds the action stage, per episode, the median "
                                      "of the perception's recent estimates where the object rests (the place: the "
                                      "last place_frames world estimates, 0 = all since the episode's start; the cube "
-                                     "with cube_frames > 0: its last cube_frames, in the world frame while the "
-                                     "gripper is open, the TCP frame while closed); `[]`: the estimate as perceived. "
+                                     "with cube_frames > 0: while the gripper is closed, its last cube_frames "
+                                     "estimates in the TCP frame, as estimated while open); `[]`: the estimate as "
+                                     "perceived. "
                                      "Callers reset it at each episode start (`reset_episode()`).")  # fmt: skip
 
     def __post_init__(self) -> None:
