@@ -455,6 +455,18 @@ class SafetyLimits:
         )
 
 
+# Why the monitor produced a command (SafetyDecision.kind), from its own state, so that an instrument outside it
+# (bench/hostile_driver.py) can hold each command to the bound that applies to it instead of guessing afterwards.
+KIND_MOTION = "motion"  # one step (<= max_step) from the last command towards the target
+KIND_WALK = "walk-back"  # a joint outside its lead window walked back faster than max_step (walk_steps)
+KIND_FROM_MEASURED = "from the measured arm"  # the reference was the measurement, not a last command (+ why)
+KIND_STOP = "stop hold"  # e-stop or non-normal safety mode (_hold_here)
+KIND_STALE = "stale repeat"  # the watchdog: the last command repeated
+KIND_BRAKE = "brake"  # no usable target: decelerating
+KIND_BOX = "workspace hold"  # the target left the workspace box: the last command held
+KIND_NONE = "none"  # no command (no trusted state yet)
+
+
 @dataclass(frozen=True)
 class SafetyDecision:
     """What to send. ``positions`` is None only before the first joint state (nothing is known to hold)."""
@@ -463,6 +475,7 @@ class SafetyDecision:
     held: bool
     reasons: tuple[str, ...] = ()  # why the target was held or changed (empty: passed unchanged)
     clamped: bool = False  # the target was moved to satisfy position or step limits
+    kind: str = KIND_MOTION  # which path of the monitor produced it (the KIND_* constants)
 
 
 @dataclass
@@ -483,6 +496,7 @@ class _RobotState:
     accel: np.ndarray | None = None  # (J,) rad/s^2: the speed it gained towards the command over the last interval
     drag_speed: np.ndarray | None = None  # (J,) rad/s: the speed of the last two intervals, where they agree (walk_steps)
     stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
+    restart: str = "first command"  # why the next command starts at the measurement (last_command None)
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -624,6 +638,7 @@ class SafetyMonitor:
         last, q = self._s.last_command, self._s.positions
         if last is not None and (from_measured or q is None or np.any(np.abs(last - q) > self.limits.max_lead)):
             self._s.last_command = None
+            self._s.restart = "episode start" if from_measured else "reset, last command outside the lead window"
         self._s.last_step = None
 
     # ----- queries ------------------------------------------------------------------------------
@@ -677,12 +692,12 @@ class SafetyMonitor:
         command is at most ``max_lead`` from the last measured position, so the arm stops within that.
         """
         if self._s.positions is None:
-            return self._count(SafetyDecision(None, True, ("no trusted joint state yet",)))
+            return self._count(SafetyDecision(None, True, ("no trusted joint state yet",), kind=KIND_NONE))
         if stop := self.stop_reasons():
             return self._count(self._hold_here(stop + self._stale_reasons(now_s)))
         if stale := self._stale_reasons(now_s):
             self._s.last_step = None
-            return self._count(SafetyDecision(self._reference(), True, tuple(stale)))
+            return self._count(SafetyDecision(self._reference(), True, tuple(stale), kind=KIND_STALE))
         candidate, problem = self._parse_target(target)
         if problem:
             return self._count(self._brake(problem))
@@ -702,7 +717,7 @@ class SafetyMonitor:
         """A hold for an external reason (e.g. the policy raised): brake to a stop within the limits (an
         e-stop or safety stop still holds where the arm is). None before any state."""
         if self._s.positions is None:
-            return self._count(SafetyDecision(None, True, ("no trusted joint state yet", reason)))
+            return self._count(SafetyDecision(None, True, ("no trusted joint state yet", reason), kind=KIND_NONE))
         if stop := self.stop_reasons():
             return self._count(self._hold_here([*stop, reason]))
         return self._count(self._brake(reason))
@@ -732,13 +747,13 @@ class SafetyMonitor:
             toward = np.clip(np.clip(self._s.positions, low, high), ref - lim.max_step, ref + lim.max_step)
             self._s.stop_point = np.clip(toward, lim.lower, lim.upper)
             self._s.last_step = None
-        return SafetyDecision(self._s.stop_point.copy(), True, tuple(reasons))
+        return SafetyDecision(self._s.stop_point.copy(), True, tuple(reasons), kind=KIND_STOP)
 
     def _brake(self, reason: str) -> SafetyDecision:
         """Decelerate towards a stop (no new target) within the acceleration and lead limits."""
         ref = self._reference()
         cmd, _, self._s.last_step = self._step_from(ref, np.zeros_like(ref), brake_at_edge=True)
-        return SafetyDecision(cmd, True, (reason,))
+        return SafetyDecision(cmd, True, (reason,), kind=self._motion_kind(cmd, ref, KIND_BRAKE))
 
     def _step_from(self, ref: np.ndarray, wanted: np.ndarray, brake_at_edge: bool = False
                    ) -> tuple[np.ndarray, list[str], np.ndarray]:  # fmt: skip
@@ -806,9 +821,18 @@ class SafetyMonitor:
         reasons += step_reasons
         if self._leaves_workspace(cmd, ref):
             self._s.last_step = None  # the box is a hard limit: stop at the last command
-            return SafetyDecision(ref, True, ("end effector would leave the workspace box",))
+            return SafetyDecision(ref, True, ("end effector would leave the workspace box",), kind=KIND_BOX)
         self._s.last_step = step
-        return SafetyDecision(cmd, False, tuple(reasons), clamped=bool(reasons))
+        return SafetyDecision(cmd, False, tuple(reasons), clamped=bool(reasons), kind=self._motion_kind(cmd, ref))
+
+    def _motion_kind(self, cmd: np.ndarray, ref: np.ndarray, plain: str = KIND_MOTION) -> str:
+        """The kind of a command one step from ``ref``: from the measured arm (no last command: why it was
+        dropped), a walk-back (a joint moved more than max_step: :meth:`SafetyLimits.walk_steps`), else ``plain``."""
+        if self._s.last_command is None:
+            return f"{KIND_FROM_MEASURED} ({self._s.restart})"
+        if np.any(np.abs(cmd - ref) > self.limits.max_step * (1 + 1e-9)):
+            return KIND_WALK
+        return plain
 
     def _leaves_workspace(self, cmd: np.ndarray, ref: np.ndarray) -> bool:
         """True when ``cmd`` puts the end effector outside the box, unless it moves back towards it."""

@@ -51,6 +51,7 @@ from ast_robot.deploy.session import SAFETY_MODE_NORMAL
 from ast_robot.records import to_json
 from ast_robot.records.stream import OUTCOME_QOS
 from ast_robot.records.tick import SENT_KINDS, answer_frame
+from ast_robot.robot.safety.arm import KIND_STOP
 from ast_robot_ros.convert import forward_command, qos_profile, stamp_seconds, trajectory_command
 
 # use_sim_time: a camera frame or object-pose sample taken in is acknowledged on /ast/tick (its stamp, these
@@ -142,6 +143,7 @@ class PolicyNode(LifecycleNode):
                         if self.io.command_interface == "trajectory"
                         else self.create_lifecycle_publisher(Float64MultiArray, t.forward_position, RELIABLE))  # fmt: skip
         self.pub_outcome = self.create_lifecycle_publisher(String, t.outcome, qos_profile(OUTCOME_QOS))
+        self.pub_kind = self.create_lifecycle_publisher(Header, t.command_kind, RELIABLE)  # why each command
         self.pub_gripper = None  # pick-and-place: the gripper's command topic (GripperIOConfig.interface)
         if self.session.gripper_wired:
             self.pub_gripper = self.create_lifecycle_publisher(Float64MultiArray, t.gripper_command, RELIABLE)
@@ -192,6 +194,7 @@ class PolicyNode(LifecycleNode):
             (self.destroy_service if hasattr(handle, "srv_type") else self.destroy_subscription)(handle)
         self.destroy_lifecycle_publisher(self.pub_cmd)
         self.destroy_lifecycle_publisher(self.pub_outcome)
+        self.destroy_lifecycle_publisher(self.pub_kind)
         if self.pub_gripper is not None:
             self.destroy_lifecycle_publisher(self.pub_gripper)
         self.session.close()
@@ -365,7 +368,7 @@ class PolicyNode(LifecycleNode):
             return  # a repeat (both subscriptions get a transient-local publisher's messages)
         hold = self.session.on_estop(engaged, time.monotonic())
         if hold is not None and self._active:
-            self._publish(hold)
+            self._publish(hold, kind=KIND_STOP)
         self.get_logger().warning(f"e-stop {'ENGAGED: holding' if engaged else 'released'}")
 
     def _on_safety_mode(self, source: str, msg: UInt8) -> None:
@@ -374,7 +377,7 @@ class PolicyNode(LifecycleNode):
         abnormal = [m for m in self._mode_by_source.values() if m != SAFETY_MODE_NORMAL]
         hold = self.session.on_safety_mode(abnormal[0] if abnormal else SAFETY_MODE_NORMAL, time.monotonic())
         if hold is not None and self._active:  # a protective stop holds at once, as an e-stop does
-            self._publish(hold)
+            self._publish(hold, kind=KIND_STOP)
 
     def _warn(self, reason: str | None) -> None:
         """After a message callback: log the rejection summary when one is due (at most once a second)."""
@@ -399,7 +402,7 @@ class PolicyNode(LifecycleNode):
         out = self.session.tick(now)
         sent = False
         if out.command is not None:
-            sent = self._publish(out.command, stamp) and stamp is not None
+            sent = self._publish(out.command, stamp, out.kind) and stamp is not None
             if not self._sim_time:
                 self.latency.record(now, self._last_receipt, time.monotonic())
             if out.held:
@@ -411,18 +414,21 @@ class PolicyNode(LifecycleNode):
             self._publish_outcome(out.record)
         return sent
 
-    def _publish(self, positions: Any, stamp: Any = None) -> bool:
-        """Send a command (``stamp``: its header stamp, default now). True for a stamped trajectory command."""
+    def _publish(self, positions: Any, stamp: Any = None, kind: str = "") -> bool:
+        """Send a command (``stamp``: its header stamp, default now) and, on the command-kind topic, why the safety
+        module produced it (``kind``, SafetyDecision.kind) under the same stamp. True for a stamped trajectory
+        command."""
+        stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         if self.io.command_interface == "trajectory":
             duration = self.session.segment_time(positions)  # never faster than allowed
             msg = trajectory_command(self.io.joint_names, positions, duration)
-            # when it was sent (the twin drops pre-reset ones; with sim time, the tick it answers)
-            msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+            msg.header.stamp = stamp  # when it was sent (the twin drops pre-reset ones; with sim time, the tick it answers)
             self.pub_cmd.publish(msg)
-            return True
-        self.pub_cmd.publish(forward_command(positions))
-        self._sent["forward"] += 1
-        return False
+        else:
+            self.pub_cmd.publish(forward_command(positions))
+            self._sent["forward"] += 1
+        self.pub_kind.publish(Header(stamp=stamp, frame_id=kind))
+        return self.io.command_interface == "trajectory"
 
     def _publish_outcome(self, record: Any) -> None:
         """Publish one episode record (callers make sure the node is active)."""
