@@ -223,6 +223,9 @@ class DeploymentSession:
             return "no goal received yet; publish a goal (pick-and-place: the table) before starting an episode"
         if reasons := self.runner.safety.hold_reasons(now_s):
             return f"cannot start an episode while holding: {'; '.join(reasons)}"
+        if not self.runner.safety.settled:  # a first command at the arm would step back against its motion
+            return ("the arm still moves towards the last command, more than one step from it: an episode starts "
+                    "from rest at the measured arm; start again once it has settled")  # fmt: skip
         return None
 
     def start_episode(self, now_s: float) -> str:

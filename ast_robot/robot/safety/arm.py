@@ -114,6 +114,15 @@ GAIN_SHARE = 0.05
 PRESS_SHARE = 0.5
 FOLLOW_MIN_SHARE = 0.1
 MAX_LEAD_S = 0.5
+# An episode starts from rest at the measured arm (SafetyMonitor.reset_reference(from_measured=True)) only when the
+# command may jump there: the last command within one step of the arm, or the arm measured at rest (slower than
+# REST_SHARE of its allowed speed over REST_INTERVALS speed intervals in a row), where a command at the arm asks for
+# no motion (moved home by an operator or the twin's reset, the controller's setpoint with it). A command jumping to
+# an arm still moving towards it is a step back against the motion: bench/hostile_driver.py (stop + start each
+# second while the arm moves at 0.63-0.69 of its allowed speed, its command 0.034-0.037 rad ahead) measured 4-10
+# such first commands at 2.2-2.4 x max_step (issue 21; first bad commit ddbe9e8).
+REST_SHARE = 0.01
+REST_INTERVALS = 2
 # Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
 JOINT_ACCELERATION = {
     # Franka FR3: libfranka include/franka/rate_limiting.h, kMaxJointAcceleration (the values of Franka's
@@ -497,6 +506,7 @@ class _RobotState:
     drag_speed: np.ndarray | None = None  # (J,) rad/s: the speed of the last two intervals, where they agree (walk_steps)
     stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
     restart: str = "first command"  # why the next command starts at the measurement (last_command None)
+    rest_intervals: int = 0  # speed intervals in a row in which every joint moved slower than REST_SHARE (at_rest)
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -548,10 +558,13 @@ class SafetyMonitor:
         if late or not 0 <= dt <= lim.stale_after_s + lim.period_s:
             self._s.speed, self._s.speed_ref = np.zeros_like(q), (q, t, received_s)
             self._s.drag_speed = np.zeros_like(q)
+            self._s.rest_intervals = 0  # unknown after a gap: taken as rest for the window, never as *known* rest
             self._time_stall(q, None, None)
         elif dt >= round(lim.period_s, 6):
             self._s.speed, self._s.speed_ref = (q - ref[0]) / dt, (q, t, received_s)
             self._s.drag_speed = _sustained(before, self._s.speed)
+            calm = np.all(np.abs(self._s.speed) <= REST_SHARE * lim.max_step / lim.period_s)
+            self._s.rest_intervals = self._s.rest_intervals + 1 if calm else 0
             self._time_stall(q, round(dt * 1e6), before)
 
     def _time_stall(self, q: np.ndarray, dt_us: int | None, last_speed: np.ndarray | None) -> None:
@@ -634,12 +647,34 @@ class SafetyMonitor:
         was moved while nothing was commanded). ``from_measured`` (an episode's start, the arm at rest): from
         the measurement always: the arm may have been moved home meanwhile (an operator, the twin's reset)
         with the last command still inside the window (a UR5e episode then began 0.13 rad from the arm, at
-        the previous episode's last command: issue 21)."""
+        the previous episode's last command: issue 21); but only when :attr:`settled`: while the arm still moves
+        towards a last command more than a step away, from rest at that command (the session does not start an
+        episode then: it waits for the arm to settle), so no command ever steps back onto a moving arm."""
         last, q = self._s.last_command, self._s.positions
+        if from_measured and not self.settled:
+            self._s.last_step = None  # from rest at the last command: the arm is on its way there (see settled)
+            return
         if last is not None and (from_measured or q is None or np.any(np.abs(last - q) > self.limits.max_lead)):
             self._s.last_command = None
             self._s.restart = "episode start" if from_measured else "reset, last command outside the lead window"
         self._s.last_step = None
+
+    @property
+    def at_rest(self) -> bool:
+        """Whether the arm is measured at rest: every joint slower than :data:`REST_SHARE` of its allowed speed
+        over the last :data:`REST_INTERVALS` speed intervals of trusted states (not known after a gap)."""
+        return self._s.rest_intervals >= REST_INTERVALS
+
+    @property
+    def settled(self) -> bool:
+        """Whether a command may jump from the last command to the measured arm: no command yet, the two within
+        one step (max_step per joint), or the arm :attr:`at_rest` (a command where a still arm stands asks for
+        no motion). Not while the arm moves towards a command more than a step away: the jump would be a step
+        back against its motion (:data:`REST_SHARE`)."""
+        last, q = self._s.last_command, self._s.positions
+        if last is None or q is None:
+            return True
+        return bool(np.all(np.abs(last - q) <= self.limits.max_step)) or self.at_rest
 
     # ----- queries ------------------------------------------------------------------------------
     @property
