@@ -8,8 +8,10 @@ process. Phases:
 1. fuzz: valid states interleaved with hostile ones (26 kinds: NaN/inf, 1e9, beyond the limits, stray
    all-zeros, 0.5 rad jumps, random in-limit positions, the arm 0.1 s ago, bad stamps, bad names and
    sizes), hostile goals, e-stop and safety-mode toggles each preceded by an in-flight glitch state.
-   Every command is checked against the joint limits, the per-tick step bound (from the previous command)
-   and the lead bound from the *true* arm.
+   Every command is checked against the joint limits, the per-tick step bound (from the previous command; for
+   a command the node labels a walk-back, SafetyLimits.walk_steps at the true arm's speed) and the lead bound
+   from the *true* arm. The node says why it sent each command (/ast/command_kind: SafetyDecision.kind); the
+   report counts commands and step violations per kind and lists each violation with the arm's motion then.
 2. watchdog: the valid states stop (hostile ones go on); time from the last valid state to the node's last
    moving command (and to its first repeated, held, one).
 3. flood: valid states at 500 Hz + 1500 Hz NaN states (3:1): control cycles published, service round trips
@@ -356,6 +358,8 @@ def main() -> int:
     parser.add_argument("--watchdog-trials", type=int, default=8)
     parser.add_argument("--flood-s", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--dump", type=Path, default=None, help="also write every command (stamp, receipt, command, "
+                        "true arm, its speed, kind) and every stop to this .npz, for a closer look")  # fmt: skip
     parser.add_argument("--realtime", action="store_true", help="run the node under SCHED_FIFO 20 (chrt; needs "
                         "root or CAP_SYS_NICE), as a robot's control PC would; writes hostile_driver_realtime.*")
     args = parser.parse_args()
@@ -415,6 +419,12 @@ def main() -> int:
         node.destroy_node()
         rclpy.shutdown()
     name = "hostile_driver_realtime" if args.realtime else "hostile_driver"
+    if args.dump:
+        d.log.label(d.kinds)
+        log = d.log
+        np.savez(args.dump, sent=np.array(log.sent), times=np.array(log.times), commands=np.array(log.commands),
+                 arm=np.array(log.arm), speeds=np.array(log.speeds), kinds=np.array(log.kinds),
+                 stops=np.array([[s["t"], s["wall"], s["release"], s["estop"]] for s in fuzz["stops"]]))  # fmt: skip
     report(name, d, limits, fuzz, stop_delays(d, fuzz["stops"]), watchdog, calm, flood | {"cost": cost}, load,
            code, log_path, n_fuzz_cmds, args.out)  # fmt: skip
     return 0

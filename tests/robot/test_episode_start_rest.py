@@ -127,3 +127,22 @@ def test_a_walk_back_after_a_dragged_arm_is_named():
     walks = [s for k, s in zip(kinds, steps) if k == arm.KIND_WALK]
     assert walks and max(walks) > LIM.max_step[0] and max(walks) <= LIM.max_velocity[0] * LIM.period_s + 1e-12
     assert all(s <= LIM.max_step[0] + 1e-12 for k, s in zip(kinds, steps) if k != arm.KIND_WALK)
+
+
+def test_a_reset_that_dropped_the_reference_still_does_not_jump_onto_a_moving_arm():
+    """The arm dragged on after the commands stopped, beyond the lead window of the last command sent: the reset
+    at a stop drops it as the reference (the arm moved while nothing was commanded), yet the controller still holds
+    it. While the arm moves the start is not settled, and the episode's first command walks from that last command
+    (at most the data-sheet step), never jumping the ~0.2 rad onto the arm."""
+    mon, t = monitor_at(HOME)
+    last = mon.filter(HOME, t + 1e-4).positions
+    q = HOME.copy()
+    for _ in range(100):  # 0.2 s dragged at 0.9 x the data sheet, no commands
+        t += DT
+        q = q + np.eye(6)[0] * 0.9 * LIM.max_velocity[0] * DT
+        assert mon.observe_state(q, t) is None
+    mon.reset_reference()  # a stop / activation: beyond the window, the reference is the measurement
+    assert np.abs(q - last).max() > LIM.max_lead.max() and not mon.settled
+    mon.reset_reference(from_measured=True)
+    first = mon.filter(q, t + 1e-4).positions
+    assert np.abs(first - last).max() <= LIM.max_velocity[0] * LIM.period_s + 1e-12

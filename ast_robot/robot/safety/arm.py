@@ -494,7 +494,8 @@ class _RobotState:
     estop: bool = False
     safety_normal: bool = True
     safety_detail: str = ""
-    last_command: np.ndarray | None = None  # (J,) last command that was sent
+    last_command: np.ndarray | None = None  # (J,) last command that was sent (None: the next starts at the measurement)
+    last_sent: np.ndarray | None = None  # (J,) last command that was sent, kept when last_command is dropped (settled)
     last_step: np.ndarray | None = None  # (J,) last command - the one before (None: at rest)
     speed: np.ndarray | None = None  # (J,) rad/s, measured: trusted positions at least a period apart
     speed_ref: tuple[np.ndarray, float, float] | None = None  # (positions, stamp or receipt s, receipt s) of the
@@ -651,8 +652,8 @@ class SafetyMonitor:
         towards a last command more than a step away, from rest at that command (the session does not start an
         episode then: it waits for the arm to settle), so no command ever steps back onto a moving arm."""
         last, q = self._s.last_command, self._s.positions
-        if from_measured and not self.settled:
-            self._s.last_step = None  # from rest at the last command: the arm is on its way there (see settled)
+        if from_measured and not self.settled:  # from rest at the last command sent: the arm is on its way there
+            self._s.last_command, self._s.last_step = self._s.last_sent.copy(), None
             return
         if last is not None and (from_measured or q is None or np.any(np.abs(last - q) > self.limits.max_lead)):
             self._s.last_command = None
@@ -670,8 +671,9 @@ class SafetyMonitor:
         """Whether a command may jump from the last command to the measured arm: no command yet, the two within
         one step (max_step per joint), or the arm :attr:`at_rest` (a command where a still arm stands asks for
         no motion). Not while the arm moves towards a command more than a step away: the jump would be a step
-        back against its motion (:data:`REST_SHARE`)."""
-        last, q = self._s.last_command, self._s.positions
+        back against its motion (:data:`REST_SHARE`). Judged from the last command *sent*, also where a reset
+        dropped it as the reference (one outside the lead window): the arm's controller still holds it."""
+        last, q = self._s.last_sent, self._s.positions
         if last is None or q is None:
             return True
         return bool(np.all(np.abs(last - q) <= self.limits.max_step)) or self.at_rest
@@ -892,7 +894,7 @@ class SafetyMonitor:
             pos = decision.positions
             assert pos.shape == (self.limits.n_joints,) and np.all(np.isfinite(pos))
             assert np.all(pos >= self.limits.lower) and np.all(pos <= self.limits.upper)
-            self._s.last_command = pos.copy()
+            self._s.last_command, self._s.last_sent = pos.copy(), pos.copy()
         return decision
 
 
