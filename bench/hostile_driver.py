@@ -420,14 +420,20 @@ def main() -> int:
         rclpy.shutdown()
     name = "hostile_driver_realtime" if args.realtime else "hostile_driver"
     if args.dump:
-        d.log.label(d.kinds)
-        log = d.log
-        np.savez(args.dump, sent=np.array(log.sent), times=np.array(log.times), commands=np.array(log.commands),
-                 arm=np.array(log.arm), speeds=np.array(log.speeds), kinds=np.array(log.kinds),
-                 stops=np.array([[s["t"], s["wall"], s["release"], s["estop"]] for s in fuzz["stops"]]))  # fmt: skip
+        dump(args.dump, d, fuzz["stops"])
     report(name, d, limits, fuzz, stop_delays(d, fuzz["stops"]), watchdog, calm, flood | {"cost": cost}, load,
            code, log_path, n_fuzz_cmds, args.out)  # fmt: skip
     return 0
+
+
+def dump(path: Path, d: Driver, stops: list[dict]) -> None:
+    """Every command (node stamp, receipt, command, true arm, its speed, kind) and every fuzz stop (monotonic
+    start, wall start, release, e-stop or not) as one .npz: what the summary rows are computed from."""
+    d.log.label(d.kinds)
+    log = d.log
+    np.savez(path, sent=np.array(log.sent), times=np.array(log.times), commands=np.array(log.commands),
+             arm=np.array(log.arm), speeds=np.array(log.speeds), kinds=np.array(log.kinds),
+             stops=np.array([[s["t"], s["wall"], s["release"], s["estop"]] for s in stops]))  # fmt: skip
 
 
 def _ms(values: list[float], fn: Any = max) -> float | None:
