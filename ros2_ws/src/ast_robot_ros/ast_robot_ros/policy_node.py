@@ -8,8 +8,11 @@ Subscribes joint states, camera (and the wrist camera where the policy sees one)
 robot's safety mode (UInt8, UR numbering, bridged from ur_robot_driver: see ``RosNames.safety_mode``);
 e-stop and safety mode are transient-local, so a state set before the node started still counts. With
 ``safety_mode_required`` (UR5e) no episode starts before a safety-mode message arrived. Publishes a
-JointTrajectory or Float64MultiArray command per control tick during an episode and one JSON outcome
-record per episode (std_msgs/String on ``/ast/outcome``), only while active. Services
+JointTrajectory or Float64MultiArray command per control tick during an episode, with each command's kind
+(std_msgs/Header on ``/ast/command_kind``: the command's stamp, frame_id = which path of the safety module made
+it, for instruments), and one JSON outcome record per episode (std_msgs/String on ``/ast/outcome``), only while
+active. An episode starts only once the arm has settled (SafetyMonitor.settled: the start is refused, or on
+simulated time waited for, while the arm moves towards a last command more than a step away). Services
 ``/ast/start_episode`` and ``/ast/stop_episode`` (std_srvs/Trigger). Names: the robot's ``RosNames``.
 
 ``use_sim_time`` (a twin on simulated time, ``ast-robot deploy --sim-time``): the node's times are the
@@ -20,7 +23,8 @@ synchronous, as the envs run it), and is answered on ``/ast/tick`` (std_msgs/Hea
 its clock (:mod:`ast_robot.twin.node`). A /clock timer would not do: /clock and /joint_states are two topics,
 and DDS orders messages only within one, so a timer tick could see the state of the period before. An
 episode starts on the first state after the start request at which it may (a hold met there, such as trust
-being re-acquired after /twin/reset's jump, is waited out: DeploymentSession.start_requested), so its first
+being re-acquired after /twin/reset's jump and the arm measured at rest, is waited out:
+DeploymentSession.start_requested), so its first
 tick is at its start time.
 """
 
