@@ -114,8 +114,11 @@ class PickTwinDeployment:
         s.on_table(text)
         s.on_instruction(instruction)
         t0 = self.clock_s = self.clock_s + 1.0  # the driver's pause between episodes
-        for k in reversed(range(10)):  # the driver streams states before the start (the first build trust)
-            self._state(t0 - k * 0.002, strict=k == 0)
+        # the driver streams states before the start: the first build trust, the last two control periods show the
+        # arm at rest (an episode starts only then: SafetyMonitor.settled), the last speed interval ending at t0
+        times = [t0 - 2 * dt - k * 0.002 for k in reversed(range(8))] + [t0 - dt, t0]
+        for now in times:
+            self._state(now, strict=now == t0)
         self.wrist_frames.append([])
         frames = [self._image(t0)]
         s.start_episode(t0)

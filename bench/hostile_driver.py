@@ -8,8 +8,10 @@ process. Phases:
 1. fuzz: valid states interleaved with hostile ones (26 kinds: NaN/inf, 1e9, beyond the limits, stray
    all-zeros, 0.5 rad jumps, random in-limit positions, the arm 0.1 s ago, bad stamps, bad names and
    sizes), hostile goals, e-stop and safety-mode toggles each preceded by an in-flight glitch state.
-   Every command is checked against the joint limits, the per-tick step bound (from the previous command)
-   and the lead bound from the *true* arm.
+   Every command is checked against the joint limits, the per-tick step bound (from the previous command; for
+   a command the node labels a walk-back, SafetyLimits.walk_steps at the true arm's speed) and the lead bound
+   from the *true* arm. The node says why it sent each command (/ast/command_kind: SafetyDecision.kind); the
+   report counts commands and step violations per kind and lists each violation with the arm's motion then.
 2. watchdog: the valid states stop (hostile ones go on); time from the last valid state to the node's last
    moving command (and to its first repeated, held, one).
 3. flood: valid states at 500 Hz + 1500 Hz NaN states (3:1): control cycles published, service round trips
@@ -57,7 +59,7 @@ class Driver:
         from geometry_msgs.msg import PoseStamped
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Bool, String, UInt8
+        from std_msgs.msg import Bool, Header, String, UInt8
         from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
 
@@ -71,6 +73,8 @@ class Driver:
         self.pub_estop = node.create_publisher(Bool, t.estop, reliable)
         self.pub_mode = node.create_publisher(UInt8, t.safety_mode, latched)
         node.create_subscription(JointTrajectory, t.trajectory, self._on_cmd, reliable)
+        node.create_subscription(Header, t.command_kind, self._on_kind, reliable)  # why the node sent each command
+        self.kinds: dict[float, str] = {}  # command stamp -> the node's SafetyDecision.kind
         node.create_subscription(String, t.outcome, self._on_outcome, QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.start_cli = node.create_client(Trigger, t.start_episode)
@@ -97,7 +101,17 @@ class Driver:
         sent = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         with self.lock:
             self.target = cmd
-            self.log.add(now, cmd, self.q.copy(), sent)
+            self.log.add(now, cmd, self.q.copy(), sent, speed=self.arm_speed())
+
+    def arm_speed(self) -> np.ndarray:
+        """(J,) rad/s: the true arm's velocity over the last ~8 ms of driver cycles (nan before)."""
+        if len(self.history) < 6:
+            return np.full(len(self.names), np.nan)
+        (t0, q0), (t1, q1) = self.history[-5], self.history[-1]
+        return (q1 - q0) / max(t1 - t0, 1e-6)
+
+    def _on_kind(self, msg: Any) -> None:
+        self.kinds[msg.stamp.sec + msg.stamp.nanosec * 1e-9] = msg.frame_id  # the same float as the command's
 
     def _on_outcome(self, _msg: Any) -> None:
         self.outcomes += 1
@@ -344,6 +358,8 @@ def main() -> int:
     parser.add_argument("--watchdog-trials", type=int, default=8)
     parser.add_argument("--flood-s", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--dump", type=Path, default=None, help="also write every command (stamp, receipt, command, "
+                        "true arm, its speed, kind) and every stop to this .npz, for a closer look")  # fmt: skip
     parser.add_argument("--realtime", action="store_true", help="run the node under SCHED_FIFO 20 (chrt; needs "
                         "root or CAP_SYS_NICE), as a robot's control PC would; writes hostile_driver_realtime.*")
     args = parser.parse_args()
@@ -403,9 +419,21 @@ def main() -> int:
         node.destroy_node()
         rclpy.shutdown()
     name = "hostile_driver_realtime" if args.realtime else "hostile_driver"
+    if args.dump:
+        dump(args.dump, d, fuzz["stops"])
     report(name, d, limits, fuzz, stop_delays(d, fuzz["stops"]), watchdog, calm, flood | {"cost": cost}, load,
            code, log_path, n_fuzz_cmds, args.out)  # fmt: skip
     return 0
+
+
+def dump(path: Path, d: Driver, stops: list[dict]) -> None:
+    """Every command (node stamp, receipt, command, true arm, its speed, kind) and every fuzz stop (monotonic
+    start, wall start, release, e-stop or not) as one .npz: what the summary rows are computed from."""
+    d.log.label(d.kinds)
+    log = d.log
+    np.savez(path, sent=np.array(log.sent), times=np.array(log.times), commands=np.array(log.commands),
+             arm=np.array(log.arm), speeds=np.array(log.speeds), kinds=np.array(log.kinds),
+             stops=np.array([[s["t"], s["wall"], s["release"], s["estop"]] for s in stops]))  # fmt: skip
 
 
 def _ms(values: list[float], fn: Any = max) -> float | None:
@@ -415,7 +443,9 @@ def _ms(values: list[float], fn: Any = max) -> float | None:
 def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog: tuple, calm: dict, flood: dict, load: list,
            code: Any, log_path: Path, n_fuzz_cmds: int, out: Path | None) -> None:  # fmt: skip
     period = limits.period_s
+    d.log.label(d.kinds)
     v = d.log.violations()
+    details = d.log.step_details()
     hostile = sum(n for k, n in d.sent.items() if k not in ("valid", "flood NaN", "release"))
     node_log = log_path.read_text(errors="replace")
     summary = next((ln for ln in reversed(node_log.splitlines()) if "rejected messages:" in ln), "")
@@ -430,7 +460,9 @@ def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog:
                  "protective stop hold delay p50 (ms)": _ms(stops["protective stop"], np.median),
                  "stop -> hold received by the driver, max (ms)": _ms(stops["received"]),
                  "stop -> hold received by the driver, p50 (ms)": _ms(stops["received"], np.median)},
-        "all commands": v,
+        "all commands": {k: val for k, val in v.items() if not isinstance(val, dict)},
+        "commands by kind (the node's safety module)": v["commands_by_kind"],
+        "beyond the step bound, by kind": v["beyond_step_by_kind"],
         "watchdog": {"trials": len(watchdog[0]), "last moving command, max (ms)": _ms(watchdog[0]),
                      "last moving command, p50 (ms)": _ms(watchdog[0], np.median),
                      "first repeated command, max (ms)": _ms(watchdog[1]),
@@ -441,10 +473,12 @@ def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog:
         "sent by kind": dict(sorted(d.sent.items())),
     }  # fmt: skip
     rows = [{"phase": phase, "metric": k, "value": val} for phase, m in measured.items() for k, val in m.items()]
+    rows += [{"phase": "beyond the step bound (each)", "metric": f"command {x['index']}", "value": x} for x in details]
     goals = [
         goal("hostile messages sent", 1500, hostile),
         goal("commands beyond the joint limits", 0, v["beyond_limits"] + v["non_finite"], "<="),
-        goal("commands beyond the per-tick step bound", 0, v["beyond_step"], "<="),
+        goal("commands beyond the step bound of their kind", 0, v["beyond_step"], "<="),
+        goal("walk-backs beyond the data-sheet step", 0, v["walk_beyond_data_sheet"], "<="),
         goal("commands beyond the lead bound from the true arm", 0, v["beyond_lead"], "<="),
         goal("e-stop: hold within 1 period (ms)", 1e3 * period, _ms(stops["e-stop"]), "<="),
         goal("protective stop (safety mode 3): hold within 1 period (ms)", 1e3 * period,
@@ -460,7 +494,10 @@ def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog:
              f"machine. Lead bound checked: |command - true arm at its receipt| <= max_lead ({limits.max_lead[0]:.4f} "
              f"rad) + data-sheet speed x (watchdog + 10 ms) = {v['lead_bound_rad']:.4f} rad (the arm moves while "
              f"the measurement ages). Step bound: {limits.max_step[0]:.4f} rad/tick, checked on every consecutive pair "
-             f"of commands of all phases, across stops and episode restarts. Stop hold delay: stop message published "
+             f"of commands of all phases, across stops and episode restarts; a command the node labels a walk-back "
+             f"(on its command-kind topic, from its safety module's own state) is held to SafetyLimits.walk_steps at "
+             f"the fastest the true arm moved at the last three receipts, at most the data sheet "
+             f"({limits.max_velocity[0] * period:.4f} rad/tick). Stop hold delay: stop message published "
              f"-> the node published the first command of the constant hold (its header stamp; one DDS hop; the "
              f"delay to its receipt here, which adds this loaded client's own scheduling, is listed too). Watchdog "
              f"delay: last valid state published -> the node published its last moving command (every later one equals "

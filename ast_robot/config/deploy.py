@@ -74,6 +74,11 @@ class RosNames:
     tick: str = doc("/ast/tick", "std_msgs/Header: sim-time lock-step, the policy node's answer to each joint "
                                  "state, and its receipt of each camera frame and object-pose sample "
                                  "(ast_robot.twin.node).")  # fmt: skip
+    command_kind: str = doc("/ast/command_kind", "std_msgs/Header per arm command the policy node publishes: the "
+                            "command's stamp (trajectory; forward: the publication time) and, as frame_id, which path "
+                            "of the safety module produced it (ast_robot.robot.safety.arm KIND_*: motion, walk-back, "
+                            "from the measured arm (why), stop hold, stale repeat, brake, workspace hold); for "
+                            "instruments (bench/hostile_driver.py), not for a controller.")  # fmt: skip
     clock: str = doc("/clock", "rosgraph_msgs/Clock published by the twin on simulated time.")
     start_episode: str = doc("/ast/start_episode", "std_srvs/Trigger service of the policy node: start an episode.")
     stop_episode: str = doc("/ast/stop_episode", "std_srvs/Trigger service of the policy node: stop the episode.")

@@ -37,6 +37,7 @@ class TickOutput:
     reasons: tuple[str, ...]
     record: Any = None  # an EpisodeRecord when an episode ended on this tick
     gripper: list[float] | None = None  # gripper command data (deploy.gripper) to publish, None: nothing
+    kind: str = "none"  # which path of the safety module produced ``command`` (SafetyDecision.kind)
 
 
 class RejectionLog:
@@ -222,6 +223,9 @@ class DeploymentSession:
             return "no goal received yet; publish a goal (pick-and-place: the table) before starting an episode"
         if reasons := self.runner.safety.hold_reasons(now_s):
             return f"cannot start an episode while holding: {'; '.join(reasons)}"
+        if not self.runner.safety.settled:  # a first command at the arm would step back against its motion
+            return ("the arm still moves towards the last command, more than one step from it: an episode starts "
+                    "from rest at the measured arm; start again once it has settled")  # fmt: skip
         return None
 
     def start_episode(self, now_s: float) -> str:
@@ -308,7 +312,7 @@ class DeploymentSession:
         record = self.episodes.tick(now_s, q, self.runner.velocity, ee, d.positions, result.action, d.held,
                                     width=self.width, gripper_sent=result.gripper_width,
                                     stopped=bool(self.runner.safety.stop_reasons()), stamp_s=self.state_stamp_s)  # fmt: skip
-        return TickOutput(d.positions, d.held, d.reasons, record, result.gripper)
+        return TickOutput(d.positions, d.held, d.reasons, record, result.gripper, d.kind)
 
     # ----- what the node reads and asks besides messages and ticks --------------------------------
     @property

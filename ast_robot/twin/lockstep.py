@@ -21,6 +21,7 @@ import numpy as np
 
 from ast_robot.deploy.session import SAFETY_MODE_NORMAL, DeploymentSession
 from ast_robot.envs.pipeline import STATE_PERIOD_S
+from ast_robot.robot.safety.arm import REST_INTERVALS
 from ast_robot.robot.safety.trust import ACQUIRE_STATES
 from ast_robot.robot.wire import as_sent
 from ast_robot.twin.sim import TwinSim
@@ -79,11 +80,16 @@ class LockstepDeployment:
         raise RuntimeError(f"episode did not end within {limit} ticks")
 
     def _acquire_trust(self, t0: float) -> None:
-        """The driver streams states before an episode starts: offer the resting arm's state
-        ``ACQUIRE_STATES`` times up to ``t0`` (one joint-state period apart), as the node receives them."""
-        for k in reversed(range(ACQUIRE_STATES)):
+        """The driver streams states before an episode starts: offer the resting arm's state ``ACQUIRE_STATES``
+        times one joint-state period apart (the monitor trusts it), then once a control period for
+        ``REST_INTERVALS`` periods up to ``t0`` (it measures the arm at rest: an episode starts only then,
+        SafetyMonitor.settled), as the node receives them. The last speed interval ends at ``t0``, as the
+        single trusted state at ``t0`` began one before (the episode's speed intervals keep their phase)."""
+        rest = t0 - REST_INTERVALS * self.period_s
+        times = [rest - k * STATE_PERIOD_S for k in reversed(range(ACQUIRE_STATES))]
+        times += [t0 - k * self.period_s for k in reversed(range(REST_INTERVALS))]
+        for now in times:
             q, dq, _ = self.sim.joint_state()
-            now = t0 - k * STATE_PERIOD_S
             reason = self.session.on_joint_state(list(self.sim.joint_names), q, dq, now, now, now)
         if reason is not None:
             raise RuntimeError(reason)

@@ -88,3 +88,54 @@ def test_every_hostile_state_is_refused_by_the_node_checks(kind):
         return
     assert mon.observe_state(reading.positions, 0.001, reading.stamp_s) is not None, kind
     assert len(HOSTILE_KINDS) == 26
+
+
+def test_a_walk_back_is_held_to_the_walk_bound_at_the_arms_speed_not_to_max_step():
+    """A command the node labels a walk-back may step up to SafetyLimits.walk_steps at the arm's speed (the data
+    sheet at most); the same step labelled as motion, or a walk-back faster than the arm moved, is caught."""
+    sheet = LIM.max_velocity * LIM.period_s
+
+    def walked(kind: str, arm_speed: float) -> CommandLog:
+        log = safe_stream()
+        log.commands[20] = log.commands[19] + 0.9 * sheet  # 1.8 x max_step at speed scale 0.5
+        log.arm[20] = log.commands[20]
+        for k in range(21, 40):
+            log.commands[k] = log.commands[20] + (k - 20) * LIM.max_step
+            log.arm[k] = log.commands[k] - LIM.max_step
+        log.kinds[20] = kind
+        log.speeds[18:21] = [np.full(6, arm_speed)] * 3
+        return log
+
+    fast = 0.95 * LIM.max_velocity[0]  # the arm dragged at 0.95 x its data sheet
+    ok = walked("walk-back", fast).violations()
+    assert ok["beyond_step"] == ok["walk_beyond_data_sheet"] == 0
+    assert walked("motion", fast).violations()["beyond_step"] == 1
+    assert walked("walk-back", 0.1).violations()["beyond_step"] == 1  # faster than the arm moved
+    too_far = walked("walk-back", fast)
+    too_far.commands[20] = too_far.commands[19] + 1.1 * sheet
+    v = too_far.violations()
+    assert v["beyond_step"] >= 1 and v["walk_beyond_data_sheet"] == 1
+
+
+def test_step_details_name_the_kind_and_the_arms_motion_and_label_matches_stamps():
+    """The null case: a clean labelled run has no details; a planted jump is reported with its kind (matched by
+    stamp from the node's command-kind messages), the previous command's lead and the arm's speed then."""
+    log = CommandLog(LIM)
+    for k in range(40):
+        cmd = HOME + k * LIM.max_step
+        log.add(k * LIM.period_s, cmd, cmd - LIM.max_step, sent=1000.0 + k * LIM.period_s,
+                speed=LIM.max_step / LIM.period_s)  # fmt: skip
+    log.label({1000.0 + k * LIM.period_s: "motion" for k in range(40)})
+    assert log.step_details() == [] and log.violations()["commands_by_kind"] == {"motion": 40}
+    log.arm[29] = log.commands[29] - 2.5 * LIM.max_step  # the arm trails its command by 2.5 steps
+    for k in range(30, 40):  # back onto the arm (the shape of an episode-start reset), then on from there
+        log.commands[k] = log.arm[29] + (k - 30) * LIM.max_step
+        log.arm[k] = log.commands[k] - LIM.max_step
+    log.label({1000.0 + 30 * LIM.period_s: "from the measured arm (episode start)"})
+    (detail,) = log.step_details()
+    assert detail["index"] == 30 and detail["previous kind"] == "motion"
+    assert detail["kind"] == "from the measured arm (episode start)"
+    assert detail["step / max_step"] == pytest.approx(2.5, abs=1e-3)
+    assert detail["previous command's lead (rad)"] == pytest.approx(2.5 * LIM.max_step[detail["joint"]], abs=1e-4)
+    assert detail["arm speed / allowed"] == pytest.approx(1.0)
+    assert log.violations()["beyond_step_by_kind"] == {"from the measured arm (episode start)": 1}

@@ -25,6 +25,21 @@ class BadPolicy:
         return self.out
 
 
+REST_STATES = ACQUIRE_STATES + 8  # states 4 ms apart: trust, then two 8 ms speed intervals at rest (SafetyMonitor.at_rest)
+
+
+def observe_at_rest(session: DeploymentSession, sim: TwinSim) -> None:
+    """:func:`observe` over the last 40 ms, the arm at rest: an episode starts only from rest (or one step from
+    the last command), and states all at one time show no speed (this module's runner keeps the last test's
+    command while ``sim.reset()`` puts the arm home)."""
+    q, dq, _ = sim.joint_state()
+    for k in range(REST_STATES):
+        t = sim.time - (REST_STATES - 1 - k) * 0.004
+        reason = session.on_joint_state(list(sim.joint_names), q, dq, 0.0, t, t)
+    assert reason is None, reason
+    session.on_safety_mode(sim.safety_mode)
+
+
 def observe(session: DeploymentSession, sim: TwinSim) -> None:
     """What the node hears from the robot: its joint state and its safety mode."""
     q, dq, _ = sim.joint_state()
@@ -73,7 +88,7 @@ def test_scripted_reach_succeeds_and_makes_a_valid_record(runner_and_sim):
     session = DeploymentSession(runner, list(sim.joint_names), "ur5e", timeout_s=3.0, meta={"checkpoint": "x"})
     goal = np.array([0.35, -0.1, 0.3])
     assert session.on_goal(goal) is None
-    observe(session, sim)
+    observe_at_rest(session, sim)
     session.start_episode(sim.time)
     lag: list[float] = []
     commands, records = closed_loop(session, sim, 400, lag)
@@ -96,8 +111,9 @@ def test_fail_closed_until_the_safety_mode_is_known(runner_and_sim):
     session = DeploymentSession(runner, list(sim.joint_names), "ur5e")
     session.on_goal([0.35, -0.1, 0.3])
     q, dq, _ = sim.joint_state()
-    for _ in range(ACQUIRE_STATES):  # joint states only: no safety-mode message yet
-        session.on_joint_state(list(sim.joint_names), q, dq, 0.0, sim.time, sim.time)
+    for k in range(REST_STATES):  # joint states only (the arm at rest): no safety-mode message yet
+        t = sim.time - (REST_STATES - 1 - k) * 0.004
+        session.on_joint_state(list(sim.joint_names), q, dq, 0.0, t, t)
     with pytest.raises(ValueError, match="no safety-mode message received yet"):
         session.start_episode(sim.time)
     session.on_safety_mode(3)  # PROTECTIVE_STOP

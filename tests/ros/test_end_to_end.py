@@ -115,7 +115,7 @@ def train_tiny_checkpoint(out_dir) -> str:
     from ast_robot.deploy.session import DeploymentSession
     from ast_robot.policies.policy import build_policy
     from ast_robot.twin.sim import TwinSim
-    from tests.deploy.test_runner import closed_loop, observe
+    from tests.deploy.test_runner import closed_loop, observe_at_rest
 
     torch.set_num_threads(1)  # the test machine is shared: don't fight for cores
     teacher = Recording(ReachController())
@@ -125,7 +125,7 @@ def train_tiny_checkpoint(out_dir) -> str:
         sim = TwinSim("ur5e")
         session = DeploymentSession(runner, list(sim.joint_names), "ur5e", timeout_s=1.0)
         session.on_goal(rng.uniform([0.3, -0.25, 0.1], [0.55, 0.25, 0.4]))
-        observe(session, sim)  # joint states until trusted, and the safety mode
+        observe_at_rest(session, sim)  # joint states until trusted and at rest, and the safety mode
         session.start_episode(0.0)
         closed_loop(session, sim, 130)
     obs0 = teacher.samples[0][0]

@@ -114,6 +114,15 @@ GAIN_SHARE = 0.05
 PRESS_SHARE = 0.5
 FOLLOW_MIN_SHARE = 0.1
 MAX_LEAD_S = 0.5
+# An episode starts from rest at the measured arm (SafetyMonitor.reset_reference(from_measured=True)) only when the
+# command may jump there: the last command within one step of the arm, or the arm measured at rest (slower than
+# REST_SHARE of its allowed speed over REST_INTERVALS speed intervals in a row), where a command at the arm asks for
+# no motion (moved home by an operator or the twin's reset, the controller's setpoint with it). A command jumping to
+# an arm still moving towards it is a step back against the motion: bench/hostile_driver.py (stop + start each
+# second while the arm moves at 0.63-0.69 of its allowed speed, its command 0.034-0.037 rad ahead) measured 4-10
+# such first commands at 2.2-2.4 x max_step (issue 21; first bad commit ddbe9e8).
+REST_SHARE = 0.01
+REST_INTERVALS = 2
 # Joint acceleration limits (rad/s^2), per robot, in the spec's joint order.
 JOINT_ACCELERATION = {
     # Franka FR3: libfranka include/franka/rate_limiting.h, kMaxJointAcceleration (the values of Franka's
@@ -455,6 +464,18 @@ class SafetyLimits:
         )
 
 
+# Why the monitor produced a command (SafetyDecision.kind), from its own state, so that an instrument outside it
+# (bench/hostile_driver.py) can hold each command to the bound that applies to it instead of guessing afterwards.
+KIND_MOTION = "motion"  # one step (<= max_step) from the last command towards the target
+KIND_WALK = "walk-back"  # a joint outside its lead window walked back faster than max_step (walk_steps)
+KIND_FROM_MEASURED = "from the measured arm"  # the reference was the measurement, not a last command (+ why)
+KIND_STOP = "stop hold"  # e-stop or non-normal safety mode (_hold_here)
+KIND_STALE = "stale repeat"  # the watchdog: the last command repeated
+KIND_BRAKE = "brake"  # no usable target: decelerating
+KIND_BOX = "workspace hold"  # the target left the workspace box: the last command held
+KIND_NONE = "none"  # no command (no trusted state yet)
+
+
 @dataclass(frozen=True)
 class SafetyDecision:
     """What to send. ``positions`` is None only before the first joint state (nothing is known to hold)."""
@@ -463,6 +484,7 @@ class SafetyDecision:
     held: bool
     reasons: tuple[str, ...] = ()  # why the target was held or changed (empty: passed unchanged)
     clamped: bool = False  # the target was moved to satisfy position or step limits
+    kind: str = KIND_MOTION  # which path of the monitor produced it (the KIND_* constants)
 
 
 @dataclass
@@ -472,7 +494,8 @@ class _RobotState:
     estop: bool = False
     safety_normal: bool = True
     safety_detail: str = ""
-    last_command: np.ndarray | None = None  # (J,) last command that was sent
+    last_command: np.ndarray | None = None  # (J,) last command that was sent (None: the next starts at the measurement)
+    last_sent: np.ndarray | None = None  # (J,) last command that was sent, kept when last_command is dropped (settled)
     last_step: np.ndarray | None = None  # (J,) last command - the one before (None: at rest)
     speed: np.ndarray | None = None  # (J,) rad/s, measured: trusted positions at least a period apart
     speed_ref: tuple[np.ndarray, float, float] | None = None  # (positions, stamp or receipt s, receipt s) of the
@@ -483,6 +506,8 @@ class _RobotState:
     accel: np.ndarray | None = None  # (J,) rad/s^2: the speed it gained towards the command over the last interval
     drag_speed: np.ndarray | None = None  # (J,) rad/s: the speed of the last two intervals, where they agree (walk_steps)
     stop_point: np.ndarray | None = None  # (J,) where an e-stop / safety stop holds, fixed when it began
+    restart: str = "first command"  # why the next command starts at the measurement (last_command None)
+    rest_intervals: int = 0  # speed intervals in a row in which every joint moved slower than REST_SHARE (at_rest)
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -534,10 +559,13 @@ class SafetyMonitor:
         if late or not 0 <= dt <= lim.stale_after_s + lim.period_s:
             self._s.speed, self._s.speed_ref = np.zeros_like(q), (q, t, received_s)
             self._s.drag_speed = np.zeros_like(q)
+            self._s.rest_intervals = 0  # unknown after a gap: taken as rest for the window, never as *known* rest
             self._time_stall(q, None, None)
         elif dt >= round(lim.period_s, 6):
             self._s.speed, self._s.speed_ref = (q - ref[0]) / dt, (q, t, received_s)
             self._s.drag_speed = _sustained(before, self._s.speed)
+            calm = np.all(np.abs(self._s.speed) <= REST_SHARE * lim.max_step / lim.period_s)
+            self._s.rest_intervals = self._s.rest_intervals + 1 if calm else 0
             self._time_stall(q, round(dt * 1e6), before)
 
     def _time_stall(self, q: np.ndarray, dt_us: int | None, last_speed: np.ndarray | None) -> None:
@@ -620,11 +648,35 @@ class SafetyMonitor:
         was moved while nothing was commanded). ``from_measured`` (an episode's start, the arm at rest): from
         the measurement always: the arm may have been moved home meanwhile (an operator, the twin's reset)
         with the last command still inside the window (a UR5e episode then began 0.13 rad from the arm, at
-        the previous episode's last command: issue 21)."""
+        the previous episode's last command: issue 21); but only when :attr:`settled`: while the arm still moves
+        towards a last command more than a step away, from rest at that command (the session does not start an
+        episode then: it waits for the arm to settle), so no command ever steps back onto a moving arm."""
         last, q = self._s.last_command, self._s.positions
+        if from_measured and not self.settled:  # from rest at the last command sent: the arm is on its way there
+            self._s.last_command, self._s.last_step = self._s.last_sent.copy(), None
+            return
         if last is not None and (from_measured or q is None or np.any(np.abs(last - q) > self.limits.max_lead)):
             self._s.last_command = None
+            self._s.restart = "episode start" if from_measured else "reset, last command outside the lead window"
         self._s.last_step = None
+
+    @property
+    def at_rest(self) -> bool:
+        """Whether the arm is measured at rest: every joint slower than :data:`REST_SHARE` of its allowed speed
+        over the last :data:`REST_INTERVALS` speed intervals of trusted states (not known after a gap)."""
+        return self._s.rest_intervals >= REST_INTERVALS
+
+    @property
+    def settled(self) -> bool:
+        """Whether a command may jump from the last command to the measured arm: no command yet, the two within
+        one step (max_step per joint), or the arm :attr:`at_rest` (a command where a still arm stands asks for
+        no motion). Not while the arm moves towards a command more than a step away: the jump would be a step
+        back against its motion (:data:`REST_SHARE`). Judged from the last command *sent*, also where a reset
+        dropped it as the reference (one outside the lead window): the arm's controller still holds it."""
+        last, q = self._s.last_sent, self._s.positions
+        if last is None or q is None:
+            return True
+        return bool(np.all(np.abs(last - q) <= self.limits.max_step)) or self.at_rest
 
     # ----- queries ------------------------------------------------------------------------------
     @property
@@ -677,12 +729,12 @@ class SafetyMonitor:
         command is at most ``max_lead`` from the last measured position, so the arm stops within that.
         """
         if self._s.positions is None:
-            return self._count(SafetyDecision(None, True, ("no trusted joint state yet",)))
+            return self._count(SafetyDecision(None, True, ("no trusted joint state yet",), kind=KIND_NONE))
         if stop := self.stop_reasons():
             return self._count(self._hold_here(stop + self._stale_reasons(now_s)))
         if stale := self._stale_reasons(now_s):
             self._s.last_step = None
-            return self._count(SafetyDecision(self._reference(), True, tuple(stale)))
+            return self._count(SafetyDecision(self._reference(), True, tuple(stale), kind=KIND_STALE))
         candidate, problem = self._parse_target(target)
         if problem:
             return self._count(self._brake(problem))
@@ -702,7 +754,7 @@ class SafetyMonitor:
         """A hold for an external reason (e.g. the policy raised): brake to a stop within the limits (an
         e-stop or safety stop still holds where the arm is). None before any state."""
         if self._s.positions is None:
-            return self._count(SafetyDecision(None, True, ("no trusted joint state yet", reason)))
+            return self._count(SafetyDecision(None, True, ("no trusted joint state yet", reason), kind=KIND_NONE))
         if stop := self.stop_reasons():
             return self._count(self._hold_here([*stop, reason]))
         return self._count(self._brake(reason))
@@ -732,13 +784,13 @@ class SafetyMonitor:
             toward = np.clip(np.clip(self._s.positions, low, high), ref - lim.max_step, ref + lim.max_step)
             self._s.stop_point = np.clip(toward, lim.lower, lim.upper)
             self._s.last_step = None
-        return SafetyDecision(self._s.stop_point.copy(), True, tuple(reasons))
+        return SafetyDecision(self._s.stop_point.copy(), True, tuple(reasons), kind=KIND_STOP)
 
     def _brake(self, reason: str) -> SafetyDecision:
         """Decelerate towards a stop (no new target) within the acceleration and lead limits."""
         ref = self._reference()
         cmd, _, self._s.last_step = self._step_from(ref, np.zeros_like(ref), brake_at_edge=True)
-        return SafetyDecision(cmd, True, (reason,))
+        return SafetyDecision(cmd, True, (reason,), kind=self._motion_kind(cmd, ref, KIND_BRAKE))
 
     def _step_from(self, ref: np.ndarray, wanted: np.ndarray, brake_at_edge: bool = False
                    ) -> tuple[np.ndarray, list[str], np.ndarray]:  # fmt: skip
@@ -806,9 +858,18 @@ class SafetyMonitor:
         reasons += step_reasons
         if self._leaves_workspace(cmd, ref):
             self._s.last_step = None  # the box is a hard limit: stop at the last command
-            return SafetyDecision(ref, True, ("end effector would leave the workspace box",))
+            return SafetyDecision(ref, True, ("end effector would leave the workspace box",), kind=KIND_BOX)
         self._s.last_step = step
-        return SafetyDecision(cmd, False, tuple(reasons), clamped=bool(reasons))
+        return SafetyDecision(cmd, False, tuple(reasons), clamped=bool(reasons), kind=self._motion_kind(cmd, ref))
+
+    def _motion_kind(self, cmd: np.ndarray, ref: np.ndarray, plain: str = KIND_MOTION) -> str:
+        """The kind of a command one step from ``ref``: from the measured arm (no last command: why it was
+        dropped), a walk-back (a joint moved more than max_step: :meth:`SafetyLimits.walk_steps`), else ``plain``."""
+        if self._s.last_command is None:
+            return f"{KIND_FROM_MEASURED} ({self._s.restart})"
+        if np.any(np.abs(cmd - ref) > self.limits.max_step * (1 + 1e-9)):
+            return KIND_WALK
+        return plain
 
     def _leaves_workspace(self, cmd: np.ndarray, ref: np.ndarray) -> bool:
         """True when ``cmd`` puts the end effector outside the box, unless it moves back towards it."""
@@ -833,7 +894,7 @@ class SafetyMonitor:
             pos = decision.positions
             assert pos.shape == (self.limits.n_joints,) and np.all(np.isfinite(pos))
             assert np.all(pos >= self.limits.lower) and np.all(pos <= self.limits.upper)
-            self._s.last_command = pos.copy()
+            self._s.last_command, self._s.last_sent = pos.copy(), pos.copy()
         return decision
 
 

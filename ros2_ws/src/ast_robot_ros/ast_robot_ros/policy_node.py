@@ -8,8 +8,11 @@ Subscribes joint states, camera (and the wrist camera where the policy sees one)
 robot's safety mode (UInt8, UR numbering, bridged from ur_robot_driver: see ``RosNames.safety_mode``);
 e-stop and safety mode are transient-local, so a state set before the node started still counts. With
 ``safety_mode_required`` (UR5e) no episode starts before a safety-mode message arrived. Publishes a
-JointTrajectory or Float64MultiArray command per control tick during an episode and one JSON outcome
-record per episode (std_msgs/String on ``/ast/outcome``), only while active. Services
+JointTrajectory or Float64MultiArray command per control tick during an episode, with each command's kind
+(std_msgs/Header on ``/ast/command_kind``: the command's stamp, frame_id = which path of the safety module made
+it, for instruments), and one JSON outcome record per episode (std_msgs/String on ``/ast/outcome``), only while
+active. An episode starts only once the arm has settled (SafetyMonitor.settled: the start is refused, or on
+simulated time waited for, while the arm moves towards a last command more than a step away). Services
 ``/ast/start_episode`` and ``/ast/stop_episode`` (std_srvs/Trigger). Names: the robot's ``RosNames``.
 
 ``use_sim_time`` (a twin on simulated time, ``ast-robot deploy --sim-time``): the node's times are the
@@ -20,7 +23,8 @@ synchronous, as the envs run it), and is answered on ``/ast/tick`` (std_msgs/Hea
 its clock (:mod:`ast_robot.twin.node`). A /clock timer would not do: /clock and /joint_states are two topics,
 and DDS orders messages only within one, so a timer tick could see the state of the period before. An
 episode starts on the first state after the start request at which it may (a hold met there, such as trust
-being re-acquired after /twin/reset's jump, is waited out: DeploymentSession.start_requested), so its first
+being re-acquired after /twin/reset's jump and the arm measured at rest, is waited out:
+DeploymentSession.start_requested), so its first
 tick is at its start time.
 """
 
@@ -51,6 +55,7 @@ from ast_robot.deploy.session import SAFETY_MODE_NORMAL
 from ast_robot.records import to_json
 from ast_robot.records.stream import OUTCOME_QOS
 from ast_robot.records.tick import SENT_KINDS, answer_frame
+from ast_robot.robot.safety.arm import KIND_STOP
 from ast_robot_ros.convert import forward_command, qos_profile, stamp_seconds, trajectory_command
 
 # use_sim_time: a camera frame or object-pose sample taken in is acknowledged on /ast/tick (its stamp, these
@@ -142,6 +147,7 @@ class PolicyNode(LifecycleNode):
                         if self.io.command_interface == "trajectory"
                         else self.create_lifecycle_publisher(Float64MultiArray, t.forward_position, RELIABLE))  # fmt: skip
         self.pub_outcome = self.create_lifecycle_publisher(String, t.outcome, qos_profile(OUTCOME_QOS))
+        self.pub_kind = self.create_lifecycle_publisher(Header, t.command_kind, RELIABLE)  # why each command
         self.pub_gripper = None  # pick-and-place: the gripper's command topic (GripperIOConfig.interface)
         if self.session.gripper_wired:
             self.pub_gripper = self.create_lifecycle_publisher(Float64MultiArray, t.gripper_command, RELIABLE)
@@ -192,6 +198,7 @@ class PolicyNode(LifecycleNode):
             (self.destroy_service if hasattr(handle, "srv_type") else self.destroy_subscription)(handle)
         self.destroy_lifecycle_publisher(self.pub_cmd)
         self.destroy_lifecycle_publisher(self.pub_outcome)
+        self.destroy_lifecycle_publisher(self.pub_kind)
         if self.pub_gripper is not None:
             self.destroy_lifecycle_publisher(self.pub_gripper)
         self.session.close()
@@ -365,7 +372,7 @@ class PolicyNode(LifecycleNode):
             return  # a repeat (both subscriptions get a transient-local publisher's messages)
         hold = self.session.on_estop(engaged, time.monotonic())
         if hold is not None and self._active:
-            self._publish(hold)
+            self._publish(hold, kind=KIND_STOP)
         self.get_logger().warning(f"e-stop {'ENGAGED: holding' if engaged else 'released'}")
 
     def _on_safety_mode(self, source: str, msg: UInt8) -> None:
@@ -374,7 +381,7 @@ class PolicyNode(LifecycleNode):
         abnormal = [m for m in self._mode_by_source.values() if m != SAFETY_MODE_NORMAL]
         hold = self.session.on_safety_mode(abnormal[0] if abnormal else SAFETY_MODE_NORMAL, time.monotonic())
         if hold is not None and self._active:  # a protective stop holds at once, as an e-stop does
-            self._publish(hold)
+            self._publish(hold, kind=KIND_STOP)
 
     def _warn(self, reason: str | None) -> None:
         """After a message callback: log the rejection summary when one is due (at most once a second)."""
@@ -399,7 +406,7 @@ class PolicyNode(LifecycleNode):
         out = self.session.tick(now)
         sent = False
         if out.command is not None:
-            sent = self._publish(out.command, stamp) and stamp is not None
+            sent = self._publish(out.command, stamp, out.kind) and stamp is not None
             if not self._sim_time:
                 self.latency.record(now, self._last_receipt, time.monotonic())
             if out.held:
@@ -411,18 +418,21 @@ class PolicyNode(LifecycleNode):
             self._publish_outcome(out.record)
         return sent
 
-    def _publish(self, positions: Any, stamp: Any = None) -> bool:
-        """Send a command (``stamp``: its header stamp, default now). True for a stamped trajectory command."""
+    def _publish(self, positions: Any, stamp: Any = None, kind: str = "") -> bool:
+        """Send a command (``stamp``: its header stamp, default now) and, on the command-kind topic, why the safety
+        module produced it (``kind``, SafetyDecision.kind) under the same stamp. True for a stamped trajectory
+        command."""
+        stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         if self.io.command_interface == "trajectory":
             duration = self.session.segment_time(positions)  # never faster than allowed
             msg = trajectory_command(self.io.joint_names, positions, duration)
-            # when it was sent (the twin drops pre-reset ones; with sim time, the tick it answers)
-            msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+            msg.header.stamp = stamp  # when it was sent (the twin drops pre-reset ones; with sim time, the tick it answers)
             self.pub_cmd.publish(msg)
-            return True
-        self.pub_cmd.publish(forward_command(positions))
-        self._sent["forward"] += 1
-        return False
+        else:
+            self.pub_cmd.publish(forward_command(positions))
+            self._sent["forward"] += 1
+        self.pub_kind.publish(Header(stamp=stamp, frame_id=kind))
+        return self.io.command_interface == "trajectory"
 
     def _publish_outcome(self, record: Any) -> None:
         """Publish one episode record (callers make sure the node is active)."""
