@@ -53,6 +53,9 @@ class SysIdResult:
     eliminated: tuple[str, ...] = ()
     full_fit: tuple[float, ...] = ()  # the full fit's values before the elimination (per name; () when none)
     full_loss: float = 0.0  # rad^2: the full fit's loss
+    # s: a delay between the whole control steps that alone replays the arm as well as the named fit (reach:
+    # gap.latency.sub_step_standins); the fit's named parameters are then in ``eliminated``, none named (0: none)
+    sub_step_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

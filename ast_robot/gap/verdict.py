@@ -46,7 +46,7 @@ def physics_sentences(sysid) -> list[str]:
     partial = [n for n, sig in zip(sysid.names, sysid.significant) if sig and n not in named]
     if named:
         out.append("Explained by: " + "; ".join(_evidence(sysid, n) for n in named) + ".")
-    elif not partial:
+    elif not partial and not getattr(sysid, "sub_step_s", 0.0):
         out.append("No randomized parameter reduces the nominal loss significantly: none is named.")
     if getattr(sysid, "eliminated", ()):
         out.append(_eliminated(sysid))
@@ -84,6 +84,11 @@ def _evidence(sysid, name: str) -> str:
 def _eliminated(sysid) -> str:
     """What the full fit had that the reduced model dropped, and what keeping it would have removed."""
     values = ", ".join(f"{n} {sysid.full_fit[sysid.names.index(n)]:.4g}" for n in sysid.eliminated)
+    if getattr(sysid, "sub_step_s", 0.0):  # gap.latency.sub_step_standins: the delay the envs cannot sample
+        return (f"Not named: {', '.join(sysid.eliminated)}: significant in the whole-step fit ({values}), but a "
+                f"command delay of {sysid.sub_step_s * 1e3:.0f} ms between the fit's whole control steps, alone, "
+                f"replays the arm as well: stand-ins for that delay (see the Command latency line; nothing is "
+                f"retuned from it: the envs delay commands by whole steps).")  # fmt: skip
     gain = (sysid.loss_fit - sysid.full_loss) / sysid.loss_nominal if sysid.loss_nominal > 0 else 0.0
     return (f"Not named: {', '.join(sysid.eliminated)}: significant in the full fit ({values}), but the others "
             f"refitted without them explain the replay within the minimum share (keeping them would remove a further "
