@@ -108,7 +108,7 @@ def sub_step_latency(simulator: Any, records: Sequence[EpisodeRecord], sysid: An
     share = _share(sysid, loss)
     if share > sysid.max_unexplained:
         return None
-    return SubStepLatency(best * simulator.env_dt, share, sysid.unexplained)
+    return SubStepLatency(best * simulator.env_dt, share, sysid.unexplained, (), step * simulator.env_dt)
 
 
 def sub_step_standins(simulator: Any, records: Sequence[EpisodeRecord], sysid: Any) -> SubStepLatency | None:
@@ -186,9 +186,11 @@ def latency_warning(sysid: Any, real: Sequence[EpisodeRecord], env_dt: float,
                     sub_step: SubStepLatency | None = None) -> str | None:  # fmt: skip
     """One line when the latency the fit names (``sysid``: a SysIdResult with ``latency`` in env control steps of
     ``env_dt`` s), or else the ``sub_step`` delay that alone explains its gap, exceeds every declaration of the
-    ``real`` records by more than half a step, else None. A ``sub_step`` delay that displaced stand-ins (the reach
-    fit: nothing else is then named) counts from one physics step above the declaration: it is the report's only
-    account of the gap, and the scan resolves it (a 20 ms twin, undeclared, is found at 20 ms: half a step)."""
+    ``real`` records by more than half a step (the fit's resolution), else None. A ``sub_step`` delay counts from
+    its own resolution (one physics step) above the declaration: nothing else is named then (an unexplained gap, or
+    displaced stand-ins), so it is the report's only account of the gap (measured through ROS: the demo's reach
+    loop against a 20 ms twin, undeclared, leaves 12% unexplained by whole steps; the scan finds 20 ms, half a
+    step, leaving nothing)."""
     named = sysid is not None and "latency" in sysid.culprits()
     if not named and sub_step is None:
         return None
@@ -204,7 +206,7 @@ def latency_warning(sysid: Any, real: Sequence[EpisodeRecord], env_dt: float,
         fitted_s = sub_step.seconds
         how = _sub_step_how(sub_step, env_dt)
     most = max(0.0 if v is None else v for v in declared)
-    margin = sub_step.resolution_s if not named and sub_step.displaced else 0.5 * env_dt
+    margin = 0.5 * env_dt if named else sub_step.resolution_s
     if fitted_s <= most + margin + 1e-9:
         return None
     said = " / ".join("null (undeclared: the strict filter, as 0)" if v is None else f"{v:g} s" for v in declared)

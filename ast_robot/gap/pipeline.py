@@ -23,6 +23,7 @@ from ast_robot.gap.latency import (  # noqa: F401 (deployed_records re-exported)
     deployed_records,
     deployment_offsets,
     latency_warning,
+    sub_step_latency,
     sub_step_standins,
     without_standins,
 )
@@ -209,10 +210,14 @@ def _sub_step_check(cfg, result: SysIdResult, real, simulator) -> tuple[SysIdRes
     """(the fit, the delay between whole steps for the latency line or None): where a delay between the fit's whole
     control steps alone replays the arm as well as the parameters the fit named, those are its stand-ins (a 20 ms
     twin is fitted actuator gain x0.68): none is named (gap.latency.sub_step_standins). Replayed on the records the
-    fit used; a simulator without physics-step delays (a test double) is not scanned."""
+    fit used; a simulator without physics-step delays (a test double) is not scanned. Where the fit leaves the gap
+    unexplained (nothing named), the delay that alone explains it feeds the line only (gap.latency.sub_step_latency,
+    as the pick-and-place branch)."""
     if not hasattr(simulator, "fractional_latency"):
         return result, None
     used = [r for r in real if r.joint_targets is not None][: cfg.gap.max_replay_episodes]
+    if result.gap_unexplained():  # nothing named: a delay alone may still explain it, for the line only (as pick)
+        return result, sub_step_latency(simulator, used, result)
     sub = sub_step_standins(simulator, used, result)
     return (result, None) if sub is None else (without_standins(result, sub), sub)
 

@@ -108,3 +108,23 @@ def test_a_gain_beside_a_sub_step_delay_is_not_displaced(tmp_path):
     real = undeclared({"latency_s": 0.02, "gain_scale": 0.8}, 2)
     fit = run_sysid(cfg, real, replay, 2, None)[0]
     assert "actuator_gain" in fit.culprits() and sub_step_standins(replay, real, fit) is None
+
+
+def test_an_unexplained_whole_step_fit_gets_the_line_of_the_delay_alone(tmp_path):
+    """Latency the only randomized parameter: whole steps cannot fit 20 ms (0 and 1 step each leave about all of it),
+    so nothing is named and the gap is unexplained; the delay alone explains it, and the line gives it though it is
+    only half a step (the scan resolves physics steps). The ROS loop's many-parameter fit meets the same case."""
+    from ast_robot.gap.latency import latency_warning
+    from ast_robot.gap.pipeline import _sub_step_check
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT.replace("    actuator_gain: {dist: uniform, low: 0.9, high: 1.1}\n", ""))
+    cfg, replay = load_config(path), MujocoReplay("ur5e", "reach", env_dt=0.04)
+    real = undeclared({"latency_s": 0.02}, 0)
+    fit = run_sysid(cfg, real, replay, 0, None)[0]
+    assert fit.culprits() == () and fit.gap_unexplained()
+    result, sub = _sub_step_check(cfg, fit, real, replay)
+    assert result is fit and sub is not None and sub.displaced == () and abs(sub.seconds - 0.02) < 0.003
+    line = latency_warning(result, real, 0.04, sub)
+    assert line is not None and "20 ms after they are sent" in line
+    assert latency_warning(result, [dataclasses.replace(r, command_latency_s=0.02) for r in real], 0.04, sub) is None
