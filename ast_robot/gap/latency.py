@@ -14,6 +14,10 @@ policy node and the twin, `ast-robot demo configs/experiments/demo.yaml --rounds
 line. Pick-and-place reports carry the same line: latency is one of the pick fit's parameters (gap.pick.PICK_PARAMS),
 fitted from the same replayed arm, with the cube's physics beside it; where its whole steps leave the gap unexplained,
 :func:`sub_step_latency` looks for a delay between them that explains it alone (the line's only other source).
+The reach fit (gap.pipeline) does the same, and where its whole steps name a parameter besides latency,
+:func:`sub_step_standins` asks whether a delay between them does as well alone: a 20 ms twin is otherwise fitted
+actuator gain x0.68 and nothing else, a false culprit. Encoder offsets are not refitted beside the delay (the replay
+applies them outside the simulator): a fit naming one keeps its culprits, unscanned.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ast_robot.gap.residuals import trajectory_loss
+from ast_robot.gap.space import is_offset
 from ast_robot.records import EpisodeRecord
 
 FIELD = "command_latency_s"
@@ -127,8 +132,8 @@ def sub_step_standins(simulator: Any, records: Sequence[EpisodeRecord], sysid: A
     exactly; the best delay alone leaves 31% unexplained: the gain is named."""
     named = sysid.culprits() if sysid is not None else ()
     others = [n for n in named if n != "latency"]
-    if not records or "latency" not in sysid.names or not others:
-        return None
+    if not records or "latency" not in sysid.names or not others or any(map(is_offset, others)):
+        return None  # an offset is applied outside the simulator (gap.residuals.Replays): not refitted here
     best, loss, step = _scan_delay(simulator, records, sysid)
     joint, s2 = _refit_given_delay(simulator, records, sysid, others, best)
     share = max(0.0, loss - s2) / sysid.loss_nominal
