@@ -130,7 +130,7 @@ def sub_step_standins(simulator: Any, records: Sequence[EpisodeRecord], sysid: A
     Measured (UR5e reach twin, 2 episodes of 30 steps, 0.5 mrad noise): a 20 ms twin is fitted actuator_gain 0.68
     alone by whole steps; the delay 20 ms alone leaves the loss at the noise floor. A real gain (x0.8) is fitted
     exactly; the best delay alone leaves 31% unexplained: the gain is named."""
-    named = sysid.culprits() if sysid is not None else ()
+    named = sysid.culprits()
     others = [n for n in named if n != "latency"]
     if not records or "latency" not in sysid.names or not others or any(map(is_offset, others)):
         return None  # an offset is applied outside the simulator (gap.residuals.Replays): not refitted here
@@ -185,6 +185,18 @@ def without_standins(sysid: Any, sub_step: SubStepLatency) -> Any:
     significant = tuple(s and n not in sub_step.displaced for n, s in zip(sysid.names, sysid.significant))
     return dataclasses.replace(sysid, significant=significant, eliminated=sub_step.displaced, full_fit=sysid.mean,
                                full_loss=sysid.loss_fit, sub_step_s=sub_step.seconds)  # fmt: skip
+
+
+def sub_step_check(simulator: Any, records: Sequence[EpisodeRecord], sysid: Any,
+                   standins: bool = True) -> tuple[Any, SubStepLatency | None]:  # fmt: skip
+    """(the fit, the delay between whole steps for the latency line, or None) for both branches: where the fit leaves
+    its gap unexplained, the delay that alone explains it (:func:`sub_step_latency`, the line only); else, with
+    ``standins`` (the reach fit, whose actuator gain can stand in for a delay), the parameters such a delay displaces
+    (:func:`sub_step_standins`) are no longer named (:func:`without_standins`). ``records``: those the fit replayed."""
+    if sysid.gap_unexplained():
+        return sysid, sub_step_latency(simulator, records, sysid)
+    sub = sub_step_standins(simulator, records, sysid) if standins else None
+    return (sysid, None) if sub is None else (without_standins(sysid, sub), sub)
 
 
 def latency_warning(sysid: Any, real: Sequence[EpisodeRecord], env_dt: float,

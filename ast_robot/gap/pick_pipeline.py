@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ast_robot.gap.analyzer import GapReport
-from ast_robot.gap.latency import deployment_offsets, latency_warning, sub_step_latency
+from ast_robot.gap.latency import deployment_offsets, latency_warning, sub_step_check
 from ast_robot.gap.pick import VISUAL_KEYS, pick_gap_config, run_pick_sysid, run_visual, visual_retune
 from ast_robot.gap.report import Overlay
 from ast_robot.gap.weights import weights_from_posterior
@@ -53,7 +53,8 @@ def _latency_line(cfg: Any, result: Any, real: Sequence[EpisodeRecord], simulato
     """The latency line (gap.latency): of the fit's named latency, else of a delay between its whole steps that
     alone explains a gap the fit leaves unexplained (replayed on the records the fit used)."""
     used = [r for r in real if not simulator.replayable(r)][: cfg.gap.max_replay_episodes]
-    sub = None if "latency" in result.culprits() else sub_step_latency(simulator, used, result)
+    # no stand-in scan: the cube's parameters cannot stand in for a delay as the reach fit's gain does
+    _, sub = sub_step_check(simulator, used, result, standins=False)
     return latency_warning(result, real, 1.0 / cfg.env.control_hz, sub)  # the fit's latency is in env steps
 
 

@@ -23,9 +23,7 @@ from ast_robot.gap.latency import (  # noqa: F401 (deployed_records re-exported)
     deployed_records,
     deployment_offsets,
     latency_warning,
-    sub_step_latency,
-    sub_step_standins,
-    without_standins,
+    sub_step_check,
 )
 from ast_robot.gap.report import Overlay, write_report
 from ast_robot.gap.sysid import (
@@ -216,10 +214,7 @@ def _sub_step_check(cfg, result: SysIdResult, real, simulator) -> tuple[SysIdRes
     if not hasattr(simulator, "fractional_latency"):
         return result, None
     used = [r for r in real if r.joint_targets is not None][: cfg.gap.max_replay_episodes]
-    if result.gap_unexplained():  # nothing named: a delay alone may still explain it, for the line only (as pick)
-        return result, sub_step_latency(simulator, used, result)
-    sub = sub_step_standins(simulator, used, result)
-    return (result, None) if sub is None else (without_standins(result, sub), sub)
+    return sub_step_check(simulator, used, result)
 
 
 def keep_reason(result: SysIdResult, gap: GapConfig) -> str:
