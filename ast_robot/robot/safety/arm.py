@@ -282,6 +282,10 @@ class SafetyLimits:
     # s: the command path's delay the deployment declared (from_robot: servo_lag includes it; recorded with each
     # episode, so that a replay rebuilds these limits); None: undeclared (the strict filter)
     command_latency_s: float | None = None
+    # True: one common scale for every joint's step (_common_step), so a command keeps the direction it was asked
+    # for (a straight TCP path stays straight); False: each joint clipped on its own (the synthetic-target tests of
+    # the stall and lead rules were written against it). The env's pipeline and the deployment's runner set it.
+    keep_direction: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -430,7 +434,8 @@ class SafetyLimits:
         return self.watchdog_periods * self.period_s
 
     @classmethod
-    def from_robot(cls, spec: Any, cfg: Any, command_latency_s: float | None = None) -> SafetyLimits:
+    def from_robot(cls, spec: Any, cfg: Any, command_latency_s: float | None = None,
+                   keep_direction: bool = False) -> SafetyLimits:  # fmt: skip
         """Limits from a RobotSpec (data-sheet limits) and a DeployConfig (rate, speed scale, box);
         ``command_latency_s``: the delay (s) of the deployment's command path before its controller acts, as
         declared (configs/deploy/<robot>.yaml; an env episode: its randomized latency); None: undeclared, the
@@ -461,6 +466,7 @@ class SafetyLimits:
             servo_closing=servo_closing(spec.name, getattr(cfg, "command_interface", None), JOINT_ACCELERATION[spec.name]),
             servo_lag=servo_lag(spec.name, getattr(cfg, "command_interface", None), command_latency_s),
             command_latency_s=None if command_latency_s is None else float(command_latency_s),
+            keep_direction=bool(keep_direction),
         )
 
 
@@ -818,7 +824,7 @@ class SafetyMonitor:
         smooth = np.clip(arriving, last - change, last + change)
         if not np.array_equal(smooth, arriving):
             reasons.append("clamped to acceleration limit")
-        along = _common_step(wanted, np.abs(arriving), last, change)
+        along = _common_step(wanted, np.abs(arriving), last, change) if lim.keep_direction else None
         if along is not None:  # the same limits, one scale for all joints: the joint-space direction holds
             smooth = along
         low, high = self._lead_window()
@@ -925,7 +931,8 @@ def _common_step(wanted: np.ndarray, cap: np.ndarray, last: np.ndarray, change: 
     w = np.abs(wanted[moving])
     reach = np.sign(wanted[moving]) * last[moving] + change[moving]  # the most each joint may move the wanted way
     free = reach > 0  # the others must move against the request this tick whatever the scale
-    scale = min(1.0, float(np.min(cap[moving] / w)), float(np.min(reach[free] / w[free])) if free.any() else 1.0)
+    with np.errstate(over="ignore"):  # a joint wanted by a few ulp bounds nothing: its ratio is inf
+        scale = min(1.0, float(np.min(cap[moving] / w)), float(np.min(reach[free] / w[free])) if free.any() else 1.0)
     return np.clip(wanted * scale, last - change, last + change)
 
 
