@@ -85,3 +85,19 @@ def test_common_step_is_never_faster_than_the_clip(seed):
         slowest = np.clip(np.zeros(7), last - change, last + change)
         low, high = np.minimum(slowest, clipped), np.maximum(slowest, clipped)
         assert np.all(common >= low - 1e-15) and np.all(common <= high + 1e-15)
+
+
+def test_plain_env_step_keeps_the_ik_direction():
+    """The plain env's ee_delta path (no deploy pipeline): kernels.scaled_step moves all joints by one fraction
+    of the IK's step within each joint's max change; joint_command's per-joint clip alone (null case) turns it."""
+    from ast_robot.robot import kernels
+
+    q, max_change = np.zeros(7), np.array([0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
+    q_ik = FAR * 0.5
+    scaled = kernels.scaled_step(q, q_ik, max_change)
+    assert np.all(np.abs(scaled - q) <= max_change * (1 + 1e-12))
+    np.testing.assert_allclose(np.max(np.abs(scaled) / max_change), 1.0, rtol=1e-12)
+    assert cosines([scaled]).min() > 1 - 1e-12
+    clipped = kernels.joint_command(q, q_ik, max_change, np.full(7, -3.0), np.full(7, 3.0), 0.04)[:-1]
+    assert cosines([clipped]).min() < np.cos(np.radians(10))
+    np.testing.assert_array_equal(kernels.scaled_step(q, q_ik * 0.01, max_change), q_ik * 0.01)  # within: as asked
