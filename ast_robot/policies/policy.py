@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ast_robot.config.policy import PolicyConfig
 from ast_robot.policies import encoders
+from ast_robot.policies.estimate_filter import EstimateFilter
 from ast_robot.policies.heads import HEADS, QCritic
 from ast_robot.policies.transformer import SparseTransformer
 from ast_robot.registry import Registry
@@ -120,6 +121,10 @@ class PolicyBase(nn.Module):
             if was_training:
                 self.train()
         return action[0].cpu().numpy().astype(np.float32)
+
+    def reset_episode(self) -> None:
+        """Start of an episode: forget what `act` kept from the last one (nothing here; a `two_stage` policy with
+        ``estimate_filter`` keeps its estimates). Callers that run episodes call it after each reset."""
 
     @torch.no_grad()
     def optimize_for_inference(self) -> PolicyBase:
@@ -275,6 +280,33 @@ class TwoStagePolicy(PolicyBase):
             layers += [nn.Linear(width, hidden), nn.GELU()]
             width = hidden
         self.net = nn.Sequential(*layers)
+        self.reset_episode()
+
+    def reset_episode(self) -> None:
+        """Start of an episode: a fresh ``estimate_filter`` (None without one). A new object, not a cleared one: an
+        act() still running from the last episode (the deployment's worker thread) finishes on the old one."""
+        frames = self.cfg.estimate_filter
+        self.__dict__["_filter"] = EstimateFilter(frames[0], frames[1] if len(frames) > 1 else 0) if frames else None
+
+    @torch.inference_mode()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """`PolicyBase.act` (exactly: the estimate as perceived) without ``estimate_filter``; with it, the action
+        stage acts on the filtered estimate (eager: a frozen graph of `optimize_for_inference` is not used)."""
+        filt = self.__dict__["_filter"]
+        if filt is None:
+            return super().act(obs)
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            batch = encoders.to_tensors(obs, self.spec, next(self.parameters()).device)
+            tcp = AUX_SCALE * batch["observation"][:, self.tcp].float()
+            positions = filt(self.perceive(batch)[0], tcp, float(batch["observation"][0, self.width]))
+            action = self.head.mode(self.embed(batch, positions))  # (1, A)
+        finally:
+            if was_training:
+                self.train()
+        return action[0].cpu().numpy().astype(np.float32)
 
     def perceive(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the cube's, pad's and gripper's image positions
