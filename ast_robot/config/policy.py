@@ -87,10 +87,20 @@ class PolicyConfig:
                                      "estimates in the TCP frame, as estimated while open); `[]`: the estimate as "
                                      "perceived. "
                                      "Callers reset it at each episode start (`reset_episode()`).")  # fmt: skip
+    place_presence: float = doc(0.0, "`two_stage` with `estimate_filter`, act() only: of the last place_frames "
+                                "frames, only those whose scene pad map's peakedness (the perception's presence) "
+                                "is >= this enter the place's median (the map drops below ~1.6 where the arm hides "
+                                "the pad and picks a wrong blob); where none of them does, all of them "
+                                "(`estimate_filter` alone). 0: off.", ge=0)  # fmt: skip
 
     def __post_init__(self) -> None:
         if len(self.estimate_filter) > 2 or any(n < 0 for n in self.estimate_filter):
             raise ValueError(f"policy.estimate_filter: expected [], [place_frames] or [place_frames, cube_frames] "
                              f"with frames >= 0, got {self.estimate_filter}")  # fmt: skip
+        if not self.place_presence >= 0:  # NaN too
+            raise ValueError(f"policy.place_presence: expected a number >= 0 (0: off), got {self.place_presence}")
+        if self.place_presence and not self.estimate_filter:
+            raise ValueError(f"policy.place_presence ({self.place_presence}) gates the frames of "
+                             f"policy.estimate_filter, which is off ([]): set estimate_filter, e.g. [10]")  # fmt: skip
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")

@@ -13,6 +13,12 @@ keeps the good frames' answer through the tail frames:
   the wrist's refinement on the approach: never lifted 4 -> 8-10 of 100 on seed=3000). The history restarts at each
   grasp, so a release is followed at once.
 
+With ``presence_min`` > 0 (``policy.place_presence``), the place's median takes, of the last ``place_frames``
+frames, only those whose scene pad map is peaked enough: where the arm hides part of the pad the map picks a wrong
+blob and its peakedness drops (median 1.53 vs 2.13; its lowest decile is 2.9 cells off). Where none of them passes
+(or the presence is NaN), all of them: the filter without the gate. The window stays the last ``place_frames``
+frames, so a gated median never reaches further back in time than the ungated one.
+
 State lives from one :meth:`reset` to the next: the caller resets at each episode start (a new table must not
 inherit the last one's estimate); `TwoStagePolicy.reset_episode` does, and the deployment's scheduler calls it.
 """
@@ -33,25 +39,33 @@ MAX_FRAMES = 250
 class EstimateFilter:
     """``(estimate (1, 6) dm, tcp (1, 3) dm, opening m) -> filtered (1, 6) dm``, one call per act()."""
 
-    def __init__(self, place_frames: int, cube_frames: int) -> None:
-        if place_frames < 0 or cube_frames < 0:
-            raise ValueError(
-                f"estimate filter frames must be >= 0, got place {place_frames}, cube {cube_frames}"
-            )
-        self.place_frames, self.cube_frames = place_frames, cube_frames
+    def __init__(self, place_frames: int, cube_frames: int, presence_min: float = 0.0) -> None:
+        if place_frames < 0 or cube_frames < 0 or not presence_min >= 0:
+            raise ValueError(f"estimate filter frames must be >= 0 and presence_min >= 0, got place {place_frames}, "
+                             f"cube {cube_frames}, presence_min {presence_min}")  # fmt: skip
+        self.place_frames, self.cube_frames, self.presence_min = place_frames, cube_frames, presence_min
         self.reset()
 
     def reset(self) -> None:
         """Forget every frame (episode start)."""
         self._place: deque[Tensor] = deque(maxlen=self.place_frames or MAX_FRAMES)
+        self._presence: deque[float] = deque(maxlen=self.place_frames or MAX_FRAMES)
         self._cube: deque[Tensor] = deque(maxlen=self.cube_frames or 1)
         self._held = False
 
-    def __call__(self, estimate: Tensor, tcp: Tensor, opening: float) -> Tensor:
+    def __call__(self, estimate: Tensor, tcp: Tensor, opening: float, presence: float | None = None) -> Tensor:
+        """``presence``: this frame's scene pad-map peakedness (needed with ``presence_min`` > 0)."""
         # float64: the world round trip (estimate + TCP - TCP) adds no rounding of note
+        if self.presence_min and presence is None:
+            raise ValueError("EstimateFilter with presence_min > 0 needs each frame's pad presence")
         est, tcp = estimate[0].double(), tcp[0].double()
         self._place.append(est[3:] + tcp)  # world (dm)
-        place = _median(self._place) - tcp
+        if self.presence_min:
+            self._presence.append(float(presence))
+            confident = [p for p, c in zip(self._place, self._presence) if c >= self.presence_min]  # NaN: not
+            place = _median(confident or self._place) - tcp
+        else:
+            place = _median(self._place) - tcp
         cube = est[:3]
         if self.cube_frames:
             held = opening < CLOSED_M
@@ -64,6 +78,6 @@ class EstimateFilter:
         return torch.cat([cube, place]).to(estimate.dtype)[None]
 
 
-def _median(frames: deque[Tensor]) -> Tensor:
+def _median(frames: deque[Tensor] | list[Tensor]) -> Tensor:
     """Per coordinate: the median of the frames (the mean of the two middle ones for an even count)."""
     return torch.stack(list(frames)).quantile(0.5, dim=0)
