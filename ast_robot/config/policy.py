@@ -98,7 +98,8 @@ class PolicyConfig:
             raise ValueError(f"policy.estimate_filter: expected [], [place_frames] or [place_frames, cube_frames] "
                              f"with frames >= 0, got {self.estimate_filter}")  # fmt: skip
         if not self.place_presence >= 0:  # NaN too
-            raise ValueError(f"policy.place_presence: expected a number >= 0 (0: off), got {self.place_presence}")
+            raise ValueError(f"policy.place_presence: expected a number >= 0 (0: off), "
+                             f"got {self.place_presence}")  # fmt: skip
         if self.place_presence and not self.estimate_filter:
             raise ValueError(f"policy.place_presence ({self.place_presence}) gates the frames of "
                              f"policy.estimate_filter, which is off ([]): set estimate_filter, e.g. [10]")  # fmt: skip
