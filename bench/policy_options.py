@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ACT_OPTIONS = ("policy.estimate_filter",)  # act()-time only: no weight, no state entry depends on them
+# act()-time only: no weight, no state entry depends on them
+ACT_OPTIONS = ("policy.estimate_filter", "policy.place_presence")
 
 
 def write(run: Path, out: Path, sets: list[str]) -> Path:
