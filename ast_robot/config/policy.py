@@ -89,8 +89,9 @@ class PolicyConfig:
                                      "Callers reset it at each episode start (`reset_episode()`).")  # fmt: skip
     place_presence: float = doc(0.0, "`two_stage` with `estimate_filter`, act() only: of the last place_frames "
                                 "frames, only those whose scene pad map's peakedness (the perception's presence) "
-                                "is >= this enter the place's median (the map drops below ~1.6 where the arm hides "
-                                "the pad and picks a wrong blob); where none of them does, all of them "
+                                "is >= this enter the place's median (the FR3 step-8 student's map drops below ~1.6 "
+                                "where the arm hides the pad and picks a wrong blob; another student's scale may "
+                                "differ); where none of them does, all of them "
                                 "(`estimate_filter` alone). 0: off.", ge=0)  # fmt: skip
 
     def __post_init__(self) -> None:
