@@ -220,6 +220,7 @@ def fuzz_phase(d: Driver, seconds: float, period: float) -> dict:
             d.glitch(rng.choice(["zeros", "jump", "huge", "random in limits", "beyond limits", "old arm"]))
         t_stop, wall, with_estop = time.monotonic(), time.time(), bool(k % 2 == 0)
         d.estop(True) if with_estop else d.mode(3)
+        published = time.time()  # wall -> published: this process's own share of the hold delay
         d.count("e-stop" if with_estop else "safety mode 3")
         for _ in range(int(rng.integers(1, 4))):
             d.glitch()
@@ -232,7 +233,7 @@ def fuzz_phase(d: Driver, seconds: float, period: float) -> dict:
         d.estop(False)
         d.mode(1)
         d.count("release", 2)
-        stops.append({"t": t_stop, "wall": wall, "release": t_release, "estop": with_estop})
+        stops.append({"t": t_stop, "wall": wall, "release": t_release, "estop": with_estop, "published": published})
         time.sleep(0.15)
         k += 1
     d.hostile_per_cycle = 0.0
@@ -360,6 +361,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     parser.add_argument("--dump", type=Path, default=None, help="also write every command (stamp, receipt, command, "
                         "true arm, its speed, kind) and every stop to this .npz, for a closer look")  # fmt: skip
+    parser.add_argument("--node-probe", type=Path, default=None, help="run the node under bench/node_probe.py, which "
+                        "writes the timing of its callbacks and tick phases to this .npz at exit (the node's code "
+                        "unchanged: any commit's node)")  # fmt: skip
     parser.add_argument("--realtime", action="store_true", help="run the node under SCHED_FIFO 20 (chrt; needs "
                         "root or CAP_SYS_NICE), as a robot's control PC would; writes hostile_driver_realtime.*")
     args = parser.parse_args()
@@ -377,7 +381,9 @@ def main() -> int:
     period = limits.period_s
     log_path = Path(tempfile.mkdtemp(prefix="hostile_driver_")) / "node.log"
     prefix = ["chrt", "-f", "20"] if args.realtime else []
-    node_proc = subprocess.Popen([*prefix, sys.executable, "-m", "ast_robot", "deploy", "scripted:reach", "--robot", "ur5e",
+    launch = ["-m", "ast_robot"] if args.node_probe is None else [str(Path(__file__).with_name("node_probe.py")),
+                                                                  str(args.node_probe)]  # fmt: skip
+    node_proc = subprocess.Popen([*prefix, sys.executable, *launch, "deploy", "scripted:reach", "--robot", "ur5e",
                                   "--set", "end_on_success=false", "--set", "episode_timeout_s=60"],
                                  stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
@@ -428,12 +434,13 @@ def main() -> int:
 
 def dump(path: Path, d: Driver, stops: list[dict]) -> None:
     """Every command (node stamp, receipt, command, true arm, its speed, kind) and every fuzz stop (monotonic
-    start, wall start, release, e-stop or not) as one .npz: what the summary rows are computed from."""
+    start, wall start, release, e-stop or not, wall once its message was published) as one .npz: what the summary
+    rows are computed from."""
     d.log.label(d.kinds)
     log = d.log
     np.savez(path, sent=np.array(log.sent), times=np.array(log.times), commands=np.array(log.commands),
              arm=np.array(log.arm), speeds=np.array(log.speeds), kinds=np.array(log.kinds),
-             stops=np.array([[s["t"], s["wall"], s["release"], s["estop"]] for s in stops]))  # fmt: skip
+             stops=np.array([[s["t"], s["wall"], s["release"], s["estop"], s["published"]] for s in stops]))  # fmt: skip
 
 
 def _ms(values: list[float], fn: Any = max) -> float | None:
