@@ -55,7 +55,7 @@ GOALS = ((-0.2, 0.5, 0.7), (0.45, -0.2, 0.25))  # far apart: seconds of motion b
 class Driver:
     """The robot side: a first-order arm, its joint-state stream and the operator's inputs."""
 
-    def __init__(self, node: Any, io: Any, limits: Any) -> None:
+    def __init__(self, node: Any, io: Any, limits: Any, kinds: bool = True) -> None:
         from geometry_msgs.msg import PoseStamped
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
@@ -73,7 +73,9 @@ class Driver:
         self.pub_estop = node.create_publisher(Bool, t.estop, reliable)
         self.pub_mode = node.create_publisher(UInt8, t.safety_mode, latched)
         node.create_subscription(JointTrajectory, t.trajectory, self._on_cmd, reliable)
-        node.create_subscription(Header, t.command_kind, self._on_kind, reliable)  # why the node sent each command
+        self.kinds_on = kinds
+        if kinds:  # why the node sent each command (its publish_command_kind)
+            node.create_subscription(Header, t.command_kind, self._on_kind, reliable)
         self.kinds: dict[float, str] = {}  # command stamp -> the node's SafetyDecision.kind
         node.create_subscription(String, t.outcome, self._on_outcome, QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
@@ -364,6 +366,9 @@ def main() -> int:
     parser.add_argument("--node-probe", type=Path, default=None, help="run the node under bench/node_probe.py, which "
                         "writes the timing of its callbacks and tick phases to this .npz at exit (the node's code "
                         "unchanged: any commit's node)")  # fmt: skip
+    parser.add_argument("--no-kinds", action="store_true", help="run the node as on a robot, without its command-kind "
+                        "topic (publish_command_kind off, also for a commit before it): every command is then held to "
+                        "the per-tick step bound, a walk-back too; for timing comparisons")  # fmt: skip
     parser.add_argument("--realtime", action="store_true", help="run the node under SCHED_FIFO 20 (chrt; needs "
                         "root or CAP_SYS_NICE), as a robot's control PC would; writes hostile_driver_realtime.*")
     args = parser.parse_args()
@@ -384,12 +389,13 @@ def main() -> int:
     launch = ["-m", "ast_robot"] if args.node_probe is None else [str(Path(__file__).with_name("node_probe.py")),
                                                                   str(args.node_probe)]  # fmt: skip
     node_proc = subprocess.Popen([*prefix, sys.executable, *launch, "deploy", "scripted:reach", "--robot", "ur5e",
-                                  "--set", "end_on_success=false", "--set", "episode_timeout_s=60"],
+                                  "--set", "end_on_success=false", "--set", "episode_timeout_s=60",
+                                  *([] if args.no_kinds else ["--set", "publish_command_kind=true"])],
                                  stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
     rclpy.init()
     node = rclpy.create_node("hostile_driver")
-    d = Driver(node, io, limits)
+    d = Driver(node, io, limits, kinds=not args.no_kinds)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
@@ -513,7 +519,8 @@ def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog:
              f"exit summary: "
              f"{summary.split('] ', 2)[-1]}")  # fmt: skip
     scheduling = "node under SCHED_FIFO 20" if name.endswith("realtime") else "default scheduling"
-    write_results(name, rows, goals, notes=f"Node: {scheduling}. " + notes, out_dir=out)
+    kinds = "on" if d.kinds_on else "off (--no-kinds: every command held to the per-tick step bound)"
+    write_results(name, rows, goals, notes=f"Node: {scheduling}, command kinds {kinds}. " + notes, out_dir=out)
 
 
 if __name__ == "__main__":

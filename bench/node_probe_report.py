@@ -135,8 +135,10 @@ def join_bench(node_stops: list[dict], dump: Path) -> list[dict[str, Any]]:
         if sel.sum() < 2:
             continue
         delay = float(sent[sel][constant_from(cmds[sel])] - wall)
-        wall_ns, release_ns = int(round(wall * 1e9)), int(round((wall + release - t) * 1e9))
-        k = np.flatnonzero((sources >= wall_ns - 1_000_000) & (sources < release_ns))  # this stop's own message
+        wall_ns = int(round(wall * 1e9))
+        # this stop's own message: DDS stamps its source inside the publish call (published: after it returned)
+        last_ns = int(round(rest[0] * 1e9)) + 1_000_000 if rest else int(round((wall + release - t) * 1e9))
+        k = np.flatnonzero((sources >= wall_ns - 1_000_000) & (sources <= last_ns))
         row = {"kind": "e-stop" if estop else "protective stop", "bench hold delay (us)": round(delay * 1e6, 1)}
         if rest:
             row["bench publish call (us)"] = round((rest[0] - wall) * 1e6, 1)
