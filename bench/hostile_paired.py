@@ -28,7 +28,8 @@ from bench.common import goal, write_results  # noqa: E402
 FUZZ = {"e-stop max (ms)": "e-stop hold delay max (ms)", "e-stop p50 (ms)": "e-stop hold delay p50 (ms)",
         "protective max (ms)": "protective stop hold delay max (ms)",
         "protective p50 (ms)": "protective stop hold delay p50 (ms)"}  # fmt: skip
-PARTS = ("bench hold delay (us)", "bench -> DDS source (us)", "transport (us)", "node queue (us)", "node callback (us)")
+PARTS = ("bench hold delay (us)", "bench -> DDS source (us)", "transport (us)", "node queue (us)", "node callback (us)",
+         "node callback to the publish call (us)")  # fmt: skip
 
 
 def run_row(label: str, folder: Path) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def goals_against(baseline: dict, other: dict) -> list[dict]:
     (at most the baseline's largest run), and keeps 0 commands beyond the step bound."""
     v = other["version"]
     out = []
-    for key in ("e-stop max (ms)", "protective max (ms)", "tick CPU mean (us)"):
+    for key in ("e-stop max (ms)", "e-stop p50 (ms)", "protective max (ms)", "tick CPU mean (us)"):
         if f"_{key}" in other and f"_{key}" in baseline:
             out.append(goal(f"{v}: {key}, median over runs, within {baseline['version']}'s spread",
                             baseline[f"_{key}"][2], round(other[f"_{key}"][0], 3), "<="))  # fmt: skip

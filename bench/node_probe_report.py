@@ -7,9 +7,11 @@ tick, joint states taken, the rest before the session's tick (rejection summary)
 safety -> episode bookkeeping), the command's publication, the command-kind publication, and what is left; the
 tick's start lateness against its 8 ms grid; gc passes inside ticks. Stops (an e-stop or a non-normal safety mode
 that begins a hold): DDS received -> callback entry (the node's queue: what the executor ran meanwhile), entry ->
-the hold's publication (the callback), and with the bench's --dump: the bench's decision -> the DDS source stamp
-(the stopping side's own delay) and source -> received (transport). The parts add up to the bench's hold delay.
+the hold's stamp (the callback; also entry -> the publish call: 24f8b75 stamped the command after building it, main
+before), and with the bench's --dump: the bench's decision -> the DDS source stamp (the stopping side's own delay)
+and source -> received (transport). The parts add up to the bench's hold delay (decision -> the hold's stamp).
 """
+
 
 from __future__ import annotations
 
@@ -106,6 +108,8 @@ def stops(ev: np.ndarray) -> list[dict[str, Any]]:
             out.append({"kind": "e-stop" if name == "estop" else "protective stop", "source_ns": source,
                         "received_ns": received, "entry_ns": t_in, "hold_stamp_ns": int(pubs[0, 2]),
                         "queue_us": (t_in - received) / 1e3, "callback_us": (int(pubs[0, 2]) - t_in) / 1e3,
+                        "to_publish_us": (int(pubs[0, 0]) - t_in) / 1e3,  # entry -> the publish call (the stamp may
+                        # be taken before the message is built, or after: the code's choice)
                         "busy_at_receipt": busy})  # fmt: skip
     return sorted(out, key=lambda s: s["entry_ns"])
 
@@ -146,7 +150,8 @@ def join_bench(node_stops: list[dict], dump: Path) -> list[dict[str, Any]]:
             s = node_stops[int(k[0])]
             row |= {"bench -> DDS source (us)": (s["source_ns"] - wall_ns) / 1e3,
                     "transport (us)": (s["received_ns"] - s["source_ns"]) / 1e3, "node queue (us)": s["queue_us"],
-                    "node callback (us)": s["callback_us"], "node busy at receipt": s["busy_at_receipt"],
+                    "node callback (us)": s["callback_us"], "node callback to the publish call (us)": s["to_publish_us"],
+                    "node busy at receipt": s["busy_at_receipt"],
                     "hold from the callback": abs((s["hold_stamp_ns"] - wall_ns) / 1e3 - delay * 1e6) < 1.0}  # fmt: skip
         rows.append(row)
     return rows
@@ -156,14 +161,15 @@ def summarize(probe: Path, dump: Path | None) -> dict[str, Any]:
     ev, meta = load(probe)
     node_stops = stops(ev)
     out: dict[str, Any] = {"meta": meta, **tick_phases(ev)}
-    out["stop callbacks (us)"] = {k: stats_us([1e3 * s[k] for s in node_stops]) for k in ("queue_us", "callback_us")}
+    out["stop callbacks (us)"] = {k: stats_us([1e3 * s[k] for s in node_stops])
+                                  for k in ("queue_us", "callback_us", "to_publish_us")}  # fmt: skip
     out["busy at a stop's receipt"] = {b: sum(s["busy_at_receipt"] == b for s in node_stops)
                                        for b in sorted({s["busy_at_receipt"] for s in node_stops})}  # fmt: skip
     if dump is not None:
         rows = join_bench(node_stops, dump)
         out["stops"] = rows
         parts = ("bench hold delay (us)", "bench publish call (us)", "bench -> DDS source (us)", "transport (us)",
-                 "node queue (us)", "node callback (us)")  # fmt: skip
+                 "node queue (us)", "node callback (us)", "node callback to the publish call (us)")  # fmt: skip
         out["stop parts (us)"] = {p: stats_us([1e3 * r[p] for r in rows if p in r]) for p in parts}
     return out
 
