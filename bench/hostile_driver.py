@@ -92,6 +92,7 @@ class Driver:
         self.sent: dict[str, int] = {}
         self.rng = np.random.default_rng(0)
         self.exclude: set[str] = set()  # hostile kinds not to send now
+        self.last_answer = ""  # the node's last service answer (why a start was refused)
         self._stop = threading.Event()
         self._nan_msg = JointState(name=self.names, position=[math.nan] * len(self.names))
 
@@ -184,6 +185,7 @@ class Driver:
         while not future.done() and time.monotonic() < end:
             time.sleep(0.0005)
         dt = time.monotonic() - t0
+        self.last_answer = future.result().message if future.done() else f"no answer within {timeout} s"
         return (future.done() and future.result().success), dt
 
     def ensure_episode(self, timeout: float = 10.0) -> bool:
@@ -411,7 +413,7 @@ def main() -> int:
             time.sleep(0.1)
         d.goal(GOALS[0])
         if not d.ensure_episode(20.0):
-            raise RuntimeError(f"no episode could start: {log_path.read_text()[-2000:]}")
+            raise RuntimeError(f"no episode could start (last answer: {d.last_answer!r}): {log_path.read_text()[-2000:]}")
         fuzz = fuzz_phase(d, args.fuzz_s, period)
         n_fuzz_cmds = len(d.log.times)
         load.append(os.getloadavg()[0])
