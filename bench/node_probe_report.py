@@ -12,7 +12,6 @@ before), and with the bench's --dump: the bench's decision -> the DDS source sta
 and source -> received (transport). The parts add up to the bench's hold delay (decision -> the hold's stamp).
 """
 
-
 from __future__ import annotations
 
 import argparse
