@@ -29,8 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ast_robot.gap.delay_profile import DelayFit, joint_result, profile_delay, refit_given_delay, scan_delay
 from ast_robot.gap.residuals import trajectory_loss
 from ast_robot.gap.space import is_offset
