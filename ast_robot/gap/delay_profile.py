@@ -50,12 +50,14 @@ def scan_delay(simulator: Any, sysid: Any, loss: Callable[[float], float]) -> tu
         coarse = {float(x): loss(float(x)) for x in sorted(grid, key=lambda x: abs(x - whole))}
         best = min(coarse, key=coarse.get)
         k = int(round(_vertex(coarse, best) / step))  # physics steps
-        low, high = int(np.ceil((best - COARSE_STEP) / step - 1e-9)), int((best + COARSE_STEP) / step + 1e-9)
-        fine = {i: loss(i * step) for i in range(max(low, k - FINE_STEPS), min(high, k + FINE_STEPS) + 1)}
+        low = max(0, int(np.ceil((best - COARSE_STEP) / step - 1e-9)))  # no negative delay
+        high = int((best + COARSE_STEP) / step + 1e-9)
+        span = range(max(low, k - FINE_STEPS), min(high, k + FINE_STEPS) + 1) or [int(round(best / step))]
+        fine = {i: loss(i * step) for i in sorted(span, key=lambda i: abs(i - k))}  # ties: nearest the vertex
         while True:  # the minimum at an end of the points tried, short of the quarter step: one more beyond it
             i = min(fine, key=fine.get)
             nxt = i - 1 if i == min(fine) else i + 1 if i == max(fine) else None
-            if nxt is None or not max(low, 0) <= nxt <= high or nxt in fine:
+            if nxt is None or not low <= nxt <= high or nxt in fine:
                 break
             fine[nxt] = loss(nxt * step)
     i = min(fine, key=fine.get)
