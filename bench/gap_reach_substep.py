@@ -69,9 +69,9 @@ def run_case(hidden: dict, seed: int) -> dict:
     real = [dataclasses.replace(r, command_latency_s=None) for r in twin_records({**hidden, **NOISE}, seed)]
     t0 = time.perf_counter()
     whole = run_sysid(cfg, real, replay, seed, None)[0]
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     result, sub = _sub_step_check(cfg, whole, real, replay)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     line = latency_warning(result, real, 1.0 / cfg.env.control_hz, sub)
     gain = result.mean[result.names.index("actuator_gain")]
     latency = result.mean[result.names.index("latency")]
@@ -80,7 +80,7 @@ def run_case(hidden: dict, seed: int) -> dict:
             "whole_culprits": ",".join(whole.culprits()) or "-",
             "whole_gain": whole.mean[whole.names.index("actuator_gain")],
             "line_ms": int(ms.group(1)) if ms else None, "unexplained": result.unexplained,
-            "fit_s": t1 - t0, "check_s": t2 - t1, "report_s": t2 - t0}  # fmt: skip
+            "fit_s": t1 - t0, "check_s": t2 - t1, "check_cpu_s": c2 - c1, "report_s": t2 - t0}  # fmt: skip
 
 
 def judged(name: str, row: dict) -> bool:

@@ -114,6 +114,9 @@ def _jointly(sysid, i: int) -> str:
     """For a cause that acts only with others: what it removes given their fit."""
     if not (hasattr(sysid, "jointly") and sysid.jointly(i)):
         return ""
+    if getattr(sysid, "sub_step_s", 0.0):  # refitted beside a delay between whole steps: that is its "others"
+        return (f" but {sysid.conditional[i]:.1%} beside the {sysid.sub_step_s * 1e3:.0f} ms command delay (it "
+                f"explains the gap only with it)")  # fmt: skip
     return (f" but {sysid.conditional[i]:.1%} given the others' fit (it explains the gap only jointly with "
             f"them)")  # fmt: skip
 

@@ -154,3 +154,27 @@ def test_an_unexplained_whole_step_fit_gets_the_line_of_the_delay_alone(tmp_path
     line = latency_warning(result, real, 0.04, sub)
     assert line is not None and "20 ms after they are sent" in line
     assert latency_warning(result, [dataclasses.replace(r, command_latency_s=0.02) for r in real], 0.04, sub) is None
+
+
+def test_an_unexplained_whole_step_fit_gets_the_gain_beside_the_delay_when_the_delay_alone_is_not_enough(tmp_path):
+    """Gain x1.2 and 20 ms, as the ROS loop's 13-parameter fit meets it: whole steps leave the gap unexplained with
+    gain and damping partly compensating (measured there: 26%, damping 8.0, gain 0.96), the delay alone does not
+    explain it either (13% there); the partly compensating parameter that best helps the delay, refitted beside the
+    profiled delay, explains it: the gain is named at 1.2, damping not, and the line gives 20 ms. The whole-step fit
+    here is this twin's own, marked unexplained as the loop's was (the branch's input, not a measured result)."""
+    from ast_robot.gap.latency import latency_warning, sub_step_check
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(EXPERIMENT.replace("    latency:", "    joint_damping: {dist: uniform, low: 0.8, high: 1.2}\n    latency:"))
+    cfg, replay = load_config(path), MujocoReplay("ur5e", "reach", env_dt=0.04)
+    real = undeclared({"latency_s": 0.02, "gain_scale": 1.2}, 0)
+    fit = run_sysid(cfg, real, replay, 0, None)[0]
+    partly = tuple(n in ("actuator_gain", "joint_damping") for n in fit.names)
+    unexplained = dataclasses.replace(fit, significant=partly, unexplained=0.26, residual_pvalue=0.0)
+    assert unexplained.gap_unexplained() and unexplained.culprits() == ()
+    result, sub = sub_step_check(replay, real, unexplained)
+    assert result.culprits() == ("actuator_gain",) and abs(result.estimate()["actuator_gain"] - 1.2) < 0.06
+    assert result.estimate()["joint_damping"] == 1.0 and "joint_damping" in result.eliminated
+    assert sub is not None and sub.joint == ("actuator_gain",) and abs(sub.seconds - 0.02) < 0.003
+    line = latency_warning(result, real, 0.04, sub)
+    assert line is not None and "20 ms after they are sent" in line
