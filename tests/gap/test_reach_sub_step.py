@@ -134,6 +134,10 @@ def test_a_gain_beside_a_sub_step_delay_is_not_displaced_but_refitted_beside_it(
     assert result.culprits() == ("actuator_gain",) and abs(result.estimate()["actuator_gain"] - 0.8) < 0.04
     assert sub is not None and sub.joint == ("actuator_gain",) and abs(sub.seconds - 0.02) < 0.003
     assert replay.fractional_latency is False
+    from ast_robot.gap.pipeline import _fitted_replay
+
+    overlay = _fitted_replay(replay, result, real[0])  # the report's fitted trace: at 20 ms, not rounded to 0 or 40
+    assert np.sqrt(np.mean((overlay - real[0].joint_positions) ** 2)) < 0.002 and replay.fractional_latency is False
 
 
 def test_an_unexplained_whole_step_fit_gets_the_line_of_the_delay_alone(tmp_path):
