@@ -63,7 +63,8 @@ def declared_latencies(real: Sequence[EpisodeRecord]) -> list[float | None] | No
 @dataclass(frozen=True)
 class SubStepLatency:
     """A delay between the fit's whole control steps that alone explains a gap the whole steps leave unexplained,
-    or that the whole-step fit explained only with a stand-in (``displaced``)."""
+    or that the whole-step fit explained only with a stand-in (``displaced``), or beside which parameters were
+    refitted (``joint``: named at those values; ``displaced``: what the whole-step fit named that it no longer needs)."""
 
     seconds: float  # the best delay, at the replay's physics-step resolution
     unexplained: float  # share of the nominal loss it leaves above the noise floor (the fit's own measure)
@@ -150,8 +151,9 @@ def sub_step_beside(simulator: Any, records: Sequence[EpisodeRecord], sysid: Any
     refitted beside a profiled delay between whole steps, explains it and is needed beside it, else (None, None);
     asked before :func:`sub_step_latency` (the delay alone, the line only), since a delay alone may leave less than
     ``max_unexplained`` of the nominal loss while a real gain beside it still removes a significant part of the rest
-    (UR5e twin, gain x1.2 and 20 ms, 0.5 mrad noise: the delay alone leaves 0.06%, the gain beside it F = 3900). Candidates: the parameters significant in the whole-step fit ("partly
-    compensating", not named), offsets and latency aside; the one whose refit at the delay-alone optimum removes the
+    (UR5e twin, gain x1.2 and 20 ms, 0.5 mrad noise: the delay alone leaves 0.06%, the gain beside it F = 3900).
+    Candidates: the parameters significant in the whole-step fit ("partly compensating", not named), offsets and
+    latency aside; the one whose refit at the delay-alone optimum removes the
     most is profiled (:func:`~ast_robot.gap.delay_profile.profile_delay`). Explains: leaves at most
     ``sysid.max_unexplained`` of the nominal loss above the joint fit's floor, at a delay that is not a whole step,
     and the parameter improves on the delay alone significantly (chi2, one degree of freedom). Measured through ROS
