@@ -1,10 +1,11 @@
 """A command delay between the fit's whole control steps, at the replay's physics-step resolution: the scan of one
-delay's loss (the delay alone, or with other parameters refitted at each candidate: the delay *profiled*), and the
-least-squares refit of named parameters with the delay held.
+delay's loss (the delay alone, or with other parameters refitted at each candidate: the delay *profiled*), the
+least-squares refit of named parameters with the delay held, and the whole-step fit restated as such a joint fit says
+it (:func:`joint_result`).
 
 The reach and pick fits sample latency in whole env steps (the envs' resolution, 40 ms at 25 Hz); a real arm's delay
-falls between them. :mod:`ast_robot.gap.latency` decides what the report says from these fits; this module only
-replays (``simulator``: a :class:`~ast_robot.gap.replay.MujocoReplay`, whose ``fractional_latency`` delays by physics
+falls between them. :mod:`ast_robot.gap.latency` decides from these fits what the report says; this module replays
+and measures (``simulator``: a :class:`~ast_robot.gap.replay.MujocoReplay`, whose ``fractional_latency`` delays by physics
 steps; ``sysid``: the whole-step :class:`~ast_robot.gap.result.SysIdResult`).
 """
 
