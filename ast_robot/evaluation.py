@@ -36,14 +36,25 @@ class EvalResult:
                 "ci_low": self.interval[0], "ci_high": self.interval[1], "breakdown": self.breakdown}  # fmt: skip
 
 
+def reset_episode(act: Any) -> None:
+    """Start of an episode for ``act``'s policy: ``act.__self__.reset_episode()`` where ``act`` is a bound method of
+    an object that has one (a policy's ``act``), else nothing."""
+    owner_reset = getattr(getattr(act, "__self__", None), "reset_episode", None)
+    if callable(owner_reset):
+        owner_reset()
+
+
 def rollout(env: Any, act: ActFn, seed: int, meta: dict[str, Any] | None = None,
             frames: list[np.ndarray] | None = None, reset: Callable[[], None] | None = None) -> EpisodeRecord:  # fmt: skip
     """One episode from ``env.reset(seed=seed)`` to termination or truncation, as an EpisodeRecord.
 
-    ``reset`` is called after the env reset (e.g. a scripted expert's); ``frames`` collects camera images.
+    ``reset`` is called after the env reset (e.g. a scripted expert's); ``frames`` collects camera images. A policy
+    whose bound ``act`` this is and that keeps state across calls is reset too (``reset_episode``: a `two_stage`
+    student's estimate filter), so an episode never inherits the last one's estimate.
     """
     base = env.unwrapped
     obs, info = env.reset(seed=seed)
+    reset_episode(act)
     if reset is not None:
         reset()
     actions, q, targets, forces, ee = [], [info["joint_positions"]], [], [], [info["ee_pos"]]

@@ -55,7 +55,7 @@ GOALS = ((-0.2, 0.5, 0.7), (0.45, -0.2, 0.25))  # far apart: seconds of motion b
 class Driver:
     """The robot side: a first-order arm, its joint-state stream and the operator's inputs."""
 
-    def __init__(self, node: Any, io: Any, limits: Any) -> None:
+    def __init__(self, node: Any, io: Any, limits: Any, kinds: bool = True) -> None:
         from geometry_msgs.msg import PoseStamped
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
@@ -73,7 +73,9 @@ class Driver:
         self.pub_estop = node.create_publisher(Bool, t.estop, reliable)
         self.pub_mode = node.create_publisher(UInt8, t.safety_mode, latched)
         node.create_subscription(JointTrajectory, t.trajectory, self._on_cmd, reliable)
-        node.create_subscription(Header, t.command_kind, self._on_kind, reliable)  # why the node sent each command
+        self.kinds_on = kinds
+        if kinds:  # why the node sent each command (its publish_command_kind)
+            node.create_subscription(Header, t.command_kind, self._on_kind, reliable)
         self.kinds: dict[float, str] = {}  # command stamp -> the node's SafetyDecision.kind
         node.create_subscription(String, t.outcome, self._on_outcome, QoSProfile(
             depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
@@ -90,6 +92,7 @@ class Driver:
         self.sent: dict[str, int] = {}
         self.rng = np.random.default_rng(0)
         self.exclude: set[str] = set()  # hostile kinds not to send now
+        self.last_answer = ""  # the node's last service answer (why a start was refused)
         self._stop = threading.Event()
         self._nan_msg = JointState(name=self.names, position=[math.nan] * len(self.names))
 
@@ -182,6 +185,7 @@ class Driver:
         while not future.done() and time.monotonic() < end:
             time.sleep(0.0005)
         dt = time.monotonic() - t0
+        self.last_answer = future.result().message if future.done() else f"no answer within {timeout} s"
         return (future.done() and future.result().success), dt
 
     def ensure_episode(self, timeout: float = 10.0) -> bool:
@@ -220,6 +224,7 @@ def fuzz_phase(d: Driver, seconds: float, period: float) -> dict:
             d.glitch(rng.choice(["zeros", "jump", "huge", "random in limits", "beyond limits", "old arm"]))
         t_stop, wall, with_estop = time.monotonic(), time.time(), bool(k % 2 == 0)
         d.estop(True) if with_estop else d.mode(3)
+        published = time.time()  # wall -> published: this process's own share of the hold delay
         d.count("e-stop" if with_estop else "safety mode 3")
         for _ in range(int(rng.integers(1, 4))):
             d.glitch()
@@ -232,7 +237,7 @@ def fuzz_phase(d: Driver, seconds: float, period: float) -> dict:
         d.estop(False)
         d.mode(1)
         d.count("release", 2)
-        stops.append({"t": t_stop, "wall": wall, "release": t_release, "estop": with_estop})
+        stops.append({"t": t_stop, "wall": wall, "release": t_release, "estop": with_estop, "published": published})
         time.sleep(0.15)
         k += 1
     d.hostile_per_cycle = 0.0
@@ -360,6 +365,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     parser.add_argument("--dump", type=Path, default=None, help="also write every command (stamp, receipt, command, "
                         "true arm, its speed, kind) and every stop to this .npz, for a closer look")  # fmt: skip
+    parser.add_argument("--node-probe", type=Path, default=None, help="run the node under bench/node_probe.py, which "
+                        "writes the timing of its callbacks and tick phases to this .npz at exit (the node's code "
+                        "unchanged: any commit's node)")  # fmt: skip
+    parser.add_argument("--no-kinds", action="store_true", help="run the node as on a robot, without its command-kind "
+                        "topic (publish_command_kind off, also for a commit before it): every command is then held to "
+                        "the per-tick step bound, a walk-back too; for timing comparisons")  # fmt: skip
     parser.add_argument("--realtime", action="store_true", help="run the node under SCHED_FIFO 20 (chrt; needs "
                         "root or CAP_SYS_NICE), as a robot's control PC would; writes hostile_driver_realtime.*")
     args = parser.parse_args()
@@ -377,13 +388,16 @@ def main() -> int:
     period = limits.period_s
     log_path = Path(tempfile.mkdtemp(prefix="hostile_driver_")) / "node.log"
     prefix = ["chrt", "-f", "20"] if args.realtime else []
-    node_proc = subprocess.Popen([*prefix, sys.executable, "-m", "ast_robot", "deploy", "scripted:reach", "--robot", "ur5e",
-                                  "--set", "end_on_success=false", "--set", "episode_timeout_s=60"],
+    launch = ["-m", "ast_robot"] if args.node_probe is None else [str(Path(__file__).with_name("node_probe.py")),
+                                                                  str(args.node_probe)]  # fmt: skip
+    node_proc = subprocess.Popen([*prefix, sys.executable, *launch, "deploy", "scripted:reach", "--robot", "ur5e",
+                                  "--set", "end_on_success=false", "--set", "episode_timeout_s=60",
+                                  *([] if args.no_kinds else ["--set", "publish_command_kind=true"])],
                                  stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
     rclpy.init()
     node = rclpy.create_node("hostile_driver")
-    d = Driver(node, io, limits)
+    d = Driver(node, io, limits, kinds=not args.no_kinds)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
@@ -399,7 +413,7 @@ def main() -> int:
             time.sleep(0.1)
         d.goal(GOALS[0])
         if not d.ensure_episode(20.0):
-            raise RuntimeError(f"no episode could start: {log_path.read_text()[-2000:]}")
+            raise RuntimeError(f"no episode could start (last answer: {d.last_answer!r}): {log_path.read_text()[-2000:]}")
         fuzz = fuzz_phase(d, args.fuzz_s, period)
         n_fuzz_cmds = len(d.log.times)
         load.append(os.getloadavg()[0])
@@ -428,12 +442,13 @@ def main() -> int:
 
 def dump(path: Path, d: Driver, stops: list[dict]) -> None:
     """Every command (node stamp, receipt, command, true arm, its speed, kind) and every fuzz stop (monotonic
-    start, wall start, release, e-stop or not) as one .npz: what the summary rows are computed from."""
+    start, wall start, release, e-stop or not, wall once its message was published) as one .npz: what the summary
+    rows are computed from."""
     d.log.label(d.kinds)
     log = d.log
     np.savez(path, sent=np.array(log.sent), times=np.array(log.times), commands=np.array(log.commands),
              arm=np.array(log.arm), speeds=np.array(log.speeds), kinds=np.array(log.kinds),
-             stops=np.array([[s["t"], s["wall"], s["release"], s["estop"]] for s in stops]))  # fmt: skip
+             stops=np.array([[s["t"], s["wall"], s["release"], s["estop"], s["published"]] for s in stops]))  # fmt: skip
 
 
 def _ms(values: list[float], fn: Any = max) -> float | None:
@@ -506,7 +521,8 @@ def report(name: str, d: Driver, limits: Any, fuzz: dict, stops: dict, watchdog:
              f"exit summary: "
              f"{summary.split('] ', 2)[-1]}")  # fmt: skip
     scheduling = "node under SCHED_FIFO 20" if name.endswith("realtime") else "default scheduling"
-    write_results(name, rows, goals, notes=f"Node: {scheduling}. " + notes, out_dir=out)
+    kinds = "on" if d.kinds_on else "off (--no-kinds: every command held to the per-tick step bound)"
+    write_results(name, rows, goals, notes=f"Node: {scheduling}, command kinds {kinds}. " + notes, out_dir=out)
 
 
 if __name__ == "__main__":

@@ -283,7 +283,9 @@ def _policy_line(policy: Any) -> str:
     c = policy.cfg
     if c.type == "two_stage":
         return (f"two_stage: perception ({c.n_keypoints} free + 3 named keypoints) -> MLP {c.hidden_sizes}; aux_weight "
-                f"{c.aux_weight} pixel_weight {c.pixel_weight} teacher_noise {c.teacher_noise} m")  # fmt: skip
+                f"{c.aux_weight} pixel_weight {c.pixel_weight} teacher_noise {c.teacher_noise} m"
+                + (f"; estimate_filter {c.estimate_filter}" if c.estimate_filter else "")
+                + (f"; place_presence {c.place_presence}" if c.place_presence else ""))  # fmt: skip
     return (f"{c.type} d{c.d_model} L{c.n_layers} image_tokenizer {c.image_tokenizer}"
             f"{f' ({c.n_keypoints} keypoints)' if c.image_tokenizer == 'keypoints' else ''} instruction_tokenizer "
             f"{c.instruction_tokenizer} film {c.instruction_film} aux_weight {c.aux_weight}")

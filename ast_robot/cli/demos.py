@@ -145,6 +145,7 @@ def _collect(env, expert, args: argparse.Namespace, advance, act=None, first: in
     attempts). Files are numbered from ``first`` (after an --append folder's)."""
     from ast_robot.envs.dagger import dagger_episode
     from ast_robot.envs.demos import run_episode, write_episode
+    from ast_robot.evaluation import reset_episode
 
     replays = _replays(args.replay, args.episodes, args.env, env.unwrapped.cfg) if args.replay else None
     files, successes, tried = [], 0, 0
@@ -155,6 +156,7 @@ def _collect(env, expert, args: argparse.Namespace, advance, act=None, first: in
         if replays is not None:
             episode = _replayed(env, expert, replays[tried])
         else:
+            reset_episode(act)  # a student that keeps state across act() calls starts each episode afresh
             episode = (run_episode(env, expert, seed, noise=args.noise) if act is None
                        else dagger_episode(env, expert, act, seed, beta=args.beta, noise=args.noise))  # fmt: skip
         tried += 1

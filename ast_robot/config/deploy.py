@@ -33,6 +33,10 @@ class DeployConfig:
                                      "checkpoint's success threshold, ast_robot.success; false: run to the "
                                      "timeout, e.g. to track a moving goal).")  # fmt: skip
     episodes: int = doc(10, "Episodes per deployment round.", gt=0)
+    publish_command_kind: bool = doc(False, "Also publish each arm command's kind (which path of the safety module "
+                                            "made it) on RosNames.command_kind: for instruments such as "
+                                            "bench/hostile_driver.py, off on a robot (an extra DDS write each "
+                                            "control tick that no controller reads).")  # fmt: skip
 
     def __post_init__(self) -> None:
         # The documented bounds hold however the config was built (YAML, ROS parameters, keywords), not

@@ -79,7 +79,30 @@ class PolicyConfig:
     pixel_weight: float = doc(0.05, "`two_stage`: weight of the pixel supervision (squared half-resolution pixels) "
                               "of the named cube's and pad's heat maps, when the demonstrations carry "
                               "`target_pixels`.", ge=0)  # fmt: skip
+    estimate_filter: list[int] = doc([], "`two_stage`, act() only (training never sees it): `[place_frames]` or "
+                                     "`[place_frames, cube_frames]` feeds the action stage, per episode, the median "
+                                     "of the perception's recent estimates where the object rests (the place: the "
+                                     "last place_frames world estimates, 0 = all since the episode's start; the cube "
+                                     "with cube_frames > 0: while the gripper is closed, its last cube_frames "
+                                     "estimates in the TCP frame, as estimated while open); `[]`: the estimate as "
+                                     "perceived. "
+                                     "Callers reset it at each episode start (`reset_episode()`).")  # fmt: skip
+    place_presence: float = doc(0.0, "`two_stage` with `estimate_filter`, act() only: of the last place_frames "
+                                "frames, only those whose scene pad map's peakedness (the perception's presence) "
+                                "is >= this enter the place's median (the FR3 step-8 student's map drops below ~1.6 "
+                                "where the arm hides the pad and picks a wrong blob; another student's scale may "
+                                "differ); where none of them does, all of them "
+                                "(`estimate_filter` alone). 0: off.", ge=0)  # fmt: skip
 
     def __post_init__(self) -> None:
+        if len(self.estimate_filter) > 2 or any(n < 0 for n in self.estimate_filter):
+            raise ValueError(f"policy.estimate_filter: expected [], [place_frames] or [place_frames, cube_frames] "
+                             f"with frames >= 0, got {self.estimate_filter}")  # fmt: skip
+        if not self.place_presence >= 0:  # NaN too
+            raise ValueError(f"policy.place_presence: expected a number >= 0 (0: off), "
+                             f"got {self.place_presence}")  # fmt: skip
+        if self.place_presence and not self.estimate_filter:
+            raise ValueError(f"policy.place_presence ({self.place_presence}) gates the frames of "
+                             f"policy.estimate_filter, which is off ([]): set estimate_filter, e.g. [10]")  # fmt: skip
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")

@@ -33,8 +33,13 @@ class PolicyScheduler:
         self._asked_s = -np.inf
 
     def reset(self) -> None:
-        """Forget actions (new episode); a running request is left to finish and discarded."""
+        """Forget actions (new episode); a running request is left to finish and discarded. A policy that keeps
+        state across its calls (``reset_episode``: a `two_stage` student's estimate filter) starts afresh too: a
+        new table must not inherit the last one's estimate."""
         self._pending, self._latest, self._asked_s = None, None, -np.inf
+        reset_episode = getattr(self.policy, "reset_episode", None)
+        if callable(reset_episode):
+            reset_episode()
 
     def action(self, obs: dict[str, np.ndarray], now_s: float) -> np.ndarray | None:
         """The newest action no older than ``max_age_s`` (None: none yet, or stale). Raises policy errors."""

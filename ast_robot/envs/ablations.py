@@ -88,10 +88,14 @@ def probe_episode(env: Any, act: Act, seed: int, condition: str,
                   reset: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """One episode under ``condition``: {condition, seed, named, picked, followed, success}.
 
-    ``reset`` is called after the env's reset (a scripted expert's, for the instrument's own tests)."""
+    ``reset`` is called after the env's reset (a scripted expert's, for the instrument's own tests); before it, the
+    episode state of the policy whose bound ``act`` this is (``reset_episode``, where it has one)."""
     if condition not in CONDITIONS:
         raise ValueError(f"condition {condition!r}: choose from {list(CONDITIONS)}")
     obs, _ = env.reset(seed=seed)
+    owner_reset = getattr(getattr(act, "__self__", None), "reset_episode", None)
+    if callable(owner_reset):  # a policy's bound act() that keeps state across calls: a fresh episode
+        owner_reset()
     if reset is not None:
         reset()
     u = env.unwrapped

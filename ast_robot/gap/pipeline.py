@@ -173,7 +173,7 @@ def _identify_and_retune(cfg, config, overrides: Sequence[str], report: GapRepor
         report.warnings.append(line)
     rec = next(r for r in real if r.joint_targets is not None)
     overlay = Overlay(rec.joint_positions, simulator(dict(zip(result.names, result.nominal)), rec),
-                      simulator(result.estimate(), rec), rec.control_dt)  # fmt: skip
+                      _fitted_replay(simulator, result, rec), rec.control_dt)  # fmt: skip
     from ast_robot.gap.retune import changed_names, retune, write_retuned_config
 
     offsets = deployment_offsets(cfg, real)
@@ -215,6 +215,17 @@ def _sub_step_check(cfg, result: SysIdResult, real, simulator) -> tuple[SysIdRes
         return result, None
     used = [r for r in real if r.joint_targets is not None][: cfg.gap.max_replay_episodes]
     return sub_step_check(simulator, used, result)
+
+
+def _fitted_replay(simulator, result: SysIdResult, rec: EpisodeRecord):
+    """The fit's replay of ``rec`` for the report's overlay: a fit beside a delay between whole steps
+    (``result.sub_step_s``, its latency fractional) replayed at that delay, not rounded to a whole step."""
+    if not (result.sub_step_s and hasattr(simulator, "fractional_latency")):
+        return simulator(result.estimate(), rec)
+    from ast_robot.gap.delay_profile import fractional
+
+    with fractional(simulator):
+        return simulator(result.estimate(), rec)
 
 
 def keep_reason(result: SysIdResult, gap: GapConfig) -> str:

@@ -53,8 +53,9 @@ class SysIdResult:
     eliminated: tuple[str, ...] = ()
     full_fit: tuple[float, ...] = ()  # the full fit's values before the elimination (per name; () when none)
     full_loss: float = 0.0  # rad^2: the full fit's loss
-    # s: a delay between the whole control steps that alone replays the arm as well as the named fit (reach:
-    # gap.latency.sub_step_standins); the fit's named parameters are then in ``eliminated``, none named (0: none)
+    # s: a delay between the whole control steps (reach: gap.latency.sub_step_named) that alone replays the arm as
+    # well as the named fit (the named parameters are then in ``eliminated``, none named), or beside which the named
+    # parameters were refitted (named at those values; a whole-step latency in ``eliminated``); 0: none
     sub_step_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:

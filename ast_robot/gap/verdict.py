@@ -48,7 +48,9 @@ def physics_sentences(sysid) -> list[str]:
         out.append("Explained by: " + "; ".join(_evidence(sysid, n) for n in named) + ".")
     elif not partial and not getattr(sysid, "sub_step_s", 0.0):
         out.append("No randomized parameter reduces the nominal loss significantly: none is named.")
-    if getattr(sysid, "eliminated", ()):
+    if named and getattr(sysid, "sub_step_s", 0.0):
+        out.append(_beside_delay(sysid, named))
+    elif getattr(sysid, "eliminated", ()):
         out.append(_eliminated(sysid))
     if sysid.gap_unexplained():
         out.append(f"Unexplained: the best fit over the randomized parameters still leaves {sysid.unexplained:.0%} of "
@@ -95,10 +97,26 @@ def _eliminated(sysid) -> str:
             f"{gain:.1%} of the nominal loss): a stand-in, or a cause these episodes cannot tell apart.")  # fmt: skip
 
 
+def _beside_delay(sysid, named: tuple[str, ...]) -> str:
+    """The named parameters refitted beside a delay between whole steps (gap.latency.with_joint_delay)."""
+    moved = ", ".join(f"{n} {sysid.full_fit[sysid.names.index(n)]:.4g} -> {sysid.mean[sysid.names.index(n)]:.4g}"
+                      for n in named)  # fmt: skip
+    out = (f"Fitted beside a command delay of {sysid.sub_step_s * 1e3:.0f} ms between the fit's whole control steps "
+           f"(the delay profiled at the replay's physics steps; whole steps leave the named values biased): {moved}")  # fmt: skip
+    if sysid.eliminated:
+        whole = ", ".join(f"{n} {sysid.full_fit[sysid.names.index(n)]:.4g}" for n in sysid.eliminated)
+        out += f". Not named: {', '.join(sysid.eliminated)} (whole-step fit: {whole}), not needed beside the delay"
+    return (out + ". The delay itself is neither named nor retuned (the envs delay commands by whole steps): see the "
+            "Command latency line.")  # fmt: skip
+
+
 def _jointly(sysid, i: int) -> str:
     """For a cause that acts only with others: what it removes given their fit."""
     if not (hasattr(sysid, "jointly") and sysid.jointly(i)):
         return ""
+    if getattr(sysid, "sub_step_s", 0.0):  # refitted beside a delay between whole steps: that is its "others"
+        return (f" but {sysid.conditional[i]:.1%} beside the {sysid.sub_step_s * 1e3:.0f} ms command delay (it "
+                f"explains the gap only with it)")  # fmt: skip
     return (f" but {sysid.conditional[i]:.1%} given the others' fit (it explains the gap only jointly with "
             f"them)")  # fmt: skip
 

@@ -201,10 +201,11 @@ class ScenePerception(nn.Module):
         self.geometry = nn.Sequential(nn.Linear(3 * n_keypoints + 8, hidden), nn.GELU(),  # see forward's context
                                       nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 2 * 9))  # fmt: skip
 
-    def forward(self, image: Tensor, text: Tensor, tcp: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, image: Tensor, text: Tensor, tcp: Tensor, with_presence: bool = False) -> tuple[Tensor, ...]:
         """``(B, 6)``: (cube - TCP, place - TCP) in dm, and ``(B, 3, 2)``: the cube's, the pad's and the
         gripper's image positions (row, col in [-1, 1], the half-resolution grid; what pixel supervision
-        trains). ``tcp``: ``(B, 3)`` TCP position in dm."""
+        trains). ``tcp``: ``(B, 3)`` TCP position in dm. ``with_presence``: also ``(B, 3)``, how peaked the
+        cube's, the pad's and the gripper's maps are (the values the context already uses)."""
         maps = self.stem(prepare_image(image))  # (B, C, h, w)
         queries = self.queries(self.text(text)[:, 0]).unflatten(-1, (2, -1))  # (B, 2, C)
         queries = torch.cat([queries, self.gripper.expand(queries.shape[0], -1, -1)], 1)  # (B, 3, C)
@@ -217,6 +218,8 @@ class ScenePerception(nn.Module):
         out = self.geometry(context).unflatten(-1, (2, 9))  # (B, 2 objects, 3 x 2 matrix + 3 offset)
         offsets = (xy[:, :2] - xy[:, 2:3]).unsqueeze(-1)  # (B, 2, 2, 1) image offset from the gripper
         world = (out[..., :6].unflatten(-1, (3, 2)) @ offsets).squeeze(-1) + out[..., 6:]  # (B, 2, 3)
+        if with_presence:
+            return world.flatten(1), xy[:, :3], presence[:, :3]
         return world.flatten(1), xy[:, :3]
 
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ast_robot.config.policy import PolicyConfig
 from ast_robot.policies import encoders
+from ast_robot.policies.estimate_filter import EstimateFilter
 from ast_robot.policies.heads import HEADS, QCritic
 from ast_robot.policies.transformer import SparseTransformer
 from ast_robot.registry import Registry
@@ -120,6 +121,10 @@ class PolicyBase(nn.Module):
             if was_training:
                 self.train()
         return action[0].cpu().numpy().astype(np.float32)
+
+    def reset_episode(self) -> None:
+        """Start of an episode: forget what `act` kept from the last one (nothing here; a `two_stage` policy with
+        ``estimate_filter`` keeps its estimates). Callers that run episodes call it after each reset."""
 
     @torch.no_grad()
     def optimize_for_inference(self) -> PolicyBase:
@@ -275,6 +280,40 @@ class TwoStagePolicy(PolicyBase):
             layers += [nn.Linear(width, hidden), nn.GELU()]
             width = hidden
         self.net = nn.Sequential(*layers)
+        self.reset_episode()
+
+    def reset_episode(self) -> None:
+        """Start of an episode: a fresh ``estimate_filter`` (None without one). A new object, not a cleared one: an
+        act() still running from the last episode (the deployment's worker thread) finishes on the old one."""
+        frames, gate = self.cfg.estimate_filter, self.cfg.place_presence
+        self.__dict__["_filter"] = (
+            EstimateFilter(frames[0], frames[1] if len(frames) > 1 else 0, gate) if frames else None
+        )
+
+    @torch.inference_mode()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """`PolicyBase.act` (exactly: the estimate as perceived) without ``estimate_filter``; with it, the action
+        stage acts on the filtered estimate (eager: a frozen graph of `optimize_for_inference` is not used)."""
+        filt = self.__dict__["_filter"]
+        if filt is None:
+            return super().act(obs)
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            batch = encoders.to_tensors(obs, self.spec, next(self.parameters()).device)
+            tcp = AUX_SCALE * batch["observation"][:, self.tcp].float()
+            opening = float(batch["observation"][0, self.width])
+            if self.cfg.place_presence:  # the gate needs the scene pad map's peakedness
+                estimate, _, _, presence = self._perceive(batch, with_presence=True)
+                positions = filt(estimate, tcp, opening, float(presence[0, 1]))
+            else:
+                positions = filt(self.perceive(batch)[0], tcp, opening)
+            action = self.head.mode(self.embed(batch, positions))  # (1, A)
+        finally:
+            if was_training:
+                self.train()
+        return action[0].cpu().numpy().astype(np.float32)
 
     def perceive(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Estimated (cube - TCP, place - TCP) ``(B, 6)`` in dm and the cube's, pad's and gripper's image positions
@@ -285,14 +324,22 @@ class TwoStagePolicy(PolicyBase):
     def perceive_all(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """`perceive`'s two tensors, and with a wrist camera (wrist estimate (B, 6), wrist image positions
         (B, 2, 2)), else None. The estimate is then the fused one."""
+        return self._perceive(batch)[:3]
+
+    def _perceive(self, batch: Mapping[str, Tensor], with_presence: bool = False) -> tuple[Any, ...]:
+        """`perceive_all`'s three, and with ``with_presence`` the scene maps' peakedness ``(B, 3)`` (cube, pad,
+        gripper; what ``place_presence`` gates on), else None."""
         tcp = AUX_SCALE * batch["observation"][:, self.tcp].float()
-        estimate, xy = self.perception(batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY], tcp)
+        estimate, xy, *presence = self.perception(
+            batch[encoders.IMAGE_KEY], batch[encoders.TEXT_KEY], tcp, with_presence=with_presence
+        )
+        presence = presence[0] if presence else None
         if self.wrist is None:
-            return estimate, xy, None
+            return estimate, xy, None, presence
         text = self.perception.text(batch[encoders.TEXT_KEY])[:, 0]
         arm = torch.cat([tcp, AUX_SCALE * batch["observation"][:, self.width : self.width + 1].float()], -1)
         fused, wrist, wrist_xy = self.wrist(batch[encoders.WRIST_KEY], text, arm, estimate)
-        return fused, xy, (wrist, wrist_xy)
+        return fused, xy, (wrist, wrist_xy), presence
 
     def relative_truth(self, batch: Mapping[str, Tensor]) -> Tensor:
         """The privileged (cube - TCP, place - TCP) ``(B, 6)`` in dm, from ``AUX_KEY`` (absolute, m)."""

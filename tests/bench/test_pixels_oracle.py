@@ -84,3 +84,41 @@ def test_wrist_seen_takes_the_wrist_estimate_exactly_for_the_objects_inside_the_
         kinds.add(tuple(seen))
     env.close()
     assert {(True, True), (False, True), (True, False)} <= kinds  # seeds 0-5 at reset: both, place only, cube only
+
+
+def test_the_filtered_mode_is_the_estimate_when_the_estimate_is_the_truth():
+    """Null case of `filtered`: with a perception that returns the truth, the per-episode median of a place that
+    never moves is that place: the same outcomes as deployed, what the action stage saw has no place error."""
+    from bench.pixels_oracle import FILTERED
+
+    policy, env = _student_and_env()
+    seeds = [2_000_000, 2_000_001]
+    policy.perceive = lambda batch: (truth_dm(env, batch["observation"][0, policy.tcp].float()), None)
+    as_deployed, filtered = measure(policy, env, "estimate", seeds), measure(policy, env, FILTERED, seeds, (0, 0))
+    for key in ("success", "outcomes", "failed_seeds"):
+        assert as_deployed[key] == filtered[key]
+    assert filtered["acted_place_xy_err_mm"] < 1e-3 and filtered["place_xy_err_mm"] == 0.0
+    env.close()
+
+
+def test_the_filtered_mode_acts_on_the_filters_output_and_resets_per_episode():
+    from ast_robot.policies.estimate_filter import EstimateFilter
+    from bench.pixels_oracle import FILTERED
+
+    policy, env = _student_and_env()
+    calls = []
+
+    class Spy(EstimateFilter):
+        def __call__(self, estimate, tcp, opening):
+            calls.append(len(self._place))  # frames it holds before this one
+            return super().__call__(estimate, tcp, opening)
+
+    filt = Spy(0, 0)
+    act = oracle_act(policy, env, FILTERED, [], filt)
+    for seed in (2_000_000, 2_000_001):
+        obs, _ = env.reset(seed=seed)
+        filt.reset()
+        for _ in range(3):
+            obs, *_ = env.step(act(obs))
+    assert calls == [0, 1, 2, 0, 1, 2]
+    env.close()

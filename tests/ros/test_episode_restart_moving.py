@@ -93,7 +93,9 @@ class LaggingArm:
 def test_a_restart_while_the_arm_moves_never_steps_the_command_back_onto_it(probe):
     from ast_robot_ros.policy_node import PolicyNode
 
-    node = PolicyNode("scripted:reach", "ur5e")
+    from ast_robot.config import DeployConfig
+
+    node = PolicyNode("scripted:reach", "ur5e", DeployConfig(robot="ur5e", publish_command_kind=True))  # the kinds
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     node.trigger_activate()
     executor = SingleThreadedExecutor()

@@ -52,11 +52,13 @@ def pipeline_episode(cfg, policy, robot: str, seed: int, steps: int) -> tuple[np
 
     from ast_robot.config.deploy import driver_command_interface
     from ast_robot.envs.pick_place import PickPlaceEnv
+    from ast_robot.evaluation import reset_episode
 
     deploy = dataclasses.replace(cfg.deploy, command_interface=driver_command_interface(robot))
     env = PickPlaceEnv(robot, dataclasses.replace(cfg.env, deploy_pipeline=True), randomization={"enabled": False},
                        deploy=deploy)  # fmt: skip
     obs, info = env.reset(seed=seed)
+    reset_episode(policy.act)  # the policy node's scheduler does at each episode start (the estimate filter)
     joints, images = [info["joint_positions"]], [obs["camera"]]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the policy node runs it (deploy/runner.py): a convolution's sums split over

@@ -54,3 +54,12 @@ def test_a_backlog_of_tracker_samples_delivered_at_once_keeps_the_newest():
     tracker.offer(first, sim_receipt_time(4.48, 4.48), 4.48)  # raised Rejected ("too fast") before
     positions, _ = tracker.latest(4.48)
     assert np.array_equal(positions, first)
+
+
+def test_an_error_while_the_context_goes_down_is_the_stop_and_one_while_it_stays_up_is_not():
+    from ast_robot_ros.policy_node import context_going_down
+
+    calls = iter([True, True, True, False])  # a SIGINT's shutdown lands three polls after the exception
+    assert context_going_down(lambda: next(calls), wait_s=1.0, poll_s=0.001)
+    assert context_going_down(lambda: False)  # already down
+    assert not context_going_down(lambda: True, wait_s=0.05, poll_s=0.001)  # a real error: raised

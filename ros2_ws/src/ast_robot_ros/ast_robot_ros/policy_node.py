@@ -8,11 +8,13 @@ Subscribes joint states, camera (and the wrist camera where the policy sees one)
 robot's safety mode (UInt8, UR numbering, bridged from ur_robot_driver: see ``RosNames.safety_mode``);
 e-stop and safety mode are transient-local, so a state set before the node started still counts. With
 ``safety_mode_required`` (UR5e) no episode starts before a safety-mode message arrived. Publishes a
-JointTrajectory or Float64MultiArray command per control tick during an episode, with each command's kind
-(std_msgs/Header on ``/ast/command_kind``: the command's stamp, frame_id = which path of the safety module made
-it, for instruments), and one JSON outcome record per episode (std_msgs/String on ``/ast/outcome``), only while
-active. An episode starts only once the arm has settled (SafetyMonitor.settled: the start is refused, or on
-simulated time waited for, while the arm moves towards a last command more than a step away). Services
+JointTrajectory or Float64MultiArray command per control tick during an episode (with
+``publish_command_kind``, for instruments such as bench/hostile_driver.py, also each command's kind: std_msgs/Header
+on ``/ast/command_kind``, the command's stamp, frame_id = which path of the safety module made it; off by default:
+a robot's node does not pay a second DDS write per tick for a bench's instrument), and one JSON outcome record per
+episode (std_msgs/String on ``/ast/outcome``), only while active. An episode starts only once the arm has
+settled (SafetyMonitor.settled: the start is refused, or on simulated time waited for, while the arm moves towards
+a last command more than a step away). Services
 ``/ast/start_episode`` and ``/ast/stop_episode`` (std_srvs/Trigger). Names: the robot's ``RosNames``.
 
 ``use_sim_time`` (a twin on simulated time, ``ast-robot deploy --sim-time``): the node's times are the
@@ -71,7 +73,7 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 JOINT_STATES = QoSProfile(depth=16, reliability=ReliabilityPolicy.RELIABLE)
 MAX_TAKES_PER_TICK = JOINT_STATES.depth
 PARAMETERS = ("checkpoint", "robot", "control_hz", "episode_timeout_s", "end_on_success", "max_joint_speed_scale", "watchdog_periods",
-              "workspace_min", "workspace_max")  # fmt: skip
+              "workspace_min", "workspace_max", "publish_command_kind")  # fmt: skip
 # Safety inputs: the latest value counts, including one published before this node started (e-stop pressed
 # first; ur_robot_driver's io_and_status_controller publishes the safety mode only on change). A transient-
 # local subscription gets that history but matches only transient-local publishers, so each safety topic
@@ -116,6 +118,7 @@ class PolicyNode(LifecycleNode):
         self.declare_parameter("watchdog_periods", float(cfg.watchdog_periods))
         self.declare_parameter("workspace_min", list(cfg.workspace_min))
         self.declare_parameter("workspace_max", list(cfg.workspace_max))
+        self.declare_parameter("publish_command_kind", bool(cfg.publish_command_kind))
         self.session: Any = None
         self.latency = LatencyStats()
         self._timer: Any = None
@@ -147,7 +150,9 @@ class PolicyNode(LifecycleNode):
                         if self.io.command_interface == "trajectory"
                         else self.create_lifecycle_publisher(Float64MultiArray, t.forward_position, RELIABLE))  # fmt: skip
         self.pub_outcome = self.create_lifecycle_publisher(String, t.outcome, qos_profile(OUTCOME_QOS))
-        self.pub_kind = self.create_lifecycle_publisher(Header, t.command_kind, RELIABLE)  # why each command
+        self.pub_kind = None  # why each command: for instruments only (DeployConfig.publish_command_kind)
+        if self.get_parameter("publish_command_kind").value:
+            self.pub_kind = self.create_lifecycle_publisher(Header, t.command_kind, RELIABLE)
         self.pub_gripper = None  # pick-and-place: the gripper's command topic (GripperIOConfig.interface)
         if self.session.gripper_wired:
             self.pub_gripper = self.create_lifecycle_publisher(Float64MultiArray, t.gripper_command, RELIABLE)
@@ -198,7 +203,8 @@ class PolicyNode(LifecycleNode):
             (self.destroy_service if hasattr(handle, "srv_type") else self.destroy_subscription)(handle)
         self.destroy_lifecycle_publisher(self.pub_cmd)
         self.destroy_lifecycle_publisher(self.pub_outcome)
-        self.destroy_lifecycle_publisher(self.pub_kind)
+        if self.pub_kind is not None:
+            self.destroy_lifecycle_publisher(self.pub_kind)
         if self.pub_gripper is not None:
             self.destroy_lifecycle_publisher(self.pub_gripper)
         self.session.close()
@@ -256,7 +262,8 @@ class PolicyNode(LifecycleNode):
         cfg = DeployConfig(robot=io.robot, control_hz=p["control_hz"], command_interface=io.command_interface,
                            max_joint_speed_scale=p["max_joint_speed_scale"], watchdog_periods=p["watchdog_periods"],
                            workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
-                           episode_timeout_s=p["episode_timeout_s"], end_on_success=p["end_on_success"])  # fmt: skip
+                           episode_timeout_s=p["episode_timeout_s"], end_on_success=p["end_on_success"],
+                           publish_command_kind=p["publish_command_kind"])  # fmt: skip
         # checks the contract; with sim time the policy runs inline (synchronous), as in the envs: the twin
         # waits for the tick
         runner = PolicyRunner.from_checkpoint(p["checkpoint"], io.robot, cfg, synchronous=self._sim_time, io=io)
@@ -419,9 +426,9 @@ class PolicyNode(LifecycleNode):
         return sent
 
     def _publish(self, positions: Any, stamp: Any = None, kind: str = "") -> bool:
-        """Send a command (``stamp``: its header stamp, default now) and, on the command-kind topic, why the safety
-        module produced it (``kind``, SafetyDecision.kind) under the same stamp. True for a stamped trajectory
-        command."""
+        """Send a command (``stamp``: its header stamp, default now) and, where the command-kind topic is on
+        (publish_command_kind), why the safety module produced it (``kind``, SafetyDecision.kind) under the same
+        stamp. True for a stamped trajectory command."""
         stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         if self.io.command_interface == "trajectory":
             duration = self.session.segment_time(positions)  # never faster than allowed
@@ -431,7 +438,8 @@ class PolicyNode(LifecycleNode):
         else:
             self.pub_cmd.publish(forward_command(positions))
             self._sent["forward"] += 1
-        self.pub_kind.publish(Header(stamp=stamp, frame_id=kind))
+        if self.pub_kind is not None:
+            self.pub_kind.publish(Header(stamp=stamp, frame_id=kind))
         return self.io.command_interface == "trajectory"
 
     def _publish_outcome(self, record: Any) -> None:
@@ -494,6 +502,20 @@ def sim_receipt_time(stamp_s: float, sim_now: float) -> float:
     return min(max(stamp_s, sim_now - SAMPLE_LEAD_MAX_S), sim_now + SAMPLE_LEAD_MAX_S)
 
 
+def context_going_down(ok: Any, wait_s: float = 0.5, poll_s: float = 0.01) -> bool:
+    """Whether rclpy's context is down or goes down within ``wait_s`` (``ok``: rclpy.ok). An exception out of spin
+    while a SIGINT shuts the context down is that stop, not a failure: a loopback test at load ~8 (2026-12-08) saw
+    pybind11's "Unable to convert call argument '0' to Python object" raised out of spin with rclpy.ok() still
+    true, the context going down just after (the same race as :func:`_rclpy_cleanup`'s). A real error raises
+    ``wait_s`` later."""
+    deadline = time.monotonic() + wait_s
+    while ok():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
 def _rclpy_cleanup(step: str, action: Any) -> None:
     """rclpy's own clean-up after SIGINT raised once in ~60 loopback runs (pybind11: "Unable to convert call
     argument '0' to Python object"), after the session had closed: the episode was stopped and its outcome
@@ -531,8 +553,8 @@ def _run(checkpoint: str, robot: str, deploy_cfg: Any, args: list[str] | None) -
             rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception:  # a signal during start-up invalidates the context mid-call: still a clean stop
-        if rclpy.ok():
+    except Exception:  # a signal invalidates the context mid-call (start-up, or spin): still a clean stop
+        if not context_going_down(rclpy.ok):
             raise
     finally:
         # rclpy chains SIGINT to Python's handler, whose KeyboardInterrupt can arrive after spin returned:
