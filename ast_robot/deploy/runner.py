@@ -261,7 +261,7 @@ class PolicyRunner:
         action_map, observe = _action_and_observation(trained, spec, model, kin, cfg.control_hz)
         io = io or load_robot_io(spec.name)
         # the command latency its user measured on this robot (configs/deploy/<robot>.yaml; None: the strict filter)
-        limits = SafetyLimits.from_robot(spec, cfg, command_latency_s=io.command_latency_s, keep_direction=True)
+        limits = SafetyLimits.from_robot(spec, cfg, command_latency_s=io.command_latency_s)
         runner = cls(policy, limits, action_map, observe, kin.ee_position, policy_period_s=1.0 / trained.control_hz,
                      synchronous=synchronous)  # fmt: skip
         runner.contract = contract

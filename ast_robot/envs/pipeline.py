@@ -111,8 +111,7 @@ class DeployPipeline:
     def _declared(self, command_latency_s: float | None) -> SafetyLimits:
         """The safety limits with ``command_latency_s`` (s) declared (None: undeclared, the strict filter)."""
         if command_latency_s not in self._limits:
-            self._limits[command_latency_s] = SafetyLimits.from_robot(self.robot, self.deploy_cfg, command_latency_s,
-                                                                      keep_direction=True)  # fmt: skip
+            self._limits[command_latency_s] = SafetyLimits.from_robot(self.robot, self.deploy_cfg, command_latency_s)
         return self._limits[command_latency_s]
 
     @property

@@ -259,24 +259,6 @@ def tcp_target(base: np.ndarray, tcp: np.ndarray, action: np.ndarray, step_m: fl
 
 
 @numba.njit(cache=True)
-def scaled_step(q_prev: np.ndarray, q_target: np.ndarray, max_change: np.ndarray) -> np.ndarray:
-    """``q_prev`` moved toward ``q_target`` (n,) by one common fraction of the way, the largest that keeps every
-    joint within ``max_change`` (n,) rad: the joint-space direction, and so the TCP path, is kept. Clipping each
-    joint on its own turns that direction wherever one joint's limit binds: a pure vertical FR3 command then
-    drifted 12-25 mm sideways in 8 steps from home, 40-50 mm from just above the table (issue 20)."""
-    n = q_prev.shape[0]
-    scale = 1.0
-    for j in range(n):
-        change = abs(q_target[j] - q_prev[j])
-        if change * scale > max_change[j]:
-            scale = max_change[j] / change
-    out = np.empty(n)
-    for j in range(n):
-        out[j] = q_prev[j] + (q_target[j] - q_prev[j]) * scale
-    return out
-
-
-@numba.njit(cache=True)
 def joint_command(q_prev: np.ndarray, q_target: np.ndarray, max_change: np.ndarray, lower: np.ndarray,
                   upper: np.ndarray, gripper: float) -> np.ndarray:  # fmt: skip
     """[q (n,), gripper]: ``q_target`` reached from ``q_prev`` by at most ``max_change`` (n,) per joint,
@@ -300,9 +282,8 @@ def ee_delta_command(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, s
     The solver's arguments as in :func:`dls_steps`; ``ee_cmd`` (3,): the integrated TCP target, updated
     in place (:func:`tcp_target`); ``action`` (4,): TCP deltas and gripper in [-1, 1] (clipped here);
     motion: (TCP step m, lead m, workspace low (3), workspace high (3), gripper closed m, gripper open m,
-    max joint change per step (n) rad). The joints move from ``q_prev`` toward the IK's answer by one
-    common fraction that keeps every joint within the max change (:func:`scaled_step`), within the bounds
-    (:func:`joint_command`).
+    max joint change per step (n) rad). The joints move from ``q_prev`` toward the IK's answer by at
+    most the max change, within the bounds (:func:`joint_command`).
     """
     n = q_prev.shape[0]
     target = tcp_target(ee_cmd, tcp, action, motion[0], motion[2:5], motion[5:8], motion[1])
@@ -311,7 +292,6 @@ def ee_delta_command(handles: np.ndarray, index: np.ndarray, qpos: np.ndarray, s
                      target, iterations)  # fmt: skip
     closed, opened = motion[8], motion[9]
     width = closed + (min(max(action[3], -1.0), 1.0) + 1.0) / 2.0 * (opened - closed)  # -1 closed, +1 open
-    q_ik = scaled_step(q_prev, q_ik, motion[10 : 10 + n])  # one scale for all joints: the TCP path stays straight
     return joint_command(q_prev, q_ik, motion[10 : 10 + n], bounds[0], bounds[1], width)
 
 

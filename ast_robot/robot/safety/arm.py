@@ -282,10 +282,6 @@ class SafetyLimits:
     # s: the command path's delay the deployment declared (from_robot: servo_lag includes it; recorded with each
     # episode, so that a replay rebuilds these limits); None: undeclared (the strict filter)
     command_latency_s: float | None = None
-    # True: one common scale for every joint's step (_common_step), so a command keeps the direction it was asked
-    # for (a straight TCP path stays straight); False: each joint clipped on its own (the synthetic-target tests of
-    # the stall and lead rules were written against it). The env's pipeline and the deployment's runner set it.
-    keep_direction: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -434,8 +430,7 @@ class SafetyLimits:
         return self.watchdog_periods * self.period_s
 
     @classmethod
-    def from_robot(cls, spec: Any, cfg: Any, command_latency_s: float | None = None,
-                   keep_direction: bool = False) -> SafetyLimits:  # fmt: skip
+    def from_robot(cls, spec: Any, cfg: Any, command_latency_s: float | None = None) -> SafetyLimits:
         """Limits from a RobotSpec (data-sheet limits) and a DeployConfig (rate, speed scale, box);
         ``command_latency_s``: the delay (s) of the deployment's command path before its controller acts, as
         declared (configs/deploy/<robot>.yaml; an env episode: its randomized latency); None: undeclared, the
@@ -466,7 +461,6 @@ class SafetyLimits:
             servo_closing=servo_closing(spec.name, getattr(cfg, "command_interface", None), JOINT_ACCELERATION[spec.name]),
             servo_lag=servo_lag(spec.name, getattr(cfg, "command_interface", None), command_latency_s),
             command_latency_s=None if command_latency_s is None else float(command_latency_s),
-            keep_direction=bool(keep_direction),
         )
 
 
@@ -824,9 +818,6 @@ class SafetyMonitor:
         smooth = np.clip(arriving, last - change, last + change)
         if not np.array_equal(smooth, arriving):
             reasons.append("clamped to acceleration limit")
-        along = _common_step(wanted, np.abs(arriving), last, change) if lim.keep_direction else None
-        if along is not None:  # the same limits, one scale for all joints: the joint-space direction holds
-            smooth = along
         low, high = self._lead_window()
         if brake_at_edge:
             smooth = np.clip(smooth, -_braking_step(ref - low, change), _braking_step(high - ref, change))
@@ -914,39 +905,6 @@ def _sustained(before: np.ndarray | None, now: np.ndarray) -> np.ndarray:
     if before is None:
         return np.zeros_like(now)
     return np.where(before * now > 0, np.sign(now) * np.minimum(np.abs(before), np.abs(now)), 0.0)
-
-
-def _common_step(wanted: np.ndarray, cap: np.ndarray, last: np.ndarray, change: np.ndarray) -> np.ndarray | None:
-    """The step (J,) ``s x wanted``, one ``s`` in [0, 1] for all joints, the largest that keeps every joint within its
-    ``cap`` (J,: the velocity and arrival bounds) and within the acceleration bound's reach (``change`` of the
-    ``last`` step); None: nothing wanted. Where some joint must move against the request this tick (a reversal),
-    every joint's step changes along one line towards the velocity-scaled request instead, as far as the most
-    loaded joint's acceleration allows (a down-then-up near the table drifted 16 mm (median) sideways with a clip
-    there, 10 mm with the line: bench/vertical_path.py, release rows).
-
-    Each joint's result lies between the slowest step its acceleration bound allows and what the per-joint clip
-    gives (never a weaker limit), and the step keeps the request's direction: clipping joints one by one turned
-    it wherever one joint's bound bound harder than another's, and the TCP path bent: a pure vertical FR3 command
-    drifted 12-25 mm sideways in 8 env steps from home and 40-50 mm from just above the table (issue 20)."""
-    moving = wanted != 0
-    if not moving.any():
-        return None
-    w = np.abs(wanted[moving])
-    reach = np.sign(wanted[moving]) * last[moving] + change[moving]  # the most each joint may move the wanted way
-    free = reach > 0  # the others must move against the request this tick whatever the scale
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # a joint wanted by a few ulp bounds nothing
-        scale = min(1.0, float(np.min(cap[moving] / w)), float(np.min(reach[free] / w[free])) if free.any() else 1.0)
-        if free.all():
-            return np.clip(wanted * scale, last - change, last + change)
-        # a reversal: some joints must brake against the request; change every joint's step along one line
-        # towards the velocity-scaled request instead, as far as the most loaded joint's acceleration allows
-        desired = wanted * min(1.0, float(np.min(cap[moving] / w)))
-        delta = desired - last
-        share = min(1.0, float(np.min(np.where(delta != 0, change / np.abs(delta), np.inf))))
-        along = last + delta * share
-    clipped = np.clip(np.sign(wanted) * cap, last - change, last + change)  # the per-joint clip's step
-    slowest = np.clip(np.zeros_like(last), last - change, last + change)
-    return np.clip(along, np.minimum(slowest, clipped), np.maximum(slowest, clipped))
 
 
 def _braking_step(room: np.ndarray, change: np.ndarray) -> np.ndarray:
