@@ -21,18 +21,8 @@ from ast_robot.gap.latency import sub_step_standins  # noqa: E402
 from ast_robot.gap.pipeline import run_sysid  # noqa: E402
 from ast_robot.gap.replay import MujocoReplay  # noqa: E402
 from ast_robot.records import write_records  # noqa: E402
+from bench.gap_reach_substep import EXPERIMENT, NOISE  # noqa: E402  (the bench's cases are the tests' setting)
 from tests.gap.helpers import make_record, twin_records  # noqa: E402
-
-EXPERIMENT = """\
-name: reachsubstep
-env: {id: ast_robot/ReachUR5e-v0}
-randomization:
-  params:
-    actuator_gain: {dist: uniform, low: 0.9, high: 1.1}
-    latency: {dist: uniform, low: 0.0, high: 0.49}
-gap: {cem_iterations: 4, cem_population: 16, polish_evaluations: 20}
-"""
-NOISE = {"joint_noise_rad": 0.0005}
 
 
 def undeclared(hidden: dict, seed: int) -> list:
