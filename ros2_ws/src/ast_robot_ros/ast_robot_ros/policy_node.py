@@ -502,6 +502,19 @@ def sim_receipt_time(stamp_s: float, sim_now: float) -> float:
     return min(max(stamp_s, sim_now - SAMPLE_LEAD_MAX_S), sim_now + SAMPLE_LEAD_MAX_S)
 
 
+def spin_until_shutdown(node: Any, wake_s: float = 0.1) -> None:
+    """rclpy.spin, but the wait wakes every ``wake_s`` to look at the context: once (fresh-clone suite, load ~2,
+    2026-12-08) a SIGINT shut the context down (\"publisher's context is invalid\") while spin's untimed wait never
+    woke, and the node ignored the stop for 15 s until killed."""
+    executor = rclpy.get_global_executor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=wake_s)
+    finally:
+        executor.remove_node(node)
+
+
 def context_going_down(ok: Any, wait_s: float = 0.5, poll_s: float = 0.01) -> bool:
     """Whether rclpy's context is down or goes down within ``wait_s`` (``ok``: rclpy.ok). An exception out of spin
     while a SIGINT shuts the context down is that stop, not a failure: a loopback test at load ~8 (2026-12-08) saw
@@ -550,7 +563,7 @@ def _run(checkpoint: str, robot: str, deploy_cfg: Any, args: list[str] | None) -
             code = 1 if rclpy.ok() else 0
         else:
             node.trigger_activate()
-            rclpy.spin(node)
+            spin_until_shutdown(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:  # a signal invalidates the context mid-call (start-up, or spin): still a clean stop
